@@ -1,0 +1,86 @@
+"""Typed delivery errors: the only exceptions that leave the delivery package."""
+
+from __future__ import annotations
+
+# Keys are service-account keys scoped to one endpoint; the message tells a user which kind to make.
+KEY_ADVICE = (
+    "Use a Conversions API key (prefix sk-svcacct-, scope ads.third_party_events.write), "
+    "not an Advertiser API key. A regenerated key revokes the old one at once."
+)
+
+
+class DeliveryError(Exception):
+    """A delivery failure; str() is a user-facing message that never contains the API key."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransportError(DeliveryError):
+    """No HTTP response: connection refused or dropped, timeout, TLS or URL problem."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        # Per instance: a refused connection is worth retrying, a malformed api_url is not.
+        self.retryable = retryable
+
+
+class AuthError(DeliveryError):
+    """401/403: the key is missing, revoked or of the wrong kind; fatal for the run."""
+
+    def __init__(self, status: int, server_message: str) -> None:
+        super().__init__(
+            f"The API rejected the key ({status}: {server_message}). {KEY_ADVICE}", status=status
+        )
+        self.server_message = server_message
+
+
+class NotFoundError(DeliveryError):
+    """404: wrong pixel id or wrong api_url; fatal for the run."""
+
+    def __init__(self, pixel_id: str, url: str, server_message: str) -> None:
+        super().__init__(
+            f"The API answered 404 for pixel id {pixel_id!r} at {url} ({server_message}). "
+            "Check pixel_id (the pixel shown in Ads Manager, shared with the browser pixel) "
+            "and api_url.",
+            status=404,
+        )
+        self.pixel_id = pixel_id
+        self.server_message = server_message
+
+
+class UnexpectedResponse(DeliveryError):
+    """A status with no known meaning for this API (e.g. 3xx, 409, 501); fatal, nothing dropped."""
+
+    def __init__(self, status: int, url: str, server_message: str) -> None:
+        super().__init__(
+            f"The API answered HTTP {status} at {url} ({server_message}), a status this target "
+            "does not know how to handle; stopping without advancing STATE. Check api_url; "
+            "if the API has changed, please report it.",
+            status=status,
+        )
+        self.server_message = server_message
+
+
+class RetriesExhausted(DeliveryError):
+    """Retries ran out for one request; fatal, so no STATE goes out past unsent events."""
+
+    def __init__(self, attempts: int, elapsed_s: float, last_problem: str, why: str) -> None:
+        super().__init__(
+            f"Gave up after {attempts} attempt{'s' if attempts != 1 else ''} over "
+            f"{elapsed_s:.1f} s ({why}); last problem: {last_problem}. "
+            "The run stops without advancing STATE past these events; rerun to resume."
+        )
+        self.attempts = attempts
+        self.elapsed_s = elapsed_s
+        self.last_problem = last_problem
+
+
+def redact(text: str, secret: str) -> str:
+    """Return text with every occurrence of secret replaced, so no message can echo the key."""
+    if not secret:
+        return text
+    return text.replace(secret, "[redacted]")
