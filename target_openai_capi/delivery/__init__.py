@@ -1,0 +1,59 @@
+"""Delivery: the one package that talks HTTP to the Conversions API."""
+
+from __future__ import annotations
+
+from target_openai_capi.delivery.client import (
+    Client,
+    ClientSettings,
+    Response,
+    events_url,
+    prepare_body,
+)
+from target_openai_capi.delivery.errors import (
+    AuthError,
+    DeliveryError,
+    NotFoundError,
+    RetriesExhausted,
+    TransportError,
+    UnexpectedResponse,
+)
+from target_openai_capi.delivery.retry import (
+    RetryPolicy,
+    backoff_delay,
+    full_jitter,
+    parse_retry_after,
+    should_retry,
+)
+from target_openai_capi.delivery.uploader import (
+    MAX_EVENTS_PER_REQUEST,
+    Action,
+    Batch,
+    BatchResult,
+    Uploader,
+    action_for,
+)
+
+__all__ = [
+    "MAX_EVENTS_PER_REQUEST",
+    "Action",
+    "AuthError",
+    "Batch",
+    "BatchResult",
+    "Client",
+    "ClientSettings",
+    "DeliveryError",
+    "NotFoundError",
+    "Response",
+    "RetriesExhausted",
+    "RetryPolicy",
+    "TransportError",
+    "UnexpectedResponse",
+    "Uploader",
+    "action_for",
+    "backoff_delay",
+    "events_url",
+    "full_jitter",
+    "parse_retry_after",
+    "prepare_body",
+    "should_retry",
+]

@@ -1,0 +1,205 @@
+"""The HTTP layer: prepare a body, post it, return status/headers/body; never judges a status."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+import requests
+import requests.auth
+import urllib3.exceptions
+
+from target_openai_capi.delivery.errors import TransportError, redact
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+# Server messages end up in logs and dead-letter lines; an HTML error page should not.
+MAX_MESSAGE_CHARS = 500
+
+# requests' exceptions that mean "the request's shape or the config is wrong": retrying cannot help.
+_NOT_RETRYABLE = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+    requests.exceptions.TooManyRedirects,
+)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where and as whom to post; api_key is kept out of repr so it cannot reach a log."""
+
+    api_url: str
+    pixel_id: str
+    api_key: str = field(repr=False)
+    user_agent: str
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the server answered, uninterpreted."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """A header's value, looked up case-insensitively whatever the mapping type."""
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+    @property
+    def message(self) -> str:
+        """The server's error message (JSON error.message, message or detail, else the text)."""
+        text = _json_message(self.body)
+        if text is None:
+            text = self.body.decode("utf-8", errors="replace").strip()
+        text = " ".join(text.split())  # one line, whatever the server sent
+        if not text:
+            return f"HTTP {self.status} with an empty body"
+        if len(text) > MAX_MESSAGE_CHARS:
+            return text[: MAX_MESSAGE_CHARS - 1] + "…"
+        return text
+
+
+def _json_message(body: bytes) -> str | None:
+    """Pick the message out of the usual JSON error shapes, or None when there is none."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if isinstance(error, dict):
+        data = error
+    elif isinstance(error, str) and error:
+        return error
+    for key in ("message", "detail"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            param = data.get("param")
+            # OpenAI-style errors may name the offending field separately from the message.
+            if isinstance(param, str) and param and param not in value:
+                return f"{value} (param: {param})"
+            return value
+    return None
+
+
+def prepare_body(events: Sequence[Mapping[str, Any]], validate_only: bool) -> bytes:
+    """Serialise one request body; validate_only is always explicit, as in the API's examples."""
+    return orjson.dumps({"validate_only": validate_only, "events": list(events)})
+
+
+def events_url(api_url: str, pixel_id: str) -> str:
+    """The endpoint with ?pid= added, keeping any query the configured URL already has."""
+    parts = urlsplit(api_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "pid"]
+    query.append(("pid", pixel_id))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class _Bearer(requests.auth.AuthBase):
+    """Bearer-token auth whose repr does not show the token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Set the Authorization header on one outgoing request."""
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_Bearer(<redacted>)"
+
+
+class Client:
+    """Posts prepared bodies over one keep-alive session per thread."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        """Compute the URL once; sessions are made lazily, one per calling thread."""
+        self.settings = settings
+        self.url = events_url(settings.api_url, settings.pixel_id)
+        # For messages: the pixel id is named separately, and a query string adds only noise.
+        self.display_url = urlunsplit(urlsplit(settings.api_url)._replace(query="", fragment=""))
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def _session(self) -> requests.Session:
+        """This thread's session: requests.Session is not safe to share between threads."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update(
+                {
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    "User-Agent": self.settings.user_agent,
+                }
+            )
+            # As session.auth rather than a header: a ~/.netrc entry cannot then replace the key,
+            # while proxy and CA-bundle settings from the environment still apply.
+            session.auth = _Bearer(self.settings.api_key)
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def post(self, body: bytes) -> Response:
+        """Post one body; raises only TransportError, never on a status code."""
+        try:
+            reply = self._session().post(
+                self.url,
+                data=body,
+                timeout=(self.settings.connect_timeout_s, self.settings.read_timeout_s),
+                # A redirected POST turns into a GET in requests; surface the 3xx instead.
+                allow_redirects=False,
+            )
+            content = reply.content
+        except (
+            requests.exceptions.RequestException,
+            urllib3.exceptions.HTTPError,
+            http.client.HTTPException,
+        ) as e:
+            raise self._transport_error(e) from e
+        return Response(status=reply.status_code, headers=reply.headers, body=content)
+
+    def _transport_error(self, e: Exception) -> TransportError:
+        """Translate a library exception into our error, saying whether a retry can help."""
+        detail = redact(" ".join(str(e).split()), self.settings.api_key)
+        if len(detail) > MAX_MESSAGE_CHARS:
+            detail = detail[: MAX_MESSAGE_CHARS - 1] + "…"
+        kind = type(e).__name__
+        if isinstance(e, _NOT_RETRYABLE):
+            return TransportError(
+                f"cannot post to {self.display_url}: {kind}: {detail}. Check api_url.",
+                retryable=False,
+            )
+        if isinstance(e, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in detail:
+            return TransportError(
+                f"TLS certificate of {self.display_url} could not be verified: {detail}",
+                retryable=False,
+            )
+        return TransportError(f"network error talking to {self.display_url}: {kind}: {detail}")
+
+    def close(self) -> None:
+        """Close every thread's session (and its pooled connections)."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+            self._local = threading.local()  # a later post opens a fresh session
+        for session in sessions:
+            session.close()

@@ -1,0 +1,186 @@
+"""Tests of the HTTP layer: body and URL preparation, response messages, transport errors."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import orjson
+import pytest
+
+from target_openai_capi.delivery.client import (
+    MAX_MESSAGE_CHARS,
+    Client,
+    ClientSettings,
+    Response,
+    events_url,
+    prepare_body,
+)
+from target_openai_capi.delivery.errors import TransportError
+
+SECRET = "sk-svcacct-test-secret-never-printed"
+
+
+def settings(api_url: str, api_key: str = SECRET, pixel_id: str = "px_1") -> ClientSettings:
+    return ClientSettings(
+        api_url=api_url,
+        pixel_id=pixel_id,
+        api_key=api_key,
+        user_agent="target-openai-capi/test",
+        connect_timeout_s=2.0,
+        read_timeout_s=5.0,
+    )
+
+
+EVENT = {"id": "order_1", "type": "order_created", "timestamp_ms": 1, "data": {"type": "contents"}}
+
+
+@pytest.mark.parametrize(
+    ("events", "validate_only", "expected"),
+    [
+        ([EVENT], False, {"validate_only": False, "events": [EVENT]}),
+        ([EVENT, EVENT], True, {"validate_only": True, "events": [EVENT, EVENT]}),
+        ((EVENT,), False, {"validate_only": False, "events": [EVENT]}),  # any sequence
+        ([], True, {"validate_only": True, "events": []}),
+    ],
+)
+def test_prepare_body(events: list[dict], validate_only: bool, expected: dict) -> None:
+    assert orjson.loads(prepare_body(events, validate_only)) == expected
+
+
+def test_prepare_body_is_compact_utf8() -> None:
+    body = prepare_body([{"id": "é", "type": "custom"}], False)
+    assert body == '{"validate_only":false,"events":[{"id":"é","type":"custom"}]}'.encode()
+
+
+@pytest.mark.parametrize(
+    ("api_url", "pixel_id", "expected"),
+    [
+        ("https://bzr.openai.com/v1/events", "px_1", "https://bzr.openai.com/v1/events?pid=px_1"),
+        ("http://127.0.0.1:8080/v1/events", "abc", "http://127.0.0.1:8080/v1/events?pid=abc"),
+        ("https://h/v1/events?x=1", "p", "https://h/v1/events?x=1&pid=p"),
+        ("https://h/v1/events?pid=old", "new", "https://h/v1/events?pid=new"),
+        ("https://h/v1/events", "a b&c", "https://h/v1/events?pid=a+b%26c"),
+    ],
+)
+def test_events_url(api_url: str, pixel_id: str, expected: str) -> None:
+    assert events_url(api_url, pixel_id) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            b'{"error": {"message": "Missing required field: events"}}',
+            "Missing required field: events",
+        ),
+        (
+            b'{"error": {"message": "bad value", "param": "events[3].timestamp_ms"}}',
+            "bad value (param: events[3].timestamp_ms)",
+        ),
+        (
+            b'{"error": {"message": "events[3].amount is bad", "param": "events[3].amount"}}',
+            "events[3].amount is bad",
+        ),
+        (
+            b'{"message": "Missing scopes: ads.third_party_events.write"}',
+            "Missing scopes: ads.third_party_events.write",
+        ),
+        (b'{"error": "rate limited"}', "rate limited"),
+        (b'{"detail": "Not Found"}', "Not Found"),
+        (b"upstream connect error\n  or disconnect", "upstream connect error or disconnect"),
+        (b'["not", "an", "object"]', '["not", "an", "object"]'),
+        (b'{"error": {"code": 7}}', '{"error": {"code": 7}}'),
+        (b"", "HTTP 418 with an empty body"),
+        (b"  \n ", "HTTP 418 with an empty body"),
+        (b"caf\xe9", "caf\ufffd"),
+    ],
+)
+def test_response_message(body: bytes, expected: str) -> None:
+    assert Response(status=418, headers={}, body=body).message == expected
+
+
+def test_response_message_is_truncated() -> None:
+    message = Response(status=502, headers={}, body=b"<html>" + b"x" * 5000).message
+    assert len(message) == MAX_MESSAGE_CHARS
+    assert message.startswith("<html>xxx")
+    assert message.endswith("…")
+
+
+def test_response_header_is_case_insensitive() -> None:
+    response = Response(status=429, headers={"retry-after": "3"}, body=b"")
+    assert response.header("Retry-After") == "3"
+    assert response.header("X-Missing") is None
+
+
+def test_settings_repr_hides_the_key() -> None:
+    assert SECRET not in repr(settings("https://h/v1/events"))
+
+
+def unused_loopback_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_connection_refused_is_a_retryable_transport_error() -> None:
+    client = Client(settings(f"http://127.0.0.1:{unused_loopback_port()}/v1/events"))
+    with pytest.raises(TransportError) as caught:
+        client.post(prepare_body([EVENT], False))
+    client.close()
+    assert caught.value.retryable is True
+    assert "network error talking to http://127.0.0.1:" in str(caught.value)
+    assert SECRET not in str(caught.value)
+    assert caught.value.__cause__ is not None  # translated with `raise ... from`
+
+
+@pytest.mark.parametrize("api_url", ["htp://127.0.0.1/v1/events", "127.0.0.1/v1/events"])
+def test_malformed_url_is_not_retryable(api_url: str) -> None:
+    client = Client(settings(api_url))
+    with pytest.raises(TransportError) as caught:
+        client.post(b"{}")
+    assert caught.value.retryable is False
+    assert "Check api_url" in str(caught.value)
+
+
+def test_read_timeout_is_a_retryable_transport_error() -> None:
+    # A listener that accepts and never answers: the read timeout must fire.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = Client(
+            ClientSettings(
+                api_url=f"http://127.0.0.1:{port}/v1/events",
+                pixel_id="px_1",
+                api_key=SECRET,
+                user_agent="t",
+                connect_timeout_s=2.0,
+                read_timeout_s=0.2,
+            )
+        )
+        with pytest.raises(TransportError) as caught:
+            client.post(b"{}")
+        client.close()
+    assert caught.value.retryable is True
+    assert "Timeout" in str(caught.value)
+
+
+def test_one_session_per_thread() -> None:
+    client = Client(settings("http://127.0.0.1:9/v1/events"))
+    sessions = []
+
+    def grab() -> None:
+        sessions.append(client._session())
+
+    threads = [threading.Thread(target=grab) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    grab()
+    grab()
+    assert len({id(s) for s in sessions}) == 4  # three threads plus this one, reused here
+    client.close()
+    assert client._session() is not sessions[-1]  # closed sessions are not reused
