@@ -1,0 +1,42 @@
+"""The one error type of the mapping functions: a record value that cannot become an event field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+# Longest quoted value in a message: enough to recognise it, short enough for a log line.
+_MAX_QUOTED = 40
+
+
+class MappingError(ValueError):
+    """A record value that cannot become an event field; `str(e)` is the user-facing reason."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def quote(value: object) -> str:
+    """Render a non-PII value (money, time, currency) for a message, cut to a short length."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    if len(text) > _MAX_QUOTED:
+        return text[: _MAX_QUOTED - 3] + "..."
+    return text
+
+
+def type_name(value: object) -> str:
+    """Name a value's type the way a data engineer reading JSON thinks of it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__} value"

@@ -1,0 +1,142 @@
+"""Exact money: ISO 4217 currency codes and amounts in the currency's minor units.
+
+Rules (they go to the README):
+- Arithmetic is decimal and exact; nothing passes through binary floating point. A float input
+  is read as its shortest repr (`19.99` stays 19.99), never as its binary expansion.
+- A numeric string is a JSON-style number after trimming: optional sign, digits, optional
+  decimals, optional exponent (" 25.99 ", "1e2", "+3.50" are accepted). Thousands separators,
+  currency symbols, underscores, "NaN" and "Infinity" are not: they are ambiguous or not money.
+- More decimals than the currency allows is an error, never a rounding: JPY 1500.5 is rejected,
+  USD "10.500" is 1050 (trailing zeros are not extra precision).
+- Negative amounts, booleans, null and more than 10**15 minor units are errors.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
+
+from iso4217 import Currency
+
+from target_openai_capi.mapping.errors import MappingError, quote, type_name
+
+# Ten quadrillion minor units (ten trillion dollars) is no real order: a bigger value is a unit
+# mistake (cents mapped as dollars twice, a timestamp mapped as an amount), not a sale.
+MAX_MINOR_UNITS = 10**15
+
+# Code -> exponent for every currency with a minor unit; XAU, XDR, XXX and friends have none,
+# so they cannot be expressed in minor units and count as unknown.
+_EXPONENTS: dict[str, int] = {c.code: c.exponent for c in Currency if c.exponent is not None}
+_POWERS: dict[int, int] = {e: 10**e for e in set(_EXPONENTS.values())}
+
+# A private context so that nothing another module does to decimal's global context changes
+# results here; Inexact is trapped so that a value with more digits than `prec` is an error
+# instead of a silent rounding.
+_CTX = Context(prec=60, traps=[InvalidOperation, Inexact, Overflow])
+
+# Above this many integer digits a value is absurd for any currency; checked before scaling so
+# that "1e999999" costs nothing.
+_MAX_ADJUSTED = 20
+
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def currency_code(value: object) -> str:
+    """Return the ISO 4217 code for a currency value ("usd", " USD " -> "USD")."""
+    if not isinstance(value, str):
+        raise MappingError(f"currency is {type_name(value)}, not an ISO 4217 code", "currency")
+    code = value.strip().upper()
+    if code in _EXPONENTS:
+        return code
+    raise MappingError(f"unknown currency {quote(value.strip())}", "currency")
+
+
+def currency_exponent(code: str) -> int:
+    """Return the currency's ISO 4217 exponent (USD 2, JPY 0, KWD 3)."""
+    exponent = _EXPONENTS.get(code)
+    if exponent is None:
+        exponent = _EXPONENTS[currency_code(code)]
+    return exponent
+
+
+def parse_number(value: object, field: str) -> Decimal | int:
+    """Read a number exactly: int stays int; Decimal, float and numeric strings become Decimal."""
+    kind = type(value)
+    if kind is int:
+        return value  # type: ignore[return-value]
+    if kind is Decimal:
+        number: Decimal = value  # type: ignore[assignment]
+    elif kind is float:
+        number = Decimal(repr(value))
+    elif isinstance(value, bool) or value is None:
+        raise MappingError(f"{field} is {type_name(value)}, not a number", field)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not _NUMBER.fullmatch(text):
+            raise MappingError(f"{field} {quote(value)} is not a number", field)
+        number = Decimal(text)
+    elif isinstance(value, int):  # an int subclass other than bool
+        return int(value)
+    elif isinstance(value, (Decimal, float)):
+        number = Decimal(repr(float(value))) if isinstance(value, float) else Decimal(value)
+    else:
+        raise MappingError(f"{field} is {type_name(value)}, not a number", field)
+    if not number.is_finite():
+        raise MappingError(f"{field} {quote(value)} is not a finite number", field)
+    return number
+
+
+def _check_range(minor: int, shown: object, field: str) -> int:
+    """Reject negative and absurd amounts; return the amount."""
+    if minor < 0:
+        raise MappingError(f"{field} {quote(shown)} is negative", field)
+    if minor > MAX_MINOR_UNITS:
+        raise MappingError(
+            f"{field} {quote(shown)} is too large (more than 10**15 minor units)", field
+        )
+    return minor
+
+
+def to_minor_units(amount: object, currency: str, field: str = "amount") -> int:
+    """Convert an amount in major units (25.99) to exact integer minor units (2599)."""
+    exponent = currency_exponent(currency)
+    number = parse_number(amount, field)
+    if type(number) is int:
+        return _check_range(number * _POWERS[exponent], amount, field)
+    assert isinstance(number, Decimal)  # for mypy: parse_number returns int or Decimal
+    if number < 0:
+        raise MappingError(f"{field} {quote(number)} is negative", field)
+    if number.adjusted() > _MAX_ADJUSTED:
+        raise MappingError(
+            f"{field} {quote(number)} is too large (more than 10**15 minor units)", field
+        )
+    try:
+        scaled = number.scaleb(exponent, _CTX)
+    except Inexact:  # more significant digits than the context holds: certainly too precise
+        scaled = None
+    if scaled is None or scaled != scaled.to_integral_value(context=_CTX):
+        code = currency_code(currency)
+        raise MappingError(
+            f"{field} {quote(number)} has more decimals than {code} allows ({exponent})", field
+        )
+    return _check_range(int(scaled), number, field)
+
+
+def minor_units(value: object, field: str = "amount_minor") -> int:
+    """Read an amount that already is in minor units (Stripe's 2599) as an int."""
+    if type(value) is int:
+        return _check_range(value, value, field)
+    number = parse_number(value, field)
+    if isinstance(number, Decimal):
+        if number.adjusted() > _MAX_ADJUSTED:
+            raise MappingError(
+                f"{field} {quote(number)} is too large (more than 10**15 minor units)", field
+            )
+        if number != number.to_integral_value(context=_CTX):
+            raise MappingError(
+                f"{field} {quote(number)} is not a whole number of minor units "
+                "(map major units such as 25.99 to `amount` instead)",
+                field,
+            )
+        number = int(number)
+    return _check_range(number, value, field)

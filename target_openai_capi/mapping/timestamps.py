@@ -1,0 +1,165 @@
+"""Exact time: record values to epoch milliseconds.
+
+Rules (they go to the README):
+- `timestamp` accepts an ISO 8601 date-time with any offset ("2026-11-20T10:00:00Z",
+  "...+05:30", "...-0800", "...+05", " UTC"), fractional seconds of any length, a space instead
+  of "T", a date alone (midnight UTC), `datetime` / `date` objects, or epoch seconds as a
+  number or numeric string (Decimal("1773892800.123") -> 1773892800123).
+- A date-time without an offset is taken as UTC (see NAIVE_IS_UTC below).
+- Sub-millisecond digits are truncated, never rounded: .1239 s is 123 ms.
+- An epoch value above 10**11 is milliseconds (or finer), not seconds: it is rejected with a
+  hint to map it to `timestamp_ms`, because reading it as seconds would land in year 5000+.
+- `timestamp_ms` accepts whole epoch milliseconds only; a value below 10**11 (before March 1973)
+  is rejected as probably being seconds.
+- Nothing before 1970-01-01 is accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timezone
+from decimal import ROUND_DOWN, Context, Decimal
+
+from target_openai_capi.mapping.errors import MappingError, quote, type_name
+from target_openai_capi.mapping.money import parse_number
+
+# NAIVE_IS_UTC: a date-time without an offset (naive `datetime`, or an ISO string with no "Z" or
+# "+hh:mm") is read as UTC. Warehouses and most APIs store UTC without saying so; a source that
+# stores local time must add the offset upstream or in the field expression.
+
+# Epoch seconds above this are far in the future (year 5138): the value is milliseconds.
+MAX_EPOCH_SECONDS = 10**11
+# Epoch milliseconds outside this range are seconds (below) or micro/nanoseconds (above).
+MIN_EPOCH_MS = 10**11
+MAX_EPOCH_MS = 10**14
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = Decimal("0.001")
+# Private context: results never depend on what other code does to decimal's global context.
+_CTX = Context(prec=60)
+
+# Our own parser rather than datetime.fromisoformat: Python 3.10's does not accept "Z", "-0800"
+# or fractions that are not 3 or 6 digits long, and one parser behaves the same on every Python.
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r" ?(?:([Zz]|UTC|GMT)|([+-])(\d{2})(?::?(\d{2}))?)?)?"
+)
+
+
+def _parse_iso(text: str, value: object, field: str) -> int | None:
+    """Epoch ms of an ISO 8601 string, or None when the text is not ISO 8601 at all."""
+    match = _ISO.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, _zulu, sign, off_h, off_m = match.groups()
+    try:
+        days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
+    except ValueError as e:
+        raise MappingError(f"{field} {quote(value)} is not a valid date ({e})", field) from None
+    seconds = days * 86_400
+    millis = 0
+    if hour is not None:
+        h, m, s = int(hour), int(minute), int(second or 0)
+        if h > 23 or m > 59 or s > 59:
+            raise MappingError(f"{field} {quote(value)} is not a valid time of day", field)
+        seconds += h * 3600 + m * 60 + s
+        if fraction:
+            millis = int(fraction[:3].ljust(3, "0"))
+        if sign is not None:
+            oh, om = int(off_h), int(off_m or 0)
+            if oh > 23 or om > 59:
+                raise MappingError(f"{field} {quote(value)} has an invalid UTC offset", field)
+            offset = oh * 3600 + om * 60
+            seconds += -offset if sign == "+" else offset
+    result = seconds * 1000 + millis
+    if result < 0:
+        raise MappingError(f"{field} {quote(value)} is before 1970-01-01", field)
+    return result
+
+
+def _from_seconds(number: Decimal | int, value: object, field: str) -> int:
+    """Epoch ms of a number of epoch seconds, exactly, sub-ms digits truncated."""
+    if number < 0:
+        raise MappingError(f"{field} {quote(value)} is negative", field)
+    if number > MAX_EPOCH_SECONDS:
+        raise MappingError(
+            f"{field} {quote(value)} looks like epoch milliseconds, not seconds: "
+            "map it to `timestamp_ms` instead",
+            field,
+        )
+    if type(number) is int:
+        return number * 1000
+    assert isinstance(number, Decimal)  # for mypy: parse_number returns int or Decimal
+    return int(number.quantize(_MS, rounding=ROUND_DOWN, context=_CTX).scaleb(3, _CTX))
+
+
+def _from_datetime(value: datetime, field: str) -> int:
+    """Epoch ms of a datetime; a naive one is UTC (NAIVE_IS_UTC)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=timezone.utc)
+    delta = value - _EPOCH
+    if delta.days < 0:
+        raise MappingError(f"{field} {quote(value.isoformat())} is before 1970-01-01", field)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def to_epoch_ms(value: object, field: str = "timestamp") -> int:
+    """Convert an ISO 8601 date-time, date or epoch seconds to epoch milliseconds (naive = UTC)."""
+    if isinstance(value, str):
+        text = value.strip()
+        result = _parse_iso(text, value, field)
+        if result is not None:
+            return result
+        try:
+            number = parse_number(text, field)
+        except MappingError:
+            raise MappingError(
+                f"{field} {quote(value)} is not an ISO 8601 date-time or epoch seconds", field
+            ) from None
+        return _from_seconds(number, value, field)
+    if isinstance(value, datetime):
+        return _from_datetime(value, field)
+    if isinstance(value, date):
+        days = value.toordinal() - _EPOCH_ORDINAL
+        if days < 0:
+            raise MappingError(f"{field} {quote(value.isoformat())} is before 1970-01-01", field)
+        return days * 86_400_000
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise MappingError(
+            f"{field} is {type_name(value)}, not an ISO 8601 date-time or epoch seconds", field
+        )
+    return _from_seconds(parse_number(value, field), value, field)
+
+
+def epoch_ms(value: object, field: str = "timestamp_ms") -> int:
+    """Read whole epoch milliseconds (int, integral Decimal or numeric string) as an int."""
+    if value is None or isinstance(value, (bool, list, dict)):
+        raise MappingError(f"{field} is {type_name(value)}, not epoch milliseconds", field)
+    number = parse_number(value, field)
+    if isinstance(number, Decimal):
+        if number.adjusted() > 20:  # checked first so int() never builds a huge number
+            number = MAX_EPOCH_MS + 1
+        elif number != number.to_integral_value(context=_CTX):
+            raise MappingError(
+                f"{field} {quote(value)} is not a whole number of epoch milliseconds", field
+            )
+        else:
+            number = int(number)
+    whole = int(number)
+    if whole < 0:
+        raise MappingError(f"{field} {quote(value)} is negative", field)
+    if whole < MIN_EPOCH_MS:
+        raise MappingError(
+            f"{field} {quote(value)} looks like epoch seconds, not milliseconds: "
+            "map it to `timestamp` instead",
+            field,
+        )
+    if whole > MAX_EPOCH_MS:
+        raise MappingError(
+            f"{field} {quote(value)} is too large for epoch milliseconds "
+            "(microseconds or nanoseconds?)",
+            field,
+        )
+    return whole

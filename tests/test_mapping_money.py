@@ -1,0 +1,220 @@
+"""Exact money: currency codes, major -> minor units, already-minor amounts."""
+
+from __future__ import annotations
+
+from decimal import Decimal, getcontext, localcontext
+
+import pytest
+
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.money import (
+    currency_code,
+    currency_exponent,
+    minor_units,
+    to_minor_units,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("USD", "USD"), ("usd", "USD"), (" USD ", "USD"), ("eur", "EUR"), ("jpy", "JPY")],
+)
+def test_currency_code_normalises(value: str, expected: str) -> None:
+    assert currency_code(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("XYZ", "unknown currency 'XYZ'"),
+        (" xyz ", "unknown currency 'xyz'"),
+        ("XAU", "unknown currency 'XAU'"),  # gold: no minor unit, cannot be sent in minor units
+        ("XXX", "unknown currency 'XXX'"),
+        ("", "unknown currency ''"),
+        ("US Dollar", "unknown currency 'US Dollar'"),
+        (None, "currency is null, not an ISO 4217 code"),
+        (840, "currency is a number, not an ISO 4217 code"),
+    ],
+)
+def test_currency_code_rejects(value: object, message: str) -> None:
+    with pytest.raises(MappingError) as caught:
+        currency_code(value)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("code", "exponent"),
+    [
+        ("USD", 2),
+        ("EUR", 2),
+        ("JPY", 0),
+        ("KRW", 0),
+        ("KWD", 3),
+        ("BHD", 3),
+        ("CLF", 4),
+        ("jpy", 0),
+    ],
+)
+def test_currency_exponent(code: str, exponent: int) -> None:
+    assert currency_exponent(code) == exponent
+
+
+def test_currency_exponent_unknown() -> None:
+    with pytest.raises(MappingError, match="unknown currency 'XAU'"):
+        currency_exponent("XAU")
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        ("19.99", "USD", 1999),
+        (Decimal("19.99"), "USD", 1999),
+        (Decimal("19.99") * 3, "USD", 5997),  # callers multiply in Decimal: exactly 59.97
+        (19.99, "USD", 1999),  # a float is read as its repr, not its binary expansion
+        (19.99 * 3, "USD", 5997),  # 59.97 as a float repr is still 59.97
+        (129.99, "USD", 12999),
+        (25, "USD", 2500),
+        (0, "USD", 0),
+        ("0", "USD", 0),
+        (Decimal("-0"), "USD", 0),
+        ("10.500", "USD", 1050),  # trailing zeros are not extra precision
+        ("10.5", "USD", 1050),
+        (" 25.99 ", "USD", 2599),
+        ("+3.50", "USD", 350),
+        (".5", "USD", 50),
+        ("5.", "USD", 500),
+        (" 1e2 ", "USD", 10000),  # exponent notation is a number
+        ("2.5E1", "USD", 2500),
+        (Decimal("1E+2"), "USD", 10000),
+        ("1500", "JPY", 1500),
+        (Decimal("1500.000"), "JPY", 1500),
+        (1500.0, "JPY", 1500),
+        ("1.234", "KWD", 1234),
+        ("1.2", "KWD", 1200),
+        ("1.2345", "CLF", 12345),
+        ("19.99", " usd ", 1999),
+        ("10000000000000", "USD", 10**15),  # exactly the limit
+    ],
+)
+def test_to_minor_units(amount: object, currency: str, expected: int) -> None:
+    result = to_minor_units(amount, currency)
+    assert result == expected
+    assert type(result) is int
+
+
+def test_float_traps_are_not_silently_rounded() -> None:
+    # 0.1 + 0.2 is 0.30000000000000004 in binary floating point: a rejection, never 30.
+    with pytest.raises(MappingError) as caught:
+        to_minor_units(0.1 + 0.2, "USD")
+    assert str(caught.value) == "amount 0.30000000000000004 has more decimals than USD allows (2)"
+    # Summed as Decimal (the SDK's type for JSON numbers) the same values are exact.
+    assert to_minor_units(Decimal("0.1") + Decimal("0.2"), "USD") == 30
+
+
+def test_result_does_not_depend_on_global_decimal_context() -> None:
+    with localcontext() as ctx:
+        ctx.prec = 3
+        assert to_minor_units(Decimal("123456.78"), "USD") == 12345678
+        assert to_minor_units("123456.78", "USD") == 12345678
+    assert getcontext().prec == 28
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "message"),
+    [
+        ("1500.5", "JPY", "amount 1500.5 has more decimals than JPY allows (0)"),
+        ("19.999", "USD", "amount 19.999 has more decimals than USD allows (2)"),
+        (19.999, "USD", "amount 19.999 has more decimals than USD allows (2)"),
+        ("1.2345", "KWD", "amount 1.2345 has more decimals than KWD allows (3)"),
+        ("1e-999999", "USD", "amount 1E-999999 has more decimals than USD allows (2)"),
+        ("19.99" + "0" * 60 + "1", "USD", "has more decimals than USD allows (2)"),
+        (True, "USD", "amount is a boolean, not a number"),
+        (False, "USD", "amount is a boolean, not a number"),
+        (None, "USD", "amount is null, not a number"),
+        (-1, "USD", "amount -1 is negative"),
+        ("-0.01", "USD", "amount -0.01 is negative"),
+        (Decimal("-5"), "USD", "amount -5 is negative"),
+        ("NaN", "USD", "amount 'NaN' is not a number"),
+        ("Infinity", "USD", "amount 'Infinity' is not a number"),
+        (Decimal("NaN"), "USD", "amount NaN is not a finite number"),
+        (float("inf"), "USD", "amount inf is not a finite number"),
+        (float("nan"), "USD", "amount nan is not a finite number"),
+        ("abc", "USD", "amount 'abc' is not a number"),
+        ("", "USD", "amount '' is not a number"),
+        ("$25.99", "USD", "amount '$25.99' is not a number"),
+        ("1,299.00", "USD", "amount '1,299.00' is not a number"),
+        ("1_000", "USD", "amount '1_000' is not a number"),
+        ("25.99 USD", "USD", "amount '25.99 USD' is not a number"),
+        ([1], "USD", "amount is an array, not a number"),
+        ({"amount": 1}, "USD", "amount is an object, not a number"),
+        ("10000000000000.01", "USD", "is too large (more than 10**15 minor units)"),
+        (10**14, "USD", "amount 100000000000000 is too large (more than 10**15 minor units)"),
+        ("1e999999", "USD", "amount 1E+999999 is too large (more than 10**15 minor units)"),
+        ("19.99", "XYZ", "unknown currency 'XYZ'"),
+        ("19.99", "XAU", "unknown currency 'XAU'"),
+    ],
+)
+def test_to_minor_units_rejects(amount: object, currency: str, message: str) -> None:
+    with pytest.raises(MappingError) as caught:
+        to_minor_units(amount, currency)
+    assert message in str(caught.value)
+
+
+def test_field_name_is_in_the_message() -> None:
+    with pytest.raises(MappingError) as caught:
+        to_minor_units("1.001", "USD", field="contents[2].amount")
+    assert str(caught.value) == "contents[2].amount 1.001 has more decimals than USD allows (2)"
+    assert caught.value.field == "contents[2].amount"
+
+
+def test_long_values_are_cut_in_messages() -> None:
+    with pytest.raises(MappingError) as caught:
+        to_minor_units("x" * 500, "USD")
+    assert len(str(caught.value)) < 80
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (2599, 2599),
+        (0, 0),
+        ("2599", 2599),
+        (" 2599 ", 2599),
+        (Decimal("2599"), 2599),
+        (Decimal("2599.0"), 2599),
+        ("2599.00", 2599),
+        (2599.0, 2599),
+        (Decimal("1E+3"), 1000),
+        (10**15, 10**15),
+    ],
+)
+def test_minor_units(value: object, expected: int) -> None:
+    result = minor_units(value)
+    assert result == expected
+    assert type(result) is int
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            Decimal("25.99"),
+            "amount_minor 25.99 is not a whole number of minor units "
+            "(map major units such as 25.99 to `amount` instead)",
+        ),
+        ("25.5", "amount_minor 25.5 is not a whole number of minor units"),
+        (25.5, "amount_minor 25.5 is not a whole number of minor units"),
+        (-1, "amount_minor -1 is negative"),
+        ("-100", "amount_minor '-100' is negative"),
+        (True, "amount_minor is a boolean, not a number"),
+        (None, "amount_minor is null, not a number"),
+        ("ten", "amount_minor 'ten' is not a number"),
+        ("NaN", "amount_minor 'NaN' is not a number"),
+        (10**15 + 1, "amount_minor 1000000000000001 is too large"),
+        ("1e999999", "amount_minor 1E+999999 is too large"),
+    ],
+)
+def test_minor_units_rejects(value: object, message: str) -> None:
+    with pytest.raises(MappingError) as caught:
+        minor_units(value)
+    assert message in str(caught.value)

@@ -1,0 +1,218 @@
+"""Exact time: ISO 8601, datetime, date and epoch values to epoch milliseconds."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
+
+# 2026-11-20T10:00:00Z, worked out by hand: 56 years with 14 leap days (20,454 days) to
+# 2026-01-01, 323 more days to 2026-11-20, plus ten hours.
+TEN_UTC = (20_777 * 86_400 + 10 * 3600) * 1000
+HOUR = 3_600_000
+
+
+def test_reference_constant() -> None:
+    assert datetime(2026, 11, 20, 10, tzinfo=timezone.utc).timestamp() * 1000 == TEN_UTC
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-20T10:00:00Z", TEN_UTC),
+        ("2026-11-20T10:00:00z", TEN_UTC),
+        ("2026-11-20t10:00:00Z", TEN_UTC),
+        ("2026-11-20T10:00:00+00:00", TEN_UTC),
+        ("2026-11-20T10:00:00-00:00", TEN_UTC),
+        ("2026-11-20T15:30:00+05:30", TEN_UTC),  # India
+        ("2026-11-20T02:00:00-08:00", TEN_UTC),  # US Pacific
+        ("2026-11-20T02:00:00-0800", TEN_UTC),
+        ("2026-11-20T12:00:00+02", TEN_UTC),
+        ("2026-11-20T23:45:00+13:45", TEN_UTC),  # Chatham Islands, DST
+        ("2026-11-20T10:00:00", TEN_UTC),  # naive: UTC
+        ("2026-11-20T10:00", TEN_UTC),
+        ("2026-11-20 10:00:00", TEN_UTC),  # a space instead of T
+        ("2026-11-20 10:00:00 UTC", TEN_UTC),  # BigQuery's text form
+        ("2026-11-20 10:00:00+00", TEN_UTC),  # Postgres's text form
+        ("2026-11-20T10:00:00 +00:00", TEN_UTC),
+        (" 2026-11-20T10:00:00Z ", TEN_UTC),
+        ("2026-11-20T10:00:00.1Z", TEN_UTC + 100),
+        ("2026-11-20T10:00:00.12Z", TEN_UTC + 120),
+        ("2026-11-20T10:00:00.123Z", TEN_UTC + 123),
+        ("2026-11-20T10:00:00.123456Z", TEN_UTC + 123),
+        ("2026-11-20T10:00:00.123999999Z", TEN_UTC + 123),  # truncated, never rounded
+        ("2026-11-20T10:00:00,5Z", TEN_UTC + 500),  # ISO allows a comma
+        ("2026-11-20T15:30:00.250+05:30", TEN_UTC + 250),
+        ("2026-11-20", TEN_UTC - 10 * HOUR),  # a date alone is midnight UTC
+        ("2026-11-21T00:00:00+14:00", TEN_UTC),  # Kiribati: already the next day
+        ("1970-01-01T00:00:00Z", 0),
+        ("2024-02-29T00:00:00Z", 1_709_164_800_000),  # leap day
+    ],
+)
+def test_iso_strings(value: str, expected: int) -> None:
+    assert to_epoch_ms(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-20T10:00:00Z",
+        "2026-11-20T15:30:00.123456+05:30",
+        "2026-11-20 02:00:00-08:00",
+        "2026-11-20T10:00:00.5",
+        "2026-03-29T01:59:59.999+01:00",
+    ],
+)
+def test_agrees_with_python_311_fromisoformat(value: str) -> None:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    expected = (parsed - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+    assert to_epoch_ms(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (datetime(2026, 11, 20, 10, tzinfo=timezone.utc), TEN_UTC),
+        (datetime(2026, 11, 20, 10), TEN_UTC),  # naive: UTC
+        (datetime(2026, 11, 20, 2, tzinfo=timezone(timedelta(hours=-8))), TEN_UTC),
+        (datetime(2026, 11, 20, 15, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))), TEN_UTC),
+        (datetime(2026, 11, 20, 11, tzinfo=ZoneInfo("Europe/Paris")), TEN_UTC),
+        (datetime(2026, 11, 20, 10, 0, 0, 123999, tzinfo=timezone.utc), TEN_UTC + 123),
+        (date(2026, 11, 20), TEN_UTC - 10 * HOUR),
+        (datetime(1970, 1, 1), 0),
+    ],
+)
+def test_datetime_objects(value: object, expected: int) -> None:
+    assert to_epoch_ms(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1773892800, 1773892800000),
+        (Decimal("1773892800"), 1773892800000),
+        (Decimal("1773892800.123"), 1773892800123),
+        (Decimal("1773892800.1239"), 1773892800123),  # truncated
+        (Decimal("1773892800.000000000000000000000000000000001"), 1773892800000),
+        (1773892800.123, 1773892800123),  # float read as its repr: no 122.99999 trap
+        (1773892800.5, 1773892800500),
+        ("1773892800", 1773892800000),
+        (" 1773892800.123 ", 1773892800123),
+        ("1.7738928E9", 1773892800000),
+        (0, 0),
+        (10**11, 10**14),  # the largest value read as seconds
+    ],
+)
+def test_epoch_seconds(value: object, expected: int) -> None:
+    result = to_epoch_ms(value)
+    assert result == expected
+    assert type(result) is int
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("last tuesday", "timestamp 'last tuesday' is not an ISO 8601 date-time or epoch seconds"),
+        ("", "timestamp '' is not an ISO 8601 date-time or epoch seconds"),
+        ("20/11/2026", "timestamp '20/11/2026' is not an ISO 8601 date-time or epoch seconds"),
+        ("2026-11-20T10", "is not an ISO 8601 date-time or epoch seconds"),
+        ("2026-11-20T10:00:00+5:30", "is not an ISO 8601 date-time or epoch seconds"),
+        ("2026-11-20T10:00:00 PST", "is not an ISO 8601 date-time or epoch seconds"),
+        ("NaN", "timestamp 'NaN' is not an ISO 8601 date-time or epoch seconds"),
+        (
+            "2026-02-30",
+            "timestamp '2026-02-30' is not a valid date (day is out of range for month)",
+        ),
+        ("2026-13-01T00:00:00Z", "is not a valid date"),
+        ("2026-11-20T24:00:00Z", "timestamp '2026-11-20T24:00:00Z' is not a valid time of day"),
+        ("2026-11-20T10:60:00Z", "is not a valid time of day"),
+        ("2026-11-20T10:00:60Z", "is not a valid time of day"),
+        ("2026-11-20T10:00:00+24:00", "has an invalid UTC offset"),
+        ("1969-12-31T23:59:59Z", "timestamp '1969-12-31T23:59:59Z' is before 1970-01-01"),
+        (datetime(1969, 12, 31, 23, 59, 59), "is before 1970-01-01"),
+        (date(1969, 12, 31), "timestamp '1969-12-31' is before 1970-01-01"),
+        (None, "timestamp is null, not an ISO 8601 date-time or epoch seconds"),
+        (True, "timestamp is a boolean, not an ISO 8601 date-time or epoch seconds"),
+        ([1773892800], "timestamp is an array, not an ISO 8601 date-time or epoch seconds"),
+        ({"t": 1}, "timestamp is an object, not an ISO 8601 date-time or epoch seconds"),
+        (-1, "timestamp -1 is negative"),
+        ("-1773892800", "timestamp '-1773892800' is negative"),
+        (Decimal("NaN"), "timestamp NaN is not a finite number"),
+        (float("inf"), "timestamp inf is not a finite number"),
+        (
+            1773892800123,
+            "timestamp 1773892800123 looks like epoch milliseconds, not seconds: "
+            "map it to `timestamp_ms` instead",
+        ),
+        (Decimal("1773892800123"), "looks like epoch milliseconds"),
+        ("1773892800123", "looks like epoch milliseconds"),
+        (1773892800123456, "looks like epoch milliseconds"),
+    ],
+)
+def test_to_epoch_ms_rejects(value: object, message: str) -> None:
+    with pytest.raises(MappingError) as caught:
+        to_epoch_ms(value)
+    assert message in str(caught.value)
+
+
+def test_field_name_is_in_the_message() -> None:
+    with pytest.raises(MappingError) as caught:
+        to_epoch_ms("soon", field="createdAt")
+    assert str(caught.value).startswith("createdAt 'soon' ")
+    assert caught.value.field == "createdAt"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1773892800123, 1773892800123),
+        (Decimal("1773892800123"), 1773892800123),
+        (Decimal("1773892800123.0"), 1773892800123),
+        ("1773892800123", 1773892800123),
+        (" 1773892800123 ", 1773892800123),
+        (1773892800123.0, 1773892800123),
+        (10**11, 10**11),
+        (10**14, 10**14),
+    ],
+)
+def test_epoch_ms(value: object, expected: int) -> None:
+    result = epoch_ms(value)
+    assert result == expected
+    assert type(result) is int
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            Decimal("1773892800123.5"),
+            "timestamp_ms 1773892800123.5 is not a whole number of epoch milliseconds",
+        ),
+        ("1773892800123.5", "is not a whole number of epoch milliseconds"),
+        ("2026-11-20T10:00:00Z", "timestamp_ms '2026-11-20T10:00:00Z' is not a number"),
+        ("soon", "timestamp_ms 'soon' is not a number"),
+        (None, "timestamp_ms is null, not epoch milliseconds"),
+        (False, "timestamp_ms is a boolean, not epoch milliseconds"),
+        ([1], "timestamp_ms is an array, not epoch milliseconds"),
+        (-5, "timestamp_ms -5 is negative"),
+        (
+            1773892800,
+            "timestamp_ms 1773892800 looks like epoch seconds, not milliseconds: "
+            "map it to `timestamp` instead",
+        ),
+        (1773892800123456, "is too large for epoch milliseconds (microseconds or nanoseconds?)"),
+        (Decimal("1E+999999"), "is too large for epoch milliseconds"),
+        (Decimal("NaN"), "timestamp_ms NaN is not a finite number"),
+    ],
+)
+def test_epoch_ms_rejects(value: object, message: str) -> None:
+    with pytest.raises(MappingError) as caught:
+        epoch_ms(value)
+    assert message in str(caught.value)
