@@ -1,0 +1,5 @@
+"""`python -m target_openai_capi`."""
+
+from target_openai_capi.target import TargetOpenAICapi
+
+TargetOpenAICapi.cli()
