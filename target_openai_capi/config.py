@@ -1,0 +1,199 @@
+"""The target's settings: JSON schema with descriptions, and checks that span several settings."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from singer_sdk import typing as th
+
+from target_openai_capi.contract import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
+from target_openai_capi.mapping.event import EVENT_FIELDS
+from target_openai_capi.mapping.identity import USER_FIELD_STYLES
+
+DEFAULT_API_URL = "https://bzr.openai.com/v1/events"
+API_KEY_PREFIX = "sk-svcacct-"
+
+_STREAM_ENTRY = th.ObjectType(
+    th.Property(
+        "preset",
+        th.StringType,
+        description="A built-in mapping to start from (see the README); `fields` override it.",
+    ),
+    th.Property(
+        "event_type",
+        th.StringType(allowed_values=list(EVENT_TYPES)),
+        description="The CAPI event type of every record of this stream.",
+    ),
+    th.Property(
+        "event_type_from",
+        th.StringType,
+        description=(
+            "Instead of event_type: a JMESPath expression giving an event name per record, "
+            "translated through `event_types` and the built-in table of common names "
+            "(GA4, Segment, Meta). Defaults to the record's `type` property."
+        ),
+    ),
+    th.Property(
+        "event_types",
+        th.ObjectType(additional_properties=th.StringType(allowed_values=list(EVENT_TYPES))),
+        description="Event name -> CAPI event type, merged over the built-in table.",
+    ),
+    th.Property(
+        "filter",
+        th.StringType,
+        description="JMESPath expression; only records where it is truthy become events.",
+    ),
+    th.Property(
+        "dry_run",
+        th.BooleanType,
+        description="Override the global dry_run for this stream.",
+    ),
+    th.Property(
+        "fields",
+        th.ObjectType(
+            *(th.Property(name, th.StringType, description=text)
+              for name, text in EVENT_FIELDS.items()),
+            additional_properties=False,
+        ),
+        description=(
+            "Event field -> JMESPath expression over the record. An unmapped field is read "
+            "from the record's property of the same name when there is one."
+        ),
+    ),
+    additional_properties=False,
+)
+
+CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
+    th.Property(
+        "pixel_id",
+        th.StringType(min_length=1),
+        required=True,
+        description="The pixel id (shared by the browser pixel and the Conversions API).",
+    ),
+    th.Property(
+        "api_key",
+        th.StringType,
+        required=True,
+        secret=True,
+        description=(
+            "Conversions API key (prefix sk-svcacct-, scope ads.third_party_events.write). "
+            "An Advertiser API key is refused by the API."
+        ),
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        description="Events endpoint. Plain http:// is allowed only for loopback hosts.",
+    ),
+    th.Property(
+        "dry_run",
+        th.BooleanType,
+        default=False,
+        description="Send every request with validate_only: the API validates, records nothing.",
+    ),
+    th.Property(
+        "batch_size",
+        th.IntegerType(minimum=1, maximum=MAX_EVENTS_PER_REQUEST),
+        default=MAX_EVENTS_PER_REQUEST,
+        description=f"Events per request, 1 to {MAX_EVENTS_PER_REQUEST} (the API's limit).",
+    ),
+    th.Property(
+        "streams",
+        th.ObjectType(additional_properties=_STREAM_ENTRY),
+        default={},
+        description=(
+            "Singer stream name -> how its records become events (event_type or "
+            "event_type_from, filter, fields, preset). Streams without an entry are skipped."
+        ),
+    ),
+    th.Property(
+        "user_field_style",
+        th.StringType(allowed_values=sorted(USER_FIELD_STYLES)),
+        default="singular",
+        description=(
+            "Wire names of user fields: singular (email_sha256, ...) as OpenAI's pixel docs, "
+            "or plural arrays (emails_sha256, ...). Public integrations disagree."
+        ),
+    ),
+    th.Property(
+        "default_phone_region",
+        th.StringType(min_length=2, max_length=2),
+        description="ISO 3166-1 alpha-2 region for phone numbers written without a +country code.",
+    ),
+    th.Property(
+        "dead_letter_path",
+        th.StringType,
+        description=(
+            "JSONL file for rejected records, with stage and reason (created 0600). "
+            "It is a Singer stream: fix the cause and replay it with --input."
+        ),
+    ),
+    th.Property(
+        "on_rejected",
+        th.StringType(allowed_values=["dead_letter", "fail"]),
+        default="dead_letter",
+        description="dead_letter: record the rejection and go on; fail: stop the run (exit 1).",
+    ),
+    th.Property(
+        "validate_first",
+        th.BooleanType,
+        default=False,
+        description="Validate each batch with validate_only before sending it for real.",
+    ),
+    th.Property(
+        "max_concurrent_requests",
+        th.IntegerType(minimum=1, maximum=32),
+        default=4,
+        description="Batches in flight at once. STATE still waits for every batch before it.",
+    ),
+    th.Property(
+        "max_attempts",
+        th.IntegerType(minimum=1, maximum=100),
+        default=8,
+        description="Attempts per request on 408, 429, 5xx and network errors.",
+    ),
+    th.Property(
+        "max_retry_seconds",
+        th.NumberType(minimum=0),
+        default=300,
+        description="Bound on the total time spent retrying one batch; then the run fails.",
+    ),
+    th.Property(
+        "request_timeout_seconds",
+        th.NumberType(minimum=1),
+        default=60,
+        description="Read timeout of one request.",
+    ),
+).to_dict()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def config_problems(config: Mapping[str, Any]) -> list[str]:
+    """Problems that no single setting's schema can see; each says what to fix."""
+    problems = []
+    url = urlsplit(str(config.get("api_url") or DEFAULT_API_URL))
+    if url.scheme not in ("https", "http") or not url.hostname:
+        problems.append(f"api_url must be an https:// URL, got {url.geturl()!r}")
+    elif url.scheme == "http" and not _is_loopback(url.hostname):
+        problems.append(
+            f"api_url uses plain http:// for {url.hostname!r}: only loopback hosts (the local "
+            "sandbox) may use http; use https:// so the API key never travels unencrypted"
+        )
+    if not str(config.get("api_key") or "").strip():
+        problems.append("api_key is empty: set a Conversions API key (prefix sk-svcacct-)")
+    region = config.get("default_phone_region")
+    if region is not None and not str(region).isalpha():
+        problems.append("default_phone_region must be an ISO 3166-1 alpha-2 code, e.g. US")
+    return problems

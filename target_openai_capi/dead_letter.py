@@ -1,0 +1,114 @@
+"""The dead-letter file: rejected records as a Singer stream that the target can read back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import simplejson
+
+# A raw input line that could not be parsed is kept up to this size, so one huge bad line
+# cannot fill the disk; the reason says when it was cut.
+MAX_RAW_LINE_CHARS = 65_536
+# Message type of lines that were not Singer messages at all; the reader skips them on replay.
+DEAD_LETTER_TYPE = "DEAD_LETTER"
+
+
+def _dumps(message: Mapping[str, Any]) -> str:
+    # simplejson writes Decimals as JSON numbers, so a replayed record parses as it arrived.
+    return simplejson.dumps(message, use_decimal=True, default=str, ensure_ascii=False)
+
+
+class DeadLetterFile:
+    """Appends one JSON line per rejected record; opened on first use, owner-only (0600).
+
+    Rejected records are written as Singer RECORD messages, each preceded once per stream by
+    its SCHEMA message, with the rejection in an extra `dead_letter` key. Singer readers
+    ignore unknown keys, so once the cause is fixed the file replays as it is:
+    `target-openai-capi --config config.json --input dead_letter.jsonl`.
+    Lines that were not Singer messages at all are written as `DEAD_LETTER` messages,
+    which the target counts and skips on replay.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file: IO[str] | None = None
+        self._schemas_written: set[str] = set()
+        self.lines_written = 0
+
+    def _open(self) -> IO[str]:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.fchmod(fd, 0o600)  # an existing file keeps no wider mode than ours
+            self._file = os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape")
+        return self._file
+
+    def _write(self, message: Mapping[str, Any]) -> None:
+        f = self._open()
+        f.write(_dumps(message) + "\n")
+        f.flush()  # a crash later in the run must not lose what was already rejected
+        self.lines_written += 1
+
+    def record(
+        self,
+        *,
+        stream: str,
+        schema: Mapping[str, Any] | None,
+        key_properties: Sequence[str],
+        record: Mapping[str, Any],
+        stage: str,
+        reason: str,
+        server_message: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        """Dead-letter one record of a stream."""
+        if stream not in self._schemas_written and schema is not None:
+            self._write(
+                {"type": "SCHEMA", "stream": stream, "schema": schema,
+                 "key_properties": list(key_properties)}
+            )
+            self._schemas_written.add(stream)
+        key = {k: record.get(k) for k in key_properties} or None
+        self._write(
+            {
+                "type": "RECORD",
+                "stream": stream,
+                "record": record,
+                "dead_letter": {
+                    "stage": stage,
+                    "reason": reason,
+                    "server_message": server_message,
+                    "key": key,
+                    "event_id": event_id,
+                    "rejected_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                },
+            }
+        )
+
+    def line(self, *, line_number: int, raw: str, stage: str, reason: str) -> None:
+        """Dead-letter an input line that was not a usable Singer message."""
+        if len(raw) > MAX_RAW_LINE_CHARS:
+            reason += f" (line cut to its first {MAX_RAW_LINE_CHARS} characters here)"
+            raw = raw[:MAX_RAW_LINE_CHARS]
+        self._write(
+            {
+                "type": DEAD_LETTER_TYPE,
+                "dead_letter": {
+                    "stage": stage,
+                    "reason": reason,
+                    "line_number": line_number,
+                    "raw_line": raw,
+                    "rejected_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                },
+            }
+        )
+
+    def close(self) -> None:
+        """Close the file if it was opened."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

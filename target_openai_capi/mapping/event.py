@@ -1,0 +1,335 @@
+"""Turn one source record into one CAPI event, through a stream's compiled mapping (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import jmespath
+import simplejson
+
+from target_openai_capi.contract import DATA_SHAPE_BY_TYPE, EVENT_TYPES
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.event_names import (
+    check_event_table,
+    normalise_event_name,
+    resolve_event_type,
+)
+from target_openai_capi.mapping.expressions import Getter, compile_expression
+from target_openai_capi.mapping.identity import USER_FIELDS, build_user
+from target_openai_capi.mapping.money import currency_code, minor_units, to_minor_units
+from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
+
+# Friendly field names a stream's `fields` may map, with what each one means (shown in the docs).
+EVENT_FIELDS: dict[str, str] = {
+    "id": "Event id; with the type it is OpenAI's dedup key, so it must be stable (e.g. the order id).",
+    "timestamp": "When it happened: ISO 8601 with any offset (no offset = UTC), or epoch seconds.",
+    "timestamp_ms": "When it happened, as epoch milliseconds (instead of `timestamp`).",
+    "custom_event_name": "Name of a custom event (type `custom`).",
+    "oppref": "OpenAI's click id (`oppref` landing-page parameter or `__oppref` cookie).",
+    "source_url": "Page URL of the conversion; required when action_source is `web`.",
+    "action_source": "web, mobile_app, offline, physical_store, phone_call, email or other.",
+    "opt_out": "True to exclude the event from personalisation (it still counts in aggregate).",
+    "amount": "Value in major units (25.99), converted exactly to minor units.",
+    "amount_minor": "Value already in minor units (2599), e.g. Stripe amounts.",
+    "currency": "ISO 4217 code; required whenever an amount is present.",
+    "contents": "List of items: id, name, content_type, quantity, amount or amount_minor, currency.",
+    "plan_id": "Plan id (subscription_created, trial_started, custom).",
+    "email": "Customer email: trimmed, lowercased, SHA-256 hashed.",
+    "phone": "Phone: E.164 digits with country code, SHA-256 hashed.",
+    "external_id": "Your customer id, SHA-256 hashed.",
+    "first_name": "Hashed after trimming and lowercasing.",
+    "last_name": "Hashed after trimming and lowercasing.",
+    "city": "Hashed after trimming and lowercasing.",
+    "state": "Hashed after trimming and lowercasing.",
+    "zip": "Hashed after lowercasing and removing spaces.",
+    "country": "ISO 3166-1 alpha-2 code, lowercased and hashed.",
+    "date_of_birth": "ISO date, hashed as YYYYMMDD.",
+    "ip_address": "Client IPv4/IPv6 address, sent as is.",
+    "user_agent": "Client user agent, sent as is.",
+}
+_CONTENT_FIELDS = frozenset(
+    {"id", "name", "content_type", "quantity", "amount", "amount_minor", "currency"}
+)
+_TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE_STRINGS = frozenset({"false", "0", "no", "n", "f", ""})
+# Bound on event ids: the API's limit is undocumented; ids this long are a mapping mistake.
+MAX_ID_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    """A stream's mapping from records to events, compiled once from its config entry."""
+
+    stream: str
+    event_type: str | None
+    event_type_from: Getter | None
+    event_types: Mapping[str, str]
+    filter: Getter | None
+    dry_run: bool | None
+    fields: Mapping[str, Getter]
+    user_fields: tuple[str, ...] = field(default=tuple(USER_FIELDS))
+
+
+def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMapping:
+    """Compile one `streams` config entry; raises ValueError with every problem found."""
+    problems: list[str] = []
+    where = f"streams.{stream}"
+
+    def compile_or_note(text: object, what: str) -> Getter | None:
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"{where}.{what}: must be a non-empty JMESPath expression")
+            return None
+        try:
+            return compile_expression(text)
+        except ValueError as exc:
+            problems.append(f"{where}.{what}: {exc}")
+            return None
+
+    event_type = entry.get("event_type")
+    if event_type is not None and event_type not in EVENT_TYPES:
+        problems.append(
+            f"{where}.event_type: {event_type!r} is not a CAPI event type "
+            f"(one of {', '.join(EVENT_TYPES)}); use event_type_from for names to translate"
+        )
+    type_from_text = entry.get("event_type_from")
+    if event_type is not None and type_from_text is not None:
+        problems.append(f"{where}: set event_type or event_type_from, not both")
+    if event_type is None and type_from_text is None:
+        # A warehouse model shaped like the event carries its type in a `type` column.
+        type_from_text = "type"
+    type_from = (
+        None if type_from_text is None else compile_or_note(type_from_text, "event_type_from")
+    )
+
+    table = entry.get("event_types") or {}
+    try:
+        check_event_table(table)
+    except ValueError as exc:
+        problems.append(f"{where}.event_types: {exc}")
+        table = {}
+    table = {normalise_event_name(name): value for name, value in table.items()}
+
+    filter_text = entry.get("filter")
+    row_filter = None if filter_text is None else compile_or_note(filter_text, "filter")
+
+    fields: dict[str, Getter] = {}
+    for name, text in (entry.get("fields") or {}).items():
+        if name not in EVENT_FIELDS:
+            problems.append(
+                f"{where}.fields.{name}: not a field name (one of {', '.join(EVENT_FIELDS)})"
+            )
+            continue
+        getter = compile_or_note(text, f"fields.{name}")
+        if getter is not None:
+            fields[name] = getter
+    for a, b in (("amount", "amount_minor"), ("timestamp", "timestamp_ms")):
+        if a in fields and b in fields:
+            problems.append(f"{where}.fields: map {a} or {b}, not both")
+
+    if problems:
+        raise ValueError("; ".join(problems))
+    return StreamMapping(
+        stream=stream,
+        event_type=event_type,
+        event_type_from=type_from,
+        event_types=table,
+        filter=row_filter,
+        dry_run=entry.get("dry_run"),
+        fields=fields,
+    )
+
+
+def passes_filter(mapping: StreamMapping, record: Mapping[str, Any]) -> bool:
+    """True when the stream has no filter or the filter is truthy (JMESPath truthiness)."""
+    if mapping.filter is None:
+        return True
+    value = mapping.filter(record)
+    return not (value is None or value is False or value in ("", [], {}))
+
+
+def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
+    """A mapped field, else the record's property of the same name; empty strings are absent."""
+    getter = mapping.fields.get(name)
+    value = getter(record) if getter is not None else record.get(name)
+    return None if value == "" else value
+
+
+def _as_bool(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, Decimal)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE_STRINGS | _FALSE_STRINGS:
+        return value.strip().lower() in _TRUE_STRINGS
+    raise MappingError(f"{name} {value!r} is not a boolean")
+
+
+def _as_text(value: object, name: str) -> str:
+    """Ids and names as strings; integral numbers keep no decimal point."""
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise MappingError(f"{name} must be a string or a number, not {type(value).__name__}")
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        value = int(value)
+    text = str(value).strip()
+    if not text:
+        raise MappingError(f"{name} is empty")
+    return text
+
+
+def record_digest(record: Mapping[str, Any]) -> str:
+    """A stable hash of a record, used as its event id when nothing better is known."""
+    canonical = simplejson.dumps(record, sort_keys=True, use_decimal=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def event_id(
+    mapping: StreamMapping, record: Mapping[str, Any], key_properties: Sequence[str]
+) -> str:
+    """Stable event id: the mapped id, else the stream's key properties, else a record hash."""
+    value = _value(mapping, record, "id")
+    if value is not None:
+        text = _as_text(value, "id")
+    elif key_properties and all(record.get(k) is not None for k in key_properties):
+        text = ":".join(_as_text(record[k], k) for k in key_properties)
+    else:
+        text = f"rec_{record_digest(record)}"
+    if len(text) > MAX_ID_LENGTH:
+        raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
+    return text
+
+
+def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]:
+    if not isinstance(items, list):
+        raise MappingError(f"contents must be a list of objects, not {type(items).__name__}")
+    result = []
+    for i, item in enumerate(items):
+        where = f"contents[{i}]"
+        if not isinstance(item, Mapping):
+            raise MappingError(f"{where} must be an object")
+        unknown = set(item) - _CONTENT_FIELDS
+        if unknown:
+            raise MappingError(
+                f"{where}.{sorted(unknown)[0]} is not a content field "
+                f"(allowed: {', '.join(sorted(_CONTENT_FIELDS))})"
+            )
+        out: dict[str, Any] = {}
+        if item.get("id") is not None:
+            out["id"] = _as_text(item["id"], f"{where}.id")
+        if item.get("name") is not None:
+            out["name"] = _as_text(item["name"], f"{where}.name")
+        if item.get("content_type") is not None:
+            out["content_type"] = _as_text(item["content_type"], f"{where}.content_type")
+        if item.get("quantity") is not None:
+            out["quantity"] = minor_units(item["quantity"], f"{where}.quantity")
+        item_currency = None
+        if item.get("currency") not in (None, ""):
+            item_currency = currency_code(item["currency"])
+            out["currency"] = item_currency
+        currency = item_currency or event_currency
+        if item.get("amount") is not None and item.get("amount_minor") is not None:
+            raise MappingError(f"{where}: give amount or amount_minor, not both")
+        if item.get("amount") is not None or item.get("amount_minor") is not None:
+            if currency is None:
+                raise MappingError(f"{where}.amount needs a currency (on the item or the event)")
+            if item.get("amount_minor") is not None:
+                out["amount"] = minor_units(item["amount_minor"], f"{where}.amount_minor")
+            else:
+                out["amount"] = to_minor_units(item["amount"], currency, f"{where}.amount")
+        result.append(out)
+    return result
+
+
+def _event_type(mapping: StreamMapping, record: Mapping[str, Any]) -> tuple[str, str | None]:
+    if mapping.event_type is not None:
+        return mapping.event_type, None
+    assert mapping.event_type_from is not None  # compile_stream_mapping guarantees one of them
+    name = mapping.event_type_from(record)
+    return resolve_event_type(name, mapping.event_types)
+
+
+def _data(mapping: StreamMapping, record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
+    shape = DATA_SHAPE_BY_TYPE[event_type]
+    data: dict[str, Any] = {"type": shape}
+    raw_currency = _value(mapping, record, "currency")
+    currency = None if raw_currency is None else currency_code(raw_currency)
+    amount = _value(mapping, record, "amount")
+    amount_minor = _value(mapping, record, "amount_minor")
+    if amount is not None or amount_minor is not None:
+        if currency is None:
+            raise MappingError("amount needs a currency: map `currency`")
+        if amount_minor is not None:
+            data["amount"] = minor_units(amount_minor, "amount_minor")
+        else:
+            data["amount"] = to_minor_units(amount, currency, "amount")
+    if currency is not None:
+        data["currency"] = currency
+    # Each data shape takes only its documented fields (customer_action has no contents,
+    # only plan_enrollment and custom take plan_id): a mapped field the shape does not
+    # take is left out by design, so one mapping can serve a stream of mixed event types.
+    if shape != "customer_action":
+        items = _value(mapping, record, "contents")
+        if items is not None:
+            data["contents"] = _contents(items, currency)
+    if shape in ("plan_enrollment", "custom"):
+        plan_id = _value(mapping, record, "plan_id")
+        if plan_id is not None:
+            data["plan_id"] = _as_text(plan_id, "plan_id")
+    return data
+
+
+def build_event(
+    mapping: StreamMapping,
+    record: Mapping[str, Any],
+    key_properties: Sequence[str],
+    *,
+    user_field_style: str = "singular",
+    default_phone_region: str | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Build the wire event for a record; returns (event, notes) or raises MappingError.
+
+    Notes are non-fatal: an identifier that could not be normalised and was left out.
+    The event is not yet checked against the contract or the time window.
+    """
+    try:
+        event_type, custom_name = _event_type(mapping, record)
+        event: dict[str, Any] = {"id": event_id(mapping, record, key_properties)}
+        event["type"] = event_type
+
+        ts_ms = _value(mapping, record, "timestamp_ms")
+        if ts_ms is not None:
+            event["timestamp_ms"] = epoch_ms(ts_ms)
+        else:
+            ts = _value(mapping, record, "timestamp")
+            if ts is None:
+                raise MappingError("timestamp is missing: map `timestamp` or `timestamp_ms`")
+            event["timestamp_ms"] = to_epoch_ms(ts)
+
+        if event_type == "custom":
+            mapped_name = _value(mapping, record, "custom_event_name")
+            name = (
+                custom_name if mapped_name is None else _as_text(mapped_name, "custom_event_name")
+            )
+            if name is None:
+                raise MappingError("custom_event_name is missing for a custom event")
+            event["custom_event_name"] = name
+        for name in ("oppref", "source_url", "action_source"):
+            value = _value(mapping, record, name)
+            if value is not None:
+                event[name] = _as_text(value, name)
+        opt_out = _value(mapping, record, "opt_out")
+        if opt_out is not None and _as_bool(opt_out, "opt_out"):
+            event["opt_out"] = True
+
+        raw_user = {name: _value(mapping, record, name) for name in mapping.user_fields}
+        user, notes = build_user(raw_user, user_field_style, default_phone_region)
+        if user:
+            event["user"] = user
+        event["data"] = _data(mapping, record, event_type)
+    except jmespath.exceptions.JMESPathError as exc:
+        # A function applied to the wrong type of value in this record (e.g. url_param on a number).
+        raise MappingError(f"expression failed on this record: {exc}") from exc
+    return event, notes

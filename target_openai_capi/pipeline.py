@@ -1,0 +1,369 @@
+"""One run of the target: records in, events batched and delivered, every record accounted for."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from target_openai_capi import __version__
+from target_openai_capi.accounting import (
+    DUPLICATE,
+    FILTERED,
+    SENT,
+    SKIPPED_STREAM,
+    STAGE_API,
+    STAGE_MAPPING,
+    STAGE_VALIDATION,
+    STAGE_WINDOW,
+    VALIDATED,
+    RunAccount,
+)
+from target_openai_capi.checkpoint import Checkpoints
+from target_openai_capi.contract import event_problem, window_problem
+from target_openai_capi.dead_letter import DeadLetterFile
+from target_openai_capi.delivery import (
+    Batch,
+    BatchResult,
+    Client,
+    ClientSettings,
+    RetryPolicy,
+    Uploader,
+)
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.event import StreamMapping, build_event, passes_filter
+
+# In-run dedup remembers this many recent (type, id) keys: enough to catch a tap re-sending
+# its bookmark rows, small enough (~20 MB) that memory stays flat on endless streams.
+# OpenAI deduplicates on (pixel, type, id) anyway; this only saves requests.
+RECENT_EVENT_KEYS = 200_000
+# A batch that is not full is sent anyway once its oldest event waited this long, so a quiet
+# stream still delivers (and its STATE still goes out) without waiting for the end of input.
+MAX_BATCH_AGE_SECONDS = 15.0
+# How often a long run logs a progress line.
+PROGRESS_INTERVAL_SECONDS = 30.0
+# Rejections logged one by one per stream and stage; past that they are only counted
+# (every one is still in the dead-letter file and the summary).
+LOGGED_REJECTIONS = 20
+# How often (in records) the cheap time checks above run.
+_CHECK_EVERY = 512
+
+
+class RunFailed(Exception):
+    """The run must stop; str() is the user-facing reason."""
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """What a batch keeps about each event's source record, for accounting and dead letters."""
+
+    stream: str
+    seq: int
+    record: Mapping[str, Any]
+    event_id: str
+    key_properties: Sequence[str]
+    schema: Mapping[str, Any]
+
+
+@dataclass
+class _OpenBatch:
+    """Events of one stream waiting for their batch to fill."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    refs: list[RecordRef] = field(default_factory=list)
+    since: float = 0.0
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """The settings a run needs, read once from the config."""
+
+    batch_size: int
+    dry_run: bool
+    user_field_style: str
+    default_phone_region: str | None
+    on_rejected: str
+    dead_letter_path: str | None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PipelineSettings:
+        """Read the pipeline's settings from the target config."""
+        return cls(
+            batch_size=int(config.get("batch_size") or 1000),
+            dry_run=bool(config.get("dry_run", False)),
+            user_field_style=str(config.get("user_field_style") or "singular"),
+            default_phone_region=config.get("default_phone_region"),
+            on_rejected=str(config.get("on_rejected") or "dead_letter"),
+            dead_letter_path=config.get("dead_letter_path"),
+        )
+
+
+def uploader_from_config(config: Mapping[str, Any]) -> Uploader:
+    """The HTTP side of a run, built from the target config."""
+    client = Client(
+        ClientSettings(
+            api_url=str(config["api_url"]),
+            pixel_id=str(config["pixel_id"]),
+            api_key=str(config["api_key"]),
+            user_agent=f"target-openai-capi/{__version__}",
+            read_timeout_s=float(config.get("request_timeout_seconds") or 60),
+        )
+    )
+    return Uploader(
+        client,
+        policy=RetryPolicy(
+            max_attempts=int(config.get("max_attempts") or 8),
+            max_total_seconds=float(config.get("max_retry_seconds", 300)),
+        ),
+        max_concurrent_requests=int(config.get("max_concurrent_requests") or 1),
+        validate_first=bool(config.get("validate_first", False)),
+    )
+
+
+class Pipeline:
+    """Maps records to events, batches and delivers them, and settles every record once."""
+
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        mappings: Mapping[str, StreamMapping],
+        uploader: Uploader,
+        emit_state: Callable[[dict[str, Any]], None],
+        logger: logging.Logger,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.settings = settings
+        self.mappings = mappings
+        self.uploader = uploader
+        self.account = RunAccount()
+        self.checkpoints = Checkpoints()
+        self._emit_state = emit_state
+        self._logger = logger
+        self._now_ms = now_ms
+        self._dead_letters = (
+            DeadLetterFile(settings.dead_letter_path) if settings.dead_letter_path else None
+        )
+        self._open: dict[str, _OpenBatch] = {}
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._warned_streams: set[str] = set()
+        self._logged_rejections: dict[tuple[str, str], int] = {}
+        self._next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
+
+    # Records in
+
+    def is_mapped(self, stream: str) -> bool:
+        """True when the stream has an entry under `streams`."""
+        return stream in self.mappings
+
+    def skip_unmapped(self, stream: str) -> None:
+        """Count a record of a stream that has no mapping (warn once per stream)."""
+        self._settle_immediately(stream, SKIPPED_STREAM)
+        if stream not in self._warned_streams:
+            self._warned_streams.add(stream)
+            self._logger.warning(
+                "Stream '%s' has no entry under `streams`: its records are counted and skipped.",
+                stream,
+            )
+
+    def filtered_by_stream_map(self, stream: str) -> None:
+        """Count a record that a stream map dropped before it reached a sink."""
+        self._settle_immediately(stream, FILTERED)
+
+    def add_record(
+        self,
+        stream: str,
+        record: Mapping[str, Any],
+        key_properties: Sequence[str],
+        schema: Mapping[str, Any],
+    ) -> None:
+        """Map one record and queue its event, or settle it as filtered, duplicate or rejected."""
+        if self.checkpoints.numbered % _CHECK_EVERY == 0:
+            self._periodic_checks()
+        mapping = self.mappings[stream]
+        if not passes_filter(mapping, record):
+            self._settle_immediately(stream, FILTERED)
+            return
+        try:
+            event, notes = build_event(
+                mapping,
+                record,
+                key_properties,
+                user_field_style=self.settings.user_field_style,
+                default_phone_region=self.settings.default_phone_region,
+            )
+        except MappingError as exc:
+            self.reject(stream, record, key_properties, schema, STAGE_MAPPING, str(exc))
+            return
+        for note in notes:
+            self._log_limited(stream, "note", "Record of '%s': %s", stream, note)
+        problem = event_problem(event)
+        if problem is not None:
+            self.reject(stream, record, key_properties, schema, STAGE_VALIDATION, problem,
+                        event_id=event["id"])
+            return
+        problem = window_problem(event["timestamp_ms"], self._now_ms())
+        if problem is not None:
+            self.reject(stream, record, key_properties, schema, STAGE_WINDOW, problem,
+                        event_id=event["id"])
+            return
+        if self._seen_recently(event["type"], event["id"]):
+            self._settle_immediately(stream, DUPLICATE)
+            return
+        seq = self.checkpoints.next_seq()
+        self._queue(stream, event, RecordRef(stream, seq, record, event["id"], key_properties,
+                                             schema))
+
+    def _seen_recently(self, event_type: str, event_id: str) -> bool:
+        key = (event_type, event_id)
+        if key in self._recent:
+            return True
+        self._recent[key] = None
+        if len(self._recent) > RECENT_EVENT_KEYS:
+            self._recent.popitem(last=False)
+        return False
+
+    def _settle_immediately(self, stream: str, outcome: str) -> None:
+        self.checkpoints.next_seq()
+        self.account.count(stream, outcome)
+
+    # Rejections
+
+    def reject(
+        self,
+        stream: str,
+        record: Mapping[str, Any],
+        key_properties: Sequence[str],
+        schema: Mapping[str, Any] | None,
+        stage: str,
+        reason: str,
+        *,
+        server_message: str | None = None,
+        event_id: str | None = None,
+        seq_taken: bool = False,
+    ) -> None:
+        """Dead-letter one record with its stage and reason (or stop, if the config says so)."""
+        if not seq_taken:
+            self.checkpoints.next_seq()
+        self.account.reject(stream, stage)
+        if self._dead_letters is not None:
+            self._dead_letters.record(
+                stream=stream, schema=schema, key_properties=key_properties, record=record,
+                stage=stage, reason=reason, server_message=server_message, event_id=event_id,
+            )
+        key = {k: record.get(k) for k in key_properties}
+        where = f"{key}" if key else (f"event {event_id!r}" if event_id else "a record")
+        self._log_limited(stream, stage, "Rejected %s of '%s' at %s: %s", where, stream, stage,
+                          reason)
+        if self.settings.on_rejected == "fail":
+            raise RunFailed(
+                f"A record of stream '{stream}' was rejected at stage {stage}: {reason} "
+                "(on_rejected is 'fail')"
+            )
+
+    def reject_line(self, line_number: int, raw: str, stage: str, reason: str) -> None:
+        """Dead-letter an input line that was not a usable Singer message."""
+        self.checkpoints.next_seq()
+        self.account.reject("(input)", stage)
+        if self._dead_letters is not None:
+            self._dead_letters.line(line_number=line_number, raw=raw, stage=stage, reason=reason)
+        self._log_limited("(input)", stage, "Rejected input line %d: %s", line_number, reason)
+        if self.settings.on_rejected == "fail":
+            raise RunFailed(f"Input line {line_number} was rejected: {reason}")
+
+    def _log_limited(self, stream: str, kind: str, msg: str, *args: object) -> None:
+        n = self._logged_rejections.get((stream, kind), 0)
+        self._logged_rejections[(stream, kind)] = n + 1
+        if n < LOGGED_REJECTIONS:
+            self._logger.warning(msg, *args)
+        elif n == LOGGED_REJECTIONS:
+            self._logger.warning(
+                "More of the same for '%s' (%s): only counted from now on%s.", stream, kind,
+                "; every one is in the dead-letter file" if self._dead_letters else "",
+            )
+
+    # Batches out
+
+    def _queue(self, stream: str, event: dict[str, Any], ref: RecordRef) -> None:
+        open_batch = self._open.get(stream)
+        if open_batch is None:
+            open_batch = self._open[stream] = _OpenBatch(since=time.monotonic())
+            self.checkpoints.hold(("open", stream), ref.seq)
+        open_batch.events.append(event)
+        open_batch.refs.append(ref)
+        if len(open_batch.events) >= self.settings.batch_size:
+            self._submit(stream)
+
+    def _submit(self, stream: str) -> None:
+        open_batch = self._open.pop(stream, None)
+        if open_batch is None:
+            return
+        self.checkpoints.release(("open", stream))
+        mapping = self.mappings[stream]
+        dry_run = self.settings.dry_run if mapping.dry_run is None else mapping.dry_run
+        batch = Batch(events=open_batch.events, tags=open_batch.refs, validate_only=dry_run)
+        self.checkpoints.hold(id(batch), open_batch.refs[0].seq)
+        self._settle(self.uploader.submit(batch))
+
+    def flush(self) -> None:
+        """Send every open batch, however small, and wait for all in flight."""
+        for stream in list(self._open):
+            self._submit(stream)
+        self._settle(self.uploader.drain())
+
+    def _settle(self, results: list[BatchResult]) -> None:
+        for result in results:
+            refs: list[RecordRef] = result.batch.tags
+            outcome = VALIDATED if result.batch.validate_only else SENT
+            self.account.requests += result.requests
+            for ref in (refs[i] for i in result.accepted):
+                self.account.count(ref.stream, outcome)
+            for index, status, message in result.rejected:
+                ref = refs[index]
+                self.reject(
+                    ref.stream, ref.record, ref.key_properties, ref.schema, STAGE_API,
+                    f"the API refused the event (HTTP {status}): {message}",
+                    server_message=message, event_id=ref.event_id, seq_taken=True,
+                )
+            self.checkpoints.release(id(result.batch))
+        self.release_state()
+
+    # STATE and time
+
+    def state_received(self, state: dict[str, Any]) -> None:
+        """Hold a STATE until every record before it is settled."""
+        self.checkpoints.state_received(state)
+        self._flush_old_batches()
+        self.release_state()
+
+    def release_state(self) -> None:
+        """Emit the pending STATE if every record before it is settled."""
+        state = self.checkpoints.releasable_state()
+        if state is not None:
+            self._emit_state(state)
+
+    def _flush_old_batches(self) -> None:
+        cutoff = time.monotonic() - MAX_BATCH_AGE_SECONDS
+        for stream, open_batch in list(self._open.items()):
+            if open_batch.since <= cutoff:
+                self._submit(stream)
+
+    def _periodic_checks(self) -> None:
+        self._flush_old_batches()
+        now = time.monotonic()
+        if now >= self._next_progress:
+            self._next_progress = now + PROGRESS_INTERVAL_SECONDS
+            self._logger.info(self.account.progress_line())
+
+    def close(self) -> None:
+        """Release files and connections (the caller has flushed)."""
+        if self._dead_letters is not None:
+            self._dead_letters.close()
+        self.uploader.close()
+
+    @property
+    def dead_letter_count(self) -> int:
+        """Lines written to the dead-letter file in this run."""
+        return 0 if self._dead_letters is None else self._dead_letters.lines_written

@@ -1,0 +1,158 @@
+"""The target: declares its settings and wires the Singer message flow to the pipeline."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import IO, Any
+
+from singer_sdk import Target
+from singer_sdk.exceptions import (
+    ConfigValidationError,
+    MissingKeyPropertiesError,
+    RecordsWithoutSchemaException,
+)
+from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.singerlib.exceptions import InvalidInputLine
+
+from target_openai_capi.accounting import REJECTED
+from target_openai_capi.config import API_KEY_PREFIX, CONFIG_SCHEMA, config_problems
+from target_openai_capi.delivery import DeliveryError
+from target_openai_capi.mapping.event import StreamMapping, compile_stream_mapping
+from target_openai_capi.pipeline import (
+    Pipeline,
+    PipelineSettings,
+    RunFailed,
+    uploader_from_config,
+)
+from target_openai_capi.reader import BadLine, TolerantReader
+from target_openai_capi.sink import ConversionsSink
+
+
+class TargetOpenAICapi(Target):
+    """Delivers Singer records as conversion events to OpenAI's Conversions API."""
+
+    name = "target-openai-capi"
+    config_jsonschema = CONFIG_SCHEMA
+    default_sink_class = ConversionsSink
+    message_reader_class = TolerantReader
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # All sinks share one uploader and one STATE checkpoint, so drains run one at a time.
+        self.max_parallelism = 1
+        self._last_state_line: str | None = None
+        self.pipeline = Pipeline(
+            PipelineSettings.from_config(self.config),
+            self._compile_streams(),
+            uploader_from_config(self.config),
+            emit_state=self._write_state_message,
+            logger=self.logger,
+        )
+        reader = self.message_reader
+        if isinstance(reader, TolerantReader):
+            reader.on_bad_line = self.pipeline.reject_line
+            reader.strict = self.pipeline.settings.on_rejected == "fail"
+        key = str(self.config.get("api_key", ""))
+        if not key.startswith(API_KEY_PREFIX):
+            self.logger.warning(
+                "api_key does not start with %s: the API accepts only Conversions API keys "
+                "(scope ads.third_party_events.write), not Advertiser API keys.",
+                API_KEY_PREFIX,
+            )
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's schema check plus cross-setting checks, with the API key redacted."""
+        errors = super()._validate_config(raise_errors=False)
+        if not errors:
+            errors = config_problems(self.config)
+        key = str(self._config.get("api_key") or "")
+        if key:
+            errors = [e.replace(key, "***") for e in errors]
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return errors
+
+    def _compile_streams(self) -> dict[str, StreamMapping]:
+        mappings, errors = {}, []
+        for stream, entry in (self.config.get("streams") or {}).items():
+            try:
+                mappings[stream] = compile_stream_mapping(stream, entry or {})
+            except ValueError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return mappings
+
+    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
+        numbered = self.pipeline.checkpoints.numbered
+        super()._process_record_message(message_dict)
+        if self.pipeline.checkpoints.numbered == numbered:
+            # No sink saw it: a stream map dropped the record.
+            self.pipeline.filtered_by_stream_map(message_dict["stream"])
+
+    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+        super()._process_state_message(message_dict)
+        self.pipeline.state_received(message_dict["value"])
+
+    def _write_state_message(self, state: dict[str, Any]) -> None:
+        """Write STATE to stdout, skipping a repeat of the line written last."""
+        line = repr(state)
+        if line != self._last_state_line:
+            self._last_state_line = line
+            super()._write_state_message(state)
+
+    def process_endofpipe(self) -> None:
+        """Send what is left, then log the run summary."""
+        super().process_endofpipe()
+        self.finish()
+
+    def finish(self) -> None:
+        """Log the summary line and close files and connections."""
+        account = self.pipeline.account
+        self.logger.info(account.summary_line())
+        self.logger.info("METRIC: %s", {"type": "counter", "metric": "capi_run",
+                                         "value": account.as_dict()})
+        rejected = account.total(REJECTED)
+        if rejected and not self.pipeline.settings.dead_letter_path:
+            self.logger.warning(
+                "%d records were rejected; set dead_letter_path to keep them for replay.",
+                rejected,
+            )
+        self.pipeline.close()
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        file_input: IO[str] | None = None,
+    ) -> None:
+        """Run the target; a fatal error ends it with one clear message and exit code 1."""
+        super(Target, cls).invoke(about=about, about_format=about_format)
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or _ConfigInput()
+        target = cls(config=config.config, validate_config=True,
+                     parse_env_config=config.parse_env)
+        try:
+            target.listen(file_input)
+        except (DeliveryError, RunFailed) as exc:
+            target.fail(str(exc))
+        except (BadLine, InvalidInputLine, RecordsWithoutSchemaException,
+                MissingKeyPropertiesError) as exc:  # on_rejected: fail
+            target.fail(f"Bad input (on_rejected is 'fail'): {exc}")
+        except Exception as exc:  # a bug: say so plainly; the traceback is at DEBUG level
+            cls.logger.debug("Unexpected error", exc_info=True)
+            target.fail(f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug in "
+                        "target-openai-capi: please report it with the log (LOGLEVEL=DEBUG).")
+
+    def fail(self, message: str) -> None:
+        """Stop the run: log why and what was delivered, exit 1 without STATE past the failure."""
+        self.logger.error("%s", message)
+        self.logger.error("Stopped. No STATE was written past the last delivered records: "
+                          "rerun with the last STATE to resume.")
+        self.logger.info(self.pipeline.account.summary_line())
+        logging.shutdown()
+        sys.exit(1)

@@ -1,0 +1,206 @@
+"""The real CLI on a Shopify-style (tap-shopify 3.x, GraphQL-shaped) orders stream into the sandbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import stat
+
+import pytest
+from conftest import API_KEY, PIXEL_ID
+from support import iso_minutes_ago, record, run_target, schema, state
+
+ORDER_PROPERTIES = {
+    "id": {"type": "string"},
+    "createdAt": {"type": "string", "format": "date-time"},
+    "test": {"type": "boolean"},
+    "email": {"type": ["string", "null"]},
+    "phone": {"type": ["string", "null"]},
+    "clientIp": {"type": ["string", "null"]},
+    "currencyCode": {"type": "string"},
+    "statusPageUrl": {"type": "string"},
+    "totalPriceSet": {
+        "type": "object",
+        "properties": {"shopMoney": {"type": "object", "properties": {
+            "amount": {"type": "string"}, "currencyCode": {"type": "string"}}}},
+    },
+    "customerJourneySummary": {"type": ["object", "null"]},
+    "lineItems": {"type": "array", "items": {"type": "object"}},
+}
+
+SHOPIFY_STREAM = {
+    "event_type": "order_created",
+    "filter": "!test",
+    "fields": {
+        "id": "id",
+        "timestamp": "createdAt",
+        "oppref": "url_param(customerJourneySummary.lastVisit.landingPage, 'oppref')",
+        "source_url": "statusPageUrl",
+        "action_source": "'web'",
+        "amount": "totalPriceSet.shopMoney.amount",
+        "currency": "currencyCode",
+        "contents": "lineItems[].{id: sku, name: title, quantity: quantity, "
+        "amount: originalUnitPriceSet.shopMoney.amount}",
+        "email": "email",
+        "phone": "phone",
+        "ip_address": "clientIp",
+    },
+}
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def order(n: int, *, total: str, currency: str, created: str, items: list[dict], **extra: object):
+    rec = {
+        "id": f"gid://shopify/Order/{n}",
+        "createdAt": created,
+        "test": False,
+        "email": None,
+        "phone": None,
+        "clientIp": "203.0.113.7",
+        "currencyCode": currency,
+        "statusPageUrl": f"https://shop.example.com/orders/{n}/status",
+        "totalPriceSet": {"shopMoney": {"amount": total, "currencyCode": currency}},
+        "customerJourneySummary": {
+            "lastVisit": {"landingPage": f"https://shop.example.com/?utm_source=x&oppref=opp_{n}"}
+        },
+        "lineItems": items,
+    }
+    rec.update(extra)
+    return rec
+
+
+def item(sku: str, title: str, qty: int, price: str) -> dict:
+    return {"sku": sku, "title": title, "quantity": qty,
+            "originalUnitPriceSet": {"shopMoney": {"amount": price}}}
+
+
+def to_ms(iso: str) -> int:
+    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+@pytest.fixture
+def config(sandbox, tmp_path):
+    return {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "dead_letter_path": str(tmp_path / "dead" / "letters.jsonl"),
+        "default_phone_region": "US",
+        "streams": {"orders": SHOPIFY_STREAM},
+    }
+
+
+def test_shopify_orders_arrive_exactly(sandbox, config, tmp_path):
+    usd_at = iso_minutes_ago(30, "-08:00")
+    jpy_at = iso_minutes_ago(50, "+09:00")
+    kwd_at = iso_minutes_ago(70, "+05:30")
+    lines = [
+        schema("orders", ORDER_PROPERTIES, ["id"]),
+        record("orders", order(1001, total="59.97", currency="USD", created=usd_at,
+                               items=[item("SKU-1", "Tee", 3, "19.99")],
+                               email="  Jane.Doe@Example.COM ", phone="(650) 555-1234")),
+        record("orders", order(1002, total="1500", currency="JPY", created=jpy_at,
+                               items=[item("SKU-2", "Mug", 1, "1500")])),
+        record("orders", order(1003, total="12.345", currency="KWD", created=kwd_at,
+                               items=[item("SKU-3", "Pen", 1, "12.345")])),
+        record("orders", order(1004, total="5.00", currency="USD", created=usd_at,
+                               items=[], test=True)),
+        state({"bookmarks": {"orders": {"updatedAt": usd_at}}}),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert set(events) == {"gid://shopify/Order/1001", "gid://shopify/Order/1002",
+                           "gid://shopify/Order/1003"}  # the test order is filtered
+    usd = events["gid://shopify/Order/1001"]
+    assert usd == {
+        "id": "gid://shopify/Order/1001",
+        "type": "order_created",
+        "timestamp_ms": to_ms(usd_at),
+        "oppref": "opp_1001",
+        "source_url": "https://shop.example.com/orders/1001/status",
+        "action_source": "web",
+        "user": {
+            "email_sha256": sha("jane.doe@example.com"),
+            "phone_number_sha256": sha("16505551234"),
+            "ip_address": "203.0.113.7",
+        },
+        "data": {
+            "type": "contents",
+            "amount": 5997,
+            "currency": "USD",
+            "contents": [{"id": "SKU-1", "name": "Tee", "quantity": 3, "amount": 1999}],
+        },
+    }
+    assert events["gid://shopify/Order/1002"]["data"]["amount"] == 1500
+    assert events["gid://shopify/Order/1002"]["timestamp_ms"] == to_ms(jpy_at)
+    assert events["gid://shopify/Order/1003"]["data"]["amount"] == 12345
+    assert events["gid://shopify/Order/1003"]["data"]["currency"] == "KWD"
+    assert events["gid://shopify/Order/1003"]["timestamp_ms"] == to_ms(kwd_at)
+
+    # STATE goes out once the events before it were accepted; the summary adds up.
+    assert run.states == [{"bookmarks": {"orders": {"updatedAt": usd_at}}}]
+    assert "received=4" in run.stderr and "sent=3" in run.stderr and "filtered=1" in run.stderr
+    assert API_KEY not in run.output
+    assert "jane.doe" not in run.output.lower()
+
+
+def test_stale_and_broken_orders_are_rejected_while_the_rest_arrive(sandbox, config, tmp_path):
+    fresh = iso_minutes_ago(10)
+    lines = [
+        schema("orders", ORDER_PROPERTIES, ["id"]),
+        record("orders", order(2001, total="10.00", currency="USD", created=fresh, items=[])),
+        record("orders", order(2002, total="10.00", currency="USD",
+                               created=iso_minutes_ago(8 * 24 * 60), items=[])),
+        record("orders", order(2003, total="ten", currency="USD", created=fresh, items=[])),
+        record("orders", order(2004, total="10.999", currency="USD", created=fresh, items=[])),
+        record("orders", order(2005, total="10.00", currency="XYZ", created=fresh, items=[])),
+        record("orders", order(2006, total="10.00", currency="USD", created="last tuesday",
+                               items=[])),
+        record("orders", {**order(2007, total="1", currency="USD", created=fresh, items=[]),
+                          "test": "not-a-boolean"}),
+        record("orders", order(2008, total="20.00", currency="EUR", created=fresh, items=[])),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "Traceback" not in run.output
+
+    stored = sorted(e["id"] for e in sandbox.events(PIXEL_ID))
+    assert stored == ["gid://shopify/Order/2001", "gid://shopify/Order/2008"]
+
+    path = tmp_path / "dead" / "letters.jsonl"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    lines_out = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines_out[0]["type"] == "SCHEMA"
+    dead = {m["record"]["id"]: m["dead_letter"] for m in lines_out if m["type"] == "RECORD"}
+    assert dead["gid://shopify/Order/2002"]["stage"] == "window"
+    assert "older than 7 days" in dead["gid://shopify/Order/2002"]["reason"]
+    assert dead["gid://shopify/Order/2003"]["stage"] == "mapping"
+    assert dead["gid://shopify/Order/2004"]["stage"] == "mapping"
+    assert "USD" in dead["gid://shopify/Order/2004"]["reason"]
+    assert dead["gid://shopify/Order/2005"]["stage"] == "mapping"
+    assert "XYZ" in dead["gid://shopify/Order/2005"]["reason"]
+    assert dead["gid://shopify/Order/2006"]["stage"] == "mapping"
+    assert dead["gid://shopify/Order/2007"]["stage"] == "schema"
+    assert dead["gid://shopify/Order/2007"]["key"] == {"id": "gid://shopify/Order/2007"}
+    assert "received=8" in run.stderr and "sent=2" in run.stderr and "rejected=6" in run.stderr
+
+
+def test_dry_run_validates_and_stores_nothing(sandbox, config, tmp_path):
+    config["dry_run"] = True
+    lines = [
+        schema("orders", ORDER_PROPERTIES, ["id"]),
+        record("orders", order(3001, total="10.00", currency="USD",
+                               created=iso_minutes_ago(5), items=[])),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sandbox.events(PIXEL_ID) == []
+    assert sandbox.stats()["validate_only_requests"] == 1
+    assert "validated=1" in run.stderr
