@@ -22,6 +22,7 @@ from target_openai_capi.mapping.expressions import Getter, compile_expression
 from target_openai_capi.mapping.identity import USER_FIELDS, build_user
 from target_openai_capi.mapping.money import currency_code, minor_units, to_minor_units
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
+from target_openai_capi.presets import apply_preset
 
 # Friendly field names a stream's `fields` may map, with what each one means (shown in the docs).
 EVENT_FIELDS: dict[str, str] = {
@@ -78,6 +79,10 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
     """Compile one `streams` config entry; raises ValueError with every problem found."""
     problems: list[str] = []
     where = f"streams.{stream}"
+    try:
+        entry = apply_preset(entry)
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}") from None
 
     def compile_or_note(text: object, what: str) -> Getter | None:
         if not isinstance(text, str) or not text.strip():
