@@ -402,7 +402,7 @@ def _messages(
         message = f"must be {value!r}, got {shown}"
         if path == ("data", "type") and isinstance(event.get("type"), str):
             message = f"must be {value!r} for type {event['type']!r}, got {shown}"
-    elif validator in ("pattern", "anyOf", "format") and description:
+    elif validator in ("pattern", "anyOf", "format", "minLength", "maxLength") and description:
         message = f"{shown} is not {description}"
     elif validator in ("minLength", "minItems") and value == 1:
         message = "must not be empty"
