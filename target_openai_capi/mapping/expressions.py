@@ -1,0 +1,433 @@
+"""Field expressions: JMESPath compiled once, with our functions and Decimal-aware built-ins.
+
+Our functions (in addition to JMESPath's own):
+- `url_param(url, name)`: the first value of query parameter `name` in `url`, percent- and
+  plus-decoded, or null. `url` may be absolute, relative ("/p?x=1"), a bare query string
+  ("x=1&y=2" or "?x=1"), or null / not a string (null). A fragment is ignored, except that a
+  parameter found nowhere else is looked up in a query inside the fragment ("#/p?x=1", single-page
+  apps). An empty value ("oppref=") is null: an empty click id is no click id.
+- `cookie(cookie_header, name)`: the value of cookie `name` in a Cookie header string
+  ("a=1; __oppref=xyz"), surrounding double quotes removed, not percent-decoded; or null.
+- `lower(s)`, `upper(s)`: case of a string; null stays null.
+
+Numbers: records carry JSON numbers as `decimal.Decimal`, which plain jmespath does not know.
+Here a Decimal is a JMESPath number everywhere: type checks, `type()` ("number"), `sum` / `avg`
+(exact: floats are read as their shortest repr, so `sum` of 0.1 and 0.2 is 0.3), `max`, `min`,
+`sort`, `*_by`, `abs`, `ceil`, `floor`, comparisons (a JSON literal such as `19.99` equals
+Decimal("19.99"); ordering a number against a string is null, per the JMESPath spec),
+`to_number` (a string becomes an int or an exact Decimal, never a float), `to_string`
+(Decimal("19.99") -> "19.99"). Known limit: `to_string` of an array or object renders the
+Decimals inside it as JSON strings ("19.99" in quotes).
+
+A plain dotted path of identifiers (`id`, `customer.email`) skips jmespath and compiles to
+direct dict lookups that return exactly what jmespath would (null when a step is missing or not
+an object).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import unquote_plus
+
+import jmespath
+from jmespath import exceptions as jmes_exceptions
+from jmespath import functions as jmes_functions
+from jmespath.visitor import Options, TreeInterpreter, _Expression
+
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.money import parse_number
+
+Getter = Callable[[Mapping[str, Any]], Any]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class ExpressionError(ValueError):
+    """A field expression in the config is not valid; the message names it and what is wrong."""
+
+
+# --- Decimal-aware JMESPath types ---------------------------------------------------------------
+
+
+def _jmes_type(value: object) -> str:
+    """The JMESPath type of a Python value; Decimal is a number."""
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    if value is None:
+        return "null"
+    if isinstance(value, _Expression):
+        return "expref"
+    return "unknown"
+
+
+def _exact(value: Any) -> Any:
+    """A float as the Decimal of its shortest repr; anything else unchanged."""
+    return Decimal(repr(value)) if type(value) is float else value
+
+
+def _mixed(x: Any, y: Any) -> tuple[Any, Any]:
+    """Compare a float with a Decimal by the float's repr: `19.99` == Decimal("19.99")."""
+    if type(x) is float and type(y) is Decimal:
+        return Decimal(repr(x)), y
+    if type(y) is float and type(x) is Decimal:
+        return x, Decimal(repr(y))
+    return x, y
+
+
+def _is_number(x: object) -> bool:
+    return not isinstance(x, bool) and isinstance(x, (int, float, Decimal))
+
+
+def _equals(x: Any, y: Any) -> bool:
+    # jmespath's rule: 0 / 1 never equal false / true.
+    if isinstance(x, bool) != isinstance(y, bool):
+        return False
+    return bool(operator.eq(*_mixed(x, y)))
+
+
+def _ordering(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool | None]:
+    def compare(x: Any, y: Any) -> bool | None:
+        # The spec: ordering is defined for two numbers (and, in jmespath.py, two strings);
+        # anything else is null rather than a Python TypeError.
+        if _is_number(x) and _is_number(y):
+            return op(*_mixed(x, y))
+        if isinstance(x, str) and isinstance(y, str):
+            return op(x, y)
+        return None
+
+    return compare
+
+
+class _Interpreter(TreeInterpreter):  # type: ignore[misc]  # jmespath ships no type hints
+    """jmespath's tree interpreter with Decimal-aware comparisons."""
+
+    COMPARATOR_FUNC = {
+        "eq": _equals,
+        "ne": lambda x, y: not _equals(x, y),
+        "lt": _ordering(operator.lt),
+        "gt": _ordering(operator.gt),
+        "lte": _ordering(operator.le),
+        "gte": _ordering(operator.ge),
+    }
+
+    def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
+        """Compare with our functions (the parent refuses Decimal ordering only by accident)."""
+        func = self.COMPARATOR_FUNC[node["value"]]
+        return func(self.visit(node["children"][0], value), self.visit(node["children"][1], value))
+
+
+# --- functions ------------------------------------------------------------------------------
+
+
+def _query_value(query: str, name: str) -> str | None:
+    """The first value of `name` in a query string (no leading "?"), decoded; None if absent."""
+    for pair in query.split("&"):
+        key, _, raw = pair.partition("=")
+        if key.startswith("amp;"):  # a URL copied out of HTML: "a=1&amp;oppref=x"
+            key = key[4:]
+        if key != name:
+            encoded = "%" in key or "+" in key
+            if not encoded or unquote_plus(key) != name:
+                continue
+        value = unquote_plus(raw) if ("%" in raw or "+" in raw) else raw
+        if value:
+            return value
+    return None
+
+
+def url_param(url: object, name: str) -> str | None:
+    """Value of query parameter `name` in `url` (absolute, relative or a bare query), or None."""
+    if not isinstance(url, str) or not url:
+        return None
+    rest, _, fragment = url.partition("#")
+    if "?" in rest:
+        query = rest.partition("?")[2]
+    elif "=" in rest and "://" not in rest and not rest.startswith("/"):
+        query = rest  # a bare query string: "oppref=abc&x=1"
+    else:
+        query = ""
+    found = _query_value(query, name) if query else None
+    if found is None and "?" in fragment:
+        found = _query_value(fragment.partition("?")[2], name)
+    return found
+
+
+def cookie(header: object, name: str) -> str | None:
+    """Value of cookie `name` in a Cookie header string, or None."""
+    if not isinstance(header, str):
+        return None
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value or None
+    return None
+
+
+def _signature(*arguments: dict[str, Any]) -> Callable[[_F], _F]:
+    """jmespath's @signature (argument types of a function), typed for mypy."""
+    decorate: Callable[[_F], _F] = jmes_functions.signature(*arguments)
+    return decorate
+
+
+class _Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath ships no type hints
+    """JMESPath built-ins that know Decimal, plus our functions."""
+
+    def _type_check_single(self, current: Any, types: list[str], function_name: str) -> None:
+        # The parent compares Python type *names* against a table without Decimal; check by
+        # JMESPath type instead, with the same rules for arrays of one element type.
+        actual = _jmes_type(current)
+        allowed: set[str] = set()
+        subtypes: set[str] = set()
+        for declared in types:
+            top, _, sub = declared.partition("-")
+            allowed.add(top)
+            if sub:
+                subtypes.add(sub)
+        if actual not in allowed:
+            raise jmes_exceptions.JMESPathTypeError(function_name, current, actual, types)
+        if actual != "array" or not subtypes or not current:
+            return
+        # As in jmespath: the first element picks which array type applies, all must match it.
+        first = _jmes_type(current[0])
+        if first not in subtypes:
+            raise jmes_exceptions.JMESPathTypeError(function_name, current[0], first, types)
+        for element in current:
+            kind = _jmes_type(element)
+            if kind != first:
+                raise jmes_exceptions.JMESPathTypeError(function_name, element, kind, types)
+
+    def _convert_to_jmespath_type(self, pyobject: str) -> str:
+        # Used by sort_by / min_by / max_by on a type *name*.
+        return (
+            "number" if pyobject == "Decimal" else str(super()._convert_to_jmespath_type(pyobject))
+        )
+
+    @_signature({"types": []})
+    def _func_type(self, arg: Any) -> str:
+        return _jmes_type(arg)
+
+    @_signature({"types": ["array-number"]})
+    def _func_sum(self, arg: list[Any]) -> Any:
+        if all(type(x) is int for x in arg):
+            return sum(arg)
+        return sum(_exact(x) for x in arg)
+
+    @_signature({"types": ["array-number"]})
+    def _func_avg(self, arg: list[Any]) -> Any:
+        if not arg:
+            return None
+        if all(type(x) is int for x in arg):
+            return sum(arg) / len(arg)
+        return sum(_exact(x) for x in arg) / len(arg)
+
+    @_signature({"types": ["array-number", "array-string"]})
+    def _func_max(self, arg: list[Any]) -> Any:
+        return max(arg, key=_exact) if arg else None
+
+    @_signature({"types": ["array-number", "array-string"]})
+    def _func_min(self, arg: list[Any]) -> Any:
+        return min(arg, key=_exact) if arg else None
+
+    @_signature({"types": ["array-string", "array-number"]})
+    def _func_sort(self, arg: list[Any]) -> list[Any]:
+        return sorted(arg, key=_exact)
+
+    @_signature({"types": ["array", "string"]}, {"types": []})
+    def _func_contains(self, subject: Any, search: Any) -> bool:
+        if isinstance(subject, str):
+            return isinstance(search, str) and search in subject
+        return any(_equals(element, search) for element in subject)
+
+    @_signature({"types": []})
+    def _func_to_number(self, arg: Any) -> Any:
+        if _is_number(arg):
+            return arg
+        if not isinstance(arg, str):
+            return None
+        try:
+            number = parse_number(arg, "value")
+        except MappingError:
+            return None
+        # "12" is the int 12; "12.50" and "1e3" stay exact Decimals, never floats.
+        if "." in arg or "e" in arg or "E" in arg:
+            return number
+        return int(number)
+
+    @_signature({"types": []})
+    def _func_to_string(self, arg: Any) -> str:
+        if isinstance(arg, str):
+            return arg
+        if isinstance(arg, Decimal):
+            return str(arg)
+        return str(super()._func_to_string(arg))
+
+    @_signature({"types": []}, {"types": ["string"]})
+    def _func_url_param(self, url: Any, name: str) -> str | None:
+        return url_param(url, name)
+
+    @_signature({"types": []}, {"types": ["string"]})
+    def _func_cookie(self, header: Any, name: str) -> str | None:
+        return cookie(header, name)
+
+    @_signature({"types": ["string", "null"]})
+    def _func_lower(self, text: str | None) -> str | None:
+        return None if text is None else text.lower()
+
+    @_signature({"types": ["string", "null"]})
+    def _func_upper(self, text: str | None) -> str | None:
+        return None if text is None else text.upper()
+
+
+# One interpreter for every expression: ParsedResult.search() would build a new interpreter and
+# function table per call, which is most of the cost of a small expression.
+_FUNCTIONS = _Functions()
+_INTERPRETER = _Interpreter(Options(custom_functions=_FUNCTIONS))
+
+
+# --- compilation ----------------------------------------------------------------------------
+
+
+def _field_path(node: Mapping[str, Any]) -> list[str] | None:
+    """The names of a plain dotted path (`a.b.c`), or None for any other expression."""
+    if node["type"] == "field":
+        return [node["value"]]
+    if node["type"] == "subexpression":
+        names: list[str] = []
+        for child in node["children"]:
+            sub = _field_path(child)
+            if sub is None:
+                return None
+            names.extend(sub)
+        return names
+    return None
+
+
+def _path_getter(names: list[str]) -> Getter:
+    """Direct dict lookups, returning what jmespath returns (None past a missing step)."""
+    # jmespath calls .get on each step and answers None where there is no .get (a string, a
+    # list): AttributeError is exactly that case. A missing step (None) is the common one, so it
+    # is tested for rather than raised, which costs ten times more.
+    if len(names) == 1:
+        (a,) = names
+
+        def get1(record: Mapping[str, Any]) -> Any:
+            try:
+                return record.get(a)
+            except AttributeError:
+                return None
+
+        return get1
+    if len(names) == 2:
+        a, b = names
+
+        def get2(record: Mapping[str, Any]) -> Any:
+            try:
+                value = record.get(a)
+                return None if value is None else value.get(b)
+            except AttributeError:
+                return None
+
+        return get2
+    if len(names) == 3:
+        a, b, c = names
+
+        def get3(record: Mapping[str, Any]) -> Any:
+            try:
+                value = record.get(a)
+                if value is None:
+                    return None
+                value = value.get(b)
+                return None if value is None else value.get(c)
+            except AttributeError:
+                return None
+
+        return get3
+
+    def get_n(record: Mapping[str, Any]) -> Any:
+        value: Any = record
+        try:
+            for name in names:
+                value = value.get(name)
+                if value is None:
+                    return None
+        except AttributeError:
+            return None
+        return value
+
+    return get_n
+
+
+def _check_functions(node: Mapping[str, Any], text: str) -> None:
+    """Unknown functions and wrong argument counts are config errors: find them now."""
+    if node.get("type") == "function_expression":
+        name = node["value"]
+        spec = _FUNCTIONS.FUNCTION_TABLE.get(name)
+        if spec is None:
+            known = ", ".join(sorted(_FUNCTIONS.FUNCTION_TABLE))
+            raise ExpressionError(
+                f"expression {text!r} calls unknown function {name}() (known: {known})"
+            )
+        signature = spec["signature"]
+        count = len(node["children"])
+        variadic = bool(signature) and signature[-1].get("variadic")
+        if (count < len(signature)) if variadic else (count != len(signature)):
+            expected = f"at least {len(signature)}" if variadic else str(len(signature))
+            raise ExpressionError(
+                f"expression {text!r}: {name}() takes {expected} argument(s), got {count}"
+            )
+    for child in node.get("children", ()):
+        if isinstance(child, Mapping):
+            _check_functions(child, text)
+
+
+def _describe_failure(text: str, error: Exception) -> str:
+    """A per-record evaluation failure, without the record's values (they may be PII)."""
+    if isinstance(error, jmes_exceptions.JMESPathTypeError):
+        expected = ", ".join(error.expected_types)
+        return (
+            f"expression {text!r} failed: {error.function_name}() got {error.actual_type}, "
+            f"expected {expected}"
+        )
+    return f"expression {text!r} failed: {type(error).__name__}"
+
+
+def compile_expression(text: str) -> Getter:
+    """Compile a field expression once into a function of a record."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError(f"expression {text!r} is empty")
+    try:
+        parsed = jmespath.compile(text)
+    except jmes_exceptions.JMESPathError as e:
+        raise ExpressionError(f"expression {text!r} is not valid JMESPath: {e}") from None
+    ast: dict[str, Any] = parsed.parsed
+    names = _field_path(ast)
+    if names is not None:
+        return _path_getter(names)
+    if ast["type"] == "literal":  # "'web'": a constant, as jmespath would return it
+        constant = ast["value"]
+        return lambda record: constant
+    _check_functions(ast, text)
+    visit = _INTERPRETER.visit
+
+    def evaluate(record: Mapping[str, Any]) -> Any:
+        try:
+            return visit(ast, record)
+        except MappingError:
+            raise
+        except (jmes_exceptions.JMESPathError, TypeError, ValueError, ArithmeticError) as e:
+            raise MappingError(_describe_failure(text, e)) from None
+
+    return evaluate
