@@ -72,9 +72,8 @@ class RunAccount:
                 detail += " (" + ", ".join(f"{s}={n}" for s, n in sorted(stages.items())) + ")"
             parts.append(f"{stream}: received={self.received(stream)} {detail}".rstrip())
         totals = " ".join(f"{o}={self.total(o)}" for o in OUTCOMES)
-        return (
-            f"Run summary: received={self.received()} {totals} requests={self.requests}"
-            + ("; " + "; ".join(parts) if parts else "")
+        return f"Run summary: received={self.received()} {totals} requests={self.requests}" + (
+            "; " + "; ".join(parts) if parts else ""
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -84,8 +83,11 @@ class RunAccount:
             **{o: self.total(o) for o in OUTCOMES},
             "requests": self.requests,
             "streams": {
-                s: {"received": self.received(s), **dict(c), "rejected_by_stage": dict(
-                    self.rejected_by_stage.get(s, {}))}
+                s: {
+                    "received": self.received(s),
+                    **dict(c),
+                    "rejected_by_stage": dict(self.rejected_by_stage.get(s, {})),
+                }
                 for s, c in sorted(self.outcomes.items())
             },
         }

@@ -54,8 +54,10 @@ _STREAM_ENTRY = th.ObjectType(
     th.Property(
         "fields",
         th.ObjectType(
-            *(th.Property(name, th.StringType, description=text)
-              for name, text in EVENT_FIELDS.items()),
+            *(
+                th.Property(name, th.StringType, description=text)
+                for name, text in EVENT_FIELDS.items()
+            ),
             additional_properties=False,
         ),
         description=(

@@ -68,8 +68,12 @@ class DeadLetterFile:
         """Dead-letter one record of a stream."""
         if stream not in self._schemas_written and schema is not None:
             self._write(
-                {"type": "SCHEMA", "stream": stream, "schema": schema,
-                 "key_properties": list(key_properties)}
+                {
+                    "type": "SCHEMA",
+                    "stream": stream,
+                    "schema": schema,
+                    "key_properties": list(key_properties),
+                }
             )
             self._schemas_written.add(stream)
         key = {k: record.get(k) for k in key_properties} or None

@@ -201,20 +201,29 @@ class Pipeline:
             self._log_limited(stream, "note", "Record of '%s': %s", stream, note)
         problem = event_problem(event)
         if problem is not None:
-            self.reject(stream, record, key_properties, schema, STAGE_VALIDATION, problem,
-                        event_id=event["id"])
+            self.reject(
+                stream,
+                record,
+                key_properties,
+                schema,
+                STAGE_VALIDATION,
+                problem,
+                event_id=event["id"],
+            )
             return
         problem = window_problem(event["timestamp_ms"], self._now_ms())
         if problem is not None:
-            self.reject(stream, record, key_properties, schema, STAGE_WINDOW, problem,
-                        event_id=event["id"])
+            self.reject(
+                stream, record, key_properties, schema, STAGE_WINDOW, problem, event_id=event["id"]
+            )
             return
         if self._seen_recently(event["type"], event["id"]):
             self._settle_immediately(stream, DUPLICATE)
             return
         seq = self.checkpoints.next_seq()
-        self._queue(stream, event, RecordRef(stream, seq, record, event["id"], key_properties,
-                                             schema))
+        self._queue(
+            stream, event, RecordRef(stream, seq, record, event["id"], key_properties, schema)
+        )
 
     def _seen_recently(self, event_type: str, event_id: str) -> bool:
         key = (event_type, event_id)
@@ -250,13 +259,20 @@ class Pipeline:
         self.account.reject(stream, stage)
         if self._dead_letters is not None:
             self._dead_letters.record(
-                stream=stream, schema=schema, key_properties=key_properties, record=record,
-                stage=stage, reason=reason, server_message=server_message, event_id=event_id,
+                stream=stream,
+                schema=schema,
+                key_properties=key_properties,
+                record=record,
+                stage=stage,
+                reason=reason,
+                server_message=server_message,
+                event_id=event_id,
             )
         key = {k: record.get(k) for k in key_properties}
         where = f"{key}" if key else (f"event {event_id!r}" if event_id else "a record")
-        self._log_limited(stream, stage, "Rejected %s of '%s' at %s: %s", where, stream, stage,
-                          reason)
+        self._log_limited(
+            stream, stage, "Rejected %s of '%s' at %s: %s", where, stream, stage, reason
+        )
         if self.settings.on_rejected == "fail":
             raise RunFailed(
                 f"A record of stream '{stream}' was rejected at stage {stage}: {reason} "
@@ -280,7 +296,9 @@ class Pipeline:
             self._logger.warning(msg, *args)
         elif n == LOGGED_REJECTIONS:
             self._logger.warning(
-                "More of the same for '%s' (%s): only counted from now on%s.", stream, kind,
+                "More of the same for '%s' (%s): only counted from now on%s.",
+                stream,
+                kind,
                 "; every one is in the dead-letter file" if self._dead_letters else "",
             )
 
@@ -323,9 +341,15 @@ class Pipeline:
             for index, status, message in result.rejected:
                 ref = refs[index]
                 self.reject(
-                    ref.stream, ref.record, ref.key_properties, ref.schema, STAGE_API,
+                    ref.stream,
+                    ref.record,
+                    ref.key_properties,
+                    ref.schema,
+                    STAGE_API,
                     f"the API refused the event (HTTP {status}): {message}",
-                    server_message=message, event_id=ref.event_id, seq_taken=True,
+                    server_message=message,
+                    event_id=ref.event_id,
+                    seq_taken=True,
                 )
             self.checkpoints.release(id(result.batch))
         self.release_state()

@@ -66,8 +66,9 @@ class ConversionsSink(BatchSink):
         try:
             return FastRecordValidator(self.schema)
         except fastjsonschema.JsonSchemaDefinitionException:
-            self.logger.info("Schema of '%s' needs the slower jsonschema validator.",
-                             self.stream_name)
+            self.logger.info(
+                "Schema of '%s' needs the slower jsonschema validator.", self.stream_name
+            )
             return JSONSchemaValidator(self.schema)
 
     def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -111,8 +111,9 @@ class TargetOpenAICapi(Target):
         """Log the summary line and close files and connections."""
         account = self.pipeline.account
         self.logger.info(account.summary_line())
-        self.logger.info("METRIC: %s", {"type": "counter", "metric": "capi_run",
-                                         "value": account.as_dict()})
+        self.logger.info(
+            "METRIC: %s", {"type": "counter", "metric": "capi_run", "value": account.as_dict()}
+        )
         rejected = account.total(REJECTED)
         if rejected and not self.pipeline.settings.dead_letter_path:
             self.logger.warning(
@@ -134,25 +135,32 @@ class TargetOpenAICapi(Target):
         super(Target, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
         config = config or _ConfigInput()
-        target = cls(config=config.config, validate_config=True,
-                     parse_env_config=config.parse_env)
+        target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
         try:
             target.listen(file_input)
         except (DeliveryError, RunFailed) as exc:
             target.fail(str(exc))
-        except (BadLine, InvalidInputLine, RecordsWithoutSchemaException,
-                MissingKeyPropertiesError) as exc:  # on_rejected: fail
+        except (
+            BadLine,
+            InvalidInputLine,
+            RecordsWithoutSchemaException,
+            MissingKeyPropertiesError,
+        ) as exc:  # on_rejected: fail
             target.fail(f"Bad input (on_rejected is 'fail'): {exc}")
         except Exception as exc:  # a bug: say so plainly; the traceback is at DEBUG level
             cls.logger.debug("Unexpected error", exc_info=True)
-            target.fail(f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug in "
-                        "target-openai-capi: please report it with the log (LOGLEVEL=DEBUG).")
+            target.fail(
+                f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug in "
+                "target-openai-capi: please report it with the log (LOGLEVEL=DEBUG)."
+            )
 
     def fail(self, message: str) -> None:
         """Stop the run: log why and what was delivered, exit 1 without STATE past the failure."""
         self.logger.error("%s", message)
-        self.logger.error("Stopped. No STATE was written past the last delivered records: "
-                          "rerun with the last STATE to resume.")
+        self.logger.error(
+            "Stopped. No STATE was written past the last delivered records: "
+            "rerun with the last STATE to resume."
+        )
         self.logger.info(self.pipeline.account.summary_line())
         logging.shutdown()
         sys.exit(1)

@@ -35,8 +35,12 @@ def iso_minutes_ago(minutes: float, offset: str = "Z") -> str:
 
 def schema(stream: str, properties: dict[str, Any], key_properties: list[str] | None = None) -> str:
     return json.dumps(
-        {"type": "SCHEMA", "stream": stream, "schema": {"type": "object", "properties": properties},
-         "key_properties": key_properties or []}
+        {
+            "type": "SCHEMA",
+            "stream": stream,
+            "schema": {"type": "object", "properties": properties},
+            "key_properties": key_properties or [],
+        }
     )
 
 
@@ -85,5 +89,6 @@ def run_target(
         env=env,
         check=False,
     )
-    return TargetRun(proc.returncode, proc.stdout.decode(errors="replace"),
-                     proc.stderr.decode(errors="replace"))
+    return TargetRun(
+        proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    )

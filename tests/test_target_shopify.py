@@ -1,4 +1,4 @@
-"""The real CLI on a Shopify-style (tap-shopify 3.x, GraphQL-shaped) orders stream into the sandbox."""
+"""The real CLI on a Shopify-style (tap-shopify 3.x GraphQL) orders stream into the sandbox."""
 
 from __future__ import annotations
 
@@ -23,8 +23,12 @@ ORDER_PROPERTIES = {
     "statusPageUrl": {"type": "string"},
     "totalPriceSet": {
         "type": "object",
-        "properties": {"shopMoney": {"type": "object", "properties": {
-            "amount": {"type": "string"}, "currencyCode": {"type": "string"}}}},
+        "properties": {
+            "shopMoney": {
+                "type": "object",
+                "properties": {"amount": {"type": "string"}, "currencyCode": {"type": "string"}},
+            }
+        },
     },
     "customerJourneySummary": {"type": ["object", "null"]},
     "lineItems": {"type": "array", "items": {"type": "object"}},
@@ -75,8 +79,12 @@ def order(n: int, *, total: str, currency: str, created: str, items: list[dict],
 
 
 def item(sku: str, title: str, qty: int, price: str) -> dict:
-    return {"sku": sku, "title": title, "quantity": qty,
-            "originalUnitPriceSet": {"shopMoney": {"amount": price}}}
+    return {
+        "sku": sku,
+        "title": title,
+        "quantity": qty,
+        "originalUnitPriceSet": {"shopMoney": {"amount": price}},
+    }
 
 
 def to_ms(iso: str) -> int:
@@ -101,23 +109,52 @@ def test_shopify_orders_arrive_exactly(sandbox, config, tmp_path):
     kwd_at = iso_minutes_ago(70, "+05:30")
     lines = [
         schema("orders", ORDER_PROPERTIES, ["id"]),
-        record("orders", order(1001, total="59.97", currency="USD", created=usd_at,
-                               items=[item("SKU-1", "Tee", 3, "19.99")],
-                               email="  Jane.Doe@Example.COM ", phone="(650) 555-1234")),
-        record("orders", order(1002, total="1500", currency="JPY", created=jpy_at,
-                               items=[item("SKU-2", "Mug", 1, "1500")])),
-        record("orders", order(1003, total="12.345", currency="KWD", created=kwd_at,
-                               items=[item("SKU-3", "Pen", 1, "12.345")])),
-        record("orders", order(1004, total="5.00", currency="USD", created=usd_at,
-                               items=[], test=True)),
+        record(
+            "orders",
+            order(
+                1001,
+                total="59.97",
+                currency="USD",
+                created=usd_at,
+                items=[item("SKU-1", "Tee", 3, "19.99")],
+                email="  Jane.Doe@Example.COM ",
+                phone="(650) 555-1234",
+            ),
+        ),
+        record(
+            "orders",
+            order(
+                1002,
+                total="1500",
+                currency="JPY",
+                created=jpy_at,
+                items=[item("SKU-2", "Mug", 1, "1500")],
+            ),
+        ),
+        record(
+            "orders",
+            order(
+                1003,
+                total="12.345",
+                currency="KWD",
+                created=kwd_at,
+                items=[item("SKU-3", "Pen", 1, "12.345")],
+            ),
+        ),
+        record(
+            "orders", order(1004, total="5.00", currency="USD", created=usd_at, items=[], test=True)
+        ),
         state({"bookmarks": {"orders": {"updatedAt": usd_at}}}),
     ]
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output
 
     events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
-    assert set(events) == {"gid://shopify/Order/1001", "gid://shopify/Order/1002",
-                           "gid://shopify/Order/1003"}  # the test order is filtered
+    assert set(events) == {
+        "gid://shopify/Order/1001",
+        "gid://shopify/Order/1002",
+        "gid://shopify/Order/1003",
+    }  # the test order is filtered
     usd = events["gid://shopify/Order/1001"]
     assert usd == {
         "id": "gid://shopify/Order/1001",
@@ -146,7 +183,9 @@ def test_shopify_orders_arrive_exactly(sandbox, config, tmp_path):
 
     # STATE goes out once the events before it were accepted; the summary adds up.
     assert run.states == [{"bookmarks": {"orders": {"updatedAt": usd_at}}}]
-    assert "received=4" in run.stderr and "sent=3" in run.stderr and "filtered=1" in run.stderr
+    assert "received=4" in run.stderr
+    assert "sent=3" in run.stderr
+    assert "filtered=1" in run.stderr
     assert API_KEY not in run.output
     assert "jane.doe" not in run.output.lower()
 
@@ -156,15 +195,25 @@ def test_stale_and_broken_orders_are_rejected_while_the_rest_arrive(sandbox, con
     lines = [
         schema("orders", ORDER_PROPERTIES, ["id"]),
         record("orders", order(2001, total="10.00", currency="USD", created=fresh, items=[])),
-        record("orders", order(2002, total="10.00", currency="USD",
-                               created=iso_minutes_ago(8 * 24 * 60), items=[])),
+        record(
+            "orders",
+            order(
+                2002, total="10.00", currency="USD", created=iso_minutes_ago(8 * 24 * 60), items=[]
+            ),
+        ),
         record("orders", order(2003, total="ten", currency="USD", created=fresh, items=[])),
         record("orders", order(2004, total="10.999", currency="USD", created=fresh, items=[])),
         record("orders", order(2005, total="10.00", currency="XYZ", created=fresh, items=[])),
-        record("orders", order(2006, total="10.00", currency="USD", created="last tuesday",
-                               items=[])),
-        record("orders", {**order(2007, total="1", currency="USD", created=fresh, items=[]),
-                          "test": "not-a-boolean"}),
+        record(
+            "orders", order(2006, total="10.00", currency="USD", created="last tuesday", items=[])
+        ),
+        record(
+            "orders",
+            {
+                **order(2007, total="1", currency="USD", created=fresh, items=[]),
+                "test": "not-a-boolean",
+            },
+        ),
         record("orders", order(2008, total="20.00", currency="EUR", created=fresh, items=[])),
     ]
     run = run_target(config, lines, tmp_path)
@@ -189,15 +238,19 @@ def test_stale_and_broken_orders_are_rejected_while_the_rest_arrive(sandbox, con
     assert dead["gid://shopify/Order/2006"]["stage"] == "mapping"
     assert dead["gid://shopify/Order/2007"]["stage"] == "schema"
     assert dead["gid://shopify/Order/2007"]["key"] == {"id": "gid://shopify/Order/2007"}
-    assert "received=8" in run.stderr and "sent=2" in run.stderr and "rejected=6" in run.stderr
+    assert "received=8" in run.stderr
+    assert "sent=2" in run.stderr
+    assert "rejected=6" in run.stderr
 
 
 def test_dry_run_validates_and_stores_nothing(sandbox, config, tmp_path):
     config["dry_run"] = True
     lines = [
         schema("orders", ORDER_PROPERTIES, ["id"]),
-        record("orders", order(3001, total="10.00", currency="USD",
-                               created=iso_minutes_ago(5), items=[])),
+        record(
+            "orders",
+            order(3001, total="10.00", currency="USD", created=iso_minutes_ago(5), items=[]),
+        ),
     ]
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 from conftest import API_KEY, PIXEL_ID
+from support import iso_minutes_ago, now_ms, record, run_target, schema, state
 
 from target_openai_capi.sandbox import FaultConfig
-from support import iso_minutes_ago, now_ms, record, run_target, schema, state
 
 
 def base_config(sandbox, tmp_path, streams):
@@ -22,29 +22,72 @@ def base_config(sandbox, tmp_path, streams):
 
 def test_warehouse_table_shaped_like_the_event_needs_no_mapping(sandbox, tmp_path):
     ts = now_ms() - 60_000
-    props = {name: {} for name in ("id", "type", "timestamp_ms", "amount_minor", "currency",
-                                   "email", "external_id", "opt_out", "oppref")}
+    props = {
+        name: {}
+        for name in (
+            "id",
+            "type",
+            "timestamp_ms",
+            "amount_minor",
+            "currency",
+            "email",
+            "external_id",
+            "opt_out",
+            "oppref",
+        )
+    }
     lines = [
         schema("conversions", props, ["id"]),
-        record("conversions", {"id": "c-1", "type": "order_created", "timestamp_ms": ts,
-                               "amount_minor": 2599, "currency": "usd", "email": "A@B.co",
-                               "external_id": 42, "opt_out": True, "oppref": "opp_1"}),
-        record("conversions", {"id": "c-2", "type": "lead_created", "timestamp_ms": ts,
-                               "amount_minor": None, "currency": None, "email": None,
-                               "external_id": None, "opt_out": False, "oppref": None}),
+        record(
+            "conversions",
+            {
+                "id": "c-1",
+                "type": "order_created",
+                "timestamp_ms": ts,
+                "amount_minor": 2599,
+                "currency": "usd",
+                "email": "A@B.co",
+                "external_id": 42,
+                "opt_out": True,
+                "oppref": "opp_1",
+            },
+        ),
+        record(
+            "conversions",
+            {
+                "id": "c-2",
+                "type": "lead_created",
+                "timestamp_ms": ts,
+                "amount_minor": None,
+                "currency": None,
+                "email": None,
+                "external_id": None,
+                "opt_out": False,
+                "oppref": None,
+            },
+        ),
     ]
     run = run_target(base_config(sandbox, tmp_path, {"conversions": {}}), lines, tmp_path)
     assert run.returncode == 0, run.output
     events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
     assert events["c-1"] == {
-        "id": "c-1", "type": "order_created", "timestamp_ms": ts, "oppref": "opp_1",
+        "id": "c-1",
+        "type": "order_created",
+        "timestamp_ms": ts,
+        "oppref": "opp_1",
         "opt_out": True,
-        "user": {"email_sha256": hashlib.sha256(b"a@b.co").hexdigest(),
-                 "external_id_sha256": hashlib.sha256(b"42").hexdigest()},
+        "user": {
+            "email_sha256": hashlib.sha256(b"a@b.co").hexdigest(),
+            "external_id_sha256": hashlib.sha256(b"42").hexdigest(),
+        },
         "data": {"type": "contents", "amount": 2599, "currency": "USD"},
     }
-    assert events["c-2"] == {"id": "c-2", "type": "lead_created", "timestamp_ms": ts,
-                             "data": {"type": "customer_action"}}
+    assert events["c-2"] == {
+        "id": "c-2",
+        "type": "lead_created",
+        "timestamp_ms": ts,
+        "data": {"type": "customer_action"},
+    }
 
 
 def test_event_name_table_maps_names_and_sends_unknown_names_as_custom(sandbox, tmp_path):
@@ -53,23 +96,40 @@ def test_event_name_table_maps_names_and_sends_unknown_names_as_custom(sandbox, 
         "tracks": {
             "event_type_from": "event",
             "event_types": {"Demo Booked": "appointment_scheduled"},
-            "fields": {"id": "message_id", "timestamp": "timestamp", "email": "context.traits.email",
-                       "amount": "properties.revenue", "currency": "properties.currency"},
+            "fields": {
+                "id": "message_id",
+                "timestamp": "timestamp",
+                "email": "context.traits.email",
+                "amount": "properties.revenue",
+                "currency": "properties.currency",
+            },
         }
     }
     lines = [schema("tracks", {"message_id": {"type": "string"}}, ["message_id"])]
     names = ["Order Completed", "purchase", "Demo Booked", "AddToCart", "Webinar Watched"]
     for i, name in enumerate(names):
-        lines.append(record("tracks", {
-            "message_id": f"m{i}", "event": name, "timestamp": at,
-            "context": {"traits": {"email": "x@y.com"}},
-            "properties": {"revenue": 12.5, "currency": "EUR"},
-        }))
+        lines.append(
+            record(
+                "tracks",
+                {
+                    "message_id": f"m{i}",
+                    "event": name,
+                    "timestamp": at,
+                    "context": {"traits": {"email": "x@y.com"}},
+                    "properties": {"revenue": 12.5, "currency": "EUR"},
+                },
+            )
+        )
     run = run_target(base_config(sandbox, tmp_path, streams), lines, tmp_path)
     assert run.returncode == 0, run.output
     events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
     assert [events[f"m{i}"]["type"] for i in range(5)] == [
-        "order_created", "order_created", "appointment_scheduled", "items_added", "custom"]
+        "order_created",
+        "order_created",
+        "appointment_scheduled",
+        "items_added",
+        "custom",
+    ]
     assert events["m4"]["custom_event_name"] == "Webinar Watched"
     assert events["m0"]["data"] == {"type": "contents", "amount": 1250, "currency": "EUR"}
     # customer_action takes an amount but no contents; the shape is respected per type.
@@ -82,26 +142,44 @@ def test_stripe_style_minor_amounts_and_epoch_seconds(sandbox, tmp_path):
         "subscriptions": {
             "event_type_from": "status",
             "event_types": {"trialing": "trial_started", "active": "subscription_created"},
-            "fields": {"id": "id", "timestamp": "created", "amount_minor": "plan.amount",
-                       "currency": "plan.currency", "plan_id": "plan.id",
-                       "oppref": "metadata.oppref", "external_id": "customer"},
+            "fields": {
+                "id": "id",
+                "timestamp": "created",
+                "amount_minor": "plan.amount",
+                "currency": "plan.currency",
+                "plan_id": "plan.id",
+                "oppref": "metadata.oppref",
+                "external_id": "customer",
+            },
         }
     }
     lines = [schema("subscriptions", {"id": {"type": "string"}}, ["id"])]
     for sub_id, status in (("sub_1", "active"), ("sub_2", "trialing")):
-        lines.append(record("subscriptions", {
-            "id": sub_id, "status": status, "created": created, "customer": "cus_9",
-            "plan": {"id": "price_pro", "amount": 2900, "currency": "usd"},
-            "metadata": {"oppref": "opp_s"},
-        }))
+        lines.append(
+            record(
+                "subscriptions",
+                {
+                    "id": sub_id,
+                    "status": status,
+                    "created": created,
+                    "customer": "cus_9",
+                    "plan": {"id": "price_pro", "amount": 2900, "currency": "usd"},
+                    "metadata": {"oppref": "opp_s"},
+                },
+            )
+        )
     run = run_target(base_config(sandbox, tmp_path, streams), lines, tmp_path)
     assert run.returncode == 0, run.output
     events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
     assert events["sub_1"]["type"] == "subscription_created"
     assert events["sub_2"]["type"] == "trial_started"
     assert events["sub_1"]["timestamp_ms"] == created * 1000
-    assert events["sub_1"]["data"] == {"type": "plan_enrollment", "amount": 2900,
-                                       "currency": "USD", "plan_id": "price_pro"}
+    assert events["sub_1"]["data"] == {
+        "type": "plan_enrollment",
+        "amount": 2900,
+        "currency": "USD",
+        "plan_id": "price_pro",
+    }
 
 
 def test_unmapped_streams_are_counted_and_skipped_with_one_warning(sandbox, tmp_path):
@@ -132,8 +210,9 @@ def test_state_follows_accepted_events_and_never_passes_unsent_ones(sandbox, tmp
     config.update(batch_size=2, max_concurrent_requests=1)
     lines = [schema("conversions", {"id": {}}, ["id"])]
     for i in range(5):
-        lines.append(record("conversions", {"id": f"s{i}", "type": "lead_created",
-                                            "timestamp_ms": ts}))
+        lines.append(
+            record("conversions", {"id": f"s{i}", "type": "lead_created", "timestamp_ms": ts})
+        )
         lines.append(state({"position": i}))
 
     # The API is down: nothing is delivered, so no STATE may go out and the run fails.
@@ -142,7 +221,8 @@ def test_state_follows_accepted_events_and_never_passes_unsent_ones(sandbox, tmp
     failed = run_target(config, lines, tmp_path)
     assert failed.returncode == 1
     assert failed.states == []
-    assert "503" in failed.stderr and "Traceback" not in failed.output
+    assert "503" in failed.stderr
+    assert "Traceback" not in failed.output
     assert sandbox.events(PIXEL_ID) == []
 
     # Rerun once the API is back: every event arrives, STATE follows in order.

@@ -26,7 +26,7 @@ from target_openai_capi.presets import apply_preset
 
 # Friendly field names a stream's `fields` may map, with what each one means (shown in the docs).
 EVENT_FIELDS: dict[str, str] = {
-    "id": "Event id; with the type it is OpenAI's dedup key, so it must be stable (e.g. the order id).",
+    "id": "Event id; with the type it is OpenAI's dedup key, so it must be stable (an order id).",
     "timestamp": "When it happened: ISO 8601 with any offset (no offset = UTC), or epoch seconds.",
     "timestamp_ms": "When it happened, as epoch milliseconds (instead of `timestamp`).",
     "custom_event_name": "Name of a custom event (type `custom`).",
@@ -37,7 +37,7 @@ EVENT_FIELDS: dict[str, str] = {
     "amount": "Value in major units (25.99), converted exactly to minor units.",
     "amount_minor": "Value already in minor units (2599), e.g. Stripe amounts.",
     "currency": "ISO 4217 code; required whenever an amount is present.",
-    "contents": "List of items: id, name, content_type, quantity, amount or amount_minor, currency.",
+    "contents": "Items: id, name, content_type, quantity, amount or amount_minor, currency.",
     "plan_id": "Plan id (subscription_created, trial_started, custom).",
     "email": "Customer email: trimmed, lowercased, SHA-256 hashed.",
     "phone": "Phone: E.164 digits with country code, SHA-256 hashed.",
@@ -175,7 +175,7 @@ def _as_bool(value: object, name: str) -> bool:
 
 def _as_text(value: object, name: str) -> str:
     """Ids and names as strings; integral numbers keep no decimal point."""
-    if isinstance(value, bool) or isinstance(value, (dict, list)):
+    if isinstance(value, (bool, dict, list)):
         raise MappingError(f"{name} must be a string or a number, not {type(value).__name__}")
     if isinstance(value, Decimal) and value == value.to_integral_value():
         value = int(value)
