@@ -25,7 +25,6 @@ from target_openai_capi.delivery.retry import (
     should_retry,
 )
 from target_openai_capi.delivery.uploader import (
-    MAX_EVENTS_PER_REQUEST,
     Action,
     Batch,
     BatchResult,
@@ -34,7 +33,6 @@ from target_openai_capi.delivery.uploader import (
 )
 
 __all__ = [
-    "MAX_EVENTS_PER_REQUEST",
     "Action",
     "AuthError",
     "Batch",

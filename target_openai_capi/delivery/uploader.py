@@ -31,6 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from target_openai_capi.contract import MAX_EVENTS_PER_REQUEST
 from target_openai_capi.delivery.client import prepare_body
 from target_openai_capi.delivery.errors import (
     AuthError,
@@ -57,9 +58,6 @@ if TYPE_CHECKING:
     from target_openai_capi.delivery.client import Client, Response
 
 _log = logging.getLogger(__name__)
-
-# The API accepts at most 1,000 events per request; a larger batch is sent in chunks of this.
-MAX_EVENTS_PER_REQUEST = 1000
 
 # Server messages in WARNING lines are cut to this: logs stay small, dead letters get the full one.
 LOG_MESSAGE_CHARS = 200
@@ -182,10 +180,16 @@ class Uploader:
         return results
 
     def close(self) -> None:
-        """Stop: in-flight batches end after their current request. Call drain() first to finish."""
+        """Stop and close the client; in-flight batches end after their current request.
+
+        Call drain() first to finish delivering.
+        """
         self._stop.set()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        try:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+        finally:
+            self._client.close()
 
     def _collect(self, *, wait_for_slot: bool) -> list[BatchResult]:
         """Take finished batches off the in-flight set; optionally wait until one finishes."""
@@ -237,6 +241,7 @@ class Uploader:
     ) -> list[int]:
         """Send these events, splitting rejected requests; return the accepted indices."""
         accepted: list[int] = []
+        # A batch over the API's per-request limit is sent in chunks rather than refused whole.
         chunks = [
             indices[i : i + MAX_EVENTS_PER_REQUEST]
             for i in range(0, len(indices), MAX_EVENTS_PER_REQUEST)

@@ -1,0 +1,425 @@
+"""Uploader against the sandbox over loopback: bisection, splits, retries, fatal errors, threads."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import API_KEY, PIXEL_ID, recent_ms
+
+from target_openai_capi.delivery import (
+    Action,
+    AuthError,
+    Batch,
+    BatchResult,
+    Client,
+    ClientSettings,
+    DeliveryError,
+    NotFoundError,
+    RetriesExhausted,
+    RetryPolicy,
+    Uploader,
+    action_for,
+)
+from target_openai_capi.sandbox import FaultConfig, Sandbox, start_sandbox
+
+EIGHT_DAYS_MS = 8 * 24 * 3600 * 1000
+FAST = RetryPolicy(max_attempts=8, max_total_seconds=300.0, base_delay_s=0.5, max_delay_s=30.0)
+
+
+def event(n: int, *, stale: bool = False) -> dict:
+    """A valid order_created event; stale=True makes it 8 days old, which the API refuses."""
+    timestamp = recent_ms() - (EIGHT_DAYS_MS if stale else 0)
+    return {
+        "id": f"order_{n}",
+        "type": "order_created",
+        "timestamp_ms": timestamp,
+        "data": {"type": "contents", "amount": 2599, "currency": "USD"},
+    }
+
+
+def batch(ns: range, stale: frozenset[int] | set[int] = frozenset(), **kw: bool) -> Batch:
+    events = [event(n, stale=n in stale) for n in ns]
+    return Batch(events=events, tags=[f"tag{n}" for n in ns], **kw)
+
+
+def client_for(sandbox: Sandbox, *, api_key: str = API_KEY, pixel_id: str = PIXEL_ID) -> Client:
+    return Client(
+        ClientSettings(
+            api_url=sandbox.url,
+            pixel_id=pixel_id,
+            api_key=api_key,
+            user_agent="target-openai-capi/test",
+            connect_timeout_s=2.0,
+            read_timeout_s=5.0,
+        )
+    )
+
+
+class Sleeps(list[float]):
+    """A sleep that records instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def uploader(sandbox: Sandbox, sleeps: Sleeps) -> Iterator[Uploader]:
+    up = Uploader(client_for(sandbox), policy=FAST, sleep=sleeps, jitter=lambda d: d)
+    yield up
+    up.close()
+
+
+def stored_ids(sandbox: Sandbox) -> list[str]:
+    return [e["id"] for e in sandbox.events(PIXEL_ID)]
+
+
+# -- the status table --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "action"),
+    [
+        (200, Action.ACCEPT),
+        (201, Action.ACCEPT),
+        (202, Action.ACCEPT),
+        (400, Action.BISECT),
+        (422, Action.BISECT),
+        (413, Action.SPLIT),
+        (401, Action.AUTH),
+        (403, Action.AUTH),
+        (404, Action.NOT_FOUND),
+        (408, Action.RETRY),
+        (429, Action.RETRY),
+        (500, Action.RETRY),
+        (502, Action.RETRY),
+        (503, Action.RETRY),
+        (504, Action.RETRY),
+        (501, Action.UNEXPECTED),
+        (301, Action.UNEXPECTED),
+        (307, Action.UNEXPECTED),
+        (409, Action.UNEXPECTED),
+        (415, Action.UNEXPECTED),
+        (418, Action.UNEXPECTED),
+    ],
+)
+def test_action_for(status: int, action: Action) -> None:
+    assert action_for(status) is action
+
+
+def test_batch_needs_one_tag_per_event() -> None:
+    with pytest.raises(ValueError, match="2 events but 1 tags"):
+        Batch(events=[event(1), event(2)], tags=["a"])
+
+
+# -- one batch ---------------------------------------------------------------------------------
+
+
+def test_clean_batch_costs_one_request(sandbox: Sandbox, uploader: Uploader) -> None:
+    [result] = uploader.submit(batch(range(10)))
+    assert result.accepted == list(range(10))
+    assert result.rejected == []
+    assert result.requests == 1
+    assert result.batch.tags[3] == "tag3"
+    assert stored_ids(sandbox) == [f"order_{n}" for n in range(10)]
+    assert uploader.drain() == []
+
+
+def test_empty_batch_sends_nothing(sandbox: Sandbox, uploader: Uploader) -> None:
+    [result] = uploader.submit(Batch(events=[], tags=[]))
+    assert (result.accepted, result.rejected, result.requests) == ([], [], 0)
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_one_bad_event_in_1000_is_found_by_bisection(sandbox: Sandbox, uploader: Uploader) -> None:
+    [result] = uploader.submit(batch(range(1000), stale={617}))
+    assert len(result.accepted) == 999
+    assert 617 not in result.accepted
+    [(index, status, message)] = result.rejected
+    assert (index, status) == (617, 400)
+    # The server names the field relative to the request it saw: here a request of one event.
+    assert message.startswith("events[0].timestamp_ms")
+    bound = 1 + 2 * math.ceil(math.log2(1000))
+    assert result.requests <= bound
+    assert sandbox.stats()["requests"] == result.requests
+    ids = stored_ids(sandbox)
+    assert len(ids) == 999
+    assert "order_617" not in ids
+
+
+def test_several_bad_events_are_all_isolated(sandbox: Sandbox, uploader: Uploader) -> None:
+    bad = {0, 1, 50, 99}  # adjacent ones and both ends
+    [result] = uploader.submit(batch(range(100), stale=bad))
+    assert [r[0] for r in result.rejected] == sorted(bad)
+    assert all(status == 400 for _, status, _ in result.rejected)
+    assert result.accepted == [n for n in range(100) if n not in bad]
+    assert sorted(stored_ids(sandbox)) == sorted(f"order_{n}" for n in range(100) if n not in bad)
+
+
+def test_all_bad_events_are_each_rejected(sandbox: Sandbox, uploader: Uploader) -> None:
+    [result] = uploader.submit(batch(range(4), stale={0, 1, 2, 3}))
+    assert result.accepted == []
+    assert [r[0] for r in result.rejected] == [0, 1, 2, 3]
+    assert result.requests == 7  # the full tree: 1 + 2 + 4
+    assert stored_ids(sandbox) == []
+
+
+def test_validate_only_batch_stores_nothing(sandbox: Sandbox, uploader: Uploader) -> None:
+    [result] = uploader.submit(batch(range(6), stale={2}, validate_only=True))
+    assert result.accepted == [0, 1, 3, 4, 5]
+    assert [r[0] for r in result.rejected] == [2]
+    assert stored_ids(sandbox) == []
+    assert sandbox.stats()["validate_only_requests"] == sandbox.stats()["requests"]
+
+
+def test_validate_first_sends_only_valid_events_for_real(sandbox: Sandbox, sleeps: Sleeps) -> None:
+    up = Uploader(client_for(sandbox), policy=FAST, validate_first=True, sleep=sleeps)
+    [clean] = up.submit(batch(range(10)))
+    assert clean.requests == 2  # the documented cost: one validation request per batch
+    [dirty] = up.submit(batch(range(10, 20), stale={13}))
+    up.close()
+    assert [r[0] for r in dirty.rejected] == [3]
+    assert dirty.accepted == [n for n in range(10) if n != 3]
+    stats = sandbox.stats()
+    # Two real sends, one per batch, neither carrying the bad event; the rest were validations.
+    assert stats["requests"] - stats["validate_only_requests"] == 2
+    assert stats["by_status"]["400"] == stats["rejected_batches"]
+    ids = stored_ids(sandbox)
+    assert len(ids) == 19
+    assert "order_13" not in ids
+
+
+def test_413_splits_until_requests_fit(sleeps: Sleeps) -> None:
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, max_body_bytes=2_000) as sb:
+        up = Uploader(client_for(sb), policy=FAST, sleep=sleeps)
+        big = event(99)
+        big["data"]["contents"] = [{"id": "x" * 3_000, "quantity": 1}]
+        events = [event(n) for n in range(20)] + [big]
+        [result] = up.submit(Batch(events=events, tags=list(range(21))))
+        up.close()
+        assert result.accepted == list(range(20))
+        [(index, status, message)] = result.rejected
+        assert (index, status) == (20, 413)
+        assert "too large" in message
+        assert sb.stats()["largest_batch"] < 20  # everything stored went in smaller requests
+        assert len(sb.events(PIXEL_ID)) == 20
+
+
+# -- retries -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["rate_429", "rate_503"])
+def test_retry_after_is_honoured(
+    sandbox: Sandbox, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox.set_faults(FaultConfig(retry_after=7, **{kind: 1.0}))
+    sleeps: list[float] = []
+
+    def sleep_then_recover(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            sandbox.set_faults(FaultConfig())
+
+    up = Uploader(client_for(sandbox), policy=FAST, sleep=sleep_then_recover)
+    with caplog.at_level(logging.WARNING, logger="target_openai_capi.delivery"):
+        [result] = up.submit(batch(range(5)))
+    up.close()
+    assert sleeps == [7.0, 7.0]
+    assert result.requests == 3
+    assert len(result.accepted) == 5
+    assert len(stored_ids(sandbox)) == 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2  # one line per retry
+    assert f"HTTP {kind[-3:]}" in warnings[0]
+    assert "attempt 1 of 8" in warnings[0]
+    assert "retrying in 7.0 s" in warnings[0]
+    assert API_KEY not in caplog.text
+    assert "order_" not in caplog.text  # no event bodies in logs
+
+
+def test_backoff_without_retry_after_grows_and_caps(sandbox: Sandbox, sleeps: Sleeps) -> None:
+    sandbox.set_faults(FaultConfig(rate_500=1.0))
+    policy = RetryPolicy(max_attempts=6, base_delay_s=0.5, max_delay_s=3.0)
+    up = Uploader(client_for(sandbox), policy=policy, sleep=sleeps, jitter=lambda d: d)
+    with pytest.raises(RetriesExhausted) as caught:
+        up.submit(batch(range(3)))
+    up.close()
+    assert sleeps == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert sandbox.stats()["requests"] == 6
+    message = str(caught.value)
+    assert message.startswith("Gave up after 6 attempts")
+    assert "HTTP 500: Internal server error (sandbox fault)" in message
+    assert "rerun to resume" in message
+    assert API_KEY not in message
+
+
+def test_time_budget_bounds_retries(sandbox: Sandbox) -> None:
+    sandbox.set_faults(FaultConfig(rate_503=1.0, retry_after=None))
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds  # a fake clock that the recorded sleeps move
+
+    policy = RetryPolicy(max_attempts=100, max_total_seconds=5.0, base_delay_s=1.0)
+    up = Uploader(
+        client_for(sandbox), policy=policy, sleep=sleep, clock=lambda: now[0], jitter=lambda d: d
+    )
+    with pytest.raises(RetriesExhausted) as caught:
+        up.submit(batch(range(3)))
+    up.close()
+    # Waits 1 + 2 fit in 5 s; the next 4 would not, so the third attempt is the last.
+    assert now[0] == 3.0
+    assert sandbox.stats()["requests"] == 3
+    assert "beyond max_total_seconds (5)" in str(caught.value)
+
+
+def test_retry_after_beyond_budget_gives_up_at_once(sandbox: Sandbox, sleeps: Sleeps) -> None:
+    sandbox.set_faults(FaultConfig(rate_429=1.0, retry_after=600))
+    up = Uploader(client_for(sandbox), policy=RetryPolicy(max_total_seconds=60), sleep=sleeps)
+    with pytest.raises(RetriesExhausted, match=r"the server asked for 600\.0 s more"):
+        up.submit(batch(range(2)))
+    up.close()
+    assert sleeps == []
+
+
+def test_dropped_connections_are_retried_and_stored_once(sandbox: Sandbox, sleeps: Sleeps) -> None:
+    sandbox.set_faults(FaultConfig(rate_drop=0.2, rate_drop_after=0.2, seed=7))
+    policy = RetryPolicy(max_attempts=20)
+    up = Uploader(client_for(sandbox), policy=policy, sleep=sleeps)
+    results: list[BatchResult] = []
+    for start in range(0, 200, 10):
+        results += up.submit(batch(range(start, start + 10)))
+    results += up.drain()
+    up.close()
+    assert sum(len(r.accepted) for r in results) == 200
+    stats = sandbox.stats()
+    assert stats["faults_by_kind"].get("drop_after", 0) > 0  # the seed does inject both kinds
+    assert stats["faults_by_kind"].get("drop", 0) > 0
+    assert stats["duplicates"] > 0  # events stored before the hang-up were sent again...
+    ids = stored_ids(sandbox)
+    assert sorted(ids) == sorted(f"order_{n}" for n in range(200))  # ...and kept once
+
+
+# -- fatal errors ------------------------------------------------------------------------------
+
+
+def test_wrong_kind_of_key_stops_with_advice(sandbox: Sandbox, sleeps: Sleeps) -> None:
+    advertiser_key = "sk-proj-advertiser-key-0123456789"
+    up = Uploader(client_for(sandbox, api_key=advertiser_key), policy=FAST, sleep=sleeps)
+    with pytest.raises(AuthError) as caught:
+        up.submit(batch(range(3)))
+    assert str(caught.value) == (
+        "The API rejected the key (401: Missing scopes: ads.third_party_events.write). "
+        "Use a Conversions API key (prefix sk-svcacct-, scope ads.third_party_events.write), "
+        "not an Advertiser API key. A regenerated key revokes the old one at once."
+    )
+    assert advertiser_key not in str(caught.value)
+    assert caught.value.retryable is False
+    # Stopped for good: no later batch reaches the server.
+    with pytest.raises(AuthError):
+        up.submit(batch(range(3, 6)))
+    up.close()
+    assert sandbox.stats()["requests"] == 1
+    assert sleeps == []
+
+
+def test_revoked_key_is_an_auth_error(sandbox: Sandbox, sleeps: Sleeps) -> None:
+    key = "sk-svcacct-revoked-0000"
+    up = Uploader(client_for(sandbox, api_key=key), policy=FAST, sleep=sleeps)
+    with pytest.raises(AuthError, match=r"\(401: Invalid API key\)") as caught:
+        up.submit(batch(range(1)))
+    up.close()
+    assert key not in str(caught.value)
+
+
+def test_unknown_pixel_names_pixel_and_url(sandbox: Sandbox, sleeps: Sleeps) -> None:
+    up = Uploader(client_for(sandbox, pixel_id="px_nope"), policy=FAST, sleep=sleeps)
+    with pytest.raises(NotFoundError) as caught:
+        up.submit(batch(range(2)))
+    up.close()
+    message = str(caught.value)
+    assert "pixel id 'px_nope'" in message
+    assert f"at {sandbox.url} " in message
+    assert "Pixel not found: px_nope" in message
+    assert API_KEY not in message
+    assert stored_ids(sandbox) == []
+
+
+def test_unreachable_server_exhausts_retries(sleeps: Sleeps) -> None:
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}) as sb:
+        client = client_for(sb)
+    # The sandbox is stopped: connections are refused.
+    up = Uploader(client, policy=RetryPolicy(max_attempts=3), sleep=sleeps)
+    with pytest.raises(RetriesExhausted) as caught:
+        up.submit(batch(range(2)))
+    up.close()
+    assert len(sleeps) == 2
+    assert "Gave up after 3 attempts" in str(caught.value)
+    assert "network error talking to" in str(caught.value)
+    assert isinstance(caught.value, DeliveryError)
+
+
+# -- concurrency -------------------------------------------------------------------------------
+
+
+def test_concurrent_batches_overlap_and_stay_bounded(sandbox: Sandbox, sleeps: Sleeps) -> None:
+    sandbox.set_faults(FaultConfig(latency_ms=100))
+    up = Uploader(client_for(sandbox), policy=FAST, max_concurrent_requests=4, sleep=sleeps)
+    results: list[BatchResult] = []
+    for start in range(0, 120, 10):
+        results += up.submit(batch(range(start, start + 10)))
+        assert sandbox.stats()["in_flight"] <= 4
+    results += up.drain()
+    up.close()
+    assert len(results) == 12
+    assert sorted(r.batch.tags[0] for r in results) == sorted(f"tag{n}" for n in range(0, 120, 10))
+    stats = sandbox.stats()
+    assert 1 < stats["max_in_flight"] <= 4
+    assert stats["requests"] == 12
+    assert len(stored_ids(sandbox)) == 120
+
+
+def test_concurrent_fatal_error_reaches_the_caller(sandbox: Sandbox, sleeps: Sleeps) -> None:
+    sandbox.set_faults(FaultConfig(latency_ms=20))
+    up = Uploader(
+        client_for(sandbox, api_key="sk-svcacct-wrong"),
+        policy=FAST,
+        max_concurrent_requests=3,
+        sleep=sleeps,
+    )
+
+    def send_all() -> None:
+        for start in range(0, 100, 5):
+            up.submit(batch(range(start, start + 5)))
+        up.drain()
+
+    with pytest.raises(AuthError):
+        send_all()
+    with pytest.raises(AuthError):
+        up.drain()
+    up.close()
+    # At most the batches already in flight when the first 401 came back were sent.
+    assert sandbox.stats()["requests"] <= 3 + 1
+    assert stored_ids(sandbox) == []
+
+
+def test_close_interrupts_a_worker_waiting_to_retry(sandbox: Sandbox) -> None:
+    sandbox.set_faults(FaultConfig(rate_503=1.0, retry_after=60))
+    up = Uploader(client_for(sandbox), policy=FAST, max_concurrent_requests=2)
+    assert up.submit(batch(range(2))) == []
+    for _ in range(500):  # until the worker's first attempt has been answered
+        if sandbox.stats()["by_status"]:
+            break
+        time.sleep(0.01)
+    up.close()  # returns without waiting out the 60 s Retry-After
+    with pytest.raises(DeliveryError, match="stopped before this batch finished"):
+        up.drain()
+    assert sandbox.stats()["requests"] == 1
