@@ -374,8 +374,10 @@ def test_concurrent_batches_overlap_and_stay_bounded(sandbox: Sandbox, sleeps: S
     sandbox.set_faults(FaultConfig(latency_ms=100))
     up = Uploader(client_for(sandbox), policy=FAST, max_concurrent_requests=4, sleep=sleeps)
     results: list[BatchResult] = []
-    for start in range(0, 120, 10):
+    for submitted, start in enumerate(range(0, 120, 10), start=1):
         results += up.submit(batch(range(start, start + 10)))
+        # Back-pressure: submit blocks, so no more than 4 batches are ever held unfinished.
+        assert submitted - len(results) <= 4
         assert sandbox.stats()["in_flight"] <= 4
     results += up.drain()
     up.close()

@@ -98,6 +98,18 @@ def _json_message(body: bytes) -> str | None:
     return None
 
 
+def _root_cause(e: BaseException) -> BaseException:
+    """The innermost exception requests and urllib3 wrapped (e.g. RemoteDisconnected)."""
+    for _ in range(10):  # wrappers nest a few levels deep; never loop on a cycle
+        inner = getattr(e, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in reversed(e.args) if isinstance(a, BaseException)), None)
+        if inner is None:
+            break
+        e = inner
+    return e
+
+
 def prepare_body(events: Sequence[Mapping[str, Any]], validate_only: bool) -> bytes:
     """Serialise one request body; validate_only is always explicit, as in the API's examples."""
     return orjson.dumps({"validate_only": validate_only, "events": list(events)})
@@ -180,10 +192,11 @@ class Client:
 
     def _transport_error(self, e: Exception) -> TransportError:
         """Translate a library exception into our error, saying whether a retry can help."""
-        detail = redact(" ".join(str(e).split()), self.settings.api_key)
+        cause = _root_cause(e)
+        detail = redact(" ".join(str(cause).split()), self.settings.api_key)
         if len(detail) > MAX_MESSAGE_CHARS:
             detail = detail[: MAX_MESSAGE_CHARS - 1] + "…"
-        kind = type(e).__name__
+        kind = type(cause).__name__
         if isinstance(e, _NOT_RETRYABLE):
             return TransportError(
                 f"cannot post to {self.display_url}: {kind}: {detail}. Check api_url.",

@@ -148,7 +148,7 @@ class Uploader:
         self._wall_clock = wall_clock
         self._jitter = jitter
         self._lock = threading.Lock()
-        self._failure: BaseException | None = None
+        self._failure: Exception | None = None
         self._in_flight: set[Future[BatchResult]] = set()
         # One request at a time needs no thread: the batch runs inline in submit().
         self._executor = (
@@ -211,7 +211,7 @@ class Uploader:
         """Deliver one batch; record the first failure and stop everything else."""
         try:
             return self._deliver(batch)
-        except BaseException as e:
+        except Exception as e:
             with self._lock:
                 if self._failure is None:
                     self._failure = e
@@ -264,11 +264,13 @@ class Uploader:
                 if not warned:
                     warned = True  # one line per batch; the caller reports each rejection
                     _log.warning(
-                        "HTTP %d for a request of %d events (%s); splitting it to isolate the "
-                        "event(s) at fault",
+                        "HTTP %d for a request of %d events (%s); splitting it to %s",
                         response.status,
                         len(part),
                         message[:LOG_MESSAGE_CHARS],
+                        "isolate the bad event(s)"
+                        if action is Action.BISECT
+                        else "send smaller requests",
                     )
                 middle = len(part) // 2
                 # Both halves are sent whatever happens to the first: bad events may be several.
