@@ -197,8 +197,17 @@ class Uploader:
             wait(self._in_flight, return_when=FIRST_COMPLETED)
         done = {future for future in self._in_flight if future.done()}
         self._in_flight -= done
-        # Failed futures were recorded by _run; the caller learns of them from _raise_failure.
-        return [f.result() for f in done if not f.cancelled() and f.exception() is None]
+        results = []
+        for future in done:
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if error is None:
+                results.append(future.result())
+            elif not isinstance(error, Exception):
+                raise error  # SystemExit and the like: _run does not record those
+        # Failed batches were recorded by _run; the caller learns of them from _raise_failure.
+        return results
 
     def _raise_failure(self) -> None:
         """Re-raise, in the caller's thread, the first error any batch hit."""
