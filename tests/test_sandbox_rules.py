@@ -1,0 +1,132 @@
+"""The sandbox's request rules as pure functions (the HTTP tests show them on the wire)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from target_openai_capi.sandbox.rules import (
+    Body,
+    Rejection,
+    auth_rejection,
+    batch_problem,
+    error_body,
+    parse_body,
+    pixel_rejection,
+)
+
+NOW = 1_773_892_800_000
+KEY = "sk-svcacct-abc"
+
+
+@pytest.mark.parametrize(
+    ("header", "keys", "expected"),
+    [
+        (f"Bearer {KEY}", None, None),
+        (f"bearer {KEY}", {KEY}, None),
+        (f"Bearer {KEY}", {"sk-svcacct-other"}, Rejection(401, "Invalid API key")),
+        (
+            "Bearer sk-proj-abc",
+            None,
+            Rejection(401, "Missing scopes: ads.third_party_events.write"),
+        ),
+        (
+            "",
+            None,
+            Rejection(401, "Missing Authorization header: send 'Authorization: Bearer <key>'"),
+        ),
+        (KEY, None, Rejection(401, "Malformed Authorization header: expected 'Bearer <key>'")),
+        (
+            f"Bearer {KEY} extra",
+            None,
+            Rejection(401, "Malformed Authorization header: expected 'Bearer <key>'"),
+        ),
+    ],
+)
+def test_auth_rejection(header: str, keys: set[str] | None, expected: Rejection | None) -> None:
+    assert auth_rejection(header, keys) == expected
+
+
+@pytest.mark.parametrize(
+    ("pid", "known", "expected"),
+    [
+        ("px", None, None),
+        ("px", {"px"}, None),
+        ("", None, Rejection(400, "Missing required query parameter: pid")),
+        (None, {"px"}, Rejection(400, "Missing required query parameter: pid")),
+        ("py", {"px"}, Rejection(404, "Pixel not found: py")),
+    ],
+)
+def test_pixel_rejection(
+    pid: str | None, known: set[str] | None, expected: Rejection | None
+) -> None:
+    assert pixel_rejection(pid, known) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"events": [1]}', Body(events=[1], validate_only=False)),
+        (b'{"events": [1], "validate_only": true}', Body(events=[1], validate_only=True)),
+        (
+            b'{"events": [1], "validate_only": 1}',
+            Rejection(400, "validate_only: must be true or false, got 1"),
+        ),
+        (b"{}", Rejection(400, "Missing required field: events")),
+        (b'{"events": null}', Rejection(400, "events: must be an array of events")),
+    ],
+)
+def test_parse_body(raw: bytes, expected: Body | Rejection) -> None:
+    assert parse_body(raw) == expected
+
+
+def _event(event_id: str, **changes: Any) -> dict[str, Any]:
+    base = {
+        "id": event_id,
+        "type": "page_viewed",
+        "timestamp_ms": NOW,
+        "data": {"type": "contents"},
+    }
+    return {**base, **changes}
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ([_event("a"), _event("b")], None),
+        (
+            [_event("a"), _event("b", timestamp_ms=NOW + 11 * 60_000)],
+            "events[1].timestamp_ms: more than 10 minutes in the future",
+        ),
+        (
+            [_event("a", type="nope"), _event("b", timestamp_ms=1)],
+            "events[0].type: 'nope' is not one of",
+        ),
+        ([_event("a"), None], "events[1]: must be a JSON object, got NoneType"),
+        (
+            [_event("a", data={"type": "contents", "amount": 1, "currency": "XXX"})],
+            "events[0].data.currency: 'XXX' has no minor unit",
+        ),
+    ],
+)
+def test_batch_problem_names_the_first_bad_event(events: list[Any], expected: str | None) -> None:
+    problem = batch_problem(events, NOW)
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert problem.startswith(expected), problem
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, "invalid_request_error"),
+        (401, "invalid_request_error"),
+        (429, "rate_limit_error"),
+        (503, "server_error"),
+    ],
+)
+def test_error_body(status: int, kind: str) -> None:
+    assert error_body(status, "why") == {"error": {"message": "why", "type": kind, "code": status}}
