@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from target_openai_capi import contract
 from target_openai_capi.mapping import identity
 from target_openai_capi.mapping.identity import (
     PHONE_PREFIX,
@@ -36,6 +37,12 @@ def test_every_field_has_a_rule_and_every_wire_name_a_field() -> None:
     for style, names in USER_FIELD_STYLES.items():
         assert set(names) <= set(USER_FIELDS), style
         assert len(set(names.values())) == len(names), style
+
+
+def test_every_wire_name_is_accepted_by_the_event_schema() -> None:
+    accepted = contract.USER_FIELDS
+    for style, names in USER_FIELD_STYLES.items():
+        assert set(names.values()) <= accepted, style
 
 
 def test_phone_prefix_is_digits_only() -> None:

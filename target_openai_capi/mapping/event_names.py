@@ -1,0 +1,128 @@
+"""Event names from the source (GA4, Segment, Meta, Shopify, ...) to Conversions API event types.
+
+A name is normalised before lookup: CamelCase split into words ("AddToCart" -> "add_to_cart"),
+casefolded, trimmed, runs of spaces / hyphens / dots / underscores turned into one "_"
+("Order Completed" -> "order_completed"). The user's `event_types` table (normalised the same
+way) is merged over the built-in table below: user entries win. A name found in neither is sent
+as a `custom` event whose `custom_event_name` is the original name, trimmed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
+
+from target_openai_capi.contract import EVENT_TYPES
+from target_openai_capi.mapping.errors import MappingError, type_name
+
+CUSTOM = "custom"
+
+_BUILTIN: dict[str, str] = {
+    # Each Conversions API type is its own name.
+    **{t: t for t in EVENT_TYPES if t != CUSTOM},
+    # The spec's list of names integrations map (Datalyr, Commanders Act, GA4).
+    "purchase": "order_created",
+    "order_completed": "order_created",
+    "add_to_cart": "items_added",
+    "begin_checkout": "checkout_started",
+    "view_item": "contents_viewed",
+    "page_view": "page_viewed",
+    "lead": "lead_created",
+    "generate_lead": "lead_created",
+    "sign_up": "registration_completed",
+    "complete_registration": "registration_completed",
+    "subscribe": "subscription_created",
+    "start_trial": "trial_started",
+    # GA4 names with a matching type (the spec's list covers the rest of the e-commerce ones).
+    # Other GA4 recommended events (view_cart, add_to_wishlist, add_payment_info, refund, ...)
+    # have no matching type and go out as custom events.
+    "first_open": "app_installed",
+    # Segment / RudderStack e-commerce and lifecycle specs.
+    "product_added": "items_added",
+    "wishlist_product_added_to_cart": "items_added",
+    "product_viewed": "contents_viewed",
+    "signed_up": "registration_completed",
+    "application_installed": "app_installed",
+    "application_opened": "app_opened",
+    # Not in Segment's spec: the usual name for a new subscription in the style of "Trial Started".
+    "subscription_started": "subscription_created",
+    # Meta standard events (the others match names above once CamelCase is split).
+    "initiate_checkout": "checkout_started",
+    "view_content": "contents_viewed",
+    "schedule": "appointment_scheduled",
+    # Shopify Web Pixels standard events.
+    "checkout_completed": "order_created",
+    "product_added_to_cart": "items_added",
+}
+
+# Normalised name -> Conversions API event type.
+BUILTIN_EVENT_NAMES: Mapping[str, str] = MappingProxyType(_BUILTIN)
+
+# Lower-to-upper boundaries ("addTo") and the end of an acronym ("HTMLPage" -> "HTML_Page").
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATORS = re.compile(r"[\s._-]+")
+_KNOWN_TYPES = frozenset(EVENT_TYPES)
+
+
+@lru_cache(maxsize=4096)  # a stream carries few distinct names, each many times
+def normalise_event_name(name: str) -> str:
+    """Normalise an event name for lookup: "Order Completed" / "AddToCart" -> snake_case."""
+    words = _CAMEL.sub("_", name.strip())
+    return _SEPARATORS.sub("_", words.casefold()).strip("_")
+
+
+def check_event_table(table: Mapping[str, str]) -> None:
+    """Raise ValueError naming the first entry of a user's event table that is not usable."""
+    seen: dict[str, str] = {}
+    for name, event_type in table.items():
+        if not isinstance(name, str) or not normalise_event_name(name):
+            raise ValueError(f"event_types has an empty event name (mapped to {event_type!r})")
+        if event_type not in _KNOWN_TYPES:
+            raise ValueError(
+                f"event_types entry {name!r}: {event_type!r} is not a Conversions API event "
+                f"type (one of {', '.join(EVENT_TYPES)})"
+            )
+        key = normalise_event_name(name)
+        other = seen.get(key)
+        if other is not None and table[other] != event_type:
+            raise ValueError(
+                f"event_types entries {other!r} and {name!r} are the same name once normalised "
+                f"({key!r}) but map to different types"
+            )
+        seen[key] = name
+
+
+# Merged tables by the identity of the user's table: the config's table is built once and
+# never changed, so it is normalised and merged once, not per record. The entry keeps the
+# table alive, so its id cannot be reused by another object.
+_MERGED: dict[int, tuple[Mapping[str, str], dict[str, str]]] = {}
+
+
+def _merged(table: Mapping[str, str]) -> dict[str, str]:
+    """The built-in table with the user's (normalised) entries over it."""
+    entry = _MERGED.get(id(table))
+    if entry is not None and entry[0] is table:
+        return entry[1]
+    merged = dict(_BUILTIN)
+    merged.update({normalise_event_name(k): v for k, v in table.items()})
+    if len(_MERGED) > 64:  # only a handful of tables exist; never grow without bound
+        _MERGED.clear()
+    _MERGED[id(table)] = (table, merged)
+    return merged
+
+
+def resolve_event_type(name: object, table: Mapping[str, str]) -> tuple[str, str | None]:
+    """Map an event name to (event type, custom_event_name or None)."""
+    if not isinstance(name, str):
+        if name is None:
+            raise MappingError("event name is empty", "event")
+        raise MappingError(f"event name is {type_name(name)}, not text", "event")
+    key = normalise_event_name(name)
+    if not key:
+        raise MappingError("event name is empty", "event")
+    event_type = _merged(table).get(key) if table else _BUILTIN.get(key)
+    if event_type is None or event_type == CUSTOM:
+        return CUSTOM, name.strip()
+    return event_type, None

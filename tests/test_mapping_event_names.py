@@ -1,0 +1,198 @@
+"""Event names: normalisation, the built-in table, the user's table over it, custom events."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from target_openai_capi.contract import EVENT_TYPES
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.event_names import (
+    BUILTIN_EVENT_NAMES,
+    check_event_table,
+    normalise_event_name,
+    resolve_event_type,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "normalised"),
+    [
+        ("order_completed", "order_completed"),
+        ("Order Completed", "order_completed"),
+        ("  Order   Completed  ", "order_completed"),
+        ("ORDER_COMPLETED", "order_completed"),
+        ("order-completed", "order_completed"),
+        ("order.completed", "order_completed"),
+        ("order__completed", "order_completed"),
+        ("order - completed", "order_completed"),
+        ("_order_completed_", "order_completed"),
+        ("AddToCart", "add_to_cart"),
+        ("addToCart", "add_to_cart"),
+        ("InitiateCheckout", "initiate_checkout"),
+        ("PageView", "page_view"),
+        ("HTMLPageView", "html_page_view"),
+        ("Step2Completed", "step2_completed"),
+        ("Straße Gekauft", "strasse_gekauft"),  # casefold, not just lower
+        ("purchase", "purchase"),
+        ("", ""),
+        ("   ", ""),
+    ],
+)
+def test_normalise_event_name(name: str, normalised: str) -> None:
+    assert normalise_event_name(name) == normalised
+
+
+@pytest.mark.parametrize(
+    ("name", "event_type"),
+    [
+        # The spec's list.
+        ("purchase", "order_created"),
+        ("order_completed", "order_created"),
+        ("add_to_cart", "items_added"),
+        ("begin_checkout", "checkout_started"),
+        ("checkout_started", "checkout_started"),
+        ("view_item", "contents_viewed"),
+        ("page_view", "page_viewed"),
+        ("lead", "lead_created"),
+        ("generate_lead", "lead_created"),
+        ("sign_up", "registration_completed"),
+        ("complete_registration", "registration_completed"),
+        ("subscribe", "subscription_created"),
+        ("start_trial", "trial_started"),
+        # GA4.
+        ("first_open", "app_installed"),
+        # Segment / RudderStack.
+        ("Order Completed", "order_created"),
+        ("Product Added", "items_added"),
+        ("Wishlist Product Added to Cart", "items_added"),
+        ("Checkout Started", "checkout_started"),
+        ("Product Viewed", "contents_viewed"),
+        ("Signed Up", "registration_completed"),
+        ("Trial Started", "trial_started"),
+        ("Subscription Started", "subscription_created"),
+        ("Application Installed", "app_installed"),
+        ("Application Opened", "app_opened"),
+        # Meta.
+        ("Purchase", "order_created"),
+        ("AddToCart", "items_added"),
+        ("InitiateCheckout", "checkout_started"),
+        ("ViewContent", "contents_viewed"),
+        ("Lead", "lead_created"),
+        ("CompleteRegistration", "registration_completed"),
+        ("Subscribe", "subscription_created"),
+        ("StartTrial", "trial_started"),
+        ("Schedule", "appointment_scheduled"),
+        ("PageView", "page_viewed"),
+        # Shopify Web Pixels.
+        ("checkout_completed", "order_created"),
+        ("product_added_to_cart", "items_added"),
+        ("product_viewed", "contents_viewed"),
+        ("page_viewed", "page_viewed"),
+        # Each type is its own name, in any spelling.
+        ("order_created", "order_created"),
+        ("Appointment Scheduled", "appointment_scheduled"),
+        ("AppOpened", "app_opened"),
+    ],
+)
+def test_builtin_names(name: str, event_type: str) -> None:
+    assert resolve_event_type(name, {}) == (event_type, None)
+
+
+def test_every_type_but_custom_is_its_own_name() -> None:
+    for event_type in EVENT_TYPES:
+        if event_type == "custom":
+            assert "custom" not in BUILTIN_EVENT_NAMES
+        else:
+            assert BUILTIN_EVENT_NAMES[event_type] == event_type
+
+
+def test_builtin_table_is_consistent() -> None:
+    for name, event_type in BUILTIN_EVENT_NAMES.items():
+        assert normalise_event_name(name) == name  # keys are stored normalised
+        assert event_type in EVENT_TYPES
+        assert event_type != "custom"
+    with pytest.raises(TypeError):
+        BUILTIN_EVENT_NAMES["x"] = "order_created"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("name", "custom_name"),
+    [
+        ("Newsletter Joined", "Newsletter Joined"),
+        ("  Quiz Finished ", "Quiz Finished"),
+        ("view_cart", "view_cart"),  # GA4 name without a matching type
+        ("refund", "refund"),
+        ("custom", "custom"),  # "custom" is not a name of anything
+    ],
+)
+def test_unknown_names_are_custom_events(name: str, custom_name: str) -> None:
+    assert resolve_event_type(name, {}) == ("custom", custom_name)
+
+
+def test_user_table_wins_over_builtin_and_is_normalised() -> None:
+    table = {"Order Completed": "checkout_started", "Quiz Finished": "lead_created"}
+    assert resolve_event_type("order_completed", table) == ("checkout_started", None)
+    assert resolve_event_type("ORDER-COMPLETED", table) == ("checkout_started", None)
+    assert resolve_event_type("quiz finished", table) == ("lead_created", None)
+    assert resolve_event_type("purchase", table) == ("order_created", None)  # built-in kept
+    assert resolve_event_type("Order Completed", {}) == ("order_created", None)
+
+
+def test_user_table_can_send_a_builtin_name_as_custom() -> None:
+    assert resolve_event_type("Lead", {"lead": "custom"}) == ("custom", "Lead")
+
+
+def test_different_tables_do_not_share_results() -> None:
+    assert resolve_event_type("x", {"x": "lead_created"}) == ("lead_created", None)
+    assert resolve_event_type("x", {"x": "order_created"}) == ("order_created", None)
+    assert resolve_event_type("x", {}) == ("custom", "x")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (None, "event name is empty"),
+        ("", "event name is empty"),
+        ("   ", "event name is empty"),
+        ("_-.", "event name is empty"),
+        (42, "event name is a number, not text"),
+        (Decimal("1"), "event name is a number, not text"),
+        (["purchase"], "event name is an array, not text"),
+        (True, "event name is a boolean, not text"),
+    ],
+)
+def test_bad_names(name: object, message: str) -> None:
+    with pytest.raises(MappingError) as caught:
+        resolve_event_type(name, {})
+    assert str(caught.value) == message
+
+
+def test_check_event_table_accepts_real_types() -> None:
+    check_event_table({})
+    check_event_table({"Order Completed": "order_created", "Boring": "custom"})
+    check_event_table({"Order Completed": "order_created", "order_completed": "order_created"})
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            {"Order Completed": "purchase"},
+            "event_types entry 'Order Completed': 'purchase' is not a Conversions API event type",
+        ),
+        ({"x": "Order_Created"}, "'Order_Created' is not a Conversions API event type"),
+        ({"x": None}, "None is not a Conversions API event type"),
+        ({"": "order_created"}, "event_types has an empty event name (mapped to 'order_created')"),
+        (
+            {"Order Completed": "order_created", "order-completed": "checkout_started"},
+            "event_types entries 'Order Completed' and 'order-completed' are the same name once "
+            "normalised ('order_completed') but map to different types",
+        ),
+    ],
+)
+def test_check_event_table_rejects(table: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        check_event_table(table)
+    assert message in str(caught.value)
