@@ -253,6 +253,11 @@ def test_config_errors(text: str, message: str) -> None:
     assert message in str(caught.value)
 
 
+def test_a_non_string_expression_is_a_config_error() -> None:
+    with pytest.raises(ExpressionError, match="expression 5 is not text"):
+        compile_expression(5)  # type: ignore[arg-type]
+
+
 def test_a_type_error_on_a_record_is_a_mapping_error_without_the_value() -> None:
     getter = compile_expression("sum(emails)")
     with pytest.raises(MappingError) as caught:

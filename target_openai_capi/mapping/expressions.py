@@ -121,7 +121,7 @@ class _Interpreter(TreeInterpreter):  # type: ignore[misc]  # jmespath ships no 
     }
 
     def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
-        """Compare with our functions (the parent refuses Decimal ordering only by accident)."""
+        """Compare with our functions: float literals equal Decimals, mixed ordering is null."""
         func = self.COMPARATOR_FUNC[node["value"]]
         return func(self.visit(node["children"][0], value), self.visit(node["children"][1], value))
 
@@ -406,7 +406,9 @@ def _describe_failure(text: str, error: Exception) -> str:
 
 def compile_expression(text: str) -> Getter:
     """Compile a field expression once into a function of a record."""
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise ExpressionError(f"expression {text!r} is not text (write it as a string)")
+    if not text.strip():
         raise ExpressionError(f"expression {text!r} is empty")
     try:
         parsed = jmespath.compile(text)
