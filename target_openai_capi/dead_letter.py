@@ -19,7 +19,8 @@ DEAD_LETTER_TYPE = "DEAD_LETTER"
 
 def _dumps(message: Mapping[str, Any]) -> str:
     # simplejson writes Decimals as JSON numbers, so a replayed record parses as it arrived.
-    return simplejson.dumps(message, use_decimal=True, default=str, ensure_ascii=False)
+    text: str = simplejson.dumps(message, use_decimal=True, default=str, ensure_ascii=False)
+    return text
 
 
 class DeadLetterFile:

@@ -47,16 +47,13 @@ class TolerantReader(MsgSpecReader):
             msg = f"{kind} message is missing required key(s): {', '.join(sorted(missing))}"
             raise InvalidInputLine(msg)
 
-    def deserialize_json(self, line: str | bytes) -> dict[str, Any]:  # type: ignore[override]
+    def deserialize_json(self, line: str | bytes) -> dict[str, Any]:
         """Parse one line; raises BadLine with a reason that does not quote the line."""
         try:
             message = _decoder.decode(line)
+        except UnicodeError:  # msgspec raises it for invalid UTF-8 (or lone surrogates) in strings
+            raise BadLine("line is not valid UTF-8") from None
         except msgspec.DecodeError as exc:
-            if isinstance(line, bytes):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise BadLine("line is not valid UTF-8") from None
             raise BadLine(f"line is not valid JSON ({exc})") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise BadLine("line is not a Singer message (a JSON object with a 'type')")
