@@ -1,0 +1,203 @@
+"""A corpus of bad input: none crashes with a traceback; each says what is wrong or records why."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import API_KEY, PIXEL_ID
+from support import now_ms, record, run_target, schema
+
+GOOD_ID = "good"
+
+
+def good_record() -> str:
+    return record(
+        "conversions", {"id": GOOD_ID, "type": "lead_created", "timestamp_ms": now_ms() - 60_000}
+    )
+
+
+def order(**fields) -> str:
+    rec = {
+        "id": "bad",
+        "type": "order_created",
+        "timestamp_ms": now_ms() - 60_000,
+        "amount": "10.00",
+        "currency": "USD",
+        **fields,
+    }
+    return record("conversions", rec)
+
+
+SCHEMA = schema("conversions", {"id": {"type": "string"}, "type": {"type": "string"}}, ["id"])
+
+# name -> (input lines after the SCHEMA, the stage it is rejected at, words in the reason)
+RECORD_CORPUS = {
+    "malformed JSON line": (['{"type": "RECORD", "stream": '], "input", "not valid JSON"),
+    "RECORD before its SCHEMA": ([record("orders", {"id": 1})], "input", "before its SCHEMA"),
+    "schema-invalid record": (
+        [record("conversions", {"id": 123, "type": "lead_created"})],
+        "schema",
+        "record.id",
+    ),
+    "unknown currency": ([order(currency="XYZ")], "mapping", "XYZ"),
+    "too many decimals": ([order(amount="10.001")], "mapping", "decimals"),
+    "negative amount": ([order(amount="-5.00")], "mapping", "amount"),
+    "non-numeric amount": ([order(amount="ten dollars")], "mapping", "amount"),
+    "unparseable timestamp": (
+        [record("conversions", {"id": "bad", "type": "lead_created", "timestamp": "last tuesday"})],
+        "mapping",
+        "timestamp",
+    ),
+    "stale timestamp": (
+        [
+            record(
+                "conversions",
+                {"id": "bad", "type": "lead_created", "timestamp_ms": now_ms() - 8 * 86_400_000},
+            )
+        ],
+        "window",
+        "older than 7 days",
+    ),
+    "future timestamp": (
+        [
+            record(
+                "conversions",
+                {"id": "bad", "type": "lead_created", "timestamp_ms": now_ms() + 3_600_000},
+            )
+        ],
+        "window",
+        "future",
+    ),
+    "1 MB id": (
+        [
+            record(
+                "conversions",
+                {"id": "x" * 1_000_000, "type": "lead_created", "timestamp_ms": now_ms()},
+            )
+        ],
+        "mapping",
+        "id",
+    ),
+    "unknown event type": (
+        [record("conversions", {"id": "bad", "type": "", "timestamp_ms": now_ms()})],
+        "mapping",
+        "event name",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(RECORD_CORPUS))
+def test_bad_records_are_rejected_with_a_reason_and_the_rest_arrive(name, sandbox, tmp_path):
+    bad_lines, stage, words = RECORD_CORPUS[name]
+    config = {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": {"conversions": {}, "orders": {"event_type": "order_created"}},
+    }
+    run = run_target(config, [SCHEMA, *bad_lines, good_record()], tmp_path)
+    assert run.returncode == 0, run.output
+    assert "Traceback" not in run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == [GOOD_ID]
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    letter = [m["dead_letter"] for m in dead if "dead_letter" in m]
+    assert len(letter) == 1, dead
+    assert letter[0]["stage"] == stage
+    assert words in letter[0]["reason"]
+    assert "rejected=1" in run.stderr
+    assert API_KEY not in run.output + (tmp_path / "dead.jsonl").read_text()
+
+
+def test_non_utf8_bytes_and_a_1mb_field_do_not_stop_the_run(sandbox, tmp_path):
+    big = record(
+        "conversions",
+        {"id": "big", "type": "lead_created", "timestamp_ms": now_ms(), "note": "y" * 1_000_000},
+    )
+    data = (
+        b"\n".join(
+            [
+                SCHEMA.encode(),
+                b'{"type": "RECORD", "\xff\xfe": 1}',
+                big.encode(),
+                good_record().encode(),
+            ]
+        )
+        + b"\n"
+    )
+    config = {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": {"conversions": {}},
+    }
+    run = run_target(config, data, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["big", GOOD_ID]
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert dead[0]["dead_letter"]["stage"] == "input"
+    assert "UTF-8" in dead[0]["dead_letter"]["reason"]
+
+
+# name -> (config changes, words the error must contain)
+CONFIG_CORPUS = {
+    "batch_size 5000": ({"batch_size": 5000}, "batch_size"),
+    "missing api_key": ({"api_key": None}, "api_key"),
+    "http to a public host": ({"api_url": "http://bzr.openai.com/v1/events"}, "loopback"),
+    "unknown field name": ({"streams": {"conversions": {"fields": {"emial": "email"}}}}, "emial"),
+    "bad expression": ({"streams": {"conversions": {"fields": {"id": "a.[b"}}}}, "fields.id"),
+    "unknown event type": ({"streams": {"conversions": {"event_type": "purchase"}}}, "purchase"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIG_CORPUS))
+def test_bad_config_fails_fast_with_a_clear_message(name, sandbox, tmp_path):
+    changes, words = CONFIG_CORPUS[name]
+    config = {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "streams": {"conversions": {}},
+    }
+    config.update(changes)
+    config = {k: v for k, v in config.items() if v is not None}
+    run = run_target(config, [SCHEMA, good_record()], tmp_path)
+    assert run.returncode == 1
+    assert words in run.stderr
+    assert "Traceback" not in run.output
+    assert API_KEY not in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_an_advertiser_key_stops_the_run_saying_which_key_is_needed(sandbox, tmp_path):
+    wrong_key = "sk-svcacct-not-the-right-one"
+    config = {
+        "pixel_id": PIXEL_ID,
+        "api_key": wrong_key,
+        "api_url": sandbox.url,
+        "streams": {"conversions": {}},
+    }
+    run = run_target(config, [SCHEMA, good_record()], tmp_path)
+    assert run.returncode == 1
+    assert "401" in run.stderr
+    assert "Conversions API key" in run.stderr
+    assert wrong_key not in run.output
+    assert "Traceback" not in run.output
+    assert run.states == []
+
+
+def test_an_unknown_pixel_stops_the_run_naming_the_pixel_and_url(sandbox, tmp_path):
+    config = {
+        "pixel_id": "px_nope",
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "streams": {"conversions": {}},
+    }
+    run = run_target(config, [SCHEMA, good_record()], tmp_path)
+    assert run.returncode == 1
+    assert "px_nope" in run.stderr
+    assert sandbox.url.split("?")[0] in run.stderr
+    assert API_KEY not in run.output
+    assert "Traceback" not in run.output

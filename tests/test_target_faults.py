@@ -1,0 +1,205 @@
+"""Under faults every valid event arrives once, bad ones are dead-lettered, counts add up."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from conftest import API_KEY, PIXEL_ID
+from support import TARGET_CMD, now_ms, record, run_target, schema, state
+
+from target_openai_capi.sandbox import FaultConfig, start_sandbox
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def conversions(n: int, *, start: int = 0, ts: int | None = None) -> list[str]:
+    ts = ts or now_ms() - 60_000
+    return [
+        record("conversions", {"id": f"e{i}", "type": "lead_created", "timestamp_ms": ts})
+        for i in range(start, start + n)
+    ]
+
+
+def config_for(url: str, tmp_path, **extra):
+    return {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": {"conversions": {}},
+        **extra,
+    }
+
+
+def dead_letters(tmp_path) -> list[dict]:
+    path = tmp_path / "dead.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def skewed_sandbox():
+    """A sandbox whose clock runs 7 days minus 1 hour ahead: events older than an hour are
+    stale there, yet pass the target's own window check. The API rejects them, not the target."""
+    skew = 7 * DAY_MS - 3600 * 1000
+    with start_sandbox(
+        api_keys={API_KEY}, pixel_ids={PIXEL_ID}, now_ms=lambda: int(time.time() * 1000) + skew
+    ) as running:
+        yield running
+
+
+def test_faults_together_lose_nothing_and_send_nothing_twice(skewed_sandbox, tmp_path):
+    sandbox = skewed_sandbox
+    sandbox.set_faults(
+        FaultConfig(
+            latency_ms=10,
+            rate_429=0.1,
+            retry_after=0,
+            rate_500=0.05,
+            rate_503=0.05,
+            rate_drop=0.05,
+            rate_drop_after=0.05,
+            seed=7,
+        )
+    )
+    fresh = now_ms() - 60_000
+    lines = [schema("conversions", {"id": {}}, ["id"])]
+    lines += conversions(300, ts=fresh)
+    # Refused by the API (stale on its clock): must end in the dead-letter file.
+    stale_ids = [f"stale{i}" for i in range(3)]
+    for position, sid in zip((50, 120, 200), stale_ids, strict=True):
+        lines.insert(
+            position,
+            record(
+                "conversions",
+                {"id": sid, "type": "lead_created", "timestamp_ms": now_ms() - 2 * 3600 * 1000},
+            ),
+        )
+    # Refused by the target itself.
+    lines.append(
+        record(
+            "conversions",
+            {
+                "id": "bad-amount",
+                "type": "order_created",
+                "timestamp_ms": fresh,
+                "amount": "12.345",
+                "currency": "USD",
+            },
+        )
+    )
+    lines.append(state({"done": True}))
+    config = config_for(sandbox.url, tmp_path, batch_size=50, max_attempts=15, max_retry_seconds=60)
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+
+    stored = [e["id"] for e in sandbox.events(PIXEL_ID)]
+    assert sorted(stored) == sorted(f"e{i}" for i in range(300))  # all valid, none twice
+    stats = sandbox.stats()
+    assert stats["faults_injected"] > 0  # the faults really happened
+    dead = {
+        m["record"]["id"]: m["dead_letter"] for m in dead_letters(tmp_path) if m["type"] == "RECORD"
+    }
+    assert set(dead) == {*stale_ids, "bad-amount"}
+    for sid in stale_ids:
+        assert dead[sid]["stage"] == "api"
+        assert "older than 7 days" in dead[sid]["server_message"]
+    assert dead["bad-amount"]["stage"] == "mapping"
+    summary = re.search(r"Run summary: received=(\d+) sent=(\d+) .*rejected=(\d+)", run.stderr)
+    assert summary is not None, run.stderr
+    received, sent, rejected = map(int, summary.groups())
+    assert (received, sent, rejected) == (304, 300, 4)
+    assert run.states == [{"done": True}]
+
+
+def test_one_poisoned_event_in_1000_costs_about_2_log2_requests(skewed_sandbox, tmp_path):
+    sandbox = skewed_sandbox
+    lines = [schema("conversions", {"id": {}}, ["id"]), *conversions(999)]
+    lines.insert(
+        400,
+        record(
+            "conversions",
+            {"id": "poison", "type": "lead_created", "timestamp_ms": now_ms() - 2 * 3600 * 1000},
+        ),
+    )
+    run = run_target(config_for(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert len(sandbox.events(PIXEL_ID)) == 999
+    requests = sandbox.stats()["requests"]
+    assert requests <= 1 + 2 * math.ceil(math.log2(1000))
+    dead = [m for m in dead_letters(tmp_path) if m["type"] == "RECORD"]
+    assert [m["record"]["id"] for m in dead] == ["poison"]
+
+
+def _run_until_killed(config_path, lines: list[str], kill_after_states: int):
+    """Run the target, SIGKILL it once it printed `kill_after_states` STATE lines."""
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(config_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def feed():
+        try:
+            for line in lines:
+                proc.stdin.write((line + "\n").encode())
+            proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    states = []
+    for raw in proc.stdout:
+        states.append(json.loads(raw))
+        if len(states) >= kill_after_states:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    feeder.join(timeout=10)
+    return states
+
+
+def test_killed_at_random_points_a_rerun_from_the_last_state_delivers_everything(sandbox, tmp_path):
+    sandbox.set_faults(FaultConfig(latency_ms=15, seed=3))
+    total, every = 2000, 100
+    config = config_for(sandbox.url, tmp_path, batch_size=100)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    ts = now_ms() - 60_000
+
+    def tap_from(position: int) -> list[str]:
+        """What a tap emits when resumed from a bookmark: records after it, STATE every 100."""
+        out = [schema("conversions", {"id": {}}, ["id"])]
+        for i in range(position, total):
+            out.append(
+                record("conversions", {"id": f"e{i}", "type": "lead_created", "timestamp_ms": ts})
+            )
+            if (i + 1) % every == 0:
+                out.append(state({"position": i + 1}))
+        return out
+
+    rng = random.Random(11)
+    position = 0
+    for _ in range(3):
+        states = _run_until_killed(config_path, tap_from(position), rng.randint(1, 5))
+        if states:
+            position = states[-1]["position"]
+        # Every event before the last STATE printed is stored: the STATE never ran ahead.
+        stored = {e["id"] for e in sandbox.events(PIXEL_ID)}
+        assert {f"e{i}" for i in range(position)} <= stored
+    final = run_target(config, tap_from(position), tmp_path)
+    assert final.returncode == 0, final.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(
+        f"e{i}" for i in range(total)
+    )
