@@ -231,3 +231,45 @@ def test_state_follows_accepted_events_and_never_passes_unsent_ones(sandbox, tmp
     assert run.returncode == 0, run.output
     assert run.states == [{"position": i} for i in range(5)]
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == [f"s{i}" for i in range(5)]
+
+
+def test_dead_letters_replay_once_the_cause_is_fixed(sandbox, tmp_path):
+    ts = now_ms() - 60_000
+    props = {"id": {"type": "string"}, "total": {"type": "number"}, "cur": {"type": "string"}}
+    lines = [schema("orders", props, ["id"])]
+    lines += [
+        record("orders", {"id": f"o{i}", "total": 10.5, "cur": "EUR", "ts": ts}) for i in range(3)
+    ]
+    # A mapping mistake: the currency column is called `cur`, not `currency`.
+    broken = {"event_type": "order_created", "fields": {"timestamp_ms": "ts", "amount": "total"}}
+    config = base_config(sandbox, tmp_path, {"orders": broken})
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sandbox.events(PIXEL_ID) == []
+    assert "rejected=3" in run.stderr
+
+    dead_file = tmp_path / "dead.jsonl"
+    replay_input = tmp_path / "replay.jsonl"
+    dead_file.rename(replay_input)
+    config["streams"]["orders"]["fields"]["currency"] = "cur"
+    replay = run_target(config, [], tmp_path, extra_args=["--input", str(replay_input)])
+    assert replay.returncode == 0, replay.output
+    events = sorted(sandbox.events(PIXEL_ID), key=lambda e: e["id"])
+    assert [e["id"] for e in events] == ["o0", "o1", "o2"]
+    assert events[0]["data"] == {"type": "contents", "amount": 1050, "currency": "EUR"}
+    assert not dead_file.exists()  # nothing was rejected the second time
+
+
+def test_a_mapped_user_field_the_style_cannot_send_is_named_at_start_up(sandbox, tmp_path):
+    streams = {"conversions": {"fields": {"date_of_birth": "dob"}}}
+    lines = [
+        schema("conversions", {"id": {}}, ["id"]),
+        record(
+            "conversions",
+            {"id": "d1", "type": "lead_created", "timestamp_ms": now_ms(), "dob": "1990-01-02"},
+        ),
+    ]
+    run = run_target(base_config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "streams.conversions.fields.date_of_birth is not sent" in run.stderr
+    assert "user" not in sandbox.events(PIXEL_ID)[0]
