@@ -119,6 +119,7 @@ def test_faults_together_lose_nothing_and_send_nothing_twice(skewed_sandbox, tmp
     received, sent, rejected = map(int, summary.groups())
     assert (received, sent, rejected) == (304, 300, 4)
     assert run.states == [{"done": True}]
+    assert API_KEY not in run.output + (tmp_path / "dead.jsonl").read_text()
 
 
 def test_one_poisoned_event_in_1000_costs_about_2_log2_requests(skewed_sandbox, tmp_path):
@@ -138,6 +139,7 @@ def test_one_poisoned_event_in_1000_costs_about_2_log2_requests(skewed_sandbox, 
     assert requests <= 1 + 2 * math.ceil(math.log2(1000))
     dead = [m for m in dead_letters(tmp_path) if m["type"] == "RECORD"]
     assert [m["record"]["id"] for m in dead] == ["poison"]
+    assert API_KEY not in run.output + (tmp_path / "dead.jsonl").read_text()
 
 
 def _run_until_killed(config_path, lines: list[str], kill_after_states: int):
