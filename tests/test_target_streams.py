@@ -273,3 +273,29 @@ def test_a_mapped_user_field_the_style_cannot_send_is_named_at_start_up(sandbox,
     assert run.returncode == 0, run.output
     assert "streams.conversions.fields.date_of_birth is not sent" in run.stderr
     assert "user" not in sandbox.events(PIXEL_ID)[0]
+
+
+def test_sdk_stream_maps_transform_and_filter_before_mapping(sandbox, tmp_path):
+    ts = now_ms() - 1000
+    config = base_config(sandbox, tmp_path, {"conversions": {}})
+    config["stream_maps"] = {
+        "conversions": {"__filter__": "id != 'drop-me'", "type": "'lead_created'"}
+    }
+    lines = [
+        schema(
+            "conversions",
+            {
+                "id": {"type": "string"},
+                "type": {"type": "string"},
+                "timestamp_ms": {"type": "integer"},
+            },
+            ["id"],
+        )
+    ]
+    for rid in ("keep-me", "drop-me"):
+        lines.append(record("conversions", {"id": rid, "type": "whatever", "timestamp_ms": ts}))
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [(e["id"], e["type"]) for e in sandbox.events(PIXEL_ID)] == [("keep-me", "lead_created")]
+    assert "received=2" in run.stderr
+    assert "filtered=1" in run.stderr
