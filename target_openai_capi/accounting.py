@@ -76,18 +76,17 @@ class RunAccount:
             "; " + "; ".join(parts) if parts else ""
         )
 
-    def as_dict(self) -> dict[str, object]:
-        """The same figures as a JSON-friendly dict (for the metrics log line)."""
-        return {
-            "received": self.received(),
-            **{o: self.total(o) for o in OUTCOMES},
-            "requests": self.requests,
-            "streams": {
-                s: {
-                    "received": self.received(s),
-                    **dict(c),
-                    "rejected_by_stage": dict(self.rejected_by_stage.get(s, {})),
-                }
-                for s, c in sorted(self.outcomes.items())
-            },
-        }
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(stream, outcome, count) for every non-zero count; rejections by stage too."""
+        rows = [
+            (stream, outcome, counts[outcome])
+            for stream, counts in sorted(self.outcomes.items())
+            for outcome in OUTCOMES
+            if counts[outcome]
+        ]
+        rows += [
+            (stream, f"{REJECTED}:{stage}", n)
+            for stream, stages in sorted(self.rejected_by_stage.items())
+            for stage, n in sorted(stages.items())
+        ]
+        return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import IO, Any
@@ -123,9 +124,15 @@ class TargetOpenAICapi(Target):
         """Log the summary line and close files and connections."""
         account = self.pipeline.account
         self.logger.info(account.summary_line())
-        self.logger.info(
-            "METRIC: %s", {"type": "counter", "metric": "capi_run", "value": account.as_dict()}
-        )
+        # Same shape as the SDK's METRIC lines, so log-based dashboards can read them.
+        for stream, outcome, count in account.counts():
+            point = {
+                "type": "counter",
+                "metric": "capi_records",
+                "value": count,
+                "tags": {"stream": stream, "outcome": outcome},
+            }
+            self.logger.info("METRIC: %s", json.dumps(point))
         rejected = account.total(REJECTED)
         if rejected and not self.pipeline.settings.dead_letter_path:
             self.logger.warning(
