@@ -186,6 +186,12 @@ def test_shopify_orders_arrive_exactly(sandbox, config, tmp_path):
     assert "received=4" in run.stderr
     assert "sent=3" in run.stderr
     assert "filtered=1" in run.stderr
+    metrics = [
+        json.loads(line.split("METRIC: ", 1)[1])
+        for line in run.stderr.splitlines()
+        if "METRIC: " in line and "capi_records" in line
+    ]
+    assert {(m["tags"]["outcome"], m["value"]) for m in metrics} == {("sent", 3), ("filtered", 1)}
     assert API_KEY not in run.output
     assert "jane.doe" not in run.output.lower()
 
