@@ -183,10 +183,10 @@ class Pipeline:
         if self.checkpoints.numbered % _CHECK_EVERY == 0:
             self._periodic_checks()
         mapping = self.mappings[stream]
-        if not passes_filter(mapping, record):
-            self._settle_immediately(stream, FILTERED)
-            return
         try:
+            if not passes_filter(mapping, record):
+                self._settle_immediately(stream, FILTERED)
+                return
             event, notes = build_event(
                 mapping,
                 record,

@@ -87,6 +87,31 @@ RECORD_CORPUS = {
 }
 
 
+def test_a_filter_that_fails_on_one_record_rejects_that_record(sandbox, tmp_path):
+    config = {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": {"conversions": {"filter": "starts_with(label, 'keep')"}},
+    }
+    ts = now_ms() - 1000
+    lines = [
+        SCHEMA,
+        record("conversions", {"id": "n", "type": "lead_created", "timestamp_ms": ts, "label": 42}),
+        record(
+            "conversions",
+            {"id": GOOD_ID, "type": "lead_created", "timestamp_ms": ts, "label": "keep me"},
+        ),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == [GOOD_ID]
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert dead[-1]["dead_letter"]["stage"] == "mapping"
+    assert "starts_with" in dead[-1]["dead_letter"]["reason"]
+
+
 @pytest.mark.parametrize("name", list(RECORD_CORPUS))
 def test_bad_records_are_rejected_with_a_reason_and_the_rest_arrive(name, sandbox, tmp_path):
     bad_lines, stage, words = RECORD_CORPUS[name]

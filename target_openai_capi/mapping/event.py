@@ -152,7 +152,10 @@ def passes_filter(mapping: StreamMapping, record: Mapping[str, Any]) -> bool:
     """True when the stream has no filter or the filter is truthy (JMESPath truthiness)."""
     if mapping.filter is None:
         return True
-    value = mapping.filter(record)
+    try:
+        value = mapping.filter(record)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise MappingError(f"filter failed on this record: {exc}") from exc
     return not (value is None or value is False or value in ("", [], {}))
 
 
