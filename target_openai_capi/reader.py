@@ -22,6 +22,10 @@ _decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=decimal.De
 BadLineHandler = Callable[[int, str, str, str], None]
 
 
+# Keys that must hold JSON objects, per message type (the SDK assumes so and would crash).
+_OBJECT_KEYS = {"RECORD": ("record",), "SCHEMA": ("schema",), "STATE": ("value",)}
+
+
 class BadLine(Exception):
     """An input line that is not a usable Singer message; str() is the reason."""
 
@@ -57,6 +61,9 @@ class TolerantReader(MsgSpecReader):
             raise BadLine(f"line is not valid JSON ({exc})") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise BadLine("line is not a Singer message (a JSON object with a 'type')")
+        for key in _OBJECT_KEYS.get(message["type"], ()):
+            if key in message and not isinstance(message[key], dict):
+                raise BadLine(f"{message['type']} message's {key!r} is not a JSON object")
         return message
 
     def process_lines(

@@ -34,6 +34,12 @@ SCHEMA = schema("conversions", {"id": {"type": "string"}, "type": {"type": "stri
 # name -> (input lines after the SCHEMA, the stage it is rejected at, words in the reason)
 RECORD_CORPUS = {
     "malformed JSON line": (['{"type": "RECORD", "stream": '], "input", "not valid JSON"),
+    "record that is not an object": (
+        ['{"type": "RECORD", "stream": "conversions", "record": [1, 2]}'],
+        "input",
+        "not a JSON object",
+    ),
+    "RECORD without a stream": (['{"type": "RECORD", "record": {}}'], "input", "stream"),
     "RECORD before its SCHEMA": ([record("orders", {"id": 1})], "input", "before its SCHEMA"),
     "schema-invalid record": (
         [record("conversions", {"id": 123, "type": "lead_created"})],
