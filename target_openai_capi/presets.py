@@ -1,12 +1,226 @@
-"""Built-in stream mappings for common taps: `preset: <name>` on a stream entry starts from one."""
+"""Built-in stream mappings for common taps: `preset: <name>` on a stream entry starts from one.
+
+Each preset is written against the records its source publishes (the shapes are named in the
+comment above it and in docs/cookbook.md) and is tested on records of that shape in
+tests/test_presets.py. Expressions fall back with JMESPath `||` where sources differ, and a
+field that a source does not have evaluates to null and is left out of the event. A comparison
+that fails is `false`, not null, so a chain of `(test && value)` ends in `|| `null``: a field
+with no value is left out instead of being rejected as a boolean.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+# Shopify Admin GraphQL `Attribute` lists ({key, value}) as tap-shopify 3.x emits them.
+_SHOPIFY_ATTRIBUTE_OPPREF = "(customAttributes[?key == 'oppref'].value | [0])"
+
+# Shopify customer identifiers: billing address first (what the buyer typed at checkout).
+_SHOPIFY_USER = {
+    "first_name": "billingAddress.firstName || shippingAddress.firstName || customer.firstName",
+    "last_name": "billingAddress.lastName || shippingAddress.lastName || customer.lastName",
+    "city": "billingAddress.city || shippingAddress.city",
+    "state": "billingAddress.provinceCode || shippingAddress.provinceCode",
+    "zip": "billingAddress.zip || shippingAddress.zip",
+    "country": "billingAddress.countryCodeV2 || shippingAddress.countryCodeV2",
+    "external_id": "customer.id",
+}
+
+# tap-shopify 3.x (singer-io, GraphQL Admin API) `orders`: camelCase fields, money as
+# `*Set.shopMoney.amount` numbers in the shop currency, `lineItems` already a list of line
+# item objects (the tap unwraps the connection's edges), `test` true for test orders.
+# The oppref comes from the landing page of the visit that converted, else from an order
+# attribute named `oppref` that the storefront saved on the cart, else from the first visit.
+# (customerJourneySummary and order-level customAttributes are Order fields of the Admin API;
+# the published 3.x schema does not select them, so for that tap they are null unless added.)
+SHOPIFY_ORDERS: dict[str, Any] = {
+    "event_type": "order_created",
+    "filter": "!test",
+    "fields": {
+        "id": "id",
+        "timestamp": "createdAt",
+        "oppref": (
+            "url_param(customerJourneySummary.lastVisit.landingPage, 'oppref')"
+            f" || {_SHOPIFY_ATTRIBUTE_OPPREF}"
+            " || url_param(customerJourneySummary.firstVisit.landingPage, 'oppref')"
+        ),
+        "source_url": "statusPageUrl",
+        # Point-of-sale orders happened in a shop, not on a web page.
+        "action_source": "(sourceName == 'pos' && 'physical_store') || 'web'",
+        "amount": "totalPriceSet.shopMoney.amount",
+        "currency": "totalPriceSet.shopMoney.currencyCode || currencyCode",
+        "contents": (
+            "lineItems[].{id: sku || product.id || id, name: title || name, "
+            "quantity: quantity, amount: discountedUnitPriceSet.shopMoney.amount "
+            "|| originalUnitPriceSet.shopMoney.amount}"
+        ),
+        "email": "email || customer.email",
+        "phone": "phone || billingAddress.phone || shippingAddress.phone",
+        "ip_address": "clientIp",
+        **_SHOPIFY_USER,
+    },
+}
+
+# tap-shopify 3.x `abandoned_checkouts` (GraphQL AbandonedCheckout): no currencyCode, email or
+# phone at the top level (they are in totalPriceSet and customer), line items as a list.
+# No source_url / action_source: the only URL, abandonedCheckoutUrl, is a recovery link that
+# opens the buyer's checkout and must not leave the shop.
+SHOPIFY_ABANDONED_CHECKOUTS: dict[str, Any] = {
+    "event_type": "checkout_started",
+    "fields": {
+        "id": "id",
+        "timestamp": "createdAt",
+        "oppref": _SHOPIFY_ATTRIBUTE_OPPREF,
+        "amount": "totalPriceSet.shopMoney.amount",
+        "currency": "totalPriceSet.shopMoney.currencyCode",
+        "contents": (
+            "lineItems[].{id: sku || variant.id || id, name: title, quantity: quantity, "
+            "amount: discountedUnitPriceSet.shopMoney.amount "
+            "|| originalUnitPriceSet.shopMoney.amount}"
+        ),
+        "email": "customer.email",
+        "phone": "customer.phone || billingAddress.phone || shippingAddress.phone",
+        **_SHOPIFY_USER,
+    },
+}
+
+# tap-stripe `subscriptions`. singer-io/tap-stripe emits `created`, `trial_start`, ... as
+# date-time strings, a `plan` object (amount in minor units, lowercase currency) and `items`
+# as a list of ids; taps that pass Stripe's API objects through emit epoch seconds and
+# `items.data[].price`. Both work: timestamps take either form, prices fall back to `plan`.
+# A trialing subscription is a trial_started; once it is active (or past due: it was created,
+# a later payment failed) it is a subscription_created, at the trial's end if it had one.
+# Other statuses (incomplete, canceled, ...) and test-mode objects are filtered out.
+# The amount is one unit of the first price: JMESPath cannot multiply by the quantity.
+STRIPE_SUBSCRIPTIONS: dict[str, Any] = {
+    "event_type_from": "status",
+    "event_types": {
+        "trialing": "trial_started",
+        "active": "subscription_created",
+        "past_due": "subscription_created",
+    },
+    "filter": "livemode != `false` && contains(['trialing', 'active', 'past_due'], status)",
+    "fields": {
+        "id": "id",
+        "timestamp": (
+            "(status == 'trialing' && (trial_start || start_date || created))"
+            " || trial_end || start_date || created"
+        ),
+        "oppref": "metadata.oppref",
+        "amount_minor": "items.data[0].price.unit_amount || plan.amount",
+        "currency": "items.data[0].price.currency || plan.currency",
+        "plan_id": "items.data[0].price.id || plan.id",
+        "contents": (
+            "items.data[].{id: price.id, name: price.nickname, quantity: quantity, "
+            "amount_minor: price.unit_amount}"
+        ),
+        "external_id": "customer",
+    },
+}
+
+# Segment warehouse `tracks` table, or one of its per-event tables (same columns plus the
+# event's properties as snake_case columns): `id` is the messageId, `event_text` the name as
+# tracked ("Order Completed"; `event` is its snake_case form), context fields flattened to
+# `context_*` columns. Arrays such as `products` are stored as JSON strings, so no contents.
+_TRACKS_FIELDS: dict[str, str] = {
+    "id": "id",
+    "timestamp": "timestamp || original_timestamp",
+    "oppref": "oppref || url_param(context_page_url, 'oppref')",
+    "source_url": "context_page_url",
+    "amount": "total || revenue || value || price",
+    "currency": "currency",
+    "email": "context_traits_email || email",
+    "phone": "context_traits_phone || phone",
+    "first_name": "context_traits_first_name || first_name",
+    "last_name": "context_traits_last_name || last_name",
+    "external_id": "user_id",
+    "user_agent": "context_user_agent",
+}
+SEGMENT_TRACKS: dict[str, Any] = {
+    "event_type_from": "event_text || event",
+    "fields": {
+        **_TRACKS_FIELDS,
+        # Web when the event carries a page, mobile app when it carries an app (Segment's
+        # mobile libraries set context.app); server-side events have neither.
+        "action_source": "(context_page_url && 'web') || (context_app_name && 'mobile_app')",
+        "ip_address": "context_ip",
+    },
+}
+
+# RudderStack warehouse `tracks` (and per-event) tables: Segment's layout, plus `channel`
+# (web, mobile, server) and the request's IP in `context_request_ip` when none was passed.
+RUDDERSTACK_TRACKS: dict[str, Any] = {
+    "event_type_from": "event_text || event",
+    "fields": {
+        **_TRACKS_FIELDS,
+        "action_source": (
+            "(context_page_url && 'web') || (channel == 'mobile' && 'mobile_app') || `null`"
+        ),
+        "ip_address": "context_ip || context_request_ip",
+    },
+}
+
+# GA4 event names that the built-in event-name table maps to a CAPI type. Everything else in
+# a GA4 export (session_start, user_engagement, scroll, page_view, ...) is filtered out: add
+# names to the filter to send them (unmapped names go out as custom events).
+GA4_CONVERSION_NAMES = (
+    "purchase",
+    "begin_checkout",
+    "add_to_cart",
+    "view_item",
+    "generate_lead",
+    "sign_up",
+    "first_open",
+)
+
+
+def _ga4_param(key: str, kind: str = "string_value") -> str:
+    """JMESPath for one GA4 event parameter's value (event_params is a key/value list)."""
+    return f"(event_params[?key == '{key}'].value.{kind} | [0])"
+
+
+# GA4 BigQuery export rows (`events_YYYYMMDD`): event_name, event_timestamp in MICROseconds,
+# event_params as [{key, value: {string_value, int_value, float_value, double_value}}],
+# ecommerce.transaction_id / purchase_revenue, items[] with item_id, item_name, quantity,
+# price. JMESPath cannot divide, so the time comes from `event_timestamp_ms`, which a stream
+# map adds in the same config (see docs/cookbook.md):
+#   stream_maps: {<stream>: {event_timestamp_ms: "int(event_timestamp // 1000)"}}
+# A GA4 event has no id of its own: purchases use the transaction id, other events fall back to
+# the stream's key properties, else a hash of the row (stable across re-sends of that row).
+GA4_EVENTS: dict[str, Any] = {
+    "event_type_from": "event_name",
+    "filter": "contains(["
+    + ", ".join(f"'{name}'" for name in GA4_CONVERSION_NAMES)
+    + "], event_name)",
+    "fields": {
+        "id": f"ecommerce.transaction_id || {_ga4_param('transaction_id')}",
+        "timestamp_ms": "event_timestamp_ms",
+        "oppref": f"{_ga4_param('oppref')} || url_param({_ga4_param('page_location')}, 'oppref')",
+        "source_url": _ga4_param("page_location"),
+        "action_source": (
+            f"(platform == 'WEB' && {_ga4_param('page_location')} && 'web')"
+            " || ((platform == 'IOS' || platform == 'ANDROID') && 'mobile_app') || `null`"
+        ),
+        "amount": (
+            f"ecommerce.purchase_revenue || {_ga4_param('value', 'double_value')}"
+            f" || {_ga4_param('value', 'float_value')} || {_ga4_param('value', 'int_value')}"
+        ),
+        "currency": _ga4_param("currency"),
+        "contents": "items[].{id: item_id, name: item_name, quantity: quantity, amount: price}",
+        "external_id": "user_id",
+    },
+}
+
 # Preset name -> a `streams` entry (event_type / event_type_from, event_types, filter, fields).
-PRESETS: dict[str, dict[str, Any]] = {}
+PRESETS: dict[str, dict[str, Any]] = {
+    "tap-shopify/orders": SHOPIFY_ORDERS,
+    "tap-shopify/abandoned_checkouts": SHOPIFY_ABANDONED_CHECKOUTS,
+    "tap-stripe/subscriptions": STRIPE_SUBSCRIPTIONS,
+    "segment/tracks": SEGMENT_TRACKS,
+    "rudderstack/tracks": RUDDERSTACK_TRACKS,
+    "ga4/events": GA4_EVENTS,
+}
 
 
 def apply_preset(entry: Mapping[str, Any]) -> dict[str, Any]:
