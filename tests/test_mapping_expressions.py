@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 from typing import Any
 
 import jmespath
 import pytest
+from jmespath.visitor import _Expression
 
-from target_openai_capi.mapping import expressions
+from target_openai_capi.mapping import compiled, expressions
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.expressions import (
     ExpressionError,
+    Getter,
     compile_expression,
     cookie,
+    interpret_expression,
     url_param,
 )
 
@@ -51,17 +55,6 @@ def test_dotted_paths_do_not_run_jmespath(path: str, monkeypatch: pytest.MonkeyP
     getter = compile_expression(path)
     monkeypatch.setattr(expressions._INTERPRETER, "visit", refuse)
     getter({"a": {"b": {"c": {"d": {}}}}})
-
-
-def test_other_expressions_do_run_jmespath(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The counterpart of the test above, so that it can fail.
-    def refuse(*args: object) -> None:
-        raise AssertionError("jmespath's interpreter ran")
-
-    getter = compile_expression("a[0]")
-    monkeypatch.setattr(expressions._INTERPRETER, "visit", refuse)
-    with pytest.raises(AssertionError):
-        getter({"a": [1]})
 
 
 SHOP_ORDER: dict[str, Any] = {
@@ -275,3 +268,398 @@ def test_lower_of_a_number_is_a_mapping_error() -> None:
 def test_array_element_types_must_agree() -> None:
     with pytest.raises(MappingError, match="max"):
         compile_expression("max(v)")({"v": [Decimal("1"), "a"]})
+
+
+# --- the compiler against the interpreter ---------------------------------------------------
+# Every expression below, on every record below, must give what jmespath's interpreter gives:
+# the same value of the same type (down to list and dict members), or the same MappingError.
+
+SHOPIFY_CONTENTS = (
+    "lineItems[].{id: sku, name: title, quantity: quantity,"
+    " amount: originalUnitPriceSet.shopMoney.amount}"
+)
+SHOPIFY_CLICK_ID = "url_param(customerJourneySummary.lastVisit.landingPage, 'oppref')"
+
+TABLE_EXPRESSIONS = [
+    # fields and paths
+    "a",
+    "a.b",
+    "a.b.c",
+    "a.b.c.k",
+    '"foo-bar".x',
+    "items.k",
+    # indexes and slices
+    "a[0]",
+    "a[-1]",
+    "a[5]",
+    "a[0][0]",
+    "[0]",
+    "items[0].x",
+    "items[-1].k",
+    "a.b[0].c",
+    "a[1:]",
+    "a[::-1]",
+    "a[:-1].x",
+    "items[::2].k",
+    "a[::0]",  # a zero step: ValueError on a list, an error on both paths
+    # projections and flatten
+    "items[*].x",
+    "items[].x",
+    "items[*]",
+    "a[]",
+    "a[][]",
+    "a[].b[]",
+    "items[*].tags[]",
+    "items[*].x.y",
+    "items[].[k, v]",
+    "items[].{k: k, v: v}",
+    "a.*",
+    "*.x",
+    "a.*.b",
+    "*",
+    "a.*[0]",
+    "a[].to_string(@)",  # a function sees the None elements that a projection then drops
+    "items[*].type(@)",
+    # filters
+    "items[?k == 'x'].v",
+    "items[?k != `null`].v",
+    "items[?v]",
+    "items[?!v].k",
+    "items[?v > `1`].k",
+    "items[?v < 'x'].k",
+    "a[?@ == `1`]",
+    "items[?k == 'oppref'].v | [0]",
+    "items[?tags[0] && x].k",
+    # multiselect
+    "{id: id, ab: a.b}",
+    "a.{x: x, y: b}",
+    "[a, b]",
+    "a.[k, v]",
+    "{first: items[0].x, all: items[].x}",
+    "{k: a, k: b}",
+    # literals and current
+    "'web'",
+    "`null`",
+    "`[1, 2]`",
+    '`{"k": 1}`',
+    "`0`",
+    "`1.5`",
+    "`true`",
+    "@",
+    "@.a",
+    "&a",
+    # not, or, and
+    "!a",
+    "!!a",
+    "!items",
+    "!a.b",
+    "a || b",
+    "a && b",
+    "a || b || 'z'",
+    "a && b || c",
+    "!a && b",
+    "(a || b).c",
+    "a.b || items[0].x",
+    # comparisons
+    "a == b",
+    "a != b",
+    "a == `1`",
+    "a == `0`",
+    "a == `false`",
+    "a < b",
+    "a >= `0`",
+    "a > 'x'",
+    "a == 'x'",
+    "a.b == `19.99`",
+    "items == `[]`",
+    "a == `[1, 2]`",
+    # pipes
+    "items[*].x | [0]",
+    "a | b",
+    "items[].x | length(@)",
+    "a[*] | [1]",
+    "a[] | [0]",
+    # functions: ours
+    "url_param(x, 'oppref')",
+    "url_param(a.b, 'oppref') || items[?k == 'oppref'].v | [0]",
+    "url_param(x, k)",  # a name that is not a string: a type error per record
+    "url_param(x, `5`)",  # a literal of the wrong type: checked per record, as jmespath does
+    "cookie(x, 'c')",
+    "lower(x)",
+    "upper(a.b)",
+    "lower(`5`)",
+    # functions: built-ins, Decimal-aware
+    "length(a)",
+    "sum(a)",
+    "avg(items[].v)",
+    "max(a)",
+    "min(a)",
+    "sort(a)",
+    "sort_by(items, &k)",
+    "max_by(items, &v)",
+    "min_by(items, &v).k",
+    "map(&x, items)",
+    "map(&[k, v], items)",
+    "contains(a, `1`)",
+    "contains(x, 'h')",
+    "starts_with(x, 'h')",
+    "ends_with(x, 'c')",
+    "join(',', a)",
+    "keys(a)",
+    "values(a)",
+    "not_null(a, b, 'none')",
+    "merge(a, b)",
+    "to_number(x)",
+    "to_string(a)",
+    "to_array(a)",
+    "type(a)",
+    "abs(a)",
+    "ceil(a)",
+    "floor(a)",
+    "reverse(a)",
+    "length(items[?v > `0`])",
+    "sum(items[].v) == `3`",
+    # the expressions profiling found on Shopify orders
+    SHOPIFY_CONTENTS,
+    SHOPIFY_CLICK_ID,
+    "lines.edges[].node.{id: id, quantity: quantity}",
+    "!test",
+    "url_param(customerJourneySummary.lastVisit.landingPage, 'oppref')"
+    " || customAttributes[?key == 'oppref'].value | [0]",
+]
+
+_KEYS = ["a", "b", "c", "k", "v", "x", "y", "id", "items", "tags", "foo-bar"]
+_SCALARS: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    3,
+    Decimal("0"),
+    Decimal("1"),
+    Decimal("19.99"),
+    Decimal("-1.5"),
+    0.5,
+    19.99,
+    "",
+    "x",
+    "abc",
+    "h",
+    "https://s.example/p?oppref=r1&x=1",
+    "oppref=bare",
+    "c=1; d=2",
+]
+
+
+def _random_value(rng: random.Random, depth: int) -> Any:
+    """A JSON-like value: scalars, lists and objects nested up to `depth`."""
+    roll = rng.random()
+    if depth <= 0 or roll < 0.45:
+        return rng.choice(_SCALARS)
+    if roll < 0.7:
+        return [_random_value(rng, depth - 1) for _ in range(rng.randrange(4))]
+    return {rng.choice(_KEYS): _random_value(rng, depth - 1) for _ in range(rng.randrange(4))}
+
+
+def _random_record(rng: random.Random) -> dict[str, Any]:
+    """A record whose top-level keys are the ones the expressions read."""
+    record = {key: _random_value(rng, 3) for key in rng.sample(_KEYS, rng.randrange(1, 6))}
+    if rng.random() < 0.5:  # lists of objects, so that projections and filters have work
+        record["items"] = [
+            {key: _random_value(rng, 2) for key in rng.sample(_KEYS, rng.randrange(4))}
+            for _ in range(rng.randrange(4))
+        ]
+    return record
+
+
+SHOPIFY_ORDER: dict[str, Any] = {
+    "test": False,
+    "customerJourneySummary": {
+        "lastVisit": {"landingPage": "https://shop.example.com/?utm_source=chatgpt&oppref=op_1"}
+    },
+    "customAttributes": [{"key": "oppref", "value": "op_attr"}],
+    "lineItems": [
+        {
+            "sku": "A",
+            "title": "Mug",
+            "quantity": 3,
+            "originalUnitPriceSet": {"shopMoney": {"amount": Decimal("19.99")}},
+        },
+        {"sku": None, "title": "Lid", "quantity": 1, "originalUnitPriceSet": None},
+    ],
+    "lines": {"edges": [{"node": {"id": 1, "quantity": 2}}, {"node": None}, []]},
+}
+
+TABLE_RECORDS: list[Any] = [
+    *RECORDS,
+    SHOPIFY_ORDER,
+    {"customerJourneySummary": None, "customAttributes": [{"key": "oppref", "value": "v"}]},
+    {"lineItems": [], "lines": {"edges": []}, "test": True},
+    {"lineItems": "not a list", "lines": "x", "test": 0},
+    {"lineItems": [None, 1, "x", []], "test": ""},
+    {"a": [[1, 2], [3, [4]], 5, None], "b": [], "items": []},
+    {"a": [[None, 1], None, [[None]], []], "items": [None, {"k": None}]},
+    {"a": [Decimal("1"), 2, 0.5], "b": {"b": 1}, "items": [{"k": "x", "v": 2}, {"k": "y"}]},
+    {"a": {"b": 1, "c": None}, "b": {"k": 2}},
+    {"a": "abc", "b": "abd", "x": "https://s.example/?oppref=z", "items": "not a list"},
+    {"a": 1, "b": True, "items": [{"v": Decimal("2")}, {"v": 1}, {"v": 0}]},
+    {"a": [], "b": {}, "c": "", "x": None},
+    {"items": [{"k": "oppref", "v": "from_items"}], "a": {"b": "?oppref=from_ab"}},
+    *(_random_record(random.Random(seed)) for seed in range(300)),
+    None,
+    [1, {"a": 2}],
+    "a string",
+    Decimal("5"),
+]
+
+
+def _outcome(getter: Getter, record: Any) -> tuple[str, Any]:
+    """What a user of the getter sees: a value or a MappingError's message."""
+    try:
+        return ("value", getter(record))
+    except MappingError as e:
+        return ("error", str(e))
+
+
+def _same(x: Any, y: Any) -> bool:
+    """Equal values of the same types all the way down (a Decimal keeps its exponent)."""
+    if type(x) is not type(y):
+        return False
+    if isinstance(x, list):
+        return len(x) == len(y) and all(map(_same, x, y))
+    if isinstance(x, dict):
+        return list(x) == list(y) and all(_same(x[key], y[key]) for key in x)
+    if isinstance(x, _Expression):
+        return bool(x.expression == y.expression)
+    if isinstance(x, Decimal):
+        return str(x) == str(y)
+    return bool(x == y)
+
+
+@pytest.mark.parametrize("expression", TABLE_EXPRESSIONS)
+def test_compiled_equals_interpreted(expression: str) -> None:
+    fast = compile_expression(expression)
+    interpreted = interpret_expression(expression)
+    for number, record in enumerate(TABLE_RECORDS):
+        expected = _outcome(interpreted, record)
+        actual = _outcome(fast, record)
+        same = actual[0] == expected[0] and _same(actual[1], expected[1])
+        assert same, f"record #{number} {record!r}: compiled {actual!r}, interpreted {expected!r}"
+
+
+def _stock_comparable(node: Any) -> bool:
+    """No functions and no ordering: our interpreter then means exactly stock jmespath."""
+    if not isinstance(node, dict):
+        return True
+    if node["type"] in ("function_expression", "expref"):
+        return False
+    if node["type"] == "comparator" and node["value"] not in ("eq", "ne"):
+        return False
+    return all(_stock_comparable(child) for child in node["children"])
+
+
+def _has_decimal(value: Any) -> bool:
+    if isinstance(value, Decimal):
+        return True
+    if isinstance(value, list):
+        return any(map(_has_decimal, value))
+    if isinstance(value, dict):
+        return any(map(_has_decimal, value.values()))
+    return False
+
+
+STOCK_EXPRESSIONS = [
+    e for e in TABLE_EXPRESSIONS if _stock_comparable(jmespath.compile(e).parsed) and "::0" not in e
+]
+
+
+@pytest.mark.parametrize("expression", STOCK_EXPRESSIONS)
+def test_compiled_equals_stock_jmespath(expression: str) -> None:
+    # The interpreter above is our subclass; on plain JSON values it must be jmespath itself.
+    fast = compile_expression(expression)
+    for number, record in enumerate(r for r in TABLE_RECORDS if not _has_decimal(r)):
+        expected = jmespath.search(expression, record)
+        actual = fast(record)
+        assert _same(actual, expected), f"record #{number} {record!r}: {actual!r} != {expected!r}"
+
+
+def test_the_table_covers_every_compiled_node_type_and_both_outcomes() -> None:
+    # So that the table above cannot silently stop testing a node type or the error path.
+    seen: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            seen.add(node["type"])
+            for child in node["children"]:
+                walk(child)
+
+    for expression in TABLE_EXPRESSIONS:
+        walk(jmespath.compile(expression).parsed)
+    assert seen == set(compiled._NODES)
+    outcomes = {
+        _outcome(compile_expression(e), r)[0] for e in TABLE_EXPRESSIONS for r in TABLE_RECORDS
+    }
+    assert outcomes == {"value", "error"}
+
+
+@pytest.mark.parametrize("expression", TABLE_EXPRESSIONS)
+def test_compiled_expressions_do_not_run_the_interpreter(
+    expression: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("jmespath's interpreter ran")
+
+    getter = compile_expression(expression)
+    monkeypatch.setattr(expressions._INTERPRETER, "visit", refuse)
+    for record in TABLE_RECORDS[:40]:
+        result = _outcome(getter, record)
+        if isinstance(result[1], _Expression):  # an expref's body runs compiled code too
+            assert result[1].visit(result[1].expression, record) == record.get("a")
+
+
+def test_an_unknown_node_type_falls_back_to_the_interpreter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A node type the compiler does not know (as if jmespath added one): the whole expression is
+    # interpreted, with the same result.
+    monkeypatch.delitem(compiled._NODES, "index")
+    getter = compile_expression("items[0].x || 'none'")
+    assert getter({"items": [{"x": "first"}]}) == "first"
+    assert getter({"items": []}) == "none"
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("jmespath's interpreter ran")
+
+    monkeypatch.setattr(expressions._INTERPRETER, "visit", refuse)
+    with pytest.raises(AssertionError, match="interpreter ran"):
+        getter({"items": []})
+
+
+def test_compile_ast_answers_none_for_an_unknown_node() -> None:
+    runtime = compiled.Runtime(functions=expressions._FUNCTIONS, comparators={})
+    node = {"type": "subexpression", "children": [{"type": "arithmetic", "children": []}]}
+    assert compiled.compile_ast(node, runtime) is None
+
+
+@pytest.mark.parametrize(
+    ("expression", "record", "message"),
+    [
+        ("lower(n)", {"n": Decimal("5")}, "lower() got number, expected string, null"),
+        ("items[].{n: lower(n)}", {"items": [{"n": 1}]}, "lower() got number"),
+        ("url_param(u, k)", {"u": "?k=1", "k": 5}, "url_param() got number, expected string"),
+        ("sum(a)", {"a": ["x"]}, "sum() got string, expected array-number"),
+        ("sort_by(a, &k)", {"a": [{"k": 1}, {"k": "x"}]}, "sort_by() got string"),
+        ("a[::0]", {"a": [1]}, "failed: ValueError"),
+        ("abs(a)", {"a": "1"}, "abs() got string, expected number"),
+    ],
+)
+def test_a_function_on_the_wrong_type_is_the_same_mapping_error(
+    expression: str, record: dict[str, Any], message: str
+) -> None:
+    for getter in (compile_expression(expression), interpret_expression(expression)):
+        with pytest.raises(MappingError) as caught:
+            getter(record)
+        assert str(caught.value).startswith(f"expression {expression!r} failed: ")
+        assert message in str(caught.value)

@@ -19,9 +19,10 @@ Decimal("19.99"); ordering a number against a string is null, per the JMESPath s
 (Decimal("19.99") -> "19.99"). Known limit: `to_string` of an array or object renders the
 Decimals inside it as JSON strings ("19.99" in quotes).
 
-A plain dotted path of identifiers (`id`, `customer.email`) skips jmespath and compiles to
-direct dict lookups that return exactly what jmespath would (null when a step is missing or not
-an object).
+Speed: an expression is compiled once to nested Python closures (`compiled.py`) that return
+exactly what jmespath's interpreter returns and call the same functions and comparators; a plain
+dotted path (`id`, `customer.email`) becomes direct dict lookups. Only an expression with a node
+type the compiler does not know is interpreted by jmespath per record.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from jmespath import exceptions as jmes_exceptions
 from jmespath import functions as jmes_functions
 from jmespath.visitor import Options, TreeInterpreter, _Expression
 
+from target_openai_capi.mapping.compiled import Runtime, compile_ast, may_raise
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.money import parse_number
 
@@ -295,79 +297,11 @@ class _Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath sh
 # function table per call, which is most of the cost of a small expression.
 _FUNCTIONS = _Functions()
 _INTERPRETER = _Interpreter(Options(custom_functions=_FUNCTIONS))
+# The compiler calls the very same functions and comparators.
+_RUNTIME = Runtime(functions=_FUNCTIONS, comparators=_Interpreter.COMPARATOR_FUNC)
 
 
 # --- compilation ----------------------------------------------------------------------------
-
-
-def _field_path(node: Mapping[str, Any]) -> list[str] | None:
-    """The names of a plain dotted path (`a.b.c`), or None for any other expression."""
-    if node["type"] == "field":
-        return [node["value"]]
-    if node["type"] == "subexpression":
-        names: list[str] = []
-        for child in node["children"]:
-            sub = _field_path(child)
-            if sub is None:
-                return None
-            names.extend(sub)
-        return names
-    return None
-
-
-def _path_getter(names: list[str]) -> Getter:
-    """Direct dict lookups, returning what jmespath returns (None past a missing step)."""
-    # jmespath calls .get on each step and answers None where there is no .get (a string, a
-    # list): AttributeError is exactly that case. A missing step (None) is the common one, so it
-    # is tested for rather than raised, which costs ten times more.
-    if len(names) == 1:
-        (a,) = names
-
-        def get1(record: Mapping[str, Any]) -> Any:
-            try:
-                return record.get(a)
-            except AttributeError:
-                return None
-
-        return get1
-    if len(names) == 2:
-        a, b = names
-
-        def get2(record: Mapping[str, Any]) -> Any:
-            try:
-                value = record.get(a)
-                return None if value is None else value.get(b)
-            except AttributeError:
-                return None
-
-        return get2
-    if len(names) == 3:
-        a, b, c = names
-
-        def get3(record: Mapping[str, Any]) -> Any:
-            try:
-                value = record.get(a)
-                if value is None:
-                    return None
-                value = value.get(b)
-                return None if value is None else value.get(c)
-            except AttributeError:
-                return None
-
-        return get3
-
-    def get_n(record: Mapping[str, Any]) -> Any:
-        value: Any = record
-        try:
-            for name in names:
-                value = value.get(name)
-                if value is None:
-                    return None
-        except AttributeError:
-            return None
-        return value
-
-    return get_n
 
 
 def _check_functions(node: Mapping[str, Any], text: str) -> None:
@@ -404,8 +338,8 @@ def _describe_failure(text: str, error: Exception) -> str:
     return f"expression {text!r} failed: {type(error).__name__}"
 
 
-def compile_expression(text: str) -> Getter:
-    """Compile a field expression once into a function of a record."""
+def _parse(text: str) -> dict[str, Any]:
+    """The syntax tree of a field expression; config errors are ExpressionError."""
     if not isinstance(text, str):
         raise ExpressionError(f"expression {text!r} is not text (write it as a string)")
     if not text.strip():
@@ -415,21 +349,40 @@ def compile_expression(text: str) -> Getter:
     except jmes_exceptions.JMESPathError as e:
         raise ExpressionError(f"expression {text!r} is not valid JMESPath: {e}") from None
     ast: dict[str, Any] = parsed.parsed
-    names = _field_path(ast)
-    if names is not None:
-        return _path_getter(names)
-    if ast["type"] == "literal":  # "'web'": a constant, as jmespath would return it
-        constant = ast["value"]
-        return lambda record: constant
     _check_functions(ast, text)
-    visit = _INTERPRETER.visit
+    return ast
 
-    def evaluate(record: Mapping[str, Any]) -> Any:
+
+def _guarded(text: str, evaluate: Getter) -> Getter:
+    """`evaluate` with its failures on a record turned into a MappingError naming `text`."""
+
+    def guarded(record: Mapping[str, Any]) -> Any:
         try:
-            return visit(ast, record)
+            return evaluate(record)
         except MappingError:
             raise
         except (jmes_exceptions.JMESPathError, TypeError, ValueError, ArithmeticError) as e:
             raise MappingError(_describe_failure(text, e)) from None
 
-    return evaluate
+    return guarded
+
+
+def _interpreted(text: str, ast: dict[str, Any]) -> Getter:
+    """jmespath's interpreter walking `ast` on each record."""
+    visit = _INTERPRETER.visit
+    return _guarded(text, lambda record: visit(ast, record))
+
+
+def interpret_expression(text: str) -> Getter:
+    """A field expression always run by jmespath's interpreter: the reference for the compiler."""
+    return _interpreted(text, _parse(text))
+
+
+def compile_expression(text: str) -> Getter:
+    """Compile a field expression once into a function of a record."""
+    ast = _parse(text)
+    getter = compile_ast(ast, _RUNTIME)
+    if getter is None:
+        return _interpreted(text, ast)
+    # A getter that cannot raise needs no guard, and the hottest ones (paths) stay bare.
+    return _guarded(text, getter) if may_raise(ast) else getter

@@ -1,0 +1,484 @@
+"""JMESPath syntax trees compiled to nested Python closures: jmespath's results, without its walk.
+
+jmespath's TreeInterpreter looks up a visitor method by node type for every node of every record;
+for a projection over line items that is most of the cost of mapping an order. Here each node
+becomes a closure once, at start-up, that does exactly what the visitor method would do
+(jmespath 1.1 `visitor.TreeInterpreter`, the reference for every rule below). Functions and
+comparisons are not re-implemented: the compiler is handed the interpreter's function table and
+comparator functions and calls those, so the two paths cannot drift apart.
+
+A tree with a node type the compiler does not know compiles to None, and the caller interprets
+it instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from numbers import Number
+from typing import Any
+
+from jmespath.exceptions import JMESPathTypeError
+from jmespath.visitor import _Expression
+
+Getter = Callable[[Any], Any]
+Node = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What compiled expressions call into: the interpreter's functions and comparators."""
+
+    functions: Any  # a jmespath `Functions` instance (jmespath has no type hints)
+    comparators: Mapping[str, Callable[[Any, Any], Any]]
+
+
+class _Unsupported(Exception):
+    """A node the compiler does not handle: the whole expression is interpreted instead."""
+
+
+def compile_ast(node: Node, runtime: Runtime) -> Getter | None:
+    """A closure equal to interpreting `node`, or None when some node type is not compiled."""
+    try:
+        return _compile(node, runtime)
+    except _Unsupported:
+        return None
+
+
+def may_raise(node: Node) -> bool:
+    """Whether evaluating `node` can raise (a function, comparison, `!` or slice is inside)."""
+    if node["type"] in _MAY_RAISE:
+        return True
+    return any(isinstance(child, Mapping) and may_raise(child) for child in node["children"])
+
+
+# Functions raise type errors; comparisons, `!` (x == 0) and slices (step 0) can raise on odd
+# values. Every other node only reads dicts and lists and cannot.
+_MAY_RAISE = frozenset({"function_expression", "comparator", "not_expression", "slice"})
+
+
+def _compile(node: Node, runtime: Runtime) -> Getter:
+    """Dispatch on the node type."""
+    compiler = _NODES.get(node["type"])
+    if compiler is None:
+        raise _Unsupported(node["type"])
+    return compiler(node, runtime)
+
+
+# --- JMESPath truthiness and numbers, as in jmespath.visitor --------------------------------
+
+
+def _is_false(value: Any) -> bool:
+    """JMESPath falsiness: null, false, "", [] and {} (0 is true)."""
+    return value is None or value is False or value == "" or value == [] or value == {}
+
+
+def _is_actual_number(value: Any) -> bool:
+    """A number that is not a bool."""
+    return not isinstance(value, bool) and isinstance(value, Number)
+
+
+# --- plain dotted paths ---------------------------------------------------------------------
+
+
+def field_path(node: Node) -> list[str] | None:
+    """The names of a plain dotted path (`a.b.c`), or None for any other expression."""
+    if node["type"] == "field":
+        return [node["value"]]
+    if node["type"] == "subexpression":
+        names: list[str] = []
+        for child in node["children"]:
+            sub = field_path(child)
+            if sub is None:
+                return None
+            names.extend(sub)
+        return names
+    return None
+
+
+def path_getter(names: Sequence[str]) -> Getter:
+    """Direct dict lookups, returning what jmespath returns (None past a missing step)."""
+    # jmespath calls .get on each step and answers None where there is no .get (a string, a
+    # list): AttributeError is exactly that case. A missing step (None) is the common one, so it
+    # is tested for rather than raised, which costs ten times more.
+    if len(names) == 1:
+        (a,) = names
+
+        def get1(value: Any) -> Any:
+            if value is None:
+                return None
+            try:
+                return value.get(a)
+            except AttributeError:
+                return None
+
+        return get1
+    if len(names) == 2:
+        a, b = names
+
+        def get2(value: Any) -> Any:
+            try:
+                value = value.get(a)
+                return None if value is None else value.get(b)
+            except AttributeError:
+                return None
+
+        return get2
+    if len(names) == 3:
+        a, b, c = names
+
+        def get3(value: Any) -> Any:
+            try:
+                value = value.get(a)
+                if value is None:
+                    return None
+                value = value.get(b)
+                return None if value is None else value.get(c)
+            except AttributeError:
+                return None
+
+        return get3
+
+    def get_n(value: Any) -> Any:
+        try:
+            for name in names:
+                value = value.get(name)
+                if value is None:
+                    return None
+        except AttributeError:
+            return None
+        return value
+
+    return get_n
+
+
+# --- node compilers: one per node type ------------------------------------------------------
+
+
+def _field(node: Node, runtime: Runtime) -> Getter:
+    """`name`: the key of an object, None for anything else."""
+    return path_getter([node["value"]])
+
+
+def _sequence(nodes: Sequence[Node], runtime: Runtime) -> Getter:
+    """Each node applied to the result of the one before (runs of fields become one lookup)."""
+    getters: list[Getter] = []
+    names: list[str] = []
+    for child in nodes:
+        path = field_path(child)
+        if path is not None:
+            names.extend(path)
+            continue
+        if names:
+            getters.append(path_getter(names))
+            names = []
+        getters.append(_compile(child, runtime))
+    if names:
+        getters.append(path_getter(names))
+    if len(getters) == 1:
+        return getters[0]
+    if len(getters) == 2:
+        first, second = getters
+        return lambda value: second(first(value))
+
+    def chain(value: Any) -> Any:
+        for getter in getters:
+            value = getter(value)
+        return value
+
+    return chain
+
+
+def _subexpression(node: Node, runtime: Runtime) -> Getter:
+    """`a.b`: the right side applied to the left side's result."""
+    return _sequence(node["children"], runtime)
+
+
+def _index_expression(node: Node, runtime: Runtime) -> Getter:
+    """`a[0]`, `a[1:2]`: the index or slice applied to the left side's result."""
+    return _sequence(node["children"], runtime)
+
+
+def _pipe(node: Node, runtime: Runtime) -> Getter:
+    """`a | b`: the right side applied to the left side's whole result (ends a projection)."""
+    return _sequence(node["children"], runtime)
+
+
+def _index(node: Node, runtime: Runtime) -> Getter:
+    """`[i]`: an element of a list (negative counts from the end), None if absent or no list."""
+    position: int = node["value"]
+
+    def index(value: Any) -> Any:
+        if not isinstance(value, list):
+            return None
+        try:
+            return value[position]
+        except IndexError:
+            return None
+
+    return index
+
+
+def _slice(node: Node, runtime: Runtime) -> Getter:
+    """`[start:stop:step]`: a slice of a list, None for anything else."""
+    part = slice(*node["children"])
+    return lambda value: value[part] if isinstance(value, list) else None
+
+
+def _projection(node: Node, runtime: Runtime) -> Getter:
+    """`a[*].b`, `a[].b`: the right side on each element of a list, None results dropped."""
+    left_node, right_node = node["children"]
+    left = _compile(left_node, runtime)
+    if right_node["type"] in ("identity", "current"):
+
+        def project_identity(value: Any) -> Any:
+            base = left(value)
+            if not isinstance(base, list):
+                return None
+            return [element for element in base if element is not None]
+
+        return project_identity
+    right = _compile(right_node, runtime)
+
+    def project(value: Any) -> Any:
+        base = left(value)
+        if not isinstance(base, list):
+            return None
+        return [result for result in map(right, base) if result is not None]
+
+    return project
+
+
+def _value_projection(node: Node, runtime: Runtime) -> Getter:
+    """`a.*.b`: the right side on each value of an object, None results dropped."""
+    left = _compile(node["children"][0], runtime)
+    right = _compile(node["children"][1], runtime)
+
+    def project_values(value: Any) -> Any:
+        base = left(value)
+        if base is None:
+            return None
+        try:
+            values = base.values()
+        except AttributeError:
+            return None
+        return [result for result in map(right, values) if result is not None]
+
+    return project_values
+
+
+def _filter_projection(node: Node, runtime: Runtime) -> Getter:
+    """`a[?cond].b`: the right side on each list element where cond is true, None dropped."""
+    left, right, condition = (_compile(child, runtime) for child in node["children"])
+
+    def project_filtered(value: Any) -> Any:
+        base = left(value)
+        if not isinstance(base, list):
+            return None
+        collected = []
+        for element in base:
+            if not _is_false(condition(element)):
+                result = right(element)
+                if result is not None:
+                    collected.append(result)
+        return collected
+
+    return project_filtered
+
+
+def _flatten(node: Node, runtime: Runtime) -> Getter:
+    """`a[]`: a list with its list elements spliced in (one level), None for a non-list."""
+    child = _compile(node["children"][0], runtime)
+
+    def flatten(value: Any) -> Any:
+        base = child(value)
+        if not isinstance(base, list):
+            return None
+        merged: list[Any] = []
+        for element in base:
+            if isinstance(element, list):
+                merged.extend(element)
+            else:
+                merged.append(element)
+        return merged
+
+    return flatten
+
+
+def _multi_select_dict(node: Node, runtime: Runtime) -> Getter:
+    """`{k: a, ...}`: a new object of the expressions' results; None on None."""
+    pairs = [(pair["value"], _compile(pair, runtime)) for pair in node["children"]]
+
+    def select_dict(value: Any) -> Any:
+        if value is None:
+            return None
+        return {key: getter(value) for key, getter in pairs}
+
+    return select_dict
+
+
+def _key_val_pair(node: Node, runtime: Runtime) -> Getter:
+    """`k: a` inside `{...}`: the value expression."""
+    return _compile(node["children"][0], runtime)
+
+
+def _multi_select_list(node: Node, runtime: Runtime) -> Getter:
+    """`[a, b]`: a new list of the expressions' results; None on None."""
+    getters = [_compile(child, runtime) for child in node["children"]]
+
+    def select_list(value: Any) -> Any:
+        if value is None:
+            return None
+        return [getter(value) for getter in getters]
+
+    return select_list
+
+
+def _literal(node: Node, runtime: Runtime) -> Getter:
+    """`'web'`, `` `1` ``: the constant (the same object every time, as in jmespath)."""
+    constant = node["value"]
+    return lambda value: constant
+
+
+def _current(node: Node, runtime: Runtime) -> Getter:
+    """`@` (and the implicit identity of `a[]`): the value itself."""
+    return lambda value: value
+
+
+def _not_expression(node: Node, runtime: Runtime) -> Getter:
+    """`!a`: Python's `not`, except that `!0` is false (0 is true in JMESPath)."""
+    child = _compile(node["children"][0], runtime)
+
+    def negate(value: Any) -> Any:
+        result = child(value)
+        if _is_actual_number(result) and result == 0:
+            return False
+        return not result
+
+    return negate
+
+
+def _or_expression(node: Node, runtime: Runtime) -> Getter:
+    """`a || b`: the left result unless it is JMESPath-false, then the right one."""
+    left = _compile(node["children"][0], runtime)
+    right = _compile(node["children"][1], runtime)
+
+    def either(value: Any) -> Any:
+        result = left(value)
+        return right(value) if _is_false(result) else result
+
+    return either
+
+
+def _and_expression(node: Node, runtime: Runtime) -> Getter:
+    """`a && b`: the left result if it is JMESPath-false, else the right one."""
+    left = _compile(node["children"][0], runtime)
+    right = _compile(node["children"][1], runtime)
+
+    def both(value: Any) -> Any:
+        result = left(value)
+        return result if _is_false(result) else right(value)
+
+    return both
+
+
+def _comparator(node: Node, runtime: Runtime) -> Getter:
+    """`a == b`, `a < b`, ...: the interpreter's comparator function on both results."""
+    compare = runtime.comparators[node["value"]]
+    left = _compile(node["children"][0], runtime)
+    right = _compile(node["children"][1], runtime)
+    return lambda value: compare(left(value), right(value))
+
+
+def _function_expression(node: Node, runtime: Runtime) -> Getter:
+    """`f(a, b)`: the interpreter's own function, after its own argument type checks."""
+    name: str = node["value"]
+    functions = runtime.functions
+    spec = functions.FUNCTION_TABLE.get(name)
+    if spec is None:
+        raise _Unsupported(name)  # the interpreter reports an unknown function per record
+    function: Callable[..., Any] = spec["function"]
+    signature: Sequence[Mapping[str, Any]] = spec["signature"]
+    children: Sequence[Node] = node["children"]
+    variadic = bool(signature) and signature[-1].get("variadic")
+    if (len(children) < len(signature)) if variadic else (len(children) != len(signature)):
+        raise _Unsupported(name)  # the interpreter reports a wrong argument count per record
+    getters = [_compile(child, runtime) for child in children]
+    # As jmespath's _type_check: one check per declared parameter (a variadic tail is not
+    # checked). A literal argument that passes now passes every time, so it is checked once.
+    checks: list[tuple[int, list[str]]] = []
+    for position, parameter in enumerate(signature):
+        types = parameter["types"]
+        if types and not _literal_passes(children[position], types, name, functions):
+            checks.append((position, types))
+    check = functions._type_check_single
+    if not checks and len(getters) == 1:
+        (only,) = getters
+        return lambda value: function(functions, only(value))
+    if not checks and len(getters) == 2:
+        first, second = getters
+        return lambda value: function(functions, first(value), second(value))
+
+    def call(value: Any) -> Any:
+        arguments = [getter(value) for getter in getters]
+        for position, types in checks:
+            check(arguments[position], types, name)
+        return function(functions, *arguments)
+
+    return call
+
+
+def _literal_passes(node: Node, types: list[str], name: str, functions: Any) -> bool:
+    """Whether `node` is a literal that passes the argument type check."""
+    if node["type"] != "literal":
+        return False
+    try:
+        functions._type_check_single(node["value"], types, name)
+    except JMESPathTypeError:
+        return False
+    return True
+
+
+class _CompiledVisitor:
+    """Stands in for the interpreter inside an expref: `visit` runs the compiled closure."""
+
+    def __init__(self, getter: Getter) -> None:
+        self._getter = getter
+
+    def visit(self, node: Node, value: Any) -> Any:
+        """The compiled expression on `value` (`node` is the one it was compiled from)."""
+        return self._getter(value)
+
+
+def _expref(node: Node, runtime: Runtime) -> Getter:
+    """`&a` (for sort_by, max_by, map, ...): jmespath's expref object, running compiled code."""
+    child: Node = node["children"][0]
+    visitor = _CompiledVisitor(_compile(child, runtime))
+    # A new object per evaluation, as in jmespath, so that no caller can observe sharing.
+    return lambda value: _Expression(child, visitor)
+
+
+_NODES: dict[str, Callable[[Node, Runtime], Getter]] = {
+    "field": _field,
+    "subexpression": _subexpression,
+    "index_expression": _index_expression,
+    "pipe": _pipe,
+    "index": _index,
+    "slice": _slice,
+    "projection": _projection,
+    "value_projection": _value_projection,
+    "filter_projection": _filter_projection,
+    "flatten": _flatten,
+    "multi_select_dict": _multi_select_dict,
+    "key_val_pair": _key_val_pair,
+    "multi_select_list": _multi_select_list,
+    "literal": _literal,
+    "current": _current,
+    "identity": _current,
+    "not_expression": _not_expression,
+    "or_expression": _or_expression,
+    "and_expression": _and_expression,
+    "comparator": _comparator,
+    "function_expression": _function_expression,
+    "expref": _expref,
+}
