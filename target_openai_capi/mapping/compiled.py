@@ -228,6 +228,8 @@ def _slice(node: Node, runtime: Runtime) -> Getter:
 def _projection(node: Node, runtime: Runtime) -> Getter:
     """`a[*].b`, `a[].b`: the right side on each element of a list, None results dropped."""
     left_node, right_node = node["children"]
+    if left_node["type"] == "flatten" and right_node["type"] not in ("identity", "current"):
+        return _flat_projection(left_node["children"][0], right_node, runtime)
     left = _compile(left_node, runtime)
     if right_node["type"] in ("identity", "current"):
 
@@ -247,6 +249,29 @@ def _projection(node: Node, runtime: Runtime) -> Getter:
         return [result for result in map(right, base) if result is not None]
 
     return project
+
+
+def _flat_projection(source_node: Node, right_node: Node, runtime: Runtime) -> Getter:
+    """`a[].b`: flatten and projection in one pass over the list (the Shopify line-item shape)."""
+    source = _compile(source_node, runtime)
+    right = _compile(right_node, runtime)
+
+    def project_flat(value: Any) -> Any:
+        base = source(value)
+        if not isinstance(base, list):
+            return None
+        collected: list[Any] = []
+        for element in base:
+            # Elements in the order flatten would give them, each projected as it comes.
+            if isinstance(element, list):
+                collected.extend(result for result in map(right, element) if result is not None)
+                continue
+            result = right(element)
+            if result is not None:
+                collected.append(result)
+        return collected
+
+    return project_flat
 
 
 def _value_projection(node: Node, runtime: Runtime) -> Getter:
@@ -312,7 +337,11 @@ def _multi_select_dict(node: Node, runtime: Runtime) -> Getter:
     def select_dict(value: Any) -> Any:
         if value is None:
             return None
-        return {key: getter(value) for key, getter in pairs}
+        # A loop, not a dict comprehension: Python 3.11 gives a comprehension its own frame.
+        collected = {}
+        for key, getter in pairs:
+            collected[key] = getter(value)
+        return collected
 
     return select_dict
 
