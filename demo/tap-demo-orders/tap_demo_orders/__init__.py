@@ -159,7 +159,7 @@ def generate_orders(seed: int, count: int, now: dt.datetime) -> list[dict[str, A
         currency = rng.choice(list(CURRENCIES))
         country, offset, decimals, factor = CURRENCIES[currency]
         quantum = Decimal(1).scaleb(-decimals)
-        lines = []
+        lines: list[dict[str, Any]] = []
         total = Decimal(0)
         for line_no, (sku, title, usd) in enumerate(rng.sample(PRODUCTS, rng.randint(1, 4))):
             unit = (usd * factor).quantize(quantum)
@@ -180,7 +180,7 @@ def generate_orders(seed: int, count: int, now: dt.datetime) -> list[dict[str, A
         city, province, zip_code = CITIES[country]
         landing = f"{SHOP}/products/{lines[0]['sku'].lower()}?utm_source=chatgpt"
         oppref = f"opp_{rng.getrandbits(48):012x}"
-        attributes = []
+        attributes: list[dict[str, str]] = []
         where = rng.random()
         if where < 0.65:
             landing += f"&oppref={oppref}"
