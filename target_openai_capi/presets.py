@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# Shopify Admin GraphQL `Attribute` lists ({key, value}) as tap-shopify 3.x emits them.
+# An `oppref` entry in a Shopify Admin GraphQL `Attribute` list ([{key, value}]).
 _SHOPIFY_ATTRIBUTE_OPPREF = "(customAttributes[?key == 'oppref'].value | [0])"
 
 # Shopify customer identifiers: billing address first (what the buyer typed at checkout).
