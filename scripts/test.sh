@@ -6,4 +6,4 @@ scripts/setup.sh
 echo "== ruff check" && .venv/bin/ruff check .
 echo "== ruff format --check" && .venv/bin/ruff format --check .
 echo "== mypy" && .venv/bin/mypy
-echo "== pytest" && .venv/bin/pytest -n 2 "$@"
+echo "== pytest" && .venv/bin/pytest -n 2 --dist loadfile "$@"

@@ -20,7 +20,7 @@ _STREAM_ENTRY = th.ObjectType(
     th.Property(
         "preset",
         th.StringType,
-        description="A built-in mapping to start from (see the README); `fields` override it.",
+        description="A built-in mapping to start from (docs/cookbook.md); `fields` override it.",
     ),
     th.Property(
         "event_type",

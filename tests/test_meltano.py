@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -26,10 +25,7 @@ import pytest
 
 from target_openai_capi.sandbox import Sandbox, start_sandbox
 
-with warnings.catch_warnings():
-    # The marker is registered in pyproject.toml; this keeps collection quiet until it is.
-    warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
-    pytestmark = pytest.mark.meltano
+pytestmark = pytest.mark.meltano  # registered in pyproject.toml
 
 REPO = Path(__file__).resolve().parents[1]
 MELTANO = Path(sys.executable).with_name("meltano")
