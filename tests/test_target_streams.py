@@ -299,3 +299,21 @@ def test_sdk_stream_maps_transform_and_filter_before_mapping(sandbox, tmp_path):
     assert [(e["id"], e["type"]) for e in sandbox.events(PIXEL_ID)] == [("keep-me", "lead_created")]
     assert "received=2" in run.stderr
     assert "filtered=1" in run.stderr
+
+
+def test_validate_first_checks_each_batch_before_sending_it(sandbox, tmp_path):
+    ts = now_ms() - 1000
+    config = base_config(sandbox, tmp_path, {"conversions": {}})
+    config.update(validate_first=True, batch_size=2)
+    lines = [schema("conversions", {"id": {}}, ["id"])]
+    lines += [
+        record("conversions", {"id": f"v{i}", "type": "lead_created", "timestamp_ms": ts})
+        for i in range(4)
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    stats = sandbox.stats()
+    assert stats["validate_only_requests"] == 2  # one dry pass per batch of 2
+    assert stats["requests"] == 4
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["v0", "v1", "v2", "v3"]
+    assert "sent=4" in run.stderr
