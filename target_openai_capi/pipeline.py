@@ -268,10 +268,15 @@ class Pipeline:
                 server_message=server_message,
                 event_id=event_id,
             )
-        key = {k: record.get(k) for k in key_properties}
-        where = f"{key}" if key else (f"event {event_id!r}" if event_id else "a record")
+        # The record's key stays out of the log: a stream may be keyed by an email address.
         self._log_limited(
-            stream, stage, "Rejected %s of '%s' at %s: %s", where, stream, stage, reason
+            stream,
+            stage,
+            "Rejected a record of '%s' at %s: %s%s",
+            stream,
+            stage,
+            reason,
+            " (its key and content are in the dead-letter file)" if self._dead_letters else "",
         )
         if self.settings.on_rejected == "fail":
             raise RunFailed(

@@ -232,3 +232,27 @@ def test_an_unknown_pixel_stops_the_run_naming_the_pixel_and_url(sandbox, tmp_pa
     assert sandbox.url.split("?")[0] in run.stderr
     assert API_KEY not in run.output
     assert "Traceback" not in run.output
+
+
+def test_a_stream_keyed_by_email_never_logs_the_email(sandbox, tmp_path):
+    email = "Secret.Person@Example.com"
+    config = {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": {
+            "leads": {"event_type": "lead_created", "fields": {"id": "email", "timestamp": "at"}}
+        },
+    }
+    lines = [
+        schema("leads", {"email": {"type": "string"}}, ["email"]),
+        record("leads", {"email": email, "at": "last tuesday"}),
+        record("leads", {"email": "other@example.com", "at": "2001-01-01T00:00:00Z"}),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "rejected=2" in run.stderr
+    assert email.lower() not in run.output.lower()
+    assert "other@example.com" not in run.output
+    assert email in (tmp_path / "dead.jsonl").read_text()  # kept for replay, as received
