@@ -1,17 +1,20 @@
 """Throughput, concurrency and memory of target-openai-capi next to its floors, in one run.
 
-    .venv/bin/python benchmarks/run.py                  # about 3 minutes on a 2-core machine
+    .venv/bin/python benchmarks/run.py                  # about 4 minutes on a 2-core machine
     .venv/bin/python benchmarks/run.py --records 50000 --repeat 5
-    .venv/bin/python benchmarks/run.py --memory         # adds 100k vs 1M records (~10 minutes)
+    .venv/bin/python benchmarks/run.py --memory         # adds 100k vs 1M records (~25 minutes)
     .venv/bin/python benchmarks/run.py --profile        # adds a cProfile of the target
+    .venv/bin/python benchmarks/run.py --variants ""    # only the target as it is
 
 Every contender runs as its own process on the same generated input (benchmarks/generate.py)
-read from stdin, against a fresh sandbox (the local Conversions API) on a free loopback port in
-this process. Wall time runs from process start to exit, so it includes start-up; the start-up
-of each contender is measured on an input with no records and subtracted for the "steady"
-rate. Peak RSS is the child's ru_maxrss from os.wait4() (the kernel's high-water mark of that
-one process, exact, no polling). Repeated contenders are run in interleaved rounds and the
-median is shown. See benchmarks/README.md for what each contender is.
+read from stdin, against a fresh sandbox (the local Conversions API) on a free loopback port,
+served by threads of this process. Wall time runs from process start to exit, so it includes
+start-up; each contender's start-up is also measured on an input with no records, and the
+"steady" rate is records / (wall - start-up). Peak RSS is the child's ru_maxrss from
+os.wait4() (the kernel's high-water mark of that one process: exact, no polling). Contenders
+run in interleaved rounds; the table shows the median run. `--variants` adds the target with
+proposed hot-path changes applied in-process (benchmarks/variants.py) as another contender.
+See benchmarks/README.md for what each contender is.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ API_KEY = "sk-svcacct-benchmark-0000"
 _CLI = Path(PY).with_name("target-openai-capi")
 TARGET_CMD = [str(_CLI)] if _CLI.exists() else [PY, "-m", "target_openai_capi"]
 SUMMARY = re.compile(r"Run summary: received=(\d+) sent=(\d+).*? rejected=(\d+)")
+PROPOSED = "validate-read,slim-refs"
 
 
 @dataclass
@@ -52,13 +56,11 @@ class Run:
     records: int
     wall_s: float
     peak_rss_mib: float
-    returncode: int
     accepted: int
     requests: int
     max_in_flight: int
     sent: int | None = None  # from the target's summary line
     rejected: int | None = None
-    stderr_tail: str = ""
 
     @property
     def rate(self) -> float:
@@ -67,14 +69,22 @@ class Run:
 
 @dataclass
 class Contender:
-    """A command to benchmark and how to give it its settings."""
+    """A command to benchmark."""
 
+    key: str
     name: str
-    command: Callable[[Sandbox, Path], list[str]]
-    note: str = ""
+    command: Callable[[Sandbox], list[str]]
     records_limit: int | None = None  # run on a prefix of the input (for very slow contenders)
     runs: list[Run] = field(default_factory=list)
     startup_s: float = 0.0
+
+    def median(self) -> Run:
+        ordered = sorted(self.runs, key=lambda r: r.wall_s)
+        return ordered[(len(ordered) - 1) // 2]
+
+    def steady(self) -> float:
+        run = self.median()
+        return run.records / max(run.wall_s - self.startup_s, 1e-9)
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -85,7 +95,7 @@ def run_process(
     command: list[str],
     stdin: Path | list[str],
     records: int,
-    sandbox: Sandbox | None,
+    sandbox: Sandbox,
     workdir: Path,
 ) -> Run:
     """Run command with stdin from a file (or a producer command's stdout); measure it."""
@@ -109,28 +119,27 @@ def run_process(
     if producer is not None:
         producer.wait()
     stderr = err_path.read_text(errors="replace")
-    stats = sandbox.stats() if sandbox is not None else {}
+    if proc.returncode != 0:
+        tail = "\n".join(stderr.splitlines()[-15:])
+        raise SystemExit(f"{name} failed with exit code {proc.returncode}:\n{tail}")
+    stats = sandbox.stats()
     run = Run(
         name=name,
         records=records,
         wall_s=wall,
         peak_rss_mib=usage.ru_maxrss / 1024,
-        returncode=proc.returncode,
-        accepted=stats.get("accepted", 0),
-        requests=stats.get("requests", 0),
-        max_in_flight=stats.get("max_in_flight", 0),
-        stderr_tail="\n".join(stderr.splitlines()[-15:]),
+        accepted=stats["accepted"],
+        requests=stats["requests"],
+        max_in_flight=stats["max_in_flight"],
     )
     match = SUMMARY.search(stderr)
     if match:
         run.sent, run.rejected = int(match.group(2)), int(match.group(3))
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} failed with exit code {proc.returncode}:\n{run.stderr_tail}")
     return run
 
 
-def with_sandbox(workdir: Path, latency_ms: int = 0, db_path: str = ":memory:") -> Sandbox:
-    """A fresh sandbox for one run (so every contender starts with an empty store)."""
+def sandbox(latency_ms: int = 0, db_path: str = ":memory:") -> Sandbox:
+    """A fresh sandbox for one run (so every run starts with an empty store)."""
     return start_sandbox(
         api_keys={API_KEY},
         pixel_ids={PIXEL_ID},
@@ -139,22 +148,43 @@ def with_sandbox(workdir: Path, latency_ms: int = 0, db_path: str = ":memory:") 
     )
 
 
-def write_config(workdir: Path, name: str, config: dict[str, Any]) -> Path:
-    path = workdir / f"{name}.json"
-    path.write_text(json.dumps(config))
-    return path
+class Commands:
+    """Command lines of the contenders; configs are written to the work directory."""
 
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._count = 0
 
-def target_config(sandbox: Sandbox, **settings: Any) -> dict[str, Any]:
-    """The target's config: the tap-shopify/orders preset (hashing, money, contents)."""
-    return {
-        "pixel_id": PIXEL_ID,
-        "api_key": API_KEY,
-        "api_url": sandbox.url,
-        "default_phone_region": "US",
-        "streams": {"orders": {"preset": "tap-shopify/orders"}},
-        **settings,
-    }
+    def config(self, config: dict[str, Any]) -> str:
+        self._count += 1
+        path = self.workdir / f"config-{self._count}.json"
+        path.write_text(json.dumps(config))
+        return str(path)
+
+    def target(self, sb: Sandbox, variants: str = "", **settings: Any) -> list[str]:
+        """The target with the tap-shopify/orders preset (hashing, money, contents)."""
+        config = self.config(
+            {
+                "pixel_id": PIXEL_ID,
+                "api_key": API_KEY,
+                "api_url": sb.url,
+                "default_phone_region": "US",
+                "streams": {"orders": {"preset": "tap-shopify/orders"}},
+                **settings,
+            }
+        )
+        if variants:
+            return [PY, str(HERE / "variants.py"), "--variants", variants, "--config", config]
+        return [*TARGET_CMD, "--config", config]
+
+    def raw(self, sb: Sandbox) -> list[str]:
+        return [
+            PY, str(HERE / "raw_floor.py"),
+            "--api-url", sb.url, "--pixel-id", PIXEL_ID, "--api-key", API_KEY,
+        ]  # fmt: skip
+
+    def framework(self, config: dict[str, Any]) -> list[str]:
+        return [PY, str(HERE / "framework_floor.py"), "--config", self.config(config)]
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -163,20 +193,8 @@ def target_config(sandbox: Sandbox, **settings: Any) -> dict[str, Any]:
 def generate(records: int, path: Path, seed: int) -> Path:
     if not path.exists():
         started = time.perf_counter()
-        subprocess.run(
-            [
-                PY,
-                str(HERE / "generate.py"),
-                "--records",
-                str(records),
-                "--seed",
-                str(seed),
-                "--output",
-                str(path),
-            ],
-            check=True,
-            stderr=subprocess.DEVNULL,
-        )
+        command = [PY, str(HERE / "generate.py"), "--records", str(records), "--seed", str(seed)]
+        subprocess.run([*command, "--output", str(path)], check=True, stderr=subprocess.DEVNULL)
         print(
             f"  generated {records:,} records in {time.perf_counter() - started:.1f} s "
             f"({path.stat().st_size / records / 1024:.1f} KiB a record)"
@@ -197,149 +215,117 @@ def prefix(source: Path, records: int, path: Path) -> Path:
     return path
 
 
-# --- the comparison ----------------------------------------------------------------------------
+# --- throughput --------------------------------------------------------------------------------
 
 
-def contenders(workdir: Path, default_floor_records: int) -> list[Contender]:
-    raw = Contender(
-        "raw floor (json + requests)",
-        lambda sb, _: [
-            PY,
-            str(HERE / "raw_floor.py"),
-            "--api-url",
-            sb.url,
-            "--pixel-id",
-            PIXEL_ID,
-            "--api-key",
-            API_KEY,
-        ],
-        "plain loop: json.loads, hand mapping, hashlib, requests",
-    )
-    floor = str(HERE / "framework_floor.py")
-    fw_default = Contender(
-        "framework floor, defaults",
-        lambda sb, _: [PY, floor, "--config", str(write_config(workdir, "fw-default", {}))],
-        "do-nothing singer-sdk BatchSink; validate_records: true (jsonschema)",
-        records_limit=default_floor_records,
-    )
-    fw_novalidate = Contender(
-        "framework floor, validate_records: false",
-        lambda sb, _: [
-            PY,
-            floor,
-            "--config",
-            str(write_config(workdir, "fw-noval", {"validate_records": False})),
-        ],
-        "the same with record validation off",
-    )
-    target = Contender(
-        "target-openai-capi, defaults",
-        lambda sb, _: [
-            *TARGET_CMD,
-            "--config",
-            str(write_config(workdir, "target", target_config(sb))),
-        ],
-        "tap-shopify/orders preset, default settings",
-    )
-    return [raw, fw_default, fw_novalidate, target]
-
-
-def measure_startup(contender: Contender, schema_only: Path, workdir: Path) -> None:
-    with with_sandbox(workdir) as sb:
-        run = run_process(
-            contender.name, contender.command(sb, workdir), schema_only, 0, sb, workdir
+def contenders(args: argparse.Namespace, commands: Commands) -> list[Contender]:
+    field_list = [
+        Contender("raw", "raw floor (json + requests)", commands.raw),
+        Contender(
+            "fw-default",
+            "framework floor, defaults",
+            lambda _: commands.framework({}),
+            records_limit=args.default_floor_records,
+        ),
+        Contender(
+            "fw-novalidate",
+            "framework floor, validate_records: false",
+            lambda _: commands.framework({"validate_records": False}),
+        ),
+        Contender("target", "target-openai-capi, defaults", commands.target),
+    ]
+    if args.variants:
+        field_list.append(
+            Contender(
+                "proposed",
+                f"target + proposed ({args.variants})",
+                lambda sb: commands.target(sb, args.variants),
+            )
         )
-    contender.startup_s = run.wall_s
+    return field_list
 
 
-def compare(args: argparse.Namespace, workdir: Path, main_input: Path) -> list[Contender]:
+def throughput(args: argparse.Namespace, workdir: Path, main_input: Path) -> dict[str, Any]:
     print(f"\n== Throughput: {args.records:,} Shopify orders, median of {args.repeat} runs ==")
+    commands = Commands(workdir)
     schema_only = prefix(main_input, 0, workdir / "schema-only.singer")
     slow_input = prefix(
         main_input,
         args.default_floor_records,
         workdir / f"prefix-{args.default_floor_records}.singer",
     )
-    field_list = contenders(workdir, args.default_floor_records)
+    field_list = contenders(args, commands)
     for contender in field_list:
-        measure_startup(contender, schema_only, workdir)
+        with sandbox() as sb:
+            run = run_process(contender.name, contender.command(sb), schema_only, 0, sb, workdir)
+        contender.startup_s = run.wall_s
     for round_number in range(args.repeat):
         for contender in field_list:
             if contender.records_limit is not None and round_number >= args.slow_repeat:
                 continue
             source = slow_input if contender.records_limit else main_input
             records = contender.records_limit or args.records
-            with with_sandbox(workdir) as sb:
+            with sandbox() as sb:
                 run = run_process(
-                    contender.name, contender.command(sb, workdir), source, records, sb, workdir
+                    contender.name, contender.command(sb), source, records, sb, workdir
                 )
             contender.runs.append(run)
             print(
-                f"  {contender.name:<44} {run.rate:>8,.0f} rec/s  "
-                f"{run.peak_rss_mib:>6.0f} MiB  ({run.wall_s:.1f} s)"
+                f"  {contender.name:<50} {run.rate:>7,.0f} rec/s  "
+                f"{run.peak_rss_mib:>5.0f} MiB  ({run.wall_s:.1f} s)"
             )
-    return field_list
+    return report_throughput(field_list)
 
 
-def median_run(contender: Contender) -> Run:
-    ordered = sorted(contender.runs, key=lambda r: r.wall_s)
-    return ordered[(len(ordered) - 1) // 2]
-
-
-def steady_rate(contender: Contender) -> float:
-    run = median_run(contender)
-    return run.records / max(run.wall_s - contender.startup_s, 1e-9)
-
-
-def print_table(field_list: list[Contender]) -> dict[str, Any]:
+def report_throughput(field_list: list[Contender]) -> dict[str, Any]:
     print()
     header = (
-        f"{'contender':<44} {'runs':>4} {'records':>8} {'rec/s':>8} {'steady':>8} "
+        f"{'contender':<50} {'runs':>4} {'records':>7} {'rec/s':>7} {'steady':>7} "
         f"{'start s':>7} {'peak MiB':>8} {'accepted':>8}"
     )
     print(header)
     print("-" * len(header))
-    table = {}
-    for contender in field_list:
-        run = median_run(contender)
-        steady = steady_rate(contender)
-        accepted = str(run.accepted) if run.requests else "-"
+    table: dict[str, Any] = {}
+    for c in field_list:
+        run = c.median()
+        accepted = f"{run.accepted:,}" if run.requests else "-"
         print(
-            f"{contender.name:<44} {len(contender.runs):>4} {run.records:>8,} {run.rate:>8,.0f} "
-            f"{steady:>8,.0f} {contender.startup_s:>7.2f} {run.peak_rss_mib:>8.0f} "
-            f"{accepted:>8}"
+            f"{c.name:<50} {len(c.runs):>4} {run.records:>7,} {run.rate:>7,.0f} "
+            f"{c.steady():>7,.0f} {c.startup_s:>7.2f} {run.peak_rss_mib:>8.0f} {accepted:>8}"
         )
-        table[contender.name] = {
-            "runs": len(contender.runs),
+        table[c.key] = {
+            "name": c.name,
+            "runs": len(c.runs),
             "records": run.records,
             "records_per_s": round(run.rate),
-            "steady_records_per_s": round(steady),
-            "startup_s": round(contender.startup_s, 2),
+            "steady_records_per_s": round(c.steady()),
+            "startup_s": round(c.startup_s, 2),
             "peak_rss_mib": round(run.peak_rss_mib, 1),
             "accepted": run.accepted,
-            "all_runs_wall_s": [round(r.wall_s, 2) for r in contender.runs],
+            "requests": run.requests,
+            "sent": run.sent,
+            "rejected": run.rejected,
+            "wall_s_of_each_run": [round(r.wall_s, 2) for r in c.runs],
         }
-    raw, fw_default, fw_noval, target = field_list
-    target_run = median_run(target)
-    if target_run.sent is not None:
+    by_key = {c.key: c for c in field_list}
+    ratios: dict[str, Any] = {}
+    print("\nratios of steady rates (with start-up included in parentheses):")
+    for key in ("target", "proposed"):
+        if key not in by_key:
+            continue
+        ours = by_key[key]
+        for floor_key in ("raw", "fw-default", "fw-novalidate"):
+            floor = by_key[floor_key]
+            steady, wall = ours.steady() / floor.steady(), ours.median().rate / floor.median().rate
+            ratios[f"{key} / {floor_key}"] = {"steady": round(steady, 2), "wall": round(wall, 2)}
+            label = f"{ours.name} / {floor.name}"
+            print(f"  {label:<96} {steady:>6.2f}x  ({wall:.2f}x)")
+        run = ours.median()
         print(
-            f"\ntarget summary: sent={target_run.sent} rejected={target_run.rejected}; "
-            f"sandbox accepted {target_run.accepted} in {target_run.requests} requests"
+            f"  ({ours.name}: sent={run.sent} rejected={run.rejected}; the sandbox accepted "
+            f"{run.accepted:,} events in {run.requests} requests)"
         )
-    ratios = {
-        "target / raw floor": steady_rate(target) / steady_rate(raw),
-        "target / framework floor, defaults": steady_rate(target) / steady_rate(fw_default),
-        "target / framework floor, validation off": steady_rate(target) / steady_rate(fw_noval),
-    }
-    wall_ratios = {
-        "target / raw floor": target_run.rate / median_run(raw).rate,
-        "target / framework floor, defaults": target_run.rate / median_run(fw_default).rate,
-        "target / framework floor, validation off": target_run.rate / median_run(fw_noval).rate,
-    }
-    print("\nratios (steady rates; with start-up included in parentheses):")
-    for name, value in ratios.items():
-        print(f"  {name:<44} {value:>6.2f}x  ({wall_ratios[name]:.2f}x)")
-    return {"contenders": table, "ratios_steady": ratios, "ratios_wall": wall_ratios}
+    return {"contenders": table, "ratios": ratios}
 
 
 # --- concurrency -------------------------------------------------------------------------------
@@ -349,39 +335,39 @@ def concurrency(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     records = args.concurrency_records
     print(f"\n== Concurrency: {records:,} records, sandbox latency {args.latency_ms} ms ==")
     source = generate(records, workdir / f"orders-{records}.singer", args.seed)
+    commands = Commands(workdir)
     results: dict[str, Any] = {}
-    for batch_size in (50, 1000):
-        rates = {}
-        for limit in (1, 4, 8):
-            with with_sandbox(workdir, latency_ms=args.latency_ms) as sb:
-                config = target_config(sb, batch_size=batch_size, max_concurrent_requests=limit)
-                path = write_config(workdir, f"conc-{batch_size}-{limit}", config)
-                run = run_process(
-                    f"batch {batch_size}, {limit} in flight",
-                    [*TARGET_CMD, "--config", str(path)],
-                    source,
-                    records,
-                    sb,
-                    workdir,
+    for key, variants in [("target", ""), ("proposed", args.variants)]:
+        if key == "proposed" and not variants:
+            continue
+        print(f"  {'target-openai-capi' if not variants else f'target + proposed ({variants})'}")
+        for batch_size in (50, 1000):
+            rates = {}
+            for limit in (1, 4, 8):
+                with sandbox(latency_ms=args.latency_ms) as sb:
+                    command = commands.target(
+                        sb, variants, batch_size=batch_size, max_concurrent_requests=limit
+                    )
+                    run = run_process(f"{key} {batch_size}/{limit}", command, source, records, sb,
+                                      workdir)  # fmt: skip
+                rates[limit] = run.rate
+                results[f"{key} batch_size={batch_size} max_concurrent_requests={limit}"] = {
+                    "records_per_s": round(run.rate),
+                    "wall_s": round(run.wall_s, 2),
+                    "requests": run.requests,
+                    "max_in_flight": run.max_in_flight,
+                    "accepted": run.accepted,
+                }
+                default = " (default)" if limit == 4 else ""
+                print(
+                    f"    batch_size {batch_size:>4}, max_concurrent_requests {limit}{default:<10} "
+                    f"{run.rate:>6,.0f} rec/s {run.wall_s:>5.1f} s {run.requests:>4} requests, "
+                    f"max_in_flight {run.max_in_flight}, accepted {run.accepted:,}"
                 )
-            rates[limit] = run.rate
-            results[f"batch_size={batch_size} max_concurrent_requests={limit}"] = {
-                "records_per_s": round(run.rate),
-                "wall_s": round(run.wall_s, 2),
-                "requests": run.requests,
-                "max_in_flight": run.max_in_flight,
-                "accepted": run.accepted,
-            }
-            default = " (default)" if limit == 4 else ""
-            print(
-                f"  batch_size {batch_size:>4}, max_concurrent_requests {limit}{default:<10} "
-                f"{run.rate:>7,.0f} rec/s  {run.wall_s:>5.1f} s  {run.requests:>4} requests  "
-                f"max_in_flight {run.max_in_flight}  accepted {run.accepted}"
-            )
-        for limit in (4, 8):
-            ratio = rates[limit] / rates[1]
-            results[f"batch_size={batch_size} ratio {limit}/1"] = round(ratio, 2)
-            print(f"    {limit} in flight / 1 in flight: {ratio:.2f}x")
+            for limit in (4, 8):
+                ratio = rates[limit] / rates[1]
+                results[f"{key} batch_size={batch_size} ratio {limit}/1"] = round(ratio, 2)
+                print(f"      {limit} in flight / 1 in flight: {ratio:.2f}x")
     return results
 
 
@@ -389,45 +375,41 @@ def concurrency(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def memory(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    print("\n== Memory: peak RSS of the target, generator piped into its stdin ==")
+    print("\n== Memory: peak RSS of the target, the generator piped into its stdin ==")
+    commands = Commands(workdir)
     results: dict[str, Any] = {}
-    for records in args.memory_records:
-        producer = [
-            PY,
-            str(HERE / "generate.py"),
-            "--records",
-            str(records),
-            "--seed",
-            str(args.seed),
-        ]
-        db = workdir / f"sandbox-{records}.db"
-        with with_sandbox(workdir, db_path=str(db)) as sb:
-            path = write_config(workdir, f"mem-{records}", target_config(sb))
-            run = run_process(
-                f"{records} records",
-                [*TARGET_CMD, "--config", str(path)],
-                producer,
-                records,
-                sb,
-                workdir,
+    for key, variants in [("target", ""), ("proposed", args.variants)]:
+        if key == "proposed" and not variants:
+            continue
+        print(f"  {'target-openai-capi' if not variants else f'target + proposed ({variants})'}")
+        peaks = []
+        for records in args.memory_records:
+            producer = [PY, str(HERE / "generate.py"), "--records", str(records),
+                        "--seed", str(args.seed)]  # fmt: skip
+            db = workdir / f"sandbox-{key}-{records}.db"  # 1M events would not fit in memory
+            with sandbox(db_path=str(db)) as sb:
+                run = run_process(f"{key} {records}", commands.target(sb, variants), producer,
+                                  records, sb, workdir)  # fmt: skip
+            db.unlink(missing_ok=True)
+            peaks.append(run.peak_rss_mib)
+            results[f"{key} {records}"] = {
+                "peak_rss_mib": round(run.peak_rss_mib, 1),
+                "wall_s": round(run.wall_s, 1),
+                "records_per_s": round(run.rate),
+                "accepted": run.accepted,
+            }
+            print(
+                f"    {records:>9,} records: peak RSS {run.peak_rss_mib:6.1f} MiB, "
+                f"{run.wall_s:6.1f} s ({run.rate:,.0f} rec/s, generator sharing the CPU), "
+                f"accepted {run.accepted:,}"
             )
-        db.unlink(missing_ok=True)
-        results[str(records)] = {
-            "peak_rss_mib": round(run.peak_rss_mib, 1),
-            "wall_s": round(run.wall_s, 1),
-            "records_per_s": round(run.rate),
-            "accepted": run.accepted,
-        }
-        print(
-            f"  {records:>9,} records: peak RSS {run.peak_rss_mib:6.1f} MiB, "
-            f"{run.wall_s:6.1f} s ({run.rate:,.0f} rec/s with the generator sharing the CPU), "
-            f"accepted {run.accepted:,}"
-        )
-    sizes = [str(r) for r in args.memory_records]
-    if len(sizes) >= 2:
-        growth = results[sizes[-1]]["peak_rss_mib"] / results[sizes[0]]["peak_rss_mib"] - 1
-        results["growth"] = round(growth, 3)
-        print(f"  peak RSS at {int(sizes[-1]):,} vs {int(sizes[0]):,}: {growth:+.1%}")
+        if len(peaks) >= 2:
+            growth = peaks[-1] / peaks[0] - 1
+            results[f"{key} growth"] = round(growth, 3)
+            print(
+                f"    peak RSS at {args.memory_records[-1]:,} vs "
+                f"{args.memory_records[0]:,} records: {growth:+.1%}"
+            )
     return results
 
 
@@ -439,21 +421,13 @@ def profile(args: argparse.Namespace, workdir: Path, main_input: Path) -> None:
 
     print(f"\n== cProfile of the target on {args.records:,} records ==")
     out = workdir / "target.prof"
-    with with_sandbox(workdir) as sb:
-        path = write_config(workdir, "profile", target_config(sb))
-        command = [
-            PY,
-            "-m",
-            "cProfile",
-            "-o",
-            str(out),
-            "-m",
-            "target_openai_capi",
-            "--config",
-            str(path),
-        ]
+    commands = Commands(workdir)
+    with sandbox() as sb:
+        config = commands.target(sb)[-1]
+        command = [PY, "-m", "cProfile", "-o", str(out), "-m", "target_openai_capi",
+                   "--config", config]  # fmt: skip
         run = run_process("profiled target", command, main_input, args.records, sb, workdir)
-    print(f"  {run.wall_s:.1f} s under the profiler; profile saved to {out}")
+    print(f"  {run.wall_s:.1f} s under the profiler (it inflates small Python calls); {out}")
     stats = pstats.Stats(str(out))
     stats.sort_stats("tottime").print_stats(25)
     stats.sort_stats("cumulative").print_stats(r"target_openai_capi|singer_sdk", 30)
@@ -464,27 +438,28 @@ def profile(args: argparse.Namespace, workdir: Path, main_input: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median)")
+    parser.add_argument("--records", type=int, default=20_000, help="(%(default)s)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (%(default)s)")
     parser.add_argument(
         "--default-floor-records",
         type=int,
         default=2_000,
-        help="records for the default-settings framework floor, which costs "
-        "milliseconds a record (%(default)s; its rate is per record)",
+        help="records for the default-settings framework floor, which spends milliseconds on "
+        "each; its rate is per record, so a prefix of the input measures it (%(default)s)",
     )
+    parser.add_argument("--slow-repeat", type=int, default=1, help="its runs (%(default)s)")
     parser.add_argument(
-        "--slow-repeat",
-        type=int,
-        default=1,
-        help="runs of the default-settings framework floor (%(default)s)",
+        "--variants",
+        default=PROPOSED,
+        help="proposed changes to measure as one more contender (benchmarks/variants.py); "
+        "'' for none (%(default)s)",
     )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--latency-ms", type=int, default=100)
-    parser.add_argument("--concurrency-records", type=int, default=5_000)
-    parser.add_argument("--skip-concurrency", action="store_true")
+    parser.add_argument("--latency-ms", type=int, default=100, help="(%(default)s)")
+    parser.add_argument("--concurrency-records", type=int, default=5_000, help="(%(default)s)")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--memory", action="store_true", help="also 100k vs 1M records")
+    parser.add_argument("--skip-concurrency", action="store_true")
+    parser.add_argument("--memory", action="store_true", help="also peak RSS at 100k vs 1M")
     parser.add_argument("--memory-records", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--profile", action="store_true", help="also cProfile the target")
     parser.add_argument("--workdir", help="keep inputs and outputs here (default: a temp dir)")
@@ -494,19 +469,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="capi-bench-") as tmp:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        print(
-            f"{platform.python_implementation()} {platform.python_version()}, "
-            f"{os.cpu_count()} CPUs, {dt.datetime.now().isoformat(timespec='seconds')}"
-        )
-        results: dict[str, Any] = {"date": dt.date.today().isoformat(), "cpus": os.cpu_count()}
+        now = dt.datetime.now().isoformat(timespec="seconds")
+        print(f"{platform.python_implementation()} {platform.python_version()}, "
+              f"{os.cpu_count()} CPUs, {now}")  # fmt: skip
+        results: dict[str, Any] = {"date": now, "cpus": os.cpu_count(), "args": vars(args)}
         started = time.perf_counter()
         main_input = generate(args.records, workdir / f"orders-{args.records}.singer", args.seed)
         if not args.skip_throughput:
-            field_list = compare(args, workdir, main_input)
-            results["throughput"] = print_table(field_list)
-            results["throughput"]["runs"] = [
-                asdict(run) | {"stderr_tail": ""} for c in field_list for run in c.runs
-            ]
+            results["throughput"] = throughput(args, workdir, main_input)
         if not args.skip_concurrency:
             results["concurrency"] = concurrency(args, workdir)
         if args.memory:

@@ -1,0 +1,157 @@
+"""Cost of each step of the target's hot path, per record, measured in-process without a profiler.
+
+    python benchmarks/stages.py [--records 20000]
+
+Each step runs over every record of a generated stream with the target's own functions and
+settings (the tap-shopify/orders preset), timed with perf_counter around the whole loop; the
+garbage collector is off while timing so the steps are not charged for each other's garbage
+(run.py's `nogc` variant measures what the collector costs in a real run). cProfile adds
+~1 µs per Python call, which distorts a path made of many small calls; this does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import decimal
+import functools
+import gc
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import generate  # noqa: E402
+import schema_reads  # noqa: E402
+import variants  # noqa: E402
+
+from target_openai_capi.contract import event_problem, window_problem  # noqa: E402
+from target_openai_capi.delivery.client import prepare_body  # noqa: E402
+from target_openai_capi.mapping.event import (  # noqa: E402
+    build_event,
+    compile_stream_mapping,
+    passes_filter,
+)
+from target_openai_capi.reader import _decoder  # noqa: E402
+from target_openai_capi.sink import FastRecordValidator  # noqa: E402
+
+
+def each(step: Callable[[Any], Any], items: list[Any]) -> None:
+    """Apply step to every item, keeping no result."""
+    for item in items:
+        step(item)
+
+
+def timed(name: str, count: int, step: Callable[[], Any], results: dict[str, float]) -> Any:
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.perf_counter()
+        value = step()
+        took = time.perf_counter() - started
+    finally:
+        gc.enable()
+    results[name] = took / count * 1e6
+    print(f"  {name:<58} {results[name]:8.1f} µs/record")
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    lines = list(generate.stream_lines(args.records, args.seed))
+    schema_message = orjson.loads(lines[0])
+    schema = schema_message["schema"]
+    record_lines = [line for line in lines if line.startswith(b'{"type":"RECORD"')]
+    n = len(record_lines)
+    print(f"{n:,} records, {sum(map(len, record_lines)) / n / 1024:.1f} KiB each")
+    results: dict[str, float] = {}
+    entry = {"preset": "tap-shopify/orders"}
+    mapping = compile_stream_mapping("orders", entry)
+
+    # Each decoded line is dropped at once, as in the target, where a record's objects are
+    # freed (and their memory reused) soon after; keeping 20,000 decoded records alive here
+    # would add page faults and collector work that a real run does not have.
+    decoders: list[tuple[str, Callable[[bytes], Any]]] = [
+        ("msgspec, floats as Decimal (the target's reader)", _decoder.decode),
+        (
+            "stdlib json, floats as Decimal (raw floor, SDK)",
+            lambda line: json.loads(line, parse_float=decimal.Decimal),
+        ),
+        ("orjson, floats as float (for scale)", orjson.loads),
+        ("msgspec, floats as float (for scale)", msgspec.json.Decoder().decode),
+    ]
+    for name, decode in decoders:
+        timed(f"decode: {name}", n, functools.partial(each, decode, record_lines), results)
+    messages = [_decoder.decode(line) for line in record_lines]
+    records = [message["record"] for message in messages]
+
+    full = FastRecordValidator(schema)
+    timed(
+        f"validate record: fastjsonschema, whole schema ({len(schema['properties'])} props)",
+        n,
+        lambda: each(full.validate, records),
+        results,
+    )
+    tree = variants.stream_reads(entry, ["id"])
+    assert tree is not None
+    pruned = FastRecordValidator(schema_reads.prune_schema(schema, tree))
+    timed(
+        "validate record: only the paths the mapping reads (proposed)",
+        n,
+        lambda: each(pruned.validate, records),
+        results,
+    )
+
+    timed("filter (!test)", n, lambda: [passes_filter(mapping, r) for r in records], results)
+    built = timed(
+        "build_event (ids, time, money, contents, user hashing)",
+        n,
+        lambda: [build_event(mapping, r, ["id"], default_phone_region="US") for r in records],
+        results,
+    )
+    events = [event for event, _ in built]
+    timed(
+        "event_problem (CAPI schema, fastjsonschema)",
+        n,
+        lambda: [event_problem(e) for e in events],
+        results,
+    )
+    now = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    timed(
+        "window_problem",
+        n,
+        lambda: [window_problem(e["timestamp_ms"], now) for e in events],
+        results,
+    )
+    timed(
+        "prepare_body (orjson, 1,000 a request)",
+        n,
+        lambda: [prepare_body(events[i : i + 1000], False) for i in range(0, n, 1000)],
+        results,
+    )
+    total = (
+        sum(v for k, v in results.items() if not k.startswith("decode:") or "target's reader" in k)
+        - results["validate record: only the paths the mapping reads (proposed)"]
+    )
+    print(
+        f"  {'sum of the target steps above (whole-schema validation)':<58} {total:8.1f} µs/record"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
