@@ -36,10 +36,11 @@ from target_openai_capi.delivery import (
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import StreamMapping, build_event, passes_filter
 
-# In-run dedup remembers this many recent (type, id) keys: enough to catch a tap re-sending
-# its bookmark rows, small enough (~20 MB) that memory stays flat on endless streams.
-# OpenAI deduplicates on (pixel, type, id) anyway; this only saves requests.
-RECENT_EVENT_KEYS = 200_000
+# In-run dedup remembers this many recent (type, id) keys: far more than a tap re-sends
+# around its bookmark, and few enough (~3 MB) that the cap is reached early and memory stays
+# flat however long the stream. OpenAI deduplicates on (pixel, type, id) anyway; this only
+# saves requests.
+RECENT_EVENT_KEYS = 20_000
 # A batch that is not full is sent anyway once its oldest event waited this long, so a quiet
 # stream still delivers (and its STATE still goes out) without waiting for the end of input.
 MAX_BATCH_AGE_SECONDS = 15.0
