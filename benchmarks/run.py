@@ -7,8 +7,8 @@
     .venv/bin/python benchmarks/run.py --variants ""    # only the target as it is
 
 Every contender runs as its own process on the same generated input (benchmarks/generate.py)
-read from stdin, against a fresh sandbox (the local Conversions API) on a free loopback port,
-served by threads of this process. Wall time runs from process start to exit, so it includes
+read from stdin, against a fresh sandbox (the local Conversions API, `openai-capi-sandbox`) in
+its own process on a free loopback port. Wall time runs from process start to exit, so it includes
 start-up; each contender's start-up is also measured on an input with no records, and the
 "steady" rate is records / (wall - start-up). Peak RSS is the child's ru_maxrss from
 os.wait4() (the kernel's high-water mark of that one process: exact, no polling). Contenders
@@ -29,21 +29,22 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from target_openai_capi.sandbox import FaultConfig, Sandbox, start_sandbox  # noqa: E402
-
 PY = sys.executable
 PIXEL_ID = "px_benchmark"
 API_KEY = "sk-svcacct-benchmark-0000"
 _CLI = Path(PY).with_name("target-openai-capi")
 TARGET_CMD = [str(_CLI)] if _CLI.exists() else [PY, "-m", "target_openai_capi"]
+_SANDBOX_CLI = Path(PY).with_name("openai-capi-sandbox")
+SANDBOX_CMD = (
+    [str(_SANDBOX_CLI)] if _SANDBOX_CLI.exists() else [PY, "-m", "target_openai_capi.sandbox.cli"]
+)
 SUMMARY = re.compile(r"Run summary: received=(\d+) sent=(\d+).*? rejected=(\d+)")
 PROPOSED = "validate-read,slim-refs"
 
@@ -138,14 +139,48 @@ def run_process(
     return run
 
 
-def sandbox(latency_ms: int = 0, db_path: str = ":memory:") -> Sandbox:
+class Sandbox:
+    """The local Conversions API (`openai-capi-sandbox`) in its own process, on a free port.
+
+    Not in this process: a child's ru_maxrss starts at its parent's peak RSS (the kernel copies
+    the parent's high-water mark into the child at exec), so this process stays small (standard
+    library only) to keep every contender's peak RSS its own.
+    """
+
+    def __init__(self, latency_ms: int = 0, db_path: str | None = None) -> None:
+        self._log = tempfile.NamedTemporaryFile(prefix="sandbox-", suffix=".log")  # noqa: SIM115
+        command = [*SANDBOX_CMD, "--port", "0", "--quiet", "--api-key", API_KEY,
+                   "--pixel-id", PIXEL_ID, "--latency-ms", str(latency_ms)]  # fmt: skip
+        if db_path:
+            command += ["--db", db_path]
+        self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log)
+        deadline = time.monotonic() + 30
+        while (
+            match := re.search(rb"listening on (\S+)", Path(self._log.name).read_bytes())
+        ) is None:
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the sandbox did not start: {Path(self._log.name).read_text()}")
+            time.sleep(0.02)
+        self.url = match.group(1).decode()
+        self.base_url = self.url.rsplit("/v1/", 1)[0]
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.base_url}/sandbox/stats", timeout=30) as response:
+            stats: dict[str, Any] = json.load(response)
+        return stats
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=30)
+        self._log.close()
+
+
+def sandbox(latency_ms: int = 0, db_path: str | None = None) -> Sandbox:
     """A fresh sandbox for one run (so every run starts with an empty store)."""
-    return start_sandbox(
-        api_keys={API_KEY},
-        pixel_ids={PIXEL_ID},
-        db_path=db_path,
-        faults=FaultConfig(latency_ms=latency_ms),
-    )
+    return Sandbox(latency_ms, db_path)
 
 
 class Commands:
@@ -188,6 +223,18 @@ class Commands:
 
 
 # --- inputs ------------------------------------------------------------------------------------
+
+
+def package_version() -> str:
+    """The commit of the package under test, '+changes' when its files differ from it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(HERE.parent), *args], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "target_openai_capi") else "")
 
 
 def generate(records: int, path: Path, seed: int) -> Path:
@@ -343,7 +390,8 @@ def concurrency(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         print(f"  {'target-openai-capi' if not variants else f'target + proposed ({variants})'}")
         for batch_size in (50, 1000):
             rates = {}
-            for limit in (1, 4, 8):
+            # 16 only where it can matter: 50-event requests, 100 ms each.
+            for limit in (1, 4, 8, 16) if batch_size == 50 else (1, 4, 8):
                 with sandbox(latency_ms=args.latency_ms) as sb:
                     command = commands.target(
                         sb, variants, batch_size=batch_size, max_concurrent_requests=limit
@@ -364,7 +412,7 @@ def concurrency(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     f"{run.rate:>6,.0f} rec/s {run.wall_s:>5.1f} s {run.requests:>4} requests, "
                     f"max_in_flight {run.max_in_flight}, accepted {run.accepted:,}"
                 )
-            for limit in (4, 8):
+            for limit in sorted(rates)[1:]:
                 ratio = rates[limit] / rates[1]
                 results[f"{key} batch_size={batch_size} ratio {limit}/1"] = round(ratio, 2)
                 print(f"      {limit} in flight / 1 in flight: {ratio:.2f}x")
@@ -470,9 +518,12 @@ def main() -> None:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         now = dt.datetime.now().isoformat(timespec="seconds")
-        print(f"{platform.python_implementation()} {platform.python_version()}, "
-              f"{os.cpu_count()} CPUs, {now}")  # fmt: skip
-        results: dict[str, Any] = {"date": now, "cpus": os.cpu_count(), "args": vars(args)}
+        version = package_version()
+        print(f"target-openai-capi at {version}; {platform.python_implementation()} "
+              f"{platform.python_version()}, {os.cpu_count()} CPUs, {now}")  # fmt: skip
+        results: dict[str, Any] = {
+            "date": now, "cpus": os.cpu_count(), "package": version, "args": vars(args)
+        }  # fmt: skip
         started = time.perf_counter()
         main_input = generate(args.records, workdir / f"orders-{args.records}.singer", args.seed)
         if not args.skip_throughput:

@@ -70,16 +70,22 @@ def _validate_read() -> None:
     sink.ConversionsSink.get_validator = get_validator  # type: ignore[method-assign]
 
 
+def _keeps_record_dicts() -> bool:
+    """Whether batches still keep each source record as a dict (before the proposed change)."""
+    return "record" in pipeline.RecordRef.__dataclass_fields__
+
+
 def _slim_refs() -> None:
     """Batches keep the record only when a dead-letter file may need it."""
+    if not _keeps_record_dicts():
+        return  # the package already does this (RecordRef.record_json)
     original = pipeline.Pipeline._queue
 
     def _queue(self: pipeline.Pipeline, stream: str, event: dict[str, Any], ref: Any) -> None:
         if self._dead_letters is None:
             key = {k: ref.record.get(k) for k in ref.key_properties}
-            ref = pipeline.RecordRef(
-                ref.stream, ref.seq, key, ref.event_id, ref.key_properties, ref.schema
-            )
+            make: Any = pipeline.RecordRef  # the pre-change signature (record: Mapping)
+            ref = make(ref.stream, ref.seq, key, ref.event_id, ref.key_properties, ref.schema)
         original(self, stream, event, ref)
 
     pipeline.Pipeline._queue = _queue  # type: ignore[method-assign]
@@ -87,6 +93,8 @@ def _slim_refs() -> None:
 
 def _encoded_refs() -> None:
     """Batches keep each record as compact JSON bytes (one object the collector skips)."""
+    if not _keeps_record_dicts():
+        return  # the package already does this (RecordRef.record_json)
     encoder = msgspec.json.Encoder(decimal_format="number")
     decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
     queue, reject = pipeline.Pipeline._queue, pipeline.Pipeline.reject
