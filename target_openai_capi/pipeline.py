@@ -7,7 +7,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 from target_openai_capi import __version__
 from target_openai_capi.accounting import (
@@ -53,6 +56,13 @@ LOGGED_REJECTIONS = 20
 _CHECK_EVERY = 512
 
 
+# Records kept for dead letters: Decimals stay JSON numbers, so money round-trips exactly.
+_RECORD_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_RECORD_DECODER: msgspec.json.Decoder[dict[str, Any]] = msgspec.json.Decoder(
+    dict[str, Any], float_hook=Decimal
+)
+
+
 class RunFailed(Exception):
     """The run must stop; str() is the user-facing reason."""
 
@@ -63,7 +73,9 @@ class RecordRef:
 
     stream: str
     seq: int
-    record: Mapping[str, Any]
+    # The record as compact JSON, kept only when a dead-letter file may need it: thousands of
+    # large record dicts in flight would cost memory and garbage-collector time.
+    record_json: bytes | None
     event_id: str
     key_properties: Sequence[str]
     schema: Mapping[str, Any]
@@ -223,7 +235,16 @@ class Pipeline:
             return
         seq = self.checkpoints.next_seq()
         self._queue(
-            stream, event, RecordRef(stream, seq, record, event["id"], key_properties, schema)
+            stream,
+            event,
+            RecordRef(
+                stream,
+                seq,
+                None if self._dead_letters is None else _RECORD_ENCODER.encode(record),
+                event["id"],
+                key_properties,
+                schema,
+            ),
         )
 
     def _seen_recently(self, event_type: str, event_id: str) -> bool:
@@ -348,7 +369,7 @@ class Pipeline:
                 ref = refs[index]
                 self.reject(
                     ref.stream,
-                    ref.record,
+                    {} if ref.record_json is None else _RECORD_DECODER.decode(ref.record_json),
                     ref.key_properties,
                     ref.schema,
                     STAGE_API,
