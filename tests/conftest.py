@@ -4,10 +4,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from target_openai_capi.sandbox import Sandbox, start_sandbox
+
+# The example event from OpenAI's Conversions API documentation, verbatim.
+DOCS_TIMESTAMP = 1773892800000
+DOCS_EXAMPLE: dict[str, Any] = {
+    "id": "order_12345",
+    "type": "order_created",
+    "timestamp_ms": DOCS_TIMESTAMP,
+    "oppref": "oppref_abc",
+    "source_url": "https://shop.example.com/checkout/confirmation",
+    "action_source": "web",
+    "data": {
+        "type": "contents",
+        "amount": 2599,
+        "currency": "USD",
+        "contents": [
+            {"id": "sku_123", "name": "Starter bundle", "content_type": "product", "quantity": 1}
+        ],
+    },
+}
 
 PIXEL_ID = "px_test_123"
 API_KEY = "sk-svcacct-test-0123456789abcdef"

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from conftest import DOCS_EXAMPLE
 
 from target_openai_capi import contract
 from target_openai_capi.contract import (
@@ -28,24 +29,6 @@ from target_openai_capi.contract import (
 
 DELETE = object()
 SHA = hashlib.sha256(b"jane@example.com").hexdigest()
-
-# The example from OpenAI's Conversions API documentation, verbatim.
-DOCS_EXAMPLE: dict[str, Any] = {
-    "id": "order_12345",
-    "type": "order_created",
-    "timestamp_ms": 1773892800000,
-    "oppref": "oppref_abc",
-    "source_url": "https://shop.example.com/checkout/confirmation",
-    "action_source": "web",
-    "data": {
-        "type": "contents",
-        "amount": 2599,
-        "currency": "USD",
-        "contents": [
-            {"id": "sku_123", "name": "Starter bundle", "content_type": "product", "quantity": 1}
-        ],
-    },
-}
 
 
 def variant(changes: dict[str, Any], base: dict[str, Any] = DOCS_EXAMPLE) -> dict[str, Any]:

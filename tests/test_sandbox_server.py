@@ -9,27 +9,10 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import API_KEY, PIXEL_ID, recent_ms
+from conftest import API_KEY, DOCS_EXAMPLE, DOCS_TIMESTAMP, PIXEL_ID, recent_ms
 
 from target_openai_capi.sandbox import FaultConfig, Sandbox, start_sandbox
 
-DOCS_TIMESTAMP = 1773892800000
-DOCS_EXAMPLE: dict[str, Any] = {
-    "id": "order_12345",
-    "type": "order_created",
-    "timestamp_ms": DOCS_TIMESTAMP,
-    "oppref": "oppref_abc",
-    "source_url": "https://shop.example.com/checkout/confirmation",
-    "action_source": "web",
-    "data": {
-        "type": "contents",
-        "amount": 2599,
-        "currency": "USD",
-        "contents": [
-            {"id": "sku_123", "name": "Starter bundle", "content_type": "product", "quantity": 1}
-        ],
-    },
-}
 SHA = "a" * 64
 
 
