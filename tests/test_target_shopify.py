@@ -263,3 +263,28 @@ def test_dry_run_validates_and_stores_nothing(sandbox, config, tmp_path):
     assert sandbox.events(PIXEL_ID) == []
     assert sandbox.stats()["validate_only_requests"] == 1
     assert "validated=1" in run.stderr
+
+
+def test_only_what_the_mapping_reads_is_validated(sandbox, config, tmp_path):
+    # `note` breaks its schema but is never read: the event is exact without it, so it is sent.
+    # `currencyCode` is read: a number there is a schema rejection, as before.
+    properties = {**ORDER_PROPERTIES, "note": {"type": ["null", "string"]}}
+    fresh = iso_minutes_ago(5)
+    lines = [
+        schema("orders", properties, ["id"]),
+        record(
+            "orders",
+            order(4001, total="10.00", currency="USD", created=fresh, items=[], note=123),
+        ),
+        record("orders", order(4002, total="10.00", currency=5, created=fresh, items=[])),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["gid://shopify/Order/4001"]
+    dead = [
+        json.loads(line) for line in (tmp_path / "dead" / "letters.jsonl").read_text().splitlines()
+    ]
+    rejected = [m for m in dead if m["type"] == "RECORD"]
+    assert [m["record"]["id"] for m in rejected] == ["gid://shopify/Order/4002"]
+    assert rejected[0]["dead_letter"]["stage"] == "schema"
+    assert "currencyCode" in rejected[0]["dead_letter"]["reason"]

@@ -21,6 +21,7 @@ from target_openai_capi.mapping.event_names import (
 from target_openai_capi.mapping.expressions import Getter, compile_expression
 from target_openai_capi.mapping.identity import USER_FIELDS, build_user
 from target_openai_capi.mapping.money import currency_code, minor_units, to_minor_units
+from target_openai_capi.mapping.reads import read_paths
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
 from target_openai_capi.presets import apply_preset
 
@@ -73,6 +74,8 @@ class StreamMapping:
     dry_run: bool | None
     fields: Mapping[str, Getter]
     user_fields: tuple[str, ...] = field(default=tuple(USER_FIELDS))
+    # The record paths the mapping reads (mapping/reads.py), or None: it may read anything.
+    reads: Mapping[str, Any] | None = None
 
 
 def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMapping:
@@ -137,6 +140,11 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
 
     if problems:
         raise ValueError("; ".join(problems))
+    texts = [*(entry.get("fields") or {}).values(), filter_text, type_from_text]
+    # An event field that is not mapped is read from the record's property of the same name.
+    reads = read_paths(
+        [text for text in texts if isinstance(text, str)], sorted(set(EVENT_FIELDS) - set(fields))
+    )
     return StreamMapping(
         stream=stream,
         event_type=event_type,
@@ -145,6 +153,7 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         filter=row_filter,
         dry_run=entry.get("dry_run"),
         fields=fields,
+        reads=reads,
     )
 
 

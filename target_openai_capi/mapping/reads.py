@@ -1,0 +1,222 @@
+"""Which parts of a record a stream's mapping reads, and its schema cut down to those parts.
+
+Record validation checks what the mapping uses and nothing else: a tap-shopify order has ~500
+schema properties and the tap-shopify/orders preset reads ~40 of them, so validating the whole
+schema cost ~150 µs a record where the read paths cost ~30 µs (benchmarks/RESULTS.md). A field
+that is never read can neither break an event nor reach the API, so it is not checked.
+
+`read_paths(texts)` walks the JMESPath syntax trees and returns the paths read as a tree:
+{"lineItems": {"[]": {"sku": True, ...}}, "email": True, ...}, where True means the whole
+value is used and "[]" stands for the items of an array; or None when an expression may read
+anything (`@` at the top, `keys(@)`, a node type this walk does not know). `prune_schema`
+keeps those paths of a JSON schema, with the types of the objects and arrays along the way, and
+leaves whole any schema node it does not fully understand ($ref, anyOf, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jmespath
+
+Tree = dict[str, Any]  # name -> Tree or True
+Path = tuple[str, ...]
+
+
+class _Opaque:
+    """Where a value that does not come from the record (literal, function result) lives."""
+
+
+OPAQUE = _Opaque()
+
+
+class _ListOf:
+    """A list assembled from the values found at `path` (a projection's or flatten's result)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+
+Location = Path | _ListOf | _Opaque
+
+
+class _ReadsAnything(Exception):
+    """The expression may read any part of the record."""
+
+
+class _Reads:
+    def __init__(self) -> None:
+        self.tree: Tree = {}
+
+    def mark(self, location: Location, *, whole: bool) -> None:
+        if isinstance(location, _Opaque):
+            return
+        path = location.path if isinstance(location, _ListOf) else location
+        if not path:
+            if whole:
+                raise _ReadsAnything
+            return
+        node = self.tree
+        for i, name in enumerate(path):
+            last = i == len(path) - 1
+            current = node.get(name)
+            if current is True:
+                return
+            if last and whole:
+                node[name] = True
+                return
+            if current is None:
+                current = node[name] = {}
+            node = current
+
+    def use(self, locations: Iterable[Location]) -> None:
+        for location in locations:
+            self.mark(location, whole=True)
+
+    def visit(self, node: Mapping[str, Any], here: Location) -> list[Location]:
+        kind = node["type"]
+        children = node.get("children", [])
+        if kind == "field":
+            if not isinstance(here, tuple):
+                return [OPAQUE]  # a field of a list or of a computed value: not the record
+            location = (*here, node["value"])
+            self.mark(location, whole=False)
+            return [location]
+        if kind in ("current", "identity"):
+            return [here]
+        if kind in ("literal", "raw_string"):
+            return [OPAQUE]
+        if kind in ("subexpression", "pipe"):  # a chain: a.b.c is one node with 3 children
+            locations = [here]
+            for child in children:
+                locations = [out for at in locations for out in self.visit(child, at)]
+            return locations
+        if kind == "index_expression":
+            index = children[1]
+            result: list[Location] = []
+            for at in self.visit(children[0], here):
+                if index["type"] == "slice":
+                    result.append(at)  # a slice of the list is a list from the same place
+                elif isinstance(at, _ListOf):
+                    result.append(at.path)
+                elif isinstance(at, tuple):
+                    result.append((*at, "[]"))
+                else:
+                    result.append(OPAQUE)
+            return result
+        if kind == "flatten":
+            result = []
+            for at in self.visit(children[0], here):
+                if isinstance(at, _ListOf):
+                    items = at.path
+                elif isinstance(at, tuple):
+                    items = (*at, "[]")
+                else:
+                    result.append(OPAQUE)
+                    continue
+                # Items that are lists are spliced in, so their own items are elements too.
+                result += [_ListOf(items), _ListOf((*items, "[]"))]
+            return result
+        if kind in ("projection", "filter_projection"):
+            result = []
+            for at in self.visit(children[0], here):
+                if isinstance(at, _ListOf):
+                    element: Location = at.path
+                elif isinstance(at, tuple):
+                    element = (*at, "[]")
+                else:
+                    element = OPAQUE
+                if kind == "filter_projection":
+                    self.use(self.visit(children[2], element))
+                for out in self.visit(children[1], element):
+                    result.append(_ListOf(out) if isinstance(out, tuple) else out)
+            return result
+        if kind == "value_projection":
+            locations = self.visit(children[0], here)
+            self.use(locations)  # values of an object: keep the object whole
+            return [OPAQUE]
+        if kind in ("or_expression", "and_expression"):
+            return self.visit(children[0], here) + self.visit(children[1], here)
+        if kind in ("not_expression", "comparator", "function_expression"):
+            for child in children:
+                if child["type"] != "expref":  # applied to items of another argument, used whole
+                    self.use(self.visit(child, here))
+            return [OPAQUE]
+        if kind in ("multi_select_list", "multi_select_dict", "key_val_pair"):
+            for child in children:
+                self.use(self.visit(child, here))
+            return [OPAQUE]
+        raise _ReadsAnything  # a node type this analysis does not know
+
+
+def read_paths(texts: Iterable[str], whole: Iterable[str] = ()) -> Tree | None:
+    """The paths the expressions read (plus top-level properties `whole`), or None: anything."""
+    reads = _Reads()
+    try:
+        for name in whole:
+            reads.mark((name,), whole=True)
+        for text in texts:
+            reads.use(reads.visit(jmespath.compile(text).parsed, ()))
+    except _ReadsAnything:
+        return None
+    return reads.tree
+
+
+_UNDERSTOOD = frozenset(
+    {
+        "type",
+        "properties",
+        "items",
+        "format",
+        "description",
+        "title",
+        "required",
+        "default",
+        "additionalProperties",
+        "patternProperties",
+        "minimum",
+        "maximum",
+        "enum",
+        "const",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "$comment",
+        "examples",
+        "readOnly",
+        "writeOnly",
+    }
+)
+
+
+def prune_schema(schema: Any, tree: Tree | bool) -> Any:
+    """schema cut down to the paths in tree; a node it does not fully understand stays whole."""
+    if tree is True or not isinstance(schema, dict) or set(schema) - _UNDERSTOOD:
+        return schema
+    assert isinstance(tree, dict)
+    out = {k: v for k, v in schema.items() if k not in ("properties", "items", "required")}
+    names = [name for name in tree if name != "[]"]
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        out["properties"] = {
+            name: prune_schema(properties[name], tree[name]) for name in names if name in properties
+        }
+        if "required" in schema:
+            out["required"] = [name for name in schema["required"] if name in tree]
+    elif "required" in schema:
+        out["required"] = schema["required"]
+    if not any(name not in (properties or {}) for name in names):
+        # Every name read is a declared property: other properties are not read.
+        out.pop("additionalProperties", None)
+        out.pop("patternProperties", None)
+    if "items" in schema:
+        items = schema["items"]
+        out["items"] = prune_schema(items, tree["[]"]) if "[]" in tree else items
+    return out

@@ -1,0 +1,119 @@
+"""Which record paths a mapping reads, and the stream schema cut down to them."""
+
+from __future__ import annotations
+
+import pytest
+
+from target_openai_capi.mapping.event import compile_stream_mapping
+from target_openai_capi.mapping.reads import prune_schema, read_paths
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        (["id"], {"id": True}),
+        (["a.b"], {"a": {"b": True}}),
+        (["a.b.c"], {"a": {"b": {"c": True}}}),
+        (["a[0].b"], {"a": {"[]": {"b": True}}}),
+        # Flatten may splice nested lists, so `a[].b` also reads b of a's items' items.
+        (["a[].b"], {"a": {"[]": {"b": True, "[]": {"b": True}}}}),
+        (["a[*].b"], {"a": {"[]": {"b": True}}}),
+        (["a[*].{x: b.c, y: d || e}"], {"a": {"[]": {"b": {"c": True}, "d": True, "e": True}}}),
+        (["a[?x > `1`].y"], {"a": {"[]": {"x": True, "y": True}}}),
+        (
+            ["url_param(c.lastVisit.landingPage, 'oppref')"],
+            {"c": {"lastVisit": {"landingPage": True}}},
+        ),
+        (["(attrs[?key == 'o'].value | [0])"], {"attrs": {"[]": {"key": True, "value": True}}}),
+        (["!test"], {"test": True}),
+        (["a.*.b"], {"a": True}),
+        (["sort_by(items, &price)[0].id"], {"items": True}),
+        (["`1`", "'web'"], {}),
+        (["@.id"], {"id": True}),
+        (["a[]"], {"a": {"[]": True}}),
+        (["@"], None),
+        (["keys(@)"], None),
+        (["email", "customer.email"], {"email": True, "customer": {"email": True}}),
+    ],
+)
+def test_read_paths(texts, expected):
+    assert read_paths(texts) == expected
+
+
+def test_whole_properties_are_added_and_win_over_paths():
+    assert read_paths(["a.b"], whole=["a", "id"]) == {"a": True, "id": True}
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "a": {
+            "type": ["null", "object"],
+            "properties": {"b": {"type": "string"}, "c": {"type": "string"}},
+        },
+        "d": {"type": "integer"},
+        "l": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"x": {"type": "number"}, "y": {"type": "string"}},
+            },
+        },
+        "z": {"anyOf": [{"type": "string"}]},
+    },
+    "required": ["a", "d"],
+}
+
+
+def test_prune_keeps_read_paths_with_their_types():
+    pruned = prune_schema(SCHEMA, {"a": {"b": True}, "l": {"[]": {"x": True}}, "z": True})
+    assert pruned == {
+        "type": "object",
+        "properties": {
+            "a": {"type": ["null", "object"], "properties": {"b": {"type": "string"}}},
+            "l": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"x": {"type": "number"}}},
+            },
+            "z": {"anyOf": [{"type": "string"}]},
+        },
+        "required": ["a"],
+    }
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"$ref": "#/definitions/x"},
+        {"anyOf": [{"type": "object", "properties": {"b": {"type": "string"}}}]},
+        {"allOf": [{"type": "object"}]},
+    ],
+)
+def test_prune_leaves_nodes_it_does_not_understand_whole(node):
+    schema = {"type": "object", "properties": {"a": node, "other": {"type": "string"}}}
+    assert prune_schema(schema, {"a": {"b": True}}) == {
+        "type": "object",
+        "properties": {"a": node},
+    }
+
+
+def test_prune_keeps_additional_properties_when_a_read_name_is_not_declared():
+    schema = {"type": "object", "properties": {}, "additionalProperties": {"type": "string"}}
+    assert prune_schema(schema, {"x": True}) == schema
+
+
+def test_shopify_preset_reads_the_mapped_paths_and_every_unmapped_event_field():
+    mapping = compile_stream_mapping("orders", {"preset": "tap-shopify/orders"})
+    assert mapping.reads is not None
+    assert mapping.reads["totalPriceSet"] == {"shopMoney": {"amount": True, "currencyCode": True}}
+    assert mapping.reads["lineItems"]["[]"]["discountedUnitPriceSet"] == {
+        "shopMoney": {"amount": True}
+    }
+    assert mapping.reads["test"] is True  # the filter
+    assert mapping.reads["user_agent"] is True  # not mapped: read from the same-named property
+    assert "fulfillments" not in mapping.reads
+
+
+def test_a_mapping_that_reads_the_whole_record_validates_all_of_it():
+    mapping = compile_stream_mapping("s", {"event_type": "lead_created", "fields": {"id": "@"}})
+    assert mapping.reads is None
