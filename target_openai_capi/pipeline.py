@@ -57,7 +57,7 @@ _CHECK_EVERY = 512
 
 
 # Records kept for dead letters: Decimals stay JSON numbers, so money round-trips exactly.
-_RECORD_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_RECORD_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
 _RECORD_DECODER: msgspec.json.Decoder[dict[str, Any]] = msgspec.json.Decoder(
     dict[str, Any], float_hook=Decimal
 )
