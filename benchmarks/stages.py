@@ -31,7 +31,6 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import generate  # noqa: E402
-import schema_reads  # noqa: E402
 import variants  # noqa: E402
 
 from target_openai_capi.contract import event_problem, window_problem  # noqa: E402
@@ -41,6 +40,7 @@ from target_openai_capi.mapping.event import (  # noqa: E402
     compile_stream_mapping,
     passes_filter,
 )
+from target_openai_capi.mapping.reads import prune_schema  # noqa: E402
 from target_openai_capi.reader import _decoder  # noqa: E402
 from target_openai_capi.sink import FastRecordValidator  # noqa: E402
 
@@ -107,7 +107,7 @@ def main() -> None:
     )
     tree = variants.stream_reads(entry, ["id"])
     assert tree is not None
-    pruned = FastRecordValidator(schema_reads.prune_schema(schema, tree))
+    pruned = FastRecordValidator(prune_schema(schema, tree))
     timed(
         "validate record: only the paths the mapping reads (proposed)",
         n,

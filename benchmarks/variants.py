@@ -17,7 +17,6 @@ import gc
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -25,11 +24,9 @@ import msgspec
 from target_openai_capi import pipeline, sink
 from target_openai_capi.mapping import identity
 from target_openai_capi.mapping.event import EVENT_FIELDS
+from target_openai_capi.mapping.reads import prune_schema, read_paths
 from target_openai_capi.presets import apply_preset
 from target_openai_capi.target import TargetOpenAICapi
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from schema_reads import prune_schema, read_paths
 
 
 def _nogc() -> None:
@@ -41,7 +38,7 @@ def _nogc() -> None:
 
 
 def stream_reads(entry: dict[str, Any], key_properties: list[str]) -> dict[str, Any] | None:
-    """The record paths a `streams` entry reads (schema_reads tree), or None: anything."""
+    """The record paths a `streams` entry reads (mapping/reads.py tree), or None: anything."""
     entry = apply_preset(entry)
     fields = entry.get("fields") or {}
     texts = list(fields.values())
