@@ -160,6 +160,9 @@ class Pipeline:
             DeadLetterFile(settings.dead_letter_path) if settings.dead_letter_path else None
         )
         self._open: dict[str, _OpenBatch] = {}
+        # The JSON of the record being added, as it arrived, when the reader decoded only the
+        # paths the mapping reads (reader.py); None when the record dict is whole.
+        self.record_source: msgspec.Raw | None = None
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._warned_streams: set[str] = set()
         self._logged_rejections: dict[tuple[str, str], int] = {}
@@ -240,12 +243,26 @@ class Pipeline:
             RecordRef(
                 stream,
                 seq,
-                None if self._dead_letters is None else _RECORD_ENCODER.encode(record),
+                None if self._dead_letters is None else self._record_json(record),
                 event["id"],
                 key_properties,
                 schema,
             ),
         )
+
+    def _record_json(self, record: Mapping[str, Any]) -> bytes:
+        if self.record_source is not None:
+            return bytes(self.record_source)
+        return _RECORD_ENCODER.encode(record)
+
+    def _whole(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The record being added, whole (the reader may have decoded only the read paths)."""
+        if self.record_source is None:
+            return record
+        try:
+            return _RECORD_DECODER.decode(self.record_source)
+        except (msgspec.DecodeError, UnicodeError):  # unread parts the reader did not check
+            return record
 
     def _seen_recently(self, event_type: str, event_id: str) -> bool:
         key = (event_type, event_id)
@@ -284,7 +301,8 @@ class Pipeline:
                 stream=stream,
                 schema=schema,
                 key_properties=key_properties,
-                record=record,
+                # seq_taken: an event in flight, whose record came back whole from record_json.
+                record=record if seq_taken else self._whole(record),
                 stage=stage,
                 reason=reason,
                 server_message=server_message,

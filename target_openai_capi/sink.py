@@ -60,17 +60,28 @@ class ConversionsSink(BatchSink):
         """Never: the pipeline sends each batch as soon as it holds batch_size events."""
         return False
 
+    def record_reads(self) -> dict[str, Any] | None:
+        """The record paths this stream's records are read at (mapping/reads.py), or None: all.
+
+        Those its mapping reads, and the key properties (read for the event id and checked
+        by the SDK); for a stream with no mapping, only the key properties.
+        """
+        keys = dict.fromkeys(self.key_properties, True)
+        if not self.pipeline.is_mapped(self.stream_name):
+            return keys
+        reads = self.pipeline.mappings[self.stream_name].reads
+        return None if reads is None else {**reads, **keys}
+
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """fastjsonschema, over the parts of the schema the mapping reads; None if unmapped."""
         if not self.validate_schema or not self.pipeline.is_mapped(self.stream_name):
             return None
         schema = self.schema
-        reads = self.pipeline.mappings[self.stream_name].reads
+        reads = self.record_reads()
         if reads is not None:
             # A property the mapping never reads can neither break an event nor be sent, so it
             # is not checked (a whole tap-shopify order schema costs 5x its read paths).
-            # Key properties are read for the event id.
-            schema = prune_schema(schema, {**reads, **dict.fromkeys(self.key_properties, True)})
+            schema = prune_schema(schema, reads)
         try:
             return FastRecordValidator(schema)
         except fastjsonschema.JsonSchemaDefinitionException:

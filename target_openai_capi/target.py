@@ -13,6 +13,7 @@ from singer_sdk.exceptions import (
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
 )
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
@@ -27,7 +28,12 @@ from target_openai_capi.pipeline import (
     RunFailed,
     uploader_from_config,
 )
-from target_openai_capi.reader import BadLine, TolerantReader
+from target_openai_capi.reader import (
+    RECORD_SOURCE_KEY,
+    BadLine,
+    TolerantReader,
+    partial_record_decoder,
+)
 from target_openai_capi.sink import ConversionsSink
 
 
@@ -97,8 +103,37 @@ class TargetOpenAICapi(Target):
                     )
         return mappings
 
+    def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
+        super()._process_schema_message(message_dict)
+        self._choose_record_decoder(message_dict["stream"])
+
+    def _choose_record_decoder(self, stream: str) -> None:
+        """Have the reader decode only the paths the stream's sink reads, where that is safe.
+
+        Safe when the record reaches the sink as decoded: no stream map renames, filters,
+        reshapes or flattens it (those may read any property).
+        """
+        reader = self.message_reader
+        if not isinstance(reader, TolerantReader):
+            return
+        reader.record_decoders.pop(stream, None)
+        maps = self.mapper.stream_maps.get(stream, [])
+        if not (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == stream
+            and not maps[0].flattening_enabled
+        ):
+            return
+        sink = self._sinks_active.get(stream)
+        reads = sink.record_reads() if isinstance(sink, ConversionsSink) else None
+        if reads is not None:
+            reader.record_decoders[stream] = partial_record_decoder(reads)
+
     def _process_record_message(self, message_dict: dict[str, Any]) -> None:
         numbered = self.pipeline.checkpoints.numbered
+        # Set when the reader decoded only the read paths: dead letters keep the whole record.
+        self.pipeline.record_source = message_dict.get(RECORD_SOURCE_KEY)
         super()._process_record_message(message_dict)
         if self.pipeline.checkpoints.numbered == numbered:
             # No sink saw it: a stream map dropped the record.

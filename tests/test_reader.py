@@ -1,0 +1,162 @@
+"""The reader decodes a mapped stream's records only where the mapping reads them, exactly."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+
+from target_openai_capi.mapping.reads import read_paths
+from target_openai_capi.reader import (
+    RECORD_SOURCE_KEY,
+    BadLine,
+    TolerantReader,
+    partial_record_decoder,
+)
+
+WHOLE = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def pruned(value: Any, tree: Any) -> Any:
+    """What a whole decode holds at the read paths: the reference the partial decode must equal."""
+    if tree is True:
+        return value
+    if isinstance(value, dict):
+        return {k: pruned(value[k], tree[k]) for k in tree if k != "[]" and k in value}
+    if isinstance(value, list) and "[]" in tree:
+        return [pruned(item, tree["[]"]) for item in value]
+    return value
+
+
+TREE = read_paths(
+    [
+        "id",
+        "customer.email",
+        "totalPriceSet.shopMoney.amount",
+        "lineItems[].{sku: sku, price: price.amount}",
+        "attrs[?key == 'oppref'].value | [0]",
+    ]
+)
+
+RECORDS = [
+    {"id": "1", "unread": {"deep": [1, 2, {"x": "y"}]}, "customer": {"email": "a@b.c", "x": 1}},
+    {"id": 2, "customer": None, "totalPriceSet": {"shopMoney": {"amount": 10.10, "cc": "EUR"}}},
+    {"id": "3", "lineItems": [{"sku": "A", "price": {"amount": 1.005, "cur": "X"}, "other": 7}]},
+    # Flatten splices nested lists: items of items are read too.
+    {"id": "4", "lineItems": [[{"sku": "B", "junk": 1}], {"sku": "C"}, None]},
+    {"id": "5", "attrs": [{"key": "oppref", "value": "abc", "extra": True}], "lineItems": []},
+    {"id": "6", "customer": {"email": None}, "attrs": None},
+    {},
+]
+
+
+@pytest.mark.parametrize("record", RECORDS)
+def test_the_partial_decode_equals_the_whole_decode_at_every_read_path(record):
+    line = json.dumps(record).encode()
+    decoded = partial_record_decoder(TREE).decode(line)
+    assert decoded == pruned(WHOLE.decode(line), TREE)
+    assert "unread" not in decoded
+
+
+def test_numbers_at_read_paths_stay_exact():
+    line = b'{"totalPriceSet": {"shopMoney": {"amount": 10.10}}, "id": 12345678901234567890}'
+    decoded = partial_record_decoder(TREE).decode(line)
+    assert decoded["totalPriceSet"]["shopMoney"]["amount"] == Decimal("10.10")
+    assert str(decoded["totalPriceSet"]["shopMoney"]["amount"]) == "10.10"
+    assert decoded["id"] == 12345678901234567890
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"customer": "a@b.c"},  # a string where the mapping reads a field of an object
+        {"lineItems": {"sku": 1}, "customer": 5},
+        {"totalPriceSet": [1, 2]},
+    ],
+)
+def test_a_record_shaped_differently_along_a_read_path_is_refused(record):
+    with pytest.raises(msgspec.ValidationError):
+        partial_record_decoder(TREE).decode(json.dumps(record).encode())
+
+
+def read(lines: list[bytes], decoders: dict[str, Any]) -> tuple[list[dict], list[tuple]]:
+    """Run the reader over lines; return the messages it dispatched and the lines it rejected."""
+    reader = TolerantReader()
+    reader.record_decoders = decoders
+    bad: list[tuple] = []
+    reader.on_bad_line = lambda number, text, stage, reason: bad.append((number, stage, reason))
+    seen: list[dict] = []
+    callbacks = {kind: seen.append for kind in ("RECORD", "SCHEMA", "STATE", "ACTIVATE_VERSION")}
+    reader.process_lines(io.BytesIO(b"\n".join(lines) + b"\n"), callbacks)
+    return seen, bad
+
+
+def test_records_of_a_stream_with_a_decoder_are_decoded_in_part_and_keep_their_source():
+    decoders = {"orders": partial_record_decoder({"id": True, "email": True})}
+    record = b'{"id": "o1", "email": "x@y.z", "big": [1, 2, 3], "amount": 1.50}'
+    line = b'{"type": "RECORD", "stream": "orders", "record": ' + record + b', "version": 3}'
+    (message,), bad = read([line], decoders)
+    assert bad == []
+    assert message["record"] == {"id": "o1", "email": "x@y.z"}
+    assert message["version"] == 3
+    assert bytes(message[RECORD_SOURCE_KEY]) == record
+    assert WHOLE.decode(message[RECORD_SOURCE_KEY])["amount"] == Decimal("1.50")
+
+
+def test_other_streams_and_messages_are_decoded_whole():
+    decoders = {"orders": partial_record_decoder({"id": True})}
+    lines = [
+        b'{"type": "SCHEMA", "stream": "orders", "schema": {"properties": {}}}',
+        b'{"type": "RECORD", "stream": "refunds", "record": {"id": 1, "x": 2}}',
+        b'{"type": "STATE", "value": {"bookmarks": {"orders": 1}}}',
+    ]
+    messages, bad = read(lines, decoders)
+    assert bad == []
+    assert messages[1]["record"] == {"id": 1, "x": 2}
+    assert RECORD_SOURCE_KEY not in messages[1]
+    assert messages[2]["value"] == {"bookmarks": {"orders": 1}}
+
+
+def test_a_record_not_shaped_as_read_is_decoded_whole_for_the_schema_check_to_explain():
+    decoders = {"orders": partial_record_decoder({"customer": {"email": True}})}
+    line = b'{"type": "RECORD", "stream": "orders", "record": {"customer": "x", "other": 1}}'
+    (message,), bad = read([line], decoders)
+    assert bad == []
+    assert message["record"] == {"customer": "x", "other": 1}
+    assert RECORD_SOURCE_KEY not in message
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        # Invalid UTF-8 in a property the mapping never reads is still a bad line.
+        (b'{"type": "RECORD", "stream": "orders", "record": {"id": 1, "x": "\xff"}}', "UTF-8"),
+        (b'{"type": "RECORD", "stream": "orders", "record": [1, 2]}', "not a JSON object"),
+        (
+            b'{"type": "RECORD", "stream": "orders", "record": {"id": 1, "x": tru}}',
+            "not valid JSON",
+        ),
+        (b'{"type": "RECORD", "stream": "orders", "record": {"id": 1}} trailing', "not valid JSON"),
+        (b'["RECORD"]', "not a Singer message"),
+        (b'{"type": 7, "stream": "orders", "record": {}}', "not a Singer message"),
+    ],
+)
+def test_bad_lines_are_rejected_as_when_decoded_whole(line, words):
+    for decoders in ({}, {"orders": partial_record_decoder({"id": True})}):
+        messages, bad = read([line], decoders)
+        assert messages == []
+        ((number, stage, reason),) = bad
+        assert (number, stage) == (1, "input")
+        assert words in reason
+
+
+def test_strict_mode_raises_for_a_bad_line():
+    reader = TolerantReader()
+    reader.strict = True
+    reader.record_decoders = {"orders": partial_record_decoder({"id": True})}
+    with pytest.raises(BadLine):
+        reader.deserialize_json(b'{"type": "RECORD", "stream": "orders", "record": [1]}')

@@ -1,0 +1,127 @@
+"""The target decodes only what a mapping reads; what it writes is as if it had read it all."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import API_KEY, PIXEL_ID
+from support import now_ms, record, run_target, schema
+
+from target_openai_capi.sandbox import start_sandbox
+
+DAY_MS = 24 * 3600 * 1000
+
+PROPS = {
+    "id": {"type": "string"},
+    "ts": {"type": "integer"},
+    "customer": {"type": ["null", "object"], "properties": {"email": {"type": "string"}}},
+    "total": {"type": "number"},
+    "cur": {"type": "string"},
+    "notes": {"type": "array", "items": {"type": "object"}},
+}
+STREAM = {
+    "event_type": "order_created",
+    "fields": {
+        "timestamp_ms": "ts",
+        "amount": "total",
+        "currency": "cur",
+        "email": "customer.email",
+    },
+}
+
+
+def order(rid: str, **changes) -> dict:
+    """An order with properties the mapping never reads (notes, nested extras, a float)."""
+    return {
+        "id": rid,
+        "ts": now_ms() - 60_000,
+        "customer": {"email": f"{rid}@example.com", "since": 2019, "tags": ["vip"]},
+        "total": 10.10,
+        "cur": "EUR",
+        "notes": [{"text": "gift wrap", "weight": 0.25}],
+        "raw_payload": {"deep": {"deeper": [1, 2.50, None]}},
+        **changes,
+    }
+
+
+def config(url: str, tmp_path) -> dict:
+    return {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": {"orders": STREAM},
+    }
+
+
+def dead_records(tmp_path) -> dict[str, dict]:
+    """Dead-lettered records by id, parsed as the target would parse them on a replay."""
+    lines = (tmp_path / "dead.jsonl").read_text().splitlines()
+    messages = [json.loads(line, parse_float=str) for line in lines]
+    return {m["record"]["id"]: m for m in messages if m["type"] == "RECORD"}
+
+
+def test_dead_letters_keep_the_whole_record_at_every_local_stage(sandbox, tmp_path):
+    rejected = {
+        # schema: a read path breaks the schema (a value, or the shape); mapping: a currency.
+        "bad-schema": order("bad-schema", ts="yesterday"),
+        "bad-shape": order("bad-shape", customer="not an object"),
+        "bad-currency": order("bad-currency", cur="XYZ"),
+    }
+    lines = [schema("orders", PROPS, ["id"])]
+    lines += [record("orders", rec) for rec in (order("ok"), *rejected.values())]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["ok"]
+    dead = dead_records(tmp_path)
+    assert set(dead) == set(rejected)
+    for rid, sent in rejected.items():
+        # Every property, unread ones too, exactly as it came in (10.10 stays 10.10).
+        assert dead[rid]["record"] == json.loads(json.dumps(sent), parse_float=str), rid
+    assert dead["bad-schema"]["dead_letter"]["stage"] == "schema"
+    assert "record.ts" in dead["bad-schema"]["dead_letter"]["reason"]
+    assert dead["bad-shape"]["dead_letter"]["stage"] == "schema"
+    assert "record.customer" in dead["bad-shape"]["dead_letter"]["reason"]
+    assert dead["bad-currency"]["dead_letter"]["stage"] == "mapping"
+
+
+@pytest.fixture
+def skewed_sandbox():
+    """A sandbox 7 days minus 1 hour ahead: events older than an hour are refused by the API."""
+    skew = 7 * DAY_MS - 3600 * 1000
+    with start_sandbox(
+        api_keys={API_KEY}, pixel_ids={PIXEL_ID}, now_ms=lambda: int(time.time() * 1000) + skew
+    ) as running:
+        yield running
+
+
+def test_a_record_the_api_refuses_is_dead_lettered_whole(skewed_sandbox, tmp_path):
+    stale = order("stale", ts=now_ms() - 2 * 3600 * 1000)
+    lines = [
+        schema("orders", PROPS, ["id"]),
+        record("orders", order("ok")),
+        record("orders", stale),
+    ]
+    run = run_target(config(skewed_sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    dead = dead_records(tmp_path)
+    assert set(dead) == {"stale"}
+    assert dead["stale"]["dead_letter"]["stage"] == "api"
+    assert dead["stale"]["record"] == json.loads(json.dumps(stale), parse_float=str)
+
+
+def test_a_stream_map_sees_properties_the_mapping_does_not_read(sandbox, tmp_path):
+    cfg = config(sandbox.url, tmp_path)
+    # The SDK's stream map computes `ts` and `cur` from properties the mapping never names.
+    cfg["stream_maps"] = {"orders": {"ts": "created_ms", "cur": "shop_currency"}}
+    props = {**PROPS, "created_ms": {"type": "integer"}, "shop_currency": {"type": "string"}}
+    rec = order("mapped", created_ms=now_ms() - 5_000, shop_currency="USD")
+    del rec["ts"], rec["cur"]
+    run = run_target(cfg, [schema("orders", props, ["id"]), record("orders", rec)], tmp_path)
+    assert run.returncode == 0, run.output
+    (event,) = sandbox.events(PIXEL_ID)
+    assert event["timestamp_ms"] == rec["created_ms"]
+    assert event["data"]["currency"] == "USD"
+    assert event["data"]["amount"] == 1010
