@@ -337,3 +337,26 @@ def test_unknown_style_is_a_config_error() -> None:
 def test_unknown_phone_region_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="default_phone_region 'ZZ' is not a known region"):
         build_user({"email": "a@b.co"}, default_phone_region="ZZ")
+
+
+def test_cached_results_give_the_same_user_and_notes_every_time() -> None:
+    values = {"email": " Repeat@Example.COM ", "zip": "94103-1234", "country": "Narnia"}
+    first = build_user(values)
+    assert first == build_user(values)  # the second call is served from the cache
+    user, notes = first
+    assert user == {"email_sha256": h("repeat@example.com"), "zip_code_sha256": h("94103")}
+    assert notes == ["country is not an ISO 3166-1 alpha-2 country code; sent without it"]
+
+
+def test_the_cache_keeps_text_and_other_types_apart() -> None:
+    assert build_user({"external_id": 1})[0] == {"external_id_sha256": h("1")}
+    # True == 1 (and hashes alike), but a boolean is not an id.
+    user, notes = build_user({"external_id": True})
+    assert user == {}
+    assert notes == ["external_id is not text or a number; sent without it"]
+    assert build_user({"external_id": Decimal("1.0")})[0] == {"external_id_sha256": h("1")}
+
+
+def test_plural_style_sends_one_value_as_a_list() -> None:
+    user, _ = build_user({"email": "a@b.co", "ip_address": "10.0.0.1"}, style="plural")
+    assert user == {"emails_sha256": [h("a@b.co")], "ip_address": "10.0.0.1"}

@@ -269,6 +269,30 @@ def _normalise(name: str, value: object, region: str | None) -> str:
     return sha256_hex(normal)
 
 
+# Normalising and hashing a value costs a few µs, and values repeat across records (cities,
+# countries, a returning customer's email and name): results for text values are cached, in a
+# bounded cache so memory stays flat. Only str keys: 1, 1.0 and True would share a cache entry.
+USER_VALUE_CACHE_SIZE = 32_768
+
+
+@lru_cache(maxsize=USER_VALUE_CACHE_SIZE)
+def _normalise_text(name: str, text: str, region: str | None) -> tuple[str, str | None]:
+    """(value to send, None) or ("", reason): _normalise of a text value, cached."""
+    try:
+        return _normalise(name, text, region), None
+    except _Rejected as e:
+        return "", e.reason
+
+
+def _normalised(name: str, value: object, region: str | None) -> str:
+    if type(value) is str:
+        result, reason = _normalise_text(name, value, region)
+        if reason is not None:
+            raise _Rejected(reason)
+        return result
+    return _normalise(name, value, region)
+
+
 def build_user(
     values: Mapping[str, object],
     style: str = "singular",
@@ -296,13 +320,21 @@ def build_user(
         key = wire.get(name)
         if key is None or _blank(raw):
             continue
-        items = [v for v in raw if not _blank(v)] if isinstance(raw, (list, tuple)) else [raw]
+        if not isinstance(raw, (list, tuple)):  # one value: the common case, kept short
+            try:
+                result = _normalised(name, raw, region)
+            except _Rejected as e:
+                notes.append(f"{name} {e.reason}; sent without it")
+                continue
+            user[key] = [result] if style == "plural" and name not in _RAW_FIELDS else result
+            continue
+        items = [v for v in raw if not _blank(v)]
         many = style == "plural" and name not in _RAW_FIELDS
         sent: list[str] = []
         reasons: list[str] = []
         for position, item in enumerate(items, 1):
             try:
-                result = _normalise(name, item, region)
+                result = _normalised(name, item, region)
             except _Rejected as e:
                 reasons.append(e.reason)
                 if many and len(items) > 1:
