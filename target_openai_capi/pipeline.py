@@ -163,6 +163,8 @@ class Pipeline:
         # The JSON of the record being added, as it arrived, when the reader decoded only the
         # paths the mapping reads (reader.py); None when the record dict is whole.
         self.record_source: msgspec.Raw | None = None
+        # True when the reader also checked that record against its stream schema (decoding.py).
+        self.record_checked = False
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._warned_streams: set[str] = set()
         self._logged_rejections: dict[tuple[str, str], int] = {}

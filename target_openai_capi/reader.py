@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import decimal
-import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from typing import IO, Any, TypedDict
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 import msgspec
 from msgspec import UNSET
@@ -16,6 +15,7 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from target_openai_capi.accounting import STAGE_INPUT
 from target_openai_capi.dead_letter import DEAD_LETTER_TYPE
+from target_openai_capi.decoding import RecordDecoding
 
 # Floats become Decimals, so money stays exact (the SDK's msgspec reader does the same).
 _decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=decimal.Decimal)
@@ -23,8 +23,8 @@ _decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=decimal.De
 # A RECORD message whose record was decoded only in part carries the whole record's JSON, as it
 # arrived, under this key (for the dead-letter file, which keeps records whole).
 RECORD_SOURCE_KEY = "_target_openai_capi_record_source"
-
-RecordDecoder = msgspec.json.Decoder[dict[str, Any]]
+# Present (True) when the decoder also checked the record against its (cut-down) stream schema.
+RECORD_CHECKED_KEY = "_target_openai_capi_record_checked"
 
 
 class _RecordEnvelope(msgspec.Struct):
@@ -38,32 +38,6 @@ class _RecordEnvelope(msgspec.Struct):
 
 
 _envelope_decoder = msgspec.json.Decoder(_RecordEnvelope)
-_names = itertools.count()
-
-
-def partial_record_decoder(tree: Mapping[str, Any]) -> RecordDecoder:
-    """A decoder that builds only the paths in `tree` (mapping/reads.py) and skips the rest.
-
-    A tap-shopify order is ~10 KiB, and its mapping reads ~40 of ~490 properties: building
-    only those costs a third of decoding the whole record. Values at the paths are exactly what
-    a whole decode gives (floats as Decimals); a record whose shape differs along a path (a
-    string where an object was expected) fails with msgspec.ValidationError, and is then
-    decoded whole, so that the schema check can say what is wrong.
-    """
-    return msgspec.json.Decoder(_object_type(tree), float_hook=decimal.Decimal)
-
-
-def _object_type(tree: Mapping[str, Any]) -> Any:
-    fields = {name: _path_type(sub) for name, sub in tree.items() if name != "[]"}
-    return TypedDict(f"Read{next(_names)}", fields, total=False)  # type: ignore[operator]
-
-
-def _path_type(tree: Mapping[str, Any] | bool) -> Any:
-    if tree is True or not isinstance(tree, Mapping):
-        return Any  # used whole
-    if "[]" in tree:  # read both as an object and as a list of items
-        return _object_type(tree) | list[_path_type(tree["[]"])] | None  # type: ignore[misc]
-    return _object_type(tree) | None
 
 
 # Called with (line number, the line as text, stage, reason) for each line that is rejected.
@@ -93,7 +67,7 @@ class TolerantReader(MsgSpecReader):
     def __init__(self) -> None:
         super().__init__()
         # Streams whose records are decoded only where their mapping reads (set by the target).
-        self.record_decoders: dict[str, RecordDecoder] = {}
+        self.record_decoders: dict[str, RecordDecoding] = {}
 
     @staticmethod
     def assert_line_requires(line_dict: dict[str, Any], requires: set[str]) -> None:
@@ -126,24 +100,27 @@ class TolerantReader(MsgSpecReader):
                 envelope = _envelope_decoder.decode(line)
             except msgspec.ValidationError:  # not an object with a type: said by the whole decode
                 return _decoder.decode(line)
-            decoder = decoders.get(envelope.stream) if isinstance(envelope.stream, str) else None
+            decoding = decoders.get(envelope.stream) if isinstance(envelope.stream, str) else None
             source = envelope.record
-            if envelope.type == "RECORD" and decoder is not None and source is not UNSET:
+            if envelope.type == "RECORD" and decoding is not None and source is not UNSET:
                 if not line.isascii() and isinstance(line, bytes):
                     line.decode()  # the parts left undecoded must be UTF-8 too
-                return self._record_message(envelope, source, decoder)
+                return self._record_message(envelope, source, decoding)
         return _decoder.decode(line)
 
     @staticmethod
     def _record_message(
-        envelope: _RecordEnvelope, source: msgspec.Raw, decoder: RecordDecoder
+        envelope: _RecordEnvelope, source: msgspec.Raw, decoding: RecordDecoding
     ) -> dict[str, Any]:
         message: dict[str, Any] = {"type": "RECORD", "stream": envelope.stream}
         try:
-            message["record"] = decoder.decode(source)
-            message[RECORD_SOURCE_KEY] = source
-        except msgspec.ValidationError:  # not shaped as the mapping expects: decode it all
+            record = message["record"] = decoding.decoder.decode(source)
+        except msgspec.ValidationError:  # not shaped as read (or as the schema says): decode all
             message["record"] = _decoder.decode(source)
+        else:
+            message[RECORD_SOURCE_KEY] = source
+            if decoding.checks_schema and decoding.leaves_ok(record):
+                message[RECORD_CHECKED_KEY] = True
         if envelope.time_extracted is not UNSET:
             message["time_extracted"] = envelope.time_extracted
         if envelope.version is not UNSET:

@@ -10,6 +10,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
 from target_openai_capi.accounting import STAGE_SCHEMA
+from target_openai_capi.decoding import RecordDecoding, record_decoding
 from target_openai_capi.mapping.reads import prune_schema
 
 if TYPE_CHECKING:
@@ -72,6 +73,19 @@ class ConversionsSink(BatchSink):
         reads = self.pipeline.mappings[self.stream_name].reads
         return None if reads is None else {**reads, **keys}
 
+    def record_decoding(self) -> RecordDecoding | None:
+        """How the reader may decode this stream's records (decoding.py), or None: whole.
+
+        Only the paths read; and checked against the schema on the way when the sink would
+        validate them with the same rules (fastjsonschema, formats and defaults off).
+        """
+        reads = self.record_reads()
+        if reads is None:
+            return None
+        if not isinstance(self._validator, FastRecordValidator):
+            return record_decoding(reads)
+        return record_decoding(reads, prune_schema(self.schema, reads))
+
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """fastjsonschema, over the parts of the schema the mapping reads; None if unmapped."""
         if not self.validate_schema or not self.pipeline.is_mapped(self.stream_name):
@@ -93,10 +107,11 @@ class ConversionsSink(BatchSink):
     def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
         """Validate; an invalid record is remembered for rejection instead of ending the run.
 
+        A record the reader already checked against the same schema is not checked again.
         The SDK's date parsing is skipped on purpose: the target parses only the fields it
         maps, and an unparseable date elsewhere must not end the run.
         """
-        if self._validator is not None:
+        if self._validator is not None and not self.pipeline.record_checked:
             try:
                 self._validator.validate(record)
             except InvalidRecord as exc:

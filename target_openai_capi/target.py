@@ -29,10 +29,10 @@ from target_openai_capi.pipeline import (
     uploader_from_config,
 )
 from target_openai_capi.reader import (
+    RECORD_CHECKED_KEY,
     RECORD_SOURCE_KEY,
     BadLine,
     TolerantReader,
-    partial_record_decoder,
 )
 from target_openai_capi.sink import ConversionsSink
 
@@ -126,14 +126,15 @@ class TargetOpenAICapi(Target):
         ):
             return
         sink = self._sinks_active.get(stream)
-        reads = sink.record_reads() if isinstance(sink, ConversionsSink) else None
-        if reads is not None:
-            reader.record_decoders[stream] = partial_record_decoder(reads)
+        decoding = sink.record_decoding() if isinstance(sink, ConversionsSink) else None
+        if decoding is not None:
+            reader.record_decoders[stream] = decoding
 
     def _process_record_message(self, message_dict: dict[str, Any]) -> None:
         numbered = self.pipeline.checkpoints.numbered
         # Set when the reader decoded only the read paths: dead letters keep the whole record.
         self.pipeline.record_source = message_dict.get(RECORD_SOURCE_KEY)
+        self.pipeline.record_checked = RECORD_CHECKED_KEY in message_dict
         super()._process_record_message(message_dict)
         if self.pipeline.checkpoints.numbered == numbered:
             # No sink saw it: a stream map dropped the record.

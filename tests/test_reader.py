@@ -10,13 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from target_openai_capi.decoding import record_decoding
 from target_openai_capi.mapping.reads import read_paths
-from target_openai_capi.reader import (
-    RECORD_SOURCE_KEY,
-    BadLine,
-    TolerantReader,
-    partial_record_decoder,
-)
+from target_openai_capi.reader import RECORD_SOURCE_KEY, BadLine, TolerantReader
 
 WHOLE = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -57,14 +53,14 @@ RECORDS = [
 @pytest.mark.parametrize("record", RECORDS)
 def test_the_partial_decode_equals_the_whole_decode_at_every_read_path(record):
     line = json.dumps(record).encode()
-    decoded = partial_record_decoder(TREE).decode(line)
+    decoded = record_decoding(TREE).decoder.decode(line)
     assert decoded == pruned(WHOLE.decode(line), TREE)
     assert "unread" not in decoded
 
 
 def test_numbers_at_read_paths_stay_exact():
     line = b'{"totalPriceSet": {"shopMoney": {"amount": 10.10}}, "id": 12345678901234567890}'
-    decoded = partial_record_decoder(TREE).decode(line)
+    decoded = record_decoding(TREE).decoder.decode(line)
     assert decoded["totalPriceSet"]["shopMoney"]["amount"] == Decimal("10.10")
     assert str(decoded["totalPriceSet"]["shopMoney"]["amount"]) == "10.10"
     assert decoded["id"] == 12345678901234567890
@@ -80,7 +76,7 @@ def test_numbers_at_read_paths_stay_exact():
 )
 def test_a_record_shaped_differently_along_a_read_path_is_refused(record):
     with pytest.raises(msgspec.ValidationError):
-        partial_record_decoder(TREE).decode(json.dumps(record).encode())
+        record_decoding(TREE).decoder.decode(json.dumps(record).encode())
 
 
 def read(lines: list[bytes], decoders: dict[str, Any]) -> tuple[list[dict], list[tuple]]:
@@ -96,7 +92,7 @@ def read(lines: list[bytes], decoders: dict[str, Any]) -> tuple[list[dict], list
 
 
 def test_records_of_a_stream_with_a_decoder_are_decoded_in_part_and_keep_their_source():
-    decoders = {"orders": partial_record_decoder({"id": True, "email": True})}
+    decoders = {"orders": record_decoding({"id": True, "email": True})}
     record = b'{"id": "o1", "email": "x@y.z", "big": [1, 2, 3], "amount": 1.50}'
     line = b'{"type": "RECORD", "stream": "orders", "record": ' + record + b', "version": 3}'
     (message,), bad = read([line], decoders)
@@ -108,7 +104,7 @@ def test_records_of_a_stream_with_a_decoder_are_decoded_in_part_and_keep_their_s
 
 
 def test_other_streams_and_messages_are_decoded_whole():
-    decoders = {"orders": partial_record_decoder({"id": True})}
+    decoders = {"orders": record_decoding({"id": True})}
     lines = [
         b'{"type": "SCHEMA", "stream": "orders", "schema": {"properties": {}}}',
         b'{"type": "RECORD", "stream": "refunds", "record": {"id": 1, "x": 2}}',
@@ -122,7 +118,7 @@ def test_other_streams_and_messages_are_decoded_whole():
 
 
 def test_a_record_not_shaped_as_read_is_decoded_whole_for_the_schema_check_to_explain():
-    decoders = {"orders": partial_record_decoder({"customer": {"email": True}})}
+    decoders = {"orders": record_decoding({"customer": {"email": True}})}
     line = b'{"type": "RECORD", "stream": "orders", "record": {"customer": "x", "other": 1}}'
     (message,), bad = read([line], decoders)
     assert bad == []
@@ -146,7 +142,7 @@ def test_a_record_not_shaped_as_read_is_decoded_whole_for_the_schema_check_to_ex
     ],
 )
 def test_bad_lines_are_rejected_as_when_decoded_whole(line, words):
-    for decoders in ({}, {"orders": partial_record_decoder({"id": True})}):
+    for decoders in ({}, {"orders": record_decoding({"id": True})}):
         messages, bad = read([line], decoders)
         assert messages == []
         ((number, stage, reason),) = bad
@@ -157,6 +153,6 @@ def test_bad_lines_are_rejected_as_when_decoded_whole(line, words):
 def test_strict_mode_raises_for_a_bad_line():
     reader = TolerantReader()
     reader.strict = True
-    reader.record_decoders = {"orders": partial_record_decoder({"id": True})}
+    reader.record_decoders = {"orders": record_decoding({"id": True})}
     with pytest.raises(BadLine):
         reader.deserialize_json(b'{"type": "RECORD", "stream": "orders", "record": [1]}')

@@ -68,6 +68,7 @@ def test_dead_letters_keep_the_whole_record_at_every_local_stage(sandbox, tmp_pa
         # schema: a read path breaks the schema (a value, or the shape); mapping: a currency.
         "bad-schema": order("bad-schema", ts="yesterday"),
         "bad-shape": order("bad-shape", customer="not an object"),
+        "bad-number": order("bad-number", total="10.10"),  # the schema says number
         "bad-currency": order("bad-currency", cur="XYZ"),
     }
     lines = [schema("orders", PROPS, ["id"])]
@@ -84,6 +85,8 @@ def test_dead_letters_keep_the_whole_record_at_every_local_stage(sandbox, tmp_pa
     assert "record.ts" in dead["bad-schema"]["dead_letter"]["reason"]
     assert dead["bad-shape"]["dead_letter"]["stage"] == "schema"
     assert "record.customer" in dead["bad-shape"]["dead_letter"]["reason"]
+    assert dead["bad-number"]["dead_letter"]["stage"] == "schema"
+    assert "record.total" in dead["bad-number"]["dead_letter"]["reason"]
     assert dead["bad-currency"]["dead_letter"]["stage"] == "mapping"
 
 

@@ -1,0 +1,194 @@
+"""Decoding a record only where its stream's mapping reads it, checking its schema on the way.
+
+A tap-shopify order is ~10 KiB, and the tap-shopify/orders preset reads ~40 of its ~490
+properties. `record_decoding(tree, schema)` builds a msgspec decoder that builds only the paths
+in `tree` (mapping/reads.py) and skips the rest: a third of the cost of decoding it all. Values
+at those paths are exactly what a whole decode gives (floats as Decimals).
+
+When `schema` (the stream schema cut down to the same paths, mapping/reads.py `prune_schema`)
+says no more than which JSON types each path holds, as Singer taps' schemas do, the decoder
+also checks those types as it builds them, in C, and a few lines of Python check the number
+leaves that msgspec cannot (its Decimal would also take a string): such a record needs no
+JSON Schema validation afterwards. The decoder never accepts what the schema rejects; a
+record it refuses (msgspec.ValidationError, or `leaves_ok` false) is then decoded whole and
+validated as usual, so that the reason says what is wrong.
+"""
+
+from __future__ import annotations
+
+import decimal
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import msgspec
+
+RecordDecoder = msgspec.json.Decoder[dict[str, Any]]
+Path = tuple[str, ...]  # property names, and "[]" for the items of an array
+# A check the decoder cannot make: the value at a path must be one of these Python types.
+LeafCheck = tuple[Path, tuple[type, ...]]
+
+_names = itertools.count()
+
+# Keywords that constrain nothing but the JSON type of a value, as the target validates records
+# (formats are not checked and defaults not applied: sink.FastRecordValidator).
+_TYPE_ONLY = frozenset(
+    {
+        "type",
+        "properties",
+        "items",
+        "format",
+        "description",
+        "title",
+        "default",
+        "$comment",
+        "examples",
+        "readOnly",
+        "writeOnly",
+    }
+)
+_SCALARS: dict[str, tuple[Any, tuple[type, ...]]] = {
+    # JSON type -> (msgspec type, Python types); "number" has no exact msgspec type.
+    "null": (None, (type(None),)),
+    "boolean": (bool, (bool,)),
+    "integer": (int, (int,)),
+    "string": (str, (str,)),
+    "number": (None, (int, decimal.Decimal)),
+}
+
+
+class _NotTypeOnly(Exception):
+    """The schema says more than types (or says it in a form this module does not follow)."""
+
+
+@dataclass(frozen=True)
+class RecordDecoding:
+    """How the reader decodes one stream's records."""
+
+    decoder: RecordDecoder
+    # None: the decoder does not check the schema. Else the checks left to `leaves_ok`.
+    leaf_checks: tuple[LeafCheck, ...] | None = None
+
+    @property
+    def checks_schema(self) -> bool:
+        return self.leaf_checks is not None
+
+    def leaves_ok(self, record: Mapping[str, Any]) -> bool:
+        """True when every leaf the decoder left unchecked holds a value of an allowed type."""
+        return all(_leaf_ok(record, path, types) for path, types in self.leaf_checks or ())
+
+
+def record_decoding(tree: Mapping[str, Any], schema: Any = None) -> RecordDecoding:
+    """The decoder for records read at `tree`; it also checks `schema` where that is possible."""
+    if schema is not None:
+        checks: list[LeafCheck] = []
+        try:
+            shape = _checked_type(tree, schema, (), checks)
+        except _NotTypeOnly:
+            pass
+        else:
+            try:
+                return RecordDecoding(_decoder(shape), tuple(checks))
+            except TypeError:  # a union of types msgspec cannot tell apart (e.g. two str-like)
+                pass
+    return RecordDecoding(_decoder(_object_type(tree)))
+
+
+def _decoder(shape: Any) -> RecordDecoder:
+    return msgspec.json.Decoder(shape, float_hook=decimal.Decimal)
+
+
+def _typed_dict(fields: dict[str, Any]) -> Any:
+    return TypedDict(f"Read{next(_names)}", fields, total=False)  # type: ignore[operator]
+
+
+# --- Reading only: every value along a path is accepted as long as the path can be followed ---
+
+
+def _object_type(tree: Mapping[str, Any]) -> Any:
+    return _typed_dict({name: _path_type(sub) for name, sub in tree.items() if name != "[]"})
+
+
+def _path_type(tree: Mapping[str, Any] | bool) -> Any:
+    if tree is True or not isinstance(tree, Mapping):
+        return Any  # used whole
+    if "[]" in tree:  # read both as an object and as a list of items
+        return _object_type(tree) | list[_path_type(tree["[]"])] | None  # type: ignore[misc]
+    return _object_type(tree) | None
+
+
+# --- Reading and checking the schema's types -------------------------------------------------
+
+
+def _checked_type(tree: Any, schema: Any, path: Path, checks: list[LeafCheck]) -> Any:
+    """The msgspec type of a value read at `tree` that holds only what `schema` allows."""
+    if not isinstance(schema, dict) or set(schema) - _TYPE_ONLY:
+        raise _NotTypeOnly
+    types = schema.get("type")
+    if types is None:  # any JSON value
+        if "properties" in schema or "items" in schema:
+            raise _NotTypeOnly  # they apply only to values of their type: not a msgspec type
+        return Any if tree is True else _path_type(tree)
+    types = [types] if isinstance(types, str) else types
+    if not isinstance(types, list) or not types or not set(types) <= {*_SCALARS, "object", "array"}:
+        raise _NotTypeOnly
+    containers = [t for t in types if t in ("object", "array")]
+    if "number" in types:
+        # The value stays Any for msgspec (floats become Decimals); leaves_ok checks its type.
+        if containers:
+            raise _NotTypeOnly
+        allowed = tuple(t for name in types for t in _SCALARS[name][1])
+        checks.append((path, allowed))
+        return Any
+    shapes: list[Any] = [_SCALARS[t][0] for t in types if t in _SCALARS]
+    for kind in containers:
+        if tree is True and (schema.get("properties") or "items" in schema):
+            raise _NotTypeOnly  # used whole: every property would have to be kept and checked
+        if kind == "object":
+            shapes.append(_checked_object(tree, schema, path, checks))
+        else:
+            shapes.append(_checked_array(tree, schema, path, checks))
+    shape = shapes[0]
+    for other in shapes[1:]:
+        shape = shape | other
+    return shape
+
+
+def _checked_object(tree: Any, schema: dict[str, Any], path: Path, checks: list[LeafCheck]) -> Any:
+    if tree is True:
+        return dict[str, Any]
+    properties = schema.get("properties", {})
+    if not isinstance(properties, dict):
+        raise _NotTypeOnly
+    fields = {}
+    for name, sub in tree.items():
+        if name == "[]":
+            continue  # read as a list too; the schema allows no list here
+        if name in properties:
+            fields[name] = _checked_type(sub, properties[name], (*path, name), checks)
+        else:
+            fields[name] = _path_type(sub)  # not declared: any value is allowed
+    return _typed_dict(fields)
+
+
+def _checked_array(tree: Any, schema: dict[str, Any], path: Path, checks: list[LeafCheck]) -> Any:
+    if "items" not in schema:
+        if tree is True or "[]" not in tree:
+            return list[Any]
+        return list[_path_type(tree["[]"])]  # type: ignore[misc]
+    items_tree = True if tree is True or "[]" not in tree else tree["[]"]
+    return list[_checked_type(items_tree, schema["items"], (*path, "[]"), checks)]  # type: ignore[misc]
+
+
+def _leaf_ok(value: Any, path: Path, types: tuple[type, ...]) -> bool:
+    for i, step in enumerate(path):
+        if step == "[]":
+            if not isinstance(value, list):
+                return True  # null, or absent: nothing to check below
+            rest = path[i + 1 :]
+            return all(_leaf_ok(item, rest, types) for item in value)
+        if not isinstance(value, dict) or step not in value:
+            return True
+        value = value[step]
+    return type(value) in types

@@ -1,0 +1,132 @@
+"""A decoder that checks a schema's types must never accept what the schema validator rejects."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from decimal import Decimal
+
+import fastjsonschema
+import msgspec
+import pytest
+
+from target_openai_capi.decoding import record_decoding
+from target_openai_capi.mapping.reads import prune_schema
+
+WHOLE = msgspec.json.Decoder(float_hook=Decimal)
+
+JSON_TYPES = ["null", "boolean", "integer", "number", "string", "object", "array"]
+# JSON texts of values of every type, with the edge cases: 1.0, a numeric string, nesting.
+VALUES = [
+    "null", "true", "false", "0", "7", "-3", "1.0", "1.50", "1e3", '""', '"x"', '"1.5"',
+    "{}", '{"a": 1}', '{"a": "s"}', '{"a": null}', "[]", "[1]", '["s"]', "[null]", "[{}]",
+]  # fmt: skip
+TYPE_LISTS = [
+    *JSON_TYPES,
+    *(list(pair) for pair in itertools.combinations(JSON_TYPES, 2)),
+    ["null", "integer", "string"],
+]
+
+
+def accepted(decoding, text: bytes) -> bool:
+    try:
+        record = decoding.decoder.decode(text)
+    except msgspec.ValidationError:
+        return False
+    return decoding.leaves_ok(record)
+
+
+def schema_accepts(schema, tree, text: bytes) -> bool:
+    validate = fastjsonschema.compile(
+        prune_schema(schema, tree), use_default=False, use_formats=False
+    )
+    try:
+        validate(WHOLE.decode(text))
+    except fastjsonschema.JsonSchemaValueException:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("types", TYPE_LISTS, ids=str)
+@pytest.mark.parametrize("read", ["whole", "field a"])
+def test_a_checked_decode_accepts_nothing_the_schema_rejects(types, read):
+    field = {"type": types}
+    if "object" in (types if isinstance(types, list) else [types]):
+        field["properties"] = {"a": {"type": ["null", "integer"]}}
+    if "array" in (types if isinstance(types, list) else [types]):
+        field["items"] = {"type": ["null", "integer"]}
+    schema = {"type": "object", "properties": {"v": field, "other": {"type": "string"}}}
+    tree = {"v": True} if read == "whole" else {"v": {"a": True, "[]": True}}
+    decoding = record_decoding(tree, prune_schema(schema, tree))
+    kinds = set(types if isinstance(types, list) else [types])
+    # Left unchecked: an object or array (with rules for its contents) used whole, or one that
+    # may also be a number.
+    containers = kinds & {"object", "array"}
+    assert decoding.checks_schema == (not containers or ("number" not in kinds and read != "whole"))
+    for value in VALUES:
+        text = f'{{"v": {value}, "other": 5}}'.encode()  # `other` breaks the schema, unread
+        if decoding.checks_schema and accepted(decoding, text):
+            assert schema_accepts(schema, tree, text), (types, value)
+
+
+def test_type_only_schemas_are_checked_while_decoding():
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "the order id"},
+            "at": {"type": ["null", "string"], "format": "date-time"},
+            "total": {"type": ["null", "number"]},
+            "lines": {
+                "type": ["null", "array"],
+                "items": {"type": "object", "properties": {"qty": {"type": "integer"}}},
+            },
+        },
+    }
+    tree = {"id": True, "at": True, "total": True, "lines": {"[]": {"qty": True}}}
+    decoding = record_decoding(tree, prune_schema(schema, tree))
+    assert decoding.checks_schema
+    good = b'{"id": "o1", "at": "soon", "total": 10.10, "lines": [{"qty": 2, "x": "y"}], "z": 1}'
+    record = decoding.decoder.decode(good)
+    assert record == {"id": "o1", "at": "soon", "total": Decimal("10.10"), "lines": [{"qty": 2}]}
+    assert decoding.leaves_ok(record)
+    for bad in (
+        b'{"id": 5}',
+        b'{"id": "o1", "total": "10.10"}',  # a numeric string is not a number
+        b'{"id": "o1", "total": true}',
+        b'{"id": "o1", "lines": [{"qty": 2.5}]}',
+        b'{"id": "o1", "lines": {"qty": 2}}',
+    ):
+        assert not accepted(decoding, bad), bad
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"type": "string", "minLength": 1},
+        {"type": "string", "enum": ["a"]},
+        {"type": "integer", "minimum": 0},
+        {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+        {"$ref": "#/definitions/x"},
+        {"type": "object", "properties": {"a": {}}, "required": ["a"]},
+        # `a` is read but not declared, so additionalProperties applies to it.
+        {"type": "object", "additionalProperties": False, "properties": {"b": {}}},
+        {"type": ["number", "object"], "properties": {"a": {}}},
+        {"type": "array", "items": [{"type": "string"}]},
+        {"properties": {"a": {"type": "string"}}},  # applies only when the value is an object
+    ],
+)
+def test_schemas_that_say_more_than_types_are_left_to_the_validator(field):
+    schema = {"type": "object", "properties": {"v": field}}
+    tree = {"v": {"a": True}}
+    decoding = record_decoding(tree, prune_schema(schema, tree))
+    assert not decoding.checks_schema
+    # It still decodes the read paths, whatever the value.
+    assert decoding.decoder.decode(b'{"v": {"a": [1], "b": 2}}') == {"v": {"a": [1]}}
+
+
+def test_without_a_schema_nothing_is_checked():
+    decoding = record_decoding({"v": True})
+    assert not decoding.checks_schema
+    assert decoding.decoder.decode(json.dumps({"v": "anything", "w": 1}).encode()) == {
+        "v": "anything"
+    }
