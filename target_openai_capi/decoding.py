@@ -69,6 +69,8 @@ class RecordDecoding:
     decoder: RecordDecoder
     # None: the decoder does not check the schema. Else the checks left to `leaves_ok`.
     leaf_checks: tuple[LeafCheck, ...] | None = None
+    # The same record decoding, as part of a whole RECORD message line, in one pass.
+    message_decoder: msgspec.json.Decoder[Any] | None = None
 
     @property
     def checks_schema(self) -> bool:
@@ -89,14 +91,28 @@ def record_decoding(tree: Mapping[str, Any], schema: Any = None) -> RecordDecodi
             pass
         else:
             try:
-                return RecordDecoding(_decoder(shape), tuple(checks))
+                return RecordDecoding(_decoder(shape), tuple(checks), _message_decoder(shape))
             except TypeError:  # a union of types msgspec cannot tell apart (e.g. two str-like)
                 pass
-    return RecordDecoding(_decoder(_object_type(tree)))
+    shape = _object_type(tree)
+    return RecordDecoding(_decoder(shape), None, _message_decoder(shape))
 
 
 def _decoder(shape: Any) -> RecordDecoder:
     return msgspec.json.Decoder(shape, float_hook=decimal.Decimal)
+
+
+def _message_decoder(shape: Any) -> msgspec.json.Decoder[Any]:
+    """A RECORD message with its record decoded as `shape`: see reader.RecordMessage."""
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+        ("type", Any),
+        ("stream", Any, msgspec.UNSET),
+        ("record", shape | msgspec.UnsetType, msgspec.UNSET),
+        ("time_extracted", Any, msgspec.UNSET),
+        ("version", Any, msgspec.UNSET),
+    ]
+    message = msgspec.defstruct(f"Message{next(_names)}", fields)
+    return msgspec.json.Decoder(message, float_hook=decimal.Decimal)
 
 
 def _typed_dict(fields: dict[str, Any]) -> Any:

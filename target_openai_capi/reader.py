@@ -40,6 +40,32 @@ class _RecordEnvelope(msgspec.Struct):
 _envelope_decoder = msgspec.json.Decoder(_RecordEnvelope)
 
 
+def _check_utf8(line: str | bytes) -> None:
+    """Raise UnicodeDecodeError unless the line is UTF-8, the parts not decoded too."""
+    if isinstance(line, bytes) and not line.isascii():
+        line.decode()
+
+
+def _message(
+    envelope: Any,
+    record: Any,
+    decoding: RecordDecoding | None = None,
+    source: msgspec.Raw | None = None,
+) -> dict[str, Any]:
+    """A RECORD message dict; decoding is given when the record was decoded in part."""
+    message: dict[str, Any] = {"type": "RECORD", "stream": envelope.stream, "record": record}
+    if decoding is not None:
+        if source is not None:
+            message[RECORD_SOURCE_KEY] = source
+        if decoding.checks_schema and decoding.leaves_ok(record):
+            message[RECORD_CHECKED_KEY] = True
+    if envelope.time_extracted is not UNSET:
+        message["time_extracted"] = envelope.time_extracted
+    if envelope.version is not UNSET:
+        message["version"] = envelope.version
+    return message
+
+
 # Called with (line number, the line as text, stage, reason) for each line that is rejected.
 BadLineHandler = Callable[[int, str, str, str], None]
 
@@ -68,6 +94,9 @@ class TolerantReader(MsgSpecReader):
         super().__init__()
         # Streams whose records are decoded only where their mapping reads (set by the target).
         self.record_decoders: dict[str, RecordDecoding] = {}
+        # Keep each such record's JSON as it arrived (RECORD_SOURCE_KEY): for dead letters.
+        self.keep_sources = True
+        self._last: tuple[str, RecordDecoding] | None = None  # the stream of the last record
 
     @staticmethod
     def assert_line_requires(line_dict: dict[str, Any], requires: set[str]) -> None:
@@ -93,39 +122,53 @@ class TolerantReader(MsgSpecReader):
                 raise BadLine(f"{message['type']} message's {key!r} is not a JSON object")
         return message
 
+    def set_record_decoding(self, stream: str, decoding: RecordDecoding | None) -> None:
+        """Decode the stream's records with `decoding` from now on (None: whole)."""
+        if decoding is None:
+            self.record_decoders.pop(stream, None)
+        else:
+            self.record_decoders[stream] = decoding
+        self._last = None
+
     def _decode(self, line: str | bytes) -> Any:
         decoders = self.record_decoders
-        if decoders:
-            try:
-                envelope = _envelope_decoder.decode(line)
-            except msgspec.ValidationError:  # not an object with a type: said by the whole decode
-                return _decoder.decode(line)
-            decoding = decoders.get(envelope.stream) if isinstance(envelope.stream, str) else None
-            source = envelope.record
-            if envelope.type == "RECORD" and decoding is not None and source is not UNSET:
-                if not line.isascii() and isinstance(line, bytes):
-                    line.decode()  # the parts left undecoded must be UTF-8 too
-                return self._record_message(envelope, source, decoding)
-        return _decoder.decode(line)
-
-    @staticmethod
-    def _record_message(
-        envelope: _RecordEnvelope, source: msgspec.Raw, decoding: RecordDecoding
-    ) -> dict[str, Any]:
-        message: dict[str, Any] = {"type": "RECORD", "stream": envelope.stream}
+        if not decoders:
+            return _decoder.decode(line)
+        if self._last is not None and not self.keep_sources:
+            # Records come in runs of one stream: guess it and decode the line in one pass.
+            message = self._decode_as(line, *self._last)
+            if message is not None:
+                return message
         try:
-            record = message["record"] = decoding.decoder.decode(source)
+            envelope = _envelope_decoder.decode(line)
+        except msgspec.ValidationError:  # not an object with a type: said by the whole decode
+            return _decoder.decode(line)
+        stream = envelope.stream
+        decoding = decoders.get(stream) if isinstance(stream, str) else None
+        source = envelope.record
+        if envelope.type != "RECORD" or decoding is None or source is UNSET:
+            return _decoder.decode(line)
+        _check_utf8(line)
+        self._last = (stream, decoding)
+        try:
+            record = decoding.decoder.decode(source)
         except msgspec.ValidationError:  # not shaped as read (or as the schema says): decode all
-            message["record"] = _decoder.decode(source)
-        else:
-            message[RECORD_SOURCE_KEY] = source
-            if decoding.checks_schema and decoding.leaves_ok(record):
-                message[RECORD_CHECKED_KEY] = True
-        if envelope.time_extracted is not UNSET:
-            message["time_extracted"] = envelope.time_extracted
-        if envelope.version is not UNSET:
-            message["version"] = envelope.version
-        return message
+            return _message(envelope, _decoder.decode(source))
+        return _message(envelope, record, decoding, source if self.keep_sources else None)
+
+    def _decode_as(
+        self, line: str | bytes, stream: str, decoding: RecordDecoding
+    ) -> dict[str, Any] | None:
+        """The message, if the line is a RECORD of `stream` shaped as its decoding reads."""
+        assert decoding.message_decoder is not None
+        try:
+            envelope = decoding.message_decoder.decode(line)
+        except msgspec.ValidationError:
+            return None
+        if envelope.type != "RECORD" or envelope.stream != stream or envelope.record is UNSET:
+            return None
+        _check_utf8(line)
+        return _message(envelope, envelope.record, decoding)
 
     def process_lines(
         self,
@@ -138,7 +181,7 @@ class TolerantReader(MsgSpecReader):
         # Read bytes where we can: faster, and undecodable input is a bad line, not a crash.
         lines: Iterable[str | bytes] = getattr(filein, "buffer", None) or filein
         for number, line in enumerate(lines, start=1):
-            if not line.strip():
+            if not line or line.isspace():  # (not strip(): it would copy every line)
                 stats["BLANK"] += 1  # blank lines carry nothing; the SDK would stop here
                 continue
             try:

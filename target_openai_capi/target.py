@@ -60,6 +60,7 @@ class TargetOpenAICapi(Target):
         reader = self.message_reader
         if isinstance(reader, TolerantReader):
             reader.on_bad_line = self.pipeline.reject_line
+            reader.keep_sources = bool(self.pipeline.settings.dead_letter_path)
             reader.strict = self.pipeline.settings.on_rejected == "fail"
         key = str(self.config.get("api_key", ""))
         if not key.startswith(API_KEY_PREFIX):
@@ -116,19 +117,18 @@ class TargetOpenAICapi(Target):
         reader = self.message_reader
         if not isinstance(reader, TolerantReader):
             return
-        reader.record_decoders.pop(stream, None)
         maps = self.mapper.stream_maps.get(stream, [])
-        if not (
+        sink = self._sinks_active.get(stream)
+        decoding = None
+        if (
             len(maps) == 1
             and type(maps[0]) is SameRecordTransform
             and maps[0].stream_alias == stream
             and not maps[0].flattening_enabled
+            and isinstance(sink, ConversionsSink)
         ):
-            return
-        sink = self._sinks_active.get(stream)
-        decoding = sink.record_decoding() if isinstance(sink, ConversionsSink) else None
-        if decoding is not None:
-            reader.record_decoders[stream] = decoding
+            decoding = sink.record_decoding()
+        reader.set_record_decoding(stream, decoding)
 
     def _process_record_message(self, message_dict: dict[str, Any]) -> None:
         numbered = self.pipeline.checkpoints.numbered

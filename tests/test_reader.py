@@ -79,10 +79,17 @@ def test_a_record_shaped_differently_along_a_read_path_is_refused(record):
         record_decoding(TREE).decoder.decode(json.dumps(record).encode())
 
 
-def read(lines: list[bytes], decoders: dict[str, Any]) -> tuple[list[dict], list[tuple]]:
+GOOD_ORDER = b'{"type": "RECORD", "stream": "orders", "record": {"id": "o0", "x": 1}}'
+
+
+def read(
+    lines: list[bytes], decoders: dict[str, Any], *, keep_sources: bool = True
+) -> tuple[list[dict], list[tuple]]:
     """Run the reader over lines; return the messages it dispatched and the lines it rejected."""
     reader = TolerantReader()
-    reader.record_decoders = decoders
+    reader.keep_sources = keep_sources
+    for stream, decoding in decoders.items():
+        reader.set_record_decoding(stream, decoding)
     bad: list[tuple] = []
     reader.on_bad_line = lambda number, text, stage, reason: bad.append((number, stage, reason))
     seen: list[dict] = []
@@ -141,18 +148,64 @@ def test_a_record_not_shaped_as_read_is_decoded_whole_for_the_schema_check_to_ex
         (b'{"type": 7, "stream": "orders", "record": {}}', "not a Singer message"),
     ],
 )
-def test_bad_lines_are_rejected_as_when_decoded_whole(line, words):
+@pytest.mark.parametrize("keep_sources", [True, False])
+def test_bad_lines_are_rejected_as_when_decoded_whole(line, words, keep_sources):
     for decoders in ({}, {"orders": record_decoding({"id": True})}):
-        messages, bad = read([line], decoders)
-        assert messages == []
+        # After a good record the reader decodes the next line as that stream's, in one pass.
+        messages, bad = read([GOOD_ORDER, line], decoders, keep_sources=keep_sources)
+        assert [m["record"]["id"] for m in messages] == ["o0"]
         ((number, stage, reason),) = bad
-        assert (number, stage) == (1, "input")
+        assert (number, stage) == (2, "input")
         assert words in reason
+
+
+def test_without_sources_interleaved_streams_are_each_decoded_with_their_own_reads():
+    decoders = {
+        "orders": record_decoding({"id": True}),
+        "refunds": record_decoding({"amount": True}),
+    }
+    lines = [
+        b'{"type": "RECORD", "stream": "orders", "record": {"id": "o1", "amount": 5}}',
+        b'{"type": "RECORD", "stream": "orders", "record": {"id": "o2", "amount": 6}}',
+        b'{"type": "RECORD", "stream": "refunds", "record": {"id": "r1", "amount": 1.5}}',
+        b'{"type": "STATE", "value": {"at": 1}}',
+        b'{"type": "RECORD", "stream": "orders", "record": {"id": "o3"}, "version": 2}',
+        b'{"type": "RECORD", "stream": "other", "record": {"id": "x", "amount": 7}}',
+        b'{"type": "RECORD", "stream": "orders", "record": {"id": {"odd": 1}}}',
+        b'{"type": "RECORD", "stream": "orders", "record": "not an object"}',
+    ]
+    messages, bad = read(lines, decoders, keep_sources=False)
+    assert [m.get("record") for m in messages] == [
+        {"id": "o1"},
+        {"id": "o2"},
+        {"amount": Decimal("1.5")},
+        None,
+        {"id": "o3"},
+        {"id": "x", "amount": 7},
+        {"id": {"odd": 1}},
+    ]
+    assert messages[4]["version"] == 2
+    assert not any(RECORD_SOURCE_KEY in m for m in messages)
+    assert [(number, reason) for number, _, reason in bad] == [
+        (8, "RECORD message's 'record' is not a JSON object")
+    ]
+
+
+def test_a_new_decoding_for_a_stream_applies_to_its_next_record():
+    reader = TolerantReader()
+    reader.keep_sources = False
+    reader.set_record_decoding("orders", record_decoding({"id": True}))
+    line = b'{"type": "RECORD", "stream": "orders", "record": {"id": 1, "email": "e"}}'
+    assert reader.deserialize_json(line)["record"] == {"id": 1}
+    reader.set_record_decoding("orders", record_decoding({"email": True}))
+    assert reader.deserialize_json(line)["record"] == {"email": "e"}
+    reader.set_record_decoding("orders", None)
+    assert reader.deserialize_json(line)["record"] == {"id": 1, "email": "e"}
 
 
 def test_strict_mode_raises_for_a_bad_line():
     reader = TolerantReader()
     reader.strict = True
-    reader.record_decoders = {"orders": record_decoding({"id": True})}
+    reader.set_record_decoding("orders", record_decoding({"id": True}))
     with pytest.raises(BadLine):
         reader.deserialize_json(b'{"type": "RECORD", "stream": "orders", "record": [1]}')
