@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import decimal
 import itertools
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import msgspec
@@ -76,9 +76,15 @@ class RecordDecoding:
     def checks_schema(self) -> bool:
         return self.leaf_checks is not None
 
+    _checks: tuple[Callable[[Any], bool], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        checks = tuple(_leaf_check(path, types) for path, types in self.leaf_checks or ())
+        object.__setattr__(self, "_checks", checks)
+
     def leaves_ok(self, record: Mapping[str, Any]) -> bool:
         """True when every leaf the decoder left unchecked holds a value of an allowed type."""
-        return all(_leaf_ok(record, path, types) for path, types in self.leaf_checks or ())
+        return all(check(record) for check in self._checks)
 
 
 def record_decoding(tree: Mapping[str, Any], schema: Any = None) -> RecordDecoding:
@@ -197,14 +203,28 @@ def _checked_array(tree: Any, schema: dict[str, Any], path: Path, checks: list[L
     return list[_checked_type(items_tree, schema["items"], (*path, "[]"), checks)]  # type: ignore[misc]
 
 
-def _leaf_ok(value: Any, path: Path, types: tuple[type, ...]) -> bool:
-    for i, step in enumerate(path):
-        if step == "[]":
-            if not isinstance(value, list):
-                return True  # null, or absent: nothing to check below
-            rest = path[i + 1 :]
-            return all(_leaf_ok(item, rest, types) for item in value)
-        if not isinstance(value, dict) or step not in value:
-            return True
-        value = value[step]
-    return type(value) in types
+def _leaf_check(path: Path, types: tuple[type, ...]) -> Callable[[Any], bool]:
+    """A function: does the value at `path` (where present) have one of `types`?"""
+    check: Callable[[Any], bool] = lambda value: type(value) in types  # noqa: E731
+    for step in reversed(path):
+        check = _items_pass(check) if step == "[]" else _field_passes(step, check)
+    return check
+
+
+def _field_passes(name: str, check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def field_passes(value: Any) -> bool:
+        # The decoder checked the containers: not an object here means null (nothing below).
+        return type(value) is not dict or name not in value or check(value[name])
+
+    return field_passes
+
+
+def _items_pass(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def items_pass(value: Any) -> bool:
+        if type(value) is list:
+            for item in value:
+                if not check(item):
+                    return False
+        return True
+
+    return items_pass

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -67,8 +67,7 @@ class RunFailed(Exception):
     """The run must stop; str() is the user-facing reason."""
 
 
-@dataclass(frozen=True)
-class RecordRef:
+class RecordRef(NamedTuple):
     """What a batch keeps about each event's source record, for accounting and dead letters."""
 
     stream: str
