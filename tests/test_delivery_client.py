@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import threading
+import time
+import urllib.error
+import urllib.request
 
 import orjson
 import pytest
+from conftest import API_KEY, PIXEL_ID
 
 from target_openai_capi.delivery.client import (
     MAX_MESSAGE_CHARS,
@@ -184,3 +189,58 @@ def test_one_session_per_thread() -> None:
     assert len({id(s) for s in sessions}) == 4  # three threads plus this one, reused here
     client.close()
     assert client._session() is not sessions[-1]  # closed sessions are not reused
+
+
+class _RecordingProxy:
+    """A forward HTTP proxy on loopback that records each request line and relays it."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        seen = self.seen
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                seen.append(f"{self.command} {self.path}")
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                request = urllib.request.Request(self.path, body, headers, method="POST")
+                try:
+                    reply = direct.open(request, timeout=10)
+                except urllib.error.HTTPError as e:  # relay error statuses as they are
+                    reply = e
+                payload = reply.read()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_proxy_from_the_environment_carries_every_request(sandbox, monkeypatch) -> None:
+    proxy = _RecordingProxy()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        client = Client(settings(sandbox.url, api_key=API_KEY, pixel_id=PIXEL_ID))
+        for event_id in ("via-proxy-1", "via-proxy-2"):
+            event = {**EVENT, "id": event_id, "timestamp_ms": int(time.time() * 1000) - 1000}
+            body = prepare_body([event], False)
+            assert client.post(body).status == 200
+        client.close()
+    finally:
+        proxy.close()
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["via-proxy-1", "via-proxy-2"]
+    assert proxy.seen == [f"POST {client.url}"] * 2

@@ -163,9 +163,15 @@ class Client:
                     "User-Agent": self.settings.user_agent,
                 }
             )
-            # As session.auth rather than a header: a ~/.netrc entry cannot then replace the key,
-            # while proxy and CA-bundle settings from the environment still apply.
             session.auth = _Bearer(self.settings.api_key)
+            # Proxy and CA-bundle settings from the environment apply, read once here rather
+            # than on every request (requests walks the whole environment each time); a
+            # ~/.netrc entry is not read, so it cannot replace the key.
+            from_env = session.merge_environment_settings(self.url, {}, None, None, None)
+            session.trust_env = False
+            session.proxies.update(from_env["proxies"])
+            session.verify = from_env["verify"]
+            session.cert = from_env["cert"]
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)
