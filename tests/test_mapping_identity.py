@@ -360,3 +360,59 @@ def test_the_cache_keeps_text_and_other_types_apart() -> None:
 def test_plural_style_sends_one_value_as_a_list() -> None:
     user, _ = build_user({"email": "a@b.co", "ip_address": "10.0.0.1"}, style="plural")
     assert user == {"emails_sha256": [h("a@b.co")], "ip_address": "10.0.0.1"}
+
+
+def _phone_corpus() -> list[str]:
+    """International numbers of every region and type, written several ways, and near misses."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(5)
+    fmt = phonenumbers.PhoneNumberFormat
+    examples = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in range(12):  # every PhoneNumberType with examples
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is not None:
+                examples.append(number)
+    for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS):
+        number = phonenumbers.example_number_for_non_geo_entity(code)
+        if number is not None:
+            examples.append(number)
+    texts = []
+    for number in examples:
+        international = phonenumbers.format_number(number, fmt.INTERNATIONAL)
+        e164 = phonenumbers.format_number(number, fmt.E164)
+        code = str(number.country_code)
+        national = e164[1 + len(code) :]
+        texts += [international, e164, international.replace(" ", "-"), f"+{code} ({national})"]
+        texts += [e164[:-1], e164 + "5", f"+{code}0{national}", f"+{code} {national[::-1]}"]
+        texts += [f"+{code}." + ".".join(national), f"+{code}{national}1234"]
+        digits = "".join(rng.choice("0123456789") for _ in national)
+        texts.append(f"+{code}{digits}")
+    texts += ["+" + str(rng.randrange(10 ** rng.randrange(5, 18))) for _ in range(3000)]
+    return texts
+
+
+def test_the_international_number_shortcut_agrees_with_libphonenumber() -> None:
+    import phonenumbers
+
+    def reference(text: str, region: str | None) -> str | None:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            return None
+        if not phonenumbers.is_possible_number(number):
+            return None
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+    texts = _phone_corpus()
+    shortcut = {text: identity._international_digits(text) for text in texts}
+    for text, digits in shortcut.items():
+        if digits is not None:  # whatever default_phone_region is set
+            assert digits == reference(text, None) == reference(text, "US"), text
+            assert digits == reference(text, "DE"), text
+    # The shortcut is taken for most well-formed numbers (else it would save nothing).
+    taken = sum(digits is not None for digits in shortcut.values())
+    assert taken > len(texts) / 3, (taken, len(texts))

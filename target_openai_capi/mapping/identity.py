@@ -163,6 +163,9 @@ PHONE_CACHE_SIZE = 16_384
 
 @lru_cache(maxsize=PHONE_CACHE_SIZE)
 def _e164_digits(text: str, region: str | None) -> str:
+    digits = _international_digits(text)
+    if digits is not None:
+        return PHONE_PREFIX + digits
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as e:
@@ -175,6 +178,47 @@ def _e164_digits(text: str, region: str | None) -> str:
         raise _Rejected("is not a valid phone number")
     e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return PHONE_PREFIX + e164[1:]
+
+
+_PUNCTUATION = str.maketrans("", "", " -.()")
+
+
+def _international_digits(text: str) -> str | None:
+    """The E.164 digits of a number written "+<country code><number>", as libphonenumber's
+    parse and format would give them, for the plain common case; None: ask libphonenumber.
+
+    parse costs ~20-40 µs; this ~3 µs. It takes only digits with spaces, dashes, dots and
+    brackets, and leaves to libphonenumber every number whose national part starts like a
+    national prefix (which parse may strip, e.g. "+44 07911 ...") or a leading zero, and every
+    number that is not possible for its country (which parse then rejects with its reason).
+    tests/test_mapping_identity.py checks it against libphonenumber on thousands of numbers.
+    """
+    if not text.startswith("+"):
+        return None
+    digits = text[1:].translate(_PUNCTUATION)
+    if not (digits.isascii() and digits.isdigit()) or digits.startswith("0"):
+        return None
+    for size in (1, 2, 3):  # country codes are prefix-free, as parse reads them
+        code = int(digits[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return None
+    national = digits[size:]
+    if not 2 <= len(national) <= 17 or national.startswith("0"):
+        return None
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        code, phonenumbers.region_code_for_country_code(code)
+    )
+    if metadata is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    if prefix and re.match(prefix, national):
+        return None
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return digits
 
 
 def _words(value: object, region: str | None) -> str:
