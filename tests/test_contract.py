@@ -323,6 +323,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "user.ip_address: <value hidden: may be personal data> is not a valid IPv4 or IPv6",
     ),
     ("ipv6 with zone", variant({"user": {"ip_address": "fe80::1%eth0"}}), "user.ip_address: <"),
+    (
+        "ip in a list",
+        variant({"user": {"ip_address": ["203.0.113.7"]}}),
+        "user.ip_address: <value hidden: may be personal data> is not of type 'string'",
+    ),
     ("empty user agent", variant({"user": {"user_agent": ""}}), "user.user_agent: must not be"),
 ]
 
