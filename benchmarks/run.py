@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/run.py --records 50000 --repeat 5
     .venv/bin/python benchmarks/run.py --memory         # adds 100k vs 1M records (~25 minutes)
     .venv/bin/python benchmarks/run.py --profile        # adds a cProfile of the target
-    .venv/bin/python benchmarks/run.py --variants ""    # only the target as it is
+    .venv/bin/python benchmarks/run.py --variants nogc  # + the target without its collector
 
 Every contender runs as its own process on the same generated input (benchmarks/generate.py)
 read from stdin, against a fresh sandbox (the local Conversions API, `openai-capi-sandbox`) in
@@ -46,7 +46,7 @@ SANDBOX_CMD = (
     [str(_SANDBOX_CLI)] if _SANDBOX_CLI.exists() else [PY, "-m", "target_openai_capi.sandbox.cli"]
 )
 SUMMARY = re.compile(r"Run summary: received=(\d+) sent=(\d+).*? rejected=(\d+)")
-PROPOSED = "validate-read"
+PROPOSED = ""  # every proposed change has landed; `--variants nogc` measures the collector
 
 
 @dataclass
@@ -517,7 +517,7 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency-ms", type=int, default=100, help="(%(default)s)")
-    parser.add_argument("--concurrency-records", type=int, default=5_000, help="(%(default)s)")
+    parser.add_argument("--concurrency-records", type=int, default=20_000, help="(%(default)s)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-concurrency", action="store_true")
     parser.add_argument("--memory", action="store_true", help="also peak RSS at 100k vs 1M")
