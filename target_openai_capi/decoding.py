@@ -71,12 +71,12 @@ class RecordDecoding:
     leaf_checks: tuple[LeafCheck, ...] | None = None
     # The same record decoding, as part of a whole RECORD message line, in one pass.
     message_decoder: msgspec.json.Decoder[Any] | None = None
+    _checks: tuple[Callable[[Any], bool], ...] = field(init=False, repr=False, compare=False)
 
     @property
     def checks_schema(self) -> bool:
+        """True when a record this decoder accepts (and leaves_ok passes) matches the schema."""
         return self.leaf_checks is not None
-
-    _checks: tuple[Callable[[Any], bool], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         checks = tuple(_leaf_check(path, types) for path, types in self.leaf_checks or ())
@@ -109,7 +109,7 @@ def _decoder(shape: Any) -> RecordDecoder:
 
 
 def _message_decoder(shape: Any) -> msgspec.json.Decoder[Any]:
-    """A RECORD message with its record decoded as `shape`: see reader.RecordMessage."""
+    """A whole RECORD message line, its record decoded as `shape`: the reader's one pass."""
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
         ("type", Any),
         ("stream", Any, msgspec.UNSET),
