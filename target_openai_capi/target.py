@@ -16,6 +16,7 @@ from singer_sdk.exceptions import (
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
+from singer_sdk.sinks import Sink
 
 from target_openai_capi.accounting import REJECTED
 from target_openai_capi.config import API_KEY_PREFIX, CONFIG_SCHEMA, config_problems
@@ -50,6 +51,7 @@ class TargetOpenAICapi(Target):
         # All sinks share one uploader and one STATE checkpoint, so drains run one at a time.
         self.max_parallelism = 1
         self._last_state_line: str | None = None
+        self._decoding_chosen_for: dict[str, Sink | None] = {}  # stream -> its sink then
         self.pipeline = Pipeline(
             PipelineSettings.from_config(self.config),
             self._compile_streams(),
@@ -119,6 +121,9 @@ class TargetOpenAICapi(Target):
             return
         maps = self.mapper.stream_maps.get(stream, [])
         sink = self._sinks_active.get(stream)
+        if sink is not None and self._decoding_chosen_for.get(stream) is sink:
+            return  # a repeated SCHEMA (some taps send one before every batch): nothing changed
+        self._decoding_chosen_for[stream] = sink
         decoding = None
         if (
             len(maps) == 1

@@ -128,3 +128,26 @@ def test_a_stream_map_sees_properties_the_mapping_does_not_read(sandbox, tmp_pat
     assert event["timestamp_ms"] == rec["created_ms"]
     assert event["data"]["currency"] == "USD"
     assert event["data"]["amount"] == 1010
+
+
+def test_a_changed_schema_is_checked_by_its_own_rules_and_a_repeated_one_changes_nothing(
+    sandbox, tmp_path
+):
+    number_total = schema("orders", PROPS, ["id"])
+    text_total = schema("orders", {**PROPS, "total": {"type": "string"}}, ["id"])
+    lines = [
+        number_total,
+        record("orders", order("n1")),
+        number_total,  # repeated, as some taps do before every batch
+        record("orders", order("n2")),
+        text_total,  # now a numeric total breaks the schema
+        record("orders", order("t1")),
+        record("orders", order("t2", total="10.10")),
+    ]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["n1", "n2", "t2"]
+    dead = dead_records(tmp_path)
+    assert set(dead) == {"t1"}
+    assert dead["t1"]["dead_letter"]["stage"] == "schema"
+    assert "record.total" in dead["t1"]["dead_letter"]["reason"]
