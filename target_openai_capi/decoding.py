@@ -24,6 +24,8 @@ from typing import Any, TypedDict
 
 import msgspec
 
+from target_openai_capi.mapping.reads import NOT_CHECKED_KEYWORDS
+
 RecordDecoder = msgspec.json.Decoder[dict[str, Any]]
 Path = tuple[str, ...]  # property names, and "[]" for the items of an array
 # A check the decoder cannot make: the value at a path must be one of these Python types.
@@ -31,23 +33,8 @@ LeafCheck = tuple[Path, tuple[type, ...]]
 
 _names = itertools.count()
 
-# Keywords that constrain nothing but the JSON type of a value, as the target validates records
-# (formats are not checked and defaults not applied: sink.FastRecordValidator).
-_TYPE_ONLY = frozenset(
-    {
-        "type",
-        "properties",
-        "items",
-        "format",
-        "description",
-        "title",
-        "default",
-        "$comment",
-        "examples",
-        "readOnly",
-        "writeOnly",
-    }
-)
+# Schema nodes with only these keywords say nothing but the JSON types of their values.
+_TYPE_ONLY = NOT_CHECKED_KEYWORDS | {"type", "properties", "items"}
 _SCALARS: dict[str, tuple[Any, tuple[type, ...]]] = {
     # JSON type -> (msgspec type, Python types); "number" has no exact msgspec type.
     "null": (None, (type(None),)),

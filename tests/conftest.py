@@ -43,3 +43,17 @@ def sandbox() -> Iterator[Sandbox]:
     """A sandbox that accepts API_KEY for PIXEL_ID only; stopped after the test."""
     with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}) as running:
         yield running
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@pytest.fixture
+def skewed_sandbox() -> Iterator[Sandbox]:
+    """A sandbox whose clock runs 7 days minus 1 hour ahead: events older than an hour are
+    stale there, yet pass the target's own window check. The API rejects them, not the target."""
+    skew = 7 * DAY_MS - 3600 * 1000
+    with start_sandbox(
+        api_keys={API_KEY}, pixel_ids={PIXEL_ID}, now_ms=lambda: int(time.time() * 1000) + skew
+    ) as running:
+        yield running

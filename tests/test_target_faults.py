@@ -9,15 +9,11 @@ import re
 import signal
 import subprocess
 import threading
-import time
 
-import pytest
 from conftest import API_KEY, PIXEL_ID
 from support import TARGET_CMD, now_ms, record, run_target, schema, state
 
-from target_openai_capi.sandbox import FaultConfig, start_sandbox
-
-DAY_MS = 24 * 3600 * 1000
+from target_openai_capi.sandbox import FaultConfig
 
 
 def conversions(n: int, *, start: int = 0, ts: int | None = None) -> list[str]:
@@ -44,17 +40,6 @@ def dead_letters(tmp_path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-@pytest.fixture
-def skewed_sandbox():
-    """A sandbox whose clock runs 7 days minus 1 hour ahead: events older than an hour are
-    stale there, yet pass the target's own window check. The API rejects them, not the target."""
-    skew = 7 * DAY_MS - 3600 * 1000
-    with start_sandbox(
-        api_keys={API_KEY}, pixel_ids={PIXEL_ID}, now_ms=lambda: int(time.time() * 1000) + skew
-    ) as running:
-        yield running
 
 
 def test_faults_together_lose_nothing_and_send_nothing_twice(skewed_sandbox, tmp_path):

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 
-import pytest
 from conftest import API_KEY, PIXEL_ID
 from support import now_ms, record, run_target, schema
-
-from target_openai_capi.sandbox import start_sandbox
-
-DAY_MS = 24 * 3600 * 1000
 
 PROPS = {
     "id": {"type": "string"},
@@ -88,16 +82,6 @@ def test_dead_letters_keep_the_whole_record_at_every_local_stage(sandbox, tmp_pa
     assert dead["bad-number"]["dead_letter"]["stage"] == "schema"
     assert "record.total" in dead["bad-number"]["dead_letter"]["reason"]
     assert dead["bad-currency"]["dead_letter"]["stage"] == "mapping"
-
-
-@pytest.fixture
-def skewed_sandbox():
-    """A sandbox 7 days minus 1 hour ahead: events older than an hour are refused by the API."""
-    skew = 7 * DAY_MS - 3600 * 1000
-    with start_sandbox(
-        api_keys={API_KEY}, pixel_ids={PIXEL_ID}, now_ms=lambda: int(time.time() * 1000) + skew
-    ) as running:
-        yield running
 
 
 def test_a_record_the_api_refuses_is_dead_lettered_whole(skewed_sandbox, tmp_path):

@@ -163,37 +163,33 @@ def read_paths(texts: Iterable[str], whole: Iterable[str] = ()) -> Tree | None:
     return reads.tree
 
 
-_UNDERSTOOD = frozenset(
-    {
-        "type",
-        "properties",
-        "items",
-        "format",
-        "description",
-        "title",
-        "required",
-        "default",
-        "additionalProperties",
-        "patternProperties",
-        "minimum",
-        "maximum",
-        "enum",
-        "const",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "multipleOf",
-        "minItems",
-        "maxItems",
-        "uniqueItems",
-        "$comment",
-        "examples",
-        "readOnly",
-        "writeOnly",
-    }
+# Keywords that do not constrain a record as the target validates it (formats are not checked,
+# defaults not applied: sink.FastRecordValidator); also used by decoding.py.
+NOT_CHECKED_KEYWORDS = frozenset(
+    {"format", "description", "title", "default", "$comment", "examples", "readOnly", "writeOnly"}
 )
+
+_UNDERSTOOD = NOT_CHECKED_KEYWORDS | {
+    "type",
+    "properties",
+    "items",
+    "required",
+    "additionalProperties",
+    "patternProperties",
+    "minimum",
+    "maximum",
+    "enum",
+    "const",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+}
 
 
 def prune_schema(schema: Any, tree: Tree | bool) -> Any:
