@@ -75,6 +75,7 @@ class RecordRef(NamedTuple):
     # The record as compact JSON, kept only when a dead-letter file may need it: thousands of
     # large record dicts in flight would cost memory and garbage-collector time.
     record_json: bytes | None
+    event_type: str
     event_id: str
     key_properties: Sequence[str]
     schema: Mapping[str, Any]
@@ -245,6 +246,7 @@ class Pipeline:
                 stream,
                 seq,
                 None if self._dead_letters is None else self._record_json(record),
+                event["type"],
                 event["id"],
                 key_properties,
                 schema,
@@ -386,6 +388,8 @@ class Pipeline:
                 self.account.count(ref.stream, outcome)
             for index, status, message in result.rejected:
                 ref = refs[index]
+                # Not sent, so a later copy in this run (perhaps fixed by then) is not a duplicate.
+                self._recent.pop((ref.event_type, ref.event_id), None)
                 self.reject(
                     ref.stream,
                     {} if ref.record_json is None else _RECORD_DECODER.decode(ref.record_json),

@@ -317,3 +317,20 @@ def test_validate_first_checks_each_batch_before_sending_it(sandbox, tmp_path):
     assert stats["requests"] == 4
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["v0", "v1", "v2", "v3"]
     assert "sent=4" in run.stderr
+
+
+def test_a_copy_of_an_event_the_api_refused_is_sent_again(skewed_sandbox, tmp_path):
+    """The dedup window forgets an event the API refused: the tap's later, fixed copy is sent."""
+    lines = [schema("conversions", {"id": {}}, ["id"])]
+    # Two hours old: inside the target's window, stale on the skewed sandbox's clock.
+    stale = {"id": "retry-1", "type": "lead_created", "timestamp_ms": now_ms() - 2 * 3600 * 1000}
+    fixed = {**stale, "timestamp_ms": now_ms() - 1000}
+    lines += [record("conversions", stale), record("conversions", fixed)]
+    config = base_config(skewed_sandbox, tmp_path, {"conversions": {}})
+    config.update(batch_size=1, max_concurrent_requests=1)  # the refusal comes before the copy
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["timestamp_ms"] for e in skewed_sandbox.events(PIXEL_ID)] == [fixed["timestamp_ms"]]
+    assert "sent=1" in run.stderr
+    assert "rejected=1" in run.stderr
+    assert "duplicate=0" in run.stderr
