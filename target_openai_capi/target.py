@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from types import FrameType
 from typing import IO, Any
 
 from singer_sdk import Target
@@ -45,6 +46,10 @@ class TargetOpenAICapi(Target):
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = ConversionsSink
     message_reader_class = TolerantReader
+    # Termination signals (_handle_termination); class defaults, as a signal may come early.
+    _terminating = False
+    _in_record = False
+    _pending_signal: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -140,10 +145,16 @@ class TargetOpenAICapi(Target):
         # Set when the reader decoded only the read paths: dead letters keep the whole record.
         self.pipeline.record_source = message_dict.get(RECORD_SOURCE_KEY)
         self.pipeline.record_checked = RECORD_CHECKED_KEY in message_dict
-        super()._process_record_message(message_dict)
-        if self.pipeline.checkpoints.numbered == numbered:
-            # No sink saw it: a stream map dropped the record.
-            self.pipeline.filtered_by_stream_map(message_dict["stream"])
+        self._in_record = True
+        try:
+            super()._process_record_message(message_dict)
+            if self.pipeline.checkpoints.numbered == numbered:
+                # No sink saw it: a stream map dropped the record.
+                self.pipeline.filtered_by_stream_map(message_dict["stream"])
+        finally:
+            self._in_record = False
+        if self._pending_signal is not None:
+            self._handle_termination(self._pending_signal, None)
 
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
         super()._process_state_message(message_dict)
@@ -155,6 +166,30 @@ class TargetOpenAICapi(Target):
         if line != self._last_state_line:
             self._last_state_line = line
             super()._write_state_message(state)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM / SIGINT (an orchestrator cancelling the run): deliver what is batched,
+        write STATE, log the summary and exit 0 (1 if that delivery fails).
+
+        A signal that arrives while a record is being processed takes effect once that record
+        is done, so batches are never drained half-updated. A second signal while delivering
+        stops at once, without STATE past what is unsent.
+        """
+        if "pipeline" not in vars(self):  # still starting: nothing read, nothing to deliver
+            sys.exit(0)
+        if self._terminating:
+            self.fail(f"Received signal {signum} again while delivering: stopping now.")
+        if self._in_record:
+            self._pending_signal = signum
+            return
+        self._terminating = True
+        self.logger.info("Received signal %d: delivering what is batched, then stopping.", signum)
+        try:
+            self.process_endofpipe()
+        except (DeliveryError, RunFailed) as exc:
+            self.fail(str(exc))
+        logging.shutdown()
+        sys.exit(0)
 
     def process_endofpipe(self) -> None:
         """Send what is left, then log the run summary."""

@@ -190,3 +190,46 @@ def test_killed_at_random_points_a_rerun_from_the_last_state_delivers_everything
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(
         f"e{i}" for i in range(total)
     )
+
+
+def test_sigterm_delivers_what_is_batched_writes_state_and_logs_the_summary(sandbox, tmp_path):
+    """An orchestrator cancelling the run: batched events go out, STATE follows them, exit 0."""
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config_for(sandbox.url, tmp_path)))  # batch_size 1000
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(config_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    seen_other = threading.Event()
+    stderr_lines: list[str] = []
+
+    def read_stderr():
+        for raw in proc.stderr:
+            stderr_lines.append(raw.decode(errors="replace"))
+            if "'other' has no entry under `streams`" in stderr_lines[-1]:
+                seen_other.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    lines = [schema("conversions", {"id": {}}, ["id"]), *conversions(30), state({"pos": 30})]
+    # A record of an unmapped stream: its warning says every line before it has been read.
+    lines += [schema("other", {"id": {}}, ["id"]), record("other", {"id": 1})]
+    proc.stdin.write("".join(line + "\n" for line in lines).encode())
+    proc.stdin.flush()  # stdin stays open: the tap is still running
+    assert seen_other.wait(timeout=60), "".join(stderr_lines)
+    assert sandbox.events(PIXEL_ID) == []  # batched, not yet sent
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)  # with stdin still open: the signal ends the run, not end of input
+    reader.join(timeout=10)
+    stdout = proc.stdout.read()
+    proc.stdin.close()
+    proc.stdout.close()
+    log = "".join(stderr_lines)
+    assert proc.returncode == 0, log
+    assert f"Received signal {int(signal.SIGTERM)}" in log
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(f"e{i}" for i in range(30))
+    assert [json.loads(line) for line in stdout.decode().splitlines()] == [{"pos": 30}]
+    assert "Run summary: received=31 sent=30" in log
+    assert "Traceback" not in log
