@@ -183,9 +183,7 @@ def _ga4_param(key: str, kind: str = "string_value") -> str:
 # GA4 BigQuery export rows (`events_YYYYMMDD`): event_name, event_timestamp in MICROseconds,
 # event_params as [{key, value: {string_value, int_value, float_value, double_value}}],
 # ecommerce.transaction_id / purchase_revenue, items[] with item_id, item_name, quantity,
-# price. JMESPath cannot divide, so the time comes from `event_timestamp_ms`, which a stream
-# map adds in the same config (see docs/cookbook.md):
-#   stream_maps: {<stream>: {event_timestamp_ms: "int(event_timestamp // 1000)"}}
+# price. micros_to_ms() turns the microsecond time into the API's milliseconds.
 # A GA4 event has no id of its own: purchases use the transaction id, other events fall back to
 # the stream's key properties, else a hash of the row (stable across re-sends of that row).
 GA4_EVENTS: dict[str, Any] = {
@@ -195,7 +193,7 @@ GA4_EVENTS: dict[str, Any] = {
     + "], event_name)",
     "fields": {
         "id": f"ecommerce.transaction_id || {_ga4_param('transaction_id')}",
-        "timestamp_ms": "event_timestamp_ms",
+        "timestamp_ms": "micros_to_ms(event_timestamp)",
         "oppref": f"{_ga4_param('oppref')} || url_param({_ga4_param('page_location')}, 'oppref')",
         "source_url": _ga4_param("page_location"),
         "action_source": (

@@ -76,6 +76,8 @@ SHOP_ORDER: dict[str, Any] = {
     "priceText": "12.50",
     "count": "12",
     "cookies": "_ga=GA1.1; __oppref=op_from_cookie; theme=dark",
+    "micros": 1_700_000_000_123_999,
+    "microsText": "1700000000123999",
     "tags": ["vip", "wholesale"],
 }
 
@@ -93,6 +95,9 @@ SHOP_ORDER: dict[str, Any] = {
         ("lower(email)", "ada@example.com"),
         ("upper(currencyCode)", "USD"),
         ("lower(nowhere)", None),
+        ("micros_to_ms(micros)", 1_700_000_000_123),
+        ("micros_to_ms(microsText)", 1_700_000_000_123),
+        ("micros_to_ms(nowhere)", None),
         (
             "lineItems[].{id: sku, name: title, quantity: quantity}",
             [{"id": "A", "name": "Mug", "quantity": 3}, {"id": "B", "name": "Lid", "quantity": 1}],
@@ -388,6 +393,8 @@ TABLE_EXPRESSIONS = [
     "lower(x)",
     "upper(a.b)",
     "lower(`5`)",
+    "micros_to_ms(x)",
+    "micros_to_ms(a.b)",
     # functions: built-ins, Decimal-aware
     "length(a)",
     "sum(a)",
@@ -653,6 +660,10 @@ def test_compile_ast_answers_none_for_an_unknown_node() -> None:
         ("sort_by(a, &k)", {"a": [{"k": 1}, {"k": "x"}]}, "sort_by() got string"),
         ("a[::0]", {"a": [1]}, "failed: ValueError"),
         ("abs(a)", {"a": "1"}, "abs() got string, expected number"),
+        ("micros_to_ms(t)", {"t": True}, "micros_to_ms() got boolean"),
+        ("micros_to_ms(t)", {"t": "2026-11-23"}, "micros_to_ms() expects epoch microseconds"),
+        ("micros_to_ms(t)", {"t": Decimal("1.5")}, "micros_to_ms() expects epoch microseconds"),
+        ("micros_to_ms(t)", {"t": -5}, "micros_to_ms() expects epoch microseconds"),
     ],
 )
 def test_a_function_on_the_wrong_type_is_the_same_mapping_error(

@@ -768,7 +768,12 @@ def ga4_row(name: str, minutes_ago: float, params: dict[str, Any], **extra: Any)
     return row, micros // 1000
 
 
-def test_ga4_events_preset_with_the_documented_stream_map(sandbox, tmp_path):
+@pytest.mark.parametrize(
+    "stream_maps",
+    [None, {"events": {"event_timestamp_ms": "int(event_timestamp // 1000)"}}],
+    ids=["as is", "with the stream map older versions needed"],
+)
+def test_ga4_events_preset(sandbox, tmp_path, stream_maps):
     thanks = "https://shop.example.com/checkout/thanks?oppref=opp_ga4_1"
     purchase, purchase_ms = ga4_row(
         "purchase",
@@ -787,12 +792,9 @@ def test_ga4_events_preset_with_the_documented_stream_map(sandbox, tmp_path):
     noise, _ = ga4_row("session_start", 46, {"page_location": "https://shop.example.com/"})
     lines = [schema("events", GA4_PROPERTIES, ["user_pseudo_id", "event_timestamp"])]
     lines += [record("events", row) for row in (purchase, lead, install, noise)]
-    config = config_for(
-        sandbox,
-        tmp_path,
-        {"events": {"preset": "ga4/events"}},
-        stream_maps={"events": {"event_timestamp_ms": "int(event_timestamp // 1000)"}},
-    )
+    config = config_for(sandbox, tmp_path, {"events": {"preset": "ga4/events"}})
+    if stream_maps:
+        config["stream_maps"] = stream_maps
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output
 
@@ -833,15 +835,15 @@ def test_ga4_events_preset_with_the_documented_stream_map(sandbox, tmp_path):
     assert "filtered=1" in run.stderr
 
 
-def test_ga4_without_the_stream_map_says_what_to_map(sandbox, tmp_path):
-    row, _ = ga4_row("purchase", 5, {"currency": "USD"})
-    lines = [schema("events", GA4_PROPERTIES, []), record("events", row)]
+def test_ga4_microsecond_times_exported_as_text_are_read_too(sandbox, tmp_path):
+    row, millis = ga4_row("generate_lead", 5, {"page_location": "https://shop.example.com/"})
+    row["event_timestamp"] = str(row["event_timestamp"])  # BigQuery INT64 as a JSON string
+    properties = {**GA4_PROPERTIES, "event_timestamp": STR}
+    lines = [schema("events", properties, []), record("events", row)]
     streams = {"events": {"preset": "ga4/events"}}
     run = run_target(config_for(sandbox, tmp_path, streams), lines, tmp_path)
     assert run.returncode == 0, run.output
-    assert sandbox.events(PIXEL_ID) == []
-    assert "rejected=1" in run.stderr
-    assert "timestamp is missing" in (tmp_path / "dead.jsonl").read_text()
+    assert [e["timestamp_ms"] for e in sandbox.events(PIXEL_ID)] == [millis]
 
 
 # --- overriding a preset, unknown presets ---------------------------------------------------

@@ -9,6 +9,10 @@ Our functions (in addition to JMESPath's own):
 - `cookie(cookie_header, name)`: the value of cookie `name` in a Cookie header string
   ("a=1; __oppref=xyz"), surrounding double quotes removed, not percent-decoded; or null.
 - `lower(s)`, `upper(s)`: case of a string; null stays null.
+- `micros_to_ms(t)`: epoch microseconds (GA4's `event_timestamp`) as epoch milliseconds, rounded
+  down; `t` is an integer or a string of digits (BigQuery exports INT64 as either); null stays
+  null. JMESPath has no arithmetic, and a microsecond time read as milliseconds would be 1,000x
+  in the future.
 
 Numbers: records carry JSON numbers as `decimal.Decimal`, which plain jmespath does not know.
 Here a Decimal is a JMESPath number everywhere: type checks, `type()` ("number"), `sum` / `avg`
@@ -129,6 +133,10 @@ class _Interpreter(TreeInterpreter):  # type: ignore[misc]  # jmespath ships no 
 
 
 # --- functions ------------------------------------------------------------------------------
+
+
+class FunctionRefused(jmes_exceptions.JMESPathError):  # type: ignore[misc]
+    """One of our functions cannot use the value it was given; str() never quotes the value."""
 
 
 def _query_value(query: str, name: str) -> str | None:
@@ -292,6 +300,16 @@ class _Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath sh
     def _func_upper(self, text: str | None) -> str | None:
         return None if text is None else text.upper()
 
+    @_signature({"types": ["number", "string", "null"]})
+    def _func_micros_to_ms(self, micros: Any) -> int | None:
+        if micros is None:
+            return None
+        if isinstance(micros, str) and micros.isascii() and micros.isdigit():
+            return int(micros) // 1000
+        if isinstance(micros, (int, Decimal)) and micros == int(micros) and micros >= 0:
+            return int(micros) // 1000
+        raise FunctionRefused("micros_to_ms() expects epoch microseconds, a whole number")
+
 
 # One interpreter for every expression: ParsedResult.search() would build a new interpreter and
 # function table per call, which is most of the cost of a small expression.
@@ -329,6 +347,8 @@ def _check_functions(node: Mapping[str, Any], text: str) -> None:
 
 def _describe_failure(text: str, error: Exception) -> str:
     """A per-record evaluation failure, without the record's values (they may be PII)."""
+    if isinstance(error, FunctionRefused):
+        return f"expression {text!r} failed: {error}"
     if isinstance(error, jmes_exceptions.JMESPathTypeError):
         expected = ", ".join(error.expected_types)
         return (
