@@ -11,7 +11,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
 from target_openai_capi.accounting import STAGE_SCHEMA
 from target_openai_capi.decoding import RecordDecoding, record_decoding
-from target_openai_capi.mapping.reads import prune_schema
+from target_openai_capi.mapping.reads import prune_schema, prune_schema_exactly
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -82,9 +82,14 @@ class ConversionsSink(BatchSink):
         reads = self.record_reads()
         if reads is None:
             return None
+        if self._validator is None:
+            return record_decoding(reads)
+        schema = prune_schema_exactly(self.schema, reads)
+        if schema is None:
+            return None  # a schema rule may need unread properties: decode it all
         if not isinstance(self._validator, FastRecordValidator):
             return record_decoding(reads)
-        return record_decoding(reads, prune_schema(self.schema, reads))
+        return record_decoding(reads, schema)
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """fastjsonschema, over the parts of the schema the mapping reads; None if unmapped."""

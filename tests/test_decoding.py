@@ -11,7 +11,9 @@ import msgspec
 import pytest
 
 from target_openai_capi.decoding import record_decoding
-from target_openai_capi.mapping.reads import prune_schema
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.expressions import compile_expression
+from target_openai_capi.mapping.reads import prune_schema, read_paths
 
 WHOLE = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -130,3 +132,53 @@ def test_without_a_schema_nothing_is_checked():
     assert decoding.decoder.decode(json.dumps({"v": "anything", "w": 1}).encode()) == {
         "v": "anything"
     }
+
+
+EXPRESSIONS = [
+    "a.b",
+    "(a || b).c",
+    "(a && b).c",
+    "(a || `null`).c",
+    "items[].{id: id || sku, q: qty}",
+    "items[?qty > `1`].id",
+    "items[*].tags[0]",
+    "items[].tags[]",
+    "length(items)",
+    "a.*",
+    "!a",
+    "a == b",
+    "keys(a || `{}`)",
+    "url_param(a.url, 'oppref') || b.c",
+    "items[0].id || a.c",
+]
+RECORDS = [
+    {"a": {"x": 1}, "b": {"c": "B"}},
+    {"a": {"c": "A", "url": "/?oppref=o1"}, "b": None},
+    {"a": {}, "b": {"c": "B", "x": [1]}},
+    {"a": None, "items": [{"id": "i1", "qty": 2, "tags": ["t"]}, {"sku": "s2", "qty": 1}]},
+    {"items": [[{"id": "nested"}], {"id": "i3", "tags": []}], "a": {"c": ""}},
+    {"a": "text", "b": [1, 2], "items": "not a list"},
+]
+
+
+@pytest.mark.parametrize("text", EXPRESSIONS)
+def test_an_expression_reads_the_same_from_a_record_decoded_at_its_paths(text):
+    tree = read_paths([text])
+    if tree is None:
+        return  # reads anything: such a stream is decoded whole
+    decoder = record_decoding(tree).decoder
+    evaluate = compile_expression(text)
+
+    def value(record):
+        try:
+            return evaluate(record)
+        except MappingError as e:
+            return f"error: {e}"
+
+    for record in RECORDS:
+        line = json.dumps(record).encode()
+        try:
+            partial = decoder.decode(line)
+        except msgspec.ValidationError:
+            continue  # not shaped as read: the reader decodes it whole
+        assert value(partial) == value(WHOLE.decode(line)), (text, record)

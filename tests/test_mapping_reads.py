@@ -34,6 +34,9 @@ from target_openai_capi.mapping.reads import prune_schema, read_paths
         (["@"], None),
         (["keys(@)"], None),
         (["email", "customer.email"], {"email": True, "customer": {"email": True}}),
+        # A side tested for truth is read whole: an object cut to the read keys may be empty.
+        (["(a || b).c"], {"a": True, "b": {"c": True}}),
+        (["(a && b).c"], {"a": True, "b": {"c": True}}),
     ],
 )
 def test_read_paths(texts, expected):

@@ -135,3 +135,39 @@ def test_a_changed_schema_is_checked_by_its_own_rules_and_a_repeated_one_changes
     assert set(dead) == {"t1"}
     assert dead["t1"]["dead_letter"]["stage"] == "schema"
     assert "record.total" in dead["t1"]["dead_letter"]["reason"]
+
+
+def test_schema_rules_over_unread_properties_do_not_reject_good_records(sandbox, tmp_path):
+    """singer-sdk taps put `$schema` on top and list `required` properties; `anyOf` nodes may
+    require properties inside a value the mapping reads only in part."""
+    customer = {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {"email": {"type": "string"}, "cid": {"type": "integer"}},
+                "required": ["cid"],
+            },
+            {"type": "null"},
+        ]
+    }
+    sdk_schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {**PROPS, "customer": customer, "status": {"type": "string"}},
+        "required": ["id", "status"],
+    }
+    line = json.dumps(
+        {"type": "SCHEMA", "stream": "orders", "schema": sdk_schema, "key_properties": ["id"]}
+    )
+    rows = [
+        order(f"o{i}", status="paid", customer={"email": f"o{i}@example.com", "cid": i})
+        for i in range(3)
+    ]
+    broken = order("no-cid", status="paid", customer={"email": "x@example.com"})
+    lines = [line, *(record("orders", row) for row in (*rows, broken))]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["o0", "o1", "o2"]
+    dead = dead_records(tmp_path)
+    assert set(dead) == {"no-cid"}  # the anyOf rule still holds for the value that is read
+    assert dead["no-cid"]["dead_letter"]["stage"] == "schema"

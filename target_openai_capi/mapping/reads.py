@@ -137,7 +137,11 @@ class _Reads:
             self.use(locations)  # values of an object: keep the object whole
             return [OPAQUE]
         if kind in ("or_expression", "and_expression"):
-            return self.visit(children[0], here) + self.visit(children[1], here)
+            # The left side is tested for truth, and an object with only the read keys may be
+            # empty where the whole one is not: it is read whole.
+            left = self.visit(children[0], here)
+            self.use(left)
+            return left + self.visit(children[1], here)
         if kind in ("not_expression", "comparator", "function_expression"):
             for child in children:
                 if child["type"] != "expref":  # applied to items of another argument, used whole
@@ -166,7 +170,17 @@ def read_paths(texts: Iterable[str], whole: Iterable[str] = ()) -> Tree | None:
 # Keywords that do not constrain a record as the target validates it (formats are not checked,
 # defaults not applied: sink.FastRecordValidator); also used by decoding.py.
 NOT_CHECKED_KEYWORDS = frozenset(
-    {"format", "description", "title", "default", "$comment", "examples", "readOnly", "writeOnly"}
+    {
+        "$schema",  # which draft: singer-sdk taps put it at the top of every schema
+        "format",
+        "description",
+        "title",
+        "default",
+        "$comment",
+        "examples",
+        "readOnly",
+        "writeOnly",
+    }
 )
 
 _UNDERSTOOD = NOT_CHECKED_KEYWORDS | {
@@ -194,7 +208,23 @@ _UNDERSTOOD = NOT_CHECKED_KEYWORDS | {
 
 def prune_schema(schema: Any, tree: Tree | bool) -> Any:
     """schema cut down to the paths in tree; a node it does not fully understand stays whole."""
-    if tree is True or not isinstance(schema, dict) or set(schema) - _UNDERSTOOD:
+    return _prune(schema, tree, [])
+
+
+def prune_schema_exactly(schema: Any, tree: Tree | bool) -> Any | None:
+    """prune_schema, or None when a node it left whole lies where only part of the value is
+    read: that node (`anyOf`, `$ref`, ...) may need properties that a record decoded only at
+    the read paths (decoding.py) does not hold, so such a record must be decoded whole."""
+    whole_where_partial: list[bool] = []
+    pruned = _prune(schema, tree, whole_where_partial)
+    return None if whole_where_partial else pruned
+
+
+def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> Any:
+    if tree is True:
+        return schema
+    if not isinstance(schema, dict) or set(schema) - _UNDERSTOOD:
+        whole_where_partial.append(True)
         return schema
     assert isinstance(tree, dict)
     out = {k: v for k, v in schema.items() if k not in ("properties", "items", "required")}
@@ -202,7 +232,9 @@ def prune_schema(schema: Any, tree: Tree | bool) -> Any:
     properties = schema.get("properties")
     if isinstance(properties, dict):
         out["properties"] = {
-            name: prune_schema(properties[name], tree[name]) for name in names if name in properties
+            name: _prune(properties[name], tree[name], whole_where_partial)
+            for name in names
+            if name in properties
         }
         if "required" in schema:
             out["required"] = [name for name in schema["required"] if name in tree]
@@ -214,5 +246,5 @@ def prune_schema(schema: Any, tree: Tree | bool) -> Any:
         out.pop("patternProperties", None)
     if "items" in schema:
         items = schema["items"]
-        out["items"] = prune_schema(items, tree["[]"]) if "[]" in tree else items
+        out["items"] = _prune(items, tree["[]"], whole_where_partial) if "[]" in tree else items
     return out
