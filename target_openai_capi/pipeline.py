@@ -160,9 +160,10 @@ class Pipeline:
             DeadLetterFile(settings.dead_letter_path) if settings.dead_letter_path else None
         )
         self._open: dict[str, _OpenBatch] = {}
-        # The JSON of the record being added, as it arrived, when the reader decoded only the
-        # paths the mapping reads (reader.py); None when the record dict is whole.
+        # The record being added, as it arrived, when the reader decoded only the paths the
+        # mapping reads (reader.py): its JSON, or the whole line it came in. None: whole already.
         self.record_source: msgspec.Raw | None = None
+        self.record_line: str | bytes | None = None
         # True when the reader also checked that record against its stream schema (decoding.py).
         self.record_checked = False
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -211,6 +212,8 @@ class Pipeline:
                 key_properties,
                 user_field_style=self.settings.user_field_style,
                 default_phone_region=self.settings.default_phone_region,
+                # An id hashed from the record covers all of it, not only the read paths.
+                whole_record=lambda: self._whole(record),
             )
         except MappingError as exc:
             self.reject(stream, record, key_properties, schema, STAGE_MAPPING, str(exc))
@@ -260,12 +263,15 @@ class Pipeline:
 
     def _whole(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
         """The record being added, whole (the reader may have decoded only the read paths)."""
-        if self.record_source is None:
-            return record
         try:
-            return _RECORD_DECODER.decode(self.record_source)
+            if self.record_source is not None:
+                return _RECORD_DECODER.decode(self.record_source)
+            if self.record_line is not None:
+                whole: Mapping[str, Any] = _RECORD_DECODER.decode(self.record_line)["record"]
+                return whole  # (the line is a JSON object too: the RECORD message)
         except (msgspec.DecodeError, UnicodeError):  # unread parts the reader did not check
-            return record
+            pass
+        return record
 
     def _seen_recently(self, event_type: str, event_id: str) -> bool:
         key = (event_type, event_id)

@@ -21,8 +21,10 @@ from target_openai_capi.decoding import RecordDecoding
 _decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
 # A RECORD message whose record was decoded only in part carries the whole record's JSON, as it
-# arrived, under this key (for the dead-letter file, which keeps records whole).
+# arrived, under this key (for the dead-letter file, which keeps records whole, and for an event
+# id that is a hash of the whole record); or, when it was read in one pass, its whole line.
 RECORD_SOURCE_KEY = "_target_openai_capi_record_source"
+RECORD_LINE_KEY = "_target_openai_capi_record_line"
 # Present (True) when the decoder also checked the record against its (cut-down) stream schema.
 RECORD_CHECKED_KEY = "_target_openai_capi_record_checked"
 
@@ -51,12 +53,15 @@ def _message(
     record: Any,
     decoding: RecordDecoding | None = None,
     source: msgspec.Raw | None = None,
+    line: str | bytes | None = None,
 ) -> dict[str, Any]:
-    """A RECORD message dict; decoding is given when the record was decoded in part."""
+    """A RECORD message dict; decoding (and the record's source or line) when decoded in part."""
     message: dict[str, Any] = {"type": "RECORD", "stream": envelope.stream, "record": record}
     if decoding is not None:
         if source is not None:
             message[RECORD_SOURCE_KEY] = source
+        else:
+            message[RECORD_LINE_KEY] = line
         if decoding.checks_schema and decoding.leaves_ok(record):
             message[RECORD_CHECKED_KEY] = True
     if envelope.time_extracted is not UNSET:
@@ -94,7 +99,8 @@ class TolerantReader(MsgSpecReader):
         super().__init__()
         # Streams whose records are decoded only where their mapping reads (set by the target).
         self.record_decoders: dict[str, RecordDecoding] = {}
-        # Keep each such record's JSON as it arrived (RECORD_SOURCE_KEY): for dead letters.
+        # Keep each such record's JSON as it arrived (RECORD_SOURCE_KEY), which takes a second
+        # pass over the line: for dead letters. Else records come in one pass (RECORD_LINE_KEY).
         self.keep_sources = True
         self._last: tuple[str, RecordDecoding] | None = None  # the stream of the last record
 
@@ -154,7 +160,7 @@ class TolerantReader(MsgSpecReader):
             record = decoding.decoder.decode(source)
         except msgspec.ValidationError:  # not shaped as read (or as the schema says): decode all
             return _message(envelope, _decoder.decode(source))
-        return _message(envelope, record, decoding, source if self.keep_sources else None)
+        return _message(envelope, record, decoding, source)
 
     def _decode_as(
         self, line: str | bytes, stream: str, decoding: RecordDecoding
@@ -168,7 +174,7 @@ class TolerantReader(MsgSpecReader):
         if envelope.type != "RECORD" or envelope.stream != stream or envelope.record is UNSET:
             return None
         _check_utf8(line)
-        return _message(envelope, envelope.record, decoding)
+        return _message(envelope, envelope.record, decoding, line=line)
 
     def process_lines(
         self,

@@ -32,6 +32,7 @@ from target_openai_capi.pipeline import (
 )
 from target_openai_capi.reader import (
     RECORD_CHECKED_KEY,
+    RECORD_LINE_KEY,
     RECORD_SOURCE_KEY,
     BadLine,
     TolerantReader,
@@ -144,6 +145,7 @@ class TargetOpenAICapi(Target):
         numbered = self.pipeline.checkpoints.numbered
         # Set when the reader decoded only the read paths: dead letters keep the whole record.
         self.pipeline.record_source = message_dict.get(RECORD_SOURCE_KEY)
+        self.pipeline.record_line = message_dict.get(RECORD_LINE_KEY)
         self.pipeline.record_checked = RECORD_CHECKED_KEY in message_dict
         self._in_record = True
         try:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
+import pytest
 from conftest import API_KEY, PIXEL_ID
 from support import now_ms, record, run_target, schema
+
+from target_openai_capi.mapping.event import record_digest
 
 PROPS = {
     "id": {"type": "string"},
@@ -171,3 +175,25 @@ def test_schema_rules_over_unread_properties_do_not_reject_good_records(sandbox,
     dead = dead_records(tmp_path)
     assert set(dead) == {"no-cid"}  # the anyOf rule still holds for the value that is read
     assert dead["no-cid"]["dead_letter"]["stage"] == "schema"
+
+
+@pytest.mark.parametrize("dead_letters", [True, False], ids=["two passes", "one pass"])
+def test_an_id_hashed_from_the_record_covers_the_properties_the_mapping_does_not_read(
+    sandbox, tmp_path, dead_letters
+):
+    """No id mapped and no key properties: the id is a hash of the whole record, as before the
+    reader decoded only read paths; rows differing only in unread properties stay apart."""
+    rows = [order("same", notes=[{"text": text}]) for text in ("gift wrap", "no gift wrap")]
+    for row in rows:
+        del row["id"]
+    cfg = config(sandbox.url, tmp_path)
+    if not dead_letters:
+        del cfg["dead_letter_path"]
+    lines = [schema("orders", PROPS, []), *(record("orders", row) for row in rows)]
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    expected = [
+        f"rec_{record_digest(json.loads(json.dumps(row), parse_float=Decimal))}" for row in rows
+    ]
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(expected)
+    assert "duplicate=0" in run.stderr

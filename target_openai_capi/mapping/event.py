@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -204,16 +204,20 @@ def record_digest(record: Mapping[str, Any]) -> str:
 
 
 def event_id(
-    mapping: StreamMapping, record: Mapping[str, Any], key_properties: Sequence[str]
+    mapping: StreamMapping,
+    record: Mapping[str, Any],
+    key_properties: Sequence[str],
+    whole_record: Callable[[], Mapping[str, Any]] | None = None,
 ) -> str:
-    """Stable event id: the mapped id, else the stream's key properties, else a record hash."""
+    """Stable event id: the mapped id, else the stream's key properties, else a hash of the
+    whole record (`whole_record()` when `record` holds only the paths the mapping reads)."""
     value = _value(mapping, record, "id")
     if value is not None:
         text = _as_text(value, "id")
     elif key_properties and all(record.get(k) is not None for k in key_properties):
         text = ":".join(_as_text(record[k], k) for k in key_properties)
     else:
-        text = f"rec_{record_digest(record)}"
+        text = f"rec_{record_digest(record if whole_record is None else whole_record())}"
     if len(text) > MAX_ID_LENGTH:
         raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
     return text
@@ -305,6 +309,7 @@ def build_event(
     *,
     user_field_style: str = "singular",
     default_phone_region: str | None = None,
+    whole_record: Callable[[], Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Build the wire event for a record; returns (event, notes) or raises MappingError.
 
@@ -313,7 +318,7 @@ def build_event(
     """
     try:
         event_type, custom_name = _event_type(mapping, record)
-        event: dict[str, Any] = {"id": event_id(mapping, record, key_properties)}
+        event: dict[str, Any] = {"id": event_id(mapping, record, key_properties, whole_record)}
         event["type"] = event_type
 
         ts_ms = _value(mapping, record, "timestamp_ms")
