@@ -664,6 +664,9 @@ def test_compile_ast_answers_none_for_an_unknown_node() -> None:
         ("micros_to_ms(t)", {"t": "2026-11-23"}, "micros_to_ms() expects epoch microseconds"),
         ("micros_to_ms(t)", {"t": Decimal("1.5")}, "micros_to_ms() expects epoch microseconds"),
         ("micros_to_ms(t)", {"t": -5}, "micros_to_ms() expects epoch microseconds"),
+        ("micros_to_ms(t)", {"t": Decimal("1E+5000000")}, "micros_to_ms() expects epoch"),
+        ("micros_to_ms(t)", {"t": 10**400}, "micros_to_ms() expects epoch microseconds"),
+        ("micros_to_ms(t)", {"t": "9" * 5000}, "micros_to_ms() expects epoch microseconds"),
     ],
 )
 def test_a_function_on_the_wrong_type_is_the_same_mapping_error(

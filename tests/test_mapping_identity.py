@@ -392,6 +392,7 @@ def _phone_corpus() -> list[str]:
         digits = "".join(rng.choice("0123456789") for _ in national)
         texts.append(f"+{code}{digits}")
     texts += ["+" + str(rng.randrange(10 ** rng.randrange(5, 18))) for _ in range(3000)]
+    texts += ["+1 650" + " " * 250 + "555 1234", "+1 650" + " " * 240 + "555 1234"]  # 250 chars
     return texts
 
 

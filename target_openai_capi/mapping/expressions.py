@@ -304,9 +304,18 @@ class _Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath sh
     def _func_micros_to_ms(self, micros: Any) -> int | None:
         if micros is None:
             return None
-        if isinstance(micros, str) and micros.isascii() and micros.isdigit():
+        # Bounded first: int() of 1e5000000 would take minutes (years 10**20 µs are no time).
+        if isinstance(micros, str) and len(micros) <= 20 and micros.isascii() and micros.isdigit():
             return int(micros) // 1000
-        if isinstance(micros, (int, Decimal)) and micros == int(micros) and micros >= 0:
+        if isinstance(micros, int) and 0 <= micros < 10**20:
+            return micros // 1000
+        if (
+            isinstance(micros, Decimal)
+            and micros.is_finite()
+            and micros.adjusted() < 20
+            and micros >= 0
+            and micros == micros.to_integral_value()
+        ):
             return int(micros) // 1000
         raise FunctionRefused("micros_to_ms() expects epoch microseconds, a whole number")
 

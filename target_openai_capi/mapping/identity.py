@@ -181,6 +181,7 @@ def _e164_digits(text: str, region: str | None) -> str:
 
 
 _PUNCTUATION = str.maketrans("", "", " -.()")
+_MAX_PHONE_INPUT = 250  # libphonenumber refuses longer input (TOO_LONG)
 
 
 def _international_digits(text: str) -> str | None:
@@ -193,7 +194,7 @@ def _international_digits(text: str) -> str | None:
     number that is not possible for its country (which parse then rejects with its reason).
     tests/test_mapping_identity.py checks it against libphonenumber on thousands of numbers.
     """
-    if not text.startswith("+"):
+    if not text.startswith("+") or len(text) > _MAX_PHONE_INPUT:
         return None
     digits = text[1:].translate(_PUNCTUATION)
     if not (digits.isascii() and digits.isdigit()) or digits.startswith("0"):
