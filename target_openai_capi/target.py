@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import IO, Any
 
@@ -49,7 +50,7 @@ class TargetOpenAICapi(Target):
     message_reader_class = TolerantReader
     # Termination signals (_handle_termination); class defaults, as a signal may come early.
     _terminating = False
-    _in_record = False
+    _in_message = False
     _pending_signal: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -113,8 +114,13 @@ class TargetOpenAICapi(Target):
         return mappings
 
     def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
+        self._one_message(self._process_schema, message_dict)
+
+    def _process_schema(self, message_dict: dict[str, Any]) -> None:
         super()._process_schema_message(message_dict)
-        self._choose_record_decoder(message_dict["stream"])
+        # Also streams whose sink this SCHEMA replaced through a stream map's alias.
+        for stream in {message_dict["stream"], *self._decoding_chosen_for}:
+            self._choose_record_decoder(stream)
 
     def _choose_record_decoder(self, stream: str) -> None:
         """Have the reader decode only the paths the stream's sink reads, where that is safe.
@@ -127,7 +133,7 @@ class TargetOpenAICapi(Target):
             return
         maps = self.mapper.stream_maps.get(stream, [])
         sink = self._sinks_active.get(stream)
-        if sink is not None and self._decoding_chosen_for.get(stream) is sink:
+        if stream in self._decoding_chosen_for and self._decoding_chosen_for[stream] is sink:
             return  # a repeated SCHEMA (some taps send one before every batch): nothing changed
         self._decoding_chosen_for[stream] = sink
         decoding = None
@@ -142,25 +148,39 @@ class TargetOpenAICapi(Target):
         reader.set_record_decoding(stream, decoding)
 
     def _process_record_message(self, message_dict: dict[str, Any]) -> None:
+        self._one_message(self._process_record, message_dict)
+
+    def _process_record(self, message_dict: dict[str, Any]) -> None:
         numbered = self.pipeline.checkpoints.numbered
         # Set when the reader decoded only the read paths: dead letters keep the whole record.
         self.pipeline.record_source = message_dict.get(RECORD_SOURCE_KEY)
         self.pipeline.record_line = message_dict.get(RECORD_LINE_KEY)
         self.pipeline.record_checked = RECORD_CHECKED_KEY in message_dict
-        self._in_record = True
-        try:
-            super()._process_record_message(message_dict)
-            if self.pipeline.checkpoints.numbered == numbered:
-                # No sink saw it: a stream map dropped the record.
-                self.pipeline.filtered_by_stream_map(message_dict["stream"])
-        finally:
-            self._in_record = False
-        if self._pending_signal is not None:
-            self._handle_termination(self._pending_signal, None)
+        super()._process_record_message(message_dict)
+        if self.pipeline.checkpoints.numbered == numbered:
+            # No sink saw it: a stream map dropped the record.
+            self.pipeline.filtered_by_stream_map(message_dict["stream"])
 
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+        self._one_message(self._process_state, message_dict)
+
+    def _process_state(self, message_dict: dict[str, Any]) -> None:
         super()._process_state_message(message_dict)
-        self.pipeline.state_received(message_dict["value"])
+        self.pipeline.state_received(message_dict["value"])  # may send batches, wait for some
+
+    def _one_message(
+        self, process: Callable[[dict[str, Any]], None], message_dict: dict[str, Any]
+    ) -> None:
+        """Process one message; a termination signal meanwhile takes effect once it is done,
+        so batches and checkpoints are never drained half-updated."""
+        self._in_message = True
+        try:
+            process(message_dict)
+        finally:
+            self._in_message = False
+        if self._pending_signal is not None:
+            signum, self._pending_signal = self._pending_signal, None
+            self._handle_termination(signum, None)
 
     def _write_state_message(self, state: dict[str, Any]) -> None:
         """Write STATE to stdout, skipping a repeat of the line written last."""
@@ -173,16 +193,18 @@ class TargetOpenAICapi(Target):
         """SIGTERM / SIGINT (an orchestrator cancelling the run): deliver what is batched,
         write STATE, log the summary and exit 0 (1 if that delivery fails).
 
-        A signal that arrives while a record is being processed takes effect once that record
-        is done, so batches are never drained half-updated. A second signal while delivering
-        stops at once, without STATE past what is unsent.
+        A signal that arrives while a message is being processed (or the end of input is
+        being delivered) takes effect once that is done. A second signal stops at once,
+        without STATE past what is unsent.
         """
         if "pipeline" not in vars(self):  # still starting: nothing read, nothing to deliver
             sys.exit(0)
-        if self._terminating:
-            self.fail(f"Received signal {signum} again while delivering: stopping now.")
-        if self._in_record:
+        if self._terminating or self._pending_signal is not None:
+            self.pipeline.uploader.stop()
+            self.fail(f"Received signal {signum} again: stopping now.")
+        if self._in_message:
             self._pending_signal = signum
+            self.logger.info("Received signal %d: stopping after the message in hand.", signum)
             return
         self._terminating = True
         self.logger.info("Received signal %d: delivering what is batched, then stopping.", signum)
@@ -194,9 +216,14 @@ class TargetOpenAICapi(Target):
         sys.exit(0)
 
     def process_endofpipe(self) -> None:
-        """Send what is left, then log the run summary."""
-        super().process_endofpipe()
-        self.finish()
+        """Send what is left, then log the run summary (a signal meanwhile waits for it)."""
+        self._in_message = True
+        try:
+            super().process_endofpipe()
+            self.finish()
+        finally:
+            self._in_message = False
+        self._pending_signal = None  # the run ends here anyway
 
     def finish(self) -> None:
         """Log the summary line and close files and connections."""

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 
 from conftest import API_KEY, PIXEL_ID
 from support import TARGET_CMD, now_ms, record, run_target, schema, state
@@ -233,3 +234,50 @@ def test_sigterm_delivers_what_is_batched_writes_state_and_logs_the_summary(sand
     assert [json.loads(line) for line in stdout.decode().splitlines()] == [{"pos": 30}]
     assert "Run summary: received=31 sent=30" in log
     assert "Traceback" not in log
+
+
+def test_sigterm_while_a_batch_is_being_retried_waits_for_it(sandbox, tmp_path):
+    """The signal comes while the batch a record completed is retried (503): that delivery
+    finishes first, then the run stops as at the end of input. Nothing is dropped."""
+    sandbox.set_faults(FaultConfig(rate_503=1.0, retry_after=1))
+    config = config_for(sandbox.url, tmp_path, batch_size=5, max_concurrent_requests=1)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(config_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    retrying = threading.Event()
+    stderr_lines: list[str] = []
+
+    def read_stderr():
+        for raw in proc.stderr:
+            stderr_lines.append(raw.decode(errors="replace"))
+            if "HTTP 503" in stderr_lines[-1] or "503" in stderr_lines[-1]:
+                retrying.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    lines = [schema("conversions", {"id": {}}, ["id"]), state({"pos": 0}), *conversions(5)]
+    lines += [state({"pos": 5}), *conversions(2, start=5)]
+    proc.stdin.write("".join(line + "\n" for line in lines).encode())
+    proc.stdin.flush()
+    assert retrying.wait(timeout=60), "".join(stderr_lines)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    sandbox.set_faults(FaultConfig())  # the API recovers; the retry goes through
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    stdout = proc.stdout.read()
+    proc.stdin.close()
+    proc.stdout.close()
+    log = "".join(stderr_lines)
+    assert proc.returncode == 0, log
+    assert "stopping after the message in hand" in log
+    # The batch in hand was delivered; the lines after it were never read, and STATE did not
+    # pass them: a rerun from {"pos": 0} sends e0-e4 again (the API keeps one) and e5, e6.
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(f"e{i}" for i in range(5))
+    assert [json.loads(line) for line in stdout.decode().splitlines()] == [{"pos": 0}]
+    assert "Run summary: received=5 sent=5" in log

@@ -179,12 +179,16 @@ class Uploader:
         self._raise_failure()
         return results
 
+    def stop(self) -> None:
+        """Stop retrying: in-flight batches end after their current request (not delivered)."""
+        self._stop.set()
+
     def close(self) -> None:
         """Stop and close the client; in-flight batches end after their current request.
 
         Call drain() first to finish delivering.
         """
-        self._stop.set()
+        self.stop()
         try:
             if self._executor is not None:
                 self._executor.shutdown(wait=True, cancel_futures=True)
