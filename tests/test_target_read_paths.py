@@ -197,3 +197,25 @@ def test_an_id_hashed_from_the_record_covers_the_properties_the_mapping_does_not
     ]
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(expected)
     assert "duplicate=0" in run.stderr
+
+
+def test_a_stream_whose_sink_another_stream_replaced_is_checked_by_the_new_schema(
+    sandbox, tmp_path
+):
+    """A stream map sends `legacy` into the `orders` sink: its SCHEMA replaces that sink, and
+    `orders` records are then checked against the new schema, not the decoder's old one."""
+    cfg = config(sandbox.url, tmp_path)
+    cfg["stream_maps"] = {"legacy": {"__alias__": "orders"}}
+    text_total = {**PROPS, "total": {"type": "string"}}
+    lines = [
+        schema("orders", PROPS, ["id"]),
+        record("orders", order("before")),
+        schema("legacy", text_total, ["id"]),
+        record("orders", order("after")),  # a numeric total now breaks the sink's schema
+    ]
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["before"]
+    dead = dead_records(tmp_path)
+    assert set(dead) == {"after"}
+    assert dead["after"]["dead_letter"]["stage"] == "schema"
