@@ -193,45 +193,64 @@ def test_killed_at_random_points_a_rerun_from_the_last_state_delivers_everything
     )
 
 
+class _OpenPipe:
+    """The CLI reading a tap's output through a pipe that stays open (the tap is still
+    running), its log collected as it comes; `noticed` is set once the log shows `watch_for`."""
+
+    def __init__(self, config: dict, tmp_path, watch_for: str) -> None:
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+        self.proc = subprocess.Popen(
+            [*TARGET_CMD, "--config", str(config_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.log_lines: list[str] = []
+        self.noticed = threading.Event()
+        self._reader = threading.Thread(target=self._read_log, args=(watch_for,), daemon=True)
+        self._reader.start()
+
+    def _read_log(self, watch_for: str) -> None:
+        for raw in self.proc.stderr:
+            self.log_lines.append(raw.decode(errors="replace"))
+            if watch_for in self.log_lines[-1]:
+                self.noticed.set()
+
+    def send(self, lines: list[str]) -> None:
+        self.proc.stdin.write("".join(line + "\n" for line in lines).encode())
+        self.proc.stdin.flush()
+
+    def wait_for_notice(self) -> None:
+        assert self.noticed.wait(timeout=60), "".join(self.log_lines)
+
+    def exit_after(self, signum: int, then=None) -> tuple[int, list[dict], str]:
+        """Send the signal (then call `then`); exit code, STATE lines and log once it ends."""
+        self.proc.send_signal(signum)
+        if then is not None:
+            then()
+        self.proc.wait(timeout=60)  # stdin still open: the signal ends the run, not end of input
+        self._reader.join(timeout=10)
+        states = [json.loads(line) for line in self.proc.stdout.read().decode().splitlines()]
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        return self.proc.returncode, states, "".join(self.log_lines)
+
+
 def test_sigterm_delivers_what_is_batched_writes_state_and_logs_the_summary(sandbox, tmp_path):
     """An orchestrator cancelling the run: batched events go out, STATE follows them, exit 0."""
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config_for(sandbox.url, tmp_path)))  # batch_size 1000
-    proc = subprocess.Popen(
-        [*TARGET_CMD, "--config", str(config_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    seen_other = threading.Event()
-    stderr_lines: list[str] = []
-
-    def read_stderr():
-        for raw in proc.stderr:
-            stderr_lines.append(raw.decode(errors="replace"))
-            if "'other' has no entry under `streams`" in stderr_lines[-1]:
-                seen_other.set()
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
+    # batch_size 1000; a record of an unmapped stream: its warning says every line before it
+    # has been read.
+    target = _OpenPipe(config_for(sandbox.url, tmp_path), tmp_path, "'other' has no entry")
     lines = [schema("conversions", {"id": {}}, ["id"]), *conversions(30), state({"pos": 30})]
-    # A record of an unmapped stream: its warning says every line before it has been read.
-    lines += [schema("other", {"id": {}}, ["id"]), record("other", {"id": 1})]
-    proc.stdin.write("".join(line + "\n" for line in lines).encode())
-    proc.stdin.flush()  # stdin stays open: the tap is still running
-    assert seen_other.wait(timeout=60), "".join(stderr_lines)
+    target.send([*lines, schema("other", {"id": {}}, ["id"]), record("other", {"id": 1})])
+    target.wait_for_notice()
     assert sandbox.events(PIXEL_ID) == []  # batched, not yet sent
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)  # with stdin still open: the signal ends the run, not end of input
-    reader.join(timeout=10)
-    stdout = proc.stdout.read()
-    proc.stdin.close()
-    proc.stdout.close()
-    log = "".join(stderr_lines)
-    assert proc.returncode == 0, log
+    code, states, log = target.exit_after(signal.SIGTERM)
+    assert code == 0, log
     assert f"Received signal {int(signal.SIGTERM)}" in log
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(f"e{i}" for i in range(30))
-    assert [json.loads(line) for line in stdout.decode().splitlines()] == [{"pos": 30}]
+    assert states == [{"pos": 30}]
     assert "Run summary: received=31 sent=30" in log
     assert "Traceback" not in log
 
@@ -241,43 +260,20 @@ def test_sigterm_while_a_batch_is_being_retried_waits_for_it(sandbox, tmp_path):
     finishes first, then the run stops as at the end of input. Nothing is dropped."""
     sandbox.set_faults(FaultConfig(rate_503=1.0, retry_after=1))
     config = config_for(sandbox.url, tmp_path, batch_size=5, max_concurrent_requests=1)
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [*TARGET_CMD, "--config", str(config_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    retrying = threading.Event()
-    stderr_lines: list[str] = []
-
-    def read_stderr():
-        for raw in proc.stderr:
-            stderr_lines.append(raw.decode(errors="replace"))
-            if "HTTP 503" in stderr_lines[-1] or "503" in stderr_lines[-1]:
-                retrying.set()
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
+    target = _OpenPipe(config, tmp_path, "HTTP 503")
     lines = [schema("conversions", {"id": {}}, ["id"]), state({"pos": 0}), *conversions(5)]
-    lines += [state({"pos": 5}), *conversions(2, start=5)]
-    proc.stdin.write("".join(line + "\n" for line in lines).encode())
-    proc.stdin.flush()
-    assert retrying.wait(timeout=60), "".join(stderr_lines)
-    proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    sandbox.set_faults(FaultConfig())  # the API recovers; the retry goes through
-    proc.wait(timeout=60)
-    reader.join(timeout=10)
-    stdout = proc.stdout.read()
-    proc.stdin.close()
-    proc.stdout.close()
-    log = "".join(stderr_lines)
-    assert proc.returncode == 0, log
+    target.send([*lines, state({"pos": 5}), *conversions(2, start=5)])
+    target.wait_for_notice()
+
+    def recover() -> None:  # the API recovers; the retry goes through
+        time.sleep(0.5)
+        sandbox.set_faults(FaultConfig())
+
+    code, states, log = target.exit_after(signal.SIGTERM, then=recover)
+    assert code == 0, log
     assert "stopping after the message in hand" in log
     # The batch in hand was delivered; the lines after it were never read, and STATE did not
     # pass them: a rerun from {"pos": 0} sends e0-e4 again (the API keeps one) and e5, e6.
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(f"e{i}" for i in range(5))
-    assert [json.loads(line) for line in stdout.decode().splitlines()] == [{"pos": 0}]
+    assert states == [{"pos": 0}]
     assert "Run summary: received=5 sent=5" in log
