@@ -1,8 +1,8 @@
 """Throughput, concurrency and memory of target-openai-capi next to its floors, in one run.
 
-    .venv/bin/python benchmarks/run.py                  # about 4 minutes on a 2-core machine
+    .venv/bin/python benchmarks/run.py                  # about 3 minutes on a 2-core machine
     .venv/bin/python benchmarks/run.py --records 50000 --repeat 5
-    .venv/bin/python benchmarks/run.py --memory         # adds 100k vs 1M records (~25 minutes)
+    .venv/bin/python benchmarks/run.py --memory         # adds 100k vs 1M records (~8 more minutes)
     .venv/bin/python benchmarks/run.py --profile        # adds a cProfile of the target
     .venv/bin/python benchmarks/run.py --variants nogc  # + the target without its collector
 
