@@ -102,7 +102,8 @@ class TolerantReader(MsgSpecReader):
         # Keep each such record's JSON as it arrived (RECORD_SOURCE_KEY), which takes a second
         # pass over the line: for dead letters. Else records come in one pass (RECORD_LINE_KEY).
         self.keep_sources = True
-        self._last: tuple[str, RecordDecoding] | None = None  # the stream of the last record
+        # The last record's stream and its decoding (None: decoded whole), to guess the next.
+        self._last: tuple[str, RecordDecoding | None] | None = None
 
     @staticmethod
     def assert_line_requires(line_dict: dict[str, Any], requires: set[str]) -> None:
@@ -140,8 +141,17 @@ class TolerantReader(MsgSpecReader):
         decoders = self.record_decoders
         if not decoders:
             return _decoder.decode(line)
+        # Records come in runs of one stream: guess it from the record before.
+        if self._last is not None and self._last[1] is None:
+            # A stream decoded whole: one pass, and no envelope scan first.
+            message = _decoder.decode(line)
+            if not isinstance(message, dict):
+                return message  # not a Singer message: deserialize_json says so
+            stream = message.get("stream")
+            if message.get("type") == "RECORD" and isinstance(stream, str):
+                self._last = (stream, decoders.get(stream))  # (correct, if whole, either way)
+            return message
         if self._last is not None and not self.keep_sources:
-            # Records come in runs of one stream: guess it and decode the line in one pass.
             message = self._decode_as(line, *self._last)
             if message is not None:
                 return message
@@ -152,10 +162,11 @@ class TolerantReader(MsgSpecReader):
         stream = envelope.stream
         decoding = decoders.get(stream) if isinstance(stream, str) else None
         source = envelope.record
+        if envelope.type == "RECORD" and isinstance(stream, str):
+            self._last = (stream, decoding)
         if envelope.type != "RECORD" or decoding is None or source is UNSET:
             return _decoder.decode(line)
         _check_utf8(line)
-        self._last = (stream, decoding)
         try:
             record = decoding.decoder.decode(source)
         except msgspec.ValidationError:  # not shaped as read (or as the schema says): decode all
@@ -163,9 +174,10 @@ class TolerantReader(MsgSpecReader):
         return _message(envelope, record, decoding, source)
 
     def _decode_as(
-        self, line: str | bytes, stream: str, decoding: RecordDecoding
+        self, line: str | bytes, stream: str, decoding: RecordDecoding | None
     ) -> dict[str, Any] | None:
         """The message, if the line is a RECORD of `stream` shaped as its decoding reads."""
+        assert decoding is not None
         assert decoding.message_decoder is not None
         try:
             envelope = decoding.message_decoder.decode(line)

@@ -384,7 +384,7 @@ def test_concurrent_batches_overlap_and_stay_bounded(sandbox: Sandbox, sleeps: S
     assert len(results) == 12
     assert sorted(r.batch.tags[0] for r in results) == sorted(f"tag{n}" for n in range(0, 120, 10))
     stats = sandbox.stats()
-    assert 1 < stats["max_in_flight"] <= 4
+    assert stats["max_in_flight"] in (2, 3, 4)
     assert stats["requests"] == 12
     assert len(stored_ids(sandbox)) == 120
 
