@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,10 +12,13 @@ from singer_sdk import typing as th
 
 from target_openai_capi.contract import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
 from target_openai_capi.mapping.event import EVENT_FIELDS
-from target_openai_capi.mapping.identity import USER_FIELD_STYLES
+from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE, USER_FIELD_STYLES
 
 DEFAULT_API_URL = "https://bzr.openai.com/v1/events"
 API_KEY_PREFIX = "sk-svcacct-"
+DEFAULT_INTEGRATION_SOURCE = "target-openai-capi"
+# The official rule for integration_source (the API then trims and lowercases it).
+INTEGRATION_SOURCE_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 _STREAM_ENTRY = th.ObjectType(
     th.Property(
@@ -115,10 +119,22 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     th.Property(
         "user_field_style",
         th.StringType(allowed_values=sorted(USER_FIELD_STYLES)),
-        default="singular",
+        default=DEFAULT_USER_FIELD_STYLE,
         description=(
-            "Wire names of user fields: singular (email_sha256, ...) as OpenAI's pixel docs, "
-            "or plural arrays (emails_sha256, ...). Public integrations disagree."
+            "Shape of the user object: plural, OpenAI's current one (emails_sha256, "
+            "phone_numbers_sha256, names, regions, cities, postal_codes, countries as lists of "
+            "up to three); singular, the earlier official one (email_sha256, external_id_sha256, "
+            "country, city, zip_code), which has no phone, names or region."
+        ),
+    ),
+    th.Property(
+        "integration_source",
+        th.StringType,
+        default=DEFAULT_INTEGRATION_SOURCE,
+        description=(
+            "Sent as integration_source at the top of every request: which integration sent "
+            "the batch. 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit. Set it to your own name if you send on behalf of advertisers; null omits it."
         ),
     ),
     th.Property(
@@ -195,6 +211,14 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
         )
     if not str(config.get("api_key") or "").strip():
         problems.append("api_key is empty: set a Conversions API key (prefix sk-svcacct-)")
+    source = config.get("integration_source", DEFAULT_INTEGRATION_SOURCE)
+    if source is not None and not (
+        isinstance(source, str) and INTEGRATION_SOURCE_RULE.fullmatch(source.strip())
+    ):
+        problems.append(
+            "integration_source must be 1-64 ASCII letters, digits, '.', '_' or '-', starting "
+            f"with a letter or digit (got {str(source)[:80]!r}); or null to send none"
+        )
     region = config.get("default_phone_region")
     if region is not None and not str(region).isalpha():
         problems.append("default_phone_region must be an ISO 3166-1 alpha-2 code, e.g. US")

@@ -26,7 +26,8 @@ from target_openai_capi.accounting import (
     RunAccount,
 )
 from target_openai_capi.checkpoint import Checkpoints
-from target_openai_capi.contract import event_problem, window_problem
+from target_openai_capi.config import DEFAULT_INTEGRATION_SOURCE
+from target_openai_capi.contract import dedup_name, event_problem, window_problem
 from target_openai_capi.dead_letter import DeadLetterFile
 from target_openai_capi.delivery import (
     Batch,
@@ -38,8 +39,9 @@ from target_openai_capi.delivery import (
 )
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import StreamMapping, build_event, passes_filter
+from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE
 
-# In-run dedup remembers this many recent (type, id) keys: far more than a tap re-sends
+# In-run dedup remembers this many recent (event name, id) keys: far more than a tap re-sends
 # around its bookmark, and few enough (~3 MB) that the cap is reached early and memory stays
 # flat however long the stream. OpenAI deduplicates on (pixel, type, id) anyway; this only
 # saves requests.
@@ -75,7 +77,7 @@ class RecordRef(NamedTuple):
     # The record as compact JSON, kept only when a dead-letter file may need it: thousands of
     # large record dicts in flight would cost memory and garbage-collector time.
     record_json: bytes | None
-    event_type: str
+    event_name: str  # with event_id, the API's dedup key: the type, or a custom event's name
     event_id: str
     key_properties: Sequence[str]
     schema: Mapping[str, Any]
@@ -107,11 +109,17 @@ class PipelineSettings:
         return cls(
             batch_size=int(config.get("batch_size") or 1000),
             dry_run=bool(config.get("dry_run", False)),
-            user_field_style=str(config.get("user_field_style") or "singular"),
+            user_field_style=str(config.get("user_field_style") or DEFAULT_USER_FIELD_STYLE),
             default_phone_region=config.get("default_phone_region"),
             on_rejected=str(config.get("on_rejected") or "dead_letter"),
             dead_letter_path=config.get("dead_letter_path"),
         )
+
+
+def integration_source(config: Mapping[str, Any]) -> str | None:
+    """The integration_source every request carries: the setting trimmed, or None to send none."""
+    source = config.get("integration_source", DEFAULT_INTEGRATION_SOURCE)
+    return None if source is None else str(source).strip()
 
 
 def uploader_from_config(config: Mapping[str, Any]) -> Uploader:
@@ -133,6 +141,7 @@ def uploader_from_config(config: Mapping[str, Any]) -> Uploader:
         ),
         max_concurrent_requests=int(config.get("max_concurrent_requests") or 1),
         validate_first=bool(config.get("validate_first", False)),
+        integration_source=integration_source(config),
     )
 
 
@@ -238,7 +247,7 @@ class Pipeline:
                 stream, record, key_properties, schema, STAGE_WINDOW, problem, event_id=event["id"]
             )
             return
-        if self._seen_recently(event["type"], event["id"]):
+        if self._seen_recently(dedup_name(event), event["id"]):
             self._settle_immediately(stream, DUPLICATE)
             return
         seq = self.checkpoints.next_seq()
@@ -249,7 +258,7 @@ class Pipeline:
                 stream,
                 seq,
                 None if self._dead_letters is None else self._record_json(record),
-                event["type"],
+                dedup_name(event),
                 event["id"],
                 key_properties,
                 schema,
@@ -273,8 +282,8 @@ class Pipeline:
             pass
         return record
 
-    def _seen_recently(self, event_type: str, event_id: str) -> bool:
-        key = (event_type, event_id)
+    def _seen_recently(self, event_name: str, event_id: str) -> bool:
+        key = (event_name, event_id)
         if key in self._recent:
             return True
         self._recent[key] = None
@@ -395,7 +404,7 @@ class Pipeline:
             for index, status, message in result.rejected:
                 ref = refs[index]
                 # Not sent, so a later copy in this run (perhaps fixed by then) is not a duplicate.
-                self._recent.pop((ref.event_type, ref.event_id), None)
+                self._recent.pop((ref.event_name, ref.event_id), None)
                 self.reject(
                     ref.stream,
                     {} if ref.record_json is None else _RECORD_DECODER.decode(ref.record_json),

@@ -24,7 +24,12 @@ from target_openai_capi.accounting import REJECTED
 from target_openai_capi.config import API_KEY_PREFIX, CONFIG_SCHEMA, config_problems
 from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.mapping.event import StreamMapping, compile_stream_mapping
-from target_openai_capi.mapping.identity import USER_FIELD_STYLES, USER_FIELDS
+from target_openai_capi.mapping.identity import (
+    DEFAULT_USER_FIELD_STYLE,
+    USER_FIELD_STYLES,
+    USER_FIELDS,
+    unsendable_user_field,
+)
 from target_openai_capi.pipeline import (
     Pipeline,
     PipelineSettings,
@@ -100,16 +105,15 @@ class TargetOpenAICapi(Target):
                 errors.append(str(exc))
         if errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
-        style = str(self.config.get("user_field_style") or "singular")
+        style = str(self.config.get("user_field_style") or DEFAULT_USER_FIELD_STYLE)
         for stream, mapping in mappings.items():
             for name in sorted(set(mapping.fields) - USER_FIELD_STYLES[style].keys()):
                 if name in USER_FIELDS:
                     self.logger.warning(
-                        "streams.%s.fields.%s is not sent: the %s user_field_style has no "
-                        "known wire name for it.",
+                        "streams.%s.fields.%s is not sent: %s.",
                         stream,
                         name,
-                        style,
+                        unsendable_user_field(name, style),
                     )
         return mappings
 

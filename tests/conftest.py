@@ -10,8 +10,27 @@ import pytest
 
 from target_openai_capi.sandbox import Sandbox, start_sandbox
 
-# The example event from OpenAI's Conversions API documentation, verbatim.
+# The example event from OpenAI's Conversions API documentation (newest version), verbatim.
 DOCS_TIMESTAMP = 1773892800000
+DOCS_USER: dict[str, Any] = {
+    "obref": "123e4567-e89b-42d3-a456-426614174000",
+    "emails_sha256": ["b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514"],
+    "countries": ["US"],
+    "cities": ["San Francisco"],
+    "postal_codes": ["94107"],
+    "ip_address": "203.0.113.1",
+    "user_agent": "Mozilla/5.0",
+}
+# The user object of the earlier official version (mid-2026), verbatim.
+DOCS_SINGULAR_USER: dict[str, Any] = {
+    "email_sha256": "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514",
+    "external_id_sha256": "73d83a078369bb4f0971b317aa7797a91cf5c0df1b62161c2e47d75c33ab5b6e",
+    "country": "US",
+    "city": "San Francisco",
+    "zip_code": "94107",
+    "ip_address": "203.0.113.1",
+    "user_agent": "Mozilla/5.0",
+}
 DOCS_EXAMPLE: dict[str, Any] = {
     "id": "order_12345",
     "type": "order_created",
@@ -19,6 +38,7 @@ DOCS_EXAMPLE: dict[str, Any] = {
     "oppref": "oppref_abc",
     "source_url": "https://shop.example.com/checkout/confirmation",
     "action_source": "web",
+    "user": DOCS_USER,
     "data": {
         "type": "contents",
         "amount": 2599,

@@ -57,6 +57,8 @@ def minimal(event_type: str, data: dict[str, Any] | None = None) -> dict[str, An
     }
     if event_type == "custom":
         event["custom_event_name"] = "quote_requested"
+    if event_type in ("app_installed", "app_opened"):
+        event["action_source"] = "mobile_app"
     return event
 
 
@@ -93,21 +95,16 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("http url", variant({"source_url": "http://localhost:8000/x?y=1#z"})),
     ("opt out", variant({"opt_out": True})),
     (
-        "singular user",
+        "singular user (the earlier official shape)",
         variant(
             {
                 "user": {
                     "email_sha256": SHA,
-                    "phone_number_sha256": SHA,
-                    "external_id": "customer-42",
                     "external_id_sha256": SHA,
-                    "first_name_sha256": SHA,
-                    "last_name_sha256": SHA,
-                    "city_sha256": SHA,
-                    "state_sha256": SHA,
-                    "zip_code_sha256": SHA,
-                    "country_sha256": SHA,
-                    "date_of_birth_sha256": SHA,
+                    "country": "US",
+                    "city": "San Francisco",
+                    "zip_code": "94107",
+                    "obref": "ob_1",
                     "ip_address": "203.0.113.7",
                     "user_agent": "Mozilla/5.0",
                 }
@@ -115,7 +112,7 @@ VALID: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     (
-        "plural user",
+        "plural user (the newest official shape)",
         variant(
             {
                 "user": {
@@ -124,11 +121,28 @@ VALID: list[tuple[str, dict[str, Any]]] = [
                     "external_ids_sha256": [SHA],
                     "first_names_sha256": [SHA],
                     "last_names_sha256": [SHA],
-                    "date_of_births_sha256": [SHA],
+                    "regions": ["CA"],
+                    "cities": ["San Francisco", "Oakland"],
+                    "postal_codes": ["94107", "SW1A 1AA"],
+                    "countries": ["US", "GB"],
+                    "android_advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d",
+                    "obref": "123e4567-e89b-42d3-a456-426614174000",
                     "ip_address": "2001:db8::1",
+                    "user_agent": "Mozilla/5.0",
                 }
             }
         ),
+    ),
+    ("quantity zero", variant({"data.contents.0.quantity": 0})),
+    (
+        "content with group and variant",
+        variant({"data.contents.0.group_id": "g1", "data.contents.0.variant_dict": {"size": "M"}}),
+    ),
+    ("custom data properties", minimal("custom", {"seats": 3, "tier": {"name": "pro"}})),
+    ("app deep link source_url", variant({"source_url": "myapp://open/offer"})),
+    (
+        "custom name with a hyphen",
+        variant({"custom_event_name": "quote-requested"}, minimal("custom")),
     ),
 ]
 
@@ -174,7 +188,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     (
         "custom with empty name",
         variant({"custom_event_name": ""}, minimal("custom")),
-        "custom_event_name: must not be empty",
+        "custom_event_name: '' is not 1-64 letters, digits",
     ),
     (
         "custom name on a standard type",
@@ -186,7 +200,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         variant({"source_url": DELETE}),
         "source_url: is required when action_source is 'web'",
     ),
-    ("ftp source_url", variant({"source_url": "ftp://x/y"}), "source_url: 'ftp://x/y' is not an"),
+    (
+        "source_url without a host",
+        variant({"source_url": "https:///y"}),
+        "source_url: 'https:///y' is",
+    ),
     ("relative source_url", variant({"source_url": "/checkout"}), "source_url: '/checkout' is not"),
     ("url with newline", variant({"source_url": "https://x.com/\n"}), "source_url: 'https://x"),
     ("url with space", variant({"source_url": "https://x.com/a b"}), "source_url: 'https://x"),
@@ -253,9 +271,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "data.contents[0].quantity: '1' is not of type 'integer'",
     ),
     (
-        "quantity zero",
-        variant({"data.contents.0.quantity": 0}),
-        "data.contents[0].quantity: 0 is less than the minimum of 1",
+        "negative quantity",
+        variant({"data.contents.0.quantity": -1}),
+        "data.contents[0].quantity: -1 is less than the minimum of 0",
     ),
     (
         "quantity float in third item",
@@ -266,7 +284,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "unknown item key",
         variant({"data.contents.0.price": 100}),
         "data.contents[0].price: is not an allowed field (allowed: amount, content_type, "
-        "currency, id, name, quantity)",
+        "currency, group_id, id, name, quantity, variant_dict)",
     ),
     (
         "item amount without any currency",
@@ -294,8 +312,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "short hash",
-        variant({"user": {"phone_number_sha256": SHA[:63]}}),
-        "user.phone_number_sha256: <value hidden",
+        variant({"user": {"email_sha256": SHA[:63]}}),
+        "user.email_sha256: <value hidden",
     ),
     (
         "hash list empty",
@@ -328,7 +346,27 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         variant({"user": {"ip_address": ["203.0.113.7"]}}),
         "user.ip_address: <value hidden: may be personal data> is not of type 'string'",
     ),
-    ("empty user agent", variant({"user": {"user_agent": ""}}), "user.user_agent: must not be"),
+    ("empty user agent", variant({"user": {"user_agent": ""}}), "user.user_agent: <value hidden"),
+    (
+        "a user name no official version had",
+        variant({"user": {"city_sha256": SHA}}),
+        "user.city_sha256: is not an allowed field",
+    ),
+    (
+        "app event from the web",
+        variant({"action_source": "web"}, minimal("app_opened")),
+        "action_source: must be 'mobile_app', got 'web'",
+    ),
+    (
+        "custom data setting a shape of its own",
+        minimal("custom", {"type": "contents"}),
+        "data.type: must be 'custom'",
+    ),
+    (
+        "custom name that is a standard name in capitals",
+        variant({"custom_event_name": "PAGE_VIEWED"}, minimal("custom")),
+        "custom_event_name: 'PAGE_VIEWED' is not",
+    ),
 ]
 
 
@@ -360,7 +398,7 @@ def test_messages_never_echo_user_values() -> None:
 
 
 def test_long_values_are_shortened() -> None:
-    problem = event_problem(variant({"source_url": "ftp://" + "x" * 500}))
+    problem = event_problem(variant({"source_url": "/" + "x" * 500}))
     assert problem is not None
     assert len(problem) < 200
     assert "..." in problem

@@ -18,9 +18,9 @@ from target_openai_capi.delivery import (
     Client,
     ClientSettings,
     DeliveryError,
-    NotFoundError,
     RetriesExhausted,
     RetryPolicy,
+    UnknownPixelError,
     Uploader,
     action_for,
 )
@@ -139,18 +139,43 @@ def test_empty_batch_sends_nothing(sandbox: Sandbox, uploader: Uploader) -> None
     assert sandbox.stats()["requests"] == 0
 
 
-def test_one_bad_event_in_1000_is_found_by_bisection(sandbox: Sandbox, uploader: Uploader) -> None:
+def test_one_bad_event_in_1000_costs_two_requests_when_the_server_names_it(
+    sandbox: Sandbox, uploader: Uploader
+) -> None:
     [result] = uploader.submit(batch(range(1000), stale={617}))
     assert len(result.accepted) == 999
-    assert 617 not in result.accepted
     [(index, status, message)] = result.rejected
-    assert (index, status) == (617, 400)
+    assert (index, status) == (617, 422)
+    assert message == "events[617].timestamp_ms: older than 7 days"  # the server's own words
+    assert result.requests == 2  # the batch, then the 999 others in one request
+    assert sandbox.stats()["requests"] == 2
+    ids = stored_ids(sandbox)
+    assert len(ids) == 999
+    assert "order_617" not in ids
+
+
+@pytest.fixture
+def silent_sandbox() -> Iterator[Sandbox]:
+    """A sandbox whose error bodies name no event (no `param`)."""
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, name_params=False) as running:
+        yield running
+
+
+def test_one_bad_event_in_1000_is_found_by_bisection_when_the_server_names_none(
+    silent_sandbox: Sandbox, sleeps: Sleeps
+) -> None:
+    up = Uploader(client_for(silent_sandbox), policy=FAST, sleep=sleeps)
+    [result] = up.submit(batch(range(1000), stale={617}))
+    up.close()
+    assert len(result.accepted) == 999
+    [(index, status, message)] = result.rejected
+    assert (index, status) == (617, 422)
     # The server names the field relative to the request it saw: here a request of one event.
     assert message.startswith("events[0].timestamp_ms")
     bound = 1 + 2 * math.ceil(math.log2(1000))
-    assert result.requests <= bound
-    assert sandbox.stats()["requests"] == result.requests
-    ids = stored_ids(sandbox)
+    assert 2 < result.requests <= bound
+    assert silent_sandbox.stats()["requests"] == result.requests
+    ids = stored_ids(silent_sandbox)
     assert len(ids) == 999
     assert "order_617" not in ids
 
@@ -159,17 +184,124 @@ def test_several_bad_events_are_all_isolated(sandbox: Sandbox, uploader: Uploade
     bad = {0, 1, 50, 99}  # adjacent ones and both ends
     [result] = uploader.submit(batch(range(100), stale=bad))
     assert [r[0] for r in result.rejected] == sorted(bad)
-    assert all(status == 400 for _, status, _ in result.rejected)
+    assert all(status == 422 for _, status, _ in result.rejected)
     assert result.accepted == [n for n in range(100) if n not in bad]
+    assert result.requests == 2  # the sandbox names every bad event of a batch
     assert sorted(stored_ids(sandbox)) == sorted(f"order_{n}" for n in range(100) if n not in bad)
 
 
-def test_all_bad_events_are_each_rejected(sandbox: Sandbox, uploader: Uploader) -> None:
-    [result] = uploader.submit(batch(range(4), stale={0, 1, 2, 3}))
+def test_several_bad_events_are_isolated_by_bisection_when_unnamed(
+    silent_sandbox: Sandbox, sleeps: Sleeps
+) -> None:
+    bad = {0, 1, 50, 99}
+    up = Uploader(client_for(silent_sandbox), policy=FAST, sleep=sleeps)
+    [result] = up.submit(batch(range(100), stale=bad))
+    up.close()
+    assert [r[0] for r in result.rejected] == sorted(bad)
+    assert result.accepted == [n for n in range(100) if n not in bad]
+    assert sorted(stored_ids(silent_sandbox)) == sorted(
+        f"order_{n}" for n in range(100) if n not in bad
+    )
+
+
+def test_all_bad_events_are_each_rejected(silent_sandbox: Sandbox, sleeps: Sleeps) -> None:
+    up = Uploader(client_for(silent_sandbox), policy=FAST, sleep=sleeps)
+    [result] = up.submit(batch(range(4), stale={0, 1, 2, 3}))
+    up.close()
     assert result.accepted == []
     assert [r[0] for r in result.rejected] == [0, 1, 2, 3]
     assert result.requests == 7  # the full tree: 1 + 2 + 4
+    assert stored_ids(silent_sandbox) == []
+
+
+def test_all_bad_events_named_cost_one_request(sandbox: Sandbox, uploader: Uploader) -> None:
+    [result] = uploader.submit(batch(range(4), stale={0, 1, 2, 3}))
+    assert [r[0] for r in result.rejected] == [0, 1, 2, 3]
+    assert result.requests == 1
     assert stored_ids(sandbox) == []
+
+
+class _NamingServer:
+    """A real HTTP server in front of the sandbox's rules that names bad events its own way:
+    `first` names only the first bad event (as a server that stops at one might), `outside`
+    names an event the request does not have."""
+
+    def __init__(self, mode: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import orjson
+
+        from target_openai_capi.sandbox.rules import batch_rejection, error_body
+
+        self.requests: list[int] = []
+        self.stored: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                events = body["events"]
+                owner.requests.append(len(events))
+                rejection = batch_rejection(events, recent_ms(0))
+                if rejection is None:
+                    owner.stored += [e["id"] for e in events]
+                    status, payload = 200, {"received": len(events)}
+                else:
+                    status, payload = rejection.status, error_body(rejection)
+                    error = payload["error"]
+                    if mode == "first":
+                        error["errors"] = error["errors"][:1]
+                    else:
+                        error["param"] = f"events[{len(events) + 5}]"
+                        error["errors"] = []
+                data = orjson.dumps(payload)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1/events"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["first", "outside"])
+def test_names_that_do_not_settle_the_batch_fall_back_to_bisection(
+    mode: str, sleeps: Sleeps
+) -> None:
+    server = _NamingServer(mode)
+    try:
+        client = Client(
+            ClientSettings(
+                api_url=server.url, pixel_id=PIXEL_ID, api_key=API_KEY, user_agent="test"
+            )
+        )
+        up = Uploader(client, policy=FAST, sleep=sleeps)
+        bad = {3, 40, 41, 77}
+        [result] = up.submit(batch(range(100), stale=bad))
+        up.close()
+    finally:
+        server.close()
+    assert [r[0] for r in result.rejected] == sorted(bad)
+    assert result.accepted == [n for n in range(100) if n not in bad]
+    assert sorted(server.stored) == sorted(f"order_{n}" for n in range(100) if n not in bad)
+    if mode == "first":
+        # Named once (event 3), the rest fails again and is bisected, never named twice in a row.
+        assert server.requests[:3] == [100, 99, 49]  # 99 failed again: halves of 49 and 50
+        assert 50 in server.requests
+    else:
+        assert server.requests[:2] == [100, 50]  # an index outside the request: bisect
+        assert 99 not in server.requests
 
 
 def test_validate_only_batch_stores_nothing(sandbox: Sandbox, uploader: Uploader) -> None:
@@ -191,7 +323,7 @@ def test_validate_first_sends_only_valid_events_for_real(sandbox: Sandbox, sleep
     stats = sandbox.stats()
     # Two real sends, one per batch, neither carrying the bad event; the rest were validations.
     assert stats["requests"] - stats["validate_only_requests"] == 2
-    assert stats["by_status"]["400"] == stats["rejected_batches"]
+    assert stats["by_status"]["422"] == stats["rejected_batches"]
     ids = stored_ids(sandbox)
     assert len(ids) == 19
     assert "order_13" not in ids
@@ -340,15 +472,16 @@ def test_revoked_key_is_an_auth_error(sandbox: Sandbox, sleeps: Sleeps) -> None:
     assert key not in str(caught.value)
 
 
-def test_unknown_pixel_names_pixel_and_url(sandbox: Sandbox, sleeps: Sleeps) -> None:
+def test_unknown_pixel_names_the_pixel_not_the_key(sandbox: Sandbox, sleeps: Sleeps) -> None:
     up = Uploader(client_for(sandbox, pixel_id="px_nope"), policy=FAST, sleep=sleeps)
-    with pytest.raises(NotFoundError) as caught:
+    with pytest.raises(UnknownPixelError) as caught:
         up.submit(batch(range(2)))
     up.close()
     message = str(caught.value)
-    assert "pixel id 'px_nope'" in message
-    assert f"at {sandbox.url} " in message
-    assert "Pixel not found: px_nope" in message
+    assert message.startswith("The API does not know pixel id 'px_nope' for this key")
+    assert "403: unknown pid" in message
+    assert "Check pixel_id" in message
+    assert "Advertiser API key" not in message  # not the key advice of a 401
     assert API_KEY not in message
     assert stored_ids(sandbox) == []
 

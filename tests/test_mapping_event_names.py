@@ -11,6 +11,7 @@ from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event_names import (
     BUILTIN_EVENT_NAMES,
     check_event_table,
+    custom_event,
     normalise_event_name,
     resolve_event_type,
 )
@@ -120,15 +121,48 @@ def test_builtin_table_is_consistent() -> None:
 @pytest.mark.parametrize(
     ("name", "custom_name"),
     [
-        ("Newsletter Joined", "Newsletter Joined"),
-        ("  Quiz Finished ", "Quiz Finished"),
+        # A name within the official rule is sent as it is (the API lowercases it), so it
+        # deduplicates with the browser pixel's event of the same name.
         ("view_cart", "view_cart"),  # GA4 name without a matching type
         ("refund", "refund"),
-        ("custom", "custom"),  # "custom" is not a name of anything
+        ("QuizFinished", "QuizFinished"),
+        ("sign-up-2", "sign-up-2"),
+        # Others are made valid by the documented rule.
+        ("Demo Booked", "demo_booked"),
+        ("  Quiz Finished ", "quiz_finished"),
+        ("Newsletter Joined!", "newsletter_joined"),
+        ("Café visité", "cafe_visite"),
+        ("__internal__", "internal"),
+        ("a" * 70, "a" * 64),
+        ("x" + "_" * 63 + "yz", "x"),  # cut at 64, then the trailing underscores go
     ],
 )
 def test_unknown_names_are_custom_events(name: str, custom_name: str) -> None:
     assert resolve_event_type(name, {}) == ("custom", custom_name)
+
+
+@pytest.mark.parametrize("name", ["Demo Booked", "Café visité", "a" * 70, "__x__", "Q&A-Done"])
+def test_made_valid_names_keep_the_official_rule(name: str) -> None:
+    import re
+
+    _event_type, custom_name = resolve_event_type(name, {})
+    assert custom_name is not None
+    # The rule as the official page states it, written out independently of the code.
+    assert re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9_-]{0,62}[A-Za-z0-9])?", custom_name)
+
+
+@pytest.mark.parametrize(
+    ("name", "event_type"),
+    [("Order Created!", "order_created"), ("PAGE_VIEWED", "page_viewed")],
+)
+def test_a_name_that_becomes_a_standard_type_is_that_type(name: str, event_type: str) -> None:
+    assert custom_event(name) == (event_type, None)
+
+
+@pytest.mark.parametrize("name", ["custom", " Custom ", "!!!", "   ", "日本語"])
+def test_a_name_that_cannot_be_made_valid_rejects_the_record(name: str) -> None:
+    with pytest.raises(MappingError, match="custom event name"):
+        custom_event(name)
 
 
 def test_user_table_wins_over_builtin_and_is_normalised() -> None:

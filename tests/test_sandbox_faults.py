@@ -80,7 +80,7 @@ def test_429_carries_retry_after(sandbox: Sandbox) -> None:
     response = post(sandbox)
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "1"
-    assert response.json()["error"]["code"] == 429
+    assert response.json()["error"]["type"] == "rate_limit_error"
     sandbox.set_faults(FaultConfig(rate_429=1, retry_after=0))
     assert post(sandbox).headers["Retry-After"] == "0"
     sandbox.set_faults(FaultConfig(rate_429=1, retry_after=None))

@@ -8,9 +8,10 @@ import pytest
 
 from target_openai_capi.sandbox.rules import (
     Body,
+    EventError,
     Rejection,
     auth_rejection,
-    batch_problem,
+    batch_rejection,
     error_body,
     parse_body,
     pixel_rejection,
@@ -53,9 +54,9 @@ def test_auth_rejection(header: str, keys: set[str] | None, expected: Rejection 
     [
         ("px", None, None),
         ("px", {"px"}, None),
-        ("", None, Rejection(400, "Missing required query parameter: pid")),
-        (None, {"px"}, Rejection(400, "Missing required query parameter: pid")),
-        ("py", {"px"}, Rejection(404, "Pixel not found: py")),
+        ("", None, Rejection(400, "Missing required query parameter: pid", param="pid")),
+        (None, {"px"}, Rejection(400, "Missing required query parameter: pid", param="pid")),
+        ("py", {"px"}, Rejection(403, "403: unknown pid", kind="server_error")),
     ],
 )
 def test_pixel_rejection(
@@ -71,7 +72,11 @@ def test_pixel_rejection(
         (b'{"events": [1], "validate_only": true}', Body(events=[1], validate_only=True)),
         (
             b'{"events": [1], "validate_only": 1}',
-            Rejection(400, "validate_only: must be true or false, got 1"),
+            Rejection(400, "validate_only: must be true or false, got 1", param="validate_only"),
+        ),
+        (
+            b'{"events": [1], "integration_source": " Shop.Sync_2 "}',
+            Body(events=[1], validate_only=False, integration_source="shop.sync_2"),
         ),
         (b"{}", Rejection(400, "Missing required field: events")),
         (b'{"events": null}', Rejection(400, "events: must be an array of events")),
@@ -110,13 +115,73 @@ def _event(event_id: str, **changes: Any) -> dict[str, Any]:
         ),
     ],
 )
-def test_batch_problem_names_the_first_bad_event(events: list[Any], expected: str | None) -> None:
-    problem = batch_problem(events, NOW)
+def test_batch_rejection_names_the_first_bad_event(events: list[Any], expected: str | None) -> None:
+    rejection = batch_rejection(events, NOW)
     if expected is None:
-        assert problem is None
+        assert rejection is None
     else:
-        assert problem is not None
-        assert problem.startswith(expected), problem
+        assert rejection is not None
+        assert rejection.errors[0].message.startswith(expected), rejection
+
+
+def test_batch_rejection_lists_every_bad_event_as_the_live_api_does() -> None:
+    rejection = batch_rejection(
+        [_event("a"), _event("b", type="nope"), _event("c", timestamp_ms=1)], NOW
+    )
+    assert rejection is not None
+    assert rejection.status == 400
+    assert rejection.param == "events[1]"
+    assert rejection.code == "invalid_event"
+    assert rejection.message == "Invalid event at events[1]. See errors for details."
+    assert [(e.param, e.code) for e in rejection.errors] == [
+        ("events[1].type", "invalid_event_field"),
+        ("events[2].timestamp_ms", "event_timestamp_too_old"),
+    ]
+
+
+def test_a_batch_with_only_stale_events_is_422() -> None:
+    rejection = batch_rejection([_event("a"), _event("b", timestamp_ms=1)], NOW)
+    assert rejection is not None
+    assert (rejection.status, rejection.code, rejection.param) == (
+        422,
+        "event_timestamp_too_old",
+        "events[1].timestamp_ms",
+    )
+
+
+def test_error_body_in_the_shape_of_the_live_api() -> None:
+    # The live answer observed for a bad event (capi-spec.md, Errors), rebuilt field by field.
+    rejection = Rejection(
+        400,
+        "Invalid event at events[1]. See errors for details.",
+        code="invalid_event",
+        param="events[1]",
+        errors=(
+            EventError(
+                "events[1].data.type",
+                "events[1].data.type must be a supported data type.",
+                "missing_event_data_type",
+            ),
+        ),
+    )
+    assert error_body(rejection) == {
+        "error": {
+            "message": "Invalid event at events[1]. See errors for details.",
+            "type": "invalid_request_error",
+            "param": "events[1]",
+            "code": "invalid_event",
+            "errors": [
+                {
+                    "message": "events[1].data.type must be a supported data type.",
+                    "param": "events[1].data.type",
+                    "code": "missing_event_data_type",
+                }
+            ],
+        }
+    }
+    unnamed = error_body(rejection, name_params=False)["error"]
+    assert unnamed["param"] is None
+    assert unnamed["errors"][0]["param"] is None
 
 
 @pytest.mark.parametrize(
@@ -128,5 +193,7 @@ def test_batch_problem_names_the_first_bad_event(events: list[Any], expected: st
         (503, "server_error"),
     ],
 )
-def test_error_body(status: int, kind: str) -> None:
-    assert error_body(status, "why") == {"error": {"message": "why", "type": kind, "code": status}}
+def test_error_body_type_follows_the_status(status: int, kind: str) -> None:
+    assert error_body(Rejection(status, "why")) == {
+        "error": {"message": "why", "type": kind, "param": None, "code": None}
+    }

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import API_KEY, DOCS_EXAMPLE, DOCS_TIMESTAMP, PIXEL_ID, recent_ms
+from conftest import (
+    API_KEY,
+    DOCS_EXAMPLE,
+    DOCS_SINGULAR_USER,
+    DOCS_TIMESTAMP,
+    PIXEL_ID,
+    recent_ms,
+)
 
 from target_openai_capi.sandbox import FaultConfig, Sandbox, start_sandbox
 
@@ -53,9 +60,11 @@ def post(
 
 
 def message(response: requests.Response) -> str:
-    """The error message of an error response."""
+    """The error message of an error response: the first bad event's, when it names events."""
     error = response.json()["error"]
-    assert error["code"] == response.status_code
+    assert set(error) >= {"message", "type", "param", "code"}, error
+    if error.get("errors"):
+        return str(error["errors"][0]["message"])
     return str(error["message"])
 
 
@@ -95,6 +104,7 @@ def test_every_event_type_with_its_data_shape_is_accepted(sandbox: Sandbox) -> N
             "timestamp_ms": recent_ms(),
             "data": {"type": shape},
             **({"custom_event_name": "quote_requested"} if event_type == "custom" else {}),
+            **({"action_source": "mobile_app"} if event_type.startswith("app_") else {}),
         }
         for event_type, shape in shapes.items()
     ]
@@ -175,8 +185,78 @@ BROKEN: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "uppercase hash",
-        event(user={"phone_number_sha256": SHA.upper()}),
-        "events[0].user.phone_number_sha256: <value hidden",
+        event(user={"phone_numbers_sha256": [SHA.upper()]}),
+        "events[0].user.phone_numbers_sha256[0]: <value hidden",
+    ),
+    (
+        "a name no official version had",
+        event(user={"phone_number_sha256": SHA}),
+        "events[0].user.phone_number_sha256: is not an allowed field",
+    ),
+    (
+        "custom name with a space",
+        event(type="custom", custom_event_name="Demo Booked", data={"type": "custom"}),
+        "events[0].custom_event_name: 'Demo Booked' is not 1-64 letters, digits",
+    ),
+    (
+        "custom name that is a standard name",
+        event(type="custom", custom_event_name="Order_Created", data={"type": "custom"}),
+        "events[0].custom_event_name: 'Order_Created' is not 1-64 letters",
+    ),
+    (
+        "custom name of 65 characters",
+        event(type="custom", custom_event_name="a" * 65, data={"type": "custom"}),
+        "events[0].custom_event_name:",
+    ),
+    (
+        "custom name ending in an underscore",
+        event(type="custom", custom_event_name="booked_", data={"type": "custom"}),
+        "events[0].custom_event_name:",
+    ),
+    (
+        "app event from the web",
+        event(type="app_installed", data={"type": "customer_action"}),
+        "events[0].action_source: must be 'mobile_app', got 'web'",
+    ),
+    (
+        "app event without action_source",
+        event(type="app_opened", action_source=None, data={"type": "customer_action"}),
+        "events[0].action_source: is required",
+    ),
+    (
+        "source_url without a host",
+        event(source_url="/checkout/thanks"),
+        "events[0].source_url: '/checkout/thanks' is not a URL with a scheme and a host",
+    ),
+    (
+        "variant_dict with a number",
+        event(data={"type": "contents", "contents": [{"id": "a", "variant_dict": {"size": 4}}]}),
+        "events[0].data.contents[0].variant_dict.size: 4 is not of type 'string'",
+    ),
+    (
+        "negative quantity",
+        event(data={"type": "contents", "contents": [{"id": "a", "quantity": -1}]}),
+        "events[0].data.contents[0].quantity: -1 is less than the minimum of 0",
+    ),
+    (
+        "undocumented content field",
+        event(data={"type": "contents", "contents": [{"id": "a", "price": 5}]}),
+        "events[0].data.contents[0].price: is not an allowed field",
+    ),
+    (
+        "postal code with a symbol",
+        event(user={"postal_codes": ["94107#"]}),
+        "events[0].user.postal_codes[0]: <value hidden",
+    ),
+    (
+        "a three-letter country",
+        event(user={"countries": ["USA"]}),
+        "events[0].user.countries[0]: <value hidden",
+    ),
+    (
+        "an advertising id that is not a UUID",
+        event(user={"android_advertising_id": "idfa-1"}),
+        "events[0].user.android_advertising_id: <value hidden",
     ),
     (
         "bad ip",
@@ -193,7 +273,8 @@ def test_a_broken_event_is_rejected_naming_its_field(
     sandbox: Sandbox, name: str, bad: Any, expected: str
 ) -> None:
     response = post(sandbox, {"events": [bad]})
-    assert response.status_code == 400
+    stale = "timestamp_ms: older" in expected or "in the future" in expected
+    assert response.status_code == (422 if stale else 400)
     assert message(response).startswith(expected), message(response)
     assert sandbox.events() == []
 
@@ -201,11 +282,98 @@ def test_a_broken_event_is_rejected_naming_its_field(
 def test_one_bad_event_fails_the_whole_batch_and_stores_nothing(sandbox: Sandbox) -> None:
     events = [event("a"), event("b"), event("c"), event("d", timestamp_ms=recent_ms(8 * 1440))]
     response = post(sandbox, {"events": events})
-    assert response.status_code == 400
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["param"] == "events[3].timestamp_ms"
+    assert error["code"] == "event_timestamp_too_old"
     assert message(response) == "events[3].timestamp_ms: older than 7 days"
     assert sandbox.events() == []
     assert sandbox.stats()["accepted"] == 0
     assert sandbox.stats()["rejected_batches"] == 1
+
+
+def test_the_official_user_objects_are_accepted() -> None:
+    # The example event and user object of OpenAI's page (DOCS_EXAMPLE carries the newest one),
+    # and the earlier official singular user object.
+    assert DOCS_EXAMPLE["user"]["emails_sha256"]
+    with start_sandbox(now_ms=lambda: DOCS_TIMESTAMP + 60_000) as sandbox:
+        earlier = {**DOCS_EXAMPLE, "id": "order_12346", "user": DOCS_SINGULAR_USER}
+        response = post(sandbox, {"events": [DOCS_EXAMPLE, earlier]})
+        assert response.status_code == 200, response.text
+        assert sandbox.events() == [DOCS_EXAMPLE, earlier]
+
+
+def test_a_full_user_object_with_every_documented_field_is_accepted(sandbox: Sandbox) -> None:
+    user = {
+        "emails_sha256": [SHA, "b" * 64, "c" * 64, "d" * 64],  # the API ignores past three
+        "phone_numbers_sha256": [SHA],
+        "external_ids_sha256": [SHA],
+        "first_names_sha256": [SHA],
+        "last_names_sha256": [SHA],
+        "regions": ["CA"],
+        "cities": ["San Francisco"],
+        "postal_codes": ["94107", "SW1A 1AA", "100-0001"],
+        "countries": ["US"],
+        "android_advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d",
+        "obref": "123e4567-e89b-42d3-a456-426614174000",
+        "ip_address": "2001:db8::1",
+        "user_agent": "Mozilla/5.0",
+    }
+    content = {
+        "id": "sku_1",
+        "group_id": "product_1",
+        "name": "Shirt",
+        "content_type": "product",
+        "quantity": 0,
+        "amount": 1000,
+        "currency": "EUR",
+        "variant_dict": {"size": "M", "colour": "blue"},
+    }
+    custom = event(
+        "c1",
+        type="custom",
+        custom_event_name="demo_booked",
+        data={"type": "custom", "plan_id": "p", "seats": 3, "tags": ["a"], "meta": None},
+    )
+    response = post(
+        sandbox,
+        {"events": [event(user=user, data={"type": "contents", "contents": [content]}), custom]},
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_an_error_body_names_every_bad_event(sandbox: Sandbox) -> None:
+    events = [event("a"), event("b", id=""), event("c"), event("d", type="nope")]
+    response = post(sandbox, {"events": events})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["message"] == "Invalid event at events[1]. See errors for details."
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == "events[1]"
+    assert error["code"] == "invalid_event"
+    assert [e["param"] for e in error["errors"]] == ["events[1].id", "events[3].type"]
+    assert error["errors"][0]["message"] == "events[1].id: must not be empty"
+
+
+def test_error_bodies_can_name_no_event() -> None:
+    with start_sandbox(name_params=False) as sandbox:
+        response = post(sandbox, {"events": [event("a"), event("b", id="")]})
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["param"] is None
+        assert [e["param"] for e in error["errors"]] == [None]
+        assert "events[1]" in error["message"]
+
+
+def test_integration_source_is_checked_and_counted(sandbox: Sandbox) -> None:
+    ok = post(sandbox, {"integration_source": " My-Shop.io ", "events": [event("a")]})
+    assert ok.status_code == 200, ok.text
+    assert post(sandbox, {"events": [event("b")]}).status_code == 200
+    for bad in ("", "-leading", "a" * 65, "spa ce", 5):
+        response = post(sandbox, {"integration_source": bad, "events": [event("c")]})
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["param"] == "integration_source"
+    assert sandbox.stats()["integration_sources"] == {"(none)": 1, "my-shop.io": 1}
 
 
 def test_the_window_follows_the_sandbox_clock() -> None:
@@ -215,7 +383,7 @@ def test_the_window_follows_the_sandbox_clock() -> None:
         assert post(sandbox, {"events": [sent]}).status_code == 200
         clock[0] += 7 * 24 * 3600 * 1000 + 1
         late = post(sandbox, {"events": [{**sent, "id": "b"}]})
-        assert late.status_code == 400
+        assert late.status_code == 422
         assert message(late) == "events[0].timestamp_ms: older than 7 days"
 
 
@@ -333,8 +501,9 @@ def test_pixel_id_is_required_and_must_be_known(sandbox: Sandbox) -> None:
     assert missing.status_code == 400
     assert message(missing) == "Missing required query parameter: pid"
     unknown = post(sandbox, {"events": [event()]}, pid="px_elsewhere")
-    assert unknown.status_code == 404
-    assert message(unknown) == "Pixel not found: px_elsewhere"
+    assert unknown.status_code == 403  # as the live API answers (capi-spec.md, Errors)
+    assert unknown.json()["error"]["message"] == "403: unknown pid"
+    assert unknown.json()["error"]["type"] == "server_error"
 
 
 def test_inspection_endpoints_over_http(sandbox: Sandbox) -> None:

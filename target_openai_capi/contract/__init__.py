@@ -56,6 +56,18 @@ SHAPE_FIELDS: dict[str, frozenset[str]] = {
 }
 USER_FIELDS: frozenset[str] = frozenset(EVENT_SCHEMA["$defs"]["user"]["properties"])
 
+
+def _app_event_types() -> tuple[str, ...]:
+    """The event types whose action_source must be mobile_app, read from the schema's rule."""
+    for entry in EVENT_SCHEMA["allOf"]:
+        then = entry.get("then", {})
+        if then.get("properties", {}).get("action_source", {}).get("const") == "mobile_app":
+            return tuple(entry["if"]["properties"]["type"]["enum"])
+    raise RuntimeError("event.schema.json: no action_source rule for app events")
+
+
+APP_EVENT_TYPES: tuple[str, ...] = _app_event_types()
+
 if set(DATA_SHAPE_BY_TYPE) != set(EVENT_TYPES):  # pragma: no cover - guards edits to the schema
     raise RuntimeError("event.schema.json: every event type needs exactly one data shape")
 
@@ -235,6 +247,13 @@ def event_problem(event: Mapping[str, Any]) -> str | None:
     if _float_in_integer_field(event):
         return _explain(event) or "event: an integer field holds a float"
     return None
+
+
+def dedup_name(event: Mapping[str, Any]) -> str:
+    """The event name of the API's dedup key (pixel, name, id): a custom event's own name."""
+    if event.get("type") == "custom":
+        return str(event.get("custom_event_name", "")).lower()  # the API lowercases it
+    return str(event.get("type"))
 
 
 def window_problem(timestamp_ms: int, now_ms: int) -> str | None:
@@ -442,6 +461,7 @@ def _explain(event: Mapping[str, Any]) -> str | None:
 
 __all__ = [
     "ACTION_SOURCES",
+    "APP_EVENT_TYPES",
     "DATA_SHAPE_BY_TYPE",
     "EVENT_SCHEMA",
     "EVENT_TYPES",
@@ -451,6 +471,7 @@ __all__ = [
     "SHAPE_FIELDS",
     "USER_FIELDS",
     "currency_problem",
+    "dedup_name",
     "event_currency_problem",
     "event_problem",
     "window_problem",

@@ -7,6 +7,7 @@ from target_openai_capi.delivery.client import (
     ClientSettings,
     Response,
     events_url,
+    named_events,
     prepare_body,
 )
 from target_openai_capi.delivery.errors import (
@@ -16,6 +17,7 @@ from target_openai_capi.delivery.errors import (
     RetriesExhausted,
     TransportError,
     UnexpectedResponse,
+    UnknownPixelError,
 )
 from target_openai_capi.delivery.retry import (
     RetryPolicy,
@@ -46,11 +48,13 @@ __all__ = [
     "RetryPolicy",
     "TransportError",
     "UnexpectedResponse",
+    "UnknownPixelError",
     "Uploader",
     "action_for",
     "backoff_delay",
     "events_url",
     "full_jitter",
+    "named_events",
     "parse_retry_after",
     "prepare_body",
     "should_retry",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -110,9 +111,45 @@ def _root_cause(e: BaseException) -> BaseException:
     return e
 
 
-def prepare_body(events: Sequence[Mapping[str, Any]], validate_only: bool) -> bytes:
+def prepare_body(
+    events: Sequence[Mapping[str, Any]], validate_only: bool, integration_source: str | None = None
+) -> bytes:
     """Serialise one request body; validate_only is always explicit, as in the API's examples."""
-    return orjson.dumps({"validate_only": validate_only, "events": list(events)})
+    body: dict[str, Any] = {}
+    if integration_source is not None:
+        body["integration_source"] = integration_source
+    body["validate_only"] = validate_only
+    body["events"] = events if isinstance(events, list) else list(events)
+    return orjson.dumps(body)
+
+
+_EVENT_PARAM = re.compile(r"events\[(\d{1,9})\]")
+
+
+def named_events(body: bytes) -> dict[int, str]:
+    """The events an error body names, by index in the request, each with its message.
+
+    The live API answers a bad event with OpenAI's error shape, naming it in `param` and in each
+    entry of `errors` (`"param": "events[1].data.type"`; capi-spec.md, Errors). That is observed,
+    not documented: {} when the body names none, and the caller then finds the events itself.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return {}
+    named: dict[int, str] = {}
+    entries = error.get("errors")
+    for entry in [*(entries if isinstance(entries, list) else []), error]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("param"), str):
+            continue
+        match = _EVENT_PARAM.match(entry["param"])
+        message = entry.get("message")
+        if match is not None and isinstance(message, str) and message:
+            named.setdefault(int(match.group(1)), " ".join(message.split())[:MAX_MESSAGE_CHARS])
+    return named
 
 
 def events_url(api_url: str, pixel_id: str) -> str:

@@ -38,6 +38,20 @@ class AuthError(DeliveryError):
         self.server_message = server_message
 
 
+class UnknownPixelError(DeliveryError):
+    """403 `unknown pid`: the key cannot write to this pixel id; fatal for the run."""
+
+    def __init__(self, pixel_id: str, server_message: str) -> None:
+        super().__init__(
+            f"The API does not know pixel id {pixel_id!r} for this key ({server_message}). "
+            "Check pixel_id (the pixel shown in Ads Manager, shared with the browser pixel) "
+            "and that the Conversions API key was made for that pixel.",
+            status=403,
+        )
+        self.pixel_id = pixel_id
+        self.server_message = server_message
+
+
 class NotFoundError(DeliveryError):
     """404: wrong pixel id or wrong api_url; fatal for the run."""
 

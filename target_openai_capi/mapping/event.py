@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
 import jmespath
 import simplejson
 
-from target_openai_capi.contract import DATA_SHAPE_BY_TYPE, EVENT_TYPES
-from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, EVENT_TYPES
+from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.event_names import (
     check_event_table,
+    custom_event,
     normalise_event_name,
     resolve_event_type,
 )
 from target_openai_capi.mapping.expressions import Getter, compile_expression
-from target_openai_capi.mapping.identity import USER_FIELDS, build_user
+from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE, USER_FIELDS, build_user
 from target_openai_capi.mapping.money import currency_code, minor_units, to_minor_units
 from target_openai_capi.mapping.reads import read_paths
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
@@ -40,22 +43,42 @@ EVENT_FIELDS: dict[str, str] = {
     "currency": "ISO 4217 code; required whenever an amount is present.",
     "contents": "Items: id, name, content_type, quantity, amount or amount_minor, currency.",
     "plan_id": "Plan id (subscription_created, trial_started, custom).",
-    "email": "Customer email: trimmed, lowercased, SHA-256 hashed.",
-    "phone": "Phone: E.164 digits with country code, SHA-256 hashed.",
-    "external_id": "Your customer id, SHA-256 hashed.",
-    "first_name": "Hashed after trimming and lowercasing.",
-    "last_name": "Hashed after trimming and lowercasing.",
-    "city": "Hashed after trimming and lowercasing.",
-    "state": "Hashed after trimming and lowercasing.",
-    "zip": "Hashed after lowercasing and removing spaces.",
-    "country": "ISO 3166-1 alpha-2 code, lowercased and hashed.",
-    "date_of_birth": "ISO date, hashed as YYYYMMDD.",
+    "custom_data": (
+        "Custom events only: an object whose properties go into the event's data as they are "
+        "(strings, numbers, booleans, objects, arrays or null)."
+    ),
+    "email": "Customer email(s): trimmed, lowercased, SHA-256 hashed.",
+    "phone": "Phone(s): digits with the country code (8-15), SHA-256 hashed.",
+    "external_id": "Your stable customer id: trimmed, case kept, SHA-256 hashed.",
+    "first_name": "Lowercased, whitespace and punctuation removed, SHA-256 hashed.",
+    "last_name": "Lowercased, whitespace and punctuation removed, SHA-256 hashed.",
+    "city": "City, sent raw (trimmed).",
+    "state": "State, province or region, sent raw as `regions` (trimmed).",
+    "zip": "Postal code, sent raw: letters, digits, spaces or hyphens, at most 32 characters.",
+    "country": "ISO 3166-1 alpha-2 country code, sent raw in upper case.",
+    "obref": "The pixel's `__obref` first-party cookie, raw; only with measurement consent.",
+    "android_advertising_id": "Google advertising id (GAID, a UUID), raw; all-zero is left out.",
     "ip_address": "Client IPv4/IPv6 address, sent as is.",
     "user_agent": "Client user agent, sent as is.",
+    "date_of_birth": "Not sent: no version of OpenAI's user object has a date of birth.",
 }
 _CONTENT_FIELDS = frozenset(
-    {"id", "name", "content_type", "quantity", "amount", "amount_minor", "currency"}
+    {
+        "id",
+        "group_id",
+        "name",
+        "content_type",
+        "quantity",
+        "amount",
+        "amount_minor",
+        "currency",
+        "variant_dict",
+    }
 )
+# Properties of data that custom_data may not set: they have their own fields.
+_DATA_FIELDS = frozenset({"type", "amount", "currency", "contents", "plan_id"})
+# Deepest nesting custom_data may have; deeper is a mapping mistake (or hostile input).
+MAX_CUSTOM_DATA_DEPTH = 32
 _TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE_STRINGS = frozenset({"false", "0", "no", "n", "f", ""})
 # Bound on event ids: the API's limit is undocumented; ids this long are a mapping mistake.
@@ -240,6 +263,8 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
         out: dict[str, Any] = {}
         if item.get("id") is not None:
             out["id"] = _as_text(item["id"], f"{where}.id")
+        if item.get("group_id") is not None:
+            out["group_id"] = _as_text(item["group_id"], f"{where}.group_id")
         if item.get("name") is not None:
             out["name"] = _as_text(item["name"], f"{where}.name")
         if item.get("content_type") is not None:
@@ -260,7 +285,64 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
                 out["amount"] = minor_units(item["amount_minor"], f"{where}.amount_minor")
             else:
                 out["amount"] = to_minor_units(item["amount"], currency, f"{where}.amount")
+        if item.get("variant_dict") is not None:
+            variant = _variant_dict(item["variant_dict"], f"{where}.variant_dict")
+            if variant:
+                out["variant_dict"] = variant
         result.append(out)
+    return result
+
+
+def _variant_dict(value: object, where: str) -> dict[str, str]:
+    """An item's variant as string keys to string values ({"size": "M"}); nulls left out."""
+    if not isinstance(value, Mapping):
+        raise MappingError(f"{where} must be an object of strings, not {type_name(value)}")
+    return {
+        str(key): _as_text(item, f"{where}.{key}")
+        for key, item in value.items()
+        if item is not None and item != ""
+    }
+
+
+def _json_value(value: object, where: str, depth: int = 0) -> Any:
+    """A custom property as plain JSON: exact integers, other numbers as floats, dates as text."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, (Decimal, float)):
+        number = Decimal(repr(value)) if isinstance(value, float) else value
+        if not number.is_finite():
+            raise MappingError(f"{where} is not a finite number")
+        if abs(number.adjusted()) <= 18 and number == number.to_integral_value():
+            return int(number)
+        as_float = float(number)
+        if not math.isfinite(as_float):
+            raise MappingError(f"{where} is too large for a JSON number")
+        return as_float
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if depth >= MAX_CUSTOM_DATA_DEPTH:
+        raise MappingError(f"{where} is nested more than {MAX_CUSTOM_DATA_DEPTH} levels deep")
+    if isinstance(value, Mapping):
+        return {
+            str(key): _json_value(item, f"{where}.{key}", depth + 1) for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+    raise MappingError(f"{where} is {type_name(value)}, not a JSON value")
+
+
+def _custom_data(value: object) -> dict[str, Any]:
+    """custom_data's properties, checked: an object that sets none of data's own fields."""
+    if not isinstance(value, Mapping):
+        raise MappingError(f"custom_data must be an object, not {type_name(value)}")
+    clash = sorted(set(map(str, value)) & _DATA_FIELDS)
+    if clash:
+        raise MappingError(
+            f"custom_data.{clash[0]} is one of data's own fields; map it as `{clash[0]}`"
+            if clash[0] != "type"
+            else "custom_data.type would replace the data shape; rename that property"
+        )
+    result: dict[str, Any] = _json_value(value, "custom_data")
     return result
 
 
@@ -299,6 +381,10 @@ def _data(mapping: StreamMapping, record: Mapping[str, Any], event_type: str) ->
         plan_id = _value(mapping, record, "plan_id")
         if plan_id is not None:
             data["plan_id"] = _as_text(plan_id, "plan_id")
+    if shape == "custom":
+        properties = _value(mapping, record, "custom_data")
+        if properties is not None:
+            data.update(_custom_data(properties))
     return data
 
 
@@ -307,7 +393,7 @@ def build_event(
     record: Mapping[str, Any],
     key_properties: Sequence[str],
     *,
-    user_field_style: str = "singular",
+    user_field_style: str = DEFAULT_USER_FIELD_STYLE,
     default_phone_region: str | None = None,
     whole_record: Callable[[], Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
@@ -318,6 +404,12 @@ def build_event(
     """
     try:
         event_type, custom_name = _event_type(mapping, record)
+        if event_type == "custom":
+            mapped_name = _value(mapping, record, "custom_event_name")
+            if mapped_name is not None:
+                event_type, custom_name = custom_event(_as_text(mapped_name, "custom_event_name"))
+            elif custom_name is None:
+                raise MappingError("custom_event_name is missing for a custom event")
         event: dict[str, Any] = {"id": event_id(mapping, record, key_properties, whole_record)}
         event["type"] = event_type
 
@@ -330,18 +422,14 @@ def build_event(
                 raise MappingError("timestamp is missing: map `timestamp` or `timestamp_ms`")
             event["timestamp_ms"] = to_epoch_ms(ts)
 
-        if event_type == "custom":
-            mapped_name = _value(mapping, record, "custom_event_name")
-            name = (
-                custom_name if mapped_name is None else _as_text(mapped_name, "custom_event_name")
-            )
-            if name is None:
-                raise MappingError("custom_event_name is missing for a custom event")
-            event["custom_event_name"] = name
+        if custom_name is not None:
+            event["custom_event_name"] = custom_name
         for name in ("oppref", "source_url", "action_source"):
             value = _value(mapping, record, name)
             if value is not None:
                 event[name] = _as_text(value, name)
+        if event_type in APP_EVENT_TYPES and "action_source" not in event:
+            event["action_source"] = "mobile_app"  # the only source the API takes for app events
         opt_out = _value(mapping, record, "opt_out")
         if opt_out is not None and _as_bool(opt_out, "opt_out"):
             event["opt_out"] = True

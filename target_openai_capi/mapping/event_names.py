@@ -4,12 +4,21 @@ A name is normalised before lookup: CamelCase split into words ("AddToCart" -> "
 casefolded, trimmed, runs of spaces / hyphens / dots / underscores turned into one "_"
 ("Order Completed" -> "order_completed"). The user's `event_types` table (normalised the same
 way) is merged over the built-in table below: user entries win. A name found in neither is sent
-as a `custom` event whose `custom_event_name` is the original name, trimmed.
+as a `custom` event named by `custom_event_name()`.
+
+Custom event names follow the official rule: 1-64 letters, digits, "_" or "-", a letter or digit
+at both ends, not a standard event name (the API lowercases it). A name that keeps the rule is sent
+as it is, so it deduplicates with the browser pixel's. One that breaks it is made valid: accents
+folded to ASCII ("é" -> "e"), lowercased, each run of other characters turned into one "_", "_"
+and "-" stripped from both ends, cut to 64 characters ("Demo Booked!" -> "demo_booked"). A name
+that is then a standard event type becomes that type; one with no letter or digit, or the name
+`custom` itself, cannot be sent and rejects its record.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
@@ -64,6 +73,37 @@ BUILTIN_EVENT_NAMES: Mapping[str, str] = MappingProxyType(_BUILTIN)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[\s._-]+")
 _KNOWN_TYPES = frozenset(EVENT_TYPES)
+
+
+_CUSTOM_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?")
+_NOT_NAME_CHARACTERS = re.compile(r"[^a-z0-9_-]+")
+MAX_CUSTOM_NAME_LENGTH = 64
+
+
+@lru_cache(maxsize=4096)
+def custom_event(name: str) -> tuple[str, str | None]:
+    """(event type, custom_event_name) for a custom event's name, made valid by the rule above."""
+    text = name.strip()
+    if not _CUSTOM_NAME.fullmatch(text):
+        folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+        text = _NOT_NAME_CHARACTERS.sub("_", folded.lower()).strip("_-")
+        text = text[:MAX_CUSTOM_NAME_LENGTH].strip("_-")
+    if not text:
+        raise MappingError(
+            "custom event name has no letter or digit (the API takes 1-64 letters, digits, "
+            "'_' or '-')",
+            "custom_event_name",
+        )
+    standard = text.lower()
+    if standard == CUSTOM:
+        raise MappingError(
+            "custom event name 'custom' is refused by the API (it must not be an event type); "
+            "name the event",
+            "custom_event_name",
+        )
+    if standard in _KNOWN_TYPES:
+        return standard, None
+    return CUSTOM, text
 
 
 @lru_cache(maxsize=4096)  # a stream carries few distinct names, each many times
@@ -124,5 +164,5 @@ def resolve_event_type(name: object, table: Mapping[str, str]) -> tuple[str, str
         raise MappingError("event name is empty", "event")
     event_type = _merged(table).get(key) if table else _BUILTIN.get(key)
     if event_type is None or event_type == CUSTOM:
-        return CUSTOM, name.strip()
+        return custom_event(name)
     return event_type, None

@@ -1,27 +1,30 @@
-"""User identifiers: normalise, then SHA-256 (lowercase hex), under the configured wire names.
+"""User identifiers: normalise as OpenAI documents, hash what must be hashed, name as the API does.
 
-Rules (they go to the README):
-- email: trimmed and lowercased; must hold exactly one "@" with text on both sides and no spaces.
-- phone: parsed with `phonenumbers` (a number without "+" uses `default_phone_region`), must be a
-  possible number, then E.164 digits without the "+" ("+1 (650) 555-1234" -> "16505551234"); an
-  extension is dropped.
-- first_name, last_name, city, state: trimmed, lowercased, inner whitespace collapsed to one space.
-- zip: lowercased, all spaces removed; a US ZIP+4 ("94103-1234") keeps its first five digits;
-  other hyphens stay ("100-0001"). A zip stored as a number keeps no leading zero: store it as text.
-- country: ISO 3166-1 alpha-2 in any case, sent lowercased ("US" -> "us"; "UK" is read as "gb");
-  names ("United States") and alpha-3 codes are not accepted.
-- date_of_birth: an ISO date ("1990-05-17", a date-time's date part, or a date object) ->
-  "19900517".
-- external_id: trimmed text (whole numbers written without decimals), case kept, then hashed.
-- Any hashed field whose value already is a SHA-256 hex digest (64 hex characters) is sent as
-  is, lowercased, not hashed again.
-- ip_address (a valid IPv4 / IPv6 address, sent in its compressed form; from an
-  X-Forwarded-For list the first address) and user_agent (non-empty text) are sent raw.
-- Null, "" and blank values are skipped. A value that fails its rule is not fatal: the field is
-  left out and a note says why, without the value.
-- singular style: one string per field (from a list value, the first value that normalises);
-  plural style: an array of distinct hashes per hashed field. ip_address and user_agent are one
-  string in both styles.
+Rules (OpenAI's Conversions API page, newest version; the README's user identifiers table):
+- email: trimmed and lowercased; must hold one "@" with text on both sides and no spaces. Hashed.
+- phone: whitespace, parentheses, periods and hyphens removed, then a leading "+" and any leading
+  zeroes: "+1 (415) 555-2671" and "001 415 555 2671" -> "14155552671"; 8 to 15 digits, the country
+  calling code kept. A number written without "+" or "00" is read as starting with its country
+  code, unless `default_phone_region` is set: then it is a national number of that region
+  (libphonenumber adds the country code and drops a trunk prefix: "(415) 555-2671", US ->
+  "14155552671"). Hashed.
+- external_id: trimmed, case and every other character kept (a whole number is written without
+  decimals). Hashed.
+- first_name, last_name: lowercased, every whitespace and ASCII punctuation character removed,
+  non-ASCII kept, no accent stripping ("Mary Jane" -> "maryjane", "O'Connor" -> "oconnor",
+  "José" -> "josé"; NFC first, so a decomposed "é" hashes like the composed one). Hashed.
+- city, state (sent as `regions`): raw text, trimmed (the API lowercases and cuts at 128).
+- zip: raw, trimmed; letters, digits, spaces or hyphens, at most 32 characters.
+- country: a two-letter ISO 3166-1 code, sent in upper case ("us" -> "US"; "UK" is read as "GB").
+- obref (the pixel's `__obref` cookie, only with the user's consent), user_agent: raw, non-blank.
+- android_advertising_id: a raw GAID (a UUID); the all-zero id means "limited" and is left out.
+- ip_address: a valid IPv4 / IPv6 address in its compressed form (from an X-Forwarded-For list
+  the first address), raw.
+- A hashed field whose value already is a SHA-256 hex digest is sent as is, lowercased.
+- Null, "" and blank values are skipped. A value that fails its rule never costs the event: it is
+  left out and a note names the field and the rule, never the value.
+- A field may map to one value or a list of them (several emails): the plural style sends up to
+  three distinct values as a list (the API uses the first three); the singular style, one.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import string
+import unicodedata
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -48,57 +52,65 @@ USER_FIELDS: tuple[str, ...] = (
     "state",
     "zip",
     "country",
-    "date_of_birth",
+    "obref",
+    "android_advertising_id",
     "ip_address",
     "user_agent",
+    "date_of_birth",
 )
 
-# THE one place with wire names (the API documents no `user` schema and integrations disagree;
-# see the spec's "User fields"). A friendly name missing from a style's dict is not sent in that
-# style: no integration using that style names a field for it.
+# THE one place with wire names. Only names an official version of OpenAI's page had are sent: a
+# friendly name missing from a style's dict is not sent in that style (a start-up warning says so).
 USER_FIELD_STYLES: dict[str, dict[str, str]] = {
-    # OpenAI's pixel documentation, Commanders Act, Stape; first/last name and state as Datalyr.
-    "singular": {
-        "email": "email_sha256",
-        "phone": "phone_number_sha256",
-        "external_id": "external_id_sha256",
-        "first_name": "first_name_sha256",
-        "last_name": "last_name_sha256",
-        "city": "city_sha256",
-        "state": "state_sha256",
-        "zip": "zip_code_sha256",
-        "country": "country_sha256",
-        "ip_address": "ip_address",
-        "user_agent": "user_agent",
-    },
-    # RudderStack's open-source OpenAI destination: arrays of hashes.
+    # The newest official user object: lists of hashes, raw lists of geography.
     "plural": {
         "email": "emails_sha256",
         "phone": "phone_numbers_sha256",
         "external_id": "external_ids_sha256",
         "first_name": "first_names_sha256",
         "last_name": "last_names_sha256",
-        "date_of_birth": "date_of_births_sha256",
+        "city": "cities",
+        "state": "regions",
+        "zip": "postal_codes",
+        "country": "countries",
+        "obref": "obref",
+        "android_advertising_id": "android_advertising_id",
+        "ip_address": "ip_address",
+        "user_agent": "user_agent",
+    },
+    # The earlier official shape (mid-2026), which had no phone, names or region.
+    "singular": {
+        "email": "email_sha256",
+        "external_id": "external_id_sha256",
+        "city": "city",
+        "zip": "zip_code",
+        "country": "country",
+        "obref": "obref",
         "ip_address": "ip_address",
         "user_agent": "user_agent",
     },
 }
+DEFAULT_USER_FIELD_STYLE = "plural"
 
-# Integrations disagree on whether the hashed phone keeps E.164's leading "+" (the spec: "phone
-# to digits with country code"). This is the one place to change it: set it to "+".
-PHONE_PREFIX = ""
+# The API uses the first three valid, distinct values of a list and ignores the rest.
+MAX_LIST_VALUES = 3
 
-# Sent raw (not hashed) and always as one string.
-_RAW_FIELDS = frozenset({"ip_address", "user_agent"})
+# Normalised, then SHA-256; never sent raw.
+HASHED_FIELDS = frozenset({"email", "phone", "external_id", "first_name", "last_name"})
+# One string in every style (the others are lists in the plural style).
+_ONE_VALUE_FIELDS = frozenset({"obref", "android_advertising_id", "ip_address", "user_agent"})
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _SPACE = re.compile(r"\s")
-_US_ZIP4 = re.compile(r"(\d{5})-\d{4}")
-_ISO_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:[Tt ].*)?")
+_PHONE_SEPARATORS = re.compile(r"[\s().-]")
+_POSTAL_CODE = re.compile(r"[A-Za-z0-9 -]{1,32}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_ALL_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+_ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
+PHONE_DIGITS = (8, 15)
 
 # ISO 3166-1 alpha-2, officially assigned codes (249).
-_COUNTRIES = frozenset(
-    """
+_COUNTRY_CODES = """
     AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
     BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ
     EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW
@@ -108,10 +120,10 @@ _COUNTRIES = frozenset(
     QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG
     TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM
     ZW
-    """.lower().split()
-)
+"""
+_COUNTRIES = frozenset(_COUNTRY_CODES.split())
 # Not ISO, but what people write for the United Kingdom.
-_COUNTRY_ALIASES = {"uk": "gb"}
+_COUNTRY_ALIASES = {"UK": "GB"}
 
 
 class _Rejected(Exception):
@@ -144,6 +156,12 @@ def _text(value: object, reason: str) -> str:
     raise _Rejected(reason)
 
 
+def _string(value: object, reason: str) -> str:
+    if not isinstance(value, str):
+        raise _Rejected(reason)
+    return value.strip()
+
+
 def _email(value: object, region: str | None) -> str:
     text = _text(value, "is not an email address").lower()
     local, at, domain = text.partition("@")
@@ -152,146 +170,106 @@ def _email(value: object, region: str | None) -> str:
     return text
 
 
+_PHONE_RULE = "is not a phone number of 8 to 15 digits with its country code"
+
+
 def _phone(value: object, region: str | None) -> str:
-    return _e164_digits(_text(value, "is not a valid phone number"), region)
-
-
-# Parsing is by far the costliest normalisation (about 40 us a number), and repeat customers
-# repeat their numbers: results are cached, in a bounded cache so memory stays flat.
-PHONE_CACHE_SIZE = 16_384
-
-
-@lru_cache(maxsize=PHONE_CACHE_SIZE)
-def _e164_digits(text: str, region: str | None) -> str:
-    digits = _international_digits(text)
-    if digits is not None:
-        return PHONE_PREFIX + digits
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException as e:
-        if e.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE and not region:
-            raise _Rejected(
-                "has no country code (+...) and default_phone_region is not set"
-            ) from None
-        raise _Rejected("is not a valid phone number") from None
-    if not phonenumbers.is_possible_number(number):
-        raise _Rejected("is not a valid phone number")
-    e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return PHONE_PREFIX + e164[1:]
-
-
-_PUNCTUATION = str.maketrans("", "", " -.()")
-_MAX_PHONE_INPUT = 250  # libphonenumber refuses longer input (TOO_LONG)
-
-
-def _international_digits(text: str) -> str | None:
-    """The E.164 digits of a number written "+<country code><number>", as libphonenumber's
-    parse and format would give them, for the plain common case; None: ask libphonenumber.
-
-    parse costs ~20-40 µs; this ~3 µs. It takes only digits with spaces, dashes, dots and
-    brackets, and leaves to libphonenumber every number whose national part starts like a
-    national prefix (which parse may strip, e.g. "+44 07911 ...") or a leading zero, and every
-    number that is not possible for its country (which parse then rejects with its reason).
-    tests/test_mapping_identity.py checks it against libphonenumber on thousands of numbers.
-    """
-    if not text.startswith("+") or len(text) > _MAX_PHONE_INPUT:
-        return None
-    digits = text[1:].translate(_PUNCTUATION)
-    if not (digits.isascii() and digits.isdigit()) or digits.startswith("0"):
-        return None
-    for size in (1, 2, 3):  # country codes are prefix-free, as parse reads them
-        code = int(digits[:size])
-        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            break
+    compact = _PHONE_SEPARATORS.sub("", _text(value, _PHONE_RULE))
+    if region is None or compact.startswith(("+", "00")):
+        digits = compact.removeprefix("+").lstrip("0")  # the documented rule, to the letter
     else:
-        return None
-    national = digits[size:]
-    if not 2 <= len(national) <= 17 or national.startswith("0"):
-        return None
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-        code, phonenumbers.region_code_for_country_code(code)
-    )
-    if metadata is None:
-        return None
-    prefix = metadata.national_prefix_for_parsing
-    if prefix and re.match(prefix, national):
-        return None
-    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
-    if not phonenumbers.is_possible_number(number):
-        return None
+        digits = _national_number_digits(compact, region)
+    low, high = PHONE_DIGITS
+    if not (digits.isascii() and digits.isdigit() and low <= len(digits) <= high):
+        raise _Rejected(_PHONE_RULE)
     return digits
 
 
-def _words(value: object, region: str | None) -> str:
+# libphonenumber's parse costs ~20-40 us a number and returning customers repeat their numbers:
+# results are cached, in a bounded cache so memory stays flat.
+@lru_cache(maxsize=16_384)
+def _national_number_digits(compact: str, region: str) -> str:
+    """A number written in the national form of `region`, as country code + national digits."""
+    if len(compact) > 250:  # libphonenumber refuses longer input (TOO_LONG)
+        raise _Rejected(_PHONE_RULE)
+    try:
+        number = phonenumbers.parse(compact, region)
+    except phonenumbers.NumberParseException:
+        raise _Rejected(f"is not a phone number of default_phone_region {region}") from None
+    if not phonenumbers.is_possible_number(number):
+        raise _Rejected(f"is not a phone number of default_phone_region {region}")
+    e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164[1:]
+
+
+def _person_name(value: object, region: str | None) -> str:
     if not isinstance(value, str):
         raise _Rejected("is not text")
-    return " ".join(value.split()).lower()
+    lowered = unicodedata.normalize("NFC", value).lower().translate(_ASCII_PUNCTUATION)
+    return "".join(lowered.split())
 
 
-def _zip(value: object, region: str | None) -> str:
-    text = "".join(_text(value, "is not a postal code").split()).lower()
-    match = _US_ZIP4.fullmatch(text)
-    return match.group(1) if match else text
+def _place(value: object, region: str | None) -> str:
+    return _string(value, "is not text")
+
+
+def _postal_code(value: object, region: str | None) -> str:
+    reason = "is not a postal code (letters, digits, spaces or hyphens, at most 32 characters)"
+    text = _text(value, reason)
+    if not _POSTAL_CODE.fullmatch(text):
+        raise _Rejected(reason)
+    return text
 
 
 def _country(value: object, region: str | None) -> str:
-    if not isinstance(value, str):
-        raise _Rejected("is not an ISO 3166-1 alpha-2 country code")
-    code = value.strip().lower()
+    code = _string(value, "is not a two-letter ISO 3166-1 country code").upper()
     code = _COUNTRY_ALIASES.get(code, code)
     if code not in _COUNTRIES:
-        raise _Rejected("is not an ISO 3166-1 alpha-2 country code")
+        raise _Rejected("is not a two-letter ISO 3166-1 country code")
     return code
-
-
-def _date_of_birth(value: object, region: str | None) -> str:
-    reason = "is not an ISO 8601 date (YYYY-MM-DD)"
-    if isinstance(value, (date, datetime)):
-        return value.strftime("%Y%m%d")
-    if not isinstance(value, str):
-        raise _Rejected(reason)
-    match = _ISO_DATE.fullmatch(value.strip())
-    if match is None:
-        raise _Rejected(reason)
-    year, month, day = match.groups()
-    try:
-        date(int(year), int(month), int(day))
-    except ValueError:
-        raise _Rejected(reason) from None
-    return year + month + day
 
 
 def _external_id(value: object, region: str | None) -> str:
     return _text(value, "is not text or a number")
 
 
+def _obref(value: object, region: str | None) -> str:
+    return _string(value, "is not text (the pixel's __obref cookie)")
+
+
+def _advertising_id(value: object, region: str | None) -> str:
+    text = _string(value, "is not a Google advertising id (a UUID)")
+    if not _UUID.fullmatch(text):
+        raise _Rejected("is not a Google advertising id (a UUID)")
+    if text == _ALL_ZERO_UUID:
+        raise _Rejected("is the all-zero id of a user who limited ad tracking")
+    return text
+
+
 def _ip_address(value: object, region: str | None) -> str:
-    if not isinstance(value, str):
-        raise _Rejected("is not an IPv4 or IPv6 address")
-    first = value.split(",", 1)[0].strip()  # X-Forwarded-For: the client comes first
-    try:
+    first = _string(value, "is not an IPv4 or IPv6 address").split(",", 1)[0].strip()
+    try:  # X-Forwarded-For: the client comes first
         return str(ipaddress.ip_address(first))
     except ValueError:
         raise _Rejected("is not an IPv4 or IPv6 address") from None
 
 
 def _user_agent(value: object, region: str | None) -> str:
-    if not isinstance(value, str):
-        raise _Rejected("is not text")
-    return value.strip()
+    return _string(value, "is not text")
 
 
 _NORMALISERS: dict[str, Callable[[object, str | None], str]] = {
     "email": _email,
     "phone": _phone,
     "external_id": _external_id,
-    "first_name": _words,
-    "last_name": _words,
-    "city": _words,
-    "state": _words,
-    "zip": _zip,
+    "first_name": _person_name,
+    "last_name": _person_name,
+    "city": _place,
+    "state": _place,
+    "zip": _postal_code,
     "country": _country,
-    "date_of_birth": _date_of_birth,
+    "obref": _obref,
+    "android_advertising_id": _advertising_id,
     "ip_address": _ip_address,
     "user_agent": _user_agent,
 }
@@ -304,7 +282,7 @@ def _blank(value: object) -> bool:
 
 def _normalise(name: str, value: object, region: str | None) -> str:
     """The value to send for one field: raw, passed-through digest, or hash of the normal form."""
-    if name in _RAW_FIELDS:
+    if name not in HASHED_FIELDS:
         return _NORMALISERS[name](value, region)
     if isinstance(value, str) and _SHA256_HEX.fullmatch(value.strip()):
         return value.strip().lower()
@@ -338,14 +316,19 @@ def _normalised(name: str, value: object, region: str | None) -> str:
     return _normalise(name, value, region)
 
 
-def build_user(
-    values: Mapping[str, object],
-    style: str = "singular",
-    default_phone_region: str | None = None,
-) -> tuple[dict[str, Any], list[str]]:
-    """Build the event's `user` object from friendly-name values; return it and notes."""
-    wire = USER_FIELD_STYLES.get(style)
-    if wire is None:
+def unsendable_user_field(name: str, style: str) -> str:
+    """Why a mapped friendly field is not sent in this style (for the start-up warning)."""
+    if not any(name in wire for wire in USER_FIELD_STYLES.values()):
+        return f"no version of OpenAI's user object has a field for {name}"
+    return (
+        f"the {style} user_field_style has no field for it (OpenAI's earlier user object); "
+        "the plural style, OpenAI's current one, sends it"
+    )
+
+
+def check_user_settings(style: str, default_phone_region: str | None) -> str | None:
+    """The region in upper case; raises ValueError naming a setting that is not usable."""
+    if style not in USER_FIELD_STYLES:
         raise ValueError(
             f"unknown user field style {style!r}; expected one of {list(USER_FIELD_STYLES)}"
         )
@@ -355,47 +338,71 @@ def build_user(
             f"default_phone_region {default_phone_region!r} is not a known region "
             "(use an ISO 3166-1 alpha-2 code such as 'US')"
         )
+    return region
+
+
+def build_user(
+    values: Mapping[str, object],
+    style: str = DEFAULT_USER_FIELD_STYLE,
+    default_phone_region: str | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Build the event's `user` object from friendly-name values; return it and notes."""
+    region = check_user_settings(style, default_phone_region)
+    wire = USER_FIELD_STYLES[style]
+    plural = style == "plural"
     user: dict[str, Any] = {}
     notes: list[str] = []
     for name, raw in values.items():
-        if name not in _NORMALISERS:
+        if name not in USER_FIELDS:
             raise ValueError(
                 f"unknown user field {name!r}; expected one of {', '.join(USER_FIELDS)}"
             )
         key = wire.get(name)
         if key is None or _blank(raw):
             continue
+        many = plural and name not in _ONE_VALUE_FIELDS
         if not isinstance(raw, (list, tuple)):  # one value: the common case, kept short
             try:
                 result = _normalised(name, raw, region)
             except _Rejected as e:
                 notes.append(f"{name} {e.reason}; sent without it")
                 continue
-            user[key] = [result] if style == "plural" and name not in _RAW_FIELDS else result
+            user[key] = [result] if many else result
             continue
-        items = [v for v in raw if not _blank(v)]
-        many = style == "plural" and name not in _RAW_FIELDS
-        sent: list[str] = []
-        reasons: list[str] = []
-        for position, item in enumerate(items, 1):
-            try:
-                result = _normalised(name, item, region)
-            except _Rejected as e:
-                reasons.append(e.reason)
-                if many and len(items) > 1:
-                    notes.append(
-                        f"{name} value {position} of {len(items)} {e.reason}; sent without it"
-                    )
-                continue
-            if result not in sent:
-                sent.append(result)
-            if not many:
-                break
-        if not sent:
-            if reasons and not (many and len(items) > 1):
-                notes.append(f"{name} {reasons[0]}; sent without it")
-            continue
-        if not many and len(items) > 1:
-            notes.append(f"{name} has {len(items)} values; sent one ({style} user style)")
-        user[key] = sent if many else sent[0]
+        sent = _list_values(name, [v for v in raw if not _blank(v)], region, many, notes)
+        if sent:
+            user[key] = sent if many else sent[0]
     return user, notes
+
+
+def _list_values(
+    name: str, items: list[object], region: str | None, many: bool, notes: list[str]
+) -> list[str]:
+    """The distinct values to send from a list (three at most, one when not `many`)."""
+    limit = MAX_LIST_VALUES if many else 1
+    sent: list[str] = []
+    seen: set[str] = set()
+    reasons: list[str] = []
+    good = 0
+    for position, item in enumerate(items, 1):
+        try:
+            result = _normalised(name, item, region)
+        except _Rejected as e:
+            reasons.append(e.reason)
+            if len(items) > 1:
+                notes.append(f"{name} value {position} of {len(items)} {e.reason}; sent without it")
+            continue
+        key = result.casefold()  # the API lowercases raw geography: "Paris" and "PARIS" are one
+        if key in seen:
+            continue
+        seen.add(key)
+        good += 1
+        if len(sent) < limit:
+            sent.append(result)
+    if not sent and len(items) == 1 and reasons:
+        notes.append(f"{name} {reasons[0]}; sent without it")
+    if good > limit:
+        what = "one" if limit == 1 else f"the first {limit}"
+        why = "the singular user field style" if limit == 1 else "the API uses at most three"
+        notes.append(f"{name} has {good} distinct values; sent {what} ({why})")
+    return sent

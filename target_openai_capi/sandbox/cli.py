@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="larger request bodies are answered 413 (%(default)s; the real limit is unknown)",
     )
     server.add_argument("--quiet", action="store_true", help="do not log a line per request")
+    server.add_argument(
+        "--no-error-param",
+        dest="name_params",
+        action="store_false",
+        help="error bodies name no bad event (no `param`), like a server that does not",
+    )
     access = parser.add_argument_group("access")
     access.add_argument(
         "--api-key",
@@ -106,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="pixel_ids",
         action="append",
         metavar="PID",
-        help="an accepted pixel id (repeatable); others get 404. Default: any pixel id",
+        help="an accepted pixel id (repeatable); others get 403 unknown pid. Default: any",
     )
     faults = parser.add_argument_group("fault injection (POST /v1/events only; all off by default)")
     faults.add_argument(
@@ -185,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             db_path=args.db,
             faults=faults,
             max_body_bytes=args.max_body_bytes,
+            name_params=args.name_params,
         )
     except OSError as exc:
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,15 +20,32 @@ if TYPE_CHECKING:
 
 KEY_PREFIX = "sk-svcacct-"  # a Conversions API (service account) key
 REQUIRED_SCOPE = "ads.third_party_events.write"
-BODY_FIELDS = ("events", "validate_only")
+BODY_FIELDS = ("events", "validate_only", "integration_source")
+# The official rule for integration_source, which the API then trims and lowercases.
+_INTEGRATION_SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# At most this many entries in an error body's `errors` list (one per bad event).
+MAX_LISTED_ERRORS = 100
+
+
+@dataclass(frozen=True)
+class EventError:
+    """One bad event of a batch: where (`events[3].data.type`), what, and a code."""
+
+    param: str
+    message: str
+    code: str
 
 
 @dataclass(frozen=True)
 class Rejection:
-    """A request the API refuses: the status and the message it answers with."""
+    """A request the API refuses: the status, the message, and what it names."""
 
     status: int
     message: str
+    code: str | None = None
+    param: str | None = None
+    errors: tuple[EventError, ...] = ()
+    kind: str | None = None  # the error `type`; by default from the status
 
 
 @dataclass(frozen=True)
@@ -36,19 +54,32 @@ class Body:
 
     events: list[Any]
     validate_only: bool
+    integration_source: str | None = None
 
 
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """The JSON error body.
+def error_body(rejection: Rejection, *, name_params: bool = True) -> dict[str, Any]:
+    """The JSON error body, in the OpenAI shape the live API answers with (capi-spec.md, Errors):
+    {"error": {"message", "type", "param", "code", "errors": [{"message", "param", "code"}]}}.
 
-    ASSUMPTION: the real API's error format is not documented; this is OpenAI's usual shape.
+    name_params=False leaves every `param` out, as a server that names no field would.
     """
-    kind = "invalid_request_error"
-    if status == 429:
+    kind = rejection.kind or "invalid_request_error"
+    if rejection.kind is None and rejection.status == 429:
         kind = "rate_limit_error"
-    elif status >= 500:
+    elif rejection.kind is None and rejection.status >= 500:
         kind = "server_error"
-    return {"error": {"message": message, "type": kind, "code": status}}
+    error: dict[str, Any] = {
+        "message": rejection.message,
+        "type": kind,
+        "param": rejection.param if name_params else None,
+        "code": rejection.code,
+    }
+    if rejection.errors:
+        error["errors"] = [
+            {"message": e.message, "param": e.param if name_params else None, "code": e.code}
+            for e in rejection.errors
+        ]
+    return {"error": error}
 
 
 def auth_rejection(authorization: str | None, api_keys: Collection[str] | None) -> Rejection | None:
@@ -67,11 +98,11 @@ def auth_rejection(authorization: str | None, api_keys: Collection[str] | None) 
 
 
 def pixel_rejection(pixel_id: str | None, pixel_ids: Collection[str] | None) -> Rejection | None:
-    """400 without a pid, 404 for a pid the sandbox was not told about."""
+    """400 without a pid; 403 `unknown pid` for one the key cannot write to, as the API answers."""
     if not pixel_id:
-        return Rejection(400, "Missing required query parameter: pid")
+        return Rejection(400, "Missing required query parameter: pid", param="pid")
     if pixel_ids is not None and pixel_id not in pixel_ids:
-        return Rejection(404, f"Pixel not found: {pixel_id}")
+        return Rejection(403, "403: unknown pid", kind="server_error")
     return None
 
 
@@ -101,23 +132,66 @@ def parse_body(raw: bytes) -> Body | Rejection:
         )
     validate_only = payload.get("validate_only", False)
     if not isinstance(validate_only, bool):
-        return Rejection(400, f"validate_only: must be true or false, got {validate_only!r}")
-    return Body(events=events, validate_only=validate_only)
-
-
-def batch_problem(events: Sequence[Any], now_ms: int) -> str | None:
-    """The first problem in the batch, e.g. 'events[3].timestamp_ms: older than 7 days'.
-
-    One bad event fails the whole batch, as the real API does.
-    """
-    for index, event in enumerate(events):
-        if not isinstance(event, dict):
-            return f"events[{index}]: must be a JSON object, got {type(event).__name__}"
-        problem = (
-            event_problem(event)
-            or window_problem(event["timestamp_ms"], now_ms)
-            or event_currency_problem(event)
+        return Rejection(
+            400,
+            f"validate_only: must be true or false, got {validate_only!r}",
+            param="validate_only",
         )
-        if problem:
-            return f"events[{index}].{problem}"
-    return None
+    source = payload.get("integration_source")
+    if source is not None:
+        if not isinstance(source, str) or not _INTEGRATION_SOURCE.fullmatch(source.strip()):
+            return Rejection(
+                400,
+                "integration_source: must be 1-64 ASCII letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit",
+                param="integration_source",
+            )
+        source = source.strip().lower()
+    return Body(events=events, validate_only=validate_only, integration_source=source)
+
+
+def _event_error(index: int, event: Any, now_ms: int) -> EventError | None:
+    """What is wrong with one event of a batch, or None."""
+    where = f"events[{index}]"
+    if not isinstance(event, dict):
+        return EventError(
+            where, f"{where}: must be a JSON object, got {type(event).__name__}", "invalid_event"
+        )
+    problem = event_problem(event)
+    code = "invalid_event_field"
+    if problem is None and (problem := window_problem(event["timestamp_ms"], now_ms)):
+        code = "event_timestamp_too_old" if "older" in problem else "event_timestamp_too_new"
+    if problem is None and (problem := event_currency_problem(event)):
+        code = "invalid_currency"
+    if problem is None:
+        return None
+    path, _, message = problem.partition(": ")
+    param = where if path == "event" else f"{where}.{path}"
+    return EventError(param, f"{param}: {message}", code)
+
+
+def batch_rejection(events: Sequence[Any], now_ms: int) -> Rejection | None:
+    """Why the batch fails, naming each bad event (`param` the first one), or None.
+
+    One bad event fails the whole batch, as the real API does. A batch whose only problems are
+    stale or future timestamps answers 422, as the live API does for a stale event; else 400.
+    """
+    errors = []
+    for index, event in enumerate(events):
+        error = _event_error(index, event, now_ms)
+        if error is not None:
+            errors.append(error)
+    if not errors:
+        return None
+    first = errors[0]
+    where = first.param.split(".", 1)[0]
+    listed = tuple(errors[:MAX_LISTED_ERRORS])
+    if all(e.code.startswith("event_timestamp_") for e in errors):
+        return Rejection(422, first.message, code=first.code, param=first.param, errors=listed)
+    return Rejection(
+        400,
+        f"Invalid event at {where}. See errors for details.",
+        code="invalid_event",
+        param=where,
+        errors=listed,
+    )

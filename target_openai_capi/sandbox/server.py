@@ -19,7 +19,7 @@ from target_openai_capi.sandbox.faults import Fault, FaultConfig, FaultPlan
 from target_openai_capi.sandbox.rules import (
     Rejection,
     auth_rejection,
-    batch_problem,
+    batch_rejection,
     error_body,
     parse_body,
     pixel_rejection,
@@ -59,9 +59,9 @@ class Reply:
     events: int = 0  # how many events the request carried, for the log line
 
 
-def _rejected(rejection: Rejection, events: int = 0) -> Reply:
-    """A Reply for a Rejection."""
-    return Reply(rejection.status, error_body(rejection.status, rejection.message), events=events)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    """A Reply with the API's error body for a message that names nothing."""
+    return Reply(status, error_body(Rejection(status, message)), headers or {})
 
 
 class SandboxApp:
@@ -76,8 +76,10 @@ class SandboxApp:
         faults: FaultConfig | None,
         max_body_bytes: int,
         now_ms: Callable[[], int],
+        name_params: bool = True,
     ) -> None:
         """Settings as start_sandbox documents them."""
+        self.name_params = name_params
         self.api_keys = None if api_keys is None else frozenset(api_keys)
         self.pixel_ids = None if pixel_ids is None else frozenset(pixel_ids)
         self.max_body_bytes = max_body_bytes
@@ -95,21 +97,21 @@ class SandboxApp:
             pixel_id, self.pixel_ids
         )
         if rejection:
-            return _rejected(rejection)
+            return self._rejected(rejection)
         assert pixel_id is not None  # pixel_rejection refused a missing one
         if body is None:
             limit = self.max_body_bytes
-            return _rejected(
-                Rejection(413, f"Request body is {size} bytes; the limit is {limit} bytes")
-            )
+            return _error(413, f"Request body is {size} bytes; the limit is {limit} bytes")
         parsed = parse_body(body)
         if isinstance(parsed, Rejection):
-            return _rejected(parsed)
+            return self._rejected(parsed)
         count = len(parsed.events)
-        self.stats.batch(count, validate_only=parsed.validate_only)
-        problem = batch_problem(parsed.events, self.now_ms())
-        if problem:
-            return _rejected(Rejection(400, problem), count)
+        self.stats.batch(
+            count, validate_only=parsed.validate_only, integration_source=parsed.integration_source
+        )
+        rejection = batch_rejection(parsed.events, self.now_ms())
+        if rejection:
+            return self._rejected(rejection, count)
         stored = duplicates = 0
         if not parsed.validate_only:
             stored, duplicates = self.store.add(pixel_id, parsed.events)
@@ -123,16 +125,21 @@ class SandboxApp:
         }
         return Reply(200, payload, events=count)
 
+    def _rejected(self, rejection: Rejection, events: int = 0) -> Reply:
+        """A Reply for a Rejection, naming the bad events unless told not to."""
+        body = error_body(rejection, name_params=self.name_params)
+        return Reply(rejection.status, body, events=events)
+
     def fault_reply(self, fault: Fault) -> Reply | None:
         """The answer an injected error fault gives, or None for the connection faults."""
         retry_after = self.faults.config.retry_after
         headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
         if fault is Fault.RATE_LIMITED:
-            return Reply(429, error_body(429, "Rate limit exceeded (sandbox fault)"), headers)
+            return _error(429, "Rate limit exceeded (sandbox fault)", headers)
         if fault is Fault.SERVER_ERROR:
-            return Reply(500, error_body(500, "Internal server error (sandbox fault)"))
+            return _error(500, "Internal server error (sandbox fault)")
         if fault is Fault.UNAVAILABLE:
-            return Reply(503, error_body(503, "Service unavailable (sandbox fault)"), headers)
+            return _error(503, "Service unavailable (sandbox fault)", headers)
         return None
 
     def reset(self) -> None:
@@ -215,14 +222,14 @@ class _Handler(BaseHTTPRequestHandler):
         """(body, size); body None when over the limit; a Reply when the length is unusable."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
-            return Reply(411, error_body(411, "Send the body with a Content-Length header"))
+            return _error(411, "Send the body with a Content-Length header")
         try:
             size = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             size = -1
         if size < 0:
             self.close_connection = True
-            return Reply(400, error_body(400, "Invalid Content-Length header"))
+            return _error(400, "Invalid Content-Length header")
         if size <= self.server.app.max_body_bytes:
             return self.rfile.read(size), size
         if size > _MAX_DRAIN_BYTES:
@@ -302,7 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         except Exception as exc:
             logger.exception("sandbox: internal error on POST %s", EVENTS_PATH)
-            return Reply(500, error_body(500, f"Internal sandbox error: {type(exc).__name__}"))
+            return _error(500, f"Internal sandbox error: {type(exc).__name__}")
 
     def do_GET(self) -> None:
         """GET /sandbox/events?pid=... and GET /sandbox/stats."""
@@ -326,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _not_found(self, path: str) -> None:
         """404 for any other path, listing the ones that exist."""
         known = f"POST {EVENTS_PATH}, GET /sandbox/events, GET /sandbox/stats, POST /sandbox/reset"
-        self._send(Reply(404, error_body(404, f"No such endpoint: {path} (known: {known})")))
+        self._send(_error(404, f"No such endpoint: {path} (known: {known})"))
         self._log(404)
 
 
@@ -402,11 +409,13 @@ def start_sandbox(
     faults: FaultConfig | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     now_ms: Callable[[], int] | None = None,
+    name_params: bool = True,
 ) -> Sandbox:
     """Start a sandbox on host:port (0: a free port) and return it, already serving.
 
     api_keys / pixel_ids: when given, only these are valid; otherwise any `sk-svcacct-` key and
     any pixel id are. now_ms: the clock for the 7-day / 10-minute window (tests move it).
+    name_params=False: error bodies name no event (no `param`), like a server that does not.
     Raises OSError when the address is in use.
     """
     app = SandboxApp(
@@ -416,6 +425,7 @@ def start_sandbox(
         faults=faults,
         max_body_bytes=max_body_bytes,
         now_ms=now_ms or wall_clock_ms,
+        name_params=name_params,
     )
     try:
         server = _Server((host, port), app)

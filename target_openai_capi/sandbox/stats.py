@@ -28,6 +28,7 @@ class Stats:
             self._max_in_flight = self._in_flight
             self._by_status: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
+            self._integration_sources: Counter[str] = Counter()
 
     def request_started(self) -> None:
         """A POST arrived; it is in flight until request_ended."""
@@ -53,10 +54,11 @@ class Stats:
         with self._lock:
             self._faults[kind] += 1
 
-    def batch(self, size: int, *, validate_only: bool) -> None:
+    def batch(self, size: int, *, validate_only: bool, integration_source: str | None) -> None:
         """A well-formed body with size events reached validation."""
         with self._lock:
             self._largest_batch = max(self._largest_batch, size)
+            self._integration_sources[integration_source or "(none)"] += 1
             if validate_only:
                 self._validate_only_requests += 1
 
@@ -81,4 +83,6 @@ class Stats:
                 "by_status": dict(sorted(self._by_status.items())),
                 "faults_injected": sum(self._faults.values()),
                 "faults_by_kind": dict(sorted(self._faults.items())),
+                # Well-formed requests by integration_source, "(none)" for those without one.
+                "integration_sources": dict(sorted(self._integration_sources.items())),
             }

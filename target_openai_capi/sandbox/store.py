@@ -1,4 +1,7 @@
-"""Accepted events in SQLite, deduplicated on (pixel id, type, id) as the real API does."""
+"""Accepted events in SQLite, deduplicated on (pixel id, event name, id) as the real API does.
+
+The event name is the type, or a custom event's custom_event_name (lowercased, as the API does).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from target_openai_capi.contract import dedup_name
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -15,7 +20,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     pixel_id TEXT NOT NULL,
-    type TEXT NOT NULL,
+    type TEXT NOT NULL,  -- the event name of the dedup key (contract.dedup_name)
     event_id TEXT NOT NULL,
     body BLOB NOT NULL,
     UNIQUE (pixel_id, type, event_id)
@@ -45,7 +50,7 @@ class EventStore:
 
     def add(self, pixel_id: str, events: Sequence[dict[str, Any]]) -> tuple[int, int]:
         """Store events that are new for this pixel; (stored, duplicates)."""
-        rows = [(pixel_id, event["type"], event["id"], orjson.dumps(event)) for event in events]
+        rows = [(pixel_id, dedup_name(event), event["id"], orjson.dumps(event)) for event in events]
         with self._lock:
             db = self._connection()
             with db:  # one transaction per batch: all of it or none of it
