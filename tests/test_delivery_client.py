@@ -19,6 +19,7 @@ from target_openai_capi.delivery.client import (
     ClientSettings,
     Response,
     events_url,
+    named_events,
     prepare_body,
 )
 from target_openai_capi.delivery.errors import TransportError
@@ -51,6 +52,44 @@ EVENT = {"id": "order_1", "type": "order_created", "timestamp_ms": 1, "data": {"
 )
 def test_prepare_body(events: list[dict], validate_only: bool, expected: dict) -> None:
     assert orjson.loads(prepare_body(events, validate_only)) == expected
+
+
+def test_prepare_body_carries_integration_source_at_the_top() -> None:
+    body = prepare_body([{"id": "a"}], True, "target-openai-capi")
+    assert body.startswith(b'{"integration_source":"target-openai-capi","validate_only":true,')
+    assert orjson.loads(body)["events"] == [{"id": "a"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        # The live API's answer for a bad event (capi-spec.md, Errors), verbatim.
+        (
+            b'{"error": {"message": "Invalid event at events[1]. See errors for details.", '
+            b'"type": "invalid_request_error", "param": "events[1]", "code": "invalid_event", '
+            b'"errors": [{"message": "events[1].data.type must be a supported data type.", '
+            b'"param": "events[1].data.type", "code": "missing_event_data_type"}]}}',
+            {1: "events[1].data.type must be a supported data type."},
+        ),
+        (
+            b'{"error": {"message": "event_timestamp_ms must be within the last 7 days.", '
+            b'"param": "events[0].timestamp_ms", "code": "event_timestamp_too_old"}}',
+            {0: "event_timestamp_ms must be within the last 7 days."},
+        ),
+        (
+            b'{"error": {"message": "bad", "param": "events[2]", "errors": ['
+            b'{"message": "x", "param": "events[4].id"}, {"message": "y", "param": null}]}}',
+            {4: "x", 2: "bad"},
+        ),
+        (b'{"error": {"message": "Missing required field: events", "param": null}}', {}),
+        (b'{"error": {"message": "no", "param": "integration_source"}}', {}),
+        (b"<html><body>400 Bad Request</body></html>", {}),
+        (b'{"error": "flat"}', {}),
+        (b"[1, 2]", {}),
+    ],
+)
+def test_named_events(body: bytes, named: dict[int, str]) -> None:
+    assert named_events(body) == named
 
 
 def test_prepare_body_is_compact_utf8() -> None:

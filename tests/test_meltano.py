@@ -8,6 +8,7 @@ installed once for the module. Deselect with `-m "not meltano"` (it needs PyPI f
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.util
 import json
 import os
@@ -126,7 +127,12 @@ def test_meltano_run_delivers_the_demo_orders(project: Path, demo_sandbox: Sandb
         expected_oppref = landing.partition("oppref=")[2] or attributes.get("oppref")
         assert event.get("oppref") == expected_oppref
         assert started_ms - 4 * 24 * 3600 * 1000 < event["timestamp_ms"] <= started_ms + 60_000
-        assert set(event["user"]) >= {"email_sha256", "country_sha256", "ip_address"}
+        user, billing = event["user"], order["billingAddress"]
+        email = order["email"].strip().lower().encode()
+        assert user["emails_sha256"] == [hashlib.sha256(email).hexdigest()]
+        assert user["countries"] == [billing["countryCodeV2"]]
+        assert user["cities"] == [billing["city"]]
+        assert user["ip_address"] == order["clientIp"]
 
     assert f"received={len(orders)} sent={len(sendable)}" in log
     assert "filtered=1" in log

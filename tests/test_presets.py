@@ -223,15 +223,15 @@ def test_shopify_orders_preset(sandbox, tmp_path):
             "source_url": "https://shop.example.com/12345/orders/5001abc/authenticate",
             "action_source": "web",
             "user": {
-                "email_sha256": sha("ana.silva@example.com"),
-                "phone_number_sha256": sha("14155550100"),
-                "external_id_sha256": sha("gid://shopify/Customer/77"),
-                "first_name_sha256": sha("ana"),
-                "last_name_sha256": sha("silva"),
-                "city_sha256": sha("san francisco"),
-                "state_sha256": sha("ca"),
-                "zip_code_sha256": sha("94103"),
-                "country_sha256": sha("us"),
+                "emails_sha256": [sha("ana.silva@example.com")],
+                "phone_numbers_sha256": [sha("14155550100")],
+                "external_ids_sha256": [sha("gid://shopify/Customer/77")],
+                "first_names_sha256": [sha("ana")],
+                "last_names_sha256": [sha("silva")],
+                "cities": ["San  Francisco"],  # raw, trimmed: the API lowercases it
+                "regions": ["CA"],
+                "postal_codes": ["94103"],
+                "countries": ["US"],
                 "ip_address": "203.0.113.9",
             },
             "data": {
@@ -257,8 +257,8 @@ def test_shopify_orders_preset(sandbox, tmp_path):
             "source_url": "https://shop.example.com/12345/orders/5002abc/authenticate",
             "action_source": "web",
             "user": {
-                "email_sha256": sha("lea@example.fr"),
-                "external_id_sha256": sha("gid://shopify/Customer/78"),
+                "emails_sha256": [sha("lea@example.fr")],
+                "external_ids_sha256": [sha("gid://shopify/Customer/78")],
             },
             "data": {
                 "type": "contents",
@@ -361,14 +361,14 @@ def test_shopify_abandoned_checkouts_preset(sandbox, tmp_path):
             "timestamp_ms": to_ms(at),
             "oppref": "opp_cart_9001",
             "user": {
-                "email_sha256": sha("sam@example.co.uk"),
-                "phone_number_sha256": sha("442079460018"),
-                "external_id_sha256": sha("gid://shopify/Customer/90"),
-                "first_name_sha256": sha("sam"),
-                "last_name_sha256": sha("jones"),
-                "city_sha256": sha("london"),
-                "zip_code_sha256": sha("sw1a1aa"),
-                "country_sha256": sha("gb"),
+                "emails_sha256": [sha("sam@example.co.uk")],
+                "phone_numbers_sha256": [sha("442079460018")],
+                "external_ids_sha256": [sha("gid://shopify/Customer/90")],
+                "first_names_sha256": [sha("sam")],
+                "last_names_sha256": [sha("jones")],
+                "cities": ["London"],
+                "postal_codes": ["SW1A 1AA"],
+                "countries": ["GB"],
             },
             "data": {
                 "type": "contents",
@@ -518,7 +518,7 @@ def test_stripe_subscriptions_preset_on_both_published_shapes(sandbox, tmp_path)
     run = run_target(config_for(sandbox, tmp_path, streams), lines, tmp_path)
     assert run.returncode == 0, run.output
 
-    user = {"external_id_sha256": sha("cus_Q1w2e3")}
+    user = {"external_ids_sha256": [sha("cus_Q1w2e3")]}
     pro = {"type": "plan_enrollment", "amount": 2900, "currency": "USD"}
     assert stored(sandbox) == {
         "sub_trial": {
@@ -660,8 +660,8 @@ def test_tracks_presets(sandbox, tmp_path, preset):
     assert run.returncode == 0, run.output
 
     user = {
-        "email_sha256": sha("kim@example.com"),
-        "external_id_sha256": sha("user_42"),
+        "emails_sha256": [sha("kim@example.com")],
+        "external_ids_sha256": [sha("user_42")],
         "ip_address": "198.51.100.23",
         "user_agent": UA,
     }
@@ -698,7 +698,7 @@ def test_tracks_presets(sandbox, tmp_path, preset):
             "id": "msg-4",
             "type": "custom",
             "timestamp_ms": to_ms(clicked_at),
-            "custom_event_name": "Wishlist Shared",
+            "custom_event_name": "wishlist_shared",  # the official name rule allows no space
             "user": user,
             "data": {"type": "custom"},
         },
@@ -722,7 +722,7 @@ def test_rudderstack_tracks_reads_the_channel_and_the_request_ip(sandbox, tmp_pa
             "timestamp_ms": to_ms(at),
             "action_source": "mobile_app",
             "user": {
-                "external_id_sha256": sha("user_42"),
+                "external_ids_sha256": [sha("user_42")],
                 "ip_address": "2001:db8::7",
                 "user_agent": UA,
             },
@@ -807,7 +807,7 @@ def test_ga4_events_preset(sandbox, tmp_path, stream_maps):
             "oppref": "opp_ga4_1",
             "source_url": thanks,
             "action_source": "web",
-            "user": {"external_id_sha256": sha("u-9")},
+            "user": {"external_ids_sha256": [sha("u-9")]},
             "data": {
                 "type": "contents",
                 "amount": 4550,

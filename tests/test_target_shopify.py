@@ -164,8 +164,8 @@ def test_shopify_orders_arrive_exactly(sandbox, config, tmp_path):
         "source_url": "https://shop.example.com/orders/1001/status",
         "action_source": "web",
         "user": {
-            "email_sha256": sha("jane.doe@example.com"),
-            "phone_number_sha256": sha("16505551234"),
+            "emails_sha256": [sha("jane.doe@example.com")],
+            "phone_numbers_sha256": [sha("16505551234")],
             "ip_address": "203.0.113.7",
         },
         "data": {

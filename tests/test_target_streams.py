@@ -77,8 +77,8 @@ def test_warehouse_table_shaped_like_the_event_needs_no_mapping(sandbox, tmp_pat
         "oppref": "opp_1",
         "opt_out": True,
         "user": {
-            "email_sha256": hashlib.sha256(b"a@b.co").hexdigest(),
-            "external_id_sha256": hashlib.sha256(b"42").hexdigest(),
+            "emails_sha256": [hashlib.sha256(b"a@b.co").hexdigest()],
+            "external_ids_sha256": [hashlib.sha256(b"42").hexdigest()],
         },
         "data": {"type": "contents", "amount": 2599, "currency": "USD"},
     }
@@ -130,7 +130,7 @@ def test_event_name_table_maps_names_and_sends_unknown_names_as_custom(sandbox, 
         "items_added",
         "custom",
     ]
-    assert events["m4"]["custom_event_name"] == "Webinar Watched"
+    assert events["m4"]["custom_event_name"] == "webinar_watched"  # made valid: no spaces
     assert events["m0"]["data"] == {"type": "contents", "amount": 1250, "currency": "EUR"}
     # customer_action takes an amount but no contents; the shape is respected per type.
     assert events["m2"]["data"] == {"type": "customer_action", "amount": 1250, "currency": "EUR"}
