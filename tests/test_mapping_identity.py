@@ -288,8 +288,19 @@ def test_lists_send_up_to_three_distinct_values_in_order() -> None:
     assert user == {"emails_sha256": [h("a@b.co"), h("c@d.co"), h("e@f.co")]}
     assert notes == [
         "email value 4 of 6 is not an email address; sent without it",
-        "email has 4 distinct values; sent the first 3 (the API uses at most three)",
+        "email has 6 values; sent the first 3 distinct ones (the API uses at most three)",
     ]
+
+
+def test_a_huge_list_costs_only_the_values_sent() -> None:
+    emails = [f"user{i}@example.com" for i in range(100_000)]
+    identity._normalise_text.cache_clear()
+    user, notes = build_user({"email": emails})
+    assert user == {"emails_sha256": [h(e) for e in emails[:3]]}
+    assert notes == [
+        "email has 100000 values; sent the first 3 distinct ones (the API uses at most three)"
+    ]
+    assert identity._normalise_text.cache_info().currsize == 3  # the others were never hashed
 
 
 def test_raw_lists_count_values_the_api_would_lowercase_as_one() -> None:
@@ -335,7 +346,7 @@ def test_singular_style_is_the_earlier_official_shape() -> None:
         "ip_address": "203.0.113.1",
         "user_agent": "Mozilla/5.0",
     }
-    assert "email has 2 distinct values; sent one (the singular user field style)" in notes
+    assert "email has 3 values; sent one (the singular user field style)" in notes
 
 
 def test_why_a_field_is_not_sent() -> None:

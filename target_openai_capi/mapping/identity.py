@@ -378,13 +378,20 @@ def build_user(
 def _list_values(
     name: str, items: list[object], region: str | None, many: bool, notes: list[str]
 ) -> list[str]:
-    """The distinct values to send from a list (three at most, one when not `many`)."""
+    """The distinct values to send from a list (three at most, one when not `many`).
+
+    Values past the ones sent are not normalised: a list of 100,000 emails costs four.
+    """
     limit = MAX_LIST_VALUES if many else 1
     sent: list[str] = []
     seen: set[str] = set()
     reasons: list[str] = []
-    good = 0
     for position, item in enumerate(items, 1):
+        if len(sent) == limit:
+            what = "one" if limit == 1 else f"the first {limit} distinct ones"
+            why = "the singular user field style" if limit == 1 else "the API uses at most three"
+            notes.append(f"{name} has {len(items)} values; sent {what} ({why})")
+            break
         try:
             result = _normalised(name, item, region)
         except _Rejected as e:
@@ -393,16 +400,9 @@ def _list_values(
                 notes.append(f"{name} value {position} of {len(items)} {e.reason}; sent without it")
             continue
         key = result.casefold()  # the API lowercases raw geography: "Paris" and "PARIS" are one
-        if key in seen:
-            continue
-        seen.add(key)
-        good += 1
-        if len(sent) < limit:
+        if key not in seen:
+            seen.add(key)
             sent.append(result)
     if not sent and len(items) == 1 and reasons:
         notes.append(f"{name} {reasons[0]}; sent without it")
-    if good > limit:
-        what = "one" if limit == 1 else f"the first {limit}"
-        why = "the singular user field style" if limit == 1 else "the API uses at most three"
-        notes.append(f"{name} has {good} distinct values; sent {what} ({why})")
     return sent
