@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
+
+# A STATE message's value, kept as the tap wrote it (the reader hands over its JSON text).
+StateValue = object
 
 
 class Checkpoints:
@@ -18,7 +20,7 @@ class Checkpoints:
     def __init__(self) -> None:
         self._next_seq = 0
         self._holds: dict[Hashable, int] = {}  # batch key -> sequence of its oldest record
-        self._pending_state: tuple[int, dict[str, Any]] | None = None
+        self._pending_state: tuple[int, StateValue] | None = None
 
     @property
     def numbered(self) -> int:
@@ -39,7 +41,7 @@ class Checkpoints:
         """The batch's records are all settled."""
         self._holds.pop(key, None)
 
-    def state_received(self, state: dict[str, Any]) -> None:
+    def state_received(self, state: StateValue) -> None:
         """Remember a STATE; it covers every record numbered before now."""
         # Only the latest STATE matters: a later one supersedes an earlier one.
         self._pending_state = (self._next_seq, state)
@@ -48,7 +50,7 @@ class Checkpoints:
         """Sequence number of the oldest unsettled record (or the next one, if none)."""
         return min(self._holds.values(), default=self._next_seq)
 
-    def releasable_state(self) -> dict[str, Any] | None:
+    def releasable_state(self) -> StateValue | None:
         """The pending STATE if every record before it is settled (and forget it)."""
         if self._pending_state is None:
             return None

@@ -202,15 +202,27 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
     """Problems that no single setting's schema can see; each says what to fix."""
     problems = []
     url = urlsplit(str(config.get("api_url") or DEFAULT_API_URL))
+    shown = url._replace(netloc=url.hostname or "", query="", fragment="").geturl()
     if url.scheme not in ("https", "http") or not url.hostname:
-        problems.append(f"api_url must be an https:// URL, got {url.geturl()!r}")
+        problems.append(f"api_url must be an https:// URL, got {shown!r}")
     elif url.scheme == "http" and not _is_loopback(url.hostname):
         problems.append(
             f"api_url uses plain http:// for {url.hostname!r}: only loopback hosts (the local "
             "sandbox) may use http; use https:// so the API key never travels unencrypted"
         )
-    if not str(config.get("api_key") or "").strip():
+    if url.username is not None or url.password is not None:
+        problems.append(
+            "api_url must not carry credentials (user:password@host): the Conversions API key "
+            "goes in api_key (the URL is not shown here)"
+        )
+    key = str(config.get("api_key") or "").strip()
+    if not key:
         problems.append("api_key is empty: set a Conversions API key (prefix sk-svcacct-)")
+    elif not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
+        problems.append(
+            "api_key holds whitespace or characters a key never has: copy it again "
+            "(the key is not shown here)"
+        )
     source = config.get("integration_source", DEFAULT_INTEGRATION_SOURCE)
     if source is not None and not (
         isinstance(source, str) and INTEGRATION_SOURCE_RULE.fullmatch(source.strip())

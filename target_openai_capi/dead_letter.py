@@ -23,6 +23,14 @@ def _dumps(message: Mapping[str, Any]) -> str:
     return text
 
 
+class DeadLetterError(Exception):
+    """The dead-letter file cannot be opened or written; str() names it and why."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        why = exc.strerror or str(exc)
+        super().__init__(f"dead_letter_path {str(path)!r} cannot be written ({why})")
+
+
 class DeadLetterFile:
     """Appends one JSON line per rejected record; opened on first use, owner-only (0600).
 
@@ -39,19 +47,42 @@ class DeadLetterFile:
         self._file: IO[str] | None = None
         self._schemas_written: set[str] = set()
         self.lines_written = 0
+        self._created = False  # opened at start-up; removed again if nothing was written
 
-    def _open(self) -> IO[str]:
-        if self._file is None:
+    def open(self) -> None:
+        """Open (create) the file now, so a path that cannot be written is found at start-up.
+
+        Raises DeadLetterError naming the path and why.
+        """
+        if self._file is not None:
+            return
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._created = not self.path.exists()
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.fchmod(fd, 0o600)  # an existing file keeps no wider mode than ours
-            self._file = os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape")
-        return self._file
+        except OSError as exc:
+            raise DeadLetterError(self.path, exc) from None
+        self._file = os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape")
+
+    def is_file(self, stat: os.stat_result) -> bool:
+        """True when `stat` is of this very file (e.g. the run's input is its own output)."""
+        try:
+            mine = os.stat(self.path)
+        except OSError:
+            return False
+        return (mine.st_dev, mine.st_ino) == (stat.st_dev, stat.st_ino)
 
     def _write(self, message: Mapping[str, Any]) -> None:
-        f = self._open()
-        f.write(_dumps(message) + "\n")
-        f.flush()  # a crash later in the run must not lose what was already rejected
+        self.open()
+        assert self._file is not None
+        # One write of the whole line: a full disk leaves no partial line to break a replay.
+        line = _dumps(message) + "\n"
+        try:
+            self._file.write(line)
+            self._file.flush()  # a crash later in the run must not lose what was rejected
+        except OSError as exc:
+            raise DeadLetterError(self.path, exc) from None
         self.lines_written += 1
 
     def record(
@@ -113,7 +144,9 @@ class DeadLetterFile:
         )
 
     def close(self) -> None:
-        """Close the file if it was opened."""
+        """Close the file if it was opened; one this run created and left empty goes again."""
         if self._file is not None:
             self._file.close()
             self._file = None
+            if self._created and self.lines_written == 0:
+                self.path.unlink(missing_ok=True)

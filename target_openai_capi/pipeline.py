@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +27,7 @@ from target_openai_capi.accounting import (
     VALIDATED,
     RunAccount,
 )
-from target_openai_capi.checkpoint import Checkpoints
+from target_openai_capi.checkpoint import Checkpoints, StateValue
 from target_openai_capi.config import DEFAULT_INTEGRATION_SOURCE
 from target_openai_capi.contract import dedup_name, event_problem, window_problem
 from target_openai_capi.dead_letter import DeadLetterFile
@@ -153,7 +155,7 @@ class Pipeline:
         settings: PipelineSettings,
         mappings: Mapping[str, StreamMapping],
         uploader: Uploader,
-        emit_state: Callable[[dict[str, Any]], None],
+        emit_state: Callable[[StateValue], None],
         logger: logging.Logger,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
@@ -179,6 +181,25 @@ class Pipeline:
         self._warned_streams: set[str] = set()
         self._logged_rejections: dict[tuple[str, str], int] = {}
         self._next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
+
+    def open_dead_letters(self, input_stat: os.stat_result | None) -> None:
+        """Open the dead-letter file at start-up (raises DeadLetterError if it cannot be).
+
+        A run whose input is its own dead-letter file (a replay) writes new rejections to a
+        sibling file instead, so it never reads what it writes and the replay ends.
+        """
+        dead = self._dead_letters
+        if dead is None:
+            return
+        if input_stat is not None and dead.is_file(input_stat):
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            replay = dead.path.with_name(f"{dead.path.stem}.replay-{stamp}{dead.path.suffix}")
+            self._logger.warning(
+                "The input is the dead-letter file itself: this run's rejections go to %s.",
+                replay,
+            )
+            dead = self._dead_letters = DeadLetterFile(replay)
+        dead.open()
 
     # Records in
 
@@ -421,7 +442,7 @@ class Pipeline:
 
     # STATE and time
 
-    def state_received(self, state: dict[str, Any]) -> None:
+    def state_received(self, state: StateValue) -> None:
         """Hold a STATE until every record before it is settled."""
         self.checkpoints.state_received(state)
         self._flush_old_batches()

@@ -42,6 +42,17 @@ class _RecordEnvelope(msgspec.Struct):
 _envelope_decoder = msgspec.json.Decoder(_RecordEnvelope)
 
 
+class _StateMessage(msgspec.Struct):
+    """A STATE message with its value left as the JSON text the tap wrote."""
+
+    type: Any
+    value: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_state_decoder = msgspec.json.Decoder(_StateMessage)
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def _check_utf8(line: str | bytes) -> None:
     """Raise UnicodeDecodeError unless the line is UTF-8, the parts not decoded too."""
     if isinstance(line, bytes) and not line.isascii():
@@ -79,6 +90,19 @@ BadLineHandler = Callable[[int, str, str, str], None]
 _OBJECT_KEYS = {"RECORD": ("record",), "SCHEMA": ("schema",), "STATE": ("value",)}
 
 
+def _is_object(value: object) -> bool:
+    """A JSON object: decoded to a dict, or raw JSON text (a STATE's value) that is one."""
+    if isinstance(value, msgspec.Raw):
+        return bytes(value).lstrip()[:1] == b"{"
+    return isinstance(value, dict)
+
+
+def _without_bom(line: str | bytes) -> str | bytes:
+    if isinstance(line, bytes):
+        return line.removeprefix(_UTF8_BOM)
+    return line.removeprefix("\ufeff")
+
+
 class BadLine(Exception):
     """An input line that is not a usable Singer message; str() is the reason."""
 
@@ -104,6 +128,8 @@ class TolerantReader(MsgSpecReader):
         self.keep_sources = True
         # The last record's stream and its decoding (None: decoded whole), to guess the next.
         self._last: tuple[str, RecordDecoding | None] | None = None
+        # Streams whose SCHEMA was refused, with why (their records' rejections say so).
+        self.refused_schemas: dict[str, str] = {}
 
     @staticmethod
     def assert_line_requires(line_dict: dict[str, Any], requires: set[str]) -> None:
@@ -115,19 +141,45 @@ class TolerantReader(MsgSpecReader):
             raise InvalidInputLine(msg)
 
     def deserialize_json(self, line: str | bytes) -> dict[str, Any]:
-        """Parse one line; raises BadLine with a reason that does not quote the line."""
+        """Parse one line; raises BadLine with a reason that does not quote the line.
+
+        A STATE's value is kept as the JSON text the tap wrote (msgspec.Raw), so it goes out
+        exactly as it came in, whatever numbers it holds.
+        """
         try:
             message = self._decode(line)
         except UnicodeError:  # msgspec raises it for invalid UTF-8 (or lone surrogates) in strings
             raise BadLine("line is not valid UTF-8") from None
         except msgspec.DecodeError as exc:
             raise BadLine(f"line is not valid JSON ({exc})") from None
+        except decimal.InvalidOperation:  # a number beyond what a Decimal can hold
+            message = self._state_or_none(line)
+            if message is None:
+                raise BadLine("line holds a number too large to read exactly") from None
+        except RecursionError:
+            raise BadLine("line is nested too deeply to read (arrays or objects)") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise BadLine("line is not a Singer message (a JSON object with a 'type')")
+        if message["type"] == "STATE" and not isinstance(message.get("value"), msgspec.Raw):
+            message = self._state_or_none(line) or message
         for key in _OBJECT_KEYS.get(message["type"], ()):
-            if key in message and not isinstance(message[key], dict):
+            if key in message and not _is_object(message[key]):
                 raise BadLine(f"{message['type']} message's {key!r} is not a JSON object")
-        return message
+        result: dict[str, Any] = message
+        return result
+
+    @staticmethod
+    def _state_or_none(line: str | bytes) -> dict[str, Any] | None:
+        """The line as a STATE message whose value is its raw JSON text, or None."""
+        try:
+            state = _state_decoder.decode(line)
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        if state.type != "STATE":
+            return None
+        return (
+            {"type": "STATE"} if state.value is UNSET else {"type": "STATE", "value": state.value}
+        )
 
     def set_record_decoding(self, stream: str, decoding: RecordDecoding | None) -> None:
         """Decode the stream's records with `decoding` from now on (None: whole)."""
@@ -199,6 +251,8 @@ class TolerantReader(MsgSpecReader):
         # Read bytes where we can: faster, and undecodable input is a bad line, not a crash.
         lines: Iterable[str | bytes] = getattr(filein, "buffer", None) or filein
         for number, line in enumerate(lines, start=1):
+            if number == 1:  # a UTF-8 byte order mark some writers put first is not content
+                line = _without_bom(line)
             if not line or line.isspace():  # (not strip(): it would copy every line)
                 stats["BLANK"] += 1  # blank lines carry nothing; the SDK would stop here
                 continue
@@ -223,7 +277,11 @@ class TolerantReader(MsgSpecReader):
                 if self.strict:
                     raise
                 stream = message.get("stream")
-                self._reject(number, line, f"RECORD for stream {stream!r} came before its SCHEMA")
+                refused = self.refused_schemas.get(stream) if isinstance(stream, str) else None
+                reason = f"RECORD for stream {stream!r} came before its SCHEMA"
+                if refused is not None:
+                    reason = f"RECORD for stream {stream!r}, whose SCHEMA was refused ({refused})"
+                self._reject(number, line, reason)
                 stats["REJECTED"] += 1
                 continue
             stats[kind] += 1

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+import msgspec
+import simplejson
 from singer_sdk import Target
 from singer_sdk.exceptions import (
     ConfigValidationError,
@@ -21,7 +26,9 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
 from target_openai_capi.accounting import REJECTED
+from target_openai_capi.batch_files import BatchFileError, check_batch_message, read_lines
 from target_openai_capi.config import API_KEY_PREFIX, CONFIG_SCHEMA, config_problems
+from target_openai_capi.dead_letter import DeadLetterError
 from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.mapping.event import StreamMapping, compile_stream_mapping
 from target_openai_capi.mapping.identity import (
@@ -43,7 +50,19 @@ from target_openai_capi.reader import (
     BadLine,
     TolerantReader,
 )
+from target_openai_capi.schema_check import schema_problem
 from target_openai_capi.sink import ConversionsSink
+
+# Records in BATCH files, decoded as the reader decodes RECORD messages: floats as Decimals.
+BATCH_RECORD_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=decimal.Decimal)
+
+
+def _input_stat(file_input: IO[Any] | None) -> os.stat_result | None:
+    """What the run reads from (a file or stdin), to tell whether it is the dead-letter file."""
+    try:
+        return os.fstat((file_input or sys.stdin).fileno())
+    except (OSError, ValueError, AttributeError):  # no real file behind it (a test's StringIO)
+        return None
 
 
 class TargetOpenAICapi(Target):
@@ -64,6 +83,7 @@ class TargetOpenAICapi(Target):
         self.max_parallelism = 1
         self._last_state_line: str | None = None
         self._decoding_chosen_for: dict[str, Sink | None] = {}  # stream -> its sink then
+        self._versions_seen: set[str] = set()  # streams whose ACTIVATE_VERSION was logged
         self.pipeline = Pipeline(
             PipelineSettings.from_config(self.config),
             self._compile_streams(),
@@ -86,12 +106,16 @@ class TargetOpenAICapi(Target):
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """The SDK's schema check plus cross-setting checks, with the API key redacted."""
+        key = self._config.get("api_key")
+        if isinstance(key, str) and key != key.strip():  # as read from a secret file
+            self._config["api_key"] = key.strip()
         errors = super()._validate_config(raise_errors=False)
         if not errors:
             errors = config_problems(self.config)
-        key = str(self._config.get("api_key") or "")
-        if key:
-            errors = [e.replace(key, "***") for e in errors]
+        if isinstance(key, str) and key.strip():
+            # The key as given, trimmed, and as repr() writes it (a newline as \\n).
+            for form in {key, key.strip(), repr(key)[1:-1], repr(key.strip())[1:-1]}:
+                errors = [e.replace(form, "***") for e in errors]
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
@@ -121,10 +145,29 @@ class TargetOpenAICapi(Target):
         self._one_message(self._process_schema, message_dict)
 
     def _process_schema(self, message_dict: dict[str, Any]) -> None:
-        super()._process_schema_message(message_dict)
+        stream = message_dict.get("stream")
+        if not isinstance(stream, str) or not stream:
+            raise BadLine("SCHEMA message has no stream name")
+        problem = schema_problem(message_dict.get("schema"), message_dict.get("key_properties"))
+        try:
+            if problem is None:
+                super()._process_schema_message(message_dict)
+        except (BadLine, InvalidInputLine):
+            raise
+        except Exception as exc:  # a schema the SDK or a validator cannot use is bad input
+            problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        if problem is not None:
+            self._refuse_schema(stream, problem)
         # Also streams whose sink this SCHEMA replaced through a stream map's alias.
         for stream in {message_dict["stream"], *self._decoding_chosen_for}:
             self._choose_record_decoder(stream)
+
+    def _refuse_schema(self, stream: str, problem: str) -> None:
+        """Record the SCHEMA line as rejected; the stream's records then say why they are."""
+        reader = self.message_reader
+        if isinstance(reader, TolerantReader):
+            reader.refused_schemas[stream] = problem
+        raise BadLine(f"SCHEMA for stream {stream!r} refused: {problem}")
 
     def _choose_record_decoder(self, stream: str) -> None:
         """Have the reader decode only the paths the stream's sink reads, where that is safe.
@@ -165,6 +208,60 @@ class TargetOpenAICapi(Target):
             # No sink saw it: a stream map dropped the record.
             self.pipeline.filtered_by_stream_map(message_dict["stream"])
 
+    def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
+        self._one_message(self._process_batch, message_dict)
+
+    def _process_batch(self, message_dict: dict[str, Any]) -> None:
+        """A BATCH message's records go the way RECORD messages go, one by one (the SDK's own
+        handling passes them to process_batch, past validation, mapping and accounting).
+
+        One that cannot be read stops the run cleanly: what came before is delivered and its
+        STATE written, nothing after it, so the next run reads the batch again.
+        """
+        stream = message_dict.get("stream")
+        if not isinstance(stream, str) or stream not in self.mapper.stream_maps:
+            raise BadLine(f"BATCH for stream {str(stream)[:80]!r} came before its SCHEMA")
+        try:
+            gzipped, paths = check_batch_message(message_dict)
+            for path in paths:
+                for number, line in read_lines(path, gzipped=gzipped):
+                    self._process_batch_line(stream, path, number, line)
+        except BatchFileError as exc:
+            self.pipeline.flush()
+            raise RunFailed(
+                f"BATCH message for stream {stream!r} cannot be used: {exc}. Stopping without "
+                "STATE past it (what came before it was delivered); the next run reads it again."
+            ) from None
+
+    def _process_batch_line(self, stream: str, path: Path, number: int, line: bytes) -> None:
+        where = f"line {number} of BATCH file {path.name!r}"
+        try:
+            record = BATCH_RECORD_DECODER.decode(line)
+        except (msgspec.DecodeError, decimal.InvalidOperation, RecursionError, UnicodeError):
+            reason = f"{where} is not a JSON record this target can read"
+        else:
+            if isinstance(record, dict):
+                self._process_record({"type": "RECORD", "stream": stream, "record": record})
+                return
+            reason = f"{where} is not a JSON object"
+        self.pipeline.reject_line(number, line.decode("utf-8", "replace").rstrip(), "input", reason)
+
+    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+        """ACTIVATE_VERSION has nothing to do here (the API only appends events): checked, then
+        ignored, once said per stream."""
+        stream = message_dict.get("stream")
+        version = message_dict.get("version")
+        if not isinstance(stream, str) or stream not in self.mapper.stream_maps:
+            raise BadLine(f"ACTIVATE_VERSION for stream {str(stream)[:80]!r}, which has no SCHEMA")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise BadLine(f"ACTIVATE_VERSION for stream {stream!r} has no integer version")
+        if stream not in self._versions_seen:
+            self._versions_seen.add(stream)
+            self.logger.info(
+                "ACTIVATE_VERSION for stream %s ignored: the Conversions API only appends events.",
+                stream,
+            )
+
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
         self._one_message(self._process_state, message_dict)
 
@@ -186,12 +283,20 @@ class TargetOpenAICapi(Target):
             signum, self._pending_signal = self._pending_signal, None
             self._handle_termination(signum, None)
 
-    def _write_state_message(self, state: dict[str, Any]) -> None:
-        """Write STATE to stdout, skipping a repeat of the line written last."""
-        line = repr(state)
+    def _write_state_message(self, state: object) -> None:
+        """Write STATE to stdout exactly as the tap wrote it, skipping a repeat of the last line.
+
+        The reader keeps a STATE's value as its JSON text (msgspec.Raw): numbers of any size or
+        precision go out as they came in (the SDK's json.dumps fails on Decimals).
+        """
+        if isinstance(state, msgspec.Raw):
+            line = bytes(state).decode("utf-8", errors="surrogateescape")
+        else:
+            line = simplejson.dumps(state, use_decimal=True, default=str)
         if line != self._last_state_line:
             self._last_state_line = line
-            super()._write_state_message(state)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM / SIGINT (an orchestrator cancelling the run): deliver what is batched,
@@ -265,8 +370,9 @@ class TargetOpenAICapi(Target):
         config = config or _ConfigInput()
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
         try:
+            target.pipeline.open_dead_letters(_input_stat(file_input))
             target.listen(file_input)
-        except (DeliveryError, RunFailed) as exc:
+        except (DeliveryError, RunFailed, DeadLetterError) as exc:
             target.fail(str(exc))
         except (
             BadLine,

@@ -156,7 +156,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("missing id", variant({"id": DELETE}), "id: is required"),
     ("empty id", variant({"id": ""}), "id: must not be empty"),
     ("long id", variant({"id": "x" * 257}), "id: is longer than 256 characters"),
-    ("id not a string", variant({"id": 12345}), "id: 12345 is not of type 'string'"),
+    (
+        "id not a string",
+        variant({"id": 12345}),
+        "id: <value hidden: may be personal data> is not of type 'string'",
+    ),
     ("missing type", variant({"type": DELETE}), "type: is required"),
     ("unknown type", variant({"type": "purchase"}), "type: 'purchase' is not one of ["),
     (

@@ -333,10 +333,19 @@ def _dotted(path: Sequence[str | int]) -> str:
     return text
 
 
+# Event fields whose values may be personal data (an id may be an email): never shown.
+_HIDDEN_FIELDS = frozenset({"user", "id", "oppref"})
+
+
 def _show(value: Any, path: Path) -> str:
-    """A value as it may appear in a message: never user data, never a page of text."""
-    if path and path[0] == "user":
+    """A value as it may appear in a message: never user data, never a URL's query (it may
+    carry an email), never a page of text."""
+    if path and path[0] in _HIDDEN_FIELDS:
         return _REDACTED
+    if path and path[0] == "source_url" and isinstance(value, str):
+        cut = min((i for i in (value.find("?"), value.find("#")) if i >= 0), default=-1)
+        if cut >= 0:
+            value = value[:cut] + "?<query hidden>"
     text = repr(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 

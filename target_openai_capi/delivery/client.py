@@ -123,6 +123,17 @@ def prepare_body(
     return orjson.dumps(body)
 
 
+def is_api_error(body: bytes) -> bool:
+    """True for a body in the API's error shape ({"error": {"message": ...}}): an answer from
+    the API itself, not an HTML page from a proxy or gateway in front of it."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    error = data.get("error") if isinstance(data, dict) else None
+    return isinstance(error, dict) and isinstance(error.get("message"), str)
+
+
 _EVENT_PARAM = re.compile(r"events\[(\d{1,9})\]")
 
 

@@ -79,6 +79,20 @@ class UnexpectedResponse(DeliveryError):
         self.server_message = server_message
 
 
+class RefusedWholesale(DeliveryError):
+    """A refusal that is not about an event: every request refused alike; fatal, nothing lost."""
+
+    def __init__(self, status: int, url: str, why: str, server_message: str) -> None:
+        super().__init__(
+            f"HTTP {status} from {url}: {why} ({server_message}). This is not a bad event: "
+            "something refuses every request (a proxy or gateway, a wrong api_url, an API "
+            "change). Stopping without advancing STATE past these events; nothing was "
+            "dead-lettered.",
+            status=status,
+        )
+        self.server_message = server_message
+
+
 class RetriesExhausted(DeliveryError):
     """Retries ran out for one request; fatal, so no STATE goes out past unsent events."""
 

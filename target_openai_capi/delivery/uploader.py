@@ -14,6 +14,9 @@ Policy by status, decided in `action_for` and nowhere else:
 - 408/429/5xx (not 501/505) and network errors: the same request is retried with backoff,
   honouring Retry-After, until policy.max_attempts or policy.max_total_seconds (both counted
   per request, from its first attempt) run out; then RetriesExhausted, fatal.
+- A 400/422 whose body is not the API's error shape (an HTML page from a proxy), or a batch
+  whose every event is refused alone with one message that names no event: RefusedWholesale,
+  fatal; such refusals are not about events, so none is rejected.
 - Any other status (3xx, 409, 418, 501, ...): UnexpectedResponse, fatal. Deliberately not
   treated like 400: a status with no documented meaning is more likely a wrong api_url or an
   API change than a bad event, and bisecting would then reject every event of the run one by
@@ -36,11 +39,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from target_openai_capi.contract import MAX_EVENTS_PER_REQUEST
-from target_openai_capi.delivery.client import named_events, prepare_body
+from target_openai_capi.delivery.client import is_api_error, named_events, prepare_body
 from target_openai_capi.delivery.errors import (
     AuthError,
     DeliveryError,
     NotFoundError,
+    RefusedWholesale,
     RetriesExhausted,
     TransportError,
     UnexpectedResponse,
@@ -254,7 +258,23 @@ class Uploader:
         else:
             result.accepted = self._settle(batch, everything, batch.validate_only, result)
         result.rejected.sort()
+        self._check_not_wholesale(result)
         return result
+
+    def _check_not_wholesale(self, result: BatchResult) -> None:
+        """Every event of a batch refused alone with one message that names no event is a
+        refusal of everything (a gateway, an API change), not bad data: nothing is rejected."""
+        rejected = result.rejected
+        if result.accepted or len(rejected) < 2:
+            return
+        messages = {message for _, _, message in rejected}
+        if len(messages) == 1 and "events[" not in (message := messages.pop()):
+            raise RefusedWholesale(
+                rejected[0][1],
+                self._client.display_url,
+                f"all {len(rejected)} events of a batch were refused alone with the same message",
+                message[:LOG_MESSAGE_CHARS],
+            )
 
     def _settle(
         self, batch: Batch, indices: list[int], validate_only: bool, result: BatchResult
@@ -280,6 +300,13 @@ class Uploader:
             if action not in (Action.BISECT, Action.SPLIT):
                 raise self._fatal(action, response)
             message = self._message(response)
+            if action is Action.BISECT and not is_api_error(response.body):
+                raise RefusedWholesale(
+                    response.status,
+                    self._client.display_url,
+                    "the answer is not the API's error format",
+                    message[:LOG_MESSAGE_CHARS],
+                )
             if len(part) == 1:
                 if action is Action.SPLIT:
                     message = f"the event alone is too large for one request: {message}"

@@ -1,0 +1,72 @@
+"""The files a BATCH message names (the SDK's batch extension): local JSONL, maybe gzipped.
+
+Taps that advertise `batch` write records to files and send `{"type": "BATCH", "stream",
+"encoding": {"format": "jsonl", "compression": "gzip" | "none"}, "manifest": [file URLs]}`.
+Each file holds one raw record (not a Singer message) a line. Only local files are read: a URL
+of any other scheme found in the input is never fetched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+_COMPRESSIONS = (None, "none", "gzip")
+
+
+class BatchFileError(Exception):
+    """A BATCH message or one of its files that cannot be read; str() says which and why."""
+
+
+def check_batch_message(message: dict[str, Any]) -> tuple[bool, list[Path]]:
+    """(gzipped, the local files) of a BATCH message; raises BatchFileError naming the problem."""
+    encoding = message.get("encoding")
+    manifest = message.get("manifest")
+    if not isinstance(encoding, dict):
+        raise BatchFileError("its encoding is not an object")
+    file_format, compression = encoding.get("format"), encoding.get("compression")
+    if file_format != "jsonl":
+        raise BatchFileError(
+            f"its encoding format {str(file_format)[:40]!r} is not supported (only jsonl; set "
+            "the tap's batch_config encoding format to jsonl)"
+        )
+    if compression not in _COMPRESSIONS:
+        raise BatchFileError(
+            f"its compression {str(compression)[:40]!r} is not supported (none or gzip)"
+        )
+    if not isinstance(manifest, list) or not all(isinstance(url, str) for url in manifest):
+        raise BatchFileError("its manifest is not a list of file URLs")
+    return compression == "gzip", [_local_path(url) for url in manifest]
+
+
+def _local_path(url: str) -> Path:
+    parts = urlsplit(url)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+        return Path(unquote(parts.path))
+    if parts.scheme == "" and url:
+        return Path(url)
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"[:120] if parts.scheme else url[:120]
+    raise BatchFileError(
+        f"its manifest names {shown!r}, which is not a local file: nothing is fetched "
+        "from a URL found in the input"
+    )
+
+
+def _open(path: Path, gzipped: bool) -> IO[bytes]:
+    return gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[return-value]
+
+
+def read_lines(path: Path, *, gzipped: bool) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for each non-blank line; raises BatchFileError if unreadable."""
+    try:
+        with _open(path, gzipped) as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield number, line
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise BatchFileError(f"its file {str(path)[:200]!r} cannot be read ({reason})") from None

@@ -1,0 +1,90 @@
+"""Whether a SCHEMA message can be used, before the SDK and the validators see it (pure).
+
+A tap's schema is input like any other: one that would crash a validator, make it fetch a URL or
+hang it is refused with a reason (the reader records the line as a rejection), never a crash.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# Deeper than any tap's schema; deeper is hostile or broken, and would exhaust the stack.
+MAX_SCHEMA_DEPTH = 64
+# Keywords whose value is a regular expression, and those whose value maps names to them.
+_PATTERN_KEYS = ("pattern",)
+_PATTERN_MAP_KEYS = ("patternProperties",)
+
+
+def _resolves(root: Mapping[str, Any], ref: str) -> bool:
+    """True when a local '#/...' JSON pointer names a node of the schema."""
+    node: Any = root
+    if ref == "#":
+        return True
+    for raw in ref.removeprefix("#/").split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
+
+
+def _pattern_problem(pattern: object, where: str) -> str | None:
+    if not isinstance(pattern, str):
+        return f"{where} is not a string"
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return f"{where} is a regular expression Python cannot use ({exc})"
+    return None
+
+
+def schema_problem(schema: object, key_properties: object) -> str | None:
+    """Why a SCHEMA message's schema and key properties cannot be used, or None."""
+    if not isinstance(schema, Mapping):
+        return "schema is not a JSON object"
+    if key_properties is not None and not (
+        isinstance(key_properties, list) and all(isinstance(k, str) for k in key_properties)
+    ):
+        return "key_properties is not a list of property names"
+    ids = {node.get("$id") for node in [schema] if isinstance(node.get("$id"), str)}
+    stack: list[tuple[Any, str, int]] = [(schema, "schema", 0)]
+    while stack:  # iterative: a deep schema must not exhaust the stack here
+        node, where, depth = stack.pop()
+        if depth > MAX_SCHEMA_DEPTH:
+            return f"{where} is nested more than {MAX_SCHEMA_DEPTH} levels deep"
+        if isinstance(node, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(node))
+            continue
+        if not isinstance(node, Mapping):
+            continue
+        for key in ("properties", "patternProperties", "$defs", "definitions"):
+            if key in node and not isinstance(node[key], Mapping):
+                return f"{where}.{key} is not a JSON object"
+        for name, sub in (node.get("properties") or {}).items():
+            if not isinstance(sub, (Mapping, bool)):
+                return f"{where}.properties.{name} is not a schema (an object)"
+        ref = node.get("$ref")
+        if ref is not None:
+            if not isinstance(ref, str):
+                return f"{where}.$ref is not a string"
+            if not ref.startswith("#") and ref not in ids:
+                return (
+                    f"{where}.$ref points outside the schema ({ref[:80]!r}); "
+                    "remote references are never fetched"
+                )
+            if ref.startswith("#") and not _resolves(schema, ref):
+                return f"{where}.$ref {ref[:80]!r} points to nothing in the schema"
+        for key in _PATTERN_KEYS:
+            if key in node and (problem := _pattern_problem(node[key], f"{where}.{key}")):
+                return problem
+        for key in _PATTERN_MAP_KEYS:
+            for pattern in node.get(key, {}) if isinstance(node.get(key), Mapping) else ():
+                if problem := _pattern_problem(pattern, f"{where}.{key} name"):
+                    return problem
+        stack.extend((sub, f"{where}.{name}", depth + 1) for name, sub in node.items())
+    return None
