@@ -1,5 +1,5 @@
 """`python -m target_openai_capi`."""
 
-from target_openai_capi.target import TargetOpenAICapi
+from target_openai_capi.target import main
 
-TargetOpenAICapi.cli()
+main()

@@ -184,7 +184,10 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         "request_timeout_seconds",
         th.NumberType(minimum=1),
         default=60,
-        description="Read timeout of one request.",
+        description=(
+            "The longest one request may take, from connecting to the answer's last byte; "
+            "a slower one is retried like a network error."
+        ),
     ),
 ).to_dict()
 

@@ -25,7 +25,7 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
-from target_openai_capi.accounting import REJECTED
+from target_openai_capi.accounting import REJECTED, STAGE_MAPPING
 from target_openai_capi.batch_files import BatchFileError, check_batch_message, read_lines
 from target_openai_capi.config import API_KEY_PREFIX, CONFIG_SCHEMA, config_problems
 from target_openai_capi.dead_letter import DeadLetterError
@@ -55,6 +55,44 @@ from target_openai_capi.sink import ConversionsSink
 
 # Records in BATCH files, decoded as the reader decodes RECORD messages: floats as Decimals.
 BATCH_RECORD_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=decimal.Decimal)
+
+
+def _raised_by_stream_map(exc: BaseException) -> bool:
+    """True when the exception came out of the SDK's stream-map evaluation (a user expression)."""
+    traceback = exc.__traceback__
+    while traceback is not None:
+        module = traceback.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(("singer_sdk.mapper", "simpleeval")):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def main() -> None:
+    """The console script: the SDK's CLI, with a config file that cannot be read said plainly
+    (the SDK reads it before the target exists, and would end in a traceback)."""
+    try:
+        TargetOpenAICapi.cli()
+    except (ValueError, OSError) as exc:  # JSONDecodeError is a ValueError
+        if not _from_config_file(exc):
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        name = getattr(exc, "filename", None)
+        where = f" {name!r}" if name else ""
+        print(
+            f"target-openai-capi: the config file{where} cannot be read: {reason}", file=sys.stderr
+        )
+        sys.exit(1)
+
+
+def _from_config_file(exc: BaseException) -> bool:
+    """True when the exception was raised while the SDK read a --config file."""
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_name in ("from_cli_args", "read_json_file"):
+            return True
+        traceback = traceback.tb_next
+    return False
 
 
 def _input_stat(file_input: IO[Any] | None) -> os.stat_result | None:
@@ -203,7 +241,13 @@ class TargetOpenAICapi(Target):
         self.pipeline.record_source = message_dict.get(RECORD_SOURCE_KEY)
         self.pipeline.record_line = message_dict.get(RECORD_LINE_KEY)
         self.pipeline.record_checked = RECORD_CHECKED_KEY in message_dict
-        super()._process_record_message(message_dict)
+        try:
+            super()._process_record_message(message_dict)
+        except Exception as exc:
+            if not _raised_by_stream_map(exc) or self.pipeline.checkpoints.numbered != numbered:
+                raise
+            self._reject_stream_map_failure(message_dict, exc)
+            return
         if self.pipeline.checkpoints.numbered == numbered:
             # No sink saw it: a stream map dropped the record.
             self.pipeline.filtered_by_stream_map(message_dict["stream"])
@@ -261,6 +305,20 @@ class TargetOpenAICapi(Target):
                 "ACTIVATE_VERSION for stream %s ignored: the Conversions API only appends events.",
                 stream,
             )
+
+    def _reject_stream_map_failure(self, message_dict: dict[str, Any], exc: Exception) -> None:
+        """A user's stream map expression that fails on one record rejects that record."""
+        stream = str(message_dict["stream"])
+        sink = self._sinks_active.get(stream)
+        detail = " ".join(str(exc).split())[:200]
+        self.pipeline.reject(
+            stream,
+            message_dict.get("record") or {},
+            sink.key_properties if sink is not None else [],
+            sink.schema if sink is not None else None,
+            STAGE_MAPPING,
+            f"stream_maps expression failed on this record ({type(exc).__name__}: {detail})",
+        )
 
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
         self._one_message(self._process_state, message_dict)

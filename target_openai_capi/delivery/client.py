@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -171,6 +172,29 @@ def events_url(api_url: str, pixel_id: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+# Error answers are a few hundred bytes; more than this is not an answer worth reading.
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+
+class _Overdue(Exception):
+    """The answer did not arrive whole before the request's deadline."""
+
+
+def _read_answer(reply: requests.Response, deadline: float) -> bytes:
+    """The answer's body as it arrives, up to MAX_RESPONSE_BYTES, before the deadline."""
+    parts: list[bytes] = []
+    size = 0
+    while size < MAX_RESPONSE_BYTES:
+        if time.monotonic() > deadline:
+            raise _Overdue
+        chunk = reply.raw.read1(64 * 1024, decode_content=True)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)[:MAX_RESPONSE_BYTES]
+
+
 class _Bearer(requests.auth.AuthBase):
     """Bearer-token auth whose repr does not show the token."""
 
@@ -226,16 +250,32 @@ class Client:
         return session
 
     def post(self, body: bytes) -> Response:
-        """Post one body; raises only TransportError, never on a status code."""
+        """Post one body; raises only TransportError, never on a status code.
+
+        The whole exchange, from connecting to the answer's last byte, has one deadline
+        (read_timeout_s), and at most MAX_RESPONSE_BYTES of the answer are read: a server that
+        trickles its answer or never ends it cannot hold a request or fill memory.
+        """
+        total = self.settings.read_timeout_s
+        deadline = time.monotonic() + total
         try:
             reply = self._session().post(
                 self.url,
                 data=body,
-                timeout=(self.settings.connect_timeout_s, self.settings.read_timeout_s),
+                timeout=(min(self.settings.connect_timeout_s, total), total),
                 # A redirected POST turns into a GET in requests; surface the 3xx instead.
                 allow_redirects=False,
+                stream=True,
             )
-            content = reply.content
+            try:
+                content = _read_answer(reply, deadline)
+            finally:
+                reply.close()
+        except _Overdue:
+            raise TransportError(
+                f"the answer from {self.display_url} took longer than {total:g} s "
+                "(request_timeout_seconds)"
+            ) from None
         except (
             requests.exceptions.RequestException,
             urllib3.exceptions.HTTPError,
