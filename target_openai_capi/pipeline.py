@@ -460,6 +460,16 @@ class Pipeline:
             if open_batch.since <= cutoff:
                 self._submit(stream)
 
+    def deliver_when_quiet(self) -> None:
+        """While no input arrives: send batches past their age limit, wait for every batch in
+        flight, and release the STATE they held back (quiet_input.py calls this)."""
+        cutoff = time.monotonic() - MAX_BATCH_AGE_SECONDS
+        if not self.uploader.busy and all(b.since > cutoff for b in self._open.values()):
+            return
+        self._flush_old_batches()
+        self._settle(self.uploader.drain())
+        self.release_state()
+
     def _periodic_checks(self) -> None:
         self._flush_old_batches()
         now = time.monotonic()
@@ -469,9 +479,13 @@ class Pipeline:
 
     def close(self) -> None:
         """Release files and connections (the caller has flushed)."""
+        self.close_dead_letters()
+        self.uploader.close()
+
+    def close_dead_letters(self) -> None:
+        """Close the dead-letter file (removed again if this run created it and left it empty)."""
         if self._dead_letters is not None:
             self._dead_letters.close()
-        self.uploader.close()
 
     @property
     def dead_letter_count(self) -> int:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -43,6 +44,7 @@ from target_openai_capi.pipeline import (
     RunFailed,
     uploader_from_config,
 )
+from target_openai_capi.quiet_input import QuietInputDelivery
 from target_openai_capi.reader import (
     RECORD_CHECKED_KEY,
     RECORD_LINE_KEY,
@@ -129,9 +131,13 @@ class TargetOpenAICapi(Target):
             emit_state=self._write_state_message,
             logger=self.logger,
         )
+        # The main thread holds this while it handles a message; between messages (waiting for
+        # input) the quiet-input thread may deliver what has waited too long.
+        self._message_lock = threading.Lock()
+        self.quiet_input = QuietInputDelivery(self.pipeline.deliver_when_quiet, self._message_lock)
         reader = self.message_reader
         if isinstance(reader, TolerantReader):
-            reader.on_bad_line = self.pipeline.reject_line
+            reader.on_bad_line = self._reject_line
             reader.keep_sources = bool(self.pipeline.settings.dead_letter_path)
             reader.strict = self.pipeline.settings.on_rejected == "fail"
         key = str(self.config.get("api_key", ""))
@@ -196,9 +202,12 @@ class TargetOpenAICapi(Target):
             problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         if problem is not None:
             self._refuse_schema(stream, problem)
-        # Also streams whose sink this SCHEMA replaced through a stream map's alias.
-        for stream in {message_dict["stream"], *self._decoding_chosen_for}:
-            self._choose_record_decoder(stream)
+        self._choose_record_decoder(stream)
+        if self.config.get("stream_maps"):
+            # Also streams whose sink this SCHEMA replaced through a stream map's alias (only
+            # stream maps alias; without them this would make n SCHEMAs cost n * n).
+            for other in list(self._decoding_chosen_for):
+                self._choose_record_decoder(other)
 
     def _refuse_schema(self, stream: str, problem: str) -> None:
         """Record the SCHEMA line as rejected; the stream's records then say why they are."""
@@ -334,12 +343,19 @@ class TargetOpenAICapi(Target):
         so batches and checkpoints are never drained half-updated."""
         self._in_message = True
         try:
-            process(message_dict)
+            with self._message_lock:
+                if self.quiet_input.failure is not None:
+                    raise self.quiet_input.failure
+                process(message_dict)
         finally:
             self._in_message = False
         if self._pending_signal is not None:
             signum, self._pending_signal = self._pending_signal, None
             self._handle_termination(signum, None)
+
+    def _reject_line(self, line_number: int, raw: str, stage: str, reason: str) -> None:
+        with self._message_lock:
+            self.pipeline.reject_line(line_number, raw, stage, reason)
 
     def _write_state_message(self, state: object) -> None:
         """Write STATE to stdout exactly as the tap wrote it, skipping a repeat of the last line.
@@ -385,6 +401,9 @@ class TargetOpenAICapi(Target):
     def process_endofpipe(self) -> None:
         """Send what is left, then log the run summary (a signal meanwhile waits for it)."""
         self._in_message = True
+        self.quiet_input.stop()
+        if self.quiet_input.failure is not None:
+            raise self.quiet_input.failure
         try:
             super().process_endofpipe()
             self.finish()
@@ -429,6 +448,7 @@ class TargetOpenAICapi(Target):
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
         try:
             target.pipeline.open_dead_letters(_input_stat(file_input))
+            target.quiet_input.start()
             target.listen(file_input)
         except (DeliveryError, RunFailed, DeadLetterError) as exc:
             target.fail(str(exc))
@@ -448,6 +468,8 @@ class TargetOpenAICapi(Target):
 
     def fail(self, message: str) -> None:
         """Stop the run: log why and what was delivered, exit 1 without STATE past the failure."""
+        self.quiet_input.stop()
+        self.pipeline.close_dead_letters()
         self.logger.error("%s", message)
         self.logger.error(
             "Stopped. No STATE was written past the last delivered records: "

@@ -183,6 +183,11 @@ class Uploader:
         self._in_flight.add(self._executor.submit(self._run, batch))
         return results
 
+    @property
+    def busy(self) -> bool:
+        """True while some batch is in flight (or finished, its result not yet collected)."""
+        return bool(self._in_flight)
+
     def drain(self) -> list[BatchResult]:
         """Wait for every in-flight batch; return their results or raise the first fatal error."""
         wait(self._in_flight)

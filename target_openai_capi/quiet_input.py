@@ -1,0 +1,64 @@
+"""Deliver what waits while the input is quiet: a tap that sends three records and a STATE and
+then nothing for an hour must not keep them unsent (and the STATE unwritten) for that hour.
+
+The main thread reads input and holds `lock` while it handles a message; this daemon thread
+wakes every `interval` seconds and, only when it can take the lock at once (the main thread is
+between messages, waiting for input), lets the pipeline send batches past their age limit and
+release the STATE they held back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_log = logging.getLogger(__name__)
+
+# How often the input is checked for quiet: well under the batches' 15 s age limit.
+CHECK_INTERVAL_SECONDS = 1.0
+
+
+class QuietInputDelivery:
+    """A daemon thread that calls `deliver` between messages; its first failure is kept."""
+
+    def __init__(
+        self,
+        deliver: Callable[[], None],
+        lock: threading.Lock,
+        interval: float = CHECK_INTERVAL_SECONDS,
+    ) -> None:
+        self._deliver = deliver
+        self._lock = lock
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failure: BaseException | None = None
+
+    def start(self) -> None:
+        """Start checking (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="capi-quiet-input", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop checking and wait for a delivery under way to finish."""
+        self._stopped.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            if not self._lock.acquire(blocking=False):
+                continue  # a message is being handled: the main thread checks ages itself
+            try:
+                self._deliver()
+            except Exception as exc:  # kept for the main thread, which stops the run with it
+                self.failure = exc
+                _log.error("Delivery while the input was quiet failed: %s", exc)
+                return
+            finally:
+                self._lock.release()

@@ -1,0 +1,478 @@
+"""The real CLI on hostile and unusual input, as a production pipeline meets it.
+
+Each case asserts what a user sees: the exit code, the message, what the sandbox stored, the
+STATE written, and that no traceback, "This is a bug", key or PII reaches the output.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import API_KEY, PIXEL_ID
+from support import TARGET_CMD, iso_minutes_ago, record, run_target, schema, state
+
+NOW = iso_minutes_ago(3)
+SCHEMA = schema("c", {"id": {"type": "string"}, "amount": {"type": ["number", "null"]}}, ["id"])
+
+
+def rec(n: int, **extra: Any) -> str:
+    return record("c", {"id": f"r{n}", "timestamp": NOW, "type": "lead_created", **extra})
+
+
+def config(url: str, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": {"c": {}},
+        **extra,
+    }
+
+
+def stored(sandbox: Any) -> list[str]:
+    return sorted(e["id"] for e in sandbox.events(PIXEL_ID))
+
+
+def assert_clean(run: Any) -> None:
+    assert "Traceback" not in run.output
+    assert "This is a bug" not in run.output
+    assert API_KEY not in run.output
+
+
+DEEP = "[" * 1000 + "]" * 1000
+HUGE = "1e99999999999999999999"
+
+
+def _schema_line(properties: Any, key_properties: Any = None) -> str:
+    return json.dumps(
+        {
+            "type": "SCHEMA",
+            "stream": "c",
+            "schema": {"type": "object", "properties": properties},
+            "key_properties": ["id"] if key_properties is None else key_properties,
+        }
+    )
+
+
+# Lines that break one record or message: each is rejected with a reason, the run goes on.
+HOSTILE_LINES = {
+    "a number too large for a mapped field": (
+        '{"type": "RECORD", "stream": "c", "record": {"id": "r2", "timestamp": "'
+        + NOW
+        + '", "type": "lead_created", "amount": '
+        + HUGE
+        + ', "currency": "USD"}}',
+        "number too large",
+    ),
+    "arrays nested 1,000 deep in a record": (
+        '{"type": "RECORD", "stream": "c", "record": {"id": "r2", "x": ' + DEEP + "}}",
+        "nested too deeply",
+    ),
+    "arrays nested 1,000 deep in a STATE": (
+        '{"type": "STATE", "value": {"x": ' + DEEP + "}}",
+        "nested too deeply",
+    ),
+    "ACTIVATE_VERSION without a version": (
+        '{"type": "ACTIVATE_VERSION", "stream": "c"}',
+        "has no integer version",
+    ),
+    "ACTIVATE_VERSION for an unknown stream": (
+        '{"type": "ACTIVATE_VERSION", "stream": "zz", "version": 1}',
+        "which has no SCHEMA",
+    ),
+    "a BATCH before its stream's SCHEMA": (
+        '{"type": "BATCH", "stream": "zz", "encoding": {"format": "jsonl"}, "manifest": []}',
+        "came before its SCHEMA",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_LINES))
+def test_a_hostile_line_is_a_recorded_rejection_and_the_run_goes_on(case, sandbox, tmp_path):
+    line, reason = HOSTILE_LINES[case]
+    lines = [SCHEMA, rec(1), line, rec(3), state({"bookmark": 3})]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["r1", "r3"]
+    assert run.stdout.splitlines()[-1] == '{"bookmark": 3}'
+    dead = (tmp_path / "dead.jsonl").read_text()
+    assert reason in dead
+    assert "rejected=1" in run.stderr
+
+
+# SCHEMAs that a validator could not use: the SCHEMA is refused, its records say why.
+HOSTILE_SCHEMAS = {
+    "properties not an object": (_schema_line([1]), "properties is not a JSON object"),
+    "key_properties not strings": (_schema_line({"id": {}}, [1]), "key_properties is not a list"),
+    "a regex Python cannot compile": (
+        _schema_line({"id": {"type": "string", "pattern": "\\p{L}"}}),
+        "a regular expression Python cannot use",
+    ),
+    "a dangling $ref": (_schema_line({"id": {"$ref": "#/$defs/nope"}}), "points to nothing"),
+    "a remote $ref": (
+        _schema_line({"id": {"$ref": "http://127.0.0.1:9/evil.json"}}),
+        "remote references are never fetched",
+    ),
+    "a number too large in the schema": (
+        _schema_line({"id": {"type": "string", "maxLength": HUGE}}).replace(f'"{HUGE}"', HUGE),
+        "number too large",
+    ),
+    "a property that is not a schema": (_schema_line({"id": 5}), "is not a schema"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_SCHEMAS))
+def test_a_schema_that_cannot_be_used_is_refused_with_its_reason(case, sandbox, tmp_path):
+    bad_schema, reason = HOSTILE_SCHEMAS[case]
+    other = schema("ok", {"id": {"type": "string"}}, ["id"])
+    good = record("ok", {"id": "g1", "timestamp": NOW, "type": "lead_created"})
+    lines = [other, good, bad_schema, rec(2), state({"bookmark": 2})]
+    cfg = config(sandbox.url, tmp_path, streams={"c": {}, "ok": {}})
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["g1"]
+    dead = (tmp_path / "dead.jsonl").read_text()
+    assert reason in dead
+    if "number too large" not in reason:  # (that SCHEMA line cannot even be read)
+        assert "RECORD for stream 'c', whose SCHEMA was refused" in dead
+    assert run.stdout.splitlines()[-1] == '{"bookmark": 2}'
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['{"bm": 1.5}', '{"bm": 0.1000000000000000055511151231257827}', '{"x": ' + HUGE + "}"],
+)
+def test_state_is_passed_on_exactly_as_the_tap_wrote_it(value, sandbox, tmp_path):
+    lines = [SCHEMA, rec(1), '{"type": "STATE", "value": ' + value + "}"]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert run.stdout.splitlines() == [value]
+    assert stored(sandbox) == ["r1"]
+
+
+def test_a_utf8_bom_before_the_first_line_is_skipped(sandbox, tmp_path):
+    data = b"\xef\xbb\xbf" + "\n".join([SCHEMA, rec(1), rec(2)]).encode() + b"\n"
+    run = run_target(config(sandbox.url, tmp_path), data, tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["r1", "r2"]
+
+
+def test_a_stream_map_that_fails_on_one_record_rejects_that_record(sandbox, tmp_path):
+    lines = [SCHEMA, rec(1, k=1), rec(2, k=0), rec(3, k=4)]
+    cfg = config(sandbox.url, tmp_path, stream_maps={"c": {"ratio": "str(100 // k)"}})
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["r1", "r3"]
+    [line] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert line["record"]["id"] == "r2"
+    assert line["dead_letter"]["stage"] == "mapping"
+    assert (
+        "stream_maps expression failed on this record (ZeroDivisionError"
+        in (line["dead_letter"]["reason"])
+    )
+
+
+def _batch_file(path: Path, records: list[dict[str, Any]], *, gzipped: bool = True) -> str:
+    text = "".join(json.dumps(r) + "\n" for r in records).encode()
+    path.write_bytes(gzip.compress(text) if gzipped else text)
+    return path.as_uri()
+
+
+def _batch(manifest: list[str], compression: str = "gzip") -> str:
+    encoding = {"format": "jsonl", "compression": compression}
+    return json.dumps({"type": "BATCH", "stream": "c", "encoding": encoding, "manifest": manifest})
+
+
+ORDERS = [
+    {"id": f"b{n}", "timestamp": NOW, "type": "order_created", "amount": 19.99 + n}
+    for n in range(9)
+]
+
+
+def test_batch_messages_arrive_exactly_as_the_same_records_sent_as_record_messages(
+    sandbox, tmp_path
+):
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
+    plain = [SCHEMA, *(record("c", r) for r in ORDERS), state({"bookmark": 9})]
+    run = run_target(cfg, plain, tmp_path)
+    assert run.returncode == 0, run.output
+    as_records = sandbox.events(PIXEL_ID)
+    assert len(as_records) == 9
+    sandbox.reset()
+
+    first = _batch_file(tmp_path / "part-1.jsonl.gz", ORDERS[:5])
+    second = _batch_file(tmp_path / "part-2.jsonl", ORDERS[5:], gzipped=False)
+    lines = [SCHEMA, _batch([first]), _batch([second], "none"), state({"bookmark": 9})]
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert sandbox.events(PIXEL_ID) == as_records
+    assert "received=9 sent=9" in run.stderr
+    assert run.stdout.splitlines() == ['{"bookmark": 9}']
+
+
+def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp_path):
+    path = tmp_path / "part.jsonl"
+    path.write_text(json.dumps(ORDERS[0]) + "\n[1, 2]\n{not json\n" + json.dumps(ORDERS[1]) + "\n")
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
+    run = run_target(cfg, [SCHEMA, _batch([path.as_uri()], "none")], tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["b0", "b1"]
+    dead = (tmp_path / "dead.jsonl").read_text()
+    assert "line 2 of BATCH file 'part.jsonl' is not a JSON object" in dead
+    assert "line 3 of BATCH file 'part.jsonl' is not a JSON record" in dead
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (_batch(["file:///nonexistent/part-9.jsonl.gz"]), "cannot be read (No such file"),
+        (
+            json.dumps({"type": "BATCH", "stream": "c", "encoding": {"format": "parquet"}}),
+            "encoding format 'parquet' is not supported",
+        ),
+        (_batch(["https://127.0.0.1:9/part.jsonl.gz"]), "nothing is fetched from a URL"),
+    ],
+    ids=["missing file", "unknown encoding", "remote URL"],
+)
+def test_a_batch_that_cannot_be_read_stops_cleanly_after_what_came_before(
+    message, expected, sandbox, tmp_path
+):
+    lines = [SCHEMA, rec(1), state({"bookmark": 1}), message, rec(3), state({"bookmark": 3})]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert expected in run.stderr
+    assert "Stopping without STATE past it" in run.stderr
+    assert stored(sandbox) == ["r1"]  # delivered before the stop
+    assert run.stdout.splitlines() == ['{"bookmark": 1}']  # and no STATE past the batch
+
+
+class _Gateway:
+    """A real HTTP server answering every POST as `answer` says (a proxy, a slow server...)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.requests = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                owner.requests += 1
+                answer(self)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1/events"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _html_400(handler: BaseHTTPRequestHandler) -> None:
+    body = b"<html><body><h1>400 Bad Request</h1>nginx</body></html>"
+    handler.send_response(400)
+    handler.send_header("Content-Type", "text/html")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def test_a_gateway_refusing_everything_stops_the_run_and_rejects_nothing(tmp_path):
+    gateway = _Gateway(_html_400)
+    try:
+        lines = [SCHEMA, *(rec(n) for n in range(20)), state({"bookmark": 20})]
+        run = run_target(config(gateway.url, tmp_path), lines, tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "the answer is not the API's error format" in run.stderr
+    assert "This is not a bad event" in run.stderr
+    assert gateway.requests == 1  # not bisected into 39 requests
+    assert run.stdout == ""  # no STATE past the unsent events
+    assert not (tmp_path / "dead.jsonl").exists()  # no good event dead-lettered
+
+
+def _trickle(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", "100000")
+    handler.end_headers()
+    for _ in range(200):
+        try:
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+        except OSError:
+            return
+        time.sleep(0.2)
+
+
+def test_a_trickling_answer_cannot_hold_a_request_past_its_deadline(tmp_path):
+    gateway = _Gateway(_trickle)
+    try:
+        cfg = config(gateway.url, tmp_path, request_timeout_seconds=2, max_attempts=2)
+        started = time.monotonic()
+        run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+        elapsed = time.monotonic() - started
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "took longer than 2 s (request_timeout_seconds)" in run.stderr
+    assert gateway.requests == 2
+    assert elapsed < 30  # two attempts of 2 s and a backoff, not 40 s of trickle each
+
+
+def _endless(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    chunk = b" " * 65536
+    try:
+        for _ in range(4096):  # 256 MiB if read whole
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    except OSError:
+        return
+
+
+def test_an_endless_answer_is_read_only_up_to_its_cap(tmp_path):
+    gateway = _Gateway(_endless)
+    try:
+        run = run_target(config(gateway.url, tmp_path), [SCHEMA, rec(1), rec(2)], tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 0, run.output
+    assert "sent=2" in run.stderr
+
+
+def test_a_replay_of_the_dead_letter_file_writes_elsewhere_and_ends(sandbox, tmp_path):
+    stale = record("c", {"id": "old", "timestamp": iso_minutes_ago(8 * 1440), "type": "x"})
+    run = run_target(config(sandbox.url, tmp_path), [SCHEMA, stale, rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    dead = tmp_path / "dead.jsonl"
+    before = dead.read_bytes()
+    # As the README says: replay it with the same config (the record is still stale).
+    replay = run_target(
+        config(sandbox.url, tmp_path), [], tmp_path, extra_args=["--input", str(dead)], timeout=60
+    )
+    assert replay.returncode == 0, replay.output
+    assert "The input is the dead-letter file itself" in replay.stderr
+    assert dead.read_bytes() == before  # never appended to while being read
+    [sibling] = tmp_path.glob("dead.replay-*.jsonl")
+    assert "older than 7 days" in sibling.read_text()
+
+
+@pytest.mark.parametrize("kind", ["a directory", "under a file"])
+def test_a_dead_letter_file_that_cannot_be_written_stops_at_start_up(kind, sandbox, tmp_path):
+    if kind == "a directory":
+        path = tmp_path / "dead-dir"
+        path.mkdir()
+    else:  # (unwritable even for root, unlike a read-only directory)
+        (tmp_path / "plain-file").write_text("x")
+        path = tmp_path / "plain-file" / "dead.jsonl"
+    run = run_target(
+        config(sandbox.url, tmp_path, dead_letter_path=str(path)), [SCHEMA, rec(1)], tmp_path
+    )
+    assert run.returncode == 1
+    assert_clean(run)
+    assert f"dead_letter_path {str(path)!r} cannot be written" in run.stderr
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_an_api_key_read_with_a_trailing_newline_works_and_is_never_printed(sandbox, tmp_path):
+    run = run_target(
+        config(sandbox.url, tmp_path, api_key=API_KEY + "\n"), [SCHEMA, rec(1)], tmp_path
+    )
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["r1"]
+    assert API_KEY not in run.output
+
+
+@pytest.mark.parametrize(
+    "key", [API_KEY[:12] + " " + API_KEY[12:], API_KEY + "é", API_KEY + "\x00"]
+)
+def test_a_malformed_api_key_is_a_config_error_that_does_not_show_it(key, sandbox, tmp_path):
+    run = run_target(config(sandbox.url, tmp_path, api_key=key), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode != 0
+    assert "api_key holds whitespace or characters a key never has" in run.output
+    assert API_KEY[12:] not in run.output
+    assert "Traceback" not in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_credentials_in_api_url_are_refused_and_never_echoed(sandbox, tmp_path):
+    url = sandbox.url.replace("http://", "http://admin:hunter2@")
+    run = run_target(config(url, tmp_path), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode != 0
+    assert "api_url must not carry credentials" in run.output
+    assert "hunter2" not in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_a_relative_source_url_is_rejected_without_its_query_in_any_output(sandbox, tmp_path):
+    bad = rec(2, source_url="/thanks?email=jane@example.com", action_source="web")
+    run = run_target(config(sandbox.url, tmp_path), [SCHEMA, rec(1), bad], tmp_path)
+    assert run.returncode == 0, run.output
+    assert "jane@example.com" not in run.output
+    [line] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert line["dead_letter"]["reason"].startswith(
+        "source_url: '/thanks?<query hidden>' is not a URL with a scheme and a host"
+    )
+
+
+def test_a_config_file_that_is_not_json_is_one_clear_line(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"pixel_id": ')
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(path)], input=b"", capture_output=True, check=False
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    assert "the config file cannot be read: Expecting value: line 1 column 14" in err
+
+
+def test_a_quiet_tap_gets_its_batch_delivered_and_its_state_written(sandbox, tmp_path):
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(json.dumps(config(sandbox.url, tmp_path)))
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(cfg_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(
+        ("\n".join([SCHEMA, rec(1), rec(2), rec(3), state({"bm": 3})]) + "\n").encode()
+    )
+    proc.stdin.flush()
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and len(sandbox.events(PIXEL_ID)) < 3:
+        time.sleep(0.2)
+    arrived_while_quiet = stored(sandbox)
+    assert proc.poll() is None  # the input is still open: the tap is only quiet
+    stdout, _ = proc.communicate(b"", timeout=60)
+    assert arrived_while_quiet == ["r1", "r2", "r3"]
+    assert stdout.decode().splitlines() == ['{"bm": 3}']
