@@ -117,6 +117,15 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "allow_unmatched_streams",
+        th.BooleanType,
+        default=False,
+        description=(
+            "A run in which records arrived but none matched an entry under `streams` fails "
+            "(exit 1, no STATE), since an entry is most likely misnamed; true lets it succeed."
+        ),
+    ),
+    th.Property(
         "user_field_style",
         th.StringType(allowed_values=sorted(USER_FIELD_STYLES)),
         default=DEFAULT_USER_FIELD_STYLE,

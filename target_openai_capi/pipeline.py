@@ -104,6 +104,7 @@ class PipelineSettings:
     default_phone_region: str | None
     on_rejected: str
     dead_letter_path: str | None
+    allow_unmatched_streams: bool = False
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PipelineSettings:
@@ -115,6 +116,7 @@ class PipelineSettings:
             default_phone_region=config.get("default_phone_region"),
             on_rejected=str(config.get("on_rejected") or "dead_letter"),
             dead_letter_path=config.get("dead_letter_path"),
+            allow_unmatched_streams=bool(config.get("allow_unmatched_streams", False)),
         )
 
 
@@ -181,6 +183,9 @@ class Pipeline:
         self._warned_streams: set[str] = set()
         self._logged_rejections: dict[tuple[str, str], int] = {}
         self._next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
+        self._hashed_id_streams: set[str] = set()  # streams checked for hashed event ids
+        # Whether any record reached a stream that has an entry under `streams`.
+        self.matched_any = False
 
     def open_dead_letters(self, input_stat: os.stat_result | None) -> None:
         """Open the dead-letter file at start-up (raises DeadLetterError if it cannot be).
@@ -229,6 +234,7 @@ class Pipeline:
         schema: Mapping[str, Any],
     ) -> None:
         """Map one record and queue its event, or settle it as filtered, duplicate or rejected."""
+        self.matched_any = True
         if self.checkpoints.numbered % _CHECK_EVERY == 0:
             self._periodic_checks()
         mapping = self.mappings[stream]
@@ -246,10 +252,20 @@ class Pipeline:
                 whole_record=lambda: self._whole(record),
             )
         except MappingError as exc:
-            self.reject(stream, record, key_properties, schema, STAGE_MAPPING, str(exc))
+            self.reject(
+                stream,
+                record,
+                key_properties,
+                schema,
+                STAGE_MAPPING,
+                str(exc),
+                event_id=exc.event_id,
+            )
             return
         for note in notes:
             self._log_limited(stream, "note", "Record of '%s': %s", stream, note)
+        if stream not in self._hashed_id_streams and "id" not in mapping.fields:
+            self._say_if_ids_are_hashed(stream, event["id"], key_properties)
         problem = event_problem(event)
         if problem is not None:
             self.reject(
@@ -285,6 +301,19 @@ class Pipeline:
                 schema,
             ),
         )
+
+    def _say_if_ids_are_hashed(
+        self, stream: str, event_id: str, key_properties: Sequence[str]
+    ) -> None:
+        """Once per stream: its event ids are hashes of the records (no id, no key properties)."""
+        self._hashed_id_streams.add(stream)
+        if event_id.startswith("rec_") and not key_properties:
+            self._logger.warning(
+                "Stream '%s' has no `id` mapping, no `id` property and no key properties: its "
+                "event ids are hashes of each record's own data (tap metadata _sdc_* left out), "
+                "so an edited row becomes a new event. Map `fields.id` to a stable column.",
+                stream,
+            )
 
     def _record_json(self, record: Mapping[str, Any]) -> bytes:
         if self.record_source is not None:
@@ -447,6 +476,16 @@ class Pipeline:
         self.checkpoints.state_received(state)
         self._flush_old_batches()
         self.release_state()
+
+    @property
+    def nothing_matched(self) -> bool:
+        """True while records arrived but none for a configured stream (a misnamed entry)."""
+        return (
+            bool(self.mappings)
+            and not self.matched_any
+            and self.account.total(SKIPPED_STREAM) > 0
+            and not self.settings.allow_unmatched_streams
+        )
 
     def release_state(self) -> None:
         """Emit the pending STATE if every record before it is settled."""

@@ -26,7 +26,7 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
-from target_openai_capi.accounting import REJECTED, STAGE_MAPPING
+from target_openai_capi.accounting import REJECTED, SKIPPED_STREAM, STAGE_MAPPING
 from target_openai_capi.batch_files import BatchFileError, check_batch_message, read_lines
 from target_openai_capi.config import API_KEY_PREFIX, CONFIG_SCHEMA, config_problems
 from target_openai_capi.dead_letter import DeadLetterError
@@ -54,6 +54,7 @@ from target_openai_capi.reader import (
 )
 from target_openai_capi.schema_check import schema_problem
 from target_openai_capi.sink import ConversionsSink
+from target_openai_capi.stream_matching import unmatched_entries
 
 # Records in BATCH files, decoded as the reader decodes RECORD messages: floats as Decimals.
 BATCH_RECORD_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=decimal.Decimal)
@@ -363,6 +364,8 @@ class TargetOpenAICapi(Target):
         The reader keeps a STATE's value as its JSON text (msgspec.Raw): numbers of any size or
         precision go out as they came in (the SDK's json.dumps fails on Decimals).
         """
+        if self.pipeline.nothing_matched:
+            return  # the run fails at its end (a misnamed stream entry): it reruns from here
         if isinstance(state, msgspec.Raw):
             line = bytes(state).decode("utf-8", errors="surrogateescape")
         else:
@@ -424,6 +427,15 @@ class TargetOpenAICapi(Target):
                 "tags": {"stream": stream, "outcome": outcome},
             }
             self.logger.info("METRIC: %s", json.dumps(point))
+        arrived = [stream for stream in account.outcomes if stream != "(input)"]
+        for line in unmatched_entries(self.pipeline.mappings, arrived):
+            self.logger.warning("%s.", line)
+        if self.pipeline.nothing_matched:
+            self.fail(
+                f"{account.total(SKIPPED_STREAM)} records arrived and none matched an entry "
+                "under `streams` (see above); no STATE was written. Name the entries as the tap "
+                "names its streams, or set allow_unmatched_streams: true."
+            )
         rejected = account.total(REJECTED)
         if rejected and not self.pipeline.settings.dead_letter_path:
             self.logger.warning(

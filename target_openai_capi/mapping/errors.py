@@ -15,6 +15,7 @@ class MappingError(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+        self.event_id: str | None = None  # the record's event id, when it was read before
 
 
 def quote(value: object) -> str:

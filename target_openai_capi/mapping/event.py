@@ -12,6 +12,7 @@ from typing import Any
 
 import jmespath
 import simplejson
+from jmespath.exceptions import JMESPathError
 
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, EVENT_TYPES
 from target_openai_capi.mapping.errors import MappingError, type_name
@@ -21,7 +22,7 @@ from target_openai_capi.mapping.event_names import (
     normalise_event_name,
     resolve_event_type,
 )
-from target_openai_capi.mapping.expressions import Getter, compile_expression
+from target_openai_capi.mapping.expressions import Getter, compile_expression, parse_json
 from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE, USER_FIELDS, build_user
 from target_openai_capi.mapping.money import currency_code, minor_units, to_minor_units
 from target_openai_capi.mapping.reads import read_paths
@@ -220,9 +221,16 @@ def _as_text(value: object, name: str) -> str:
     return text
 
 
+# Properties that taps and the SDK add about a read, not about the row (`_sdc_extracted_at`,
+# `_sdc_batched_at`, `_sdc_last_modified`, `_sdc_filename`, ...): never part of a record's hash.
+METADATA_PREFIX = "_sdc_"
+
+
 def record_digest(record: Mapping[str, Any]) -> str:
-    """A stable hash of a record, used as its event id when nothing better is known."""
-    canonical = simplejson.dumps(record, sort_keys=True, use_decimal=True, default=str)
+    """A stable hash of a record's own data, used as its event id when nothing better is known:
+    the same row read again (new extraction time, a touched file) gets the same id."""
+    own = {k: v for k, v in record.items() if not str(k).startswith(METADATA_PREFIX)}
+    canonical = simplejson.dumps(own, sort_keys=True, use_decimal=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -247,6 +255,11 @@ def event_id(
 
 
 def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]:
+    if isinstance(items, str) and items.lstrip().startswith("["):
+        try:  # a warehouse column of line items kept as JSON text
+            items = parse_json(items)
+        except JMESPathError as exc:
+            raise MappingError(f"contents is text that is not JSON ({exc})") from None
     if not isinstance(items, list):
         raise MappingError(f"contents must be a list of objects, not {type(items).__name__}")
     result = []
@@ -402,7 +415,9 @@ def build_event(
     Notes are non-fatal: an identifier that could not be normalised and was left out.
     The event is not yet checked against the contract or the time window.
     """
+    event: dict[str, Any] = {}
     try:
+        event["id"] = event_id(mapping, record, key_properties, whole_record)
         event_type, custom_name = _event_type(mapping, record)
         if event_type == "custom":
             mapped_name = _value(mapping, record, "custom_event_name")
@@ -410,7 +425,6 @@ def build_event(
                 event_type, custom_name = custom_event(_as_text(mapped_name, "custom_event_name"))
             elif custom_name is None:
                 raise MappingError("custom_event_name is missing for a custom event")
-        event: dict[str, Any] = {"id": event_id(mapping, record, key_properties, whole_record)}
         event["type"] = event_type
 
         ts_ms = _value(mapping, record, "timestamp_ms")
@@ -441,5 +455,10 @@ def build_event(
         event["data"] = _data(mapping, record, event_type)
     except jmespath.exceptions.JMESPathError as exc:
         # A function applied to the wrong type of value in this record (e.g. url_param on a number).
-        raise MappingError(f"expression failed on this record: {exc}") from exc
+        error = MappingError(f"expression failed on this record: {exc}")
+        error.event_id = event.get("id")
+        raise error from exc
+    except MappingError as exc:
+        exc.event_id = exc.event_id or event.get("id")  # for the dead letter, when it was read
+        raise
     return event, notes

@@ -9,6 +9,10 @@ Our functions (in addition to JMESPath's own):
 - `cookie(cookie_header, name)`: the value of cookie `name` in a Cookie header string
   ("a=1; __oppref=xyz"), surrounding double quotes removed, not percent-decoded; or null.
 - `lower(s)`, `upper(s)`: case of a string; null stays null.
+- `parse_json(s)`: JSON stored as text (warehouse loaders, CSV exports keep arrays so) read as
+  JSON, numbers as exact Decimals: `parse_json(products)[].{id: sku}`. Null stays null, and a value
+  that already is an array or object is returned as it is, so one mapping serves both kinds of
+  loader. Text that is not JSON is a mapping rejection naming the function.
 - `micros_to_ms(t)`: epoch microseconds (GA4's `event_timestamp`) as epoch milliseconds, rounded
   down; `t` is an integer or a string of digits (BigQuery exports INT64 as either); null stays
   null. JMESPath has no arithmetic, and a microsecond time read as milliseconds would be 1,000x
@@ -33,11 +37,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from urllib.parse import unquote_plus
 
 import jmespath
+import msgspec
 from jmespath import exceptions as jmes_exceptions
 from jmespath import functions as jmes_functions
 from jmespath.visitor import Options, TreeInterpreter, _Expression
@@ -192,6 +197,23 @@ def _signature(*arguments: dict[str, Any]) -> Callable[[_F], _F]:
     return decorate
 
 
+# JSON text longer than this is not a column of line items: refused, not parsed.
+MAX_JSON_TEXT = 1_000_000
+_JSON_TEXT: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def parse_json(text: object) -> Any:
+    """JSON text as JSON (numbers exact); null, arrays and objects as they are."""
+    if text is None or isinstance(text, (list, dict)):
+        return text
+    if not isinstance(text, str) or len(text) > MAX_JSON_TEXT:
+        raise FunctionRefused("parse_json() expects JSON text of at most 1,000,000 characters")
+    try:
+        return _JSON_TEXT.decode(text)
+    except (msgspec.DecodeError, InvalidOperation, RecursionError):
+        raise FunctionRefused("parse_json() could not read its text as JSON") from None
+
+
 class _Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath ships no type hints
     """JMESPath built-ins that know Decimal, plus our functions."""
 
@@ -299,6 +321,10 @@ class _Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath sh
     @_signature({"types": ["string", "null"]})
     def _func_upper(self, text: str | None) -> str | None:
         return None if text is None else text.upper()
+
+    @_signature({"types": ["string", "array", "object", "null"]})
+    def _func_parse_json(self, text: Any) -> Any:
+        return parse_json(text)
 
     @_signature({"types": ["number", "string", "null"]})
     def _func_micros_to_ms(self, micros: Any) -> int | None:

@@ -1,0 +1,134 @@
+"""The real CLI behind warehouse-style taps: stable ids, misnamed streams, JSON text columns."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from conftest import API_KEY, PIXEL_ID
+from support import iso_minutes_ago, record, run_target, schema, state
+
+AT = iso_minutes_ago(4)
+ROW_SCHEMA = {
+    "order_ref": {"type": "string"},
+    "timestamp": {"type": "string"},
+    "type": {"type": "string"},
+    "_sdc_extracted_at": {"type": "string"},
+    "_sdc_last_modified": {"type": "string"},
+}
+
+
+def config(sandbox: Any, tmp_path: Any, streams: dict[str, Any], **extra: Any) -> dict:
+    return {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": streams,
+        **extra,
+    }
+
+
+def rows(read_at: str) -> list[str]:
+    """Three rows as tap-csv / tap-jsonl emit them: no id, no key properties, read metadata."""
+    lines = [schema("conversions", ROW_SCHEMA)]
+    for n in range(3):
+        row = {"order_ref": f"o{n}", "timestamp": AT, "type": "lead_created"}
+        lines.append(
+            record(
+                "conversions", {**row, "_sdc_extracted_at": read_at, "_sdc_last_modified": read_at}
+            )
+        )
+    return lines
+
+
+def test_the_same_rows_read_again_are_the_same_events(sandbox, tmp_path):
+    streams = {"conversions": {}}
+    first = run_target(config(sandbox, tmp_path, streams), rows("2026-12-01T10:00:00Z"), tmp_path)
+    assert first.returncode == 0, first.output
+    ids = sorted(e["id"] for e in sandbox.events(PIXEL_ID))
+    assert len(ids) == 3
+    assert all(i.startswith("rec_") for i in ids)
+    assert first.stderr.count("its event ids are hashes of each record's own data") == 1
+    # The file was touched: every row is read again with new metadata.
+    again = run_target(config(sandbox, tmp_path, streams), rows("2026-12-01T11:30:00Z"), tmp_path)
+    assert again.returncode == 0, again.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ids  # no new events
+    assert sandbox.stats()["duplicates"] == 3
+
+
+def test_a_misnamed_stream_entry_is_named_and_the_run_fails(sandbox, tmp_path):
+    lines = [
+        schema("public-conversions", {"id": {"type": "string"}}, ["id"]),
+        *(
+            record("public-conversions", {"id": f"c{n}", "timestamp": AT, "type": "lead_created"})
+            for n in range(3)
+        ),
+        state({"bookmarks": {"public-conversions": 3}}),
+    ]
+    run = run_target(config(sandbox, tmp_path, {"conversions": {}}), lines, tmp_path)
+    assert run.returncode == 1
+    assert "streams.conversions matched nothing; the input had public-conversions" in run.stderr
+    assert "3 records arrived and none matched an entry under `streams`" in run.stderr
+    assert run.stdout == ""  # no STATE: the next run reads the same rows again
+    assert sandbox.stats()["requests"] == 0
+
+    allowed = config(sandbox, tmp_path, {"conversions": {}}, allow_unmatched_streams=True)
+    run = run_target(allowed, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "streams.conversions matched nothing; the input had public-conversions" in run.stderr
+    assert json.loads(run.stdout) == {"bookmarks": {"public-conversions": 3}}
+
+
+def test_an_entry_that_matched_nothing_beside_one_that_did_is_named(sandbox, tmp_path):
+    lines = [
+        schema("orders", {"id": {"type": "string"}}, ["id"]),
+        record("orders", {"id": "o1", "timestamp": AT, "type": "order_created"}),
+    ]
+    run = run_target(config(sandbox, tmp_path, {"orders": {}, "refunds": {}}), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "streams.refunds matched nothing; none of the input's 1 streams is like it" in run.stderr
+
+
+LINE_ITEMS = json.dumps(
+    [{"sku": "TEE", "qty": 2, "price": 19.99}, {"sku": "MUG", "qty": 1, "price": 8.5}]
+)
+
+
+def test_json_text_line_items_become_contents(sandbox, tmp_path):
+    props = {
+        "id": {"type": "string"},
+        "products": {"type": "string"},
+        "contents": {"type": "string"},
+    }
+    row = {"timestamp": AT, "type": "order_created", "amount": 48.48, "currency": "USD"}
+    contents_text = json.dumps([{"id": "TEE", "quantity": 2, "amount": 19.99}])
+    lines = [
+        schema("segment_orders", props, ["id"]),
+        record("segment_orders", {"id": "s1", **row, "products": LINE_ITEMS}),
+        schema("flat_orders", props, ["id"]),
+        record("flat_orders", {"id": "f1", **row, "contents": contents_text}),
+        record("flat_orders", {"id": "f2", **row, "contents": "[not json"}),
+    ]
+    streams = {
+        "segment_orders": {
+            "fields": {"contents": "parse_json(products)[].{id: sku, quantity: qty, amount: price}"}
+        },
+        "flat_orders": {},  # the same-name fallback reads the JSON text column
+    }
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert events["s1"]["data"]["contents"] == [
+        {"id": "TEE", "quantity": 2, "amount": 1999},
+        {"id": "MUG", "quantity": 1, "amount": 850},
+    ]
+    assert events["f1"]["data"]["contents"] == [{"id": "TEE", "quantity": 2, "amount": 1999}]
+    [dead] = [
+        json.loads(line)["dead_letter"]
+        for line in (tmp_path / "dead.jsonl").read_text().splitlines()
+        if json.loads(line)["type"] == "RECORD"
+    ]
+    assert dead["stage"] == "mapping"
+    assert dead["reason"].startswith("contents is text that is not JSON")
+    assert dead["event_id"] == "f2"  # the id was read before the mapping failed
