@@ -243,6 +243,12 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
             "integration_source must be 1-64 ASCII letters, digits, '.', '_' or '-', starting "
             f"with a letter or digit (got {str(source)[:80]!r}); or null to send none"
         )
+    if config.get("flattening_enabled"):
+        problems.append(
+            "flattening_enabled is not supported: mappings read the record's nested paths as the "
+            "tap sends them (customer.email), which flattening renames; remove it and map the "
+            "nested fields with JMESPath"
+        )
     region = config.get("default_phone_region")
     if region is not None and not str(region).isalpha():
         problems.append("default_phone_region must be an ISO 3166-1 alpha-2 code, e.g. US")

@@ -21,6 +21,7 @@ from singer_sdk.exceptions import (
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
 )
+from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
@@ -113,6 +114,14 @@ class TargetOpenAICapi(Target):
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = ConversionsSink
     message_reader_class = TolerantReader
+    # Not schema flattening: mappings read the record's nested paths as the tap sends them
+    # (customer.email), which flattening would rename (config_problems refuses the setting).
+    capabilities = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.STRUCTURED_LOGGING,
+        TargetCapabilities.VALIDATE_RECORDS,
+    ]
     # Termination signals (_handle_termination); class defaults, as a signal may come early.
     _terminating = False
     _in_message = False
@@ -151,6 +160,12 @@ class TargetOpenAICapi(Target):
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """The SDK's schema check plus cross-setting checks, with the API key redacted."""
+        for setting in ("api_key", "pixel_id"):
+            # Meltano passes only settings a plugin declares: a loader with only a pip_url
+            # gets none, though TARGET_OPENAI_CAPI_API_KEY is set.
+            variable = f"TARGET_OPENAI_CAPI_{setting.upper()}"
+            if self._config.get(setting) in (None, "") and os.environ.get(variable):
+                self._config[setting] = os.environ[variable]
         key = self._config.get("api_key")
         if isinstance(key, str) and key != key.strip():  # as read from a secret file
             self._config["api_key"] = key.strip()

@@ -25,7 +25,7 @@ from target_openai_capi.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = CONFIG_SCHEMA["properties"]
-SDK_SETTINGS = {"stream_maps", "stream_map_config", "flattening_enabled", "flattening_max_depth"}
+SDK_SETTINGS = {"stream_maps", "stream_map_config"}
 
 
 def _load_generator() -> ModuleType:

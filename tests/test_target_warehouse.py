@@ -132,3 +132,43 @@ def test_json_text_line_items_become_contents(sandbox, tmp_path):
     assert dead["stage"] == "mapping"
     assert dead["reason"].startswith("contents is text that is not JSON")
     assert dead["event_id"] == "f2"  # the id was read before the mapping failed
+
+
+def test_key_and_pixel_come_from_the_environment_when_the_config_lacks_them(sandbox, tmp_path):
+    import os
+    import subprocess
+
+    from support import TARGET_CMD
+
+    cfg = config(sandbox, tmp_path, {"orders": {}})
+    del cfg["api_key"], cfg["pixel_id"]  # a Meltano loader that declares no settings
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    lines = [
+        schema("orders", {"id": {"type": "string"}}, ["id"]),
+        record("orders", {"id": "o1", "timestamp": AT, "type": "order_created"}),
+    ]
+    env = {
+        **os.environ,
+        "TARGET_OPENAI_CAPI_API_KEY": API_KEY,
+        "TARGET_OPENAI_CAPI_PIXEL_ID": PIXEL_ID,
+    }
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(path)],
+        input=("\n".join(lines) + "\n").encode(),
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["o1"]
+    assert API_KEY not in proc.stderr.decode()
+
+
+def test_schema_flattening_is_refused_with_what_to_do(sandbox, tmp_path):
+    cfg = config(sandbox, tmp_path, {"orders": {}}, flattening_enabled=True)
+    run = run_target(cfg, [schema("orders", {"id": {"type": "string"}}, ["id"])], tmp_path)
+    assert run.returncode != 0
+    assert "flattening_enabled is not supported" in run.output
+    assert "map the nested fields with JMESPath" in run.output
+    assert "Traceback" not in run.output
