@@ -8,3 +8,24 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+
+# Real taps for tests/test_real_taps.py, each in its own environment (their dependencies are not
+# ours), pinned: they are the independently written sources the target is checked against.
+for spec in "tap-jsonl==0.3.1" "meltanolabs-tap-postgres==0.10.0" "tap-shopify==3.13.0"; do
+  name="${spec%%==*}"
+  marker=".venv-taps/$name/.installed-$spec"
+  if [ ! -f "$marker" ]; then
+    rm -rf ".venv-taps/$name"
+    "$PYTHON" -m venv ".venv-taps/$name"
+    ".venv-taps/$name/bin/python" -m pip install --quiet --disable-pip-version-check "$spec"
+    touch "$marker"
+  fi
+done
+
+# A PostgreSQL server for the tap-postgres tests (Debian's package; the tests start and stop
+# their own server in a temporary directory). Without root or apt they skip, saying why.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+fi

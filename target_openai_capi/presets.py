@@ -32,8 +32,8 @@ _SHOPIFY_USER = {
 # item objects (the tap unwraps the connection's edges), `test` true for test orders.
 # The oppref comes from the landing page of the visit that converted, else from an order
 # attribute named `oppref` that the storefront saved on the cart, else from the first visit.
-# (customerJourneySummary and order-level customAttributes are Order fields of the Admin API;
-# the published 3.x schema does not select them, so for that tap they are null unless added.)
+# (tap-shopify 3.13.0 selects customerJourneySummary.lastVisit and order-level customAttributes,
+# so the oppref arrives with the tap as published; it does not select firstVisit.)
 SHOPIFY_ORDERS: dict[str, Any] = {
     "event_type": "order_created",
     "filter": "!test",
@@ -64,6 +64,7 @@ SHOPIFY_ORDERS: dict[str, Any] = {
 
 # tap-shopify 3.x `abandoned_checkouts` (GraphQL AbandonedCheckout): no currencyCode, email or
 # phone at the top level (they are in totalPriceSet and customer), line items as a list.
+# tap-shopify 3.13.0 selects only customer.id and no customAttributes (OPTIONAL_PATHS).
 # No source_url / action_source: the only URL, abandonedCheckoutUrl, is a recovery link that
 # opens the buyer's checkout and must not leave the shop.
 SHOPIFY_ABANDONED_CHECKOUTS: dict[str, Any] = {
@@ -238,3 +239,21 @@ def apply_preset(entry: Mapping[str, Any]) -> dict[str, Any]:
         merged.pop("event_type", None)
     merged["event_types"] = {**preset.get("event_types", {}), **(entry.get("event_types") or {})}
     return merged
+
+
+# Paths a preset reads that the tap it is named for does not select as published (checked
+# against the schemas tap-shopify 3.13.0 ships, in tests/test_real_taps.py): those fields are
+# null with that tap and the preset reads them for sources that have them.
+OPTIONAL_PATHS: dict[str, frozenset[str]] = {
+    "tap-shopify/orders": frozenset({"customerJourneySummary.firstVisit.landingPage"}),
+    "tap-shopify/abandoned_checkouts": frozenset(
+        {
+            "customAttributes.[].key",
+            "customAttributes.[].value",
+            "customer.email",
+            "customer.phone",
+            "customer.firstName",
+            "customer.lastName",
+        }
+    ),
+}
