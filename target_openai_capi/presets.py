@@ -128,8 +128,9 @@ _TRACKS_FIELDS: dict[str, str] = {
     "id": "id",
     "timestamp": "timestamp || original_timestamp",
     "oppref": "oppref || url_param(context_page_url, 'oppref')",
-    "source_url": "context_page_url",
-    "amount": "total || revenue || value || price",
+    # A table's own `source_url` / `amount` columns first (a model shaped for this target).
+    "source_url": "source_url || context_page_url",
+    "amount": "amount || total || revenue || value || price",
     "currency": "currency",
     "email": "context_traits_email || email",
     "phone": "context_traits_phone || phone",
@@ -144,7 +145,9 @@ SEGMENT_TRACKS: dict[str, Any] = {
         **_TRACKS_FIELDS,
         # Web when the event carries a page, mobile app when it carries an app (Segment's
         # mobile libraries set context.app); server-side events have neither.
-        "action_source": "(context_page_url && 'web') || (context_app_name && 'mobile_app')",
+        "action_source": (
+            "((source_url || context_page_url) && 'web') || (context_app_name && 'mobile_app')"
+        ),
         "ip_address": "context_ip",
     },
 }
@@ -156,7 +159,8 @@ RUDDERSTACK_TRACKS: dict[str, Any] = {
     "fields": {
         **_TRACKS_FIELDS,
         "action_source": (
-            "(context_page_url && 'web') || (channel == 'mobile' && 'mobile_app') || `null`"
+            "((source_url || context_page_url) && 'web') || (channel == 'mobile' && 'mobile_app')"
+            " || `null`"
         ),
         "ip_address": "context_ip || context_request_ip",
     },

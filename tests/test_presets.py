@@ -706,6 +706,35 @@ def test_tracks_presets(sandbox, tmp_path, preset):
     assert stored(sandbox) == expected
 
 
+@pytest.mark.parametrize("preset", ["segment/tracks", "rudderstack/tracks"])
+def test_tracks_presets_read_a_tables_own_amount_and_source_url(sandbox, tmp_path, preset):
+    at = iso_minutes_ago(7)
+    row = track(
+        "msg-9",
+        "Order Completed",
+        at,
+        amount=42.5,
+        total=99,
+        currency="EUR",
+        source_url="https://shop.example.com/thanks",
+    )
+    properties = {
+        **TRACKS_PROPERTIES,
+        "amount": NUM,
+        "total": NUM,
+        "currency": STR,
+        "source_url": STR,
+    }
+    lines = [schema("tracks", properties, ["id"]), record("tracks", row)]
+    streams = {"tracks": {"preset": preset}}
+    run = run_target(config_for(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    event = stored(sandbox)["msg-9"]
+    assert event["data"]["amount"] == 4250  # the table's own amount column, not `total`
+    assert event["source_url"] == "https://shop.example.com/thanks"
+    assert event["action_source"] == "web"
+
+
 def test_rudderstack_tracks_reads_the_channel_and_the_request_ip(sandbox, tmp_path):
     at = iso_minutes_ago(3)
     properties = {**TRACKS_PROPERTIES, "channel": STR, "context_request_ip": STR}
