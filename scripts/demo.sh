@@ -95,3 +95,12 @@ if dead.exists():
         letter = line["dead_letter"]
         print(f"Rejected {letter['key']} at {letter['stage']}: {letter['reason']} (see {dead})")
 EOF
+
+echo
+echo "The sandbox's event stream page (latest events, their identifiers, rejected batches): $BASE/"
+if [ "${DEMO_KEEP_SANDBOX:-}" = 1 ]; then
+  echo "The sandbox keeps running for you to browse it; Ctrl-C stops it."
+  wait "$SANDBOX_PID" || true
+else
+  echo "(It stops with this script: DEMO_KEEP_SANDBOX=1 ./scripts/demo.sh keeps it open.)"
+fi

@@ -22,10 +22,15 @@ for spec in "tap-jsonl==0.3.1" "meltanolabs-tap-postgres==0.10.0" "tap-shopify==
   fi
 done
 
-# A PostgreSQL server for the tap-postgres tests (Debian's package; the tests start and stop
-# their own server in a temporary directory). Without root or apt they skip, saying why.
+# Debian packages the tests use: a PostgreSQL server for the tap-postgres tests (they start and
+# stop their own in a temporary directory) and Chromium for the sandbox page's browser test.
+# Without root or apt the tests that need them skip, saying why.
+missing=()
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  fi
+  missing+=(postgresql)
+fi
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

@@ -12,8 +12,10 @@ VALIDATED = "validated"  # dry run: the API validated the event and stored nothi
 DUPLICATE = "duplicate"  # the same (type, id) was already sent in this run
 FILTERED = "filtered"  # the stream's `filter` was false, or a stream map dropped it
 SKIPPED_STREAM = "skipped_stream"  # the stream has no entry under `streams`
+# skip_unmatchable: the event carried none of the stream's match_identifiers
+SKIPPED_UNMATCHABLE = "skipped_unmatchable"
 REJECTED = "rejected"  # dead-lettered, with a stage and a reason
-OUTCOMES = (SENT, VALIDATED, DUPLICATE, FILTERED, SKIPPED_STREAM, REJECTED)
+OUTCOMES = (SENT, VALIDATED, DUPLICATE, FILTERED, SKIPPED_STREAM, SKIPPED_UNMATCHABLE, REJECTED)
 
 # Stages at which a record can be rejected.
 STAGE_INPUT = "input"  # the line itself: not JSON, not UTF-8, RECORD before its SCHEMA

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 
 from target_openai_capi.contract import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
+from target_openai_capi.coverage import KINDS
 from target_openai_capi.mapping.event import EVENT_FIELDS
 from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE, USER_FIELD_STYLES
 
@@ -54,6 +55,22 @@ _STREAM_ENTRY = th.ObjectType(
         "dry_run",
         th.BooleanType,
         description="Override the global dry_run for this stream.",
+    ),
+    th.Property(
+        "skip_unmatchable",
+        th.BooleanType,
+        description=(
+            "Skip (count, do not send) events that carry none of match_identifiers: events "
+            "OpenAI cannot tie to an ad interaction. Off by default."
+        ),
+    ),
+    th.Property(
+        "match_identifiers",
+        th.ArrayType(th.StringType(allowed_values=list(KINDS))),
+        description=(
+            "With skip_unmatchable: the identifiers of which an event must carry one "
+            "(default oppref, obref, email, external_id)."
+        ),
     ),
     th.Property(
         "fields",
@@ -157,6 +174,14 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         description=(
             "JSONL file for rejected records, with stage and reason (created 0600). "
             "It is a Singer stream: fix the cause and replay it with --input."
+        ),
+    ),
+    th.Property(
+        "request_log_path",
+        th.StringType,
+        description=(
+            "JSONL file of every request body exactly as sent (events already hashed; never "
+            "the key or headers) with its answer's status: with dry_run, a preview of a real run."
         ),
     ),
     th.Property(

@@ -20,6 +20,7 @@ from target_openai_capi.accounting import (
     FILTERED,
     SENT,
     SKIPPED_STREAM,
+    SKIPPED_UNMATCHABLE,
     STAGE_API,
     STAGE_MAPPING,
     STAGE_VALIDATION,
@@ -30,6 +31,7 @@ from target_openai_capi.accounting import (
 from target_openai_capi.checkpoint import Checkpoints, StateValue
 from target_openai_capi.config import DEFAULT_INTEGRATION_SOURCE
 from target_openai_capi.contract import dedup_name, event_problem, window_problem
+from target_openai_capi.coverage import MatchCoverage, identifiers
 from target_openai_capi.dead_letter import DeadLetterFile
 from target_openai_capi.delivery import (
     Batch,
@@ -39,6 +41,7 @@ from target_openai_capi.delivery import (
     RetryPolicy,
     Uploader,
 )
+from target_openai_capi.delivery.request_log import RequestLog
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import StreamMapping, build_event, passes_filter
 from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE
@@ -146,6 +149,7 @@ def uploader_from_config(config: Mapping[str, Any]) -> Uploader:
         max_concurrent_requests=int(config.get("max_concurrent_requests") or 1),
         validate_first=bool(config.get("validate_first", False)),
         integration_source=integration_source(config),
+        request_log=RequestLog(path) if (path := config.get("request_log_path")) else None,
     )
 
 
@@ -165,6 +169,7 @@ class Pipeline:
         self.mappings = mappings
         self.uploader = uploader
         self.account = RunAccount()
+        self.coverage = MatchCoverage()
         self.checkpoints = Checkpoints()
         self._emit_state = emit_state
         self._logger = logger
@@ -283,6 +288,10 @@ class Pipeline:
             self.reject(
                 stream, record, key_properties, schema, STAGE_WINDOW, problem, event_id=event["id"]
             )
+            return
+        wanted = mapping.match_identifiers
+        if wanted is not None and not identifiers(event) & wanted:
+            self._settle_immediately(stream, SKIPPED_UNMATCHABLE)
             return
         if self._seen_recently(dedup_name(event), event["id"]):
             self._settle_immediately(stream, DUPLICATE)
@@ -449,8 +458,10 @@ class Pipeline:
             refs: list[RecordRef] = result.batch.tags
             outcome = VALIDATED if result.batch.validate_only else SENT
             self.account.requests += result.requests
-            for ref in (refs[i] for i in result.accepted):
+            for index in result.accepted:
+                ref = refs[index]
                 self.account.count(ref.stream, outcome)
+                self.coverage.count(ref.stream, result.batch.events[index])
             for index, status, message in result.rejected:
                 ref = refs[index]
                 # Not sent, so a later copy in this run (perhaps fixed by then) is not a duplicate.

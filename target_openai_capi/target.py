@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+import click
 import msgspec
 import simplejson
 from singer_sdk import Target
@@ -32,6 +33,8 @@ from target_openai_capi.batch_files import BatchFileError, check_batch_message, 
 from target_openai_capi.config import API_KEY_PREFIX, CONFIG_SCHEMA, config_problems
 from target_openai_capi.dead_letter import DeadLetterError
 from target_openai_capi.delivery import DeliveryError
+from target_openai_capi.delivery.credential_check import check_credentials
+from target_openai_capi.delivery.request_log import RequestLogError
 from target_openai_capi.mapping.event import StreamMapping, compile_stream_mapping
 from target_openai_capi.mapping.identity import (
     DEFAULT_USER_FIELD_STYLE,
@@ -43,6 +46,7 @@ from target_openai_capi.pipeline import (
     Pipeline,
     PipelineSettings,
     RunFailed,
+    integration_source,
     uploader_from_config,
 )
 from target_openai_capi.quiet_input import QuietInputDelivery
@@ -442,6 +446,17 @@ class TargetOpenAICapi(Target):
                 "tags": {"stream": stream, "outcome": outcome},
             }
             self.logger.info("METRIC: %s", json.dumps(point))
+        coverage = self.pipeline.coverage
+        for line in coverage.lines():
+            self.logger.info("%s", line)
+        for stream, kind, count in coverage.metrics():
+            point = {
+                "type": "counter",
+                "metric": "capi_match_coverage",
+                "value": count,
+                "tags": {"stream": stream, "identifier": kind},
+            }
+            self.logger.info("METRIC: %s", json.dumps(point))
         arrived = [stream for stream in account.outcomes if stream != "(input)"]
         for line in unmatched_entries(self.pipeline.mappings, arrived):
             self.logger.warning("%s.", line)
@@ -460,6 +475,19 @@ class TargetOpenAICapi(Target):
         self.pipeline.close()
 
     @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, with --test (check the key, pixel id and URL, then exit)."""
+        command = super().get_singer_command()
+        command.params.append(
+            click.Option(
+                ["--test"],
+                is_flag=True,
+                help="Check the api_key, pixel_id and api_url with one validate_only request.",
+            )
+        )
+        return command
+
+    @classmethod
     def invoke(  # type: ignore[override]
         cls,
         *,
@@ -467,17 +495,26 @@ class TargetOpenAICapi(Target):
         about_format: str | None = None,
         config: _ConfigInput | None = None,
         file_input: IO[str] | None = None,
+        test: bool = False,
     ) -> None:
         """Run the target; a fatal error ends it with one clear message and exit code 1."""
         super(Target, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
         config = config or _ConfigInput()
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
+        if test:
+            uploader = target.pipeline.uploader
+            works, line = check_credentials(uploader.client, integration_source(target.config))
+            print(line)
+            uploader.close()
+            sys.exit(0 if works else 1)
         try:
             target.pipeline.open_dead_letters(_input_stat(file_input))
+            if target.pipeline.uploader.request_log is not None:
+                target.pipeline.uploader.request_log.open()
             target.quiet_input.start()
             target.listen(file_input)
-        except (DeliveryError, RunFailed, DeadLetterError) as exc:
+        except (DeliveryError, RunFailed, DeadLetterError, RequestLogError) as exc:
             target.fail(str(exc))
         except (
             BadLine,

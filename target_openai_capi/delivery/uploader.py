@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from target_openai_capi.delivery.client import Client, Response
+    from target_openai_capi.delivery.request_log import RequestLog
 
 _log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class Uploader:
         max_concurrent_requests: int = 1,
         validate_first: bool = False,
         integration_source: str | None = None,
+        request_log: RequestLog | None = None,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -149,10 +151,12 @@ class Uploader:
         if max_concurrent_requests < 1:
             raise ValueError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
         self._client = client
+        self.client = client  # for the credential check, which posts outside any batch
         self._policy = policy
         self._limit = max_concurrent_requests
         self._validate_first = validate_first
         self._integration_source = integration_source
+        self.request_log = request_log
         self._stop = threading.Event()
         self._sleep = sleep if sleep is not None else self._interruptible_sleep
         self._clock = clock
@@ -210,6 +214,8 @@ class Uploader:
                 self._executor.shutdown(wait=True, cancel_futures=True)
         finally:
             self._client.close()
+            if self.request_log is not None:
+                self.request_log.close()
 
     def _collect(self, *, wait_for_slot: bool) -> list[BatchResult]:
         """Take finished batches off the in-flight set; optionally wait until one finishes."""
@@ -366,10 +372,14 @@ class Uploader:
             try:
                 response = self._client.post(body)
             except TransportError as e:
+                if self.request_log is not None:
+                    self.request_log.write(body, None, str(e))
                 if not e.retryable:
                     raise
                 status, problem, retry_after = None, str(e), None
             else:
+                if self.request_log is not None:
+                    self.request_log.write(body, response.status)
                 if action_for(response.status) is not Action.RETRY:
                     return response
                 status = response.status

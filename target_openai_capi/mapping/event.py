@@ -15,6 +15,7 @@ import simplejson
 from jmespath.exceptions import JMESPathError
 
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, EVENT_TYPES
+from target_openai_capi.coverage import DEFAULT_MATCH_IDENTIFIERS, KINDS
 from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.event_names import (
     check_event_table,
@@ -100,6 +101,8 @@ class StreamMapping:
     user_fields: tuple[str, ...] = field(default=tuple(USER_FIELDS))
     # The record paths the mapping reads (mapping/reads.py), or None: it may read anything.
     reads: Mapping[str, Any] | None = None
+    # skip_unmatchable: events carrying none of these identifier kinds are skipped, not sent.
+    match_identifiers: frozenset[str] | None = None
 
 
 def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMapping:
@@ -162,6 +165,19 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         if a in fields and b in fields:
             problems.append(f"{where}.fields: map {a} or {b}, not both")
 
+    match_identifiers = None
+    if entry.get("skip_unmatchable"):
+        wanted = entry.get("match_identifiers") or list(DEFAULT_MATCH_IDENTIFIERS)
+        unknown = [kind for kind in wanted if kind not in KINDS]
+        if unknown or not isinstance(wanted, list):
+            problems.append(
+                f"{where}.match_identifiers: {unknown[:1] or wanted!r} is not an identifier kind "
+                f"(one of {', '.join(KINDS)})"
+            )
+        match_identifiers = frozenset(wanted)
+    elif entry.get("match_identifiers") is not None:
+        problems.append(f"{where}.match_identifiers has no effect without skip_unmatchable: true")
+
     if problems:
         raise ValueError("; ".join(problems))
     texts = [*(entry.get("fields") or {}).values(), filter_text, type_from_text]
@@ -178,6 +194,7 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         dry_run=entry.get("dry_run"),
         fields=fields,
         reads=reads,
+        match_identifiers=match_identifiers,
     )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import socket
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -16,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from target_openai_capi.sandbox.faults import Fault, FaultConfig, FaultPlan
+from target_openai_capi.sandbox.page import render_page
 from target_openai_capi.sandbox.rules import (
     Rejection,
     auth_rejection,
@@ -40,6 +43,11 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 # connection; past this much the sandbox stops reading and closes the connection instead.
 _MAX_DRAIN_BYTES = 256 * 1024 * 1024
 _CHUNK = 64 * 1024
+# The event stream page shows this many refused batches and latest events per pixel.
+MAX_SHOWN_REJECTIONS = 50
+MAX_SHOWN_EVENTS = 50
+# Well-formed request bodies kept, newest last, for Sandbox.received_bodies().
+MAX_KEPT_BODIES = 1000
 # How often the serving loop checks for stop(); the stdlib's 0.5 s made every stop take that long.
 _POLL_INTERVAL_S = 0.02
 
@@ -88,11 +96,34 @@ class SandboxApp:
         self.stats = Stats()
         self.faults = FaultPlan(faults)
         self.stopping = threading.Event()  # wakes requests sleeping for injected latency
+        self.rejections: deque[dict[str, Any]] = deque(maxlen=MAX_SHOWN_REJECTIONS)
+        self.bodies: deque[Any] = deque(maxlen=MAX_KEPT_BODIES)
 
     def post_events(
         self, authorization: str | None, pixel_id: str | None, body: bytes | None, size: int
     ) -> Reply:
-        """Answer one POST /v1/events whose body is `body` (None when over the size limit)."""
+        """Answer one POST /v1/events whose body is `body` (None when over the size limit);
+        a refused batch is kept, newest first, for the event stream page."""
+        reply = self._answer_events(authorization, pixel_id, body, size)
+        if 400 <= reply.status < 500:
+            error = reply.payload.get("error", {})
+            errors = error.get("errors") or []
+            message = errors[0].get("message") if errors else error.get("message")
+            at = dt.datetime.now(dt.timezone.utc).strftime("%H:%M:%S")
+            self.rejections.appendleft(
+                {
+                    "at": at,
+                    "pixel": pixel_id or "",
+                    "status": reply.status,
+                    "events": reply.events,
+                    "message": message,
+                }
+            )
+        return reply
+
+    def _answer_events(
+        self, authorization: str | None, pixel_id: str | None, body: bytes | None, size: int
+    ) -> Reply:
         rejection = auth_rejection(authorization, self.api_keys) or pixel_rejection(
             pixel_id, self.pixel_ids
         )
@@ -105,6 +136,7 @@ class SandboxApp:
         parsed = parse_body(body)
         if isinstance(parsed, Rejection):
             return self._rejected(parsed)
+        self.bodies.append(orjson.loads(body))  # for tests: what each request carried
         count = len(parsed.events)
         self.stats.batch(
             count, validate_only=parsed.validate_only, integration_source=parsed.integration_source
@@ -146,6 +178,8 @@ class SandboxApp:
         """Forget stored events and zero the counters."""
         self.store.clear()
         self.stats.reset()
+        self.rejections.clear()
+        self.bodies.clear()
 
 
 class _Server(ThreadingHTTPServer):
@@ -215,6 +249,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_html(self, page: str) -> None:
+        body = page.encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
@@ -312,10 +354,18 @@ class _Handler(BaseHTTPRequestHandler):
             return _error(500, f"Internal sandbox error: {type(exc).__name__}")
 
     def do_GET(self) -> None:
-        """GET /sandbox/events?pid=... and GET /sandbox/stats."""
+        """GET / (the event stream page), /sandbox/events?pid=... and /sandbox/stats."""
         url = urlsplit(self.path)
         app = self.server.app
-        if url.path == "/sandbox/events":
+        if url.path == "/":
+            try:
+                latest = app.store.latest(MAX_SHOWN_EVENTS)
+            except StoreClosed:
+                self.close_connection = True
+                return
+            page = render_page(app.stats.snapshot(), latest, list(app.rejections))
+            self._send_html(page)
+        elif url.path == "/sandbox/events":
             pixel_id = parse_qs(url.query).get("pid", [None])[0]
             try:
                 events = app.store.events(pixel_id)
@@ -332,7 +382,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _not_found(self, path: str) -> None:
         """404 for any other path, listing the ones that exist."""
-        known = f"POST {EVENTS_PATH}, GET /sandbox/events, GET /sandbox/stats, POST /sandbox/reset"
+        known = (
+            f"POST {EVENTS_PATH}, GET / (event stream page), GET /sandbox/events, "
+            "GET /sandbox/stats, POST /sandbox/reset"
+        )
         self._send(_error(404, f"No such endpoint: {path} (known: {known})"))
         self._log(404)
 
@@ -360,6 +413,10 @@ class Sandbox:
     def events(self, pid: str | None = None) -> list[dict[str, Any]]:
         """Stored events in arrival order, for one pixel id or all."""
         return self._app.store.events(pid)
+
+    def received_bodies(self) -> list[Any]:
+        """The well-formed request bodies received (the last 1,000), oldest first, as parsed."""
+        return list(self._app.bodies)
 
     def stats(self) -> dict[str, Any]:
         """The counters GET /sandbox/stats shows."""

@@ -74,6 +74,22 @@ class EventStore:
                 ).fetchall()
         return [orjson.loads(body) for (body,) in rows]
 
+    def latest(self, per_pixel: int) -> dict[str, list[dict[str, Any]]]:
+        """The newest stored events of each pixel, newest first (per_pixel of each at most)."""
+        with self._lock:
+            db = self._connection()
+            rows = db.execute(
+                "SELECT pixel_id, body FROM ("
+                " SELECT pixel_id, body, seq,"
+                " ROW_NUMBER() OVER (PARTITION BY pixel_id ORDER BY seq DESC) AS rank"
+                " FROM events) WHERE rank <= ? ORDER BY seq DESC",
+                (per_pixel,),
+            ).fetchall()
+        latest: dict[str, list[dict[str, Any]]] = {}
+        for pixel_id, body in rows:
+            latest.setdefault(pixel_id, []).append(orjson.loads(body))
+        return latest
+
     def clear(self) -> None:
         """Forget every stored event."""
         with self._lock:

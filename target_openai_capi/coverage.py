@@ -1,0 +1,84 @@
+"""Match coverage: which identifiers OpenAI can match the events on, counted per stream.
+
+An event OpenAI cannot tie to an ad interaction still counts in aggregate, but not for
+attribution. `oppref` (the click id) and `obref` (the pixel's cookie) match best; hashed email,
+phone and external id next; names, geography and ip + user agent help only together.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+# Kinds, in the order lines print them, each with the event's fields that carry it (either
+# official user shape).
+KINDS: dict[str, tuple[str, ...]] = {
+    "oppref": (),  # event level, not in `user`
+    "obref": ("obref",),
+    "email": ("emails_sha256", "email_sha256"),
+    "phone": ("phone_numbers_sha256",),
+    "external_id": ("external_ids_sha256", "external_id_sha256"),
+    "name": ("first_names_sha256", "last_names_sha256"),
+    "geography": ("regions", "cities", "postal_codes", "countries", "city", "zip_code", "country"),
+    "ip_address+user_agent": (),  # both, or neither counts
+    "android_advertising_id": ("android_advertising_id",),
+}
+# The identifiers that can match an event on their own.
+STRONG = ("oppref", "obref", "email", "phone", "external_id", "android_advertising_id")
+NONE_STRONG = "none_strong"
+# What an unmatchable event (skip_unmatchable) must carry one of, unless the stream says.
+DEFAULT_MATCH_IDENTIFIERS = ("oppref", "obref", "email", "external_id")
+
+
+def identifiers(event: Mapping[str, Any]) -> frozenset[str]:
+    """The identifier kinds an event carries."""
+    user = event.get("user") or {}
+    found = {kind for kind, fields in KINDS.items() if any(user.get(f) for f in fields)}
+    if event.get("oppref"):
+        found.add("oppref")
+    if user.get("ip_address") and user.get("user_agent"):
+        found.add("ip_address+user_agent")
+    return frozenset(found)
+
+
+class MatchCoverage:
+    """Per stream: events counted, and how many carried each identifier kind."""
+
+    def __init__(self) -> None:
+        self.events: Counter[str] = Counter()
+        self.carrying: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def count(self, stream: str, event: Mapping[str, Any]) -> None:
+        """Count one event that went out (sent, or validated in a dry run)."""
+        kinds = identifiers(event)
+        self.events[stream] += 1
+        counts = self.carrying[stream]
+        counts.update(kinds)
+        if not kinds.intersection(STRONG):
+            counts[NONE_STRONG] += 1
+
+    def lines(self) -> list[str]:
+        """One line per stream, then a hint for each stream whose events lack a click id."""
+        lines = []
+        for stream in sorted(self.events):
+            total, counts = self.events[stream], self.carrying[stream]
+            parts = [f"{kind} {counts[kind]:,}" for kind in (*KINDS, NONE_STRONG)]
+            lines.append(f"Match coverage: {stream}: {total:,} events; " + ", ".join(parts))
+        for stream in sorted(self.events):
+            counts = self.carrying[stream]
+            if counts["oppref"] == 0 and counts["obref"] == 0:
+                lines.append(
+                    f"Match coverage: {stream}: 0 of {self.events[stream]:,} events carry an "
+                    "oppref or obref; see docs/cookbook.md#raising-match-rates"
+                )
+        return lines
+
+    def metrics(self) -> list[tuple[str, str, int]]:
+        """(stream, identifier kind, events carrying it), for METRIC lines."""
+        rows = []
+        for stream in sorted(self.events):
+            counts = self.carrying[stream]
+            rows.append((stream, "events", self.events[stream]))
+            rows += [(stream, kind, counts[kind]) for kind in (*KINDS, NONE_STRONG)]
+        return rows

@@ -1,0 +1,242 @@
+"""Seeing what is sent: match coverage, skipping unmatchable events, the credential check, the
+request log, and the sandbox's event stream page (over HTTP and in a real headless Chromium)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import API_KEY, PIXEL_ID
+from support import TARGET_CMD, iso_minutes_ago, record, run_target, schema
+
+from target_openai_capi.sandbox import start_sandbox
+
+AT = iso_minutes_ago(5)
+SCHEMA = schema("orders", {"id": {"type": "string"}}, ["id"])
+
+
+def order(n: int, **user: Any) -> str:
+    return record(
+        "orders",
+        {"id": f"o{n}", "timestamp": AT, "type": "order_created", "source_url": None, **user},
+    )
+
+
+def config(url: str, tmp_path: Path, streams: dict[str, Any] | None = None, **extra: Any) -> dict:
+    return {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": streams or {"orders": {}},
+        **extra,
+    }
+
+
+ORDERS = [
+    order(1, oppref="opp_1", email="a@example.com"),
+    order(2, email="b@example.com", phone="+1 415 555 2671"),
+    order(3, external_id="c-3", ip_address="203.0.113.9", user_agent="Mozilla/5.0"),
+    order(4, city="Paris", country="FR"),
+    order(5),
+]
+
+
+def metric(run: Any, stream: str, kind: str) -> int:
+    for line in run.stderr.splitlines():
+        if '"capi_match_coverage"' in line:
+            point = json.loads(line.split("METRIC: ", 1)[1])
+            if point["tags"] == {"stream": stream, "identifier": kind}:
+                return int(point["value"])
+    raise AssertionError(f"no coverage metric for {stream} {kind}")
+
+
+def test_coverage_lines_count_what_the_sandbox_stored(sandbox, tmp_path):
+    run = run_target(config(sandbox.url, tmp_path), [SCHEMA, *ORDERS], tmp_path)
+    assert run.returncode == 0, run.output
+    stored = sandbox.events(PIXEL_ID)
+    assert len(stored) == 5
+    # Counted independently from what the sandbox stored.
+    with_email = sum(1 for e in stored if e.get("user", {}).get("emails_sha256"))
+    with_oppref = sum(1 for e in stored if e.get("oppref"))
+    assert (with_email, with_oppref) == (2, 1)
+    assert metric(run, "orders", "events") == 5
+    assert metric(run, "orders", "email") == with_email
+    assert metric(run, "orders", "oppref") == with_oppref
+    assert metric(run, "orders", "phone") == 1
+    assert metric(run, "orders", "external_id") == 1
+    assert metric(run, "orders", "ip_address+user_agent") == 1
+    assert metric(run, "orders", "geography") == 1
+    assert metric(run, "orders", "none_strong") == 2  # o4 (geography only) and o5
+    assert "Match coverage: orders: 5 events; oppref 1, obref 0, email 2, phone 1," in run.stderr
+
+
+def test_a_stream_without_click_ids_gets_a_hint(sandbox, tmp_path):
+    run = run_target(config(sandbox.url, tmp_path), [SCHEMA, order(1, email="a@b.co")], tmp_path)
+    assert run.returncode == 0, run.output
+    assert (
+        "Match coverage: orders: 0 of 1 events carry an oppref or obref; "
+        "see docs/cookbook.md#raising-match-rates" in run.stderr
+    )
+
+
+def test_unmatchable_events_are_skipped_with_their_reason(sandbox, tmp_path):
+    streams = {"orders": {"skip_unmatchable": True}}
+    run = run_target(config(sandbox.url, tmp_path, streams), [SCHEMA, *ORDERS], tmp_path)
+    assert run.returncode == 0, run.output
+    # Default identifiers: oppref, obref, email, external_id.
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["o1", "o2", "o3"]
+    assert "skipped_unmatchable=2" in run.stderr
+    sandbox.reset()
+    streams = {"orders": {"skip_unmatchable": True, "match_identifiers": ["oppref"]}}
+    run = run_target(config(sandbox.url, tmp_path, streams), [SCHEMA, *ORDERS], tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["o1"]
+    assert "skipped_unmatchable=4" in run.stderr
+
+
+def test_match_identifiers_are_checked_at_start_up(sandbox, tmp_path):
+    streams = {"orders": {"skip_unmatchable": True, "match_identifiers": ["fingerprint"]}}
+    run = run_target(config(sandbox.url, tmp_path, streams), [SCHEMA, *ORDERS], tmp_path)
+    assert run.returncode != 0
+    assert "fingerprint" in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
+# --- the credential check ---------------------------------------------------------------------
+
+
+def check(tmp_path: Path, **settings: Any) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "check.json"
+    path.write_text(json.dumps({"max_attempts": 1, **settings}))
+    return subprocess.run(
+        [*TARGET_CMD, "--config", str(path), "--test"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_credential_check_says_in_one_line_whether_key_pixel_and_url_work(tmp_path):
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}) as sandbox:
+        ok = check(tmp_path, api_key=API_KEY, pixel_id=PIXEL_ID, api_url=sandbox.url)
+        advertiser = check(
+            tmp_path, api_key="sk-proj-advertiser", pixel_id=PIXEL_ID, api_url=sandbox.url
+        )
+        pixel = check(tmp_path, api_key=API_KEY, pixel_id="px_unknown", api_url=sandbox.url)
+        stats = sandbox.stats()
+        stored = sandbox.events()
+    # Port 9 (discard) on loopback: nothing listens there (a freed port could be reused).
+    closed = "http://127.0.0.1:9/v1/events"
+    unreachable = check(tmp_path, api_key=API_KEY, pixel_id=PIXEL_ID, api_url=closed)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("OK: the key, pixel id 'px_test_123' at ")
+    assert advertiser.returncode == 1
+    assert advertiser.stdout.startswith("FAILED: the key is not a Conversions API key")
+    assert pixel.returncode == 1
+    assert pixel.stdout.startswith("FAILED: the key cannot write to pixel id 'px_unknown'")
+    assert unreachable.returncode == 1
+    assert "cannot be reached" in unreachable.stdout
+    for answer in (ok, advertiser, pixel, unreachable):
+        assert len(answer.stdout.strip().splitlines()) == 1
+        assert API_KEY not in answer.stdout + answer.stderr
+    assert stats["validate_only_requests"] >= 1  # the check validated, and stored nothing
+    assert stored == []
+
+
+# --- the request log ------------------------------------------------------------------------
+
+
+def test_the_request_log_holds_exactly_the_bodies_the_sandbox_received(sandbox, tmp_path):
+    log = tmp_path / "requests.jsonl"
+    cfg = config(sandbox.url, tmp_path, request_log_path=str(log), dry_run=True, batch_size=2)
+    run = run_target(cfg, [SCHEMA, *ORDERS], tmp_path)
+    assert run.returncode == 0, run.output
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["status"] for line in lines] == [200, 200, 200]
+    bodies = [line["body"] for line in lines]
+    assert bodies == sandbox.received_bodies()  # as the server parsed each request
+    assert all(body["validate_only"] is True for body in bodies)
+    assert sum(len(body["events"]) for body in bodies) == 5
+    assert API_KEY not in log.read_text()
+    assert "Authorization" not in log.read_text()
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    # Byte for byte: each line's body is the request's JSON text as sent.
+    raw = log.read_bytes().splitlines()
+    assert all(re.search(rb',"body":\{"integration_source":"target-openai-capi",', r) for r in raw)
+
+
+# --- the sandbox's event stream page ------------------------------------------------------------
+
+
+def _demo_run(sandbox: Any, tmp_path: Path) -> None:
+    stale = record("orders", {"id": "too-old", "timestamp": iso_minutes_ago(30), "type": "x"})
+    hostile = order(6, email="<script>alert(1)</script>@x.co")
+    run = run_target(config(sandbox.url, tmp_path), [SCHEMA, *ORDERS, hostile, stale], tmp_path)
+    assert run.returncode == 0, run.output
+
+
+def test_the_event_stream_page_lists_the_events_the_target_sent(tmp_path):
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}) as sandbox:
+        _demo_run(sandbox, tmp_path)
+        # A batch the sandbox refuses (sent by hand), so the page has one to show.
+        requests.post(
+            sandbox.url,
+            params={"pid": PIXEL_ID},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            json={"events": [{"id": "", "type": "order_created"}]},
+            timeout=10,
+        )
+        page = requests.get(sandbox.base_url + "/", timeout=10)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    html = page.text
+    assert '<meta http-equiv="refresh"' in html
+    for n in range(1, 6):
+        assert f"<td>o{n}</td>" in html
+    assert "<td>email, oppref</td>" in html  # o1's identifiers
+    assert "Invalid event at events[0]" in html or "events[0].id" in html
+    assert "<script>" not in html  # event data is escaped
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium: scripts/setup.sh installs Debian's chromium as root"
+)
+def test_the_event_stream_page_in_a_real_headless_browser(tmp_path):
+    assert CHROMIUM is not None
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}) as sandbox:
+        _demo_run(sandbox, tmp_path)
+        flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        flags.append(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+        dom = subprocess.run(
+            [*flags, "--dump-dom", sandbox.base_url + "/"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        shot = tmp_path / "page.png"
+        picture = subprocess.run(
+            [*flags, f"--screenshot={shot}", "--window-size=1200,1600", sandbox.base_url + "/"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "Conversions API sandbox: event stream" in dom.stdout
+    for n in range(1, 6):
+        assert f"<td>o{n}</td>" in dom.stdout
+    assert f"Pixel {PIXEL_ID}" in dom.stdout
+    assert picture.returncode == 0, picture.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000  # a rendered page, not an empty canvas
