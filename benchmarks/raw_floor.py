@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import string
 import sys
 from decimal import Decimal
 from typing import Any
@@ -41,6 +42,14 @@ def phone_digits(phone: str) -> str:
     return digits if phone.lstrip().startswith("+") else "1" + digits
 
 
+_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def person_name(name: str) -> str:
+    """The official rule: lowercased, whitespace and ASCII punctuation removed."""
+    return "".join(name.lower().translate(_NO_PUNCTUATION).split())
+
+
 def to_event(rec: dict[str, Any]) -> dict[str, Any]:
     """The tap-shopify/orders preset's event, by hand, for the generator's records."""
     created = dt.datetime.fromisoformat(rec["createdAt"].replace("Z", "+00:00"))
@@ -58,17 +67,17 @@ def to_event(rec: dict[str, Any]) -> dict[str, Any]:
     event["source_url"] = rec["statusPageUrl"]
     event["action_source"] = "physical_store" if rec["sourceName"] == "pos" else "web"
     address = rec.get("billingAddress") or {}
-    user = {"email_sha256": sha(rec["email"].strip().lower())}
+    user = {"emails_sha256": [sha(rec["email"].strip().lower())]}
     phone = rec.get("phone") or address.get("phone")
     if phone:
-        user["phone_number_sha256"] = sha(phone_digits(phone))
-    user["external_id_sha256"] = sha(rec["customer"]["id"])
-    user["first_name_sha256"] = sha(address["firstName"].strip().lower())
-    user["last_name_sha256"] = sha(address["lastName"].strip().lower())
-    user["city_sha256"] = sha(address["city"].strip().lower())
-    user["state_sha256"] = sha(address["provinceCode"].strip().lower())
-    user["zip_code_sha256"] = sha(address["zip"].replace(" ", "").lower())
-    user["country_sha256"] = sha(address["countryCodeV2"].lower())
+        user["phone_numbers_sha256"] = [sha(phone_digits(phone))]
+    user["external_ids_sha256"] = [sha(rec["customer"]["id"])]
+    user["first_names_sha256"] = [sha(person_name(address["firstName"]))]
+    user["last_names_sha256"] = [sha(person_name(address["lastName"]))]
+    user["cities"] = [address["city"].strip()]
+    user["regions"] = [address["provinceCode"].strip()]
+    user["postal_codes"] = [address["zip"].strip()]
+    user["countries"] = [address["countryCodeV2"].upper()]
     if rec.get("clientIp"):
         user["ip_address"] = rec["clientIp"]
     event["user"] = user
