@@ -9,6 +9,8 @@ of any other scheme found in the input is never fetched.
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,11 +62,24 @@ def _open(path: Path, gzipped: bool) -> IO[bytes]:
     return gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[return-value]
 
 
+# A record line longer than this is no record (a device, a file of one endless line).
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
 def read_lines(path: Path, *, gzipped: bool) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for each non-blank line; raises BatchFileError if unreadable."""
+    """(line number, line) for each non-blank line; raises BatchFileError if unreadable, not a
+    regular file, or holding a line over MAX_LINE_BYTES."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise BatchFileError(f"its file {str(path)[:200]!r} is not a regular file")
         with _open(path, gzipped) as handle:
-            for number, line in enumerate(handle, start=1):
+            number = 0
+            while line := handle.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                if len(line) > MAX_LINE_BYTES:
+                    raise BatchFileError(
+                        f"its file {str(path)[:200]!r} has a line over {MAX_LINE_BYTES} bytes"
+                    )
                 if line.strip():
                     yield number, line
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError

@@ -1,7 +1,9 @@
 """Whether a SCHEMA message can be used, before the SDK and the validators see it (pure).
 
-A tap's schema is input like any other: one that would crash a validator, make it fetch a URL or
-hang it is refused with a reason (the reader records the line as a rejection), never a crash.
+A tap's schema is input like any other: one that would crash a validator or make it fetch a URL
+is refused with a reason (the reader records the line as a rejection), never a crash. Regular
+expressions are left out of record validation (`without_patterns`): a pattern such as
+`^(a+)+$` takes exponential time on some values, and no event field depends on one.
 """
 
 from __future__ import annotations
@@ -88,3 +90,16 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
                     return problem
         stack.extend((sub, f"{where}.{name}", depth + 1) for name, sub in node.items())
     return None
+
+
+def without_patterns(schema: Any) -> Any:
+    """A copy of the schema without `pattern` and `patternProperties` (for validating records)."""
+    if isinstance(schema, list):
+        return [without_patterns(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    return {
+        key: without_patterns(value)
+        for key, value in schema.items()
+        if key not in ("pattern", "patternProperties")
+    }

@@ -12,6 +12,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 from target_openai_capi.accounting import STAGE_SCHEMA
 from target_openai_capi.decoding import RecordDecoding, record_decoding
 from target_openai_capi.mapping.reads import prune_schema, prune_schema_exactly
+from target_openai_capi.schema_check import without_patterns
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -84,7 +85,7 @@ class ConversionsSink(BatchSink):
             return None
         if self._validator is None:
             return record_decoding(reads)
-        schema = prune_schema_exactly(self.schema, reads)
+        schema = prune_schema_exactly(without_patterns(self.schema), reads)
         if schema is None:
             return None  # a schema rule may need unread properties: decode it all
         if not isinstance(self._validator, FastRecordValidator):
@@ -95,7 +96,7 @@ class ConversionsSink(BatchSink):
         """fastjsonschema, over the parts of the schema the mapping reads; None if unmapped."""
         if not self.validate_schema or not self.pipeline.is_mapped(self.stream_name):
             return None
-        schema = self.schema
+        schema = without_patterns(self.schema)  # (schema_check.py says why)
         reads = self.record_reads()
         if reads is not None:
             # A property the mapping never reads can neither break an event nor be sent, so it

@@ -141,11 +141,11 @@ def test_events_url(api_url: str, pixel_id: str, expected: str) -> None:
     ],
 )
 def test_response_message(body: bytes, expected: str) -> None:
-    assert Response(status=418, headers={}, body=body).message == expected
+    assert Response(status=418, headers={}, body=body).message() == expected
 
 
 def test_response_message_is_truncated() -> None:
-    message = Response(status=502, headers={}, body=b"<html>" + b"x" * 5000).message
+    message = Response(status=502, headers={}, body=b"<html>" + b"x" * 5000).message()
     assert len(message) == MAX_MESSAGE_CHARS
     assert message.startswith("<html>xxx")
     assert message.endswith("…")
@@ -283,3 +283,17 @@ def test_a_proxy_from_the_environment_carries_every_request(sandbox, monkeypatch
         proxy.close()
     assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["via-proxy-1", "via-proxy-2"]
     assert proxy.seen == [f"POST {client.url}"] * 2
+
+
+def test_a_key_echoed_across_the_length_cut_leaves_no_part_of_it() -> None:
+    key = "sk-svcacct-SECRETSECRETSECRET"
+    body = b'{"error": {"message": "' + b"y" * 470 + key.encode() + b'"}}'
+    message = Response(status=418, headers={}, body=body).message(key)
+    assert "SECRET" not in message
+    assert "sk-svca" not in message
+    named = named_events(
+        b'{"error": {"message": "m", "param": "events[0]", "errors": [{"param": "events[0]",'
+        b' "message": "' + b"y" * 490 + key.encode() + b'"}]}}',
+        key,
+    )
+    assert "sk-svca" not in named[0]

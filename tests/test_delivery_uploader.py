@@ -252,6 +252,10 @@ class _NamingServer:
                     error = payload["error"]
                     if mode == "first":
                         error["errors"] = error["errors"][:1]
+                    elif mode == "spec-words":  # the live API's wording, which names no index
+                        for entry in error["errors"]:
+                            entry["message"] = "event_timestamp_ms must be within the last 7 days."
+                        error["message"] = "event_timestamp_ms must be within the last 7 days."
                     else:
                         error["param"] = f"events[{len(events) + 5}]"
                         error["errors"] = []
@@ -273,6 +277,29 @@ class _NamingServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def test_every_event_named_stale_in_the_apis_words_is_rejected_not_a_wholesale_refusal(
+    sleeps: Sleeps,
+) -> None:
+    server = _NamingServer("spec-words")
+    try:
+        client = Client(
+            ClientSettings(
+                api_url=server.url, pixel_id=PIXEL_ID, api_key=API_KEY, user_agent="test"
+            )
+        )
+        up = Uploader(client, policy=FAST, sleep=sleeps)
+        [result] = up.submit(batch(range(6), stale=set(range(6))))
+        up.close()
+    finally:
+        server.close()
+    assert result.accepted == []
+    assert [(i, status) for i, status, _ in result.rejected] == [(n, 422) for n in range(6)]
+    assert {m for _, _, m in result.rejected} == {
+        "event_timestamp_ms must be within the last 7 days."
+    }
+    assert server.requests == [6]  # named at once: one request
 
 
 @pytest.mark.parametrize("mode", ["first", "outside"])

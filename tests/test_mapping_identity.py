@@ -271,7 +271,8 @@ def test_the_official_example_user_object_comes_out_of_friendly_fields() -> None
 
 @pytest.mark.parametrize("field", ["email", "phone", "external_id", "first_name", "last_name"])
 def test_existing_digests_pass_through_unhashed(field: str) -> None:
-    digest = h("already hashed").upper()
+    # (An external id keeps its case, so only a lowercase digest passes as one: see below.)
+    digest = h("already hashed") if field == "external_id" else h("already hashed").upper()
     user, _ = build_user({field: digest})
     assert user == {USER_FIELD_STYLES["plural"][field]: [digest.lower()]}
 
@@ -408,3 +409,42 @@ def test_the_cache_keeps_text_and_other_types_apart() -> None:
     assert user == {}
     assert notes == ["external_id is not text or a number; sent without it"]
     assert build_user({"external_id": Decimal("1.0")})[0] == {"external_ids_sha256": [h("1")]}
+
+
+def test_an_ipv6_address_with_a_zone_id_is_left_out_not_the_event() -> None:
+    user, notes = build_user({"ip_address": "fe80::1%eth0", "email": "a@b.co"})
+    assert user == {"emails_sha256": [h("a@b.co")]}
+    assert notes == [
+        "ip_address is an IPv6 address with a zone id (%...), not a client address; sent without it"
+    ]
+    assert (
+        contract.event_problem(
+            {
+                "id": "e",
+                "type": "lead_created",
+                "timestamp_ms": 1,
+                "user": user,
+                "data": {"type": "customer_action"},
+            }
+        )
+        is None
+    )
+
+
+def test_an_external_id_of_uppercase_hex_is_hashed_with_its_case_kept() -> None:
+    upper = "AB" * 32
+    assert build_user({"external_id": upper})[0] == {"external_ids_sha256": [h(upper)]}
+    lower = h("already a digest")
+    assert build_user({"external_id": lower})[0] == {"external_ids_sha256": [lower]}
+
+
+def test_long_values_are_not_cached() -> None:
+    identity._normalise_text.cache_clear()
+    city = "x" * (identity.MAX_CACHED_TEXT + 1)
+    assert build_user({"city": city})[0] == {"cities": [city]}
+    assert identity._normalise_text.cache_info().currsize == 0
+
+
+def test_a_list_for_a_one_value_field_says_why_one_was_sent() -> None:
+    _user, notes = build_user({"ip_address": ["203.0.113.1", "203.0.113.2"]})
+    assert notes == ["ip_address has 2 values; sent one (the field takes one value)"]

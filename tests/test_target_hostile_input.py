@@ -476,3 +476,29 @@ def test_a_quiet_tap_gets_its_batch_delivered_and_its_state_written(sandbox, tmp
     stdout, _ = proc.communicate(b"", timeout=60)
     assert arrived_while_quiet == ["r1", "r2", "r3"]
     assert stdout.decode().splitlines() == ['{"bm": 3}']
+
+
+def test_a_batch_manifest_naming_a_device_stops_cleanly(sandbox, tmp_path):
+    lines = [SCHEMA, rec(1), _batch(["file:///dev/zero"]), rec(3)]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path, timeout=60)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "'/dev/zero' is not a regular file" in run.stderr
+    assert stored(sandbox) == ["r1"]
+
+
+def test_a_schema_pattern_cannot_hang_the_run(sandbox, tmp_path):
+    # ^(a+)+$ takes exponential time on "aaaa...!": 2**40 steps here if it were evaluated.
+    evil = schema("c", {"id": {"type": "string", "pattern": "^(a+)+$"}}, ["id"])
+    slow = record("c", {"id": "a" * 40 + "!", "timestamp": NOW, "type": "lead_created"})
+    run = run_target(config(sandbox.url, tmp_path), [evil, slow, rec(2)], tmp_path, timeout=60)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["a" * 40 + "!", "r2"]
+
+
+def test_an_oppref_goes_out_exactly_as_the_record_holds_it(sandbox, tmp_path):
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"oppref": "click"}}})
+    run = run_target(cfg, [SCHEMA, rec(1, click=" Opp_Ref-AbC.123 ")], tmp_path)
+    assert run.returncode == 0, run.output
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["oppref"] == " Opp_Ref-AbC.123 "

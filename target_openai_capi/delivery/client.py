@@ -62,18 +62,21 @@ class Response:
                 return value
         return None
 
-    @property
-    def message(self) -> str:
-        """The server's error message (JSON error.message, message or detail, else the text)."""
+    def message(self, secret: str = "") -> str:
+        """The server's error message (JSON error.message, message or detail, else the text),
+        one line, `secret` removed before it is cut to length (so no part of it survives)."""
         text = _json_message(self.body)
         if text is None:
             text = self.body.decode("utf-8", errors="replace").strip()
-        text = " ".join(text.split())  # one line, whatever the server sent
-        if not text:
-            return f"HTTP {self.status} with an empty body"
-        if len(text) > MAX_MESSAGE_CHARS:
-            return text[: MAX_MESSAGE_CHARS - 1] + "…"
-        return text
+        return one_line(text, secret) or f"HTTP {self.status} with an empty body"
+
+
+def one_line(text: str, secret: str = "") -> str:
+    """Text as one line of at most MAX_MESSAGE_CHARS, `secret` removed first."""
+    text = " ".join(redact(text, secret).split())  # one line, whatever the server sent
+    if len(text) > MAX_MESSAGE_CHARS:
+        return text[: MAX_MESSAGE_CHARS - 1] + "…"
+    return text
 
 
 def _json_message(body: bytes) -> str | None:
@@ -138,8 +141,9 @@ def is_api_error(body: bytes) -> bool:
 _EVENT_PARAM = re.compile(r"events\[(\d{1,9})\]")
 
 
-def named_events(body: bytes) -> dict[int, str]:
-    """The events an error body names, by index in the request, each with its message.
+def named_events(body: bytes, secret: str = "") -> dict[int, str]:
+    """The events an error body names, by index in the request, each with its message
+    (one line, `secret` removed).
 
     The live API answers a bad event with OpenAI's error shape, naming it in `param` and in each
     entry of `errors` (`"param": "events[1].data.type"`; capi-spec.md, Errors). That is observed,
@@ -160,7 +164,7 @@ def named_events(body: bytes) -> dict[int, str]:
         match = _EVENT_PARAM.match(entry["param"])
         message = entry.get("message")
         if match is not None and isinstance(message, str) and message:
-            named.setdefault(int(match.group(1)), " ".join(message.split())[:MAX_MESSAGE_CHARS])
+            named.setdefault(int(match.group(1)), one_line(message, secret))
     return named
 
 

@@ -49,7 +49,6 @@ from target_openai_capi.delivery.errors import (
     TransportError,
     UnexpectedResponse,
     UnknownPixelError,
-    redact,
 )
 from target_openai_capi.delivery.retry import (
     RetryPolicy,
@@ -124,6 +123,8 @@ class BatchResult:
     accepted: list[int] = field(default_factory=list)
     rejected: list[tuple[int, int, str]] = field(default_factory=list)
     requests: int = 0
+    # Rejected events whose refusal named no event (a body without `param`), by index.
+    unnamed: set[int] = field(default_factory=set)
 
 
 class _Stopped(DeliveryError):
@@ -151,7 +152,6 @@ class Uploader:
         if max_concurrent_requests < 1:
             raise ValueError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
         self._client = client
-        self.client = client  # for the credential check, which posts outside any batch
         self._policy = policy
         self._limit = max_concurrent_requests
         self._validate_first = validate_first
@@ -186,6 +186,11 @@ class Uploader:
         self._raise_failure()
         self._in_flight.add(self._executor.submit(self._run, batch))
         return results
+
+    @property
+    def client(self) -> Client:
+        """The HTTP client (the credential check posts through it, outside any batch)."""
+        return self._client
 
     @property
     def busy(self) -> bool:
@@ -273,10 +278,11 @@ class Uploader:
         return result
 
     def _check_not_wholesale(self, result: BatchResult) -> None:
-        """Every event of a batch refused alone with one message that names no event is a
-        refusal of everything (a gateway, an API change), not bad data: nothing is rejected."""
+        """Every event of a batch refused alone, by answers that named no event, with one
+        message that names none either, is a refusal of everything (a gateway, an API change),
+        not bad data: nothing is rejected. An answer that names its events is about them."""
         rejected = result.rejected
-        if result.accepted or len(rejected) < 2:
+        if result.accepted or len(rejected) < 2 or len(result.unnamed) < len(rejected):
             return
         messages = {message for _, _, message in rejected}
         if len(messages) == 1 and "events[" not in (message := messages.pop()):
@@ -318,12 +324,17 @@ class Uploader:
                     "the answer is not the API's error format",
                     message[:LOG_MESSAGE_CHARS],
                 )
+            secret = self._client.settings.api_key
+            named = named_events(response.body, secret) if action is Action.BISECT else {}
             if len(part) == 1:
                 if action is Action.SPLIT:
                     message = f"the event alone is too large for one request: {message}"
+                elif 0 in named:
+                    message = named[0]  # as an event named in a larger request is reported
+                else:
+                    result.unnamed.add(part[0])
                 result.rejected.append((part[0], response.status, message))
                 continue
-            named = named_events(response.body) if action is Action.BISECT else {}
             usable = not after_named and named and all(i < len(part) for i in named)
             if not warned:
                 warned = True  # one line per batch; the caller reports each rejection
@@ -342,8 +353,7 @@ class Uploader:
                 )
             if usable:
                 for position, reason in sorted(named.items()):
-                    text = redact(reason, self._client.settings.api_key)
-                    result.rejected.append((part[position], response.status, text))
+                    result.rejected.append((part[position], response.status, reason))
                 rest = [index for position, index in enumerate(part) if position not in named]
                 if rest:
                     pending.append((rest, True))
@@ -412,7 +422,7 @@ class Uploader:
 
     def _message(self, response: Response) -> str:
         """The server's message, with the key removed should the server ever echo it."""
-        return redact(response.message, self._client.settings.api_key)
+        return response.message(self._client.settings.api_key)
 
     def _fatal(self, action: Action, response: Response) -> DeliveryError:
         """The typed error for a response that must stop the run."""

@@ -455,7 +455,13 @@ def build_event(
 
         if custom_name is not None:
             event["custom_event_name"] = custom_name
-        for name in ("oppref", "source_url", "action_source"):
+        oppref = _value(mapping, record, "oppref")
+        if isinstance(oppref, str):
+            if oppref.strip():
+                event["oppref"] = oppref  # the original string, unmodified, as the docs ask
+        elif oppref is not None:
+            event["oppref"] = _as_text(oppref, "oppref")
+        for name in ("source_url", "action_source"):
             value = _value(mapping, record, name)
             if value is not None:
                 event[name] = _as_text(value, name)

@@ -20,7 +20,8 @@ Rules (OpenAI's Conversions API page, newest version; the README's user identifi
 - android_advertising_id: a raw GAID (a UUID); the all-zero id means "limited" and is left out.
 - ip_address: a valid IPv4 / IPv6 address in its compressed form (from an X-Forwarded-For list
   the first address), raw.
-- A hashed field whose value already is a SHA-256 hex digest is sent as is, lowercased.
+- A hashed field whose value already is a SHA-256 hex digest is sent as is, lowercased (an
+  external id only when it is lowercase hex: its case is kept, and an id may itself be hex).
 - Null, "" and blank values are skipped. A value that fails its rule never costs the event: it is
   left out and a note names the field and the rule, never the value.
 - A field may map to one value or a list of them (several emails): the plural style sends up to
@@ -249,9 +250,12 @@ def _advertising_id(value: object, region: str | None) -> str:
 def _ip_address(value: object, region: str | None) -> str:
     first = _string(value, "is not an IPv4 or IPv6 address").split(",", 1)[0].strip()
     try:  # X-Forwarded-For: the client comes first
-        return str(ipaddress.ip_address(first))
+        address = ipaddress.ip_address(first)
     except ValueError:
         raise _Rejected("is not an IPv4 or IPv6 address") from None
+    if getattr(address, "scope_id", None):  # fe80::1%eth0: a link-local zone, not a client
+        raise _Rejected("is an IPv6 address with a zone id (%...), not a client address")
+    return str(address)
 
 
 def _user_agent(value: object, region: str | None) -> str:
@@ -280,11 +284,19 @@ def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _is_digest(name: str, text: str) -> bool:
+    """A value that already is a SHA-256 digest: 64 hex characters. For external ids (whose
+    case is kept and which may be hex themselves) only lowercase ones, as hashes are written."""
+    if not _SHA256_HEX.fullmatch(text):
+        return False
+    return name != "external_id" or text == text.lower()
+
+
 def _normalise(name: str, value: object, region: str | None) -> str:
     """The value to send for one field: raw, passed-through digest, or hash of the normal form."""
     if name not in HASHED_FIELDS:
         return _NORMALISERS[name](value, region)
-    if isinstance(value, str) and _SHA256_HEX.fullmatch(value.strip()):
+    if isinstance(value, str) and _is_digest(name, value.strip()):
         return value.strip().lower()
     normal = _NORMALISERS[name](value, region)
     if not normal:
@@ -307,8 +319,12 @@ def _normalise_text(name: str, text: str, region: str | None) -> tuple[str, str 
         return "", e.reason
 
 
+# Longer text is normalised but not cached: the cache is bounded by entries, not bytes.
+MAX_CACHED_TEXT = 256
+
+
 def _normalised(name: str, value: object, region: str | None) -> str:
-    if type(value) is str:
+    if type(value) is str and len(value) <= MAX_CACHED_TEXT:
         result, reason = _normalise_text(name, value, region)
         if reason is not None:
             raise _Rejected(reason)
@@ -380,7 +396,7 @@ def _list_values(
 ) -> list[str]:
     """The distinct values to send from a list (three at most, one when not `many`).
 
-    Values past the ones sent are not normalised: a list of 100,000 emails costs four.
+    Values past the ones sent are not normalised: a list of 100,000 emails costs three.
     """
     limit = MAX_LIST_VALUES if many else 1
     sent: list[str] = []
@@ -389,7 +405,12 @@ def _list_values(
     for position, item in enumerate(items, 1):
         if len(sent) == limit:
             what = "one" if limit == 1 else f"the first {limit} distinct ones"
-            why = "the singular user field style" if limit == 1 else "the API uses at most three"
+            if limit > 1:
+                why = "the API uses at most three"
+            elif name in _ONE_VALUE_FIELDS:
+                why = "the field takes one value"
+            else:
+                why = "the singular user field style"
             notes.append(f"{name} has {len(items)} values; sent {what} ({why})")
             break
         try:
