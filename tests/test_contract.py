@@ -24,8 +24,10 @@ from target_openai_capi.contract import (
     currency_problem,
     event_currency_problem,
     event_problem,
+    explain,
     window_problem,
 )
+from target_openai_capi.contract import schema as event_schema
 
 DELETE = object()
 SHA = hashlib.sha256(b"jane@example.com").hexdigest()
@@ -426,7 +428,7 @@ def test_event_is_not_modified() -> None:
 )
 def test_fast_path_agrees_with_the_schema(name: str, event: dict[str, Any]) -> None:
     """event_problem's compiled path must accept exactly what Draft 2020-12 says the schema does."""
-    validator = contract._ExplainingValidator(EVENT_SCHEMA, format_checker=contract._format_checker)
+    validator = explain._ExplainingValidator(EVENT_SCHEMA, format_checker=explain._format_checker)
     assert (event_problem(event) is None) == validator.is_valid(event)
 
 
@@ -441,7 +443,7 @@ def _integer_locations(node: Any, path: tuple[str, ...] = ()) -> set[tuple[str, 
     found: set[tuple[str, ...]] = set()
     if isinstance(node, dict):
         if "$ref" in node:
-            return _integer_locations(contract._resolve(node["$ref"]), path)
+            return _integer_locations(event_schema._resolve(node["$ref"]), path)
         if node.get("type") == "integer":
             found.add(path)
         for name, sub in node.get("properties", {}).items():
