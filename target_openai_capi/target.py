@@ -433,30 +433,22 @@ class TargetOpenAICapi(Target):
             self._in_message = False
         self._pending_signal = None  # the run ends here anyway
 
+    def _metric(self, metric: str, value: int, **tags: str) -> None:
+        """One counter, in the shape of the SDK's METRIC lines (log-based dashboards read them)."""
+        point = {"type": "counter", "metric": metric, "value": value, "tags": tags}
+        self.logger.info("METRIC: %s", json.dumps(point))
+
     def finish(self) -> None:
         """Log the summary line and close files and connections."""
         account = self.pipeline.account
         self.logger.info(account.summary_line())
-        # Same shape as the SDK's METRIC lines, so log-based dashboards can read them.
         for stream, outcome, count in account.counts():
-            point = {
-                "type": "counter",
-                "metric": "capi_records",
-                "value": count,
-                "tags": {"stream": stream, "outcome": outcome},
-            }
-            self.logger.info("METRIC: %s", json.dumps(point))
+            self._metric("capi_records", count, stream=stream, outcome=outcome)
         coverage = self.pipeline.coverage
         for line in coverage.lines():
             self.logger.info("%s", line)
         for stream, kind, count in coverage.metrics():
-            point = {
-                "type": "counter",
-                "metric": "capi_match_coverage",
-                "value": count,
-                "tags": {"stream": stream, "identifier": kind},
-            }
-            self.logger.info("METRIC: %s", json.dumps(point))
+            self._metric("capi_match_coverage", count, stream=stream, identifier=kind)
         arrived = [stream for stream in account.outcomes if stream != "(input)"]
         for line in unmatched_entries(self.pipeline.mappings, arrived):
             self.logger.warning("%s.", line)

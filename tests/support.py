@@ -92,3 +92,19 @@ def run_target(
     return TargetRun(
         proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
     )
+
+
+def target_config(
+    url: str, tmp_path: Path, streams: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """The target's config for the test sandbox at `url`, dead letters in tmp_path."""
+    from conftest import API_KEY, PIXEL_ID
+
+    return {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": streams,
+        **extra,
+    }

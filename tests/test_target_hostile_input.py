@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import API_KEY, PIXEL_ID
-from support import TARGET_CMD, iso_minutes_ago, record, run_target, schema, state
+from support import TARGET_CMD, iso_minutes_ago, record, run_target, schema, state, target_config
 
 NOW = iso_minutes_ago(3)
 SCHEMA = schema("c", {"id": {"type": "string"}, "amount": {"type": ["number", "null"]}}, ["id"])
@@ -28,14 +28,7 @@ def rec(n: int, **extra: Any) -> str:
 
 
 def config(url: str, tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    return {
-        "pixel_id": PIXEL_ID,
-        "api_key": API_KEY,
-        "api_url": url,
-        "dead_letter_path": str(tmp_path / "dead.jsonl"),
-        "streams": {"c": {}},
-        **extra,
-    }
+    return target_config(url, tmp_path, extra.pop("streams", {"c": {}}), **extra)
 
 
 def stored(sandbox: Any) -> list[str]:

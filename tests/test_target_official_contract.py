@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import API_KEY, DAY_MS, PIXEL_ID
-from support import iso_minutes_ago, record, run_target, schema
+from support import iso_minutes_ago, record, run_target, schema, target_config
 
 from target_openai_capi.sandbox import Sandbox, start_sandbox
 
@@ -24,14 +24,7 @@ def h(text: str) -> str:
 
 
 def config(sandbox: Sandbox, tmp_path: Any, streams: dict[str, Any], **extra: Any) -> dict:
-    return {
-        "pixel_id": PIXEL_ID,
-        "api_key": API_KEY,
-        "api_url": sandbox.url,
-        "dead_letter_path": str(tmp_path / "dead.jsonl"),
-        "streams": streams,
-        **extra,
-    }
+    return target_config(sandbox.url, tmp_path, streams, **extra)
 
 
 def dead_letters(tmp_path: Any) -> dict[str, dict[str, Any]]:

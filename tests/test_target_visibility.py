@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import API_KEY, PIXEL_ID
-from support import TARGET_CMD, iso_minutes_ago, record, run_target, schema
+from support import TARGET_CMD, iso_minutes_ago, record, run_target, schema, target_config
 
 from target_openai_capi.sandbox import start_sandbox
 
@@ -29,14 +29,7 @@ def order(n: int, **user: Any) -> str:
 
 
 def config(url: str, tmp_path: Path, streams: dict[str, Any] | None = None, **extra: Any) -> dict:
-    return {
-        "pixel_id": PIXEL_ID,
-        "api_key": API_KEY,
-        "api_url": url,
-        "dead_letter_path": str(tmp_path / "dead.jsonl"),
-        "streams": streams or {"orders": {}},
-        **extra,
-    }
+    return target_config(url, tmp_path, streams or {"orders": {}}, **extra)
 
 
 ORDERS = [

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from conftest import API_KEY, PIXEL_ID
-from support import iso_minutes_ago, record, run_target, schema, state
+from support import iso_minutes_ago, record, run_target, schema, state, target_config
 
 AT = iso_minutes_ago(4)
 ROW_SCHEMA = {
@@ -19,14 +19,7 @@ ROW_SCHEMA = {
 
 
 def config(sandbox: Any, tmp_path: Any, streams: dict[str, Any], **extra: Any) -> dict:
-    return {
-        "pixel_id": PIXEL_ID,
-        "api_key": API_KEY,
-        "api_url": sandbox.url,
-        "dead_letter_path": str(tmp_path / "dead.jsonl"),
-        "streams": streams,
-        **extra,
-    }
+    return target_config(sandbox.url, tmp_path, streams, **extra)
 
 
 def rows(read_at: str) -> list[str]:
