@@ -278,3 +278,12 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
     if region is not None and not str(region).isalpha():
         problems.append("default_phone_region must be an ISO 3166-1 alpha-2 code, e.g. US")
     return problems
+
+
+def setting(config: Mapping[str, Any], name: str) -> Any:
+    """A setting's value, or its default from the config schema: the one place defaults live
+    (the SDK fills them in too; this also serves a config built without the SDK)."""
+    value = config.get(name)
+    if value is None and name not in config:
+        return CONFIG_SCHEMA["properties"][name].get("default")
+    return value

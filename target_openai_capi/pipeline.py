@@ -29,7 +29,7 @@ from target_openai_capi.accounting import (
     RunAccount,
 )
 from target_openai_capi.checkpoint import Checkpoints, StateValue
-from target_openai_capi.config import DEFAULT_INTEGRATION_SOURCE
+from target_openai_capi.config import setting
 from target_openai_capi.contract import dedup_name, event_problem, window_problem
 from target_openai_capi.coverage import MatchCoverage, identifiers
 from target_openai_capi.dead_letter import DeadLetterFile
@@ -44,7 +44,6 @@ from target_openai_capi.delivery import (
 from target_openai_capi.delivery.request_log import RequestLog
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import StreamMapping, build_event, passes_filter
-from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE
 
 # In-run dedup remembers this many recent (event name, id) keys: far more than a tap re-sends
 # around its bookmark, and few enough (~3 MB) that the cap is reached early and memory stays
@@ -113,19 +112,19 @@ class PipelineSettings:
     def from_config(cls, config: Mapping[str, Any]) -> PipelineSettings:
         """Read the pipeline's settings from the target config."""
         return cls(
-            batch_size=int(config.get("batch_size") or 1000),
-            dry_run=bool(config.get("dry_run", False)),
-            user_field_style=str(config.get("user_field_style") or DEFAULT_USER_FIELD_STYLE),
-            default_phone_region=config.get("default_phone_region"),
-            on_rejected=str(config.get("on_rejected") or "dead_letter"),
-            dead_letter_path=config.get("dead_letter_path"),
-            allow_unmatched_streams=bool(config.get("allow_unmatched_streams", False)),
+            batch_size=int(setting(config, "batch_size")),
+            dry_run=bool(setting(config, "dry_run")),
+            user_field_style=str(setting(config, "user_field_style")),
+            default_phone_region=setting(config, "default_phone_region"),
+            on_rejected=str(setting(config, "on_rejected")),
+            dead_letter_path=setting(config, "dead_letter_path"),
+            allow_unmatched_streams=bool(setting(config, "allow_unmatched_streams")),
         )
 
 
 def integration_source(config: Mapping[str, Any]) -> str | None:
     """The integration_source every request carries: the setting trimmed, or None to send none."""
-    source = config.get("integration_source", DEFAULT_INTEGRATION_SOURCE)
+    source = setting(config, "integration_source")
     return None if source is None else str(source).strip()
 
 
@@ -133,21 +132,21 @@ def uploader_from_config(config: Mapping[str, Any]) -> Uploader:
     """The HTTP side of a run, built from the target config."""
     client = Client(
         ClientSettings(
-            api_url=str(config["api_url"]),
+            api_url=str(setting(config, "api_url")),
             pixel_id=str(config["pixel_id"]),
             api_key=str(config["api_key"]),
             user_agent=f"target-openai-capi/{__version__}",
-            read_timeout_s=float(config.get("request_timeout_seconds") or 60),
+            read_timeout_s=float(setting(config, "request_timeout_seconds")),
         )
     )
     return Uploader(
         client,
         policy=RetryPolicy(
-            max_attempts=int(config.get("max_attempts") or 8),
-            max_total_seconds=float(config.get("max_retry_seconds", 300)),
+            max_attempts=int(setting(config, "max_attempts")),
+            max_total_seconds=float(setting(config, "max_retry_seconds")),
         ),
-        max_concurrent_requests=int(config.get("max_concurrent_requests") or 1),
-        validate_first=bool(config.get("validate_first", False)),
+        max_concurrent_requests=int(setting(config, "max_concurrent_requests")),
+        validate_first=bool(setting(config, "validate_first")),
         integration_source=integration_source(config),
         request_log=RequestLog(path) if (path := config.get("request_log_path")) else None,
     )
@@ -536,8 +535,3 @@ class Pipeline:
         """Close the dead-letter file (removed again if this run created it and left it empty)."""
         if self._dead_letters is not None:
             self._dead_letters.close()
-
-    @property
-    def dead_letter_count(self) -> int:
-        """Lines written to the dead-letter file in this run."""
-        return 0 if self._dead_letters is None else self._dead_letters.lines_written
