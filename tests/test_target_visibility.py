@@ -233,3 +233,39 @@ def test_the_event_stream_page_in_a_real_headless_browser(tmp_path):
     assert picture.returncode == 0, picture.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000  # a rendered page, not an empty canvas
+
+
+def test_the_credential_check_through_meltano_invoke(tmp_path):
+    import os
+
+    meltano = Path(TARGET_CMD[0]).with_name("meltano")
+    if not meltano.exists():
+        pytest.skip("meltano is not installed in .venv (scripts/setup.sh installs it)")
+    executable = Path(TARGET_CMD[0]).with_name("target-openai-capi")
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}) as sandbox:
+        (tmp_path / "meltano.yml").write_text(
+            "version: 1\ndefault_environment: dev\nenvironments:\n- name: dev\n"
+            "project_id: capi-credential-check\nplugins:\n  loaders:\n"
+            "  - name: target-openai-capi\n    namespace: target_openai_capi\n"
+            f"    executable: {executable}\n"
+            f"    config: {json.dumps({'api_url': sandbox.url})}\n"
+        )
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TARGET_"))}
+        env = {
+            **clean,
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "TARGET_OPENAI_CAPI_API_KEY": API_KEY,
+            "TARGET_OPENAI_CAPI_PIXEL_ID": PIXEL_ID,
+        }
+        proc = subprocess.run(
+            [str(meltano), "invoke", "target-openai-capi", "--test"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OK: the key, pixel id 'px_test_123' at " in proc.stdout
+    assert API_KEY not in proc.stdout + proc.stderr
