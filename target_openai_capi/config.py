@@ -13,7 +13,11 @@ from singer_sdk import typing as th
 from target_openai_capi.contract import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
 from target_openai_capi.coverage import KINDS
 from target_openai_capi.mapping.event import EVENT_FIELDS
-from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE, USER_FIELD_STYLES
+from target_openai_capi.mapping.identity import (
+    DEFAULT_USER_FIELD_STYLE,
+    USER_FIELD_STYLES,
+    check_user_settings,
+)
 
 DEFAULT_API_URL = "https://bzr.openai.com/v1/events"
 API_KEY_PREFIX = "sk-svcacct-"
@@ -260,7 +264,7 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
             "api_key holds whitespace or characters a key never has: copy it again "
             "(the key is not shown here)"
         )
-    source = config.get("integration_source", DEFAULT_INTEGRATION_SOURCE)
+    source = setting(config, "integration_source")
     if source is not None and not (
         isinstance(source, str) and INTEGRATION_SOURCE_RULE.fullmatch(source.strip())
     ):
@@ -274,9 +278,12 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
             "tap sends them (customer.email), which flattening renames; remove it and map the "
             "nested fields with JMESPath"
         )
-    region = config.get("default_phone_region")
-    if region is not None and not str(region).isalpha():
-        problems.append("default_phone_region must be an ISO 3166-1 alpha-2 code, e.g. US")
+    try:
+        check_user_settings(
+            str(setting(config, "user_field_style")), setting(config, "default_phone_region")
+        )
+    except ValueError as exc:
+        problems.append(str(exc))
     return problems
 
 

@@ -292,7 +292,8 @@ class Pipeline:
         if wanted is not None and not identifiers(event) & wanted:
             self._settle_immediately(stream, SKIPPED_UNMATCHABLE)
             return
-        if self._seen_recently(dedup_name(event), event["id"]):
+        event_name = dedup_name(event)
+        if self._seen_recently(event_name, event["id"]):
             self._settle_immediately(stream, DUPLICATE)
             return
         seq = self.checkpoints.next_seq()
@@ -303,7 +304,7 @@ class Pipeline:
                 stream,
                 seq,
                 None if self._dead_letters is None else self._record_json(record),
-                dedup_name(event),
+                event_name,
                 event["id"],
                 key_properties,
                 schema,

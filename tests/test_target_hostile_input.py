@@ -495,3 +495,14 @@ def test_an_oppref_goes_out_exactly_as_the_record_holds_it(sandbox, tmp_path):
     assert run.returncode == 0, run.output
     [event] = sandbox.events(PIXEL_ID)
     assert event["oppref"] == " Opp_Ref-AbC.123 "
+
+
+def test_an_unknown_default_phone_region_is_a_config_error_not_a_crash(sandbox, tmp_path):
+    run = run_target(
+        config(sandbox.url, tmp_path, default_phone_region="ZZ"), [SCHEMA, rec(1)], tmp_path
+    )
+    assert run.returncode != 0
+    assert "default_phone_region 'ZZ' is not a known region" in run.output
+    assert "This is a bug" not in run.output
+    assert "Traceback" not in run.output
+    assert sandbox.stats()["requests"] == 0
