@@ -1,5 +1,5 @@
 """`python -m target_openai_capi`."""
 
-from target_openai_capi.target import main
+from target_openai_capi.cli import main
 
 main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -11,13 +12,15 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 
 from target_openai_capi.contract import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
-from target_openai_capi.coverage import KINDS
-from target_openai_capi.mapping.event import EVENT_FIELDS
+from target_openai_capi.mapping.event import EVENT_FIELDS, StreamMapping, compile_stream_mapping
 from target_openai_capi.mapping.identity import (
     DEFAULT_USER_FIELD_STYLE,
     USER_FIELD_STYLES,
+    USER_FIELDS,
     check_user_settings,
+    unsendable_user_field,
 )
+from target_openai_capi.pipeline.coverage import KINDS
 
 DEFAULT_API_URL = "https://bzr.openai.com/v1/events"
 API_KEY_PREFIX = "sk-svcacct-"
@@ -294,3 +297,46 @@ def setting(config: Mapping[str, Any], name: str) -> Any:
     if value is None and name not in config:
         return CONFIG_SCHEMA["properties"][name].get("default")
     return value
+
+
+def fill_from_environment(config: dict[str, Any]) -> None:
+    """api_key and pixel_id from TARGET_OPENAI_CAPI_* when the config lacks them (Meltano passes
+    only settings a plugin declares: a loader with only a pip_url gets none), the key trimmed (as
+    read from a secret file)."""
+    for name in ("api_key", "pixel_id"):
+        variable = f"TARGET_OPENAI_CAPI_{name.upper()}"
+        if config.get(name) in (None, "") and os.environ.get(variable):
+            config[name] = os.environ[variable]
+    key = config.get("api_key")
+    if isinstance(key, str) and key != key.strip():
+        config["api_key"] = key.strip()
+
+
+def without_key(messages: list[str], key: object) -> list[str]:
+    """The messages with the API key hidden: as given, trimmed, and as repr() writes it."""
+    if not isinstance(key, str) or not key.strip():
+        return messages
+    forms = {key, key.strip(), repr(key)[1:-1], repr(key.strip())[1:-1]}
+    for form in sorted(forms, key=len, reverse=True):  # the longest first: no part left over
+        messages = [m.replace(form, "***") for m in messages]
+    return messages
+
+
+def compile_streams(
+    config: Mapping[str, Any],
+) -> tuple[dict[str, StreamMapping], list[str], list[str]]:
+    """Each `streams` entry compiled: (mappings, errors, warnings about fields not sent)."""
+    mappings, errors = {}, []
+    for stream, entry in (config.get("streams") or {}).items():
+        try:
+            mappings[stream] = compile_stream_mapping(stream, entry or {})
+        except ValueError as exc:
+            errors.append(str(exc))
+    style = str(config.get("user_field_style") or DEFAULT_USER_FIELD_STYLE)
+    warnings = [
+        f"streams.{stream}.fields.{name} is not sent: {unsendable_user_field(name, style)}."
+        for stream, mapping in mappings.items()
+        for name in sorted(set(mapping.fields) - USER_FIELD_STYLES[style].keys())
+        if name in USER_FIELDS
+    ]
+    return mappings, errors, warnings

@@ -1,25 +1,39 @@
-"""The sink: checks each record against its stream schema and hands it to the run's pipeline."""
+"""The sink: one per stream, it gives each record's schema verdict and hands it to the pipeline."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.exceptions import InvalidRecord, MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
-from target_openai_capi.accounting import STAGE_SCHEMA
-from target_openai_capi.decoding import RecordDecoding, record_decoding
-from target_openai_capi.mapping.reads import prune_schema, prune_schema_exactly
-from target_openai_capi.schema_check import without_patterns
+from target_openai_capi.pipeline.accounting import STAGE_SCHEMA
+from target_openai_capi.pipeline.events import Rejection, StreamInfo
+from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
+from target_openai_capi.reading.schema_check import without_patterns
+from target_openai_capi.reading.schema_paths import prune_schema
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from singer_sdk.target_base import Target
 
-    from target_openai_capi.pipeline import Pipeline
+    from target_openai_capi.pipeline.run import Pipeline
+    from target_openai_capi.reading.envelope import RecordEnvelope
+
+# Tap metadata the SDK takes out of records before a sink sees them (add_record_metadata is not a
+# setting of this target), so that a mapping never reads it.
+SDC_METADATA = (
+    "_sdc_extracted_at",
+    "_sdc_received_at",
+    "_sdc_batched_at",
+    "_sdc_deleted_at",
+    "_sdc_sequence",
+    "_sdc_table_version",
+    "_sdc_sync_started_at",
+)
 
 
 class FastRecordValidator(BaseJSONSchemaValidator):
@@ -44,7 +58,11 @@ class FastRecordValidator(BaseJSONSchemaValidator):
 
 
 class ConversionsSink(BatchSink):
-    """One per stream; batching, delivery and accounting happen in the shared Pipeline."""
+    """One per stream; batching, delivery and accounting happen in the shared Pipeline.
+
+    The target hands it each record (`add`), past the SDK's per-record path: the sink checks the
+    record against its stream schema and passes it on with its verdict.
+    """
 
     def __init__(
         self,
@@ -54,53 +72,88 @@ class ConversionsSink(BatchSink):
         key_properties: Sequence[str] | None,
     ) -> None:
         self.pipeline: Pipeline = target.pipeline  # type: ignore[attr-defined]
-        self._rejection: tuple[str, str] | None = None
+        # get_validator, called by the SDK in __init__, reads it.
+        self._mapped = self.pipeline.is_mapped(stream_name)
         super().__init__(target, stream_name, schema, key_properties)
+        self.info = StreamInfo(stream_name, tuple(self.key_properties), self.original_schema)
+        self._strict = self.pipeline.settings.on_rejected == "fail"
+        self._count = self.record_counter_metric.increment  # the SDK's record_count METRIC
 
     @property
     def is_full(self) -> bool:
         """Never: the pipeline sends each batch as soon as it holds batch_size events."""
         return False
 
+    def add(self, envelope: RecordEnvelope) -> None:
+        """One record of this stream: skipped if the stream has no mapping, else passed on to
+        the pipeline with its schema verdict."""
+        self._count()
+        record = envelope.record
+        if self._strict:
+            self._require_key_properties(record)
+        if not self._mapped:
+            self.pipeline.skip_unmapped(self.stream_name)
+            return
+        for name in SDC_METADATA:
+            record.pop(name, None)
+        self.pipeline.add(self.info, envelope, self.schema_verdict(envelope))
+
+    def schema_verdict(self, envelope: RecordEnvelope) -> Rejection | None:
+        """None when the record may be mapped; else why not (stage `schema`).
+
+        A record the reader already checked against the same schema is not checked again. The
+        SDK's date parsing is left out on purpose: the target parses only the fields it maps,
+        and an unparseable date elsewhere must not end the run.
+        """
+        record = envelope.record
+        if self._validator is not None and not envelope.schema_checked:
+            try:
+                self._validator.validate(record)
+            except InvalidRecord as exc:
+                return Rejection(STAGE_SCHEMA, f"record does not match its schema: {exc}")
+        missing = [k for k in self.key_properties if k not in record]
+        if missing:
+            return Rejection(STAGE_SCHEMA, f"record lacks key properties {missing}")
+        return None
+
+    def _require_key_properties(self, record: dict[str, Any]) -> None:
+        """With on_rejected: fail, a record without its key properties ends the run."""
+        missing = [k for k in self.key_properties if k not in record]
+        if missing:
+            raise MissingKeyPropertiesError(
+                f"Record of stream '{self.stream_name}' lacks key properties {missing}"
+            )
+
     def record_reads(self) -> dict[str, Any] | None:
         """The record paths this stream's records are read at (mapping/reads.py), or None: all.
 
         Those its mapping reads, and the key properties (read for the event id and checked
-        by the SDK); for a stream with no mapping, only the key properties.
+        here); for a stream with no mapping, only the key properties.
         """
         keys = dict.fromkeys(self.key_properties, True)
-        if not self.pipeline.is_mapped(self.stream_name):
+        if not self._mapped:
             return keys
         reads = self.pipeline.mappings[self.stream_name].reads
         return None if reads is None else {**reads, **keys}
 
     def record_decoding(self) -> RecordDecoding | None:
-        """How the reader may decode this stream's records (decoding.py), or None: whole.
-
-        Only the paths read; and checked against the schema on the way when the sink would
-        validate them with the same rules (fastjsonschema, formats and defaults off).
-        """
-        reads = self.record_reads()
-        if reads is None:
-            return None
-        if self._validator is None:
-            return record_decoding(reads)
-        schema = prune_schema_exactly(without_patterns(self.schema), reads)
-        if schema is None:
-            return None  # a schema rule may need unread properties: decode it all
-        if not isinstance(self._validator, FastRecordValidator):
-            return record_decoding(reads)
-        return record_decoding(reads, schema)
+        """How the reader may decode this stream's records (reading/decoding.py), or None: whole."""
+        validator = self._validator
+        return stream_decoding(
+            self.record_reads(),
+            None if validator is None else self.schema,
+            same_rules=isinstance(validator, FastRecordValidator),
+        )
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """fastjsonschema, over the parts of the schema the mapping reads; None if unmapped."""
-        if not self.validate_schema or not self.pipeline.is_mapped(self.stream_name):
+        if not self.validate_schema or not self._mapped:
             return None
         schema = without_patterns(self.schema)  # (schema_check.py says why)
         reads = self.record_reads()
         if reads is not None:
-            # A property the mapping never reads can neither break an event nor be sent, so it
-            # is not checked (a whole tap-shopify order schema costs 5x its read paths).
+            # A property the mapping never reads can neither break an event nor be sent, so it is
+            # not checked (reading/schema_paths.py).
             schema = prune_schema(schema, reads)
         try:
             return FastRecordValidator(schema)
@@ -110,44 +163,10 @@ class ConversionsSink(BatchSink):
             )
             return JSONSchemaValidator(schema)
 
-    def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Validate; an invalid record is remembered for rejection instead of ending the run.
-
-        A record the reader already checked against the same schema is not checked again.
-        The SDK's date parsing is skipped on purpose: the target parses only the fields it
-        maps, and an unparseable date elsewhere must not end the run.
-        """
-        if self._validator is not None and not self.pipeline.record_checked:
-            try:
-                self._validator.validate(record)
-            except InvalidRecord as exc:
-                self._rejection = (STAGE_SCHEMA, f"record does not match its schema: {exc}")
-        return record
-
-    def _singer_validate_message(self, record: dict[str, Any]) -> None:
-        """A record without its key properties is rejected, not fatal (unless on_rejected: fail)."""
-        if self.pipeline.settings.on_rejected == "fail":
-            super()._singer_validate_message(record)
-            return
-        missing = [k for k in self.key_properties if k not in record]
-        if missing and self._rejection is None:
-            self._rejection = (STAGE_SCHEMA, f"record lacks key properties {missing}")
-
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
-        """Hand the record to the pipeline (or reject it, if validation failed)."""
-        if not self.pipeline.is_mapped(self.stream_name):
-            self.pipeline.skip_unmapped(self.stream_name)
-        elif self._rejection is not None:
-            stage, reason = self._rejection
-            self._rejection = None
-            self.pipeline.reject(
-                self.stream_name, record, self.key_properties, self.original_schema, stage, reason
-            )
-        else:
-            self.pipeline.add_record(
-                self.stream_name, record, self.key_properties, self.original_schema
-            )
+        """Not used: the target hands records to `add` (the SDK's per-record path is skipped)."""
+        raise NotImplementedError("records reach ConversionsSink.add")
 
     def process_batch(self, context: dict[str, Any]) -> None:
-        """At a drain (end of input, or the SDK's periodic drain): send and wait for everything."""
+        """At a drain (end of input): send and wait for everything."""
         self.pipeline.flush()

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import decimal
-import json
 import logging
 import os
 import sys
-import threading
-from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import click
 import msgspec
@@ -28,79 +23,34 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
-from target_openai_capi.accounting import REJECTED, SKIPPED_STREAM, STAGE_MAPPING
-from target_openai_capi.batch_files import BatchFileError, check_batch_message, read_lines
-from target_openai_capi.config import API_KEY_PREFIX, CONFIG_SCHEMA, config_problems
-from target_openai_capi.dead_letter import DeadLetterError
+from target_openai_capi.config import (
+    API_KEY_PREFIX,
+    CONFIG_SCHEMA,
+    compile_streams,
+    config_problems,
+    fill_from_environment,
+    without_key,
+)
 from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
-from target_openai_capi.mapping.event import StreamMapping, compile_stream_mapping
-from target_openai_capi.mapping.identity import (
-    DEFAULT_USER_FIELD_STYLE,
-    USER_FIELD_STYLES,
-    USER_FIELDS,
-    unsendable_user_field,
-)
-from target_openai_capi.pipeline import (
-    Pipeline,
+from target_openai_capi.pipeline.accounting import STAGE_INPUT, STAGE_MAPPING
+from target_openai_capi.pipeline.dead_letter import DeadLetterError
+from target_openai_capi.pipeline.events import Rejection, StreamInfo
+from target_openai_capi.pipeline.run import Pipeline
+from target_openai_capi.pipeline.settings import (
     PipelineSettings,
-    RunFailed,
     integration_source,
     uploader_from_config,
 )
-from target_openai_capi.quiet_input import QuietInputDelivery
-from target_openai_capi.reader import (
-    RECORD_CHECKED_KEY,
-    RECORD_LINE_KEY,
-    RECORD_SOURCE_KEY,
-    BadLine,
-    TolerantReader,
-)
-from target_openai_capi.schema_check import schema_problem
+from target_openai_capi.pipeline.settling import RunFailed
+from target_openai_capi.reading.batch_files import BatchFileError, batch_records
+from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.reading.reader import BadLine, TolerantReader
+from target_openai_capi.reading.schema_check import schema_problem
+from target_openai_capi.run_summary import log_summary
 from target_openai_capi.sink import ConversionsSink
-from target_openai_capi.stream_matching import unmatched_entries
-
-# Records in BATCH files, decoded as the reader decodes RECORD messages: floats as Decimals.
-BATCH_RECORD_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=decimal.Decimal)
-
-
-def _raised_by_stream_map(exc: BaseException) -> bool:
-    """True when the exception came out of the SDK's stream-map evaluation (a user expression)."""
-    traceback = exc.__traceback__
-    while traceback is not None:
-        module = traceback.tb_frame.f_globals.get("__name__", "")
-        if module.startswith(("singer_sdk.mapper", "simpleeval")):
-            return True
-        traceback = traceback.tb_next
-    return False
-
-
-def main() -> None:
-    """The console script: the SDK's CLI, with a config file that cannot be read said plainly
-    (the SDK reads it before the target exists, and would end in a traceback)."""
-    try:
-        TargetOpenAICapi.cli()
-    except (ValueError, OSError) as exc:  # JSONDecodeError is a ValueError
-        if not _from_config_file(exc):
-            raise
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        name = getattr(exc, "filename", None)
-        where = f" {name!r}" if name else ""
-        print(
-            f"target-openai-capi: the config file{where} cannot be read: {reason}", file=sys.stderr
-        )
-        sys.exit(1)
-
-
-def _from_config_file(exc: BaseException) -> bool:
-    """True when the exception was raised while the SDK read a --config file."""
-    traceback = exc.__traceback__
-    while traceback is not None:
-        if traceback.tb_frame.f_code.co_name in ("from_cli_args", "read_json_file"):
-            return True
-        traceback = traceback.tb_next
-    return False
+from target_openai_capi.termination import MessageGuard
 
 
 def _input_stat(file_input: IO[Any] | None) -> os.stat_result | None:
@@ -114,6 +64,11 @@ def _input_stat(file_input: IO[Any] | None) -> os.stat_result | None:
 class TargetOpenAICapi(Target):
     """Delivers Singer records as conversion events to OpenAI's Conversions API."""
 
+    # (That line is the --about description.) The SDK keeps the CLI, the config, SCHEMA and
+    # STATE messages and user stream maps. A RECORD of a stream without stream maps goes from
+    # the reader (an envelope) to its sink and on to the pipeline, past the SDK's per-record
+    # path. The private SDK hooks this relies on are listed at the singer-sdk pin (pyproject).
+
     name = "target-openai-capi"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = ConversionsSink
@@ -126,36 +81,42 @@ class TargetOpenAICapi(Target):
         PluginCapabilities.STRUCTURED_LOGGING,
         TargetCapabilities.VALIDATE_RECORDS,
     ]
-    # Termination signals (_handle_termination); class defaults, as a signal may come early.
-    _terminating = False
-    _in_message = False
-    _pending_signal: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # All sinks share one uploader and one STATE checkpoint, so drains run one at a time.
         self.max_parallelism = 1
         self._last_state_line: str | None = None
-        self._decoding_chosen_for: dict[str, Sink | None] = {}  # stream -> its sink then
+        # Per stream: its sink when its records skip stream maps (None: through them), as last
+        # chosen at a SCHEMA, with the reader's decoding for it.
+        self._direct: dict[str, ConversionsSink | None] = {}
+        self._chosen_for: dict[str, Sink | None] = {}  # stream -> its sink at that choice
         self._versions_seen: set[str] = set()  # streams whose ACTIVATE_VERSION was logged
+        mappings, errors, warnings = compile_streams(self.config)
+        if errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        for warning in warnings:
+            self.logger.warning("%s", warning)
         self.pipeline = Pipeline(
             PipelineSettings.from_config(self.config),
-            self._compile_streams(),
+            mappings,
             uploader_from_config(self.config),
             emit_state=self._write_state_message,
             logger=self.logger,
         )
-        # The main thread holds this while it handles a message; between messages (waiting for
-        # input) the quiet-input thread may deliver what has waited too long.
-        self._message_lock = threading.Lock()
-        self.quiet_input = QuietInputDelivery(self.pipeline.deliver_when_quiet, self._message_lock)
+        self.guard = MessageGuard(
+            deliver_when_quiet=self.pipeline.deliver_when_quiet,
+            end_of_input=self.process_endofpipe,
+            fail=self.fail,
+            stop_sending=self.pipeline.uploader.stop,
+            logger=self.logger,
+        )
         reader = self.message_reader
         if isinstance(reader, TolerantReader):
             reader.on_bad_line = self._reject_line
             reader.keep_sources = bool(self.pipeline.settings.dead_letter_path)
             reader.strict = self.pipeline.settings.on_rejected == "fail"
-        key = str(self.config.get("api_key", ""))
-        if not key.startswith(API_KEY_PREFIX):
+        if not str(self.config.get("api_key", "")).startswith(API_KEY_PREFIX):
             self.logger.warning(
                 "api_key does not start with %s: the API accepts only Conversions API keys "
                 "(scope ads.third_party_events.write), not Advertiser API keys.",
@@ -164,49 +125,19 @@ class TargetOpenAICapi(Target):
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """The SDK's schema check plus cross-setting checks, with the API key redacted."""
-        for setting in ("api_key", "pixel_id"):
-            # Meltano passes only settings a plugin declares: a loader with only a pip_url
-            # gets none, though TARGET_OPENAI_CAPI_API_KEY is set.
-            variable = f"TARGET_OPENAI_CAPI_{setting.upper()}"
-            if self._config.get(setting) in (None, "") and os.environ.get(variable):
-                self._config[setting] = os.environ[variable]
-        key = self._config.get("api_key")
-        if isinstance(key, str) and key != key.strip():  # as read from a secret file
-            self._config["api_key"] = key.strip()
+        fill_from_environment(self._config)
         errors = super()._validate_config(raise_errors=False)
         if not errors:
             errors = config_problems(self.config)
-        if isinstance(key, str) and key.strip():
-            # The key as given, trimmed, and as repr() writes it (a newline as \\n).
-            for form in {key, key.strip(), repr(key)[1:-1], repr(key.strip())[1:-1]}:
-                errors = [e.replace(form, "***") for e in errors]
+        errors = without_key(errors, self._config.get("api_key"))
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
 
-    def _compile_streams(self) -> dict[str, StreamMapping]:
-        mappings, errors = {}, []
-        for stream, entry in (self.config.get("streams") or {}).items():
-            try:
-                mappings[stream] = compile_stream_mapping(stream, entry or {})
-            except ValueError as exc:
-                errors.append(str(exc))
-        if errors:
-            raise ConfigValidationError("Config validation failed", errors=errors)
-        style = str(self.config.get("user_field_style") or DEFAULT_USER_FIELD_STYLE)
-        for stream, mapping in mappings.items():
-            for name in sorted(set(mapping.fields) - USER_FIELD_STYLES[style].keys()):
-                if name in USER_FIELDS:
-                    self.logger.warning(
-                        "streams.%s.fields.%s is not sent: %s.",
-                        stream,
-                        name,
-                        unsendable_user_field(name, style),
-                    )
-        return mappings
+    # SCHEMA
 
     def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
-        self._one_message(self._process_schema, message_dict)
+        self.guard.handle(self._process_schema, message_dict)
 
     def _process_schema(self, message_dict: dict[str, Any]) -> None:
         stream = message_dict.get("stream")
@@ -222,12 +153,12 @@ class TargetOpenAICapi(Target):
             problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         if problem is not None:
             self._refuse_schema(stream, problem)
-        self._choose_record_decoder(stream)
+        self._choose_route(stream)
         if self.config.get("stream_maps"):
             # Also streams whose sink this SCHEMA replaced through a stream map's alias (only
             # stream maps alias; without them this would make n SCHEMAs cost n * n).
-            for other in list(self._decoding_chosen_for):
-                self._choose_record_decoder(other)
+            for other in list(self._chosen_for):
+                self._choose_route(other)
 
     def _refuse_schema(self, stream: str, problem: str) -> None:
         """Record the SCHEMA line as rejected; the stream's records then say why they are."""
@@ -236,53 +167,85 @@ class TargetOpenAICapi(Target):
             reader.refused_schemas[stream] = problem
         raise BadLine(f"SCHEMA for stream {stream!r} refused: {problem}")
 
-    def _choose_record_decoder(self, stream: str) -> None:
-        """Have the reader decode only the paths the stream's sink reads, where that is safe.
+    def _choose_route(self, stream: str) -> None:
+        """Whether the stream's records go straight to its sink, and how the reader decodes them.
 
-        Safe when the record reaches the sink as decoded: no stream map renames, filters,
-        reshapes or flattens it (those may read any property).
+        Straight, and decoded only at the paths the sink reads, when no stream map renames,
+        filters, reshapes or flattens them (those may read any property).
         """
-        reader = self.message_reader
-        if not isinstance(reader, TolerantReader):
-            return
         maps = self.mapper.stream_maps.get(stream, [])
-        sink = self._sinks_active.get(stream)
-        if stream in self._decoding_chosen_for and self._decoding_chosen_for[stream] is sink:
+        sink = self._sink(stream)
+        if stream in self._chosen_for and self._chosen_for[stream] is sink:
             return  # a repeated SCHEMA (some taps send one before every batch): nothing changed
-        self._decoding_chosen_for[stream] = sink
-        decoding = None
-        if (
+        self._chosen_for[stream] = sink
+        direct = (
             len(maps) == 1
             and type(maps[0]) is SameRecordTransform
             and maps[0].stream_alias == stream
             and not maps[0].flattening_enabled
             and isinstance(sink, ConversionsSink)
-        ):
-            decoding = sink.record_decoding()
-        reader.set_record_decoding(stream, decoding)
+        )
+        self._direct[stream] = sink if direct else None  # type: ignore[assignment]
+        reader = self.message_reader
+        if isinstance(reader, TolerantReader):
+            decoding = sink.record_decoding() if direct else None  # type: ignore[union-attr]
+            reader.set_record_decoding(stream, decoding)
 
-    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
-        self._one_message(self._process_record, message_dict)
-
-    def _process_record(self, message_dict: dict[str, Any]) -> None:
-        numbered = self.pipeline.checkpoints.numbered
-        # Set when the reader decoded only the read paths: dead letters keep the whole record.
-        self.pipeline.record_source = message_dict.get(RECORD_SOURCE_KEY)
-        self.pipeline.record_line = message_dict.get(RECORD_LINE_KEY)
-        self.pipeline.record_checked = RECORD_CHECKED_KEY in message_dict
+    def _sink(self, stream: str) -> Sink | None:
         try:
-            super()._process_record_message(message_dict)
-        except Exception as exc:
-            if not _raised_by_stream_map(exc) or self.pipeline.checkpoints.numbered != numbered:
-                raise
-            self._reject_stream_map_failure(message_dict, exc)
+            return self.get_sink(stream)
+        except KeyError:  # no SCHEMA registered it
+            return None
+
+    # RECORD and BATCH
+
+    def _process_record_message(self, envelope: RecordEnvelope) -> None:  # type: ignore[override]
+        """The reader hands each RECORD on as a RecordEnvelope (reading/envelope.py)."""
+        self.guard.handle(self._process_record, envelope)
+
+    def _process_record(self, envelope: RecordEnvelope) -> None:
+        sink = self._direct.get(envelope.stream)
+        if sink is not None:
+            sink.add(envelope)
             return
-        if self.pipeline.checkpoints.numbered == numbered:
-            # No sink saw it: a stream map dropped the record.
-            self.pipeline.filtered_by_stream_map(message_dict["stream"])
+        stream = envelope.stream
+        if stream not in self.mapper.stream_maps:
+            raise RecordsWithoutSchemaException(f"RECORD for stream {stream!r} before its SCHEMA")
+        reached_a_sink = False
+        for stream_map in self.mapper.stream_maps[stream]:
+            alias = stream_map.stream_alias
+            try:
+                record = stream_map.transform(dict(envelope.record))
+            except Exception as exc:  # a user's stream map expression failed on this record
+                self._reject_stream_map_failure(alias, envelope, exc)
+                return
+            if record is None:
+                continue  # the map dropped it
+            target_sink = self._sink(alias)
+            if not isinstance(target_sink, ConversionsSink):
+                raise RecordsWithoutSchemaException(f"RECORD for stream {alias!r} has no SCHEMA")
+            reached_a_sink = True
+            target_sink.add(RecordEnvelope(alias, record))
+        if not reached_a_sink:
+            self.pipeline.filtered_by_stream_map(stream)
+
+    def _reject_stream_map_failure(
+        self, alias: str, envelope: RecordEnvelope, exc: Exception
+    ) -> None:
+        """A user's stream map expression that fails on one record rejects that record."""
+        sink = self._sink(alias) or self._sink(envelope.stream)
+        detail = " ".join(str(exc).split())[:200]
+        self.pipeline.reject(
+            sink.info if isinstance(sink, ConversionsSink) else StreamInfo(alias, (), None),
+            envelope,
+            Rejection(
+                STAGE_MAPPING,
+                f"stream_maps expression failed on this record ({type(exc).__name__}: {detail})",
+            ),
+        )
 
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
-        self._one_message(self._process_batch, message_dict)
+        self.guard.handle(self._process_batch, message_dict)
 
     def _process_batch(self, message_dict: dict[str, Any]) -> None:
         """A BATCH message's records go the way RECORD messages go, one by one (the SDK's own
@@ -295,10 +258,12 @@ class TargetOpenAICapi(Target):
         if not isinstance(stream, str) or stream not in self.mapper.stream_maps:
             raise BadLine(f"BATCH for stream {str(stream)[:80]!r} came before its SCHEMA")
         try:
-            gzipped, paths = check_batch_message(message_dict)
-            for path in paths:
-                for number, line in read_lines(path, gzipped=gzipped):
-                    self._process_batch_line(stream, path, number, line)
+            for item in batch_records(stream, message_dict):
+                if type(item) is RecordEnvelope:
+                    self._process_record(item)
+                else:
+                    number, text, reason = item  # type: ignore[misc]
+                    self.pipeline.reject_line(number, text, STAGE_INPUT, reason)
         except BatchFileError as exc:
             self.pipeline.flush()
             raise RunFailed(
@@ -306,18 +271,7 @@ class TargetOpenAICapi(Target):
                 "STATE past it (what came before it was delivered); the next run reads it again."
             ) from None
 
-    def _process_batch_line(self, stream: str, path: Path, number: int, line: bytes) -> None:
-        where = f"line {number} of BATCH file {path.name!r}"
-        try:
-            record = BATCH_RECORD_DECODER.decode(line)
-        except (msgspec.DecodeError, decimal.InvalidOperation, RecursionError, UnicodeError):
-            reason = f"{where} is not a JSON record this target can read"
-        else:
-            if isinstance(record, dict):
-                self._process_record({"type": "RECORD", "stream": stream, "record": record})
-                return
-            reason = f"{where} is not a JSON object"
-        self.pipeline.reject_line(number, line.decode("utf-8", "replace").rstrip(), "input", reason)
+    # ACTIVATE_VERSION, STATE, bad lines
 
     def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
         """ACTIVATE_VERSION has nothing to do here (the API only appends events): checked, then
@@ -335,46 +289,15 @@ class TargetOpenAICapi(Target):
                 stream,
             )
 
-    def _reject_stream_map_failure(self, message_dict: dict[str, Any], exc: Exception) -> None:
-        """A user's stream map expression that fails on one record rejects that record."""
-        stream = str(message_dict["stream"])
-        sink = self._sinks_active.get(stream)
-        detail = " ".join(str(exc).split())[:200]
-        self.pipeline.reject(
-            stream,
-            message_dict.get("record") or {},
-            sink.key_properties if sink is not None else [],
-            sink.schema if sink is not None else None,
-            STAGE_MAPPING,
-            f"stream_maps expression failed on this record ({type(exc).__name__}: {detail})",
-        )
-
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
-        self._one_message(self._process_state, message_dict)
+        self.guard.handle(self._process_state, message_dict)
 
     def _process_state(self, message_dict: dict[str, Any]) -> None:
         super()._process_state_message(message_dict)
         self.pipeline.state_received(message_dict["value"])  # may send batches, wait for some
 
-    def _one_message(
-        self, process: Callable[[dict[str, Any]], None], message_dict: dict[str, Any]
-    ) -> None:
-        """Process one message; a termination signal meanwhile takes effect once it is done,
-        so batches and checkpoints are never drained half-updated."""
-        self._in_message = True
-        try:
-            with self._message_lock:
-                if self.quiet_input.failure is not None:
-                    raise self.quiet_input.failure
-                process(message_dict)
-        finally:
-            self._in_message = False
-        if self._pending_signal is not None:
-            signum, self._pending_signal = self._pending_signal, None
-            self._handle_termination(signum, None)
-
     def _reject_line(self, line_number: int, raw: str, stage: str, reason: str) -> None:
-        with self._message_lock:
+        with self.guard.lock:
             self.pipeline.reject_line(line_number, raw, stage, reason)
 
     def _write_state_message(self, state: object) -> None:
@@ -394,76 +317,24 @@ class TargetOpenAICapi(Target):
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """SIGTERM / SIGINT (an orchestrator cancelling the run): deliver what is batched,
-        write STATE, log the summary and exit 0 (1 if that delivery fails).
+    # The end of a run
 
-        A signal that arrives while a message is being processed (or the end of input is
-        being delivered) takes effect once that is done. A second signal stops at once,
-        without STATE past what is unsent.
-        """
-        if "pipeline" not in vars(self):  # still starting: nothing read, nothing to deliver
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM / SIGINT: termination.py says what happens."""
+        if "guard" not in vars(self):  # still starting: nothing read, nothing to deliver
             sys.exit(0)
-        if self._terminating or self._pending_signal is not None:
-            self.pipeline.uploader.stop()
-            self.fail(f"Received signal {signum} again: stopping now.")
-        if self._in_message:
-            self._pending_signal = signum
-            self.logger.info("Received signal %d: stopping after the message in hand.", signum)
-            return
-        self._terminating = True
-        self.logger.info("Received signal %d: delivering what is batched, then stopping.", signum)
-        try:
-            self.process_endofpipe()
-        except (DeliveryError, RunFailed) as exc:
-            self.fail(str(exc))
-        logging.shutdown()
-        sys.exit(0)
+        self.guard.signal(signum)
 
     def process_endofpipe(self) -> None:
         """Send what is left, then log the run summary (a signal meanwhile waits for it)."""
-        self._in_message = True
-        self.quiet_input.stop()
-        if self.quiet_input.failure is not None:
-            raise self.quiet_input.failure
-        try:
-            super().process_endofpipe()
-            self.finish()
-        finally:
-            self._in_message = False
-        self._pending_signal = None  # the run ends here anyway
+        self.guard.handle_end(self._end_of_input)
 
-    def _metric(self, metric: str, value: int, **tags: str) -> None:
-        """One counter, in the shape of the SDK's METRIC lines (log-based dashboards read them)."""
-        point = {"type": "counter", "metric": metric, "value": value, "tags": tags}
-        self.logger.info("METRIC: %s", json.dumps(point))
-
-    def finish(self) -> None:
-        """Log the summary line and close files and connections."""
-        account = self.pipeline.account
-        self.logger.info(account.summary_line())
-        for stream, outcome, count in account.counts():
-            self._metric("capi_records", count, stream=stream, outcome=outcome)
-        coverage = self.pipeline.coverage
-        for line in coverage.lines():
-            self.logger.info("%s", line)
-        for stream, kind, count in coverage.metrics():
-            self._metric("capi_match_coverage", count, stream=stream, identifier=kind)
-        arrived = [stream for stream in account.outcomes if stream != "(input)"]
-        for line in unmatched_entries(self.pipeline.mappings, arrived):
-            self.logger.warning("%s.", line)
-        if self.pipeline.nothing_matched:
-            self.fail(
-                f"{account.total(SKIPPED_STREAM)} records arrived and none matched an entry "
-                "under `streams` (see above); no STATE was written. Name the entries as the tap "
-                "names its streams, or set allow_unmatched_streams: true."
-            )
-        rejected = account.total(REJECTED)
-        if rejected and not self.pipeline.settings.dead_letter_path:
-            self.logger.warning(
-                "%d records were rejected; set dead_letter_path to keep them for replay.",
-                rejected,
-            )
+    def _end_of_input(self) -> None:
+        self.pipeline.flush()
+        super().process_endofpipe()  # the SDK's clean-up and its last STATE (all settled now)
+        failure = log_summary(self.pipeline, self.logger)
+        if failure is not None:
+            self.fail(failure)
         self.pipeline.close()
 
     @classmethod
@@ -500,31 +371,35 @@ class TargetOpenAICapi(Target):
             print(line)
             uploader.close()
             sys.exit(0 if works else 1)
+        target.run(file_input)
+
+    def run(self, file_input: IO[str] | None) -> None:
+        """Open the run's files, read the input to its end, and stop cleanly on any failure."""
         try:
-            target.pipeline.open_dead_letters(_input_stat(file_input))
-            if target.pipeline.uploader.request_log is not None:
-                target.pipeline.uploader.request_log.open()
-            target.quiet_input.start()
-            target.listen(file_input)
+            self.pipeline.open_dead_letters(_input_stat(file_input))
+            if self.pipeline.uploader.request_log is not None:
+                self.pipeline.uploader.request_log.open()
+            self.guard.quiet_input.start()
+            self.listen(file_input)
         except (DeliveryError, RunFailed, DeadLetterError, RequestLogError) as exc:
-            target.fail(str(exc))
+            self.fail(str(exc))
         except (
             BadLine,
             InvalidInputLine,
             RecordsWithoutSchemaException,
             MissingKeyPropertiesError,
         ) as exc:  # on_rejected: fail
-            target.fail(f"Bad input (on_rejected is 'fail'): {exc}")
+            self.fail(f"Bad input (on_rejected is 'fail'): {exc}")
         except Exception as exc:  # a bug: say so plainly; the traceback is at DEBUG level
-            cls.logger.debug("Unexpected error", exc_info=True)
-            target.fail(
+            self.logger.debug("Unexpected error", exc_info=True)
+            self.fail(
                 f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug in "
                 "target-openai-capi: please report it with the log (LOGLEVEL=DEBUG)."
             )
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
         """Stop the run: log why and what was delivered, exit 1 without STATE past the failure."""
-        self.quiet_input.stop()
+        self.guard.quiet_input.stop()
         self.pipeline.close_dead_letters()
         self.logger.error("%s", message)
         self.logger.error(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from target_openai_capi.checkpoint import Checkpoints
+from target_openai_capi.pipeline.checkpoint import Checkpoints
 
 
 def test_state_waits_for_the_batch_holding_earlier_records():

@@ -10,10 +10,11 @@ import fastjsonschema
 import msgspec
 import pytest
 
-from target_openai_capi.decoding import record_decoding
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.expressions import compile_expression
-from target_openai_capi.mapping.reads import prune_schema, read_paths
+from target_openai_capi.mapping.reads import read_paths
+from target_openai_capi.reading.decoding import record_decoding
+from target_openai_capi.reading.schema_paths import prune_schema
 
 WHOLE = msgspec.json.Decoder(float_hook=Decimal)
 

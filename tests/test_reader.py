@@ -10,9 +10,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from target_openai_capi.decoding import record_decoding
 from target_openai_capi.mapping.reads import read_paths
-from target_openai_capi.reader import RECORD_LINE_KEY, RECORD_SOURCE_KEY, BadLine, TolerantReader
+from target_openai_capi.reading.decoding import record_decoding
+from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.reading.reader import BadLine, TolerantReader
 
 WHOLE = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -84,15 +85,16 @@ GOOD_ORDER = b'{"type": "RECORD", "stream": "orders", "record": {"id": "o0", "x"
 
 def read(
     lines: list[bytes], decoders: dict[str, Any], *, keep_sources: bool = True
-) -> tuple[list[dict], list[tuple]]:
-    """Run the reader over lines; return the messages it dispatched and the lines it rejected."""
+) -> tuple[list[Any], list[tuple]]:
+    """Run the reader over lines; return the messages it dispatched (RECORDs as envelopes) and
+    the lines it rejected."""
     reader = TolerantReader()
     reader.keep_sources = keep_sources
     for stream, decoding in decoders.items():
         reader.set_record_decoding(stream, decoding)
     bad: list[tuple] = []
     reader.on_bad_line = lambda number, text, stage, reason: bad.append((number, stage, reason))
-    seen: list[dict] = []
+    seen: list[Any] = []
     callbacks = {kind: seen.append for kind in ("RECORD", "SCHEMA", "STATE", "ACTIVATE_VERSION")}
     reader.process_lines(io.BytesIO(b"\n".join(lines) + b"\n"), callbacks)
     return seen, bad
@@ -104,10 +106,10 @@ def test_records_of_a_stream_with_a_decoder_are_decoded_in_part_and_keep_their_s
     line = b'{"type": "RECORD", "stream": "orders", "record": ' + record + b', "version": 3}'
     (message,), bad = read([line], decoders)
     assert bad == []
-    assert message["record"] == {"id": "o1", "email": "x@y.z"}
-    assert message["version"] == 3
-    assert bytes(message[RECORD_SOURCE_KEY]) == record
-    assert WHOLE.decode(message[RECORD_SOURCE_KEY])["amount"] == Decimal("1.50")
+    assert (message.stream, message.record) == ("orders", {"id": "o1", "email": "x@y.z"})
+    assert bytes(message.source) == record
+    assert message.whole()["amount"] == Decimal("1.50")
+    assert message.json() == record
 
 
 def test_other_streams_and_messages_are_decoded_whole():
@@ -119,8 +121,8 @@ def test_other_streams_and_messages_are_decoded_whole():
     ]
     messages, bad = read(lines, decoders)
     assert bad == []
-    assert messages[1]["record"] == {"id": 1, "x": 2}
-    assert RECORD_SOURCE_KEY not in messages[1]
+    assert messages[1].record == {"id": 1, "x": 2}
+    assert not messages[1].partial
     # A STATE's value is kept as the tap's JSON text, to be written back out exactly.
     assert bytes(messages[2]["value"]) == b'{"bookmarks": {"orders": 1}}'
 
@@ -130,8 +132,8 @@ def test_a_record_not_shaped_as_read_is_decoded_whole_for_the_schema_check_to_ex
     line = b'{"type": "RECORD", "stream": "orders", "record": {"customer": "x", "other": 1}}'
     (message,), bad = read([line], decoders)
     assert bad == []
-    assert message["record"] == {"customer": "x", "other": 1}
-    assert RECORD_SOURCE_KEY not in message
+    assert message.record == {"customer": "x", "other": 1}
+    assert not message.partial
 
 
 @pytest.mark.parametrize(
@@ -154,7 +156,7 @@ def test_bad_lines_are_rejected_as_when_decoded_whole(line, words, keep_sources)
     for decoders in ({}, {"orders": record_decoding({"id": True})}):
         # After a good record the reader decodes the next line as that stream's, in one pass.
         messages, bad = read([GOOD_ORDER, line], decoders, keep_sources=keep_sources)
-        assert [m["record"]["id"] for m in messages] == ["o0"]
+        assert [m.record["id"] for m in messages] == ["o0"]
         ((number, stage, reason),) = bad
         assert (number, stage) == (2, "input")
         assert words in reason
@@ -176,7 +178,7 @@ def test_without_sources_interleaved_streams_are_each_decoded_with_their_own_rea
         b'{"type": "RECORD", "stream": "orders", "record": "not an object"}',
     ]
     messages, bad = read(lines, decoders, keep_sources=False)
-    assert [m.get("record") for m in messages] == [
+    assert [m.record if isinstance(m, RecordEnvelope) else None for m in messages] == [
         {"id": "o1"},
         {"id": "o2"},
         {"amount": Decimal("1.5")},
@@ -185,23 +187,17 @@ def test_without_sources_interleaved_streams_are_each_decoded_with_their_own_rea
         {"id": "x", "amount": 7},
         {"id": {"odd": 1}},
     ]
-    assert messages[4]["version"] == 2
     # Each record decoded in part can be had whole: from its JSON, or from its line (one pass).
     for message, line in zip(messages, lines, strict=False):
-        if message["type"] != "RECORD" or message["stream"] == "other":
+        if not isinstance(message, RecordEnvelope) or message.stream == "other":
             continue
-        if RECORD_SOURCE_KEY in message:
-            whole = WHOLE.decode(message[RECORD_SOURCE_KEY])
-        elif RECORD_LINE_KEY in message:
-            whole = WHOLE.decode(message[RECORD_LINE_KEY])["record"]
-        else:  # decoded whole (the record after another stream's whole one)
-            whole = message["record"]
-        assert whole == WHOLE.decode(line)["record"]
+        assert message.whole() == WHOLE.decode(line)["record"]
+        assert WHOLE.decode(message.json()) == WHOLE.decode(line)["record"]
     # One pass for a record that follows one of its own stream (o2); after a record of a stream
     # decoded whole ("other"), the next line is decoded whole, with no envelope scan first.
-    assert [m["record"] for m in messages if RECORD_LINE_KEY in m] == [{"id": "o2"}]
-    assert RECORD_SOURCE_KEY not in messages[6]
-    assert RECORD_LINE_KEY not in messages[6]
+    lines_kept = [m.record for m in messages if isinstance(m, RecordEnvelope) and m.line]
+    assert lines_kept == [{"id": "o2"}]
+    assert not messages[6].partial
     assert [(number, reason) for number, _, reason in bad] == [
         (8, "RECORD message's 'record' is not a JSON object")
     ]
@@ -212,11 +208,11 @@ def test_a_new_decoding_for_a_stream_applies_to_its_next_record():
     reader.keep_sources = False
     reader.set_record_decoding("orders", record_decoding({"id": True}))
     line = b'{"type": "RECORD", "stream": "orders", "record": {"id": 1, "email": "e"}}'
-    assert reader.deserialize_json(line)["record"] == {"id": 1}
+    assert reader.deserialize_json(line).record == {"id": 1}  # type: ignore[union-attr]
     reader.set_record_decoding("orders", record_decoding({"email": True}))
-    assert reader.deserialize_json(line)["record"] == {"email": "e"}
+    assert reader.deserialize_json(line).record == {"email": "e"}  # type: ignore[union-attr]
     reader.set_record_decoding("orders", None)
-    assert reader.deserialize_json(line)["record"] == {"id": 1, "email": "e"}
+    assert reader.deserialize_json(line).record == {"id": 1, "email": "e"}  # type: ignore[union-attr]
 
 
 def test_strict_mode_raises_for_a_bad_line():

@@ -15,7 +15,6 @@ import simplejson
 from jmespath.exceptions import JMESPathError
 
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, EVENT_TYPES
-from target_openai_capi.coverage import DEFAULT_MATCH_IDENTIFIERS, KINDS
 from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.event_names import (
     check_event_table,
@@ -28,6 +27,7 @@ from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE, USER_F
 from target_openai_capi.mapping.money import currency_code, minor_units, to_minor_units
 from target_openai_capi.mapping.reads import read_paths
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
+from target_openai_capi.pipeline.coverage import DEFAULT_MATCH_IDENTIFIERS, KINDS
 from target_openai_capi.presets import apply_preset
 
 # Friendly field names a stream's `fields` may map, with what each one means (shown in the docs).

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from target_openai_capi.coverage import identifiers
+from target_openai_capi.pipeline.coverage import identifiers
 
 REFRESH_SECONDS = 5
 COUNTERS = ("requests", "accepted", "duplicates", "rejected_batches", "validate_only_requests")

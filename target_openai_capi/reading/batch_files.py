@@ -8,14 +8,19 @@ of any other scheme found in the input is never fetched.
 
 from __future__ import annotations
 
+import decimal
 import gzip
 import os
 import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
+
+import msgspec
+
+from target_openai_capi.reading.envelope import RecordEnvelope
 
 _COMPRESSIONS = (None, "none", "gzip")
 
@@ -85,3 +90,34 @@ def read_lines(path: Path, *, gzipped: bool) -> Iterator[tuple[int, bytes]]:
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise BatchFileError(f"its file {str(path)[:200]!r} cannot be read ({reason})") from None
+
+
+class BadBatchLine(NamedTuple):
+    """A line of a BATCH file that is no record: rejected like a bad input line."""
+
+    number: int
+    text: str
+    reason: str
+
+
+# Records in BATCH files, decoded as the reader decodes RECORD messages: floats as Decimals.
+_RECORD_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=decimal.Decimal)
+
+
+def batch_records(stream: str, message: dict[str, Any]) -> Iterator[RecordEnvelope | BadBatchLine]:
+    """Each record of a BATCH message's files, in order, or the line that is none; raises
+    BatchFileError when the message or a file cannot be used."""
+    gzipped, paths = check_batch_message(message)
+    for path in paths:
+        for number, line in read_lines(path, gzipped=gzipped):
+            where = f"line {number} of BATCH file {path.name!r}"
+            try:
+                record = _RECORD_DECODER.decode(line)
+            except (msgspec.DecodeError, decimal.InvalidOperation, RecursionError, UnicodeError):
+                reason = f"{where} is not a JSON record this target can read"
+            else:
+                if isinstance(record, dict):
+                    yield RecordEnvelope(stream, record)
+                    continue
+                reason = f"{where} is not a JSON object"
+            yield BadBatchLine(number, line.decode("utf-8", "replace").rstrip(), reason)

@@ -1,4 +1,8 @@
-"""Reads Singer messages; a bad line becomes a recorded rejection instead of ending the run."""
+"""Reads Singer messages; a bad line becomes a recorded rejection instead of ending the run.
+
+RECORD messages are handed on as RecordEnvelopes (reading/envelope.py), decoded by the line
+decoder (reading/lines.py) only where their stream's sink reads them; other messages as dicts.
+"""
 
 from __future__ import annotations
 
@@ -13,33 +17,11 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
-from target_openai_capi.accounting import STAGE_INPUT
-from target_openai_capi.dead_letter import DEAD_LETTER_TYPE
-from target_openai_capi.decoding import RecordDecoding
-
-# Floats become Decimals, so money stays exact (the SDK's msgspec reader does the same).
-_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=decimal.Decimal)
-
-# A RECORD message whose record was decoded only in part carries the whole record's JSON, as it
-# arrived, under this key (for the dead-letter file, which keeps records whole, and for an event
-# id that is a hash of the whole record); or, when it was read in one pass, its whole line.
-RECORD_SOURCE_KEY = "_target_openai_capi_record_source"
-RECORD_LINE_KEY = "_target_openai_capi_record_line"
-# Present (True) when the decoder also checked the record against its (cut-down) stream schema.
-RECORD_CHECKED_KEY = "_target_openai_capi_record_checked"
-
-
-class _RecordEnvelope(msgspec.Struct):
-    """A message's type and stream, with its record left as JSON until the stream is known."""
-
-    type: Any
-    stream: Any = msgspec.UNSET
-    record: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
-    time_extracted: Any = msgspec.UNSET
-    version: Any = msgspec.UNSET
-
-
-_envelope_decoder = msgspec.json.Decoder(_RecordEnvelope)
+from target_openai_capi.pipeline.accounting import STAGE_INPUT
+from target_openai_capi.pipeline.dead_letter import DEAD_LETTER_TYPE
+from target_openai_capi.reading.decoding import RecordDecoding
+from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.reading.lines import LineDecoder
 
 
 class _StateMessage(msgspec.Struct):
@@ -51,35 +33,6 @@ class _StateMessage(msgspec.Struct):
 
 _state_decoder = msgspec.json.Decoder(_StateMessage)
 _UTF8_BOM = b"\xef\xbb\xbf"
-
-
-def _check_utf8(line: str | bytes) -> None:
-    """Raise UnicodeDecodeError unless the line is UTF-8, the parts not decoded too."""
-    if isinstance(line, bytes) and not line.isascii():
-        line.decode()
-
-
-def _message(
-    envelope: Any,
-    record: Any,
-    decoding: RecordDecoding | None = None,
-    source: msgspec.Raw | None = None,
-    line: str | bytes | None = None,
-) -> dict[str, Any]:
-    """A RECORD message dict; decoding (and the record's source or line) when decoded in part."""
-    message: dict[str, Any] = {"type": "RECORD", "stream": envelope.stream, "record": record}
-    if decoding is not None:
-        if source is not None:
-            message[RECORD_SOURCE_KEY] = source
-        else:
-            message[RECORD_LINE_KEY] = line
-        if decoding.checks_schema and decoding.leaves_ok(record):
-            message[RECORD_CHECKED_KEY] = True
-    if envelope.time_extracted is not UNSET:
-        message["time_extracted"] = envelope.time_extracted
-    if envelope.version is not UNSET:
-        message["version"] = envelope.version
-    return message
 
 
 # Called with (line number, the line as text, stage, reason) for each line that is rejected.
@@ -121,15 +74,22 @@ class TolerantReader(MsgSpecReader):
 
     def __init__(self) -> None:
         super().__init__()
-        # Streams whose records are decoded only where their mapping reads (set by the target).
-        self.record_decoders: dict[str, RecordDecoding] = {}
-        # Keep each such record's JSON as it arrived (RECORD_SOURCE_KEY), which takes a second
-        # pass over the line: for dead letters. Else records come in one pass (RECORD_LINE_KEY).
-        self.keep_sources = True
-        # The last record's stream and its decoding (None: decoded whole), to guess the next.
-        self._last: tuple[str, RecordDecoding | None] | None = None
+        self.lines = LineDecoder()
         # Streams whose SCHEMA was refused, with why (their records' rejections say so).
         self.refused_schemas: dict[str, str] = {}
+
+    @property
+    def keep_sources(self) -> bool:
+        """Whether partly decoded records keep their JSON as it arrived (for dead letters)."""
+        return self.lines.keep_sources
+
+    @keep_sources.setter
+    def keep_sources(self, keep: bool) -> None:
+        self.lines.keep_sources = keep
+
+    def set_record_decoding(self, stream: str, decoding: RecordDecoding | None) -> None:
+        """Decode the stream's records with `decoding` from now on (None: whole)."""
+        self.lines.set_plan(stream, decoding)
 
     @staticmethod
     def assert_line_requires(line_dict: dict[str, Any], requires: set[str]) -> None:
@@ -140,14 +100,14 @@ class TolerantReader(MsgSpecReader):
             msg = f"{kind} message is missing required key(s): {', '.join(sorted(missing))}"
             raise InvalidInputLine(msg)
 
-    def deserialize_json(self, line: str | bytes) -> dict[str, Any]:
+    def deserialize_json(self, line: str | bytes) -> dict[str, Any] | RecordEnvelope:  # type: ignore[override]
         """Parse one line; raises BadLine with a reason that does not quote the line.
 
-        A STATE's value is kept as the JSON text the tap wrote (msgspec.Raw), so it goes out
-        exactly as it came in, whatever numbers it holds.
+        A RECORD becomes a RecordEnvelope. A STATE's value is kept as the JSON text the tap wrote
+        (msgspec.Raw), so it goes out exactly as it came in, whatever numbers it holds.
         """
         try:
-            message = self._decode(line)
+            message = self.lines.decode(line)
         except UnicodeError:  # msgspec raises it for invalid UTF-8 (or lone surrogates) in strings
             raise BadLine("line is not valid UTF-8") from None
         except msgspec.DecodeError as exc:
@@ -158,6 +118,8 @@ class TolerantReader(MsgSpecReader):
                 raise BadLine("line holds a number too large to read exactly") from None
         except RecursionError:
             raise BadLine("line is nested too deeply to read (arrays or objects)") from None
+        if type(message) is RecordEnvelope:
+            return message
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise BadLine("line is not a Singer message (a JSON object with a 'type')")
         if message["type"] == "STATE" and not isinstance(message.get("value"), msgspec.Raw):
@@ -165,8 +127,17 @@ class TolerantReader(MsgSpecReader):
         for key in _OBJECT_KEYS.get(message["type"], ()):
             if key in message and not _is_object(message[key]):
                 raise BadLine(f"{message['type']} message's {key!r} is not a JSON object")
+        if message["type"] == "RECORD":
+            return self._record_envelope(message)
         result: dict[str, Any] = message
         return result
+
+    def _record_envelope(self, message: dict[str, Any]) -> RecordEnvelope:
+        self.assert_line_requires(message, {"stream", "record"})
+        stream = message["stream"]
+        if not isinstance(stream, str):
+            raise BadLine("RECORD message's 'stream' is not a string")
+        return RecordEnvelope(stream, message["record"])
 
     @staticmethod
     def _state_or_none(line: str | bytes) -> dict[str, Any] | None:
@@ -180,65 +151,6 @@ class TolerantReader(MsgSpecReader):
         return (
             {"type": "STATE"} if state.value is UNSET else {"type": "STATE", "value": state.value}
         )
-
-    def set_record_decoding(self, stream: str, decoding: RecordDecoding | None) -> None:
-        """Decode the stream's records with `decoding` from now on (None: whole)."""
-        if decoding is None:
-            self.record_decoders.pop(stream, None)
-        else:
-            self.record_decoders[stream] = decoding
-        self._last = None
-
-    def _decode(self, line: str | bytes) -> Any:
-        decoders = self.record_decoders
-        if not decoders:
-            return _decoder.decode(line)
-        # Records come in runs of one stream: guess it from the record before.
-        if self._last is not None and self._last[1] is None:
-            # A stream decoded whole: one pass, and no envelope scan first.
-            message = _decoder.decode(line)
-            if not isinstance(message, dict):
-                return message  # not a Singer message: deserialize_json says so
-            stream = message.get("stream")
-            if message.get("type") == "RECORD" and isinstance(stream, str):
-                self._last = (stream, decoders.get(stream))  # (correct, if whole, either way)
-            return message
-        if self._last is not None and not self.keep_sources:
-            message = self._decode_as(line, *self._last)
-            if message is not None:
-                return message
-        try:
-            envelope = _envelope_decoder.decode(line)
-        except msgspec.ValidationError:  # not an object with a type: said by the whole decode
-            return _decoder.decode(line)
-        stream = envelope.stream
-        decoding = decoders.get(stream) if isinstance(stream, str) else None
-        source = envelope.record
-        if envelope.type == "RECORD" and isinstance(stream, str):
-            self._last = (stream, decoding)
-        if envelope.type != "RECORD" or decoding is None or source is UNSET:
-            return _decoder.decode(line)
-        _check_utf8(line)
-        try:
-            record = decoding.decoder.decode(source)
-        except msgspec.ValidationError:  # not shaped as read (or as the schema says): decode all
-            return _message(envelope, _decoder.decode(source))
-        return _message(envelope, record, decoding, source)
-
-    def _decode_as(
-        self, line: str | bytes, stream: str, decoding: RecordDecoding | None
-    ) -> dict[str, Any] | None:
-        """The message, if the line is a RECORD of `stream` shaped as its decoding reads."""
-        assert decoding is not None
-        assert decoding.message_decoder is not None
-        try:
-            envelope = decoding.message_decoder.decode(line)
-        except msgspec.ValidationError:
-            return None
-        if envelope.type != "RECORD" or envelope.stream != stream or envelope.record is UNSET:
-            return None
-        _check_utf8(line)
-        return _message(envelope, envelope.record, decoding, line=line)
 
     def process_lines(
         self,
@@ -256,9 +168,10 @@ class TolerantReader(MsgSpecReader):
             if not line or line.isspace():  # (not strip(): it would copy every line)
                 stats["BLANK"] += 1  # blank lines carry nothing; the SDK would stop here
                 continue
+            message: dict[str, Any] | RecordEnvelope = {}
             try:
                 message = self.deserialize_json(line)
-                kind = message["type"]
+                kind = message["type"] if isinstance(message, dict) else "RECORD"
                 if kind == DEAD_LETTER_TYPE:
                     # A replayed dead-letter file: lines that never were records stay skipped.
                     stats[kind] += 1
@@ -266,7 +179,7 @@ class TolerantReader(MsgSpecReader):
                 callback = callbacks.get(kind)
                 if callback is None:
                     raise BadLine(f"unknown Singer message type {kind!r}")
-                callback(message)
+                callback(message)  # type: ignore[arg-type]  # RECORD: the envelope
             except (BadLine, InvalidInputLine) as exc:
                 if self.strict:
                     raise
@@ -276,7 +189,7 @@ class TolerantReader(MsgSpecReader):
             except RecordsWithoutSchemaException:
                 if self.strict:
                     raise
-                stream = message.get("stream")
+                stream = message.stream if type(message) is RecordEnvelope else None
                 refused = self.refused_schemas.get(stream) if isinstance(stream, str) else None
                 reason = f"RECORD for stream {stream!r} came before its SCHEMA"
                 if refused is not None:

@@ -5,7 +5,7 @@ properties. `record_decoding(tree, schema)` builds a msgspec decoder that builds
 in `tree` (mapping/reads.py) and skips the rest: a third of the cost of decoding it all. Values
 at those paths are exactly what a whole decode gives (floats as Decimals).
 
-When `schema` (the stream schema cut down to the same paths, mapping/reads.py `prune_schema`)
+When `schema` (the stream schema cut down to the same paths, reading/schema_paths.py `prune_schema`)
 says no more than which JSON types each path holds, as Singer taps' schemas do, the decoder
 also checks those types as it builds them, in C, and a few lines of Python check the number
 leaves that msgspec cannot (its Decimal would also take a string): such a record needs no
@@ -24,7 +24,8 @@ from typing import Any, TypedDict
 
 import msgspec
 
-from target_openai_capi.mapping.reads import NOT_CHECKED_KEYWORDS
+from target_openai_capi.reading.schema_check import without_patterns
+from target_openai_capi.reading.schema_paths import NOT_CHECKED_KEYWORDS, prune_schema_exactly
 
 RecordDecoder = msgspec.json.Decoder[dict[str, Any]]
 Path = tuple[str, ...]  # property names, and "[]" for the items of an array
@@ -216,3 +217,23 @@ def _items_pass(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
         return True
 
     return items_pass
+
+
+def stream_decoding(
+    reads: dict[str, Any] | None, schema: Any = None, *, same_rules: bool = True
+) -> RecordDecoding | None:
+    """How the reader decodes one stream's records (built once per SCHEMA), or None: whole.
+
+    `reads` is the tree of paths the stream's sink reads (None: any). `schema` is the stream
+    schema when the sink validates records, None when it does not; the decoder checks it on the
+    way when the sink would check it by the same rules (`same_rules`: fastjsonschema, formats and
+    defaults off), so that the sink need not check the record again.
+    """
+    if reads is None:
+        return None
+    if schema is None:
+        return record_decoding(reads)
+    pruned = prune_schema_exactly(without_patterns(schema), reads)
+    if pruned is None:
+        return None  # a schema rule may need unread properties: decode it all
+    return record_decoding(reads, pruned if same_rules else None)

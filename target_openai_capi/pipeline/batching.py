@@ -1,0 +1,107 @@
+"""Open batches, one per stream: filled to batch_size or an age limit, then submitted."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from target_openai_capi.delivery import Batch, BatchResult, Uploader
+from target_openai_capi.pipeline.checkpoint import Checkpoints
+from target_openai_capi.pipeline.events import StreamInfo
+
+# A batch that is not full is sent anyway once its oldest event waited this long, so a quiet
+# stream still delivers (and its STATE still goes out) without waiting for the end of input.
+MAX_BATCH_AGE_SECONDS = 15.0
+
+
+class RecordRef(NamedTuple):
+    """What a batch keeps about each event's source record, for accounting and dead letters."""
+
+    stream: StreamInfo
+    seq: int
+    # The record as compact JSON, kept only when a dead-letter file may need it: thousands of
+    # large record dicts in flight would cost memory and garbage-collector time.
+    record_json: bytes | None
+    event_name: str  # with event_id, the API's dedup key: the type, or a custom event's name
+    event_id: str
+
+
+@dataclass
+class _OpenBatch:
+    """Events of one stream waiting for their batch to fill."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    refs: list[RecordRef] = field(default_factory=list)
+    since: float = 0.0
+
+
+class Batcher:
+    """Holds each stream's open batch and submits it to the uploader when it is due.
+
+    Every method returns the results of batches the uploader finished meanwhile, for the
+    caller to settle. An open batch holds back STATE from its oldest record on (checkpoints).
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        uploader: Uploader,
+        checkpoints: Checkpoints,
+        validate_only: Callable[[str], bool],
+    ) -> None:
+        self._batch_size = batch_size
+        self._uploader = uploader
+        self._checkpoints = checkpoints
+        self._validate_only = validate_only  # stream name -> dry run?
+        self._open: dict[str, _OpenBatch] = {}
+
+    def add(self, event: dict[str, Any], ref: RecordRef) -> list[BatchResult]:
+        """Queue one event; submit its stream's batch if that is now full."""
+        stream = ref.stream.name
+        open_batch = self._open.get(stream)
+        if open_batch is None:
+            open_batch = self._open[stream] = _OpenBatch(since=time.monotonic())
+            self._checkpoints.hold(("open", stream), ref.seq)
+        open_batch.events.append(event)
+        open_batch.refs.append(ref)
+        if len(open_batch.events) >= self._batch_size:
+            return self._submit(stream)
+        return []
+
+    def any_due(self) -> bool:
+        """True when an open batch is past the age limit or a submitted one is in flight."""
+        cutoff = time.monotonic() - MAX_BATCH_AGE_SECONDS
+        return self._uploader.busy or any(b.since <= cutoff for b in self._open.values())
+
+    def submit_old(self) -> list[BatchResult]:
+        """Submit every open batch past the age limit."""
+        cutoff = time.monotonic() - MAX_BATCH_AGE_SECONDS
+        results: list[BatchResult] = []
+        for stream, open_batch in list(self._open.items()):
+            if open_batch.since <= cutoff:
+                results += self._submit(stream)
+        return results
+
+    def submit_all(self) -> list[BatchResult]:
+        """Submit every open batch, however small, and wait for all in flight."""
+        results: list[BatchResult] = []
+        for stream in list(self._open):
+            results += self._submit(stream)
+        return results + self._uploader.drain()
+
+    def wait(self) -> list[BatchResult]:
+        """Wait for every batch in flight."""
+        return self._uploader.drain()
+
+    def _submit(self, stream: str) -> list[BatchResult]:
+        open_batch = self._open.pop(stream)
+        self._checkpoints.release(("open", stream))
+        batch = Batch(
+            events=open_batch.events,
+            tags=open_batch.refs,
+            validate_only=self._validate_only(stream),
+        )
+        self._checkpoints.hold(id(batch), open_batch.refs[0].seq)
+        return self._uploader.submit(batch)

@@ -1,0 +1,142 @@
+"""Building one record's event: filter, build, contract, window, identifiers, dedup.
+
+`EventBuilder.build` returns what became of the record: the event to batch (`Built`), a
+`Rejection` with its stage and reason, or an outcome settled at once (filtered, duplicate,
+skipped as unmatchable). It writes nothing and sends nothing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from target_openai_capi.contract import dedup_name, event_problem, window_problem
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.event import StreamMapping, build_event, passes_filter
+from target_openai_capi.pipeline.accounting import (
+    DUPLICATE,
+    FILTERED,
+    SKIPPED_UNMATCHABLE,
+    STAGE_MAPPING,
+    STAGE_VALIDATION,
+    STAGE_WINDOW,
+)
+from target_openai_capi.pipeline.coverage import identifiers
+from target_openai_capi.pipeline.log_limit import LimitedLog
+from target_openai_capi.reading.envelope import RecordEnvelope
+
+# In-run dedup remembers this many recent (event name, id) keys: far more than a tap re-sends
+# around its bookmark, and few enough (~3 MB) that the cap is reached early and memory stays
+# flat however long the stream. OpenAI deduplicates on (pixel, event name, id) anyway; this
+# only saves requests.
+RECENT_EVENT_KEYS = 20_000
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the pipeline knows of a stream from its SCHEMA (for event ids and dead letters)."""
+
+    name: str
+    key_properties: Sequence[str]
+    schema: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a record is rejected: its stage (accounting.py STAGE_*) and a reason a person can act
+    on; the event id when there is one, and the server's own message for the API stage."""
+
+    stage: str
+    reason: str
+    event_id: str | None = None
+    server_message: str | None = None
+
+
+class Built(NamedTuple):
+    """An event ready to batch, with its dedup name (the type, or a custom event's name)."""
+
+    event: dict[str, Any]
+    name: str
+
+
+class EventBuilder:
+    """Maps records to events by their stream's mapping and remembers recent event keys."""
+
+    def __init__(
+        self,
+        mappings: Mapping[str, StreamMapping],
+        *,
+        user_field_style: str,
+        default_phone_region: str | None,
+        log: LimitedLog,
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.mappings = mappings
+        self._user_field_style = user_field_style
+        self._default_phone_region = default_phone_region
+        self._log = log
+        self._now_ms = now_ms
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._id_streams_checked: set[str] = set()  # streams checked for hashed event ids
+
+    def build(self, stream: StreamInfo, envelope: RecordEnvelope) -> Built | Rejection | str:
+        """The record's event, its rejection, or the outcome it is settled with at once."""
+        mapping = self.mappings[stream.name]
+        record = envelope.record
+        try:
+            if not passes_filter(mapping, record):
+                return FILTERED
+            event, notes = build_event(
+                mapping,
+                record,
+                stream.key_properties,
+                user_field_style=self._user_field_style,
+                default_phone_region=self._default_phone_region,
+                # An id hashed from the record covers all of it, not only the read paths.
+                whole_record=envelope.whole,
+            )
+        except MappingError as exc:
+            return Rejection(STAGE_MAPPING, str(exc), event_id=exc.event_id)
+        for note in notes:
+            self._log.warning(stream.name, "note", "Record of '%s': %s", stream.name, note)
+        if stream.name not in self._id_streams_checked and "id" not in mapping.fields:
+            self._say_if_ids_are_hashed(stream, event["id"])
+        problem = event_problem(event)
+        if problem is not None:
+            return Rejection(STAGE_VALIDATION, problem, event_id=event["id"])
+        problem = window_problem(event["timestamp_ms"], self._now_ms())
+        if problem is not None:
+            return Rejection(STAGE_WINDOW, problem, event_id=event["id"])
+        wanted = mapping.match_identifiers
+        if wanted is not None and not identifiers(event) & wanted:
+            return SKIPPED_UNMATCHABLE
+        name = dedup_name(event)
+        if self._seen_recently(name, event["id"]):
+            return DUPLICATE
+        return Built(event, name)
+
+    def forget(self, event_name: str, event_id: str) -> None:
+        """The event was not sent: a later copy in this run (perhaps fixed) is not a duplicate."""
+        self._recent.pop((event_name, event_id), None)
+
+    def _seen_recently(self, event_name: str, event_id: str) -> bool:
+        key = (event_name, event_id)
+        if key in self._recent:
+            return True
+        self._recent[key] = None
+        if len(self._recent) > RECENT_EVENT_KEYS:
+            self._recent.popitem(last=False)
+        return False
+
+    def _say_if_ids_are_hashed(self, stream: StreamInfo, event_id: str) -> None:
+        """Once per stream: its event ids are hashes of the records (no id, no key properties)."""
+        self._id_streams_checked.add(stream.name)
+        if event_id.startswith("rec_") and not stream.key_properties:
+            self._log.logger.warning(
+                "Stream '%s' has no `id` mapping, no `id` property and no key properties: its "
+                "event ids are hashes of each record's own data (tap metadata _sdc_* left out), "
+                "so an edited row becomes a new event. Map `fields.id` to a stable column.",
+                stream.name,
+            )

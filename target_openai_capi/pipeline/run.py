@@ -1,0 +1,198 @@
+"""One run: records in, events built, batched and delivered, every record settled once.
+
+The three jobs are separate objects: `EventBuilder` (events.py) turns a record into an event or a
+verdict, `Batcher` (batching.py) holds open batches and submits them, `Settler` (settling.py)
+counts outcomes, dead-letters rejections and releases STATE. `Pipeline` wires them and is what the
+target talks to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+
+from target_openai_capi.delivery import Uploader
+from target_openai_capi.mapping.event import StreamMapping
+from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_STREAM
+from target_openai_capi.pipeline.batching import Batcher, RecordRef
+from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue
+from target_openai_capi.pipeline.dead_letter import DeadLetterFile
+from target_openai_capi.pipeline.events import Built, EventBuilder, Rejection, StreamInfo
+from target_openai_capi.pipeline.log_limit import LimitedLog
+from target_openai_capi.pipeline.settings import PipelineSettings
+from target_openai_capi.pipeline.settling import Settler
+from target_openai_capi.reading.envelope import RecordEnvelope
+
+# How often a long run logs a progress line.
+PROGRESS_INTERVAL_SECONDS = 30.0
+# How often (in records) the cheap time checks (batch age, progress) run.
+_CHECK_EVERY = 512
+
+
+class Pipeline:
+    """Maps records to events, batches and delivers them, and settles every record once."""
+
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        mappings: Mapping[str, StreamMapping],
+        uploader: Uploader,
+        emit_state: Callable[[StateValue], None],
+        logger: logging.Logger,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.settings = settings
+        self.mappings = mappings
+        self.uploader = uploader
+        self.checkpoints = Checkpoints()
+        self._logger = logger
+        log = LimitedLog(logger, dead_letters=bool(settings.dead_letter_path))
+        self.events = EventBuilder(
+            mappings,
+            user_field_style=settings.user_field_style,
+            default_phone_region=settings.default_phone_region,
+            log=log,
+            now_ms=now_ms,
+        )
+        self.batches = Batcher(settings.batch_size, uploader, self.checkpoints, self._dry_run)
+        self.settler = Settler(
+            self.checkpoints,
+            log,
+            emit_state,
+            self.events.forget,
+            fail_on_rejection=settings.on_rejected == "fail",
+        )
+        self.account = self.settler.account
+        self.coverage = self.settler.coverage
+        self._warned_streams: set[str] = set()
+        self._next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
+        # Whether any record reached a stream that has an entry under `streams`.
+        self.matched_any = False
+
+    def _dry_run(self, stream: str) -> bool:
+        mapping = self.mappings[stream]
+        return self.settings.dry_run if mapping.dry_run is None else mapping.dry_run
+
+    def open_dead_letters(self, input_stat: os.stat_result | None) -> None:
+        """Open the dead-letter file at start-up (raises DeadLetterError if it cannot be).
+
+        A run whose input is its own dead-letter file (a replay) writes new rejections to a
+        sibling file instead, so it never reads what it writes and the replay ends.
+        """
+        path = self.settings.dead_letter_path
+        if not path:
+            return
+        dead = DeadLetterFile(path)
+        if input_stat is not None and dead.is_file(input_stat):
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            replay = dead.path.with_name(f"{dead.path.stem}.replay-{stamp}{dead.path.suffix}")
+            self._logger.warning(
+                "The input is the dead-letter file itself: this run's rejections go to %s.",
+                replay,
+            )
+            dead = DeadLetterFile(replay)
+        dead.open()
+        self.settler.dead_letters = dead
+
+    # Records in
+
+    def is_mapped(self, stream: str) -> bool:
+        """True when the stream has an entry under `streams`."""
+        return stream in self.mappings
+
+    def skip_unmapped(self, stream: str) -> None:
+        """Count a record of a stream that has no mapping (warn once per stream)."""
+        self.settler.outcome(stream, SKIPPED_STREAM)
+        if stream not in self._warned_streams:
+            self._warned_streams.add(stream)
+            self._logger.warning(
+                "Stream '%s' has no entry under `streams`: its records are counted and skipped.",
+                stream,
+            )
+
+    def filtered_by_stream_map(self, stream: str) -> None:
+        """Count a record that a stream map dropped before it reached a sink."""
+        self.settler.outcome(stream, FILTERED)
+
+    def add(
+        self, stream: StreamInfo, envelope: RecordEnvelope, rejection: Rejection | None = None
+    ) -> None:
+        """One record of a mapped stream, with the sink's schema verdict (None: it passed):
+        its event queued, or the record settled as filtered, duplicate, skipped or rejected."""
+        self.matched_any = True
+        if self.checkpoints.numbered % _CHECK_EVERY == 0:
+            self._periodic_checks()
+        if rejection is not None:
+            self.reject(stream, envelope, rejection)
+            return
+        built = self.events.build(stream, envelope)
+        if type(built) is Built:
+            seq = self.checkpoints.next_seq()
+            event = built.event
+            record_json = None if self.settler.dead_letters is None else envelope.json()
+            ref = RecordRef(stream, seq, record_json, built.name, event["id"])
+            self.settler.settle(self.batches.add(event, ref))
+        elif type(built) is Rejection:
+            self.reject(stream, envelope, built)
+        else:
+            self.settler.outcome(stream.name, built)  # type: ignore[arg-type]
+
+    def reject(self, stream: StreamInfo, envelope: RecordEnvelope, rejection: Rejection) -> None:
+        """Dead-letter one record, whole, with its stage and reason."""
+        self.settler.reject(stream, envelope.whole(), rejection)
+
+    def reject_line(self, line_number: int, raw: str, stage: str, reason: str) -> None:
+        """Dead-letter an input line that was not a usable Singer message."""
+        self.settler.reject_line(line_number, raw, stage, reason)
+
+    # Batches out, STATE and time
+
+    def flush(self) -> None:
+        """Send every open batch, however small, and wait for all in flight."""
+        self.settler.settle(self.batches.submit_all())
+
+    def state_received(self, state: StateValue) -> None:
+        """Hold a STATE until every record before it is settled."""
+        self.checkpoints.state_received(state)
+        self.settler.settle(self.batches.submit_old())
+
+    def release_state(self) -> None:
+        """Emit the pending STATE if every record before it is settled."""
+        self.settler.release_state()
+
+    @property
+    def nothing_matched(self) -> bool:
+        """True while records arrived but none for a configured stream (a misnamed entry)."""
+        return (
+            bool(self.mappings)
+            and not self.matched_any
+            and self.account.total(SKIPPED_STREAM) > 0
+            and not self.settings.allow_unmatched_streams
+        )
+
+    def deliver_when_quiet(self) -> None:
+        """While no input arrives: send batches past their age limit, wait for every batch in
+        flight, and release the STATE they held back (quiet_input.py calls this)."""
+        if not self.batches.any_due():
+            return
+        self.settler.settle(self.batches.submit_old() + self.batches.wait())
+
+    def _periodic_checks(self) -> None:
+        self.settler.settle(self.batches.submit_old())
+        now = time.monotonic()
+        if now >= self._next_progress:
+            self._next_progress = now + PROGRESS_INTERVAL_SECONDS
+            self._logger.info(self.account.progress_line())
+
+    def close(self) -> None:
+        """Release files and connections (the caller has flushed)."""
+        self.close_dead_letters()
+        self.uploader.close()
+
+    def close_dead_letters(self) -> None:
+        """Close the dead-letter file (removed again if this run created it and left it empty)."""
+        if self.settler.dead_letters is not None:
+            self.settler.dead_letters.close()

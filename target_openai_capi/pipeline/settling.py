@@ -1,0 +1,141 @@
+"""Settling records: every record's outcome counted once, rejections dead-lettered, STATE released.
+
+A record is settled when it is sent (or validated, in a dry run), skipped on purpose, or
+rejected. `Settler` counts it (accounting.py), writes a rejection to the dead-letter file
+(dead_letter.py) and logs it (a limited number per stream and stage), and releases a STATE
+once every record before it is settled (checkpoint.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from target_openai_capi.delivery import BatchResult
+from target_openai_capi.pipeline.accounting import SENT, STAGE_API, VALIDATED, RunAccount
+from target_openai_capi.pipeline.batching import RecordRef
+from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue
+from target_openai_capi.pipeline.coverage import MatchCoverage
+from target_openai_capi.pipeline.dead_letter import DeadLetterFile
+from target_openai_capi.pipeline.events import Rejection, StreamInfo
+from target_openai_capi.pipeline.log_limit import LimitedLog
+from target_openai_capi.reading.envelope import WHOLE_RECORD_DECODER
+
+INPUT_STREAM = "(input)"  # what the account calls lines that were not usable messages
+
+
+class RunFailed(Exception):
+    """The run must stop; str() is the user-facing reason."""
+
+
+class Settler:
+    """Settles records and the batches that carried their events."""
+
+    def __init__(
+        self,
+        checkpoints: Checkpoints,
+        log: LimitedLog,
+        emit_state: Callable[[StateValue], None],
+        forget_event: Callable[[str, str], None],
+        *,
+        fail_on_rejection: bool,
+    ) -> None:
+        self.account = RunAccount()
+        self.coverage = MatchCoverage()
+        self.dead_letters: DeadLetterFile | None = None
+        self._checkpoints = checkpoints
+        self._log = log
+        self._emit_state = emit_state
+        self._forget_event = forget_event  # an event the API refused may come again
+        self._fail_on_rejection = fail_on_rejection
+
+    def outcome(self, stream: str, outcome: str) -> None:
+        """Settle a record that never reaches a batch (filtered, duplicate, skipped)."""
+        self._checkpoints.next_seq()
+        self.account.count(stream, outcome)
+
+    def reject(
+        self,
+        stream: StreamInfo,
+        record: Mapping[str, Any],
+        rejection: Rejection,
+        *,
+        in_batch: bool = False,
+    ) -> None:
+        """Dead-letter one whole record with its stage and reason (or stop, if configured so).
+
+        in_batch: the record's event was batched, so its sequence number is already taken.
+        """
+        if not in_batch:
+            self._checkpoints.next_seq()
+        self.account.reject(stream.name, rejection.stage)
+        if self.dead_letters is not None:
+            self.dead_letters.record(
+                stream=stream.name,
+                schema=stream.schema,
+                key_properties=stream.key_properties,
+                record=record,
+                stage=rejection.stage,
+                reason=rejection.reason,
+                server_message=rejection.server_message,
+                event_id=rejection.event_id,
+            )
+        # The record's key stays out of the log: a stream may be keyed by an email address.
+        self._log.warning(
+            stream.name,
+            rejection.stage,
+            "Rejected a record of '%s' at %s: %s%s",
+            stream.name,
+            rejection.stage,
+            rejection.reason,
+            " (its key and content are in the dead-letter file)" if self.dead_letters else "",
+        )
+        if self._fail_on_rejection:
+            raise RunFailed(
+                f"A record of stream '{stream.name}' was rejected at stage {rejection.stage}: "
+                f"{rejection.reason} (on_rejected is 'fail')"
+            )
+
+    def reject_line(self, line_number: int, raw: str, stage: str, reason: str) -> None:
+        """Dead-letter an input line that was not a usable Singer message."""
+        self._checkpoints.next_seq()
+        self.account.reject(INPUT_STREAM, stage)
+        if self.dead_letters is not None:
+            self.dead_letters.line(line_number=line_number, raw=raw, stage=stage, reason=reason)
+        self._log.warning(INPUT_STREAM, stage, "Rejected input line %d: %s", line_number, reason)
+        if self._fail_on_rejection:
+            raise RunFailed(f"Input line {line_number} was rejected: {reason}")
+
+    def settle(self, results: list[BatchResult]) -> None:
+        """Settle the records of finished batches, then release STATE if it may go."""
+        for result in results:
+            refs: list[RecordRef] = result.batch.tags
+            outcome = VALIDATED if result.batch.validate_only else SENT
+            self.account.requests += result.requests
+            for index in result.accepted:
+                ref = refs[index]
+                self.account.count(ref.stream.name, outcome)
+                self.coverage.count(ref.stream.name, result.batch.events[index])
+            for index, status, message in result.rejected:
+                ref = refs[index]
+                self._forget_event(ref.event_name, ref.event_id)
+                record = WHOLE_RECORD_DECODER.decode(ref.record_json) if ref.record_json else {}
+                self.reject(
+                    ref.stream,
+                    record,
+                    Rejection(
+                        STAGE_API,
+                        f"the API refused the event (HTTP {status}): {message}",
+                        event_id=ref.event_id,
+                        server_message=message,
+                    ),
+                    in_batch=True,
+                )
+            self._checkpoints.release(id(result.batch))
+        self.release_state()
+
+    def release_state(self) -> None:
+        """Emit the pending STATE if every record before it is settled."""
+        state = self._checkpoints.releasable_state()
+        if state is not None:
+            self._emit_state(state)

@@ -1,0 +1,1 @@
+"""Reading Singer input: lines to messages (reader.py), records decoded only where read."""

@@ -1,0 +1,68 @@
+"""One RECORD message as the reader hands it on: the record, and what the reader knows about it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+# Whole records, decoded as the reader decodes them (floats as Decimals: money stays exact), and
+# encoded back (Decimals as JSON numbers) for the dead-letter file.
+WHOLE_RECORD_DECODER: msgspec.json.Decoder[dict[str, Any]] = msgspec.json.Decoder(
+    dict[str, Any], float_hook=Decimal
+)
+RECORD_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
+
+
+class RecordEnvelope:
+    """A record of one stream, with its source when only the read paths were decoded.
+
+    `record` holds what the mapping reads (reading/decoding.py), or all of it. When it holds only
+    part, `source` is the record's JSON as it arrived or, read in one pass, `line` is the whole
+    RECORD line; either gives the whole record back (`whole()`) for the dead-letter file and for
+    an event id hashed from the record. `schema_checked` is True when the decoder also checked the
+    record against its stream schema, so the sink need not check it again.
+    """
+
+    __slots__ = ("line", "record", "schema_checked", "source", "stream")
+
+    def __init__(
+        self,
+        stream: str,
+        record: dict[str, Any],
+        *,
+        source: msgspec.Raw | None = None,
+        line: str | bytes | None = None,
+        schema_checked: bool = False,
+    ) -> None:
+        self.stream = stream
+        self.record = record
+        self.source = source
+        self.line = line
+        self.schema_checked = schema_checked
+
+    @property
+    def partial(self) -> bool:
+        """True when `record` holds only the paths the mapping reads."""
+        return self.source is not None or self.line is not None
+
+    def whole(self) -> Mapping[str, Any]:
+        """The whole record as it arrived (`record` itself when that is whole)."""
+        try:
+            if self.source is not None:
+                return WHOLE_RECORD_DECODER.decode(self.source)
+            if self.line is not None:
+                message: Mapping[str, Any] = WHOLE_RECORD_DECODER.decode(self.line)
+                whole: Mapping[str, Any] = message["record"]
+                return whole
+        except (msgspec.DecodeError, UnicodeError):  # unread parts the reader did not check
+            pass
+        return self.record
+
+    def json(self) -> bytes:
+        """The whole record as compact JSON (its source when kept: exactly as it arrived)."""
+        if self.source is not None:
+            return bytes(self.source)
+        return RECORD_ENCODER.encode(self.whole())

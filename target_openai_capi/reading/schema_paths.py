@@ -1,0 +1,97 @@
+"""A stream schema cut down to the record paths a mapping reads (mapping/reads.py builds them).
+
+A property the mapping never reads can neither break an event nor be sent, so it is not checked:
+a whole tap-shopify order schema costs 5x its read paths to validate.
+
+`prune_schema` keeps the paths of a read tree in a JSON schema, with the types of the objects and
+arrays along the way, and leaves whole any schema node it does not fully understand ($ref, anyOf,
+...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from target_openai_capi.mapping.reads import Tree
+
+# Keywords that do not constrain a record as the target validates it (formats are not checked,
+# defaults not applied: sink.FastRecordValidator); also used by decoding.py.
+NOT_CHECKED_KEYWORDS = frozenset(
+    {
+        "$schema",  # which draft: singer-sdk taps put it at the top of every schema
+        "format",
+        "description",
+        "title",
+        "default",
+        "$comment",
+        "examples",
+        "readOnly",
+        "writeOnly",
+    }
+)
+
+_UNDERSTOOD = NOT_CHECKED_KEYWORDS | {
+    "type",
+    "properties",
+    "items",
+    "required",
+    "additionalProperties",
+    "patternProperties",
+    "minimum",
+    "maximum",
+    "enum",
+    "const",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+}
+
+
+def prune_schema(schema: Any, tree: Tree | bool) -> Any:
+    """schema cut down to the paths in tree; a node it does not fully understand stays whole."""
+    return _prune(schema, tree, [])
+
+
+def prune_schema_exactly(schema: Any, tree: Tree | bool) -> Any | None:
+    """prune_schema, or None when a node it left whole lies where only part of the value is
+    read: that node (`anyOf`, `$ref`, ...) may need properties that a record decoded only at
+    the read paths (decoding.py) does not hold, so such a record must be decoded whole."""
+    whole_where_partial: list[bool] = []
+    pruned = _prune(schema, tree, whole_where_partial)
+    return None if whole_where_partial else pruned
+
+
+def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> Any:
+    if tree is True:
+        return schema
+    if not isinstance(schema, dict) or set(schema) - _UNDERSTOOD:
+        whole_where_partial.append(True)
+        return schema
+    assert isinstance(tree, dict)
+    out = {k: v for k, v in schema.items() if k not in ("properties", "items", "required")}
+    names = [name for name in tree if name != "[]"]
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        out["properties"] = {
+            name: _prune(properties[name], tree[name], whole_where_partial)
+            for name in names
+            if name in properties
+        }
+        if "required" in schema:
+            out["required"] = [name for name in schema["required"] if name in tree]
+    elif "required" in schema:
+        out["required"] = schema["required"]
+    if not any(name not in (properties or {}) for name in names):
+        # Every name read is a declared property: other properties are not read.
+        out.pop("additionalProperties", None)
+        out.pop("patternProperties", None)
+    if "items" in schema:
+        items = schema["items"]
+        out["items"] = _prune(items, tree["[]"], whole_where_partial) if "[]" in tree else items
+    return out

@@ -1,0 +1,44 @@
+"""What a run says at its end: the summary line, METRIC counters, match coverage, and warnings."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from target_openai_capi.pipeline.accounting import REJECTED, SKIPPED_STREAM
+from target_openai_capi.pipeline.run import Pipeline
+from target_openai_capi.stream_matching import unmatched_entries
+
+
+def _metric(logger: logging.Logger, metric: str, value: int, **tags: str) -> None:
+    """One counter, in the shape of the SDK's METRIC lines (log-based dashboards read them)."""
+    point = {"type": "counter", "metric": metric, "value": value, "tags": tags}
+    logger.info("METRIC: %s", json.dumps(point))
+
+
+def log_summary(pipeline: Pipeline, logger: logging.Logger) -> str | None:
+    """Log the run's summary; the reason the run fails after all (no stream matched), or None."""
+    account = pipeline.account
+    logger.info(account.summary_line())
+    for stream, outcome, count in account.counts():
+        _metric(logger, "capi_records", count, stream=stream, outcome=outcome)
+    coverage = pipeline.coverage
+    for line in coverage.lines():
+        logger.info("%s", line)
+    for stream, kind, count in coverage.metrics():
+        _metric(logger, "capi_match_coverage", count, stream=stream, identifier=kind)
+    arrived = [stream for stream in account.outcomes if stream != "(input)"]
+    for line in unmatched_entries(pipeline.mappings, arrived):
+        logger.warning("%s.", line)
+    if pipeline.nothing_matched:
+        return (
+            f"{account.total(SKIPPED_STREAM)} records arrived and none matched an entry "
+            "under `streams` (see above); no STATE was written. Name the entries as the tap "
+            "names its streams, or set allow_unmatched_streams: true."
+        )
+    rejected = account.total(REJECTED)
+    if rejected and not pipeline.settings.dead_letter_path:
+        logger.warning(
+            "%d records were rejected; set dead_letter_path to keep them for replay.", rejected
+        )
+    return None

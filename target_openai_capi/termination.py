@@ -1,0 +1,93 @@
+"""One message at a time: termination signals and the quiet-input thread wait for the message.
+
+The main thread handles each Singer message inside `MessageGuard.handle`, holding `lock`.
+- The quiet-input thread (pipeline/quiet_input.py) delivers old batches only while the lock is
+  free, that is while the main thread waits for input; its failure stops the run at the next
+  message.
+- SIGTERM / SIGINT (an orchestrator cancelling the run) deliver what is batched, write STATE, log
+  the summary and exit 0 (1 if that delivery fails). A signal that arrives while a message is
+  handled (or the end of input is delivered) takes effect once that is done, so batches and
+  checkpoints are never drained half-updated. A second signal stops at once, without STATE past
+  what is unsent.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+from target_openai_capi.delivery import DeliveryError
+from target_openai_capi.pipeline.quiet_input import QuietInputDelivery
+from target_openai_capi.pipeline.settling import RunFailed
+
+M = TypeVar("M")
+
+
+class MessageGuard:
+    """Runs message handlers one at a time and decides what a termination signal does."""
+
+    def __init__(
+        self,
+        *,
+        deliver_when_quiet: Callable[[], None],
+        end_of_input: Callable[[], None],
+        fail: Callable[[str], NoReturn],
+        stop_sending: Callable[[], None],
+        logger: logging.Logger,
+    ) -> None:
+        self.lock = threading.Lock()
+        self.quiet_input = QuietInputDelivery(deliver_when_quiet, self.lock)
+        self._end_of_input = end_of_input  # deliver what is left and log the summary
+        self._fail = fail  # log why, exit 1
+        self._stop_sending = stop_sending
+        self._logger = logger
+        self._in_message = False
+        self._pending_signal: int | None = None
+        self._terminating = False
+
+    def handle(self, process: Callable[[M], Any], message: M) -> None:
+        """Handle one message; a signal meanwhile takes effect once it is done."""
+        self._in_message = True
+        try:
+            with self.lock:
+                if self.quiet_input.failure is not None:
+                    raise self.quiet_input.failure
+                process(message)
+        finally:
+            self._in_message = False
+        if self._pending_signal is not None:
+            signum, self._pending_signal = self._pending_signal, None
+            self.signal(signum)
+
+    def handle_end(self, process: Callable[[], None]) -> None:
+        """The end of input: stop the quiet-input thread, then deliver what is left."""
+        self._in_message = True
+        self.quiet_input.stop()
+        if self.quiet_input.failure is not None:
+            raise self.quiet_input.failure
+        try:
+            process()
+        finally:
+            self._in_message = False
+        self._pending_signal = None  # the run ends here anyway
+
+    def signal(self, signum: int) -> None:
+        """A termination signal: stop now, after the message in hand, or once delivered."""
+        if self._terminating or self._pending_signal is not None:
+            self._stop_sending()
+            self._fail(f"Received signal {signum} again: stopping now.")
+        if self._in_message:
+            self._pending_signal = signum
+            self._logger.info("Received signal %d: stopping after the message in hand.", signum)
+            return
+        self._terminating = True
+        self._logger.info("Received signal %d: delivering what is batched, then stopping.", signum)
+        try:
+            self._end_of_input()
+        except (DeliveryError, RunFailed) as exc:
+            self._fail(str(exc))
+        logging.shutdown()
+        sys.exit(0)

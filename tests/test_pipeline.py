@@ -1,0 +1,253 @@
+"""The pipeline's parts (events, batching, settling) driven directly, with a fake uploader.
+
+The uploader is the only fake: it holds submitted batches "in flight" until drained and then
+answers as the test says (accept all, or refuse named events), so these tests can ask what
+the CLI tests cannot pin down cheaply: exactly when STATE goes out, which record a refusal
+dead-letters, and how each outcome is counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import now_ms
+
+from target_openai_capi.delivery import Batch, BatchResult
+from target_openai_capi.mapping.event import compile_stream_mapping
+from target_openai_capi.pipeline.accounting import (
+    DUPLICATE,
+    FILTERED,
+    REJECTED,
+    SENT,
+    STAGE_API,
+    STAGE_MAPPING,
+    STAGE_SCHEMA,
+    STAGE_WINDOW,
+)
+from target_openai_capi.pipeline.events import Built, EventBuilder, Rejection, StreamInfo
+from target_openai_capi.pipeline.log_limit import LimitedLog
+from target_openai_capi.pipeline.run import Pipeline
+from target_openai_capi.pipeline.settings import PipelineSettings
+from target_openai_capi.pipeline.settling import RunFailed
+from target_openai_capi.reading.envelope import RecordEnvelope
+
+ORDERS = StreamInfo("orders", ("id",), {"type": "object", "properties": {}})
+MAPPING = {
+    "event_type": "order_created",
+    "filter": "status != 'test'",
+    "fields": {"timestamp_ms": "ts", "email": "email"},
+}
+
+
+class FakeUploader:
+    """Keeps submitted batches in flight until drain(); refuses the event ids in `refuse`."""
+
+    def __init__(self) -> None:
+        self.in_flight: list[Batch] = []
+        self.sent: list[Batch] = []
+        self.refuse: set[str] = set()
+        self.closed = False
+
+    def submit(self, batch: Batch) -> list[BatchResult]:
+        self.in_flight.append(batch)
+        return []
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.in_flight)
+
+    def drain(self) -> list[BatchResult]:
+        results = []
+        for batch in self.in_flight:
+            result = BatchResult(batch, requests=1)
+            for index, event in enumerate(batch.events):
+                if event["id"] in self.refuse:
+                    result.rejected.append((index, 400, f"event {event['id']} refused"))
+                else:
+                    result.accepted.append(index)
+            results.append(result)
+            self.sent.append(batch)
+        self.in_flight = []
+        return results
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def order(rid: str, **changes: Any) -> dict[str, Any]:
+    return {"id": rid, "ts": now_ms() - 60_000, "email": f"{rid}@example.com", **changes}
+
+
+def make_pipeline(
+    tmp_path: Path, *, batch_size: int = 2, on_rejected: str = "dead_letter"
+) -> tuple[Pipeline, FakeUploader, list[object]]:
+    settings = PipelineSettings(
+        batch_size=batch_size,
+        dry_run=False,
+        user_field_style="plural",
+        default_phone_region=None,
+        on_rejected=on_rejected,
+        dead_letter_path=str(tmp_path / "dead.jsonl"),
+    )
+    uploader = FakeUploader()
+    states: list[object] = []
+    pipeline = Pipeline(
+        settings,
+        {"orders": compile_stream_mapping("orders", MAPPING)},
+        uploader,  # type: ignore[arg-type]
+        emit_state=states.append,
+        logger=logging.getLogger("test-pipeline"),
+    )
+    pipeline.open_dead_letters(None)
+    return pipeline, uploader, states
+
+
+def dead_letters(tmp_path: Path) -> list[dict[str, Any]]:
+    """The dead-letter file's RECORD lines (a Singer stream), as {stage, reason, record, ...}."""
+    path = tmp_path / "dead.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [
+        {**line["dead_letter"], "record": line["record"]}
+        for line in lines
+        if line["type"] == "RECORD"
+    ]
+
+
+def builder() -> EventBuilder:
+    return EventBuilder(
+        {"orders": compile_stream_mapping("orders", MAPPING)},
+        user_field_style="plural",
+        default_phone_region=None,
+        log=LimitedLog(logging.getLogger("test-events"), dead_letters=False),
+        now_ms=now_ms,
+    )
+
+
+# --- events.py --------------------------------------------------------------------------------
+
+
+def test_a_good_record_is_built_into_an_event_with_its_dedup_name():
+    built = builder().build(ORDERS, RecordEnvelope("orders", order("o1")))
+    assert isinstance(built, Built)
+    assert built.name == "order_created"
+    assert built.event["id"] == "o1"
+    assert built.event["type"] == "order_created"
+
+
+def test_each_verdict_of_the_event_builder():
+    events = builder()
+    assert events.build(ORDERS, RecordEnvelope("orders", order("o1", status="test"))) == FILTERED
+    missing_time = events.build(ORDERS, RecordEnvelope("orders", {"id": "o2"}))
+    assert isinstance(missing_time, Rejection)
+    assert missing_time.stage == STAGE_MAPPING
+    stale = events.build(
+        ORDERS, RecordEnvelope("orders", order("o3", ts=now_ms() - 8 * 86_400_000))
+    )
+    assert isinstance(stale, Rejection)
+    assert (stale.stage, stale.event_id) == (STAGE_WINDOW, "o3")
+    assert isinstance(events.build(ORDERS, RecordEnvelope("orders", order("o4"))), Built)
+    assert events.build(ORDERS, RecordEnvelope("orders", order("o4"))) == DUPLICATE
+    events.forget("order_created", "o4")  # refused by the API: a later copy is sent
+    assert isinstance(events.build(ORDERS, RecordEnvelope("orders", order("o4"))), Built)
+
+
+# --- batching and checkpoints ------------------------------------------------------------------
+
+
+def test_state_waits_for_every_record_before_it_to_be_settled(tmp_path):
+    pipeline, uploader, states = make_pipeline(tmp_path, batch_size=2)
+    for rid in ("o1", "o2", "o3"):
+        pipeline.add(ORDERS, RecordEnvelope("orders", order(rid)))
+    assert [len(b.events) for b in uploader.in_flight] == [2]  # o3 waits in an open batch
+    pipeline.state_received({"at": 3})
+    assert states == []  # two in flight, one open
+    pipeline.flush()
+    assert states == [{"at": 3}]
+    assert [e["id"] for b in uploader.sent for e in b.events] == ["o1", "o2", "o3"]
+    assert pipeline.account.total(SENT) == 3
+
+
+def test_a_record_settled_at_once_does_not_hold_state_back(tmp_path):
+    pipeline, _, states = make_pipeline(tmp_path)
+    pipeline.add(ORDERS, RecordEnvelope("orders", order("o1", status="test")))
+    pipeline.state_received({"at": 1})
+    assert states == [{"at": 1}]
+    assert pipeline.account.total(FILTERED) == 1
+
+
+# --- settling.py --------------------------------------------------------------------------------
+
+
+def test_an_event_the_api_refuses_dead_letters_its_whole_record(tmp_path):
+    pipeline, uploader, states = make_pipeline(tmp_path, batch_size=10)
+    uploader.refuse = {"o2"}
+    source = json.dumps(order("o2", note="not read")).encode()
+    partial = {"id": "o2", "ts": json.loads(source)["ts"], "email": "o2@example.com"}
+    pipeline.add(ORDERS, RecordEnvelope("orders", order("o1")))
+    pipeline.add(ORDERS, RecordEnvelope("orders", partial, source=source))  # type: ignore[arg-type]
+    pipeline.state_received({"at": 2})
+    pipeline.flush()
+    (dead,) = dead_letters(tmp_path)
+    assert dead["stage"] == STAGE_API
+    assert dead["record"]["note"] == "not read"  # the whole record, from its source
+    assert "event o2 refused" in dead["reason"]
+    assert pipeline.account.total(SENT) == 1
+    assert pipeline.account.total(REJECTED) == 1
+    assert states == [{"at": 2}]  # a rejection is settled too
+    # Not sent, so not a duplicate: the same record later is sent.
+    uploader.refuse = set()
+    pipeline.add(ORDERS, RecordEnvelope("orders", order("o2")))
+    pipeline.flush()
+    assert pipeline.account.total(SENT) == 2
+
+
+def test_the_sinks_verdict_rejects_the_record_without_mapping_it(tmp_path):
+    pipeline, uploader, _ = make_pipeline(tmp_path)
+    pipeline.add(
+        ORDERS,
+        RecordEnvelope("orders", order("o1")),
+        Rejection(STAGE_SCHEMA, "record does not match its schema: record.ts must be integer"),
+    )
+    pipeline.flush()
+    assert uploader.sent == []
+    (dead,) = dead_letters(tmp_path)
+    assert (dead["stage"], dead["record"]["id"]) == (STAGE_SCHEMA, "o1")
+    assert pipeline.account.outcomes["orders"][REJECTED] == 1
+
+
+def test_on_rejected_fail_stops_at_the_first_rejection(tmp_path):
+    pipeline, _, _ = make_pipeline(tmp_path, on_rejected="fail")
+    with pytest.raises(RunFailed, match="rejected at stage mapping"):
+        pipeline.add(ORDERS, RecordEnvelope("orders", {"id": "o1"}))
+
+
+def test_every_record_is_counted_once(tmp_path):
+    pipeline, uploader, _ = make_pipeline(tmp_path, batch_size=3)
+    uploader.refuse = {"o5"}
+    records = [
+        order("o1"),
+        order("o1"),  # duplicate
+        order("o2", status="test"),  # filtered
+        {"id": "o3"},  # no time: mapping
+        order("o4"),
+        order("o5"),  # refused by the API
+    ]
+    for rec in records:
+        pipeline.add(ORDERS, RecordEnvelope("orders", rec))
+    pipeline.skip_unmapped("refunds")
+    pipeline.reject_line(9, "not json", "input", "line is not valid JSON")
+    pipeline.flush()
+    account = pipeline.account
+    assert account.received("orders") == len(records)
+    assert account.total(SENT) == 2
+    assert account.total(DUPLICATE) == 1
+    assert account.total(FILTERED) == 1
+    assert account.total(REJECTED) == 3  # mapping, api, the input line
+    assert pipeline.checkpoints.numbered == len(records) + 2

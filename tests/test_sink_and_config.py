@@ -1,0 +1,153 @@
+"""The sink's schema verdict and the config's start-up checks, driven directly (no CLI)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from conftest import API_KEY, PIXEL_ID
+from singer_sdk.exceptions import ConfigValidationError
+from support import now_ms
+
+from target_openai_capi.config import compile_streams, fill_from_environment, setting, without_key
+from target_openai_capi.pipeline.accounting import SKIPPED_STREAM, STAGE_SCHEMA
+from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.sink import ConversionsSink
+from target_openai_capi.target import TargetOpenAICapi
+
+# Nothing is sent in these tests: the URL is never called.
+URL = "http://127.0.0.1:9/v1/events"
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "ts": {"type": "integer"},
+        "email": {"type": ["string", "null"]},
+        "notes": {"type": "integer"},  # never read by the mapping
+    },
+}
+STREAMS = {"orders": {"event_type": "order_created", "fields": {"timestamp_ms": "ts"}}}
+
+
+def sink_for(stream: str, **config: object) -> ConversionsSink:
+    target = TargetOpenAICapi(
+        config={"pixel_id": PIXEL_ID, "api_key": API_KEY, "api_url": URL, "streams": STREAMS}
+        | config,
+        validate_config=True,
+    )
+    target._process_schema_message(
+        {"type": "SCHEMA", "stream": stream, "schema": SCHEMA, "key_properties": ["id"]}
+    )
+    sink = target.get_sink(stream)
+    assert isinstance(sink, ConversionsSink)
+    return sink
+
+
+def test_a_record_that_matches_the_schema_where_it_is_read_passes():
+    sink = sink_for("orders")
+    record = {"id": "o1", "ts": now_ms(), "email": None, "notes": "not an integer, not read"}
+    assert sink.schema_verdict(RecordEnvelope("orders", record)) is None
+
+
+def test_a_record_that_breaks_the_schema_where_it_is_read_is_rejected_naming_the_field():
+    sink = sink_for("orders")
+    verdict = sink.schema_verdict(RecordEnvelope("orders", {"id": "o1", "ts": "yesterday"}))
+    assert verdict is not None
+    assert verdict.stage == STAGE_SCHEMA
+    assert "record.ts must be integer" in verdict.reason
+    assert "yesterday" not in verdict.reason  # the value stays out of the reason
+
+
+def test_a_record_without_its_key_property_is_rejected():
+    sink = sink_for("orders")
+    verdict = sink.schema_verdict(RecordEnvelope("orders", {"ts": now_ms()}))
+    assert verdict is not None
+    assert verdict.reason == "record lacks key properties ['id']"
+
+
+def test_a_record_the_reader_checked_is_not_checked_again():
+    sink = sink_for("orders")
+    envelope = RecordEnvelope("orders", {"id": "o1", "ts": "x"}, schema_checked=True)
+    assert sink.schema_verdict(envelope) is None
+
+
+def test_the_sink_plans_a_decoding_that_checks_the_schema_for_its_read_paths():
+    decoding = sink_for("orders").record_decoding()
+    assert decoding is not None
+    assert decoding.checks_schema
+    assert decoding.decoder.decode(b'{"id": "o1", "ts": 5, "notes": "x"}') == {"id": "o1", "ts": 5}
+
+
+def test_without_validation_the_plan_only_reads():
+    decoding = sink_for("orders", validate_records=False).record_decoding()
+    assert decoding is not None
+    assert not decoding.checks_schema
+
+
+def test_a_record_of_an_unmapped_stream_is_counted_and_skipped():
+    sink = sink_for("refunds")
+    sink.add(RecordEnvelope("refunds", {"id": "r1"}))
+    assert sink.pipeline.account.outcomes["refunds"][SKIPPED_STREAM] == 1
+    assert sink.record_decoding() is not None  # only its key properties are decoded
+
+
+def test_stream_entries_compile_with_their_errors_and_warnings():
+    mappings, errors, warnings = compile_streams(
+        {
+            "streams": {
+                "orders": {"event_type": "order_created", "fields": {"date_of_birth": "dob"}},
+                "broken": {"event_type": "not_a_type"},
+            }
+        }
+    )
+    assert list(mappings) == ["orders"]
+    (error,) = errors
+    assert "broken" in error
+    assert "not_a_type" in error
+    (warning,) = warnings
+    assert warning.startswith("streams.orders.fields.date_of_birth is not sent")
+
+
+def test_a_stream_entry_that_does_not_compile_stops_the_target_at_start_up():
+    with pytest.raises(ConfigValidationError):
+        TargetOpenAICapi(
+            config={
+                "pixel_id": PIXEL_ID,
+                "api_key": API_KEY,
+                "api_url": URL,
+                "streams": {"broken": {"event_type": "not_a_type"}},
+            },
+            validate_config=True,
+        )
+
+
+def test_the_key_and_pixel_come_from_the_environment_when_the_config_lacks_them(monkeypatch):
+    monkeypatch.setenv("TARGET_OPENAI_CAPI_API_KEY", "  sk-svcacct-from-env\n")
+    monkeypatch.setenv("TARGET_OPENAI_CAPI_PIXEL_ID", "px_env")
+    config: dict[str, object] = {"pixel_id": "", "api_key": None}
+    fill_from_environment(config)
+    assert config == {"pixel_id": "px_env", "api_key": "sk-svcacct-from-env"}
+    kept: dict[str, object] = {"pixel_id": "px_config", "api_key": "sk-svcacct-config"}
+    fill_from_environment(kept)
+    assert kept == {"pixel_id": "px_config", "api_key": "sk-svcacct-config"}
+
+
+def test_the_key_is_hidden_in_every_form_a_message_may_show_it():
+    key = "sk-svcacct-se\\cret\n"
+    messages = [f"bad key {key}", f"bad key {key.strip()}", f"repr {key!r}"]
+    hidden = without_key(messages, key)
+    assert hidden == ["bad key ***", "bad key ***", "repr '***'"]
+
+
+def test_a_setting_left_out_has_the_config_schemas_default():
+    assert setting({}, "batch_size") == 1000
+    assert setting({}, "max_concurrent_requests") == 4
+    assert setting({"batch_size": 10}, "batch_size") == 10
+
+
+def test_start_up_warns_about_a_mapped_field_no_user_object_sends(caplog):
+    with caplog.at_level(logging.WARNING):
+        sink_for(
+            "orders", streams={"orders": {**STREAMS["orders"], "fields": {"date_of_birth": "d"}}}
+        )
+    assert "streams.orders.fields.date_of_birth is not sent" in caplog.text
