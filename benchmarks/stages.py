@@ -32,15 +32,13 @@ sys.path.insert(0, str(HERE.parent))
 import generate  # noqa: E402
 
 from target_openai_capi.contract import event_problem, window_problem  # noqa: E402
-from target_openai_capi.decoding import record_decoding  # noqa: E402
 from target_openai_capi.delivery.client import prepare_body  # noqa: E402
-from target_openai_capi.mapping.event import (  # noqa: E402
-    build_event,
-    compile_stream_mapping,
-    passes_filter,
-)
-from target_openai_capi.mapping.reads import prune_schema  # noqa: E402
-from target_openai_capi.reader import _decoder, _envelope_decoder  # noqa: E402
+from target_openai_capi.mapping.event import build_event, passes_filter  # noqa: E402
+from target_openai_capi.mapping.stream_mapping import compile_stream_mapping  # noqa: E402
+from target_openai_capi.reading.decoding import record_decoding  # noqa: E402
+from target_openai_capi.reading.lines import _ENVELOPE_DECODER as _envelope_decoder  # noqa: E402
+from target_openai_capi.reading.lines import WHOLE_LINE_DECODER as _decoder  # noqa: E402
+from target_openai_capi.reading.schema_paths import prune_schema  # noqa: E402
 from target_openai_capi.sink import FastRecordValidator  # noqa: E402
 
 

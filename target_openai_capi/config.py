@@ -12,13 +12,17 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 
 from target_openai_capi.contract import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
-from target_openai_capi.mapping.event import EVENT_FIELDS, StreamMapping, compile_stream_mapping
 from target_openai_capi.mapping.identity import (
     DEFAULT_USER_FIELD_STYLE,
     USER_FIELD_STYLES,
     USER_FIELDS,
     check_user_settings,
     unsendable_user_field,
+)
+from target_openai_capi.mapping.stream_mapping import (
+    EVENT_FIELDS,
+    StreamMapping,
+    compile_stream_mapping,
 )
 from target_openai_capi.pipeline.coverage import KINDS
 

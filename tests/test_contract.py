@@ -392,7 +392,7 @@ def test_first_problem_follows_field_order() -> None:
     assert (
         event_problem(event)
         == "user.email: is not an allowed field (allowed: "
-        + ", ".join(sorted(contract.USER_FIELDS))
+        + ", ".join(sorted(contract.USER_WIRE_FIELDS))
         + ")"
     )
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from target_openai_capi.config import CONFIG_SCHEMA
-from target_openai_capi.mapping.event import EVENT_FIELDS, compile_stream_mapping
+from target_openai_capi.mapping.stream_mapping import EVENT_FIELDS, compile_stream_mapping
 from target_openai_capi.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,13 +12,12 @@ from jmespath.visitor import _Expression
 
 from target_openai_capi.mapping import compiled, expressions
 from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.expression_functions import cookie, url_param
 from target_openai_capi.mapping.expressions import (
     ExpressionError,
     Getter,
     compile_expression,
-    cookie,
     interpret_expression,
-    url_param,
 )
 
 RECORDS: list[dict[str, Any]] = [

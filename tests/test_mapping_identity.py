@@ -13,14 +13,14 @@ from decimal import Decimal
 import pytest
 
 from target_openai_capi import contract
-from target_openai_capi.mapping import identity
+from target_openai_capi.mapping import identity, user_values
 from target_openai_capi.mapping.identity import (
     USER_FIELD_STYLES,
     USER_FIELDS,
     build_user,
-    sha256_hex,
     unsendable_user_field,
 )
+from target_openai_capi.mapping.user_values import sha256_hex
 
 
 def h(text: str) -> str:
@@ -91,8 +91,8 @@ def test_each_style_sends_exactly_an_official_shape() -> None:
 
 
 def test_the_event_schema_accepts_the_official_names_and_no_others() -> None:
-    assert contract.USER_FIELDS == OFFICIAL_PLURAL | OFFICIAL_SINGULAR
-    assert not contract.USER_FIELDS & NEVER_OFFICIAL
+    assert contract.USER_WIRE_FIELDS == OFFICIAL_PLURAL | OFFICIAL_SINGULAR
+    assert not contract.USER_WIRE_FIELDS & NEVER_OFFICIAL
 
 
 def test_friendly_names_map_to_the_documented_fields() -> None:
@@ -295,13 +295,13 @@ def test_lists_send_up_to_three_distinct_values_in_order() -> None:
 
 def test_a_huge_list_costs_only_the_values_sent() -> None:
     emails = [f"user{i}@example.com" for i in range(100_000)]
-    identity._normalise_text.cache_clear()
+    user_values._normalise_text.cache_clear()
     user, notes = build_user({"email": emails})
     assert user == {"emails_sha256": [h(e) for e in emails[:3]]}
     assert notes == [
         "email has 100000 values; sent the first 3 distinct ones (the API uses at most three)"
     ]
-    assert identity._normalise_text.cache_info().currsize == 3  # the others were never hashed
+    assert user_values._normalise_text.cache_info().currsize == 3  # the others were never hashed
 
 
 def test_raw_lists_count_values_the_api_would_lowercase_as_one() -> None:
@@ -439,10 +439,10 @@ def test_an_external_id_of_uppercase_hex_is_hashed_with_its_case_kept() -> None:
 
 
 def test_long_values_are_not_cached() -> None:
-    identity._normalise_text.cache_clear()
-    city = "x" * (identity.MAX_CACHED_TEXT + 1)
+    user_values._normalise_text.cache_clear()
+    city = "x" * (user_values.MAX_CACHED_TEXT + 1)
     assert build_user({"city": city})[0] == {"cities": [city]}
-    assert identity._normalise_text.cache_info().currsize == 0
+    assert user_values._normalise_text.cache_info().currsize == 0
 
 
 def test_a_list_for_a_one_value_field_says_why_one_was_sent() -> None:

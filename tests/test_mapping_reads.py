@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from target_openai_capi.mapping.event import compile_stream_mapping
 from target_openai_capi.mapping.reads import read_paths
+from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
 from target_openai_capi.reading.schema_paths import prune_schema
 
 

@@ -17,7 +17,7 @@ import pytest
 from support import now_ms
 
 from target_openai_capi.delivery import Batch, BatchResult
-from target_openai_capi.mapping.event import compile_stream_mapping
+from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
 from target_openai_capi.pipeline.accounting import (
     DUPLICATE,
     FILTERED,

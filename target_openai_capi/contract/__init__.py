@@ -1,16 +1,13 @@
 """What the Conversions API accepts: the event JSON Schema and its constants (schema.py), the
 fast check of every event (fast.py) with its explanation (explain.py), and the rules the schema
-cannot express (the time window, currencies with a minor unit, the dedup key)."""
+cannot express (the time window, currencies with a minor unit (currencies.py), the dedup key)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
-from iso4217 import Currency
-
+from target_openai_capi.contract.currencies import currency_problem
 from target_openai_capi.contract.fast import event_problem
 from target_openai_capi.contract.schema import (
     ACTION_SOURCES,
@@ -22,7 +19,7 @@ from target_openai_capi.contract.schema import (
     MAX_EVENT_FUTURE_MS,
     MAX_EVENTS_PER_REQUEST,
     SHAPE_FIELDS,
-    USER_FIELDS,
+    USER_WIRE_FIELDS,
 )
 
 
@@ -39,23 +36,6 @@ def window_problem(timestamp_ms: int, now_ms: int) -> str | None:
         return "timestamp_ms: older than 7 days"
     if timestamp_ms > now_ms + MAX_EVENT_FUTURE_MS:
         return "timestamp_ms: more than 10 minutes in the future"
-    return None
-
-
-_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
-
-
-@lru_cache(maxsize=512)
-def currency_problem(code: str) -> str | None:
-    """Why an ISO 4217 code cannot carry an integer minor-unit amount, or None when it can."""
-    if not isinstance(code, str) or not _CURRENCY_CODE.fullmatch(code):
-        return f"{code!r} is not a three-letter ISO 4217 code in upper case, e.g. 'USD'"
-    try:
-        exponent = Currency(code).exponent
-    except ValueError:
-        return f"{code!r} is not a known ISO 4217 currency code"
-    if exponent is None:
-        return f"{code!r} has no minor unit, so an amount in its lowest denomination is undefined"
     return None
 
 
@@ -86,7 +66,7 @@ __all__ = [
     "MAX_EVENT_AGE_MS",
     "MAX_EVENT_FUTURE_MS",
     "SHAPE_FIELDS",
-    "USER_FIELDS",
+    "USER_WIRE_FIELDS",
     "currency_problem",
     "dedup_name",
     "event_currency_problem",

@@ -49,7 +49,8 @@ SHAPE_FIELDS: dict[str, frozenset[str]] = {
     shape: frozenset(_resolve(f"#/$defs/data_{shape}")["properties"])
     for shape in dict.fromkeys(DATA_SHAPE_BY_TYPE.values())
 }
-USER_FIELDS: frozenset[str] = frozenset(EVENT_SCHEMA["$defs"]["user"]["properties"])
+# The user object's names on the wire (identity.USER_FIELDS are the friendly names a mapping maps).
+USER_WIRE_FIELDS: frozenset[str] = frozenset(EVENT_SCHEMA["$defs"]["user"]["properties"])
 
 
 def _app_event_types() -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from target_openai_capi.delivery.batch import Batch, BatchResult
 from target_openai_capi.delivery.client import (
     Client,
     ClientSettings,
@@ -27,13 +28,8 @@ from target_openai_capi.delivery.retry import (
     parse_retry_after,
     should_retry,
 )
-from target_openai_capi.delivery.uploader import (
-    Action,
-    Batch,
-    BatchResult,
-    Uploader,
-    action_for,
-)
+from target_openai_capi.delivery.status_policy import Action, action_for
+from target_openai_capi.delivery.uploader import Uploader
 
 __all__ = [
     "Action",

@@ -1,26 +1,6 @@
 """Deliver batches: retries, bisection of rejected batches, bounded concurrency.
 
-Policy by status, decided in `action_for` and nowhere else:
-- 2xx: every event in the request accepted.
-- 400/422: the API fails the whole request for one bad event. When the error body names events
-  of the request (`param: "events[3]"`, as the live API does), exactly those are rejected with
-  the server's messages and the rest is sent again in one request: one bad event in 1,000 costs
-  one extra request. When the body names none, names an event the request does not have, or the
-  rest fails again, the request is split in halves and both halves are sent, recursively, until
-  each bad event is rejected alone: about 2*log2(n) requests for one bad event in n.
-- 413: split in halves the same way; one event that is too large alone is rejected.
-- 401/403: AuthError (403 `unknown pid`: UnknownPixelError, naming the pixel id); 404:
-  NotFoundError. Fatal: no new batch starts, in-flight ones may finish.
-- 408/429/5xx (not 501/505) and network errors: the same request is retried with backoff,
-  honouring Retry-After, until policy.max_attempts or policy.max_total_seconds (both counted
-  per request, from its first attempt) run out; then RetriesExhausted, fatal.
-- A 400/422 whose body is not the API's error shape (an HTML page from a proxy), or a batch
-  whose every event is refused alone with one message that names no event: RefusedWholesale,
-  fatal; such refusals are not about events, so none is rejected.
-- Any other status (3xx, 409, 418, 501, ...): UnexpectedResponse, fatal. Deliberately not
-  treated like 400: a status with no documented meaning is more likely a wrong api_url or an
-  API change than a bad event, and bisecting would then reject every event of the run one by
-  one. Stopping costs a rerun; nothing is lost because STATE does not advance.
+What each status leads to is decided in status_policy.py (`action_for`) and carried out here.
 
 validate_first: each batch is first sent with validate_only=true and bisected on 400 like
 above; only the events that passed are then sent for real. That costs one extra request per
@@ -30,15 +10,14 @@ the validation pass instead of the real one.
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from target_openai_capi.contract import MAX_EVENTS_PER_REQUEST
+from target_openai_capi.delivery.batch import Batch, BatchResult
 from target_openai_capi.delivery.client import is_api_error, named_events, prepare_body
 from target_openai_capi.delivery.errors import (
     AuthError,
@@ -55,10 +34,10 @@ from target_openai_capi.delivery.retry import (
     backoff_delay,
     fits_budget,
     full_jitter,
-    is_retryable_status,
     parse_retry_after,
     should_retry,
 )
+from target_openai_capi.delivery.status_policy import Action, action_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -70,61 +49,6 @@ _log = logging.getLogger(__name__)
 
 # Server messages in WARNING lines are cut to this: logs stay small, dead letters get the full one.
 LOG_MESSAGE_CHARS = 200
-
-
-class Action(enum.Enum):
-    """What to do with a response."""
-
-    ACCEPT = "accept"
-    RETRY = "retry"
-    BISECT = "bisect"  # some event is bad: split until it is alone
-    SPLIT = "split"  # the request is too large: split until it fits
-    AUTH = "auth"
-    NOT_FOUND = "not_found"
-    UNEXPECTED = "unexpected"
-
-
-def action_for(status: int) -> Action:
-    """Turn a status into an action: the one place that knows what statuses mean."""
-    if 200 <= status <= 299:
-        return Action.ACCEPT
-    if status in (400, 422):
-        return Action.BISECT
-    if status == 413:
-        return Action.SPLIT
-    if status in (401, 403):
-        return Action.AUTH
-    if status == 404:
-        return Action.NOT_FOUND
-    if is_retryable_status(status):
-        return Action.RETRY
-    return Action.UNEXPECTED
-
-
-@dataclass
-class Batch:
-    """Wire events (already validated locally) with one opaque tag per event for the caller."""
-
-    events: list[dict[str, Any]]
-    tags: list[Any]
-    validate_only: bool = False
-
-    def __post_init__(self) -> None:
-        """Tags are how the caller maps results back to records: they must line up."""
-        if len(self.tags) != len(self.events):
-            raise ValueError(f"{len(self.events)} events but {len(self.tags)} tags")
-
-
-@dataclass
-class BatchResult:
-    """How one batch ended: which events were accepted, which rejected and why, at what cost."""
-
-    batch: Batch
-    accepted: list[int] = field(default_factory=list)
-    rejected: list[tuple[int, int, str]] = field(default_factory=list)
-    requests: int = 0
-    # Rejected events whose refusal named no event (a body without `param`), by index.
-    unnamed: set[int] = field(default_factory=set)
 
 
 class _Stopped(DeliveryError):

@@ -18,11 +18,8 @@ from dataclasses import dataclass
 from numbers import Number
 from typing import Any
 
-from jmespath.exceptions import JMESPathTypeError
-from jmespath.visitor import _Expression
-
-Getter = Callable[[Any], Any]
-Node = Mapping[str, Any]
+from target_openai_capi.mapping.compiled_calls import expression_reference, function_call
+from target_openai_capi.mapping.paths import Getter, Node, field_path, path_getter
 
 
 @dataclass(frozen=True)
@@ -76,80 +73,6 @@ def _is_false(value: Any) -> bool:
 def _is_actual_number(value: Any) -> bool:
     """A number that is not a bool."""
     return not isinstance(value, bool) and isinstance(value, Number)
-
-
-# --- plain dotted paths ---------------------------------------------------------------------
-
-
-def field_path(node: Node) -> list[str] | None:
-    """The names of a plain dotted path (`a.b.c`), or None for any other expression."""
-    if node["type"] == "field":
-        return [node["value"]]
-    if node["type"] == "subexpression":
-        names: list[str] = []
-        for child in node["children"]:
-            sub = field_path(child)
-            if sub is None:
-                return None
-            names.extend(sub)
-        return names
-    return None
-
-
-def path_getter(names: Sequence[str]) -> Getter:
-    """Direct dict lookups, returning what jmespath returns (None past a missing step)."""
-    # jmespath calls .get on each step and answers None where there is no .get (a string, a
-    # list): AttributeError is exactly that case. A missing step (None) is the common one, so it
-    # is tested for rather than raised, which costs ten times more.
-    if len(names) == 1:
-        (a,) = names
-
-        def get1(value: Any) -> Any:
-            if value is None:
-                return None
-            try:
-                return value.get(a)
-            except AttributeError:
-                return None
-
-        return get1
-    if len(names) == 2:
-        a, b = names
-
-        def get2(value: Any) -> Any:
-            try:
-                value = value.get(a)
-                return None if value is None else value.get(b)
-            except AttributeError:
-                return None
-
-        return get2
-    if len(names) == 3:
-        a, b, c = names
-
-        def get3(value: Any) -> Any:
-            try:
-                value = value.get(a)
-                if value is None:
-                    return None
-                value = value.get(b)
-                return None if value is None else value.get(c)
-            except AttributeError:
-                return None
-
-        return get3
-
-    def get_n(value: Any) -> Any:
-        try:
-            for name in names:
-                value = value.get(name)
-                if value is None:
-                    return None
-        except AttributeError:
-            return None
-        return value
-
-    return get_n
 
 
 # --- node compilers: one per node type ------------------------------------------------------
@@ -420,71 +343,14 @@ def _comparator(node: Node, runtime: Runtime) -> Getter:
 
 
 def _function_expression(node: Node, runtime: Runtime) -> Getter:
-    """`f(a, b)`: the interpreter's own function, after its own argument type checks."""
-    name: str = node["value"]
-    functions = runtime.functions
-    spec = functions.FUNCTION_TABLE.get(name)
-    if spec is None:
-        raise _Unsupported(name)  # the interpreter reports an unknown function per record
-    function: Callable[..., Any] = spec["function"]
-    signature: Sequence[Mapping[str, Any]] = spec["signature"]
-    children: Sequence[Node] = node["children"]
-    variadic = bool(signature) and signature[-1].get("variadic")
-    if (len(children) < len(signature)) if variadic else (len(children) != len(signature)):
-        raise _Unsupported(name)  # the interpreter reports a wrong argument count per record
-    getters = [_compile(child, runtime) for child in children]
-    # As jmespath's _type_check: one check per declared parameter (a variadic tail is not
-    # checked). A literal argument that passes now passes every time, so it is checked once.
-    checks: list[tuple[int, list[str]]] = []
-    for position, parameter in enumerate(signature):
-        types = parameter["types"]
-        if types and not _literal_passes(children[position], types, name, functions):
-            checks.append((position, types))
-    check = functions._type_check_single
-    if not checks and len(getters) == 1:
-        (only,) = getters
-        return lambda value: function(functions, only(value))
-    if not checks and len(getters) == 2:
-        first, second = getters
-        return lambda value: function(functions, first(value), second(value))
-
-    def call(value: Any) -> Any:
-        arguments = [getter(value) for getter in getters]
-        for position, types in checks:
-            check(arguments[position], types, name)
-        return function(functions, *arguments)
-
-    return call
-
-
-def _literal_passes(node: Node, types: list[str], name: str, functions: Any) -> bool:
-    """Whether `node` is a literal that passes the argument type check."""
-    if node["type"] != "literal":
-        return False
-    try:
-        functions._type_check_single(node["value"], types, name)
-    except JMESPathTypeError:
-        return False
-    return True
-
-
-class _CompiledVisitor:
-    """Stands in for the interpreter inside an expref: `visit` runs the compiled closure."""
-
-    def __init__(self, getter: Getter) -> None:
-        self._getter = getter
-
-    def visit(self, node: Node, value: Any) -> Any:
-        """The compiled expression on `value` (`node` is the one it was compiled from)."""
-        return self._getter(value)
+    getter = function_call(node, runtime, lambda child: _compile(child, runtime))
+    if getter is None:
+        raise _Unsupported(node["value"])  # the interpreter reports it per record
+    return getter
 
 
 def _expref(node: Node, runtime: Runtime) -> Getter:
-    """`&a` (for sort_by, max_by, map, ...): jmespath's expref object, running compiled code."""
-    child: Node = node["children"][0]
-    visitor = _CompiledVisitor(_compile(child, runtime))
-    # A new object per evaluation, as in jmespath, so that no caller can observe sharing.
-    return lambda value: _Expression(child, visitor)
+    return expression_reference(node, _compile(node["children"][0], runtime))
 
 
 _NODES: dict[str, Callable[[Node, Runtime], Getter]] = {

@@ -16,17 +16,15 @@ from __future__ import annotations
 import re
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 
-from iso4217 import Currency
-
+from target_openai_capi.contract.currencies import CURRENCY_EXPONENTS
 from target_openai_capi.mapping.errors import MappingError, quote, type_name
 
 # Ten quadrillion minor units (ten trillion dollars) is no real order: a bigger value is a unit
 # mistake (cents mapped as dollars twice, a timestamp mapped as an amount), not a sale.
 MAX_MINOR_UNITS = 10**15
 
-# Code -> exponent for every currency with a minor unit; XAU, XDR, XXX and friends have none,
-# so they cannot be expressed in minor units and count as unknown.
-_EXPONENTS: dict[str, int] = {c.code: c.exponent for c in Currency if c.exponent is not None}
+# Currencies without a minor unit (XAU, XDR, ...) cannot carry an amount and count as unknown.
+_EXPONENTS = CURRENCY_EXPONENTS
 _POWERS: dict[int, int] = {e: 10**e for e in set(_EXPONENTS.values())}
 
 # A private context so that nothing another module does to decimal's global context changes

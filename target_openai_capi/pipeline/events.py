@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 from target_openai_capi.contract import dedup_name, event_problem, window_problem
 from target_openai_capi.mapping.errors import MappingError
-from target_openai_capi.mapping.event import StreamMapping, build_event, passes_filter
+from target_openai_capi.mapping.event import build_event, passes_filter
+from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.pipeline.accounting import (
     DUPLICATE,
     FILTERED,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from target_openai_capi.delivery import Uploader
-from target_openai_capi.mapping.event import StreamMapping
+from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_STREAM
 from target_openai_capi.pipeline.batching import Batcher, RecordRef
 from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue

@@ -1,34 +1,32 @@
-"""The sandbox's HTTP server: the Conversions API's POST /v1/events plus inspection endpoints."""
+"""The sandbox's HTTP server: the Conversions API's POST /v1/events plus inspection endpoints.
+
+HTTP only (parsing requests, writing replies, keep-alive, stopping); what each request is answered
+with is app.py's.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import socket
 import sys
 import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from target_openai_capi.sandbox.faults import Fault, FaultConfig, FaultPlan
-from target_openai_capi.sandbox.page import render_page
-from target_openai_capi.sandbox.rules import (
-    Rejection,
-    auth_rejection,
-    batch_rejection,
-    error_body,
-    parse_body,
-    pixel_rejection,
+from target_openai_capi.sandbox.app import (
+    MAX_SHOWN_EVENTS,
+    Reply,
+    SandboxApp,
+    error_reply,
+    wall_clock_ms,
 )
-from target_openai_capi.sandbox.stats import Stats
-from target_openai_capi.sandbox.store import EventStore, StoreClosed
+from target_openai_capi.sandbox.faults import Fault, FaultConfig
+from target_openai_capi.sandbox.page import render_page
+from target_openai_capi.sandbox.store import StoreClosed
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -43,143 +41,8 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 # connection; past this much the sandbox stops reading and closes the connection instead.
 _MAX_DRAIN_BYTES = 256 * 1024 * 1024
 _CHUNK = 64 * 1024
-# The event stream page shows this many refused batches and latest events per pixel.
-MAX_SHOWN_REJECTIONS = 50
-MAX_SHOWN_EVENTS = 50
-# Well-formed request bodies kept, newest last, for Sandbox.received_bodies().
-MAX_KEPT_BODIES = 1000
 # How often the serving loop checks for stop(); the stdlib's 0.5 s made every stop take that long.
 _POLL_INTERVAL_S = 0.02
-
-
-def wall_clock_ms() -> int:
-    """Milliseconds since the epoch, from the system clock."""
-    return time.time_ns() // 1_000_000
-
-
-@dataclass
-class Reply:
-    """What to answer one request with."""
-
-    status: int
-    payload: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-    events: int = 0  # how many events the request carried, for the log line
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
-    """A Reply with the API's error body for a message that names nothing."""
-    return Reply(status, error_body(Rejection(status, message)), headers or {})
-
-
-class SandboxApp:
-    """Everything the handler threads share: settings, store, stats and faults."""
-
-    def __init__(
-        self,
-        *,
-        api_keys: Collection[str] | None,
-        pixel_ids: Collection[str] | None,
-        db_path: str,
-        faults: FaultConfig | None,
-        max_body_bytes: int,
-        now_ms: Callable[[], int],
-        name_params: bool = True,
-    ) -> None:
-        """Settings as start_sandbox documents them."""
-        self.name_params = name_params
-        self.api_keys = None if api_keys is None else frozenset(api_keys)
-        self.pixel_ids = None if pixel_ids is None else frozenset(pixel_ids)
-        self.max_body_bytes = max_body_bytes
-        self.now_ms = now_ms
-        self.store = EventStore(db_path)
-        self.stats = Stats()
-        self.faults = FaultPlan(faults)
-        self.stopping = threading.Event()  # wakes requests sleeping for injected latency
-        self.rejections: deque[dict[str, Any]] = deque(maxlen=MAX_SHOWN_REJECTIONS)
-        self.bodies: deque[Any] = deque(maxlen=MAX_KEPT_BODIES)
-
-    def post_events(
-        self, authorization: str | None, pixel_id: str | None, body: bytes | None, size: int
-    ) -> Reply:
-        """Answer one POST /v1/events whose body is `body` (None when over the size limit);
-        a refused batch is kept, newest first, for the event stream page."""
-        reply = self._answer_events(authorization, pixel_id, body, size)
-        if 400 <= reply.status < 500:
-            error = reply.payload.get("error", {})
-            errors = error.get("errors") or []
-            message = errors[0].get("message") if errors else error.get("message")
-            at = dt.datetime.now(dt.timezone.utc).strftime("%H:%M:%S")
-            self.rejections.appendleft(
-                {
-                    "at": at,
-                    "pixel": pixel_id or "",
-                    "status": reply.status,
-                    "events": reply.events,
-                    "message": message,
-                }
-            )
-        return reply
-
-    def _answer_events(
-        self, authorization: str | None, pixel_id: str | None, body: bytes | None, size: int
-    ) -> Reply:
-        rejection = auth_rejection(authorization, self.api_keys) or pixel_rejection(
-            pixel_id, self.pixel_ids
-        )
-        if rejection:
-            return self._rejected(rejection)
-        assert pixel_id is not None  # pixel_rejection refused a missing one
-        if body is None:
-            limit = self.max_body_bytes
-            return _error(413, f"Request body is {size} bytes; the limit is {limit} bytes")
-        parsed = parse_body(body)
-        if isinstance(parsed, Rejection):
-            return self._rejected(parsed)
-        self.bodies.append(orjson.loads(body))  # for tests: what each request carried
-        count = len(parsed.events)
-        self.stats.batch(
-            count, validate_only=parsed.validate_only, integration_source=parsed.integration_source
-        )
-        rejection = batch_rejection(parsed.events, self.now_ms())
-        if rejection:
-            return self._rejected(rejection, count)
-        stored = duplicates = 0
-        if not parsed.validate_only:
-            stored, duplicates = self.store.add(pixel_id, parsed.events)
-            self.stats.stored(stored, duplicates)
-        # ASSUMPTION: the real API's success body is not documented; this one serves tests.
-        payload = {
-            "received": count,
-            "stored": stored,
-            "duplicates": duplicates,
-            "validate_only": parsed.validate_only,
-        }
-        return Reply(200, payload, events=count)
-
-    def _rejected(self, rejection: Rejection, events: int = 0) -> Reply:
-        """A Reply for a Rejection, naming the bad events unless told not to."""
-        body = error_body(rejection, name_params=self.name_params)
-        return Reply(rejection.status, body, events=events)
-
-    def fault_reply(self, fault: Fault) -> Reply | None:
-        """The answer an injected error fault gives, or None for the connection faults."""
-        retry_after = self.faults.config.retry_after
-        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-        if fault is Fault.RATE_LIMITED:
-            return _error(429, "Rate limit exceeded (sandbox fault)", headers)
-        if fault is Fault.SERVER_ERROR:
-            return _error(500, "Internal server error (sandbox fault)")
-        if fault is Fault.UNAVAILABLE:
-            return _error(503, "Service unavailable (sandbox fault)", headers)
-        return None
-
-    def reset(self) -> None:
-        """Forget stored events and zero the counters."""
-        self.store.clear()
-        self.stats.reset()
-        self.rejections.clear()
-        self.bodies.clear()
 
 
 class _Server(ThreadingHTTPServer):
@@ -196,7 +59,7 @@ class _Server(ThreadingHTTPServer):
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handleerror_reply(self, request: Any, client_address: Any) -> None:
         """A client that went away is normal; anything else is logged, never raised."""
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
@@ -264,14 +127,14 @@ class _Handler(BaseHTTPRequestHandler):
         """(body, size); body None when over the limit; a Reply when the length is unusable."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
-            return _error(411, "Send the body with a Content-Length header")
+            return error_reply(411, "Send the body with a Content-Length header")
         try:
             size = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             size = -1
         if size < 0:
             self.close_connection = True
-            return _error(400, "Invalid Content-Length header")
+            return error_reply(400, "Invalid Content-Length header")
         if size <= self.server.app.max_body_bytes:
             return self.rfile.read(size), size
         if size > _MAX_DRAIN_BYTES:
@@ -351,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         except Exception as exc:
             logger.exception("sandbox: internal error on POST %s", EVENTS_PATH)
-            return _error(500, f"Internal sandbox error: {type(exc).__name__}")
+            return error_reply(500, f"Internal sandbox error: {type(exc).__name__}")
 
     def do_GET(self) -> None:
         """GET / (the event stream page), /sandbox/events?pid=... and /sandbox/stats."""
@@ -386,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
             f"POST {EVENTS_PATH}, GET / (event stream page), GET /sandbox/events, "
             "GET /sandbox/stats, POST /sandbox/reset"
         )
-        self._send(_error(404, f"No such endpoint: {path} (known: {known})"))
+        self._send(error_reply(404, f"No such endpoint: {path} (known: {known})"))
         self._log(404)
 
 

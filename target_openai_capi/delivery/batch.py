@@ -1,0 +1,32 @@
+"""A batch of wire events for the uploader, and how it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Batch:
+    """Wire events (already validated locally) with one opaque tag per event for the caller."""
+
+    events: list[dict[str, Any]]
+    tags: list[Any]
+    validate_only: bool = False
+
+    def __post_init__(self) -> None:
+        """Tags are how the caller maps results back to records: they must line up."""
+        if len(self.tags) != len(self.events):
+            raise ValueError(f"{len(self.events)} events but {len(self.tags)} tags")
+
+
+@dataclass
+class BatchResult:
+    """How one batch ended: which events were accepted, which rejected and why, at what cost."""
+
+    batch: Batch
+    accepted: list[int] = field(default_factory=list)
+    rejected: list[tuple[int, int, str]] = field(default_factory=list)
+    requests: int = 0
+    # Rejected events whose refusal named no event (a body without `param`), by index.
+    unnamed: set[int] = field(default_factory=set)

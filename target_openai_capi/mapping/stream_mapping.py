@@ -1,0 +1,161 @@
+"""A stream's `streams` config entry compiled once into a StreamMapping (its expressions too)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from target_openai_capi.contract import EVENT_TYPES
+from target_openai_capi.mapping.event_names import check_event_table, normalise_event_name
+from target_openai_capi.mapping.expressions import Getter, compile_expression
+from target_openai_capi.mapping.identity import USER_FIELDS
+from target_openai_capi.mapping.reads import read_paths
+from target_openai_capi.pipeline.coverage import DEFAULT_MATCH_IDENTIFIERS, KINDS
+from target_openai_capi.presets import apply_preset
+
+# Friendly field names a stream's `fields` may map, with what each one means (shown in the docs).
+EVENT_FIELDS: dict[str, str] = {
+    "id": "Event id; with the type it is OpenAI's dedup key, so it must be stable (an order id).",
+    "timestamp": "When it happened: ISO 8601 with any offset (no offset = UTC), or epoch seconds.",
+    "timestamp_ms": "When it happened, as epoch milliseconds (instead of `timestamp`).",
+    "custom_event_name": "Name of a custom event (type `custom`).",
+    "oppref": "OpenAI's click id (`oppref` landing-page parameter or `__oppref` cookie).",
+    "source_url": "Page URL of the conversion; required when action_source is `web`.",
+    "action_source": "web, mobile_app, offline, physical_store, phone_call, email or other.",
+    "opt_out": "True to exclude the event from personalisation (it still counts in aggregate).",
+    "amount": "Value in major units (25.99), converted exactly to minor units.",
+    "amount_minor": "Value already in minor units (2599), e.g. Stripe amounts.",
+    "currency": "ISO 4217 code; required whenever an amount is present.",
+    "contents": "Items: id, name, content_type, quantity, amount or amount_minor, currency.",
+    "plan_id": "Plan id (subscription_created, trial_started, custom).",
+    "custom_data": (
+        "Custom events only: an object whose properties go into the event's data as they are "
+        "(strings, numbers, booleans, objects, arrays or null)."
+    ),
+    "email": "Customer email(s): trimmed, lowercased, SHA-256 hashed.",
+    "phone": "Phone(s): digits with the country code (8-15), SHA-256 hashed.",
+    "external_id": "Your stable customer id: trimmed, case kept, SHA-256 hashed.",
+    "first_name": "Lowercased, whitespace and punctuation removed, SHA-256 hashed.",
+    "last_name": "Lowercased, whitespace and punctuation removed, SHA-256 hashed.",
+    "city": "City, sent raw (trimmed).",
+    "state": "State, province or region, sent raw as `regions` (trimmed).",
+    "zip": "Postal code, sent raw: letters, digits, spaces or hyphens, at most 32 characters.",
+    "country": "ISO 3166-1 alpha-2 country code, sent raw in upper case.",
+    "obref": "The pixel's `__obref` first-party cookie, raw; only with measurement consent.",
+    "android_advertising_id": "Google advertising id (GAID, a UUID), raw; all-zero is left out.",
+    "ip_address": "Client IPv4/IPv6 address, sent as is.",
+    "user_agent": "Client user agent, sent as is.",
+    "date_of_birth": "Not sent: no version of OpenAI's user object has a date of birth.",
+}
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    """A stream's mapping from records to events, compiled once from its config entry."""
+
+    stream: str
+    event_type: str | None
+    event_type_from: Getter | None
+    event_types: Mapping[str, str]
+    filter: Getter | None
+    dry_run: bool | None
+    fields: Mapping[str, Getter]
+    user_fields: tuple[str, ...] = field(default=tuple(USER_FIELDS))
+    # The record paths the mapping reads (mapping/reads.py), or None: it may read anything.
+    reads: Mapping[str, Any] | None = None
+    # skip_unmatchable: events carrying none of these identifier kinds are skipped, not sent.
+    match_identifiers: frozenset[str] | None = None
+
+
+def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMapping:
+    """Compile one `streams` config entry; raises ValueError with every problem found."""
+    problems: list[str] = []
+    where = f"streams.{stream}"
+    try:
+        entry = apply_preset(entry)
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}") from None
+
+    def compile_or_note(text: object, what: str) -> Getter | None:
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"{where}.{what}: must be a non-empty JMESPath expression")
+            return None
+        try:
+            return compile_expression(text)
+        except ValueError as exc:
+            problems.append(f"{where}.{what}: {exc}")
+            return None
+
+    event_type = entry.get("event_type")
+    if event_type is not None and event_type not in EVENT_TYPES:
+        problems.append(
+            f"{where}.event_type: {event_type!r} is not a CAPI event type "
+            f"(one of {', '.join(EVENT_TYPES)}); use event_type_from for names to translate"
+        )
+    type_from_text = entry.get("event_type_from")
+    if event_type is not None and type_from_text is not None:
+        problems.append(f"{where}: set event_type or event_type_from, not both")
+    if event_type is None and type_from_text is None:
+        # A warehouse model shaped like the event carries its type in a `type` column.
+        type_from_text = "type"
+    type_from = (
+        None if type_from_text is None else compile_or_note(type_from_text, "event_type_from")
+    )
+
+    table = entry.get("event_types") or {}
+    try:
+        check_event_table(table)
+    except ValueError as exc:
+        problems.append(f"{where}.event_types: {exc}")
+        table = {}
+    table = {normalise_event_name(name): value for name, value in table.items()}
+
+    filter_text = entry.get("filter")
+    row_filter = None if filter_text is None else compile_or_note(filter_text, "filter")
+
+    fields: dict[str, Getter] = {}
+    for name, text in (entry.get("fields") or {}).items():
+        if name not in EVENT_FIELDS:
+            problems.append(
+                f"{where}.fields.{name}: not a field name (one of {', '.join(EVENT_FIELDS)})"
+            )
+            continue
+        getter = compile_or_note(text, f"fields.{name}")
+        if getter is not None:
+            fields[name] = getter
+    for a, b in (("amount", "amount_minor"), ("timestamp", "timestamp_ms")):
+        if a in fields and b in fields:
+            problems.append(f"{where}.fields: map {a} or {b}, not both")
+
+    match_identifiers = None
+    if entry.get("skip_unmatchable"):
+        wanted = entry.get("match_identifiers") or list(DEFAULT_MATCH_IDENTIFIERS)
+        unknown = [kind for kind in wanted if kind not in KINDS]
+        if unknown or not isinstance(wanted, list):
+            problems.append(
+                f"{where}.match_identifiers: {unknown[:1] or wanted!r} is not an identifier kind "
+                f"(one of {', '.join(KINDS)})"
+            )
+        match_identifiers = frozenset(wanted)
+    elif entry.get("match_identifiers") is not None:
+        problems.append(f"{where}.match_identifiers has no effect without skip_unmatchable: true")
+
+    if problems:
+        raise ValueError("; ".join(problems))
+    texts = [*(entry.get("fields") or {}).values(), filter_text, type_from_text]
+    # An event field that is not mapped is read from the record's property of the same name.
+    reads = read_paths(
+        [text for text in texts if isinstance(text, str)], sorted(set(EVENT_FIELDS) - set(fields))
+    )
+    return StreamMapping(
+        stream=stream,
+        event_type=event_type,
+        event_type_from=type_from,
+        event_types=table,
+        filter=row_filter,
+        dry_run=entry.get("dry_run"),
+        fields=fields,
+        reads=reads,
+        match_identifiers=match_identifiers,
+    )

@@ -1,0 +1,276 @@
+"""One user identifier value: normalised as OpenAI documents, hashed where it must be (pure).
+
+Rules (OpenAI's Conversions API page, newest version; the README's user identifiers table):
+- email: trimmed and lowercased; must hold one "@" with text on both sides and no spaces. Hashed.
+- phone: whitespace, parentheses, periods and hyphens removed, then a leading "+" and any leading
+  zeroes: "+1 (415) 555-2671" and "001 415 555 2671" -> "14155552671"; 8 to 15 digits, the country
+  calling code kept. A number written without "+" or "00" is read as starting with its country
+  code, unless `default_phone_region` is set: then it is a national number of that region
+  (libphonenumber adds the country code and drops a trunk prefix: "(415) 555-2671", US ->
+  "14155552671"). Hashed.
+- external_id: trimmed, case and every other character kept (a whole number is written without
+  decimals). Hashed.
+- first_name, last_name: lowercased, every whitespace and ASCII punctuation character removed,
+  non-ASCII kept, no accent stripping ("Mary Jane" -> "maryjane", "O'Connor" -> "oconnor",
+  "José" -> "josé"; NFC first, so a decomposed "é" hashes like the composed one). Hashed.
+- city, state (sent as `regions`): raw text, trimmed (the API lowercases and cuts at 128).
+- zip: raw, trimmed; letters, digits, spaces or hyphens, at most 32 characters.
+- country: a two-letter ISO 3166-1 code, sent in upper case ("us" -> "US"; "UK" is read as "GB").
+- obref (the pixel's `__obref` cookie, only with the user's consent), user_agent: raw, non-blank.
+- android_advertising_id: a raw GAID (a UUID); the all-zero id means "limited" and is left out.
+- ip_address: a valid IPv4 / IPv6 address in its compressed form (from an X-Forwarded-For list
+  the first address), raw.
+- A hashed field whose value already is a SHA-256 hex digest is sent as is, lowercased (an
+  external id only when it is lowercase hex: its case is kept, and an id may itself be hex).
+- Null, "" and blank values are skipped. A value that fails its rule never costs the event: it is
+  left out and a note names the field and the rule, never the value.
+- A field may map to one value or a list of them (several emails): the plural style sends up to
+  three distinct values as a list (the API uses the first three); the singular style, one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import string
+import unicodedata
+from collections.abc import Callable
+from decimal import Decimal
+from functools import lru_cache
+
+import phonenumbers
+
+# Normalised, then SHA-256; never sent raw.
+HASHED_FIELDS = frozenset({"email", "phone", "external_id", "first_name", "last_name"})
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_SPACE = re.compile(r"\s")
+_PHONE_SEPARATORS = re.compile(r"[\s().-]")
+_POSTAL_CODE = re.compile(r"[A-Za-z0-9 -]{1,32}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_ALL_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+_ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
+PHONE_DIGITS = (8, 15)
+
+# ISO 3166-1 alpha-2, officially assigned codes (249).
+_COUNTRY_CODES = """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
+    BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ
+    EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW
+    GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY
+    KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV
+    MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY
+    QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG
+    TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM
+    ZW
+"""
+_COUNTRIES = frozenset(_COUNTRY_CODES.split())
+# Not ISO, but what people write for the United Kingdom.
+_COUNTRY_ALIASES = {"UK": "GB"}
+
+
+class Rejected(Exception):
+    """A value that fails its field's rule; `reason` never contains the value."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def sha256_hex(normalised: str) -> str:
+    """SHA-256 of a normalised value's UTF-8 bytes, as lowercase hex."""
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def _text(value: object, reason: str) -> str:
+    """A string value trimmed, or a whole number written without decimals."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        raise Rejected(reason)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (Decimal, float)):
+        number = Decimal(repr(value)) if isinstance(value, float) else value
+        # A JSON number read as Decimal may look like 1.6505551234E+10: write it out in full.
+        if number.is_finite() and number.adjusted() < 30:
+            whole = number == number.to_integral_value()
+            return str(int(number)) if whole else format(number, "f")
+    raise Rejected(reason)
+
+
+def _string(value: object, reason: str) -> str:
+    if not isinstance(value, str):
+        raise Rejected(reason)
+    return value.strip()
+
+
+def _email(value: object, region: str | None) -> str:
+    text = _text(value, "is not an email address").lower()
+    local, at, domain = text.partition("@")
+    if not at or not local or not domain or "@" in domain or _SPACE.search(text):
+        raise Rejected("is not an email address")
+    return text
+
+
+_PHONE_RULE = "is not a phone number of 8 to 15 digits with its country code"
+
+
+def _phone(value: object, region: str | None) -> str:
+    compact = _PHONE_SEPARATORS.sub("", _text(value, _PHONE_RULE))
+    if region is None or compact.startswith(("+", "00")):
+        digits = compact.removeprefix("+").lstrip("0")  # the documented rule, to the letter
+    else:
+        digits = _national_number_digits(compact, region)
+    low, high = PHONE_DIGITS
+    if not (digits.isascii() and digits.isdigit() and low <= len(digits) <= high):
+        raise Rejected(_PHONE_RULE)
+    return digits
+
+
+# libphonenumber's parse costs ~20-40 us a number and returning customers repeat their numbers:
+# results are cached, in a bounded cache so memory stays flat.
+@lru_cache(maxsize=16_384)
+def _national_number_digits(compact: str, region: str) -> str:
+    """A number written in the national form of `region`, as country code + national digits."""
+    if len(compact) > 250:  # libphonenumber refuses longer input (TOO_LONG)
+        raise Rejected(_PHONE_RULE)
+    try:
+        number = phonenumbers.parse(compact, region)
+    except phonenumbers.NumberParseException:
+        raise Rejected(f"is not a phone number of default_phone_region {region}") from None
+    if not phonenumbers.is_possible_number(number):
+        raise Rejected(f"is not a phone number of default_phone_region {region}")
+    e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164[1:]
+
+
+def _person_name(value: object, region: str | None) -> str:
+    if not isinstance(value, str):
+        raise Rejected("is not text")
+    lowered = unicodedata.normalize("NFC", value).lower().translate(_ASCII_PUNCTUATION)
+    return "".join(lowered.split())
+
+
+def _place(value: object, region: str | None) -> str:
+    return _string(value, "is not text")
+
+
+def _postal_code(value: object, region: str | None) -> str:
+    reason = "is not a postal code (letters, digits, spaces or hyphens, at most 32 characters)"
+    text = _text(value, reason)
+    if not _POSTAL_CODE.fullmatch(text):
+        raise Rejected(reason)
+    return text
+
+
+def _country(value: object, region: str | None) -> str:
+    code = _string(value, "is not a two-letter ISO 3166-1 country code").upper()
+    code = _COUNTRY_ALIASES.get(code, code)
+    if code not in _COUNTRIES:
+        raise Rejected("is not a two-letter ISO 3166-1 country code")
+    return code
+
+
+def _external_id(value: object, region: str | None) -> str:
+    return _text(value, "is not text or a number")
+
+
+def _obref(value: object, region: str | None) -> str:
+    return _string(value, "is not text (the pixel's __obref cookie)")
+
+
+def _advertising_id(value: object, region: str | None) -> str:
+    text = _string(value, "is not a Google advertising id (a UUID)")
+    if not _UUID.fullmatch(text):
+        raise Rejected("is not a Google advertising id (a UUID)")
+    if text == _ALL_ZERO_UUID:
+        raise Rejected("is the all-zero id of a user who limited ad tracking")
+    return text
+
+
+def _ip_address(value: object, region: str | None) -> str:
+    first = _string(value, "is not an IPv4 or IPv6 address").split(",", 1)[0].strip()
+    try:  # X-Forwarded-For: the client comes first
+        address = ipaddress.ip_address(first)
+    except ValueError:
+        raise Rejected("is not an IPv4 or IPv6 address") from None
+    if getattr(address, "scope_id", None):  # fe80::1%eth0: a link-local zone, not a client
+        raise Rejected("is an IPv6 address with a zone id (%...), not a client address")
+    return str(address)
+
+
+def _user_agent(value: object, region: str | None) -> str:
+    return _string(value, "is not text")
+
+
+_NORMALISERS: dict[str, Callable[[object, str | None], str]] = {
+    "email": _email,
+    "phone": _phone,
+    "external_id": _external_id,
+    "first_name": _person_name,
+    "last_name": _person_name,
+    "city": _place,
+    "state": _place,
+    "zip": _postal_code,
+    "country": _country,
+    "obref": _obref,
+    "android_advertising_id": _advertising_id,
+    "ip_address": _ip_address,
+    "user_agent": _user_agent,
+}
+# Regions libphonenumber knows: the values default_phone_region may take.
+PHONE_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
+def blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _is_digest(name: str, text: str) -> bool:
+    """A value that already is a SHA-256 digest: 64 hex characters. For external ids (whose
+    case is kept and which may be hex themselves) only lowercase ones, as hashes are written."""
+    if not _SHA256_HEX.fullmatch(text):
+        return False
+    return name != "external_id" or text == text.lower()
+
+
+def _normalise(name: str, value: object, region: str | None) -> str:
+    """The value to send for one field: raw, passed-through digest, or hash of the normal form."""
+    if name not in HASHED_FIELDS:
+        return _NORMALISERS[name](value, region)
+    if isinstance(value, str) and _is_digest(name, value.strip()):
+        return value.strip().lower()
+    normal = _NORMALISERS[name](value, region)
+    if not normal:
+        raise Rejected("is empty once normalised")
+    return sha256_hex(normal)
+
+
+# Normalising and hashing a value costs a few µs, and values repeat across records (cities,
+# countries, a returning customer's email and name): results for text values are cached, in a
+# bounded cache so memory stays flat. Only str keys: 1, 1.0 and True would share a cache entry.
+USER_VALUE_CACHE_SIZE = 32_768
+
+
+@lru_cache(maxsize=USER_VALUE_CACHE_SIZE)
+def _normalise_text(name: str, text: str, region: str | None) -> tuple[str, str | None]:
+    """(value to send, None) or ("", reason): _normalise of a text value, cached."""
+    try:
+        return _normalise(name, text, region), None
+    except Rejected as e:
+        return "", e.reason
+
+
+# Longer text is normalised but not cached: the cache is bounded by entries, not bytes.
+MAX_CACHED_TEXT = 256
+
+
+def normalised(name: str, value: object, region: str | None) -> str:
+    """_normalise, cached for short text; raises Rejected."""
+    if type(value) is str and len(value) <= MAX_CACHED_TEXT:
+        result, reason = _normalise_text(name, value, region)
+        if reason is not None:
+            raise Rejected(reason)
+        return result
+    return _normalise(name, value, region)
