@@ -11,7 +11,14 @@ several formats, IPv4 and IPv6 client addresses, an oppref in the landing page o
 Customers repeat (about two orders each), as in a real shop. A STATE every 1,000 records and
 one at the end.
 
+Two record shapes under the same SCHEMA: `full` (~10 KiB: every field the tap selects, nulls
+and empty lists written out) and `sparse` (~2 KiB: what most orders look like when a tap leaves
+out absent optional fields: ids, times, the order's money, customer, one address, line items,
+the last visit). Both carry every field the tap-shopify/orders preset reads, so both map to
+the same events.
+
     python benchmarks/generate.py --records 20000 --output /tmp/orders.singer
+    python benchmarks/generate.py --records 20000 --shape sparse --output /tmp/sparse.singer
     python benchmarks/generate.py --records 1000000 | target-openai-capi --config ...
 """
 
@@ -669,7 +676,37 @@ def make_order(
     }
 
 
-def stream_lines(records: int, seed: int = 1, now: dt.datetime | None = None) -> Iterator[bytes]:
+# What a sparse order keeps: top-level fields, then the fields of its line items and address.
+SPARSE_FIELDS = (
+    "id", "legacyResourceId", "name", "createdAt", "processedAt", "updatedAt", "test", "email",
+    "phone", "clientIp", "currencyCode", "sourceName", "statusPageUrl", "displayFinancialStatus",
+    "subtotalPriceSet", "totalPriceSet", "totalTaxSet", "customer", "billingAddress",
+    "lineItems", "customerJourneySummary", "tags",
+)  # fmt: skip
+SPARSE_LINE_ITEM = ("id", "sku", "title", "quantity", "product", "discountedUnitPriceSet")
+SPARSE_ADDRESS = ("firstName", "lastName", "city", "provinceCode", "zip", "countryCodeV2", "phone")
+
+
+def sparse_order(order: dict[str, Any]) -> dict[str, Any]:
+    """The order as a tap that leaves out absent optional fields writes it (~2 KiB)."""
+    out = {k: order[k] for k in SPARSE_FIELDS if order.get(k) not in (None, [])}
+    out["lineItems"] = [
+        {k: item[k] for k in SPARSE_LINE_ITEM if item.get(k) is not None}
+        for item in order["lineItems"]
+    ]
+    for item in out["lineItems"]:
+        item["product"] = {"id": item["product"]["id"]}
+        item["discountedUnitPriceSet"] = {"shopMoney": item["discountedUnitPriceSet"]["shopMoney"]}
+    address = order["billingAddress"]
+    out["billingAddress"] = {k: address[k] for k in SPARSE_ADDRESS if address.get(k) is not None}
+    landing = order["customerJourneySummary"]["lastVisit"]["landingPage"]
+    out["customerJourneySummary"] = {"lastVisit": {"landingPage": landing}}
+    return out
+
+
+def stream_lines(
+    records: int, seed: int = 1, now: dt.datetime | None = None, shape: str = "full"
+) -> Iterator[bytes]:
     """SCHEMA, then `records` RECORD lines with a STATE every STATE_EVERY and at the end."""
     now = now or dt.datetime.now(dt.timezone.utc)
     rng = random.Random(seed)
@@ -680,6 +717,8 @@ def stream_lines(records: int, seed: int = 1, now: dt.datetime | None = None) ->
     last = ""
     for n in range(records):
         record = make_order(rng, seed, n, now, customers)
+        if shape == "sparse":
+            record = sparse_order(record)
         last = record["updatedAt"]
         yield orjson.dumps({"type": "RECORD", "stream": STREAM, "record": record})
         if (n + 1) % STATE_EVERY == 0:
@@ -693,10 +732,10 @@ def _state(updated_at: str, count: int) -> bytes:
     return orjson.dumps({"type": "STATE", "value": value})
 
 
-def write_stream(out: BinaryIO, records: int, seed: int = 1) -> None:
+def write_stream(out: BinaryIO, records: int, seed: int = 1, shape: str = "full") -> None:
     """Write the stream to a binary file, one message per line."""
     buffer: list[bytes] = []
-    for line in stream_lines(records, seed):
+    for line in stream_lines(records, seed, shape=shape):
         buffer.append(line)
         if len(buffer) >= 500:
             out.write(b"\n".join(buffer) + b"\n")
@@ -711,16 +750,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=20_000, help="RECORD lines (%(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (%(default)s)")
     parser.add_argument("--output", help="file to write (default: standard output)")
+    parser.add_argument(
+        "--shape", choices=["full", "sparse"], default="full", help="record shape (%(default)s)"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     if args.output:
         with open(args.output, "wb") as out:
-            write_stream(out, args.records, args.seed)
+            write_stream(out, args.records, args.seed, args.shape)
         took = time.monotonic() - started
         print(f"wrote {args.records} records to {args.output} in {took:.1f} s", file=sys.stderr)
     else:
         try:
-            write_stream(sys.stdout.buffer, args.records, args.seed)
+            write_stream(sys.stdout.buffer, args.records, args.seed, args.shape)
         except BrokenPipeError:  # the reader stopped early (e.g. the target failed)
             sys.exit(1)
 

@@ -89,7 +89,7 @@ def to_event(rec: dict[str, Any]) -> dict[str, Any]:
         "currency": currency,
         "contents": [
             {
-                "id": item["sku"] or item["product"]["id"],
+                "id": item.get("sku") or item["product"]["id"],
                 "name": item["title"],
                 "quantity": item["quantity"],
                 "amount": minor(item["discountedUnitPriceSet"]["shopMoney"]["amount"], currency),

@@ -147,12 +147,16 @@ class Sandbox:
     library only) to keep every contender's peak RSS its own.
     """
 
-    def __init__(self, latency_ms: int = 0, db_path: str | None = None) -> None:
+    def __init__(
+        self, latency_ms: int = 0, db_path: str | None = None, *, counting: bool = False
+    ) -> None:
         self._log = tempfile.NamedTemporaryFile(prefix="sandbox-", suffix=".log")  # noqa: SIM115
         command = [*SANDBOX_CMD, "--port", "0", "--quiet", "--api-key", API_KEY,
                    "--pixel-id", PIXEL_ID, "--latency-ms", str(latency_ms)]  # fmt: skip
         if db_path:
             command += ["--db", db_path]
+        if counting:  # throughput: a server that only counts (counting_server.py says why)
+            command = [PY, str(HERE / "counting_server.py"), "--port", "0"]
         self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log)
         deadline = time.monotonic() + 30
         while (
@@ -178,9 +182,10 @@ class Sandbox:
         self._log.close()
 
 
-def sandbox(latency_ms: int = 0, db_path: str | None = None) -> Sandbox:
-    """A fresh sandbox for one run (so every run starts with an empty store)."""
-    return Sandbox(latency_ms, db_path)
+def sandbox(latency_ms: int = 0, db_path: str | None = None, *, counting: bool = False) -> Sandbox:
+    """A fresh sandbox for one run (so every run starts with an empty store); `counting`: the
+    counting server instead, which only parses and counts."""
+    return Sandbox(latency_ms, db_path, counting=counting)
 
 
 class Commands:
@@ -212,6 +217,12 @@ class Commands:
             return [PY, str(HERE / "variants.py"), "--variants", variants, "--config", config]
         return [*TARGET_CMD, "--config", config]
 
+    def plain(self, sb: Sandbox) -> list[str]:
+        return [
+            PY, str(HERE / "plain_loop.py"),
+            "--api-url", sb.url, "--pixel-id", PIXEL_ID, "--api-key", API_KEY,
+        ]  # fmt: skip
+
     def raw(self, sb: Sandbox) -> list[str]:
         return [
             PY, str(HERE / "raw_floor.py"),
@@ -237,13 +248,14 @@ def package_version() -> str:
     return commit + ("+changes" if git("status", "--porcelain", "target_openai_capi") else "")
 
 
-def generate(records: int, path: Path, seed: int) -> Path:
+def generate(records: int, path: Path, seed: int, shape: str = "full") -> Path:
     if not path.exists():
         started = time.perf_counter()
-        command = [PY, str(HERE / "generate.py"), "--records", str(records), "--seed", str(seed)]
+        command = [PY, str(HERE / "generate.py"), "--records", str(records), "--seed", str(seed),
+                   "--shape", shape]  # fmt: skip
         subprocess.run([*command, "--output", str(path)], check=True, stderr=subprocess.DEVNULL)
         print(
-            f"  generated {records:,} records in {time.perf_counter() - started:.1f} s "
+            f"  generated {records:,} {shape} records in {time.perf_counter() - started:.1f} s "
             f"({path.stat().st_size / records / 1024:.1f} KiB a record)"
         )
     return path
@@ -267,6 +279,7 @@ def prefix(source: Path, records: int, path: Path) -> Path:
 
 def contenders(args: argparse.Namespace, commands: Commands) -> list[Contender]:
     field_list = [
+        Contender("plain", "plain loop (msgspec structs + requests)", commands.plain),
         Contender("raw", "raw floor (json + requests)", commands.raw),
         Contender(
             "fw-default",
@@ -292,36 +305,72 @@ def contenders(args: argparse.Namespace, commands: Commands) -> list[Contender]:
     return field_list
 
 
-def throughput(args: argparse.Namespace, workdir: Path, main_input: Path) -> dict[str, Any]:
-    print(f"\n== Throughput: {args.records:,} Shopify orders, median of {args.repeat} runs ==")
-    commands = Commands(workdir)
-    schema_only = prefix(main_input, 0, workdir / "schema-only.singer")
-    slow_input = prefix(
-        main_input,
-        args.default_floor_records,
-        workdir / f"prefix-{args.default_floor_records}.singer",
+def throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Every contender on every record shape, in interleaved rounds (round 1: every contender
+    on every shape, then round 2, ...), so a slow spell of the machine hits them all alike."""
+    shapes = args.shapes
+    print(
+        f"\n== Throughput: {args.records:,} Shopify orders per shape ({', '.join(shapes)}), "
+        f"{args.repeat} interleaved rounds =="
     )
-    field_list = contenders(args, commands)
-    for contender in field_list:
-        with sandbox() as sb:
-            run = run_process(contender.name, contender.command(sb), schema_only, 0, sb, workdir)
-        contender.startup_s = run.wall_s
+    commands = Commands(workdir)
+    inputs: dict[str, dict[str, Path]] = {}
+    fields: dict[str, list[Contender]] = {}
+    for shape in shapes:
+        main_input = generate(
+            args.records, workdir / f"orders-{shape}-{args.records}.singer", args.seed, shape
+        )
+        inputs[shape] = {
+            "main": main_input,
+            "schema": prefix(main_input, 0, workdir / f"schema-only-{shape}.singer"),
+            "slow": prefix(
+                main_input,
+                args.default_floor_records,
+                workdir / f"prefix-{shape}-{args.default_floor_records}.singer",
+            ),
+        }
+        fields[shape] = contenders(args, commands)
+        for contender in fields[shape]:
+            with sandbox(counting=True) as sb:
+                command = contender.command(sb)
+                run = run_process(contender.name, command, inputs[shape]["schema"], 0, sb, workdir)
+            contender.startup_s = run.wall_s
     for round_number in range(args.repeat):
-        for contender in field_list:
-            if contender.records_limit is not None and round_number >= args.slow_repeat:
-                continue
-            source = slow_input if contender.records_limit else main_input
-            records = contender.records_limit or args.records
-            with sandbox() as sb:
-                run = run_process(
-                    contender.name, contender.command(sb), source, records, sb, workdir
+        for shape in shapes:
+            for contender in fields[shape]:
+                if contender.records_limit is not None and round_number >= args.slow_repeat:
+                    continue
+                source = inputs[shape]["slow" if contender.records_limit else "main"]
+                records = contender.records_limit or args.records
+                with sandbox(counting=True) as sb:
+                    run = run_process(
+                        contender.name, contender.command(sb), source, records, sb, workdir
+                    )
+                contender.runs.append(run)
+                print(
+                    f"  round {round_number + 1} {shape:>6} {contender.name:<50} "
+                    f"{run.rate:>7,.0f} rec/s {run.peak_rss_mib:>5.0f} MiB ({run.wall_s:.1f} s)"
                 )
-            contender.runs.append(run)
-            print(
-                f"  {contender.name:<50} {run.rate:>7,.0f} rec/s  "
-                f"{run.peak_rss_mib:>5.0f} MiB  ({run.wall_s:.1f} s)"
-            )
-    return report_throughput(field_list)
+    results = {}
+    for shape in shapes:
+        size = _record_kib(inputs[shape]["main"])
+        print(f"\n-- {shape} records ({size:.1f} KiB each) --")
+        results[shape] = {"record_kib": round(size, 2), **report_throughput(fields[shape])}
+    return results
+
+
+def _record_kib(path: Path) -> float:
+    sizes = [len(line) for line in path.open("rb") if line.startswith(b'{"type":"RECORD"')]
+    return sum(sizes) / max(len(sizes), 1) / 1024
+
+
+def _round_ratios(ours: Contender, floor: Contender) -> list[float]:
+    """Steady-rate ratio of each round where both ran (runs are in round order)."""
+    return [
+        (a.records / max(a.wall_s - ours.startup_s, 1e-9))
+        / (b.records / max(b.wall_s - floor.startup_s, 1e-9))
+        for a, b in zip(ours.runs, floor.runs, strict=False)
+    ]
 
 
 def report_throughput(field_list: list[Contender]) -> dict[str, Any]:
@@ -361,12 +410,18 @@ def report_throughput(field_list: list[Contender]) -> dict[str, Any]:
         if key not in by_key:
             continue
         ours = by_key[key]
-        for floor_key in ("raw", "fw-default", "fw-novalidate"):
+        for floor_key in ("plain", "raw", "fw-default", "fw-novalidate"):
             floor = by_key[floor_key]
             steady, wall = ours.steady() / floor.steady(), ours.median().rate / floor.median().rate
-            ratios[f"{key} / {floor_key}"] = {"steady": round(steady, 2), "wall": round(wall, 2)}
+            rounds = sorted(_round_ratios(ours, floor))
+            ratios[f"{key} / {floor_key}"] = {
+                "steady": round(steady, 2),
+                "wall": round(wall, 2),
+                "each_round": [round(r, 2) for r in rounds],
+            }
             label = f"{ours.name} / {floor.name}"
-            print(f"  {label:<96} {steady:>6.2f}x  ({wall:.2f}x)")
+            spread = f"rounds {rounds[0]:.2f}-{rounds[-1]:.2f}x" if len(rounds) > 1 else ""
+            print(f"  {label:<92} {steady:>6.2f}x  ({wall:.2f}x)  {spread}")
         run = ours.median()
         print(
             f"  ({ours.name}: sent={run.sent} rejected={run.rejected}; the sandbox accepted "
@@ -516,6 +571,13 @@ def main() -> None:
         "'' for none (%(default)s)",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        choices=["full", "sparse"],
+        default=["sparse", "full"],
+        help="record shapes to measure throughput on (generate.py --shape; %(default)s)",
+    )
     parser.add_argument("--latency-ms", type=int, default=100, help="(%(default)s)")
     parser.add_argument("--concurrency-records", type=int, default=20_000, help="(%(default)s)")
     parser.add_argument("--skip-throughput", action="store_true")
@@ -538,15 +600,17 @@ def main() -> None:
             "date": now, "cpus": os.cpu_count(), "package": version, "args": vars(args)
         }  # fmt: skip
         started = time.perf_counter()
-        main_input = generate(args.records, workdir / f"orders-{args.records}.singer", args.seed)
         if not args.skip_throughput:
-            results["throughput"] = throughput(args, workdir, main_input)
+            results["throughput"] = throughput(args, workdir)
         if not args.skip_concurrency:
             results["concurrency"] = concurrency(args, workdir)
         if args.memory:
             results["memory"] = memory(args, workdir)
         if args.profile:
-            profile(args, workdir, main_input)
+            profile_input = generate(
+                args.records, workdir / f"orders-full-{args.records}.singer", args.seed
+            )
+            profile(args, workdir, profile_input)
         print(f"\ntotal {time.perf_counter() - started:.0f} s")
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -197,3 +197,12 @@ def test_error_body_type_follows_the_status(status: int, kind: str) -> None:
     assert error_body(Rejection(status, "why")) == {
         "error": {"message": "why", "type": kind, "param": None, "code": None}
     }
+
+
+@pytest.mark.parametrize("bad_type", [[], {}, ["page_viewed"], None, 7])
+def test_an_event_whose_type_is_not_a_string_is_refused_not_a_crash(bad_type):
+    rejection = batch_rejection([_event("a"), _event("b", type=bad_type)], NOW)
+    assert rejection is not None
+    assert rejection.status == 400
+    (error,) = error_body(rejection)["error"]["errors"]
+    assert error["param"] == "events[1].type"

@@ -1,5 +1,6 @@
 """What the Conversions API accepts: the event JSON Schema and its constants (schema.py), the
-fast check of every event (fast.py) with its explanation (explain.py), and the rules the schema
+check of every event (fast.py, and built.py in front of it for built events) with its
+explanation (explain.py), and the rules the schema
 cannot express (the time window, currencies with a minor unit (currencies.py), the dedup key)."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from target_openai_capi.contract.built import built_event_problem
 from target_openai_capi.contract.currencies import currency_problem
 from target_openai_capi.contract.fast import event_problem
 from target_openai_capi.contract.schema import (
@@ -67,6 +69,7 @@ __all__ = [
     "MAX_EVENT_FUTURE_MS",
     "SHAPE_FIELDS",
     "USER_WIRE_FIELDS",
+    "built_event_problem",
     "currency_problem",
     "dedup_name",
     "event_currency_problem",

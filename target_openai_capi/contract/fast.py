@@ -124,7 +124,8 @@ def event_problem(event: Mapping[str, Any]) -> str | None:
     if not isinstance(event, dict):
         return f"event: must be a JSON object, got {type(event).__name__}"
     event_type = event.get("type")
-    validate = _fast_validator(event_type) if event_type in DATA_SHAPE_BY_TYPE else None
+    known = isinstance(event_type, str) and event_type in DATA_SHAPE_BY_TYPE
+    validate = _fast_validator(event_type) if known else None
     if validate is None:
         return _explain(event) or "type: is required"
     try:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from target_openai_capi.contract import dedup_name, event_problem, window_problem
+from target_openai_capi.contract import built_event_problem, dedup_name, window_problem
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import build_event, passes_filter
 from target_openai_capi.mapping.stream_mapping import StreamMapping
@@ -104,7 +104,7 @@ class EventBuilder:
             self._log.warning(stream.name, "note", "Record of '%s': %s", stream.name, note)
         if stream.name not in self._id_streams_checked and "id" not in mapping.fields:
             self._say_if_ids_are_hashed(stream, event["id"])
-        problem = event_problem(event)
+        problem = built_event_problem(event)
         if problem is not None:
             return Rejection(STAGE_VALIDATION, problem, event_id=event["id"])
         problem = window_problem(event["timestamp_ms"], self._now_ms())

@@ -1,0 +1,245 @@
+"""The built-event check (contract/built.py) answers what the schema validator answers.
+
+Its recognizer says "valid" only when the compiled JSON Schema says so; everything else goes to
+the schema validator. Checked on every event the builder makes from the benchmark generator's
+orders of both shapes (through the tap-shopify/orders preset), on the official page's examples,
+and on thousands of mutations of them: each value of each event replaced in turn by values
+that break some rule (wrong types, empty, too long, out of range, bad formats), keys removed
+and keys added.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from target_openai_capi.contract import event_problem
+from target_openai_capi.contract.built import built_event_problem, certainly_valid
+from target_openai_capi.mapping.event import build_event
+from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import generate
+
+_DECODE = msgspec.json.Decoder(float_hook=Decimal)
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def built_events(shape: str, records: int = 400) -> list[dict[str, Any]]:
+    mapping = compile_stream_mapping("orders", {"preset": "tap-shopify/orders"})
+    events = []
+    for line in generate.stream_lines(records, seed=7, now=NOW, shape=shape):
+        message = _DECODE.decode(line)
+        if message["type"] != "RECORD":
+            continue
+        event, _ = build_event(mapping, message["record"], ["id"], default_phone_region="US")
+        events.append(event)
+    return events
+
+
+OTHER_EVENTS: list[dict[str, Any]] = [
+    # Every shape and the fields the preset does not produce.
+    {
+        "id": "lead-1",
+        "type": "lead_created",
+        "timestamp_ms": 1_764_590_400_000,
+        "action_source": "phone_call",
+        "opt_out": True,
+        "user": {
+            "email_sha256": "a" * 64,
+            "external_id_sha256": "b" * 64,
+            "country": "us",
+            "city": "Paris",
+            "zip_code": "75001",
+            "obref": "ob.1",
+            "android_advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d",
+            "user_agent": "Mozilla/5.0",
+            "ip_address": "2001:db8::1",
+        },
+        "data": {"type": "customer_action", "amount": 100, "currency": "EUR"},
+    },
+    {
+        "id": "sub-1",
+        "type": "subscription_created",
+        "timestamp_ms": 1_764_590_400_000,
+        "data": {
+            "type": "plan_enrollment",
+            "plan_id": "pro",
+            "contents": [{"id": "p", "amount": 5, "currency": "USD", "quantity": 0}],
+        },
+    },
+    {
+        "id": "c-1",
+        "type": "custom",
+        "custom_event_name": "quote_requested",
+        "timestamp_ms": 1_764_590_400_000,
+        "action_source": "web",
+        "source_url": "https://example.com/q?x=1",
+        "oppref": "opp_1",
+        "data": {"type": "custom", "tier": "gold", "score": 3, "nested": {"a": [1, None]}},
+    },
+    {
+        "id": "app-1",
+        "type": "app_installed",
+        "timestamp_ms": 1_764_590_400_000,
+        "action_source": "mobile_app",
+        "user": {"android_advertising_id": "38400000-8CF0-11BD-B23E-10B96E40000D"},
+        "data": {"type": "customer_action"},
+    },
+    {
+        "id": "v-1",
+        "type": "items_added",
+        "timestamp_ms": 1,
+        "data": {
+            "type": "contents",
+            "contents": [
+                {
+                    "id": "s",
+                    "group_id": "g",
+                    "content_type": "product",
+                    "variant_dict": {"size": "M"},
+                }
+            ],
+        },
+    },
+]
+
+BAD_VALUES: list[Any] = [
+    None,
+    "",
+    " ",
+    "x",
+    "x" * 300,
+    "x" * 9000,
+    0,
+    -1,
+    1.5,
+    12.0,
+    True,
+    False,
+    [],
+    [""],
+    ["x"],
+    ["A" * 64],
+    {},
+    {"x": 1},
+    "US",
+    "usd",
+    "USD",
+    "USDX",
+    "custom",
+    "Order_Created",
+    "web",
+    "mobile_app",
+    "contents",
+    "1.2.3.4",
+    "1.2.3.400",
+    "fe80::1%eth0",
+    "not a url",
+    "https://example.com/\n",
+    "a" * 64,
+    "A" * 64,
+    "g" * 64,
+    "00000000-0000-0000-0000-00000000000",
+]
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield path
+    if isinstance(value, dict):
+        for key in value:
+            yield from _paths(value[key], (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, (*path, index))
+
+
+def _replaced(event: dict[str, Any], path: tuple[Any, ...], new: Any) -> dict[str, Any]:
+    copied = copy.deepcopy(event)
+    node = copied
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = new
+    return copied
+
+
+def _removed(event: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
+    copied = copy.deepcopy(event)
+    node = copied
+    for step in path[:-1]:
+        node = node[step]
+    del node[path[-1]]
+    return copied
+
+
+def mutations(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for path in itertools.islice(_paths(event), 1, None):
+        for bad in BAD_VALUES:
+            yield _replaced(event, path, bad)
+        yield _removed(event, path)
+    for container in [p for p in _paths(event) if not p or isinstance(_at(event, p), dict)]:
+        yield (
+            _replaced(event, (*container, "unexpected"), 1)
+            if container
+            else {
+                **event,
+                "unexpected": 1,
+            }
+        )
+
+
+def _at(value: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        value = value[step]
+    return value
+
+
+def _agree(event: Any) -> None:
+    expected = event_problem(event)
+    assert built_event_problem(event) == expected, event
+    if certainly_valid(event):
+        assert expected is None, event
+
+
+@pytest.mark.parametrize("shape", ["full", "sparse"])
+def test_every_event_built_from_the_benchmark_orders_is_recognised_as_valid(shape):
+    events = built_events(shape)
+    assert len(events) == 400
+    for event in events:
+        assert event_problem(event) is None
+        assert certainly_valid(event), event  # the fast path is the one taken
+
+
+@pytest.mark.parametrize("index", range(len(OTHER_EVENTS)))
+def test_other_valid_events_are_recognised_too(index):
+    assert event_problem(OTHER_EVENTS[index]) is None
+    assert certainly_valid(OTHER_EVENTS[index])
+
+
+@pytest.mark.parametrize(
+    "seed_event",
+    [*built_events("full", 3)[:2], *built_events("sparse", 3)[:2], *OTHER_EVENTS],
+    ids=lambda e: f"{e['type']}-{e['id'][-6:]}",
+)
+def test_mutations_of_an_event_get_the_schemas_answer(seed_event):
+    count = invalid = 0
+    for mutated in mutations(seed_event):
+        _agree(mutated)
+        count += 1
+        invalid += event_problem(mutated) is not None
+    assert count > 250
+    assert invalid > count // 3  # the mutations do break rules
+
+
+def test_events_that_are_not_objects_get_the_schemas_answer():
+    for value in [None, [], "event", 1, {"type": "order_created"}, {}]:
+        _agree(value)
