@@ -78,6 +78,9 @@ class ConversionsSink(BatchSink):
         self.info = StreamInfo(stream_name, tuple(self.key_properties), self.original_schema)
         self._strict = self.pipeline.settings.on_rejected == "fail"
         self._count = self.record_counter_metric.increment  # the SDK's record_count METRIC
+        # Tap metadata can only be in a record decoded whole or read by the mapping.
+        reads = self.record_reads()
+        self._sdc_possible = reads is None or any(name in reads for name in SDC_METADATA)
 
     @property
     def is_full(self) -> bool:
@@ -94,8 +97,9 @@ class ConversionsSink(BatchSink):
         if not self._mapped:
             self.pipeline.skip_unmapped(self.stream_name)
             return
-        for name in SDC_METADATA:
-            record.pop(name, None)
+        if self._sdc_possible or not envelope.partial:
+            for name in SDC_METADATA:
+                record.pop(name, None)
         self.pipeline.add(self.info, envelope, self.schema_verdict(envelope))
 
     def schema_verdict(self, envelope: RecordEnvelope) -> Rejection | None:

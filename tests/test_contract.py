@@ -560,3 +560,31 @@ def test_event_currency_problem(changes: dict[str, Any], expected: str | None) -
     else:
         assert problem is not None
         assert problem.startswith(expected)
+
+
+def test_the_quick_ipv4_check_accepts_exactly_what_ipaddress_accepts():
+    import ipaddress
+    import random
+
+    from target_openai_capi.contract.schema import is_ipv4_text
+
+    samples = [
+        "1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5",
+        "1.2.3.4 ", " 1.2.3.4", "1..3.4", "", ".", "1.2.3.-4", "+1.2.3.4", "1.2.3.4/32",
+        "\u0661.\u0662.\u0663.\u0664", "1.2.3.\u2074", "0x1.2.3.4", "1.2.3.1000", "00.0.0.0",
+        "10.0.0.010", "1.2.3.4\n",
+    ]  # fmt: skip
+    rng = random.Random(4)
+    alphabet = "0123456789.0123456789.x /-+"
+    samples += [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 16))) for _ in range(20_000)
+    ]
+    samples += [".".join(str(rng.randrange(0, 300)) for _ in range(4)) for _ in range(5_000)]
+    for text in samples:
+        try:
+            ipaddress.IPv4Address(text)
+        except ValueError:
+            expected = False
+        else:
+            expected = True
+        assert is_ipv4_text(text) is expected, text

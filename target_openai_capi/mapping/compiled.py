@@ -65,9 +65,19 @@ def _compile(node: Node, runtime: Runtime) -> Getter:
 # --- JMESPath truthiness and numbers, as in jmespath.visitor --------------------------------
 
 
+_EMPTY_WHEN_FALSE = (str, list, dict)
+
+
 def _is_false(value: Any) -> bool:
     """JMESPath falsiness: null, false, "", [] and {} (0 is true)."""
-    return value is None or value is False or value == "" or value == [] or value == {}
+    if value is None or value is False:
+        return True
+    kind = type(value)
+    if kind is str or kind is list or kind is dict:  # the usual values: no comparisons
+        return not value
+    if isinstance(value, _EMPTY_WHEN_FALSE):  # subclasses compare as jmespath compares them
+        return value == "" or value == [] or value == {}
+    return False
 
 
 def _is_actual_number(value: Any) -> bool:
@@ -317,6 +327,8 @@ def _or_expression(node: Node, runtime: Runtime) -> Getter:
 
     def either(value: Any) -> Any:
         result = left(value)
+        if result is None or result is False or (type(result) is str and not result):
+            return right(value)  # the usual false values, tested inline
         return right(value) if _is_false(result) else result
 
     return either

@@ -63,7 +63,9 @@ def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
     """A mapped field, else the record's property of the same name; empty strings are absent."""
     getter = mapping.fields.get(name)
     value = getter(record) if getter is not None else record.get(name)
-    return None if value == "" else value
+    if type(value) is str:  # the usual case, without comparing other types with ""
+        return value or None
+    return None if isinstance(value, str) and not value else value
 
 
 def _as_bool(value: object, name: str) -> bool:

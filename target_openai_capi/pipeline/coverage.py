@@ -31,14 +31,23 @@ NONE_STRONG = "none_strong"
 DEFAULT_MATCH_IDENTIFIERS = ("oppref", "obref", "email", "external_id")
 
 
+# user field -> the kind it counts for (each field counts for one kind).
+_KIND_OF_FIELD = {field: kind for kind, fields in KINDS.items() for field in fields}
+
+
 def identifiers(event: Mapping[str, Any]) -> frozenset[str]:
     """The identifier kinds an event carries."""
     user = event.get("user") or {}
-    found = {kind for kind, fields in KINDS.items() if any(user.get(f) for f in fields)}
+    found = set()
+    if isinstance(user, Mapping):
+        for field, value in user.items():
+            kind = _KIND_OF_FIELD.get(field)
+            if kind is not None and value:
+                found.add(kind)
+        if user.get("ip_address") and user.get("user_agent"):
+            found.add("ip_address+user_agent")
     if event.get("oppref"):
         found.add("oppref")
-    if user.get("ip_address") and user.get("user_agent"):
-        found.add("ip_address+user_agent")
     return frozenset(found)
 
 
