@@ -9,8 +9,6 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 import click
-import msgspec
-import simplejson
 from singer_sdk import Target
 from singer_sdk.exceptions import (
     ConfigValidationError,
@@ -35,6 +33,7 @@ from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
 from target_openai_capi.pipeline.accounting import STAGE_INPUT, STAGE_MAPPING
+from target_openai_capi.pipeline.checkpoint import StateWriter
 from target_openai_capi.pipeline.dead_letter import DeadLetterError
 from target_openai_capi.pipeline.events import Rejection, StreamInfo
 from target_openai_capi.pipeline.run import Pipeline
@@ -86,7 +85,7 @@ class TargetOpenAICapi(Target):
         super().__init__(*args, **kwargs)
         # All sinks share one uploader and one STATE checkpoint, so drains run one at a time.
         self.max_parallelism = 1
-        self._last_state_line: str | None = None
+        self._state_out = StateWriter()
         # Per stream: its sink when its records skip stream maps (None: through them), as last
         # chosen at a SCHEMA, with the reader's decoding for it.
         self._direct: dict[str, ConversionsSink | None] = {}
@@ -301,21 +300,10 @@ class TargetOpenAICapi(Target):
             self.pipeline.reject_line(line_number, raw, stage, reason)
 
     def _write_state_message(self, state: object) -> None:
-        """Write STATE to stdout exactly as the tap wrote it, skipping a repeat of the last line.
-
-        The reader keeps a STATE's value as its JSON text (msgspec.Raw): numbers of any size or
-        precision go out as they came in (the SDK's json.dumps fails on Decimals).
-        """
+        """Write STATE to stdout as the tap wrote it (checkpoint.py `StateWriter`)."""
         if self.pipeline.nothing_matched:
             return  # the run fails at its end (a misnamed stream entry): it reruns from here
-        if isinstance(state, msgspec.Raw):
-            line = bytes(state).decode("utf-8", errors="surrogateescape")
-        else:
-            line = simplejson.dumps(state, use_decimal=True, default=str)
-        if line != self._last_state_line:
-            self._last_state_line = line
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+        self._state_out.write(state)
 
     # The end of a run
 

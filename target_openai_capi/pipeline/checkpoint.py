@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Hashable
+from typing import TextIO
+
+import msgspec
+import simplejson
 
 # A STATE message's value, kept as the tap wrote it (the reader hands over its JSON text).
 StateValue = object
@@ -59,3 +64,27 @@ class Checkpoints:
             return None
         self._pending_state = None
         return state
+
+
+class StateWriter:
+    """Writes STATE lines exactly as the tap wrote them, skipping a repeat of the last line.
+
+    The reader keeps a STATE's value as its JSON text (msgspec.Raw): numbers of any size or
+    precision go out as they came in (the SDK's json.dumps fails on Decimals).
+    """
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out  # None: sys.stdout as it is at each write (tests redirect it)
+        self._last_line: str | None = None
+
+    def write(self, state: StateValue) -> None:
+        """Write one STATE value as a line, unless it repeats the last one."""
+        if isinstance(state, msgspec.Raw):
+            line = bytes(state).decode("utf-8", errors="surrogateescape")
+        else:
+            line = simplejson.dumps(state, use_decimal=True, default=str)
+        if line != self._last_line:
+            self._last_line = line
+            out = self._out or sys.stdout
+            out.write(line + "\n")
+            out.flush()
