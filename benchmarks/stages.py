@@ -31,7 +31,11 @@ sys.path.insert(0, str(HERE.parent))
 
 import generate  # noqa: E402
 
-from target_openai_capi.contract import event_problem, window_problem  # noqa: E402
+from target_openai_capi.contract import (  # noqa: E402
+    built_event_problem,
+    event_problem,
+    window_problem,
+)
 from target_openai_capi.delivery.client import prepare_body  # noqa: E402
 from target_openai_capi.mapping.event import build_event, passes_filter  # noqa: E402
 from target_openai_capi.mapping.stream_mapping import compile_stream_mapping  # noqa: E402
@@ -66,9 +70,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--shape", choices=["full", "sparse"], default="full")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
-    lines = list(generate.stream_lines(args.records, args.seed))
+    lines = list(generate.stream_lines(args.records, args.seed, shape=args.shape))
     schema_message = orjson.loads(lines[0])
     schema = schema_message["schema"]
     record_lines = [line for line in lines if line.startswith(b'{"type":"RECORD"')]
@@ -134,9 +139,15 @@ def main() -> None:
     )
     events = [event for event, _ in built]
     timed(
-        "event_problem (CAPI schema, fastjsonschema)",
+        "(event_problem: the CAPI schema, fastjsonschema)",
         n,
         lambda: [event_problem(e) for e in events],
+        results,
+    )
+    timed(
+        "built_event_problem (recognizer, then the schema)",
+        n,
+        lambda: [built_event_problem(e) for e in events],
         results,
     )
     now = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
@@ -156,7 +167,7 @@ def main() -> None:
         "decode: the target's: read paths only, types checked",
         "filter (!test)",
         "build_event (ids, time, money, contents, user hashing)",
-        "event_problem (CAPI schema, fastjsonschema)",
+        "built_event_problem (recognizer, then the schema)",
         "window_problem",
         "prepare_body (orjson, 1,000 a request)",
     ]
