@@ -98,8 +98,12 @@ class ConversionsSink(BatchSink):
             self.pipeline.skip_unmapped(self.stream_name)
             return
         if self._sdc_possible or not envelope.partial:
-            for name in SDC_METADATA:
-                record.pop(name, None)
+            present = [name for name in SDC_METADATA if name in record]
+            if present:
+                if not envelope.partial:  # dead letters keep the record as it arrived
+                    envelope.original = dict(record)
+                for name in present:
+                    del record[name]
         self.pipeline.add(self.info, envelope, self.schema_verdict(envelope))
 
     def schema_verdict(self, envelope: RecordEnvelope) -> Rejection | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import gc
 import logging
-import os
 import sys
 from types import FrameType
 from typing import IO, Any, NoReturn
@@ -32,10 +33,10 @@ from target_openai_capi.config import (
 from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
-from target_openai_capi.pipeline.accounting import STAGE_INPUT, STAGE_MAPPING
+from target_openai_capi.pipeline.accounting import STAGE_INPUT
 from target_openai_capi.pipeline.checkpoint import StateWriter
-from target_openai_capi.pipeline.dead_letter import DeadLetterError
-from target_openai_capi.pipeline.events import Rejection, StreamInfo
+from target_openai_capi.pipeline.dead_letter import DeadLetterError, input_stat
+from target_openai_capi.pipeline.events import StreamInfo
 from target_openai_capi.pipeline.run import Pipeline
 from target_openai_capi.pipeline.settings import (
     PipelineSettings,
@@ -49,15 +50,8 @@ from target_openai_capi.reading.reader import BadLine, TolerantReader
 from target_openai_capi.reading.schema_check import schema_problem
 from target_openai_capi.run_summary import log_summary
 from target_openai_capi.sink import ConversionsSink
+from target_openai_capi.stream_maps import through_stream_maps
 from target_openai_capi.termination import MessageGuard
-
-
-def _input_stat(file_input: IO[Any] | None) -> os.stat_result | None:
-    """What the run reads from (a file or stdin), to tell whether it is the dead-letter file."""
-    try:
-        return os.fstat((file_input or sys.stdin).fileno())
-    except (OSError, ValueError, AttributeError):  # no real file behind it (a test's StringIO)
-        return None
 
 
 class TargetOpenAICapi(Target):
@@ -91,6 +85,11 @@ class TargetOpenAICapi(Target):
         self._direct: dict[str, ConversionsSink | None] = {}
         self._chosen_for: dict[str, Sink | None] = {}  # stream -> its sink at that choice
         self._versions_seen: set[str] = set()  # streams whose ACTIVATE_VERSION was logged
+        # Streams whose latest SCHEMA was refused: their records are rejected until one is not.
+        self._refused: set[str] = set()
+        # With stream maps: each stream's own SCHEMA, for the dead letter of a record a map
+        # fails on (the SDK's mapper changes its copy of the schema in place).
+        self._source_streams: dict[str, StreamInfo] = {}
         mappings, errors, warnings = compile_streams(self.config)
         if errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
@@ -143,6 +142,12 @@ class TargetOpenAICapi(Target):
         if not isinstance(stream, str) or not stream:
             raise BadLine("SCHEMA message has no stream name")
         problem = schema_problem(message_dict.get("schema"), message_dict.get("key_properties"))
+        if problem is None and self.config.get("stream_maps"):
+            self._source_streams[stream] = StreamInfo(
+                stream,
+                tuple(message_dict.get("key_properties") or ()),
+                copy.deepcopy(message_dict["schema"]),
+            )
         try:
             if problem is None:
                 super()._process_schema_message(message_dict)
@@ -152,6 +157,7 @@ class TargetOpenAICapi(Target):
             problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         if problem is not None:
             self._refuse_schema(stream, problem)
+        self._refused.discard(stream)
         self._choose_route(stream)
         if self.config.get("stream_maps"):
             # Also streams whose sink this SCHEMA replaced through a stream map's alias (only
@@ -160,10 +166,15 @@ class TargetOpenAICapi(Target):
                 self._choose_route(other)
 
     def _refuse_schema(self, stream: str, problem: str) -> None:
-        """Record the SCHEMA line as rejected; the stream's records then say why they are."""
+        """Record the SCHEMA line as rejected; the stream's records then say why they are
+        (not sent under the stream's earlier SCHEMA: the tap says they follow this one)."""
+        self._refused.add(stream)
+        self._direct[stream] = None
+        self._chosen_for.pop(stream, None)
         reader = self.message_reader
         if isinstance(reader, TolerantReader):
             reader.refused_schemas[stream] = problem
+            reader.set_record_decoding(stream, None)
         raise BadLine(f"SCHEMA for stream {stream!r} refused: {problem}")
 
     def _choose_route(self, stream: str) -> None:
@@ -208,39 +219,14 @@ class TargetOpenAICapi(Target):
             sink.add(envelope)
             return
         stream = envelope.stream
-        if stream not in self.mapper.stream_maps:
+        if stream not in self.mapper.stream_maps or stream in self._refused:
             raise RecordsWithoutSchemaException(f"RECORD for stream {stream!r} before its SCHEMA")
-        reached_a_sink = False
-        for stream_map in self.mapper.stream_maps[stream]:
-            alias = stream_map.stream_alias
-            try:
-                record = stream_map.transform(dict(envelope.record))
-            except Exception as exc:  # a user's stream map expression failed on this record
-                self._reject_stream_map_failure(alias, envelope, exc)
-                return
-            if record is None:
-                continue  # the map dropped it
-            target_sink = self._sink(alias)
-            if not isinstance(target_sink, ConversionsSink):
-                raise RecordsWithoutSchemaException(f"RECORD for stream {alias!r} has no SCHEMA")
-            reached_a_sink = True
-            target_sink.add(RecordEnvelope(alias, record))
-        if not reached_a_sink:
-            self.pipeline.filtered_by_stream_map(stream)
-
-    def _reject_stream_map_failure(
-        self, alias: str, envelope: RecordEnvelope, exc: Exception
-    ) -> None:
-        """A user's stream map expression that fails on one record rejects that record."""
-        sink = self._sink(alias) or self._sink(envelope.stream)
-        detail = " ".join(str(exc).split())[:200]
-        self.pipeline.reject(
-            sink.info if isinstance(sink, ConversionsSink) else StreamInfo(alias, (), None),
+        through_stream_maps(
+            self.mapper.stream_maps[stream],
             envelope,
-            Rejection(
-                STAGE_MAPPING,
-                f"stream_maps expression failed on this record ({type(exc).__name__}: {detail})",
-            ),
+            self._sink,
+            self.pipeline,
+            self._source_streams.get(stream) or StreamInfo(stream, (), None),
         )
 
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
@@ -296,8 +282,11 @@ class TargetOpenAICapi(Target):
         self.pipeline.state_received(message_dict["value"])  # may send batches, wait for some
 
     def _reject_line(self, line_number: int, raw: str, stage: str, reason: str) -> None:
-        with self.guard.lock:
-            self.pipeline.reject_line(line_number, raw, stage, reason)
+        """A bad line is handled like a message (a signal meanwhile waits for it)."""
+        self.guard.handle(self._reject_line_now, (line_number, raw, stage, reason))
+
+    def _reject_line_now(self, line: tuple[int, str, str, str]) -> None:
+        self.pipeline.reject_line(*line)
 
     def _write_state_message(self, state: object) -> None:
         """Write STATE to stdout as the tap wrote it (checkpoint.py `StateWriter`)."""
@@ -364,10 +353,14 @@ class TargetOpenAICapi(Target):
     def run(self, file_input: IO[str] | None) -> None:
         """Open the run's files, read the input to its end, and stop cleanly on any failure."""
         try:
-            self.pipeline.open_dead_letters(_input_stat(file_input))
+            self.pipeline.open_dead_letters(input_stat(file_input))
             if self.pipeline.uploader.request_log is not None:
                 self.pipeline.uploader.request_log.open()
             self.guard.quiet_input.start()
+            # What start-up built (modules, the SDK, compiled schemas and mappings) lives as long
+            # as the run: moved out of the collector's sight, its full collections stop walking
+            # it again and again (~25% of the time of building events, benchmarks/RESULTS.md).
+            gc.freeze()
             self.listen(file_input)
         except (DeliveryError, RunFailed, DeadLetterError, RequestLogError) as exc:
             self.fail(str(exc))

@@ -277,3 +277,41 @@ def test_sigterm_while_a_batch_is_being_retried_waits_for_it(sandbox, tmp_path):
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(f"e{i}" for i in range(5))
     assert states == [{"pos": 0}]
     assert "Run summary: received=5 sent=5" in log
+
+
+def test_a_signal_during_a_rejected_message_still_stops_the_run(monkeypatch):
+    """The guard takes a signal that arrives while a message is handled once it is done, also
+    when that message turns out to be bad (its rejection is handled like a message)."""
+    import logging
+    from typing import NoReturn
+
+    import pytest
+
+    from target_openai_capi.reading.reader import BadLine
+    from target_openai_capi.termination import MessageGuard
+
+    calls: list[str] = []
+    monkeypatch.setattr(logging, "shutdown", lambda: None)  # the run's own exit closes the log
+
+    def fail(message: str) -> NoReturn:
+        raise AssertionError(message)
+
+    guard = MessageGuard(
+        deliver_when_quiet=lambda: None,
+        end_of_input=lambda: calls.append("end of input"),
+        fail=fail,
+        stop_sending=lambda: None,
+        logger=logging.getLogger("test-guard"),
+    )
+
+    def bad_schema(_: object) -> None:
+        guard.signal(15)  # SIGTERM while the message is being handled
+        raise BadLine("SCHEMA refused")
+
+    with pytest.raises(BadLine):
+        guard.handle(bad_schema, {})
+    assert calls == []  # not in the middle of the message
+    with pytest.raises(SystemExit) as stopped:
+        guard.handle(lambda _: calls.append("rejection recorded"), None)
+    assert stopped.value.code == 0
+    assert calls == ["rejection recorded", "end of input"]

@@ -506,3 +506,100 @@ def test_an_unknown_default_phone_region_is_a_config_error_not_a_crash(sandbox, 
     assert "This is a bug" not in run.output
     assert "Traceback" not in run.output
     assert sandbox.stats()["requests"] == 0
+
+
+# --- found by review of the record path (issue 13) ------------------------------------------
+
+
+def _dead_lines(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "dead.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        _schema_line({"id": {"type": "strin"}}),  # the SDK's validator refuses it
+        _schema_line({"id": {"$ref": "#/definitions/missing"}}),  # refused before the SDK sees it
+    ],
+    ids=["sdk-refused", "checked-first"],
+)
+def test_records_after_a_refused_schema_are_rejected_not_sent_under_the_old_one(
+    sandbox, tmp_path, refused
+):
+    lines = [SCHEMA, rec(1), refused, rec(2), rec(3), state({"b": 1})]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert_clean(run)
+    assert stored(sandbox) == ["r1"]
+    assert "received=4 sent=1 " in run.stderr
+    assert "rejected=3 " in run.stderr
+    reasons = [line["dead_letter"]["reason"] for line in _dead_lines(tmp_path)]
+    assert sum("whose SCHEMA was refused" in reason for reason in reasons) == 2
+    assert run.states == [{"b": 1}]
+    # A SCHEMA that is accepted again makes the stream's records go out again.
+    lines = [SCHEMA, rec(1), refused, rec(2), SCHEMA, rec(4), state({"b": 2})]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert "received=4 sent=2 " in run.stderr
+    assert stored(sandbox) == ["r1", "r4"]
+
+
+def test_a_number_too_large_for_a_decimal_in_an_unread_field_is_kept_exactly(sandbox, tmp_path):
+    def huge(n: int, extra: str = "") -> str:
+        head = f'{{"type":"RECORD","stream":"c","record":{{"id":"r{n}","timestamp":"{NOW}",'
+        return head + f'"type":"lead_created","x":{HUGE}{extra}}}}}'
+
+    lines = [SCHEMA, huge(1, ',"amount":"bad"'), huge(2), state({"b": 1})]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert_clean(run)
+    assert stored(sandbox) == ["r2"]
+    raw = (tmp_path / "dead.jsonl").read_text()
+    assert f'"x":{HUGE}' in raw  # the record's JSON as it arrived, not a rounded number
+    (dead,) = [line for line in _dead_lines(tmp_path) if line["type"] == "RECORD"]
+    assert dead["dead_letter"]["stage"] == "schema"
+    assert dead["dead_letter"]["key"] == {"id": "r1"}
+    # Without key properties the event id is a hash of the record: no crash either.
+    no_keys = schema("c", {"id": {"type": "string"}})
+    lines = [no_keys, huge(1), huge(2), state({"b": 2})]
+    streams = {"c": {"fields": {"id": "no_such_field"}}}
+    run = run_target(config(sandbox.url, tmp_path, streams=streams), lines, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert_clean(run)
+
+
+def test_a_stream_map_failure_is_dead_lettered_under_its_own_stream_for_replay(sandbox, tmp_path):
+    maps = {"c": {"__alias__": "cc", "newid": "'n' + str(100 // k)"}}
+    streams = {"cc": {"fields": {"id": "newid"}}}
+    lines = [SCHEMA, rec(1, k=1), rec(2, k=0), state({"b": 1})]
+    run = run_target(
+        config(sandbox.url, tmp_path, streams=streams, stream_maps=maps), lines, tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    assert_clean(run)
+    assert stored(sandbox) == ["n100"]
+    assert "c: received=1 rejected=1 (mapping=1)" in run.stderr
+    dead = _dead_lines(tmp_path)
+    assert [(line["type"], line["stream"]) for line in dead] == [("SCHEMA", "c"), ("RECORD", "c")]
+    assert dead[0]["schema"]["properties"].keys() == {"id", "amount"}  # the stream's own
+    assert dead[1]["record"]["k"] == 0  # as it arrived, not as the map would have made it
+    # The map fixed, the replay runs it again: the event gets the map's id.
+    fixed = {"c": {"__alias__": "cc", "newid": "'n' + str(k)"}}
+    replay = (tmp_path / "dead.jsonl").read_bytes()
+    replay_dir = tmp_path / "replay"
+    replay_dir.mkdir()
+    run = run_target(
+        config(sandbox.url, replay_dir, streams=streams, stream_maps=fixed), replay, replay_dir
+    )
+    assert run.returncode == 0, run.stderr
+    assert stored(sandbox) == ["n0", "n100"]
+
+
+def test_tap_metadata_stays_in_the_dead_letter_of_a_record_decoded_whole(sandbox, tmp_path):
+    streams = {"c": {"fields": {"custom_data": "@"}}}  # `@` reads the whole record
+    line = rec(1, amount="x", _sdc_extracted_at="2020-01-01T00:00:00Z", _sdc_sequence=5)
+    run = run_target(config(sandbox.url, tmp_path, streams=streams), [SCHEMA, line], tmp_path)
+    assert run.returncode == 0, run.stderr
+    (dead,) = [line for line in _dead_lines(tmp_path) if line["type"] == "RECORD"]
+    assert dead["record"]["_sdc_sequence"] == 5
+    assert dead["record"]["_sdc_extracted_at"] == "2020-01-01T00:00:00Z"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +22,11 @@ def _dumps(message: Mapping[str, Any]) -> str:
     # simplejson writes Decimals as JSON numbers, so a replayed record parses as it arrived.
     text: str = simplejson.dumps(message, use_decimal=True, default=str, ensure_ascii=False)
     return text
+
+
+def _raw(record_json: bytes) -> simplejson.RawJSON:
+    """JSON text to embed as it is (numbers of any size or precision stay as they came)."""
+    return simplejson.RawJSON(record_json.decode("utf-8", errors="surrogateescape"))
 
 
 class DeadLetterError(Exception):
@@ -96,8 +102,10 @@ class DeadLetterFile:
         reason: str,
         server_message: str | None = None,
         event_id: str | None = None,
+        record_json: bytes | None = None,
     ) -> None:
-        """Dead-letter one record of a stream."""
+        """Dead-letter one record of a stream: `record_json` (the record's JSON as it arrived)
+        written as it is when given, else `record`; the key is read from `record`."""
         if stream not in self._schemas_written and schema is not None:
             self._write(
                 {
@@ -113,7 +121,7 @@ class DeadLetterFile:
             {
                 "type": "RECORD",
                 "stream": stream,
-                "record": record,
+                "record": record if record_json is None else _raw(record_json),
                 "dead_letter": {
                     "stage": stage,
                     "reason": reason,
@@ -150,3 +158,11 @@ class DeadLetterFile:
             self._file = None
             if self._created and self.lines_written == 0:
                 self.path.unlink(missing_ok=True)
+
+
+def input_stat(file_input: IO[Any] | None) -> os.stat_result | None:
+    """What the run reads from (a file or stdin), to tell whether it is the dead-letter file."""
+    try:
+        return os.fstat((file_input or sys.stdin).fileno())
+    except (OSError, ValueError, AttributeError):  # no real file behind it (a test's StringIO)
+        return None

@@ -142,7 +142,9 @@ class Pipeline:
 
     def reject(self, stream: StreamInfo, envelope: RecordEnvelope, rejection: Rejection) -> None:
         """Dead-letter one record, whole, with its stage and reason."""
-        self.settler.reject(stream, envelope.whole(), rejection)
+        source = envelope.source_json()
+        record = envelope.whole() if source is None else envelope.record
+        self.settler.reject(stream, record, rejection, record_json=source)
 
     def reject_line(self, line_number: int, raw: str, stage: str, reason: str) -> None:
         """Dead-letter an input line that was not a usable Singer message."""

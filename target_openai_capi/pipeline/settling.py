@@ -9,7 +9,10 @@ once every record before it is settled (checkpoint.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import InvalidOperation
 from typing import Any
+
+import msgspec
 
 from target_openai_capi.delivery import BatchResult
 from target_openai_capi.pipeline.accounting import SENT, STAGE_API, VALIDATED, RunAccount
@@ -22,6 +25,17 @@ from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.reading.envelope import WHOLE_RECORD_DECODER
 
 INPUT_STREAM = "(input)"  # what the account calls lines that were not usable messages
+
+
+def _keys_of(record_json: bytes | None) -> Mapping[str, Any]:
+    """The record decoded, for the dead letter's key ({} when it cannot be: its JSON is still
+    written as it arrived)."""
+    if not record_json:
+        return {}
+    try:
+        return WHOLE_RECORD_DECODER.decode(record_json)
+    except (msgspec.DecodeError, UnicodeError, InvalidOperation, RecursionError):
+        return {}
 
 
 class RunFailed(Exception):
@@ -61,8 +75,10 @@ class Settler:
         rejection: Rejection,
         *,
         in_batch: bool = False,
+        record_json: bytes | None = None,
     ) -> None:
-        """Dead-letter one whole record with its stage and reason (or stop, if configured so).
+        """Dead-letter one whole record with its stage and reason (or stop, if configured so):
+        `record_json`, its JSON as it arrived, when given; else `record`.
 
         in_batch: the record's event was batched, so its sequence number is already taken.
         """
@@ -79,6 +95,7 @@ class Settler:
                 reason=rejection.reason,
                 server_message=rejection.server_message,
                 event_id=rejection.event_id,
+                record_json=record_json,
             )
         # The record's key stays out of the log: a stream may be keyed by an email address.
         self._log.warning(
@@ -119,7 +136,7 @@ class Settler:
             for index, status, message in result.rejected:
                 ref = refs[index]
                 self._forget_event(ref.event_name, ref.event_id)
-                record = WHOLE_RECORD_DECODER.decode(ref.record_json) if ref.record_json else {}
+                record = _keys_of(ref.record_json)
                 self.reject(
                     ref.stream,
                     record,
@@ -130,6 +147,7 @@ class Settler:
                         server_message=message,
                     ),
                     in_batch=True,
+                    record_json=ref.record_json,
                 )
             self._checkpoints.release(id(result.batch))
         self.release_state()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
@@ -23,10 +23,11 @@ class RecordEnvelope:
     part, `source` is the record's JSON as it arrived or, read in one pass, `line` is the whole
     RECORD line; either gives the whole record back (`whole()`) for the dead-letter file and for
     an event id hashed from the record. `schema_checked` is True when the decoder also checked the
-    record against its stream schema, so the sink need not check it again.
+    record against its stream schema, so the sink need not check it again. `original` is the
+    record as it arrived when `record` became a changed copy of it (tap metadata taken out).
     """
 
-    __slots__ = ("line", "record", "schema_checked", "source", "stream")
+    __slots__ = ("line", "original", "record", "schema_checked", "source", "stream")
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class RecordEnvelope:
         self.source = source
         self.line = line
         self.schema_checked = schema_checked
+        self.original: dict[str, Any] | None = None
 
     @property
     def partial(self) -> bool:
@@ -49,7 +51,13 @@ class RecordEnvelope:
         return self.source is not None or self.line is not None
 
     def whole(self) -> Mapping[str, Any]:
-        """The whole record as it arrived (`record` itself when that is whole)."""
+        """The whole record as it arrived (`record` itself when that is whole).
+
+        Parts the reader did not decode may not decode now (a number beyond what a Decimal
+        holds, nesting too deep, bad UTF-8): then the record as decoded is all there is.
+        """
+        if self.original is not None:
+            return self.original
         try:
             if self.source is not None:
                 return WHOLE_RECORD_DECODER.decode(self.source)
@@ -57,7 +65,7 @@ class RecordEnvelope:
                 message: Mapping[str, Any] = WHOLE_RECORD_DECODER.decode(self.line)
                 whole: Mapping[str, Any] = message["record"]
                 return whole
-        except (msgspec.DecodeError, UnicodeError):  # unread parts the reader did not check
+        except (msgspec.DecodeError, UnicodeError, InvalidOperation, RecursionError):
             pass
         return self.record
 
@@ -66,3 +74,7 @@ class RecordEnvelope:
         if self.source is not None:
             return bytes(self.source)
         return RECORD_ENCODER.encode(self.whole())
+
+    def source_json(self) -> bytes | None:
+        """The record's JSON exactly as it arrived, when the reader kept it."""
+        return None if self.source is None else bytes(self.source)

@@ -1,0 +1,66 @@
+"""A record through the user's stream maps (the SDK's mapper), each result to its stream's sink.
+
+Only streams with stream maps come here (target.py sends the others straight to their sink).
+A map may rename the stream (`__alias__`), reshape or drop the record, or send one stream to
+several (`__source__`); a user's expression that fails on one record rejects that record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from singer_sdk.exceptions import RecordsWithoutSchemaException
+from singer_sdk.sinks import Sink
+
+from target_openai_capi.pipeline.accounting import STAGE_MAPPING
+from target_openai_capi.pipeline.events import Rejection, StreamInfo
+from target_openai_capi.pipeline.run import Pipeline
+from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.sink import ConversionsSink
+
+
+def through_stream_maps(
+    maps: Sequence[Any],
+    envelope: RecordEnvelope,
+    sink_for: Callable[[str], Sink | None],
+    pipeline: Pipeline,
+    source: StreamInfo,
+) -> None:
+    """Run each of the stream's maps on the record; a record no map keeps is `filtered`.
+
+    `source` is the record's own stream (its SCHEMA as the tap sent it), for a rejection.
+    """
+    reached_a_sink = False
+    for stream_map in maps:
+        alias = stream_map.stream_alias
+        try:
+            record = stream_map.transform(dict(envelope.record))
+        except Exception as exc:  # a user's stream map expression failed on this record
+            _reject(source, envelope, exc, pipeline)
+            return
+        if record is None:
+            continue  # the map dropped it
+        sink = sink_for(alias)
+        if not isinstance(sink, ConversionsSink):
+            raise RecordsWithoutSchemaException(f"RECORD for stream {alias!r} has no SCHEMA")
+        reached_a_sink = True
+        sink.add(RecordEnvelope(alias, record))
+    if not reached_a_sink:
+        pipeline.filtered_by_stream_map(envelope.stream)
+
+
+def _reject(
+    source: StreamInfo, envelope: RecordEnvelope, exc: Exception, pipeline: Pipeline
+) -> None:
+    """Reject the record under its own stream and SCHEMA, as it arrived (a replay of the dead
+    letter runs the stream maps again)."""
+    detail = " ".join(str(exc).split())[:200]
+    pipeline.reject(
+        source,
+        envelope,
+        Rejection(
+            STAGE_MAPPING,
+            f"stream_maps expression failed on this record ({type(exc).__name__}: {detail})",
+        ),
+    )
