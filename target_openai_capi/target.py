@@ -63,7 +63,9 @@ class TargetOpenAICapi(Target):
     # path. The private SDK hooks this relies on are listed at the singer-sdk pin (pyproject).
 
     name = "target-openai-capi"
-    config_jsonschema = CONFIG_SCHEMA
+    # A copy: the SDK adds its built-in settings to this dict in place, and CONFIG_SCHEMA (the
+    # settings' defaults, the docs) must stay this target's own.
+    config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     default_sink_class = ConversionsSink
     message_reader_class = TolerantReader
     # Not schema flattening: mappings read the record's nested paths as the tap sends them
