@@ -103,8 +103,6 @@ def _message_decoder(shape: Any) -> msgspec.json.Decoder[Any]:
         ("type", Any),
         ("stream", Any, msgspec.UNSET),
         ("record", shape | msgspec.UnsetType, msgspec.UNSET),
-        ("time_extracted", Any, msgspec.UNSET),
-        ("version", Any, msgspec.UNSET),
     ]
     message = msgspec.defstruct(f"Message{next(_names)}", fields)
     return msgspec.json.Decoder(message, float_hook=decimal.Decimal)
