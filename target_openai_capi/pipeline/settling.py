@@ -9,10 +9,7 @@ once every record before it is settled (checkpoint.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import InvalidOperation
 from typing import Any
-
-import msgspec
 
 from target_openai_capi.delivery import BatchResult
 from target_openai_capi.pipeline.accounting import SENT, STAGE_API, VALIDATED, RunAccount
@@ -22,20 +19,9 @@ from target_openai_capi.pipeline.coverage import MatchCoverage
 from target_openai_capi.pipeline.dead_letter import DeadLetterFile
 from target_openai_capi.pipeline.events import Rejection, StreamInfo
 from target_openai_capi.pipeline.log_limit import LimitedLog
-from target_openai_capi.reading.envelope import WHOLE_RECORD_DECODER
+from target_openai_capi.reading.envelope import decode_record
 
 INPUT_STREAM = "(input)"  # what the account calls lines that were not usable messages
-
-
-def _keys_of(record_json: bytes | None) -> Mapping[str, Any]:
-    """The record decoded, for the dead letter's key ({} when it cannot be: its JSON is still
-    written as it arrived)."""
-    if not record_json:
-        return {}
-    try:
-        return WHOLE_RECORD_DECODER.decode(record_json)
-    except (msgspec.DecodeError, UnicodeError, InvalidOperation, RecursionError):
-        return {}
 
 
 class RunFailed(Exception):
@@ -136,7 +122,7 @@ class Settler:
             for index, status, message in result.rejected:
                 ref = refs[index]
                 self._forget_event(ref.event_name, ref.event_id)
-                record = _keys_of(ref.record_json)
+                record = decode_record(ref.record_json or b"{}") or {}  # (for its key)
                 self.reject(
                     ref.stream,
                     record,

@@ -16,6 +16,16 @@ WHOLE_RECORD_DECODER: msgspec.json.Decoder[dict[str, Any]] = msgspec.json.Decode
 RECORD_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
 
 
+def decode_record(text: str | bytes) -> dict[str, Any] | None:
+    """A JSON object decoded whole as the reader decodes records, or None when it cannot be
+    (parts the reader skipped may hold a number beyond a Decimal, deep nesting, bad UTF-8)."""
+    try:
+        value = WHOLE_RECORD_DECODER.decode(text)
+    except (msgspec.DecodeError, UnicodeError, InvalidOperation, RecursionError):
+        return None
+    return value
+
+
 class RecordEnvelope:
     """A record of one stream, with its source when only the read paths were decoded.
 
@@ -58,15 +68,12 @@ class RecordEnvelope:
         """
         if self.original is not None:
             return self.original
-        try:
-            if self.source is not None:
-                return WHOLE_RECORD_DECODER.decode(self.source)
-            if self.line is not None:
-                message: Mapping[str, Any] = WHOLE_RECORD_DECODER.decode(self.line)
-                whole: Mapping[str, Any] = message["record"]
-                return whole
-        except (msgspec.DecodeError, UnicodeError, InvalidOperation, RecursionError):
-            pass
+        if self.source is not None:
+            return decode_record(bytes(self.source)) or self.record
+        if self.line is not None:
+            message = decode_record(self.line)
+            whole = message.get("record") if message is not None else None
+            return whole if isinstance(whole, dict) else self.record
         return self.record
 
     def json(self) -> bytes:
