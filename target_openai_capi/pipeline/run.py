@@ -134,7 +134,9 @@ class Pipeline:
             event = built.event
             record_json = None if self.settler.dead_letters is None else envelope.json()
             ref = RecordRef(stream, seq, record_json, built.name, event["id"])
-            self.settler.settle(self.batches.add(event, ref))
+            finished = self.batches.add(event, ref)
+            if finished:  # (most records only join an open batch: nothing to settle)
+                self.settler.settle(finished)
         elif type(built) is Rejection:
             self.reject(stream, envelope, built)
         else:
