@@ -214,6 +214,15 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         description="Batches in flight at once. STATE still waits for every batch before it.",
     ),
     th.Property(
+        "worker_processes",
+        th.IntegerType(minimum=0, maximum=16),
+        description=(
+            "Processes that decode, check and map records beside the main one, which reads, "
+            "batches, sends and settles them in input order. Default: one per CPU core (at most "
+            "4) on a machine of two or more; 0 does everything in one process."
+        ),
+    ),
+    th.Property(
         "max_attempts",
         th.IntegerType(minimum=1, maximum=100),
         default=8,

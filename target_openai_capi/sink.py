@@ -9,9 +9,11 @@ from singer_sdk.exceptions import InvalidRecord, MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
+from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_SCHEMA
 from target_openai_capi.pipeline.events import Rejection, StreamInfo
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
+from target_openai_capi.reading.envelope import SDC_METADATA, strip_tap_metadata
 from target_openai_capi.reading.schema_check import without_patterns
 from target_openai_capi.reading.schema_paths import prune_schema
 
@@ -22,18 +24,6 @@ if TYPE_CHECKING:
 
     from target_openai_capi.pipeline.run import Pipeline
     from target_openai_capi.reading.envelope import RecordEnvelope
-
-# Tap metadata the SDK takes out of records before a sink sees them (add_record_metadata is not a
-# setting of this target), so that a mapping never reads it.
-SDC_METADATA = (
-    "_sdc_extracted_at",
-    "_sdc_received_at",
-    "_sdc_batched_at",
-    "_sdc_deleted_at",
-    "_sdc_sequence",
-    "_sdc_table_version",
-    "_sdc_sync_started_at",
-)
 
 
 class FastRecordValidator(BaseJSONSchemaValidator):
@@ -98,13 +88,14 @@ class ConversionsSink(BatchSink):
             self.pipeline.skip_unmapped(self.stream_name)
             return
         if self._sdc_possible or not envelope.partial:
-            present = [name for name in SDC_METADATA if name in record]
-            if present:
-                if not envelope.partial:  # dead letters keep the record as it arrived
-                    envelope.original = dict(record)
-                for name in present:
-                    del record[name]
+            strip_tap_metadata(envelope)
         self.pipeline.add(self.info, envelope, self.schema_verdict(envelope))
+
+    def add_prepared(self, prepared: PreparedRecord, line: bytes) -> None:
+        """One record of this stream that a worker process checked and mapped as `add` would
+        (parallel/prepared.py): passed on to the pipeline."""
+        self._count()
+        self.pipeline.add_prepared(self.info, prepared, line)
 
     def schema_verdict(self, envelope: RecordEnvelope) -> Rejection | None:
         """None when the record may be mapped; else why not (stage `schema`).
@@ -151,6 +142,29 @@ class ConversionsSink(BatchSink):
             self.record_reads(),
             None if validator is None else self.schema,
             same_rules=isinstance(validator, FastRecordValidator),
+        )
+
+    def plan_spec(self, entry: dict[str, Any]) -> PlanSpec | None:
+        """What a worker process needs to check and map this stream's records as `add` does
+        (parallel/), or None when they stay in this process: not mapped, decoded whole, checked
+        by the slower jsonschema validator, or key properties required (on_rejected: fail)."""
+        validator = self._validator
+        reads = self.record_reads()
+        if not self._mapped or reads is None or self._strict:
+            return None
+        if validator is not None and not isinstance(validator, FastRecordValidator):
+            return None
+        settings = self.pipeline.settings
+        return PlanSpec(
+            stream=self.stream_name,
+            entry=entry,
+            key_properties=tuple(self.key_properties),
+            reads=reads,
+            decoding_schema=None if validator is None else self.schema,
+            validator_schema=None if validator is None else validator.schema,
+            sdc_possible=self._sdc_possible,
+            user_field_style=settings.user_field_style,
+            default_phone_region=settings.default_phone_region,
         )
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:

@@ -33,6 +33,8 @@ from target_openai_capi.config import (
 from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
+from target_openai_capi.parallel.pool import WorkerPool
+from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
 from target_openai_capi.pipeline.checkpoint import StateWriter
 from target_openai_capi.pipeline.dead_letter import DeadLetterError, input_stat
@@ -43,6 +45,7 @@ from target_openai_capi.pipeline.settings import (
     integration_source,
     uploader_from_config,
 )
+from target_openai_capi.pipeline.settling import INPUT_STREAM as INPUT
 from target_openai_capi.pipeline.settling import RunFailed
 from target_openai_capi.reading.batch_files import BatchFileError, batch_records
 from target_openai_capi.reading.envelope import RecordEnvelope
@@ -116,6 +119,10 @@ class TargetOpenAICapi(Target):
             reader.on_bad_line = self._reject_line
             reader.keep_sources = bool(self.pipeline.settings.dead_letter_path)
             reader.strict = self.pipeline.settings.on_rejected == "fail"
+            processes = self.pipeline.settings.worker_processes
+            if processes > 0 and mappings:
+                reader.pool = WorkerPool(processes, self.logger, str(self.config.get("api_key")))
+                reader.on_prepared = self._process_prepared_message
         if not str(self.config.get("api_key", "")).startswith(API_KEY_PREFIX):
             self.logger.warning(
                 "api_key does not start with %s: the API accepts only Conversions API keys "
@@ -201,7 +208,11 @@ class TargetOpenAICapi(Target):
         reader = self.message_reader
         if isinstance(reader, TolerantReader):
             decoding = sink.record_decoding() if direct else None  # type: ignore[union-attr]
-            reader.set_record_decoding(stream, decoding)
+            spec = None
+            if decoding is not None and reader.pool is not None:
+                entry = (self.config.get("streams") or {}).get(stream) or {}
+                spec = sink.plan_spec(entry)  # type: ignore[union-attr]
+            reader.set_record_decoding(stream, decoding, spec)
 
     def _sink(self, stream: str) -> Sink | None:
         try:
@@ -230,6 +241,18 @@ class TargetOpenAICapi(Target):
             self.pipeline,
             self._source_streams.get(stream) or StreamInfo(stream, (), None),
         )
+
+    def _process_prepared_message(self, run: list[tuple[PreparedRecord, bytes]]) -> None:
+        """RECORDs that a worker process prepared under their stream's current plan, with their
+        lines, in input order (one message-guard turn for the run: a signal waits for it)."""
+        self.guard.handle(self._process_prepared, run)
+
+    def _process_prepared(self, run: list[tuple[PreparedRecord, bytes]]) -> None:
+        direct = self._direct
+        for prepared, line in run:
+            sink = direct.get(prepared.stream)
+            assert sink is not None  # a current plan is one for a stream that goes straight to it
+            sink.add_prepared(prepared, line)
 
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
         self.guard.handle(self._process_batch, message_dict)
@@ -312,6 +335,14 @@ class TargetOpenAICapi(Target):
         self.pipeline.flush()
         super().process_endofpipe()  # the SDK's clean-up and its last STATE (all settled now)
         failure = log_summary(self.pipeline, self.logger)
+        reader = self.message_reader
+        if isinstance(reader, TolerantReader) and reader.pool is not None:
+            self.logger.info(
+                "Worker processes: %d; %s of %s records were decoded, checked and mapped in them.",
+                reader.pool.processes,
+                f"{reader.records_prepared:,}",
+                f"{self.pipeline.account.received() - self.pipeline.account.received(INPUT):,}",
+            )
         if failure is not None:
             self.fail(failure)
         self.pipeline.close()

@@ -5,12 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+# One event as it goes into a request body: a dict, or its JSON already serialised by the process
+# that built it (orjson embeds a Fragment's bytes as they are).
+WireEvent = dict[str, Any] | orjson.Fragment
+
 
 @dataclass
 class Batch:
     """Wire events (already validated locally) with one opaque tag per event for the caller."""
 
-    events: list[dict[str, Any]]
+    events: list[WireEvent]
     tags: list[Any]
     validate_only: bool = False
 

@@ -116,7 +116,9 @@ def _root_cause(e: BaseException) -> BaseException:
 
 
 def prepare_body(
-    events: Sequence[Mapping[str, Any]], validate_only: bool, integration_source: str | None = None
+    events: Sequence[Mapping[str, Any] | orjson.Fragment],
+    validate_only: bool,
+    integration_source: str | None = None,
 ) -> bytes:
     """Serialise one request body; validate_only is always explicit, as in the API's examples."""
     body: dict[str, Any] = {}

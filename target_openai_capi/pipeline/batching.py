@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from target_openai_capi.delivery import Batch, BatchResult, Uploader
+from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.pipeline.checkpoint import Checkpoints
 from target_openai_capi.pipeline.events import StreamInfo
+from target_openai_capi.reading.envelope import record_json_in_line
 
 # A batch that is not full is sent anyway once its oldest event waited this long, so a quiet
 # stream still delivers (and its STATE still goes out) without waiting for the end of input.
@@ -22,17 +24,26 @@ class RecordRef(NamedTuple):
     stream: StreamInfo
     seq: int
     # The record as compact JSON, kept only when a dead-letter file may need it: thousands of
-    # large record dicts in flight would cost memory and garbage-collector time.
+    # large record dicts in flight would cost memory and garbage-collector time. Or instead the
+    # whole RECORD line it came in (`line`), for an event a worker process built.
     record_json: bytes | None
     event_name: str  # with event_id, the API's dedup key: the type, or a custom event's name
     event_id: str
+    identifiers: frozenset[str]  # the identifier kinds the event carries (match coverage)
+    line: bytes | None = None
+
+    def source_json(self) -> bytes | None:
+        """The record's JSON as it arrived, when it was kept."""
+        if self.line is not None:
+            return record_json_in_line(self.line)
+        return self.record_json
 
 
 @dataclass
 class _OpenBatch:
     """Events of one stream waiting for their batch to fill."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[WireEvent] = field(default_factory=list)
     refs: list[RecordRef] = field(default_factory=list)
     since: float = 0.0
 
@@ -57,7 +68,7 @@ class Batcher:
         self._validate_only = validate_only  # stream name -> dry run?
         self._open: dict[str, _OpenBatch] = {}
 
-    def add(self, event: dict[str, Any], ref: RecordRef) -> list[BatchResult]:
+    def add(self, event: WireEvent, ref: RecordRef) -> list[BatchResult]:
         """Queue one event; submit its stream's batch if that is now full."""
         stream = ref.stream.name
         open_batch = self._open.get(stream)

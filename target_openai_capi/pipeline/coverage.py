@@ -60,7 +60,10 @@ class MatchCoverage:
 
     def count(self, stream: str, event: Mapping[str, Any]) -> None:
         """Count one event that went out (sent, or validated in a dry run)."""
-        kinds = identifiers(event)
+        self.count_kinds(stream, identifiers(event))
+
+    def count_kinds(self, stream: str, kinds: frozenset[str]) -> None:
+        """Count one event that went out, by the identifier kinds it carries (`identifiers`)."""
         self.events[stream] += 1
         counts = self.carrying[stream]
         counts.update(kinds)

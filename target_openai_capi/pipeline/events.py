@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from target_openai_capi.contract import built_event_problem, dedup_name, window_problem
+from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import build_event, passes_filter
 from target_openai_capi.mapping.stream_mapping import StreamMapping
@@ -56,10 +57,59 @@ class Rejection:
 
 
 class Built(NamedTuple):
-    """An event ready to batch, with its dedup name (the type, or a custom event's name)."""
+    """An event ready to batch, with its dedup name (the type, or a custom event's name) and the
+    identifier kinds it carries (for match coverage). The event is a dict, or its JSON already
+    serialised (orjson.Fragment) when a worker process built it (parallel/)."""
 
-    event: dict[str, Any]
+    event: WireEvent
     name: str
+    identifiers: frozenset[str]
+
+
+# What became of a record before the run's own state (dedup) has a say: its event, a rejection,
+# or an outcome settled at once (FILTERED, SKIPPED_UNMATCHABLE).
+Outcome = Built | Rejection | str
+
+
+def prepare_event(
+    mapping: StreamMapping,
+    stream: StreamInfo,
+    envelope: RecordEnvelope,
+    *,
+    user_field_style: str,
+    default_phone_region: str | None,
+    now_ms: int,
+) -> tuple[Outcome, list[str], str | None]:
+    """The record's event or what else became of it, with notes on identifiers left out and the
+    built event's id (None when none was built). Pure: no I/O, no state; a worker process runs
+    it as the main process would (parallel/)."""
+    record = envelope.record
+    try:
+        if not passes_filter(mapping, record):
+            return FILTERED, [], None
+        event, notes = build_event(
+            mapping,
+            record,
+            stream.key_properties,
+            user_field_style=user_field_style,
+            default_phone_region=default_phone_region,
+            # An id hashed from the record covers all of it, not only the read paths.
+            whole_record=envelope.whole,
+        )
+    except MappingError as exc:
+        return Rejection(STAGE_MAPPING, str(exc), event_id=exc.event_id), [], None
+    event_id: str = event["id"]
+    problem = built_event_problem(event)
+    if problem is not None:
+        return Rejection(STAGE_VALIDATION, problem, event_id=event_id), notes, event_id
+    problem = window_problem(event["timestamp_ms"], now_ms)
+    if problem is not None:
+        return Rejection(STAGE_WINDOW, problem, event_id=event_id), notes, event_id
+    kinds = identifiers(event)
+    wanted = mapping.match_identifiers
+    if wanted is not None and not kinds & wanted:
+        return SKIPPED_UNMATCHABLE, notes, event_id
+    return Built(event, dedup_name(event), kinds), notes, event_id
 
 
 class EventBuilder:
@@ -82,41 +132,35 @@ class EventBuilder:
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._id_streams_checked: set[str] = set()  # streams checked for hashed event ids
 
-    def build(self, stream: StreamInfo, envelope: RecordEnvelope) -> Built | Rejection | str:
+    def build(self, stream: StreamInfo, envelope: RecordEnvelope) -> Outcome:
         """The record's event, its rejection, or the outcome it is settled with at once."""
         mapping = self.mappings[stream.name]
-        record = envelope.record
-        try:
-            if not passes_filter(mapping, record):
-                return FILTERED
-            event, notes = build_event(
-                mapping,
-                record,
-                stream.key_properties,
-                user_field_style=self._user_field_style,
-                default_phone_region=self._default_phone_region,
-                # An id hashed from the record covers all of it, not only the read paths.
-                whole_record=envelope.whole,
-            )
-        except MappingError as exc:
-            return Rejection(STAGE_MAPPING, str(exc), event_id=exc.event_id)
+        outcome, notes, event_id = prepare_event(
+            mapping,
+            stream,
+            envelope,
+            user_field_style=self._user_field_style,
+            default_phone_region=self._default_phone_region,
+            now_ms=self._now_ms(),
+        )
+        return self.settle_prepared(stream, outcome, notes, event_id)
+
+    def settle_prepared(
+        self, stream: StreamInfo, outcome: Outcome, notes: list[str], event_id: str | None
+    ) -> Outcome:
+        """What the run makes of a prepared outcome: its notes logged, DUPLICATE for an event
+        seen recently. `event_id` is the built event's, when one was built (prepare_event)."""
         for note in notes:
             self._log.warning(stream.name, "note", "Record of '%s': %s", stream.name, note)
-        if stream.name not in self._id_streams_checked and "id" not in mapping.fields:
-            self._say_if_ids_are_hashed(stream, event["id"])
-        problem = built_event_problem(event)
-        if problem is not None:
-            return Rejection(STAGE_VALIDATION, problem, event_id=event["id"])
-        problem = window_problem(event["timestamp_ms"], self._now_ms())
-        if problem is not None:
-            return Rejection(STAGE_WINDOW, problem, event_id=event["id"])
-        wanted = mapping.match_identifiers
-        if wanted is not None and not identifiers(event) & wanted:
-            return SKIPPED_UNMATCHABLE
-        name = dedup_name(event)
-        if self._seen_recently(name, event["id"]):
+        if (
+            event_id is not None
+            and stream.name not in self._id_streams_checked
+            and "id" not in self.mappings[stream.name].fields
+        ):
+            self._say_if_ids_are_hashed(stream, event_id)
+        if type(outcome) is Built and self._seen_recently(outcome.name, str(event_id)):
             return DUPLICATE
-        return Built(event, name)
+        return outcome
 
     def forget(self, event_name: str, event_id: str) -> None:
         """The event was not sent: a later copy in this run (perhaps fixed) is not a duplicate."""

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 
 from target_openai_capi.delivery import Uploader
 from target_openai_capi.mapping.stream_mapping import StreamMapping
+from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_STREAM
 from target_openai_capi.pipeline.batching import Batcher, RecordRef
 from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue
@@ -130,17 +131,43 @@ class Pipeline:
             return
         built = self.events.build(stream, envelope)
         if type(built) is Built:
-            seq = self.checkpoints.next_seq()
-            event = built.event
             record_json = None if self.settler.dead_letters is None else envelope.json()
-            ref = RecordRef(stream, seq, record_json, built.name, event["id"])
-            finished = self.batches.add(event, ref)
-            if finished:  # (most records only join an open batch: nothing to settle)
-                self.settler.settle(finished)
+            event = built.event
+            assert isinstance(event, dict)  # built here, not by a worker
+            self._queue(stream, built, event["id"], record_json, None)
         elif type(built) is Rejection:
             self.reject(stream, envelope, built)
         else:
             self.settler.outcome(stream.name, built)  # type: ignore[arg-type]
+
+    def add_prepared(self, stream: StreamInfo, prepared: PreparedRecord, line: bytes) -> None:
+        """One record of a mapped stream that a worker process decoded, checked and mapped
+        (parallel/): what the main process's own path would have made of it, from `line`."""
+        self.matched_any = True
+        if self.checkpoints.numbered % _CHECK_EVERY == 0:
+            self._periodic_checks()
+        outcome = prepared.outcome()
+        built = self.events.settle_prepared(stream, outcome, prepared.notes, prepared.event_id)
+        if type(built) is Built:
+            kept = None if self.settler.dead_letters is None else line
+            self._queue(stream, built, str(prepared.event_id), None, kept)
+        else:
+            self.settler.outcome(stream.name, built)  # type: ignore[arg-type]
+
+    def _queue(
+        self,
+        stream: StreamInfo,
+        built: Built,
+        event_id: str,
+        record_json: bytes | None,
+        line: bytes | None,
+    ) -> None:
+        """Batch a built event, with what settling its record may need."""
+        seq = self.checkpoints.next_seq()
+        ref = RecordRef(stream, seq, record_json, built.name, event_id, built.identifiers, line)
+        finished = self.batches.add(built.event, ref)
+        if finished:  # (most records only join an open batch: nothing to settle)
+            self.settler.settle(finished)
 
     def reject(self, stream: StreamInfo, envelope: RecordEnvelope, rejection: Rejection) -> None:
         """Dead-letter one record, whole, with its stage and reason."""

@@ -10,6 +10,7 @@ from target_openai_capi import __version__
 from target_openai_capi.config import setting
 from target_openai_capi.delivery import Client, ClientSettings, RetryPolicy, Uploader
 from target_openai_capi.delivery.request_log import RequestLog
+from target_openai_capi.parallel.pool import default_worker_processes
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class PipelineSettings:
     on_rejected: str
     dead_letter_path: str | None
     allow_unmatched_streams: bool = False
+    worker_processes: int = 0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PipelineSettings:
@@ -35,7 +37,14 @@ class PipelineSettings:
             on_rejected=str(setting(config, "on_rejected")),
             dead_letter_path=setting(config, "dead_letter_path"),
             allow_unmatched_streams=bool(setting(config, "allow_unmatched_streams")),
+            worker_processes=worker_processes(config),
         )
+
+
+def worker_processes(config: Mapping[str, Any]) -> int:
+    """Worker processes that prepare records: the setting, else one per core (parallel/pool.py)."""
+    value = setting(config, "worker_processes")
+    return default_worker_processes() if value is None else int(value)
 
 
 def integration_source(config: Mapping[str, Any]) -> str | None:

@@ -118,11 +118,12 @@ class Settler:
             for index in result.accepted:
                 ref = refs[index]
                 self.account.count(ref.stream.name, outcome)
-                self.coverage.count(ref.stream.name, result.batch.events[index])
+                self.coverage.count_kinds(ref.stream.name, ref.identifiers)
             for index, status, message in result.rejected:
                 ref = refs[index]
                 self._forget_event(ref.event_name, ref.event_id)
-                record = decode_record(ref.record_json or b"{}") or {}  # (for its key)
+                record_json = ref.source_json()
+                record = decode_record(record_json or b"{}") or {}  # (for its key)
                 self.reject(
                     ref.stream,
                     record,
@@ -133,7 +134,7 @@ class Settler:
                         server_message=message,
                     ),
                     in_batch=True,
-                    record_json=ref.record_json,
+                    record_json=record_json,
                 )
             self._checkpoints.release(id(result.batch))
         self.release_state()

@@ -15,6 +15,18 @@ WHOLE_RECORD_DECODER: msgspec.json.Decoder[dict[str, Any]] = msgspec.json.Decode
 )
 RECORD_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
 
+# Tap metadata the SDK takes out of records before a sink sees them (add_record_metadata is not a
+# setting of this target), so that a mapping never reads it.
+SDC_METADATA = (
+    "_sdc_extracted_at",
+    "_sdc_received_at",
+    "_sdc_batched_at",
+    "_sdc_deleted_at",
+    "_sdc_sequence",
+    "_sdc_table_version",
+    "_sdc_sync_started_at",
+)
+
 
 def decode_record(text: str | bytes) -> dict[str, Any] | None:
     """A JSON object decoded whole as the reader decodes records, or None when it cannot be
@@ -24,6 +36,21 @@ def decode_record(text: str | bytes) -> dict[str, Any] | None:
     except (msgspec.DecodeError, UnicodeError, InvalidOperation, RecursionError):
         return None
     return value
+
+
+class _RecordOfLine(msgspec.Struct):
+    record: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_RECORD_OF_LINE = msgspec.json.Decoder(_RecordOfLine)
+
+
+def record_json_in_line(line: bytes) -> bytes | None:
+    """The record's JSON exactly as it stands in a RECORD line, or None if it cannot be read."""
+    try:
+        return bytes(_RECORD_OF_LINE.decode(line).record)
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
+        return None
 
 
 class RecordEnvelope:
@@ -85,3 +112,15 @@ class RecordEnvelope:
     def source_json(self) -> bytes | None:
         """The record's JSON exactly as it arrived, when the reader kept it."""
         return None if self.source is None else bytes(self.source)
+
+
+def strip_tap_metadata(envelope: RecordEnvelope) -> None:
+    """Take tap metadata (SDC_METADATA) out of the envelope's record; a whole record is kept as
+    it arrived first, for its dead letter."""
+    record = envelope.record
+    present = [name for name in SDC_METADATA if name in record]
+    if present:
+        if not envelope.partial:  # dead letters keep the record as it arrived
+            envelope.original = dict(record)
+        for name in present:
+            del record[name]

@@ -7,7 +7,8 @@ decoder (reading/lines.py) only where their stream's sink reads them; other mess
 from __future__ import annotations
 
 import decimal
-from collections import Counter
+import os
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
@@ -17,10 +18,13 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
+from target_openai_capi.parallel.pool import Ticket, WorkerPool
+from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
 from target_openai_capi.pipeline.dead_letter import DEAD_LETTER_TYPE
 from target_openai_capi.reading.decoding import RecordDecoding
 from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.reading.line_chunks import LineChunks, readable, split_lines
 from target_openai_capi.reading.lines import LineDecoder
 
 
@@ -69,6 +73,10 @@ class TolerantReader(MsgSpecReader):
     """
 
     on_bad_line: BadLineHandler | None = None
+    # Worker processes that prepare records (parallel/), and where a prepared record goes.
+    pool: WorkerPool | None = None
+    on_prepared: Callable[[list[tuple[PreparedRecord, bytes]]], None] | None = None
+    records_prepared = 0  # RECORDs a worker prepared (the rest this process handled itself)
     # With on_rejected: fail, a bad line ends the run with the SDK's own exception.
     strict = False
 
@@ -87,9 +95,14 @@ class TolerantReader(MsgSpecReader):
     def keep_sources(self, keep: bool) -> None:
         self.lines.keep_sources = keep
 
-    def set_record_decoding(self, stream: str, decoding: RecordDecoding | None) -> None:
-        """Decode the stream's records with `decoding` from now on (None: whole)."""
+    def set_record_decoding(
+        self, stream: str, decoding: RecordDecoding | None, spec: PlanSpec | None = None
+    ) -> None:
+        """Decode the stream's records with `decoding` from now on (None: whole); worker
+        processes prepare them by `spec` (None: this process handles them)."""
         self.lines.set_plan(stream, decoding)
+        if self.pool is not None:
+            self.pool.set_plan(stream, spec if decoding is not None else None)
 
     @staticmethod
     def assert_line_requires(line_dict: dict[str, Any], requires: set[str]) -> None:
@@ -162,46 +175,133 @@ class TolerantReader(MsgSpecReader):
         filein = file_input or self.default_input
         # Read bytes where we can: faster, and undecodable input is a bad line, not a crash.
         lines: Iterable[str | bytes] = getattr(filein, "buffer", None) or filein
+        fd = _file_descriptor(lines)
+        if self.pool is not None and self.on_prepared is not None and fd is not None:
+            self._process_chunks(fd, callbacks, stats)
+            return stats
         for number, line in enumerate(lines, start=1):
             if number == 1:  # a UTF-8 byte order mark some writers put first is not content
                 line = _without_bom(line)
-            if not line or line.isspace():  # (not strip(): it would copy every line)
-                stats["BLANK"] += 1  # blank lines carry nothing; the SDK would stop here
-                continue
-            message: dict[str, Any] | RecordEnvelope = {}
-            try:
-                message = self.deserialize_json(line)
-                kind = message["type"] if isinstance(message, dict) else "RECORD"
-                if kind == DEAD_LETTER_TYPE:
-                    # A replayed dead-letter file: lines that never were records stay skipped.
-                    stats[kind] += 1
-                    continue
-                callback = callbacks.get(kind)
-                if callback is None:
-                    raise BadLine(f"unknown Singer message type {kind!r}")
-                callback(message)  # type: ignore[arg-type]  # RECORD: the envelope
-            except (BadLine, InvalidInputLine) as exc:
-                if self.strict:
-                    raise
-                self._reject(number, line, str(exc))
-                stats["REJECTED"] += 1
-                continue
-            except RecordsWithoutSchemaException:
-                if self.strict:
-                    raise
-                stream = message.stream if type(message) is RecordEnvelope else None
-                refused = self.refused_schemas.get(stream) if isinstance(stream, str) else None
-                reason = f"RECORD for stream {stream!r} came before its SCHEMA"
-                if refused is not None:
-                    reason = f"RECORD for stream {stream!r}, whose SCHEMA was refused ({refused})"
-                self._reject(number, line, reason)
-                stats["REJECTED"] += 1
-                continue
-            stats[kind] += 1
+            self._process_line(number, line, callbacks, stats)
         return stats
+
+    def _process_chunks(
+        self,
+        fd: int,
+        callbacks: dict[str, Callable[[dict[str, Any]], None]],
+        stats: Counter[str],
+    ) -> None:
+        """Read the input in chunks of whole lines that worker processes prepare (parallel/),
+        while this process handles the chunks before them, each line in input order."""
+        pool = self.pool
+        on_prepared = self.on_prepared
+        assert pool is not None
+        assert on_prepared is not None
+        chunks = LineChunks(fd)
+        pool.start()
+        pending: deque[tuple[bytes, Ticket | None]] = deque()
+        number = 0
+        try:
+            while True:
+                # Keep workers busy: send chunks ahead, as far as input is there already.
+                while len(pending) < pool.depth and not chunks.ended:
+                    if pending and not readable(fd):
+                        break
+                    chunk = chunks.read()
+                    if chunk is None:
+                        break
+                    ticket = pool.submit(chunk) if pool.usable() else None
+                    pending.append((chunk, ticket))
+                    if ticket is None:
+                        break  # this one is handled here, after those before it
+                if not pending:
+                    return
+                chunk, ticket = pending.popleft()
+                lines = split_lines(chunk)
+                results = None if ticket is None else pool.collect(ticket)
+                if results is None:
+                    for line in lines:
+                        number += 1
+                        self._process_line(number, line, callbacks, stats)
+                    continue
+                # Runs of prepared records go on together (one message-guard turn for each run).
+                run: list[tuple[PreparedRecord, bytes]] = []
+                for line, prepared in zip(lines, results, strict=True):
+                    number += 1
+                    if prepared is not None and pool.current(prepared.stream, prepared.version):
+                        run.append((prepared, line))
+                        continue
+                    if run:
+                        self._hand_on(run, stats)
+                        run = []
+                    self._process_line(number, line, callbacks, stats)
+                if run:
+                    self._hand_on(run, stats)
+        finally:
+            pool.close()
+
+    def _hand_on(self, run: list[tuple[PreparedRecord, bytes]], stats: Counter[str]) -> None:
+        """Records prepared by a worker, with their lines, to `on_prepared`, in input order."""
+        assert self.on_prepared is not None
+        self.on_prepared(run)
+        stats["RECORD"] += len(run)
+        self.records_prepared += len(run)
+
+    def _process_line(
+        self,
+        number: int,
+        line: str | bytes,
+        callbacks: dict[str, Callable[[dict[str, Any]], None]],
+        stats: Counter[str],
+    ) -> None:
+        """Dispatch one line to its callback; a bad line goes to `on_bad_line`."""
+        if not line or line.isspace():  # (not strip(): it would copy every line)
+            stats["BLANK"] += 1  # blank lines carry nothing; the SDK would stop here
+            return
+        message: dict[str, Any] | RecordEnvelope = {}
+        try:
+            message = self.deserialize_json(line)
+            kind = message["type"] if isinstance(message, dict) else "RECORD"
+            if kind == DEAD_LETTER_TYPE:
+                # A replayed dead-letter file: lines that never were records stay skipped.
+                stats[kind] += 1
+                return
+            callback = callbacks.get(kind)
+            if callback is None:
+                raise BadLine(f"unknown Singer message type {kind!r}")
+            callback(message)  # type: ignore[arg-type]  # RECORD: the envelope
+        except (BadLine, InvalidInputLine) as exc:
+            if self.strict:
+                raise
+            self._reject(number, line, str(exc))
+            stats["REJECTED"] += 1
+            return
+        except RecordsWithoutSchemaException:
+            if self.strict:
+                raise
+            stream = message.stream if type(message) is RecordEnvelope else None
+            refused = self.refused_schemas.get(stream) if isinstance(stream, str) else None
+            reason = f"RECORD for stream {stream!r} came before its SCHEMA"
+            if refused is not None:
+                reason = f"RECORD for stream {stream!r}, whose SCHEMA was refused ({refused})"
+            self._reject(number, line, reason)
+            stats["REJECTED"] += 1
+            return
+        stats[kind] += 1
 
     def _reject(self, number: int, line: str | bytes, reason: str) -> None:
         text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
         if self.on_bad_line is None:
             raise InvalidInputLine(f"line {number}: {reason}")
         self.on_bad_line(number, text.rstrip("\r\n"), STAGE_INPUT, reason)
+
+
+def _file_descriptor(source: object) -> int | None:
+    """The input's file descriptor, where chunks can be read from it (posix), else None."""
+    if os.name != "posix":
+        return None
+    try:
+        fd = source.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+    return fd if isinstance(fd, int) else None

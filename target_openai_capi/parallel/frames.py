@@ -1,0 +1,37 @@
+"""Frames between the main process and a worker: a kind byte, a length, the payload."""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import BinaryIO
+
+_HEADER = struct.Struct("<BQ")
+
+# main -> worker
+PLAN = 1  # pickle of (stream, version, PlanSpec | None)
+CHUNK = 2  # whole lines, as read (reading/line_chunks.py)
+# worker -> main
+READY = 3  # the worker has imported what it needs
+RESULTS = 4  # pickle of one PreparedRecord or None per line of a chunk, in order
+
+
+def write_frame(fd: int, kind: int, payload: bytes) -> None:
+    """Write one frame to a file descriptor, whole."""
+    for part in (_HEADER.pack(kind, len(payload)), payload):
+        view = memoryview(part)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+
+def read_frame(source: BinaryIO) -> tuple[int, bytes] | None:
+    """The next frame, or None at the end of input (or a frame cut short)."""
+    header = source.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    kind, length = _HEADER.unpack(header)
+    payload = source.read(length)
+    if len(payload) < length:
+        return None
+    return kind, payload

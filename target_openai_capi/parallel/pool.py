@@ -1,0 +1,237 @@
+"""The main process's side of the worker processes: start them, send plans and chunks, collect.
+
+Correctness never rests on a worker. A worker answers each line with a result prepared under a
+numbered version of its stream's plan; the reader uses it only while that version is still the
+stream's current one (a SCHEMA in between may have changed the plan), and handles every other
+line itself. A worker that is not ready yet gets nothing; one that stops or answers nonsense
+breaks the pool, whose chunks in flight the reader then handles itself, as it does every chunk
+after (one warning says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from typing import BinaryIO, NamedTuple
+
+from target_openai_capi.parallel.frames import (
+    CHUNK,
+    PLAN,
+    READY,
+    RESULTS,
+    read_frame,
+    write_frame,
+)
+from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
+
+Results = list[PreparedRecord | None]
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_worker_processes() -> int:
+    """Worker processes when the setting is not given: one per core on a machine of at least two
+    (the main process takes its share of a core too), at most four; none on one core."""
+    cores = usable_cores()
+    return 0 if cores < 2 else min(cores, 4)
+
+
+class _Worker:
+    """One worker process, with a thread that writes its frames (never the main thread: a
+    worker blocked on a full pipe of answers must not block the main thread's writes)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "target_openai_capi.parallel.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.answers: BinaryIO = self.process.stdout  # type: ignore[assignment]
+        self._to_worker = self.process.stdin.fileno()
+        self.ready = False
+        self.failed = False
+        self.outstanding = 0
+        self._frames: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write, name="capi-worker-writer", daemon=True)
+        self._writer.start()
+
+    def send(self, kind: int, payload: bytes) -> None:
+        self._frames.put((kind, payload))
+
+    def _write(self) -> None:
+        while True:
+            frame = self._frames.get()
+            if frame is None:
+                break
+            try:
+                write_frame(self._to_worker, *frame)
+            except OSError:  # the worker is gone: the main thread finds out when it reads
+                self.failed = True
+                break
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+
+    def poll_ready(self) -> bool:
+        """True once the worker said it is ready (without waiting for it)."""
+        if not self.ready and not self.failed:
+            from target_openai_capi.reading.line_chunks import readable
+
+            if readable(self.answers.fileno()):
+                frame = read_frame(self.answers)
+                if frame is None or frame[0] != READY:
+                    self.failed = True
+                else:
+                    self.ready = True
+        return self.ready and not self.failed
+
+    def results(self) -> Results | None:
+        """The answers to the oldest chunk in flight, or None if the worker failed."""
+        self.outstanding -= 1
+        if self.failed:
+            return None
+        frame = read_frame(self.answers)
+        if frame is None or frame[0] != RESULTS:
+            self.failed = True
+            return None
+        try:
+            results: Results = pickle.loads(frame[1])  # noqa: S301 (our own worker)
+        except Exception:
+            self.failed = True
+            return None
+        return results
+
+    def close(self) -> None:
+        self._frames.put(None)
+        self._writer.join(timeout=5)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.answers.close()
+
+
+class Ticket(NamedTuple):
+    """A chunk in flight at a worker."""
+
+    worker: _Worker
+    lines: int
+
+
+class WorkerPool:
+    """Worker processes that prepare RECORD lines (prepared.py) for the reader."""
+
+    def __init__(self, processes: int, logger: logging.Logger, secret: str = "") -> None:
+        self.processes = processes
+        self._logger = logger
+        self._secret = secret
+        self._workers: list[_Worker] = []
+        self._next = 0
+        self._version = 0
+        # stream -> (version, spec): the plan every worker has, or will have before its next chunk.
+        self._plans: dict[str, tuple[int, PlanSpec]] = {}
+        self.broken = False
+        self.chunks_prepared = 0
+
+    @property
+    def depth(self) -> int:
+        """Chunks to keep in flight: two a worker, so none waits while the main thread works."""
+        return 2 * max(1, len(self._workers))
+
+    def start(self) -> None:
+        """Start the worker processes (they get ready while the main process reads on)."""
+        if self._workers or self.broken or self.processes < 1:
+            return
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if "API_KEY" not in name.upper() and not (self._secret and self._secret in value)
+        }
+        try:
+            for _ in range(self.processes):
+                self._workers.append(_Worker(env))
+        except OSError as exc:
+            self._break(f"could not start a worker process ({exc})")
+            return
+        for stream, (version, spec) in self._plans.items():
+            self._send_plan(stream, version, spec)
+
+    def set_plan(self, stream: str, spec: PlanSpec | None) -> None:
+        """The stream's records are prepared by this plan from now on (None: not at all)."""
+        self._version += 1
+        if spec is None:
+            if self._plans.pop(stream, None) is None:
+                return
+        else:
+            self._plans[stream] = (self._version, spec)
+        self._send_plan(stream, self._version, spec)
+
+    def current(self, stream: str, version: int) -> bool:
+        """True when `version` is the stream's current plan (a result under it is usable)."""
+        plan = self._plans.get(stream)
+        return plan is not None and plan[0] == version
+
+    def usable(self) -> bool:
+        """True when a chunk sent now would be prepared: a worker is ready and a plan is set."""
+        if self.broken or not self._plans:
+            return False
+        return any(worker.poll_ready() for worker in self._workers)
+
+    def submit(self, chunk: bytes) -> Ticket | None:
+        """Send a chunk to the next ready worker (None if none is ready)."""
+        for _ in range(len(self._workers)):
+            worker = self._workers[self._next % len(self._workers)]
+            self._next += 1
+            if worker.poll_ready():
+                worker.send(CHUNK, chunk)
+                worker.outstanding += 1
+                return Ticket(worker, chunk.count(b"\n"))
+        return None
+
+    def collect(self, ticket: Ticket) -> Results | None:
+        """The answers to a chunk, one per line; None when the reader must handle it itself."""
+        results = None if self.broken else ticket.worker.results()
+        if results is None or len(results) != ticket.lines:
+            if not self.broken:
+                code = ticket.worker.process.poll()
+                self._break(
+                    "a worker process stopped" + ("" if code is None else f" (exit code {code})")
+                )
+            return None
+        self.chunks_prepared += 1
+        return results
+
+    def close(self) -> None:
+        """Stop the worker processes (each ends when its input closes)."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
+
+    def _send_plan(self, stream: str, version: int, spec: PlanSpec | None) -> None:
+        payload = pickle.dumps((stream, version, spec), protocol=pickle.HIGHEST_PROTOCOL)
+        for worker in self._workers:
+            worker.send(PLAN, payload)
+
+    def _break(self, why: str) -> None:
+        self.broken = True
+        self._logger.warning("%s: the run goes on in one process.", why)
+        for worker in self._workers:
+            if worker.process.poll() is None:
+                worker.process.kill()

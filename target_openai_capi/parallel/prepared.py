@@ -1,0 +1,186 @@
+"""One RECORD line decoded, checked and mapped away from the main process (pure, no I/O).
+
+A worker process (worker.py) runs `RecordPreparer.prepare` on each line the main process hands
+it, with the same plan per stream that the main process would use: the same decoding
+(reading/decoding.py), the same schema check, the same mapping and contract (pipeline/events.py
+`prepare_event`). It answers only what is certain and common: the event built (as its JSON),
+or the record filtered out or skipped as unmatchable. Anything else (a rejection, a line that is
+not a RECORD of a planned stream, any error) is answered None, and the main process handles
+that line itself, by its own path, as if no worker existed: reasons, dead letters and logs
+come from one place.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import fastjsonschema
+import orjson
+
+from target_openai_capi.mapping.stream_mapping import StreamMapping, compile_stream_mapping
+from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_UNMATCHABLE
+from target_openai_capi.pipeline.events import Built, Outcome, StreamInfo, prepare_event
+from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
+from target_openai_capi.reading.envelope import RecordEnvelope, strip_tap_metadata
+from target_openai_capi.reading.lines import LineDecoder
+
+_BUILT = "built"
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """Everything a worker needs to treat one stream's records as the main process does; plain
+    data, so it can be sent to another process (never the API key: no setting but these)."""
+
+    stream: str
+    entry: dict[str, Any]  # the stream's `streams` config entry
+    key_properties: tuple[str, ...]
+    reads: dict[str, Any]  # the paths the stream's records are read at (sink.record_reads)
+    decoding_schema: dict[str, Any] | None  # stream_decoding's `schema`
+    validator_schema: dict[str, Any] | None  # the schema fastjsonschema checks (None: no check)
+    sdc_possible: bool  # tap metadata may be among the read paths
+    user_field_style: str
+    default_phone_region: str | None
+
+
+class PreparedRecord(NamedTuple):
+    """What a worker made of one RECORD line, under version `version` of its stream's plan."""
+
+    stream: str
+    version: int
+    kind: str  # "built", FILTERED or SKIPPED_UNMATCHABLE
+    event_json: bytes | None
+    name: str | None  # the event's dedup name
+    event_id: str | None
+    identifiers: frozenset[str]
+    notes: list[str]
+
+    def outcome(self) -> Outcome:
+        """The outcome as pipeline/events.py `prepare_event` gives it (the event as JSON)."""
+        if self.kind != _BUILT:
+            return self.kind
+        assert self.event_json is not None
+        assert self.name is not None
+        return Built(orjson.Fragment(self.event_json), self.name, self.identifiers)
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """A PlanSpec compiled: the stream's decoding, schema check and mapping."""
+
+    version: int
+    spec: PlanSpec
+    info: StreamInfo
+    decoding: RecordDecoding
+    mapping: StreamMapping
+    validate: Any  # fastjsonschema's compiled check, or None
+
+    @classmethod
+    def compile(cls, spec: PlanSpec, version: int) -> StreamPlan | None:
+        """The plan, or None when the stream's records are not decoded in part (whole)."""
+        decoding = stream_decoding(
+            spec.reads, spec.decoding_schema, same_rules=spec.validator_schema is not None
+        )
+        if decoding is None:
+            return None
+        validate = None
+        if spec.validator_schema is not None:
+            validate = fastjsonschema.compile(
+                spec.validator_schema, use_default=False, use_formats=False
+            )
+        return cls(
+            version=version,
+            spec=spec,
+            info=StreamInfo(spec.stream, spec.key_properties, None),
+            decoding=decoding,
+            mapping=compile_stream_mapping(spec.stream, spec.entry),
+            validate=validate,
+        )
+
+
+class RecordPreparer:
+    """The worker's side: the current plan of each stream, and each line prepared by it."""
+
+    def __init__(self) -> None:
+        self.plans: dict[str, StreamPlan] = {}
+        self.lines = LineDecoder()
+        self.lines.keep_sources = False  # one pass: the main process keeps the line itself
+
+    def set_plan(self, stream: str, version: int, spec: PlanSpec | None) -> None:
+        """Prepare the stream's records by this plan from now on (None: not at all)."""
+        plan = None if spec is None else StreamPlan.compile(spec, version)
+        if plan is None:
+            self.plans.pop(stream, None)
+            self.lines.set_plan(stream, None)
+        else:
+            self.plans[stream] = plan
+            self.lines.set_plan(stream, plan.decoding)
+
+    def prepare_all(self, lines: list[bytes]) -> list[PreparedRecord | None]:
+        """Each line prepared, in order."""
+        now_ms = int(time.time() * 1000)
+        return [self.prepare(line, now_ms) for line in lines]
+
+    def prepare(self, line: bytes, now_ms: int) -> PreparedRecord | None:
+        """The line's record prepared, or None: the main process handles the line itself."""
+        try:
+            return self._prepare(line, now_ms)
+        except Exception:  # whatever it is, the main process meets it again and says so
+            return None
+
+    def _prepare(self, line: bytes, now_ms: int) -> PreparedRecord | None:
+        if not line or line.isspace():
+            return None
+        envelope = self.lines.decode(line)
+        if type(envelope) is not RecordEnvelope:
+            return None
+        plan = self.plans.get(envelope.stream)
+        if plan is None:
+            return None
+        spec = plan.spec
+        # What the sink checks before mapping (sink.py ConversionsSink.add): tap metadata out,
+        # the record against its schema unless the decoder checked it, the key properties.
+        if spec.sdc_possible or not envelope.partial:
+            strip_tap_metadata(envelope)
+        record = envelope.record
+        if plan.validate is not None and not envelope.schema_checked:
+            try:
+                plan.validate(record)
+            except fastjsonschema.JsonSchemaValueException:
+                return None
+        if any(key not in record for key in spec.key_properties):
+            return None
+        outcome, notes, event_id = prepare_event(
+            plan.mapping,
+            plan.info,
+            envelope,
+            user_field_style=spec.user_field_style,
+            default_phone_region=spec.default_phone_region,
+            now_ms=now_ms,
+        )
+        if type(outcome) is Built:
+            event_json = orjson.dumps(outcome.event)
+            return PreparedRecord(
+                plan.spec.stream,
+                plan.version,
+                _BUILT,
+                event_json,
+                outcome.name,
+                event_id,
+                outcome.identifiers,
+                notes,
+            )
+        if outcome in (FILTERED, SKIPPED_UNMATCHABLE):
+            return PreparedRecord(
+                plan.spec.stream,
+                plan.version,
+                str(outcome),
+                None,
+                None,
+                event_id,
+                frozenset(),
+                notes,
+            )
+        return None  # a rejection: the main process finds it again, and dead-letters it

@@ -1,0 +1,83 @@
+"""Input read in chunks of whole lines, straight from a file descriptor.
+
+The reader hands chunks to worker processes (parallel/), so it reads what the tap has written
+so far, up to a size, and cuts it after the last newline: the rest waits for the next read. It
+never waits for more input while it holds whole lines (a slow tap's STATE is not held back),
+and it splits lines exactly as iterating a binary file does (on b"\\n" only).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+
+# Up to this much is read at once (a pipe gives at most what it holds, 64 KiB by default).
+CHUNK_BYTES = 1 << 20
+# Linux lets a pipe hold more: the tap writes on while a chunk is worked on.
+_PIPE_BYTES = 1 << 20
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def split_lines(segment: bytes) -> list[bytes]:
+    """The lines of a chunk that ends with a newline, each without it."""
+    lines = segment.split(b"\n")
+    lines.pop()  # what follows the last newline: nothing
+    return lines
+
+
+def readable(fd: int) -> bool:
+    """True when reading `fd` would not wait (input is there, or its end)."""
+    ready, _, _ = select.select([fd], [], [], 0)
+    return bool(ready)
+
+
+class LineChunks:
+    """Chunks of whole lines from `fd`; the first line loses a UTF-8 byte order mark."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._rest = b""
+        self._first = True
+        self.ended = False
+        if sys.platform == "linux":
+            try:
+                import fcntl
+
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+            except (OSError, AttributeError):
+                pass  # not a pipe, or not allowed: the default size works too
+
+    def read(self) -> bytes | None:
+        """The next chunk of whole lines (each ending with a newline; the input's last line is
+        given one), waiting for input only when none is there; None at the end of input."""
+        if self.ended:
+            return None
+        parts = [self._rest] if self._rest else []
+        size = len(self._rest)
+        whole_line = False
+        while True:
+            data = os.read(self._fd, CHUNK_BYTES)
+            if not data:
+                self.ended = True
+                self._rest = b""
+                if size == 0:
+                    return None
+                buffer = b"".join(parts)
+                return self._bom_off(buffer if buffer.endswith(b"\n") else buffer + b"\n")
+            parts.append(data)
+            size += len(data)
+            whole_line = whole_line or b"\n" in data
+            # Whole lines in hand: read on only while more is there at once and room is left.
+            if whole_line and (size >= CHUNK_BYTES or not readable(self._fd)):
+                break
+        buffer = b"".join(parts)
+        end = buffer.rfind(b"\n") + 1
+        self._rest = buffer[end:]
+        return self._bom_off(buffer[:end])
+
+    def _bom_off(self, chunk: bytes) -> bytes:
+        if self._first:
+            self._first = False
+            return chunk.removeprefix(_UTF8_BOM)
+        return chunk
