@@ -1,0 +1,296 @@
+"""Worker processes (parallel/): a run that prepares records in them sends, rejects, counts and
+checkpoints exactly what a run in one process does; a worker that dies costs nothing.
+
+The target starts its workers while it reads the first lines, so these tests play a tap that
+pauses after its first records (as a tap does while it pages through an API): by the time the
+rest arrives the workers are ready, and the summary line says how many records they prepared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from conftest import API_KEY, DAY_MS, PIXEL_ID
+from support import TARGET_CMD, iso_minutes_ago, record, run_target, schema, state, target_config
+
+from target_openai_capi.reading.line_chunks import CHUNK_BYTES, LineChunks
+from target_openai_capi.sandbox import start_sandbox
+
+STREAM = "orders"
+PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string"},
+    "created": {"type": "string"},
+    "total": {"type": "number"},
+    "currency": {"type": "string"},
+    "email": {"type": ["string", "null"]},
+    "test": {"type": "boolean"},
+    "items": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}},
+        },
+    },
+}
+MAPPING = {
+    "event_type": "order_created",
+    "filter": "!test",
+    "fields": {
+        "id": "id",
+        "timestamp": "created",
+        "amount": "total",
+        "currency": "currency",
+        "email": "email",
+        "contents": "items[].{id: sku, quantity: qty}",
+        "action_source": "'physical_store'",
+    },
+}
+PREPARED = re.compile(r"Worker processes: (\d+); ([\d,]+) of ([\d,]+) records")
+
+
+def order(n: int, **changes: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": f"o{n}",
+        "created": iso_minutes_ago(10 + n % 30),
+        "total": round(n % 90 + (n % 100) / 100, 2),
+        "currency": ["USD", "EUR", "JPY"][n % 3],
+        "email": f" Buyer{n % 40}@Example.com ",
+        "test": False,
+        "items": [{"sku": f"sku-{n % 7}", "qty": 1 + n % 3}],
+    }
+    row.update(changes)
+    return row
+
+
+def mixed_input(count: int) -> tuple[list[str], list[str]]:
+    """(head, tail): every kind of line the target meets, most of them in the tail."""
+    head = [schema(STREAM, PROPERTIES, ["id"]), schema("unmapped", {"id": {"type": "integer"}})]
+    head += [record(STREAM, order(n)) for n in range(5)]
+    tail: list[str] = []
+    for n in range(5, count):
+        if n % 97 == 0:
+            tail.append(state({"bookmarks": {STREAM: {"n": n}}}))
+        kind = n % 23
+        if kind == 1:
+            row = order(n, test=True)  # filtered
+        elif kind == 2:
+            row = order(n)
+            del row["id"]  # no key property: rejected at schema
+        elif kind == 3:
+            row = order(n, total="not a number")  # schema
+        elif kind == 4:
+            row = order(n, currency="ZZZ")  # mapping: not a currency
+        elif kind == 5:
+            row = order(n, created=iso_minutes_ago(9 * 24 * 60))  # older than the window
+        elif kind == 6:
+            row = order(n - 6)  # the same event again: a duplicate
+        elif kind == 7:
+            row = order(n, email="not an email")  # sent without it, with a note
+        elif kind == 8:
+            row = order(n, _sdc_extracted_at="2026-01-01T00:00:00Z")  # tap metadata
+        elif kind == 9:
+            row = order(n, created=iso_minutes_ago(120))  # the sandbox finds it stale
+        else:
+            row = order(n)
+        tail.append(record(STREAM, row))
+        if n % 211 == 0:
+            tail += ["", "{not json", record("unmapped", {"id": n})]
+        if n == count // 2:  # a new SCHEMA mid-stream: the plan changes under chunks in flight
+            tail.append(schema(STREAM, {**PROPERTIES, "note": {"type": "string"}}, ["id"]))
+    tail.append(state({"bookmarks": {STREAM: {"n": count}}}))
+    return head, tail
+
+
+def run_with_pause(
+    config: dict[str, Any], head: list[str], tail: list[str], tmp_path: Path, *, kill: bool = False
+) -> tuple[int, str, str]:
+    """The CLI fed `head`, then (once its worker processes run) `tail`; with `kill`, every
+    worker is killed before the tail is written."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(("\n".join(head) + "\n").encode())
+    proc.stdin.flush()
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    while len(parent.children()) < config["worker_processes"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = parent.children()
+    assert len(workers) == config["worker_processes"]
+    time.sleep(2.0)  # a worker imports for ~0.2 s; generous on a loaded machine
+    if kill:
+        for worker in workers:
+            os.kill(worker.pid, 9)
+        psutil.wait_procs(workers, timeout=10)
+    stdout, stderr = proc.communicate(("\n".join(tail) + "\n").encode(), timeout=180)
+    return proc.returncode, stdout.decode(), stderr.decode()
+
+
+def dead_letters(path: Path) -> list[dict[str, Any]]:
+    """The dead-letter file's lines, without the time of each rejection."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines:
+        line.get("dead_letter", {}).pop("rejected_at", None)
+    return lines
+
+
+def summary(stderr: str) -> list[str]:
+    return [line.split("| ")[-1] for line in stderr.splitlines() if "received=" in line]
+
+
+@pytest.fixture
+def stale_after_an_hour():
+    """Two sandboxes whose clocks run 7 days minus 1 hour ahead: the API refuses events older
+    than an hour that the target's own window lets through (dead letters from the API stage)."""
+    skew = 7 * DAY_MS - 3600 * 1000
+
+    def clock() -> int:
+        return int(time.time() * 1000) + skew
+
+    with (
+        start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, now_ms=clock) as one,
+        start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, now_ms=clock) as other,
+    ):
+        yield one, other
+
+
+def test_a_run_with_workers_does_exactly_what_a_run_in_one_process_does(
+    stale_after_an_hour, tmp_path
+):
+    alone_api, workers_api = stale_after_an_hour
+    head, tail = mixed_input(3000)
+    settings = {"batch_size": 100, "max_concurrent_requests": 1, "default_phone_region": "US"}
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "workers").mkdir()
+    alone = run_target(
+        target_config(
+            alone_api.url, tmp_path / "alone", {STREAM: MAPPING}, worker_processes=0, **settings
+        ),
+        head + tail,
+        tmp_path / "alone",
+    )
+    code, stdout, stderr = run_with_pause(
+        target_config(
+            workers_api.url, tmp_path / "workers", {STREAM: MAPPING}, worker_processes=2, **settings
+        ),
+        head,
+        tail,
+        tmp_path / "workers",
+    )
+    assert alone.returncode == 0, alone.output
+    assert code == 0, stderr
+    match = PREPARED.search(stderr)
+    assert match, stderr
+    assert match.group(1) == "2"
+    # Records the run rejects, and those of chunks in flight when the SCHEMA changed, go the
+    # main process's way: most of the rest went through a worker.
+    assert int(match.group(2).replace(",", "")) > 500
+    assert "Worker processes" not in alone.stderr
+    # The same events, in the same requests, the same STATE, dead letters and counts.
+    assert workers_api.events() == alone_api.events()
+    assert len(alone_api.events()) > 1000
+    assert stdout == alone.stdout
+    assert len(alone.states) > 5
+    assert alone.states[-1] == {"bookmarks": {STREAM: {"n": 3000}}}
+    assert dead_letters(tmp_path / "workers" / "dead.jsonl") == dead_letters(
+        tmp_path / "alone" / "dead.jsonl"
+    )
+    rejected = dead_letters(tmp_path / "alone" / "dead.jsonl")
+    stages = {line["dead_letter"]["stage"] for line in rejected if "dead_letter" in line}
+    assert stages == {"input", "schema", "mapping", "window", "api"}
+    assert summary(stderr) == summary(alone.stderr)
+    assert "filtered=" in summary(stderr)[0]
+    assert "duplicate=" in summary(stderr)[0]
+    notes = [line.split("| ")[-1] for line in stderr.splitlines() if "not an email" in line]
+    assert notes
+    assert notes == [
+        line.split("| ")[-1] for line in alone.stderr.splitlines() if "not an email" in line
+    ]
+
+
+def test_workers_that_die_cost_nothing(sandbox, tmp_path):
+    head, tail = mixed_input(800)
+    config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=2)
+    code, stdout, stderr = run_with_pause(config, head, tail, tmp_path, kill=True)
+    assert code == 0, stderr
+    assert "a worker process stopped" in stderr
+    assert "the run goes on in one process" in stderr
+    match = PREPARED.search(stderr)
+    assert match, stderr
+    assert match.group(2) == "0"
+    # Every record is accounted for, by the main process alone.
+    expected = sum(1 for line in head + tail if '"stream": "orders"' in line and "RECORD" in line)
+    assert f"orders: received={expected} " in summary(stderr)[0]
+    assert json.loads(stdout.splitlines()[-1]) == {"bookmarks": {STREAM: {"n": 800}}}
+    sent = int(re.search(r"orders: received=\d+ sent=(\d+)", summary(stderr)[0]).group(1))
+    assert len(sandbox.events()) == sent > 300
+
+
+# --- reading chunks of whole lines -------------------------------------------------------
+
+
+def chunks_of(data: bytes, pieces: int = 1) -> list[bytes]:
+    """The lines LineChunks gives for `data` written to a pipe in `pieces` writes."""
+    read_end, write_end = os.pipe()
+    step = max(1, len(data) // pieces)
+    writer = subprocess.Popen(
+        [
+            "python3",
+            "-c",
+            "import os,sys\n"
+            f"data=sys.stdin.buffer.read()\nfor i in range(0,len(data),{step}):\n"
+            "    os.write(1,data[i:i+" + str(step) + "])",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=write_end,
+    )
+    os.close(write_end)
+    assert writer.stdin is not None
+    writer.stdin.write(data)
+    writer.stdin.close()
+    chunks = LineChunks(read_end)
+    lines: list[bytes] = []
+    while (chunk := chunks.read()) is not None:
+        assert chunk.endswith(b"\n")
+        lines += chunk.split(b"\n")[:-1]
+    os.close(read_end)
+    writer.wait()
+    return lines
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"a\nb\n",
+        b"a\nb",  # the last line has no newline
+        b"\n\n \r\n",
+        b"\xef\xbb\xbfa\n\xef\xbb\xbfb\n",  # a byte order mark first (only there, it is dropped)
+        b"x" * (3 * CHUNK_BYTES) + b"\ny\n",  # a line longer than a chunk
+        b"".join(b"line %d\r\n" % n for n in range(50_000)),
+    ],
+    ids=["empty", "lines", "no-final-newline", "blank", "bom", "long-line", "many"],
+)
+@pytest.mark.parametrize("pieces", [1, 7, 1000])
+def test_chunks_hold_the_lines_that_reading_the_file_gives(data, pieces, tmp_path):
+    path = tmp_path / "input"
+    path.write_bytes(data)
+    with path.open("rb") as file:
+        expected = [line.removesuffix(b"\n") for line in file]
+    if expected:
+        expected[0] = expected[0].removeprefix(b"\xef\xbb\xbf")
+    assert chunks_of(data, pieces) == expected
