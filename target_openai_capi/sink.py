@@ -91,11 +91,14 @@ class ConversionsSink(BatchSink):
             strip_tap_metadata(envelope)
         self.pipeline.add(self.info, envelope, self.schema_verdict(envelope))
 
-    def add_prepared(self, prepared: PreparedRecord, line: bytes) -> None:
-        """One record of this stream that a worker process checked and mapped as `add` would
-        (parallel/prepared.py): passed on to the pipeline."""
-        self._count()
-        self.pipeline.add_prepared(self.info, prepared, line)
+    def add_prepared(self, run: list[tuple[PreparedRecord, bytes]]) -> None:
+        """Records of this stream that a worker process checked and mapped as `add` would
+        (parallel/prepared.py), with their lines: passed on to the pipeline."""
+        self.record_counter_metric.increment(len(run))  # the SDK's record_count METRIC
+        add = self.pipeline.add_prepared
+        info = self.info
+        for prepared, line in run:
+            add(info, prepared, line)
 
     def schema_verdict(self, envelope: RecordEnvelope) -> Rejection | None:
         """None when the record may be mapped; else why not (stage `schema`).

@@ -248,11 +248,16 @@ class TargetOpenAICapi(Target):
         self.guard.handle(self._process_prepared, run)
 
     def _process_prepared(self, run: list[tuple[PreparedRecord, bytes]]) -> None:
-        direct = self._direct
-        for prepared, line in run:
-            sink = direct.get(prepared.stream)
+        start = 0
+        while start < len(run):  # each stretch of one stream's records to its sink
+            stream = run[start][0].stream
+            end = start + 1
+            while end < len(run) and run[end][0].stream == stream:
+                end += 1
+            sink = self._direct.get(stream)
             assert sink is not None  # a current plan is one for a stream that goes straight to it
-            sink.add_prepared(prepared, line)
+            sink.add_prepared(run[start:end] if start or end < len(run) else run)
+            start = end
 
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
         self.guard.handle(self._process_batch, message_dict)

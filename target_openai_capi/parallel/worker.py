@@ -51,6 +51,7 @@ def main() -> None:
         if kind == PLAN:
             stream, version, spec = pickle.loads(payload)  # noqa: S301 (our own main process)
             preparer.set_plan(stream, version, spec)
+            gc.freeze()  # the compiled plan too: the collector need not walk it again and again
         elif kind == CHUNK:
             results = preparer.prepare_all(split_lines(payload))
             write_frame(writer, RESULTS, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))

@@ -56,7 +56,22 @@ class MatchCoverage:
 
     def __init__(self) -> None:
         self.events: Counter[str] = Counter()
-        self.carrying: dict[str, Counter[str]] = defaultdict(Counter)
+        # Per stream, events by the set of kinds they carry: counting one is a dict update (a
+        # frozenset keeps its hash); the per-kind counts are added up when they are read.
+        self._by_kinds: dict[str, Counter[frozenset[str]]] = defaultdict(Counter)
+
+    @property
+    def carrying(self) -> dict[str, Counter[str]]:
+        """Per stream: events carrying each identifier kind (and NONE_STRONG: none strong)."""
+        result: dict[str, Counter[str]] = defaultdict(Counter)
+        for stream, sets in self._by_kinds.items():
+            counts = result[stream]
+            for kinds, events in sets.items():
+                for kind in kinds:
+                    counts[kind] += events
+                if not kinds.intersection(STRONG):
+                    counts[NONE_STRONG] += events
+        return result
 
     def count(self, stream: str, event: Mapping[str, Any]) -> None:
         """Count one event that went out (sent, or validated in a dry run)."""
@@ -65,20 +80,18 @@ class MatchCoverage:
     def count_kinds(self, stream: str, kinds: frozenset[str]) -> None:
         """Count one event that went out, by the identifier kinds it carries (`identifiers`)."""
         self.events[stream] += 1
-        counts = self.carrying[stream]
-        counts.update(kinds)
-        if not kinds.intersection(STRONG):
-            counts[NONE_STRONG] += 1
+        self._by_kinds[stream][kinds] += 1
 
     def lines(self) -> list[str]:
         """One line per stream, then a hint for each stream whose events lack a click id."""
         lines = []
+        carrying = self.carrying
         for stream in sorted(self.events):
-            total, counts = self.events[stream], self.carrying[stream]
+            total, counts = self.events[stream], carrying[stream]
             parts = [f"{kind} {counts[kind]:,}" for kind in (*KINDS, NONE_STRONG)]
             lines.append(f"Match coverage: {stream}: {total:,} events; " + ", ".join(parts))
         for stream in sorted(self.events):
-            counts = self.carrying[stream]
+            counts = carrying[stream]
             if counts["oppref"] == 0 and counts["obref"] == 0:
                 lines.append(
                     f"Match coverage: {stream}: 0 of {self.events[stream]:,} events carry an "
@@ -89,8 +102,9 @@ class MatchCoverage:
     def metrics(self) -> list[tuple[str, str, int]]:
         """(stream, identifier kind, events carrying it), for METRIC lines."""
         rows = []
+        carrying = self.carrying
         for stream in sorted(self.events):
-            counts = self.carrying[stream]
+            counts = carrying[stream]
             rows.append((stream, "events", self.events[stream]))
             rows += [(stream, kind, counts[kind]) for kind in (*KINDS, NONE_STRONG)]
         return rows
