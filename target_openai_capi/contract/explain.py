@@ -3,26 +3,36 @@ problem by field order, worded for a data engineer, never showing personal data.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from target_openai_capi.contract.schema import _FORMATS, EVENT_SCHEMA, _resolve
 
-_format_checker = jsonschema.FormatChecker(formats=())
-for _name, _check in _FORMATS.items():
-    _format_checker.checks(_name)(_check)
+if TYPE_CHECKING:
+    import jsonschema
 
-# JSON Schema counts 12.0 as an integer; a strict JSON decoder on the server (e.g. into int64)
-# would not, so the explaining validator is strict and _float_in_integer_field backs the fast one.
-_ExplainingValidator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
-    ),
-)
-_explainer = _ExplainingValidator(EVENT_SCHEMA, format_checker=_format_checker)
+
+@functools.cache
+def _explainer() -> Any:
+    """The explaining validator, built when an event first needs explaining (jsonschema takes
+    ~35 ms to import, which a worker process that never meets an invalid event need not pay)."""
+    import jsonschema
+
+    format_checker = jsonschema.FormatChecker(formats=())
+    for name, check in _FORMATS.items():
+        format_checker.checks(name)(check)
+    # JSON Schema counts 12.0 as an integer; a strict JSON decoder on the server (e.g. into
+    # int64) would not, so the explaining validator is strict and _float_in_integer_field backs
+    # the fast one.
+    validator = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+            "integer",
+            lambda _checker, value: isinstance(value, int) and not isinstance(value, bool),
+        ),
+    )
+    return validator(EVENT_SCHEMA, format_checker=format_checker)
 
 
 _REDACTED = "<value hidden: may be personal data>"
@@ -183,7 +193,7 @@ def _messages(
 def _explain(event: Mapping[str, Any]) -> str | None:
     """The first schema error by path order, as '<dotted.path>: <message>'."""
     best: tuple[tuple[Any, ...], str] | None = None
-    for error in _explainer.iter_errors(event):
+    for error in _explainer().iter_errors(event):
         schema_path = "/".join(str(part) for part in error.absolute_schema_path)
         for path, message in _messages(error, event):
             key = _sort_key(path, error.validator, schema_path)

@@ -111,7 +111,16 @@ def event_id(
 ) -> str:
     """Stable event id: the mapped id, else the stream's key properties, else a hash of the
     whole record (`whole_record()` when `record` holds only the paths the mapping reads)."""
-    value = _value(mapping, record, "id")
+    return event_id_from(_value(mapping, record, "id"), record, key_properties, whole_record)
+
+
+def event_id_from(
+    value: Any,
+    record: Mapping[str, Any],
+    key_properties: Sequence[str],
+    whole_record: Callable[[], Mapping[str, Any]] | None = None,
+) -> str:
+    """event_id, given the value of the mapped `id` field (`_value`)."""
     if value is not None:
         text = _as_text(value, "id")
     elif key_properties and all(record.get(k) is not None for k in key_properties):

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import fastjsonschema
 import orjson
 
+from target_openai_capi.mapping.assembler import Assembler, compile_assembler
 from target_openai_capi.mapping.stream_mapping import StreamMapping, compile_stream_mapping
 from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_UNMATCHABLE
 from target_openai_capi.pipeline.events import Built, Outcome, StreamInfo, prepare_event
@@ -76,6 +77,7 @@ class StreamPlan:
     decoding: RecordDecoding
     mapping: StreamMapping
     validate: Any  # fastjsonschema's compiled check, or None
+    assemble: Assembler | None  # the mapping's compiled build_event (mapping/assembler.py)
 
     @classmethod
     def compile(cls, spec: PlanSpec, version: int) -> StreamPlan | None:
@@ -90,13 +92,17 @@ class StreamPlan:
             validate = fastjsonschema.compile(
                 spec.validator_schema, use_default=False, use_formats=False
             )
+        mapping = compile_stream_mapping(spec.stream, spec.entry)
         return cls(
             version=version,
             spec=spec,
             info=StreamInfo(spec.stream, spec.key_properties, None),
             decoding=decoding,
-            mapping=compile_stream_mapping(spec.stream, spec.entry),
+            mapping=mapping,
             validate=validate,
+            assemble=compile_assembler(
+                mapping, spec.key_properties, spec.user_field_style, spec.default_phone_region
+            ),
         )
 
 
@@ -107,6 +113,8 @@ class RecordPreparer:
         self.plans: dict[str, StreamPlan] = {}
         self.lines = LineDecoder()
         self.lines.keep_sources = False  # one pass: the main process keeps the line itself
+        # One object for each set of identifier kinds: a chunk's answers pickle each set once.
+        self._kinds: dict[frozenset[str], frozenset[str]] = {}
 
     def set_plan(self, stream: str, version: int, spec: PlanSpec | None) -> None:
         """Prepare the stream's records by this plan from now on (None: not at all)."""
@@ -159,6 +167,7 @@ class RecordPreparer:
             user_field_style=spec.user_field_style,
             default_phone_region=spec.default_phone_region,
             now_ms=now_ms,
+            assemble=plan.assemble,
         )
         if type(outcome) is Built:
             event_json = orjson.dumps(outcome.event)
@@ -169,7 +178,7 @@ class RecordPreparer:
                 event_json,
                 outcome.name,
                 event_id,
-                outcome.identifiers,
+                self._kinds.setdefault(outcome.identifiers, outcome.identifiers),
                 notes,
             )
         if outcome in (FILTERED, SKIPPED_UNMATCHABLE):

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from target_openai_capi.contract import built_event_problem, dedup_name, window_problem
-from target_openai_capi.delivery.batch import WireEvent
+from target_openai_capi.mapping.assembler import Assembler, compile_assembler
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import build_event, passes_filter
 from target_openai_capi.mapping.stream_mapping import StreamMapping
@@ -28,6 +28,9 @@ from target_openai_capi.pipeline.accounting import (
 from target_openai_capi.pipeline.coverage import identifiers
 from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.reading.envelope import RecordEnvelope
+
+if TYPE_CHECKING:
+    from target_openai_capi.delivery.batch import WireEvent
 
 # In-run dedup remembers this many recent (event name, id) keys: far more than a tap re-sends
 # around its bookmark, and few enough (~3 MB) that the cap is reached early and memory stays
@@ -79,23 +82,28 @@ def prepare_event(
     user_field_style: str,
     default_phone_region: str | None,
     now_ms: int,
+    assemble: Assembler | None = None,
 ) -> tuple[Outcome, list[str], str | None]:
     """The record's event or what else became of it, with notes on identifiers left out and the
     built event's id (None when none was built). Pure: no I/O, no state; a worker process runs
-    it as the main process would (parallel/)."""
+    it as the main process would (parallel/). `assemble` is the stream's compiled build_event
+    (mapping/assembler.py), when there is one."""
     record = envelope.record
     try:
         if not passes_filter(mapping, record):
             return FILTERED, [], None
-        event, notes = build_event(
-            mapping,
-            record,
-            stream.key_properties,
-            user_field_style=user_field_style,
-            default_phone_region=default_phone_region,
+        if assemble is not None:
             # An id hashed from the record covers all of it, not only the read paths.
-            whole_record=envelope.whole,
-        )
+            event, notes = assemble(record, envelope.whole)
+        else:
+            event, notes = build_event(
+                mapping,
+                record,
+                stream.key_properties,
+                user_field_style=user_field_style,
+                default_phone_region=default_phone_region,
+                whole_record=envelope.whole,
+            )
     except MappingError as exc:
         return Rejection(STAGE_MAPPING, str(exc), event_id=exc.event_id), [], None
     event_id: str = event["id"]
@@ -131,6 +139,8 @@ class EventBuilder:
         self._now_ms = now_ms
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._id_streams_checked: set[str] = set()  # streams checked for hashed event ids
+        # Per stream: its compiled build_event, and the key properties it was compiled for.
+        self._assemblers: dict[str, tuple[Sequence[str], Assembler | None]] = {}
 
     def build(self, stream: StreamInfo, envelope: RecordEnvelope) -> Outcome:
         """The record's event, its rejection, or the outcome it is settled with at once."""
@@ -142,6 +152,7 @@ class EventBuilder:
             user_field_style=self._user_field_style,
             default_phone_region=self._default_phone_region,
             now_ms=self._now_ms(),
+            assemble=self._assembler(stream),
         )
         return self.settle_prepared(stream, outcome, notes, event_id)
 
@@ -161,6 +172,21 @@ class EventBuilder:
         if type(outcome) is Built and self._seen_recently(outcome.name, str(event_id)):
             return DUPLICATE
         return outcome
+
+    def _assembler(self, stream: StreamInfo) -> Assembler | None:
+        """The stream's compiled build_event, compiled at its first record (and again when a
+        SCHEMA changes its key properties)."""
+        known = self._assemblers.get(stream.name)
+        if known is not None and known[0] == stream.key_properties:
+            return known[1]
+        assemble = compile_assembler(
+            self.mappings[stream.name],
+            stream.key_properties,
+            self._user_field_style,
+            self._default_phone_region,
+        )
+        self._assemblers[stream.name] = (stream.key_properties, assemble)
+        return assemble
 
     def forget(self, event_name: str, event_id: str) -> None:
         """The event was not sent: a later copy in this run (perhaps fixed) is not a duplicate."""

@@ -1,0 +1,263 @@
+"""A stream's mapping compiled at start-up to one Python function that builds its events.
+
+`build_event` (event.py) reads every field through `_value` and decides at each record what its
+mapping already settled: which fields are mapped, the event type and its data shape, which user
+fields the style sends. `compile_assembler` writes those decisions into the source of one
+function per stream (and per key properties and user settings), compiled once: each field is
+read by its compiled JMESPath getter (or the record's property of the same name) inline, in
+exactly the order build_event reads them, and only where build_event reads them; then the same
+helper functions normalise, hash and check the values. So the function returns what build_event
+returns, and raises what it raises, for every record: tests/test_mapping_assembler.py checks that
+on generated orders and on thousands of mutations of them, for every preset.
+
+Nothing from the config enters the source as code: field names are among EVENT_FIELDS and
+are written with repr(); getters and settings are bound in the function's namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jmespath
+
+from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE
+from target_openai_capi.mapping import event as generic
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.event_names import custom_event
+from target_openai_capi.mapping.identity import (
+    _ONE_VALUE_FIELDS,
+    USER_FIELD_STYLES,
+    _list_values,
+    check_user_settings,
+)
+from target_openai_capi.mapping.money import currency_code, minor_units, to_minor_units
+from target_openai_capi.mapping.stream_mapping import StreamMapping
+from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
+from target_openai_capi.mapping.user_values import (
+    MAX_CACHED_TEXT,
+    Rejected,
+    _normalise_text,
+    blank,
+    normalised,
+)
+
+# (record, whole_record) -> (event, notes), as build_event returns them.
+Assembler = Callable[
+    [Mapping[str, Any], Callable[[], Mapping[str, Any]] | None], tuple[dict[str, Any], list[str]]
+]
+
+
+class _Source:
+    """Lines of Python source with their indentation."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def add(self, *lines: str) -> None:
+        self.lines += ["    " * self.depth + line for line in lines]
+
+
+def compile_assembler(
+    mapping: StreamMapping,
+    key_properties: Sequence[str],
+    user_field_style: str,
+    default_phone_region: str | None,
+) -> Assembler | None:
+    """The stream's events built by one compiled function, or None (build_event then builds
+    them) where the user settings are not usable: build_event says why at each record."""
+    try:
+        region = check_user_settings(user_field_style, default_phone_region)
+    except ValueError:
+        return None
+    namespace: dict[str, Any] = {
+        "MappingError": MappingError,
+        "JMESPathError": jmespath.exceptions.JMESPathError,
+        "Rejected": Rejected,
+        "MAPPING": mapping,
+        "KEYS": tuple(key_properties),
+        "REGION": region,
+        "APP_EVENT_TYPES": APP_EVENT_TYPES,
+        "MAX_CACHED_TEXT": MAX_CACHED_TEXT,
+        "event_id_from": generic.event_id_from,
+        "_event_type": generic._event_type,
+        "_data": generic._data,
+        "_as_text": generic._as_text,
+        "_as_bool": generic._as_bool,
+        "_contents": generic._contents,
+        "_custom_data": generic._custom_data,
+        "custom_event": custom_event,
+        "epoch_ms": epoch_ms,
+        "to_epoch_ms": to_epoch_ms,
+        "currency_code": currency_code,
+        "minor_units": minor_units,
+        "to_minor_units": to_minor_units,
+        "blank": blank,
+        "normalised": normalised,
+        "_normalise_text": _normalise_text,
+        "_list_values": _list_values,
+    }
+    src = _Source()
+
+    def fetch(name: str, into: str = "v") -> None:
+        """`into` = _value(mapping, record, name), inline."""
+        getter = mapping.fields.get(name)
+        if getter is None:
+            src.add(f"{into} = record.get({name!r})")
+        else:
+            namespace[f"GET_{name}"] = getter
+            src.add(f"{into} = GET_{name}(record)")
+        src.add(
+            f"if type({into}) is str:",
+            f"    if not {into}:",
+            f"        {into} = None",
+            f"elif isinstance({into}, str) and not {into}:",
+            f"    {into} = None",
+        )
+
+    event_type = mapping.event_type
+    fixed = event_type is not None and event_type != "custom"
+    src.add("def assemble(record, whole_record):")
+    src.depth = 1
+    src.add("event = {}", "notes = []", "try:")
+    src.depth = 2
+    fetch("id")
+    src.add("event['id'] = event_id_from(v, record, KEYS, whole_record)")
+    if fixed:
+        src.add(f"event['type'] = {event_type!r}")
+    else:
+        src.add(
+            "event_type, custom_name = _event_type(MAPPING, record)", "if event_type == 'custom':"
+        )
+        src.depth = 3
+        fetch("custom_event_name")
+        src.add(
+            "if v is not None:",
+            "    event_type, custom_name = custom_event(_as_text(v, 'custom_event_name'))",
+            "elif custom_name is None:",
+            "    raise MappingError('custom_event_name is missing for a custom event')",
+        )
+        src.depth = 2
+        src.add("event['type'] = event_type")
+    fetch("timestamp_ms")
+    src.add("if v is not None:", "    event['timestamp_ms'] = epoch_ms(v)", "else:")
+    src.depth = 3
+    fetch("timestamp")
+    src.add(
+        "if v is None:",
+        "    raise MappingError('timestamp is missing: map `timestamp` or `timestamp_ms`')",
+        "event['timestamp_ms'] = to_epoch_ms(v)",
+    )
+    src.depth = 2
+    if not fixed:
+        src.add("if custom_name is not None:", "    event['custom_event_name'] = custom_name")
+    fetch("oppref")
+    src.add(
+        "if isinstance(v, str):",
+        "    if v.strip():",
+        "        event['oppref'] = v",
+        "elif v is not None:",
+        "    event['oppref'] = _as_text(v, 'oppref')",
+    )
+    for name in ("source_url", "action_source"):
+        fetch(name)
+        src.add("if v is not None:", f"    event[{name!r}] = _as_text(v, {name!r})")
+    if not fixed:
+        src.add("if event_type in APP_EVENT_TYPES and 'action_source' not in event:")
+        src.add("    event['action_source'] = 'mobile_app'")
+    elif event_type in APP_EVENT_TYPES:
+        src.add("if 'action_source' not in event:", "    event['action_source'] = 'mobile_app'")
+    fetch("opt_out")
+    src.add("if v is not None and _as_bool(v, 'opt_out'):", "    event['opt_out'] = True")
+    _user(src, mapping, user_field_style, fetch)
+    if fixed:
+        _fixed_data(src, DATA_SHAPE_BY_TYPE[event_type], fetch)  # type: ignore[index]
+    else:
+        src.add("event['data'] = _data(MAPPING, record, event_type)")
+    src.depth = 1
+    src.add(
+        "except JMESPathError as exc:",
+        "    error = MappingError(f'expression failed on this record: {exc}')",
+        "    error.event_id = event.get('id')",
+        "    raise error from exc",
+        "except MappingError as exc:",
+        "    exc.event_id = exc.event_id or event.get('id')",
+        "    raise",
+        "return event, notes",
+    )
+    code = compile("\n".join(src.lines), f"<assembler for stream {mapping.stream!r}>", "exec")
+    exec(code, namespace)  # noqa: S102 (source written above from names checked against EVENT_FIELDS)
+    assemble: Assembler = namespace["assemble"]
+    assemble.source = "\n".join(src.lines)  # type: ignore[attr-defined]  # (for tests and docs)
+    return assemble
+
+
+def _user(
+    src: _Source, mapping: StreamMapping, style: str, fetch: Callable[[str, str], None]
+) -> None:
+    """build_user, unrolled over the mapping's user fields in their order (identity.py)."""
+    wire = USER_FIELD_STYLES[style]
+    plural = style == "plural"
+    for index, name in enumerate(mapping.user_fields):
+        fetch(name, f"u{index}")
+    src.add("user = {}")
+    for index, name in enumerate(mapping.user_fields):
+        key = wire.get(name)
+        if key is None:
+            continue  # read (a getter may raise, as it does in build_event), never sent
+        raw = f"u{index}"
+        many = plural and name not in _ONE_VALUE_FIELDS
+        sent = "[result]" if many else "result"
+        src.add(
+            f"if not blank({raw}):",
+            f"    if type({raw}) is str and len({raw}) <= MAX_CACHED_TEXT:",
+            f"        result, reason = _normalise_text({name!r}, {raw}, REGION)",
+            "        if reason is None:",
+            f"            user[{key!r}] = {sent}",
+            "        else:",
+            f"            notes.append(f'{name} {{reason}}; sent without it')",
+            f"    elif not isinstance({raw}, (list, tuple)):",
+            "        try:",
+            f"            result = normalised({name!r}, {raw}, REGION)",
+            "        except Rejected as e:",
+            f"            notes.append(f'{name} {{e.reason}}; sent without it')",
+            "        else:",
+            f"            user[{key!r}] = {sent}",
+            "    else:",
+            f"        sent = _list_values({name!r}, [x for x in {raw} if not blank(x)], REGION, "
+            f"{many!r}, notes)",
+            "        if sent:",
+            f"            user[{key!r}] = {'sent' if many else 'sent[0]'}",
+        )
+    src.add("if user:", "    event['user'] = user")
+
+
+def _fixed_data(src: _Source, shape: str, fetch: Callable[[str, str], None]) -> None:
+    """event.py `_data` for one data shape, unrolled."""
+    src.add(f"data = {{'type': {shape!r}}}")
+    fetch("currency", "raw_currency")
+    src.add("currency = None if raw_currency is None else currency_code(raw_currency)")
+    fetch("amount", "amount")
+    fetch("amount_minor", "amount_minor")
+    src.add(
+        "if amount is not None or amount_minor is not None:",
+        "    if currency is None:",
+        "        raise MappingError('amount needs a currency: map `currency`')",
+        "    if amount_minor is not None:",
+        "        data['amount'] = minor_units(amount_minor, 'amount_minor')",
+        "    else:",
+        "        data['amount'] = to_minor_units(amount, currency, 'amount')",
+        "if currency is not None:",
+        "    data['currency'] = currency",
+    )
+    if shape != "customer_action":
+        fetch("contents", "items")
+        src.add("if items is not None:", "    data['contents'] = _contents(items, currency)")
+    if shape in ("plan_enrollment", "custom"):
+        fetch("plan_id", "v")
+        src.add("if v is not None:", "    data['plan_id'] = _as_text(v, 'plan_id')")
+    if shape == "custom":
+        fetch("custom_data", "v")
+        src.add("if v is not None:", "    data.update(_custom_data(v))")
+    src.add("event['data'] = data")

@@ -1,0 +1,277 @@
+"""The compiled build_event (mapping/assembler.py) returns what build_event returns, and raises
+what it raises, for every record: generated Shopify orders of both shapes, every preset and
+hand-written mappings on random records, and random mutations of every read path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import sys
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from target_openai_capi.mapping.assembler import compile_assembler
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.event import build_event
+from target_openai_capi.mapping.stream_mapping import StreamMapping, compile_stream_mapping
+from target_openai_capi.presets import PRESETS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import generate
+from test_presets import ga4_row, shopify_order, stripe_sub, track
+
+_DECODE = msgspec.json.Decoder(float_hook=Decimal)
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+MAPPINGS: dict[str, dict[str, Any]] = {
+    **{f"preset {name}": {"preset": name} for name in PRESETS},
+    "warehouse model": {},  # the type from a `type` column, every field by its own name
+    "custom events": {
+        "event_type": "custom",
+        "fields": {"custom_event_name": "name", "custom_data": "props", "plan_id": "plan"},
+    },
+    "event names": {
+        "event_type_from": "event",
+        "event_types": {"Bought": "order_created", "Signed up": "lead_created"},
+        "fields": {"timestamp_ms": "ts", "amount_minor": "cents", "currency": "cur"},
+    },
+    "app event": {
+        "event_type": "app_installed",
+        "fields": {"timestamp": "at", "email": "emails", "phone": "phones"},
+    },
+    "subscription": {
+        "event_type": "subscription_created",
+        "fields": {
+            "timestamp": "at",
+            "plan_id": "plan.id",
+            "amount": "plan.amount",
+            "currency": "plan.currency",
+            "contents": "items",
+            "external_id": "customer",
+            "date_of_birth": "dob",
+        },
+    },
+    "customer action": {
+        "event_type": "lead_created",
+        "fields": {"timestamp": "at", "contents": "items", "amount": "value", "currency": "cur"},
+    },
+}
+SETTINGS = [("plural", "US"), ("plural", None), ("singular", "GB")]
+AT = "2026-11-30T10:00:00Z"
+# A record each mapping builds an event from; random mutations of it reach every branch.
+BASES: dict[str, dict[str, Any]] = {
+    "preset tap-shopify/orders": shopify_order(1, AT, "USD", 25.5),
+    "preset tap-shopify/abandoned_checkouts": shopify_order(2, AT, "EUR", 3),
+    "preset tap-stripe/subscriptions": stripe_sub(
+        "sub_1", "active", created=1764590400, currency="usd", plan={"id": "gold", "amount": 999}
+    ),
+    "preset segment/tracks": track("m1", "Order Completed", AT, revenue=12.5, currency="USD"),
+    "preset rudderstack/tracks": track("m2", "Signed Up", AT, channel="mobile"),
+    "preset ga4/events": ga4_row(
+        "purchase", 30, {"transaction_id": "t1", "currency": "USD", "value": 9.5}
+    )[0],
+    "warehouse model": {
+        "id": "e1",
+        "type": "order_created",
+        "timestamp_ms": 1764590400000,
+        "amount": Decimal("25.99"),
+        "currency": "USD",
+        "email": "a@b.co",
+        "contents": [{"id": "s", "quantity": 1}],
+    },
+    "custom events": {
+        "id": "c1",
+        "name": "Renewed!",
+        "props": {"a": 1},
+        "plan": "p1",
+        "timestamp": AT,
+    },
+    "event names": {"id": "x", "event": "Bought", "ts": 1764590400000, "cents": 250, "cur": "EUR"},
+    "app event": {"id": "a", "at": AT, "emails": ["A@b.co", "c@d.co"], "phones": "+14155552671"},
+    "subscription": {
+        "id": "s",
+        "at": AT,
+        "plan": {"id": "gold", "amount": Decimal("9.99"), "currency": "USD"},
+        "items": [{"id": "i", "amount": 2}],
+        "customer": 42,
+        "dob": "1990-01-01",
+    },
+    "customer action": {"id": "l", "at": AT, "items": [{"id": "x"}], "value": 3, "cur": "USD"},
+}
+
+
+def outcome(build: Callable[[], tuple[dict[str, Any], list[str]]]) -> tuple[str, Any]:
+    """What a build gave: its result, or the exception's type, message and event id."""
+    try:
+        return "built", build()
+    except MappingError as exc:
+        return "MappingError", (str(exc), exc.event_id)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+def agree(mapping: StreamMapping, records: list[Any], keys: tuple[str, ...], style: str, region):
+    assemble = compile_assembler(mapping, keys, style, region)
+    assert assemble is not None
+    kinds: set[str] = set()
+    for record in records:
+        whole = lambda record=record: record  # noqa: E731
+        expected = outcome(
+            lambda record=record, whole=whole: build_event(
+                mapping,
+                record,
+                keys,
+                user_field_style=style,
+                default_phone_region=region,
+                whole_record=whole,
+            )
+        )
+        got = outcome(lambda record=record, whole=whole: assemble(record, whole))
+        assert got == expected, (record, assemble.source)  # type: ignore[attr-defined]
+        kinds.add(got[0])
+    return kinds
+
+
+# --- random records along the paths a mapping reads ------------------------------------------
+
+_TEXT = [
+    "",
+    " ",
+    "x",
+    "Jane.Doe@Example.COM ",
+    "not an email",
+    "+1 (415) 555-2671",
+    "(415) 555-2671",
+    "12",
+    "2026-11-30T10:00:00Z",
+    "2026-11-30 10:00:00+02:00",
+    "yesterday",
+    "1764590400",
+    "https://shop.example.com/p?oppref=abc&x=1",
+    "USD",
+    "jpy",
+    "ZZZ",
+    "203.0.113.9",
+    "2001:db8::1, 10.0.0.1",
+    "fe80::1%eth0",
+    "a" * 64,
+    "Bought",
+    "Signed up",
+    "order_created",
+    "Renewed!",
+    "true",
+    "no",
+    '[{"id": "s1", "amount": 3}]',
+    "O'Connor José",
+    "us",
+    "UK",
+    "SW1A 1AA",
+]
+
+
+def _leaf(rng: random.Random) -> Any:
+    choice = rng.random()
+    if choice < 0.45:
+        return rng.choice(_TEXT)
+    if choice < 0.55:
+        return rng.choice([None, True, False])
+    if choice < 0.7:
+        return rng.choice([0, 1, 3, -2, 1_764_590_400_000, 10**20])
+    if choice < 0.8:
+        return rng.choice([Decimal("25.99"), Decimal("0.001"), Decimal("1E+3"), Decimal("-1")])
+    if choice < 0.9:
+        return [rng.choice(_TEXT) for _ in range(rng.randint(0, 5))]
+    return {"k": rng.choice(_TEXT), "n": rng.randint(0, 3)}
+
+
+def random_value(tree: Any, rng: random.Random, depth: int = 0) -> Any:
+    """A value for a read-path tree: usually shaped as the tree reads it, sometimes anything."""
+    if tree is True or depth > 6 or rng.random() < 0.1:
+        return _leaf(rng)
+    if "[]" in tree and rng.random() < 0.8:
+        return [random_value(tree["[]"], rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {
+        name: random_value(sub, rng, depth + 1)
+        for name, sub in tree.items()
+        if name != "[]" and rng.random() < 0.75
+    }
+
+
+def mutate(record: Mapping[str, Any], tree: Mapping[str, Any], rng: random.Random) -> Any:
+    """The record with one read path (at any depth) replaced, removed or emptied."""
+    result = dict(record)
+    names = [name for name in tree if name != "[]"]
+    if not names:
+        return result
+    name = rng.choice(names)
+    sub = tree[name]
+    roll = rng.random()
+    if roll < 0.2:
+        result.pop(name, None)
+    elif roll < 0.6 or sub is True or not isinstance(result.get(name), dict):
+        result[name] = random_value(sub, rng)
+    else:
+        result[name] = mutate(result[name], sub, rng)
+    return result
+
+
+@pytest.mark.parametrize(("style", "region"), SETTINGS)
+@pytest.mark.parametrize("name", list(MAPPINGS))
+def test_random_records_build_alike(name, style, region):
+    mapping = compile_stream_mapping("s", MAPPINGS[name])
+    assert mapping.reads is not None
+    rng = random.Random(f"{name}/{style}/{region}")
+    records = [random_value(mapping.reads, rng) for _ in range(800)]
+    records = [r if isinstance(r, dict) else {} for r in records]
+    record = BASES[name]
+    for _ in range(800):
+        record = mutate(BASES[name] if rng.random() < 0.3 else record, mapping.reads, rng)
+        records.append(record)
+    kinds = agree(mapping, [BASES[name], *records], ("id",), style, region)
+    assert kinds >= {"built", "MappingError"}
+    kinds = agree(mapping, records, (), style, region)  # ids from a hash of the record
+    assert kinds >= {"built", "MappingError"}
+
+
+@pytest.mark.parametrize("shape", ["full", "sparse"])
+@pytest.mark.parametrize("preset", ["tap-shopify/orders", "tap-shopify/abandoned_checkouts"])
+def test_generated_orders_and_their_mutations_build_alike(shape, preset):
+    mapping = compile_stream_mapping("orders", {"preset": preset})
+    assert mapping.reads is not None
+    records = [
+        message["record"]
+        for message in map(_DECODE.decode, generate.stream_lines(400, seed=3, now=NOW, shape=shape))
+        if message["type"] == "RECORD"
+    ]
+    rng = random.Random(shape)
+    mutated = []
+    for record in records:
+        for _ in range(5):
+            record = mutate(record, mapping.reads, rng)
+            mutated.append(record)
+    kinds = agree(mapping, records + mutated, ("id",), "plural", "US")
+    assert kinds >= {"built", "MappingError"}
+    built = agree(mapping, records, ("id",), "plural", "US")
+    assert built == {"built"} if preset == "tap-shopify/orders" else "built" in built
+
+
+def test_the_source_holds_no_config_text():
+    """Expressions reach the compiled function as getters, never as source."""
+    mapping = compile_stream_mapping(
+        "s", {"event_type": "order_created", "fields": {"id": "`\"__import__('os')\"`"}}
+    )
+    assemble = compile_assembler(mapping, (), "plural", None)
+    assert assemble is not None
+    assert "__import__" not in assemble.source  # type: ignore[attr-defined]
+    assert assemble({"timestamp": "2026-11-30T10:00:00Z"}, None)[0]["id"] == "__import__('os')"
+
+
+def test_unusable_user_settings_are_left_to_build_event():
+    mapping = compile_stream_mapping("s", {})
+    assert compile_assembler(mapping, (), "plural", "XX") is None
+    assert compile_assembler(mapping, (), "nonsense", None) is None
