@@ -240,6 +240,39 @@ def test_workers_that_die_cost_nothing(sandbox, tmp_path):
     assert len(sandbox.events()) == sent > 300
 
 
+def test_workers_that_cannot_start_cost_nothing(sandbox, tmp_path):
+    """A worker that dies at start-up (here: a sitecustomize that ends every worker process)."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "if 'target_openai_capi.parallel.worker' in sys.orig_argv:\n"
+        "    os._exit(3)\n"
+    )
+    head, tail = mixed_input(400)
+    config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=2)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(("\n".join(head) + "\n").encode())
+    proc.stdin.flush()
+    time.sleep(2.0)
+    stdout, stderr = proc.communicate(("\n".join(tail) + "\n").encode(), timeout=120)
+    assert proc.returncode == 0, stderr.decode()
+    text = stderr.decode()
+    assert "no worker process could start: the run goes on in one process" in text
+    expected = sum(1 for line in head + tail if '"stream": "orders"' in line and "RECORD" in line)
+    assert f"orders: received={expected} " in summary(text)[0]
+    assert json.loads(stdout.decode().splitlines()[-1]) == {"bookmarks": {STREAM: {"n": 400}}}
+
+
 # --- reading chunks of whole lines -------------------------------------------------------
 
 

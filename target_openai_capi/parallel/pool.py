@@ -29,6 +29,7 @@ from target_openai_capi.parallel.frames import (
     write_frame,
 )
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
+from target_openai_capi.reading.line_chunks import readable
 
 Results = list[PreparedRecord | None]
 
@@ -90,15 +91,12 @@ class _Worker:
 
     def poll_ready(self) -> bool:
         """True once the worker said it is ready (without waiting for it)."""
-        if not self.ready and not self.failed:
-            from target_openai_capi.reading.line_chunks import readable
-
-            if readable(self.answers.fileno()):
-                frame = read_frame(self.answers)
-                if frame is None or frame[0] != READY:
-                    self.failed = True
-                else:
-                    self.ready = True
+        if not self.ready and not self.failed and readable(self.answers.fileno()):
+            frame = read_frame(self.answers)
+            if frame is None or frame[0] != READY:
+                self.failed = True
+            else:
+                self.ready = True
         return self.ready and not self.failed
 
     def results(self) -> Results | None:
@@ -118,13 +116,13 @@ class _Worker:
         return results
 
     def close(self) -> None:
+        """End the worker now: every answer the run needs has been read (a worker may still be
+        importing, in a run shorter than its start-up)."""
         self._frames.put(None)
-        self._writer.join(timeout=5)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        if self.process.poll() is None:
             self.process.kill()
-            self.process.wait()
+        self.process.wait()
+        self._writer.join(timeout=5)
         self.answers.close()
 
 
@@ -148,7 +146,7 @@ class WorkerPool:
         # stream -> (version, spec): the plan every worker has, or will have before its next chunk.
         self._plans: dict[str, tuple[int, PlanSpec]] = {}
         self.broken = False
-        self.chunks_prepared = 0
+        self._wanted = False  # the reader reads chunks: worth starting workers once a plan is set
 
     @property
     def depth(self) -> int:
@@ -156,8 +154,10 @@ class WorkerPool:
         return 2 * max(1, len(self._workers))
 
     def start(self) -> None:
-        """Start the worker processes (they get ready while the main process reads on)."""
-        if self._workers or self.broken or self.processes < 1:
+        """Start the worker processes as soon as a stream has a plan (they get ready while the
+        main process reads on): a run whose records all stay in this process starts none."""
+        self._wanted = True
+        if self._workers or self.broken or self.processes < 1 or not self._plans:
             return
         env = {
             name: value
@@ -181,6 +181,9 @@ class WorkerPool:
                 return
         else:
             self._plans[stream] = (self._version, spec)
+            if self._wanted and not self._workers:
+                self.start()
+                return  # (start sends every plan)
         self._send_plan(stream, self._version, spec)
 
     def current(self, stream: str, version: int) -> bool:
@@ -192,7 +195,11 @@ class WorkerPool:
         """True when a chunk sent now would be prepared: a worker is ready and a plan is set."""
         if self.broken or not self._plans:
             return False
-        return any(worker.poll_ready() for worker in self._workers)
+        if any(worker.poll_ready() for worker in self._workers):
+            return True
+        if self._workers and all(worker.failed for worker in self._workers):
+            self._break("no worker process could start")
+        return False
 
     def submit(self, chunk: bytes) -> Ticket | None:
         """Send a chunk to the next ready worker (None if none is ready)."""
@@ -215,11 +222,10 @@ class WorkerPool:
                     "a worker process stopped" + ("" if code is None else f" (exit code {code})")
                 )
             return None
-        self.chunks_prepared += 1
         return results
 
     def close(self) -> None:
-        """Stop the worker processes (each ends when its input closes)."""
+        """Stop the worker processes."""
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close()
