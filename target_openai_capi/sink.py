@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from target_openai_capi.pipeline.run import Pipeline
     from target_openai_capi.reading.envelope import RecordEnvelope
+    from target_openai_capi.reading.line_chunks import ChunkLine
 
 
 class FastRecordValidator(BaseJSONSchemaValidator):
@@ -91,7 +92,7 @@ class ConversionsSink(BatchSink):
             strip_tap_metadata(envelope)
         self.pipeline.add(self.info, envelope, self.schema_verdict(envelope))
 
-    def add_prepared(self, run: list[tuple[PreparedRecord, bytes]]) -> None:
+    def add_prepared(self, run: list[tuple[PreparedRecord, ChunkLine]]) -> None:
         """Records of this stream that a worker process checked and mapped as `add` would
         (parallel/prepared.py), with their lines: passed on to the pipeline."""
         self.record_counter_metric.increment(len(run))  # the SDK's record_count METRIC

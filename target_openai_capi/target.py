@@ -49,6 +49,7 @@ from target_openai_capi.pipeline.settling import INPUT_STREAM as INPUT
 from target_openai_capi.pipeline.settling import RunFailed
 from target_openai_capi.reading.batch_files import BatchFileError, batch_records
 from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.reading.line_chunks import ChunkLine
 from target_openai_capi.reading.reader import BadLine, TolerantReader
 from target_openai_capi.reading.schema_check import schema_problem
 from target_openai_capi.run_summary import log_summary
@@ -242,12 +243,12 @@ class TargetOpenAICapi(Target):
             self._source_streams.get(stream) or StreamInfo(stream, (), None),
         )
 
-    def _process_prepared_message(self, run: list[tuple[PreparedRecord, bytes]]) -> None:
+    def _process_prepared_message(self, run: list[tuple[PreparedRecord, ChunkLine]]) -> None:
         """RECORDs that a worker process prepared under their stream's current plan, with their
         lines, in input order (one message-guard turn for the run: a signal waits for it)."""
         self.guard.handle(self._process_prepared, run)
 
-    def _process_prepared(self, run: list[tuple[PreparedRecord, bytes]]) -> None:
+    def _process_prepared(self, run: list[tuple[PreparedRecord, ChunkLine]]) -> None:
         start = 0
         while start < len(run):  # each stretch of one stream's records to its sink
             stream = run[start][0].stream

@@ -130,7 +130,6 @@ class Ticket(NamedTuple):
     """A chunk in flight at a worker."""
 
     worker: _Worker
-    lines: int
 
 
 class WorkerPool:
@@ -209,13 +208,13 @@ class WorkerPool:
             if worker.poll_ready():
                 worker.send(CHUNK, chunk)
                 worker.outstanding += 1
-                return Ticket(worker, chunk.count(b"\n"))
+                return Ticket(worker)
         return None
 
     def collect(self, ticket: Ticket) -> Results | None:
         """The answers to a chunk, one per line; None when the reader must handle it itself."""
         results = None if self.broken else ticket.worker.results()
-        if results is None or len(results) != ticket.lines:
+        if results is None:
             if not self.broken:
                 code = ticket.worker.process.poll()
                 self._break(

@@ -26,6 +26,7 @@ from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.pipeline.settings import PipelineSettings
 from target_openai_capi.pipeline.settling import Settler
 from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.reading.line_chunks import ChunkLine
 
 # How often a long run logs a progress line.
 PROGRESS_INTERVAL_SECONDS = 30.0
@@ -140,7 +141,7 @@ class Pipeline:
         else:
             self.settler.outcome(stream.name, built)  # type: ignore[arg-type]
 
-    def add_prepared(self, stream: StreamInfo, prepared: PreparedRecord, line: bytes) -> None:
+    def add_prepared(self, stream: StreamInfo, prepared: PreparedRecord, line: ChunkLine) -> None:
         """One record of a mapped stream that a worker process decoded, checked and mapped
         (parallel/): what the main process's own path would have made of it, from `line`."""
         self.matched_any = True
@@ -160,7 +161,7 @@ class Pipeline:
         built: Built,
         event_id: str,
         record_json: bytes | None,
-        line: bytes | None,
+        line: ChunkLine | None,
     ) -> None:
         """Batch a built event, with what settling its record may need."""
         seq = self.checkpoints.next_seq()

@@ -24,7 +24,7 @@ from target_openai_capi.pipeline.accounting import STAGE_INPUT
 from target_openai_capi.pipeline.dead_letter import DEAD_LETTER_TYPE
 from target_openai_capi.reading.decoding import RecordDecoding
 from target_openai_capi.reading.envelope import RecordEnvelope
-from target_openai_capi.reading.line_chunks import LineChunks, readable, split_lines
+from target_openai_capi.reading.line_chunks import ChunkLine, LineChunks, readable, split_lines
 from target_openai_capi.reading.lines import LineDecoder
 
 
@@ -75,7 +75,7 @@ class TolerantReader(MsgSpecReader):
     on_bad_line: BadLineHandler | None = None
     # Worker processes that prepare records (parallel/), and where a prepared record goes.
     pool: WorkerPool | None = None
-    on_prepared: Callable[[list[tuple[PreparedRecord, bytes]]], None] | None = None
+    on_prepared: Callable[[list[tuple[PreparedRecord, ChunkLine]]], None] | None = None
     records_prepared = 0  # RECORDs a worker prepared (the rest this process handled itself)
     # With on_rejected: fail, a bad line ends the run with the SDK's own exception.
     strict = False
@@ -217,30 +217,40 @@ class TolerantReader(MsgSpecReader):
                 if not pending:
                     return
                 chunk, ticket = pending.popleft()
-                lines = split_lines(chunk)
                 results = None if ticket is None else pool.collect(ticket)
-                if results is None:
-                    for line in lines:
+                usable = (
+                    []
+                    if results is None
+                    else [
+                        prepared is not None and pool.current(prepared.stream, prepared.version)
+                        for prepared in results
+                    ]
+                )
+                # The chunk is cut into lines only for lines this process handles itself.
+                lines = None if usable and all(usable) else split_lines(chunk)
+                if results is None or (lines is not None and len(lines) != len(results)):
+                    for line in lines or split_lines(chunk):
                         number += 1
                         self._process_line(number, line, callbacks, stats)
                     continue
                 # Runs of prepared records go on together (one message-guard turn for each run).
-                run: list[tuple[PreparedRecord, bytes]] = []
-                for line, prepared in zip(lines, results, strict=True):
+                run: list[tuple[PreparedRecord, ChunkLine]] = []
+                for index, prepared in enumerate(results):
                     number += 1
-                    if prepared is not None and pool.current(prepared.stream, prepared.version):
-                        run.append((prepared, line))
+                    if usable[index]:
+                        run.append((prepared, ChunkLine(chunk, index)))  # type: ignore[arg-type]
                         continue
                     if run:
                         self._hand_on(run, stats)
                         run = []
-                    self._process_line(number, line, callbacks, stats)
+                    assert lines is not None
+                    self._process_line(number, lines[index], callbacks, stats)
                 if run:
                     self._hand_on(run, stats)
         finally:
             pool.close()
 
-    def _hand_on(self, run: list[tuple[PreparedRecord, bytes]], stats: Counter[str]) -> None:
+    def _hand_on(self, run: list[tuple[PreparedRecord, ChunkLine]], stats: Counter[str]) -> None:
         """Records prepared by a worker, with their lines, to `on_prepared`, in input order."""
         assert self.on_prepared is not None
         self.on_prepared(run)
