@@ -23,8 +23,10 @@ import jmespath
 
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE
 from target_openai_capi.mapping import event as generic
+from target_openai_capi.mapping.compiled import _is_false
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event_names import custom_event
+from target_openai_capi.mapping.expressions import ExpressionError, _parse
 from target_openai_capi.mapping.identity import (
     _ONE_VALUE_FIELDS,
     USER_FIELD_STYLES,
@@ -32,6 +34,7 @@ from target_openai_capi.mapping.identity import (
     check_user_settings,
 )
 from target_openai_capi.mapping.money import currency_code, minor_units, to_minor_units
+from target_openai_capi.mapping.paths import field_path
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
 from target_openai_capi.mapping.user_values import (
@@ -97,14 +100,20 @@ def compile_assembler(
         "normalised": normalised,
         "_normalise_text": _normalise_text,
         "_list_values": _list_values,
+        "_is_false": _is_false,
     }
     src = _Source()
 
     def fetch(name: str, into: str = "v") -> None:
         """`into` = _value(mapping, record, name), inline."""
         getter = mapping.fields.get(name)
+        inline = (
+            None if name not in mapping.texts else _inline(mapping.texts[name], into, namespace)
+        )
         if getter is None:
             src.add(f"{into} = record.get({name!r})")
+        elif inline is not None:
+            src.add(*inline)
         else:
             namespace[f"GET_{name}"] = getter
             src.add(f"{into} = GET_{name}(record)")
@@ -191,6 +200,50 @@ def compile_assembler(
     assemble: Assembler = namespace["assemble"]
     assemble.source = "\n".join(src.lines)  # type: ignore[attr-defined]  # (for tests and docs)
     return assemble
+
+
+def _inline(text: str, into: str, namespace: dict[str, Any]) -> list[str] | None:
+    """Source lines setting `into` to what the compiled getter of `text` returns (compiled.py),
+    for plain paths (`a.b`), literals and `||` chains of those; None for any other expression
+    (its getter is called). None of these can raise, as their getters cannot."""
+    try:
+        ast = _parse(text)
+    except ExpressionError:
+        return None
+    return _inline_node(ast, into, namespace)
+
+
+def _inline_node(node: Mapping[str, Any], into: str, namespace: dict[str, Any]) -> list[str] | None:
+    names = field_path(node)
+    if names is not None:
+        if len(names) == 1:
+            return [f"{into} = record.get({names[0]!r})"]
+        # paths.py path_getter: None past a missing step, None where a step has no .get
+        lines = ["try:", f"    {into} = record.get({names[0]!r})"]
+        indent = "    "
+        for name in names[1:]:
+            lines += [
+                f"{indent}if {into} is not None:",
+                f"{indent}    {into} = {into}.get({name!r})",
+            ]
+            indent += "    "
+        return [*lines, "except AttributeError:", f"    {into} = None"]
+    if node["type"] == "literal":
+        constant = f"LITERAL_{len(namespace)}"
+        namespace[constant] = node["value"]  # the same object every time, as jmespath gives it
+        return [f"{into} = {constant}"]
+    if node["type"] == "or_expression":
+        left = _inline_node(node["children"][0], into, namespace)
+        right = _inline_node(node["children"][1], into, namespace)
+        if left is None or right is None:
+            return None
+        # compiled.py `either`: the right side when the left is JMESPath-false
+        test = (
+            f"if {into} is None or {into} is False or (type({into}) is str and not {into}) "
+            f"or _is_false({into}):"
+        )
+        return [*left, test, *("    " + line for line in right)]
+    return None
 
 
 def _user(

@@ -66,6 +66,8 @@ class StreamMapping:
     reads: Mapping[str, Any] | None = None
     # skip_unmatchable: events carrying none of these identifier kinds are skipped, not sent.
     match_identifiers: frozenset[str] | None = None
+    # The JMESPath text of each mapped field (the compiled builder reads plain paths inline).
+    texts: Mapping[str, str] = field(default_factory=dict)
 
 
 def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMapping:
@@ -158,4 +160,5 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         fields=fields,
         reads=reads,
         match_identifiers=match_identifiers,
+        texts={name: (entry.get("fields") or {})[name] for name in fields},
     )
