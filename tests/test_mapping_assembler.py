@@ -176,15 +176,15 @@ _TEXT = [
 
 def _leaf(rng: random.Random) -> Any:
     choice = rng.random()
-    if choice < 0.45:
+    if choice < 0.4:
         return rng.choice(_TEXT)
-    if choice < 0.55:
-        return rng.choice([None, True, False])
-    if choice < 0.7:
+    if choice < 0.5:
+        return rng.choice([None, True, False, [], {}, [None], [""]])  # JMESPath's false values
+    if choice < 0.65:
         return rng.choice([0, 1, 3, -2, 1_764_590_400_000, 10**20])
-    if choice < 0.8:
+    if choice < 0.75:
         return rng.choice([Decimal("25.99"), Decimal("0.001"), Decimal("1E+3"), Decimal("-1")])
-    if choice < 0.9:
+    if choice < 0.88:
         return [rng.choice(_TEXT) for _ in range(rng.randint(0, 5))]
     return {"k": rng.choice(_TEXT), "n": rng.randint(0, 3)}
 
