@@ -80,6 +80,33 @@ def _string_rule(node: Mapping[str, Any]) -> Callable[[object], bool]:
     return rule
 
 
+# A lowercase hex SHA-256 digest, as the builder writes every hashed identifier.
+_DIGEST_NODE = {
+    "type": "string",
+    "pattern": "^[0-9a-f]{64}$",
+    "minLength": 64,
+    "maxLength": 64,
+}
+_HEX_DIGITS = "0123456789abcdef"
+
+
+def _digest_list_rule(least: int, item: Callable[[object], bool]) -> Callable[[object], bool]:
+    """A list of digests: a string of 64 characters that are all lowercase hex digits keeps
+    every rule of the node (without running its pattern); anything else asks `item`."""
+
+    def rule(value: object) -> bool:
+        if type(value) is not list or len(value) < least:
+            return False
+        for element in value:
+            if type(element) is str and len(element) == 64 and not element.strip(_HEX_DIGITS):
+                continue
+            if not item(element):
+                return False
+        return True
+
+    return rule
+
+
 def _user_rule(node: Mapping[str, Any]) -> Callable[[object], bool]:
     """A check of one user property: a string, or a non-empty list of such strings."""
     if "$ref" in node:
@@ -88,6 +115,10 @@ def _user_rule(node: Mapping[str, Any]) -> Callable[[object], bool]:
         return _string_rule(node)
     item = _string_rule(node["items"])
     least = node.get("minItems", 0)
+    items = node["items"]
+    items = _resolve(items["$ref"]) if "$ref" in items else items
+    if {k: v for k, v in items.items() if k != "description"} == _DIGEST_NODE:
+        return _digest_list_rule(least, item)
 
     def rule(value: object) -> bool:
         if type(value) is not list or len(value) < least:

@@ -29,7 +29,7 @@ from target_openai_capi.parallel.frames import (
     write_frame,
 )
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
-from target_openai_capi.reading.line_chunks import readable
+from target_openai_capi.reading.line_chunks import enlarge_pipe, readable
 
 Results = list[PreparedRecord | None]
 
@@ -65,6 +65,10 @@ class _Worker:
         assert self.process.stdout is not None
         self.answers: BinaryIO = self.process.stdout  # type: ignore[assignment]
         self._to_worker = self.process.stdin.fileno()
+        # A chunk in one write (not sixteen 64 KiB hand-overs, each waiting for this process's
+        # writer thread to get the interpreter back); answers in one read.
+        enlarge_pipe(self._to_worker)
+        enlarge_pipe(self.answers.fileno())
         self.ready = False
         self.failed = False
         self.outstanding = 0

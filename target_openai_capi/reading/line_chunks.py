@@ -38,6 +38,17 @@ class ChunkLine(NamedTuple):
         return split_lines(self.chunk)[self.position]
 
 
+def enlarge_pipe(fd: int) -> None:
+    """Let a pipe hold a whole chunk (Linux; elsewhere, or for a file, nothing changes)."""
+    if sys.platform == "linux":
+        try:
+            import fcntl
+
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        except (OSError, AttributeError):
+            pass  # not a pipe, or not allowed: the default size works too
+
+
 def readable(fd: int) -> bool:
     """True when reading `fd` would not wait (input is there, or its end)."""
     ready, _, _ = select.select([fd], [], [], 0)
@@ -52,13 +63,7 @@ class LineChunks:
         self._rest = b""
         self._first = True
         self.ended = False
-        if sys.platform == "linux":
-            try:
-                import fcntl
-
-                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-            except (OSError, AttributeError):
-                pass  # not a pipe, or not allowed: the default size works too
+        enlarge_pipe(fd)
 
     def read(self) -> bytes | None:
         """The next chunk of whole lines (each ending with a newline; the input's last line is
