@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from target_openai_capi.pipeline.run import Pipeline
     from target_openai_capi.reading.envelope import RecordEnvelope
-    from target_openai_capi.reading.line_chunks import ChunkLine
 
 
 class FastRecordValidator(BaseJSONSchemaValidator):
@@ -92,14 +91,14 @@ class ConversionsSink(BatchSink):
             strip_tap_metadata(envelope)
         self.pipeline.add(self.info, envelope, self.schema_verdict(envelope))
 
-    def add_prepared(self, run: list[tuple[PreparedRecord, ChunkLine]]) -> None:
+    def add_prepared(self, run: list[PreparedRecord], chunk: bytes) -> None:
         """Records of this stream that a worker process checked and mapped as `add` would
-        (parallel/prepared.py), with their lines: passed on to the pipeline."""
+        (parallel/prepared.py), with the chunk of lines they are from: on to the pipeline."""
         self.record_counter_metric.increment(len(run))  # the SDK's record_count METRIC
         add = self.pipeline.add_prepared
         info = self.info
-        for prepared, line in run:
-            add(info, prepared, line)
+        for prepared in run:
+            add(info, prepared, chunk)
 
     def schema_verdict(self, envelope: RecordEnvelope) -> Rejection | None:
         """None when the record may be mapped; else why not (stage `schema`).

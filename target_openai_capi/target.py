@@ -49,7 +49,6 @@ from target_openai_capi.pipeline.settling import INPUT_STREAM as INPUT
 from target_openai_capi.pipeline.settling import RunFailed
 from target_openai_capi.reading.batch_files import BatchFileError, batch_records
 from target_openai_capi.reading.envelope import RecordEnvelope
-from target_openai_capi.reading.line_chunks import ChunkLine
 from target_openai_capi.reading.reader import BadLine, TolerantReader
 from target_openai_capi.reading.schema_check import schema_problem
 from target_openai_capi.run_summary import log_summary
@@ -243,21 +242,23 @@ class TargetOpenAICapi(Target):
             self._source_streams.get(stream) or StreamInfo(stream, (), None),
         )
 
-    def _process_prepared_message(self, run: list[tuple[PreparedRecord, ChunkLine]]) -> None:
-        """RECORDs that a worker process prepared under their stream's current plan, with their
-        lines, in input order (one message-guard turn for the run: a signal waits for it)."""
-        self.guard.handle(self._process_prepared, run)
+    def _process_prepared_message(self, run: list[PreparedRecord], chunk: bytes) -> None:
+        """RECORDs that a worker process prepared under their stream's current plan, in input
+        order, with the chunk of lines they are from (one message-guard turn for the run: a
+        signal waits for it)."""
+        self.guard.handle(self._process_prepared, (run, chunk))
 
-    def _process_prepared(self, run: list[tuple[PreparedRecord, ChunkLine]]) -> None:
+    def _process_prepared(self, item: tuple[list[PreparedRecord], bytes]) -> None:
+        run, chunk = item
         start = 0
         while start < len(run):  # each stretch of one stream's records to its sink
-            stream = run[start][0].stream
+            stream = run[start].stream
             end = start + 1
-            while end < len(run) and run[end][0].stream == stream:
+            while end < len(run) and run[end].stream == stream:
                 end += 1
             sink = self._direct.get(stream)
             assert sink is not None  # a current plan is one for a stream that goes straight to it
-            sink.add_prepared(run[start:end] if start or end < len(run) else run)
+            sink.add_prepared(run[start:end] if start or end < len(run) else run, chunk)
             start = end
 
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:

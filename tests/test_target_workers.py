@@ -327,3 +327,46 @@ def test_chunks_hold_the_lines_that_reading_the_file_gives(data, pieces, tmp_pat
     if expected:
         expected[0] = expected[0].removeprefix(b"\xef\xbb\xbf")
     assert chunks_of(data, pieces) == expected
+
+
+def test_a_prepared_record_knows_where_its_line_is_in_the_chunk():
+    from target_openai_capi.parallel.prepared import PlanSpec, RecordPreparer
+    from target_openai_capi.reading.line_chunks import split_lines
+
+    preparer = RecordPreparer()
+    spec = PlanSpec(
+        stream=STREAM,
+        entry=MAPPING,
+        key_properties=("id",),
+        reads={**compile_mapping_reads(), "id": True},
+        decoding_schema=None,
+        validator_schema=None,
+        sdc_possible=False,
+        user_field_style="plural",
+        default_phone_region=None,
+    )
+    preparer.set_plan(STREAM, 7, spec)
+    head, tail = mixed_input(300)
+    chunk = ("\n".join(head[2:] + tail) + "\n").encode()
+    results = preparer.prepare_all(split_lines(chunk))
+    lines = split_lines(chunk)
+    prepared = [(r, line) for r, line in zip(results, lines, strict=True) if r is not None]
+    assert len(prepared) > 150
+    for result, line in prepared:
+        assert chunk[result.start : result.end] == line
+        assert result.version == 7
+    kinds = {result.kind for result, _ in prepared}
+    assert kinds == {"built", "filtered"}
+    # Lines it does not answer: STATE, blank, not JSON, other streams, rejections.
+    unanswered = [line for r, line in zip(results, lines, strict=True) if r is None]
+    assert any(b'"STATE"' in line for line in unanswered)
+    assert b"" in unanswered
+    assert b"{not json" in unanswered
+
+
+def compile_mapping_reads() -> dict[str, Any]:
+    from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
+
+    reads = compile_stream_mapping(STREAM, MAPPING).reads
+    assert reads is not None
+    return dict(reads)

@@ -57,6 +57,8 @@ class PreparedRecord(NamedTuple):
     event_id: str | None
     identifiers: frozenset[str]
     notes: list[str]
+    start: int  # where the line is in its chunk: chunk[start:end]
+    end: int
 
     def outcome(self) -> Outcome:
         """The outcome as pipeline/events.py `prepare_event` gives it (the event as JSON)."""
@@ -127,18 +129,27 @@ class RecordPreparer:
             self.lines.set_plan(stream, plan.decoding)
 
     def prepare_all(self, lines: list[bytes]) -> list[PreparedRecord | None]:
-        """Each line prepared, in order."""
+        """Each line of a chunk prepared, in order (`split_lines` gave the lines)."""
         now_ms = int(time.time() * 1000)
-        return [self.prepare(line, now_ms) for line in lines]
+        results = []
+        start = 0
+        for line in lines:
+            end = start + len(line)
+            results.append(self.prepare(line, now_ms, start, end))
+            start = end + 1  # (the newline)
+        return results
 
-    def prepare(self, line: bytes, now_ms: int) -> PreparedRecord | None:
-        """The line's record prepared, or None: the main process handles the line itself."""
+    def prepare(
+        self, line: bytes, now_ms: int, start: int = 0, end: int = 0
+    ) -> PreparedRecord | None:
+        """The line's record prepared, or None: the main process handles the line itself.
+        `start` and `end` say where the line is in its chunk."""
         try:
-            return self._prepare(line, now_ms)
+            return self._prepare(line, now_ms, start, end)
         except Exception:  # whatever it is, the main process meets it again and says so
             return None
 
-    def _prepare(self, line: bytes, now_ms: int) -> PreparedRecord | None:
+    def _prepare(self, line: bytes, now_ms: int, start: int, end: int) -> PreparedRecord | None:
         if not line or line.isspace():
             return None
         envelope = self.lines.decode(line)
@@ -180,6 +191,8 @@ class RecordPreparer:
                 event_id,
                 self._kinds.setdefault(outcome.identifiers, outcome.identifiers),
                 notes,
+                start,
+                end,
             )
         if outcome in (FILTERED, SKIPPED_UNMATCHABLE):
             return PreparedRecord(
@@ -191,5 +204,7 @@ class RecordPreparer:
                 event_id,
                 frozenset(),
                 notes,
+                start,
+                end,
             )
         return None  # a rejection: the main process finds it again, and dead-letters it

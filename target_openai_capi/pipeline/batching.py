@@ -12,7 +12,6 @@ from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.pipeline.checkpoint import Checkpoints
 from target_openai_capi.pipeline.events import StreamInfo
 from target_openai_capi.reading.envelope import record_json_in_line
-from target_openai_capi.reading.line_chunks import ChunkLine
 
 # A batch that is not full is sent anyway once its oldest event waited this long, so a quiet
 # stream still delivers (and its STATE still goes out) without waiting for the end of input.
@@ -26,17 +25,17 @@ class RecordRef(NamedTuple):
     seq: int
     # The record as compact JSON, kept only when a dead-letter file may need it: thousands of
     # large record dicts in flight would cost memory and garbage-collector time. Or instead the
-    # RECORD line it came in (`line`, a place in a chunk), for an event a worker process built.
+    # whole RECORD line it came in (`line`), for an event a worker process built.
     record_json: bytes | None
     event_name: str  # with event_id, the API's dedup key: the type, or a custom event's name
     event_id: str
     identifiers: frozenset[str]  # the identifier kinds the event carries (match coverage)
-    line: ChunkLine | None = None
+    line: bytes | None = None
 
     def source_json(self) -> bytes | None:
         """The record's JSON as it arrived, when it was kept."""
         if self.line is not None:
-            return record_json_in_line(self.line.line())
+            return record_json_in_line(self.line)
         return self.record_json
 
 

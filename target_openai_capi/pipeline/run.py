@@ -26,7 +26,6 @@ from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.pipeline.settings import PipelineSettings
 from target_openai_capi.pipeline.settling import Settler
 from target_openai_capi.reading.envelope import RecordEnvelope
-from target_openai_capi.reading.line_chunks import ChunkLine
 
 # How often a long run logs a progress line.
 PROGRESS_INTERVAL_SECONDS = 30.0
@@ -141,16 +140,20 @@ class Pipeline:
         else:
             self.settler.outcome(stream.name, built)  # type: ignore[arg-type]
 
-    def add_prepared(self, stream: StreamInfo, prepared: PreparedRecord, line: ChunkLine) -> None:
+    def add_prepared(self, stream: StreamInfo, prepared: PreparedRecord, chunk: bytes) -> None:
         """One record of a mapped stream that a worker process decoded, checked and mapped
-        (parallel/): what the main process's own path would have made of it, from `line`."""
+        (parallel/): what the main process's own path would have made of it. Its line is in
+        `chunk`, cut out only to keep it for the dead-letter file (not the whole chunk: a batch
+        may take its events from many chunks)."""
         self.matched_any = True
         if self.checkpoints.numbered % _CHECK_EVERY == 0:
             self._periodic_checks()
         outcome = prepared.outcome()
         built = self.events.settle_prepared(stream, outcome, prepared.notes, prepared.event_id)
         if type(built) is Built:
-            kept = None if self.settler.dead_letters is None else line
+            kept = None
+            if self.settler.dead_letters is not None:
+                kept = chunk[prepared.start : prepared.end]
             self._queue(stream, built, str(prepared.event_id), None, kept)
         else:
             self.settler.outcome(stream.name, built)  # type: ignore[arg-type]
@@ -161,7 +164,7 @@ class Pipeline:
         built: Built,
         event_id: str,
         record_json: bytes | None,
-        line: ChunkLine | None,
+        line: bytes | None,
     ) -> None:
         """Batch a built event, with what settling its record may need."""
         seq = self.checkpoints.next_seq()

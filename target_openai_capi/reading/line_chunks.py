@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import select
 import sys
-from typing import NamedTuple
 
 # Up to this much is read at once (a pipe gives at most what it holds, 64 KiB by default).
 CHUNK_BYTES = 1 << 20
@@ -25,17 +24,6 @@ def split_lines(segment: bytes) -> list[bytes]:
     lines = segment.split(b"\n")
     lines.pop()  # what follows the last newline: nothing
     return lines
-
-
-class ChunkLine(NamedTuple):
-    """One line of a chunk, by its position: the line is cut out only if it is asked for."""
-
-    chunk: bytes
-    position: int
-
-    def line(self) -> bytes:
-        """The line's bytes (without its newline)."""
-        return split_lines(self.chunk)[self.position]
 
 
 def enlarge_pipe(fd: int) -> None:

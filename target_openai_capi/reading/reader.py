@@ -24,7 +24,7 @@ from target_openai_capi.pipeline.accounting import STAGE_INPUT
 from target_openai_capi.pipeline.dead_letter import DEAD_LETTER_TYPE
 from target_openai_capi.reading.decoding import RecordDecoding
 from target_openai_capi.reading.envelope import RecordEnvelope
-from target_openai_capi.reading.line_chunks import ChunkLine, LineChunks, readable, split_lines
+from target_openai_capi.reading.line_chunks import LineChunks, readable, split_lines
 from target_openai_capi.reading.lines import LineDecoder
 
 
@@ -75,7 +75,8 @@ class TolerantReader(MsgSpecReader):
     on_bad_line: BadLineHandler | None = None
     # Worker processes that prepare records (parallel/), and where a prepared record goes.
     pool: WorkerPool | None = None
-    on_prepared: Callable[[list[tuple[PreparedRecord, ChunkLine]]], None] | None = None
+    # Records a worker prepared, in input order, with the chunk whose lines they are.
+    on_prepared: Callable[[list[PreparedRecord], bytes], None] | None = None
     records_prepared = 0  # RECORDs a worker prepared (the rest this process handled itself)
     # With on_rejected: fail, a bad line ends the run with the SDK's own exception.
     strict = False
@@ -234,26 +235,26 @@ class TolerantReader(MsgSpecReader):
                         self._process_line(number, line, callbacks, stats)
                     continue
                 # Runs of prepared records go on together (one message-guard turn for each run).
-                run: list[tuple[PreparedRecord, ChunkLine]] = []
+                run: list[PreparedRecord] = []
                 for index, prepared in enumerate(results):
                     number += 1
                     if usable[index]:
-                        run.append((prepared, ChunkLine(chunk, index)))  # type: ignore[arg-type]
+                        run.append(prepared)  # type: ignore[arg-type]
                         continue
                     if run:
-                        self._hand_on(run, stats)
+                        self._hand_on(run, chunk, stats)
                         run = []
                     assert lines is not None
                     self._process_line(number, lines[index], callbacks, stats)
                 if run:
-                    self._hand_on(run, stats)
+                    self._hand_on(run, chunk, stats)
         finally:
             pool.close()
 
-    def _hand_on(self, run: list[tuple[PreparedRecord, ChunkLine]], stats: Counter[str]) -> None:
-        """Records prepared by a worker, with their lines, to `on_prepared`, in input order."""
+    def _hand_on(self, run: list[PreparedRecord], chunk: bytes, stats: Counter[str]) -> None:
+        """Records prepared by a worker, with their chunk, to `on_prepared`, in input order."""
         assert self.on_prepared is not None
-        self.on_prepared(run)
+        self.on_prepared(run, chunk)
         stats["RECORD"] += len(run)
         self.records_prepared += len(run)
 
