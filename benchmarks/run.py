@@ -11,7 +11,8 @@ read from stdin, against a fresh sandbox (the local Conversions API, `openai-cap
 its own process on a free loopback port. Wall time runs from process start to exit, so it includes
 start-up; each contender's start-up is also measured on an input with no records, and the
 "steady" rate is records / (wall - start-up). Peak RSS is the child's ru_maxrss from
-os.wait4() (the kernel's high-water mark of that one process: exact, no polling). Contenders
+os.wait4() (the kernel's high-water mark of that one process: exact, no polling); "all MiB" adds
+the target's worker processes, sampled from /proc every 20 ms (TreeMemory). Contenders
 run in interleaved rounds; the table shows the median run. `--variants` adds the target with
 proposed hot-path changes applied in-process (benchmarks/variants.py) as another contender.
 See benchmarks/README.md for what each contender is.
@@ -28,6 +29,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -62,6 +64,10 @@ class Run:
     max_in_flight: int
     sent: int | None = None  # from the target's summary line
     rejected: int | None = None
+    # The whole process tree (the target and its worker processes), sampled: see TreeMemory.
+    tree_rss_mib: float = 0.0
+    # CPU time (user + system) of the process and the children it waited for (its workers).
+    cpu_s: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -113,8 +119,11 @@ def run_process(
             assert producer.stdout is not None
             proc = subprocess.Popen(command, stdin=producer.stdout, stdout=out, stderr=err, env=env)
             producer.stdout.close()  # the target holds the only reading end now
-        # wait4 gives this one child's rusage: ru_maxrss is its peak RSS in KiB (Linux).
+        tree = TreeMemory(proc.pid)
+        # wait4 gives this one child's rusage: ru_maxrss is its peak RSS in KiB (Linux), or a
+        # waited-for child's if larger (its worker processes').
         _, status, usage = os.wait4(proc.pid, 0)
+        tree.stop()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
     if producer is not None:
@@ -129,6 +138,8 @@ def run_process(
         records=records,
         wall_s=wall,
         peak_rss_mib=usage.ru_maxrss / 1024,
+        tree_rss_mib=max(tree.peak_mib, usage.ru_maxrss / 1024),
+        cpu_s=usage.ru_utime + usage.ru_stime,
         accepted=stats["accepted"],
         requests=stats["requests"],
         max_in_flight=stats["max_in_flight"],
@@ -137,6 +148,43 @@ def run_process(
     if match:
         run.sent, run.rejected = int(match.group(2)), int(match.group(3))
     return run
+
+
+class TreeMemory:
+    """The peak of a process's RSS plus its children's (the target's worker processes), read from
+    /proc every 20 ms in a thread: a sum no rusage gives. Sampled, so a peak between two reads
+    can be missed; the process's own peak (wait4) is exact."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak_mib = 0.0
+        self._pid = pid
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._done.wait(0.02):
+            total = 0
+            for pid in [self._pid, *self._children(self._pid)]:
+                try:
+                    with open(f"/proc/{pid}/statm") as statm:
+                        total += int(statm.read().split()[1]) * page
+                except (OSError, ValueError, IndexError):
+                    pass
+            self.peak_mib = max(self.peak_mib, total / 2**20)
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as children:
+                return [int(child) for child in children.read().split()]
+        except OSError:
+            return []
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 class Sandbox:
@@ -377,7 +425,7 @@ def report_throughput(field_list: list[Contender]) -> dict[str, Any]:
     print()
     header = (
         f"{'contender':<50} {'runs':>4} {'records':>7} {'rec/s':>7} {'steady':>7} "
-        f"{'start s':>7} {'peak MiB':>8} {'accepted':>8}"
+        f"{'start s':>7} {'CPU µs/rec':>10} {'peak MiB':>8} {'all MiB':>8} {'accepted':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -387,7 +435,8 @@ def report_throughput(field_list: list[Contender]) -> dict[str, Any]:
         accepted = f"{run.accepted:,}" if run.requests else "-"
         print(
             f"{c.name:<50} {len(c.runs):>4} {run.records:>7,} {run.rate:>7,.0f} "
-            f"{c.steady():>7,.0f} {c.startup_s:>7.2f} {run.peak_rss_mib:>8.0f} {accepted:>8}"
+            f"{c.steady():>7,.0f} {c.startup_s:>7.2f} {run.cpu_s / run.records * 1e6:>10,.0f} "
+            f"{run.peak_rss_mib:>8.0f} {run.tree_rss_mib:>8.0f} {accepted:>8}"
         )
         table[c.key] = {
             "name": c.name,
@@ -397,6 +446,8 @@ def report_throughput(field_list: list[Contender]) -> dict[str, Any]:
             "steady_records_per_s": round(c.steady()),
             "startup_s": round(c.startup_s, 2),
             "peak_rss_mib": round(run.peak_rss_mib, 1),
+            "cpu_us_per_record": round(run.cpu_s / run.records * 1e6, 1),
+            "tree_rss_mib": round(run.tree_rss_mib, 1),
             "accepted": run.accepted,
             "requests": run.requests,
             "sent": run.sent,
@@ -507,15 +558,17 @@ def memory(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 run = run_process(f"{key} {records}", commands.target(sb, variants), producer,
                                   records, sb, workdir)  # fmt: skip
             db.unlink(missing_ok=True)
-            peaks.append(run.peak_rss_mib)
+            peaks.append(run.tree_rss_mib)
             results[f"{key} {records}"] = {
                 "peak_rss_mib": round(run.peak_rss_mib, 1),
+                "tree_rss_mib": round(run.tree_rss_mib, 1),
                 "wall_s": round(run.wall_s, 1),
                 "records_per_s": round(run.rate),
                 "accepted": run.accepted,
             }
             print(
-                f"    {records:>9,} records: peak RSS {run.peak_rss_mib:6.1f} MiB, "
+                f"    {records:>9,} records: peak RSS {run.peak_rss_mib:6.1f} MiB (with its "
+                f"workers {run.tree_rss_mib:6.1f} MiB), "
                 f"{run.wall_s:6.1f} s ({run.rate:,.0f} rec/s, generator sharing the CPU), "
                 f"accepted {run.accepted:,}"
             )
@@ -523,7 +576,7 @@ def memory(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             growth = peaks[-1] / peaks[0] - 1
             results[f"{key} growth"] = round(growth, 3)
             print(
-                f"    peak RSS at {args.memory_records[-1]:,} vs "
+                f"    peak RSS with workers at {args.memory_records[-1]:,} vs "
                 f"{args.memory_records[0]:,} records: {growth:+.1%}"
             )
     return results

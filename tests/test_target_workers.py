@@ -103,8 +103,11 @@ def mixed_input(count: int) -> tuple[list[str], list[str]]:
         tail.append(record(STREAM, row))
         if n % 211 == 0:
             tail += ["", "{not json", record("unmapped", {"id": n})]
-        if n == count // 2:  # a new SCHEMA mid-stream: the plan changes under chunks in flight
-            tail.append(schema(STREAM, {**PROPERTIES, "note": {"type": "string"}}, ["id"]))
+        if n == count // 2:  # a new SCHEMA mid-stream: the plan changes under chunks in flight,
+            # and records after it come out otherwise (their totals are no longer strings)
+            tail.append(schema(STREAM, {**PROPERTIES, "total": {"type": "string"}}, ["id"]))
+        if n == count // 2 + 400:
+            tail.append(schema(STREAM, PROPERTIES, ["id"]))
     tail.append(state({"bookmarks": {STREAM: {"n": count}}}))
     return head, tail
 
@@ -237,7 +240,7 @@ def test_workers_that_die_cost_nothing(sandbox, tmp_path):
     assert f"orders: received={expected} " in summary(stderr)[0]
     assert json.loads(stdout.splitlines()[-1]) == {"bookmarks": {STREAM: {"n": 800}}}
     sent = int(re.search(r"orders: received=\d+ sent=(\d+)", summary(stderr)[0]).group(1))
-    assert len(sandbox.events()) == sent > 300
+    assert len(sandbox.events()) == sent > 150
 
 
 def test_workers_that_cannot_start_cost_nothing(sandbox, tmp_path):

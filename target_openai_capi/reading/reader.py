@@ -219,37 +219,46 @@ class TolerantReader(MsgSpecReader):
                     return
                 chunk, ticket = pending.popleft()
                 results = None if ticket is None else pool.collect(ticket)
-                usable = (
-                    []
-                    if results is None
-                    else [
-                        prepared is not None and pool.current(prepared.stream, prepared.version)
-                        for prepared in results
-                    ]
-                )
-                # The chunk is cut into lines only for lines this process handles itself.
-                lines = None if usable and all(usable) else split_lines(chunk)
-                if results is None or (lines is not None and len(lines) != len(results)):
-                    for line in lines or split_lines(chunk):
+                if results is None:
+                    for line in split_lines(chunk):
                         number += 1
                         self._process_line(number, line, callbacks, stats)
-                    continue
-                # Runs of prepared records go on together (one message-guard turn for each run).
-                run: list[PreparedRecord] = []
-                for index, prepared in enumerate(results):
-                    number += 1
-                    if usable[index]:
-                        run.append(prepared)  # type: ignore[arg-type]
-                        continue
-                    if run:
-                        self._hand_on(run, chunk, stats)
-                        run = []
-                    assert lines is not None
-                    self._process_line(number, lines[index], callbacks, stats)
-                if run:
-                    self._hand_on(run, chunk, stats)
+                else:
+                    number = self._process_answered(chunk, results, number, callbacks, stats)
         finally:
             pool.close()
+
+    def _process_answered(
+        self,
+        chunk: bytes,
+        results: list[PreparedRecord | None],
+        number: int,
+        callbacks: dict[str, Callable[[dict[str, Any]], None]],
+        stats: Counter[str],
+    ) -> int:
+        """A chunk a worker answered: each prepared record whose plan is still its stream's
+        current one (asked in input order, so after any SCHEMA line before it) goes on in runs;
+        every other line is handled here. Returns the last line's number."""
+        pool = self.pool
+        assert pool is not None
+        lines = None  # the chunk is cut into lines only for lines handled here
+        run: list[PreparedRecord] = []
+        for index, prepared in enumerate(results):
+            number += 1
+            if prepared is not None and pool.current(prepared.stream, prepared.version):
+                run.append(prepared)
+                continue
+            if run:  # (before this line: it may be a SCHEMA that changes a plan)
+                self._hand_on(run, chunk, stats)
+                run = []
+            if lines is None:
+                lines = split_lines(chunk)
+                if len(lines) != len(results):
+                    raise RuntimeError("a worker answered a chunk with the wrong number of lines")
+            self._process_line(number, lines[index], callbacks, stats)
+        if run:
+            self._hand_on(run, chunk, stats)
+        return number
 
     def _hand_on(self, run: list[PreparedRecord], chunk: bytes, stats: Counter[str]) -> None:
         """Records prepared by a worker, with their chunk, to `on_prepared`, in input order."""
