@@ -112,11 +112,10 @@ def mixed_input(count: int) -> tuple[list[str], list[str]]:
     return head, tail
 
 
-def run_with_pause(
-    config: dict[str, Any], head: list[str], tail: list[str], tmp_path: Path, *, kill: bool = False
-) -> tuple[int, str, str]:
-    """The CLI fed `head`, then (once its worker processes run) `tail`; with `kill`, every
-    worker is killed before the tail is written."""
+def start_target(
+    config: dict[str, Any], head: list[str], tmp_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """The CLI, fed `head` so far."""
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     proc = subprocess.Popen(
@@ -124,10 +123,20 @@ def run_with_pause(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=env,
     )
     assert proc.stdin is not None
     proc.stdin.write(("\n".join(head) + "\n").encode())
     proc.stdin.flush()
+    return proc
+
+
+def run_with_pause(
+    config: dict[str, Any], head: list[str], tail: list[str], tmp_path: Path, *, kill: bool = False
+) -> tuple[int, str, str]:
+    """The CLI fed `head`, then (once its worker processes run) `tail`; with `kill`, every
+    worker is killed before the tail is written."""
+    proc = start_target(config, head, tmp_path)
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
     while len(parent.children()) < config["worker_processes"] and time.monotonic() < deadline:
@@ -254,18 +263,8 @@ def test_workers_that_cannot_start_cost_nothing(sandbox, tmp_path):
     )
     head, tail = mixed_input(400)
     config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=2)
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [*TARGET_CMD, "--config", str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(("\n".join(head) + "\n").encode())
-    proc.stdin.flush()
+    path = os.environ.get("PYTHONPATH", "")
+    proc = start_target(config, head, tmp_path, {**os.environ, "PYTHONPATH": f"{hook}:{path}"})
     time.sleep(2.0)
     stdout, stderr = proc.communicate(("\n".join(tail) + "\n").encode(), timeout=120)
     assert proc.returncode == 0, stderr.decode()

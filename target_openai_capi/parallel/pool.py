@@ -60,6 +60,9 @@ class _Worker:
             stdout=subprocess.PIPE,
             env=env,
             close_fds=True,
+            # Not in the terminal's or orchestrator's process group: a Ctrl-C or a signal to the
+            # group reaches the main process, which decides; a worker ends when its pipe closes.
+            start_new_session=True,
         )
         assert self.process.stdin is not None
         assert self.process.stdout is not None
@@ -71,7 +74,6 @@ class _Worker:
         enlarge_pipe(self.answers.fileno())
         self.ready = False
         self.failed = False
-        self.outstanding = 0
         self._frames: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write, name="capi-worker-writer", daemon=True)
         self._writer.start()
@@ -105,7 +107,6 @@ class _Worker:
 
     def results(self) -> Results | None:
         """The answers to the oldest chunk in flight, or None if the worker failed."""
-        self.outstanding -= 1
         if self.failed:
             return None
         frame = read_frame(self.answers)
@@ -211,7 +212,6 @@ class WorkerPool:
             self._next += 1
             if worker.poll_ready():
                 worker.send(CHUNK, chunk)
-                worker.outstanding += 1
                 return Ticket(worker)
         return None
 
