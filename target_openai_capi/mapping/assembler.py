@@ -263,7 +263,8 @@ def _user(
         many = plural and name not in _ONE_VALUE_FIELDS
         sent = "[result]" if many else "result"
         src.add(
-            f"if not blank({raw}):",
+            # user_values.blank, inline
+            f"if {raw} is not None and not (isinstance({raw}, str) and not {raw}.strip()):",
             f"    if type({raw}) is str and len({raw}) <= MAX_CACHED_TEXT:",
             f"        result, reason = _normalise_text({name!r}, {raw}, REGION)",
             "        if reason is None:",

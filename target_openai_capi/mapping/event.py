@@ -142,42 +142,46 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
         raise MappingError(f"contents must be a list of objects, not {type(items).__name__}")
     result = []
     for i, item in enumerate(items):
-        where = f"contents[{i}]"
         if not isinstance(item, Mapping):
-            raise MappingError(f"{where} must be an object")
-        unknown = set(item) - _CONTENT_FIELDS
-        if unknown:
+            raise MappingError(f"contents[{i}] must be an object")
+        if not item.keys() <= _CONTENT_FIELDS:
+            unknown = sorted(set(item) - _CONTENT_FIELDS)[0]
             raise MappingError(
-                f"{where}.{sorted(unknown)[0]} is not a content field "
+                f"contents[{i}].{unknown} is not a content field "
                 f"(allowed: {', '.join(sorted(_CONTENT_FIELDS))})"
             )
+        get = item.get
         out: dict[str, Any] = {}
-        if item.get("id") is not None:
-            out["id"] = _as_text(item["id"], f"{where}.id")
-        if item.get("group_id") is not None:
-            out["group_id"] = _as_text(item["group_id"], f"{where}.group_id")
-        if item.get("name") is not None:
-            out["name"] = _as_text(item["name"], f"{where}.name")
-        if item.get("content_type") is not None:
-            out["content_type"] = _as_text(item["content_type"], f"{where}.content_type")
-        if item.get("quantity") is not None:
-            out["quantity"] = minor_units(item["quantity"], f"{where}.quantity")
+        for name in ("id", "group_id", "name", "content_type"):
+            value = get(name)
+            if value is not None:
+                # (_as_text inline for the usual non-empty string)
+                text = value.strip() if type(value) is str else ""
+                out[name] = text or _as_text(value, f"contents[{i}].{name}")
+        quantity = get("quantity")
+        if quantity is not None:
+            out["quantity"] = minor_units(quantity, f"contents[{i}].quantity")
         item_currency = None
-        if item.get("currency") not in (None, ""):
-            item_currency = currency_code(item["currency"])
+        raw_currency = get("currency")
+        if raw_currency is not None and raw_currency != "":
+            item_currency = currency_code(raw_currency)
             out["currency"] = item_currency
         currency = item_currency or event_currency
-        if item.get("amount") is not None and item.get("amount_minor") is not None:
-            raise MappingError(f"{where}: give amount or amount_minor, not both")
-        if item.get("amount") is not None or item.get("amount_minor") is not None:
+        amount, amount_minor = get("amount"), get("amount_minor")
+        if amount is not None and amount_minor is not None:
+            raise MappingError(f"contents[{i}]: give amount or amount_minor, not both")
+        if amount is not None or amount_minor is not None:
             if currency is None:
-                raise MappingError(f"{where}.amount needs a currency (on the item or the event)")
-            if item.get("amount_minor") is not None:
-                out["amount"] = minor_units(item["amount_minor"], f"{where}.amount_minor")
+                raise MappingError(
+                    f"contents[{i}].amount needs a currency (on the item or the event)"
+                )
+            if amount_minor is not None:
+                out["amount"] = minor_units(amount_minor, f"contents[{i}].amount_minor")
             else:
-                out["amount"] = to_minor_units(item["amount"], currency, f"{where}.amount")
-        if item.get("variant_dict") is not None:
-            variant = _variant_dict(item["variant_dict"], f"{where}.variant_dict")
+                out["amount"] = to_minor_units(amount, currency, f"contents[{i}].amount")
+        variant = get("variant_dict")
+        if variant is not None:
+            variant = _variant_dict(variant, f"contents[{i}].variant_dict")
             if variant:
                 out["variant_dict"] = variant
         result.append(out)
