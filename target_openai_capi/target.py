@@ -343,12 +343,17 @@ class TargetOpenAICapi(Target):
         super().process_endofpipe()  # the SDK's clean-up and its last STATE (all settled now)
         failure = log_summary(self.pipeline, self.logger)
         reader = self.message_reader
-        if isinstance(reader, TolerantReader) and reader.pool is not None:
+        if isinstance(reader, TolerantReader) and reader.pool is not None and reader.pool.started:
+            records = sum(
+                sum(counts.values())
+                for stream, counts in self.pipeline.account.outcomes.items()
+                if stream != INPUT
+            )
             self.logger.info(
                 "Worker processes: %d; %s of %s records were decoded, checked and mapped in them.",
                 reader.pool.processes,
                 f"{reader.records_prepared:,}",
-                f"{self.pipeline.account.received() - self.pipeline.account.received(INPUT):,}",
+                f"{records:,}",
             )
         if failure is not None:
             self.fail(failure)

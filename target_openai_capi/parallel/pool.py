@@ -150,6 +150,7 @@ class WorkerPool:
         # stream -> (version, spec): the plan every worker has, or will have before its next chunk.
         self._plans: dict[str, tuple[int, PlanSpec]] = {}
         self.broken = False
+        self.started = False  # whether worker processes were started in this run
         self._wanted = False  # the reader reads chunks: worth starting workers once a plan is set
 
     @property
@@ -168,6 +169,7 @@ class WorkerPool:
             for name, value in os.environ.items()
             if "API_KEY" not in name.upper() and not (self._secret and self._secret in value)
         }
+        self.started = True
         try:
             for _ in range(self.processes):
                 self._workers.append(_Worker(env))
