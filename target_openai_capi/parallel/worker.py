@@ -50,7 +50,10 @@ def main() -> None:
         kind, payload = frame
         if kind == PLAN:
             stream, version, spec = pickle.loads(payload)  # noqa: S301 (our own main process)
-            preparer.set_plan(stream, version, spec)
+            try:
+                preparer.set_plan(stream, version, spec)
+            except Exception:  # (it compiled in the main process) its records stay there
+                preparer.set_plan(stream, version, None)
             gc.freeze()  # the compiled plan too: the collector need not walk it again and again
         elif kind == CHUNK:
             results = preparer.prepare_all(split_lines(payload))
