@@ -164,6 +164,20 @@ def hostile_lines(n: int) -> list[str]:
     ]
 
 
+def wait_until_idle(workers: list[psutil.Process], timeout: float = 60) -> None:
+    """Until each worker has used no CPU for half a second (its imports done: it waits)."""
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        last = -1.0
+        while time.monotonic() < deadline:
+            times = worker.cpu_times()
+            used = times.user + times.system
+            if used == last:
+                break
+            last = used
+            time.sleep(0.5)
+
+
 def run_with_pause(
     config: dict[str, Any], head: list[str], tail: list[str], tmp_path: Path, *, kill: bool = False
 ) -> tuple[int, str, str]:
@@ -176,7 +190,7 @@ def run_with_pause(
         time.sleep(0.05)
     workers = parent.children()
     assert len(workers) == config["worker_processes"]
-    time.sleep(2.0)  # a worker imports for ~0.2 s; generous on a loaded machine
+    wait_until_idle(workers)  # imported, and waiting for their first chunk
     if kill:
         for worker in workers:
             os.kill(worker.pid, 9)
