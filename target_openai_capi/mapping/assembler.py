@@ -107,9 +107,7 @@ def compile_assembler(
     def fetch(name: str, into: str = "v") -> None:
         """`into` = _value(mapping, record, name), inline."""
         getter = mapping.fields.get(name)
-        inline = (
-            None if name not in mapping.texts else _inline(mapping.texts[name], into, namespace)
-        )
+        inline = None if getter is None else _inline(mapping.texts[name], into, namespace)
         if getter is None:
             src.add(f"{into} = record.get({name!r})")
         elif inline is not None:
@@ -263,8 +261,7 @@ def _user(
         many = plural and name not in _ONE_VALUE_FIELDS
         sent = "[result]" if many else "result"
         src.add(
-            # user_values.blank, inline
-            f"if {raw} is not None and not (isinstance({raw}, str) and not {raw}.strip()):",
+            f"if not blank({raw}):",
             f"    if type({raw}) is str and len({raw}) <= MAX_CACHED_TEXT:",
             f"        result, reason = _normalise_text({name!r}, {raw}, REGION)",
             "        if reason is None:",

@@ -155,9 +155,7 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
         for name in ("id", "group_id", "name", "content_type"):
             value = get(name)
             if value is not None:
-                # (_as_text inline for the usual non-empty string)
-                text = value.strip() if type(value) is str else ""
-                out[name] = text or _as_text(value, f"contents[{i}].{name}")
+                out[name] = _as_text(value, f"contents[{i}].{name}")
         quantity = get("quantity")
         if quantity is not None:
             out["quantity"] = minor_units(quantity, f"contents[{i}].quantity")

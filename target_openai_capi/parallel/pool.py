@@ -18,7 +18,7 @@ import queue
 import subprocess
 import sys
 import threading
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO
 
 from target_openai_capi.parallel.frames import (
     CHUNK,
@@ -49,7 +49,7 @@ def default_worker_processes() -> int:
     return 0 if cores < 2 else min(cores, 4)
 
 
-class _Worker:
+class Worker:
     """One worker process, with a thread that writes its frames (never the main thread: a
     worker blocked on a full pipe of answers must not block the main thread's writes)."""
 
@@ -131,12 +131,6 @@ class _Worker:
         self.answers.close()
 
 
-class Ticket(NamedTuple):
-    """A chunk in flight at a worker."""
-
-    worker: _Worker
-
-
 class WorkerPool:
     """Worker processes that prepare RECORD lines (prepared.py) for the reader."""
 
@@ -144,7 +138,7 @@ class WorkerPool:
         self.processes = processes
         self._logger = logger
         self._secret = secret
-        self._workers: list[_Worker] = []
+        self._workers: list[Worker] = []
         self._next = 0
         self._version = 0
         # stream -> (version, spec): the plan every worker has, or will have before its next chunk.
@@ -172,7 +166,7 @@ class WorkerPool:
         self.started = True
         try:
             for _ in range(self.processes):
-                self._workers.append(_Worker(env))
+                self._workers.append(Worker(env))
         except OSError as exc:
             self._break(f"could not start a worker process ({exc})")
             return
@@ -207,22 +201,24 @@ class WorkerPool:
             self._break("no worker process could start")
         return False
 
-    def submit(self, chunk: bytes) -> Ticket | None:
-        """Send a chunk to the next ready worker (None if none is ready)."""
+    def submit(self, chunk: bytes) -> Worker | None:
+        """Send a chunk to the next ready worker, and return it (None if none is ready): its
+        answers are read with `collect`, in the order its chunks were sent."""
         for _ in range(len(self._workers)):
             worker = self._workers[self._next % len(self._workers)]
             self._next += 1
             if worker.poll_ready():
                 worker.send(CHUNK, chunk)
-                return Ticket(worker)
+                return worker
         return None
 
-    def collect(self, ticket: Ticket) -> Results | None:
-        """The answers to a chunk, one per line; None when the reader must handle it itself."""
-        results = None if self.broken else ticket.worker.results()
+    def collect(self, worker: Worker) -> Results | None:
+        """The answers to the oldest chunk sent to `worker`, one per line; None when the reader
+        must handle that chunk itself."""
+        results = None if self.broken else worker.results()
         if results is None:
             if not self.broken:
-                code = ticket.worker.process.poll()
+                code = worker.process.poll()
                 self._break(
                     "a worker process stopped" + ("" if code is None else f" (exit code {code})")
                 )

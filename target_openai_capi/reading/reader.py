@@ -18,7 +18,7 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
-from target_openai_capi.parallel.pool import Ticket, WorkerPool
+from target_openai_capi.parallel.pool import Worker, WorkerPool
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
 from target_openai_capi.pipeline.dead_letter import DEAD_LETTER_TYPE
@@ -200,7 +200,8 @@ class TolerantReader(MsgSpecReader):
         assert on_prepared is not None
         chunks = LineChunks(fd)
         pool.start()
-        pending: deque[tuple[bytes, Ticket | None]] = deque()
+        # Chunks read, in input order, with the worker preparing each (None: handled here).
+        pending: deque[tuple[bytes, Worker | None]] = deque()
         number = 0
         try:
             while True:
@@ -211,14 +212,14 @@ class TolerantReader(MsgSpecReader):
                     chunk = chunks.read()
                     if chunk is None:
                         break
-                    ticket = pool.submit(chunk) if pool.usable() else None
-                    pending.append((chunk, ticket))
-                    if ticket is None:
+                    worker = pool.submit(chunk) if pool.usable() else None
+                    pending.append((chunk, worker))
+                    if worker is None:
                         break  # this one is handled here, after those before it
                 if not pending:
                     return
-                chunk, ticket = pending.popleft()
-                results = None if ticket is None else pool.collect(ticket)
+                chunk, worker = pending.popleft()
+                results = None if worker is None else pool.collect(worker)
                 if results is None:
                     for line in split_lines(chunk):
                         number += 1
