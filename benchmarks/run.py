@@ -11,8 +11,9 @@ read from stdin, against a fresh sandbox (the local Conversions API, `openai-cap
 its own process on a free loopback port. Wall time runs from process start to exit, so it includes
 start-up; each contender's start-up is also measured on an input with no records, and the
 "steady" rate is records / (wall - start-up). Peak RSS is the child's ru_maxrss from
-os.wait4() (the kernel's high-water mark of that one process: exact, no polling); "all MiB" adds
-the target's worker processes, sampled from /proc every 20 ms (TreeMemory). Contenders
+os.wait4() (the kernel's high-water mark of that one process: exact, no polling); "all MiB" is
+the peak PSS of the process and its worker processes summed, sampled from /proc every 20 ms
+(TreeMemory; PSS, since forked workers share pages with the main process). Contenders
 run in interleaved rounds; the table shows the median run. `--variants` adds the target with
 proposed hot-path changes applied in-process (benchmarks/variants.py) as another contender.
 See benchmarks/README.md for what each contender is.
@@ -65,7 +66,7 @@ class Run:
     sent: int | None = None  # from the target's summary line
     rejected: int | None = None
     # The whole process tree (the target and its worker processes), sampled: see TreeMemory.
-    tree_rss_mib: float = 0.0
+    tree_mib: float = 0.0
     # CPU time (user + system) of the process and the children it waited for (its workers).
     cpu_s: float = 0.0
 
@@ -138,7 +139,7 @@ def run_process(
         records=records,
         wall_s=wall,
         peak_rss_mib=usage.ru_maxrss / 1024,
-        tree_rss_mib=max(tree.peak_mib, usage.ru_maxrss / 1024),
+        tree_mib=tree.peak_mib or usage.ru_maxrss / 1024,
         cpu_s=usage.ru_utime + usage.ru_stime,
         accepted=stats["accepted"],
         requests=stats["requests"],
@@ -151,9 +152,11 @@ def run_process(
 
 
 class TreeMemory:
-    """The peak of a process's RSS plus its children's (the target's worker processes), read from
-    /proc every 20 ms in a thread: a sum no rusage gives. Sampled, so a peak between two reads
-    can be missed; the process's own peak (wait4) is exact."""
+    """The peak of a process's memory plus its children's (the target's worker processes), read
+    from /proc every 20 ms in a thread: a sum no rusage gives. Each process counts its PSS (its
+    own pages, and its share of pages it shares): forked workers share the main process's pages,
+    which a sum of RSS would count once a process. Sampled, so a peak between two reads can be
+    missed; the process's own peak RSS (wait4) is exact."""
 
     def __init__(self, pid: int) -> None:
         self.peak_mib = 0.0
@@ -163,16 +166,25 @@ class TreeMemory:
         self._thread.start()
 
     def _sample(self) -> None:
-        page = os.sysconf("SC_PAGE_SIZE")
         while not self._done.wait(0.02):
-            total = 0
-            for pid in [self._pid, *self._children(self._pid)]:
-                try:
-                    with open(f"/proc/{pid}/statm") as statm:
-                        total += int(statm.read().split()[1]) * page
-                except (OSError, ValueError, IndexError):
-                    pass
+            total = sum(self._pss(pid) for pid in [self._pid, *self._children(self._pid)])
             self.peak_mib = max(self.peak_mib, total / 2**20)
+
+    @staticmethod
+    def _pss(pid: int) -> int:
+        """The process's proportional set size in bytes (its RSS where the kernel has no PSS)."""
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0
 
     @staticmethod
     def _children(pid: int) -> list[int]:
@@ -436,7 +448,7 @@ def report_throughput(field_list: list[Contender]) -> dict[str, Any]:
         print(
             f"{c.name:<50} {len(c.runs):>4} {run.records:>7,} {run.rate:>7,.0f} "
             f"{c.steady():>7,.0f} {c.startup_s:>7.2f} {run.cpu_s / run.records * 1e6:>10,.0f} "
-            f"{run.peak_rss_mib:>8.0f} {run.tree_rss_mib:>8.0f} {accepted:>8}"
+            f"{run.peak_rss_mib:>8.0f} {run.tree_mib:>8.0f} {accepted:>8}"
         )
         table[c.key] = {
             "name": c.name,
@@ -447,7 +459,7 @@ def report_throughput(field_list: list[Contender]) -> dict[str, Any]:
             "startup_s": round(c.startup_s, 2),
             "peak_rss_mib": round(run.peak_rss_mib, 1),
             "cpu_us_per_record": round(run.cpu_s / run.records * 1e6, 1),
-            "tree_rss_mib": round(run.tree_rss_mib, 1),
+            "tree_pss_mib": round(run.tree_mib, 1),
             "accepted": run.accepted,
             "requests": run.requests,
             "sent": run.sent,
@@ -549,7 +561,7 @@ def memory(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if key == "proposed" and not variants:
             continue
         print(f"  {'target-openai-capi' if not variants else f'target + proposed ({variants})'}")
-        peaks = []
+        peaks, own_peaks = [], []
         for records in args.memory_records:
             producer = [PY, str(HERE / "generate.py"), "--records", str(records),
                         "--seed", str(args.seed)]  # fmt: skip
@@ -558,26 +570,29 @@ def memory(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 run = run_process(f"{key} {records}", commands.target(sb, variants), producer,
                                   records, sb, workdir)  # fmt: skip
             db.unlink(missing_ok=True)
-            peaks.append(run.tree_rss_mib)
+            peaks.append(run.tree_mib)
+            own_peaks.append(run.peak_rss_mib)
             results[f"{key} {records}"] = {
                 "peak_rss_mib": round(run.peak_rss_mib, 1),
-                "tree_rss_mib": round(run.tree_rss_mib, 1),
+                "tree_pss_mib": round(run.tree_mib, 1),
                 "wall_s": round(run.wall_s, 1),
                 "records_per_s": round(run.rate),
                 "accepted": run.accepted,
             }
             print(
-                f"    {records:>9,} records: peak RSS {run.peak_rss_mib:6.1f} MiB (with its "
-                f"workers {run.tree_rss_mib:6.1f} MiB), "
+                f"    {records:>9,} records: peak RSS {run.peak_rss_mib:6.1f} MiB "
+                f"(PSS with its workers {run.tree_mib:6.1f} MiB), "
                 f"{run.wall_s:6.1f} s ({run.rate:,.0f} rec/s, generator sharing the CPU), "
                 f"accepted {run.accepted:,}"
             )
         if len(peaks) >= 2:
             growth = peaks[-1] / peaks[0] - 1
+            own_growth = own_peaks[-1] / own_peaks[0] - 1
             results[f"{key} growth"] = round(growth, 3)
+            results[f"{key} own growth"] = round(own_growth, 3)
             print(
-                f"    peak RSS with workers at {args.memory_records[-1]:,} vs "
-                f"{args.memory_records[0]:,} records: {growth:+.1%}"
+                f"    at {args.memory_records[-1]:,} vs {args.memory_records[0]:,} records: "
+                f"peak RSS {own_growth:+.1%}, PSS with workers {growth:+.1%}"
             )
     return results
 

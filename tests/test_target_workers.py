@@ -178,25 +178,45 @@ def wait_until_idle(workers: list[psutil.Process], timeout: float = 60) -> None:
             time.sleep(0.5)
 
 
+# A sitecustomize that makes the target start its workers as new Python processes, as it does
+# where it cannot fork them (macOS, Windows): on Linux it forks them (parallel/pool.py).
+SPAWN_WORKERS = "import target_openai_capi.parallel.pool as pool\npool.FORK_WORKERS = False\n"
+
+
+def hooked_env(tmp_path: Path, sitecustomize: str) -> dict[str, str]:
+    """The environment for a CLI whose Python runs `sitecustomize` first."""
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(sitecustomize)
+    return {**os.environ, "PYTHONPATH": f"{hook}:{os.environ.get('PYTHONPATH', '')}"}
+
+
 def run_with_pause(
-    config: dict[str, Any], head: list[str], tail: list[str], tmp_path: Path, *, kill: bool = False
-) -> tuple[int, str, str]:
+    config: dict[str, Any],
+    head: list[str],
+    tail: list[str],
+    tmp_path: Path,
+    *,
+    kill: bool = False,
+    env: dict[str, str] | None = None,
+) -> tuple[int, str, str, list[list[str]]]:
     """The CLI fed `head`, then (once its worker processes run) `tail`; with `kill`, every
-    worker is killed before the tail is written."""
-    proc = start_target(config, head, tmp_path)
+    worker is killed before the tail is written. Also returns the workers' command lines."""
+    proc = start_target(config, head, tmp_path, env)
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
     while len(parent.children()) < config["worker_processes"] and time.monotonic() < deadline:
         time.sleep(0.05)
     workers = parent.children()
     assert len(workers) == config["worker_processes"]
-    wait_until_idle(workers)  # imported, and waiting for their first chunk
+    wait_until_idle(workers)  # ready, and waiting for their first chunk
+    commands = [worker.cmdline() for worker in workers]
     if kill:
         for worker in workers:
             os.kill(worker.pid, 9)
         psutil.wait_procs(workers, timeout=10)
     stdout, stderr = proc.communicate(("\n".join(tail) + "\n").encode(), timeout=180)
-    return proc.returncode, stdout.decode(), stderr.decode()
+    return proc.returncode, stdout.decode(), stderr.decode(), commands
 
 
 def dead_letters(path: Path) -> list[dict[str, Any]]:
@@ -227,8 +247,9 @@ def stale_after_an_hour():
         yield one, other
 
 
+@pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_a_run_with_workers_does_exactly_what_a_run_in_one_process_does(
-    stale_after_an_hour, tmp_path
+    stale_after_an_hour, tmp_path, start
 ):
     alone_api, workers_api = stale_after_an_hour
     head, tail = mixed_input(3000)
@@ -242,16 +263,20 @@ def test_a_run_with_workers_does_exactly_what_a_run_in_one_process_does(
         head + tail,
         tmp_path / "alone",
     )
-    code, stdout, stderr = run_with_pause(
+    code, stdout, stderr, commands = run_with_pause(
         target_config(
             workers_api.url, tmp_path / "workers", {STREAM: MAPPING}, worker_processes=2, **settings
         ),
         head,
         tail,
         tmp_path / "workers",
+        env=hooked_env(tmp_path, SPAWN_WORKERS) if start == "spawn" else None,
     )
     assert alone.returncode == 0, alone.output
     assert code == 0, stderr
+    # Forked workers run the main process's command; spawned ones their own module.
+    spawned = ["target_openai_capi.parallel.worker" in command for command in commands]
+    assert spawned == [start == "spawn"] * 2, commands
     match = PREPARED.search(stderr)
     assert match, stderr
     assert match.group(1) == "2"
@@ -296,7 +321,7 @@ def test_workers_that_die_cost_nothing(sandbox, tmp_path):
     alone, alone_events = run_alone(head + tail, tmp_path)
     (tmp_path / "killed").mkdir()
     config = target_config(sandbox.url, tmp_path / "killed", {STREAM: MAPPING}, worker_processes=2)
-    code, stdout, stderr = run_with_pause(config, head, tail, tmp_path / "killed", kill=True)
+    code, stdout, stderr, _ = run_with_pause(config, head, tail, tmp_path / "killed", kill=True)
     assert code == 0, stderr
     assert "a worker process stopped" in stderr
     assert "the run goes on in one process" in stderr
@@ -311,19 +336,28 @@ def test_workers_that_die_cost_nothing(sandbox, tmp_path):
     assert len(alone_events) > 150
 
 
-def test_workers_that_cannot_start_cost_nothing(sandbox, tmp_path):
-    """A worker that dies at start-up (here: a sitecustomize that ends every worker process)."""
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
-        "import os, sys\n"
-        "if 'target_openai_capi.parallel.worker' in sys.orig_argv:\n"
-        "    os._exit(3)\n"
-    )
+# Workers that end before they are ready: forked ones (os.fork patched so that the child exits
+# at once), and spawned ones (their Python ends before it runs the worker module).
+FORKED_WORKERS_DIE = """import os
+_fork = os.fork
+def fork():
+    pid = _fork()
+    if pid == 0:
+        os._exit(3)
+    return pid
+os.fork = fork
+"""
+SPAWNED_WORKERS_DIE = SPAWN_WORKERS + (
+    "import os, sys\nif 'target_openai_capi.parallel.worker' in sys.orig_argv:\n    os._exit(3)\n"
+)
+
+
+@pytest.mark.parametrize("hook", [FORKED_WORKERS_DIE, SPAWNED_WORKERS_DIE], ids=["fork", "spawn"])
+def test_workers_that_cannot_start_cost_nothing(sandbox, tmp_path, hook):
+    """A worker that dies at start-up: the run goes on in one process and says so."""
     head, tail = mixed_input(400)
     config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=2)
-    path = os.environ.get("PYTHONPATH", "")
-    proc = start_target(config, head, tmp_path, {**os.environ, "PYTHONPATH": f"{hook}:{path}"})
+    proc = start_target(config, head, tmp_path, hooked_env(tmp_path, hook))
     time.sleep(2.0)
     stdout, stderr = proc.communicate(("\n".join(tail) + "\n").encode(), timeout=120)
     assert proc.returncode == 0, stderr.decode()
@@ -333,6 +367,28 @@ def test_workers_that_cannot_start_cost_nothing(sandbox, tmp_path):
     assert summary(text) == summary(alone.stderr)
     assert stdout.decode() == alone.stdout
     assert json.loads(stdout.decode().splitlines()[-1]) == {"bookmarks": {STREAM: {"n": 400}}}
+    assert sandbox.events() == alone_events
+
+
+def test_a_fork_that_fails_costs_nothing(sandbox, tmp_path):
+    """No process can be forked (the system is out of processes or memory)."""
+    hook = (
+        "import os\n"
+        "def fork():\n"
+        "    raise BlockingIOError(11, 'Resource temporarily unavailable')\n"
+        "os.fork = fork\n"
+    )
+    head, tail = mixed_input(300)
+    config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=2)
+    proc = start_target(config, head, tmp_path, hooked_env(tmp_path, hook))
+    stdout, stderr = proc.communicate(("\n".join(tail) + "\n").encode(), timeout=120)
+    text = stderr.decode()
+    assert proc.returncode == 0, text
+    assert "could not start a worker process ([Errno 11] Resource temporarily unavailable)" in text
+    assert "the run goes on in one process" in text
+    alone, alone_events = run_alone(head + tail, tmp_path)
+    assert summary(text) == summary(alone.stderr)
+    assert stdout.decode() == alone.stdout
     assert sandbox.events() == alone_events
 
 

@@ -1,12 +1,12 @@
 """A worker process: prepares the RECORD lines the main process sends it (prepared.py).
 
-    python -m target_openai_capi.parallel.worker
-
-It talks to the main process over its standard input and output only, in frames (frames.py): a
-plan for a stream, then chunks of lines, each answered with one result per line, in order. It
-never sees the API key, writes no file, sends nothing, and ends at the end of its input (when the
-main process is done, or gone). It ignores SIGINT and SIGTERM: the main process decides what a
-signal means for the run, and closes the pipe when it is done.
+On Linux the main process forks its workers (pool.py; `serve_forked` below), elsewhere it starts
+each as `python -m target_openai_capi.parallel.worker` (`main`). Either way a worker talks to the
+main process over two pipes only, in frames (frames.py): a plan for a stream, then chunks of
+lines, each answered with one result per line, in order. It writes no file, sends nothing (no
+API key in its environment), and ends at the end of its input (when the main process is done,
+or gone). It ignores SIGINT and SIGTERM: the main process decides what a signal means for the
+run, and closes the pipe when it is done.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import os
 import pickle
 import signal
 import sys
+import traceback
+from typing import BinaryIO, NoReturn
 
 
 def main() -> None:
-    """Serve the main process until its pipe closes."""
+    """Serve the main process until its pipe closes (started as `python -m`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # The frames go over file descriptors 0 and 1; anything printed goes to stderr instead.
@@ -28,7 +30,54 @@ def main() -> None:
     writer = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    serve(reader, writer)
 
+
+def serve_forked(reader_fd: int, writer_fd: int) -> NoReturn:
+    """The worker's side of pool.py's os.fork(): serve the main process, then leave at once.
+
+    The child has a copy of the main process: its threads are gone (a lock one held stays held),
+    and its open files, sockets and unflushed buffers (STATE on stdout) are shared. So the child
+    closes every descriptor but its two pipes, points stdin at /dev/null and stdout at stderr,
+    takes no lock of the main process (it logs nothing, imports nothing), and ends by os._exit:
+    no buffer is flushed and no exit handler runs twice.
+    """
+    code = 1
+    try:
+        os.setsid()  # out of the main process's group, as a spawned worker is
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        gc.freeze()  # the main process's objects: never walked, never finalised here
+        _keep_only_descriptors(reader_fd, writer_fd)
+        for name in [name for name in os.environ if "API_KEY" in name.upper()]:
+            del os.environ[name]
+        serve(os.fdopen(reader_fd, "rb", buffering=1 << 16), writer_fd)
+        code = 0
+    except BrokenPipeError:
+        code = 0  # the main process is gone or done
+    except BaseException:
+        with contextlib.suppress(BaseException):  # (not through sys.stderr: its lock may be held)
+            os.write(2, traceback.format_exc().encode("utf-8", "replace"))
+    finally:
+        os._exit(code)
+
+
+def _keep_only_descriptors(reader_fd: int, writer_fd: int) -> None:
+    """Close every inherited descriptor but the two pipes and stderr (another worker's pipe
+    held open here would keep that worker from seeing the end of its input)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)  # not the main process's input
+    os.dup2(2, 1)  # not its output: STATE goes there
+    os.close(null)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in (reader_fd, writer_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def serve(reader: BinaryIO, writer: int) -> None:
+    """Answer the frames read from `reader` on `writer` until `reader` ends."""
     from target_openai_capi.parallel.frames import (
         CHUNK,
         PLAN,
