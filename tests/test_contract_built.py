@@ -243,3 +243,51 @@ def test_mutations_of_an_event_get_the_schemas_answer(seed_event):
 def test_events_that_are_not_objects_get_the_schemas_answer():
     for value in [None, [], "event", 1, {"type": "order_created"}, {}]:
         _agree(value)
+
+
+# --- events straight from the builder: user values were checked as they were made ------------
+
+
+def _inside_a_user_value(path: tuple[Any, ...]) -> bool:
+    return len(path) >= 2 and path[0] == "user"
+
+
+@pytest.mark.parametrize("shape", ["full", "sparse"])
+def test_built_events_are_recognised_without_looking_at_their_user_values(shape):
+    for event in built_events(shape):
+        assert certainly_valid(event, normalised_user=True), event
+
+
+@pytest.mark.parametrize(
+    "seed_event",
+    [*built_events("full", 3)[:2], *built_events("sparse", 3)[:2], *OTHER_EVENTS],
+    ids=lambda e: f"{e['type']}-{e['id'][-6:]}",
+)
+def test_with_normalised_user_values_every_other_rule_is_still_checked(seed_event):
+    """Every mutation but those of a user value (which user_values.py made and checked) gets
+    the schema's answer: the user object's keys, and everything outside it, are still checked."""
+    count = invalid = 0
+    for path in itertools.islice(_paths(seed_event), 1, None):
+        if _inside_a_user_value(path):
+            continue
+        for mutated in [*(_replaced(seed_event, path, bad) for bad in BAD_VALUES),
+                        _removed(seed_event, path)]:  # fmt: skip
+            expected = event_problem(mutated)
+            assert built_event_problem(mutated, normalised_user=True) == expected, mutated
+            count += 1
+            invalid += expected is not None
+    if "user" in seed_event:
+        mutated = _replaced(seed_event, ("user", "unexpected"), ["a" * 64])
+        assert event_problem(mutated) is not None
+        assert built_event_problem(mutated, normalised_user=True) == event_problem(mutated)
+    assert count > 100
+    assert invalid > count // 3
+
+
+def test_a_user_value_is_what_normalised_user_leaves_unchecked():
+    """The one thing the option trusts: a user value. Never use it for an event from outside."""
+    event = copy.deepcopy(built_events("sparse", 1)[0])
+    event["user"]["emails_sha256"] = ["not a digest"]
+    assert event_problem(event) is not None
+    assert certainly_valid(event, normalised_user=True)
+    assert not certainly_valid(event)

@@ -448,3 +448,100 @@ def test_long_values_are_not_cached() -> None:
 def test_a_list_for_a_one_value_field_says_why_one_was_sent() -> None:
     _user, notes = build_user({"ip_address": ["203.0.113.1", "203.0.113.2"]})
     assert notes == ["ip_address has 2 values; sent one (the field takes one value)"]
+
+
+# --- every value made is one the API takes (the event check then skips user values) ----------
+
+# Values of every kind a record may hold for a user field: ordinary, odd and hostile.
+_CORPUS: list[object] = [
+    "Person@Example.COM",
+    "  a@b  ",
+    "a@b@c",
+    "+1 (415) 555-2671",
+    "(415) 555-2671",
+    "0044 20 7946 0958",
+    "+81 80-2032-5881",
+    "12",
+    "Müller-Lüdenscheidt",
+    "O'Brien",
+    "José",
+    "Jose\u0301",
+    "東京",
+    "New  York ",
+    "\u00a0\u2003x\u2003",
+    "10001",
+    "SW1A 1AA",
+    "100-0001",
+    "K1A 0B1",
+    "x" * 33,
+    "us",
+    "UK",
+    "ZZ",
+    "gid://shopify/Customer/7001033",
+    "203.0.113.7",
+    "203.0.113.7, 10.0.0.1",
+    "2001:DB8::0:1",
+    "::ffff:192.0.2.1",
+    "fe80::1%eth0",
+    "999.1.1.1",
+    "38400000-8cf0-11bd-b23e-10b96e40000d",
+    "00000000-0000-0000-0000-000000000000",
+    "Mozilla/5.0 (X11; Linux x86_64)",
+    "\t",
+    "A" * 64,
+    "a" * 64,
+    "\x00",
+    "\ud800",
+    "caf\u00e9\n",
+    7001033,
+    16505551234,
+    Decimal("16505551234"),
+    Decimal("1.5E+3"),
+    3.5,
+    True,
+    -1,
+    0,
+]
+
+
+@pytest.mark.parametrize("style", ["plural", "singular"])
+def test_every_value_made_is_one_the_event_schema_takes(style: str) -> None:
+    """What user_values.py makes for any input is accepted by the event schema itself (the JSON
+    Schema validator, not the rule it was checked against): built events need no check of their
+    user values (contract/built.py `normalised_user`)."""
+    made = 0
+    for name in identity.USER_FIELDS:
+        key = identity.USER_FIELD_STYLES[style].get(name)
+        if key is None:
+            continue
+        for raw in _CORPUS:
+            user, _ = build_user({name: raw}, style, "US")
+            if not user:
+                continue
+            made += 1
+            event = {
+                "id": "e1",
+                "type": "order_created",
+                "timestamp_ms": 1_764_590_400_000,
+                "action_source": "physical_store",
+                "user": user,
+                "data": {"type": "contents"},
+            }
+            assert contract.event_problem(event) is None, (name, raw, user)
+    assert made > 150 if style == "plural" else made > 100
+
+
+def test_a_value_the_api_would_refuse_is_left_out_with_the_contracts_words(monkeypatch) -> None:
+    """The check where values are made: were a normaliser to make a postal code the API does
+    not take, the value is left out with a note, and the event goes without it."""
+    monkeypatch.setitem(user_values._NORMALISERS, "zip", lambda value, region: "10001; drop")
+    user_values._normalise_text.cache_clear()
+    try:
+        user, notes = build_user({"zip": "10001", "city": "New York"}, "plural", None)
+    finally:
+        user_values._normalise_text.cache_clear()
+    assert user == {"cities": ["New York"]}
+    assert notes == [
+        "zip is not a postal code: letters, digits, spaces or hyphens, at most 32 characters "
+        "once normalised, as the API requires; sent without it"
+    ]

@@ -10,6 +10,12 @@ goes to `event_problem`, which gives the verdict and its reason. So a valid even
 of plain Python (~5 µs) instead of the generated validator (~25 µs), and the answer never differs:
 tests/test_contract_built.py checks the two agree on built events of both benchmark record
 shapes and on thousands of mutations of them.
+
+User values are checked where they are made: mapping/user_values.py checks each value it
+normalises against its key's rule here (`user_value_rule`), once per distinct value (its results
+are cached), and leaves out a value that fails with a note. The pipeline then checks a built
+event with `normalised_user=True`: every rule of the contract per event, but the user values'
+own, which each value passed already.
 """
 
 from __future__ import annotations
@@ -134,6 +140,20 @@ def _user_rule(node: Mapping[str, Any]) -> Callable[[object], bool]:
 _USER_RULES = {name: _user_rule(node) for name, node in _USER.items()}
 
 
+def user_value_rule(key: str) -> tuple[Callable[[object], bool], str]:
+    """The contract's rule for one value of the user property `key` (one item of a list
+    property), and what it asks for, in words: for user_values.py, which checks every value it
+    makes against it (built events then need no check of their user values, `certainly_valid`)."""
+    node = _USER[key]
+    if "$ref" in node:
+        node = _resolve(node["$ref"])
+    if node.get("type") == "array":
+        node = node["items"]
+        if "$ref" in node:
+            node = _resolve(node["$ref"])
+    return _string_rule(node), node.get("description", "a non-empty string")
+
+
 def _amount_ok(value: object) -> bool:
     return type(value) is int and value >= 0
 
@@ -194,8 +214,14 @@ def _data_ok(data: object, shape: str) -> bool:
     return True
 
 
-def certainly_valid(event: object) -> bool:
-    """True only when the event keeps every rule of the contract (False: ask event_problem)."""
+def certainly_valid(event: object, *, normalised_user: bool = False) -> bool:
+    """True only when the event keeps every rule of the contract (False: ask event_problem).
+
+    `normalised_user`: the event's `user` object was built by mapping/identity.py (or the
+    compiled builder) from values that mapping/user_values.py normalised: each of them already
+    passed its key's rule (`user_value_rule`) when it was made, so only the object's keys are
+    checked here. For events straight from the builder only, never for one read from outside.
+    """
     if type(event) is not dict or not event.keys() <= _EVENT_KEYS:
         return False
     event_id = event.get("id")
@@ -235,14 +261,16 @@ def certainly_valid(event: object) -> bool:
         user = event["user"]
         if type(user) is not dict or not user.keys() <= _USER_KEYS:
             return False
-        for key, value in user.items():
-            if not _USER_RULES[key](value):
-                return False
+        if not normalised_user:
+            for key, value in user.items():
+                if not _USER_RULES[key](value):
+                    return False
     return "data" in event and _data_ok(event["data"], shape)
 
 
-def built_event_problem(event: Mapping[str, Any]) -> str | None:
-    """event_problem's answer: None at once for an event certainly valid, else its reason."""
-    if certainly_valid(event):
+def built_event_problem(event: Mapping[str, Any], *, normalised_user: bool = False) -> str | None:
+    """event_problem's answer: None at once for an event certainly valid, else its reason.
+    `normalised_user` as for `certainly_valid`."""
+    if certainly_valid(event, normalised_user=normalised_user):
         return None
     return event_problem(event)

@@ -41,7 +41,9 @@ from functools import lru_cache
 
 import phonenumbers
 
+from target_openai_capi.contract.built import user_value_rule
 from target_openai_capi.contract.schema import is_ipv4_text
+from target_openai_capi.mapping.user_fields import USER_FIELD_STYLES
 
 # Normalised, then SHA-256; never sent raw.
 HASHED_FIELDS = frozenset({"email", "phone", "external_id", "first_name", "last_name"})
@@ -241,16 +243,36 @@ def _is_digest(name: str, text: str) -> bool:
     return name != "external_id" or text == text.lower()
 
 
+# The contract's rules for a value of each field, under every name a style sends it by
+# (contract/built.py user_value_rule): a value is made only if the API takes it, so the check of a
+# built event need not look at its user values again (certainly_valid's `normalised_user`).
+_SENDABLE: dict[str, list[tuple[Callable[[object], bool], str]]] = {
+    name: [user_value_rule(style[name]) for style in USER_FIELD_STYLES.values() if name in style]
+    for name in _NORMALISERS
+}
+
+
 def _normalise(name: str, value: object, region: str | None) -> str:
-    """The value to send for one field: raw, passed-through digest, or hash of the normal form."""
-    if name not in HASHED_FIELDS:
-        return _NORMALISERS[name](value, region)
-    if isinstance(value, str) and _is_digest(name, value.strip()):
-        return value.strip().lower()
-    normal = _NORMALISERS[name](value, region)
-    if not normal:
-        raise Rejected("is empty once normalised")
-    return sha256_hex(normal)
+    """The value to send for one field: raw, passed-through digest, or hash of the normal form;
+    checked against the contract's rule for it."""
+    try:
+        if name not in HASHED_FIELDS:
+            result = _NORMALISERS[name](value, region)
+            if not result.isascii():
+                result.encode("utf-8")  # (JSON cannot carry a lone surrogate)
+        elif isinstance(value, str) and _is_digest(name, value.strip()):
+            result = value.strip().lower()
+        else:
+            normal = _NORMALISERS[name](value, region)
+            if not normal:
+                raise Rejected("is empty once normalised")
+            result = sha256_hex(normal)
+    except UnicodeEncodeError:
+        raise Rejected("is not valid Unicode text") from None
+    for rule, wanted in _SENDABLE[name]:
+        if not rule(result):
+            raise Rejected(f"is not {wanted} once normalised, as the API requires")
+    return result
 
 
 # Normalising and hashing a value costs a few µs, and values repeat across records (cities,

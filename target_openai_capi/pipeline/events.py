@@ -107,7 +107,8 @@ def prepare_event(
     except MappingError as exc:
         return Rejection(STAGE_MAPPING, str(exc), event_id=exc.event_id), [], None
     event_id: str = event["id"]
-    problem = built_event_problem(event)
+    # The user values were each checked against the contract as they were made (user_values.py).
+    problem = built_event_problem(event, normalised_user=True)
     if problem is not None:
         return Rejection(STAGE_VALIDATION, problem, event_id=event_id), notes, event_id
     problem = window_problem(event["timestamp_ms"], now_ms)
