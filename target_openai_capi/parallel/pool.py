@@ -31,7 +31,7 @@ from target_openai_capi.parallel.frames import (
     write_frame,
 )
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
-from target_openai_capi.parallel.worker import serve_forked
+from target_openai_capi.parallel.worker import TERMINATION_SIGNALS, serve_forked
 from target_openai_capi.reading.line_chunks import enlarge_pipe, readable
 
 Results = list[PreparedRecord | None]
@@ -107,6 +107,9 @@ def _forked() -> tuple[_ForkedProcess, int, BinaryIO]:
     """This process forked into a worker (worker.py `serve_forked`), with its two pipes."""
     to_worker, from_main = os.pipe()
     from_worker, to_main = os.pipe()
+    # SIGINT and SIGTERM wait until the child ignores them: this process's handlers (deliver,
+    # write STATE, exit) must never run in it. Here they are only held back for the fork.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATION_SIGNALS)
     try:
         with warnings.catch_warnings():
             # Python 3.12+ warns that a thread of this process may hold a lock the child then
@@ -120,6 +123,8 @@ def _forked() -> tuple[_ForkedProcess, int, BinaryIO]:
         for fd in (to_worker, from_main, from_worker, to_main):
             os.close(fd)
         raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     os.close(to_worker)
     os.close(to_main)
     return _ForkedProcess(pid), from_main, os.fdopen(from_worker, "rb")

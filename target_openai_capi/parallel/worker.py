@@ -20,11 +20,18 @@ import sys
 import traceback
 from typing import BinaryIO, NoReturn
 
+# The signals the main process decides on (termination.py); a worker ignores them.
+TERMINATION_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def _ignore_termination_signals() -> None:
+    for signum in TERMINATION_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
 
 def main() -> None:
     """Serve the main process until its pipe closes (started as `python -m`)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _ignore_termination_signals()
     # The frames go over file descriptors 0 and 1; anything printed goes to stderr instead.
     reader = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
     writer = os.dup(1)
@@ -45,8 +52,8 @@ def serve_forked(reader_fd: int, writer_fd: int) -> NoReturn:
     code = 1
     try:
         os.setsid()  # out of the main process's group, as a spawned worker is
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _ignore_termination_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, TERMINATION_SIGNALS)  # (held for the fork)
         gc.freeze()  # the main process's objects: never walked, never finalised here
         _keep_only_descriptors(reader_fd, writer_fd)
         for name in [name for name in os.environ if "API_KEY" in name.upper()]:
