@@ -3,9 +3,9 @@
 On Linux the main process forks its workers (pool.py; `serve_forked` below), elsewhere it starts
 each as `python -m target_openai_capi.parallel.worker` (`main`). Either way a worker talks to the
 main process over two pipes only, in frames (frames.py): a plan for a stream, then chunks of
-lines, each answered with one result per line, in order. It writes no file, sends nothing (no
-API key in its environment), and ends at the end of its input (when the main process is done,
-or gone). It ignores SIGINT and SIGTERM: the main process decides what a signal means for the
+lines, each answered with one result per line, in order. It writes no file, sends nothing (a
+spawned one has no API key in its environment; a forked one shares the main process's memory),
+and ends at the end of its input (when the main process is done, or gone). It ignores SIGINT and SIGTERM: the main process decides what a signal means for the
 run, and closes the pipe when it is done.
 """
 
@@ -56,8 +56,6 @@ def serve_forked(reader_fd: int, writer_fd: int) -> NoReturn:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, TERMINATION_SIGNALS)  # (held for the fork)
         gc.freeze()  # the main process's objects: never walked, never finalised here
         _keep_only_descriptors(reader_fd, writer_fd)
-        for name in [name for name in os.environ if "API_KEY" in name.upper()]:
-            del os.environ[name]
         serve(os.fdopen(reader_fd, "rb", buffering=1 << 16), writer_fd)
         code = 0
     except BrokenPipeError:
