@@ -218,3 +218,56 @@ def test_minor_units_rejects(value: object, message: str) -> None:
     with pytest.raises(MappingError) as caught:
         minor_units(value)
     assert message in str(caught.value)
+
+
+# --- line items: each field read and checked, the item named in every reason -----------------
+
+
+def _contents_of(items: object) -> object:
+    from target_openai_capi.mapping.event import build_event
+    from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
+
+    mapping = compile_stream_mapping(
+        "orders",
+        {
+            "event_type": "order_created",
+            "fields": {"id": "id", "timestamp_ms": "at", "currency": "cur", "contents": "items"},
+        },
+    )
+    record = {"id": "o1", "at": 1_764_590_400_000, "cur": "USD", "items": items}
+    try:
+        event, _ = build_event(mapping, record, ["id"])
+    except MappingError as exc:
+        return str(exc)
+    return event["data"]["contents"]
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        (
+            [{"id": " sku-1 ", "name": "Tee", "quantity": 2, "amount": "19.99"}],
+            [{"id": "sku-1", "name": "Tee", "quantity": 2, "amount": 1999}],
+        ),
+        ([{"id": 7, "quantity": Decimal("3")}], [{"id": "7", "quantity": 3}]),
+        ([{"id": Decimal("7.0")}], [{"id": "7"}]),
+        ([{"id": "a"}, {"id": "   "}], "contents[1].id is empty"),
+        ([{"name": ""}], "contents[0].name is empty"),
+        ([{"id": True}], "contents[0].id must be a string or a number, not bool"),
+        (
+            [{"content_type": ["x"]}],
+            "contents[0].content_type must be a string or a number, not list",
+        ),
+        ([{"quantity": -1}], "contents[0].quantity -1 is negative"),
+        (
+            [{"quantity": 10**16}],
+            "contents[0].quantity 10000000000000000 is too large (more than 10**15 minor units)",
+        ),
+        ([{"quantity": 0}], [{"quantity": 0}]),
+        ([{"quantity": True}], "contents[0].quantity is a boolean, not a number"),
+        ([{"quantity": "2"}], [{"quantity": 2}]),
+        ([{"amount": "-1"}], "contents[0].amount -1 is negative"),
+    ],
+)
+def test_line_items_are_read_field_by_field(items: object, expected: object) -> None:
+    assert _contents_of(items) == expected

@@ -21,7 +21,12 @@ from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
 from target_openai_capi.mapping.expression_functions import parse_json
 from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE, build_user
-from target_openai_capi.mapping.money import currency_code, minor_units, to_minor_units
+from target_openai_capi.mapping.money import (
+    MAX_MINOR_UNITS,
+    currency_code,
+    minor_units,
+    to_minor_units,
+)
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
 
@@ -155,10 +160,15 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
         for name in ("id", "group_id", "name", "content_type"):
             value = get(name)
             if value is not None:
-                out[name] = _as_text(value, f"contents[{i}].{name}")
+                # (the common case without building the item's label, which only errors show)
+                text = value.strip() if type(value) is str else ""
+                out[name] = text or _as_text(value, f"contents[{i}].{name}")
         quantity = get("quantity")
         if quantity is not None:
-            out["quantity"] = minor_units(quantity, f"contents[{i}].quantity")
+            if type(quantity) is int and 0 <= quantity <= MAX_MINOR_UNITS:
+                out["quantity"] = quantity
+            else:
+                out["quantity"] = minor_units(quantity, f"contents[{i}].quantity")
         item_currency = None
         raw_currency = get("currency")
         if raw_currency is not None and raw_currency != "":
