@@ -251,3 +251,28 @@ def test_every_record_is_counted_once(tmp_path):
     assert account.total(FILTERED) == 1
     assert account.total(REJECTED) == 3  # mapping, api, the input line
     assert pipeline.checkpoints.numbered == len(records) + 2
+
+
+@pytest.mark.parametrize(
+    ("event", "kinds"),
+    [
+        ({"user": {"emails_sha256": ["a" * 64]}}, {"email"}),
+        ({"user": {"emails_sha256": ["a" * 64]}, "oppref": "x"}, {"email", "oppref"}),
+        ({"user": {"emails_sha256": ["a" * 64]}, "oppref": ""}, {"email"}),
+        ({"user": {"emails_sha256": []}, "oppref": "x"}, {"oppref"}),
+        ({"user": {"ip_address": "203.0.113.7"}}, set()),
+        ({"user": {"ip_address": "203.0.113.7", "user_agent": "UA"}}, {"ip_address+user_agent"}),
+        ({"user": {"ip_address": "203.0.113.7", "user_agent": ""}}, set()),
+        ({"user": {"first_names_sha256": ["a" * 64], "cities": ["Paris"]}}, {"name", "geography"}),
+        ({"user": {"email_sha256": "a" * 64, "country": "US"}}, {"email", "geography"}),
+        ({"user": {"unknown_field": "x", "obref": "o"}}, {"obref"}),
+        ({"user": None, "oppref": "x"}, {"oppref"}),
+        ({"user": "not an object"}, set()),
+        ({}, set()),
+    ],
+)
+def test_identifier_kinds_of_an_event(event: dict[str, Any], kinds: set[str]) -> None:
+    from target_openai_capi.pipeline.coverage import identifiers
+
+    for _ in range(2):  # the second time from the cache of field combinations
+        assert identifiers(event) == kinds

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 # Kinds, in the order lines print them, each with the event's fields that carry it (either
@@ -37,6 +38,19 @@ _KIND_OF_FIELD = {field: kind for kind, fields in KINDS.items() for field in fie
 
 def identifiers(event: Mapping[str, Any]) -> frozenset[str]:
     """The identifier kinds an event carries."""
+    user = event.get("user") or {}
+    if type(user) is dict and all(user.values()):  # (as built: no empty value) one lookup
+        return _kinds_of_fields(tuple(user), bool(event.get("oppref")))
+    return _identifiers(event)
+
+
+@lru_cache(maxsize=1024)  # events of a stream carry a few combinations of fields
+def _kinds_of_fields(fields: tuple[str, ...], oppref: bool) -> frozenset[str]:
+    """The kinds of an event whose user object has these fields, none of them empty."""
+    return _identifiers({"user": dict.fromkeys(fields, True), "oppref": oppref})
+
+
+def _identifiers(event: Mapping[str, Any]) -> frozenset[str]:
     user = event.get("user") or {}
     found = set()
     if isinstance(user, Mapping):
