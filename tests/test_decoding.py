@@ -183,3 +183,25 @@ def test_an_expression_reads_the_same_from_a_record_decoded_at_its_paths(text):
         except msgspec.ValidationError:
             continue  # not shaped as read: the reader decodes it whole
         assert value(partial) == value(WHOLE.decode(line)), (text, record)
+
+
+@pytest.mark.parametrize("arrays", [1, 25])  # 25 nested loops: past what Python compiles
+def test_number_leaves_under_nested_arrays_are_checked(arrays):
+    """The leaf check is one generated function; nested deeper than Python compiles, it is the
+    same check step by step. Either way a string where a number belongs fails it."""
+    from target_openai_capi.reading.decoding import _leaves_check
+
+    check = _leaves_check(((("a", *["[]"] * arrays, "n"), (type(None), int, Decimal)),))
+
+    def nested(leaf):
+        value = [{"n": leaf}, None, {"m": 1}]
+        for _ in range(arrays - 1):
+            value = [value]
+        return {"a": value}
+
+    assert (check.__name__ == "leaves_ok") == (arrays == 1)
+    assert check(nested(Decimal("1.5")))
+    assert check(nested(None))
+    assert not check(nested("1.5"))
+    assert check({"a": None})
+    assert check({})

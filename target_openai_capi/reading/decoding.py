@@ -60,7 +60,8 @@ class RecordDecoding:
     leaf_checks: tuple[LeafCheck, ...] | None = None
     # The same record decoding, as part of a whole RECORD message line, in one pass.
     message_decoder: msgspec.json.Decoder[Any] | None = None
-    _checks: tuple[Callable[[Any], bool], ...] = field(init=False, repr=False, compare=False)
+    # True when every leaf the decoder left unchecked holds a value of an allowed type.
+    leaves_ok: Callable[[Mapping[str, Any]], bool] = field(init=False, repr=False, compare=False)
 
     @property
     def checks_schema(self) -> bool:
@@ -68,12 +69,7 @@ class RecordDecoding:
         return self.leaf_checks is not None
 
     def __post_init__(self) -> None:
-        checks = tuple(_leaf_check(path, types) for path, types in self.leaf_checks or ())
-        object.__setattr__(self, "_checks", checks)
-
-    def leaves_ok(self, record: Mapping[str, Any]) -> bool:
-        """True when every leaf the decoder left unchecked holds a value of an allowed type."""
-        return all(check(record) for check in self._checks)
+        object.__setattr__(self, "leaves_ok", _leaves_check(self.leaf_checks or ()))
 
 
 def record_decoding(tree: Mapping[str, Any], schema: Any = None) -> RecordDecoding:
@@ -188,6 +184,43 @@ def _checked_array(tree: Any, schema: dict[str, Any], path: Path, checks: list[L
         return list[_path_type(tree["[]"])]  # type: ignore[misc]
     items_tree = True if tree is True or "[]" not in tree else tree["[]"]
     return list[_checked_type(items_tree, schema["items"], (*path, "[]"), checks)]  # type: ignore[misc]
+
+
+def _leaves_check(checks: tuple[LeafCheck, ...]) -> Callable[[Mapping[str, Any]], bool]:
+    """One function checking every leaf (`_leaf_check` of each, written out as one Python
+    function: a record's leaves cost one call, not a call a step)."""
+    namespace: dict[str, Any] = {}
+    lines = ["def leaves_ok(record):"]
+    for number, (path, types) in enumerate(checks):
+        namespace[f"TYPES_{number}"] = frozenset(types)
+        lines += _leaf_source(path, f"TYPES_{number}", "record", 1)
+    lines.append("    return True")
+    try:
+        exec(compile("\n".join(lines), "<leaf checks>", "exec"), namespace)  # noqa: S102 (names are repr()s)
+    except (SyntaxError, RecursionError, MemoryError):  # nested past what Python compiles
+        leaf_checks = tuple(_leaf_check(path, types) for path, types in checks)
+        return lambda record: all(check(record) for check in leaf_checks)
+    leaves_ok: Callable[[Mapping[str, Any]], bool] = namespace["leaves_ok"]
+    return leaves_ok
+
+
+def _leaf_source(path: Path, types: str, value: str, depth: int) -> list[str]:
+    """Source lines that return False unless the value at `path` below `value` (where present)
+    has one of `types`, as `_leaf_check` decides."""
+    pad = "    " * depth
+    if not path:
+        return [f"{pad}if type({value}) not in {types}:", f"{pad}    return False"]
+    step, rest = path[0], path[1:]
+    inner = f"v{depth}"
+    if step == "[]":
+        head = [f"{pad}if type({value}) is list:", f"{pad}    for {inner} in {value}:"]
+        return head + _leaf_source(rest, types, inner, depth + 2)
+    # The decoder checked the containers: not an object here means null (nothing below).
+    head = [
+        f"{pad}if type({value}) is dict and {step!r} in {value}:",
+        f"{pad}    {inner} = {value}[{step!r}]",
+    ]
+    return head + _leaf_source(rest, types, inner, depth + 1)
 
 
 def _leaf_check(path: Path, types: tuple[type, ...]) -> Callable[[Any], bool]:
