@@ -60,6 +60,16 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         "event_type": "lead_created",
         "fields": {"timestamp": "at", "contents": "items", "amount": "value", "currency": "cur"},
     },
+    "projections": {
+        "event_type": "order_created",
+        "fields": {
+            "timestamp": "at",
+            "currency": "cur",
+            "contents": 'items[*].{id: sku || code, name: `"fixed"`, quantity: qty, amount: price}',
+            "email": "contacts[].email",
+            "phone": "contacts[*].phone || phone",
+        },
+    },
 }
 SETTINGS = [("plural", "US"), ("plural", None), ("singular", "GB")]
 AT = "2026-11-30T10:00:00Z"
@@ -102,6 +112,13 @@ BASES: dict[str, dict[str, Any]] = {
         "dob": "1990-01-01",
     },
     "customer action": {"id": "l", "at": AT, "items": [{"id": "x"}], "value": 3, "cur": "USD"},
+    "projections": {
+        "id": "p",
+        "at": AT,
+        "cur": "USD",
+        "items": [{"sku": "a", "qty": 1, "price": Decimal("2.50")}, {"code": "b"}, None],
+        "contacts": [{"email": "a@b.co"}, [{"email": "c@d.co", "phone": "+14155552671"}]],
+    },
 }
 
 
@@ -275,3 +292,20 @@ def test_unusable_user_settings_are_left_to_build_event():
     mapping = compile_stream_mapping("s", {})
     assert compile_assembler(mapping, (), "plural", "XX") is None
     assert compile_assembler(mapping, (), "nonsense", None) is None
+
+
+def test_projections_of_plain_paths_are_written_out():
+    """The line items of the Shopify preset and a hand-written projection are read by the
+    compiled function itself, not through their compiled getters (the fast path is taken)."""
+    for entry, field in [
+        ({"preset": "tap-shopify/orders"}, "contents"),
+        (MAPPINGS["projections"], "contents"),
+        (MAPPINGS["projections"], "email"),
+    ]:
+        assemble = compile_assembler(compile_stream_mapping("s", entry), ("id",), "plural", "US")
+        assert assemble is not None
+        assert f"GET_{field}" not in assemble.source  # type: ignore[attr-defined]
+    assemble = compile_assembler(
+        compile_stream_mapping("s", MAPPINGS["projections"]), ("id",), "plural", "US"
+    )
+    assert "GET_phone" in assemble.source  # type: ignore[union-attr]  # (a || after a projection)

@@ -115,11 +115,11 @@ def compile_assembler(
         else:
             namespace[f"GET_{name}"] = getter
             src.add(f"{into} = GET_{name}(record)")
-        src.add(
+        src.add(  # "" is no value (event.py `_value`)
             f"if type({into}) is str:",
             f"    if not {into}:",
             f"        {into} = None",
-            f"elif isinstance({into}, str) and not {into}:",
+            f"elif {into} is not None and isinstance({into}, str) and not {into}:",
             f"    {into} = None",
         )
 
@@ -202,22 +202,28 @@ def compile_assembler(
 
 def _inline(text: str, into: str, namespace: dict[str, Any]) -> list[str] | None:
     """Source lines setting `into` to what the compiled getter of `text` returns (compiled.py),
-    for plain paths (`a.b`), literals and `||` chains of those; None for any other expression
-    (its getter is called). None of these can raise, as their getters cannot."""
+    for plain paths (`a.b`), literals and `||` chains of those, and projections of them over a
+    list (`items[].{id: sku || id, qty: quantity}`); None for any other expression (its getter
+    is called). None of these can raise, as their getters cannot."""
     try:
         ast = _parse(text)
     except ExpressionError:
         return None
+    if ast["type"] == "projection":
+        return _inline_projection(ast, into, namespace)
     return _inline_node(ast, into, namespace)
 
 
-def _inline_node(node: Mapping[str, Any], into: str, namespace: dict[str, Any]) -> list[str] | None:
+def _inline_node(
+    node: Mapping[str, Any], into: str, namespace: dict[str, Any], base: str = "record"
+) -> list[str] | None:
+    """`node` evaluated on `base` (the record, a dict; or a list element, any value)."""
     names = field_path(node)
     if names is not None:
-        if len(names) == 1:
+        if len(names) == 1 and base == "record":
             return [f"{into} = record.get({names[0]!r})"]
         # paths.py path_getter: None past a missing step, None where a step has no .get
-        lines = ["try:", f"    {into} = record.get({names[0]!r})"]
+        lines = ["try:", f"    {into} = {base}.get({names[0]!r})"]
         indent = "    "
         for name in names[1:]:
             lines += [
@@ -231,17 +237,67 @@ def _inline_node(node: Mapping[str, Any], into: str, namespace: dict[str, Any]) 
         namespace[constant] = node["value"]  # the same object every time, as jmespath gives it
         return [f"{into} = {constant}"]
     if node["type"] == "or_expression":
-        left = _inline_node(node["children"][0], into, namespace)
-        right = _inline_node(node["children"][1], into, namespace)
+        left = _inline_node(node["children"][0], into, namespace, base)
+        right = _inline_node(node["children"][1], into, namespace, base)
         if left is None or right is None:
             return None
-        # compiled.py `either`: the right side when the left is JMESPath-false
-        test = (
-            f"if {into} is None or {into} is False or (type({into}) is str and not {into}) "
-            f"or _is_false({into}):"
-        )
+        # compiled.py `either`: the right side when the left is JMESPath-false (`_is_false`,
+        # asked only of values other than null and plain strings)
+        test = f"if {into} is None or ((not {into}) if type({into}) is str else _is_false({into})):"
         return [*left, test, *("    " + line for line in right)]
     return None
+
+
+def _inline_projection(
+    node: Mapping[str, Any], into: str, namespace: dict[str, Any]
+) -> list[str] | None:
+    """compiled.py `project` / `project_flat` over a plain path of the record, with a right side
+    of plain paths, literals and `||` chains, or an object of them (`{k: ..., ...}`)."""
+    left, right = node["children"]
+    flat = left["type"] == "flatten"
+    source = left["children"][0] if flat else left
+    if field_path(source) is None:
+        return None
+    element = "element_"
+    if right["type"] == "multi_select_dict":
+        pairs = []
+        lines = [f"if {element} is None:", "    result_ = None", "else:"]
+        for number, pair in enumerate(right["children"]):
+            value = f"{into}_{number}"
+            inline = _inline_node(pair["children"][0], value, namespace, element)
+            if inline is None:
+                return None
+            lines += ["    " + line for line in inline]
+            pairs.append(f"{pair['value']!r}: {value}")
+        lines.append(f"    result_ = {{{', '.join(pairs)}}}")
+    else:
+        inline = _inline_node(right, "result_", namespace, element)
+        if inline is None:
+            return None
+        lines = inline
+    source_lines = _inline_node(source, "base_", namespace)
+    assert source_lines is not None
+    # flatten: a list element's own elements take its place (one level), as they come
+    loop = (
+        [
+            "    for outer_ in base_:",
+            f"        for {element} in (outer_ if isinstance(outer_, list) else (outer_,)):",
+        ]
+        if flat
+        else [f"    for {element} in base_:"]
+    )
+    pad = "        " if flat else "    "
+    return [
+        *source_lines,
+        "if isinstance(base_, list):",
+        f"    {into} = []",
+        *loop,
+        *(pad + "    " + line for line in lines),
+        f"{pad}    if result_ is not None:",
+        f"{pad}        {into}.append(result_)",
+        "else:",
+        f"    {into} = None",
+    ]
 
 
 def _user(
@@ -260,15 +316,24 @@ def _user(
         raw = f"u{index}"
         many = plural and name not in _ONE_VALUE_FIELDS
         sent = "[result]" if many else "result"
+        # A plain string first (not blank: neither "" nor only whitespace), then the rest.
         src.add(
-            f"if not blank({raw}):",
-            f"    if type({raw}) is str and len({raw}) <= MAX_CACHED_TEXT:",
+            f"if type({raw}) is str:",
+            f"    if {raw} and not {raw}.isspace() and len({raw}) <= MAX_CACHED_TEXT:",
             f"        result, reason = _normalise_text({name!r}, {raw}, REGION)",
             "        if reason is None:",
             f"            user[{key!r}] = {sent}",
             "        else:",
             f"            notes.append(f'{name} {{reason}}; sent without it')",
-            f"    elif not isinstance({raw}, (list, tuple)):",
+            f"    elif {raw} and not {raw}.isspace():",
+            "        try:",
+            f"            result = normalised({name!r}, {raw}, REGION)",
+            "        except Rejected as e:",
+            f"            notes.append(f'{name} {{e.reason}}; sent without it')",
+            "        else:",
+            f"            user[{key!r}] = {sent}",
+            f"elif {raw} is not None and not blank({raw}):",
+            f"    if not isinstance({raw}, (list, tuple)):",
             "        try:",
             f"            result = normalised({name!r}, {raw}, REGION)",
             "        except Rejected as e:",
