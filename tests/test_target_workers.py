@@ -14,6 +14,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -489,3 +490,20 @@ def compile_mapping_reads() -> dict[str, Any]:
     reads = compile_stream_mapping(STREAM, MAPPING).reads
     assert reads is not None
     return dict(reads)
+
+
+def test_a_chunk_ends_at_the_last_newline_of_all_it_read(monkeypatch):
+    """Reads as a tap's pauses cut them: whole lines go on at once, the rest of a line waits,
+    even when the last read holds no newline of its own."""
+    from target_openai_capi.reading import line_chunks
+
+    reads = [b"a\nb", b"cc", b"d\ne", b"\n", b"f\n", b""]
+    more = iter([True, False, False, False, False])
+    monkeypatch.setattr(line_chunks, "os", SimpleNamespace(read=lambda fd, size: reads.pop(0)))
+    monkeypatch.setattr(line_chunks, "readable", lambda fd: next(more))
+    monkeypatch.setattr(line_chunks, "enlarge_pipe", lambda fd: None)
+    chunks = LineChunks(-1)
+    got = []
+    while (chunk := chunks.read()) is not None:
+        got.append(chunk)
+    assert got == [b"a\n", b"bccd\n", b"e\n", b"f\n"]

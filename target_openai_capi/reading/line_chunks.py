@@ -58,7 +58,7 @@ class LineChunks:
         given one), waiting for input only when none is there; None at the end of input."""
         if self.ended:
             return None
-        parts = [self._rest] if self._rest else []
+        parts: list[bytes | memoryview] = [self._rest] if self._rest else []
         size = len(self._rest)
         whole_line = False
         while True:
@@ -76,7 +76,18 @@ class LineChunks:
             # Whole lines in hand: read on only while more is there at once and room is left.
             if whole_line and (size >= CHUNK_BYTES or not readable(self._fd)):
                 break
-        buffer = b"".join(parts)
+        # The chunk ends at the last newline; what follows waits for the next. Copied once (a
+        # chunk is a megabyte): the last read is cut by a view, and one read of whole lines
+        # alone is the chunk itself.
+        last = data
+        cut = last.rfind(b"\n") + 1
+        if cut:
+            self._rest = last[cut:]
+            if len(parts) == 1 and cut == len(last):
+                return self._bom_off(last)
+            parts[-1] = memoryview(last)[:cut]
+            return self._bom_off(b"".join(parts))
+        buffer = b"".join(parts)  # (the last read holds no newline: a line longer than it)
         end = buffer.rfind(b"\n") + 1
         self._rest = buffer[end:]
         return self._bom_off(buffer[:end])
