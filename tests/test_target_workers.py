@@ -507,3 +507,39 @@ def test_a_chunk_ends_at_the_last_newline_of_all_it_read(monkeypatch):
     while (chunk := chunks.read()) is not None:
         got.append(chunk)
     assert got == [b"a\n", b"bccd\n", b"e\n", b"f\n"]
+
+
+@pytest.mark.parametrize("listing", ["/proc", "no /proc"])
+def test_a_forked_worker_keeps_only_its_two_pipes(listing):
+    """Another worker's pipe, the tap's input, sockets, files: a forked worker closes every
+    descriptor it inherited but its own two pipes (and stdin, stdout, stderr, which it points
+    elsewhere), with or without /proc to list them."""
+    from target_openai_capi.parallel import worker
+
+    to_worker, from_main = os.pipe()
+    report_read, report_write = os.pipe()
+    extra = [os.open(os.devnull, os.O_RDONLY) for _ in range(3)]
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave at once
+        try:
+            if listing == "no /proc":
+                os.listdir = lambda path: (_ for _ in ()).throw(FileNotFoundError(path))
+            worker._keep_only_descriptors(to_worker, report_write)
+            still_open = []
+            for fd in range(3, 1024):
+                try:
+                    os.fstat(fd)
+                except OSError:
+                    continue
+                still_open.append(fd)
+            os.write(report_write, json.dumps(still_open).encode())
+        finally:
+            os._exit(0)
+    os.close(report_write)
+    report = b""
+    while chunk := os.read(report_read, 65536):
+        report += chunk
+    os.waitpid(pid, 0)
+    for fd in (to_worker, from_main, report_read, *extra):
+        os.close(fd)
+    assert json.loads(report) == sorted([to_worker, report_write])

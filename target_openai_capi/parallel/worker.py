@@ -74,9 +74,16 @@ def _keep_only_descriptors(reader_fd: int, writer_fd: int) -> None:
     os.dup2(null, 0)  # not the main process's input
     os.dup2(2, 1)  # not its output: STATE goes there
     os.close(null)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in (reader_fd, writer_fd):
+    keep = sorted({reader_fd, writer_fd})
+    try:
+        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every descriptor number there may be
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[-1])
+        os.closerange(keep[-1] + 1, os.sysconf("SC_OPEN_MAX"))
+        return
+    for fd in open_fds:
+        if fd > 2 and fd not in keep:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
