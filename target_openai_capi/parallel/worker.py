@@ -5,8 +5,9 @@ each as `python -m target_openai_capi.parallel.worker` (`main`). Either way a wo
 main process over two pipes only, in frames (frames.py): a plan for a stream, then chunks of
 lines, each answered with one result per line, in order. It writes no file, sends nothing (a
 spawned one has no API key in its environment; a forked one shares the main process's memory),
-and ends at the end of its input (when the main process is done, or gone). It ignores SIGINT and SIGTERM: the main process decides what a signal means for the
-run, and closes the pipe when it is done.
+and ends at the end of its input (when the main process is done, or gone). It ignores SIGINT
+and SIGTERM: the main process decides what a signal means for the run, and closes the pipe when
+it is done.
 """
 
 from __future__ import annotations
