@@ -136,7 +136,8 @@ class Worker:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.process: subprocess.Popen[bytes] | _ForkedProcess
-        if FORK_WORKERS:
+        self.forked = FORK_WORKERS
+        if self.forked:
             self.process, self._to_worker, self.answers = _forked()
         else:
             self.process, self._to_worker, self.answers = _spawned(env)
@@ -183,10 +184,21 @@ class Worker:
                 self.ready = True
         return self.ready and not self.failed
 
+    def takes_chunks(self) -> bool:
+        """True when a chunk sent now will be answered: the worker said it is ready, or it was
+        forked (ready within milliseconds, with nothing to import: its READY comes first)."""
+        return self.poll_ready() or (self.forked and not self.failed)
+
     def results(self) -> Results | None:
         """The answers to the oldest chunk in flight, or None if the worker failed."""
         if self.failed:
             return None
+        if not self.ready:  # a forked worker, sent chunks before its READY was read
+            frame = read_frame(self.answers)
+            if frame is None or frame[0] != READY:
+                self.failed = True
+                return None
+            self.ready = True
         frame = read_frame(self.answers)
         if frame is None or frame[0] != RESULTS:
             self.failed = True
@@ -267,6 +279,11 @@ class WorkerPool:
                 return  # (start sends every plan)
         self._send_plan(stream, self._version, spec)
 
+    @property
+    def plans_set(self) -> int:
+        """How many times a plan was set or dropped (it changes when a SCHEMA changed a plan)."""
+        return self._version
+
     def current(self, stream: str, version: int) -> bool:
         """True when `version` is the stream's current plan (a result under it is usable)."""
         plan = self._plans.get(stream)
@@ -276,7 +293,7 @@ class WorkerPool:
         """True when a chunk sent now would be prepared: a worker is ready and a plan is set."""
         if self.broken or not self._plans:
             return False
-        if any(worker.poll_ready() for worker in self._workers):
+        if any(worker.takes_chunks() for worker in self._workers):
             return True
         if self._workers and all(worker.failed for worker in self._workers):
             self._break("no worker process could start")
@@ -288,7 +305,7 @@ class WorkerPool:
         for _ in range(len(self._workers)):
             worker = self._workers[self._next % len(self._workers)]
             self._next += 1
-            if worker.poll_ready():
+            if worker.takes_chunks():
                 worker.send(CHUNK, chunk)
                 return worker
         return None
@@ -300,8 +317,9 @@ class WorkerPool:
         if results is None:
             if not self.broken:
                 code = worker.process.poll()
+                what = "stopped" if worker.ready else "could not start"
                 self._break(
-                    "a worker process stopped" + ("" if code is None else f" (exit code {code})")
+                    f"a worker process {what}" + ("" if code is None else f" (exit code {code})")
                 )
             return None
         return results

@@ -221,9 +221,17 @@ class TolerantReader(MsgSpecReader):
                 chunk, worker = pending.popleft()
                 results = None if worker is None else pool.collect(worker)
                 if results is None:
-                    for line in split_lines(chunk):
+                    lines = split_lines(chunk)
+                    for index, line in enumerate(lines):
                         number += 1
+                        plans = pool.plans_set
                         self._process_line(number, line, callbacks, stats)
+                        if pool.plans_set != plans and index + 1 < len(lines) and pool.usable():
+                            # A SCHEMA gave the workers a plan: the rest of the chunk to them
+                            # (the first chunk holds the first SCHEMA, and ~1 MiB of records).
+                            rest = b"\n".join(lines[index + 1 :]) + b"\n"
+                            pending.appendleft((rest, pool.submit(rest)))
+                            break
                 else:
                     number = self._process_answered(chunk, results, number, callbacks, stats)
         finally:
