@@ -188,6 +188,8 @@ _TEXT = [
     "us",
     "UK",
     "SW1A 1AA",
+    "x" * 300 + "@example.com",  # past the cache of normalised values
+    " " * 300,
 ]
 
 

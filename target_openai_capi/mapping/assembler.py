@@ -316,22 +316,15 @@ def _user(
         raw = f"u{index}"
         many = plural and name not in _ONE_VALUE_FIELDS
         sent = "[result]" if many else "result"
-        # A plain string first (not blank: neither "" nor only whitespace), then the rest.
+        # A short plain string first (not blank: neither "" nor only whitespace), then the rest.
         src.add(
-            f"if type({raw}) is str:",
-            f"    if {raw} and not {raw}.isspace() and len({raw}) <= MAX_CACHED_TEXT:",
-            f"        result, reason = _normalise_text({name!r}, {raw}, REGION)",
-            "        if reason is None:",
-            f"            user[{key!r}] = {sent}",
-            "        else:",
-            f"            notes.append(f'{name} {{reason}}; sent without it')",
-            f"    elif {raw} and not {raw}.isspace():",
-            "        try:",
-            f"            result = normalised({name!r}, {raw}, REGION)",
-            "        except Rejected as e:",
-            f"            notes.append(f'{name} {{e.reason}}; sent without it')",
-            "        else:",
-            f"            user[{key!r}] = {sent}",
+            f"if type({raw}) is str and {raw} and not {raw}.isspace() "
+            f"and len({raw}) <= MAX_CACHED_TEXT:",
+            f"    result, reason = _normalise_text({name!r}, {raw}, REGION)",
+            "    if reason is None:",
+            f"        user[{key!r}] = {sent}",
+            "    else:",
+            f"        notes.append(f'{name} {{reason}}; sent without it')",
             f"elif {raw} is not None and not blank({raw}):",
             f"    if not isinstance({raw}, (list, tuple)):",
             "        try:",
