@@ -565,3 +565,101 @@ def test_forked_workers_take_every_record_from_the_first_schema_on(sandbox, tmp_
     assert match, run.stderr
     assert match.group(2) == "2,000"
     assert len(sandbox.events()) == 2000
+
+
+def test_a_plan_dropped_and_set_again_mid_input_keeps_answers_with_their_chunks(tmp_path):
+    """The only planned stream's SCHEMA is refused mid-chunk (its plan is dropped: the chunks
+    after go on in the main process), a good one follows at the start of the next chunk (they
+    go to the workers again), and later chunks carry SCHEMA lines too. Chunks of 64 KiB here.
+    Every answer must stay with its own chunk: the same events, STATE and dead letters as a run
+    in one process."""
+    chunk = 1 << 16
+    good = schema(STREAM, PROPERTIES, ["id"])
+    refused = good.replace('"key_properties": ["id"]', '"key_properties": "id"')
+    other = schema("unmapped", {"id": {"type": "integer"}})
+    lines: list[str] = []
+    size = 0
+    placed: set[int] = set()
+    # chunk number -> the SCHEMA line to put there, and how far into the chunk
+    special = {1: (refused, chunk // 2), 2: (good, 500), 5: (other, chunk // 3)}
+    n = 0
+    lines.append(good)
+    size = len(good) + 1
+    while size < 11 * chunk:
+        at = size // chunk
+        if at in special and at not in placed and size % chunk > special[at][1]:
+            line = special[at][0]
+            placed.add(at)
+        else:
+            line = record(STREAM, order(n, currency="USD", note="x" * 400))
+            n += 1
+            if n % 50 == 0:
+                lines.append(state({"bookmarks": {STREAM: {"n": n}}}))
+                size += len(lines[-1]) + 1
+        lines.append(line)
+        size += len(line) + 1
+    assert placed == {1, 2, 5}
+    data = tmp_path / "input.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    small_chunks = hooked_env(
+        tmp_path, f"import target_openai_capi.reading.line_chunks as c\nc.CHUNK_BYTES = {chunk}\n"
+    )
+    results = {}
+    for workers in (0, 2):
+        out = tmp_path / str(workers)
+        out.mkdir()
+        with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}) as api:
+            config = target_config(
+                api.url,
+                out,
+                {STREAM: MAPPING},
+                worker_processes=workers,
+                max_concurrent_requests=1,
+            )
+            (out / "config.json").write_text(json.dumps(config))
+            with data.open("rb") as stdin:
+                proc = subprocess.run(
+                    [*TARGET_CMD, "--config", str(out / "config.json")],
+                    stdin=stdin,
+                    capture_output=True,
+                    env=small_chunks,
+                    timeout=300,
+                    check=False,
+                )
+            results[workers] = (proc, api.events(), dead_letters(out / "dead.jsonl"))
+    (alone, alone_events, alone_dead), (split, split_events, split_dead) = results[0], results[2]
+    assert alone.returncode == 0, alone.stderr.decode()
+    assert split.returncode == 0, split.stderr.decode()
+    match = PREPARED.search(split.stderr.decode())
+    assert match, split.stderr.decode()
+    assert int(match.group(2).replace(",", "")) > 300  # the workers did take part
+    assert split_events == alone_events
+    assert len(alone_events) > 500
+    assert split.stdout == alone.stdout
+    assert split_dead == alone_dead
+    assert any("was refused" in line["dead_letter"]["reason"] for line in alone_dead)
+
+
+def test_workers_are_not_forked_beside_upload_threads(sandbox, tmp_path):
+    """A stream that goes through a stream map (records in the main process) has had batches
+    sent before the first stream that workers can take: upload threads run, and one of them
+    could hold a lock a forked child would wait for. The workers are new Pythons instead."""
+    head = [schema("first", PROPERTIES, ["id"])]
+    head += [record("first", order(n, currency="USD")) for n in range(12)]
+    head += [schema(STREAM, PROPERTIES, ["id"])]
+    tail = [record(STREAM, order(n, currency="USD")) for n in range(100, 400)]
+    config = target_config(
+        sandbox.url,
+        tmp_path,
+        {"first": MAPPING, STREAM: MAPPING},
+        worker_processes=2,
+        batch_size=5,
+        stream_maps={"first": {"extra": "1"}},
+    )
+    code, _, stderr, commands = run_with_pause(config, head, tail, tmp_path)
+    assert code == 0, stderr
+    assert all("target_openai_capi.parallel.worker" in command for command in commands), commands
+    match = PREPARED.search(stderr)
+    assert match, stderr
+    assert int(match.group(2).replace(",", "")) > 150
+    assert len(sandbox.events()) == 312

@@ -3,9 +3,10 @@
 Correctness never rests on a worker. A worker answers each line with a result prepared under a
 numbered version of its stream's plan; the reader uses it only while that version is still the
 stream's current one (a SCHEMA in between may have changed the plan), and handles every other
-line itself. A worker that is not ready yet gets nothing; one that stops or answers nonsense
-breaks the pool, whose chunks in flight the reader then handles itself, as it does every chunk
-after (one warning says so).
+line itself. A spawned worker gets chunks once it said it is ready (it imports for ~0.15 s; the
+reader handles chunks itself meanwhile); a forked one at once (its READY comes first). A worker
+that stops or answers nonsense breaks the pool, whose chunks in flight the reader then handles
+itself, as it does every chunk after (one warning says so).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def default_worker_processes() -> int:
 
 # On Linux a worker is forked from the main process once its modules are imported: it starts
 # in milliseconds, with nothing to import (~0.15 s of CPU each when started as a new Python), and
-# shares the imported code's memory. Elsewhere (macOS: fork is unsafe with its system libraries)
-# it is a new Python process.
+# shares the imported code's memory. Elsewhere (macOS: fork is unsafe with its system libraries),
+# or beside threads that might hold a lock (fork_is_safe), it is a new Python process.
 FORK_WORKERS = sys.platform == "linux"
 
 
@@ -130,14 +131,31 @@ def _forked() -> tuple[_ForkedProcess, int, BinaryIO]:
     return _ForkedProcess(pid), from_main, os.fdopen(from_worker, "rb")
 
 
+# Threads a worker may be forked beside. The quiet-input watcher delivers only under the lock
+# the main thread holds while it handles a SCHEMA (when workers start), so it holds nothing a
+# worker needs. Any other thread (an upload thread inside OpenSSL, a library's own) might hold
+# a lock the child would wait for forever: then workers are started as new Pythons instead.
+_FORK_SAFE_THREADS = frozenset({"capi-quiet-input"})
+
+
+def fork_is_safe() -> bool:
+    """True when this process may fork a worker: on Linux, with no thread but this one and the
+    quiet-input watcher."""
+    here = threading.current_thread()
+    return FORK_WORKERS and all(
+        thread is here or thread.name in _FORK_SAFE_THREADS for thread in threading.enumerate()
+    )
+
+
 class Worker:
     """One worker process, with a thread that writes its frames (never the main thread: a
-    worker blocked on a full pipe of answers must not block the main thread's writes)."""
+    worker blocked on a full pipe of answers must not block the main thread's writes). Forked
+    when `env` is None (fork_is_safe), else a new Python with that environment."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str] | None) -> None:
         self.process: subprocess.Popen[bytes] | _ForkedProcess
-        self.forked = FORK_WORKERS
-        if self.forked:
+        self.forked = env is None
+        if env is None:
             self.process, self._to_worker, self.answers = _forked()
         else:
             self.process, self._to_worker, self.answers = _spawned(env)
@@ -248,11 +266,13 @@ class WorkerPool:
         self._wanted = True
         if self._workers or self.broken or self.processes < 1 or not self._plans:
             return
-        env = {
-            name: value
-            for name, value in os.environ.items()
-            if "API_KEY" not in name.upper() and not (self._secret and self._secret in value)
-        }
+        env = None  # forked: see fork_is_safe
+        if not fork_is_safe():
+            env = {
+                name: value
+                for name, value in os.environ.items()
+                if "API_KEY" not in name.upper() and not (self._secret and self._secret in value)
+            }
         self.started = True
         try:
             for _ in range(self.processes):
@@ -268,10 +288,11 @@ class WorkerPool:
 
     def set_plan(self, stream: str, spec: PlanSpec | None) -> None:
         """The stream's records are prepared by this plan from now on (None: not at all)."""
+        if spec is None and stream not in self._plans:
+            return  # nothing to drop: no plan changes
         self._version += 1
         if spec is None:
-            if self._plans.pop(stream, None) is None:
-                return
+            del self._plans[stream]
         else:
             self._plans[stream] = (self._version, spec)
             if self._wanted and not self._workers:
@@ -290,7 +311,8 @@ class WorkerPool:
         return plan is not None and plan[0] == version
 
     def usable(self) -> bool:
-        """True when a chunk sent now would be prepared: a worker is ready and a plan is set."""
+        """True when a chunk sent now would be prepared: a worker takes chunks and a plan is
+        set."""
         if self.broken or not self._plans:
             return False
         if any(worker.takes_chunks() for worker in self._workers):

@@ -71,11 +71,13 @@ def serve_forked(reader_fd: int, writer_fd: int) -> NoReturn:
 def _keep_only_descriptors(reader_fd: int, writer_fd: int) -> None:
     """Close every inherited descriptor but the two pipes and stderr (another worker's pipe
     held open here would keep that worker from seeing the end of its input)."""
+    keep = sorted({reader_fd, writer_fd})
+    if keep[0] <= 2:  # (the main process started without stdin or stdout: a pipe got 0 or 1)
+        raise OSError(f"a worker's pipe is descriptor {keep[0]}")
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)  # not the main process's input
     os.dup2(2, 1)  # not its output: STATE goes there
     os.close(null)
-    keep = sorted({reader_fd, writer_fd})
     try:
         open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:  # no /proc: every descriptor number there may be

@@ -226,11 +226,16 @@ class TolerantReader(MsgSpecReader):
                         number += 1
                         plans = pool.plans_set
                         self._process_line(number, line, callbacks, stats)
-                        if pool.plans_set != plans and index + 1 < len(lines) and pool.usable():
+                        if (
+                            pool.plans_set != plans
+                            and index + 1 < len(lines)
+                            and not pending  # (else a worker has chunks from after this one)
+                            and pool.usable()
+                        ):
                             # A SCHEMA gave the workers a plan: the rest of the chunk to them
                             # (the first chunk holds the first SCHEMA, and ~1 MiB of records).
                             rest = b"\n".join(lines[index + 1 :]) + b"\n"
-                            pending.appendleft((rest, pool.submit(rest)))
+                            pending.append((rest, pool.submit(rest)))
                             break
                 else:
                     number = self._process_answered(chunk, results, number, callbacks, stats)
