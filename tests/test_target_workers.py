@@ -663,3 +663,35 @@ def test_workers_are_not_forked_beside_upload_threads(sandbox, tmp_path):
     assert match, stderr
     assert int(match.group(2).replace(",", "")) > 150
     assert len(sandbox.events()) == 312
+
+
+# Forked workers stuck before they are ready (as on a lock a thread held at the fork), with
+# a one-second deadline for their READY.
+FORKED_WORKERS_HANG = """import os, time
+import target_openai_capi.parallel.pool as pool
+pool.READY_SECONDS = 1.0
+_fork = os.fork
+def fork():
+    pid = _fork()
+    if pid == 0:
+        os.setsid()
+        time.sleep(600)
+        os._exit(0)
+    return pid
+os.fork = fork
+"""
+
+
+def test_forked_workers_that_never_get_ready_cost_a_deadline_not_the_run(sandbox, tmp_path):
+    lines = [schema(STREAM, PROPERTIES, ["id"])]
+    lines += [record(STREAM, order(n, currency="USD")) for n in range(300)]
+    config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=2)
+    started = time.monotonic()
+    proc = start_target(config, lines, tmp_path, hooked_env(tmp_path, FORKED_WORKERS_HANG))
+    _, stderr = proc.communicate(b"", timeout=120)
+    text = stderr.decode()
+    assert proc.returncode == 0, text
+    assert time.monotonic() - started < 60
+    assert "a worker process could not start: the run goes on in one process" in text
+    assert len(sandbox.events()) == 300
+    assert PREPARED.search(text).group(2) == "0"  # type: ignore[union-attr]

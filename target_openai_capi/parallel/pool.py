@@ -131,6 +131,10 @@ def _forked() -> tuple[_ForkedProcess, int, BinaryIO]:
     return _ForkedProcess(pid), from_main, os.fdopen(from_worker, "rb")
 
 
+# How long a forked worker may take to say it is ready (it needs ~10 ms) before it is taken
+# for stuck and the run goes on without workers.
+READY_SECONDS = 30.0
+
 # Threads a worker may be forked beside. The quiet-input watcher delivers only under the lock
 # the main thread holds while it handles a SCHEMA (when workers start), so it holds nothing a
 # worker needs. Any other thread (an upload thread inside OpenSSL, a library's own) might hold
@@ -212,6 +216,11 @@ class Worker:
         if self.failed:
             return None
         if not self.ready:  # a forked worker, sent chunks before its READY was read
+            # Nothing was read from it yet, so the pipe says all. A child that is not ready
+            # within the deadline is taken for stuck: the chunk is handled here instead.
+            if not readable(self.answers.fileno(), READY_SECONDS):
+                self.failed = True
+                return None
             frame = read_frame(self.answers)
             if frame is None or frame[0] != READY:
                 self.failed = True

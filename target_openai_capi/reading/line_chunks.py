@@ -37,9 +37,10 @@ def enlarge_pipe(fd: int) -> None:
             pass  # not a pipe, or not allowed: the default size works too
 
 
-def readable(fd: int) -> bool:
-    """True when reading `fd` would not wait (input is there, or its end)."""
-    ready, _, _ = select.select([fd], [], [], 0)
+def readable(fd: int, wait: float = 0.0) -> bool:
+    """True when reading `fd` would not wait (input is there, or its end), within `wait`
+    seconds."""
+    ready, _, _ = select.select([fd], [], [], wait)
     return bool(ready)
 
 
