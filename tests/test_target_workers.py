@@ -695,3 +695,42 @@ def test_forked_workers_that_never_get_ready_cost_a_deadline_not_the_run(sandbox
     assert "a worker process could not start: the run goes on in one process" in text
     assert len(sandbox.events()) == 300
     assert PREPARED.search(text).group(2) == "0"  # type: ignore[union-attr]
+
+
+def test_answers_are_taken_only_for_the_chunk_asked_for():
+    """Each chunk's answers carry its tag: asked for a chunk while the worker answers an
+    earlier one, the pool takes nothing and breaks (the reader then handles the chunk)."""
+    import logging
+
+    from target_openai_capi.parallel.pool import WorkerPool
+    from target_openai_capi.parallel.prepared import PlanSpec
+
+    entry = {"event_type": "order_created", "fields": {"id": "id", "timestamp_ms": "ts"}}
+    spec = PlanSpec(STREAM, entry, ("id",), {"id": True, "ts": True}, None, None, False,
+                    "plural", None)  # fmt: skip
+    pool = WorkerPool(1, logging.getLogger("test"))
+    pool.start()
+    pool.set_plan(STREAM, spec)
+    try:
+        line = record(STREAM, {"id": "o1", "ts": 1_764_590_400_000}).encode() + b"\n"
+        first = pool.submit(line)
+        second = pool.submit(line * 2)
+        assert first is not None
+        assert second is not None
+        assert pool.collect(second) is None  # the worker answers `first` first
+        assert pool.broken
+    finally:
+        pool.close()
+    pool = WorkerPool(1, logging.getLogger("test"))
+    pool.start()
+    pool.set_plan(STREAM, spec)
+    try:
+        first = pool.submit(line)
+        second = pool.submit(line * 2)
+        assert first is not None
+        assert second is not None
+        answered = [pool.collect(first), pool.collect(second)]
+        assert [len(results or []) for results in answered] == [1, 2]
+        assert not pool.broken
+    finally:
+        pool.close()

@@ -6,7 +6,8 @@ stream's current one (a SCHEMA in between may have changed the plan), and handle
 line itself. A spawned worker gets chunks once it said it is ready (it imports for ~0.15 s; the
 reader handles chunks itself meanwhile); a forked one at once (its READY comes first). A worker
 that stops or answers nonsense breaks the pool, whose chunks in flight the reader then handles
-itself, as it does every chunk after (one warning says so).
+itself, as it does every chunk after (one warning says so). Each chunk's answers carry its tag
+(frames.py): answers to any other chunk than the one asked for break the pool too.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from target_openai_capi.parallel.worker import TERMINATION_SIGNALS, serve_forked
 from target_openai_capi.reading.line_chunks import enlarge_pipe, readable
 
 Results = list[PreparedRecord | None]
+# A chunk sent to a worker: the worker, and the tag its answers will carry (frames.py).
+Ticket = tuple["Worker", int]
 
 
 def usable_cores() -> int:
@@ -169,15 +172,16 @@ class Worker:
         enlarge_pipe(self.answers.fileno())
         self.ready = False
         self.failed = False
-        self._frames: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self._frames: queue.SimpleQueue[tuple[int, bytes, int] | None] = queue.SimpleQueue()
+        self.failure = ""  # why it failed, where more than that it stopped
         self._writer = threading.Thread(target=self._write, name="capi-worker-writer", daemon=True)
 
     def begin(self) -> None:
         """Start writing frames (after every worker is forked: a fork copies no thread)."""
         self._writer.start()
 
-    def send(self, kind: int, payload: bytes) -> None:
-        self._frames.put((kind, payload))
+    def send(self, kind: int, payload: bytes, tag: int = 0) -> None:
+        self._frames.put((kind, payload, tag))
 
     def _write(self) -> None:
         while True:
@@ -211,8 +215,9 @@ class Worker:
         forked (ready within milliseconds, with nothing to import: its READY comes first)."""
         return self.poll_ready() or (self.forked and not self.failed)
 
-    def results(self) -> Results | None:
-        """The answers to the oldest chunk in flight, or None if the worker failed."""
+    def results(self, tag: int) -> Results | None:
+        """The answers to the chunk sent with `tag`, which must be the oldest in flight, or
+        None if the worker failed (or answered another chunk)."""
         if self.failed:
             return None
         if not self.ready:  # a forked worker, sent chunks before its READY was read
@@ -229,6 +234,10 @@ class Worker:
         frame = read_frame(self.answers)
         if frame is None or frame[0] != RESULTS:
             self.failed = True
+            return None
+        if frame[2] != tag:
+            self.failed = True
+            self.failure = "answered another chunk than the one asked for"
             return None
         try:
             results: Results = pickle.loads(frame[1])  # noqa: S301 (our own worker)
@@ -257,6 +266,7 @@ class WorkerPool:
         self._secret = secret
         self._workers: list[Worker] = []
         self._next = 0
+        self._tag = 0  # the last chunk's tag
         self._version = 0
         # stream -> (version, spec): the plan every worker has, or will have before its next chunk.
         self._plans: dict[str, tuple[int, PlanSpec]] = {}
@@ -330,25 +340,27 @@ class WorkerPool:
             self._break("no worker process could start")
         return False
 
-    def submit(self, chunk: bytes) -> Worker | None:
-        """Send a chunk to the next ready worker, and return it (None if none is ready): its
-        answers are read with `collect`, in the order its chunks were sent."""
+    def submit(self, chunk: bytes) -> Ticket | None:
+        """Send a chunk to the next worker that takes chunks (None if none does): its answers
+        are read with `collect`, in the order the worker's chunks were sent."""
         for _ in range(len(self._workers)):
             worker = self._workers[self._next % len(self._workers)]
             self._next += 1
             if worker.takes_chunks():
-                worker.send(CHUNK, chunk)
-                return worker
+                self._tag += 1
+                worker.send(CHUNK, chunk, self._tag)
+                return worker, self._tag
         return None
 
-    def collect(self, worker: Worker) -> Results | None:
-        """The answers to the oldest chunk sent to `worker`, one per line; None when the reader
-        must handle that chunk itself."""
-        results = None if self.broken else worker.results()
+    def collect(self, ticket: Ticket) -> Results | None:
+        """The answers to the chunk of `ticket`, one per line; None when the reader must handle
+        that chunk itself."""
+        worker, tag = ticket
+        results = None if self.broken else worker.results(tag)
         if results is None:
             if not self.broken:
                 code = worker.process.poll()
-                what = "stopped" if worker.ready else "could not start"
+                what = worker.failure or ("stopped" if worker.ready else "could not start")
                 self._break(
                     f"a worker process {what}" + ("" if code is None else f" (exit code {code})")
                 )

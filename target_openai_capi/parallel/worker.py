@@ -111,7 +111,7 @@ def serve(reader: BinaryIO, writer: int) -> None:
         frame = read_frame(reader)
         if frame is None:
             return
-        kind, payload = frame
+        kind, payload, tag = frame
         if kind == PLAN:
             stream, version, spec = pickle.loads(payload)  # noqa: S301 (our own main process)
             try:
@@ -121,7 +121,8 @@ def serve(reader: BinaryIO, writer: int) -> None:
             gc.freeze()  # the compiled plan too: the collector need not walk it again and again
         elif kind == CHUNK:
             results = preparer.prepare_all(split_lines(payload))
-            write_frame(writer, RESULTS, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+            answer = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
+            write_frame(writer, RESULTS, answer, tag)  # (the chunk's tag: whose answers)
 
 
 if __name__ == "__main__":

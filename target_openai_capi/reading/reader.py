@@ -18,7 +18,7 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
-from target_openai_capi.parallel.pool import Worker, WorkerPool
+from target_openai_capi.parallel.pool import Ticket, WorkerPool
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
 from target_openai_capi.pipeline.dead_letter import DEAD_LETTER_TYPE
@@ -200,8 +200,8 @@ class TolerantReader(MsgSpecReader):
         assert on_prepared is not None
         chunks = LineChunks(fd)
         pool.start()
-        # Chunks read, in input order, with the worker preparing each (None: handled here).
-        pending: deque[tuple[bytes, Worker | None]] = deque()
+        # Chunks read, in input order, each with the worker preparing it (None: handled here).
+        pending: deque[tuple[bytes, Ticket | None]] = deque()
         number = 0
         try:
             while True:
@@ -212,14 +212,14 @@ class TolerantReader(MsgSpecReader):
                     chunk = chunks.read()
                     if chunk is None:
                         break
-                    worker = pool.submit(chunk) if pool.usable() else None
-                    pending.append((chunk, worker))
-                    if worker is None:
+                    ticket = pool.submit(chunk) if pool.usable() else None
+                    pending.append((chunk, ticket))
+                    if ticket is None:
                         break  # this one is handled here, after those before it
                 if not pending:
                     return
-                chunk, worker = pending.popleft()
-                results = None if worker is None else pool.collect(worker)
+                chunk, ticket = pending.popleft()
+                results = None if ticket is None else pool.collect(ticket)
                 if results is None:
                     lines = split_lines(chunk)
                     for index, line in enumerate(lines):
