@@ -151,7 +151,16 @@ def user_value_rule(key: str) -> tuple[Callable[[object], bool], str]:
         node = node["items"]
         if "$ref" in node:
             node = _resolve(node["$ref"])
-    return _string_rule(node), node.get("description", "a non-empty string")
+    same = _VALUE_RULES.get(repr(node))  # one rule for keys that share a node (the digests)
+    if same is None:
+        same = _VALUE_RULES[repr(node)] = (
+            _string_rule(node),
+            node.get("description", "a non-empty string"),
+        )
+    return same
+
+
+_VALUE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {}
 
 
 def _amount_ok(value: object) -> bool:

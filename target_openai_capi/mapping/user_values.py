@@ -247,7 +247,11 @@ def _is_digest(name: str, text: str) -> bool:
 # (contract/built.py user_value_rule): a value is made only if the API takes it, so the check of a
 # built event need not look at its user values again (certainly_valid's `normalised_user`).
 _SENDABLE: dict[str, list[tuple[Callable[[object], bool], str]]] = {
-    name: [user_value_rule(style[name]) for style in USER_FIELD_STYLES.values() if name in style]
+    name: list(
+        dict.fromkeys(  # (a rule both styles share is checked once)
+            user_value_rule(style[name]) for style in USER_FIELD_STYLES.values() if name in style
+        )
+    )
     for name in _NORMALISERS
 }
 
