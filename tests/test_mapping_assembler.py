@@ -70,6 +70,16 @@ MAPPINGS: dict[str, dict[str, Any]] = {
             "phone": "contacts[*].phone || phone",
         },
     },
+    "projected content items": {  # every content field, each item made as it is read
+        "event_type": "subscription_created",
+        "fields": {
+            "timestamp": "at",
+            "currency": "cur",
+            "contents": "lines[].{id: sku || code, group_id: group, name: title, "
+            "content_type: kind, quantity: qty, currency: cur, amount: price, "
+            "amount_minor: cents, variant_dict: variant}",
+        },
+    },
 }
 SETTINGS = [("plural", "US"), ("plural", None), ("singular", "GB")]
 AT = "2026-11-30T10:00:00Z"
@@ -118,6 +128,18 @@ BASES: dict[str, dict[str, Any]] = {
         "cur": "USD",
         "items": [{"sku": "a", "qty": 1, "price": Decimal("2.50")}, {"code": "b"}, None],
         "contacts": [{"email": "a@b.co"}, [{"email": "c@d.co", "phone": "+14155552671"}]],
+    },
+    "projected content items": {
+        "id": "q",
+        "at": AT,
+        "cur": "EUR",
+        "lines": [
+            {"sku": "a", "group": "g", "title": " T ", "kind": "product", "qty": 2, "price": 3},
+            [{"code": 7, "cur": "jpy", "cents": 120, "variant": {"size": "M", "n": None}}],
+            None,
+            {"code": "k", "cur": "KWD", "price": Decimal("1.5")},  # (1500, not EUR's 150)
+            {"title": "no amount", "qty": Decimal("2")},
+        ],
     },
 }
 
@@ -303,6 +325,7 @@ def test_projections_of_plain_paths_are_written_out():
         ({"preset": "tap-shopify/orders"}, "contents"),
         (MAPPINGS["projections"], "contents"),
         (MAPPINGS["projections"], "email"),
+        (MAPPINGS["projected content items"], "contents"),
     ]:
         assemble = compile_assembler(compile_stream_mapping("s", entry), ("id",), "plural", "US")
         assert assemble is not None
@@ -311,3 +334,30 @@ def test_projections_of_plain_paths_are_written_out():
         compile_stream_mapping("s", MAPPINGS["projections"]), ("id",), "plural", "US"
     )
     assert "GET_phone" in assemble.source  # type: ignore[union-attr]  # (a || after a projection)
+
+
+def test_content_items_made_as_they_are_read_keep_every_rule_of_contents():
+    """The compiled function makes each item of a projected `contents` as it reads it
+    (assembler.py `_content_item`): each rule of event.py `_contents`, case by case."""
+    mapping = compile_stream_mapping("s", MAPPINGS["projected content items"])
+    base = BASES["projected content items"]
+    cases: list[list[Any]] = [
+        [{"code": "a", "price": 1, "cents": 100}],  # amount and amount_minor: an error
+        [{"code": "a"}, {"code": "b", "price": 1, "cents": 100}],  # ... of contents[1]
+        [None, {"code": "a", "price": 1, "cents": 100}],  # (a null element is not counted)
+        [{"code": "a", "variant": {}}, {"code": "b", "variant": {"n": None, "e": ""}}],
+        [{"code": "a", "variant": {"size": 1}}, {"variant": "M"}],  # not an object: an error
+        [{"code": "a", "cur": "KWD", "price": Decimal("1.5")}],  # the item's own currency
+        [{"code": "a", "cur": "", "price": Decimal("1.5")}],  # ("" is no currency)
+        [{"code": "a", "cur": "JPY", "price": Decimal("1.5")}],  # too precise for JPY
+        [{"code": "a", "cur": "XXX1"}],  # not a currency
+        [{"code": "a", "qty": -1}, {"qty": True}, {"qty": Decimal("2.5")}],
+        [{"code": 7, "title": Decimal("1.0")}, {"code": {"x": 1}}],  # ids from numbers; objects
+        [{"code": "  "}, {"title": " "}],  # blank text: an error
+        [[{"code": "nested"}, None], "text", 3],  # flattened one level; other values: empty items
+    ]
+    records = [{**base, "lines": lines} for lines in cases]
+    records += [{**base, "cur": None, "lines": [{"code": "a", "price": 1}]}]  # no currency at all
+    records += [{**base, "cur": None, "lines": [{"code": "a", "cents": 1}]}]
+    kinds = agree(mapping, records, ("id",), "plural", "US")
+    assert kinds == {"built", "MappingError"}

@@ -36,7 +36,12 @@ from target_openai_capi.mapping.identity import (
     _list_values,
     check_user_settings,
 )
-from target_openai_capi.mapping.money import currency_code, minor_units, to_minor_units
+from target_openai_capi.mapping.money import (
+    MAX_MINOR_UNITS,
+    currency_code,
+    minor_units,
+    to_minor_units,
+)
 from target_openai_capi.mapping.paths import field_path
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
@@ -92,6 +97,10 @@ def compile_assembler(
         "_as_text": generic._as_text,
         "_as_bool": generic._as_bool,
         "_contents": generic._contents,
+        "_variant_dict": generic._variant_dict,
+        "both_item_amounts": generic.both_item_amounts,
+        "no_item_currency": generic.no_item_currency,
+        "MAX_MINOR_UNITS": MAX_MINOR_UNITS,
         "_custom_data": generic._custom_data,
         "custom_event": custom_event,
         "epoch_ms": epoch_ms,
@@ -182,7 +191,9 @@ def compile_assembler(
     src.add("if v is not None and _as_bool(v, 'opt_out'):", "    event['opt_out'] = True")
     _user(src, mapping, user_field_style, fetch)
     if fixed:
-        _fixed_data(src, DATA_SHAPE_BY_TYPE[event_type], fetch)  # type: ignore[index]
+        contents = mapping.texts.get("contents") if "contents" in mapping.fields else None
+        contents_lines = None if contents is None else _inline_contents(contents, namespace)
+        _fixed_data(src, DATA_SHAPE_BY_TYPE[event_type], fetch, contents_lines)  # type: ignore[index]
     else:
         src.add("event['data'] = _data(MAPPING, record, event_type)")
     src.depth = 1
@@ -252,10 +263,16 @@ def _inline_node(
 
 
 def _inline_projection(
-    node: Mapping[str, Any], into: str, namespace: dict[str, Any]
+    node: Mapping[str, Any],
+    into: str,
+    namespace: dict[str, Any],
+    each_object: Callable[[dict[str, str]], list[str]] | None = None,
 ) -> list[str] | None:
     """compiled.py `project` / `project_flat` over a plain path of the record, with a right side
-    of plain paths, literals and `||` chains, or an object of them (`{k: ..., ...}`)."""
+    of plain paths, literals and `||` chains, or an object of them (`{k: ..., ...}`).
+
+    `each_object`: for an object, the lines that append to `into` what becomes of each one
+    (given the variable that holds each key's value) instead of the object itself."""
     left, right = node["children"]
     flat = left["type"] == "flatten"
     source = left["children"][0] if flat else left
@@ -264,6 +281,7 @@ def _inline_projection(
     element = "element_"
     if right["type"] == "multi_select_dict":
         pairs = []
+        values: dict[str, str] = {}
         lines = [f"if {element} is None:", "    result_ = None", "else:"]
         for number, pair in enumerate(right["children"]):
             value = f"{into}_{number}"
@@ -272,7 +290,14 @@ def _inline_projection(
                 return None
             lines += ["    " + line for line in inline]
             pairs.append(f"{pair['value']!r}: {value}")
-        lines.append(f"    result_ = {{{', '.join(pairs)}}}")
+            values[pair["value"]] = value
+        if each_object is not None:  # (a null element is left out, as its object would be)
+            lines[:3] = [f"if {element} is not None:"]
+            lines += ["    " + line for line in each_object(values)]
+        else:
+            lines.append(f"    result_ = {{{', '.join(pairs)}}}")
+    elif each_object is not None:
+        return None
     else:
         inline = _inline_node(right, "result_", namespace, element)
         if inline is None:
@@ -290,17 +315,103 @@ def _inline_projection(
         else [f"    for {element} in base_:"]
     )
     pad = "        " if flat else "    "
+    append = (
+        []
+        if each_object is not None
+        else [f"{pad}    if result_ is not None:", f"{pad}        {into}.append(result_)"]
+    )
     return [
         *source_lines,
         "if isinstance(base_, list):",
         f"    {into} = []",
         *loop,
         *(pad + "    " + line for line in lines),
-        f"{pad}    if result_ is not None:",
-        f"{pad}        {into}.append(result_)",
+        *append,
         "else:",
         f"    {into} = None",
     ]
+
+
+def _inline_contents(text: str, namespace: dict[str, Any]) -> list[str] | None:
+    """Source lines setting `items` to what `_contents` (event.py) makes of the list a projection
+    of content fields gives (`lineItems[].{id: sku, quantity: quantity, ...}`), each object
+    turned into its content item as it is read; None for any other expression. It reads and
+    raises as build_event does: the projection cannot raise, and `_contents` then goes through
+    the objects in order, so its first error is the first object's that has one."""
+    try:
+        ast = _parse(text)
+    except ExpressionError:
+        return None
+    if ast["type"] != "projection" or ast["children"][1]["type"] != "multi_select_dict":
+        return None
+    keys = [pair["value"] for pair in ast["children"][1]["children"]]
+    if len(set(keys)) != len(keys) or not set(keys) <= generic._CONTENT_FIELDS:
+        return None
+    return _inline_projection(ast, "items", namespace, _content_item)
+
+
+def _content_item(values: dict[str, str]) -> list[str]:
+    """event.py `_contents` for one object whose keys' values are in `values` (variable names),
+    unrolled over those keys; `currency` is the event's, `items` the list it appends to."""
+    where = "f'contents[{index_}]"  # (the object's place among those kept: nulls left out)
+    lines = ["index_ = len(items)", "item_ = {}"]
+    for name in ("id", "group_id", "name", "content_type"):
+        value = values.get(name)
+        if value is not None:
+            lines += [
+                f"if {value} is not None:",
+                f"    text_ = {value}.strip() if type({value}) is str else ''",
+                f"    item_[{name!r}] = text_ or _as_text({value}, {where}.{name}')",
+            ]
+    quantity = values.get("quantity")
+    if quantity is not None:
+        lines += [
+            f"if {quantity} is not None:",
+            f"    if type({quantity}) is int and 0 <= {quantity} <= MAX_MINOR_UNITS:",
+            f"        item_['quantity'] = {quantity}",
+            "    else:",
+            f"        item_['quantity'] = minor_units({quantity}, {where}.quantity')",
+        ]
+    currency = "currency"
+    raw_currency = values.get("currency")
+    if raw_currency is not None:
+        currency = "item_currency_"
+        lines += [
+            "item_currency_ = None",
+            f"if {raw_currency} is not None and {raw_currency} != '':",
+            f"    item_currency_ = currency_code({raw_currency})",
+            "    item_['currency'] = item_currency_",
+            "item_currency_ = item_currency_ or currency",
+        ]
+    amount, amount_minor = values.get("amount"), values.get("amount_minor")
+    if amount is not None and amount_minor is not None:
+        lines += [
+            f"if {amount} is not None and {amount_minor} is not None:",
+            "    raise both_item_amounts(index_)",
+        ]
+    given = [f"{value} is not None" for value in (amount, amount_minor) if value is not None]
+    if given:
+        lines += [
+            f"if {' or '.join(given)}:",
+            f"    if {currency} is None:",
+            "        raise no_item_currency(index_)",
+        ]
+        minor = f"item_['amount'] = minor_units({amount_minor}, {where}.amount_minor')"
+        major = f"item_['amount'] = to_minor_units({amount}, {currency}, {where}.amount')"
+        if amount is not None and amount_minor is not None:
+            lines += [f"    if {amount_minor} is not None:", f"        {minor}", "    else:"]
+            lines.append(f"        {major}")
+        else:
+            lines.append(f"    {minor if amount is None else major}")
+    variant = values.get("variant_dict")
+    if variant is not None:
+        lines += [
+            f"if {variant} is not None:",
+            f"    {variant} = _variant_dict({variant}, {where}.variant_dict')",
+            f"    if {variant}:",
+            f"        item_['variant_dict'] = {variant}",
+        ]
+    return [*lines, "items.append(item_)"]
 
 
 def _user(
@@ -345,8 +456,14 @@ def _user(
     src.add("if user:", "    event['user'] = user")
 
 
-def _fixed_data(src: _Source, shape: str, fetch: Callable[[str, str], None]) -> None:
-    """event.py `_data` for one data shape, unrolled."""
+def _fixed_data(
+    src: _Source,
+    shape: str,
+    fetch: Callable[[str, str], None],
+    contents_lines: list[str] | None,
+) -> None:
+    """event.py `_data` for one data shape, unrolled; `contents_lines` (`_inline_contents`) read
+    and make the content items, where the mapping's contents are a projection of their fields."""
     src.add(f"data = {{'type': {shape!r}}}")
     fetch("currency", "raw_currency")
     src.add("currency = None if raw_currency is None else currency_code(raw_currency)")
@@ -363,7 +480,9 @@ def _fixed_data(src: _Source, shape: str, fetch: Callable[[str, str], None]) -> 
         "if currency is not None:",
         "    data['currency'] = currency",
     )
-    if shape != "customer_action":
+    if shape != "customer_action" and contents_lines is not None:
+        src.add(*contents_lines, "if items is not None:", "    data['contents'] = items")
+    elif shape != "customer_action":
         fetch("contents", "items")
         src.add("if items is not None:", "    data['contents'] = _contents(items, currency)")
     if shape in ("plan_enrollment", "custom"):

@@ -177,12 +177,10 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
         currency = item_currency or event_currency
         amount, amount_minor = get("amount"), get("amount_minor")
         if amount is not None and amount_minor is not None:
-            raise MappingError(f"contents[{i}]: give amount or amount_minor, not both")
+            raise both_item_amounts(i)
         if amount is not None or amount_minor is not None:
             if currency is None:
-                raise MappingError(
-                    f"contents[{i}].amount needs a currency (on the item or the event)"
-                )
+                raise no_item_currency(i)
             if amount_minor is not None:
                 out["amount"] = minor_units(amount_minor, f"contents[{i}].amount_minor")
             else:
@@ -194,6 +192,16 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
                 out["variant_dict"] = variant
         result.append(out)
     return result
+
+
+def both_item_amounts(index: int) -> MappingError:
+    """The error for a content item with both amount fields (also raised by assembler.py)."""
+    return MappingError(f"contents[{index}]: give amount or amount_minor, not both")
+
+
+def no_item_currency(index: int) -> MappingError:
+    """The error for a content item's amount without a currency (also raised by assembler.py)."""
+    return MappingError(f"contents[{index}].amount needs a currency (on the item or the event)")
 
 
 def _variant_dict(value: object, where: str) -> dict[str, str]:
