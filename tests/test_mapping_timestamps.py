@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from target_openai_capi.mapping import timestamps
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
 
@@ -216,3 +218,55 @@ def test_epoch_ms_rejects(value: object, message: str) -> None:
     with pytest.raises(MappingError) as caught:
         epoch_ms(value)
     assert message in str(caught.value)
+
+
+def _arabic(text: str) -> str:
+    """The text with Arabic-Indic digits: decimal digits to Python, and to the ISO pattern."""
+    return "".join(chr(0x660 + int(c)) if c.isdigit() else c for c in text)
+
+
+def _usual_form_corpus() -> list[str]:
+    """Texts in and around the form read by position: every part varied, out of range, cut
+    short, or written another way."""
+    rng = random.Random(15)
+    dates = ["2026-11-20", "2024-02-29", "2023-02-29", "1970-01-01", "1969-12-31", "0001-01-01",
+             "9999-12-31", "2026-13-01", "2026-00-10", "2026-11-31", "2026-1-20",
+             _arabic("2026-11-20"), "2026/11/20", "20261120xx", "2026-11-2x"]  # fmt: skip
+    times = ["10:00:00", "00:00:00", "23:59:59", "24:00:00", "10:60:00", "10:00:60", "1:00:00",
+             "10:00", "10:0a:00", _arabic("10:00:00"), "10-00-00"]  # fmt: skip
+    fractions = ["", ".1", ".12", ".123", ".1239", ".123456789", ",5", ".", ".x", _arabic(".5")]
+    zones = ["", "Z", "z", "+00:00", "-00:00", "+05:30", "-08:00", "+14:00", "+23:59", "+24:00",
+             "-00:60", "+0530", "+05", " UTC", " +05:30", "+5:30", "+05:3", "+05:300", "GMT",
+             "Q", _arabic("+05:30")]  # fmt: skip
+    texts = [
+        f"{day}{sep}{time}{fraction}{zone}"
+        for day in dates
+        for sep in "Tt x"
+        for time in times[:3]
+        for fraction in fractions[:3]
+        for zone in zones
+    ]
+    for _ in range(20_000):
+        texts.append(
+            f"{rng.choice(dates)}{rng.choice('Tt x')}{rng.choice(times)}"
+            f"{rng.choice(fractions)}{rng.choice(zones)}"
+        )
+    return texts
+
+
+def test_timestamps_read_by_position_are_what_the_pattern_reads() -> None:
+    """The usual form is read by position (timestamps._parse_usual); every value it returns is
+    the one the ISO pattern gives, and it leaves every text it does not read to the pattern."""
+    read = 0
+    for text in _usual_form_corpus():
+        usual = timestamps._parse_usual(text)
+        if usual is None:
+            continue
+        read += 1
+        assert timestamps._parse_iso_by_pattern(text, text, "timestamp") == usual, text
+    assert read > 1_000  # the fast path is the one taken for the usual form
+    assert timestamps._parse_usual("2026-11-20T10:00:00Z") == TEN_UTC
+    # Out of range, or written another way: left to the pattern, which reads it or says why.
+    for text in ["2026-02-30T10:00:00Z", "2026-11-20T24:00:00Z", "1969-12-31T23:59:59Z",
+                 "2026-11-20T10:00:00+0530", "2026-11-20 10:00:00 UTC"]:  # fmt: skip
+        assert timestamps._parse_usual(text) is None
