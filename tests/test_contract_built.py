@@ -23,7 +23,11 @@ import msgspec
 import pytest
 
 from target_openai_capi.contract import event_problem
-from target_openai_capi.contract.built import built_event_problem, certainly_valid
+from target_openai_capi.contract.built import (
+    built_event_problem,
+    certainly_valid,
+    user_value_rule,
+)
 from target_openai_capi.mapping.event import build_event
 from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
 
@@ -291,3 +295,18 @@ def test_a_user_value_is_what_normalised_user_leaves_unchecked():
     assert event_problem(event) is not None
     assert certainly_valid(event, normalised_user=True)
     assert not certainly_valid(event)
+
+
+def test_the_digest_rule_without_its_pattern_is_the_schemas_rule():
+    """A hashed user value is checked by length and characters (built.py `_is_digest`), not by
+    running the pattern: the two agree on digests and on near misses of every kind."""
+    digest = "0123456789abcdef" * 4
+    values: list[object] = [digest, digest.upper(), digest[:-1], digest + "0", digest[:-1] + "\n",
+        digest + "\n", " " + digest[1:], digest[:-1] + "g", "\u0660" * 64, "\uff10" * 64, "",
+        None, 64, [digest], digest[:32] + "-" + digest[33:]]  # fmt: skip
+    for value in values:
+        event = {**OTHER_EVENTS[0], "user": {"emails_sha256": [value]}}
+        expected = event_problem(event)
+        assert built_event_problem(event) == expected, value
+        assert (expected is None) == (value == digest), value
+        assert user_value_rule("emails_sha256")[0](value) == (value == digest), value
