@@ -298,8 +298,10 @@ def test_a_user_value_is_what_normalised_user_leaves_unchecked():
 
 
 def test_the_digest_rule_without_its_pattern_is_the_schemas_rule():
-    """A hashed user value is checked by length and characters (built.py `_is_digest`), not by
-    running the pattern: the two agree on digests and on near misses of every kind."""
+    """Hashed user values in a list are recognised by length and characters (built.py
+    `_digest_list_rule`), a single value by its node's rule with the pattern (`user_value_rule`,
+    what user_values.py checks each value it makes against): both agree with the schema on
+    digests and on near misses of every kind."""
     digest = "0123456789abcdef" * 4
     values: list[object] = [digest, digest.upper(), digest[:-1], digest + "0", digest[:-1] + "\n",
         digest + "\n", " " + digest[1:], digest[:-1] + "g", "\u0660" * 64, "\uff10" * 64, "",
