@@ -697,6 +697,39 @@ def test_forked_workers_that_never_get_ready_cost_a_deadline_not_the_run(sandbox
     assert PREPARED.search(text).group(2) == "0"  # type: ignore[union-attr]
 
 
+# Workers that hang after they said they are ready (as on a lock, or a loop of their own), with
+# a one-second deadline for each chunk's answers.
+WORKERS_HANG_ON_CHUNKS = """import time
+import target_openai_capi.parallel.pool as pool
+from target_openai_capi.parallel.prepared import RecordPreparer
+pool.ANSWER_SECONDS = 1.0
+def prepare_all(self, lines):
+    time.sleep(600)
+RecordPreparer.prepare_all = prepare_all
+"""
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_workers_that_hang_on_a_chunk_cost_a_deadline_not_the_run(sandbox, tmp_path, start):
+    """Only workers prepare chunks (RecordPreparer.prepare_all): here each sleeps on its first,
+    and the main process, past the deadline, handles every chunk itself."""
+    head = [schema(STREAM, PROPERTIES, ["id"])]  # (the workers start, and wait for chunks)
+    tail = [record(STREAM, order(n, currency="USD")) for n in range(300)]
+    tail.append(state({"bookmarks": {STREAM: {"n": 300}}}))
+    config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=2)
+    hook = WORKERS_HANG_ON_CHUNKS + (SPAWN_WORKERS if start == "spawn" else "")
+    started = time.monotonic()
+    code, stdout, stderr, _ = run_with_pause(
+        config, head, tail, tmp_path, env=hooked_env(tmp_path, hook)
+    )
+    assert code == 0, stderr
+    assert time.monotonic() - started < 60
+    assert "a worker process did not answer within 1 s: the run goes on in one process" in stderr
+    assert sorted(e["id"] for e in sandbox.events()) == sorted(f"o{n}" for n in range(300))
+    assert PREPARED.search(stderr).group(2) == "0"  # type: ignore[union-attr]
+    assert json.loads(stdout.splitlines()[-1]) == {"bookmarks": {STREAM: {"n": 300}}}
+
+
 def test_answers_are_taken_only_for_the_chunk_asked_for():
     """Each chunk's answers carry its tag: asked for a chunk while the worker answers an
     earlier one, the pool takes nothing and breaks (the reader then handles the chunk)."""

@@ -6,7 +6,9 @@ answers only for the chunk it asks for (pool.py `collect`)."""
 from __future__ import annotations
 
 import os
+import select
 import struct
+import time
 from typing import BinaryIO
 
 _HEADER = struct.Struct("<BQQ")  # kind, tag, payload length
@@ -39,3 +41,35 @@ def read_frame(source: BinaryIO) -> tuple[int, bytes, int] | None:
     if len(payload) < length:
         return None
     return kind, payload, tag
+
+
+def read_frame_within(fd: int, seconds: float) -> tuple[int, bytes, int] | None:
+    """The next frame from a file descriptor, as read_frame gives it; TimeoutError when it is
+    not there whole within `seconds`. Read without a buffer, so nothing after the frame is
+    taken: every frame from `fd` must be read this way."""
+    deadline = time.monotonic() + seconds
+    header = _read_exactly(fd, _HEADER.size, deadline)
+    if header is None:
+        return None
+    kind, tag, length = _HEADER.unpack(header)
+    payload = _read_exactly(fd, length, deadline)
+    if payload is None:
+        return None
+    return kind, payload, tag
+
+
+def _read_exactly(fd: int, size: int, deadline: float) -> bytes | None:
+    """`size` bytes from `fd` by `deadline` (time.monotonic), else TimeoutError; None when the
+    input ends first."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError
+        count = os.readv(fd, [view[got:]])
+        if count == 0:
+            return None
+        got += count
+    return bytes(buffer)

@@ -5,8 +5,9 @@ numbered version of its stream's plan; the reader uses it only while that versio
 stream's current one (a SCHEMA in between may have changed the plan), and handles every other
 line itself. A spawned worker gets chunks once it said it is ready (it imports for ~0.15 s; the
 reader handles chunks itself meanwhile); a forked one at once (its READY comes first). A worker
-that stops or answers nonsense breaks the pool, whose chunks in flight the reader then handles
-itself, as it does every chunk after (one warning says so). Each chunk's answers carry its tag
+that stops, answers nonsense, or does not answer in time (READY_SECONDS, ANSWER_SECONDS) breaks
+the pool, whose chunks in flight the reader then handles itself, as it does every chunk after
+(one warning says so). Each chunk's answers carry its tag
 (frames.py): answers to any other chunk than the one asked for break the pool too.
 """
 
@@ -29,7 +30,7 @@ from target_openai_capi.parallel.frames import (
     PLAN,
     READY,
     RESULTS,
-    read_frame,
+    read_frame_within,
     write_frame,
 )
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
@@ -137,6 +138,11 @@ def _forked() -> tuple[_ForkedProcess, int, BinaryIO]:
 # How long a forked worker may take to say it is ready (it needs ~10 ms) before it is taken
 # for stuck and the run goes on without workers.
 READY_SECONDS = 30.0
+# How long a worker may take to answer a chunk (a megabyte of lines, or one longer line: ~0.1 s
+# of work) before it is taken for stuck: the reader then handles the chunk, and every chunk
+# after, itself. The main process would take as long as the worker on the same lines, so this
+# only ends a wait for a worker that hangs on its own.
+ANSWER_SECONDS = 300.0
 
 # Threads a worker may be forked beside. The quiet-input watcher delivers only under the lock
 # the main thread holds while it handles a SCHEMA (when workers start), so it holds nothing a
@@ -203,12 +209,22 @@ class Worker:
     def poll_ready(self) -> bool:
         """True once the worker said it is ready (without waiting for it)."""
         if not self.ready and not self.failed and readable(self.answers.fileno()):
-            frame = read_frame(self.answers)
-            if frame is None or frame[0] != READY:
+            frame = self._read(READY_SECONDS)
+            if frame is None or isinstance(frame, TimeoutError) or frame[0] != READY:
                 self.failed = True
             else:
                 self.ready = True
         return self.ready and not self.failed
+
+    def _read(self, seconds: float) -> tuple[int, bytes, int] | TimeoutError | None:
+        """The worker's next frame; None when it ended (or its pipe failed); TimeoutError when
+        none came within `seconds`. Never through a buffer: see read_frame_within."""
+        try:
+            return read_frame_within(self.answers.fileno(), seconds)
+        except TimeoutError as exc:
+            return exc
+        except OSError:
+            return None
 
     def takes_chunks(self) -> bool:
         """True when a chunk sent now will be answered: the worker said it is ready, or it was
@@ -221,17 +237,18 @@ class Worker:
         if self.failed:
             return None
         if not self.ready:  # a forked worker, sent chunks before its READY was read
-            # Nothing was read from it yet, so the pipe says all. A child that is not ready
-            # within the deadline is taken for stuck: the chunk is handled here instead.
-            if not readable(self.answers.fileno(), READY_SECONDS):
-                self.failed = True
-                return None
-            frame = read_frame(self.answers)
-            if frame is None or frame[0] != READY:
-                self.failed = True
+            # A child that is not ready within the deadline is taken for stuck: the chunk is
+            # handled here instead.
+            frame = self._read(READY_SECONDS)
+            if frame is None or isinstance(frame, TimeoutError) or frame[0] != READY:
+                self.failed = True  # (it "could not start")
                 return None
             self.ready = True
-        frame = read_frame(self.answers)
+        frame = self._read(ANSWER_SECONDS)
+        if isinstance(frame, TimeoutError):
+            self.failed = True
+            self.failure = f"did not answer within {ANSWER_SECONDS:g} s"
+            return None
         if frame is None or frame[0] != RESULTS:
             self.failed = True
             return None
