@@ -730,6 +730,18 @@ def test_workers_that_hang_on_a_chunk_cost_a_deadline_not_the_run(sandbox, tmp_p
     assert json.loads(stdout.splitlines()[-1]) == {"bookmarks": {STREAM: {"n": 300}}}
 
 
+def taking_chunks(pool: Any, spec: Any) -> Any:
+    """The pool with its worker started and taking chunks: forked, at once; spawned (where a
+    thread of this test process, a sandbox's say, still runs), once it said it is ready."""
+    pool.start()
+    pool.set_plan(STREAM, spec)
+    deadline = time.monotonic() + 60
+    while not pool.usable() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.usable()
+    return pool
+
+
 def test_answers_are_taken_only_for_the_chunk_asked_for():
     """Each chunk's answers carry its tag: asked for a chunk while the worker answers an
     earlier one, the pool takes nothing and breaks (the reader then handles the chunk)."""
@@ -741,9 +753,7 @@ def test_answers_are_taken_only_for_the_chunk_asked_for():
     entry = {"event_type": "order_created", "fields": {"id": "id", "timestamp_ms": "ts"}}
     spec = PlanSpec(STREAM, entry, ("id",), {"id": True, "ts": True}, None, None, False,
                     "plural", None)  # fmt: skip
-    pool = WorkerPool(1, logging.getLogger("test"))
-    pool.start()
-    pool.set_plan(STREAM, spec)
+    pool = taking_chunks(WorkerPool(1, logging.getLogger("test")), spec)
     try:
         line = record(STREAM, {"id": "o1", "ts": 1_764_590_400_000}).encode() + b"\n"
         first = pool.submit(line)
@@ -754,9 +764,7 @@ def test_answers_are_taken_only_for_the_chunk_asked_for():
         assert pool.broken
     finally:
         pool.close()
-    pool = WorkerPool(1, logging.getLogger("test"))
-    pool.start()
-    pool.set_plan(STREAM, spec)
+    pool = taking_chunks(WorkerPool(1, logging.getLogger("test")), spec)
     try:
         first = pool.submit(line)
         second = pool.submit(line * 2)
