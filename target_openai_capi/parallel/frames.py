@@ -43,15 +43,22 @@ def read_frame(source: BinaryIO) -> tuple[int, bytes, int] | None:
     return kind, payload, tag
 
 
+# A worker's answers to a chunk are about the chunk's size (a megabyte, or one longer line).
+MAX_ANSWER_BYTES = 1 << 32
+
+
 def read_frame_within(fd: int, seconds: float) -> tuple[int, bytes, int] | None:
     """The next frame from a file descriptor, as read_frame gives it; TimeoutError when it is
-    not there whole within `seconds`. Read without a buffer, so nothing after the frame is
-    taken: every frame from `fd` must be read this way."""
+    not there whole within `seconds`; None at the end of input, or for a frame cut short or
+    longer than MAX_ANSWER_BYTES. Read without a buffer, so nothing after the frame is taken:
+    every frame from `fd` must be read this way."""
     deadline = time.monotonic() + seconds
     header = _read_exactly(fd, _HEADER.size, deadline)
     if header is None:
         return None
     kind, tag, length = _HEADER.unpack(header)
+    if length > MAX_ANSWER_BYTES:  # (not a frame a worker writes: a broken stream)
+        return None
     payload = _read_exactly(fd, length, deadline)
     if payload is None:
         return None

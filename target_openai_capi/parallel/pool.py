@@ -223,7 +223,7 @@ class Worker:
             return read_frame_within(self.answers.fileno(), seconds)
         except TimeoutError as exc:
             return exc
-        except OSError:
+        except (OSError, ValueError):  # (ValueError: a descriptor select() cannot watch)
             return None
 
     def takes_chunks(self) -> bool:

@@ -1,0 +1,148 @@
+"""Instructions a worker process spends on one record, step by step, counted by valgrind.
+
+    .venv/bin/python benchmarks/instructions.py                     # sparse orders, this tree
+    .venv/bin/python benchmarks/instructions.py --shape full --against HEAD~3
+
+Wall-clock rates on a shared 2-core machine move 15-40% from one run to the next (RESULTS.md),
+more than most single changes to the hot path are worth. Instruction counts do not move: this
+runs the worker's own code (parallel/prepared.py `RecordPreparer`, as worker.py does) on a
+generated stream under `valgrind --tool=callgrind`, once over the first 1,000 records and once
+over the first 3,000, and reports the difference per record, so start-up and imports are left
+out. Each step adds to the one before it: decode, then the builder, then the contract check,
+then the rest of a worker's work on a line, then the pickled answer. With `--against REV` the
+same runs are made on that git revision (a temporary worktree) and the ratios printed beside.
+
+Instructions are not time (a cache miss costs more than an add), so this says which of two
+versions does less work on the same input, not how fast either runs: run.py measures that.
+Needs valgrind (Debian: `apt-get install valgrind`); about 25 s a run, ten runs a revision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+STEPS = ["decode", "build", "check", "prepare", "answer"]
+CHUNK_LINES = 500
+FIRST, LAST = 2, 6  # chunks of 500: records 1,000-3,000 minus records 1-1,000
+
+# The measured program: one worker's steps over the first `chunks` chunks of the stream.
+_WORKER = """
+import gc, os, pickle, sys
+sys.path.insert(0, os.environ["CAPI_ROOT"])
+import orjson
+from target_openai_capi.contract import built_event_problem
+from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
+from target_openai_capi.parallel.prepared import PlanSpec, RecordPreparer
+from target_openai_capi.reading.line_chunks import split_lines
+from target_openai_capi.reading.schema_check import without_patterns
+from target_openai_capi.reading.schema_paths import prune_schema
+
+path, chunks, step = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+lines = open(path, "rb").read().split(b"\\n")
+schema = orjson.loads(lines[0])["schema"]
+records = [line for line in lines if line.startswith(b'{"type":"RECORD"')]
+entry = {"preset": "tap-shopify/orders"}
+reads = {**(compile_stream_mapping("orders", entry).reads or {}), "id": True}
+spec = PlanSpec("orders", entry, ("id",), reads, schema,
+                prune_schema(without_patterns(schema), reads), False, "plural", "US")
+preparer = RecordPreparer()
+preparer.set_plan("orders", 1, spec)
+plan = preparer.plans["orders"]
+size = CHUNK_LINES
+gc.freeze()
+for start in range(0, chunks * size, size):
+    chunk = split_lines(b"\\n".join(records[start:start + size]) + b"\\n")
+    if step == "decode":
+        for line in chunk:
+            preparer.lines.decode(line)
+    elif step == "build":
+        for line in chunk:
+            plan.assemble(preparer.lines.decode(line).record, None)
+    elif step == "check":
+        for line in chunk:
+            event = plan.assemble(preparer.lines.decode(line).record, None)[0]
+            built_event_problem(event, normalised_user=True)
+    else:
+        answers = preparer.prepare_all(chunk)
+        if any(answer is None for answer in answers):
+            sys.exit("a record was not prepared: the counts would not be of the usual path")
+        if step == "answer":
+            pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL)
+""".replace("CHUNK_LINES", str(CHUNK_LINES))
+
+
+def instructions(root: Path, stream: Path, chunks: int, step: str) -> int:
+    """Instructions of one run of the measured program (callgrind's total)."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         PY, "-c", _WORKER, str(stream), str(chunks), step],
+        capture_output=True, text=True, env={**os.environ, "CAPI_ROOT": str(root)}, check=False,
+    )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"valgrind run failed ({step}):\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def per_record(root: Path, stream: Path) -> dict[str, int]:
+    """Instructions a record for each step, cumulative (each includes the ones before)."""
+    records = (LAST - FIRST) * CHUNK_LINES
+    return {
+        step: (instructions(root, stream, LAST, step) - instructions(root, stream, FIRST, step))
+        // records
+        for step in STEPS
+    }
+
+
+def git(*args: str) -> None:
+    subprocess.run(["git", "-C", str(HERE.parent), *args], check=True, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=["sparse", "full"], default="sparse")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--against", metavar="REV", help="also count at this git revision")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="capi-instructions-") as tmp:
+        stream = Path(tmp) / "stream.singer"
+        sys.path.insert(0, str(HERE))
+        import generate
+
+        now = dt.datetime.now(dt.timezone.utc)  # (events older than 7 days would be rejected)
+        stream.write_bytes(
+            b"\n".join(generate.stream_lines(LAST * CHUNK_LINES, args.seed, now, args.shape))
+        )
+        roots = {"this tree": HERE.parent}
+        if args.against:
+            roots[args.against] = Path(tmp) / "against"
+            git("worktree", "add", "--detach", str(roots[args.against]), args.against)
+        try:
+            counts = {name: per_record(root, stream) for name, root in roots.items()}
+        finally:
+            if args.against:
+                git("worktree", "remove", "--force", str(roots[args.against]))
+    print(f"instructions a record, {args.shape} orders (seed {args.seed})")
+    names = list(counts)
+    print(f"  {'step (each includes those above)':<36}" + "".join(f"{n:>16}" for n in names)
+          + ("   ratio" if len(names) == 2 else ""))  # fmt: skip
+    for step in STEPS:
+        row = [counts[name][step] for name in names]
+        ratio = f"   {row[0] / row[1]:.3f}" if len(row) == 2 else ""
+        print(f"  {step:<36}" + "".join(f"{value:>16,}" for value in row) + ratio)
+
+
+if __name__ == "__main__":
+    main()
