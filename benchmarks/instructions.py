@@ -14,6 +14,9 @@ same runs are made on that git revision (a temporary worktree) and the ratios pr
 
 Instructions are not time (a cache miss costs more than an add), so this says which of two
 versions does less work on the same input, not how fast either runs: run.py measures that.
+Counts repeat to a few instructions a record for one tree; between two trees, a step whose code
+did not change can still move by ~1% (the heap is laid out otherwise), so read smaller
+differences as none.
 Needs valgrind (Debian: `apt-get install valgrind`); about 25 s a run, ten runs a revision.
 """
 
