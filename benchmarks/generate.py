@@ -704,6 +704,133 @@ def sparse_order(order: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Varied orders relabel a currency with another of the same exponent (the amounts stay valid).
+SAME_EXPONENT = {
+    "USD": ["CHF", "SEK", "INR", "BRL", "MXN", "NZD"],
+    "EUR": ["PLN", "DKK", "CZK"],
+    "GBP": ["NOK", "ZAR"],
+    "CAD": ["SGD", "HKD"],
+    "AUD": ["ILS"],
+    "JPY": ["KRW", "ISK", "CLP"],
+    "KWD": ["BHD", "OMR", "JOD"],
+}
+
+
+def varied_order(order: dict[str, Any], rng: random.Random, now: dt.datetime) -> dict[str, Any]:
+    """A sparse order where what the tap-shopify/orders preset reads varies as in real shops:
+    each `||` fallback taken (customer email, shipping address, customer names, product or line
+    ids, line item names, original prices, the oppref from a cart attribute or the first visit),
+    fields absent, 0 to 15 line items, free items, other currencies, times with fractions,
+    identifiers the official rules leave out (a short phone, an email without "@", a zip with
+    punctuation), X-Forwarded-For addresses; and a few orders the target rejects (outside the
+    time window, an amount finer than the currency's minor unit) or filters out (test)."""
+    out = sparse_order(order)
+    roll = rng.random
+
+    def money(amount: Any, code: str | None) -> dict[str, Any]:
+        shop: dict[str, Any] = {"amount": amount}
+        if code is not None:
+            shop["currencyCode"] = code
+        return {"shopMoney": shop}
+
+    currency = order["currencyCode"]
+    if roll() < 0.3:
+        currency = rng.choice(SAME_EXPONENT[currency])
+    out["currencyCode"] = currency
+    total = order["totalPriceSet"]["shopMoney"]["amount"]
+    out["totalPriceSet"] = money(total, None if roll() < 0.1 else currency)
+
+    # Line items: 0-15, built from the order's own so that their money fits the currency.
+    source = order["lineItems"]
+    count = rng.choice([0, 1, 1, 2, 2, 3, 4, 6, 8, 11, 15])
+    items = []
+    for k in range(count):
+        full = source[k % len(source)]
+        item: dict[str, Any] = {"id": f"{full['id']}-{k}", "quantity": full["quantity"]}
+        if full["sku"] is not None and roll() >= 0.15:
+            item["sku"] = full["sku"]
+        if roll() >= 0.1:
+            item["product"] = {"id": full["product"]["id"]}
+        item["title" if roll() >= 0.1 else "name"] = full["title"]
+        price = full["discountedUnitPriceSet"]["shopMoney"]["amount"]
+        if roll() < 0.05:
+            price = 0  # a free item: 0 is a value, not a reason to fall back
+        key = "discountedUnitPriceSet" if roll() >= 0.1 else "originalUnitPriceSet"
+        item[key] = money(price, currency)
+        items.append(item)
+    out["lineItems"] = items
+
+    address = out.pop("billingAddress")
+    kept_address = roll()
+    if kept_address < 0.6:
+        out["billingAddress"] = address
+    elif kept_address < 0.85:
+        out["shippingAddress"] = address
+    elif kept_address < 0.95:
+        out["billingAddress"] = {k: v for k, v in address.items() if k in ("phone", "zip")}
+        out["shippingAddress"] = address
+    if roll() < 0.1 and "countryCodeV2" in address:
+        address["countryCodeV2"] = (
+            "UK" if address["countryCodeV2"] == "GB" else address["countryCodeV2"].lower()
+        )
+    if roll() < 0.02:
+        address["zip"] = address.get("zip", "") + "!"
+    if roll() < 0.05:
+        address["firstName"] = f"  {address.get('firstName', '')}-Marie "
+
+    email = out.get("email")
+    drop_email = roll()
+    if drop_email < 0.1:
+        out.pop("email", None)  # customer.email is the fallback
+    elif drop_email < 0.13:
+        out.pop("email", None)
+        out["customer"] = {k: v for k, v in out["customer"].items() if k != "email"}
+    elif drop_email < 0.15 and email:
+        out["email"] = email.replace("@", " at ")
+    phone = roll()
+    if phone < 0.03:
+        out["phone"] = "12345"
+    elif phone < 0.06:
+        out["phone"] = "+1.650.555.0134"
+    elif phone < 0.09:
+        out["phone"] = "00 44 7911 123456"
+
+    journey = out["customerJourneySummary"]
+    landing = journey["lastVisit"]["landingPage"]
+    click = f"opp_{rng.getrandbits(40):010x}"
+    where = roll()
+    if where < 0.1:
+        journey["lastVisit"]["landingPage"] = "https://shop.example.com/"
+        out["customAttributes"] = [
+            {"key": "gift", "value": "no"},
+            {"key": "oppref", "value": click},
+        ]
+    elif where < 0.15:
+        journey["lastVisit"] = {"landingPage": "https://shop.example.com/cart"}
+        journey["firstVisit"] = {"landingPage": landing}
+    elif where < 0.18:
+        journey["lastVisit"]["landingPage"] = f"/?oppref={click}%2B1&x=1"  # percent-encoded
+    if roll() < 0.05 and "clientIp" in out:
+        out["clientIp"] = f"{out['clientIp']}, 10.0.0.1"
+
+    created = dt.datetime.fromisoformat(out["createdAt"].replace("Z", "+00:00"))
+    created += dt.timedelta(microseconds=rng.randrange(1_000_000))
+    moment = roll()
+    if moment < 0.1:
+        out["createdAt"] = created.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+    elif moment < 0.15:
+        out["createdAt"] = created.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    elif moment < 0.17:
+        out["createdAt"] = _iso(now - dt.timedelta(days=8), "Z")  # too old for the API
+    elif moment < 0.18:
+        out["createdAt"] = _iso(now + dt.timedelta(hours=1), "+02:00")  # too far ahead
+    if roll() < 0.01 and currency in ("JPY", "KRW", "ISK", "CLP"):
+        out["totalPriceSet"]["shopMoney"]["amount"] = total + 0.5  # finer than a yen
+    if roll() < 0.03:
+        out["test"] = True
+    return out
+
+
 def stream_lines(
     records: int, seed: int = 1, now: dt.datetime | None = None, shape: str = "full"
 ) -> Iterator[bytes]:
@@ -719,6 +846,8 @@ def stream_lines(
         record = make_order(rng, seed, n, now, customers)
         if shape == "sparse":
             record = sparse_order(record)
+        elif shape == "varied":
+            record = varied_order(record, random.Random(seed * 7_919 + n), now)
         last = record["updatedAt"]
         yield orjson.dumps({"type": "RECORD", "stream": STREAM, "record": record})
         if (n + 1) % STATE_EVERY == 0:
@@ -751,7 +880,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1, help="random seed (%(default)s)")
     parser.add_argument("--output", help="file to write (default: standard output)")
     parser.add_argument(
-        "--shape", choices=["full", "sparse"], default="full", help="record shape (%(default)s)"
+        "--shape",
+        choices=["full", "sparse", "varied"],
+        default="full",
+        help="record shape (%(default)s)",
     )
     args = parser.parse_args(argv)
     started = time.monotonic()

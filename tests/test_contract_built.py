@@ -28,6 +28,7 @@ from target_openai_capi.contract.built import (
     certainly_valid,
     user_value_rule,
 )
+from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import build_event
 from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
 
@@ -45,7 +46,10 @@ def built_events(shape: str, records: int = 400) -> list[dict[str, Any]]:
         message = _DECODE.decode(line)
         if message["type"] != "RECORD":
             continue
-        event, _ = build_event(mapping, message["record"], ["id"], default_phone_region="US")
+        try:
+            event, _ = build_event(mapping, message["record"], ["id"], default_phone_region="US")
+        except MappingError:  # (varied orders hold a few the target rejects)
+            continue
         events.append(event)
     return events
 
@@ -214,10 +218,10 @@ def _agree(event: Any) -> None:
         assert expected is None, event
 
 
-@pytest.mark.parametrize("shape", ["full", "sparse"])
+@pytest.mark.parametrize("shape", ["full", "sparse", "varied"])
 def test_every_event_built_from_the_benchmark_orders_is_recognised_as_valid(shape):
     events = built_events(shape)
-    assert len(events) == 400
+    assert len(events) == 400 if shape != "varied" else len(events) >= 390
     for event in events:
         assert event_problem(event) is None
         assert certainly_valid(event), event  # the fast path is the one taken
@@ -231,7 +235,12 @@ def test_other_valid_events_are_recognised_too(index):
 
 @pytest.mark.parametrize(
     "seed_event",
-    [*built_events("full", 3)[:2], *built_events("sparse", 3)[:2], *OTHER_EVENTS],
+    [
+        *built_events("full", 3)[:2],
+        *built_events("sparse", 3)[:2],
+        *built_events("varied", 3)[:2],
+        *OTHER_EVENTS,
+    ],
     ids=lambda e: f"{e['type']}-{e['id'][-6:]}",
 )
 def test_mutations_of_an_event_get_the_schemas_answer(seed_event):
@@ -256,7 +265,7 @@ def _inside_a_user_value(path: tuple[Any, ...]) -> bool:
     return len(path) >= 2 and path[0] == "user"
 
 
-@pytest.mark.parametrize("shape", ["full", "sparse"])
+@pytest.mark.parametrize("shape", ["full", "sparse", "varied"])
 def test_built_events_are_recognised_without_looking_at_their_user_values(shape):
     for event in built_events(shape):
         assert certainly_valid(event, normalised_user=True), event
@@ -264,7 +273,12 @@ def test_built_events_are_recognised_without_looking_at_their_user_values(shape)
 
 @pytest.mark.parametrize(
     "seed_event",
-    [*built_events("full", 3)[:2], *built_events("sparse", 3)[:2], *OTHER_EVENTS],
+    [
+        *built_events("full", 3)[:2],
+        *built_events("sparse", 3)[:2],
+        *built_events("varied", 3)[:2],
+        *OTHER_EVENTS,
+    ],
     ids=lambda e: f"{e['type']}-{e['id'][-6:]}",
 )
 def test_with_normalised_user_values_every_other_rule_is_still_checked(seed_event):

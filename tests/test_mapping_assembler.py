@@ -289,7 +289,7 @@ def test_random_records_build_alike(name, style, region):
     assert kinds >= {"built", "MappingError"}
 
 
-@pytest.mark.parametrize("shape", ["full", "sparse"])
+@pytest.mark.parametrize("shape", ["full", "sparse", "varied"])
 @pytest.mark.parametrize("preset", ["tap-shopify/orders", "tap-shopify/abandoned_checkouts"])
 def test_generated_orders_and_their_mutations_build_alike(shape, preset):
     mapping = compile_stream_mapping("orders", {"preset": preset})
@@ -308,7 +308,9 @@ def test_generated_orders_and_their_mutations_build_alike(shape, preset):
     kinds = agree(mapping, records + mutated, ("id",), "plural", "US")
     assert kinds >= {"built", "MappingError"}
     built = agree(mapping, records, ("id",), "plural", "US")
-    assert built == {"built"} if preset == "tap-shopify/orders" else "built" in built
+    # (varied orders hold a few the target rejects: an amount finer than the currency's unit)
+    whole = preset == "tap-shopify/orders" and shape != "varied"
+    assert built == {"built"} if whole else "built" in built
 
 
 def test_the_source_holds_no_config_text():
