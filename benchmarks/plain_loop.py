@@ -2,46 +2,69 @@
 
 What any target must do for the tap-shopify/orders preset's events, done the cheapest way this
 interpreter allows: decode each line with msgspec straight into typed structs holding only the
-fields the mapping reads (amounts as exact Decimals), skip test orders, parse the time, turn money
-into minor units, normalise and SHA-256 the identifiers, build the event as a dict, serialise
-request bodies of --batch-size events with orjson, post them from --in-flight threads over
-keep-alive `requests` sessions (the target's default is 4 in flight, so that neither waits for
-the sandbox's answers with its CPU idle), and write the latest STATE once every batch before it
-is accepted. It checks nothing it need not
-(no schema, no contract, no retries) and knows the generator's data (benchmarks/generate.py):
-both record shapes map to the events the target sends for them.
+fields the preset reads (amounts as exact Decimals), skip test orders, parse the time and keep
+it only within the API's window, turn money into exact minor units (any ISO 4217 currency),
+normalise and SHA-256 the identifiers by the official rules (leaving out a value that fails
+them), build the event as a dict with the preset's `||` fallbacks, serialise request bodies of
+--batch-size events with orjson, post them from --in-flight threads over keep-alive `requests`
+sessions (the target's default is 4 in flight, so that neither waits for the sandbox's answers
+with its CPU idle), and write the latest STATE once every batch before it is accepted.
+
+It checks nothing it need not (no schema, no contract, no retries, no dedup, no report of why
+a record was dropped), but it drops and counts a record the API would refuse, as the target
+rejects it: a field of another type than tap-shopify's, no id, a time outside the window, a
+web order without a URL, an unknown currency, an amount finer than the currency's minor unit.
+So a stream from another generator runs through it (one bad event would fail a whole batch).
+On the records of benchmarks/generate.py (every shape) it sends exactly the events the target
+sends (benchmarks/agree.py, tests/test_benchmark_floors.py).
 
     python benchmarks/plain_loop.py --api-url URL --pixel-id PX --api-key KEY < stream.singer
+    python benchmarks/plain_loop.py --config target-config.json < stream.singer  # the same job
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import hashlib
-import string
+import json
 import sys
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import floor_rules
 import msgspec
 import orjson
+import raw_floor
 import requests
-
-# ISO 4217 exponents of the currencies the generator writes.
-POWER = {"USD": 100, "EUR": 100, "GBP": 100, "CAD": 100, "AUD": 100, "JPY": 1, "KWD": 1000}
+from floor_rules import (
+    POWER,
+    URL,
+    Skip,
+    country,
+    email_hash,
+    id_hash,
+    ip_address,
+    minor,
+    name_hash,
+    phone_hash,
+    place,
+    postal_code,
+    timestamp_ms,
+    url_param,
+)
 
 
 class Money(msgspec.Struct):
-    amount: Decimal
+    amount: Decimal | None = None
     currencyCode: str | None = None
 
 
 class MoneySet(msgspec.Struct):
-    shopMoney: Money
+    shopMoney: Money | None = None
 
 
 class Product(msgspec.Struct):
@@ -49,11 +72,14 @@ class Product(msgspec.Struct):
 
 
 class LineItem(msgspec.Struct):
+    id: str | None = None
     sku: str | None = None
     title: str | None = None
-    quantity: int = 0
+    name: str | None = None
+    quantity: int | None = None
     product: Product | None = None
     discountedUnitPriceSet: MoneySet | None = None
+    originalUnitPriceSet: MoneySet | None = None
 
 
 class Address(msgspec.Struct):
@@ -68,6 +94,14 @@ class Address(msgspec.Struct):
 
 class Customer(msgspec.Struct):
     id: str | None = None
+    email: str | None = None
+    firstName: str | None = None
+    lastName: str | None = None
+
+
+class Attribute(msgspec.Struct):
+    key: str | None = None
+    value: str | None = None
 
 
 class Visit(msgspec.Struct):
@@ -76,21 +110,25 @@ class Visit(msgspec.Struct):
 
 class Journey(msgspec.Struct):
     lastVisit: Visit | None = None
+    firstVisit: Visit | None = None
 
 
 class Order(msgspec.Struct):
-    id: str
-    createdAt: str
-    totalPriceSet: MoneySet
-    test: bool = False
+    id: str | None = None
+    createdAt: str | None = None
+    test: bool | None = None
     email: str | None = None
     phone: str | None = None
     clientIp: str | None = None
     statusPageUrl: str | None = None
     sourceName: str | None = None
-    lineItems: list[LineItem] = []
+    currencyCode: str | None = None
+    totalPriceSet: MoneySet | None = None
+    lineItems: list[LineItem] | None = None
     customer: Customer | None = None
     billingAddress: Address | None = None
+    shippingAddress: Address | None = None
+    customAttributes: list[Attribute] | None = None
     customerJourneySummary: Journey | None = None
 
 
@@ -101,89 +139,147 @@ class Message(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(Message)
-_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_NO_ADDRESS = Address()
+_NO_CUSTOMER = Customer()
 
 
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def shop_amount(money: MoneySet | None) -> Decimal | None:
+    shop = money.shopMoney if money is not None else None
+    return shop.amount if shop is not None else None
 
 
-def phone_digits(phone: str) -> str:
-    digits = "".join(c for c in phone if c.isdigit())
-    return digits if phone.lstrip().startswith("+") else "1" + digits  # national: US
-
-
-def person_name(name: str) -> str:
-    return "".join(name.lower().translate(_NO_PUNCTUATION).split())
-
-
-def oppref(url: str) -> str | None:
-    query = url.partition("?")[2].partition("#")[0]
-    for pair in query.split("&"):
-        key, _, value = pair.partition("=")
-        if key == "oppref" and value:
-            return value
-    return None
-
-
-def to_event(order: Order) -> dict[str, Any]:
-    """The tap-shopify/orders preset's event, by hand, for the generator's records."""
-    created = dt.datetime.fromisoformat(order.createdAt.replace("Z", "+00:00"))  # (3.10)
+def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | None:
+    """The tap-shopify/orders preset's event for a RECORD, by hand (its `||` fallbacks
+    included), or None for a test order; raises Skip where the target would send no event."""
+    order = message.record
+    if order is None:
+        raise Skip("a RECORD without a record")
+    if order.test:
+        return None
+    if now_ms is None:
+        now_ms = time.time_ns() // 1_000_000
+    if not order.id or not order.id.strip():
+        raise Skip("id")
     event: dict[str, Any] = {
-        "id": order.id,
+        "id": order.id.strip(),
         "type": "order_created",
-        "timestamp_ms": int(created.timestamp() * 1000),
+        "timestamp_ms": timestamp_ms(order.createdAt, now_ms),
     }
     journey = order.customerJourneySummary
-    landing = journey.lastVisit.landingPage if journey and journey.lastVisit else None
-    click = oppref(landing) if landing else None
-    if click:
+    click = (
+        url_param(journey.lastVisit.landingPage, "oppref")
+        if journey and journey.lastVisit
+        else None
+    )
+    if not click and order.customAttributes:
+        click = next((a.value for a in order.customAttributes if a.key == "oppref"), None)
+    if not click and journey and journey.firstVisit:
+        click = url_param(journey.firstVisit.landingPage, "oppref")
+    if click and click.strip():
         event["oppref"] = click
-    event["source_url"] = order.statusPageUrl
+    if order.statusPageUrl and order.statusPageUrl.strip():
+        event["source_url"] = order.statusPageUrl.strip()
+        if len(event["source_url"]) > 8192 or not URL.fullmatch(event["source_url"]):
+            raise Skip("source_url")
     event["action_source"] = "physical_store" if order.sourceName == "pos" else "web"
-    address = order.billingAddress or Address()
-    user: dict[str, Any] = {"emails_sha256": [sha(order.email.strip().lower())]}  # type: ignore[union-attr]
-    phone = order.phone or address.phone
-    if phone:
-        user["phone_numbers_sha256"] = [sha(phone_digits(phone))]
-    user["external_ids_sha256"] = [sha(order.customer.id)]  # type: ignore[union-attr,arg-type]
-    user["first_names_sha256"] = [sha(person_name(address.firstName))]  # type: ignore[arg-type]
-    user["last_names_sha256"] = [sha(person_name(address.lastName))]  # type: ignore[arg-type]
-    user["cities"] = [address.city.strip()]  # type: ignore[union-attr]
-    user["regions"] = [address.provinceCode.strip()]  # type: ignore[union-attr]
-    user["postal_codes"] = [address.zip.strip()]  # type: ignore[union-attr]
-    user["countries"] = [address.countryCodeV2.upper()]  # type: ignore[union-attr]
-    if order.clientIp:
-        user["ip_address"] = order.clientIp
-    event["user"] = user
-    money = order.totalPriceSet.shopMoney
-    currency = money.currencyCode
-    power = POWER[currency]  # type: ignore[index]
-    event["data"] = {
-        "type": "contents",
-        "amount": int(money.amount * power),
-        "currency": currency,
-        "contents": [
-            {
-                "id": item.sku or item.product.id,  # type: ignore[union-attr]
-                "name": item.title,
-                "quantity": item.quantity,
-                "amount": int(item.discountedUnitPriceSet.shopMoney.amount * power),  # type: ignore[union-attr]
-            }
-            for item in order.lineItems
-        ],
-    }
+    if event["action_source"] == "web" and "source_url" not in event:
+        raise Skip("a web event needs a source_url")
+
+    billing = order.billingAddress or _NO_ADDRESS
+    shipping = order.shippingAddress or _NO_ADDRESS
+    customer = order.customer or _NO_CUSTOMER
+    user: dict[str, Any] = {}
+    if value := email_hash(order.email or customer.email):
+        user["emails_sha256"] = [value]
+    if value := phone_hash(order.phone or billing.phone or shipping.phone):
+        user["phone_numbers_sha256"] = [value]
+    if value := name_hash(billing.firstName or shipping.firstName or customer.firstName):
+        user["first_names_sha256"] = [value]
+    if value := name_hash(billing.lastName or shipping.lastName or customer.lastName):
+        user["last_names_sha256"] = [value]
+    if value := place(billing.city or shipping.city):
+        user["cities"] = [value]
+    if value := place(billing.provinceCode or shipping.provinceCode):
+        user["regions"] = [value]
+    if value := postal_code(billing.zip or shipping.zip):
+        user["postal_codes"] = [value]
+    if value := country(billing.countryCodeV2 or shipping.countryCodeV2):
+        user["countries"] = [value]
+    if value := id_hash(customer.id):
+        user["external_ids_sha256"] = [value]
+    ip = ip_address(order.clientIp)
+    if ip:
+        user["ip_address"] = ip
+    if user:
+        event["user"] = user
+
+    money = order.totalPriceSet.shopMoney if order.totalPriceSet else None
+    code = (money.currencyCode if money else None) or order.currencyCode
+    data: dict[str, Any] = {"type": "contents"}
+    power = 0
+    if code:
+        code = code.strip().upper()
+        if code not in POWER:
+            raise Skip("currency")
+        power = POWER[code]
+    amount = money.amount if money else None
+    if amount is not None:
+        if not code:
+            raise Skip("amount without a currency")
+        data["amount"] = minor(amount, power)
+    if code:
+        data["currency"] = code
+    if order.lineItems is not None:
+        contents = []
+        for item in order.lineItems:
+            content: dict[str, Any] = {}
+            product_id = item.product.id if item.product else None
+            item_id = (item.sku or product_id or item.id or "").strip()
+            if item_id:
+                content["id"] = item_id
+            name = (item.title or item.name or "").strip()
+            if name:
+                content["name"] = name
+            if item.quantity is not None:
+                if item.quantity < 0:
+                    raise Skip("quantity")
+                content["quantity"] = item.quantity
+            price = shop_amount(item.discountedUnitPriceSet)
+            if price is None:
+                price = shop_amount(item.originalUnitPriceSet)
+            if price is not None:
+                if not code:
+                    raise Skip("item amount without a currency")
+                content["amount"] = minor(price, power)
+            contents.append(content)
+        data["contents"] = contents
+    event["data"] = data
     return event
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--api-url", required=True)
-    parser.add_argument("--pixel-id", required=True)
-    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--config", help="the target's config file: the settings below from it")
+    parser.add_argument("--api-url")
+    parser.add_argument("--pixel-id")
+    parser.add_argument("--api-key")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument(
+        "--default-phone-region", default="US", help="'' reads numbers as written (%(default)s)"
+    )
     args = parser.parse_args()
+    if args.config:
+        config = json.loads(Path(args.config).read_text())
+        args.api_url = config.get("api_url")
+        args.pixel_id = config.get("pixel_id")
+        args.api_key = config.get("api_key")
+        args.batch_size = config.get("batch_size", 1000)
+        args.in_flight = config.get("max_concurrent_requests", 4)
+        args.default_phone_region = config.get("default_phone_region")
+    if not (args.api_url and args.pixel_id and args.api_key):
+        parser.error("give --config, or --api-url, --pixel-id and --api-key")
+    floor_rules.PHONE_REGION = (args.default_phone_region or "").upper() or None
     url = f"{args.api_url}?pid={args.pixel_id}"
     headers = {"Authorization": f"Bearer {args.api_key}", "Content-Type": "application/json"}
     local = threading.local()
@@ -215,13 +311,21 @@ def main() -> None:
             if after is not None and not pending:
                 out.write(after + b"\n")
 
+    skipped = 0
     for line in sys.stdin.buffer:
-        message = _DECODER.decode(line)
-        if message.type == "RECORD":
-            order = message.record
-            if order is None or order.test:
+        try:
+            message: Message | None = _DECODER.decode(line)
+        except msgspec.DecodeError:  # not JSON, or values of other types than tap-shopify's
+            message = None
+        if message is None or message.type == "RECORD":
+            try:
+                event = raw_floor.event_from_line(line) if message is None else to_event(message)
+            except Skip:
+                skipped += 1
                 continue
-            batch.append(to_event(order))
+            if event is None:  # a test order
+                continue
+            batch.append(event)
             if len(batch) >= args.batch_size:
                 pending.append((pool.submit(post, batch), state))
                 batch = []
@@ -235,7 +339,7 @@ def main() -> None:
         out.write(state + b"\n")
     out.flush()
     pool.shutdown()
-    print(f"plain loop: sent={sent}", file=sys.stderr)
+    print(f"plain loop: sent={sent} skipped={skipped}", file=sys.stderr)
 
 
 if __name__ == "__main__":
