@@ -9,15 +9,17 @@ runs the worker's own code (parallel/prepared.py `RecordPreparer`, as worker.py 
 generated stream under `valgrind --tool=callgrind`, once over the first 1,000 records and once
 over the first 3,000, and reports the difference per record, so start-up and imports are left
 out. Each step adds to the one before it: decode, then the builder, then the contract check,
-then the rest of a worker's work on a line, then the pickled answer. With `--against REV` the
-same runs are made on that git revision (a temporary worktree) and the ratios printed beside.
+then the rest of a worker's work on a line, then the pickled answer. The plain loop
+(plain_loop.py, the benchmarks' floor) is counted the same way on the same records: its
+decoding, then its event. With `--against REV` the same runs are made on that git revision (a
+temporary worktree) and the ratios printed beside.
 
 Instructions are not time (a cache miss costs more than an add), so this says which of two
 versions does less work on the same input, not how fast either runs: run.py measures that.
 Counts repeat to a few instructions a record for one tree; between two trees, a step whose code
 did not change can still move by ~1% (the heap is laid out otherwise), so read smaller
 differences as none.
-Needs valgrind (Debian: `apt-get install valgrind`); about 25 s a run, ten runs a revision.
+Needs valgrind (Debian: `apt-get install valgrind`); about 25 s a run, 14 runs a revision.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 STEPS = ["decode", "build", "check", "prepare", "answer"]
+# The plain loop (plain_loop.py) of the same tree on the same records: decode, then the event.
+PLAIN_STEPS = ["plain loop: decode", "plain loop: + the event"]
 CHUNK_LINES = 500
 FIRST, LAST = 2, 6  # chunks of 500: records 1,000-3,000 minus records 1-1,000
 
@@ -84,11 +88,34 @@ for start in range(0, chunks * size, size):
 """.replace("CHUNK_LINES", str(CHUNK_LINES))
 
 
+# The measured floor: the plain loop's decoding and mapping of the first `chunks` chunks.
+_PLAIN = """
+import inspect, os, sys
+sys.path.insert(0, os.path.join(os.environ["CAPI_ROOT"], "benchmarks"))
+import plain_loop
+
+path, chunks, step = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+records = [line for line in open(path, "rb").read().split(b"\\n")
+           if line.startswith(b'{"type":"RECORD"')][:chunks * CHUNK_LINES]
+# (to_event took the record itself before it took the message)
+by_record = next(iter(inspect.signature(plain_loop.to_event).parameters)) == "order"
+skip = getattr(plain_loop, "Skip", ())
+for line in records:
+    message = plain_loop._DECODER.decode(line)
+    if step == PLAIN_STEPS[1]:
+        try:
+            plain_loop.to_event(message.record if by_record else message)
+        except skip:
+            pass
+""".replace("CHUNK_LINES", str(CHUNK_LINES)).replace("PLAIN_STEPS", repr(PLAIN_STEPS))
+
+
 def instructions(root: Path, stream: Path, chunks: int, step: str) -> int:
     """Instructions of one run of the measured program (callgrind's total)."""
+    program = _PLAIN if step in PLAIN_STEPS else _WORKER
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         PY, "-c", _WORKER, str(stream), str(chunks), step],
+         PY, "-c", program, str(stream), str(chunks), step],
         capture_output=True, text=True, env={**os.environ, "CAPI_ROOT": str(root)}, check=False,
     )  # fmt: skip
     found = re.search(r"Collected : (\d+)", done.stderr)
@@ -103,7 +130,7 @@ def per_record(root: Path, stream: Path) -> dict[str, int]:
     return {
         step: (instructions(root, stream, LAST, step) - instructions(root, stream, FIRST, step))
         // records
-        for step in STEPS
+        for step in (*STEPS, *PLAIN_STEPS)
     }
 
 
@@ -113,7 +140,7 @@ def git(*args: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", choices=["sparse", "full"], default="sparse")
+    parser.add_argument("--shape", choices=["sparse", "full", "varied"], default="sparse")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--against", metavar="REV", help="also count at this git revision")
     args = parser.parse_args()
@@ -141,7 +168,7 @@ def main() -> None:
     names = list(counts)
     print(f"  {'step (each includes those above)':<36}" + "".join(f"{n:>16}" for n in names)
           + ("   ratio" if len(names) == 2 else ""))  # fmt: skip
-    for step in STEPS:
+    for step in (*STEPS, *PLAIN_STEPS):
         row = [counts[name][step] for name in names]
         ratio = f"   {row[0] / row[1]:.3f}" if len(row) == 2 else ""
         print(f"  {step:<36}" + "".join(f"{value:>16,}" for value in row) + ratio)

@@ -251,8 +251,9 @@ def sandbox(latency_ms: int = 0, db_path: str | None = None, *, counting: bool =
 class Commands:
     """Command lines of the contenders; configs are written to the work directory."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, stream: str = "orders") -> None:
         self.workdir = workdir
+        self.stream = stream  # the input's stream, which the preset is configured for
         self._count = 0
 
     def config(self, config: dict[str, Any]) -> str:
@@ -269,7 +270,7 @@ class Commands:
                 "api_key": API_KEY,
                 "api_url": sb.url,
                 "default_phone_region": "US",
-                "streams": {"orders": {"preset": "tap-shopify/orders"}},
+                "streams": {self.stream: {"preset": "tap-shopify/orders"}},
                 **settings,
             }
         )
@@ -321,12 +322,44 @@ def generate(records: int, path: Path, seed: int, shape: str = "full") -> Path:
     return path
 
 
+_TYPE_FIRST = re.compile(rb'\s*\{\s*"type"\s*:\s*"(\w+)"')
+
+
+def _kind(line: bytes) -> str | None:
+    """A Singer line's type: read from its head where it comes first, as taps write it (this
+    process stays small: no full parse of every record), else from the whole line."""
+    match = _TYPE_FIRST.match(line)
+    if match:
+        return match.group(1).decode()
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    kind = message.get("type") if isinstance(message, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def input_stream(source: Path) -> tuple[str, int]:
+    """The stream of an input's first SCHEMA (the one the preset is configured for) and how
+    many RECORD lines it holds (what its rates count)."""
+    stream, records = "orders", 0
+    with open(source, "rb") as lines:
+        for line in lines:
+            kind = _kind(line)
+            if kind == "RECORD":
+                records += 1
+            elif kind == "SCHEMA" and records == 0:
+                name = json.loads(line).get("stream")
+                stream = name if isinstance(name, str) else stream
+    return stream, records
+
+
 def prefix(source: Path, records: int, path: Path) -> Path:
     """The first `records` RECORD lines of source, with the SCHEMA and STATE lines among them."""
     with open(source, "rb") as src, open(path, "wb") as out:
         seen = 0
         for line in src:
-            if line.startswith(b'{"type":"RECORD"'):
+            if _kind(line) == "RECORD":
                 if seen == records:
                     break
                 seen += 1
@@ -368,18 +401,24 @@ def contenders(args: argparse.Namespace, commands: Commands) -> list[Contender]:
 def throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Every contender on every record shape, in interleaved rounds (round 1: every contender
     on every shape, then round 2, ...), so a slow spell of the machine hits them all alike."""
-    shapes = args.shapes
-    print(
-        f"\n== Throughput: {args.records:,} Shopify orders per shape ({', '.join(shapes)}), "
-        f"{args.repeat} interleaved rounds =="
-    )
-    commands = Commands(workdir)
-    inputs: dict[str, dict[str, Path]] = {}
-    fields: dict[str, list[Contender]] = {}
-    for shape in shapes:
-        main_input = generate(
+    sources = {
+        shape: generate(
             args.records, workdir / f"orders-{shape}-{args.records}.singer", args.seed, shape
         )
+        for shape in args.shapes
+    }
+    for name in args.input:
+        sources[Path(name).name] = Path(name).resolve()
+    shapes = list(sources)
+    print(
+        f"\n== Throughput: {args.records:,} Shopify orders per shape ({', '.join(args.shapes)})"
+        f"{''.join(f', {p} as given' for p in args.input)}, {args.repeat} interleaved rounds =="
+    )
+    inputs: dict[str, dict[str, Path]] = {}
+    counts: dict[str, int] = {}
+    fields: dict[str, list[Contender]] = {}
+    for shape, main_input in sources.items():
+        stream, counts[shape] = input_stream(main_input)
         inputs[shape] = {
             "main": main_input,
             "schema": prefix(main_input, 0, workdir / f"schema-only-{shape}.singer"),
@@ -389,7 +428,8 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 workdir / f"prefix-{shape}-{args.default_floor_records}.singer",
             ),
         }
-        fields[shape] = contenders(args, commands)
+        (workdir / shape).mkdir(exist_ok=True)
+        fields[shape] = contenders(args, Commands(workdir / shape, stream))
         for contender in fields[shape]:
             with sandbox(counting=True) as sb:
                 command = contender.command(sb)
@@ -401,7 +441,7 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 if contender.records_limit is not None and round_number >= args.slow_repeat:
                     continue
                 source = inputs[shape]["slow" if contender.records_limit else "main"]
-                records = contender.records_limit or args.records
+                records = min(contender.records_limit or counts[shape], counts[shape])
                 with sandbox(counting=True) as sb:
                     run = run_process(
                         contender.name, contender.command(sb), source, records, sb, workdir
@@ -420,7 +460,7 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def _record_kib(path: Path) -> float:
-    sizes = [len(line) for line in path.open("rb") if line.startswith(b'{"type":"RECORD"')]
+    sizes = [len(line) for line in path.open("rb") if _kind(line) == "RECORD"]
     return sum(sizes) / max(len(sizes), 1) / 1024
 
 
@@ -642,9 +682,17 @@ def main() -> None:
     parser.add_argument(
         "--shapes",
         nargs="+",
-        choices=["full", "sparse"],
-        default=["sparse", "full"],
+        choices=["full", "sparse", "varied"],
+        default=["sparse", "full", "varied"],
         help="record shapes to measure throughput on (generate.py --shape; %(default)s)",
+    )
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also measure throughput on this Singer stream of Shopify orders (e.g. another "
+        "generator's), named by its file name; the target maps its first SCHEMA's stream",
     )
     parser.add_argument("--latency-ms", type=int, default=100, help="(%(default)s)")
     parser.add_argument("--concurrency-records", type=int, default=20_000, help="(%(default)s)")
