@@ -18,6 +18,7 @@ from target_openai_capi.delivery.client import (
     Client,
     ClientSettings,
     Response,
+    about_the_event,
     events_url,
     named_events,
     prepare_body,
@@ -90,6 +91,30 @@ def test_prepare_body_carries_integration_source_at_the_top() -> None:
 )
 def test_named_events(body: bytes, named: dict[int, str]) -> None:
     assert named_events(body) == named
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # The sandbox's and the API's form: the request's position, then the field.
+        ("events[0].timestamp_ms: older than 7 days", "timestamp_ms: older than 7 days"),
+        ("events[617].data.contents[2].amount: x", "data.contents[2].amount: x"),
+        ("events[3]: is not an object", "the event: is not an object"),
+        ("events[3]", "the event"),
+        ("events[3].", "the event"),
+        # Anything else is the API's own words.
+        (
+            "Event timestamp must be within the last 7 days.",
+            "Event timestamp must be within the last 7 days.",
+        ),
+        ("see events[2] below", "see events[2] below"),
+        ("", ""),
+    ],
+)
+def test_a_rejection_says_what_is_wrong_without_the_requests_position(
+    message: str, expected: str
+) -> None:
+    assert about_the_event(message) == expected
 
 
 def test_prepare_body_is_compact_utf8() -> None:

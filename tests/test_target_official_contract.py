@@ -268,6 +268,10 @@ def test_one_bad_event_in_1000_through_the_cli(tmp_path, name_params):
     assert rejected["event_id"] == "c617"
     assert rejected["stage"] == "api"
     assert "timestamp_ms: older than 7 days" in rejected["reason"]
+    # The position is the request's (a part of the batch, or the event alone), not the
+    # record's: the reason leaves it out; the server's message is kept as it was written.
+    assert "events[" not in rejected["reason"]
+    assert rejected["server_message"].startswith("events[")
     if name_params:
         assert requests == 2
     else:

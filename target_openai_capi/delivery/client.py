@@ -170,6 +170,21 @@ def named_events(body: bytes, secret: str = "") -> dict[int, str]:
     return named
 
 
+_LEADING_EVENT = re.compile(r"events\[\d{1,9}\](\.?)")
+
+
+def about_the_event(message: str) -> str:
+    """An answer's message about one event, without the position the request gave it: the
+    request may be a part of the batch (or the event alone), so "events[0].timestamp_ms: ..."
+    names no event a person can find. "events[3].data.type: x" -> "data.type: x";
+    "events[3]: x" -> "the event: x"; any other message is kept as it is."""
+    match = _LEADING_EVENT.match(message)
+    if match is None:
+        return message
+    rest = message[match.end() :]
+    return rest if match.group(1) and rest else f"the event{rest}"
+
+
 def events_url(api_url: str, pixel_id: str) -> str:
     """The endpoint with ?pid= added, keeping any query the configured URL already has."""
     parts = urlsplit(api_url)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from target_openai_capi.delivery import BatchResult
+from target_openai_capi.delivery import BatchResult, about_the_event
 from target_openai_capi.pipeline.accounting import SENT, STAGE_API, VALIDATED, RunAccount
 from target_openai_capi.pipeline.batching import RecordRef
 from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue
@@ -129,9 +129,9 @@ class Settler:
                     record,
                     Rejection(
                         STAGE_API,
-                        f"the API refused the event (HTTP {status}): {message}",
+                        f"the API refused the event (HTTP {status}): {about_the_event(message)}",
                         event_id=ref.event_id,
-                        server_message=message,
+                        server_message=message,  # (as the API wrote it, position included)
                     ),
                     in_batch=True,
                     record_json=record_json,
