@@ -66,11 +66,8 @@ def floor_events(source: Path) -> tuple[list[dict], list[dict]]:
     drop)."""
     plain, raw = [], []
     for line in source.read_bytes().splitlines():
-        message = plain_loop._DECODER.decode(line)
-        if message.type != "RECORD":
-            continue
         with contextlib.suppress(floor_rules.Skip):
-            event = plain_loop.to_event(message)
+            event = plain_loop.record_event(line)
             if event is not None:
                 plain.append(json.loads(json.dumps(event)))
         with contextlib.suppress(floor_rules.Skip):

@@ -18,9 +18,13 @@ from urllib.parse import unquote_plus
 import phonenumbers
 from iso4217 import Currency
 
+from target_openai_capi.mapping.user_values import COUNTRIES  # (a table of assigned codes)
+
 # ISO 4217 exponents, from the same well-kept table the target uses (iso4217).
 POWER = {c.code: 10**c.exponent for c in Currency if c.exponent is not None}
 WEEK_MS = 7 * 86_400_000
+MAX_MINOR = 10**15  # the target's bound on amounts and quantities
+MAX_ID = 256
 AHEAD_MS = 10 * 60_000
 # The target's default_phone_region (run.py's config sets US); None: numbers are read as written.
 PHONE_REGION: str | None = "US"
@@ -35,9 +39,9 @@ _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
 _SPACE = re.compile(r"\s")
 _POSTAL_CODE = re.compile(r"[A-Za-z0-9 -]{1,32}")
-_IPV4 = re.compile(
-    r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII digits only (not \d)
+_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+\S*")
 
 
@@ -46,8 +50,12 @@ URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+\S*")
 CACHE = 32_768
 
 
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def sha(text: str) -> str | None:
+    """SHA-256 of the UTF-8 text; None for text that is not valid Unicode (a lone surrogate)."""
+    try:
+        return hashlib.sha256(text.encode()).hexdigest()
+    except UnicodeEncodeError:
+        return None
 
 
 # --- identifiers: the official normalisation (README, user identifiers); None leaves one out ---
@@ -68,15 +76,16 @@ def national_digits(compact: str) -> str | None:
     the region is set before the first number is read, and not changed).
     Ten digits with an area code (2-9 first) are what libphonenumber makes of them in the US:
     1 and the ten (tests/test_benchmark_floors.py compares them), at a hundredth of its cost."""
-    if PHONE_REGION == "US" and len(compact) == 10 and compact.isdigit() and compact[0] > "1":
+    ten = len(compact) == 10 and compact.isascii() and compact.isdigit() and compact[0] > "1"
+    if PHONE_REGION == "US" and ten:
         return "1" + compact
     try:
-        number = phonenumbers.parse(compact, PHONE_REGION)
+        parsed = phonenumbers.parse(compact, PHONE_REGION)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(number):
+    if not phonenumbers.is_possible_number(parsed):
         return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
 @lru_cache(maxsize=CACHE)
@@ -102,7 +111,11 @@ def name_hash(name: str | None) -> str | None:
 
 
 def place(text: str | None) -> str | None:
-    return (text or "").strip() or None
+    """Raw text, trimmed; None for blank text or text that is not valid Unicode."""
+    text = (text or "").strip()
+    if not text or (not text.isascii() and sha(text) is None):
+        return None
+    return text
 
 
 @lru_cache(maxsize=CACHE)
@@ -119,9 +132,10 @@ def postal_code(text: str | None) -> str | None:
 
 
 def country(text: str | None) -> str | None:
+    """An assigned ISO 3166-1 alpha-2 code (the target's table of them), "UK" read as GB."""
     code = (text or "").strip().upper()
     code = "GB" if code == "UK" else code
-    return code if len(code) == 2 and code.isascii() and code.isalpha() else None
+    return code if code in COUNTRIES else None
 
 
 @lru_cache(maxsize=CACHE)
@@ -139,34 +153,142 @@ def ip_address(text: str | None) -> str | None:
 # --- the rest of the event ---------------------------------------------------------------------
 
 
-def url_param(url: str | None, name: str) -> str | None:
-    """The first non-empty value of `name` in the URL's query, percent-decoded."""
-    if not url:
-        return None
-    query = url.partition("#")[0].partition("?")[2]
+def _query_value(query: str, name: str) -> str | None:
     for pair in query.split("&"):
         key, _, value = pair.partition("=")
-        if key == name and value:
-            return unquote_plus(value) if ("%" in value or "+" in value) else value
+        key = key.removeprefix("amp;")  # a URL copied out of HTML: "a=1&amp;oppref=x"
+        if key != name and not (("%" in key or "+" in key) and unquote_plus(key) == name):
+            continue
+        value = unquote_plus(value) if ("%" in value or "+" in value) else value
+        if value:
+            return value
     return None
 
 
-def timestamp_ms(text: str | None, now_ms: int) -> int:
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))  # type: ignore[union-attr]
-    except (AttributeError, ValueError):
-        raise Skip("timestamp") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    ms = (moment - EPOCH) // dt.timedelta(milliseconds=1)
+def url_param(url: str | None, name: str) -> str | None:
+    """The first non-empty value of `name` in the URL's query (or a bare query, or the query
+    of a "#/path?..." fragment), percent-decoded: the preset's url_param()."""
+    if not url:
+        return None
+    rest, _, fragment = url.partition("#")
+    if "?" in rest:
+        query = rest.partition("?")[2]
+    elif "=" in rest and "://" not in rest and not rest.startswith("/"):
+        query = rest
+    else:
+        query = ""
+    found = _query_value(query, name) if query else None
+    if found is None and "?" in fragment:
+        found = _query_value(fragment.partition("?")[2], name)
+    return found
+
+
+def timestamp_ms(value: str | int | Decimal | None, now_ms: int) -> int:
+    """An ISO 8601 date-time (naive is UTC) or epoch seconds, as epoch ms within the window."""
+    if isinstance(value, str) and value.strip()[4:5] == "-":  # (the extended form only)
+        try:
+            moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise Skip("timestamp") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        ms = (moment - EPOCH) // dt.timedelta(milliseconds=1)
+    else:
+        seconds = number(value.strip() if isinstance(value, str) else value)
+        if seconds is None:
+            raise Skip("timestamp")
+        ms = int(seconds * 1000)  # (sub-ms digits truncated; times before 1970 are outside)
     if not now_ms - WEEK_MS <= ms <= now_ms + AHEAD_MS:
         raise Skip("outside the API's time window")
     return ms
 
 
+def number(value: object) -> Decimal | None:
+    """A finite number: an int, a Decimal, or a JSON-style numeric string; else None."""
+    if isinstance(value, str):
+        if not _NUMBER.fullmatch(value.strip()):
+            return None
+        value = Decimal(value.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        return None
+    result = Decimal(value)
+    return result if result.is_finite() and result.adjusted() < 30 else None
+
+
 def minor(amount: Decimal, power: int) -> int:
-    """An exact amount in minor units; more decimals than the currency has, or < 0: no event."""
+    """An exact amount in minor units; more decimals than the currency has, < 0 or more than
+    10**15 minor units: no event."""
+    if not amount.is_finite() or amount.adjusted() > 20:
+        raise Skip("amount")
     scaled = amount * power
-    if scaled < 0 or scaled != scaled.to_integral_value():
+    if scaled < 0 or scaled > MAX_MINOR or scaled != scaled.to_integral_value():
         raise Skip("amount")
     return int(scaled)
+
+
+# --- fields of the event: the same in both floors ----------------------------------------------
+
+
+def text(value: object) -> str | None:
+    """A value the preset reads as text: a string, a whole number written out; None for what
+    JMESPath's `||` passes over (null, false, "") or a value no text rule takes."""
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        return None
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return str(int(value))
+    return str(value)
+
+
+def first(*values: str | None) -> str | None:
+    """JMESPath's `a || b || c` over text: the first that is not null or ""."""
+    for value in values:
+        if value:
+            return value
+    return None
+
+
+def required_text(value: str | None, field: str) -> str | None:
+    """A value as the target sends it: trimmed; text that is only spaces is an error."""
+    if value is None:
+        return None
+    stripped = value.strip()
+    if not stripped:
+        raise Skip(f"{field} is empty")
+    return stripped
+
+
+def order_id(value: str | None) -> str:
+    result = required_text(value, "id")
+    if result is None or len(result) > MAX_ID:
+        raise Skip("id")
+    return result
+
+
+def source_url(value: str | None) -> str | None:
+    url = required_text(value, "source_url")
+    if url is not None and (len(url) > 8192 or not URL.fullmatch(url)):
+        raise Skip("source_url")
+    return url
+
+
+def quantity(value: object) -> int | None:
+    """A whole number of items (an int, or a number or numeric string with no fraction)."""
+    if value is None:
+        return None
+    if type(value) is int:
+        whole = value
+    else:
+        exact = number(value)
+        if exact is None or exact != exact.to_integral_value():
+            raise Skip("quantity")
+        whole = int(exact)
+    if not 0 <= whole <= MAX_MINOR:
+        raise Skip("quantity")
+    return whole
+
+
+def is_true(value: object) -> bool:
+    """JMESPath's truthiness (0 is true, as are every number and non-empty string)."""
+    return not (value is None or value is False or value == "" or value == [] or value == {})

@@ -110,8 +110,9 @@ for line in records:
 """.replace("CHUNK_LINES", str(CHUNK_LINES)).replace("PLAIN_STEPS", repr(PLAIN_STEPS))
 
 
-def instructions(root: Path, stream: Path, chunks: int, step: str) -> int:
-    """Instructions of one run of the measured program (callgrind's total)."""
+def instructions(root: Path, stream: Path, chunks: int, step: str) -> int | None:
+    """Instructions of one run of the measured program (callgrind's total); None when an
+    older plain loop cannot map these records (it knew only the full and sparse shapes)."""
     program = _PLAIN if step in PLAIN_STEPS else _WORKER
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
@@ -119,19 +120,24 @@ def instructions(root: Path, stream: Path, chunks: int, step: str) -> int:
         capture_output=True, text=True, env={**os.environ, "CAPI_ROOT": str(root)}, check=False,
     )  # fmt: skip
     found = re.search(r"Collected : (\d+)", done.stderr)
+    if (done.returncode != 0 or found is None) and step in PLAIN_STEPS:
+        return None
     if done.returncode != 0 or found is None:
         raise SystemExit(f"valgrind run failed ({step}):\n{done.stderr[-2000:]}")
     return int(found.group(1))
 
 
-def per_record(root: Path, stream: Path) -> dict[str, int]:
+def per_record(root: Path, stream: Path) -> dict[str, int | None]:
     """Instructions a record for each step, cumulative (each includes the ones before)."""
     records = (LAST - FIRST) * CHUNK_LINES
-    return {
-        step: (instructions(root, stream, LAST, step) - instructions(root, stream, FIRST, step))
-        // records
-        for step in (*STEPS, *PLAIN_STEPS)
-    }
+    counts: dict[str, int | None] = {}
+    for step in (*STEPS, *PLAIN_STEPS):
+        last, first = (
+            instructions(root, stream, LAST, step),
+            instructions(root, stream, FIRST, step),
+        )
+        counts[step] = None if last is None or first is None else (last - first) // records
+    return counts
 
 
 def git(*args: str) -> None:
@@ -170,8 +176,9 @@ def main() -> None:
           + ("   ratio" if len(names) == 2 else ""))  # fmt: skip
     for step in (*STEPS, *PLAIN_STEPS):
         row = [counts[name][step] for name in names]
-        ratio = f"   {row[0] / row[1]:.3f}" if len(row) == 2 else ""
-        print(f"  {step:<36}" + "".join(f"{value:>16,}" for value in row) + ratio)
+        ratio = f"   {row[0] / row[1]:.3f}" if len(row) == 2 and None not in row else ""
+        shown = "".join(f"{value:>16,}" if value is not None else f"{'-':>16}" for value in row)
+        print(f"  {step:<36}" + shown + ratio)
 
 
 if __name__ == "__main__":

@@ -43,17 +43,21 @@ import raw_floor
 import requests
 from floor_rules import (
     POWER,
-    URL,
     Skip,
     country,
     email_hash,
+    first,
     id_hash,
     ip_address,
     minor,
     name_hash,
+    order_id,
     phone_hash,
     place,
     postal_code,
+    quantity,
+    required_text,
+    source_url,
     timestamp_ms,
     url_param,
 )
@@ -160,10 +164,8 @@ def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | No
         return None
     if now_ms is None:
         now_ms = time.time_ns() // 1_000_000
-    if not order.id or not order.id.strip():
-        raise Skip("id")
     event: dict[str, Any] = {
-        "id": order.id.strip(),
+        "id": order_id(order.id),
         "type": "order_created",
         "timestamp_ms": timestamp_ms(order.createdAt, now_ms),
     }
@@ -174,17 +176,20 @@ def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | No
         else None
     )
     if not click and order.customAttributes:
-        click = next((a.value for a in order.customAttributes if a.key == "oppref"), None)
+        # customAttributes[?key == 'oppref'].value | [0]: the projection leaves nulls out
+        click = next(
+            (a.value for a in order.customAttributes if a.key == "oppref" and a.value is not None),
+            None,
+        )
     if not click and journey and journey.firstVisit:
         click = url_param(journey.firstVisit.landingPage, "oppref")
     if click and click.strip():
         event["oppref"] = click
-    if order.statusPageUrl and order.statusPageUrl.strip():
-        event["source_url"] = order.statusPageUrl.strip()
-        if len(event["source_url"]) > 8192 or not URL.fullmatch(event["source_url"]):
-            raise Skip("source_url")
+    url = source_url(order.statusPageUrl)
+    if url is not None:
+        event["source_url"] = url
     event["action_source"] = "physical_store" if order.sourceName == "pos" else "web"
-    if event["action_source"] == "web" and "source_url" not in event:
+    if url is None and event["action_source"] == "web":
         raise Skip("a web event needs a source_url")
 
     billing = order.billingAddress or _NO_ADDRESS
@@ -236,16 +241,12 @@ def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | No
         for item in order.lineItems:
             content: dict[str, Any] = {}
             product_id = item.product.id if item.product else None
-            item_id = (item.sku or product_id or item.id or "").strip()
-            if item_id:
+            if item_id := required_text(first(item.sku, product_id, item.id), "item id"):
                 content["id"] = item_id
-            name = (item.title or item.name or "").strip()
-            if name:
+            if name := required_text(item.title or item.name, "item name"):
                 content["name"] = name
             if item.quantity is not None:
-                if item.quantity < 0:
-                    raise Skip("quantity")
-                content["quantity"] = item.quantity
+                content["quantity"] = quantity(item.quantity)
             price = shop_amount(item.discountedUnitPriceSet)
             if price is None:
                 price = shop_amount(item.originalUnitPriceSet)
@@ -257,6 +258,15 @@ def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | No
         data["contents"] = contents
     event["data"] = data
     return event
+
+
+def record_event(line: bytes) -> dict[str, Any] | None:
+    """The event of a RECORD line, None for a test order or another message; raises Skip."""
+    try:
+        message = _DECODER.decode(line)
+    except msgspec.DecodeError:  # not JSON, or values of other types than tap-shopify's
+        return raw_floor.event_from_line(line)
+    return to_event(message) if message.type == "RECORD" else None
 
 
 def main() -> None:

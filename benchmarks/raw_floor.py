@@ -24,17 +24,24 @@ import floor_rules
 import requests
 from floor_rules import (
     POWER,
-    URL,
     Skip,
     country,
     email_hash,
+    first,
     id_hash,
     ip_address,
+    is_true,
     minor,
     name_hash,
+    number,
+    order_id,
     phone_hash,
     place,
     postal_code,
+    quantity,
+    required_text,
+    source_url,
+    text,
     timestamp_ms,
     url_param,
 )
@@ -54,28 +61,14 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _text(value: Any) -> str | None:
-    """A string value (a whole number written as one), else None; a value of another type
-    means a record it cannot map."""
-    if value is None or isinstance(value, str):
-        return value
-    if type(value) is int:
-        return str(value)
-    raise Skip("a field of another type than tap-shopify's")
-
-
 def _amount(value: Any) -> Decimal | None:
-    """A number, or a numeric string (as msgspec reads one into the plain loop's Decimal)."""
-    if value is None:
+    """A number or numeric string, None for null or "" (which `||` passes over)."""
+    if value is None or value == "":
         return None
-    if isinstance(value, (int, Decimal, str)) and not isinstance(value, bool):
-        try:
-            number = Decimal(value.strip() if isinstance(value, str) else value)
-        except ArithmeticError:  # (decimal.InvalidOperation)
-            raise Skip("amount") from None
-        if number.is_finite():
-            return number
-    raise Skip("amount")
+    exact = number(value)
+    if exact is None:
+        raise Skip("amount")
+    return exact
 
 
 def event_from_line(line: bytes) -> dict[str, Any] | None:
@@ -95,73 +88,65 @@ def to_event(rec: Any, now_ms: int | None = None) -> dict[str, Any] | None:
     target would send no event."""
     if not isinstance(rec, dict):
         raise Skip("a record that is not an object")
-    if rec.get("test"):
+    if is_true(rec.get("test")):
         return None
     if now_ms is None:
         now_ms = time.time_ns() // 1_000_000
-    order_id = _text(rec.get("id"))
-    if not order_id or not order_id.strip():
-        raise Skip("id")
     event: dict[str, Any] = {
-        "id": order_id.strip(),
+        "id": order_id(text(rec.get("id"))),
         "type": "order_created",
-        "timestamp_ms": timestamp_ms(_text(rec.get("createdAt")), now_ms),
+        "timestamp_ms": timestamp_ms(rec.get("createdAt"), now_ms),
     }
     journey = rec.get("customerJourneySummary")
-    click = url_param(_text(_get(journey, "lastVisit", "landingPage")), "oppref")
+    click = url_param(text(_get(journey, "lastVisit", "landingPage")), "oppref")
     if not click:
         attributes = rec.get("customAttributes")
-        for attribute in attributes if isinstance(attributes, list) else ():
-            if _get(attribute, "key") == "oppref":
-                click = _text(attribute.get("value"))
-                break
+        values = [
+            _get(attribute, "value")
+            for attribute in (attributes if isinstance(attributes, list) else ())
+            if _get(attribute, "key") == "oppref" and _get(attribute, "value") is not None
+        ]  # customAttributes[?key == 'oppref'].value | [0]: the projection leaves nulls out
+        click = text(values[0]) if values else None
     if not click:
-        click = url_param(_text(_get(journey, "firstVisit", "landingPage")), "oppref")
+        click = url_param(text(_get(journey, "firstVisit", "landingPage")), "oppref")
     if click and click.strip():
         event["oppref"] = click
-    url = (_text(rec.get("statusPageUrl")) or "").strip()
-    if url:
-        if len(url) > 8192 or not URL.fullmatch(url):
-            raise Skip("source_url")
+    url = source_url(text(rec.get("statusPageUrl")))
+    if url is not None:
         event["source_url"] = url
     event["action_source"] = "physical_store" if rec.get("sourceName") == "pos" else "web"
-    if event["action_source"] == "web" and "source_url" not in event:
+    if url is None and event["action_source"] == "web":
         raise Skip("a web event needs a source_url")
 
     billing, shipping, customer = (
         _object(rec.get(name)) for name in ("billingAddress", "shippingAddress", "customer")
     )
 
-    def either(name: str, *others: dict[str, Any]) -> str | None:
-        return (
-            _text(billing.get(name))
-            or _text(shipping.get(name))
-            or next((_text(o.get(name)) for o in others if o.get(name)), None)
-        )
+    def address(name: str, *others: dict[str, Any]) -> str | None:
+        return first(*(text(part.get(name)) for part in (billing, shipping, *others)))
 
-    customer_id = _text(customer.get("id"))
     user: dict[str, Any] = {}
     for key, value in (
-        ("emails_sha256", email_hash(_text(rec.get("email")) or _text(customer.get("email")))),
-        ("phone_numbers_sha256", phone_hash(_text(rec.get("phone")) or either("phone"))),
-        ("first_names_sha256", name_hash(either("firstName", customer))),
-        ("last_names_sha256", name_hash(either("lastName", customer))),
-        ("cities", place(either("city"))),
-        ("regions", place(either("provinceCode"))),
-        ("postal_codes", postal_code(either("zip"))),
-        ("countries", country(either("countryCodeV2"))),
-        ("external_ids_sha256", id_hash(customer_id)),
+        ("emails_sha256", email_hash(first(text(rec.get("email")), text(customer.get("email"))))),
+        ("phone_numbers_sha256", phone_hash(first(text(rec.get("phone")), address("phone")))),
+        ("first_names_sha256", name_hash(address("firstName", customer))),
+        ("last_names_sha256", name_hash(address("lastName", customer))),
+        ("cities", place(address("city"))),
+        ("regions", place(address("provinceCode"))),
+        ("postal_codes", postal_code(address("zip"))),
+        ("countries", country(address("countryCodeV2"))),
+        ("external_ids_sha256", id_hash(text(customer.get("id")))),
     ):
         if value is not None:
             user[key] = [value]
-    ip = ip_address(_text(rec.get("clientIp")))
+    ip = ip_address(text(rec.get("clientIp")))
     if ip:
         user["ip_address"] = ip
     if user:
         event["user"] = user
 
-    code = _text(_get(rec, "totalPriceSet", "shopMoney", "currencyCode")) or _text(
-        rec.get("currencyCode")
+    code = first(
+        text(_get(rec, "totalPriceSet", "shopMoney", "currencyCode")), text(rec.get("currencyCode"))
     )
     data: dict[str, Any] = {"type": "contents"}
     power = 0
@@ -178,9 +163,7 @@ def to_event(rec: Any, now_ms: int | None = None) -> dict[str, Any] | None:
     if code:
         data["currency"] = code
     items = rec.get("lineItems")
-    if items is not None:
-        if not isinstance(items, list):
-            raise Skip("contents that are not a list")
+    if isinstance(items, list):  # (lineItems[] of anything else is null: no contents)
         contents = []
         for item in items:
             if not isinstance(item, dict):
@@ -190,21 +173,17 @@ def to_event(rec: Any, now_ms: int | None = None) -> dict[str, Any] | None:
                     contents.append({})
                 continue
             content: dict[str, Any] = {}
-            item_id = (
-                _text(item.get("sku"))
-                or _text(_get(item, "product", "id"))
-                or _text(item.get("id"))
+            item_id = first(
+                text(item.get("sku")), text(_get(item, "product", "id")), text(item.get("id"))
             )
-            if item_id and item_id.strip():
-                content["id"] = item_id.strip()
-            name = (_text(item.get("title")) or _text(item.get("name")) or "").strip()
-            if name:
+            if item_id := required_text(item_id, "item id"):
+                content["id"] = item_id
+            if name := required_text(
+                first(text(item.get("title")), text(item.get("name"))), "item name"
+            ):
                 content["name"] = name
-            quantity = item.get("quantity")
-            if quantity is not None:
-                if type(quantity) is not int or quantity < 0:
-                    raise Skip("quantity")
-                content["quantity"] = quantity
+            if (count := quantity(item.get("quantity"))) is not None:
+                content["quantity"] = count
             price = _amount(_get(item, "discountedUnitPriceSet", "shopMoney", "amount"))
             if price is None:
                 price = _amount(_get(item, "originalUnitPriceSet", "shopMoney", "amount"))

@@ -251,9 +251,9 @@ def sandbox(latency_ms: int = 0, db_path: str | None = None, *, counting: bool =
 class Commands:
     """Command lines of the contenders; configs are written to the work directory."""
 
-    def __init__(self, workdir: Path, stream: str = "orders") -> None:
+    def __init__(self, workdir: Path, streams: tuple[str, ...] = ("orders",)) -> None:
         self.workdir = workdir
-        self.stream = stream  # the input's stream, which the preset is configured for
+        self.streams = streams  # the input's streams, each configured with the preset
         self._count = 0
 
     def config(self, config: dict[str, Any]) -> str:
@@ -270,7 +270,7 @@ class Commands:
                 "api_key": API_KEY,
                 "api_url": sb.url,
                 "default_phone_region": "US",
-                "streams": {self.stream: {"preset": "tap-shopify/orders"}},
+                "streams": {name: {"preset": "tap-shopify/orders"} for name in self.streams},
                 **settings,
             }
         )
@@ -339,19 +339,21 @@ def _kind(line: bytes) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def input_stream(source: Path) -> tuple[str, int]:
-    """The stream of an input's first SCHEMA (the one the preset is configured for) and how
-    many RECORD lines it holds (what its rates count)."""
-    stream, records = "orders", 0
+def input_streams(source: Path) -> tuple[tuple[str, ...], int]:
+    """The streams of an input's SCHEMA lines (each configured with the preset, as the floors
+    map every record as an order) and how many RECORD lines it holds (what its rates count)."""
+    streams: dict[str, None] = {}
+    records = 0
     with open(source, "rb") as lines:
         for line in lines:
             kind = _kind(line)
             if kind == "RECORD":
                 records += 1
-            elif kind == "SCHEMA" and records == 0:
+            elif kind == "SCHEMA":
                 name = json.loads(line).get("stream")
-                stream = name if isinstance(name, str) else stream
-    return stream, records
+                if isinstance(name, str):
+                    streams[name] = None
+    return tuple(streams) or ("orders",), records
 
 
 def prefix(source: Path, records: int, path: Path) -> Path:
@@ -418,7 +420,7 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     counts: dict[str, int] = {}
     fields: dict[str, list[Contender]] = {}
     for shape, main_input in sources.items():
-        stream, counts[shape] = input_stream(main_input)
+        streams, counts[shape] = input_streams(main_input)
         inputs[shape] = {
             "main": main_input,
             "schema": prefix(main_input, 0, workdir / f"schema-only-{shape}.singer"),
@@ -429,7 +431,7 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             ),
         }
         (workdir / shape).mkdir(exist_ok=True)
-        fields[shape] = contenders(args, Commands(workdir / shape, stream))
+        fields[shape] = contenders(args, Commands(workdir / shape, streams))
         for contender in fields[shape]:
             with sandbox(counting=True) as sb:
                 command = contender.command(sb)
@@ -692,7 +694,8 @@ def main() -> None:
         default=[],
         metavar="FILE",
         help="also measure throughput on this Singer stream of Shopify orders (e.g. another "
-        "generator's), named by its file name; the target maps its first SCHEMA's stream",
+        "generator's), named by its file name; the target maps each of its streams with the "
+        "preset, as the floors map every record",
     )
     parser.add_argument("--latency-ms", type=int, default=100, help="(%(default)s)")
     parser.add_argument("--concurrency-records", type=int, default=20_000, help="(%(default)s)")

@@ -104,13 +104,30 @@ def _foreign_stream() -> list[str]:
         order(id="4", createdAt="2020-01-01T00:00:00Z"),  # stale
         order(id="5", totalPriceSet=money(1, "XYZ")),  # no such currency
         order(id="6", lineItems=[{"quantity": "two"}]),
-        order(id="7", createdAt=1_764_590_400),  # epoch seconds
+        order(id="7", createdAt=int(time.time()) - 300),  # epoch seconds
+        order(id="7b", createdAt=f"{time.time() - 300:.3f}"),  # and as text, with a fraction
         order(id="8", totalPriceSet=money(0.001, "USD")),  # finer than a cent
         order(id="9", billingAddress="somewhere", customer=[1]),
         order(id="10", statusPageUrl=None),  # a web order without its page
         order(id="11", test=True),
         order(id=None),
         order(id="12", lineItems=[{"sku": "A", "quantity": 2}, "not an item", None]),
+        order(id="13", test=0),  # JMESPath's truth: 0 is true, a test order
+        order(id="14", lineItems={"edges": []}),  # a connection, not a list: no contents
+        order(id="15", lineItems=[{"sku": " ", "quantity": 1}]),  # an id of spaces
+        order(id="16", billingAddress={"countryCodeV2": "XK", "city": "Prishtina"}),
+        order(
+            id="17",
+            customAttributes=[{"key": "oppref", "value": None}, {"key": "oppref", "value": "a1"}],
+        ),
+        order(
+            id="18", customerJourneySummary={"lastVisit": {"landingPage": "/?x=1&amp;oppref=b2"}}
+        ),
+        order(id="19", lineItems=[{"sku": "B", "quantity": 2.0}]),
+        order(id="20", totalPriceSet=money("NaN", "USD")),
+        order(id="21", totalPriceSet=money(1e18, "USD")),
+        order(id="22", statusPageUrl="  ", sourceName="pos"),
+        order(id="23", email=False, customer={"email": "second@example.com", "id": 42}),
         "not json at all",
         '{"type": "RECORD", "stream": "orders", "record": ["a", "list"]}',
         state({"bookmarks": {"orders": {"updatedAt": now}}}),
@@ -126,7 +143,8 @@ def test_a_floor_runs_through_orders_it_was_not_written_for(script, sandbox, tmp
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output[-2000:]
     by_target = sorted(sandbox.events(), key=lambda event: event["id"])
-    assert [event["id"] for event in by_target] == ["12", "2", "3", "9", "gid://shopify/Order/1"]
+    sent = ["12", "14", "16", "17", "18", "19", "2", "23", "3", "7", "7b", "9"]
+    assert [event["id"] for event in by_target] == [*sent, "gid://shopify/Order/1"]
     sandbox.reset()
     settings = ["--api-url", sandbox.url, "--pixel-id", PIXEL_ID, "--api-key", API_KEY,
                 "--batch-size", "2", "--default-phone-region", ""]  # fmt: skip
@@ -137,7 +155,7 @@ def test_a_floor_runs_through_orders_it_was_not_written_for(script, sandbox, tmp
         input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "sent=5 skipped=" in done.stderr
+    assert f"sent={len(sent) + 1} skipped=" in done.stderr
     assert sorted(sandbox.events(), key=lambda event: event["id"]) == by_target
     assert json.loads(done.stdout.splitlines()[-1]) == json.loads(lines[-1])["value"]
 
@@ -183,3 +201,6 @@ def test_the_floors_ten_digit_shortcut_is_what_libphonenumber_makes_of_a_us_numb
     assert floor_rules.national_digits("12125550134") == "12125550134"
     assert floor_rules.national_digits("1234567890") == "11234567890"
     assert floor_rules.national_digits("12") is None
+    # Digits that are not ASCII are not the shortcut's: libphonenumber reads them its own way.
+    full_width = "".join(chr(0xFF10 + int(digit)) for digit in "4155550134")
+    assert floor_rules.national_digits(full_width) == "14155550134"

@@ -68,7 +68,7 @@ _COUNTRY_CODES = """
     TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM
     ZW
 """
-_COUNTRIES = frozenset(_COUNTRY_CODES.split())
+COUNTRIES = frozenset(_COUNTRY_CODES.split())
 # Not ISO, but what people write for the United Kingdom.
 _COUNTRY_ALIASES = {"UK": "GB"}
 
@@ -173,7 +173,7 @@ def _postal_code(value: object, region: str | None) -> str:
 def _country(value: object, region: str | None) -> str:
     code = _string(value, "is not a two-letter ISO 3166-1 country code").upper()
     code = _COUNTRY_ALIASES.get(code, code)
-    if code not in _COUNTRIES:
+    if code not in COUNTRIES:
         raise Rejected("is not a two-letter ISO 3166-1 country code")
     return code
 
