@@ -13,12 +13,14 @@ import string
 import unicodedata
 from decimal import Decimal
 from functools import lru_cache
-from urllib.parse import unquote_plus
 
 import phonenumbers
 from iso4217 import Currency
 
-from target_openai_capi.mapping.user_values import COUNTRIES  # (a table of assigned codes)
+# The target's table of assigned ISO 3166-1 codes, and the preset's url_param() itself (pure,
+# and what the job is: the floors need not write the same parsing of a URL again).
+from target_openai_capi.mapping.expression_functions import url_param as url_param
+from target_openai_capi.mapping.user_values import COUNTRIES
 
 # ISO 4217 exponents, from the same well-kept table the target uses (iso4217).
 POWER = {c.code: 10**c.exponent for c in Currency if c.exponent is not None}
@@ -151,36 +153,6 @@ def ip_address(text: str | None) -> str | None:
 
 
 # --- the rest of the event ---------------------------------------------------------------------
-
-
-def _query_value(query: str, name: str) -> str | None:
-    for pair in query.split("&"):
-        key, _, value = pair.partition("=")
-        key = key.removeprefix("amp;")  # a URL copied out of HTML: "a=1&amp;oppref=x"
-        if key != name and not (("%" in key or "+" in key) and unquote_plus(key) == name):
-            continue
-        value = unquote_plus(value) if ("%" in value or "+" in value) else value
-        if value:
-            return value
-    return None
-
-
-def url_param(url: str | None, name: str) -> str | None:
-    """The first non-empty value of `name` in the URL's query (or a bare query, or the query
-    of a "#/path?..." fragment), percent-decoded: the preset's url_param()."""
-    if not url:
-        return None
-    rest, _, fragment = url.partition("#")
-    if "?" in rest:
-        query = rest.partition("?")[2]
-    elif "=" in rest and "://" not in rest and not rest.startswith("/"):
-        query = rest
-    else:
-        query = ""
-    found = _query_value(query, name) if query else None
-    if found is None and "?" in fragment:
-        found = _query_value(fragment.partition("?")[2], name)
-    return found
 
 
 def timestamp_ms(value: str | int | Decimal | None, now_ms: int) -> int:
