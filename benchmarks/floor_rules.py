@@ -190,7 +190,7 @@ def number(value: object) -> Decimal | None:
 def minor(amount: Decimal, power: int) -> int:
     """An exact amount in minor units; more decimals than the currency has, < 0 or more than
     10**15 minor units: no event."""
-    if not amount.is_finite() or amount.adjusted() > 20:
+    if not amount.is_finite():
         raise Skip("amount")
     scaled = amount * power
     if scaled < 0 or scaled > MAX_MINOR or scaled != scaled.to_integral_value():
