@@ -60,11 +60,23 @@ def sha(text: str) -> str | None:
         return None
 
 
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _digest(value: str | None) -> str | None:
+    """A value that already is a SHA-256 digest (64 hex characters), lowercased: the target
+    sends it as it is instead of hashing it again."""
+    text = (value or "").strip()
+    return text.lower() if len(text) == 64 and _SHA256_HEX.fullmatch(text) else None
+
+
 # --- identifiers: the official normalisation (README, user identifiers); None leaves one out ---
 
 
 @lru_cache(maxsize=CACHE)
 def email_hash(email: str | None) -> str | None:
+    if digest := _digest(email):
+        return digest
     text = (email or "").strip().lower()
     local, at, domain = text.partition("@")
     if not local or not at or not domain or "@" in domain or _SPACE.search(text):
@@ -92,6 +104,8 @@ def national_digits(compact: str) -> str | None:
 
 @lru_cache(maxsize=CACHE)
 def phone_hash(phone: str | None) -> str | None:
+    if digest := _digest(phone):
+        return digest
     compact = _PHONE_SEPARATORS.sub("", (phone or "").strip())
     if not compact:
         return None
@@ -108,6 +122,8 @@ def phone_hash(phone: str | None) -> str | None:
 def name_hash(name: str | None) -> str | None:
     if not name:
         return None
+    if digest := _digest(name):
+        return digest
     normal = "".join(unicodedata.normalize("NFC", name).lower().translate(_NO_PUNCTUATION).split())
     return sha(normal) if normal else None
 
@@ -122,8 +138,10 @@ def place(text: str | None) -> str | None:
 
 @lru_cache(maxsize=CACHE)
 def id_hash(text: str | None) -> str | None:
-    """An external id: trimmed, case kept, hashed."""
+    """An external id: trimmed, case kept, hashed (a lowercase digest is sent as it is)."""
     text = (text or "").strip()
+    if text and text == text.lower() and _digest(text):
+        return text
     return sha(text) if text else None
 
 

@@ -215,18 +215,20 @@ def main() -> None:
     url = f"{args.api_url}?pid={args.pixel_id}"
     batch: list[dict[str, Any]] = []
     state: Any = None
+    written: Any = None  # the STATE last written
     sent = 0
 
     def post() -> None:
-        nonlocal sent
+        nonlocal sent, written
         body = json.dumps({"validate_only": False, "events": batch}).encode()
         response = session.post(url, data=body, timeout=60)
         if response.status_code != 200:
             sys.exit(f"HTTP {response.status_code}: {response.text[:500]}")
         sent += len(batch)
         batch.clear()
-        if state is not None:
+        if state is not None and state is not written:
             sys.stdout.write(json.dumps(state) + "\n")
+            written = state
 
     skipped = 0
     for line in sys.stdin.buffer:
@@ -250,6 +252,8 @@ def main() -> None:
             state = message.get("value")
     if batch:
         post()
+    if state is not None and state is not written:  # (a STATE after the last batch was sent)
+        sys.stdout.write(json.dumps(state) + "\n")
     sys.stdout.flush()
     print(f"raw floor: sent={sent} skipped={skipped}", file=sys.stderr)
 

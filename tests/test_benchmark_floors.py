@@ -128,6 +128,7 @@ def _foreign_stream() -> list[str]:
         order(id="21", totalPriceSet=money(1e18, "USD")),
         order(id="22", statusPageUrl="  ", sourceName="pos"),
         order(id="23", email=False, customer={"email": "second@example.com", "id": 42}),
+        order(id="24", email="B4C9A289323B21A01C3E940F150EB9B8C542587F1ABFD8F0E1CC1FFC5E475514"),
         "not json at all",
         '{"type": "RECORD", "stream": "orders", "record": ["a", "list"]}',
         state({"bookmarks": {"orders": {"updatedAt": now}}}),
@@ -143,7 +144,7 @@ def test_a_floor_runs_through_orders_it_was_not_written_for(script, sandbox, tmp
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output[-2000:]
     by_target = sorted(sandbox.events(), key=lambda event: event["id"])
-    sent = ["12", "14", "16", "17", "18", "19", "2", "23", "3", "7", "7b", "9"]
+    sent = ["12", "14", "16", "17", "18", "19", "2", "23", "24", "3", "7", "7b", "9"]
     assert [event["id"] for event in by_target] == [*sent, "gid://shopify/Order/1"]
     sandbox.reset()
     settings = ["--api-url", sandbox.url, "--pixel-id", PIXEL_ID, "--api-key", API_KEY,
