@@ -108,6 +108,7 @@ def test_named_events(body: bytes, named: dict[int, str]) -> None:
             "Event timestamp must be within the last 7 days.",
         ),
         ("see events[2] below", "see events[2] below"),
+        ("events[2]x: y", "events[2]x: y"),
         ("", ""),
     ],
 )

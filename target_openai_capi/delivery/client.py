@@ -182,7 +182,9 @@ def about_the_event(message: str) -> str:
     if match is None:
         return message
     rest = message[match.end() :]
-    return rest if match.group(1) and rest else f"the event{rest}"
+    if match.group(1):
+        return rest or "the event"
+    return f"the event{rest}" if rest[:1] in ("", ":", " ", ",") else message
 
 
 def events_url(api_url: str, pixel_id: str) -> str:
