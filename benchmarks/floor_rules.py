@@ -13,6 +13,7 @@ import string
 import unicodedata
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
 from iso4217 import Currency
@@ -191,6 +192,30 @@ def timestamp_ms(value: str | int | Decimal | None, now_ms: int) -> int:
     if not now_ms - WEEK_MS <= ms <= now_ms + AHEAD_MS:
         raise Skip("outside the API's time window")
     return ms
+
+
+def money(code: str | None, amount: Decimal | None) -> tuple[dict[str, Any], int | None]:
+    """The event's data with its amount and currency (`||` already applied to the code), and
+    the currency's power of ten for item amounts (None: no currency); raises Skip."""
+    data: dict[str, Any] = {"type": "contents"}
+    power = None
+    if code:
+        code = code.strip().upper()
+        if code not in POWER:
+            raise Skip("currency")
+        power = POWER[code]
+    if amount is not None:
+        data["amount"] = item_amount(amount, power)
+    if code:
+        data["currency"] = code
+    return data, power
+
+
+def item_amount(amount: Decimal, power: int | None) -> int:
+    """An amount in the event's currency (power: money's), in minor units; raises Skip."""
+    if power is None:
+        raise Skip("amount without a currency")
+    return minor(amount, power)
 
 
 def number(value: object) -> Decimal | None:

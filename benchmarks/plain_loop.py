@@ -44,14 +44,14 @@ import requests
 from floor_rules import (
     MAX_ID,
     MAX_MINOR,
-    POWER,
     URL,
     Skip,
     country,
     email_hash,
     id_hash,
     ip_address,
-    minor,
+    item_amount,
+    money,
     name_hash,
     phone_hash,
     place,
@@ -226,22 +226,9 @@ def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | No
     if user:
         event["user"] = user
 
-    money = order.totalPriceSet.shopMoney if order.totalPriceSet else None
-    code = (money.currencyCode if money else None) or order.currencyCode
-    data: dict[str, Any] = {"type": "contents"}
-    power = 0
-    if code:
-        code = code.strip().upper()
-        if code not in POWER:
-            raise Skip("currency")
-        power = POWER[code]
-    amount = money.amount if money else None
-    if amount is not None:
-        if not code:
-            raise Skip("amount without a currency")
-        data["amount"] = minor(amount, power)
-    if code:
-        data["currency"] = code
+    shop = order.totalPriceSet.shopMoney if order.totalPriceSet else None
+    code = (shop.currencyCode if shop else None) or order.currencyCode
+    data, power = money(code, shop.amount if shop else None)
     if order.lineItems is not None:
         contents = []
         for item in order.lineItems:
@@ -267,9 +254,7 @@ def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | No
             if price is None:
                 price = shop_amount(item.originalUnitPriceSet)
             if price is not None:
-                if not code:
-                    raise Skip("item amount without a currency")
-                content["amount"] = minor(price, power)
+                content["amount"] = item_amount(price, power)
             contents.append(content)
         data["contents"] = contents
     event["data"] = data

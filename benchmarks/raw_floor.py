@@ -23,7 +23,6 @@ from typing import Any
 import floor_rules
 import requests
 from floor_rules import (
-    POWER,
     Skip,
     country,
     email_hash,
@@ -31,7 +30,8 @@ from floor_rules import (
     id_hash,
     ip_address,
     is_true,
-    minor,
+    item_amount,
+    money,
     name_hash,
     number,
     order_id,
@@ -148,20 +148,7 @@ def to_event(rec: Any, now_ms: int | None = None) -> dict[str, Any] | None:
     code = first(
         text(_get(rec, "totalPriceSet", "shopMoney", "currencyCode")), text(rec.get("currencyCode"))
     )
-    data: dict[str, Any] = {"type": "contents"}
-    power = 0
-    if code:
-        code = code.strip().upper()
-        if code not in POWER:
-            raise Skip("currency")
-        power = POWER[code]
-    amount = _amount(_get(rec, "totalPriceSet", "shopMoney", "amount"))
-    if amount is not None:
-        if not code:
-            raise Skip("amount without a currency")
-        data["amount"] = minor(amount, power)
-    if code:
-        data["currency"] = code
+    data, power = money(code, _amount(_get(rec, "totalPriceSet", "shopMoney", "amount")))
     items = rec.get("lineItems")
     if isinstance(items, list):  # (lineItems[] of anything else is null: no contents)
         contents = []
@@ -188,9 +175,7 @@ def to_event(rec: Any, now_ms: int | None = None) -> dict[str, Any] | None:
             if price is None:
                 price = _amount(_get(item, "originalUnitPriceSet", "shopMoney", "amount"))
             if price is not None:
-                if not code:
-                    raise Skip("item amount without a currency")
-                content["amount"] = minor(price, power)
+                content["amount"] = item_amount(price, power)
             contents.append(content)
         data["contents"] = contents
     event["data"] = data
