@@ -350,7 +350,10 @@ def input_streams(source: Path) -> tuple[tuple[str, ...], int]:
             if kind == "RECORD":
                 records += 1
             elif kind == "SCHEMA":
-                name = json.loads(line).get("stream")
+                try:
+                    name = json.loads(line).get("stream")
+                except (ValueError, AttributeError):  # (the target rejects such a line)
+                    continue
                 if isinstance(name, str):
                     streams[name] = None
     return tuple(streams) or ("orders",), records
@@ -410,7 +413,10 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for shape in args.shapes
     }
     for name in args.input:
-        sources[Path(name).name] = Path(name).resolve()
+        label = Path(name).name
+        while label in sources:  # (two inputs of the same file name)
+            label += "'"
+        sources[label] = Path(name).resolve()
     shapes = list(sources)
     print(
         f"\n== Throughput: {args.records:,} Shopify orders per shape ({', '.join(args.shapes)})"
@@ -707,6 +713,9 @@ def main() -> None:
     parser.add_argument("--workdir", help="keep inputs and outputs here (default: a temp dir)")
     parser.add_argument("--json", help="write every figure to this JSON file")
     args = parser.parse_args()
+    for name in args.input:
+        if not Path(name).is_file():
+            parser.error(f"--input {name}: no such file")
 
     with tempfile.TemporaryDirectory(prefix="capi-bench-") as tmp:
         workdir = Path(args.workdir or tmp)
