@@ -4,9 +4,12 @@ request log, and the sandbox's event stream page (over HTTP and in a real headle
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +172,62 @@ def test_the_request_log_holds_exactly_the_bodies_the_sandbox_received(sandbox, 
     # Byte for byte: each line's body is the request's JSON text as sent.
     raw = log.read_bytes().splitlines()
     assert all(re.search(rb',"body":\{"integration_source":"target-openai-capi",', r) for r in raw)
+
+
+def _drain(fifo: Path, into: list[bytes]) -> threading.Thread:
+    """A reader of the FIFO until its writer closes it (opening it blocks until the target does)."""
+
+    def read() -> None:
+        with fifo.open("rb") as pipe:
+            into.append(pipe.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader
+
+
+def test_the_files_the_target_writes_keep_the_mode_of_a_pipe_and_narrow_a_file(sandbox, tmp_path):
+    # Pointed at a device or a pipe (/dev/null, /dev/stderr, a FIFO a log shipper reads), the
+    # target writes to it and leaves its mode alone: narrowing /dev/null to 0600 (as root in a
+    # container) breaks it for every other user. An existing regular file is narrowed to 0600.
+    letters, requests_fifo = tmp_path / "letters.fifo", tmp_path / "requests.fifo"
+    for fifo in (letters, requests_fifo):
+        os.mkfifo(fifo, 0o644)
+        fifo.chmod(0o644)  # (whatever the umask)
+    got_letters: list[bytes] = []
+    got_requests: list[bytes] = []
+    readers = [_drain(letters, got_letters), _drain(requests_fifo, got_requests)]
+    stale = record("orders", {"id": "o9", "timestamp": iso_minutes_ago(8 * 24 * 60)})
+    cfg = config(
+        sandbox.url, tmp_path, dead_letter_path=str(letters), request_log_path=str(requests_fifo)
+    )
+    run = run_target(cfg, [SCHEMA, *ORDERS[:2], stale], tmp_path)
+    assert run.returncode == 0, run.output
+    for reader in readers:
+        reader.join(timeout=30)
+    assert stat.S_IMODE(letters.stat().st_mode) == 0o644
+    assert stat.S_IMODE(requests_fifo.stat().st_mode) == 0o644
+    dead = [json.loads(line) for line in got_letters[0].splitlines()]
+    assert [m["record"]["id"] for m in dead if m["type"] == "RECORD"] == ["o9"]
+    sent = [json.loads(line)["body"] for line in got_requests[0].splitlines()]
+    assert sorted(e["id"] for body in sent for e in body["events"]) == ["o1", "o2"]
+
+    # Regular files that exist, readable by others: narrowed to the owner.
+    letters_file, requests_file = tmp_path / "letters.jsonl", tmp_path / "requests.jsonl"
+    for path in (letters_file, requests_file):
+        path.write_text("")
+        path.chmod(0o644)
+    cfg = config(
+        sandbox.url,
+        tmp_path,
+        dead_letter_path=str(letters_file),
+        request_log_path=str(requests_file),
+    )
+    run = run_target(cfg, [SCHEMA, stale], tmp_path)
+    assert run.returncode == 0, run.output
+    assert stat.S_IMODE(letters_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(requests_file.stat().st_mode) == 0o600
+    assert '"o9"' in letters_file.read_text()
 
 
 # --- the sandbox's event stream page ------------------------------------------------------------

@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import IO
 
+from target_openai_capi.output_files import open_owner_only
+
 
 class RequestLogError(Exception):
     """The request log cannot be opened or written; str() names it and why."""
@@ -37,9 +39,7 @@ class RequestLog:
         if self._file is not None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.fchmod(fd, 0o600)
+            fd = open_owner_only(self.path)
         except OSError as exc:
             raise RequestLogError(self.path, exc) from None
         self._file = os.fdopen(fd, "ab")

@@ -11,6 +11,8 @@ from typing import IO, Any
 
 import simplejson
 
+from target_openai_capi.output_files import open_owner_only
+
 # A raw input line that could not be parsed is kept up to this size, so one huge bad line
 # cannot fill the disk; the reason says when it was cut.
 MAX_RAW_LINE_CHARS = 65_536
@@ -63,10 +65,8 @@ class DeadLetterFile:
         if self._file is not None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._created = not self.path.exists()
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.fchmod(fd, 0o600)  # an existing file keeps no wider mode than ours
+            fd = open_owner_only(self.path)
         except OSError as exc:
             raise DeadLetterError(self.path, exc) from None
         self._file = os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape")
