@@ -292,6 +292,34 @@ def test_one_bad_event_fails_the_whole_batch_and_stores_nothing(sandbox: Sandbox
     assert sandbox.stats()["rejected_batches"] == 1
 
 
+def test_an_event_currency_in_lower_case_is_accepted_an_item_currency_is_not(
+    sandbox: Sandbox,
+) -> None:
+    # The page, for data.currency: "Use a valid three-letter ISO 4217 currency code, such as
+    # USD, EUR, or JPY; the API converts values to uppercase." For contents[].currency it says
+    # only "A valid three-letter ISO 4217 currency code for the item".
+    lower = event("lower")
+    lower["data"]["currency"] = "usd"
+    response = post(sandbox, {"events": [lower]})
+    assert response.status_code == 200, response.text
+    assert [e["id"] for e in sandbox.events()] == ["lower"]
+
+    unknown = event("unknown")
+    unknown["data"]["currency"] = "abc"
+    response = post(sandbox, {"events": [unknown]})
+    assert response.status_code == 400
+    assert (
+        message(response) == "events[0].data.currency: 'abc' is not a known ISO 4217 currency code"
+    )
+
+    item = event("item")
+    item["data"]["contents"][0].update(amount=2599, currency="usd")
+    response = post(sandbox, {"events": [item]})
+    assert response.status_code == 400
+    assert message(response).startswith("events[0].data.contents[0].currency: 'usd' is not a")
+    assert [e["id"] for e in sandbox.events()] == ["lower"]
+
+
 def test_the_official_user_objects_are_accepted() -> None:
     # The example event and user object of OpenAI's page (DOCS_EXAMPLE carries the newest one),
     # and the earlier official singular user object.

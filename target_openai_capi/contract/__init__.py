@@ -47,7 +47,7 @@ def event_currency_problem(event: Mapping[str, Any]) -> str | None:
     if not isinstance(data, dict):
         return None
     code = data.get("currency")
-    if isinstance(code, str) and (problem := currency_problem(code)):
+    if isinstance(code, str) and (problem := currency_problem(code, any_case=True)):
         return f"data.currency: {problem}"
     contents = data.get("contents")
     if isinstance(contents, list):

@@ -61,6 +61,7 @@ def _pattern(node: Mapping[str, Any]) -> Callable[[str], Any]:
 _CUSTOM_NAME = _pattern(_PROPERTIES["custom_event_name"])
 _URL = _pattern(_PROPERTIES["source_url"])
 _CURRENCY = _pattern(_DEFS["currency"])
+_DATA_CURRENCY = _pattern(_DEFS["data_currency"])
 
 
 def _string_rule(node: Mapping[str, Any]) -> Callable[[object], bool]:
@@ -167,8 +168,8 @@ def _amount_ok(value: object) -> bool:
     return type(value) is int and value >= 0
 
 
-def _currency_ok(value: object) -> bool:
-    return type(value) is str and len(value) == 3 and _CURRENCY(value) is not None
+def _currency_ok(value: object, pattern: Callable[[str], Any] = _CURRENCY) -> bool:
+    return type(value) is str and len(value) == 3 and pattern(value) is not None
 
 
 def _text_ok(value: object) -> bool:  # a string of at least one character
@@ -207,7 +208,7 @@ def _data_ok(data: object, shape: str) -> bool:
     if closed is not None and not data.keys() <= closed:
         return False
     has_currency = "currency" in data
-    if has_currency and not _currency_ok(data["currency"]):
+    if has_currency and not _currency_ok(data["currency"], _DATA_CURRENCY):
         return False
     if "amount" in data and not (has_currency and _amount_ok(data["amount"])):
         return False

@@ -18,15 +18,23 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 _WITHOUT_MINOR_UNIT = frozenset(c.code for c in Currency if c.exponent is None)
 
 _CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+_ANY_CASE_CODE = re.compile(r"[A-Za-z]{3}")
 
 
 @lru_cache(maxsize=512)
-def currency_problem(code: str) -> str | None:
-    """Why an ISO 4217 code cannot carry an integer minor-unit amount, or None when it can."""
-    if not isinstance(code, str) or not _CURRENCY_CODE.fullmatch(code):
-        return f"{code!r} is not a three-letter ISO 4217 code in upper case, e.g. 'USD'"
-    if code in CURRENCY_EXPONENTS:
+def currency_problem(code: str, *, any_case: bool = False) -> str | None:
+    """Why an ISO 4217 code cannot carry an integer minor-unit amount, or None when it can.
+
+    `any_case`: the code may be in lower case, which the API converts to upper case (the
+    official rule for an event's data.currency; an item's currency takes upper case only).
+    """
+    pattern = _ANY_CASE_CODE if any_case else _CURRENCY_CODE
+    if not isinstance(code, str) or not pattern.fullmatch(code):
+        case = "" if any_case else " in upper case"
+        return f"{code!r} is not a three-letter ISO 4217 code{case}, e.g. 'USD'"
+    upper = code.upper()
+    if upper in CURRENCY_EXPONENTS:
         return None
-    if code in _WITHOUT_MINOR_UNIT:
+    if upper in _WITHOUT_MINOR_UNIT:
         return f"{code!r} has no minor unit, so an amount in its lowest denomination is undefined"
     return f"{code!r} is not a known ISO 4217 currency code"
