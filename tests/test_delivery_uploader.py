@@ -18,6 +18,7 @@ from target_openai_capi.delivery import (
     Client,
     ClientSettings,
     DeliveryError,
+    RefusedWholesale,
     RetriesExhausted,
     RetryPolicy,
     UnknownPixelError,
@@ -585,3 +586,21 @@ def test_close_interrupts_a_worker_waiting_to_retry(sandbox: Sandbox) -> None:
     with pytest.raises(DeliveryError, match="stopped before this batch finished"):
         up.drain()
     assert sandbox.stats()["requests"] == 1
+
+
+def test_a_refusal_naming_a_field_of_the_request_stops_at_once_without_splitting(
+    sandbox: Sandbox, sleeps: Sleeps
+) -> None:
+    # The sandbox answers a request without a pid as the API does: 400, "param": "pid". No event
+    # can cause that, so 1,000 events are not split down to single ones (~2,000 requests) first.
+    up = Uploader(client_for(sandbox, pixel_id=""), policy=FAST, sleep=sleeps)
+    try:
+        with pytest.raises(RefusedWholesale) as raised:
+            up.submit(batch(range(64)))
+    finally:
+        up.close()
+    assert raised.value.status == 400
+    assert "refused the request's pid" in str(raised.value)
+    assert "Missing required query parameter: pid" in str(raised.value)
+    assert sandbox.stats()["requests"] == 1
+    assert sandbox.events() == []

@@ -170,6 +170,24 @@ def named_events(body: bytes, secret: str = "") -> dict[int, str]:
     return named
 
 
+# Fields of the request itself (the query's pid, the body's own fields): an error naming one in
+# `param` refuses the request whatever events it holds (the sandbox and the observed API answer
+# `400 Missing required query parameter: pid` with `"param": "pid"`).
+REQUEST_FIELDS = frozenset({"pid", "validate_only", "integration_source"})
+
+
+def refused_request_field(body: bytes) -> str | None:
+    """The request field (REQUEST_FIELDS) an error body names in its `param`, or None: such a
+    refusal is of the request, not of any event in it, so splitting the batch cannot help."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    param = error.get("param") if isinstance(error, dict) else None
+    return param if isinstance(param, str) and param in REQUEST_FIELDS else None
+
+
 _LEADING_EVENT = re.compile(r"events\[\d{1,9}\](\.?)")
 
 

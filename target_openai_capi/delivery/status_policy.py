@@ -14,7 +14,9 @@ Policy by status, decided in `action_for` and nowhere else:
 - 408/429/5xx (not 501/505) and network errors: the same request is retried with backoff,
   honouring Retry-After, until policy.max_attempts or policy.max_total_seconds (both counted
   per request, from its first attempt) run out; then RetriesExhausted, fatal.
-- A 400/422 whose body is not the API's error shape (an HTML page from a proxy), or a batch
+- A 400/422 whose body is not the API's error shape (an HTML page from a proxy), one whose
+  `param` names a field of the request rather than an event (`pid`, `integration_source`,
+  `validate_only`: at once, not after splitting 1,000 events down to single ones), or a batch
   whose every event is refused alone with one message that names no event: RefusedWholesale,
   fatal; such refusals are not about events, so none is rejected.
 - Any other status (3xx, 409, 418, 501, ...): UnexpectedResponse, fatal. Deliberately not

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING
 
 from target_openai_capi.contract import MAX_EVENTS_PER_REQUEST
 from target_openai_capi.delivery.batch import Batch, BatchResult
-from target_openai_capi.delivery.client import is_api_error, named_events, prepare_body
+from target_openai_capi.delivery.client import (
+    is_api_error,
+    named_events,
+    prepare_body,
+    refused_request_field,
+)
 from target_openai_capi.delivery.errors import (
     AuthError,
     DeliveryError,
@@ -246,6 +251,14 @@ class Uploader:
                     response.status,
                     self._client.display_url,
                     "the answer is not the API's error format",
+                    message[:LOG_MESSAGE_CHARS],
+                )
+            field = refused_request_field(response.body) if action is Action.BISECT else None
+            if field is not None:
+                raise RefusedWholesale(
+                    response.status,
+                    self._client.display_url,
+                    f"the API refused the request's {field}, which no event can cause",
                     message[:LOG_MESSAGE_CHARS],
                 )
             secret = self._client.settings.api_key
