@@ -282,8 +282,12 @@ def order_id(value: str | None) -> str:
 
 
 def source_url(value: str | None) -> str | None:
+    """The page URL without its query string and fragment, as the target sends it."""
     url = required_text(value, "source_url")
-    if url is not None and (len(url) > 8192 or not URL.fullmatch(url)):
+    if url is None:
+        return None
+    url = url.partition("?")[0].partition("#")[0]
+    if not url or len(url) > 8192 or not URL.fullmatch(url):
         raise Skip("source_url")
     return url
 

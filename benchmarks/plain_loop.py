@@ -190,7 +190,7 @@ def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | No
         event["oppref"] = click
     url = order.statusPageUrl
     if url:
-        url = url.strip()
+        url = url.strip().partition("?")[0].partition("#")[0]
         if not url or len(url) > 8192 or not URL.fullmatch(url):
             raise Skip("source_url")
         event["source_url"] = url

@@ -84,6 +84,15 @@ _STREAM_ENTRY = th.ObjectType(
         ),
     ),
     th.Property(
+        "keep_source_url_query",
+        th.BooleanType,
+        description=(
+            "Send source_url with its query string and fragment. Off by default: source_url is "
+            "sent as origin and path, as OpenAI's implementation guide asks, since queries carry "
+            "tokens (Shopify's order status ?key=) and personal data."
+        ),
+    ),
+    th.Property(
         "fields",
         th.ObjectType(
             *(

@@ -56,6 +56,11 @@ MAPPINGS: dict[str, dict[str, Any]] = {
             "date_of_birth": "dob",
         },
     },
+    "source url kept whole": {
+        "event_type": "page_viewed",
+        "keep_source_url_query": True,
+        "fields": {"timestamp": "at", "source_url": "url", "action_source": "src"},
+    },
     "customer action": {
         "event_type": "lead_created",
         "fields": {"timestamp": "at", "contents": "items", "amount": "value", "currency": "cur"},
@@ -120,6 +125,12 @@ BASES: dict[str, dict[str, Any]] = {
         "items": [{"id": "i", "amount": 2}],
         "customer": 42,
         "dob": "1990-01-01",
+    },
+    "source url kept whole": {
+        "id": "u",
+        "at": AT,
+        "url": "https://a.example/p?q=1#f",
+        "src": "web",
     },
     "customer action": {"id": "l", "at": AT, "items": [{"id": "x"}], "value": 3, "cur": "USD"},
     "projections": {
@@ -202,6 +213,9 @@ _TEXT = [
     "yesterday",
     "1764590400",
     "https://shop.example.com/p?oppref=abc&x=1",
+    "https://shop.example.com/o/1/authenticate?key=k#status",
+    "?only=query",
+    "#",
     "USD",
     "jpy",
     "ZZZ",

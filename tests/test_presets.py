@@ -672,7 +672,7 @@ def test_tracks_presets(sandbox, tmp_path, preset):
             "type": "order_created",
             "timestamp_ms": to_ms(ordered_at),
             "oppref": "opp_seg_1",
-            "source_url": page,
+            "source_url": "https://shop.example.com/checkout/thanks",  # (page, without its query)
             "action_source": "web",
             "user": user,
             "data": {"type": "contents", "amount": 12999, "currency": "USD"},
@@ -834,7 +834,7 @@ def test_ga4_events_preset(sandbox, tmp_path, stream_maps):
             "type": "order_created",
             "timestamp_ms": purchase_ms,
             "oppref": "opp_ga4_1",
-            "source_url": thanks,
+            "source_url": "https://shop.example.com/checkout/thanks",  # (without its query)
             "action_source": "web",
             "user": {"external_ids_sha256": [sha("u-9")]},
             "data": {

@@ -151,3 +151,35 @@ def test_start_up_warns_about_a_mapped_field_no_user_object_sends(caplog):
             "orders", streams={"orders": {**STREAMS["orders"], "fields": {"date_of_birth": "d"}}}
         )
     assert "streams.orders.fields.date_of_birth is not sent" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "sent", "kept"),
+    [
+        (
+            "https://shop.example/o/1/authenticate?key=k#s",
+            "https://shop.example/o/1/authenticate",
+            None,
+        ),
+        ("https://shop.example/p#a?b", "https://shop.example/p", None),
+        (" https://shop.example/p ", "https://shop.example/p", "https://shop.example/p"),
+        ("myapp://open/offer?x=1", "myapp://open/offer", None),
+    ],
+)
+def test_source_url_is_sent_as_origin_and_path_unless_the_stream_keeps_its_query(url, sent, kept):
+    from target_openai_capi.mapping.event import source_url_text
+
+    assert source_url_text(url, keep_query=False) == sent
+    assert source_url_text(url, keep_query=True) == (kept or url)
+
+
+def test_a_source_url_that_is_only_a_query_is_a_mapping_error_and_the_option_a_boolean():
+    from target_openai_capi.mapping.errors import MappingError
+    from target_openai_capi.mapping.event import source_url_text
+
+    with pytest.raises(MappingError, match="source_url is empty without its query string"):
+        source_url_text("?email=jane@example.com", keep_query=False)
+    _, errors, _ = compile_streams(
+        {"streams": {"s": {"event_type": "page_viewed", "keep_source_url_query": "yes"}}}
+    )
+    assert errors == ["streams.s.keep_source_url_query: must be true or false"]

@@ -424,15 +424,25 @@ def test_credentials_in_api_url_are_refused_and_never_echoed(sandbox, tmp_path):
     assert sandbox.stats()["requests"] == 0
 
 
-def test_a_relative_source_url_is_rejected_without_its_query_in_any_output(sandbox, tmp_path):
+@pytest.mark.parametrize(
+    ("keep_query", "shown"), [(False, "'/thanks'"), (True, "'/thanks?<query hidden>'")]
+)
+def test_a_relative_source_url_is_rejected_without_its_query_in_any_output(
+    sandbox, tmp_path, keep_query, shown
+):
+    # By default the query is cut before the check; kept, the reason hides it.
     bad = rec(2, source_url="/thanks?email=jane@example.com", action_source="web")
-    run = run_target(config(sandbox.url, tmp_path), [SCHEMA, rec(1), bad], tmp_path)
+    streams = {"c": {"keep_source_url_query": keep_query}}
+    run = run_target(
+        config(sandbox.url, tmp_path, streams=streams), [SCHEMA, rec(1), bad], tmp_path
+    )
     assert run.returncode == 0, run.output
     assert "jane@example.com" not in run.output
     [line] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
     assert line["dead_letter"]["reason"].startswith(
-        "source_url: '/thanks?<query hidden>' is not a URL with a scheme and a host"
+        f"source_url: {shown} is not a URL with a scheme and a host"
     )
+    assert stored(sandbox) == ["r1"]
 
 
 def test_a_config_file_that_is_not_json_is_one_clear_line(tmp_path):

@@ -119,6 +119,8 @@ def test_shopify_orders_arrive_exactly(sandbox, config, tmp_path):
                 items=[item("SKU-1", "Tee", 3, "19.99")],
                 email="  Jane.Doe@Example.COM ",
                 phone="(650) 555-1234",
+                # Shopify's order status link: its key opens the order to whoever holds it.
+                statusPageUrl="https://shop.example.com/orders/1001/authenticate?key=0a1b2c3d4e5f#s",
             ),
         ),
         record(
@@ -161,7 +163,7 @@ def test_shopify_orders_arrive_exactly(sandbox, config, tmp_path):
         "type": "order_created",
         "timestamp_ms": to_ms(usd_at),
         "oppref": "opp_1001",
-        "source_url": "https://shop.example.com/orders/1001/status",
+        "source_url": "https://shop.example.com/orders/1001/authenticate",  # no query, fragment
         "action_source": "web",
         "user": {
             "emails_sha256": [sha("jane.doe@example.com")],
@@ -175,6 +177,10 @@ def test_shopify_orders_arrive_exactly(sandbox, config, tmp_path):
             "contents": [{"id": "SKU-1", "name": "Tee", "quantity": 3, "amount": 1999}],
         },
     }
+    assert "0a1b2c3d4e5f" not in json.dumps(sandbox.received_bodies())
+    assert events["gid://shopify/Order/1002"]["source_url"] == (
+        "https://shop.example.com/orders/1002/status"
+    )
     assert events["gid://shopify/Order/1002"]["data"]["amount"] == 1500
     assert events["gid://shopify/Order/1002"]["timestamp_ms"] == to_ms(jpy_at)
     assert events["gid://shopify/Order/1003"]["data"]["amount"] == 12345

@@ -95,6 +95,7 @@ def compile_assembler(
         "_event_type": generic._event_type,
         "_data": generic._data,
         "_as_text": generic._as_text,
+        "source_url_text": generic.source_url_text,
         "_as_bool": generic._as_bool,
         "_contents": generic._contents,
         "_variant_dict": generic._variant_dict,
@@ -179,9 +180,11 @@ def compile_assembler(
         "elif v is not None:",
         "    event['oppref'] = _as_text(v, 'oppref')",
     )
-    for name in ("source_url", "action_source"):
-        fetch(name)
-        src.add("if v is not None:", f"    event[{name!r}] = _as_text(v, {name!r})")
+    fetch("source_url")
+    keep = mapping.keep_source_url_query
+    src.add("if v is not None:", f"    event['source_url'] = source_url_text(v, {keep!r})")
+    fetch("action_source")
+    src.add("if v is not None:", "    event['action_source'] = _as_text(v, 'action_source')")
     if not fixed:
         src.add("if event_type in APP_EVENT_TYPES and 'action_source' not in event:")
         src.add("    event['action_source'] = 'mobile_app'")

@@ -95,6 +95,22 @@ def _as_text(value: object, name: str) -> str:
     return text
 
 
+def source_url_text(value: object, keep_query: bool) -> str:
+    """The page URL as sent: its query string and fragment removed unless `keep_query`.
+
+    OpenAI's own implementation guide asks for "HTTP(S) origin plus pathname only. Strip query
+    strings and fragments before sending": they carry tokens (Shopify's order status link has
+    `?key=`, an access key to the order) and personal data (`?email=`). The oppref a landing
+    page carries is read by its own field, not from source_url.
+    """
+    text = _as_text(value, "source_url")
+    if not keep_query:
+        text = text.partition("?")[0].partition("#")[0]  # up to the first of either
+        if not text:
+            raise MappingError("source_url is empty without its query string and fragment")
+    return text
+
+
 # Properties that taps and the SDK add about a read, not about the row (`_sdc_extracted_at`,
 # `_sdc_batched_at`, `_sdc_last_modified`, `_sdc_filename`, ...): never part of a record's hash.
 METADATA_PREFIX = "_sdc_"
@@ -342,10 +358,12 @@ def build_event(
                 event["oppref"] = oppref  # the original string, unmodified, as the docs ask
         elif oppref is not None:
             event["oppref"] = _as_text(oppref, "oppref")
-        for name in ("source_url", "action_source"):
-            value = _value(mapping, record, name)
-            if value is not None:
-                event[name] = _as_text(value, name)
+        source_url = _value(mapping, record, "source_url")
+        if source_url is not None:
+            event["source_url"] = source_url_text(source_url, mapping.keep_source_url_query)
+        action_source = _value(mapping, record, "action_source")
+        if action_source is not None:
+            event["action_source"] = _as_text(action_source, "action_source")
         if event_type in APP_EVENT_TYPES and "action_source" not in event:
             event["action_source"] = "mobile_app"  # the only source the API takes for app events
         opt_out = _value(mapping, record, "opt_out")

@@ -68,6 +68,8 @@ class StreamMapping:
     match_identifiers: frozenset[str] | None = None
     # The JMESPath text of each mapped field (the compiled builder reads plain paths inline).
     texts: Mapping[str, str] = field(default_factory=dict)
+    # keep_source_url_query: source_url is sent as mapped, its query string and fragment kept.
+    keep_source_url_query: bool = False
 
 
 def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMapping:
@@ -143,6 +145,10 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
     elif entry.get("match_identifiers") is not None:
         problems.append(f"{where}.match_identifiers has no effect without skip_unmatchable: true")
 
+    keep_query = entry.get("keep_source_url_query", False)
+    if not isinstance(keep_query, bool):
+        problems.append(f"{where}.keep_source_url_query: must be true or false")
+
     if problems:
         raise ValueError("; ".join(problems))
     texts = [*(entry.get("fields") or {}).values(), filter_text, type_from_text]
@@ -161,4 +167,5 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         reads=reads,
         match_identifiers=match_identifiers,
         texts={name: (entry.get("fields") or {})[name] for name in fields},
+        keep_source_url_query=keep_query,
     )
