@@ -613,3 +613,40 @@ def test_tap_metadata_stays_in_the_dead_letter_of_a_record_decoded_whole(sandbox
     (dead,) = [line for line in _dead_lines(tmp_path) if line["type"] == "RECORD"]
     assert dead["record"]["_sdc_sequence"] == 5
     assert dead["record"]["_sdc_extracted_at"] == "2020-01-01T00:00:00Z"
+
+
+def test_numbers_with_huge_exponents_are_rejections_not_a_hung_or_crashed_run(sandbox, tmp_path):
+    # 1e999999999 as an id: writing it out as an integer takes minutes and gigabytes; 1e5000 is
+    # past what Python writes out. Each such record is rejected at mapping, and the run goes on.
+    numeric = schema(
+        "n",
+        {"id": {"type": ["string", "number"]}, "x": {"type": ["string", "number", "null"]}},
+        ["id"],
+    )
+    lines = [
+        numeric,
+        record("n", {"id": "ok", "timestamp": NOW, "type": "lead_created"}),
+        record("n", {"id": 1e999999999, "timestamp": NOW, "type": "lead_created"}),
+        record("n", {"id": 1e999999999, "timestamp": NOW, "type": "lead_created"}).replace(
+            "Infinity", "1e5000"
+        ),
+        record("n", {"id": "f", "x": 1e999999999, "timestamp": NOW, "type": "trial_started"}),
+        record("n", {"id": "t", "x": "9" * 5000, "timestamp": NOW, "type": "lead_created"}),
+    ]
+    # (json.dumps writes 1e999999999 as Infinity: write it as the tap would)
+    lines[2] = lines[2].replace("Infinity", "1e999999999")
+    lines[4] = lines[4].replace("Infinity", "1e999999999")
+    streams = {
+        "n": {"fields": {"external_id": "to_number(x)", "plan_id": "to_string(floor(x))"}},
+    }
+    run = run_target(config(sandbox.url, tmp_path, streams=streams), lines, tmp_path, timeout=60)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["f", "ok", "t"]
+    letters = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    reasons = [m["dead_letter"]["reason"] for m in letters if m["type"] == "RECORD"]
+    assert reasons == ["id is a number of more than 256 digits"] * 2
+    assert "received=5 sent=3" in run.stderr
+    by_id = {event["id"]: event for event in sandbox.events(PIXEL_ID)}
+    assert by_id["f"]["data"] == {"type": "plan_enrollment", "plan_id": "1E+999999999"}
+    assert "user" not in by_id["t"]  # to_number gave a number of 5,000 digits: no external id

@@ -83,10 +83,20 @@ def _as_bool(value: object, name: str) -> bool:
     raise MappingError(f"{name} {value!r} is not a boolean")
 
 
+# Ids and names are at most 256 characters; a number of more digits is no id (and an int of a
+# billion digits, from 1E+999999999, would take minutes to build).
+MAX_TEXT_DIGITS = 256
+_TEN_TO_MAX_DIGITS = 10**MAX_TEXT_DIGITS
+
+
 def _as_text(value: object, name: str) -> str:
     """Ids and names as strings; integral numbers keep no decimal point."""
     if isinstance(value, (bool, dict, list)):
         raise MappingError(f"{name} must be a string or a number, not {type(value).__name__}")
+    if isinstance(value, Decimal) and value.is_finite() and value.adjusted() >= MAX_TEXT_DIGITS:
+        raise MappingError(f"{name} is a number of more than {MAX_TEXT_DIGITS} digits")
+    if isinstance(value, int) and abs(value) >= _TEN_TO_MAX_DIGITS:
+        raise MappingError(f"{name} is a number of more than {MAX_TEXT_DIGITS} digits")
     if isinstance(value, Decimal) and value == value.to_integral_value():
         value = int(value)
     text = str(value).strip()

@@ -30,9 +30,10 @@ Decimals inside it as JSON strings ("19.99" in quotes).
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, TypeVar
 from urllib.parse import unquote_plus
 
@@ -201,6 +202,17 @@ def parse_json(text: object) -> Any:
         raise FunctionRefused("parse_json() could not read its text as JSON") from None
 
 
+def _whole(number: Any, rounding: str) -> Any:
+    """ceil / floor, an int as JMESPath gives; but a whole number of more than 18 digits stays a
+    Decimal (math.ceil of 1E+999999999 would build an int of a billion digits, for minutes)."""
+    if isinstance(number, Decimal):
+        if not number.is_finite():
+            raise FunctionRefused(f"{number} has no whole value")
+        whole = number.to_integral_value(rounding=rounding)
+        return int(whole) if whole.adjusted() <= 18 else whole
+    return math.ceil(number) if rounding == ROUND_CEILING else math.floor(number)
+
+
 class Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath ships no type hints
     """JMESPath built-ins that know Decimal, plus our functions."""
 
@@ -280,10 +292,22 @@ class Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath shi
             number = parse_number(arg, "value")
         except MappingError:
             return None
-        # "12" is the int 12; "12.50" and "1e3" stay exact Decimals, never floats.
+        # "12" is the int 12; "12.50" and "1e3" stay exact Decimals, never floats. So does a
+        # whole number of more than 18 digits: an int of thousands of digits cannot be written
+        # out again (Python refuses past 4,300), and building one of millions takes minutes.
         if "." in arg or "e" in arg or "E" in arg:
             return number
+        if isinstance(number, Decimal) and number.adjusted() > 18:
+            return number
         return int(number)
+
+    @_signature({"types": ["number"]})
+    def _func_ceil(self, arg: Any) -> Any:
+        return _whole(arg, ROUND_CEILING)
+
+    @_signature({"types": ["number"]})
+    def _func_floor(self, arg: Any) -> Any:
+        return _whole(arg, ROUND_FLOOR)
 
     @_signature({"types": []})
     def _func_to_string(self, arg: Any) -> str:
