@@ -335,13 +335,30 @@ def fill_from_environment(config: dict[str, Any]) -> None:
 
 
 def without_key(messages: list[str], key: object) -> list[str]:
-    """The messages with the API key hidden: as given, trimmed, and as repr() writes it."""
-    if not isinstance(key, str) or not key.strip():
-        return messages
-    forms = {key, key.strip(), repr(key)[1:-1], repr(key.strip())[1:-1]}
+    """The messages with the API key hidden: as given, trimmed, and as repr() writes it; a key
+    given as a list or object (a wrong type, which the SDK's message quotes) has every string in
+    it hidden."""
+    forms = set()
+    nested = [] if isinstance(key, str) else [t for t in _strings_in(key) if len(t.strip()) >= 8]
+    for text in [key] if isinstance(key, str) else nested:
+        if text.strip():
+            forms |= {text, text.strip(), repr(text)[1:-1], repr(text.strip())[1:-1]}
     for form in sorted(forms, key=len, reverse=True):  # the longest first: no part left over
         messages = [m.replace(form, "***") for m in messages]
     return messages
+
+
+def _strings_in(value: object, depth: int = 0) -> list[str]:
+    """Every string in a config value: itself, or those in its items and values."""
+    if isinstance(value, str):
+        return [value]
+    if depth > 20:
+        return []
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings_in(v, depth + 1)]
+    if isinstance(value, (list, tuple)):
+        return [s for item in value for s in _strings_in(item, depth + 1)]
+    return []
 
 
 def compile_streams(

@@ -415,6 +415,19 @@ def test_a_malformed_api_key_is_a_config_error_that_does_not_show_it(key, sandbo
     assert sandbox.stats()["requests"] == 0
 
 
+@pytest.mark.parametrize("key", [[API_KEY], {"value": API_KEY}, [[" " + API_KEY]]])
+def test_an_api_key_of_the_wrong_type_is_a_config_error_that_does_not_show_it(
+    key, sandbox, tmp_path
+):
+    # (the SDK's config check quotes the value it refuses)
+    run = run_target(config(sandbox.url, tmp_path, api_key=key), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode != 0
+    assert "is not of type 'string' in config['api_key']" in run.output
+    assert API_KEY[12:] not in run.output
+    assert "Traceback" not in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
 def test_credentials_in_api_url_are_refused_and_never_echoed(sandbox, tmp_path):
     url = sandbox.url.replace("http://", "http://admin:hunter2@")
     run = run_target(config(url, tmp_path), [SCHEMA, rec(1)], tmp_path)
