@@ -19,6 +19,9 @@ import pytest
 from conftest import API_KEY, PIXEL_ID
 from support import TARGET_CMD, iso_minutes_ago, record, run_target, schema, state, target_config
 
+from target_openai_capi.mapping.timestamps import to_epoch_ms
+from target_openai_capi.sandbox import start_sandbox
+
 NOW = iso_minutes_ago(3)
 SCHEMA = schema("c", {"id": {"type": "string"}, "amount": {"type": ["number", "null"]}}, ["id"])
 
@@ -663,3 +666,37 @@ def test_numbers_with_huge_exponents_are_rejections_not_a_hung_or_crashed_run(sa
     by_id = {event["id"]: event for event in sandbox.events(PIXEL_ID)}
     assert by_id["f"]["data"] == {"type": "plan_enrollment", "plan_id": "1E+999999999"}
     assert "user" not in by_id["t"]  # to_number gave a number of 5,000 digits: no external id
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_a_later_copy_of_an_event_the_api_refused_is_sent_not_dropped_as_a_duplicate(
+    batch_size, tmp_path
+):
+    # The API's clock runs two days ahead of the target's here, so a six-day-old copy passes the
+    # target's window check and is refused by the API (422). The corrected copy behind it, with
+    # the same id, must then go out; a third copy behind that one is the duplicate.
+    ahead_ms = 2 * 24 * 3600 * 1000
+    clock = lambda: int(time.time() * 1000) + ahead_ms  # noqa: E731
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, now_ms=clock) as sandbox:
+        lines = [
+            SCHEMA,
+            record("c", {"id": "x", "timestamp": iso_minutes_ago(8640), "type": "lead_created"}),
+            rec(1),
+            record("c", {"id": "x", "timestamp": NOW, "type": "lead_created"}),
+            record("c", {"id": "x", "timestamp": iso_minutes_ago(5), "type": "lead_created"}),
+            state({"bookmark": 4}),
+        ]
+        cfg = config(sandbox.url, tmp_path, batch_size=batch_size)
+        run = run_target(cfg, lines, tmp_path)
+        events = {event["id"]: event for event in sandbox.events(PIXEL_ID)}
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert sorted(events) == ["r1", "x"]
+    assert events["x"]["timestamp_ms"] == to_epoch_ms(NOW)  # the copy behind the refused one
+    letters = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    [refused] = [m for m in letters if m["type"] == "RECORD"]
+    assert refused["dead_letter"]["stage"] == "api"
+    assert "older than 7 days" in refused["dead_letter"]["reason"]
+    assert "received=4 sent=2 validated=0 duplicate=1" in run.stderr
+    assert "rejected=1" in run.stderr
+    assert run.states == [{"bookmark": 4}]

@@ -74,6 +74,13 @@ class Built(NamedTuple):
 Outcome = Built | Rejection | str
 
 
+class HeldCopy(NamedTuple):
+    """A later copy of an event whose first copy is still on its way: if the API refuses that
+    one, this copy (perhaps fixed) is sent instead; if it accepts it, this one is a duplicate."""
+
+    built: Built
+
+
 def prepare_event(
     mapping: StreamMapping,
     stream: StreamInfo,
@@ -139,11 +146,14 @@ class EventBuilder:
         self._log = log
         self._now_ms = now_ms
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # Whether an event of this (name, id) is batched or in flight, not yet settled: then a
+        # later copy is held (HeldCopy), not a duplicate. Set by the pipeline.
+        self.is_unsettled: Callable[[tuple[str, str]], bool] = lambda key: False
         self._id_streams_checked: set[str] = set()  # streams checked for hashed event ids
         # Per stream: its compiled build_event, and the key properties it was compiled for.
         self._assemblers: dict[str, tuple[Sequence[str], Assembler | None]] = {}
 
-    def build(self, stream: StreamInfo, envelope: RecordEnvelope) -> Outcome:
+    def build(self, stream: StreamInfo, envelope: RecordEnvelope) -> Outcome | HeldCopy:
         """The record's event, its rejection, or the outcome it is settled with at once."""
         mapping = self.mappings[stream.name]
         outcome, notes, event_id = prepare_event(
@@ -159,9 +169,10 @@ class EventBuilder:
 
     def settle_prepared(
         self, stream: StreamInfo, outcome: Outcome, notes: list[str], event_id: str | None
-    ) -> Outcome:
+    ) -> Outcome | HeldCopy:
         """What the run makes of a prepared outcome: its notes logged, DUPLICATE for an event
-        seen recently. `event_id` is the built event's, when one was built (prepare_event)."""
+        sent recently, HeldCopy for one whose first copy is still on its way. `event_id` is the
+        built event's, when one was built (prepare_event)."""
         for note in notes:
             self._log.warning(stream.name, "note", "Record of '%s': %s", stream.name, note)
         if (
@@ -171,6 +182,8 @@ class EventBuilder:
         ):
             self._say_if_ids_are_hashed(stream, event_id)
         if type(outcome) is Built and self._seen_recently(outcome.name, str(event_id)):
+            if self.is_unsettled((outcome.name, str(event_id))):
+                return HeldCopy(outcome)
             return DUPLICATE
         return outcome
 
@@ -188,6 +201,10 @@ class EventBuilder:
         )
         self._assemblers[stream.name] = (stream.key_properties, assemble)
         return assemble
+
+    def mark_sent(self, key: tuple[str, str]) -> None:
+        """An event of this (name, id) is on its way again (a copy in place of a refused one)."""
+        self._seen_recently(*key)
 
     def forget(self, event_name: str, event_id: str) -> None:
         """The event was not sent: a later copy in this run (perhaps fixed) is not a duplicate."""

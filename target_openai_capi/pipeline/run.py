@@ -13,15 +13,23 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
-from target_openai_capi.delivery import Uploader
+from target_openai_capi.delivery import BatchResult, Uploader
+from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
-from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_STREAM
+from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM
 from target_openai_capi.pipeline.batching import Batcher, RecordRef
 from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue
 from target_openai_capi.pipeline.dead_letter import DeadLetterFile
-from target_openai_capi.pipeline.events import Built, EventBuilder, Rejection, StreamInfo
+from target_openai_capi.pipeline.events import (
+    Built,
+    EventBuilder,
+    HeldCopy,
+    Rejection,
+    StreamInfo,
+)
 from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.pipeline.settings import PipelineSettings
 from target_openai_capi.pipeline.settling import Settler
@@ -31,6 +39,13 @@ from target_openai_capi.reading.envelope import RecordEnvelope
 PROGRESS_INTERVAL_SECONDS = 30.0
 # How often (in records) the cheap time checks (batch age, progress) run.
 _CHECK_EVERY = 512
+
+
+class _Held(NamedTuple):
+    """A later copy of an event, held until the first copy is settled (events.py HeldCopy)."""
+
+    event: WireEvent
+    ref: RecordRef
 
 
 class Pipeline:
@@ -68,6 +83,13 @@ class Pipeline:
         )
         self.account = self.settler.account
         self.coverage = self.settler.coverage
+        # Events batched or in flight by (name, id), each with the later copies held behind it
+        # (events.py HeldCopy), and the copies to batch again once the first was refused.
+        self._unsettled: dict[tuple[str, str], list[_Held]] = {}
+        self._requeue: list[_Held] = []
+        self._requeued = 0  # how many copies were batched again, all told
+        self.events.is_unsettled = self._unsettled.__contains__
+        self.settler.on_event_settled = self._event_settled
         self._warned_streams: set[str] = set()
         self._next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
         # Whether any record reached a stream that has an entry under `streams`.
@@ -130,9 +152,9 @@ class Pipeline:
             self.reject(stream, envelope, rejection)
             return
         built = self.events.build(stream, envelope)
-        if type(built) is Built:
+        if type(built) is Built or type(built) is HeldCopy:
             record_json = None if self.settler.dead_letters is None else envelope.json()
-            event = built.event
+            event = built.built.event if isinstance(built, HeldCopy) else built.event
             assert isinstance(event, dict)  # built here, not by a worker
             self._queue(stream, built, event["id"], record_json, None)
         elif type(built) is Rejection:
@@ -150,7 +172,7 @@ class Pipeline:
             self._periodic_checks()
         outcome = prepared.outcome()
         built = self.events.settle_prepared(stream, outcome, prepared.notes, prepared.event_id)
-        if type(built) is Built:
+        if type(built) is Built or type(built) is HeldCopy:
             kept = None
             if self.settler.dead_letters is not None:
                 kept = chunk[prepared.start : prepared.end]
@@ -161,17 +183,54 @@ class Pipeline:
     def _queue(
         self,
         stream: StreamInfo,
-        built: Built,
+        built: Built | HeldCopy,
         event_id: str,
         record_json: bytes | None,
         line: bytes | None,
     ) -> None:
-        """Batch a built event, with what settling its record may need."""
+        """Batch a built event, with what settling its record may need; or hold a later copy
+        of one still on its way (it holds STATE back until it is settled)."""
         seq = self.checkpoints.next_seq()
-        ref = RecordRef(stream, seq, record_json, built.name, event_id, built.identifiers, line)
-        finished = self.batches.add(built.event, ref)
+        event = built.built if type(built) is HeldCopy else built
+        assert type(event) is Built
+        ref = RecordRef(stream, seq, record_json, event.name, event_id, event.identifiers, line)
+        key = (event.name, event_id)
+        if type(built) is HeldCopy and key in self._unsettled:
+            self.checkpoints.hold(("held", seq), seq)
+            self._unsettled[key].append(_Held(event.event, ref))
+            return
+        self._unsettled.setdefault(key, [])
+        finished = self.batches.add(event.event, ref)
         if finished:  # (most records only join an open batch: nothing to settle)
-            self.settler.settle(finished)
+            self._settle(finished)
+
+    def _event_settled(self, ref: RecordRef, accepted: bool) -> None:
+        """A batched event was settled: the copies held behind it are duplicates if it was
+        accepted; if it was refused, the first of them is batched in its place."""
+        self.checkpoints.release(("held", ref.seq))  # (when it was a held copy itself)
+        held = self._unsettled.pop((ref.event_name, ref.event_id), None)
+        if not held:
+            return
+        if accepted:
+            for copy in held:
+                self.settler.account.count(copy.ref.stream.name, DUPLICATE)
+                self.checkpoints.release(("held", copy.ref.seq))
+        else:
+            self._requeue.append(held[0])
+            self._unsettled[(ref.event_name, ref.event_id)] = held[1:]
+
+    def _settle(self, results: list[BatchResult]) -> None:
+        """Settle finished batches; batch again the copies whose first copy was refused."""
+        self.settler.settle(results)
+        while self._requeue:
+            copy = self._requeue.pop(0)
+            self._requeued += 1
+            key = (copy.ref.event_name, copy.ref.event_id)
+            self._unsettled.setdefault(key, [])
+            self.events.mark_sent(key)
+            finished = self.batches.add(copy.event, copy.ref)
+            if finished:
+                self.settler.settle(finished)
 
     def reject(self, stream: StreamInfo, envelope: RecordEnvelope, rejection: Rejection) -> None:
         """Dead-letter one record, whole, with its stage and reason."""
@@ -186,13 +245,18 @@ class Pipeline:
     # Batches out, STATE and time
 
     def flush(self) -> None:
-        """Send every open batch, however small, and wait for all in flight."""
-        self.settler.settle(self.batches.submit_all())
+        """Send every open batch, however small, and wait for all in flight (and again for the
+        copies batched in place of refused ones)."""
+        while True:
+            requeued = self._requeued
+            self._settle(self.batches.submit_all())
+            if self._requeued == requeued:
+                return
 
     def state_received(self, state: StateValue) -> None:
         """Hold a STATE until every record before it is settled."""
         self.checkpoints.state_received(state)
-        self.settler.settle(self.batches.submit_old())
+        self._settle(self.batches.submit_old())
 
     def release_state(self) -> None:
         """Emit the pending STATE if every record before it is settled."""
@@ -213,10 +277,10 @@ class Pipeline:
         flight, and release the STATE they held back (quiet_input.py calls this)."""
         if not self.batches.any_due():
             return
-        self.settler.settle(self.batches.submit_old() + self.batches.wait())
+        self._settle(self.batches.submit_old() + self.batches.wait())
 
     def _periodic_checks(self) -> None:
-        self.settler.settle(self.batches.submit_old())
+        self._settle(self.batches.submit_old())
         now = time.monotonic()
         if now >= self._next_progress:
             self._next_progress = now + PROGRESS_INTERVAL_SECONDS

@@ -48,6 +48,8 @@ class Settler:
         self._emit_state = emit_state
         self._forget_event = forget_event  # an event the API refused may come again
         self._fail_on_rejection = fail_on_rejection
+        # Told of each batched event once settled: accepted (True) or refused (False).
+        self.on_event_settled: Callable[[RecordRef, bool], None] = lambda ref, accepted: None
 
     def outcome(self, stream: str, outcome: str) -> None:
         """Settle a record that never reaches a batch (filtered, duplicate, skipped)."""
@@ -119,9 +121,11 @@ class Settler:
                 ref = refs[index]
                 self.account.count(ref.stream.name, outcome)
                 self.coverage.count_kinds(ref.stream.name, ref.identifiers)
+                self.on_event_settled(ref, True)
             for index, status, message in result.rejected:
                 ref = refs[index]
                 self._forget_event(ref.event_name, ref.event_id)
+                self.on_event_settled(ref, False)
                 record_json = ref.source_json()
                 record = decode_record(record_json or b"{}") or {}  # (for its key)
                 self.reject(
