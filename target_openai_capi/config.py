@@ -136,7 +136,10 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         "dry_run",
         th.BooleanType,
         default=False,
-        description="Send every request with validate_only: the API validates, records nothing.",
+        description=(
+            "Send every request with validate_only: the API validates, records nothing. No "
+            "STATE is written past validated records, so a real run sends them later."
+        ),
     ),
     th.Property(
         "batch_size",

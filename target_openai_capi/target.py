@@ -35,7 +35,7 @@ from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
 from target_openai_capi.parallel.pool import WorkerPool
 from target_openai_capi.parallel.prepared import PreparedRecord
-from target_openai_capi.pipeline.accounting import STAGE_INPUT
+from target_openai_capi.pipeline.accounting import STAGE_INPUT, VALIDATED
 from target_openai_capi.pipeline.checkpoint import StateWriter
 from target_openai_capi.pipeline.dead_letter import DeadLetterError, input_stat
 from target_openai_capi.pipeline.events import StreamInfo
@@ -85,6 +85,7 @@ class TargetOpenAICapi(Target):
         # All sinks share one uploader and one STATE checkpoint, so drains run one at a time.
         self.max_parallelism = 1
         self._state_out = StateWriter()
+        self._state_withheld = False  # a STATE not written: it would pass dry-run records
         # Per stream: its sink when its records skip stream maps (None: through them), as last
         # chosen at a SCHEMA, with the reader's decoding for it.
         self._direct: dict[str, ConversionsSink | None] = {}
@@ -324,6 +325,11 @@ class TargetOpenAICapi(Target):
         """Write STATE to stdout as the tap wrote it (checkpoint.py `StateWriter`)."""
         if self.pipeline.nothing_matched:
             return  # the run fails at its end (a misnamed stream entry): it reruns from here
+        if self.pipeline.account.total(VALIDATED):
+            # A dry run's records were only validated: a bookmark past them would make the real
+            # run that follows (Meltano keeps the STATE) start after them, and never send them.
+            self._state_withheld = True
+            return
         self._state_out.write(state)
 
     # The end of a run
@@ -342,6 +348,12 @@ class TargetOpenAICapi(Target):
         self.pipeline.flush()
         super().process_endofpipe()  # the SDK's clean-up and its last STATE (all settled now)
         failure = log_summary(self.pipeline, self.logger)
+        if self._state_withheld:
+            self.logger.warning(
+                "Dry run: %s records were only validated, so no STATE was written past them: "
+                "the next real run reads them again and sends them.",
+                f"{self.pipeline.account.total(VALIDATED):,}",
+            )
         reader = self.message_reader
         if isinstance(reader, TolerantReader) and reader.pool is not None and reader.pool.started:
             records = sum(

@@ -263,12 +263,37 @@ def test_dry_run_validates_and_stores_nothing(sandbox, config, tmp_path):
             "orders",
             order(3001, total="10.00", currency="USD", created=iso_minutes_ago(5), items=[]),
         ),
+        state({"bookmarks": {"orders": {"updatedAt": "2026-12-02T00:00:00Z"}}}),
     ]
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert sandbox.events(PIXEL_ID) == []
     assert sandbox.stats()["validate_only_requests"] == 1
     assert "validated=1" in run.stderr
+    # No bookmark past the previewed order: the real run after it (Meltano keeps STATE) sends it.
+    assert run.states == []
+    assert "Dry run: 1 records were only validated, so no STATE was written" in run.stderr
+
+
+def test_a_stream_in_dry_run_holds_back_the_state_that_would_pass_its_records(
+    sandbox, config, tmp_path
+):
+    # STATE is one bookmark for every stream: the one after the previewed order is not written.
+    config["streams"] = {"orders": SHOPIFY_STREAM, "preview": {**SHOPIFY_STREAM, "dry_run": True}}
+    at = iso_minutes_ago(5)
+    lines = [
+        schema("orders", ORDER_PROPERTIES, ["id"]),
+        schema("preview", ORDER_PROPERTIES, ["id"]),
+        record("orders", order(3101, total="1.00", currency="USD", created=at, items=[])),
+        state({"bookmarks": {"orders": 1}}),
+        record("preview", order(3102, total="1.00", currency="USD", created=at, items=[])),
+        state({"bookmarks": {"orders": 1, "preview": 1}}),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["gid://shopify/Order/3101"]
+    assert run.states == []
+    assert "Dry run: 1 records were only validated" in run.stderr
 
 
 def test_only_what_the_mapping_reads_is_validated(sandbox, config, tmp_path):
