@@ -700,3 +700,32 @@ def test_a_later_copy_of_an_event_the_api_refused_is_sent_not_dropped_as_a_dupli
     assert "received=4 sent=2 validated=0 duplicate=1" in run.stderr
     assert "rejected=1" in run.stderr
     assert run.states == [{"bookmark": 4}]
+
+
+def _refusal_naming_nothing(handler: BaseHTTPRequestHandler) -> None:
+    # The API's error shape, naming no event, and worded differently each time.
+    message = f"invalid pixel configuration (request id {time.monotonic_ns()})"
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error"}}).encode()
+    handler.send_response(400)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def test_refusals_of_every_event_one_at_a_time_stop_the_run_instead_of_rejecting_all(tmp_path):
+    # With batches of one event the uploader's own check (one batch, one message) cannot see it.
+    gateway = _Gateway(_refusal_naming_nothing)
+    try:
+        lines = [SCHEMA, *(rec(n) for n in range(30)), state({"bookmark": 30})]
+        cfg = config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=1)
+        run = run_target(cfg, lines, tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "The API refused 5 events in a row, each sent alone" in run.stderr
+    assert run.stdout == ""  # no STATE past the refused events
+    letters = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert len([m for m in letters if m["type"] == "RECORD"]) == 4
+    assert gateway.requests < 30

@@ -22,6 +22,13 @@ from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.reading.envelope import decode_record
 
 INPUT_STREAM = "(input)"  # what the account calls lines that were not usable messages
+# Events refused one by one, each by an answer that named no event, with none accepted between
+# them: after this many the refusals are taken for a refusal of everything (a gateway, a pixel
+# or key problem the answer does not name, an API change), and the run stops before
+# dead-lettering more. The uploader catches it within one batch (delivery/uploader.py); this
+# catches it across batches of one event (batch_size 1, a quiet tap's small batches) and when
+# each answer words it differently (a request id in the message).
+UNNAMED_REFUSALS_IN_A_ROW = 5
 
 
 class RunFailed(Exception):
@@ -50,6 +57,7 @@ class Settler:
         self._fail_on_rejection = fail_on_rejection
         # Told of each batched event once settled: accepted (True) or refused (False).
         self.on_event_settled: Callable[[RecordRef, bool], None] = lambda ref, accepted: None
+        self._unnamed_in_a_row = 0  # events refused alone, naming no event, none accepted since
 
     def outcome(self, stream: str, outcome: str) -> None:
         """Settle a record that never reaches a batch (filtered, duplicate, skipped)."""
@@ -117,6 +125,7 @@ class Settler:
             refs: list[RecordRef] = result.batch.tags
             outcome = VALIDATED if result.batch.validate_only else SENT
             self.account.requests += result.requests
+            self._check_refusals_in_a_row(result)
             for index in result.accepted:
                 ref = refs[index]
                 self.account.count(ref.stream.name, outcome)
@@ -142,6 +151,26 @@ class Settler:
                 )
             self._checkpoints.release(id(result.batch))
         self.release_state()
+
+    def _check_refusals_in_a_row(self, result: BatchResult) -> None:
+        """Raise RunFailed, before its events are dead-lettered, when this batch makes
+        UNNAMED_REFUSALS_IN_A_ROW events refused alone by answers that named none."""
+        if result.accepted or not result.rejected:
+            self._unnamed_in_a_row = 0 if result.accepted else self._unnamed_in_a_row
+            return
+        if any(index not in result.unnamed for index, _, _ in result.rejected):
+            self._unnamed_in_a_row = 0  # the API named events: it speaks of bad data
+            return
+        self._unnamed_in_a_row += len(result.rejected)
+        if self._unnamed_in_a_row >= UNNAMED_REFUSALS_IN_A_ROW:
+            _, status, message = result.rejected[-1]
+            raise RunFailed(
+                f"The API refused {self._unnamed_in_a_row} events in a row, each sent alone, "
+                f"with answers that name no event and none accepted between them (the last: "
+                f"HTTP {status}, {message[:200]}). That is not bad data but a refusal of "
+                "everything (a gateway, the pixel or key, an API change): stopping without "
+                "STATE past these events; the last of them were not dead-lettered."
+            )
 
     def release_state(self) -> None:
         """Emit the pending STATE if every record before it is settled."""
