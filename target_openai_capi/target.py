@@ -33,6 +33,7 @@ from target_openai_capi.config import (
 from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
+from target_openai_capi.log_safety import log_safe
 from target_openai_capi.parallel.pool import WorkerPool
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT, VALIDATED
@@ -439,7 +440,7 @@ class TargetOpenAICapi(Target):
         """Stop the run: log why and what was delivered, exit 1 without STATE past the failure."""
         self.guard.quiet_input.stop()
         self.pipeline.close_dead_letters()
-        self.logger.error("%s", message)
+        self.logger.error("%s", log_safe(message))
         self.logger.error(
             "Stopped. No STATE was written past the last delivered records: "
             "rerun with the last STATE to resume."

@@ -729,3 +729,52 @@ def test_refusals_of_every_event_one_at_a_time_stop_the_run_instead_of_rejecting
     letters = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert len([m for m in letters if m["type"] == "RECORD"]) == 4
     assert gateway.requests < 30
+
+
+def test_values_that_may_be_personal_data_stay_out_of_the_log(sandbox, tmp_path):
+    # A column mapped to the wrong field: the reason quotes the value, which the dead-letter
+    # file (owner-only) keeps and the log leaves out.
+    lines = [
+        SCHEMA,
+        rec(1, timestamp="victim.person@example.com"),
+        rec(2, timestamp="Jane Q Doe"),
+        rec(3, timestamp="+1 (415) 555-2671"),
+        rec(4, timestamp="203.0.113.77"),
+        rec(5, currency="XYZ", amount=1),
+    ]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    for value in ("victim.person", "Jane Q Doe", "555-2671", "203.0.113.77"):
+        assert value not in run.output
+    assert "timestamp '…' is not an ISO 8601 date-time" in run.stderr
+    assert "'XYZ'" in run.stderr  # (a currency code is no personal data: still named)
+    dead = (tmp_path / "dead.jsonl").read_text()
+    assert "timestamp 'victim.person@example.com' is not" in dead
+    assert "Jane Q Doe" in dead
+
+
+def _refusal_quoting_an_ip(handler: BaseHTTPRequestHandler) -> None:
+    error = {"message": "invalid ip 203.0.113.77", "param": "events[0].user.ip_address"}
+    body = json.dumps({"error": {**error, "type": "invalid_request_error"}}).encode()
+    handler.send_response(400)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def test_a_server_message_quoting_an_identifier_is_logged_without_it(tmp_path):
+    gateway = _Gateway(_refusal_quoting_an_ip)
+    try:
+        lines = [SCHEMA, rec(1, ip_address="203.0.113.77")]
+        run = run_target(config(gateway.url, tmp_path), lines, tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 0, run.output
+    assert "203.0.113.77" not in run.output
+    assert "invalid ip …" in run.stderr
+    [letter] = [
+        json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines() if '"RECORD"' in x
+    ]
+    assert letter["dead_letter"]["server_message"] == "invalid ip 203.0.113.77"

@@ -43,6 +43,7 @@ from target_openai_capi.delivery.retry import (
     should_retry,
 )
 from target_openai_capi.delivery.status_policy import Action, action_for
+from target_openai_capi.log_safety import log_safe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -285,7 +286,7 @@ class Uploader:
                     "HTTP %d for a request of %d events (%s); %s",
                     response.status,
                     len(part),
-                    message[:LOG_MESSAGE_CHARS],
+                    log_safe(message[:LOG_MESSAGE_CHARS]),
                     then,
                 )
             if usable:
@@ -349,7 +350,7 @@ class Uploader:
                 )
             _log.warning(
                 "%s (attempt %d of %d, %d events); retrying in %.1f s",
-                problem[:LOG_MESSAGE_CHARS],
+                log_safe(problem[:LOG_MESSAGE_CHARS]),
                 attempt,
                 self._policy.max_attempts,
                 len(part),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from target_openai_capi.delivery import BatchResult, about_the_event
+from target_openai_capi.log_safety import log_safe
 from target_openai_capi.pipeline.accounting import SENT, STAGE_API, VALIDATED, RunAccount
 from target_openai_capi.pipeline.batching import RecordRef
 from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue
@@ -100,7 +101,7 @@ class Settler:
             "Rejected a record of '%s' at %s: %s%s",
             stream.name,
             rejection.stage,
-            rejection.reason,
+            log_safe(rejection.reason),  # (values that may be personal data: in the file only)
             " (its key and content are in the dead-letter file)" if self.dead_letters else "",
         )
         if self._fail_on_rejection:
@@ -115,7 +116,9 @@ class Settler:
         self.account.reject(INPUT_STREAM, stage)
         if self.dead_letters is not None:
             self.dead_letters.line(line_number=line_number, raw=raw, stage=stage, reason=reason)
-        self._log.warning(INPUT_STREAM, stage, "Rejected input line %d: %s", line_number, reason)
+        self._log.warning(
+            INPUT_STREAM, stage, "Rejected input line %d: %s", line_number, log_safe(reason)
+        )
         if self._fail_on_rejection:
             raise RunFailed(f"Input line {line_number} was rejected: {reason}")
 
