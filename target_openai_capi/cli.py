@@ -12,9 +12,24 @@ def main() -> None:
     (the SDK reads it before the target exists, and would end in a traceback)."""
     try:
         TargetOpenAICapi.cli()
-    except (ValueError, OSError) as exc:  # JSONDecodeError is a ValueError
+    except (ValueError, OSError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        if _from_environment(exc):
+            print(
+                "target-openai-capi: a TARGET_OPENAI_CAPI_* environment variable cannot be read "
+                f"as its setting's type ({type(exc).__name__}: {str(exc)[:200]}); numbers must "
+                "be digits, objects and arrays JSON",
+                file=sys.stderr,
+            )
+            sys.exit(1)
         if not _from_config_file(exc):
             raise
+        if isinstance(exc, TypeError) or "dictionary update sequence" in str(exc):
+            # JSON, but not an object: the SDK merged it into a dict
+            print(
+                "target-openai-capi: the config file must hold a JSON object of settings",
+                file=sys.stderr,
+            )
+            sys.exit(1)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         name = getattr(exc, "filename", None)
         where = f" {name!r}" if name else ""
@@ -26,9 +41,19 @@ def main() -> None:
 
 def _from_config_file(exc: BaseException) -> bool:
     """True when the exception was raised while the SDK read a --config file."""
+    return _raised_in(exc, ("from_cli_args", "read_json_file"))
+
+
+def _from_environment(exc: BaseException) -> bool:
+    """True when the exception was raised while the SDK read the settings' environment
+    variables (--config ENV)."""
+    return _raised_in(exc, ("parse_environment_config",))
+
+
+def _raised_in(exc: BaseException, functions: tuple[str, ...]) -> bool:
     traceback = exc.__traceback__
     while traceback is not None:
-        if traceback.tb_frame.f_code.co_name in ("from_cli_args", "read_json_file"):
+        if traceback.tb_frame.f_code.co_name in functions:
             return True
         traceback = traceback.tb_next
     return False

@@ -270,7 +270,12 @@ def _is_loopback(host: str) -> bool:
 def config_problems(config: Mapping[str, Any]) -> list[str]:
     """Problems that no single setting's schema can see; each says what to fix."""
     problems = []
-    url = urlsplit(str(config.get("api_url") or DEFAULT_API_URL))
+    try:
+        url = urlsplit(str(config.get("api_url") or DEFAULT_API_URL))
+        url.port  # noqa: B018  (raises ValueError for a port that is not a number or out of range)
+    except ValueError as exc:
+        problems.append(f"api_url is not a URL ({exc}): use https://host/v1/events")
+        url = urlsplit(DEFAULT_API_URL)
     shown = url._replace(netloc=url.hostname or "", query="", fragment="").geturl()
     if url.scheme not in ("https", "http") or not url.hostname:
         problems.append(f"api_url must be an https:// URL, got {shown!r}")

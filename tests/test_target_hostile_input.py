@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import threading
 import time
@@ -471,6 +472,70 @@ def test_a_config_file_that_is_not_json_is_one_clear_line(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in err
     assert "the config file cannot be read: Expecting value: line 1 column 14" in err
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "5", '"settings"'])
+def test_a_config_file_of_json_that_is_no_object_is_one_clear_line(text, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(path)], input=b"", capture_output=True, check=False
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    assert "the config file must hold a JSON object of settings" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("TARGET_OPENAI_CAPI_BATCH_SIZE", "abc", "invalid literal for int()"),
+        ("TARGET_OPENAI_CAPI_STREAMS", "{not json", "JSONDecodeError"),
+    ],
+)
+def test_an_environment_variable_of_the_wrong_type_is_one_clear_line(name, value, said):
+    env = {
+        **os.environ,
+        "TARGET_OPENAI_CAPI_PIXEL_ID": PIXEL_ID,
+        "TARGET_OPENAI_CAPI_API_KEY": API_KEY,
+        name: value,
+    }
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", "ENV"], input=b"", capture_output=True, check=False, env=env
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    assert "a TARGET_OPENAI_CAPI_* environment variable cannot be read" in err
+    assert said in err
+    assert API_KEY not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://[::1/v1/events", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999/v1/events?token=s3cr3t", "Port out of range"),
+    ],
+)
+def test_an_api_url_that_cannot_be_parsed_is_a_config_error(url, said, tmp_path):
+    run = run_target(config(url, tmp_path), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert f"api_url is not a URL ({said}" in run.stderr
+    assert "s3cr3t" not in run.output
+
+
+def test_a_dead_letter_file_that_fills_up_stops_with_one_clear_line(sandbox, tmp_path):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    cfg = config(sandbox.url, tmp_path, dead_letter_path="/dev/full")
+    run = run_target(cfg, [SCHEMA, rec(1), rec(2, timestamp="yesterday")], tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "dead_letter_path '/dev/full' cannot be written (No space left on device)" in run.stderr
+    assert run.stdout == ""
 
 
 def test_a_quiet_tap_gets_its_batch_delivered_and_its_state_written(sandbox, tmp_path):

@@ -56,6 +56,7 @@ class DeadLetterFile:
         self._schemas_written: set[str] = set()
         self.lines_written = 0
         self._created = False  # opened at start-up; removed again if nothing was written
+        self._failed = False  # a write failed (and was reported)
 
     def open(self) -> None:
         """Open (create) the file now, so a path that cannot be written is found at start-up.
@@ -88,6 +89,7 @@ class DeadLetterFile:
             self._file.write(line)
             self._file.flush()  # a crash later in the run must not lose what was rejected
         except OSError as exc:
+            self._failed = True
             raise DeadLetterError(self.path, exc) from None
         self.lines_written += 1
 
@@ -154,8 +156,12 @@ class DeadLetterFile:
     def close(self) -> None:
         """Close the file if it was opened; one this run created and left empty goes again."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as exc:
+                if not self._failed:  # (a write that failed was reported when it failed)
+                    raise DeadLetterError(self.path, exc) from None
             if self._created and self.lines_written == 0:
                 self.path.unlink(missing_ok=True)
 
