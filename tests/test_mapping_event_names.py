@@ -174,6 +174,12 @@ def test_user_table_wins_over_builtin_and_is_normalised() -> None:
     assert resolve_event_type("Order Completed", {}) == ("order_created", None)
 
 
+def test_the_type_custom_itself_leaves_the_name_to_the_custom_event_name_field() -> None:
+    assert resolve_event_type("custom", {}) == ("custom", None)
+    assert resolve_event_type(" Custom ", {"Boring": "custom"}) == ("custom", None)
+    assert resolve_event_type("custom", {"custom": "lead_created"}) == ("lead_created", None)
+
+
 def test_user_table_can_send_a_builtin_name_as_custom() -> None:
     assert resolve_event_type("Lead", {"lead": "custom"}) == ("custom", "Lead")
 

@@ -165,3 +165,30 @@ def test_schema_flattening_is_refused_with_what_to_do(sandbox, tmp_path):
     assert "flattening_enabled is not supported" in run.output
     assert "map the nested fields with JMESPath" in run.output
     assert "Traceback" not in run.output
+
+
+def test_a_table_shaped_like_the_event_sends_its_custom_events(sandbox, tmp_path):
+    # `type: custom` beside a custom_event_name column, as a model shaped for the target has
+    # them: the name comes from that column (the type itself is no name).
+    lines = [
+        schema(
+            "events",
+            {"id": {"type": "string"}, "custom_event_name": {"type": ["string", "null"]}},
+            ["id"],
+        ),
+        record(
+            "events",
+            {"id": "e1", "timestamp": AT, "type": "custom", "custom_event_name": "Demo_Booked"},
+        ),
+        record("events", {"id": "e2", "timestamp": AT, "type": "custom"}),
+        record("events", {"id": "e3", "timestamp": AT, "type": "Webinar Joined"}),
+    ]
+    run = run_target(config(sandbox, tmp_path, {"events": {}}), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert sorted(events) == ["e1", "e3"]
+    assert events["e1"]["type"] == "custom"
+    assert events["e1"]["custom_event_name"] == "Demo_Booked"
+    assert events["e3"]["custom_event_name"] == "webinar_joined"
+    letters = (tmp_path / "dead.jsonl").read_text()
+    assert "custom_event_name is missing for a custom event" in letters

@@ -163,6 +163,10 @@ def resolve_event_type(name: object, table: Mapping[str, str]) -> tuple[str, str
     if not key:
         raise MappingError("event name is empty", "event")
     event_type = _merged(table).get(key) if table else _BUILTIN.get(key)
+    if key == CUSTOM and event_type in (None, CUSTOM):
+        # The type itself (a table shaped like the event: type "custom" beside a
+        # custom_event_name column): the name comes from the custom_event_name field.
+        return CUSTOM, None
     if event_type is None or event_type == CUSTOM:
         return custom_event(name)
     return event_type, None
