@@ -122,7 +122,8 @@ def no_jitter(delay: float) -> float:
         (5, None, 4.0),  # capped at max_delay_s
         (1000, None, 4.0),  # no overflow on absurd attempt numbers
         (1, 7.0, 7.0),  # Retry-After wins, even above max_delay_s
-        (5, 0.0, 0.0),
+        (2, 0.2, 1.0),  # but never sooner than backoff: Retry-After 0 must not spend every
+        (5, 0.0, 4.0),  # attempt in a fraction of a second
     ],
 )
 def test_backoff_delay(attempt: int, retry_after: float | None, expected: float) -> None:

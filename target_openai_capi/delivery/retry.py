@@ -94,12 +94,13 @@ def backoff_delay(
     policy: RetryPolicy,
     jitter: Callable[[float], float] = full_jitter,
 ) -> float:
-    """Seconds to wait after failed attempt `attempt` (1-based): Retry-After, else backoff."""
-    if retry_after is not None:
-        # The server knows its own load better than our curve; honour it exactly.
-        return retry_after
+    """Seconds to wait after failed attempt `attempt` (1-based): the backoff, or Retry-After
+    when that asks for longer. The server knows its own load, so it is never retried sooner than
+    it asks; but a Retry-After of 0 (or an HTTP-date in the past, a clock apart from ours) would
+    spend every attempt in a fraction of a second, so it is never retried sooner than backoff."""
     exponent = min(max(attempt - 1, 0), 60)  # 2**60 s is already past any cap
-    return jitter(min(policy.max_delay_s, policy.base_delay_s * 2.0**exponent))
+    delay = jitter(min(policy.max_delay_s, policy.base_delay_s * 2.0**exponent))
+    return delay if retry_after is None else max(retry_after, delay)
 
 
 def fits_budget(elapsed_s: float, delay_s: float, policy: RetryPolicy) -> bool:
