@@ -305,6 +305,12 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
             "integration_source must be 1-64 ASCII letters, digits, '.', '_' or '-', starting "
             f"with a letter or digit (got {str(source)[:80]!r}); or null to send none"
         )
+    dead, requests = config.get("dead_letter_path"), config.get("request_log_path")
+    if dead and requests and os.path.abspath(str(dead)) == os.path.abspath(str(requests)):
+        problems.append(
+            "dead_letter_path and request_log_path name the same file: the request log's lines "
+            "would break the dead-letter file's replay; give each its own file"
+        )
     if config.get("flattening_enabled"):
         problems.append(
             "flattening_enabled is not supported: mappings read the record's nested paths as the "

@@ -261,8 +261,9 @@ def _contents_of(items: object) -> object:
         ([{"quantity": -1}], "contents[0].quantity -1 is negative"),
         (
             [{"quantity": 10**16}],
-            "contents[0].quantity 10000000000000000 is too large (more than 10**15 minor units)",
+            "contents[0].quantity 10000000000000000 is too large (more than 10**15 items)",
         ),
+        ([{"quantity": Decimal("1.5")}], "contents[0].quantity 1.5 is not a whole number of items"),
         ([{"quantity": 0}], [{"quantity": 0}]),
         ([{"quantity": True}], "contents[0].quantity is a boolean, not a number"),
         ([{"quantity": "2"}], [{"quantity": 2}]),

@@ -843,3 +843,13 @@ def test_a_server_message_quoting_an_identifier_is_logged_without_it(tmp_path):
         json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines() if '"RECORD"' in x
     ]
     assert letter["dead_letter"]["server_message"] == "invalid ip 203.0.113.77"
+
+
+def test_the_request_log_and_the_dead_letter_file_cannot_be_one_file(sandbox, tmp_path):
+    same = str(tmp_path / "out.jsonl")
+    cfg = config(sandbox.url, tmp_path, dead_letter_path=same, request_log_path=same)
+    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "dead_letter_path and request_log_path name the same file" in run.stderr
+    assert sandbox.stats()["requests"] == 0

@@ -373,7 +373,7 @@ def _content_item(values: dict[str, str]) -> list[str]:
             f"    if type({quantity}) is int and 0 <= {quantity} <= MAX_MINOR_UNITS:",
             f"        item_['quantity'] = {quantity}",
             "    else:",
-            f"        item_['quantity'] = minor_units({quantity}, {where}.quantity')",
+            f"        item_['quantity'] = minor_units({quantity}, {where}.quantity', 'items')",
         ]
     currency = "currency"
     raw_currency = values.get("currency")

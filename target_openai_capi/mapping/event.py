@@ -194,7 +194,7 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
             if type(quantity) is int and 0 <= quantity <= MAX_MINOR_UNITS:
                 out["quantity"] = quantity
             else:
-                out["quantity"] = minor_units(quantity, f"contents[{i}].quantity")
+                out["quantity"] = minor_units(quantity, f"contents[{i}].quantity", "items")
         item_currency = None
         raw_currency = get("currency")
         if raw_currency is not None and raw_currency != "":

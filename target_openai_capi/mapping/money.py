@@ -84,14 +84,12 @@ def parse_number(value: object, field: str) -> Decimal | int:
     return number
 
 
-def _check_range(minor: int, shown: object, field: str) -> int:
+def _check_range(minor: int, shown: object, field: str, unit: str = "minor units") -> int:
     """Reject negative and absurd amounts; return the amount."""
     if minor < 0:
         raise MappingError(f"{field} {quote(shown)} is negative", field)
     if minor > MAX_MINOR_UNITS:
-        raise MappingError(
-            f"{field} {quote(shown)} is too large (more than 10**15 minor units)", field
-        )
+        raise MappingError(f"{field} {quote(shown)} is too large (more than 10**15 {unit})", field)
     return minor
 
 
@@ -120,21 +118,25 @@ def to_minor_units(amount: object, currency: str, field: str = "amount") -> int:
     return _check_range(int(scaled), number, field)
 
 
-def minor_units(value: object, field: str = "amount_minor") -> int:
-    """Read an amount that already is in minor units (Stripe's 2599) as an int."""
+def minor_units(value: object, field: str = "amount_minor", unit: str = "minor units") -> int:
+    """Read an amount that already is in minor units (Stripe's 2599) as an int; with `unit`
+    "items", a count (an item's quantity), said so in the reasons."""
     if type(value) is int:
-        return _check_range(value, value, field)
+        return _check_range(value, value, field, unit)
     number = parse_number(value, field)
     if isinstance(number, Decimal):
         if number.adjusted() > _MAX_ADJUSTED:
             raise MappingError(
-                f"{field} {quote(number)} is too large (more than 10**15 minor units)", field
+                f"{field} {quote(number)} is too large (more than 10**15 {unit})", field
             )
         if number != number.to_integral_value(context=_CTX):
+            hint = (
+                " (map major units such as 25.99 to `amount` instead)"
+                if unit == "minor units"
+                else ""
+            )
             raise MappingError(
-                f"{field} {quote(number)} is not a whole number of minor units "
-                "(map major units such as 25.99 to `amount` instead)",
-                field,
+                f"{field} {quote(number)} is not a whole number of {unit}{hint}", field
             )
         number = int(number)
-    return _check_range(number, value, field)
+    return _check_range(number, value, field, unit)
