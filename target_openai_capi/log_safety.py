@@ -11,6 +11,7 @@ values holding six digits or more (a phone number, a date of birth) or several w
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 
 _EMAIL = re.compile(r"[^\s'\"<>()\[\],;:]+@[^\s'\"<>()\[\],;:]+")
@@ -44,3 +45,15 @@ def log_safe(text: str) -> str:
     text = _EMAIL.sub(HIDDEN, text)
     text = _IP_LIKE.sub(_ip, text)
     return _QUOTED.sub(_quoted, text)
+
+
+class OneLine(logging.Filter):
+    """Each log record on one line: a newline inside a value (a stream name, a server's
+    message) is written as \\n, so what a tap or a server sends cannot forge log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "\n" in message or "\r" in message:
+            record.msg = message.replace("\r", "\\r").replace("\n", "\\n")
+            record.args = None
+        return True

@@ -33,7 +33,7 @@ from target_openai_capi.config import (
 from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
-from target_openai_capi.log_safety import log_safe
+from target_openai_capi.log_safety import OneLine, log_safe
 from target_openai_capi.parallel.pool import WorkerPool
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT, VALIDATED
@@ -397,6 +397,8 @@ class TargetOpenAICapi(Target):
     ) -> None:
         """Run the target; a fatal error ends it with one clear message and exit code 1."""
         super(Target, cls).invoke(about=about, about_format=about_format)
+        for handler in logging.getLogger().handlers:  # (the SDK's, set up by now)
+            handler.addFilter(OneLine())
         cls.print_version(print_fn=cls.logger.info)
         config = config or _ConfigInput()
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)

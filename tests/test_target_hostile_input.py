@@ -853,3 +853,16 @@ def test_the_request_log_and_the_dead_letter_file_cannot_be_one_file(sandbox, tm
     assert_clean(run)
     assert "dead_letter_path and request_log_path name the same file" in run.stderr
     assert sandbox.stats()["requests"] == 0
+
+
+def test_a_stream_name_cannot_forge_log_lines(sandbox, tmp_path):
+    forged = "c\n2026-12-02 16:00:00,000 | ERROR    | target-openai-capi | FORGED"
+    lines = [
+        schema(forged, {"id": {"type": "string"}}, ["id"]),
+        record(forged, {"id": "a", "timestamp": NOW, "type": "lead_created"}),
+    ]
+    cfg = config(sandbox.url, tmp_path, allow_unmatched_streams=True)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "FORGED" in run.stderr  # named, escaped, on the line that names it
+    assert not [line for line in run.stderr.splitlines() if line.startswith("2026-12-02 16:00:00")]
