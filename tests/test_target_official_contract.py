@@ -209,7 +209,7 @@ def test_custom_names_app_events_contents_and_custom_data(sandbox, tmp_path):
     rejected = dead_letters(tmp_path)
     assert rejected["t4"]["stage"] == "mapping"
     assert "custom event name has no letter or digit" in rejected["t4"]["reason"]
-    assert "'custom' is refused" in rejected["t5"]["reason"]
+    assert "the type 'custom' is no name: the API refuses it" in rejected["t5"]["reason"]
     assert "custom_data.amount is one of data's own fields" in rejected["t6"]["reason"]
     assert rejected["w1"]["stage"] == "validation"
     assert "action_source: must be 'mobile_app', got 'web'" in rejected["w1"]["reason"]

@@ -96,6 +96,7 @@ def compile_assembler(
         "_data": generic._data,
         "_as_text": generic._as_text,
         "source_url_text": generic.source_url_text,
+        "MISSING_CUSTOM_NAME": generic.MISSING_CUSTOM_NAME,
         "_as_bool": generic._as_bool,
         "_contents": generic._contents,
         "_variant_dict": generic._variant_dict,
@@ -156,7 +157,7 @@ def compile_assembler(
             "if v is not None:",
             "    event_type, custom_name = custom_event(_as_text(v, 'custom_event_name'))",
             "elif custom_name is None:",
-            "    raise MappingError('custom_event_name is missing for a custom event')",
+            "    raise MappingError(MISSING_CUSTOM_NAME)",
         )
         src.depth = 2
         src.add("event['type'] = event_type")

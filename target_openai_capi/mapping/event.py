@@ -83,6 +83,10 @@ def _as_bool(value: object, name: str) -> bool:
     raise MappingError(f"{name} {value!r} is not a boolean")
 
 
+MISSING_CUSTOM_NAME = (
+    "custom_event_name is missing for a custom event "
+    "(the type 'custom' is no name: the API refuses it as one)"
+)
 # Ids and names are at most 256 characters; a number of more digits is no id (and an int of a
 # billion digits, from 1E+999999999, would take minutes to build).
 MAX_TEXT_DIGITS = 256
@@ -348,7 +352,7 @@ def build_event(
             if mapped_name is not None:
                 event_type, custom_name = custom_event(_as_text(mapped_name, "custom_event_name"))
             elif custom_name is None:
-                raise MappingError("custom_event_name is missing for a custom event")
+                raise MappingError(MISSING_CUSTOM_NAME)
         event["type"] = event_type
 
         ts_ms = _value(mapping, record, "timestamp_ms")
