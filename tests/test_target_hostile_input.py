@@ -78,6 +78,17 @@ HOSTILE_LINES = {
         '{"type": "STATE", "value": {"x": ' + DEEP + "}}",
         "nested too deeply",
     ),
+    "a lone UTF-16 surrogate escape in a string": (
+        '{"type": "RECORD", "stream": "c", "record": {"id": "r2\\ud800", "timestamp": "'
+        + NOW
+        + '", "type": "lead_created"}}',
+        "a lone UTF-16 surrogate escape",
+    ),
+    "a lone low surrogate in a field nobody reads": (
+        '{"type": "RECORD", "stream": "c", "record": {"id": "r2", "note": "x\\udc00", '
+        '"timestamp": "' + NOW + '", "type": "lead_created"}}',
+        "a lone UTF-16 surrogate escape",
+    ),
     "ACTIVATE_VERSION without a version": (
         '{"type": "ACTIVATE_VERSION", "stream": "c"}',
         "has no integer version",

@@ -7,6 +7,7 @@ decoder (reading/lines.py) only where their stream's sink reads them; other mess
 from __future__ import annotations
 
 import decimal
+import json
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -125,6 +126,11 @@ class TolerantReader(MsgSpecReader):
         except UnicodeError:  # msgspec raises it for invalid UTF-8 (or lone surrogates) in strings
             raise BadLine("line is not valid UTF-8") from None
         except msgspec.DecodeError as exc:
+            if _holds_lone_surrogate(line):
+                raise BadLine(
+                    "line holds a string with a lone UTF-16 surrogate escape (such as \\ud800): "
+                    "half of a character, which no UTF-8 text (nor the API) can carry"
+                ) from None
             raise BadLine(f"line is not valid JSON ({exc})") from None
         except decimal.InvalidOperation:  # a number beyond what a Decimal can hold
             message = self._state_or_none(line)
@@ -339,3 +345,20 @@ def _file_descriptor(source: object) -> int | None:
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
         return None
     return fd if isinstance(fd, int) else None
+
+
+def _holds_lone_surrogate(line: str | bytes) -> bool:
+    """True when a line msgspec refused is JSON whose strings hold a lone UTF-16 surrogate
+    escape ("\\ud800"): the syntax allows it, Unicode has no such character, and msgspec says
+    only "unexpected end of hex escape" or "Input data was truncated"."""
+    try:
+        parsed = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):
+        return False
+    return False
