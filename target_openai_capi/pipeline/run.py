@@ -88,6 +88,7 @@ class Pipeline:
         self._unsettled: dict[tuple[str, str], list[_Held]] = {}
         self._requeue: list[_Held] = []
         self._requeued = 0  # how many copies were batched again, all told
+        self._held_seqs: set[int] = set()  # sequence numbers of held copies (until settled)
         self.events.is_unsettled = self._unsettled.__contains__
         self.settler.on_event_settled = self._event_settled
         self._warned_streams: set[str] = set()
@@ -196,6 +197,7 @@ class Pipeline:
         ref = RecordRef(stream, seq, record_json, event.name, event_id, event.identifiers, line)
         key = (event.name, event_id)
         if type(built) is HeldCopy and key in self._unsettled:
+            self._held_seqs.add(seq)
             self.checkpoints.hold(("held", seq), seq)
             self._unsettled[key].append(_Held(event.event, ref))
             return
@@ -207,13 +209,16 @@ class Pipeline:
     def _event_settled(self, ref: RecordRef, accepted: bool) -> None:
         """A batched event was settled: the copies held behind it are duplicates if it was
         accepted; if it was refused, the first of them is batched in its place."""
-        self.checkpoints.release(("held", ref.seq))  # (when it was a held copy itself)
         held = self._unsettled.pop((ref.event_name, ref.event_id), None)
+        if self._held_seqs and ref.seq in self._held_seqs:  # it was a held copy itself
+            self._held_seqs.discard(ref.seq)
+            self.checkpoints.release(("held", ref.seq))
         if not held:
             return
         if accepted:
             for copy in held:
                 self.settler.account.count(copy.ref.stream.name, DUPLICATE)
+                self._held_seqs.discard(copy.ref.seq)
                 self.checkpoints.release(("held", copy.ref.seq))
         else:
             self._requeue.append(held[0])
