@@ -623,8 +623,10 @@ def _dead_lines(tmp_path: Path) -> list[dict[str, Any]]:
     [
         _schema_line({"id": {"type": "strin"}}),  # the SDK's validator refuses it
         _schema_line({"id": {"$ref": "#/definitions/missing"}}),  # refused before the SDK sees it
+        '{"type": "SCHEMA", "stream": "c", "schema": "x", "key_properties": ["id"]}',
+        '{"type": "SCHEMA", "stream": "c", "key_properties": ["id"]}',
     ],
-    ids=["sdk-refused", "checked-first"],
+    ids=["sdk-refused", "checked-first", "schema-not-an-object", "schema-missing"],
 )
 def test_records_after_a_refused_schema_are_rejected_not_sent_under_the_old_one(
     sandbox, tmp_path, refused
