@@ -363,13 +363,13 @@ def without_key(messages: list[str], key: object) -> list[str]:
 
 
 def _strings_in(value: object, depth: int = 0) -> list[str]:
-    """Every string in a config value: itself, or those in its items and values."""
+    """Every string in a config value: itself, or those in its items, keys and values."""
     if isinstance(value, str):
         return [value]
     if depth > 20:
         return []
     if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings_in(v, depth + 1)]
+        return [s for item in value.items() for part in item for s in _strings_in(part, depth + 1)]
     if isinstance(value, (list, tuple)):
         return [s for item in value for s in _strings_in(item, depth + 1)]
     return []

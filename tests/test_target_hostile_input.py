@@ -430,7 +430,7 @@ def test_a_malformed_api_key_is_a_config_error_that_does_not_show_it(key, sandbo
     assert sandbox.stats()["requests"] == 0
 
 
-@pytest.mark.parametrize("key", [[API_KEY], {"value": API_KEY}, [[" " + API_KEY]]])
+@pytest.mark.parametrize("key", [[API_KEY], {"value": API_KEY}, [[" " + API_KEY]], {API_KEY: True}])
 def test_an_api_key_of_the_wrong_type_is_a_config_error_that_does_not_show_it(
     key, sandbox, tmp_path
 ):
@@ -879,3 +879,27 @@ def test_a_stream_name_cannot_forge_log_lines(sandbox, tmp_path):
     assert run.returncode == 0, run.output
     assert "FORGED" in run.stderr  # named, escaped, on the line that names it
     assert not [line for line in run.stderr.splitlines() if line.startswith("2026-12-02 16:00:00")]
+
+
+def test_bad_events_in_a_row_named_only_in_the_message_are_rejections_not_a_stop(tmp_path):
+    # A server that names no `param` but says which event in its message ("events[0]..."), as
+    # the sandbox does with name_params=False: five stale events in a row are bad data, each
+    # dead-lettered, and the run goes on (its clock runs two days ahead of the target's).
+    ahead_ms = 2 * 24 * 3600 * 1000
+    clock = lambda: int(time.time() * 1000) + ahead_ms  # noqa: E731
+    with start_sandbox(
+        api_keys={API_KEY}, pixel_ids={PIXEL_ID}, now_ms=clock, name_params=False
+    ) as sandbox:
+        stale = [
+            record("c", {"id": f"s{n}", "timestamp": iso_minutes_ago(8640), "type": "lead_created"})
+            for n in range(5)
+        ]
+        lines = [SCHEMA, rec(1), *stale, rec(2), state({"bookmark": 7})]
+        run = run_target(config(sandbox.url, tmp_path, batch_size=1), lines, tmp_path)
+        stored_ids = stored(sandbox)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored_ids == ["r1", "r2"]
+    assert "received=7 sent=2" in run.stderr
+    assert "rejected=5" in run.stderr
+    assert run.states == [{"bookmark": 7}]

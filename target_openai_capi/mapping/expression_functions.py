@@ -202,14 +202,19 @@ def parse_json(text: object) -> Any:
         raise FunctionRefused("parse_json() could not read its text as JSON") from None
 
 
+# A whole number of more digits stays a Decimal: an int of thousands of digits cannot be written
+# out (Python refuses past 4,300) and one of millions takes minutes to build. (256: an id.)
+MAX_WHOLE_DIGITS = 256
+
+
 def _whole(number: Any, rounding: str) -> Any:
-    """ceil / floor, an int as JMESPath gives; but a whole number of more than 18 digits stays a
+    """ceil / floor, an int as JMESPath gives; but a whole number past MAX_WHOLE_DIGITS stays a
     Decimal (math.ceil of 1E+999999999 would build an int of a billion digits, for minutes)."""
     if isinstance(number, Decimal):
         if not number.is_finite():
             raise FunctionRefused(f"{number} has no whole value")
         whole = number.to_integral_value(rounding=rounding)
-        return int(whole) if whole.adjusted() <= 18 else whole
+        return int(whole) if whole.adjusted() < MAX_WHOLE_DIGITS else whole
     return math.ceil(number) if rounding == ROUND_CEILING else math.floor(number)
 
 
@@ -293,11 +298,10 @@ class Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath shi
         except MappingError:
             return None
         # "12" is the int 12; "12.50" and "1e3" stay exact Decimals, never floats. So does a
-        # whole number of more than 18 digits: an int of thousands of digits cannot be written
-        # out again (Python refuses past 4,300), and building one of millions takes minutes.
+        # whole number past MAX_WHOLE_DIGITS.
         if "." in arg or "e" in arg or "E" in arg:
             return number
-        if isinstance(number, Decimal) and number.adjusted() > 18:
+        if isinstance(number, Decimal) and number.adjusted() >= MAX_WHOLE_DIGITS:
             return number
         return int(number)
 

@@ -161,8 +161,13 @@ class Settler:
         if result.accepted or not result.rejected:
             self._unnamed_in_a_row = 0 if result.accepted else self._unnamed_in_a_row
             return
-        if any(index not in result.unnamed for index, _, _ in result.rejected):
-            self._unnamed_in_a_row = 0  # the API named events: it speaks of bad data
+        if any(
+            index not in result.unnamed or "events[" in message
+            for index, _, message in result.rejected
+        ):
+            # The API named events (in `param`, or in its message as the uploader's own check
+            # reads it): it speaks of bad data.
+            self._unnamed_in_a_row = 0
             return
         self._unnamed_in_a_row += len(result.rejected)
         if self._unnamed_in_a_row >= UNNAMED_REFUSALS_IN_A_ROW:
