@@ -18,8 +18,12 @@ from typing import Any
 import phonenumbers
 from iso4217 import Currency
 
-# The target's table of assigned ISO 3166-1 codes, and the preset's url_param() itself (pure,
-# and what the job is: the floors need not write the same parsing of a URL again).
+# The target's table of assigned ISO 3166-1 codes, the preset's url_param() itself and the cut
+# of source_url (pure, and what the job is: the floors need not write the same parsing of a URL
+# again).
+from target_openai_capi.mapping.event import (
+    without_query_and_credentials as without_query_and_credentials,
+)
 from target_openai_capi.mapping.expression_functions import url_param as url_param
 from target_openai_capi.mapping.user_values import COUNTRIES
 
@@ -286,7 +290,7 @@ def source_url(value: str | None) -> str | None:
     url = required_text(value, "source_url")
     if url is None:
         return None
-    url = url.partition("?")[0].partition("#")[0]
+    url = without_query_and_credentials(url)
     if not url or len(url) > 8192 or not URL.fullmatch(url):
         raise Skip("source_url")
     return url

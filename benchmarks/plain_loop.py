@@ -58,6 +58,7 @@ from floor_rules import (
     postal_code,
     timestamp_ms,
     url_param,
+    without_query_and_credentials,
 )
 
 
@@ -190,7 +191,7 @@ def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | No
         event["oppref"] = click
     url = order.statusPageUrl
     if url:
-        url = url.strip().partition("?")[0].partition("#")[0]
+        url = without_query_and_credentials(url.strip())
         if not url or len(url) > 8192 or not URL.fullmatch(url):
             raise Skip("source_url")
         event["source_url"] = url

@@ -214,6 +214,7 @@ _TEXT = [
     "1764590400",
     "https://shop.example.com/p?oppref=abc&x=1",
     "https://shop.example.com/o/1/authenticate?key=k#status",
+    "https://jane:pw@shop.example.com/thanks?x=1",
     "?only=query",
     "#",
     "USD",

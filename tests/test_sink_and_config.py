@@ -164,6 +164,12 @@ def test_start_up_warns_about_a_mapped_field_no_user_object_sends(caplog):
         ("https://shop.example/p#a?b", "https://shop.example/p", None),
         (" https://shop.example/p ", "https://shop.example/p", "https://shop.example/p"),
         ("myapp://open/offer?x=1", "myapp://open/offer", None),
+        (
+            "https://jane%40example.com:pw@shop.example/thanks?x=1",
+            "https://shop.example/thanks",
+            None,
+        ),
+        ("https://shop.example/a@b?x=1", "https://shop.example/a@b", None),
     ],
 )
 def test_source_url_is_sent_as_origin_and_path_unless_the_stream_keeps_its_query(url, sent, kept):

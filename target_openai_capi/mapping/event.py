@@ -114,15 +114,26 @@ def source_url_text(value: object, keep_query: bool) -> str:
 
     OpenAI's own implementation guide asks for "HTTP(S) origin plus pathname only. Strip query
     strings and fragments before sending": they carry tokens (Shopify's order status link has
-    `?key=`, an access key to the order) and personal data (`?email=`). The oppref a landing
-    page carries is read by its own field, not from source_url.
+    `?key=`, an access key to the order) and personal data (`?email=`); so do credentials before
+    the host (`https://user:password@host/`), which go too. The oppref a landing page carries
+    is read by its own field, not from source_url.
     """
     text = _as_text(value, "source_url")
     if not keep_query:
-        text = text.partition("?")[0].partition("#")[0]  # up to the first of either
+        text = without_query_and_credentials(text)
         if not text:
             raise MappingError("source_url is empty without its query string and fragment")
     return text
+
+
+def without_query_and_credentials(url: str) -> str:
+    """The URL up to its query string or fragment, without a user:password@ before its host."""
+    url = url.partition("?")[0].partition("#")[0]  # up to the first of either
+    scheme, separator, rest = url.partition("://")
+    if separator and "@" in rest.partition("/")[0]:
+        authority, slash, path = rest.partition("/")
+        url = f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    return url
 
 
 # Properties that taps and the SDK add about a read, not about the row (`_sdc_extracted_at`,
