@@ -4,8 +4,9 @@ Rejection reasons quote the value that failed (`timestamp 'jane@example.com' is 
 8601 date-time`), which is what a person needs to fix the record, and the dead-letter file
 (owner-only) keeps them so. A log is read by more people and kept longer: when a column is
 mapped to the wrong field, every record's email would be logged. `log_safe` keeps the field and
-the rule and leaves out what looks like personal data: email addresses, IP addresses, and quoted
-values holding six digits or more (a phone number, a date of birth) or several words (a name).
+the rule and leaves out what looks like personal data: email addresses, IP addresses (but
+loopback ones), phone numbers written with their "+", and quoted values holding six digits or
+more (a phone number, a date of birth; but a date with its time) or several words (a name).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import re
 _EMAIL = re.compile(r"[^\s'\"<>()\[\],;:]+@[^\s'\"<>()\[\],;:]+")
 # Candidates for an IP address, each checked with ipaddress (so "10:00:00" stays).
 _IP_LIKE = re.compile(r"(?<![\w:.])[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*[0-9A-Fa-f](?![\w:.])")
+# A phone number written with its "+" outside quotes (an API message: "invalid value +1415...").
+_PLUS_PHONE = re.compile(r"\+\d[\d ().-]{5,}\d")
+# A quoted date and time (a timestamp that failed a rule) is no personal data; a bare date may
+# be a date of birth.
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _QUOTED = re.compile(r"'([^'\n]*)'|\"([^\"\n]*)\"")
 _DIGIT = re.compile(r"\d")
 _WORDS = re.compile(r"\w\s+\w")
@@ -26,24 +32,37 @@ HIDDEN = "…"
 
 def _quoted(match: re.Match[str]) -> str:
     text = match.group(1) if match.group(1) is not None else match.group(2)
+    if _DATE_TIME.match(text) and "@" not in text and not _WORDS.search(text[16:]):
+        return match.group(0)
+    if _is_loopback(text):
+        return match.group(0)
     if len(_DIGIT.findall(text)) >= 6 or _WORDS.search(text):
         quote = match.group(0)[0]
         return f"{quote}{HIDDEN}{quote}"
     return match.group(0)
 
 
+def _is_loopback(text: str) -> bool:
+    """True for a loopback address (the local sandbox's host): no one's personal data."""
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
 def _ip(match: re.Match[str]) -> str:
     try:
-        ipaddress.ip_address(match.group(0))
+        address = ipaddress.ip_address(match.group(0))
     except ValueError:
         return match.group(0)
-    return HIDDEN
+    return match.group(0) if address.is_loopback else HIDDEN
 
 
 def log_safe(text: str) -> str:
     """The text with emails, IP addresses and personal-looking quoted values replaced by …."""
     text = _EMAIL.sub(HIDDEN, text)
     text = _IP_LIKE.sub(_ip, text)
+    text = _PLUS_PHONE.sub(HIDDEN, text)
     return _QUOTED.sub(_quoted, text)
 
 

@@ -286,7 +286,7 @@ class Uploader:
                     "HTTP %d for a request of %d events (%s); %s",
                     response.status,
                     len(part),
-                    log_safe(message[:LOG_MESSAGE_CHARS]),
+                    log_safe(message)[:LOG_MESSAGE_CHARS],
                     then,
                 )
             if usable:
@@ -350,7 +350,7 @@ class Uploader:
                 )
             _log.warning(
                 "%s (attempt %d of %d, %d events); retrying in %.1f s",
-                log_safe(problem[:LOG_MESSAGE_CHARS]),
+                log_safe(problem)[:LOG_MESSAGE_CHARS],
                 attempt,
                 self._policy.max_attempts,
                 len(part),
