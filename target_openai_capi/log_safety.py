@@ -66,13 +66,19 @@ def log_safe(text: str) -> str:
     return _QUOTED.sub(_quoted, text)
 
 
+# Characters that end or rewrite a line: newlines, other controls (a terminal's ESC sequences
+# move the cursor over earlier lines), and Unicode's line and paragraph separators. Tabs stay.
+_LINE_BREAKERS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 class OneLine(logging.Filter):
-    """Each log record on one line: a newline inside a value (a stream name, a server's
-    message) is written as \\n, so what a tap or a server sends cannot forge log lines."""
+    """Each log record on one line: a control character inside a value (a stream name, a
+    server's message) is written escaped (\\n, \\x1b), so what a tap or a server sends
+    cannot forge log lines or rewrite them on a terminal."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "\n" in message or "\r" in message:
-            record.msg = message.replace("\r", "\\r").replace("\n", "\\n")
+        if _LINE_BREAKERS.search(message):
+            record.msg = _LINE_BREAKERS.sub(lambda m: repr(m.group())[1:-1], message)
             record.args = None
         return True

@@ -869,7 +869,8 @@ def test_the_request_log_and_the_dead_letter_file_cannot_be_one_file(sandbox, tm
 
 
 def test_a_stream_name_cannot_forge_log_lines(sandbox, tmp_path):
-    forged = "c\n2026-12-02 16:00:00,000 | ERROR    | target-openai-capi | FORGED"
+    # (a newline, a terminal's "cursor up, erase line", Unicode's line separator)
+    forged = "c\n2026-12-02 16:00:00,000 | ERROR    | target-openai-capi | FORGED\x1b[1A\u2028"
     lines = [
         schema(forged, {"id": {"type": "string"}}, ["id"]),
         record(forged, {"id": "a", "timestamp": NOW, "type": "lead_created"}),
@@ -878,7 +879,9 @@ def test_a_stream_name_cannot_forge_log_lines(sandbox, tmp_path):
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert "FORGED" in run.stderr  # named, escaped, on the line that names it
-    assert not [line for line in run.stderr.splitlines() if line.startswith("2026-12-02 16:00:00")]
+    assert not [line for line in run.stderr.split("\n") if line.startswith("2026-12-02 16:00:00")]
+    assert "\x1b" not in run.stderr
+    assert "\u2028" not in run.stderr
 
 
 def test_bad_events_in_a_row_named_only_in_the_message_are_rejections_not_a_stop(tmp_path):
