@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -12,17 +13,36 @@ def open_owner_only(path: Path) -> int:
 
     A new file is created owner-only (0600), and an existing regular file readable by others is
     narrowed to 0600: the lines hold records as they arrived. A device, pipe or socket
-    (`/dev/null`, `/dev/stderr`, a FIFO another process reads) is written to as it is: its mode
-    is the system's, not the run's, and narrowing `/dev/null` would break it for every other
-    user of the machine. Raises OSError.
+    (`/dev/null`, a FIFO another process reads) is written to as it is: its mode is the
+    system's, not the run's, and narrowing `/dev/null` would break it for every other user of
+    the machine. The target's own standard output (its STATE messages) and error (its log) are
+    refused. Raises OSError.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISREG(mode) and stat.S_IMODE(mode) & 0o077:
+        found = os.fstat(fd)
+        for stream, what in ((1, "STATE messages"), (2, "log")):
+            # (a device is not read by a program: /dev/null, or a terminal, stays allowed)
+            if not stat.S_ISCHR(found.st_mode) and _same_file(found, stream):
+                raise OSError(
+                    errno.EINVAL,
+                    f"it is the target's standard {'output' if stream == 1 else 'error'}, which "
+                    f"carries its {what}: records there would break the STATE stream or put "
+                    "personal data in the log",
+                )
+        if stat.S_ISREG(found.st_mode) and stat.S_IMODE(found.st_mode) & 0o077:
             os.fchmod(fd, 0o600)
     except OSError:
         os.close(fd)
         raise
     return fd
+
+
+def _same_file(found: os.stat_result, fd: int) -> bool:
+    """True when `found` is the file open as descriptor `fd` (/dev/stdout names fd 1)."""
+    try:
+        other = os.fstat(fd)
+    except OSError:
+        return False
+    return (found.st_dev, found.st_ino) == (other.st_dev, other.st_ino)

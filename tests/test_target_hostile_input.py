@@ -906,3 +906,22 @@ def test_bad_events_in_a_row_named_only_in_the_message_are_rejections_not_a_stop
     assert "received=7 sent=2" in run.stderr
     assert "rejected=5" in run.stderr
     assert run.states == [{"bookmark": 7}]
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "said"),
+    [
+        ("dead_letter_path", "/dev/stdout", "standard output, which carries its STATE"),
+        ("request_log_path", "/dev/stderr", "standard error, which carries its log"),
+    ],
+)
+def test_an_output_file_that_is_the_targets_own_stdout_or_stderr_is_refused(
+    setting, device, said, sandbox, tmp_path
+):
+    # (run_target reads both through pipes, as Meltano does)
+    run = run_target(config(sandbox.url, tmp_path, **{setting: device}), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert f"{setting} '{device}' cannot be written" in run.stderr
+    assert said in run.stderr
+    assert run.stdout == ""
