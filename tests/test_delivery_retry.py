@@ -130,6 +130,11 @@ def test_backoff_delay(attempt: int, retry_after: float | None, expected: float)
     assert backoff_delay(attempt, retry_after, POLICY, jitter=no_jitter) == expected
 
 
+def test_a_retry_after_of_zero_waits_at_least_half_the_backoff_whatever_the_jitter() -> None:
+    assert backoff_delay(3, 0.0, POLICY, jitter=lambda delay: 0.0) == 1.0  # backoff 2.0 s
+    assert backoff_delay(3, 0.0, POLICY, jitter=lambda delay: delay) == 2.0
+
+
 def test_backoff_delay_applies_jitter_to_capped_delay() -> None:
     seen: list[float] = []
 

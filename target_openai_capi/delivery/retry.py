@@ -99,8 +99,11 @@ def backoff_delay(
     it asks; but a Retry-After of 0 (or an HTTP-date in the past, a clock apart from ours) would
     spend every attempt in a fraction of a second, so it is never retried sooner than backoff."""
     exponent = min(max(attempt - 1, 0), 60)  # 2**60 s is already past any cap
-    delay = jitter(min(policy.max_delay_s, policy.base_delay_s * 2.0**exponent))
-    return delay if retry_after is None else max(retry_after, delay)
+    cap = min(policy.max_delay_s, policy.base_delay_s * 2.0**exponent)
+    if retry_after is None:
+        return jitter(cap)
+    # At least half the backoff ("equal jitter"), so the floor is one even when jitter is ~0.
+    return max(retry_after, cap / 2 + jitter(cap / 2))
 
 
 def fits_budget(elapsed_s: float, delay_s: float, policy: RetryPolicy) -> bool:
