@@ -137,8 +137,8 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         th.BooleanType,
         default=False,
         description=(
-            "Send every request with validate_only: the API validates, records nothing. No "
-            "STATE is written past validated records, so a real run sends them later."
+            "Send every request with validate_only: the API validates, records nothing. A dry "
+            "run writes no STATE, so the real run after it reads the same records."
         ),
     ),
     th.Property(

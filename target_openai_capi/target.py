@@ -36,7 +36,7 @@ from target_openai_capi.delivery.request_log import RequestLogError
 from target_openai_capi.log_safety import OneLine, log_safe
 from target_openai_capi.parallel.pool import WorkerPool
 from target_openai_capi.parallel.prepared import PreparedRecord
-from target_openai_capi.pipeline.accounting import STAGE_INPUT, VALIDATED
+from target_openai_capi.pipeline.accounting import STAGE_INPUT
 from target_openai_capi.pipeline.checkpoint import StateWriter
 from target_openai_capi.pipeline.dead_letter import DeadLetterError, input_stat
 from target_openai_capi.pipeline.events import StreamInfo
@@ -326,9 +326,7 @@ class TargetOpenAICapi(Target):
         """Write STATE to stdout as the tap wrote it (checkpoint.py `StateWriter`)."""
         if self.pipeline.nothing_matched:
             return  # the run fails at its end (a misnamed stream entry): it reruns from here
-        if self.pipeline.account.total(VALIDATED):
-            # A dry run's records were only validated: a bookmark past them would make the real
-            # run that follows (Meltano keeps the STATE) start after them, and never send them.
+        if self.pipeline.holds_state_back():
             self._state_withheld = True
             return
         self._state_out.write(state)
@@ -351,9 +349,9 @@ class TargetOpenAICapi(Target):
         failure = log_summary(self.pipeline, self.logger)
         if self._state_withheld:
             self.logger.warning(
-                "Dry run: %s records were only validated, so no STATE was written past them: "
-                "the next real run reads them again and sends them.",
-                f"{self.pipeline.account.total(VALIDATED):,}",
+                "Dry run: no STATE was written (%s records of streams in dry_run), so the next "
+                "run reads them again; a run with a stream in dry_run writes none.",
+                f"{self.pipeline.dry_run_records():,}",
             )
         reader = self.message_reader
         if isinstance(reader, TolerantReader) and reader.pool is not None and reader.pool.started:

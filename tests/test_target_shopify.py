@@ -272,7 +272,7 @@ def test_dry_run_validates_and_stores_nothing(sandbox, config, tmp_path):
     assert "validated=1" in run.stderr
     # No bookmark past the previewed order: the real run after it (Meltano keeps STATE) sends it.
     assert run.states == []
-    assert "Dry run: 1 records were only validated, so no STATE was written" in run.stderr
+    assert "Dry run: no STATE was written (1 records of streams in dry_run)" in run.stderr
 
 
 def test_a_stream_in_dry_run_holds_back_the_state_that_would_pass_its_records(
@@ -293,7 +293,48 @@ def test_a_stream_in_dry_run_holds_back_the_state_that_would_pass_its_records(
     assert run.returncode == 0, run.output
     assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["gid://shopify/Order/3101"]
     assert run.states == []
-    assert "Dry run: 1 records were only validated" in run.stderr
+    assert "Dry run: no STATE was written (1 records of streams in dry_run)" in run.stderr
+
+
+def test_a_dry_run_that_filters_or_rejects_every_record_writes_no_state_either(
+    sandbox, config, tmp_path
+):
+    # Trying out a mapping: after fixing it, the real run must read these records again.
+    config["dry_run"] = True
+    at = iso_minutes_ago(5)
+    lines = [
+        schema("orders", ORDER_PROPERTIES, ["id"]),
+        record(
+            "orders", order(3201, total="1.00", currency="USD", created=at, items=[], test=True)
+        ),
+        record("orders", order(3202, total="ten", currency="USD", created=at, items=[])),
+        state({"bookmarks": {"orders": 2}}),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "filtered=1" in run.stderr
+    assert "rejected=1" in run.stderr
+    assert run.states == []
+
+
+def test_an_event_only_validated_makes_no_event_sent_for_real_a_duplicate(
+    sandbox, config, tmp_path
+):
+    # One order in a stream in dry run and the same order in a stream sent for real: the one
+    # validated was not sent, so the other is no duplicate of it.
+    config["streams"] = {"preview": {**SHOPIFY_STREAM, "dry_run": True}, "orders": SHOPIFY_STREAM}
+    same = order(3301, total="1.00", currency="USD", created=iso_minutes_ago(5), items=[])
+    lines = [
+        schema("preview", ORDER_PROPERTIES, ["id"]),
+        schema("orders", ORDER_PROPERTIES, ["id"]),
+        record("preview", same),
+        record("orders", same),
+        record("orders", same),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["gid://shopify/Order/3301"]
+    assert "received=3 sent=1 validated=1 duplicate=1" in run.stderr
 
 
 def test_only_what_the_mapping_reads_is_validated(sandbox, config, tmp_path):

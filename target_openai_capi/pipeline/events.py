@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 # flat however long the stream. OpenAI deduplicates on (pixel, event name, id) anyway; this
 # only saves requests.
 RECENT_EVENT_KEYS = 20_000
+# Before the dedup name of an event only validated (a dry-run stream): a key of its own.
+VALIDATED_ONLY = "validate_only:"
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ class EventBuilder:
         # Whether an event of this (name, id) is batched or in flight, not yet settled: then a
         # later copy is held (HeldCopy), not a duplicate. Set by the pipeline.
         self.is_unsettled: Callable[[tuple[str, str]], bool] = lambda key: False
+        # Streams whose events are only validated (dry_run), set by the pipeline.
+        self.validate_only_streams: frozenset[str] = frozenset()
         self._id_streams_checked: set[str] = set()  # streams checked for hashed event ids
         # Per stream: its compiled build_event, and the key properties it was compiled for.
         self._assemblers: dict[str, tuple[Sequence[str], Assembler | None]] = {}
@@ -181,6 +185,10 @@ class EventBuilder:
             and "id" not in self.mappings[stream.name].fields
         ):
             self._say_if_ids_are_hashed(stream, event_id)
+        if type(outcome) is Built and stream.name in self.validate_only_streams:
+            # Its own dedup keys: an event only validated was not sent, so it makes no event
+            # of a stream sent for real a duplicate (nor one of them, this one).
+            outcome = outcome._replace(name=VALIDATED_ONLY + outcome.name)
         if type(outcome) is Built and self._seen_recently(outcome.name, str(event_id)):
             if self.is_unsettled((outcome.name, str(event_id))):
                 return HeldCopy(outcome)

@@ -90,11 +90,23 @@ class Pipeline:
         self._requeued = 0  # how many copies were batched again, all told
         self._held_seqs: set[int] = set()  # sequence numbers of held copies (until settled)
         self.events.is_unsettled = self._unsettled.__contains__
+        self.validate_only_streams = frozenset(s for s in mappings if self._dry_run(s))
+        self.events.validate_only_streams = self.validate_only_streams
         self.settler.on_event_settled = self._event_settled
         self._warned_streams: set[str] = set()
         self._next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
         # Whether any record reached a stream that has an entry under `streams`.
         self.matched_any = False
+
+    def dry_run_records(self) -> int:
+        """Records of streams in dry run received so far (their events only validated)."""
+        return sum(self.account.received(stream) for stream in self.validate_only_streams)
+
+    def holds_state_back(self) -> bool:
+        """True when no STATE may go out: a dry run (a bookmark past records only validated,
+        filtered or rejected while a mapping is tried out would make the real run after it,
+        Meltano keeping the STATE, start past them and never send them)."""
+        return self.settings.dry_run or self.dry_run_records() > 0
 
     def _dry_run(self, stream: str) -> bool:
         mapping = self.mappings[stream]
