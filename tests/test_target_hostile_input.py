@@ -297,13 +297,23 @@ class _Gateway:
         self._server.server_close()
 
 
-def _html_400(handler: BaseHTTPRequestHandler) -> None:
-    body = b"<html><body><h1>400 Bad Request</h1>nginx</body></html>"
-    handler.send_response(400)
-    handler.send_header("Content-Type", "text/html")
+def _answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, kind: str) -> None:
+    """Send one whole answer: status, content type and length, body."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", kind)
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
+
+
+def _api_error(handler: BaseHTTPRequestHandler, error: dict[str, Any]) -> None:
+    """A 400 in the API's error shape."""
+    body = json.dumps({"error": {**error, "type": "invalid_request_error"}}).encode()
+    _answer(handler, 400, body, "application/json")
+
+
+def _html_400(handler: BaseHTTPRequestHandler) -> None:
+    _answer(handler, 400, b"<html><body><h1>400 Bad Request</h1>nginx</body></html>", "text/html")
 
 
 def test_a_gateway_refusing_everything_stops_the_run_and_rejects_nothing(tmp_path):
@@ -782,13 +792,9 @@ def test_a_later_copy_of_an_event_the_api_refused_is_sent_not_dropped_as_a_dupli
 
 def _refusal_naming_nothing(handler: BaseHTTPRequestHandler) -> None:
     # The API's error shape, naming no event, and worded differently each time.
-    message = f"invalid pixel configuration (request id {time.monotonic_ns()})"
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error"}}).encode()
-    handler.send_response(400)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+    _api_error(
+        handler, {"message": f"invalid pixel configuration (request id {time.monotonic_ns()})"}
+    )
 
 
 def test_refusals_of_every_event_one_at_a_time_stop_the_run_instead_of_rejecting_all(tmp_path):
@@ -833,13 +839,9 @@ def test_values_that_may_be_personal_data_stay_out_of_the_log(sandbox, tmp_path)
 
 
 def _refusal_quoting_an_ip(handler: BaseHTTPRequestHandler) -> None:
-    error = {"message": "invalid ip 203.0.113.77", "param": "events[0].user.ip_address"}
-    body = json.dumps({"error": {**error, "type": "invalid_request_error"}}).encode()
-    handler.send_response(400)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+    _api_error(
+        handler, {"message": "invalid ip 203.0.113.77", "param": "events[0].user.ip_address"}
+    )
 
 
 def test_a_server_message_quoting_an_identifier_is_logged_without_it(tmp_path):
