@@ -483,20 +483,16 @@ def test_a_relative_source_url_is_rejected_without_its_query_in_any_output(
     assert stored(sandbox) == ["r1"]
 
 
-def test_a_config_file_that_is_not_json_is_one_clear_line(tmp_path):
-    path = tmp_path / "config.json"
-    path.write_text('{"pixel_id": ')
-    proc = subprocess.run(
-        [*TARGET_CMD, "--config", str(path)], input=b"", capture_output=True, check=False
-    )
-    err = proc.stderr.decode()
-    assert proc.returncode == 1
-    assert "Traceback" not in err
-    assert "the config file cannot be read: Expecting value: line 1 column 14" in err
-
-
-@pytest.mark.parametrize("text", ["[1, 2]", "5", '"settings"'])
-def test_a_config_file_of_json_that_is_no_object_is_one_clear_line(text, tmp_path):
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('{"pixel_id": ', "the config file cannot be read: Expecting value: line 1 column 14"),
+        ("[1, 2]", "the config file must hold a JSON object of settings"),
+        ("5", "the config file must hold a JSON object of settings"),
+        ('"settings"', "the config file must hold a JSON object of settings"),
+    ],
+)
+def test_a_config_file_that_is_no_json_object_is_one_clear_line(text, said, tmp_path):
     path = tmp_path / "config.json"
     path.write_text(text)
     proc = subprocess.run(
@@ -505,7 +501,7 @@ def test_a_config_file_of_json_that_is_no_object_is_one_clear_line(text, tmp_pat
     err = proc.stderr.decode()
     assert proc.returncode == 1
     assert "Traceback" not in err
-    assert "the config file must hold a JSON object of settings" in err
+    assert said in err
 
 
 @pytest.mark.parametrize(
