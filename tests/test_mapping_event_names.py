@@ -91,6 +91,8 @@ def test_normalise_event_name(name: str, normalised: str) -> None:
         ("product_added_to_cart", "items_added"),
         ("product_viewed", "contents_viewed"),
         ("page_viewed", "page_viewed"),
+        # PostHog.
+        ("$pageview", "page_viewed"),
         # Each type is its own name, in any spelling.
         ("order_created", "order_created"),
         ("Appointment Scheduled", "appointment_scheduled"),

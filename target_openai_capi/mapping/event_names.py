@@ -64,6 +64,8 @@ _BUILTIN: dict[str, str] = {
     # Shopify Web Pixels standard events.
     "checkout_completed": "order_created",
     "product_added_to_cart": "items_added",
+    # PostHog's page view event (its own destination for OpenAI maps it so).
+    "$pageview": "page_viewed",
 }
 
 # Normalised name -> Conversions API event type.
