@@ -121,6 +121,8 @@ class TargetOpenAICapi(Target):
             reader.on_bad_line = self._reject_line
             reader.keep_sources = bool(self.pipeline.settings.dead_letter_path)
             reader.strict = self.pipeline.settings.on_rejected == "fail"
+            if self.pipeline.settings.dead_letter_path:
+                reader.on_replay = self.pipeline.input_is_a_replay
             processes = self.pipeline.settings.worker_processes
             if processes > 0 and mappings:
                 reader.pool = WorkerPool(processes, self.logger, str(self.config.get("api_key")))

@@ -402,6 +402,26 @@ def test_a_replay_of_the_dead_letter_file_writes_elsewhere_and_ends(sandbox, tmp
     assert "older than 7 days" in sibling.read_text()
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_replay_of_the_dead_letter_file_through_a_pipe_writes_elsewhere(
+    workers, sandbox, tmp_path
+):
+    # `cat dead.jsonl | target-openai-capi ...`: the input is a pipe, not the file, so only
+    # its lines say it is a replay; appending to the file being read would never end.
+    stale = record("c", {"id": "old", "timestamp": iso_minutes_ago(8 * 1440), "type": "x"})
+    cfg = config(sandbox.url, tmp_path, worker_processes=workers)
+    run = run_target(cfg, [SCHEMA, stale, rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    dead = tmp_path / "dead.jsonl"
+    before = dead.read_bytes()
+    replay = run_target(cfg, before, tmp_path, timeout=60)
+    assert replay.returncode == 0, replay.output
+    assert "The input holds dead letters (a replay)" in replay.stderr
+    assert dead.read_bytes() == before
+    [sibling] = tmp_path.glob("dead.replay-*.jsonl")
+    assert "older than 7 days" in sibling.read_text()
+
+
 @pytest.mark.parametrize("kind", ["a directory", "under a file"])
 def test_a_dead_letter_file_that_cannot_be_written_stops_at_start_up(kind, sandbox, tmp_path):
     if kind == "a directory":

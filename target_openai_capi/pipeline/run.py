@@ -89,6 +89,7 @@ class Pipeline:
         self._requeue: list[_Held] = []
         self._requeued = 0  # how many copies were batched again, all told
         self._held_seqs: set[int] = set()  # sequence numbers of held copies (until settled)
+        self._replaying = False  # rejections already go to a replay's own file
         self.events.is_unsettled = self._unsettled.__contains__
         self.validate_only_streams = frozenset(s for s in mappings if self._dry_run(s))
         self.events.validate_only_streams = self.validate_only_streams
@@ -123,15 +124,29 @@ class Pipeline:
             return
         dead = DeadLetterFile(path)
         if input_stat is not None and dead.is_file(input_stat):
-            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            replay = dead.path.with_name(f"{dead.path.stem}.replay-{stamp}{dead.path.suffix}")
-            self._logger.warning(
-                "The input is the dead-letter file itself: this run's rejections go to %s.",
-                replay,
-            )
-            dead = DeadLetterFile(replay)
+            dead = self._replay_file(dead, "The input is the dead-letter file itself")
         dead.open()
         self.settler.dead_letters = dead
+
+    def input_is_a_replay(self) -> None:
+        """The input holds dead-letter lines (read through a pipe: `cat dead.jsonl | ...`):
+        this run's rejections go to a sibling file from now on, so that a replay of the
+        dead-letter file never appends to the file being read (and never ends)."""
+        dead = self.settler.dead_letters
+        if dead is None or self._replaying:
+            return
+        self._replaying = True
+        replay = self._replay_file(dead, "The input holds dead letters (a replay)")
+        replay.open()
+        self.settler.dead_letters = replay
+        dead.close()
+
+    def _replay_file(self, dead: DeadLetterFile, why: str) -> DeadLetterFile:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        replay = dead.path.with_name(f"{dead.path.stem}.replay-{stamp}{dead.path.suffix}")
+        self._logger.warning("%s: this run's rejections go to %s.", why, replay)
+        self._replaying = True
+        return DeadLetterFile(replay)
 
     # Records in
 

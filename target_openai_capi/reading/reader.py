@@ -50,6 +50,12 @@ BadLineHandler = Callable[[int, str, str, str], None]
 _OBJECT_KEYS = {"RECORD": ("record",), "STATE": ("value",)}
 
 
+# What each line of the dead-letter file holds (pipeline/dead_letter.py): an input with it is
+# a replay of that file.
+_REPLAY_MARK_TEXT = '"dead_letter": {"stage": '
+_REPLAY_MARK = _REPLAY_MARK_TEXT.encode()
+
+
 def _is_object(value: object) -> bool:
     """A JSON object: decoded to a dict, or raw JSON text (a STATE's value) that is one."""
     if isinstance(value, msgspec.Raw):
@@ -83,6 +89,8 @@ class TolerantReader(MsgSpecReader):
     records_prepared = 0  # RECORDs a worker prepared (the rest this process handled itself)
     # With on_rejected: fail, a bad line ends the run with the SDK's own exception.
     strict = False
+    # Called once when the input holds dead-letter lines (a replay of the dead-letter file).
+    on_replay: Callable[[], None] | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -191,8 +199,18 @@ class TolerantReader(MsgSpecReader):
         for number, line in enumerate(lines, start=1):
             if number == 1:  # a UTF-8 byte order mark some writers put first is not content
                 line = _without_bom(line)
+            if self.on_replay is not None:
+                self._look_for_replay(line)
             self._process_line(number, line, callbacks, stats)
         return stats
+
+    def _look_for_replay(self, text: str | bytes) -> None:
+        """Tell `on_replay` (once) when the text holds a line the dead-letter file writes."""
+        assert self.on_replay is not None
+        found = _REPLAY_MARK in text if isinstance(text, bytes) else _REPLAY_MARK_TEXT in text
+        if found:
+            on_replay, self.on_replay = self.on_replay, None
+            on_replay()
 
     def _process_chunks(
         self,
@@ -220,6 +238,8 @@ class TolerantReader(MsgSpecReader):
                     chunk = chunks.read()
                     if chunk is None:
                         break
+                    if self.on_replay is not None:
+                        self._look_for_replay(chunk)
                     ticket = pool.submit(chunk) if pool.usable() else None
                     pending.append((chunk, ticket))
                     if ticket is None:
