@@ -153,7 +153,8 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         default={},
         description=(
             "Singer stream name -> how its records become events (event_type or "
-            "event_type_from, filter, fields, preset). Streams without an entry are skipped."
+            "event_type_from, filter, fields, preset, dry_run, skip_unmatchable, "
+            "keep_source_url_query). Streams without an entry are skipped."
         ),
     ),
     th.Property(
