@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 
 from target_openai_capi.contract import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
+from target_openai_capi.log_safety import is_loopback
 from target_openai_capi.mapping.identity import (
     DEFAULT_USER_FIELD_STYLE,
     USER_FIELD_STYLES,
@@ -259,15 +259,6 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
 ).to_dict()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def config_problems(config: Mapping[str, Any]) -> list[str]:
     """Problems that no single setting's schema can see; each says what to fix."""
     problems = []
@@ -280,7 +271,7 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
     shown = url._replace(netloc=url.hostname or "", query="", fragment="").geturl()
     if url.scheme not in ("https", "http") or not url.hostname:
         problems.append(f"api_url must be an https:// URL, got {shown!r}")
-    elif url.scheme == "http" and not _is_loopback(url.hostname):
+    elif url.scheme == "http" and not is_loopback(url.hostname):
         problems.append(
             f"api_url uses plain http:// for {url.hostname!r}: only loopback hosts (the local "
             "sandbox) may use http; use https:// so the API key never travels unencrypted"

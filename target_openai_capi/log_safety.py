@@ -34,7 +34,7 @@ def _quoted(match: re.Match[str]) -> str:
     text = match.group(1) if match.group(1) is not None else match.group(2)
     if _DATE_TIME.match(text) and "@" not in text and not _WORDS.search(text[16:]):
         return match.group(0)
-    if _is_loopback(text):
+    if is_loopback(text):
         return match.group(0)
     if len(_DIGIT.findall(text)) >= 6 or _WORDS.search(text):
         quote = match.group(0)[0]
@@ -42,20 +42,24 @@ def _quoted(match: re.Match[str]) -> str:
     return match.group(0)
 
 
-def _is_loopback(text: str) -> bool:
-    """True for a loopback address (the local sandbox's host): no one's personal data."""
+def is_loopback(host: str) -> bool:
+    """True for localhost or a loopback address (the local sandbox's host): no one's personal
+    data, and the only host plain http:// may reach (config.py)."""
+    if host == "localhost":
+        return True
     try:
-        return ipaddress.ip_address(text).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
 
 def _ip(match: re.Match[str]) -> str:
+    text = match.group(0)
     try:
-        address = ipaddress.ip_address(match.group(0))
+        address = ipaddress.ip_address(text)
     except ValueError:
-        return match.group(0)
-    return match.group(0) if address.is_loopback else HIDDEN
+        return text
+    return text if address.is_loopback else HIDDEN
 
 
 def log_safe(text: str) -> str:
