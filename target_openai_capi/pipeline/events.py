@@ -185,14 +185,15 @@ class EventBuilder:
             and "id" not in self.mappings[stream.name].fields
         ):
             self._say_if_ids_are_hashed(stream, event_id)
-        if type(outcome) is Built and stream.name in self.validate_only_streams:
+        if type(outcome) is not Built:
+            return outcome
+        if stream.name in self.validate_only_streams:
             # Its own dedup keys: an event only validated was not sent, so it makes no event
             # of a stream sent for real a duplicate (nor one of them, this one).
             outcome = outcome._replace(name=VALIDATED_ONLY + outcome.name)
-        if type(outcome) is Built and self._seen_recently(outcome.name, str(event_id)):
-            if self.is_unsettled((outcome.name, str(event_id))):
-                return HeldCopy(outcome)
-            return DUPLICATE
+        key = (outcome.name, str(event_id))
+        if self._seen_recently(*key):
+            return HeldCopy(outcome) if self.is_unsettled(key) else DUPLICATE
         return outcome
 
     def _assembler(self, stream: StreamInfo) -> Assembler | None:
