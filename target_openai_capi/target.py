@@ -447,6 +447,15 @@ class TargetOpenAICapi(Target):
             "Stopped. No STATE was written past the last delivered records: "
             "rerun with the last STATE to resume."
         )
+        unsettled = self.pipeline.count_unsettled()
+        if unsettled:
+            self.logger.info(
+                "%d record%s had events in batches not yet sent, in flight, or held when the "
+                "run stopped ('unsettled' below): the next run from the last STATE sends them "
+                "again (the API ignores a copy of an event it already accepted).",
+                unsettled,
+                "s" if unsettled != 1 else "",
+            )
         self.logger.info(self.pipeline.account.summary_line())
         logging.shutdown()
         sys.exit(1)

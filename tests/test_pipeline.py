@@ -27,6 +27,7 @@ from target_openai_capi.pipeline.accounting import (
     STAGE_MAPPING,
     STAGE_SCHEMA,
     STAGE_WINDOW,
+    UNSETTLED,
 )
 from target_openai_capi.pipeline.events import Built, EventBuilder, Rejection, StreamInfo
 from target_openai_capi.pipeline.log_limit import LimitedLog
@@ -251,6 +252,21 @@ def test_every_record_is_counted_once(tmp_path):
     assert account.total(FILTERED) == 1
     assert account.total(REJECTED) == 3  # mapping, api, the input line
     assert pipeline.checkpoints.numbered == len(records) + 2
+    assert pipeline.count_unsettled() == 0  # (the held copy of o1 was settled as a duplicate)
+
+
+def test_records_not_settled_when_a_run_stops_are_counted_as_unsettled(tmp_path):
+    """What the target counts on a fatal stop: events in flight, in an open batch, and a copy
+    held behind one in flight, each once; records settled already are not counted again."""
+    pipeline, uploader, _ = make_pipeline(tmp_path, batch_size=2)
+    for rec in [order("o1"), order("o1"), order("o2"), order("o3", status="test"), order("o4")]:
+        pipeline.add(ORDERS, RecordEnvelope("orders", rec))
+    assert [len(batch.events) for batch in uploader.in_flight] == [2]  # o1, o2; o4 still open
+    assert pipeline.count_unsettled() == 4  # o1, its held copy, o2, o4
+    account = pipeline.account
+    assert (account.total(UNSETTLED), account.total(FILTERED), account.received()) == (4, 1, 5)
+    assert "orders: received=5 filtered=1 unsettled=4" in account.summary_line()
+    assert pipeline.count_unsettled() == 0  # (counted once)
 
 
 @pytest.mark.parametrize(

@@ -315,3 +315,54 @@ def test_a_signal_during_a_rejected_message_still_stops_the_run(monkeypatch):
         guard.handle(lambda _: calls.append("rejection recorded"), None)
     assert stopped.value.code == 0
     assert calls == ["rejection recorded", "end of input"]
+
+
+def test_a_run_stopped_by_an_error_still_accounts_for_every_record(sandbox, tmp_path):
+    """The API answers 500 to everything and the target gives up: the run stops with three
+    batches in flight, none of them settled. Their records are counted as unsettled, so the
+    summary still accounts for every record received (it used to say received=0), and no
+    STATE passes them."""
+    sandbox.set_faults(FaultConfig(rate_500=1.0))
+    lines = [schema("conversions", {"id": {}}, ["id"]), state({"pos": 0})]
+    lines += conversions(30)
+    lines.append(state({"pos": 30}))
+    config = config_for(sandbox.url, tmp_path, batch_size=10, max_attempts=2, max_retry_seconds=5)
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 1, run.output
+    assert "Gave up after 2 attempts" in run.stderr
+    assert "30 records had events in batches not yet sent, in flight, or held" in run.stderr
+    assert "Run summary: received=30 sent=0 " in run.stderr
+    assert "conversions: received=30 unsettled=30" in run.stderr
+    assert sandbox.events(PIXEL_ID) == []
+    assert run.states == [{"pos": 0}]
+    assert "Traceback" not in run.stderr
+
+
+def test_a_run_stopped_on_a_refused_event_counts_the_batch_it_stopped_in(skewed_sandbox, tmp_path):
+    """on_rejected: fail, one request at a time: the API refuses one event of the second batch
+    and the run stops there. The batch's other events were accepted (sent), the refused one
+    is rejected; nothing is left unsettled, and STATE stays before the refused event."""
+    stale = now_ms() - 2 * 3600 * 1000  # stale on the sandbox's clock, not on the target's
+    lines = [schema("conversions", {"id": {}}, ["id"]), state({"pos": 0})]
+    for i in range(30):
+        if i == 15:
+            lines.append(
+                record("conversions", {"id": "e15", "type": "lead_created", "timestamp_ms": stale})
+            )
+        else:
+            lines += conversions(1, start=i)
+        if i % 10 == 9:
+            lines.append(state({"pos": i + 1}))
+    config = config_for(
+        skewed_sandbox.url, tmp_path, batch_size=10, max_concurrent_requests=1, on_rejected="fail"
+    )
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 1, run.output
+    assert "rejected at stage api" in run.stderr
+    assert "conversions: received=20 sent=19 rejected=1 (api=1)" in run.stderr
+    assert "unsettled" not in run.stderr
+    assert sorted(e["id"] for e in skewed_sandbox.events(PIXEL_ID)) == sorted(
+        f"e{i}" for i in range(20) if i != 15
+    )
+    assert run.states == [{"pos": 0}, {"pos": 10}]
+    assert "Traceback" not in run.stderr

@@ -15,7 +15,20 @@ SKIPPED_STREAM = "skipped_stream"  # the stream has no entry under `streams`
 # skip_unmatchable: the event carried none of the stream's match_identifiers
 SKIPPED_UNMATCHABLE = "skipped_unmatchable"
 REJECTED = "rejected"  # dead-lettered, with a stage and a reason
-OUTCOMES = (SENT, VALIDATED, DUPLICATE, FILTERED, SKIPPED_STREAM, SKIPPED_UNMATCHABLE, REJECTED)
+# Only after a run stopped on an error: the event was in an open batch, in flight, or held
+# behind a copy in flight, and no answer settled it (the next run from the last STATE sends it
+# again; the API ignores a copy of an event it already accepted).
+UNSETTLED = "unsettled"
+OUTCOMES = (
+    SENT,
+    VALIDATED,
+    DUPLICATE,
+    FILTERED,
+    SKIPPED_STREAM,
+    SKIPPED_UNMATCHABLE,
+    REJECTED,
+    UNSETTLED,
+)
 
 # Stages at which a record can be rejected.
 STAGE_INPUT = "input"  # the line itself: not JSON, not UTF-8, RECORD before its SCHEMA
@@ -73,7 +86,9 @@ class RunAccount:
             if stages:
                 detail += " (" + ", ".join(f"{s}={n}" for s, n in sorted(stages.items())) + ")"
             parts.append(f"{stream}: received={self.received(stream)} {detail}".rstrip())
-        totals = " ".join(f"{o}={self.total(o)}" for o in OUTCOMES)
+        totals = " ".join(
+            f"{o}={self.total(o)}" for o in OUTCOMES if o != UNSETTLED or self.total(o)
+        )
         return f"Run summary: received={self.received()} {totals} requests={self.requests}" + (
             "; " + "; ".join(parts) if parts else ""
         )

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -19,7 +20,7 @@ from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
-from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM
+from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM, UNSETTLED
 from target_openai_capi.pipeline.batching import Batcher, RecordRef
 from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue
 from target_openai_capi.pipeline.dead_letter import DeadLetterFile
@@ -89,6 +90,8 @@ class Pipeline:
         self._requeue: list[_Held] = []
         self._requeued = 0  # how many copies were batched again, all told
         self._held_seqs: set[int] = set()  # sequence numbers of held copies (until settled)
+        # Per stream, records whose event was batched or held and is not settled yet.
+        self._waiting: Counter[str] = Counter()
         self._replaying = False  # rejections already go to a replay's own file
         self.events.is_unsettled = self._unsettled.__contains__
         self.validate_only_streams = frozenset(s for s in mappings if self._dry_run(s))
@@ -223,6 +226,7 @@ class Pipeline:
         assert type(event) is Built
         ref = RecordRef(stream, seq, record_json, event.name, event_id, event.identifiers, line)
         key = (event.name, event_id)
+        self._waiting[stream.name] += 1
         if type(built) is HeldCopy and key in self._unsettled:
             self._held_seqs.add(seq)
             self.checkpoints.hold(("held", seq), seq)
@@ -236,6 +240,7 @@ class Pipeline:
     def _event_settled(self, ref: RecordRef, accepted: bool) -> None:
         """A batched event was settled: the copies held behind it are duplicates if it was
         accepted; if it was refused, the first of them is batched in its place."""
+        self._waiting[ref.stream.name] -= 1
         held = self._unsettled.pop((ref.event_name, ref.event_id), None)
         if self._held_seqs and ref.seq in self._held_seqs:  # it was a held copy itself
             self._held_seqs.discard(ref.seq)
@@ -245,6 +250,7 @@ class Pipeline:
         if accepted:
             for copy in held:
                 self.settler.account.count(copy.ref.stream.name, DUPLICATE)
+                self._waiting[copy.ref.stream.name] -= 1
                 self._held_seqs.discard(copy.ref.seq)
                 self.checkpoints.release(("held", copy.ref.seq))
         else:
@@ -263,6 +269,16 @@ class Pipeline:
             finished = self.batches.add(copy.event, copy.ref)
             if finished:
                 self.settler.settle(finished)
+
+    def count_unsettled(self) -> int:
+        """After the run stopped on an error: count as unsettled the records whose events were
+        in open batches, in flight, or held, with no answer (so that the summary still accounts
+        for every record received); how many there were."""
+        waiting = +self._waiting  # (streams with none left out)
+        for stream, n in waiting.items():
+            self.account.count(stream, UNSETTLED, n)
+        self._waiting.clear()
+        return sum(waiting.values())
 
     def reject(self, stream: StreamInfo, envelope: RecordEnvelope, rejection: Rejection) -> None:
         """Dead-letter one record, whole, with its stage and reason."""
