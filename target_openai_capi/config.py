@@ -6,12 +6,12 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from singer_sdk import typing as th
 
 from target_openai_capi.contract import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
-from target_openai_capi.log_safety import is_loopback
+from target_openai_capi.log_safety import MIN_HIDDEN_LENGTH, is_loopback
 from target_openai_capi.mapping.identity import (
     DEFAULT_USER_FIELD_STYLE,
     USER_FIELD_STYLES,
@@ -282,6 +282,11 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
             "goes in api_key (the URL is not shown here)"
         )
     key = str(config.get("api_key") or "").strip()
+    if len(key) >= MIN_HIDDEN_LENGTH and key in unquote(str(config.get("api_url") or "")):
+        problems.append(
+            "api_url holds the API key: the key goes in api_key only, never in the URL (which "
+            "error messages show). The URL is not shown here; rotate the key if it was shared"
+        )
     if not key:
         problems.append("api_key is empty: set a Conversions API key (prefix sk-svcacct-)")
     elif not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
@@ -345,7 +350,11 @@ def without_key(messages: list[str], key: object) -> list[str]:
     given as a list or object (a wrong type, which the SDK's message quotes) has every string in
     it hidden."""
     forms = set()
-    nested = [] if isinstance(key, str) else [t for t in _strings_in(key) if len(t.strip()) >= 8]
+    nested = (
+        []
+        if isinstance(key, str)
+        else [t for t in _strings_in(key) if len(t.strip()) >= MIN_HIDDEN_LENGTH]
+    )
     for text in [key] if isinstance(key, str) else nested:
         if text.strip():
             forms |= {text, text.strip(), repr(text)[1:-1], repr(text.strip())[1:-1]}

@@ -482,6 +482,19 @@ def test_credentials_in_api_url_are_refused_and_never_echoed(sandbox, tmp_path):
     assert sandbox.stats()["requests"] == 0
 
 
+@pytest.mark.parametrize("where", ["/v1/events/{key}", "/v1/events?token={key}", "/{quoted}/x"])
+def test_the_api_key_in_api_url_is_refused_and_never_echoed(where, sandbox, tmp_path):
+    # In the URL the key would reach every message that shows the URL (a 404 names it).
+    path = where.format(key=API_KEY, quoted=API_KEY.replace("-", "%2D"))
+    url = sandbox.url.replace("/v1/events", "") + path
+    run = run_target(config(url, tmp_path), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode != 0
+    assert "api_url holds the API key" in run.output
+    assert API_KEY[12:] not in run.output
+    assert "Traceback" not in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
 @pytest.mark.parametrize(
     ("keep_query", "shown"), [(False, "'/thanks'"), (True, "'/thanks?<query hidden>'")]
 )
