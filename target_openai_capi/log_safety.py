@@ -74,15 +74,41 @@ def log_safe(text: str) -> str:
 # move the cursor over earlier lines), and Unicode's line and paragraph separators. Tabs stay.
 _LINE_BREAKERS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
+# Secrets shorter than this are not looked for in text: a short or empty value would hide
+# ordinary words (the API's keys are far longer).
+MIN_HIDDEN_LENGTH = 8
+REDACTED = "[redacted]"
+_secrets: list[str] = []
+
+
+def hide_in_every_log_line(secret: str) -> None:
+    """From now on, OneLine writes `secret` (the API key) as [redacted] in every log record:
+    the places that build messages redact it already; this is what catches the one that
+    forgot (an exception's text, a server echoing the key, a URL that held it)."""
+    if len(secret) >= MIN_HIDDEN_LENGTH and secret not in _secrets:
+        _secrets.append(secret)
+
+
+def _redacted(text: str) -> str:
+    for secret in _secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
 
 class OneLine(logging.Filter):
-    """Each log record on one line: a control character inside a value (a stream name, a
-    server's message) is written escaped (\\n, \\x1b), so what a tap or a server sends
-    cannot forge log lines or rewrite them on a terminal."""
+    """Each log record on one line, without the API key: a control character inside a value
+    (a stream name, a server's message) is written escaped (\\n, \\x1b), so what a tap or a
+    server sends cannot forge log lines or rewrite them on a terminal; the secrets given to
+    hide_in_every_log_line are [redacted], in the message and in a traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if _LINE_BREAKERS.search(message):
-            record.msg = _LINE_BREAKERS.sub(lambda m: repr(m.group())[1:-1], message)
-            record.args = None
+        shown = _redacted(message) if _secrets else message
+        if _LINE_BREAKERS.search(shown):
+            shown = _LINE_BREAKERS.sub(lambda m: repr(m.group())[1:-1], shown)
+        if shown != message:
+            record.msg, record.args = shown, None
+        if _secrets and record.exc_info:  # (the traceback is formatted once, here, redacted)
+            record.exc_text = _redacted(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True

@@ -33,7 +33,7 @@ from target_openai_capi.config import (
 from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
-from target_openai_capi.log_safety import OneLine, log_safe
+from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_safe
 from target_openai_capi.parallel.pool import WorkerPool
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
@@ -402,6 +402,7 @@ class TargetOpenAICapi(Target):
         cls.print_version(print_fn=cls.logger.info)
         config = config or _ConfigInput()
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
+        hide_in_every_log_line(str(target.config.get("api_key") or ""))
         if test:
             uploader = target.pipeline.uploader
             works, line = check_credentials(uploader.client, integration_source(target.config))

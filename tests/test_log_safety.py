@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import sys
+
 import pytest
 
-from target_openai_capi.log_safety import log_safe
+from target_openai_capi import log_safety
+from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_safe
 
 
 @pytest.mark.parametrize(
@@ -45,3 +50,52 @@ from target_openai_capi.log_safety import log_safe
 )
 def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, logged: str) -> None:
     assert log_safe(reason) == logged
+
+
+KEY = "sk-svcacct-" + "k3y" * 10
+
+
+def _logged(secret: str, message: str, *args: object, exc: BaseException | None = None) -> str:
+    """What a handler with OneLine writes for one record, once `secret` is to be hidden."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(OneLine())
+    logger = logging.Logger("test-one-line")
+    logger.addHandler(handler)
+    hide_in_every_log_line(secret)
+    if exc is None:
+        logger.error(message, *args)
+    else:
+        try:
+            raise exc
+        except type(exc):
+            logger.error(message, *args, exc_info=sys.exc_info())
+    return out.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_safety, "_secrets", [])
+
+
+def test_the_key_is_redacted_in_every_log_line_once_it_is_known() -> None:
+    written = _logged(KEY, "server said %s for %r", f"bad key {KEY}", "https://h/" + KEY)
+    assert KEY not in written
+    assert written == "server said bad key [redacted] for 'https://h/[redacted]'\n"
+
+
+def test_the_key_is_redacted_in_a_traceback_too() -> None:
+    written = _logged(KEY, "Unexpected error", exc=ValueError(f"header Bearer {KEY}"))
+    assert KEY not in written
+    assert "ValueError: header Bearer [redacted]" in written
+    assert written.startswith("Unexpected error\nTraceback")
+
+
+def test_a_short_or_empty_key_hides_nothing() -> None:
+    assert _logged("", "nothing to hide") == "nothing to hide\n"
+    assert _logged("sk-1", "sk-1 is too short to look for") == "sk-1 is too short to look for\n"
+
+
+def test_one_line_escapes_line_breaks_as_well_as_hiding_the_key() -> None:
+    written = _logged(KEY, "stream %s", f"a\nb{KEY}\x1b[2J")
+    assert written == "stream a\\nb[redacted]\\x1b[2J\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from target_openai_capi.log_safety import REDACTED
+
 # Keys are service-account keys scoped to one endpoint; the message tells a user which kind to make.
 KEY_ADVICE = (
     "Use a Conversions API key (prefix sk-svcacct-, scope ads.third_party_events.write), "
@@ -111,4 +113,4 @@ def redact(text: str, secret: str) -> str:
     """Return text with every occurrence of secret replaced, so no message can echo the key."""
     if not secret:
         return text
-    return text.replace(secret, "[redacted]")
+    return text.replace(secret, REDACTED)
