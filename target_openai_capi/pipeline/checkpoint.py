@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Hashable
 from typing import TextIO
 
 import msgspec
 import simplejson
 
+# STATEs kept waiting for their records at most; past it, every other one is dropped (the
+# latest kept). A run reads ahead of its oldest unsettled record by a few batches at most (the
+# uploader blocks at its in-flight limit), so only a tap writing STATE after nearly every record
+# of many streams comes near it.
+MAX_PENDING_STATES = 10_000
 # A STATE message's value, kept as the tap wrote it (the reader hands over its JSON text).
 StateValue = object
 
@@ -25,7 +31,8 @@ class Checkpoints:
     def __init__(self) -> None:
         self._next_seq = 0
         self._holds: dict[Hashable, int] = {}  # batch key -> sequence of its oldest record
-        self._pending_state: tuple[int, StateValue] | None = None
+        # STATEs not yet released, oldest first, each with the number of records it covers.
+        self._pending: deque[tuple[int, StateValue]] = deque()
 
     @property
     def numbered(self) -> int:
@@ -47,22 +54,34 @@ class Checkpoints:
         self._holds.pop(key, None)
 
     def state_received(self, state: StateValue) -> None:
-        """Remember a STATE; it covers every record numbered before now."""
-        # Only the latest STATE matters: a later one supersedes an earlier one.
-        self._pending_state = (self._next_seq, state)
+        """Remember a STATE; it covers every record numbered before now.
+
+        Earlier STATEs are kept too (until MAX_PENDING_STATES): with batches always in flight
+        the latest one is seldom releasable, while an earlier one is once its records are
+        settled. Keeping only the latest left long runs without a STATE for thousands of
+        records (a run stopped then resends them all)."""
+        if self._pending and self._pending[-1][0] == self._next_seq:
+            self._pending[-1] = (self._next_seq, state)  # no record between: it supersedes
+        else:
+            self._pending.append((self._next_seq, state))
+        if len(self._pending) > MAX_PENDING_STATES:
+            # Thin out every other one, the latest kept: the bookmark moves in larger steps.
+            kept = list(self._pending)[::-2]
+            self._pending = deque(reversed(kept))
 
     def low_water_mark(self) -> int:
         """Sequence number of the oldest unsettled record (or the next one, if none)."""
         return min(self._holds.values(), default=self._next_seq)
 
     def releasable_state(self) -> StateValue | None:
-        """The pending STATE if every record before it is settled (and forget it)."""
-        if self._pending_state is None:
+        """The latest pending STATE whose records are all settled (it and those before it
+        are forgotten), or None."""
+        if not self._pending:
             return None
-        covers, state = self._pending_state
-        if self.low_water_mark() < covers:
-            return None
-        self._pending_state = None
+        mark = self.low_water_mark()
+        state = None
+        while self._pending and self._pending[0][0] <= mark:
+            state = self._pending.popleft()[1]
         return state
 
 
