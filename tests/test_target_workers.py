@@ -355,13 +355,30 @@ SPAWNED_WORKERS_DIE = SPAWN_WORKERS + (
 )
 
 
+def _wait_for_workers_to_end(pid: int) -> None:
+    """Two seconds for the workers to start and die; longer while one is still alive (on a
+    busy machine a spawned Python may take that long to reach its exit): the tail is sent
+    once they are gone, so the target has a chunk to find them gone with."""
+    deadline = time.monotonic() + 60
+    time.sleep(2.0)
+    while time.monotonic() < deadline:
+        try:
+            children = psutil.Process(pid).children()
+            alive = [c for c in children if c.status() != psutil.STATUS_ZOMBIE]
+        except psutil.NoSuchProcess:
+            alive = []
+        if not alive:
+            return
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("hook", [FORKED_WORKERS_DIE, SPAWNED_WORKERS_DIE], ids=["fork", "spawn"])
 def test_workers_that_cannot_start_cost_nothing(sandbox, tmp_path, hook):
     """A worker that dies at start-up: the run goes on in one process and says so."""
     head, tail = mixed_input(400)
     config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=2)
     proc = start_target(config, head, tmp_path, hooked_env(tmp_path, hook))
-    time.sleep(2.0)
+    _wait_for_workers_to_end(proc.pid)
     stdout, stderr = proc.communicate(("\n".join(tail) + "\n").encode(), timeout=120)
     assert proc.returncode == 0, stderr.decode()
     text = stderr.decode()

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from typing import BinaryIO
 
@@ -40,6 +41,10 @@ from target_openai_capi.reading.line_chunks import enlarge_pipe, readable
 Results = list[PreparedRecord | None]
 # A chunk sent to a worker: the worker, and the tag its answers will carry (frames.py).
 Ticket = tuple["Worker", int]
+
+
+# How long a worker that stopped answering is given to exit, for its exit code in the warning.
+EXIT_WAIT_SECONDS = 0.5
 
 
 def usable_cores() -> int:
@@ -88,6 +93,15 @@ class _ForkedProcess:
             _, status = os.waitpid(self.pid, 0)
             self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
+
+
+def _exit_code_soon(process: subprocess.Popen[bytes] | _ForkedProcess) -> int | None:
+    """The exit code of a worker that stopped answering, given the moment its exit takes
+    (its pipe closes before it is reaped); None if it is still running after EXIT_WAIT_SECONDS."""
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    while (code := process.poll()) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return code
 
 
 def _spawned(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int, BinaryIO]:
@@ -376,7 +390,7 @@ class WorkerPool:
         results = None if self.broken else worker.results(tag)
         if results is None:
             if not self.broken:
-                code = worker.process.poll()
+                code = _exit_code_soon(worker.process)
                 what = worker.failure or ("stopped" if worker.ready else "could not start")
                 self._break(
                     f"a worker process {what}" + ("" if code is None else f" (exit code {code})")
