@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 from conftest import API_KEY, PIXEL_ID
 from support import iso_minutes_ago, now_ms, record, run_target, schema, state
@@ -257,6 +258,55 @@ def test_dead_letters_replay_once_the_cause_is_fixed(sandbox, tmp_path):
     events = sorted(sandbox.events(PIXEL_ID), key=lambda e: e["id"])
     assert [e["id"] for e in events] == ["o0", "o1", "o2"]
     assert events[0]["data"] == {"type": "contents", "amount": 1050, "currency": "EUR"}
+    assert not dead_file.exists()  # nothing was rejected the second time
+
+
+def test_dead_letters_replay_under_the_schema_each_record_came_with(sandbox, tmp_path):
+    """The stream's SCHEMA changes mid-run (the id becomes a string): the dead-letter file
+    holds each record after the SCHEMA it came with, so the replay sends all of them (the
+    file used to hold the first SCHEMA only, and the replay refused the later records)."""
+    ts = now_ms() - 60_000
+    first = {"id": {"type": "integer"}, "total": {"type": "number"}, "cur": {"type": "string"}}
+    later = {**first, "id": {"type": "string"}, "total": {"type": "string"}}
+    lines = [
+        schema("orders", first, ["id"]),
+        record("orders", {"id": 1, "total": 5, "cur": "EURO", "ts": ts}),
+        record("orders", {"id": 2, "total": 6, "cur": "EURO", "ts": ts}),
+        schema("orders", later, ["id"]),
+        record("orders", {"id": "A3", "total": "7.00", "cur": "EURO", "ts": ts}),
+        schema("orders", later, ["id"]),  # (sent again, unchanged: no new SCHEMA line)
+        record("orders", {"id": "A4", "total": "8.00", "cur": "EURO", "ts": ts}),
+    ]
+    fields = {"timestamp_ms": "ts", "amount": "total", "currency": "cur"}
+    config = base_config(
+        sandbox, tmp_path, {"orders": {"event_type": "order_created", "fields": fields}}
+    )
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "rejected=4" in run.stderr  # unknown currency 'EURO'
+
+    dead_file = tmp_path / "dead.jsonl"
+    written = [json.loads(line) for line in dead_file.read_text().splitlines()]
+    assert [(m["type"], m.get("record", {}).get("id")) for m in written] == [
+        ("SCHEMA", None),
+        ("RECORD", 1),
+        ("RECORD", 2),
+        ("SCHEMA", None),
+        ("RECORD", "A3"),
+        ("RECORD", "A4"),
+    ]
+    replay_input = tmp_path / "replay.jsonl"
+    replay_input.write_text(dead_file.read_text().replace('"EURO"', '"EUR"'))
+    dead_file.unlink()
+    replay = run_target(config, [], tmp_path, extra_args=["--input", str(replay_input)])
+    assert replay.returncode == 0, replay.output
+    events = sorted(sandbox.events(PIXEL_ID), key=lambda e: e["id"])
+    assert [(e["id"], e["data"]["amount"]) for e in events] == [
+        ("1", 500),
+        ("2", 600),
+        ("A3", 700),
+        ("A4", 800),
+    ]
     assert not dead_file.exists()  # nothing was rejected the second time
 
 

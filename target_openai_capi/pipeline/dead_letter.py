@@ -42,9 +42,10 @@ class DeadLetterError(Exception):
 class DeadLetterFile:
     """Appends one JSON line per rejected record; opened on first use, owner-only (0600).
 
-    Rejected records are written as Singer RECORD messages, each preceded once per stream by
-    its SCHEMA message, with the rejection in an extra `dead_letter` key. Singer readers
-    ignore unknown keys, so once the cause is fixed the file replays as it is:
+    Rejected records are written as Singer RECORD messages, each stream's preceded by its
+    SCHEMA message (again whenever the stream's SCHEMA changed since its last dead letter),
+    with the rejection in an extra `dead_letter` key. Singer readers ignore unknown keys, so
+    once the cause is fixed the file replays as it is:
     `target-openai-capi --config config.json --input dead_letter.jsonl`.
     Lines that were not Singer messages at all are written as `DEAD_LETTER` messages,
     which the target counts and skips on replay.
@@ -53,7 +54,10 @@ class DeadLetterFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._file: IO[str] | None = None
-        self._schemas_written: set[str] = set()
+        # Per stream, the SCHEMA (schema, key properties) its last dead letters were written
+        # under: a record is written after its own, so the file replays under the schema each
+        # record came with, also when the stream's SCHEMA changed during the run.
+        self._schemas_written: dict[str, tuple[Mapping[str, Any], list[str]]] = {}
         self.lines_written = 0
         self._created = False  # opened at start-up; removed again if nothing was written
         self._failed = False  # a write failed (and was reported)
@@ -108,16 +112,12 @@ class DeadLetterFile:
     ) -> None:
         """Dead-letter one record of a stream: `record_json` (the record's JSON as it arrived)
         written as it is when given, else `record`; the key is read from `record`."""
-        if stream not in self._schemas_written and schema is not None:
+        if schema is not None and self._schema_changed(stream, schema, key_properties):
+            keys = list(key_properties)
             self._write(
-                {
-                    "type": "SCHEMA",
-                    "stream": stream,
-                    "schema": schema,
-                    "key_properties": list(key_properties),
-                }
+                {"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": keys}
             )
-            self._schemas_written.add(stream)
+            self._schemas_written[stream] = (schema, keys)
         key = {k: record.get(k) for k in key_properties} or None
         self._write(
             {
@@ -134,6 +134,18 @@ class DeadLetterFile:
                 },
             }
         )
+
+    def _schema_changed(
+        self, stream: str, schema: Mapping[str, Any], key_properties: Sequence[str]
+    ) -> bool:
+        """True unless the stream's last SCHEMA line in the file is this one."""
+        written = self._schemas_written.get(stream)
+        if written is None:
+            return True
+        last_schema, last_keys = written
+        if last_schema is not schema and last_schema != schema:  # (identity: the usual case)
+            return True
+        return last_keys != list(key_properties)
 
     def line(self, *, line_number: int, raw: str, stage: str, reason: str) -> None:
         """Dead-letter an input line that was not a usable Singer message."""
