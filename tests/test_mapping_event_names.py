@@ -64,6 +64,7 @@ def test_normalise_event_name(name: str, normalised: str) -> None:
         ("start_trial", "trial_started"),
         # GA4.
         ("first_open", "app_installed"),
+        ("app_open", "app_opened"),
         # Segment / RudderStack.
         ("Order Completed", "order_created"),
         ("Product Added", "items_added"),

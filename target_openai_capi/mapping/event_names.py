@@ -48,6 +48,7 @@ _BUILTIN: dict[str, str] = {
     # Other GA4 recommended events (view_cart, add_to_wishlist, add_payment_info, refund, ...)
     # have no matching type and go out as custom events.
     "first_open": "app_installed",
+    "app_open": "app_opened",
     # Segment / RudderStack e-commerce and lifecycle specs.
     "product_added": "items_added",
     "wishlist_product_added_to_cart": "items_added",
