@@ -44,6 +44,7 @@ class Skip(Exception):
 
 _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
+_TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
 _SPACE = re.compile(r"\s")
 _POSTAL_CODE = re.compile(r"[A-Za-z0-9 -]{1,32}")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII digits only (not \d)
@@ -114,6 +115,8 @@ def phone_hash(phone: str | None) -> str | None:
     compact = _PHONE_SEPARATORS.sub("", (phone or "").strip())
     if not compact:
         return None
+    if "(" in phone and compact.startswith(("+", "00")):  # "+44 (0)20 ...": the trunk 0
+        compact = _PHONE_SEPARATORS.sub("", _TRUNK_ZERO.sub("", phone))
     if PHONE_REGION is None or compact.startswith(("+", "00")):
         digits: str | None = compact.removeprefix("+").lstrip("0")
     else:
@@ -172,7 +175,10 @@ def ip_address(text: str | None) -> str | None:
         address = ipaddress.ip_address(first)
     except ValueError:
         return None
-    return None if getattr(address, "scope_id", None) else str(address)
+    if getattr(address, "scope_id", None):
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(address if mapped is None else mapped)
 
 
 # --- the rest of the event ---------------------------------------------------------------------

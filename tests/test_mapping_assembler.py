@@ -237,6 +237,15 @@ _TEXT = [
     "SW1A 1AA",
     "x" * 300 + "@example.com",  # past the cache of normalised values
     " " * 300,
+    "NULL",  # markers of a missing value, and names and codes that only look like them
+    " undefined ",
+    "NaN",
+    "\\N",
+    "-",
+    "Nan",
+    "NA",
+    "::ffff:203.0.113.9",
+    "+44 (0)20 7946 0958",
 ]
 
 

@@ -150,6 +150,19 @@ def test_national_numbers_use_default_phone_region() -> None:
     assert notes == []
 
 
+@pytest.mark.parametrize("region", [None, "GB", "US"])
+@pytest.mark.parametrize(
+    "raw", ["+44 (0)20 7946 0958", "0044 (0) 20 7946 0958", "+44(0)2079460958", "+44 20 7946 0958"]
+)
+def test_the_trunk_zero_written_in_parentheses_is_no_part_of_an_international_number(
+    raw: str, region: str | None
+) -> None:
+    # (UK, German, Swiss numbers are often written so; the 0 is not dialled from abroad.)
+    user, notes = build_user({"phone": raw}, default_phone_region=region)
+    assert user == {"phone_numbers_sha256": [h("442079460958")]}
+    assert notes == []
+
+
 @pytest.mark.parametrize(
     ("raw", "region"),
     [
@@ -409,6 +422,41 @@ def test_the_cache_keeps_text_and_other_types_apart() -> None:
     assert user == {}
     assert notes == ["external_id is not text or a number; sent without it"]
     assert build_user({"external_id": Decimal("1.0")})[0] == {"external_ids_sha256": [h("1")]}
+
+
+@pytest.mark.parametrize(
+    ("written", "sent"),
+    [
+        ("::ffff:203.0.113.9", "203.0.113.9"),  # IPv4-mapped, as dual-stack proxies log it
+        ("::FFFF:cb00:7109", "203.0.113.9"),  # (the same, written in hex)
+        ("::ffff:203.0.113.9, 10.0.0.1", "203.0.113.9"),
+        ("2001:DB8::0:1", "2001:db8::1"),  # other IPv6 addresses: compressed, lower case
+        ("64:ff9b::cb00:7109", "64:ff9b::cb00:7109"),  # (NAT64: an IPv6 address of its own)
+    ],
+)
+def test_an_ipv4_client_written_as_ipv6_is_sent_as_its_ipv4_address(written, sent) -> None:
+    assert build_user({"ip_address": written})[0] == {"ip_address": sent}
+
+
+@pytest.mark.parametrize("marker", [*sorted(user_values.NULL_MARKERS), " NULL ", "\tnan"])
+def test_a_marker_of_a_missing_value_is_no_identifier(marker: str) -> None:
+    """What a CSV, pandas or SQL export writes for a missing value is skipped like a null,
+    silently: hashing "nan" as a first name or sending "undefined" as a city is junk."""
+    fields = ["email", "phone", "first_name", "last_name", "external_id", "city", "state"]
+    fields += ["zip", "country", "obref", "user_agent", "ip_address", "android_advertising_id"]
+    user, notes = build_user({field: marker for field in fields} | {"email": [marker, "a@b.co"]})
+    assert user == {"emails_sha256": [h("a@b.co")]}
+    assert notes == []
+
+
+def test_names_and_codes_that_only_look_like_missing_values_are_kept() -> None:
+    user, notes = build_user({"first_name": "Nan", "last_name": "Null", "country": "NA"})
+    assert user == {
+        "first_names_sha256": [h("nan")],
+        "last_names_sha256": [h("null")],
+        "countries": ["NA"],  # Namibia
+    }
+    assert notes == []
 
 
 def test_an_ipv6_address_with_a_zone_id_is_left_out_not_the_event() -> None:

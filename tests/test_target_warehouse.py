@@ -192,3 +192,59 @@ def test_a_table_shaped_like_the_event_sends_its_custom_events(sandbox, tmp_path
     assert events["e3"]["custom_event_name"] == "webinar_joined"
     letters = (tmp_path / "dead.jsonl").read_text()
     assert "custom_event_name is missing for a custom event" in letters
+
+
+def test_an_exports_missing_values_and_odd_spellings_reach_the_api_as_the_rules_ask(
+    sandbox, tmp_path
+):
+    """A warehouse export as pandas or COPY writes it: the markers of missing values are no
+    identifiers, an IPv4 client logged by a dual-stack proxy is an IPv4 address, and a UK
+    number written with its trunk (0) hashes like the same number written without it."""
+    import hashlib
+
+    def h(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    columns = ["id", "email", "phone", "first_name", "city", "ip", "ua", "oppref"]
+    lines = [schema("leads", {c: {"type": ["string", "null"]} for c in columns}, ["id"])]
+    values = [
+        (
+            "l1",
+            "NULL",
+            "+44 (0)20 7946 0958",
+            "nan",
+            "undefined",
+            "::ffff:203.0.113.9",
+            "-",
+            "null",
+        ),
+        ("l2", "Jane@Example.com", "\\N", "Nan", "N/A", "NaN", "Mozilla/5.0", "undefined"),
+    ]
+    for row in values:
+        lines.append(record("leads", {**dict(zip(columns, row, strict=True)), "ts": AT}))
+    fields = {
+        "timestamp": "ts",
+        "email": "email",
+        "phone": "phone",
+        "first_name": "first_name",
+        "city": "city",
+        "ip_address": "ip",
+        "user_agent": "ua",
+        "oppref": "oppref",
+    }
+    streams = {"leads": {"event_type": "lead_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert events["l1"]["user"] == {
+        "phone_numbers_sha256": [h("442079460958")],
+        "ip_address": "203.0.113.9",
+    }
+    assert events["l2"]["user"] == {
+        "emails_sha256": [h("jane@example.com")],
+        "first_names_sha256": [h("nan")],  # Nan is a name
+        "user_agent": "Mozilla/5.0",
+    }
+    assert "oppref" not in events["l1"]
+    assert "oppref" not in events["l2"]
+    assert "sent without it" not in run.stderr  # (skipped as absent, not as bad values)

@@ -46,6 +46,7 @@ from target_openai_capi.mapping.paths import field_path
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
 from target_openai_capi.mapping.user_values import (
+    ABSENT,
     MAX_CACHED_TEXT,
     Rejected,
     _normalise_text,
@@ -111,6 +112,7 @@ def compile_assembler(
         "minor_units": minor_units,
         "to_minor_units": to_minor_units,
         "blank": blank,
+        "ABSENT": ABSENT,
         "normalised": normalised,
         "_normalise_text": _normalise_text,
         "_list_values": _list_values,
@@ -176,7 +178,7 @@ def compile_assembler(
     fetch("oppref")
     src.add(
         "if isinstance(v, str):",
-        "    if v.strip():",
+        "    if not blank(v):",
         "        event['oppref'] = v",
         "elif v is not None:",
         "    event['oppref'] = _as_text(v, 'oppref')",
@@ -434,14 +436,15 @@ def _user(
         raw = f"u{index}"
         many = plural and name not in _ONE_VALUE_FIELDS
         sent = "[result]" if many else "result"
-        # A short plain string first (not blank: neither "" nor only whitespace), then the rest.
+        # A short plain string first (not blank: neither "" nor only whitespace; a marker of a
+        # missing value is found by the cached _normalise_text), then the rest.
         src.add(
             f"if type({raw}) is str and {raw} and not {raw}.isspace() "
             f"and len({raw}) <= MAX_CACHED_TEXT:",
             f"    result, reason = _normalise_text({name!r}, {raw}, REGION)",
             "    if reason is None:",
             f"        user[{key!r}] = {sent}",
-            "    else:",
+            "    elif reason is not ABSENT:",
             f"        notes.append(f'{name} {{reason}}; sent without it')",
             f"elif {raw} is not None and not blank({raw}):",
             f"    if not isinstance({raw}, (list, tuple)):",

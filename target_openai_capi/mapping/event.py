@@ -29,6 +29,7 @@ from target_openai_capi.mapping.money import (
 )
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
+from target_openai_capi.mapping.user_values import blank
 
 _CONTENT_FIELDS = frozenset(
     {
@@ -379,7 +380,7 @@ def build_event(
             event["custom_event_name"] = custom_name
         oppref = _value(mapping, record, "oppref")
         if isinstance(oppref, str):
-            if oppref.strip():
+            if not blank(oppref):  # (nor "undefined", "null": what a missing cookie reads as)
                 event["oppref"] = oppref  # the original string, unmodified, as the docs ask
         elif oppref is not None:
             event["oppref"] = _as_text(oppref, "oppref")

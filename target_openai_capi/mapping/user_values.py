@@ -19,11 +19,14 @@ Rules (OpenAI's Conversions API page, newest version; the README's user identifi
 - obref (the pixel's `__obref` cookie, only with the user's consent), user_agent: raw, non-blank.
 - android_advertising_id: a raw GAID (a UUID); the all-zero id means "limited" and is left out.
 - ip_address: a valid IPv4 / IPv6 address in its compressed form (from an X-Forwarded-For list
-  the first address), raw.
+  the first address), raw; an IPv4 address written IPv4-mapped (::ffff:203.0.113.9, as
+  dual-stack proxies log IPv4 clients) as the IPv4 address it is.
 - A hashed field whose value already is a SHA-256 hex digest is sent as is, lowercased (an
   external id only when it is lowercase hex: its case is kept, and an id may itself be hex).
-- Null, "" and blank values are skipped. A value that fails its rule never costs the event: it is
-  left out and a note names the field and the rule, never the value.
+- Null, "" and blank values are skipped, as are the markers exports write for a missing value
+  (NULL_MARKERS: "NULL", "None", "NaN", "undefined", "N/A", "\\N", "-", ...). A value that
+  fails its rule never costs the event: it is left out and a note names the field and the
+  rule, never the value.
 - A field may map to one value or a list of them (several emails): the plural style sends up to
   three distinct values as a list (the API uses the first three); the singular style, one.
 """
@@ -50,6 +53,7 @@ HASHED_FIELDS = frozenset({"email", "phone", "external_id", "first_name", "last_
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _SPACE = re.compile(r"\s")
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
+_TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
 _POSTAL_CODE = re.compile(r"[A-Za-z0-9 -]{1,32}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _ALL_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -121,8 +125,13 @@ _PHONE_RULE = "is not a phone number of 8 to 15 digits with its country code"
 
 
 def _phone(value: object, region: str | None) -> str:
-    compact = _PHONE_SEPARATORS.sub("", _text(value, _PHONE_RULE))
+    text = _text(value, _PHONE_RULE)
+    compact = _PHONE_SEPARATORS.sub("", text)
     if region is None or compact.startswith(("+", "00")):
+        if "(" in text and compact.startswith(("+", "00")):
+            # "+44 (0)20 7946 0958": the national trunk 0, written in parentheses after the
+            # country code, is not dialled from abroad and is no part of the number.
+            compact = _PHONE_SEPARATORS.sub("", _TRUNK_ZERO.sub("", text))
         digits = compact.removeprefix("+").lstrip("0")  # the documented rule, to the letter
     else:
         digits = _national_number_digits(compact, region)
@@ -205,7 +214,8 @@ def _ip_address(value: object, region: str | None) -> str:
         raise Rejected("is not an IPv4 or IPv6 address") from None
     if getattr(address, "scope_id", None):  # fe80::1%eth0: a link-local zone, not a client
         raise Rejected("is an IPv6 address with a zone id (%...), not a client address")
-    return str(address)
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:203.0.113.9 (a dual-stack proxy)
+    return str(address if mapped is None else mapped)
 
 
 def _user_agent(value: object, region: str | None) -> str:
@@ -231,8 +241,23 @@ _NORMALISERS: dict[str, Callable[[object, str | None], str]] = {
 PHONE_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
 
+# What exports write for a missing value (SQL NULL, pandas NaN, JavaScript undefined, str(None),
+# spreadsheets' N/A, MySQL/Postgres COPY's \N, a web server's "-"): no identifier of anyone.
+# Case counts: "Nan" and "Null" are names people have, "NA" is Namibia.
+NULL_MARKERS = frozenset(
+    {"null", "NULL", "None", "none", "NONE", "nil", "NaN", "nan", "NAN", "undefined"}
+    | {"N/A", "n/a", "#N/A", "\\N", "-"}
+)
+
+
 def blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    """Null, empty or blank, or one of the NULL_MARKERS: a user field skipped as absent."""
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return not text or (len(text) <= 9 and text in NULL_MARKERS)
 
 
 def _is_digest(name: str, text: str) -> bool:
@@ -285,9 +310,16 @@ def _normalise(name: str, value: object, region: str | None) -> str:
 USER_VALUE_CACHE_SIZE = 32_768
 
 
+# The reason _normalise_text gives for a NULL_MARKERS value: absent, to be skipped, no note.
+ABSENT = "is a marker of a missing value"
+
+
 @lru_cache(maxsize=USER_VALUE_CACHE_SIZE)
 def _normalise_text(name: str, text: str, region: str | None) -> tuple[str, str | None]:
-    """(value to send, None) or ("", reason): _normalise of a text value, cached."""
+    """(value to send, None) or ("", reason): _normalise of a text value, cached; ("", ABSENT)
+    for a marker of a missing value."""
+    if blank(text):
+        return "", ABSENT
     try:
         return _normalise(name, text, region), None
     except Rejected as e:
