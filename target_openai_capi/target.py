@@ -442,6 +442,7 @@ class TargetOpenAICapi(Target):
     def fail(self, message: str) -> NoReturn:
         """Stop the run: log why and what was delivered, exit 1 without STATE past the failure."""
         self.guard.quiet_input.stop()
+        self.pipeline.settle_after_failure()
         self.pipeline.close_dead_letters()
         self.logger.error("%s", log_safe(message))
         self.logger.error(
@@ -451,9 +452,10 @@ class TargetOpenAICapi(Target):
         unsettled = self.pipeline.count_unsettled()
         if unsettled:
             self.logger.info(
-                "%d record%s had events in batches not yet sent, in flight, or held when the "
-                "run stopped ('unsettled' below): the next run from the last STATE sends them "
-                "again (the API ignores a copy of an event it already accepted).",
+                "%d record%s had events in batches not yet sent, not yet answered, or refused in "
+                "part, or held, when the run stopped ('unsettled' below): the next run from the "
+                "last STATE sends them again (the API ignores a copy of an event it already "
+                "accepted).",
                 unsettled,
                 "s" if unsettled != 1 else "",
             )

@@ -78,6 +78,11 @@ class FakeUploader:
     def stop(self) -> None:
         pass
 
+    requests_sent = 0
+
+    def finish_after_failure(self, seconds: float) -> list[BatchResult]:
+        return self.drain()
+
     def close(self) -> None:
         self.closed = True
 
@@ -292,3 +297,24 @@ def test_identifier_kinds_of_an_event(event: dict[str, Any], kinds: set[str]) ->
 
     for _ in range(2):  # the second time from the cache of field combinations
         assert identifiers(event) == kinds
+
+
+def test_after_a_stop_batches_accepted_whole_are_sent_and_the_rest_unsettled(tmp_path):
+    """on_rejected: fail stops the run at a refused event of the first of three batches whose
+    answers came together: the second (accepted whole) still counts as sent, the third (one
+    event refused) stays unsettled, nothing more is dead-lettered, and STATE stays before the
+    first batch."""
+    pipeline, uploader, states = make_pipeline(tmp_path, batch_size=2, on_rejected="fail")
+    uploader.refuse = {"o1", "o6"}
+    for n in range(1, 7):
+        pipeline.add(ORDERS, RecordEnvelope("orders", order(f"o{n}")))
+        if n % 2 == 0:
+            pipeline.state_received({"at": n})
+    with pytest.raises(RunFailed, match="rejected at stage api"):
+        pipeline.flush()
+    pipeline.settle_after_failure()
+    assert pipeline.count_unsettled() == 2  # o5 and o6 (o2 was counted sent before the stop)
+    account = pipeline.account
+    assert (account.total(SENT), account.total(REJECTED)) == (3, 1)  # o2; o3, o4; o1
+    assert [line["record"]["id"] for line in dead_letters(tmp_path)] == ["o1"]
+    assert states == []

@@ -330,8 +330,13 @@ def test_a_run_stopped_by_an_error_still_accounts_for_every_record(sandbox, tmp_
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 1, run.output
     assert "Gave up after 2 attempts" in run.stderr
-    assert "30 records had events in batches not yet sent, in flight, or held" in run.stderr
+    assert "30 records had events in batches not yet sent, not yet answered" in run.stderr
     assert "Run summary: received=30 sent=0 " in run.stderr
+    # Three batches, one or two attempts each (the first to give up stops the others' retries):
+    # none settled, every request counted.
+    made = re.search(r"Run summary: .* requests=(\d+)", run.stderr)
+    assert made is not None
+    assert 4 <= int(made.group(1)) <= 6
     assert "conversions: received=30 unsettled=30" in run.stderr
     assert sandbox.events(PIXEL_ID) == []
     assert run.states == [{"pos": 0}]
@@ -365,4 +370,34 @@ def test_a_run_stopped_on_a_refused_event_counts_the_batch_it_stopped_in(skewed_
         f"e{i}" for i in range(20) if i != 15
     )
     assert run.states == [{"pos": 0}, {"pos": 10}]
+    assert "Traceback" not in run.stderr
+
+
+def test_a_run_stopped_by_a_bad_record_counts_and_bookmarks_what_was_already_delivered(
+    sandbox, tmp_path
+):
+    """on_rejected: fail and a record that cannot be mapped, while the batch before it is in
+    flight: the run waits for that batch's answer, counts it as sent and writes the STATE
+    past it; the record in the open batch is unsettled. (It used to say sent=0, requests=0,
+    and write no STATE, though the API had stored the batch.)"""
+    sandbox.set_faults(FaultConfig(latency_ms=300))  # the batch is still in flight at the stop
+    lines = [schema("conversions", {"id": {}}, ["id"]), *conversions(2), state({"s": 1})]
+    lines += conversions(1, start=2)
+    lines.append(
+        record(
+            "conversions",
+            {"id": "bad", "type": "order_created", "timestamp_ms": now_ms(), "amount": "x"},
+        )
+    )
+    lines.append(state({"s": 2}))
+    config = config_for(sandbox.url, tmp_path, batch_size=2, on_rejected="fail")
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 1, run.output
+    assert "rejected at stage mapping" in run.stderr
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["e0", "e1"]
+    assert (
+        "Run summary: received=4 sent=2 validated=0 duplicate=0 filtered=0 skipped_stream=0 "
+        "skipped_unmatchable=0 rejected=1 unsettled=1 requests=1" in run.stderr
+    )
+    assert run.states == [{"s": 1}]
     assert "Traceback" not in run.stderr

@@ -95,6 +95,7 @@ class Uploader:
         self._lock = threading.Lock()
         self._failure: Exception | None = None
         self._in_flight: set[Future[BatchResult]] = set()
+        self.requests_sent = 0  # every request posted, whether its batch was delivered or not
         # One request at a time needs no thread: the batch runs inline in submit().
         self._executor = (
             ThreadPoolExecutor(max_workers=self._limit, thread_name_prefix="capi-upload")
@@ -133,6 +134,15 @@ class Uploader:
         results = self._collect(wait_for_slot=False)
         self._raise_failure()
         return results
+
+    def finish_after_failure(self, seconds: float) -> list[BatchResult]:
+        """The run failed: stop retrying, give the batches in flight up to `seconds` to end
+        (each after its current request), and return those delivered. Never raises a
+        delivery error (the run is stopping for one already)."""
+        self.stop()
+        if self._in_flight:
+            wait(self._in_flight, timeout=seconds)
+        return self._collect(wait_for_slot=False)
 
     def stop(self) -> None:
         """Stop retrying: in-flight batches end after their current request (not delivered)."""
@@ -317,6 +327,8 @@ class Uploader:
                 raise _Stopped("delivery was stopped before this batch finished")
             attempt += 1
             result.requests += 1
+            with self._lock:
+                self.requests_sent += 1
             try:
                 response = self._client.post(body)
             except TransportError as e:

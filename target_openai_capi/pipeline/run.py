@@ -38,6 +38,9 @@ from target_openai_capi.reading.envelope import RecordEnvelope
 
 # How often a long run logs a progress line.
 PROGRESS_INTERVAL_SECONDS = 30.0
+# After a failure, how long the batches in flight may take to end (each after its current
+# request; one that is retrying ends at once) before the run stops without their answers.
+FAILURE_WAIT_SECONDS = 10.0
 # How often (in records) the cheap time checks (batch age, progress) run.
 _CHECK_EVERY = 512
 
@@ -269,6 +272,17 @@ class Pipeline:
             finished = self.batches.add(copy.event, copy.ref)
             if finished:
                 self.settler.settle(finished)
+
+    def settle_after_failure(self) -> None:
+        """The run stopped on an error: give the batches in flight a moment to end, and count
+        those the API accepted whole as sent (STATE past them if it may go), so that the
+        summary and the bookmark say what was delivered. Nothing here raises."""
+        try:
+            results = self.uploader.finish_after_failure(FAILURE_WAIT_SECONDS)
+            self.settler.settle_after_failure(results)
+        except Exception:  # (a second failure, e.g. writing STATE: the first one is reported)
+            self._logger.debug("Settling after the failure failed", exc_info=True)
+        self.account.requests = max(self.account.requests, self.uploader.requests_sent)
 
     def count_unsettled(self) -> int:
         """After the run stopped on an error: count as unsettled the records whose events were

@@ -59,6 +59,7 @@ class Settler:
         # Told of each batched event once settled: accepted (True) or refused (False).
         self.on_event_settled: Callable[[RecordRef, bool], None] = lambda ref, accepted: None
         self._unnamed_in_a_row = 0  # events refused alone, naming no event, none accepted since
+        self.left_over: list[BatchResult] = []  # finished, not settled: the run stopped first
 
     def outcome(self, stream: str, outcome: str) -> None:
         """Settle a record that never reaches a batch (filtered, duplicate, skipped)."""
@@ -123,37 +124,56 @@ class Settler:
             raise RunFailed(f"Input line {line_number} was rejected: {reason}")
 
     def settle(self, results: list[BatchResult]) -> None:
-        """Settle the records of finished batches, then release STATE if it may go."""
-        for result in results:
-            refs: list[RecordRef] = result.batch.tags
-            outcome = VALIDATED if result.batch.validate_only else SENT
-            self.account.requests += result.requests
-            self._check_refusals_in_a_row(result)
-            for index in result.accepted:
-                ref = refs[index]
-                self.account.count(ref.stream.name, outcome)
-                self.coverage.count_kinds(ref.stream.name, ref.identifiers)
-                self.on_event_settled(ref, True)
-            for index, status, message in result.rejected:
-                ref = refs[index]
-                self._forget_event(ref.event_name, ref.event_id)
-                self.on_event_settled(ref, False)
-                record_json = ref.source_json()
-                record = decode_record(record_json or b"{}") or {}  # (for its key)
-                self.reject(
-                    ref.stream,
-                    record,
-                    Rejection(
-                        STAGE_API,
-                        f"the API refused the event (HTTP {status}): {about_the_event(message)}",
-                        event_id=ref.event_id,
-                        server_message=message,  # (as the API wrote it, position included)
-                    ),
-                    in_batch=True,
-                    record_json=record_json,
-                )
-            self._checkpoints.release(id(result.batch))
+        """Settle the records of finished batches, then release STATE if it may go. When one
+        stops the run (on_rejected: fail, refusals in a row), the batches after it are kept
+        in `left_over` (settle_after_failure)."""
+        for position, result in enumerate(results):
+            try:
+                self._settle_batch(result)
+            except BaseException:
+                self.left_over += results[position + 1 :]
+                raise
         self.release_state()
+
+    def settle_after_failure(self, results: list[BatchResult]) -> None:
+        """The run stopped: settle the batches the API accepted whole (their records sent,
+        STATE past them if it may go); any other stays unsettled, nothing more dead-lettered."""
+        accepted = [r for r in self.left_over + results if not r.rejected]
+        self.left_over = []
+        for result in accepted:
+            self._settle_batch(result)
+        self.release_state()
+
+    def _settle_batch(self, result: BatchResult) -> None:
+        """Count, dead-letter and release the records of one finished batch."""
+        refs: list[RecordRef] = result.batch.tags
+        outcome = VALIDATED if result.batch.validate_only else SENT
+        self.account.requests += result.requests
+        self._check_refusals_in_a_row(result)
+        for index in result.accepted:
+            ref = refs[index]
+            self.account.count(ref.stream.name, outcome)
+            self.coverage.count_kinds(ref.stream.name, ref.identifiers)
+            self.on_event_settled(ref, True)
+        for index, status, message in result.rejected:
+            ref = refs[index]
+            self._forget_event(ref.event_name, ref.event_id)
+            self.on_event_settled(ref, False)
+            record_json = ref.source_json()
+            record = decode_record(record_json or b"{}") or {}  # (for its key)
+            self.reject(
+                ref.stream,
+                record,
+                Rejection(
+                    STAGE_API,
+                    f"the API refused the event (HTTP {status}): {about_the_event(message)}",
+                    event_id=ref.event_id,
+                    server_message=message,  # (as the API wrote it, position included)
+                ),
+                in_batch=True,
+                record_json=record_json,
+            )
+        self._checkpoints.release(id(result.batch))
 
     def _check_refusals_in_a_row(self, result: BatchResult) -> None:
         """Raise RunFailed, before its events are dead-lettered, when this batch makes
