@@ -368,8 +368,12 @@ class TargetOpenAICapi(Target):
                 f"{reader.records_prepared:,}",
                 f"{records:,}",
             )
-        if failure is not None:
-            self.fail(failure)
+        if failure is not None:  # (everything was settled and summarised above)
+            self.guard.quiet_input.stop()
+            self.pipeline.close()
+            self.logger.error("%s", failure)
+            logging.shutdown()
+            sys.exit(1)
         self.pipeline.close()
 
     @classmethod

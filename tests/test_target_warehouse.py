@@ -65,6 +65,8 @@ def test_a_misnamed_stream_entry_is_named_and_the_run_fails(sandbox, tmp_path):
     assert "3 records arrived and none matched an entry under `streams`" in run.stderr
     assert run.stdout == ""  # no STATE: the next run reads the same rows again
     assert sandbox.stats()["requests"] == 0
+    assert run.stderr.count("Run summary:") == 1  # (it was logged twice)
+    assert "rerun with the last STATE" not in run.stderr  # (nothing was delivered to resume)
 
     allowed = config(sandbox, tmp_path, {"conversions": {}}, allow_unmatched_streams=True)
     run = run_target(allowed, lines, tmp_path)
