@@ -102,6 +102,16 @@ class TargetOpenAICapi(Target):
             raise ConfigValidationError("Config validation failed", errors=errors)
         for warning in warnings:
             self.logger.warning("%s", warning)
+        with_phone = sorted(stream for stream, m in mappings.items() if "phone" in m.fields)
+        if with_phone and not self.config.get("default_phone_region"):
+            self.logger.info(
+                "%s map%s phone and default_phone_region is unset: a number written without + "
+                "or 00 is hashed as written, and matches only if its digits begin with the "
+                "country calling code ('(415) 555-2671' does not). Set default_phone_region to "
+                "the region such numbers are from.",
+                ", ".join(f"streams.{stream}" for stream in with_phone),
+                "s" if len(with_phone) == 1 else "",
+            )
         self.pipeline = Pipeline(
             PipelineSettings.from_config(self.config),
             mappings,

@@ -384,3 +384,22 @@ def test_a_copy_of_an_event_the_api_refused_is_sent_again(skewed_sandbox, tmp_pa
     assert "sent=1" in run.stderr
     assert "rejected=1" in run.stderr
     assert "duplicate=0" in run.stderr
+
+
+def test_mapping_phone_without_a_region_says_what_a_national_number_becomes(sandbox, tmp_path):
+    lines = [
+        schema("leads", {"id": {"type": "string"}}, ["id"]),
+        record("leads", {"id": "l1", "ts": now_ms() - 1000, "p": "(415) 555-2671"}),
+    ]
+    entry = {"event_type": "lead_created", "fields": {"timestamp_ms": "ts", "phone": "p"}}
+    said = "streams.leads maps phone and default_phone_region is unset"
+    run = run_target(base_config(sandbox, tmp_path, {"leads": entry}), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert said in run.stderr
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["user"] == {"phone_numbers_sha256": [hashlib.sha256(b"4155552671").hexdigest()]}
+
+    config = base_config(sandbox, tmp_path, {"leads": entry}) | {"default_phone_region": "US"}
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert said not in run.stderr
