@@ -6,7 +6,8 @@ Rejection reasons quote the value that failed (`timestamp 'jane@example.com' is 
 mapped to the wrong field, every record's email would be logged. `log_safe` keeps the field and
 the rule and leaves out what looks like personal data: email addresses, IP addresses (but
 loopback ones), phone numbers written with their "+", and quoted values holding six digits or
-more (a phone number, a date of birth; but a date with its time) or several words (a name).
+more (a phone number, a date of birth; but a date with its time), several words (a name), or
+one capitalised word of letters (a surname) unless it is a code of two or three capitals.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _QUOTED = re.compile(r"'([^'\n]*)'|\"([^\"\n]*)\"")
 _DIGIT = re.compile(r"\d")
 _WORDS = re.compile(r"\w\s+\w")
+# One capitalised word of letters ("Smith", "Smith-Jones", "José"): a name, when a name column
+# is mapped to the wrong field; unless it is a code ("USD", "GB"). (Lowercase words are the
+# API's and the formats' own: 'custom', 'web', 'parquet'.)
+_ONE_WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")
+_CODE = re.compile(r"[A-Z]{2,3}")
 
 HIDDEN = "…"
 
@@ -36,7 +42,11 @@ def _quoted(match: re.Match[str]) -> str:
         return match.group(0)
     if is_loopback(text):
         return match.group(0)
-    if len(_DIGIT.findall(text)) >= 6 or _WORDS.search(text):
+    if (
+        len(_DIGIT.findall(text)) >= 6
+        or _WORDS.search(text)
+        or (_ONE_WORD.fullmatch(text) and text[0].isupper() and not _CODE.fullmatch(text))
+    ):
         quote = match.group(0)[0]
         return f"{quote}{HIDDEN}{quote}"
     return match.group(0)

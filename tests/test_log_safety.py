@@ -29,6 +29,12 @@ from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_s
         ("invalid ip 2001:db8::1", "invalid ip …"),
         ("date_of_birth '1990-01-01' is not sent", "date_of_birth '…' is not sent"),
         ('contact "jane@example.com" unknown', 'contact "…" unknown'),
+        # One word of letters: a surname in the wrong column, whatever field it reached.
+        ("unknown currency 'Smith'", "unknown currency '…'"),
+        ("amount 'Johnson' is not a number", "amount '…' is not a number"),
+        ("timestamp 'Smith-Jones' is not a date", "timestamp '…' is not a date"),
+        ("event type 'José' is unknown", "event type '…' is unknown"),
+        ("unknown currency 'EURO'", "unknown currency '…'"),
         # What is no personal data stays: the field, the rule, codes, times, loopback hosts.
         ("unknown currency 'XYZ'", "unknown currency 'XYZ'"),
         (
@@ -46,6 +52,15 @@ from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_s
             "amount 25.99 has more decimals than JPY allows",
         ),
         ("custom event name 'custom' is refused", "custom event name 'custom' is refused"),
+        ("action_source 'web' needs a source_url", "action_source 'web' needs a source_url"),
+        ("data.type 'contents' for 'app_opened'", "data.type 'contents' for 'app_opened'"),
+        ("unknown country 'ZZ'", "unknown country 'ZZ'"),
+        ("amount '12.345' has 3 decimals", "amount '12.345' has 3 decimals"),
+        ("source_url '/thanks' has no host", "source_url '/thanks' has no host"),
+        (
+            "encoding format 'parquet' is not supported",
+            "encoding format 'parquet' is not supported",
+        ),
     ],
 )
 def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, logged: str) -> None:
