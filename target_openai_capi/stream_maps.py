@@ -31,6 +31,10 @@ def through_stream_maps(
 
     `source` is the record's own stream (its SCHEMA as the tap sent it), for a rejection.
     """
+    if not pipeline.matched_any and any(pipeline.is_mapped(m.stream_alias) for m in maps):
+        # A record of a configured stream, whatever the map makes of it: the `streams` entry
+        # is not misnamed (a map that drops or fails on every record must not say it is).
+        pipeline.matched_any = True
     reached_a_sink = False
     for stream_map in maps:
         alias = stream_map.stream_alias

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 from conftest import API_KEY, PIXEL_ID
 from support import iso_minutes_ago, now_ms, record, run_target, schema, state
 
@@ -349,6 +350,33 @@ def test_sdk_stream_maps_transform_and_filter_before_mapping(sandbox, tmp_path):
     assert [(e["id"], e["type"]) for e in sandbox.events(PIXEL_ID)] == [("keep-me", "lead_created")]
     assert "received=2" in run.stderr
     assert "filtered=1" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "stream_map",
+    [{"__filter__": "id == 'none of them'"}, {"type": "id.upper() + 1"}],
+    ids=["drops every record", "fails on every record"],
+)
+def test_a_stream_map_that_leaves_nothing_of_a_configured_stream_is_no_misnamed_entry(
+    stream_map, sandbox, tmp_path
+):
+    """Beside an unconfigured stream, a configured one whose map drops (or fails on) each
+    record: the run ends well, with its STATE; it does not say the entry matched nothing."""
+    ts = now_ms() - 1000
+    config = base_config(sandbox, tmp_path, {"conversions": {}})
+    config["stream_maps"] = {"conversions": stream_map}
+    lines = [schema("conversions", {"id": {"type": "string"}}, ["id"])]
+    lines += [
+        record("conversions", {"id": f"c{n}", "type": "lead_created", "timestamp_ms": ts})
+        for n in range(2)
+    ]
+    lines += [schema("customers", {"id": {}}, ["id"]), record("customers", {"id": 1})]
+    lines.append(state({"bm": 3}))
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "none matched an entry" not in run.stderr
+    assert run.states == [{"bm": 3}]
+    assert sandbox.events(PIXEL_ID) == []
 
 
 def test_validate_first_checks_each_batch_before_sending_it(sandbox, tmp_path):
