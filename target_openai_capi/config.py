@@ -262,6 +262,8 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
 def config_problems(config: Mapping[str, Any]) -> list[str]:
     """Problems that no single setting's schema can see; each says what to fix."""
     problems = []
+    if "api_url" in config and not str(config["api_url"]).strip():
+        problems.append("api_url is empty: leave it out for the API's own URL, or set one")
     try:
         url = urlsplit(str(config.get("api_url") or DEFAULT_API_URL))
         url.port  # noqa: B018  (raises ValueError for a port that is not a number or out of range)
@@ -332,10 +334,17 @@ def setting(config: Mapping[str, Any], name: str) -> Any:
     return value
 
 
+# The one setting whose null means something of its own (send none), not "the default".
+NULL_IS_A_VALUE = frozenset({"integration_source"})
+
+
 def fill_from_environment(config: dict[str, Any]) -> None:
-    """api_key and pixel_id from TARGET_OPENAI_CAPI_* when the config lacks them (Meltano passes
-    only settings a plugin declares: a loader with only a pip_url gets none), the key trimmed (as
-    read from a secret file)."""
+    """A setting given as null is left out, so that its default applies (a config written from
+    a template, Meltano's unset values); api_key and pixel_id from TARGET_OPENAI_CAPI_* when the
+    config lacks them (Meltano passes only settings a plugin declares: a loader with only a
+    pip_url gets none), the key trimmed (as read from a secret file)."""
+    for name in [k for k, v in config.items() if v is None and k not in NULL_IS_A_VALUE]:
+        del config[name]
     for name in ("api_key", "pixel_id"):
         variable = f"TARGET_OPENAI_CAPI_{name.upper()}"
         if config.get(name) in (None, "") and os.environ.get(variable):

@@ -956,3 +956,35 @@ def test_an_output_file_that_is_the_targets_own_stdout_or_stderr_is_refused(
     assert f"{setting} '{device}' cannot be written" in run.stderr
     assert said in run.stderr
     assert run.stdout == ""
+
+
+NULLABLE = [
+    "batch_size",
+    "max_attempts",
+    "max_concurrent_requests",
+    "max_retry_seconds",
+    "request_timeout_seconds",
+    "stream_maps",
+    "dry_run",
+    "worker_processes",
+    "dead_letter_path",
+    "on_rejected",
+    "user_field_style",
+    "default_phone_region",
+]
+
+
+@pytest.mark.parametrize("name", NULLABLE)
+def test_a_setting_given_as_null_takes_its_default(name, sandbox, tmp_path):
+    # (a config written from a template: every optional setting present, unset ones null)
+    run = run_target(config(sandbox.url, tmp_path, **{name: None}), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["r1"]
+
+
+def test_an_empty_api_url_is_a_config_error(sandbox, tmp_path):
+    run = run_target(config(sandbox.url, tmp_path, api_url=" "), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode != 0
+    assert "api_url is empty" in run.output
+    assert_clean(run)
