@@ -92,9 +92,10 @@ _secrets: list[str] = []
 
 
 def hide_in_every_log_line(secret: str) -> None:
-    """From now on, OneLine writes `secret` (the API key) as [redacted] in every log record:
-    the places that build messages redact it already; this is what catches the one that
-    forgot (an exception's text, a server echoing the key, a URL that held it)."""
+    """From now on, OneLine writes `secret` (the API key) as [redacted] in every log record,
+    and the dead-letter file and request log (without_secrets) in every line: the places that
+    build messages redact it already; this is what catches the one that forgot (an exception's
+    text, a server echoing the key, a URL that held it, a record that holds it)."""
     if len(secret) >= MIN_HIDDEN_LENGTH and secret not in _secrets:
         _secrets.append(secret)
 
@@ -103,6 +104,19 @@ def _redacted(text: str) -> str:
     for secret in _secrets:
         text = text.replace(secret, REDACTED)
     return text
+
+
+def without_secrets(text: str) -> str:
+    """The text with the secrets given to hide_in_every_log_line as [redacted]: for the files
+    the target writes (a record may hold the key: a BATCH file that was a config file)."""
+    return _redacted(text) if _secrets else text
+
+
+def without_secrets_in_bytes(data: bytes) -> bytes:
+    """without_secrets, for bytes (a request body as sent)."""
+    for secret in _secrets:
+        data = data.replace(secret.encode(), REDACTED.encode())
+    return data
 
 
 class OneLine(logging.Filter):

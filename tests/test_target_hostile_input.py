@@ -253,8 +253,10 @@ def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp
             "encoding format 'parquet' is not supported",
         ),
         (_batch(["https://127.0.0.1:9/part.jsonl.gz"]), "nothing is fetched from a URL"),
+        (_batch(["file:///proc/self/environ"]), "a system file, not a tap's batch file"),
+        (_batch(["/proc/self/../self/cmdline"]), "a system file, not a tap's batch file"),
     ],
-    ids=["missing file", "unknown encoding", "remote URL"],
+    ids=["missing file", "unknown encoding", "remote URL", "proc file", "proc path"],
 )
 def test_a_batch_that_cannot_be_read_stops_cleanly_after_what_came_before(
     message, expected, sandbox, tmp_path
@@ -988,3 +990,25 @@ def test_an_empty_api_url_is_a_config_error(sandbox, tmp_path):
     assert run.returncode != 0
     assert "api_url is empty" in run.output
     assert_clean(run)
+
+
+def test_the_api_key_never_reaches_the_files_the_target_writes(sandbox, tmp_path):
+    """A BATCH file that is a config file (a tap's mistake, or a hostile one): its record holds
+    the key, and is rejected (no timestamp) into the dead-letter file; another record carries
+    it in its source_url, which is sent. The dead-letter file and the request log hold
+    [redacted]."""
+    leaked = tmp_path / "leaked.jsonl"
+    leaked.write_text(json.dumps({"api_key": API_KEY, "pixel_id": PIXEL_ID}) + "\n")
+    request_log = tmp_path / "requests.jsonl"
+    cfg = config(sandbox.url, tmp_path, request_log_path=str(request_log))
+    page = f"https://shop.example.com/key/{API_KEY}"
+    lines = [SCHEMA, rec(1, source_url=page), _batch([leaked.as_uri()], "none")]
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    dead = (tmp_path / "dead.jsonl").read_text()
+    assert '"api_key": "[redacted]"' in dead
+    logged = request_log.read_text()
+    assert "key/[redacted]" in logged
+    for written in (dead, logged, run.stdout):
+        assert API_KEY not in written

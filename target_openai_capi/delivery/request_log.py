@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import IO
 
+from target_openai_capi.log_safety import without_secrets_in_bytes
 from target_openai_capi.output_files import open_owner_only
 
 
@@ -50,6 +51,7 @@ class RequestLog:
         head = f'{{"at":"{at}","status":{"null" if status is None else status},"error":'
         # The error text is ours (TransportError messages hold no key).
         line = head.encode() + json.dumps(error).encode() + b',"body":' + body + b"}\n"
+        line = without_secrets_in_bytes(line)  # (a record may hold the key, see log_safety)
         with self._lock:
             self.open()
             assert self._file is not None

@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import simplejson
 
+from target_openai_capi.log_safety import without_secrets
 from target_openai_capi.output_files import open_owner_only
 
 # A raw input line that could not be parsed is kept up to this size, so one huge bad line
@@ -88,7 +89,7 @@ class DeadLetterFile:
         self.open()
         assert self._file is not None
         # One write of the whole line: a full disk leaves no partial line to break a replay.
-        line = _dumps(message) + "\n"
+        line = without_secrets(_dumps(message)) + "\n"
         try:
             self._file.write(line)
             self._file.flush()  # a crash later in the run must not lose what was rejected

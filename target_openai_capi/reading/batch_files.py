@@ -50,17 +50,31 @@ def check_batch_message(message: dict[str, Any]) -> tuple[bool, list[Path]]:
     return compression == "gzip", [_local_path(url) for url in manifest]
 
 
+# The kernel's and the devices' files are no tap's batch files (/proc/self/environ holds the
+# target's environment, the API key with it).
+_SYSTEM_DIRS = ("/proc", "/sys", "/dev")
+
+
 def _local_path(url: str) -> Path:
     parts = urlsplit(url)
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
-        return Path(unquote(parts.path))
+        return _not_a_system_file(Path(unquote(parts.path)))
     if parts.scheme == "" and url:
-        return Path(url)
+        return _not_a_system_file(Path(url))
     shown = f"{parts.scheme}://{parts.netloc}{parts.path}"[:120] if parts.scheme else url[:120]
     raise BatchFileError(
         f"its manifest names {shown!r}, which is not a local file: nothing is fetched "
         "from a URL found in the input"
     )
+
+
+def _not_a_system_file(path: Path) -> Path:
+    real = os.path.realpath(path)
+    if any(real == top or real.startswith(top + "/") for top in _SYSTEM_DIRS):
+        raise BatchFileError(
+            f"its manifest names {str(path)[:120]!r}, a system file, not a tap's batch file"
+        )
+    return path
 
 
 def _open(path: Path, gzipped: bool) -> IO[bytes]:
