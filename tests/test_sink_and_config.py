@@ -179,6 +179,30 @@ def test_source_url_is_sent_as_origin_and_path_unless_the_stream_keeps_its_query
     assert source_url_text(url, keep_query=True) == (kept or url)
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("javascript://alert(1)", "source_url is a javascript: URL, not a page's"),
+        (" JavaScript:void(0)//x", "source_url is a javascript: URL, not a page's"),
+        ("data://text/html,hi", "source_url is a data: URL, not a page's"),
+        ("file:///etc/passwd", "source_url is a file: URL, not a page's"),
+        ("http://[::1/thanks", "source_url is not a URL (Invalid IPv6 URL)"),
+    ],
+)
+def test_a_source_url_of_no_page_is_a_mapping_error(url, said):
+    from target_openai_capi.mapping.errors import MappingError
+    from target_openai_capi.mapping.event import source_url_text
+
+    for keep_query in (False, True):
+        with pytest.raises(MappingError) as raised:
+            source_url_text(url, keep_query=keep_query)
+        assert str(raised.value) == said
+    assert source_url_text("http://[::1]:8080/thanks", keep_query=False) == (
+        "http://[::1]:8080/thanks"
+    )
+    assert source_url_text("dashboard://home", keep_query=False) == "dashboard://home"
+
+
 def test_a_source_url_that_is_only_a_query_is_a_mapping_error_and_the_option_a_boolean():
     from target_openai_capi.mapping.errors import MappingError
     from target_openai_capi.mapping.event import source_url_text

@@ -1012,3 +1012,15 @@ def test_the_api_key_never_reaches_the_files_the_target_writes(sandbox, tmp_path
     assert "key/[redacted]" in logged
     for written in (dead, logged, run.stdout):
         assert API_KEY not in written
+
+
+def test_a_javascript_source_url_is_rejected_not_sent(sandbox, tmp_path):
+    # The contract's "scheme://host" lets javascript://alert(1) through; no page has that URL.
+    bad = rec(2, source_url="javascript://alert(document.cookie)", action_source="web")
+    run = run_target(config(sandbox.url, tmp_path), [SCHEMA, rec(1), bad], tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["r1"]
+    [line] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert line["dead_letter"]["stage"] == "mapping"
+    assert line["dead_letter"]["reason"] == "source_url is a javascript: URL, not a page's"

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import jmespath
 import simplejson
@@ -120,11 +121,24 @@ def source_url_text(value: object, keep_query: bool) -> str:
     is read by its own field, not from source_url.
     """
     text = _as_text(value, "source_url")
+    if text[:1] in _SCHEMES_OF_NO_PAGE_START and text.lower().startswith(_SCHEMES_OF_NO_PAGE):
+        raise MappingError(f"source_url is a {text.partition(':')[0].lower()}: URL, not a page's")
+    if "[" in text:  # an IPv6 host, which urlsplit checks (the contract's pattern cannot)
+        try:
+            urlsplit(text)
+        except ValueError as exc:
+            raise MappingError(f"source_url is not a URL ({exc})") from None
     if not keep_query:
         text = without_query_and_credentials(text)
         if not text:
             raise MappingError("source_url is empty without its query string and fragment")
     return text
+
+
+# URLs of no page a conversion happened on (a script, inline data, a local file): the contract's
+# "scheme://host" lets javascript://alert(1) through.
+_SCHEMES_OF_NO_PAGE = ("javascript:", "vbscript:", "data:", "file:", "blob:", "about:")
+_SCHEMES_OF_NO_PAGE_START = frozenset("jJvVdDfFbBaA")
 
 
 def without_query_and_credentials(url: str) -> str:
