@@ -37,7 +37,7 @@ from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_s
 from target_openai_capi.parallel.pool import WorkerPool
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
-from target_openai_capi.pipeline.checkpoint import StateWriter
+from target_openai_capi.pipeline.checkpoint import StateOutputClosed, StateWriter
 from target_openai_capi.pipeline.dead_letter import DeadLetterError, input_stat
 from target_openai_capi.pipeline.events import StreamInfo
 from target_openai_capi.pipeline.run import Pipeline
@@ -439,6 +439,8 @@ class TargetOpenAICapi(Target):
             self.listen(file_input)
         except (DeliveryError, RunFailed, DeadLetterError, RequestLogError) as exc:
             self.fail(str(exc))
+        except StateOutputClosed as exc:
+            self.fail(f"{exc}; the last STATE written is where the next run resumes.")
         except (
             BadLine,
             InvalidInputLine,

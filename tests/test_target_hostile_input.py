@@ -1024,3 +1024,26 @@ def test_a_javascript_source_url_is_rejected_not_sent(sandbox, tmp_path):
     [line] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
     assert line["dead_letter"]["stage"] == "mapping"
     assert line["dead_letter"]["reason"] == "source_url is a javascript: URL, not a page's"
+
+
+def test_a_closed_standard_output_is_named_not_called_a_bug(sandbox, tmp_path):
+    """What reads the target's STATE went away (`target ... | head -1`): the first STATE
+    write fails; the run stops with one line that says so, no traceback."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(config(sandbox.url, tmp_path)))
+    lines = [SCHEMA, rec(1), state({"bm": 1}), rec(2), state({"bm": 2})]
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(cfg)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before the first STATE
+    _, err = proc.communicate(("\n".join(lines) + "\n").encode(), timeout=60)
+    text = err.decode()
+    assert proc.returncode == 1, text
+    assert "The STATE output (standard output) was closed by what reads it" in text
+    assert "This is a bug" not in text
+    assert "Traceback" not in text
+    assert "BrokenPipeError" not in text

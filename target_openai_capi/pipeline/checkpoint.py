@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import deque
 from collections.abc import Hashable
@@ -105,5 +106,26 @@ class StateWriter:
         if line != self._last_line:
             self._last_line = line
             out = self._out or sys.stdout
-            out.write(line + "\n")
-            out.flush()
+            try:
+                out.write(line + "\n")
+                out.flush()
+            except BrokenPipeError:
+                _quiet_stdout()
+                raise StateOutputClosed(
+                    "The STATE output (standard output) was closed by what reads it (Meltano, "
+                    "a pipe that ended): no STATE can be written from here on"
+                ) from None
+
+
+class StateOutputClosed(Exception):
+    """Standard output, where STATE goes, was closed by its reader."""
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so that exiting does not fail to flush it again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # (no real stdout: a test's StringIO)
+        pass
