@@ -13,6 +13,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from target_openai_capi.log_safety import log_safe
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -58,7 +60,11 @@ class QuietInputDelivery:
                 self._deliver()
             except Exception as exc:  # kept for the main thread, which stops the run with it
                 self.failure = exc
-                _log.error("Delivery while the input was quiet failed: %s", exc)
+                _log.error(
+                    "Delivery while the input was quiet failed (the run stops at the next "
+                    "input line, or its end): %s",
+                    log_safe(str(exc)),
+                )
                 return
             finally:
                 self._lock.release()
