@@ -619,7 +619,18 @@ def test_a_batch_manifest_naming_a_device_stops_cleanly(sandbox, tmp_path):
     run = run_target(config(sandbox.url, tmp_path), lines, tmp_path, timeout=60)
     assert run.returncode == 1
     assert_clean(run)
-    assert "'/dev/zero' is not a regular file" in run.stderr
+    assert "'/dev/zero', a system file, not a tap's batch file" in run.stderr
+    assert stored(sandbox) == ["r1"]
+
+
+def test_a_batch_manifest_naming_a_fifo_stops_cleanly(sandbox, tmp_path):
+    fifo = tmp_path / "part.jsonl"
+    os.mkfifo(fifo)  # (reading it would wait for a writer forever)
+    lines = [SCHEMA, rec(1), _batch([fifo.as_uri()], "none"), rec(3)]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path, timeout=60)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert f"{str(fifo)!r} is not a regular file" in run.stderr
     assert stored(sandbox) == ["r1"]
 
 
