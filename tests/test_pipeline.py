@@ -80,7 +80,10 @@ class FakeUploader:
 
     requests_sent = 0
 
-    def finish_after_failure(self, seconds: float) -> list[BatchResult]:
+    def keep_unclaimed(self, results: list[BatchResult]) -> None:
+        raise AssertionError("the fake uploader never fails")
+
+    def finish_after_failure(self) -> list[BatchResult]:
         return self.drain()
 
     def close(self) -> None:

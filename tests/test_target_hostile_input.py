@@ -282,7 +282,7 @@ class _Gateway:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
+                self.body = self.rfile.read(int(self.headers["Content-Length"]))
                 owner.requests += 1
                 answer(self)
 
@@ -1058,3 +1058,36 @@ def test_a_closed_standard_output_is_named_not_called_a_bug(sandbox, tmp_path):
     assert "This is a bug" not in text
     assert "Traceback" not in text
     assert "BrokenPipeError" not in text
+
+
+def test_a_batch_delivered_before_another_failed_is_counted_and_bookmarked(tmp_path):
+    """One request at a time, two streams: at the end of input the first stream's batch is
+    accepted, the second's refused (401, fatal). The accepted one counts as sent and the STATE
+    that covers only it is written (its result was dropped with the error before)."""
+
+    def answer(handler: Any) -> None:
+        if b'"id":"b1"' in handler.body:
+            body = json.dumps({"error": {"message": "Invalid API key", "type": "auth"}})
+            _answer(handler, 401, body.encode(), "application/json")
+        else:
+            _answer(handler, 200, b"{}", "application/json")
+
+    gateway = _Gateway(answer)
+    try:
+        lines = [
+            schema("a", {"id": {"type": "string"}}, ["id"]),
+            record("a", {"id": "a1", "timestamp": NOW, "type": "lead_created"}),
+            state({"s": 1}),
+            schema("b", {"id": {"type": "string"}}, ["id"]),
+            record("b", {"id": "b1", "timestamp": NOW, "type": "lead_created"}),
+            state({"s": 2}),
+        ]
+        cfg = config(gateway.url, tmp_path, streams={"a": {}, "b": {}}, max_concurrent_requests=1)
+        run = run_target(cfg, lines, tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "a: received=1 sent=1" in run.stderr
+    assert "b: received=1 unsettled=1" in run.stderr
+    assert run.states == [{"s": 1}]

@@ -96,6 +96,7 @@ class Uploader:
         self._failure: Exception | None = None
         self._in_flight: set[Future[BatchResult]] = set()
         self.requests_sent = 0  # every request posted, whether its batch was delivered or not
+        self._unclaimed: list[BatchResult] = []  # delivered, not handed on: a failure came first
         # One request at a time needs no thread: the batch runs inline in submit().
         self._executor = (
             ThreadPoolExecutor(max_workers=self._limit, thread_name_prefix="capi-upload")
@@ -114,7 +115,7 @@ class Uploader:
         if self._executor is None:
             return [self._run(batch)]
         results = self._collect(wait_for_slot=len(self._in_flight) >= self._limit)
-        self._raise_failure()
+        self._raise_failure(results)
         self._in_flight.add(self._executor.submit(self._run, batch))
         return results
 
@@ -132,17 +133,23 @@ class Uploader:
         """Wait for every in-flight batch; return their results or raise the first fatal error."""
         wait(self._in_flight)
         results = self._collect(wait_for_slot=False)
-        self._raise_failure()
+        self._raise_failure(results)
         return results
 
-    def finish_after_failure(self, seconds: float) -> list[BatchResult]:
-        """The run failed: stop retrying, give the batches in flight up to `seconds` to end
-        (each after its current request), and return those delivered. Never raises a
-        delivery error (the run is stopping for one already)."""
+    def keep_unclaimed(self, results: list[BatchResult]) -> None:
+        """Results a caller took but could not hand on (a failure came first): kept for
+        finish_after_failure, so that a delivered batch is still counted."""
+        self._unclaimed += results
+
+    def finish_after_failure(self) -> list[BatchResult]:
+        """The run failed: stop retrying, wait for the batches in flight to end (each after
+        its current request, which its deadline bounds), and return every delivered batch no
+        one has settled. Never raises a delivery error (the run is stopping for one)."""
         self.stop()
         if self._in_flight:
-            wait(self._in_flight, timeout=seconds)
-        return self._collect(wait_for_slot=False)
+            wait(self._in_flight)
+        results, self._unclaimed = self._unclaimed, []
+        return results + self._collect(wait_for_slot=False)
 
     def stop(self) -> None:
         """Stop retrying: in-flight batches end after their current request (not delivered)."""
@@ -180,11 +187,14 @@ class Uploader:
         # Failed batches were recorded by _run; the caller learns of them from _raise_failure.
         return results
 
-    def _raise_failure(self) -> None:
-        """Re-raise, in the caller's thread, the first error any batch hit."""
+    def _raise_failure(self, collected: list[BatchResult] | None = None) -> None:
+        """Re-raise, in the caller's thread, the first error any batch hit; the results
+        `collected` meanwhile are kept (keep_unclaimed), not lost with the call."""
         with self._lock:
             failure = self._failure
         if failure is not None:
+            if collected:
+                self.keep_unclaimed(collected)
             raise failure
 
     def _run(self, batch: Batch) -> BatchResult:

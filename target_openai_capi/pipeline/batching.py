@@ -89,18 +89,29 @@ class Batcher:
     def submit_old(self) -> list[BatchResult]:
         """Submit every open batch past the age limit."""
         cutoff = time.monotonic() - MAX_BATCH_AGE_SECONDS
-        results: list[BatchResult] = []
-        for stream, open_batch in list(self._open.items()):
-            if open_batch.since <= cutoff:
-                results += self._submit(stream)
-        return results
+        return self._submit_each([s for s, b in self._open.items() if b.since <= cutoff])
 
     def submit_all(self) -> list[BatchResult]:
         """Submit every open batch, however small, and wait for all in flight."""
+        results = self._submit_each(list(self._open))
+        try:
+            return results + self._uploader.drain()
+        except BaseException:
+            self._uploader.keep_unclaimed(results)
+            raise
+
+    def _submit_each(self, streams: list[str]) -> list[BatchResult]:
+        """Submit these streams' batches; the results that came back meanwhile. If one
+        submission fails, those already collected are left with the uploader (keep_unclaimed)
+        for the settling after the failure."""
         results: list[BatchResult] = []
-        for stream in list(self._open):
-            results += self._submit(stream)
-        return results + self._uploader.drain()
+        try:
+            for stream in streams:
+                results += self._submit(stream)
+        except BaseException:
+            self._uploader.keep_unclaimed(results)
+            raise
+        return results
 
     def wait(self) -> list[BatchResult]:
         """Wait for every batch in flight."""

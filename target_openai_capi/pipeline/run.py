@@ -38,9 +38,6 @@ from target_openai_capi.reading.envelope import RecordEnvelope
 
 # How often a long run logs a progress line.
 PROGRESS_INTERVAL_SECONDS = 30.0
-# After a failure, how long the batches in flight may take to end (each after its current
-# request; one that is retrying ends at once) before the run stops without their answers.
-FAILURE_WAIT_SECONDS = 10.0
 # How often (in records) the cheap time checks (batch age, progress) run.
 _CHECK_EVERY = 512
 
@@ -274,11 +271,12 @@ class Pipeline:
                 self.settler.settle(finished)
 
     def settle_after_failure(self) -> None:
-        """The run stopped on an error: give the batches in flight a moment to end, and count
-        those the API accepted whole as sent (STATE past them if it may go), so that the
-        summary and the bookmark say what was delivered. Nothing here raises."""
+        """The run stopped on an error: let the batches in flight end (each after its current
+        request: no retries), and count those the API accepted whole as sent (STATE past them
+        if it may go), so that the summary and the bookmark say what was delivered. Nothing
+        here raises."""
         try:
-            results = self.uploader.finish_after_failure(FAILURE_WAIT_SECONDS)
+            results = self.uploader.finish_after_failure()
             self.settler.settle_after_failure(results)
         except Exception:  # (a second failure, e.g. writing STATE: the first one is reported)
             self._logger.debug("Settling after the failure failed", exc_info=True)
@@ -339,7 +337,13 @@ class Pipeline:
         flight, and release the STATE they held back (quiet_input.py calls this)."""
         if not self.batches.any_due():
             return
-        self._settle(self.batches.submit_old() + self.batches.wait())
+        results = self.batches.submit_old()
+        try:
+            results += self.batches.wait()
+        except BaseException:
+            self.uploader.keep_unclaimed(results)  # (delivered: settled after the failure)
+            raise
+        self._settle(results)
 
     def _periodic_checks(self) -> None:
         self._settle(self.batches.submit_old())
