@@ -6,8 +6,9 @@ Rejection reasons quote the value that failed (`timestamp 'jane@example.com' is 
 mapped to the wrong field, every record's email would be logged. `log_safe` keeps the field and
 the rule and leaves out what looks like personal data: email addresses, IP addresses (but
 loopback ones), phone numbers written with their "+", and quoted values holding six digits or
-more (a phone number, a date of birth; but a date with its time), several words (a name), or
-one capitalised word of letters (a surname) unless it is a code of two or three capitals.
+more (a phone number, a date of birth; but a date with its time) or several words (a name).
+In a rejection's reason (`reason_safe`), whose quoted values come from the record, one
+capitalised word of letters (a surname) goes too, unless it is a code of two or three capitals.
 """
 
 from __future__ import annotations
@@ -42,14 +43,18 @@ def _quoted(match: re.Match[str]) -> str:
         return match.group(0)
     if is_loopback(text):
         return match.group(0)
-    if (
-        len(_DIGIT.findall(text)) >= 6
-        or _WORDS.search(text)
-        or (_ONE_WORD.fullmatch(text) and text[0].isupper() and not _CODE.fullmatch(text))
-    ):
+    if len(_DIGIT.findall(text)) >= 6 or _WORDS.search(text):
         quote = match.group(0)[0]
         return f"{quote}{HIDDEN}{quote}"
     return match.group(0)
+
+
+def _quoted_value(match: re.Match[str]) -> str:
+    text = match.group(1) if match.group(1) is not None else match.group(2)
+    if _ONE_WORD.fullmatch(text) and text[0].isupper() and not _CODE.fullmatch(text):
+        quote = match.group(0)[0]
+        return f"{quote}{HIDDEN}{quote}"
+    return _quoted(match)
 
 
 def is_loopback(host: str) -> bool:
@@ -78,6 +83,16 @@ def log_safe(text: str) -> str:
     text = _IP_LIKE.sub(_ip, text)
     text = _PLUS_PHONE.sub(HIDDEN, text)
     return _QUOTED.sub(_quoted, text)
+
+
+def reason_safe(reason: str) -> str:
+    """log_safe for the reason a record was rejected, whose quoted values come from the record:
+    one capitalised word is left out too (a surname in the currency column). Not for other
+    messages, which quote stream names ('Account') and identifiers a person needs to see."""
+    text = _EMAIL.sub(HIDDEN, reason)
+    text = _IP_LIKE.sub(_ip, text)
+    text = _PLUS_PHONE.sub(HIDDEN, text)
+    return _QUOTED.sub(_quoted_value, text)
 
 
 # Characters that end or rewrite a line: newlines, other controls (a terminal's ESC sequences

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from target_openai_capi import log_safety
-from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_safe
+from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_safe, reason_safe
 
 
 @pytest.mark.parametrize(
@@ -29,12 +29,6 @@ from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_s
         ("invalid ip 2001:db8::1", "invalid ip …"),
         ("date_of_birth '1990-01-01' is not sent", "date_of_birth '…' is not sent"),
         ('contact "jane@example.com" unknown', 'contact "…" unknown'),
-        # One word of letters: a surname in the wrong column, whatever field it reached.
-        ("unknown currency 'Smith'", "unknown currency '…'"),
-        ("amount 'Johnson' is not a number", "amount '…' is not a number"),
-        ("timestamp 'Smith-Jones' is not a date", "timestamp '…' is not a date"),
-        ("event type 'José' is unknown", "event type '…' is unknown"),
-        ("unknown currency 'EURO'", "unknown currency '…'"),
         # What is no personal data stays: the field, the rule, codes, times, loopback hosts.
         ("unknown currency 'XYZ'", "unknown currency 'XYZ'"),
         (
@@ -65,6 +59,36 @@ from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_s
 )
 def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, logged: str) -> None:
     assert log_safe(reason) == logged
+    assert reason_safe(reason) == logged  # (a reason loses more: one capitalised word, below)
+
+
+@pytest.mark.parametrize(
+    ("reason", "logged"),
+    [
+        # One capitalised word: a surname in the wrong column, whatever field it reached.
+        ("unknown currency 'Smith'", "unknown currency '…'"),
+        ("amount 'Johnson' is not a number", "amount '…' is not a number"),
+        ("timestamp 'Smith-Jones' is not a date", "timestamp '…' is not a date"),
+        ("event type 'José' is unknown", "event type '…' is unknown"),
+        ("unknown currency 'EURO'", "unknown currency '…'"),
+        ("unknown currency 'USD '", "unknown currency 'USD '"),
+        ("unknown currency 'ZZ'", "unknown currency 'ZZ'"),
+    ],
+)
+def test_a_rejections_reason_leaves_out_one_capitalised_word_too(reason: str, logged: str) -> None:
+    assert reason_safe(reason) == logged
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "BATCH message for stream 'Account' cannot be used",
+        "SCHEMA for stream 'Opportunity' refused",
+        "stream_maps expression failed (NameError: name 'Amount' is not defined)",
+    ],
+)
+def test_other_messages_keep_stream_names_and_identifiers(message: str) -> None:
+    assert log_safe(message) == message
 
 
 KEY = "sk-svcacct-" + "k3y" * 10

@@ -1091,3 +1091,17 @@ def test_a_batch_delivered_before_another_failed_is_counted_and_bookmarked(tmp_p
     assert "a: received=1 sent=1" in run.stderr
     assert "b: received=1 unsettled=1" in run.stderr
     assert run.states == [{"s": 1}]
+
+
+def test_a_surname_mapped_to_the_currency_stays_out_of_the_log(sandbox, tmp_path):
+    streams = {"c": {"fields": {"amount": "amount", "currency": "last_name"}}}
+    bad = record(
+        "c",
+        {"id": "r2", "timestamp": NOW, "type": "order_created", "amount": 5, "last_name": "Smith"},
+    )
+    run = run_target(config(sandbox.url, tmp_path, streams=streams), [SCHEMA, bad], tmp_path)
+    assert run.returncode == 0, run.output
+    assert "Smith" not in run.stderr
+    assert "Rejected a record of 'c' at mapping" in run.stderr
+    [line] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert "'Smith'" in line["dead_letter"]["reason"]  # (the file keeps what to fix)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from target_openai_capi.delivery import BatchResult, about_the_event
-from target_openai_capi.log_safety import log_safe
+from target_openai_capi.log_safety import log_safe, reason_safe
 from target_openai_capi.pipeline.accounting import SENT, STAGE_API, VALIDATED, RunAccount
 from target_openai_capi.pipeline.batching import RecordRef
 from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue
@@ -102,13 +102,13 @@ class Settler:
             "Rejected a record of '%s' at %s: %s%s",
             stream.name,
             rejection.stage,
-            log_safe(rejection.reason),  # (values that may be personal data: in the file only)
+            reason_safe(rejection.reason),  # (values that may be personal data: in the file only)
             " (its key and content are in the dead-letter file)" if self.dead_letters else "",
         )
         if self._fail_on_rejection:
             raise RunFailed(
                 f"A record of stream '{stream.name}' was rejected at stage {rejection.stage}: "
-                f"{rejection.reason} (on_rejected is 'fail')"
+                f"{reason_safe(rejection.reason)} (on_rejected is 'fail')"
             )
 
     def reject_line(self, line_number: int, raw: str, stage: str, reason: str) -> None:
