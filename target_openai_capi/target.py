@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import logging
+import os
 import sys
 from types import FrameType
 from typing import IO, Any, NoReturn
@@ -94,6 +95,7 @@ class TargetOpenAICapi(Target):
         self._versions_seen: set[str] = set()  # streams whose ACTIVATE_VERSION was logged
         # Streams whose latest SCHEMA was refused: their records are rejected until one is not.
         self._refused: set[str] = set()
+        self._failing = False  # fail() is stopping the run
         # With stream maps: each stream's own SCHEMA, for the dead letter of a record a map
         # fails on (the SDK's mapper changes its copy of the schema in place).
         self._source_streams: dict[str, StreamInfo] = {}
@@ -349,6 +351,10 @@ class TargetOpenAICapi(Target):
         """SIGTERM / SIGINT: termination.py says what happens."""
         if "guard" not in vars(self):  # still starting: nothing read, nothing to deliver
             sys.exit(0)
+        if self._failing:  # stopping on an error already, waiting for the requests in flight
+            self.logger.error("Signal %d while stopping: stopped at once.", signum)
+            logging.shutdown()
+            os._exit(1)
         self.guard.signal(signum)
 
     def process_endofpipe(self) -> None:
@@ -457,10 +463,11 @@ class TargetOpenAICapi(Target):
 
     def fail(self, message: str) -> NoReturn:
         """Stop the run: log why and what was delivered, exit 1 without STATE past the failure."""
+        self._failing = True
         self.guard.quiet_input.stop()
-        self.pipeline.settle_after_failure()
-        self.pipeline.close_dead_letters()
         self.logger.error("%s", log_safe(message))
+        self.pipeline.settle_after_failure()  # (the requests in flight end first)
+        self.pipeline.close_dead_letters()
         self.logger.error(
             "Stopped. No STATE was written past the last delivered records: "
             "rerun with the last STATE to resume."
