@@ -116,7 +116,9 @@ def phone_hash(phone: str | None) -> str | None:
     if not compact:
         return None
     if "(" in phone and compact.startswith(("+", "00")):  # "+44 (0)20 ...": the trunk 0
-        compact = _PHONE_SEPARATORS.sub("", _TRUNK_ZERO.sub("", phone))
+        cut = _PHONE_SEPARATORS.sub("", _TRUNK_ZERO.sub("", phone))
+        if not cut.lstrip("+0").startswith(("39", "378", "379")):  # (Italy keeps its 0)
+            compact = cut
     if PHONE_REGION is None or compact.startswith(("+", "00")):
         digits: str | None = compact.removeprefix("+").lstrip("0")
     else:

@@ -164,6 +164,14 @@ def test_the_trunk_zero_written_in_parentheses_is_no_part_of_an_international_nu
 
 
 @pytest.mark.parametrize(
+    ("raw", "digits"),
+    [("+39 (0)6 6982 1234", "390669821234"), ("+378 (0)549 123456", "3780549123456")],
+)
+def test_in_italy_and_san_marino_the_zero_is_part_of_the_number(raw: str, digits: str) -> None:
+    assert build_user({"phone": raw})[0] == {"phone_numbers_sha256": [h(digits)]}
+
+
+@pytest.mark.parametrize(
     ("raw", "region"),
     [
         ("+1 415", None),  # 4 digits: fewer than 8

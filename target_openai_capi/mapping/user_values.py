@@ -54,6 +54,7 @@ _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _SPACE = re.compile(r"\s")
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
 _TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
+_ZERO_KEEPING_CODES = ("39", "378", "379")  # Italy, San Marino, Vatican: "+39 06 ..."
 _POSTAL_CODE = re.compile(r"[A-Za-z0-9 -]{1,32}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _ALL_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -130,8 +131,11 @@ def _phone(value: object, region: str | None) -> str:
     if region is None or compact.startswith(("+", "00")):
         if "(" in text and compact.startswith(("+", "00")):
             # "+44 (0)20 7946 0958": the national trunk 0, written in parentheses after the
-            # country code, is not dialled from abroad and is no part of the number.
-            compact = _PHONE_SEPARATORS.sub("", _TRUNK_ZERO.sub("", text))
+            # country code, is not dialled from abroad and is no part of the number; but in
+            # Italy, San Marino and the Vatican the 0 is part of it.
+            cut = _PHONE_SEPARATORS.sub("", _TRUNK_ZERO.sub("", text))
+            if not cut.lstrip("+0").startswith(_ZERO_KEEPING_CODES):
+                compact = cut
         digits = compact.removeprefix("+").lstrip("0")  # the documented rule, to the letter
     else:
         digits = _national_number_digits(compact, region)
@@ -243,7 +247,8 @@ PHONE_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
 # What exports write for a missing value (SQL NULL, pandas NaN, JavaScript undefined, str(None),
 # spreadsheets' N/A, MySQL/Postgres COPY's \N, a web server's "-"): no identifier of anyone.
-# Case counts: "Nan" and "Null" are names people have, "NA" is Namibia.
+# Written as names are ("Nan", "Null") they are kept: names people have; "NA" is Namibia. A
+# name written "nan" or "NAN" is read as pandas' marker and lost.
 NULL_MARKERS = frozenset(
     {"null", "NULL", "None", "none", "NONE", "nil", "NaN", "nan", "NAN", "undefined"}
     | {"N/A", "n/a", "#N/A", "\\N", "-"}
