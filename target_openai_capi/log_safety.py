@@ -115,9 +115,22 @@ def hide_in_every_log_line(secret: str) -> None:
         _secrets.append(secret)
 
 
+# A secret cut short (a message that shortens long values) is still found from this many of its
+# first characters on: the key's own prefix (sk-svcacct-) and a dozen of its random ones.
+_SECRET_HEAD = 24
+
+
 def _redacted(text: str) -> str:
     for secret in _secrets:
         text = text.replace(secret, REDACTED)
+        head = secret[:_SECRET_HEAD]
+        start = text.find(head)
+        while start >= 0:  # what is left of the secret there, however much of it
+            end, matched = start + len(head), len(head)
+            while end < len(text) and matched < len(secret) and text[end] == secret[matched]:
+                end, matched = end + 1, matched + 1
+            text = text[:start] + REDACTED + text[end:]
+            start = text.find(head, start + len(REDACTED))
     return text
 
 
@@ -147,7 +160,9 @@ class OneLine(logging.Filter):
             shown = _LINE_BREAKERS.sub(lambda m: repr(m.group())[1:-1], shown)
         if shown != message:
             record.msg, record.args = shown, None
-        if _secrets and record.exc_info:  # (the traceback is formatted once, here, redacted)
-            record.exc_text = _redacted(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
+        if _secrets and record.exc_info:  # (a traceback that holds the key: kept as text)
+            formatted = logging.Formatter().formatException(record.exc_info)
+            redacted = _redacted(formatted)
+            if redacted != formatted:
+                record.exc_text, record.exc_info = redacted, None
         return True

@@ -138,3 +138,28 @@ def test_a_short_or_empty_key_hides_nothing() -> None:
 def test_one_line_escapes_line_breaks_as_well_as_hiding_the_key() -> None:
     written = _logged(KEY, "stream %s", f"a\nb{KEY}\x1b[2J")
     assert written == "stream a\\nb[redacted]\\x1b[2J\n"
+
+
+def test_a_key_cut_short_is_redacted_from_its_first_characters_on() -> None:
+    hide_in_every_log_line(KEY)
+    cut = KEY[:40]
+    assert log_safety.without_secrets(f"field 'x{cut}...' too long; {KEY}.") == (
+        "field 'x[redacted]...' too long; [redacted]."
+    )
+
+
+def test_a_traceback_without_the_key_keeps_its_exception_info() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    seen: list[object] = []
+    handler.addFilter(OneLine())
+    handler.addFilter(lambda record: seen.append(record.exc_info) or True)
+    logger = logging.Logger("test-exc-info")
+    logger.addHandler(handler)
+    hide_in_every_log_line(KEY)
+    try:
+        raise ValueError("nothing secret")
+    except ValueError:
+        logger.exception("failed")
+    assert seen[0] is not None  # (a structured formatter may read it)
+    assert "ValueError: nothing secret" in out.getvalue()

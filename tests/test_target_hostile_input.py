@@ -1105,3 +1105,12 @@ def test_a_surname_mapped_to_the_currency_stays_out_of_the_log(sandbox, tmp_path
     assert "Rejected a record of 'c' at mapping" in run.stderr
     [line] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
     assert "'Smith'" in line["dead_letter"]["reason"]  # (the file keeps what to fix)
+
+
+def test_a_batch_file_in_shared_memory_is_read(tmp_path):
+    from target_openai_capi.reading.batch_files import check_batch_message
+
+    message = json.loads(_batch(["file:///dev/shm/tap-orders/part-1.jsonl.gz"]))
+    gzipped, paths = check_batch_message(message)
+    assert gzipped
+    assert [str(p) for p in paths] == ["/dev/shm/tap-orders/part-1.jsonl.gz"]
