@@ -90,3 +90,21 @@ def test_in_flight_batches_out_of_order():
     assert cp.low_water_mark() == 0
     cp.release("b1")
     assert cp.releasable_state() == {"s": 2}
+
+
+def test_states_kept_waiting_are_bounded_in_bytes_too():
+    import msgspec
+
+    from target_openai_capi.pipeline import checkpoint
+
+    cp = Checkpoints()
+    cp.hold("stuck", cp.next_seq())
+    big = b'{"bookmark": "' + b"x" * (1024 * 1024) + b'"}'  # a STATE of 1 MiB
+    for n in range(200):
+        cp.next_seq()
+        cp.state_received(msgspec.Raw(big.replace(b'"}', f'{n}"}}'.encode())))
+    assert cp._pending_bytes <= checkpoint.MAX_PENDING_BYTES
+    assert cp._pending_bytes == sum(len(entry[1]) for entry in cp._pending)
+    cp.release("stuck")
+    assert bytes(cp.releasable_state()).endswith(b'199"}')  # the latest is never dropped
+    assert cp._pending_bytes == 0

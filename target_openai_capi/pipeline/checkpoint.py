@@ -16,6 +16,7 @@ import simplejson
 # uploader blocks at its in-flight limit), so only a tap writing STATE after nearly every record
 # of many streams comes near it.
 MAX_PENDING_STATES = 10_000
+MAX_PENDING_BYTES = 64 * 1024 * 1024  # (and at most this much of their JSON)
 # A STATE message's value, kept as the tap wrote it (the reader hands over its JSON text).
 StateValue = object
 
@@ -32,8 +33,9 @@ class Checkpoints:
     def __init__(self) -> None:
         self._next_seq = 0
         self._holds: dict[Hashable, int] = {}  # batch key -> sequence of its oldest record
-        # STATEs not yet released, oldest first, each with the number of records it covers.
-        self._pending: deque[tuple[int, StateValue]] = deque()
+        # STATEs not yet released, oldest first: (records it covers, the STATE, its bytes).
+        self._pending: deque[tuple[int, StateValue, int]] = deque()
+        self._pending_bytes = 0
 
     @property
     def numbered(self) -> int:
@@ -57,18 +59,21 @@ class Checkpoints:
     def state_received(self, state: StateValue) -> None:
         """Remember a STATE; it covers every record numbered before now.
 
-        Earlier STATEs are kept too (until MAX_PENDING_STATES): with batches always in flight
+        Earlier STATEs are kept too (MAX_PENDING_STATES, MAX_PENDING_BYTES): with batches in flight
         the latest one is seldom releasable, while an earlier one is once its records are
         settled. Keeping only the latest left long runs without a STATE for thousands of
         records (a run stopped then resends them all)."""
+        size = len(state) if isinstance(state, msgspec.Raw) else 0
         if self._pending and self._pending[-1][0] == self._next_seq:
-            self._pending[-1] = (self._next_seq, state)  # no record between: it supersedes
-        else:
-            self._pending.append((self._next_seq, state))
-        if len(self._pending) > MAX_PENDING_STATES:
+            self._pending_bytes -= self._pending.pop()[2]  # no record between: it supersedes
+        self._pending.append((self._next_seq, state, size))
+        self._pending_bytes += size
+        while len(self._pending) > 1 and (
+            len(self._pending) > MAX_PENDING_STATES or self._pending_bytes > MAX_PENDING_BYTES
+        ):
             # Thin out every other one, the latest kept: the bookmark moves in larger steps.
-            kept = list(self._pending)[::-2]
-            self._pending = deque(reversed(kept))
+            self._pending = deque(reversed(list(self._pending)[::-2]))
+            self._pending_bytes = sum(entry[2] for entry in self._pending)
 
     def low_water_mark(self) -> int:
         """Sequence number of the oldest unsettled record (or the next one, if none)."""
@@ -82,7 +87,8 @@ class Checkpoints:
         mark = self.low_water_mark()
         state = None
         while self._pending and self._pending[0][0] <= mark:
-            state = self._pending.popleft()[1]
+            _, state, size = self._pending.popleft()
+            self._pending_bytes -= size
         return state
 
 

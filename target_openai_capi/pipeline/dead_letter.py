@@ -144,8 +144,10 @@ class DeadLetterFile:
         if written is None:
             return True
         last_schema, last_keys = written
-        if last_schema is not schema and last_schema != schema:  # (identity: the usual case)
-            return True
+        if last_schema is not schema:  # (the same object: the usual case)
+            if last_schema != schema:
+                return True
+            self._schemas_written[stream] = (schema, last_keys)  # (compared once, not again)
         return last_keys != list(key_properties)
 
     def line(self, *, line_number: int, raw: str, stage: str, reason: str) -> None:
