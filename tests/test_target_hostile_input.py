@@ -590,15 +590,20 @@ def test_a_dead_letter_file_that_fills_up_stops_with_one_clear_line(sandbox, tmp
     assert run.stdout == ""
 
 
-def test_a_quiet_tap_gets_its_batch_delivered_and_its_state_written(sandbox, tmp_path):
-    cfg_path = tmp_path / "config.json"
-    cfg_path.write_text(json.dumps(config(sandbox.url, tmp_path)))
-    proc = subprocess.Popen(
-        [*TARGET_CMD, "--config", str(cfg_path)],
+def _started(cfg: dict[str, Any], tmp_path: Path) -> subprocess.Popen[bytes]:
+    """The real CLI started on `cfg`, its standard streams pipes (the test writes as it goes)."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    return subprocess.Popen(
+        [*TARGET_CMD, "--config", str(path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def test_a_quiet_tap_gets_its_batch_delivered_and_its_state_written(sandbox, tmp_path):
+    proc = _started(config(sandbox.url, tmp_path), tmp_path)
     assert proc.stdin is not None
     proc.stdin.write(
         ("\n".join([SCHEMA, rec(1), rec(2), rec(3), state({"bm": 3})]) + "\n").encode()
@@ -1040,15 +1045,8 @@ def test_a_javascript_source_url_is_rejected_not_sent(sandbox, tmp_path):
 def test_a_closed_standard_output_is_named_not_called_a_bug(sandbox, tmp_path):
     """What reads the target's STATE went away (`target ... | head -1`): the first STATE
     write fails; the run stops with one line that says so, no traceback."""
-    cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps(config(sandbox.url, tmp_path)))
     lines = [SCHEMA, rec(1), state({"bm": 1}), rec(2), state({"bm": 2})]
-    proc = subprocess.Popen(
-        [*TARGET_CMD, "--config", str(cfg)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _started(config(sandbox.url, tmp_path), tmp_path)
     assert proc.stdout is not None
     proc.stdout.close()  # the reader is gone before the first STATE
     _, err = proc.communicate(("\n".join(lines) + "\n").encode(), timeout=60)
