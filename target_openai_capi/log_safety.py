@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+from collections.abc import Callable
 
 _EMAIL = re.compile(r"[^\s'\"<>()\[\],;:]+@[^\s'\"<>()\[\],;:]+")
 # Candidates for an IP address, each checked with ipaddress (so "10:00:00" stays).
@@ -79,20 +80,21 @@ def _ip(match: re.Match[str]) -> str:
 
 def log_safe(text: str) -> str:
     """The text with emails, IP addresses and personal-looking quoted values replaced by …."""
-    text = _EMAIL.sub(HIDDEN, text)
-    text = _IP_LIKE.sub(_ip, text)
-    text = _PLUS_PHONE.sub(HIDDEN, text)
-    return _QUOTED.sub(_quoted, text)
+    return _masked(text, _quoted)
 
 
 def reason_safe(reason: str) -> str:
     """log_safe for the reason a record was rejected, whose quoted values come from the record:
     one capitalised word is left out too (a surname in the currency column). Not for other
     messages, which quote stream names ('Account') and identifiers a person needs to see."""
-    text = _EMAIL.sub(HIDDEN, reason)
+    return _masked(reason, _quoted_value)
+
+
+def _masked(text: str, quoted: Callable[[re.Match[str]], str]) -> str:
+    text = _EMAIL.sub(HIDDEN, text)
     text = _IP_LIKE.sub(_ip, text)
     text = _PLUS_PHONE.sub(HIDDEN, text)
-    return _QUOTED.sub(_quoted_value, text)
+    return _QUOTED.sub(quoted, text)
 
 
 # Characters that end or rewrite a line: newlines, other controls (a terminal's ESC sequences
@@ -120,17 +122,25 @@ def hide_in_every_log_line(secret: str) -> None:
 _SECRET_HEAD = 24
 
 
+def redact(text: str, secret: str) -> str:
+    """The text with `secret` written as [redacted] wherever it appears, whole or cut short
+    after its first _SECRET_HEAD characters (a message that shortens long values)."""
+    if not secret:
+        return text
+    head = secret[:_SECRET_HEAD]
+    start = text.find(head)
+    while start >= 0:  # what is there of the secret, however much of it
+        end, matched = start + len(head), len(head)
+        while end < len(text) and matched < len(secret) and text[end] == secret[matched]:
+            end, matched = end + 1, matched + 1
+        text = text[:start] + REDACTED + text[end:]
+        start = text.find(head, start + len(REDACTED))
+    return text
+
+
 def _redacted(text: str) -> str:
     for secret in _secrets:
-        text = text.replace(secret, REDACTED)
-        head = secret[:_SECRET_HEAD]
-        start = text.find(head)
-        while start >= 0:  # what is left of the secret there, however much of it
-            end, matched = start + len(head), len(head)
-            while end < len(text) and matched < len(secret) and text[end] == secret[matched]:
-                end, matched = end + 1, matched + 1
-            text = text[:start] + REDACTED + text[end:]
-            start = text.find(head, start + len(REDACTED))
+        text = redact(text, secret)
     return text
 
 
@@ -141,10 +151,10 @@ def without_secrets(text: str) -> str:
 
 
 def without_secrets_in_bytes(data: bytes) -> bytes:
-    """without_secrets, for bytes (a request body as sent)."""
-    for secret in _secrets:
-        data = data.replace(secret.encode(), REDACTED.encode())
-    return data
+    """without_secrets, for bytes (a request body as sent): decoded only when it holds one."""
+    if not any(secret[:_SECRET_HEAD].encode() in data for secret in _secrets):
+        return data
+    return _redacted(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
 
 
 class OneLine(logging.Filter):

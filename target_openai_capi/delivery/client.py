@@ -15,7 +15,8 @@ import requests
 import requests.auth
 import urllib3.exceptions
 
-from target_openai_capi.delivery.errors import TransportError, redact
+from target_openai_capi.delivery.errors import TransportError
+from target_openai_capi.log_safety import redact
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

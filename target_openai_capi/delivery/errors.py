@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from target_openai_capi.log_safety import REDACTED
-
 # Keys are service-account keys scoped to one endpoint; the message tells a user which kind to make.
 KEY_ADVICE = (
     "Use a Conversions API key (prefix sk-svcacct-, scope ads.third_party_events.write), "
@@ -107,10 +105,3 @@ class RetriesExhausted(DeliveryError):
         self.attempts = attempts
         self.elapsed_s = elapsed_s
         self.last_problem = last_problem
-
-
-def redact(text: str, secret: str) -> str:
-    """Return text with every occurrence of secret replaced, so no message can echo the key."""
-    if not secret:
-        return text
-    return text.replace(secret, REDACTED)
