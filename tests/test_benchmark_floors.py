@@ -205,3 +205,31 @@ def test_the_floors_ten_digit_shortcut_is_what_libphonenumber_makes_of_a_us_numb
     # Digits that are not ASCII are not the shortcut's: libphonenumber reads them its own way.
     full_width = "".join(chr(0xFF10 + int(digit)) for digit in "4155550134")
     assert floor_rules.national_digits(full_width) == "14155550134"
+
+
+def test_the_concurrency_run_waits_the_latency_and_overlaps_requests(tmp_path):
+    """run.py's concurrency figures: the counting server really waits `--latency-ms` before it
+    answers (one request at a time takes at least requests x latency), requests overlap when
+    more may be in flight, and every run delivers every event, against both servers."""
+    out = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run.py"), "--skip-throughput",
+         "--concurrency-records", "300", "--latency-ms", "300", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
+    figures = json.loads(out.read_text())["concurrency"]
+    runs = {key: value for key, value in figures.items() if "max_concurrent_requests" in key}
+    assert set(runs) == {
+        *(f"target batch_size=50 max_concurrent_requests={n}" for n in (1, 4, 8, 16)),
+        *(f"target batch_size=1000 max_concurrent_requests={n}" for n in (1, 4, 8)),
+        *(f"target sandbox batch_size=50 max_concurrent_requests={n}" for n in (1, 16)),
+    }
+    assert {run["accepted"] for run in runs.values()} == {300}
+    for server in ("target", "target sandbox"):
+        one = runs[f"{server} batch_size=50 max_concurrent_requests=1"]
+        assert one["requests"] == 6
+        assert one["max_in_flight"] == 1
+        assert one["wall_s"] >= 6 * 0.300  # (the run takes under a second without it)
+        assert runs[f"{server} batch_size=50 max_concurrent_requests=16"]["max_in_flight"] > 1
+    assert "16 in flight / 1 in flight" in done.stdout
