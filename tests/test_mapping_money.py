@@ -251,8 +251,14 @@ def _contents_of(items: object) -> object:
         ),
         ([{"id": 7, "quantity": Decimal("3")}], [{"id": "7", "quantity": 3}]),
         ([{"id": Decimal("7.0")}], [{"id": "7"}]),
-        ([{"id": "a"}, {"id": "   "}], "contents[1].id is empty"),
-        ([{"name": ""}], "contents[0].name is empty"),
+        # Every item field is optional: an empty text is no value, never the event's end.
+        ([{"id": "a"}, {"id": "   "}], [{"id": "a"}, {}]),
+        ([{"id": "a", "name": "", "group_id": " ", "content_type": ""}], [{"id": "a"}]),
+        (
+            [{"id": "a", "variant_dict": {"size": " ", "color": "red"}}],
+            [{"id": "a", "variant_dict": {"color": "red"}}],
+        ),
+        ([{"id": "a", "variant_dict": {"size": ""}}], [{"id": "a"}]),
         ([{"id": True}], "contents[0].id must be a string or a number, not bool"),
         (
             [{"content_type": ["x"]}],

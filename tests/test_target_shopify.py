@@ -255,6 +255,33 @@ def test_stale_and_broken_orders_are_rejected_while_the_rest_arrive(sandbox, con
     assert "rejected=6" in run.stderr
 
 
+def test_an_item_with_an_empty_title_or_sku_does_not_cost_the_order(sandbox, config, tmp_path):
+    """Every field of a content item is optional on the official page: a line item whose
+    title is "" (a custom item) or whose SKU is blank is sent without it, the order with it."""
+    lines = [
+        schema("orders", ORDER_PROPERTIES, ["id"]),
+        record(
+            "orders",
+            order(
+                3001,
+                total="25.00",
+                currency="USD",
+                created=iso_minutes_ago(5),
+                items=[item("SKU-1", "", 1, "20.00"), item("  ", "Gift wrap", 1, "5.00")],
+            ),
+        ),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["data"]["contents"] == [
+        {"id": "SKU-1", "quantity": 1, "amount": 2000},
+        {"name": "Gift wrap", "quantity": 1, "amount": 500},
+    ]
+    assert "sent=1" in run.stderr
+    assert "rejected=0" in run.stderr
+
+
 def test_dry_run_validates_and_stores_nothing(sandbox, config, tmp_path):
     config["dry_run"] = True
     lines = [

@@ -364,10 +364,12 @@ def _content_item(values: dict[str, str]) -> list[str]:
     for name in ("id", "group_id", "name", "content_type"):
         value = values.get(name)
         if value is not None:
-            lines += [
+            lines += [  # (an empty text is no value: event.py `_contents`)
                 f"if {value} is not None:",
-                f"    text_ = {value}.strip() if type({value}) is str else ''",
-                f"    item_[{name!r}] = text_ or _as_text({value}, {where}.{name}')",
+                f"    text_ = {value}.strip() if type({value}) is str else "
+                f"_as_text({value}, {where}.{name}')",
+                "    if text_:",
+                f"        item_[{name!r}] = text_",
             ]
     quantity = values.get("quantity")
     if quantity is not None:

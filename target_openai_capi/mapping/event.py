@@ -216,9 +216,15 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
         for name in ("id", "group_id", "name", "content_type"):
             value = get(name)
             if value is not None:
-                # (the common case without building the item's label, which only errors show)
-                text = value.strip() if type(value) is str else ""
-                out[name] = text or _as_text(value, f"contents[{i}].{name}")
+                # An empty text is no value: every item field is optional, and an item without
+                # a name must not cost the event. (No label built unless an error needs it.)
+                text = (
+                    value.strip()
+                    if type(value) is str
+                    else _as_text(value, f"contents[{i}].{name}")
+                )
+                if text:
+                    out[name] = text
         quantity = get("quantity")
         if quantity is not None:
             if type(quantity) is int and 0 <= quantity <= MAX_MINOR_UNITS:
@@ -261,14 +267,15 @@ def no_item_currency(index: int) -> MappingError:
 
 
 def _variant_dict(value: object, where: str) -> dict[str, str]:
-    """An item's variant as string keys to string values ({"size": "M"}); nulls left out."""
+    """An item's variant as string keys to string values ({"size": "M"}); nulls and blank
+    texts left out."""
     if not isinstance(value, Mapping):
         raise MappingError(f"{where} must be an object of strings, not {type_name(value)}")
-    return {
-        str(key): _as_text(item, f"{where}.{key}")
-        for key, item in value.items()
-        if item is not None and item != ""
-    }
+    variant = {}
+    for key, item in value.items():
+        if item is not None and (type(item) is not str or item.strip()):  # blank: no value
+            variant[str(key)] = _as_text(item, f"{where}.{key}")
+    return variant
 
 
 def _json_value(value: object, where: str, depth: int = 0) -> Any:
