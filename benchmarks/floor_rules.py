@@ -286,6 +286,11 @@ def required_text(value: str | None, field: str) -> str | None:
     return stripped
 
 
+def optional_text(value: str | None) -> str | None:
+    """A content item's text as the target sends it: trimmed; only spaces is no value."""
+    return (value.strip() or None) if value is not None else None
+
+
 def order_id(value: str | None) -> str:
     result = required_text(value, "id")
     if result is None or len(result) > MAX_ID:

@@ -235,16 +235,10 @@ def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | No
         for item in order.lineItems:
             content: dict[str, Any] = {}
             item_id = item.sku or (item.product.id if item.product else None) or item.id
-            if item_id:
-                item_id = item_id.strip()
-                if not item_id:
-                    raise Skip("item id is empty")
+            if item_id and (item_id := item_id.strip()):  # (blank: no value)
                 content["id"] = item_id
             name = item.title or item.name
-            if name:
-                name = name.strip()
-                if not name:
-                    raise Skip("item name is empty")
+            if name and (name := name.strip()):
                 content["name"] = name
             count = item.quantity
             if count is not None:

@@ -34,12 +34,12 @@ from floor_rules import (
     money,
     name_hash,
     number,
+    optional_text,
     order_id,
     phone_hash,
     place,
     postal_code,
     quantity,
-    required_text,
     source_url,
     text,
     timestamp_ms,
@@ -163,11 +163,9 @@ def to_event(rec: Any, now_ms: int | None = None) -> dict[str, Any] | None:
             item_id = first(
                 text(item.get("sku")), text(_get(item, "product", "id")), text(item.get("id"))
             )
-            if item_id := required_text(item_id, "item id"):
+            if item_id := optional_text(item_id):
                 content["id"] = item_id
-            if name := required_text(
-                first(text(item.get("title")), text(item.get("name"))), "item name"
-            ):
+            if name := optional_text(first(text(item.get("title")), text(item.get("name")))):
                 content["name"] = name
             if (count := quantity(item.get("quantity"))) is not None:
                 content["quantity"] = count

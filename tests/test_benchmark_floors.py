@@ -114,7 +114,7 @@ def _foreign_stream() -> list[str]:
         order(id="12", lineItems=[{"sku": "A", "quantity": 2}, "not an item", None]),
         order(id="13", test=0),  # JMESPath's truth: 0 is true, a test order
         order(id="14", lineItems={"edges": []}),  # a connection, not a list: no contents
-        order(id="15", lineItems=[{"sku": " ", "quantity": 1}]),  # an id of spaces
+        order(id="15", lineItems=[{"sku": " ", "quantity": 1}]),  # an item id of spaces: none
         order(id="16", billingAddress={"countryCodeV2": "XK", "city": "Prishtina"}),
         order(
             id="17",
@@ -144,7 +144,7 @@ def test_a_floor_runs_through_orders_it_was_not_written_for(script, sandbox, tmp
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output[-2000:]
     by_target = sorted(sandbox.events(), key=lambda event: event["id"])
-    sent = ["12", "14", "16", "17", "18", "19", "2", "23", "24", "3", "7", "7b", "9"]
+    sent = ["12", "14", "15", "16", "17", "18", "19", "2", "23", "24", "3", "7", "7b", "9"]
     assert [event["id"] for event in by_target] == [*sent, "gid://shopify/Order/1"]
     sandbox.reset()
     settings = ["--api-url", sandbox.url, "--pixel-id", PIXEL_ID, "--api-key", API_KEY,
