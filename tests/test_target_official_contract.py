@@ -196,7 +196,7 @@ def test_custom_names_app_events_contents_and_custom_data(sandbox, tmp_path):
     assert events["t1"]["type"] == "custom"
     assert events["t1"]["custom_event_name"] == "demo_booked"
     assert events["t1"]["data"] == {"type": "custom", "seats": 3, "tier": "pro"}
-    assert events["t2"]["custom_event_name"] == "QuizDone"  # within the rule: as it is
+    assert events["t2"]["custom_event_name"] == "quizdone"  # within the rule: lowercased
     assert events["t3"]["type"] == "order_created"  # made valid, it is a standard name
     assert "custom_event_name" not in events["t3"]
     assert events["t3"]["data"] == {

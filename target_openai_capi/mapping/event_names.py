@@ -106,7 +106,9 @@ def custom_event(name: str) -> tuple[str, str | None]:
         )
     if standard in _KNOWN_TYPES:
         return standard, None
-    return CUSTOM, text
+    # Sent in lowercase: the supported-events page asks for lowercase letters, the conversions
+    # page says the API lowercases it (so "Demo-Booked" and "demo-booked" are one event).
+    return CUSTOM, standard
 
 
 @lru_cache(maxsize=4096)  # a stream carries few distinct names, each many times
