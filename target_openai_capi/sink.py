@@ -14,7 +14,7 @@ from target_openai_capi.pipeline.accounting import STAGE_SCHEMA
 from target_openai_capi.pipeline.events import Rejection, StreamInfo
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
 from target_openai_capi.reading.envelope import SDC_METADATA, strip_tap_metadata
-from target_openai_capi.reading.schema_check import without_patterns
+from target_openai_capi.reading.schema_check import for_record_checks
 from target_openai_capi.reading.schema_paths import prune_schema
 
 if TYPE_CHECKING:
@@ -44,6 +44,13 @@ class FastRecordValidator(BaseJSONSchemaValidator):
             self._validate(record)
         except fastjsonschema.JsonSchemaValueException as exc:
             reason = exc.message.replace("data", "record", 1)
+            raise InvalidRecord(reason, record) from exc
+        except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+            # A rule of the tap's schema the check cannot apply to this record's values: the
+            # record is rejected with that reason, not the run stopped at it on every rerun.
+            reason = (
+                f"the stream's SCHEMA could not be applied to the record ({type(exc).__name__})"
+            )
             raise InvalidRecord(reason, record) from exc
 
 
@@ -174,7 +181,7 @@ class ConversionsSink(BatchSink):
         """fastjsonschema, over the parts of the schema the mapping reads; None if unmapped."""
         if not self.validate_schema or not self._mapped:
             return None
-        schema = without_patterns(self.schema)  # (schema_check.py says why)
+        schema = for_record_checks(self.schema)  # (schema_check.py says why)
         reads = self.record_reads()
         if reads is not None:
             # A property the mapping never reads can neither break an event nor be sent, so it is

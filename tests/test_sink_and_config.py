@@ -213,3 +213,18 @@ def test_a_source_url_that_is_only_a_query_is_a_mapping_error_and_the_option_a_b
         {"streams": {"s": {"event_type": "page_viewed", "keep_source_url_query": "yes"}}}
     )
     assert errors == ["streams.s.keep_source_url_query: must be true or false"]
+
+
+def test_a_schema_rule_the_check_cannot_apply_is_a_rejection_not_a_crash() -> None:
+    """Given a float multipleOf as the tap wrote it (the target leaves it out before the check,
+    schema_check.for_record_checks), fastjsonschema divides the exact decimal by a float: the
+    record is rejected with a reason instead of the run stopping at it."""
+    from decimal import Decimal
+
+    from singer_sdk.exceptions import InvalidRecord
+
+    from target_openai_capi.sink import FastRecordValidator
+
+    check = FastRecordValidator({"properties": {"a": {"type": "number", "multipleOf": 0.01}}})
+    with pytest.raises(InvalidRecord, match="SCHEMA could not be applied to the record"):
+        check.validate({"a": Decimal("1.5")})

@@ -136,6 +136,12 @@ HOSTILE_SCHEMAS = {
         "number too large",
     ),
     "a property that is not a schema": (_schema_line({"id": 5}), "is not a schema"),
+    "a $schema that is not a string": (
+        _schema_line({"id": {"type": "string"}}).replace(
+            '"schema": {', '"schema": {"$schema": 5, '
+        ),
+        "$schema is not a string",
+    ),
 }
 
 
@@ -155,6 +161,43 @@ def test_a_schema_that_cannot_be_used_is_refused_with_its_reason(case, sandbox, 
     if "number too large" not in reason:  # (that SCHEMA line cannot even be read)
         assert "RECORD for stream 'c', whose SCHEMA was refused" in dead
     assert run.stdout.splitlines()[-1] == '{"bookmark": 2}'
+
+
+@pytest.mark.parametrize(
+    "amount_schema",
+    [
+        # What SQL taps write for a NUMERIC column: its precision as a float multipleOf, and
+        # draft-4 boolean exclusive bounds (pipelinewise); and a draft-4 schema saying so.
+        {"type": ["null", "number"], "multipleOf": 0.01},
+        {"type": ["null", "number"], "multipleOf": 1e-38},
+        {
+            "type": ["null", "number"],
+            "exclusiveMaximum": True,
+            "maximum": 1e38,
+            "exclusiveMinimum": True,
+            "minimum": -1e38,
+            "multipleOf": 1e-38,
+        },
+        {"type": ["null", "number"], "exclusiveMaximum": True, "maximum": 100},
+    ],
+)
+def test_numeric_column_schemas_of_sql_taps_check_their_records(amount_schema, sandbox, tmp_path):
+    """A float multipleOf once crashed every run at the first amount (the validator divided
+    the exact decimal by a float), and draft-4's `exclusiveMaximum: true` rejected every record
+    ("must be smaller than True"): the amounts now arrive, exactly, and a bound still holds."""
+    line = _schema_line({"id": {"type": "string"}, "amount": amount_schema})
+    lines = [line, rec(1, amount=10.07, currency="USD"), rec(2, amount=19.99, currency="EUR")]
+    lines += [rec(3, amount=100, currency="USD"), state({"bookmark": 3})]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    amounts = {e["id"]: e["data"].get("amount") for e in sandbox.events(PIXEL_ID)}
+    if amount_schema.get("maximum") == 100:  # exclusive: 100 itself is over
+        assert amounts == {"r1": 1007, "r2": 1999}
+        assert "record.amount must be smaller than 100" in (tmp_path / "dead.jsonl").read_text()
+    else:
+        assert amounts == {"r1": 1007, "r2": 1999, "r3": 10000}
+    assert run.stdout.splitlines()[-1] == '{"bookmark": 3}'
 
 
 @pytest.mark.parametrize(

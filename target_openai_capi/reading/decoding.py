@@ -24,7 +24,7 @@ from typing import Any, TypedDict
 
 import msgspec
 
-from target_openai_capi.reading.schema_check import without_patterns
+from target_openai_capi.reading.schema_check import for_record_checks
 from target_openai_capi.reading.schema_paths import NOT_CHECKED_KEYWORDS, prune_schema_exactly
 
 RecordDecoder = msgspec.json.Decoder[dict[str, Any]]
@@ -264,7 +264,7 @@ def stream_decoding(
         return None
     if schema is None:
         return record_decoding(reads)
-    pruned = prune_schema_exactly(without_patterns(schema), reads)
+    pruned = prune_schema_exactly(for_record_checks(schema), reads)
     if pruned is None:
         return None  # a schema rule may need unread properties: decode it all
     return record_decoding(reads, pruned if same_rules else None)

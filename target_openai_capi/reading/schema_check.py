@@ -1,9 +1,15 @@
 """Whether a SCHEMA message can be used, before the SDK and the validators see it (pure).
 
 A tap's schema is input like any other: one that would crash a validator or make it fetch a URL
-is refused with a reason (the reader records the line as a rejection), never a crash. Regular
-expressions are left out of record validation (`without_patterns`): a pattern such as
-`^(a+)+$` takes exponential time on some values, and no event field depends on one.
+is refused with a reason (the reader records the line as a rejection), never a crash. Records
+are checked against `for_record_checks(schema)`, which says what the tap meant in the
+validator's terms: regular expressions are left out (a pattern such as `^(a+)+$` takes
+exponential time on some values, and no event field depends on one); draft-4 boolean
+`exclusiveMaximum`/`exclusiveMinimum` (SQL taps write them for NUMERIC columns) become the
+bounds they stand for; and `multipleOf` is left out: it is a column's declared precision
+(`0.01`, or `1e-38` for any NUMERIC), which the validators can only apply to an exact decimal
+by dividing it by a float (a TypeError), and the money the target sends is held to its
+currency's minor unit by its own exact rule (mapping/money.py).
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
         isinstance(key_properties, list) and all(isinstance(k, str) for k in key_properties)
     ):
         return "key_properties is not a list of property names"
+    if "$schema" in schema and not isinstance(schema["$schema"], str):
+        return "schema.$schema is not a string"  # (the validator reads it for the draft)
     ids = {node.get("$id") for node in [schema] if isinstance(node.get("$id"), str)}
     stack: list[tuple[Any, str, int]] = [(schema, "schema", 0)]
     while stack:  # iterative: a deep schema must not exhaust the stack here
@@ -103,3 +111,30 @@ def without_patterns(schema: Any) -> Any:
         for key, value in schema.items()
         if key not in ("pattern", "patternProperties")
     }
+
+
+def for_record_checks(schema: Any) -> Any:
+    """A copy of the schema to check records against (the module's docstring says why)."""
+    declared = schema.get("$schema") if isinstance(schema, Mapping) else None
+    draft4 = isinstance(declared, str) and ("draft-04" in declared or "draft-03" in declared)
+    return _for_record_checks(without_patterns(schema), draft4)
+
+
+def _for_record_checks(schema: Any, draft4: bool) -> Any:
+    if isinstance(schema, list):
+        return [_for_record_checks(item, draft4) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out = {
+        key: _for_record_checks(value, draft4)
+        for key, value in schema.items()
+        if key != "multipleOf"
+    }
+    if not draft4:  # (a schema that says it is draft 4 is checked as draft 4)
+        for exclusive, bound in (("exclusiveMaximum", "maximum"), ("exclusiveMinimum", "minimum")):
+            flag = out.get(exclusive)
+            if type(flag) is bool:
+                del out[exclusive]
+                if flag and bound in out:
+                    out[exclusive] = out.pop(bound)
+    return out
