@@ -13,6 +13,9 @@ from collections.abc import Collection
 # How many arrived names to suggest, and how alike a name must be to be suggested.
 _SUGGESTIONS = 3
 _LIKENESS = 0.5
+# How alike an arriving stream and an entry must be for one to be the other misspelt.
+_MISSPELT = 0.85
+_SEPARATORS = str.maketrans("", "", "-_. ")
 
 
 def closest_streams(entry: str, arrived: Collection[str]) -> list[str]:
@@ -35,3 +38,20 @@ def unmatched_entries(configured: Collection[str], arrived: Collection[str]) -> 
             hint = "the input had no records"
         lines.append(f"streams.{entry} matched nothing; {hint}")
     return lines
+
+
+def _squashed(name: str) -> str:
+    """A stream name without case, separators or a plural s."""
+    return name.lower().translate(_SEPARATORS).removesuffix("s")
+
+
+def misspelt_entry(stream: str, entries: Collection[str]) -> str | None:
+    """The entry among `entries` (configured, none of their streams arrived yet) that a stream
+    without an entry most likely is, misspelt: the same name but for case, separators or a
+    plural s (`subscription` for `subscriptions`), the stream's name after a schema
+    (`conversions` for tap-postgres's `public-conversions`), or a name alike at 0.85; or None."""
+    for entry in sorted(entries):
+        if _squashed(entry) == _squashed(stream) or stream.endswith(("-" + entry, "." + entry)):
+            return entry
+    alike = difflib.get_close_matches(stream, sorted(entries), n=1, cutoff=_MISSPELT)
+    return alike[0] if alike else None

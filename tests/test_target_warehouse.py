@@ -61,11 +61,25 @@ def test_a_misnamed_stream_entry_is_named_and_the_run_fails(sandbox, tmp_path):
     ]
     run = run_target(config(sandbox, tmp_path, {"conversions": {}}), lines, tmp_path)
     assert run.returncode == 1
-    assert "streams.conversions matched nothing; the input had public-conversions" in run.stderr
-    assert "3 records arrived and none matched an entry under `streams`" in run.stderr
+    # At the first record of the stream that looks like the entry (tap-postgres's schema
+    # prefix): the run stops there rather than skip the table to its end.
+    assert (
+        "Stream 'public-conversions' has no entry under `streams`, and `streams.conversions` "
+        "has matched no stream: is it misspelt?"
+    ) in run.stderr
     assert run.stdout == ""  # no STATE: the next run reads the same rows again
     assert sandbox.stats()["requests"] == 0
     assert run.stderr.count("Run summary:") == 1  # (it was logged twice)
+    assert "received=1 " in run.stderr  # stopped at the first record
+
+    # A stream nothing like the entry: all its records are read, and the run fails at the end.
+    renamed = [line.replace("public-conversions", "web_events") for line in lines]
+    run = run_target(config(sandbox, tmp_path, {"conversions": {}}), renamed, tmp_path)
+    assert run.returncode == 1
+    assert "streams.conversions matched nothing; none of the input's 1 streams" in run.stderr
+    assert "3 records arrived and none matched an entry under `streams`" in run.stderr
+    assert run.stdout == ""
+    assert run.stderr.count("Run summary:") == 1
     assert "rerun with the last STATE" not in run.stderr  # (nothing was delivered to resume)
 
     allowed = config(sandbox, tmp_path, {"conversions": {}}, allow_unmatched_streams=True)
@@ -73,6 +87,35 @@ def test_a_misnamed_stream_entry_is_named_and_the_run_fails(sandbox, tmp_path):
     assert run.returncode == 0, run.output
     assert "streams.conversions matched nothing; the input had public-conversions" in run.stderr
     assert json.loads(run.stdout) == {"bookmarks": {"public-conversions": 3}}
+
+
+def test_a_misspelt_entry_beside_one_that_matched_stops_the_run_at_its_stream(sandbox, tmp_path):
+    """`subscription` for the tap's `subscriptions`, beside a right `orders`: once its records
+    were skipped and the tap's STATE moved past them, the next run would never send them."""
+    sub = {"id": "s1", "timestamp": AT, "type": "subscription_created"}
+    lines = [
+        schema("orders", {"id": {"type": "string"}}, ["id"]),
+        record("orders", {"id": "o1", "timestamp": AT, "type": "order_created"}),
+        state({"bookmarks": {"orders": 1}}),
+        schema("subscriptions", {"id": {"type": "string"}}, ["id"]),
+        record("subscriptions", sub),
+        state({"bookmarks": {"orders": 1, "subscriptions": 1}}),
+    ]
+    streams = {"orders": {}, "subscription": {}}
+    run = run_target(config(sandbox, tmp_path, streams, batch_size=1), lines, tmp_path)
+    assert run.returncode == 1
+    assert (
+        "Stream 'subscriptions' has no entry under `streams`, and `streams.subscription` has "
+        "matched no stream: is it misspelt? Name the entry 'subscriptions', or set "
+        "allow_unmatched_streams: true"
+    ) in run.stderr
+    assert "subscriptions" not in run.stdout  # no STATE past the skipped stream
+
+    allowed = config(sandbox, tmp_path, streams, allow_unmatched_streams=True)
+    run = run_target(allowed, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "skipped_stream=1" in run.stderr
+    assert "streams.subscription matched nothing; the input had subscriptions" in run.stderr
 
 
 def test_an_entry_that_matched_nothing_beside_one_that_did_is_named(sandbox, tmp_path):

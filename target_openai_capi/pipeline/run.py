@@ -33,8 +33,9 @@ from target_openai_capi.pipeline.events import (
 )
 from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.pipeline.settings import PipelineSettings
-from target_openai_capi.pipeline.settling import Settler
+from target_openai_capi.pipeline.settling import RunFailed, Settler
 from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.stream_matching import misspelt_entry
 
 # How often a long run logs a progress line.
 PROGRESS_INTERVAL_SECONDS = 30.0
@@ -158,13 +159,28 @@ class Pipeline:
         return stream in self.mappings
 
     def skip_unmapped(self, stream: str) -> None:
-        """Count a record of a stream that has no mapping (warn once per stream)."""
+        """Count a record of a stream that has no mapping (warn once per stream); stop the run
+        at the first one when the stream looks like an entry misspelt (the stream's records
+        would be skipped and its STATE moved past them)."""
         self.settler.outcome(stream, SKIPPED_STREAM)
         if stream not in self._warned_streams:
             self._warned_streams.add(stream)
+            if not self.settings.allow_unmatched_streams:
+                waiting = [
+                    entry
+                    for entry in self.mappings
+                    if entry not in self.account.outcomes and entry not in self._waiting
+                ]
+                if entry := misspelt_entry(stream, waiting):
+                    raise RunFailed(
+                        f"Stream '{stream}' has no entry under `streams`, and `streams.{entry}` "
+                        f"has matched no stream: is it misspelt? Name the entry '{stream}', or "
+                        "set allow_unmatched_streams: true to skip streams without an entry."
+                    )
             self._logger.warning(
-                "Stream '%s' has no entry under `streams`: its records are counted and skipped.",
+                "Stream '%s' has no entry under `streams`%s: its records are counted and skipped.",
                 stream,
+                "" if self.mappings else " (the config has none: nothing is sent)",
             )
 
     def filtered_by_stream_map(self, stream: str) -> None:
