@@ -84,6 +84,8 @@ class TargetOpenAICapi(Target):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # From here on no log line shows the key (a streams entry may quote it by mistake).
+        hide_in_every_log_line(str(self.config.get("api_key") or ""))
         # All sinks share one uploader and one STATE checkpoint, so drains run one at a time.
         self.max_parallelism = 1
         self._state_out = StateWriter()
@@ -100,6 +102,9 @@ class TargetOpenAICapi(Target):
         # fails on (the SDK's mapper changes its copy of the schema in place).
         self._source_streams: dict[str, StreamInfo] = {}
         mappings, errors, warnings = compile_streams(self.config)
+        # (an entry's expression, preset or name may quote the key by mistake)
+        errors = without_key(errors, self.config.get("api_key"))
+        warnings = without_key(warnings, self.config.get("api_key"))
         if errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         for warning in warnings:

@@ -541,6 +541,26 @@ def test_the_api_key_in_api_url_is_refused_and_never_echoed(where, sandbox, tmp_
 
 
 @pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        ({"fields": {"id": "{key} ||"}}, "is not valid JMESPath"),
+        ({"filter": "{key}"}, "is not valid JMESPath"),
+        ({"preset": "{key}"}, "unknown preset"),
+        ({"fields": {"email": "url_param('{key}')"}}, "url_param() takes 2 argument(s)"),
+    ],
+)
+def test_the_api_key_pasted_into_a_streams_entry_is_not_echoed(entry, said, sandbox, tmp_path):
+    """A config error quotes the entry's expression or preset: one that holds the key (pasted
+    in the wrong place) is shown with the key hidden."""
+    pasted = json.loads(json.dumps(entry).replace("{key}", API_KEY))
+    run = run_target(config(sandbox.url, tmp_path, streams={"c": pasted}), [SCHEMA], tmp_path)
+    assert run.returncode == 1
+    assert said in run.output
+    assert API_KEY[12:] not in run.output
+    assert "Traceback" not in run.output
+
+
+@pytest.mark.parametrize(
     ("keep_query", "shown"), [(False, "'/thanks'"), (True, "'/thanks?<query hidden>'")]
 )
 def test_a_relative_source_url_is_rejected_without_its_query_in_any_output(
