@@ -323,6 +323,26 @@ def test_a_stream_in_dry_run_holds_back_the_state_that_would_pass_its_records(
     assert "Dry run: no STATE was written (1 records of streams in dry_run)" in run.stderr
 
 
+def test_a_global_dry_run_every_stream_overrides_is_a_real_run_with_its_state(
+    sandbox, config, tmp_path
+):
+    """dry_run: true with each entry's dry_run: false sends for real: its STATE goes out (it
+    was held back for good, so an incremental sync sent everything again at every run)."""
+    config["dry_run"] = True
+    config["streams"] = {"orders": {**SHOPIFY_STREAM, "dry_run": False}}
+    at = iso_minutes_ago(5)
+    lines = [
+        schema("orders", ORDER_PROPERTIES, ["id"]),
+        record("orders", order(3201, total="1.00", currency="USD", created=at, items=[])),
+        state({"bookmarks": {"orders": 1}}),
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["gid://shopify/Order/3201"]
+    assert run.states == [{"bookmarks": {"orders": 1}}]
+    assert "Dry run" not in run.stderr
+
+
 def test_a_dry_run_that_filters_or_rejects_every_record_writes_no_state_either(
     sandbox, config, tmp_path
 ):

@@ -110,8 +110,10 @@ class Pipeline:
     def holds_state_back(self) -> bool:
         """True when no STATE may go out: a dry run (a bookmark past records only validated,
         filtered or rejected while a mapping is tried out would make the real run after it,
-        Meltano keeping the STATE, start past them and never send them)."""
-        return self.settings.dry_run or self.dry_run_records() > 0
+        Meltano keeping the STATE, start past them and never send them). A global dry_run that
+        every entry under `streams` overrides with `dry_run: false` leaves a real run."""
+        dry_run_applies = bool(self.validate_only_streams) or not self.mappings
+        return (self.settings.dry_run and dry_run_applies) or self.dry_run_records() > 0
 
     def _dry_run(self, stream: str) -> bool:
         mapping = self.mappings[stream]
