@@ -298,8 +298,16 @@ def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp
         (_batch(["https://127.0.0.1:9/part.jsonl.gz"]), "nothing is fetched from a URL"),
         (_batch(["file:///proc/self/environ"]), "a system file, not a tap's batch file"),
         (_batch(["/proc/self/../self/cmdline"]), "a system file, not a tap's batch file"),
+        (_batch(["file:///tmp/part%00.jsonl.gz"]), "no usable file name (embedded null byte)"),
     ],
-    ids=["missing file", "unknown encoding", "remote URL", "proc file", "proc path"],
+    ids=[
+        "missing file",
+        "unknown encoding",
+        "remote URL",
+        "proc file",
+        "proc path",
+        "NUL",
+    ],
 )
 def test_a_batch_that_cannot_be_read_stops_cleanly_after_what_came_before(
     message, expected, sandbox, tmp_path

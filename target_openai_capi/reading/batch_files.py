@@ -56,6 +56,15 @@ _SYSTEM_DIRS = ("/proc", "/sys", "/dev")
 
 
 def _local_path(url: str) -> Path:
+    try:
+        return _checked_local_path(url)
+    except ValueError as exc:  # a NUL byte, a lone surrogate, a port that is not a number
+        raise BatchFileError(
+            f"its manifest names {url[:120]!r}, which is no usable file name ({exc})"
+        ) from None
+
+
+def _checked_local_path(url: str) -> Path:
     parts = urlsplit(url)
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
         return _not_a_system_file(Path(unquote(parts.path)))
@@ -103,7 +112,7 @@ def read_lines(path: Path, *, gzipped: bool) -> Iterator[tuple[int, bytes]]:
                     )
                 if line.strip():
                     yield number, line
-    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+    except (OSError, EOFError, zlib.error, ValueError) as exc:  # (BadGzipFile: an OSError)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise BatchFileError(f"its file {str(path)[:200]!r} cannot be read ({reason})") from None
 
