@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from target_openai_capi.output_files import protect
 from target_openai_capi.target import TargetOpenAICapi
 
 
 def main() -> None:
     """The console script: the SDK's CLI, with a config file that cannot be read said plainly
     (the SDK reads it before the target exists, and would end in a traceback)."""
+    _protect_config_files(sys.argv[1:])
     try:
         TargetOpenAICapi.cli()
     except (ValueError, OSError, TypeError) as exc:  # JSONDecodeError is a ValueError
@@ -37,6 +40,20 @@ def main() -> None:
             f"target-openai-capi: the config file{where} cannot be read: {reason}", file=sys.stderr
         )
         sys.exit(1)
+
+
+def _protect_config_files(args: list[str]) -> None:
+    """The --config files are read, never written: a dead_letter_path or request_log_path
+    naming one would append lines to the settings and break the next run."""
+    for index, arg in enumerate(args):
+        if arg == "--config" and index + 1 < len(args):
+            path = args[index + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        else:
+            continue
+        if path != "ENV":
+            protect(Path(path), f"the config file {path!r} (--config) the settings are read from")
 
 
 def _from_config_file(exc: BaseException) -> bool:

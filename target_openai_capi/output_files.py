@@ -7,6 +7,19 @@ import os
 import stat
 from pathlib import Path
 
+# Files the target reads and must never write: (device, inode) -> what the file is.
+_PROTECTED: dict[tuple[int, int], str] = {}
+
+
+def protect(path: Path, what: str) -> None:
+    """Refuse, from now on, to open `path` (if it exists) as an output: `what` says why."""
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):
+        return  # (not there: reading it fails on its own, with its own message)
+    if stat.S_ISREG(found.st_mode):
+        _PROTECTED[(found.st_dev, found.st_ino)] = what
+
 
 def open_owner_only(path: Path) -> int:
     """A descriptor appending to `path`, its folders made as needed.
@@ -16,7 +29,7 @@ def open_owner_only(path: Path) -> int:
     (`/dev/null`, a FIFO another process reads) is written to as it is: its mode is the
     system's, not the run's, and narrowing `/dev/null` would break it for every other user of
     the machine. The target's own standard output (its STATE messages) and error (its log) are
-    refused. Raises OSError.
+    refused, and so are the files given to `protect` (the config files). Raises OSError.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -31,6 +44,8 @@ def open_owner_only(path: Path) -> int:
                     f"carries its {what}: records there would break the STATE stream or put "
                     "personal data in the log",
                 )
+        if (what := _PROTECTED.get((found.st_dev, found.st_ino))) is not None:
+            raise OSError(errno.EINVAL, f"it is {what}: lines appended there would break it")
         if stat.S_ISREG(found.st_mode) and stat.S_IMODE(found.st_mode) & 0o077:
             os.fchmod(fd, 0o600)
     except OSError:

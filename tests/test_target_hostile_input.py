@@ -1047,6 +1047,22 @@ def test_an_output_file_that_is_the_targets_own_stdout_or_stderr_is_refused(
     assert run.stdout == ""
 
 
+@pytest.mark.parametrize("setting", ["dead_letter_path", "request_log_path"])
+def test_an_output_file_that_is_the_config_file_is_refused(setting, sandbox, tmp_path):
+    """The config file (run_target writes tmp_path/config.json and passes it as --config) is
+    read, never appended to: the next run would find it broken."""
+    cfg = config(sandbox.url, tmp_path, **{setting: str(tmp_path / "config.json")})
+    lines = [SCHEMA, rec(1), "not json"]  # (a rejection: something to write)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert f"{setting} '{tmp_path / 'config.json'}' cannot be written (it is the config file" in (
+        run.stderr
+    )
+    assert json.loads((tmp_path / "config.json").read_text()) == cfg
+    assert stored(sandbox) == []
+
+
 NULLABLE = [
     "batch_size",
     "max_attempts",
