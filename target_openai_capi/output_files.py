@@ -44,8 +44,8 @@ def open_owner_only(path: Path) -> int:
                     f"carries its {what}: records there would break the STATE stream or put "
                     "personal data in the log",
                 )
-        if (what := _PROTECTED.get((found.st_dev, found.st_ino))) is not None:
-            raise OSError(errno.EINVAL, f"it is {what}: lines appended there would break it")
+        if (protected := _PROTECTED.get((found.st_dev, found.st_ino))) is not None:
+            raise OSError(errno.EINVAL, f"it is {protected}: lines appended there would break it")
         if stat.S_ISREG(found.st_mode) and stat.S_IMODE(found.st_mode) & 0o077:
             os.fchmod(fd, 0o600)
     except OSError:
