@@ -136,6 +136,10 @@ HOSTILE_SCHEMAS = {
         "number too large",
     ),
     "a property that is not a schema": (_schema_line({"id": 5}), "is not a schema"),
+    "no properties": (
+        json.dumps({"type": "SCHEMA", "stream": "c", "schema": {"type": "object"}}),
+        "schema has no properties",
+    ),
     "a $schema that is not a string": (
         _schema_line({"id": {"type": "string"}}).replace(
             '"schema": {', '"schema": {"$schema": 5, '

@@ -59,6 +59,8 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
         isinstance(key_properties, list) and all(isinstance(k, str) for k in key_properties)
     ):
         return "key_properties is not a list of property names"
+    if "properties" not in schema:  # (the Singer spec's SCHEMA describes a record's properties)
+        return "schema has no properties (a SCHEMA message names the properties of its records)"
     if "$schema" in schema and not isinstance(schema["$schema"], str):
         return "schema.$schema is not a string"  # (the validator reads it for the draft)
     ids = {node.get("$id") for node in [schema] if isinstance(node.get("$id"), str)}
