@@ -114,8 +114,25 @@ def _string(value: object, reason: str) -> str:
     return value.strip()
 
 
+def _trim_invisible(text: str) -> str:
+    """Trimmed of whitespace and of the invisible characters copying and pasting leaves at
+    either end (zero-width spaces, direction marks, a byte order mark, control characters)."""
+    start, end = 0, len(text)
+    while start < end and (text[start].isspace() or unicodedata.category(text[start]) in "CcCf"):
+        start += 1
+    while end > start and (
+        text[end - 1].isspace() or unicodedata.category(text[end - 1]) in "CcCf"
+    ):
+        end -= 1
+    return text[start:end]
+
+
 def _email(value: object, region: str | None) -> str:
     text = _text(value, "is not an email address").lower()
+    if not text.isprintable():  # (an invisible character: at an end it is trimmed, inside no
+        text = _trim_invisible(text)  # address holds one, so the value is left out)
+        if not text.isprintable():
+            raise Rejected("is not an email address")
     local, at, domain = text.partition("@")
     if not at or not local or not domain or "@" in domain or _SPACE.search(text):
         raise Rejected("is not an email address")
