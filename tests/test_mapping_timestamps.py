@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -155,7 +156,8 @@ def test_epoch_seconds(value: object, expected: int) -> None:
         ),
         (Decimal("1773892800123"), "looks like epoch milliseconds"),
         ("1773892800123", "looks like epoch milliseconds"),
-        (1773892800123456, "looks like epoch milliseconds"),
+        (1773892800123456, "looks like epoch microseconds: map `micros_to_ms(...)` of it"),
+        (1773892800123456789, "is too large for epoch milliseconds (nanoseconds?)"),
     ],
 )
 def test_to_epoch_ms_rejects(value: object, message: str) -> None:
@@ -209,7 +211,8 @@ def test_epoch_ms(value: object, expected: int) -> None:
             "timestamp_ms 1773892800 looks like epoch seconds, not milliseconds: "
             "map it to `timestamp` instead",
         ),
-        (1773892800123456, "is too large for epoch milliseconds (microseconds or nanoseconds?)"),
+        (1773892800123456, "looks like epoch microseconds: map `micros_to_ms(...)` of it"),
+        (1773892800123456789, "is too large for epoch milliseconds (nanoseconds?)"),
         (Decimal("1E+999999"), "is too large for epoch milliseconds"),
         (Decimal("NaN"), "timestamp_ms NaN is not a finite number"),
     ],
@@ -270,3 +273,31 @@ def test_timestamps_read_by_position_are_what_the_pattern_reads() -> None:
     for text in ["2026-02-30T10:00:00Z", "2026-11-20T24:00:00Z", "1969-12-31T23:59:59Z",
                  "2026-11-20T10:00:00+0530", "2026-11-20 10:00:00 UTC"]:  # fmt: skip
         assert timestamps._parse_usual(text) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        (
+            {"timestamp": "created_at"},
+            "timestamp is missing: timestamp ('created_at') gave no value for this record",
+        ),
+        ({}, "timestamp is missing: the record has no `timestamp` or `timestamp_ms` property"),
+    ],
+)
+def test_a_missing_time_says_what_was_read(fields: dict[str, str], said: str) -> None:
+    """A mapped timestamp that read nothing (createdAt mapped as created_at) names the
+    expression; the message said `map timestamp`, which the user had done."""
+    from target_openai_capi.mapping.assembler import compile_assembler
+    from target_openai_capi.mapping.errors import MappingError
+    from target_openai_capi.mapping.event import build_event
+    from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
+
+    mapping = compile_stream_mapping("s", {"event_type": "lead_created", "fields": fields})
+    record = {"id": "1", "createdAt": "2026-12-01T00:00:00Z"}
+    with pytest.raises(MappingError, match=re.escape(said)):
+        build_event(mapping, record, ["id"])
+    assemble = compile_assembler(mapping, ["id"], "plural", None)
+    assert assemble is not None
+    with pytest.raises(MappingError, match=re.escape(said)):
+        assemble(record, None)

@@ -102,6 +102,7 @@ def compile_assembler(
         "_contents": generic._contents,
         "_variant_dict": generic._variant_dict,
         "both_item_amounts": generic.both_item_amounts,
+        "missing_timestamp": generic.missing_timestamp,
         "no_item_currency": generic.no_item_currency,
         "MAX_MINOR_UNITS": MAX_MINOR_UNITS,
         "_custom_data": generic._custom_data,
@@ -169,7 +170,7 @@ def compile_assembler(
     fetch("timestamp")
     src.add(
         "if v is None:",
-        "    raise MappingError('timestamp is missing: map `timestamp` or `timestamp_ms`')",
+        "    raise missing_timestamp(MAPPING)",
         "event['timestamp_ms'] = to_epoch_ms(v)",
     )
     src.depth = 2

@@ -256,6 +256,24 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
     return result
 
 
+def missing_timestamp(mapping: StreamMapping) -> MappingError:
+    """The error for a record without a time (also raised by assembler.py): what was read."""
+    mapped = [
+        f"{name} ({mapping.texts[name]!r})"
+        for name in ("timestamp", "timestamp_ms")
+        if name in mapping.texts
+    ]
+    if mapped:
+        return MappingError(
+            f"timestamp is missing: {' and '.join(mapped)} gave no value for this record "
+            "(JMESPath names a property exactly, case and all)"
+        )
+    return MappingError(
+        "timestamp is missing: the record has no `timestamp` or `timestamp_ms` property; map "
+        "one of them to the record's time"
+    )
+
+
 def both_item_amounts(index: int) -> MappingError:
     """The error for a content item with both amount fields (also raised by assembler.py)."""
     return MappingError(f"contents[{index}]: give amount or amount_minor, not both")
@@ -394,7 +412,7 @@ def build_event(
         else:
             ts = _value(mapping, record, "timestamp")
             if ts is None:
-                raise MappingError("timestamp is missing: map `timestamp` or `timestamp_ms`")
+                raise missing_timestamp(mapping)
             event["timestamp_ms"] = to_epoch_ms(ts)
 
         if custom_name is not None:

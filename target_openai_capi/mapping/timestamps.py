@@ -156,6 +156,8 @@ def _from_seconds(number: Decimal | int, value: object, field: str) -> int:
     """Epoch ms of a number of epoch seconds, exactly, sub-ms digits truncated."""
     if number < 0:
         raise MappingError(f"{field} {quote(value)} is negative", field)
+    if number > MAX_EPOCH_MS:
+        raise MappingError(f"{field} {quote(value)} {_finer_than_ms(number)}", field)
     if number > MAX_EPOCH_SECONDS:
         raise MappingError(
             f"{field} {quote(value)} looks like epoch milliseconds, not seconds: "
@@ -166,6 +168,19 @@ def _from_seconds(number: Decimal | int, value: object, field: str) -> int:
         return number * 1000
     assert isinstance(number, Decimal)  # for mypy: parse_number returns int or Decimal
     return int(number.quantize(_MS, rounding=ROUND_DOWN, context=_CTX).scaleb(3, _CTX))
+
+
+def _finer_than_ms(number: Decimal | int) -> str:
+    """What a number too large for epoch milliseconds most likely is, and what to map."""
+    if number <= MAX_EPOCH_MS * 1000:
+        return (
+            "looks like epoch microseconds: map `micros_to_ms(...)` of it to `timestamp_ms` "
+            "(GA4's event_timestamp is one)"
+        )
+    return (
+        "is too large for epoch milliseconds (nanoseconds?): convert it to milliseconds "
+        "upstream and map it to `timestamp_ms`"
+    )
 
 
 def _from_datetime(value: datetime, field: str) -> int:
@@ -213,7 +228,7 @@ def epoch_ms(value: object, field: str = "timestamp_ms") -> int:
     number = parse_number(value, field)
     if isinstance(number, Decimal):
         if number.adjusted() > 20:  # checked first so int() never builds a huge number
-            number = MAX_EPOCH_MS + 1
+            raise MappingError(f"{field} {quote(value)} {_finer_than_ms(number)}", field)
         elif number != number.to_integral_value(context=_CTX):
             raise MappingError(
                 f"{field} {quote(value)} is not a whole number of epoch milliseconds", field
@@ -230,9 +245,5 @@ def epoch_ms(value: object, field: str = "timestamp_ms") -> int:
             field,
         )
     if whole > MAX_EPOCH_MS:
-        raise MappingError(
-            f"{field} {quote(value)} is too large for epoch milliseconds "
-            "(microseconds or nanoseconds?)",
-            field,
-        )
+        raise MappingError(f"{field} {quote(value)} {_finer_than_ms(whole)}", field)
     return whole
