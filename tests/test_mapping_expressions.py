@@ -37,7 +37,8 @@ RECORDS: list[dict[str, Any]] = [
     {"a": {"b": {"c": {"d": {"e": "deep"}}}}},
     {"foo-bar": {"baz": 2}, "null": 3, "true": 4},
 ]
-PATHS = ["id", "a", "a.b", "a.b.c", "a.b.c.d", "a.b.c.d.e", '"foo-bar".baz', "null", "true"]
+# (a property named null or true is written quoted: bare, the config refuses the word)
+PATHS = ["id", "a", "a.b", "a.b.c", "a.b.c.d", "a.b.c.d.e", '"foo-bar".baz', '"null"', '"true"']
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -242,6 +243,11 @@ def test_cookie(header: object, expected: str | None) -> None:
         ("lower(a, b)", "lower() takes 1 argument(s), got 2"),
         ("not_null()", "not_null() takes at least 1 argument(s), got 0"),
         ("items[].{x: nope(a)}", "calls unknown function nope()"),
+        # A bare true / false / null is a property name in JMESPath: `test == false` would
+        # compare with a property named false (null) and filter out every order.
+        ("test == false", "bare false reads a property named false; write the value as `false`"),
+        ("!paid || true", "bare true reads a property named true"),
+        ("a || null", "bare null reads a property named null"),
     ],
 )
 def test_config_errors(text: str, message: str) -> None:
@@ -676,3 +682,10 @@ def test_a_function_on_the_wrong_type_is_the_same_mapping_error(
             getter(record)
         assert str(caught.value).startswith(f"expression {expression!r} failed: ")
         assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text", ["test == `false`", '"false" == `true`', "a.false_start", "nullable"]
+)
+def test_a_value_word_written_as_a_value_or_a_quoted_name_is_fine(text: str) -> None:
+    compile_expression(text)

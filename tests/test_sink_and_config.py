@@ -215,6 +215,34 @@ def test_a_source_url_that_is_only_a_query_is_a_mapping_error_and_the_option_a_b
     assert errors == ["streams.s.keep_source_url_query: must be true or false"]
 
 
+@pytest.mark.parametrize(
+    ("action_source", "error"),
+    [
+        (
+            "web",
+            "streams.s.fields.action_source: web reads a property named web; for the value "
+            "write 'web' (in quotes)",
+        ),
+        ("email", "streams.s.fields.action_source: email reads a property named email"),
+        ("'web'", None),
+        ("channel", None),  # a property holding the source
+        ('"web"', None),  # a property named web, quoted: said on purpose
+    ],
+)
+def test_action_source_written_as_a_bare_value_is_a_config_error(action_source, error):
+    """`action_source: web` read the record's property `web` (null): every event went out
+    without its source, and web events failed for want of the page."""
+    fields = {"action_source": action_source}
+    _, errors, _ = compile_streams(
+        {"streams": {"s": {"event_type": "page_viewed", "fields": fields}}}
+    )
+    if error is None:
+        assert errors == []
+    else:
+        [found] = errors
+        assert found.startswith(error)
+
+
 def test_a_schema_rule_the_check_cannot_apply_is_a_rejection_not_a_crash() -> None:
     """Given a float multipleOf as the tap wrote it (the target leaves it out before the check,
     schema_check.for_record_checks), fastjsonschema divides the exact decimal by a float: the

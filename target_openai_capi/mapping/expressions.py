@@ -80,6 +80,32 @@ def _describe_failure(text: str, error: Exception) -> str:
     return f"expression {text!r} failed: {type(error).__name__}"
 
 
+# Bare words JMESPath reads as property names, which a user most likely meant as values.
+_VALUE_WORDS = frozenset({"true", "false", "null"})
+
+
+def bare_names(text: str) -> list[str]:
+    """The property names written bare (unquoted) in an expression, in order; [] if it does
+    not tokenise (its parse says why)."""
+    try:
+        tokens = jmespath.lexer.Lexer().tokenize(text)
+        return [t["value"] for t in tokens if t["type"] == "unquoted_identifier"]
+    except jmes_exceptions.JMESPathError:
+        return []
+
+
+def _check_value_words(text: str) -> None:
+    """`test == false` compares `test` with a property named false (null): every record would
+    fail the filter. A bare true, false or null is refused, with how to write the value (or
+    the property, quoted, if one really is named so)."""
+    for name in bare_names(text):
+        if name in _VALUE_WORDS:
+            raise ExpressionError(
+                f"expression {text!r}: bare {name} reads a property named {name}; write the "
+                f'value as `{name}` (in backticks), or a property so named as "{name}"'
+            )
+
+
 def _parse(text: str) -> dict[str, Any]:
     """The syntax tree of a field expression; config errors are ExpressionError."""
     if not isinstance(text, str):
@@ -92,6 +118,7 @@ def _parse(text: str) -> dict[str, Any]:
         raise ExpressionError(f"expression {text!r} is not valid JMESPath: {e}") from None
     ast: dict[str, Any] = parsed.parsed
     _check_functions(ast, text)
+    _check_value_words(text)
     return ast
 
 

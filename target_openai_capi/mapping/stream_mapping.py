@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_openai_capi.contract import EVENT_TYPES
+from target_openai_capi.contract import ACTION_SOURCES, EVENT_TYPES
 from target_openai_capi.mapping.event_names import check_event_table, normalise_event_name
-from target_openai_capi.mapping.expressions import Getter, compile_expression
+from target_openai_capi.mapping.expressions import Getter, bare_names, compile_expression
 from target_openai_capi.mapping.identity import USER_FIELDS
 from target_openai_capi.mapping.reads import read_paths
 from target_openai_capi.pipeline.coverage import DEFAULT_MATCH_IDENTIFIERS, KINDS
@@ -128,6 +128,13 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         getter = compile_or_note(text, f"fields.{name}")
         if getter is not None:
             fields[name] = getter
+        word = text.strip() if isinstance(text, str) else None
+        if name == "action_source" and word in ACTION_SOURCES and bare_names(text) == [word]:
+            # `web` reads the property named web; the value is 'web'
+            problems.append(
+                f"{where}.fields.action_source: {word} reads a property named {word}; for the "
+                f"value write '{word}' (in quotes)"
+            )
     for a, b in (("amount", "amount_minor"), ("timestamp", "timestamp_ms")):
         if a in fields and b in fields:
             problems.append(f"{where}.fields: map {a} or {b}, not both")
