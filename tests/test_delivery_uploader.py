@@ -438,7 +438,7 @@ def test_time_budget_bounds_retries(sandbox: Sandbox) -> None:
     # Waits 1 + 2 fit in 5 s; the next 4 would not, so the third attempt is the last.
     assert now[0] == 3.0
     assert sandbox.stats()["requests"] == 3
-    assert "beyond max_total_seconds (5)" in str(caught.value)
+    assert "beyond max_retry_seconds (5)" in str(caught.value)  # (the setting, as named)
 
 
 def test_retry_after_beyond_budget_gives_up_at_once(sandbox: Sandbox, sleeps: Sleeps) -> None:
@@ -469,6 +469,24 @@ def test_dropped_connections_are_retried_and_stored_once(sandbox: Sandbox, sleep
 
 
 # -- fatal errors ------------------------------------------------------------------------------
+
+
+def test_a_mistyped_conversions_key_is_not_called_the_wrong_kind(
+    sandbox: Sandbox, sleeps: Sleeps
+) -> None:
+    """A key with the right prefix that the API does not know: revoked or mistyped, not an
+    Advertiser API key (the advice said to use the prefix it had)."""
+    mistyped = "sk-svcacct-mistyped-0123456789"
+    up = Uploader(client_for(sandbox, api_key=mistyped), policy=FAST, sleep=sleeps)
+    with pytest.raises(AuthError) as caught:
+        up.submit(batch(range(3)))
+    up.close()
+    assert str(caught.value).startswith("The API rejected the key (401: ")
+    assert "Revoked (a regenerated key revokes the old one at once) or mistyped?" in str(
+        caught.value
+    )
+    assert "Advertiser" not in str(caught.value)
+    assert mistyped not in str(caught.value)
 
 
 def test_wrong_kind_of_key_stops_with_advice(sandbox: Sandbox, sleeps: Sleeps) -> None:

@@ -8,6 +8,11 @@ KEY_ADVICE = (
     "not an Advertiser API key. A regenerated key revokes the old one at once."
 )
 
+REFUSED_KEY = (
+    "Revoked (a regenerated key revokes the old one at once) or mistyped? Check api_key: a "
+    "Conversions API key starts with sk-svcacct-."
+)
+
 
 class DeliveryError(Exception):
     """A delivery failure; str() is a user-facing message that never contains the API key."""
@@ -32,8 +37,10 @@ class AuthError(DeliveryError):
     """401/403: the key is missing, revoked or of the wrong kind; fatal for the run."""
 
     def __init__(self, status: int, server_message: str) -> None:
+        # A 401 that names no scope is a key revoked or mistyped, not one of the wrong kind.
+        advice = KEY_ADVICE if status != 401 or "scope" in server_message.lower() else REFUSED_KEY
         super().__init__(
-            f"The API rejected the key ({status}: {server_message}). {KEY_ADVICE}", status=status
+            f"The API rejected the key ({status}: {server_message}). {advice}", status=status
         )
         self.server_message = server_message
 

@@ -367,7 +367,7 @@ class Uploader:
                     attempt,
                     elapsed,
                     problem,
-                    f"{asked} for {delay:.1f} s more, beyond max_total_seconds "
+                    f"{asked} for {delay:.1f} s more, beyond max_retry_seconds "
                     f"({self._policy.max_total_seconds:g})",
                 )
             _log.warning(
