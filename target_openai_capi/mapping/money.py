@@ -57,6 +57,10 @@ def currency_exponent(code: str) -> int:
     return exponent
 
 
+# What an amount in text must look like (the value itself may be hidden in logs).
+_PLAIN_NUMBER = " (write it plainly, as 1299.99: no currency sign, no thousands separator)"
+
+
 def parse_number(value: object, field: str) -> Decimal | int:
     """Read a number exactly: int stays int; Decimal, float and numeric strings become Decimal."""
     kind = type(value)
@@ -71,7 +75,8 @@ def parse_number(value: object, field: str) -> Decimal | int:
     elif isinstance(value, str):
         text = value.strip()
         if not _NUMBER.fullmatch(text):
-            raise MappingError(f"{field} {quote(value)} is not a number", field)
+            hint = "" if field.startswith("timestamp") else _PLAIN_NUMBER
+            raise MappingError(f"{field} {quote(value)} is not a number{hint}", field)
         number = Decimal(text)
     elif isinstance(value, int):  # an int subclass other than bool
         return int(value)
