@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from target_openai_capi.pipeline.accounting import REJECTED, SKIPPED_STREAM
+from target_openai_capi.pipeline.accounting import FILTERED, REJECTED, SKIPPED_STREAM
 from target_openai_capi.pipeline.run import Pipeline
 from target_openai_capi.stream_matching import unmatched_entries
 
@@ -28,6 +28,15 @@ def log_summary(pipeline: Pipeline, logger: logging.Logger) -> str | None:
     for stream, kind, count in coverage.metrics():
         _metric(logger, "capi_match_coverage", count, stream=stream, identifier=kind)
     arrived = [stream for stream in account.outcomes if stream != "(input)"]
+    for stream in arrived:
+        filtered = account.outcomes[stream][FILTERED]
+        if filtered and filtered == account.received(stream) and stream in pipeline.mappings:
+            logger.warning(
+                "streams.%s: all %d of its records were filtered out (by its `filter`, or a "
+                "stream map): if that was not meant, check it.",
+                stream,
+                filtered,
+            )
     for line in unmatched_entries(pipeline.mappings, arrived):
         logger.warning("%s.", line)
     if pipeline.nothing_matched:

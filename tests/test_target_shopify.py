@@ -343,6 +343,21 @@ def test_a_global_dry_run_every_stream_overrides_is_a_real_run_with_its_state(
     assert "Dry run" not in run.stderr
 
 
+def test_a_filter_that_drops_every_record_is_said_at_the_end(sandbox, config, tmp_path):
+    at = iso_minutes_ago(5)
+    tests = [
+        order(n, total="1.00", currency="USD", created=at, items=[], test=True) for n in (1, 2)
+    ]
+    lines = [schema("orders", ORDER_PROPERTIES, ["id"]), *(record("orders", o) for o in tests)]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "streams.orders: all 2 of its records were filtered out (by its `filter`" in run.stderr
+    live = order(3, total="1.00", currency="USD", created=at, items=[])
+    run = run_target(config, [*lines, record("orders", live)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert "were filtered out" not in run.stderr  # one got through: the filter works
+
+
 def test_a_dry_run_that_filters_or_rejects_every_record_writes_no_state_either(
     sandbox, config, tmp_path
 ):
