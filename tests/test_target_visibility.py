@@ -138,6 +138,7 @@ def test_the_credential_check_says_in_one_line_whether_key_pixel_and_url_work(tm
     assert advertiser.stdout.startswith("FAILED: the key is not a Conversions API key")
     assert pixel.returncode == 1
     assert pixel.stdout.startswith("FAILED: the key cannot write to pixel id 'px_unknown'")
+    assert "(403: unknown pid)" in pixel.stdout  # (the answer's own "403: " not said twice)
     assert unreachable.returncode == 1
     assert "cannot be reached" in unreachable.stdout
     for answer in (ok, advertiser, pixel, unreachable):
