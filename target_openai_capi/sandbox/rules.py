@@ -123,8 +123,7 @@ def parse_body(raw: bytes) -> Body | Rejection:
     events = payload["events"]
     if not isinstance(events, list):
         return Rejection(400, "events: must be an array of events")
-    if not events:
-        return Rejection(400, "events: must not be empty")
+    # (an empty list is accepted: the official page's own request sends `"events": []`)
     if len(events) > MAX_EVENTS_PER_REQUEST:
         return Rejection(
             400,
