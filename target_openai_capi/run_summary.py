@@ -37,6 +37,8 @@ def log_summary(pipeline: Pipeline, logger: logging.Logger) -> str | None:
                 stream,
                 filtered,
             )
+    for line in pipeline.field_watch.lines():
+        logger.warning("%s.", line)
     for line in unmatched_entries(pipeline.mappings, arrived):
         logger.warning("%s.", line)
     if pipeline.nothing_matched:

@@ -119,12 +119,14 @@ class TargetOpenAICapi(Target):
                 ", ".join(f"streams.{stream}" for stream in with_phone),
                 "s" if len(with_phone) == 1 else "",
             )
+        entries = self.config.get("streams") or {}
         self.pipeline = Pipeline(
             PipelineSettings.from_config(self.config),
             mappings,
             uploader_from_config(self.config),
             emit_state=self._write_state_message,
             logger=self.logger,
+            written_fields={stream: entries[stream].get("fields") or {} for stream in mappings},
         )
         self.guard = MessageGuard(
             deliver_when_quiet=self.pipeline.deliver_when_quiet,

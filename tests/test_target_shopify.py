@@ -358,6 +358,34 @@ def test_a_filter_that_drops_every_record_is_said_at_the_end(sandbox, config, tm
     assert "were filtered out" not in run.stderr  # one got through: the filter works
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_mapped_path_that_never_read_a_value_is_named_at_the_end(
+    workers, sandbox, config, tmp_path
+):
+    """`shopmoney` for `shopMoney`: every order went out without its amount, valid and sent,
+    and nothing said so. Worker processes or not (the events are JSON then), it is named."""
+    config["worker_processes"] = workers
+    stream = {**SHOPIFY_STREAM, "fields": dict(SHOPIFY_STREAM["fields"])}
+    stream["fields"]["amount"] = "totalPriceSet.shopmoney.amount"
+    config["streams"] = {"orders": stream}
+    at = iso_minutes_ago(5)
+    orders = [order(n, total="9.99", currency="USD", created=at, items=[]) for n in (1, 2)]
+    lines = [schema("orders", ORDER_PROPERTIES, ["id"]), *(record("orders", o) for o in orders)]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["data"].get("amount") for e in sandbox.events(PIXEL_ID)] == [None, None]
+    assert (
+        "streams.orders.fields.amount ('totalPriceSet.shopmoney.amount') gave no value in any "
+        "of the 2 events of the stream"
+    ) in run.stderr
+    sandbox.reset()
+    config["streams"] = {"orders": SHOPIFY_STREAM}  # the right path: nothing to say
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["data"]["amount"] for e in sandbox.events(PIXEL_ID)] == [999, 999]
+    assert "gave no value" not in run.stderr
+
+
 def test_a_dry_run_that_filters_or_rejects_every_record_writes_no_state_either(
     sandbox, config, tmp_path
 ):

@@ -31,6 +31,7 @@ from target_openai_capi.pipeline.events import (
     Rejection,
     StreamInfo,
 )
+from target_openai_capi.pipeline.field_watch import FieldWatch
 from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.pipeline.settings import PipelineSettings
 from target_openai_capi.pipeline.settling import RunFailed, Settler
@@ -61,8 +62,11 @@ class Pipeline:
         emit_state: Callable[[StateValue], None],
         logger: logging.Logger,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        written_fields: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        """`written_fields`: per stream, the fields the user's config maps (field_watch.py)."""
         self.settings = settings
+        self.field_watch = FieldWatch(written_fields or {})
         self.mappings = mappings
         self.uploader = uploader
         self.checkpoints = Checkpoints()
@@ -205,6 +209,8 @@ class Pipeline:
             record_json = None if self.settler.dead_letters is None else envelope.json()
             event = built.built.event if isinstance(built, HeldCopy) else built.event
             assert isinstance(event, dict)  # built here, not by a worker
+            if stream.name in self.field_watch.unseen:
+                self.field_watch.event(stream.name, event)
             self._queue(stream, built, event["id"], record_json, None)
         elif type(built) is Rejection:
             self.reject(stream, envelope, built)
@@ -222,6 +228,8 @@ class Pipeline:
         outcome = prepared.outcome()
         built = self.events.settle_prepared(stream, outcome, prepared.notes, prepared.event_id)
         if type(built) is Built or type(built) is HeldCopy:
+            if stream.name in self.field_watch.unseen and prepared.event_json is not None:
+                self.field_watch.event_json(stream.name, prepared.event_json)
             kept = None
             if self.settler.dead_letters is not None:
                 kept = chunk[prepared.start : prepared.end]

@@ -1,0 +1,31 @@
+"""Mapped fields that never gave a value (pipeline/field_watch.py): a pure bookkeeper."""
+
+from __future__ import annotations
+
+import orjson
+
+from target_openai_capi.pipeline.field_watch import FieldWatch
+
+FIELDS = {"orders": {"amount": "total", "currency": "cur", "email": "mail", "oppref": "click"}}
+
+
+def test_a_field_is_named_only_while_no_event_carried_it() -> None:
+    watch = FieldWatch(FIELDS)
+    # Identifiers and oppref are not watched: match coverage counts them, many records have none.
+    assert watch.unseen == {
+        "orders": {"amount": ("amount", "data"), "currency": ("currency", "data")}
+    }
+    watch.event("orders", {"id": "1", "data": {"type": "contents", "currency": "USD"}})
+    watch.event_json("orders", orjson.dumps({"id": "2", "data": {"type": "contents"}}))
+    [line] = watch.lines()
+    assert line.startswith(
+        "streams.orders.fields.amount ('total') gave no value in any of the 2 events"
+    )
+    watch.event_json("orders", orjson.dumps({"id": "3", "data": {"amount": 5, "currency": "X"}}))
+    assert watch.lines() == []
+    assert watch.unseen == {}  # every field seen: no stream watched any more
+
+
+def test_a_stream_that_built_no_event_says_nothing() -> None:
+    watch = FieldWatch(FIELDS)
+    assert watch.lines() == []
