@@ -273,7 +273,11 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
     except ValueError as exc:
         problems.append(f"api_url is not a URL ({exc}): use https://host/v1/events")
         url = urlsplit(DEFAULT_API_URL)
-    shown = url._replace(netloc=url.hostname or "", query="", fragment="").geturl()
+    # (no user:password@ shown: host and port only)
+    host = f"[{url.hostname}]" if url.hostname and ":" in url.hostname else url.hostname or ""
+    shown = url._replace(
+        netloc=host + (f":{url.port}" if url.port is not None else ""), query="", fragment=""
+    ).geturl()
     if url.scheme not in ("https", "http") or not url.hostname:
         problems.append(f"api_url must be an https:// URL, got {shown!r}")
     elif url.scheme == "http" and not is_loopback(url.hostname):

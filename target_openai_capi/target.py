@@ -59,6 +59,17 @@ from target_openai_capi.stream_maps import through_stream_maps
 from target_openai_capi.termination import MessageGuard
 
 
+def _where_settings_come_from(error: str) -> str:
+    """A missing required setting, with where it can be given."""
+    for name in ("pixel_id", "api_key"):
+        if error == f"'{name}' is a required property":
+            return (
+                f"{error}: set it in the config file, or as TARGET_OPENAI_CAPI_{name.upper()} "
+                "(read with --config ENV, and by Meltano)"
+            )
+    return error
+
+
 class TargetOpenAICapi(Target):
     """Delivers Singer records as conversion events to OpenAI's Conversions API."""
 
@@ -157,6 +168,7 @@ class TargetOpenAICapi(Target):
         """The SDK's schema check plus cross-setting checks, with the API key redacted."""
         fill_from_environment(self._config)
         errors = super()._validate_config(raise_errors=False)
+        errors = [_where_settings_come_from(error) for error in errors]
         if not errors:
             errors = config_problems(self.config)
         errors = without_key(errors, self._config.get("api_key"))

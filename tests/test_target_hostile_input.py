@@ -510,6 +510,37 @@ _WRONG_TYPE = "is not of type 'string' in config['api_key']"  # (the SDK's check
 
 
 @pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            {"pixel_id": None},
+            "'pixel_id' is a required property: set it in the config file, or "
+            "as TARGET_OPENAI_CAPI_PIXEL_ID",
+        ),
+        ({"api_key": None}, "as TARGET_OPENAI_CAPI_API_KEY (read with --config ENV"),
+        (
+            {"api_url": "htps://127.0.0.1:8799/v1/events"},
+            "api_url must be an https:// URL, got 'htps://127.0.0.1:8799/v1/events'",
+        ),
+        (
+            {"api_url": "ftp://u:secret@[::1]:21/x?q=1"},
+            "api_url must be an https:// URL, got 'ftp://[::1]:21/x'",
+        ),
+    ],
+)
+def test_a_setting_error_says_where_to_set_it_and_shows_the_url_it_read(
+    change, said, sandbox, tmp_path
+):
+    cfg = {**config(sandbox.url, tmp_path), **change}
+    cfg = {name: value for name, value in cfg.items() if value is not None}
+    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 1
+    assert said in run.stderr
+    assert "secret" not in run.output
+    assert API_KEY not in run.output
+
+
+@pytest.mark.parametrize(
     ("key", "said"),
     [
         (API_KEY[:12] + " " + API_KEY[12:], _MALFORMED),
