@@ -69,6 +69,8 @@ class Response:
         text = _json_message(self.body)
         if text is None:
             text = self.body.decode("utf-8", errors="replace").strip()
+        # (the API words one answer "403: unknown pid": messages that show the status add it)
+        text = text.removeprefix(f"{self.status}: ")
         return one_line(text, secret) or f"HTTP {self.status} with an empty body"
 
 

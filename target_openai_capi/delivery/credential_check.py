@@ -30,7 +30,7 @@ def check_credentials(client: Client, integration_source: str | None) -> tuple[b
     except TransportError as exc:
         return False, f"FAILED: {client.display_url} cannot be reached ({exc}). Check api_url."
     status = response.status
-    message = response.message(settings.api_key).removeprefix(f"{status}: ")  # ("403: unknown pid")
+    message = response.message(settings.api_key)
     if 200 <= status < 300:
         return True, f"OK: the key, {where} work (validate_only: nothing was recorded)."
     if status == 401 and "scope" in message.lower():

@@ -50,7 +50,7 @@ class UnknownPixelError(DeliveryError):
 
     def __init__(self, pixel_id: str, server_message: str) -> None:
         super().__init__(
-            f"The API does not know pixel id {pixel_id!r} for this key ({server_message}). "
+            f"The API does not know pixel id {pixel_id!r} for this key (403: {server_message}). "
             "Check pixel_id (the pixel shown in Ads Manager, shared with the browser pixel) "
             "and that the Conversions API key was made for that pixel.",
             status=403,
