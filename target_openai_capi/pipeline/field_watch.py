@@ -30,39 +30,40 @@ WATCHED: dict[str, tuple[str, str]] = {
 class FieldWatch:
     """Per stream, the mapped fields no event has carried yet."""
 
-    def __init__(self, mapped_fields: Mapping[str, Mapping[str, str]]) -> None:
-        """`mapped_fields`: stream -> {field: its expression} as configured (presets in)."""
-        self.texts = {stream: dict(fields) for stream, fields in mapped_fields.items()}
-        self.unseen: dict[str, dict[str, tuple[str, str]]] = {
-            stream: {f: WATCHED[f] for f in fields if f in WATCHED}
-            for stream, fields in mapped_fields.items()
-        }
-        self.unseen = {stream: fields for stream, fields in self.unseen.items() if fields}
+    def __init__(self, written_fields: Mapping[str, Mapping[str, str]]) -> None:
+        """`written_fields`: stream -> {field: its expression}, as the user's config maps them."""
+        self.texts = {stream: dict(fields) for stream, fields in written_fields.items()}
+        # stream -> field -> (its key, where it is, the key as JSON bytes)
+        self.unseen: dict[str, dict[str, tuple[str, str, bytes]]] = {}
+        for stream, fields in written_fields.items():
+            watched = {
+                f: (*WATCHED[f], b'"' + WATCHED[f][0].encode() + b'":')
+                for f in fields
+                if f in WATCHED
+            }
+            if watched:
+                self.unseen[stream] = watched
         self.events: dict[str, int] = {}
 
     def event(self, stream: str, event: Mapping[str, Any]) -> None:
         """One built event of the stream (a dict)."""
-        unseen = self.unseen.get(stream)
-        if unseen is None:
-            return
-        self.events[stream] = self.events.get(stream, 0) + 1
         data = event.get("data") or {}
-        for field, (key, where) in list(unseen.items()):
-            if key in (data if where == "data" else event):
-                del unseen[field]
-        if not unseen:
-            del self.unseen[stream]
+        self._seen(stream, [f for f, (key, where, _) in self.unseen[stream].items()
+                            if key in (data if where == "data" else event)])  # fmt: skip
 
     def event_json(self, stream: str, event_json: bytes) -> None:
         """One built event of the stream, as JSON (a worker's): a key found anywhere in it
         counts as seen (an item's amount for the event's: a warning missed, never a false one)."""
-        unseen = self.unseen.get(stream)
-        if unseen is None:
-            return
+        self._seen(
+            stream, [f for f, (_, _, key) in self.unseen[stream].items() if key in event_json]
+        )
+
+    def _seen(self, stream: str, found: list[str]) -> None:
+        """Count one event of a watched stream (callers check it is watched: `in unseen`)."""
         self.events[stream] = self.events.get(stream, 0) + 1
-        for field, (key, _) in list(unseen.items()):
-            if b'"' + key.encode() + b'":' in event_json:
-                del unseen[field]
+        unseen = self.unseen[stream]
+        for field in found:
+            del unseen[field]
         if not unseen:
             del self.unseen[stream]
 
