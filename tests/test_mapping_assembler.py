@@ -9,6 +9,7 @@ import random
 import sys
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -399,3 +400,33 @@ def test_content_items_made_as_they_are_read_keep_every_rule_of_contents():
     records += [{**base, "cur": None, "lines": [{"code": "a", "cents": 1}]}]
     kinds = agree(mapping, records, ("id",), "plural", "US")
     assert kinds == {"built", "MappingError"}
+
+
+@pytest.mark.parametrize(
+    ("value", "keys", "expected"),
+    [
+        ("A-1", {}, "A-1"),
+        ("(not set)", {"k": "K9"}, "K9"),  # a placeholder: the key properties next
+        (" NULL ", {"k": "K9"}, "K9"),
+        ("N/A", {}, "rec_"),  # then a hash of the record
+        ("ok", {}, "ok"),
+        (None, {"k": "(NOT SET)"}, "rec_"),  # a placeholder key is no key either
+        ("a.b@example.com", {}, "sha256_" + sha256(b"a.b@example.com").hexdigest()),
+        (None, {"k": "lead:x@y.io"}, "sha256_" + sha256(b"lead:x@y.io").hexdigest()),
+        ("order@123", {}, "order@123"),  # an @ is not an email address
+    ],
+)  # fmt: skip
+def test_event_ids_of_placeholders_and_email_addresses_both_builders(value, keys, expected):
+    """The id as both builders make it: a placeholder is no id, an email is never sent raw."""
+    mapping = compile_stream_mapping(
+        "s", {"event_type": "lead_created", "fields": {"id": "i", "timestamp_ms": "t"}}
+    )
+    record = {"i": value, "t": 1_700_000_000_000, **keys}
+    key_properties = ["k"] if keys else []
+    assemble = compile_assembler(mapping, key_properties, "plural", None)
+    assert assemble is not None
+    for event in (
+        build_event(mapping, record, key_properties)[0],
+        assemble(record, None)[0],
+    ):
+        assert event["id"].startswith(expected) if expected == "rec_" else event["id"] == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -15,6 +16,9 @@ ROW_SCHEMA = {
     "type": {"type": "string"},
     "_sdc_extracted_at": {"type": "string"},
     "_sdc_last_modified": {"type": "string"},
+    "_fivetran_synced": {"type": "string"},
+    "_airbyte_extracted_at": {"type": "string"},
+    "_dlt_load_id": {"type": "string"},
 }
 
 
@@ -23,15 +27,14 @@ def config(sandbox: Any, tmp_path: Any, streams: dict[str, Any], **extra: Any) -
 
 
 def rows(read_at: str) -> list[str]:
-    """Three rows as tap-csv / tap-jsonl emit them: no id, no key properties, read metadata."""
+    """Three rows as tap-csv / tap-jsonl emit them: no id, no key properties, read metadata
+    (and the columns loaders add to a warehouse table: Fivetran, Airbyte, dlt)."""
     lines = [schema("conversions", ROW_SCHEMA)]
+    metadata = ["_sdc_extracted_at", "_sdc_last_modified", "_fivetran_synced"]
+    metadata += ["_airbyte_extracted_at", "_dlt_load_id"]
     for n in range(3):
         row = {"order_ref": f"o{n}", "timestamp": AT, "type": "lead_created"}
-        lines.append(
-            record(
-                "conversions", {**row, "_sdc_extracted_at": read_at, "_sdc_last_modified": read_at}
-            )
-        )
+        lines.append(record("conversions", {**row, **dict.fromkeys(metadata, read_at)}))
     return lines
 
 
@@ -48,6 +51,67 @@ def test_the_same_rows_read_again_are_the_same_events(sandbox, tmp_path):
     assert again.returncode == 0, again.output
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ids  # no new events
     assert sandbox.stats()["duplicates"] == 3
+
+
+def test_a_stream_keyed_by_email_sends_its_ids_hashed_never_raw(sandbox, tmp_path):
+    """A signups table keyed by email, no `id` mapped: the key would be the event id. It goes
+    out as the SHA-256 of the id, in the API's request and in the request log alike."""
+    email = "Jane.Doe@example.com"
+    lines = [
+        schema("signups", {"email": {"type": "string"}, "at": {"type": "string"}}, ["email"]),
+        record("signups", {"email": email, "at": AT}),
+        record("signups", {"email": "sam@example.org", "at": AT}),
+    ]
+    streams = {"signups": {"event_type": "registration_completed", "fields": {"timestamp": "at"}}}
+    request_log = tmp_path / "requests.jsonl"
+    cfg = config(sandbox, tmp_path, streams, request_log_path=str(request_log))
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    ids = sorted(e["id"] for e in sandbox.events(PIXEL_ID))
+    digests = [hashlib.sha256(text.encode()).hexdigest() for text in (email, "sam@example.org")]
+    assert ids == sorted(f"sha256_{d}" for d in digests)
+    assert "@" not in request_log.read_text()
+    assert "@" not in run.output
+    assert run.stderr.count("event ids that hold an email address") == 1
+    # The same rows again: the same ids, so OpenAI takes them for the events already sent.
+    again = run_target(cfg, lines, tmp_path)
+    assert again.returncode == 0, again.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ids
+    assert sandbox.stats()["duplicates"] == 2
+
+
+def test_placeholder_ids_do_not_merge_different_orders(sandbox, tmp_path):
+    """An export that writes '(not set)' or 'NULL' where an order has no id: each such order is
+    its own event (a hash of its data), not a duplicate of the first one that had it."""
+    props = {p: {"type": ["string", "null"]} for p in ("order_id", "email", "at", "amount")}
+    placeholders = ["(not set)", "(not set)", "NULL", "N/A", " ", None]
+    lines = [schema("orders", props)]
+    for n, placeholder in enumerate(placeholders):
+        order = {"order_id": placeholder, "email": f"buyer{n}@example.com", "at": AT}
+        lines.append(record("orders", {**order, "amount": f"1{n}.00"}))
+    lines.append(record("orders", {"order_id": "A-1", "email": "x@example.com", "at": AT}))
+    streams = {
+        "orders": {
+            "event_type": "order_created",
+            "fields": {
+                "id": "order_id",
+                "timestamp": "at",
+                "amount": "amount",
+                "currency": "'USD'",
+                "email": "email",
+            },
+        }
+    }
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = sandbox.events(PIXEL_ID)
+    assert len(events) == 7
+    assert sorted(e["data"].get("amount") for e in events if e["id"] != "A-1") == [
+        1000, 1100, 1200, 1300, 1400, 1500
+    ]  # fmt: skip
+    assert sum(e["id"].startswith("rec_") for e in events) == 6
+    assert "; orders: received=7 sent=7\n" in run.stderr  # none a duplicate
+    assert run.stderr.count("gave no id (null, empty, or a placeholder") == 1
 
 
 def test_a_misnamed_stream_entry_is_named_and_the_run_fails(sandbox, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -151,17 +152,39 @@ def without_query_and_credentials(url: str) -> str:
     return url
 
 
-# Properties that taps and the SDK add about a read, not about the row (`_sdc_extracted_at`,
-# `_sdc_batched_at`, `_sdc_last_modified`, `_sdc_filename`, ...): never part of a record's hash.
-METADATA_PREFIX = "_sdc_"
+# Properties that taps, the SDK and loaders add about a read or a load, not about the row
+# (`_sdc_extracted_at`, `_sdc_filename`; Fivetran's `_fivetran_synced`, Airbyte's
+# `_airbyte_extracted_at`, dlt's `_dlt_load_id`, ...): never part of a record's hash, or a row
+# synced again would be a new conversion.
+METADATA_PREFIXES = ("_sdc_", "_fivetran_", "_airbyte_", "_dlt_")
 
 
 def record_digest(record: Mapping[str, Any]) -> str:
     """A stable hash of a record's own data, used as its event id when nothing better is known:
     the same row read again (new extraction time, a touched file) gets the same id."""
-    own = {k: v for k, v in record.items() if not str(k).startswith(METADATA_PREFIX)}
+    own = {k: v for k, v in record.items() if not str(k).startswith(METADATA_PREFIXES)}
     canonical = simplejson.dumps(own, sort_keys=True, use_decimal=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+# What exports write where an id is missing (GA4's "(not set)", NULL_MARKERS' "NULL", "N/A", ...):
+# no id. Taken as one, it would make every such record one event, and all but the first would
+# be dropped as duplicates, here and at OpenAI.
+_NOT_SET = frozenset({"(not set)", "(not_set)", "(none)"})
+
+
+def _no_id(value: object) -> bool:
+    """An id value that is no id: null, empty, or a placeholder for a missing value."""
+    return value is None or (
+        type(value) is str and (blank(value) or value.strip().lower() in _NOT_SET)
+    )
+
+
+# An id holding an email address (a stream keyed by email, an id mapped from one) goes out as
+# this prefix and the SHA-256 of the id: raw personal data never leaves the process, and the
+# same record keeps the same id.
+HASHED_ID_PREFIX = "sha256_"
+_EMAIL_IN_TEXT = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@.]{2,}")
 
 
 def event_id(
@@ -182,12 +205,14 @@ def event_id_from(
     whole_record: Callable[[], Mapping[str, Any]] | None = None,
 ) -> str:
     """event_id, given the value of the mapped `id` field (`_value`)."""
-    if value is not None:
+    if not _no_id(value):
         text = _as_text(value, "id")
-    elif key_properties and all(record.get(k) is not None for k in key_properties):
+    elif key_properties and not any(_no_id(record.get(k)) for k in key_properties):
         text = ":".join(_as_text(record[k], k) for k in key_properties)
     else:
-        text = f"rec_{record_digest(record if whole_record is None else whole_record())}"
+        return f"rec_{record_digest(record if whole_record is None else whole_record())}"
+    if "@" in text and _EMAIL_IN_TEXT.search(text):
+        return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     if len(text) > MAX_ID_LENGTH:
         raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
     return text

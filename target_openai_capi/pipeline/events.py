@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from target_openai_capi.contract import built_event_problem, dedup_name, window_problem
 from target_openai_capi.mapping.assembler import Assembler, compile_assembler
 from target_openai_capi.mapping.errors import MappingError
-from target_openai_capi.mapping.event import build_event, passes_filter
+from target_openai_capi.mapping.event import HASHED_ID_PREFIX, build_event, passes_filter
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.pipeline.accounting import (
     DUPLICATE,
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 # flat however long the stream. OpenAI deduplicates on (pixel, event name, id) anyway; this
 # only saves requests.
 RECENT_EVENT_KEYS = 20_000
+# Event ids whose making a stream is told of, once (_say_how_the_id_was_made).
+_ID_PREFIXES_TOLD = ("rec_", HASHED_ID_PREFIX)
 # Before the dedup name of an event only validated (a dry-run stream): a key of its own.
 VALIDATED_ONLY = "validate_only:"
 
@@ -154,6 +156,8 @@ class EventBuilder:
         # Streams whose events are only validated (dry_run), set by the pipeline.
         self.validate_only_streams: frozenset[str] = frozenset()
         self._id_streams_checked: set[str] = set()  # streams checked for hashed event ids
+        # (stream, "rec_" or "sha2"): told how such an id of the stream was made.
+        self._id_kinds_told: set[tuple[str, str]] = set()
         # Per stream: its compiled build_event, and the key properties it was compiled for.
         self._assemblers: dict[str, tuple[Sequence[str], Assembler | None]] = {}
 
@@ -179,12 +183,14 @@ class EventBuilder:
         built event's, when one was built (prepare_event)."""
         for note in notes:
             self._log.warning(stream.name, "note", "Record of '%s': %s", stream.name, note)
-        if (
-            event_id is not None
-            and stream.name not in self._id_streams_checked
-            and "id" not in self.mappings[stream.name].fields
-        ):
-            self._say_if_ids_are_hashed(stream, event_id)
+        if event_id is not None:
+            if stream.name not in self._id_streams_checked:
+                self._say_if_ids_are_hashed(stream, event_id)
+            if (
+                event_id.startswith(_ID_PREFIXES_TOLD)
+                and (stream.name, event_id[:4]) not in self._id_kinds_told
+            ):
+                self._say_how_the_id_was_made(stream, event_id)
         if type(outcome) is not Built:
             return outcome
         if stream.name in self.validate_only_streams:
@@ -231,10 +237,37 @@ class EventBuilder:
     def _say_if_ids_are_hashed(self, stream: StreamInfo, event_id: str) -> None:
         """Once per stream: its event ids are hashes of the records (no id, no key properties)."""
         self._id_streams_checked.add(stream.name)
+        if "id" in self.mappings[stream.name].fields:
+            return
         if event_id.startswith("rec_") and not stream.key_properties:
+            self._id_kinds_told.add((stream.name, "rec_"))  # (said here)
             self._log.logger.warning(
                 "Stream '%s' has no `id` mapping, no `id` property and no key properties: its "
-                "event ids are hashes of each record's own data (tap metadata _sdc_* left out), "
-                "so an edited row becomes a new event. Map `fields.id` to a stable column.",
+                "event ids are hashes of each record's own data (tap and loader metadata such "
+                "as _sdc_* or _fivetran_* left out), so an edited row becomes a new event. Map "
+                "`fields.id` to a stable column.",
                 stream.name,
+            )
+
+    def _say_how_the_id_was_made(self, stream: StreamInfo, event_id: str) -> None:
+        """Once per stream and kind: a record's id was a hash of its data although the stream
+        has an id (a placeholder, or none), or an id held an email address (sent hashed)."""
+        self._id_kinds_told.add((stream.name, event_id[:4]))
+        mapped = "id" in self.mappings[stream.name].fields
+        if event_id.startswith("rec_"):
+            self._log.logger.warning(
+                "Stream '%s': a record's %s gave no id (null, empty, or a placeholder such as "
+                "'(not set)' or 'NULL'), so its event id is a hash of its own data: records "
+                "without an id are not taken for one another.",
+                stream.name,
+                "`fields.id`" if mapped else "key properties",
+            )
+        else:
+            self._log.logger.warning(
+                "Stream '%s': event ids that hold an email address (from %s) are sent as '%s' "
+                "and the SHA-256 of the id, never raw. Map `fields.id` to a column without "
+                "personal data (an order or lead number) to keep ids readable.",
+                stream.name,
+                "`fields.id`" if mapped else "the stream's key properties",
+                HASHED_ID_PREFIX,
             )
