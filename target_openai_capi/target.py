@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import gc
 import logging
 import os
@@ -143,6 +145,7 @@ class TargetOpenAICapi(Target):
             deliver_when_quiet=self.pipeline.deliver_when_quiet,
             end_of_input=self.process_endofpipe,
             fail=self.fail,
+            fail_at_once=functools.partial(self.fail, at_once=True),
             stop_sending=self.pipeline.uploader.stop,
             logger=self.logger,
         )
@@ -480,12 +483,15 @@ class TargetOpenAICapi(Target):
                 "target-openai-capi: please report it with the log (LOGLEVEL=DEBUG)."
             )
 
-    def fail(self, message: str) -> NoReturn:
-        """Stop the run: log why and what was delivered, exit 1 without STATE past the failure."""
+    def fail(self, message: str, *, at_once: bool = False) -> NoReturn:
+        """Stop the run: log why and what was delivered, exit 1 without STATE past the failure.
+        `at_once` (a second signal): without waiting for a request in flight, whose records are
+        counted unsettled (the next run sends them again)."""
         self._failing = True
-        self.guard.quiet_input.stop()
+        self.guard.quiet_input.stop(wait=not at_once)
         self.logger.error("%s", log_safe(message))
-        self.pipeline.settle_after_failure()  # (the requests in flight end first)
+        # (the requests in flight end first, unless at once)
+        self.pipeline.settle_after_failure(wait=not at_once)
         self.pipeline.close_dead_letters()
         self.logger.error(
             "Stopped. No STATE was written past the last delivered records: "
@@ -503,4 +509,9 @@ class TargetOpenAICapi(Target):
             )
         self.logger.info(self.pipeline.account.summary_line())
         logging.shutdown()
+        if at_once:  # (sys.exit would wait for the threads of the requests in flight)
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(1)
         sys.exit(1)

@@ -7,8 +7,9 @@ The main thread handles each Singer message inside `MessageGuard.handle`, holdin
 - SIGTERM / SIGINT (an orchestrator cancelling the run) deliver what is batched, write STATE, log
   the summary and exit 0 (1 if that delivery fails). A signal that arrives while a message is
   handled (or the end of input is delivered) takes effect once that is done, so batches and
-  checkpoints are never drained half-updated. A second signal stops at once, without STATE past
-  what is unsent.
+  checkpoints are never drained half-updated. A second signal stops at once, without waiting
+  for the requests in flight (their records are unsettled: the next run sends them again) and
+  without STATE past what is unsent.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class MessageGuard:
         deliver_when_quiet: Callable[[], None],
         end_of_input: Callable[[], None],
         fail: Callable[[str], NoReturn],
+        fail_at_once: Callable[[str], NoReturn],
         stop_sending: Callable[[], None],
         logger: logging.Logger,
     ) -> None:
@@ -42,6 +44,7 @@ class MessageGuard:
         self.quiet_input = QuietInputDelivery(deliver_when_quiet, self.lock)
         self._end_of_input = end_of_input  # deliver what is left and log the summary
         self._fail = fail  # log why, exit 1
+        self._fail_at_once = fail_at_once  # the same, without waiting for requests in flight
         self._stop_sending = stop_sending
         self._logger = logger
         self._in_message = False
@@ -78,7 +81,7 @@ class MessageGuard:
         """A termination signal: stop now, after the message in hand, or once delivered."""
         if self._terminating or self._pending_signal is not None:
             self._stop_sending()
-            self._fail(f"Received signal {signum} again: stopping now.")
+            self._fail_at_once(f"Received signal {signum} again: stopping now.")
         if self._in_message:
             self._pending_signal = signum
             self._logger.info("Received signal %d: stopping after the message in hand.", signum)

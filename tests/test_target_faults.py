@@ -279,6 +279,31 @@ def test_sigterm_while_a_batch_is_being_retried_waits_for_it(sandbox, tmp_path):
     assert "Run summary: received=5 sent=5" in log
 
 
+def test_a_second_signal_stops_at_once_while_a_request_hangs(sandbox, tmp_path):
+    """The API takes a minute to answer; the orchestrator sends SIGTERM, then SIGTERM again.
+    The second stops the run at once (not when the request times out): exit 1, no STATE past
+    the batch in flight, its records counted unsettled (the next run sends them again)."""
+    sandbox.set_faults(FaultConfig(latency_ms=60_000))
+    config = config_for(sandbox.url, tmp_path, batch_size=5, request_timeout_seconds=60)
+    target = _OpenPipe(config, tmp_path, "never logged")
+    lines = [schema("conversions", {"id": {}}, ["id"]), state({"pos": 0}), *conversions(5)]
+    target.send([*lines, state({"pos": 5})])
+    deadline = time.monotonic() + 30
+    while sandbox.stats()["requests"] < 1:  # the batch of five is on its way, and hangs
+        assert time.monotonic() < deadline, "".join(target.log_lines)
+        time.sleep(0.05)
+    target.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    started = time.monotonic()
+    code, states, log = target.exit_after(signal.SIGTERM)
+    assert time.monotonic() - started < 20, log  # not the minute the request would take
+    assert code == 1, log
+    assert "again: stopping now" in log
+    assert states == [{"pos": 0}]
+    assert "unsettled=5" in log
+    assert "Traceback" not in log
+
+
 def test_a_signal_during_a_rejected_message_still_stops_the_run(monkeypatch):
     """The guard takes a signal that arrives while a message is handled once it is done, also
     when that message turns out to be bad (its rejection is handled like a message)."""
@@ -300,6 +325,7 @@ def test_a_signal_during_a_rejected_message_still_stops_the_run(monkeypatch):
         deliver_when_quiet=lambda: None,
         end_of_input=lambda: calls.append("end of input"),
         fail=fail,
+        fail_at_once=fail,
         stop_sending=lambda: None,
         logger=logging.getLogger("test-guard"),
     )

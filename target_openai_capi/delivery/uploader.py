@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import TYPE_CHECKING
 
 from target_openai_capi.contract import MAX_EVENTS_PER_REQUEST
@@ -131,7 +132,7 @@ class Uploader:
 
     def drain(self) -> list[BatchResult]:
         """Wait for every in-flight batch; return their results or raise the first fatal error."""
-        wait(self._in_flight)
+        wait_for(self._in_flight)
         results = self._collect(wait_for_slot=False)
         self._raise_failure(results)
         return results
@@ -141,13 +142,14 @@ class Uploader:
         finish_after_failure, so that a delivered batch is still counted."""
         self._unclaimed += results
 
-    def finish_after_failure(self) -> list[BatchResult]:
+    def finish_after_failure(self, *, wait: bool = True) -> list[BatchResult]:
         """The run failed: stop retrying, wait for the batches in flight to end (each after
-        its current request, which its deadline bounds), and return every delivered batch no
-        one has settled. Never raises a delivery error (the run is stopping for one)."""
+        its current request, which its deadline bounds; not `wait`: those not ended stay in
+        flight, unsettled), and return every delivered batch no one has settled. Never raises
+        a delivery error (the run is stopping for one)."""
         self.stop()
-        if self._in_flight:
-            wait(self._in_flight)
+        if wait and self._in_flight:
+            wait_for(self._in_flight)
         results, self._unclaimed = self._unclaimed, []
         return results + self._collect(wait_for_slot=False)
 
@@ -172,7 +174,7 @@ class Uploader:
     def _collect(self, *, wait_for_slot: bool) -> list[BatchResult]:
         """Take finished batches off the in-flight set; optionally wait until one finishes."""
         if wait_for_slot:
-            wait(self._in_flight, return_when=FIRST_COMPLETED)
+            wait_for(self._in_flight, return_when=FIRST_COMPLETED)
         done = {future for future in self._in_flight if future.done()}
         self._in_flight -= done
         results = []

@@ -46,10 +46,10 @@ class QuietInputDelivery:
             self._thread = threading.Thread(target=self._run, name="capi-quiet-input", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
-        """Stop checking and wait for a delivery under way to finish."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop checking and wait for a delivery under way to finish (unless not `wait`)."""
         self._stopped.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
     def _run(self) -> None:

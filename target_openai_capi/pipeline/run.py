@@ -296,13 +296,13 @@ class Pipeline:
             if finished:
                 self.settler.settle(finished)
 
-    def settle_after_failure(self) -> None:
+    def settle_after_failure(self, *, wait: bool = True) -> None:
         """The run stopped on an error: let the batches in flight end (each after its current
-        request: no retries), and count those the API accepted whole as sent (STATE past them
-        if it may go), so that the summary and the bookmark say what was delivered. Nothing
-        here raises."""
+        request: no retries; not `wait`: only those already ended), and count those the API
+        accepted whole as sent (STATE past them if it may go), so that the summary and the
+        bookmark say what was delivered. Nothing here raises."""
         try:
-            results = self.uploader.finish_after_failure()
+            results = self.uploader.finish_after_failure(wait=wait)
             self.settler.settle_after_failure(results)
         except Exception:  # (a second failure, e.g. writing STATE: the first one is reported)
             self._logger.debug("Settling after the failure failed", exc_info=True)
