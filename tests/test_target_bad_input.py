@@ -119,6 +119,32 @@ def test_a_filter_that_fails_on_one_record_rejects_that_record(sandbox, tmp_path
 
 
 @pytest.mark.parametrize("name", list(RECORD_CORPUS))
+def test_with_on_rejected_fail_a_bad_line_stops_the_run_named_and_recorded(name, sandbox, tmp_path):
+    """on_rejected: fail stops at the bad line, and says which line it was (not "byte 57" of
+    some line), and the line is in the dead-letter file as in the default mode."""
+    bad_lines, stage, words = RECORD_CORPUS[name]
+    config = {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "on_rejected": "fail",
+        "streams": {"conversions": {}, "orders": {"event_type": "order_created"}},
+    }
+    run = run_target(config, [SCHEMA, good_record(), *bad_lines, good_record()], tmp_path)
+    assert run.returncode == 1, run.output
+    assert "Traceback" not in run.output
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    letter = [m["dead_letter"] for m in dead if "dead_letter" in m]
+    assert len(letter) == 1, dead
+    assert letter[0]["stage"] == stage
+    assert words in letter[0]["reason"]
+    if stage == "input":
+        assert letter[0]["line_number"] == 3
+        assert "line 3" in run.stderr.split("ERROR")[1]  # the first error names the line
+
+
+@pytest.mark.parametrize("name", list(RECORD_CORPUS))
 def test_bad_records_are_rejected_with_a_reason_and_the_rest_arrive(name, sandbox, tmp_path):
     bad_lines, stage, words = RECORD_CORPUS[name]
     config = {

@@ -333,23 +333,22 @@ class TolerantReader(MsgSpecReader):
                 raise BadLine(f"unknown Singer message type {kind!r}")
             callback(message)  # type: ignore[arg-type]  # RECORD: the envelope
         except (BadLine, InvalidInputLine) as exc:
-            if self.strict:
-                raise
-            self._reject(number, line, str(exc))
-            stats["REJECTED"] += 1
-            return
+            reason = str(exc)
         except RecordsWithoutSchemaException:
-            if self.strict:
-                raise
             stream = message.stream if type(message) is RecordEnvelope else None
             refused = self.refused_schemas.get(stream) if isinstance(stream, str) else None
             reason = f"RECORD for stream {stream!r} came before its SCHEMA"
             if refused is not None:
                 reason = f"RECORD for stream {stream!r}, whose SCHEMA was refused ({refused})"
-            self._reject(number, line, reason)
-            stats["REJECTED"] += 1
+        else:
+            stats[kind] += 1
             return
-        stats[kind] += 1
+        # The line is recorded (dead letter, count, log) in either mode; on_rejected: fail
+        # then stops the run, naming the line.
+        self._reject(number, line, reason)
+        stats["REJECTED"] += 1
+        if self.strict:
+            raise BadLine(f"input line {number}: {reason}")
 
     def _reject(self, number: int, line: str | bytes, reason: str) -> None:
         text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
