@@ -246,13 +246,13 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     ),
     th.Property(
         "max_retry_seconds",
-        th.NumberType(minimum=0),
+        th.NumberType(minimum=0, maximum=86_400),
         default=300,
         description="Bound on the total time spent retrying one batch; then the run fails.",
     ),
     th.Property(
         "request_timeout_seconds",
-        th.NumberType(minimum=1),
+        th.NumberType(minimum=1, maximum=3_600),
         default=60,
         description=(
             "The longest one request may take, from connecting to the answer's last byte; "

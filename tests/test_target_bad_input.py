@@ -201,6 +201,9 @@ def test_non_utf8_bytes_and_a_1mb_field_do_not_stop_the_run(sandbox, tmp_path):
 # name -> (config changes, words the error must contain)
 CONFIG_CORPUS = {
     "batch_size 5000": ({"batch_size": 5000}, "batch_size"),
+    # (once crashed after delivery: a deadline past the clock's range, on every run)
+    "request_timeout_seconds 1e10": ({"request_timeout_seconds": 1e10}, "request_timeout_seconds"),
+    "max_retry_seconds 1e10": ({"max_retry_seconds": 1e10}, "max_retry_seconds"),
     "missing api_key": ({"api_key": None}, "api_key"),
     "http to a public host": ({"api_url": "http://bzr.openai.com/v1/events"}, "loopback"),
     "unknown field name": ({"streams": {"conversions": {"fields": {"emial": "email"}}}}, "emial"),
