@@ -1180,6 +1180,29 @@ def test_a_closed_standard_output_is_named_not_called_a_bug(sandbox, tmp_path):
     assert "BrokenPipeError" not in text
 
 
+def test_a_full_standard_output_is_named_not_called_a_bug(sandbox, tmp_path):
+    """STATE goes to a file on a full disk (here /dev/full): the run stops saying STATE could
+    not be written and why, after delivering; not 'Unexpected error ... a bug'."""
+    lines = [SCHEMA, rec(1), state({"bm": 1})]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config(sandbox.url, tmp_path)))
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [*TARGET_CMD, "--config", str(path)],
+            input=("\n".join(lines) + "\n").encode(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    text = done.stderr.decode()
+    assert done.returncode == 1, text
+    assert "STATE could not be written to standard output (No space left on device)" in text
+    assert "This is a bug" not in text
+    assert "Traceback" not in text
+    assert stored(sandbox) == ["r1"]
+
+
 def test_a_batch_delivered_before_another_failed_is_counted_and_bookmarked(tmp_path):
     """One request at a time, two streams: at the end of input the first stream's batch is
     accepted, the second's refused (401, fatal). The accepted one counts as sent and the STATE

@@ -121,10 +121,16 @@ class StateWriter:
                     "The STATE output (standard output) was closed by what reads it (Meltano, "
                     "a pipe that ended): no STATE can be written from here on"
                 ) from None
+            except OSError as exc:  # a full disk, a file that cannot grow, an I/O error
+                _quiet_stdout()
+                raise StateOutputClosed(
+                    f"STATE could not be written to standard output ({exc.strerror or exc}): "
+                    "no STATE can be written from here on"
+                ) from None
 
 
 class StateOutputClosed(Exception):
-    """Standard output, where STATE goes, was closed by its reader."""
+    """Standard output, where STATE goes, was closed by its reader or cannot be written."""
 
 
 def _quiet_stdout() -> None:
