@@ -35,6 +35,7 @@ from target_openai_capi.delivery.errors import (
     UnexpectedResponse,
     UnknownPixelError,
 )
+from target_openai_capi.delivery.request_log import RequestLogError
 from target_openai_capi.delivery.retry import (
     RetryPolicy,
     backoff_delay,
@@ -345,13 +346,13 @@ class Uploader:
                 response = self._client.post(body)
             except TransportError as e:
                 if self.request_log is not None:
-                    self.request_log.write(body, None, str(e))
+                    self._log_request(body, None, str(e))
                 if not e.retryable:
                     raise
                 status, problem, retry_after = None, str(e), None
             else:
                 if self.request_log is not None:
-                    self.request_log.write(body, response.status)
+                    self._log_request(body, response.status)
                 if action_for(response.status) is not Action.RETRY:
                     return response
                 status = response.status
@@ -381,6 +382,18 @@ class Uploader:
                 delay,
             )
             self._sleep(delay)
+
+    def _log_request(self, body: bytes, status: int | None, error: str | None = None) -> None:
+        """One line of the request log. A log that cannot be written stops the run, but the
+        answer in hand still counts: an accepted batch is sent, whatever the log says."""
+        assert self.request_log is not None
+        try:
+            self.request_log.write(body, status, error)
+        except RequestLogError as e:
+            with self._lock:
+                if self._failure is None:
+                    self._failure = e
+            self._stop.set()
 
     def _message(self, response: Response) -> str:
         """The server's message, with the key removed should the server ever echo it."""
