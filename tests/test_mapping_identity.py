@@ -115,6 +115,7 @@ def test_friendly_names_map_to_the_documented_fields() -> None:
         # hashed with them, the address could never match.
         ("email", "\u200bzw@example.com", "zw@example.com"),
         ("email", "zw@example.com\u200e\ufeff\r", "zw@example.com"),
+        ("email", "Jose\u0301@example.com", "jos\u00e9@example.com"),  # decomposed: the same
         ("phone", "+1 (415) 555-2671", "14155552671"),  # official example
         ("phone", "001 415 555 2671", "14155552671"),  # official example
         ("phone", "+44 20.7946.0958", "442079460958"),
