@@ -318,7 +318,7 @@ class TargetOpenAICapi(Target):
                     self._process_record(item)
                 else:
                     number, text, reason = item  # type: ignore[misc]
-                    self.pipeline.reject_line(number, text, STAGE_INPUT, reason)
+                    self.pipeline.reject_line(number, text, STAGE_INPUT, reason, in_batch_file=True)
         except BatchFileError as exc:
             self.pipeline.flush()
             raise RunFailed(

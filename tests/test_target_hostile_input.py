@@ -289,6 +289,9 @@ def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp
     dead = (tmp_path / "dead.jsonl").read_text()
     assert "line 2 of BATCH file 'part.jsonl' is not a JSON object" in dead
     assert "line 3 of BATCH file 'part.jsonl' is not a JSON record" in dead
+    # The log names the file's line, not "input line 2" (stdin's line 2 is the BATCH message).
+    assert "Rejected a line of a BATCH file: line 2 of BATCH file 'part.jsonl'" in run.stderr
+    assert "Rejected input line" not in run.stderr
 
 
 @pytest.mark.parametrize(

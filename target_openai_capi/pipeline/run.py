@@ -324,9 +324,12 @@ class Pipeline:
         record = envelope.whole() if source is None else envelope.record
         self.settler.reject(stream, record, rejection, record_json=source)
 
-    def reject_line(self, line_number: int, raw: str, stage: str, reason: str) -> None:
-        """Dead-letter an input line that was not a usable Singer message."""
-        self.settler.reject_line(line_number, raw, stage, reason)
+    def reject_line(
+        self, line_number: int, raw: str, stage: str, reason: str, *, in_batch_file: bool = False
+    ) -> None:
+        """Dead-letter an input line that was not a usable Singer message (or a line of a
+        BATCH message's file)."""
+        self.settler.reject_line(line_number, raw, stage, reason, in_batch_file=in_batch_file)
 
     # Batches out, STATE and time
 

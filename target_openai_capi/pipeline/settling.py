@@ -111,17 +111,19 @@ class Settler:
                 f"{reason_safe(rejection.reason)} (on_rejected is 'fail')"
             )
 
-    def reject_line(self, line_number: int, raw: str, stage: str, reason: str) -> None:
-        """Dead-letter an input line that was not a usable Singer message."""
+    def reject_line(
+        self, line_number: int, raw: str, stage: str, reason: str, *, in_batch_file: bool = False
+    ) -> None:
+        """Dead-letter an input line that was not a usable Singer message (`in_batch_file`: a
+        line of a BATCH message's file, `line_number` its number there, named by `reason`)."""
         self._checkpoints.next_seq()
         self.account.reject(INPUT_STREAM, stage)
         if self.dead_letters is not None:
             self.dead_letters.line(line_number=line_number, raw=raw, stage=stage, reason=reason)
-        self._log.warning(
-            INPUT_STREAM, stage, "Rejected input line %d: %s", line_number, log_safe(reason)
-        )
+        where = "a line of a BATCH file" if in_batch_file else f"input line {line_number}"
+        self._log.warning(INPUT_STREAM, stage, "Rejected %s: %s", where, log_safe(reason))
         if self._fail_on_rejection:
-            raise RunFailed(f"Input line {line_number} was rejected: {reason}")
+            raise RunFailed(f"{where[0].upper()}{where[1:]} was rejected: {reason}")
 
     def settle(self, results: list[BatchResult]) -> None:
         """Settle the records of finished batches, then release STATE if it may go. When one
