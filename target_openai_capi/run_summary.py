@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 
 from target_openai_capi.pipeline.accounting import FILTERED, REJECTED, SKIPPED_STREAM
 from target_openai_capi.pipeline.run import Pipeline
@@ -16,8 +17,11 @@ def _metric(logger: logging.Logger, metric: str, value: int, **tags: str) -> Non
     logger.info("METRIC: %s", json.dumps(point))
 
 
-def log_summary(pipeline: Pipeline, logger: logging.Logger) -> str | None:
-    """Log the run's summary; the reason the run fails after all (no stream matched), or None."""
+def log_summary(
+    pipeline: Pipeline, logger: logging.Logger, refused: Collection[str] = ()
+) -> str | None:
+    """Log the run's summary; the reason the run fails after all (no stream matched), or None.
+    `refused`: the streams whose SCHEMA was refused."""
     account = pipeline.account
     logger.info(account.summary_line())
     for stream, outcome, count in account.counts():
@@ -39,7 +43,7 @@ def log_summary(pipeline: Pipeline, logger: logging.Logger) -> str | None:
             )
     for line in pipeline.field_watch.lines():
         logger.warning("%s.", line)
-    for line in unmatched_entries(pipeline.mappings, arrived):
+    for line in unmatched_entries(pipeline.mappings, arrived, refused):
         logger.warning("%s.", line)
     if pipeline.nothing_matched:
         return (

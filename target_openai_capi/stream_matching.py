@@ -25,12 +25,17 @@ def closest_streams(entry: str, arrived: Collection[str]) -> list[str]:
     return list(dict.fromkeys([*suffixed, *alike]))[:_SUGGESTIONS]
 
 
-def unmatched_entries(configured: Collection[str], arrived: Collection[str]) -> list[str]:
-    """One line per configured entry that matched no stream of the input."""
+def unmatched_entries(
+    configured: Collection[str], arrived: Collection[str], refused: Collection[str] = ()
+) -> list[str]:
+    """One line per configured entry that matched no stream of the input (`refused`: streams
+    whose SCHEMA was refused, so that their records were rejected as input lines)."""
     lines = []
     for entry in sorted(set(configured) - set(arrived)):
         near = closest_streams(entry, arrived)
-        if near:
+        if entry in refused:
+            hint = "its SCHEMA was refused (see above), so its records were rejected at input"
+        elif near:
             hint = "the input had " + ", ".join(near)
         elif arrived:
             hint = f"none of the input's {len(arrived)} streams is like it"

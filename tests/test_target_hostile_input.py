@@ -164,6 +164,8 @@ def test_a_schema_that_cannot_be_used_is_refused_with_its_reason(case, sandbox, 
     assert reason in dead
     if "number too large" not in reason:  # (that SCHEMA line cannot even be read)
         assert "RECORD for stream 'c', whose SCHEMA was refused" in dead
+        # The end of the run says why the entry matched nothing (not "no records").
+        assert "streams.c matched nothing; its SCHEMA was refused (see above)" in run.stderr
     assert run.stdout.splitlines()[-1] == '{"bookmark": 2}'
 
 
