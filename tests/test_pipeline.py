@@ -83,7 +83,7 @@ class FakeUploader:
     def keep_unclaimed(self, results: list[BatchResult]) -> None:
         raise AssertionError("the fake uploader never fails")
 
-    def finish_after_failure(self) -> list[BatchResult]:
+    def finish_after_failure(self, *, wait: bool = True) -> list[BatchResult]:
         return self.drain()
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from target_openai_capi.parallel.pool import Ticket, WorkerPool
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
 from target_openai_capi.pipeline.dead_letter import DEAD_LETTER_TYPE
+from target_openai_capi.pipeline.settling import RunFailed
 from target_openai_capi.reading.decoding import RecordDecoding
 from target_openai_capi.reading.envelope import RecordEnvelope
 from target_openai_capi.reading.line_chunks import LineChunks, readable, split_lines
@@ -321,6 +322,7 @@ class TolerantReader(MsgSpecReader):
             stats["BLANK"] += 1  # blank lines carry nothing; the SDK would stop here
             return
         message: dict[str, Any] | RecordEnvelope = {}
+        error: type[Exception]
         try:
             message = self.deserialize_json(line)
             kind = message["type"] if isinstance(message, dict) else "RECORD"
@@ -333,8 +335,9 @@ class TolerantReader(MsgSpecReader):
                 raise BadLine(f"unknown Singer message type {kind!r}")
             callback(message)  # type: ignore[arg-type]  # RECORD: the envelope
         except (BadLine, InvalidInputLine) as exc:
-            reason = str(exc)
+            reason, error = str(exc), BadLine
         except RecordsWithoutSchemaException:
+            error = RecordsWithoutSchemaException
             stream = message.stream if type(message) is RecordEnvelope else None
             refused = self.refused_schemas.get(stream) if isinstance(stream, str) else None
             reason = f"RECORD for stream {stream!r} came before its SCHEMA"
@@ -344,11 +347,15 @@ class TolerantReader(MsgSpecReader):
             stats[kind] += 1
             return
         # The line is recorded (dead letter, count, log) in either mode; on_rejected: fail
-        # then stops the run, naming the line.
-        self._reject(number, line, reason)
+        # then stops the run with the error of its kind, naming the line.
+        try:
+            self._reject(number, line, reason)
+        except RunFailed:  # (the pipeline's own stop on a rejection)
+            if not self.strict:
+                raise
         stats["REJECTED"] += 1
         if self.strict:
-            raise BadLine(f"input line {number}: {reason}")
+            raise error(f"input line {number}: {reason}")
 
     def _reject(self, number: int, line: str | bytes, reason: str) -> None:
         text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
