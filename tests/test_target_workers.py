@@ -341,35 +341,40 @@ def test_workers_that_die_cost_nothing(sandbox, tmp_path):
 
 # Workers that end before they are ready: forked ones (os.fork patched so that the child exits
 # at once), and spawned ones (their Python ends before it runs the worker module).
+# Each worker leaves a file named by its pid in $WORKER_DEATHS as it dies (the test waits for
+# them: on a busy machine the target may take seconds to reach the start of its workers).
 FORKED_WORKERS_DIE = """import os
 _fork = os.fork
 def fork():
     pid = _fork()
     if pid == 0:
+        open(os.path.join(os.environ["WORKER_DEATHS"], str(os.getpid())), "w").close()
         os._exit(3)
     return pid
 os.fork = fork
 """
 SPAWNED_WORKERS_DIE = SPAWN_WORKERS + (
-    "import os, sys\nif 'target_openai_capi.parallel.worker' in sys.orig_argv:\n    os._exit(3)\n"
+    "import os, sys\nif 'target_openai_capi.parallel.worker' in sys.orig_argv:\n"
+    "    open(os.path.join(os.environ['WORKER_DEATHS'], str(os.getpid())), 'w').close()\n"
+    "    os._exit(3)\n"
 )
 
 
-def _wait_for_workers_to_end(pid: int) -> None:
-    """Two seconds for the workers to start and die; longer while one is still alive (on a
-    busy machine a spawned Python may take that long to reach its exit): the tail is sent
-    once they are gone, so the target has a chunk to find them gone with."""
+def _wait_for_workers_to_end(pid: int, deaths: Path, workers: int) -> None:
+    """Until every worker has died (its file in `deaths`) and is gone: the tail is sent once
+    they are, so the target has a chunk to find them gone with."""
     deadline = time.monotonic() + 60
-    time.sleep(2.0)
     while time.monotonic() < deadline:
-        try:
-            children = psutil.Process(pid).children()
-            alive = [c for c in children if c.status() != psutil.STATUS_ZOMBIE]
-        except psutil.NoSuchProcess:
-            alive = []
-        if not alive:
-            return
+        if len(list(deaths.iterdir())) >= workers:
+            try:
+                children = psutil.Process(pid).children()
+                alive = [c for c in children if c.status() != psutil.STATUS_ZOMBIE]
+            except psutil.NoSuchProcess:
+                alive = []
+            if not alive:
+                return
         time.sleep(0.05)
+    raise AssertionError(f"the workers did not die within 60 s: {list(deaths.iterdir())}")
 
 
 @pytest.mark.parametrize("hook", [FORKED_WORKERS_DIE, SPAWNED_WORKERS_DIE], ids=["fork", "spawn"])
@@ -377,8 +382,11 @@ def test_workers_that_cannot_start_cost_nothing(sandbox, tmp_path, hook):
     """A worker that dies at start-up: the run goes on in one process and says so."""
     head, tail = mixed_input(400)
     config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=2)
-    proc = start_target(config, head, tmp_path, hooked_env(tmp_path, hook))
-    _wait_for_workers_to_end(proc.pid)
+    deaths = tmp_path / "deaths"
+    deaths.mkdir()
+    env = {**hooked_env(tmp_path, hook), "WORKER_DEATHS": str(deaths)}
+    proc = start_target(config, head, tmp_path, env)
+    _wait_for_workers_to_end(proc.pid, deaths, 2)
     stdout, stderr = proc.communicate(("\n".join(tail) + "\n").encode(), timeout=120)
     assert proc.returncode == 0, stderr.decode()
     text = stderr.decode()
