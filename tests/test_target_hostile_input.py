@@ -206,6 +206,51 @@ def test_numeric_column_schemas_of_sql_taps_check_their_records(amount_schema, s
     assert run.stdout.splitlines()[-1] == '{"bookmark": 3}'
 
 
+def test_properties_named_like_schema_keywords_are_properties(sandbox, tmp_path):
+    """Columns named `pattern`, `$ref`, `multipleOf`, `maximum`, `exclusiveMaximum` (a CSV's
+    header, say) and an object property named `properties` (Segment-style events): the SCHEMA
+    was refused ("schema.properties.pattern is not a string") and every record of the stream
+    lost. They are property names, not keywords: the records arrive, and the schema's own
+    rules still hold (`additionalProperties`, each column's type)."""
+    string_or_null = {"type": ["string", "null"]}
+    properties = {
+        "id": {"type": "string"},
+        "type": {"type": "string"},
+        "timestamp": {"type": "string"},
+        "pattern": string_or_null,
+        "$ref": string_or_null,
+        "multipleOf": {"type": ["number", "null"]},
+        "exclusiveMaximum": {"type": ["boolean", "null"]},
+        "maximum": {"type": ["integer", "null"]},
+        "properties": {
+            "type": ["object", "null"],
+            "properties": {"type": {"type": "string"}, "pattern": {"type": "string"}},
+        },
+    }
+    line = json.dumps(
+        {
+            "type": "SCHEMA",
+            "stream": "c",
+            "schema": {"type": "object", "properties": properties, "additionalProperties": False},
+            "key_properties": ["id"],
+        }
+    )
+    columns = {"pattern": "x", "$ref": "y", "multipleOf": 0.5, "exclusiveMaximum": True}
+    good = rec(1, **columns, maximum=3, properties={"type": "t", "pattern": "p"})
+    also_good = rec(2, **columns, maximum=None, properties=None)
+    # (the target checks the properties it reads against their types)
+    wrong_type = record("c", {"id": "r3", "type": "lead_created", "timestamp": 5, **columns})
+    lines = [line, good, also_good, wrong_type, state({"bookmark": 3})]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["r1", "r2"]
+    [letter] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert letter["dead_letter"]["stage"] == "schema"
+    assert "record.timestamp must be string" in letter["dead_letter"]["reason"]
+    assert run.stdout.splitlines()[-1] == '{"bookmark": 3}'
+
+
 @pytest.mark.parametrize(
     "value",
     ['{"bm": 1.5}', '{"bm": 0.1000000000000000055511151231257827}', '{"x": ' + HUGE + "}"],

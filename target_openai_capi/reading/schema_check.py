@@ -15,21 +15,89 @@ currency's minor unit by its own exact rule (mapping/money.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 # Deeper than any tap's schema; deeper is hostile or broken, and would exhaust the stack.
 MAX_SCHEMA_DEPTH = 64
-# Keywords whose value is a regular expression, and those whose value maps names to them.
-_PATTERN_KEYS = ("pattern",)
-_PATTERN_MAP_KEYS = ("patternProperties",)
+
+# Where a schema holds other schemas (JSON Schema drafts 4 to 2020-12). Only these are walked:
+# the names under `properties` are a record's property names, whatever they are called (a CSV
+# column named `pattern`, an event's `properties` object), and `enum`, `const`, `default` or
+# `examples` hold data, never schemas.
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_ONE_SCHEMA = (
+    "additionalProperties",
+    "additionalItems",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "propertyNames",
+    "contains",
+    "not",
+    "if",
+    "then",
+    "else",
+)
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 
 
-def _resolves(root: Mapping[str, Any], ref: str) -> bool:
-    """True when a local '#/...' JSON pointer names a node of the schema."""
+def subschemas(node: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(where, schema) for each schema the schema `node` holds, one level down."""
+    for key in _SCHEMA_MAPS:
+        value = node.get(key)
+        if isinstance(value, Mapping):
+            for name, sub in value.items():
+                yield f".{key}.{name}", sub
+    for key in _ONE_SCHEMA:
+        if key in node:
+            yield f".{key}", node[key]
+    for key in (*_SCHEMA_LISTS, "items"):  # (`items` is a schema, or a list of them: draft 4)
+        value = node.get(key)
+        if isinstance(value, list):
+            for i, sub in enumerate(value):
+                yield f".{key}[{i}]", sub
+        elif key == "items" and value is not None:
+            yield ".items", value
+    dependencies = node.get("dependencies")  # (draft 4: a schema, or a list of names)
+    if isinstance(dependencies, Mapping):
+        for name, sub in dependencies.items():
+            if not isinstance(sub, list):
+                yield f".dependencies.{name}", sub
+
+
+def map_schemas(schema: Any, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+    """A copy of the schema in which `change` was applied to every schema node (bottom up),
+    and only to schema nodes: property names and data are never taken for keywords."""
+    if not isinstance(schema, Mapping):
+        return schema
+    out = dict(schema)
+    for key in _SCHEMA_MAPS:
+        if isinstance(out.get(key), Mapping):
+            out[key] = {name: map_schemas(sub, change) for name, sub in out[key].items()}
+    for key in _ONE_SCHEMA:
+        if key in out:
+            out[key] = map_schemas(out[key], change)
+    for key in (*_SCHEMA_LISTS, "items"):
+        if isinstance(out.get(key), list):
+            out[key] = [map_schemas(sub, change) for sub in out[key]]
+        elif key == "items" and key in out:
+            out[key] = map_schemas(out[key], change)
+    if isinstance(out.get("dependencies"), Mapping):
+        out["dependencies"] = {
+            name: sub if isinstance(sub, list) else map_schemas(sub, change)
+            for name, sub in out["dependencies"].items()
+        }
+    return change(out)
+
+
+_NOTHING = object()
+
+
+def _resolved(root: Mapping[str, Any], ref: str) -> Any:
+    """The node a local '#/...' JSON pointer names in the schema, or _NOTHING."""
     node: Any = root
     if ref == "#":
-        return True
+        return root
     for raw in ref.removeprefix("#/").split("/"):
         part = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(node, Mapping) and part in node:
@@ -37,8 +105,8 @@ def _resolves(root: Mapping[str, Any], ref: str) -> bool:
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            return False
-    return True
+            return _NOTHING
+    return node
 
 
 def _pattern_problem(pattern: object, where: str) -> str | None:
@@ -65,21 +133,24 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
         return "schema.$schema is not a string"  # (the validator reads it for the draft)
     ids = {node.get("$id") for node in [schema] if isinstance(node.get("$id"), str)}
     stack: list[tuple[Any, str, int]] = [(schema, "schema", 0)]
+    seen: set[int] = set()  # (nodes a $ref leads to are walked too, each once)
     while stack:  # iterative: a deep schema must not exhaust the stack here
         node, where, depth = stack.pop()
         if depth > MAX_SCHEMA_DEPTH:
             return f"{where} is nested more than {MAX_SCHEMA_DEPTH} levels deep"
-        if isinstance(node, list):
-            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(node))
+        if isinstance(node, bool):
             continue
         if not isinstance(node, Mapping):
+            return f"{where} is not a schema (an object)"
+        if id(node) in seen:
             continue
-        for key in ("properties", "patternProperties", "$defs", "definitions"):
+        seen.add(id(node))
+        for key in _SCHEMA_MAPS:
             if key in node and not isinstance(node[key], Mapping):
                 return f"{where}.{key} is not a JSON object"
-        for name, sub in (node.get("properties") or {}).items():
-            if not isinstance(sub, (Mapping, bool)):
-                return f"{where}.properties.{name} is not a schema (an object)"
+        for key in _SCHEMA_LISTS:
+            if key in node and not isinstance(node[key], list):
+                return f"{where}.{key} is not a list of schemas"
         ref = node.get("$ref")
         if ref is not None:
             if not isinstance(ref, str):
@@ -89,54 +160,48 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
                     f"{where}.$ref points outside the schema ({ref[:80]!r}); "
                     "remote references are never fetched"
                 )
-            if ref.startswith("#") and not _resolves(schema, ref):
+            target = _resolved(schema, ref) if ref.startswith("#") else schema
+            if target is _NOTHING:
                 return f"{where}.$ref {ref[:80]!r} points to nothing in the schema"
-        for key in _PATTERN_KEYS:
-            if key in node and (problem := _pattern_problem(node[key], f"{where}.{key}")):
+            stack.append((target, f"{where}.$ref", depth + 1))
+        if "pattern" in node and (problem := _pattern_problem(node["pattern"], f"{where}.pattern")):
+            return problem
+        for pattern in node.get("patternProperties") or ():
+            if problem := _pattern_problem(pattern, f"{where}.patternProperties name"):
                 return problem
-        for key in _PATTERN_MAP_KEYS:
-            for pattern in node.get(key, {}) if isinstance(node.get(key), Mapping) else ():
-                if problem := _pattern_problem(pattern, f"{where}.{key} name"):
-                    return problem
-        stack.extend((sub, f"{where}.{name}", depth + 1) for name, sub in node.items())
+        stack.extend((sub, where + suffix, depth + 1) for suffix, sub in subschemas(node))
     return None
 
 
 def without_patterns(schema: Any) -> Any:
     """A copy of the schema without `pattern` and `patternProperties` (for validating records)."""
-    if isinstance(schema, list):
-        return [without_patterns(item) for item in schema]
-    if not isinstance(schema, Mapping):
-        return schema
-    return {
-        key: without_patterns(value)
-        for key, value in schema.items()
-        if key not in ("pattern", "patternProperties")
-    }
+    return map_schemas(schema, _drop_patterns)
+
+
+def _drop_patterns(node: dict[str, Any]) -> dict[str, Any]:
+    node.pop("pattern", None)
+    node.pop("patternProperties", None)
+    return node
 
 
 def for_record_checks(schema: Any) -> Any:
     """A copy of the schema to check records against (the module's docstring says why)."""
     declared = schema.get("$schema") if isinstance(schema, Mapping) else None
     draft4 = isinstance(declared, str) and ("draft-04" in declared or "draft-03" in declared)
-    return _for_record_checks(without_patterns(schema), draft4)
 
+    def change(node: dict[str, Any]) -> dict[str, Any]:
+        node = _drop_patterns(node)
+        node.pop("multipleOf", None)
+        if not draft4:  # (a schema that says it is draft 4 is checked as draft 4)
+            for exclusive, bound in (
+                ("exclusiveMaximum", "maximum"),
+                ("exclusiveMinimum", "minimum"),
+            ):
+                flag = node.get(exclusive)
+                if type(flag) is bool:
+                    del node[exclusive]
+                    if flag and bound in node:
+                        node[exclusive] = node.pop(bound)
+        return node
 
-def _for_record_checks(schema: Any, draft4: bool) -> Any:
-    if isinstance(schema, list):
-        return [_for_record_checks(item, draft4) for item in schema]
-    if not isinstance(schema, Mapping):
-        return schema
-    out = {
-        key: _for_record_checks(value, draft4)
-        for key, value in schema.items()
-        if key != "multipleOf"
-    }
-    if not draft4:  # (a schema that says it is draft 4 is checked as draft 4)
-        for exclusive, bound in (("exclusiveMaximum", "maximum"), ("exclusiveMinimum", "minimum")):
-            flag = out.get(exclusive)
-            if type(flag) is bool:
-                del out[exclusive]
-                if flag and bound in out:
-                    out[exclusive] = out.pop(bound)
-    return out
+    return map_schemas(schema, change)
