@@ -53,6 +53,43 @@ def test_the_same_rows_read_again_are_the_same_events(sandbox, tmp_path):
     assert sandbox.stats()["duplicates"] == 3
 
 
+def test_rows_keyed_by_where_they_were_read_get_ids_of_what_they_are(sandbox, tmp_path):
+    """tap-csv-folder keys rows by `_sdc_path` and `_sdc_line_number`. A new lead written on
+    top of the export moves every row down a line: taken as ids, the new lead took the first
+    old row's id (dropped as its duplicate) and the last old row came again as a new event.
+    Tap metadata is no id: each row's id is a hash of its own data."""
+
+    def export(*names: str) -> list[str]:
+        props = {p: {"type": "string"} for p in ("name", "email", "at", "_sdc_path")}
+        lines = [
+            schema("leads", {**props, "_sdc_line_number": {"type": "integer"}}, keys),
+        ]
+        for line_number, name in enumerate(names, 2):
+            row = {"name": name, "email": f"{name}@example.com", "at": AT}
+            meta = {"_sdc_path": "/data/leads/leads.csv", "_sdc_line_number": line_number}
+            lines.append(record("leads", {**row, **meta}))
+        return lines
+
+    keys = ["_sdc_path", "_sdc_line_number"]
+    streams = {
+        "leads": {
+            "event_type": "lead_created",
+            "fields": {"timestamp": "at", "email": "email", "first_name": "name"},
+        }
+    }
+    first = run_target(config(sandbox, tmp_path, streams), export("cy", "bo", "amy"), tmp_path)
+    assert first.returncode == 0, first.output
+    assert "no key properties but tap metadata" in first.stderr
+    assert all(e["id"].startswith("rec_") for e in sandbox.events(PIXEL_ID))
+    again = export("dee", "cy", "bo", "amy")
+    second = run_target(config(sandbox, tmp_path, streams), again, tmp_path)
+    assert second.returncode == 0, second.output
+    stored = sandbox.events(PIXEL_ID)
+    assert len(stored) == 4  # dee is new; cy, bo and amy are the events sent before
+    assert sandbox.stats()["duplicates"] == 3
+    assert "/data/leads" not in json.dumps(stored)  # (a file path is not sent either)
+
+
 def test_a_stream_keyed_by_email_sends_its_ids_hashed_never_raw(sandbox, tmp_path):
     """A signups table keyed by email, no `id` mapped: the key would be the event id. It goes
     out as the SHA-256 of the id, in the API's request and in the request log alike."""

@@ -88,7 +88,7 @@ def compile_assembler(
         "JMESPathError": jmespath.exceptions.JMESPathError,
         "Rejected": Rejected,
         "MAPPING": mapping,
-        "KEYS": tuple(key_properties),
+        "KEYS": generic.id_key_properties(key_properties),
         "REGION": region,
         "APP_EVENT_TYPES": APP_EVENT_TYPES,
         "MAX_CACHED_TEXT": MAX_CACHED_TEXT,

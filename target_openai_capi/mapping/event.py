@@ -187,15 +187,24 @@ HASHED_ID_PREFIX = "sha256_"
 _EMAIL_IN_TEXT = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@.]{2,}")
 
 
+def id_key_properties(key_properties: Sequence[str]) -> tuple[str, ...]:
+    """The key properties an event id is made of: the stream's, but tap and loader metadata
+    (tap-csv-folder keys its rows by `_sdc_path` and `_sdc_line_number`: where a row was read,
+    which a new row on top of the file changes, not which row it is)."""
+    return tuple(k for k in key_properties if not k.startswith(METADATA_PREFIXES))
+
+
 def event_id(
     mapping: StreamMapping,
     record: Mapping[str, Any],
     key_properties: Sequence[str],
     whole_record: Callable[[], Mapping[str, Any]] | None = None,
 ) -> str:
-    """Stable event id: the mapped id, else the stream's key properties, else a hash of the
-    whole record (`whole_record()` when `record` holds only the paths the mapping reads)."""
-    return event_id_from(_value(mapping, record, "id"), record, key_properties, whole_record)
+    """Stable event id: the mapped id, else the stream's key properties (id_key_properties),
+    else a hash of the whole record (`whole_record()` when `record` holds only the paths the
+    mapping reads)."""
+    keys = id_key_properties(key_properties)
+    return event_id_from(_value(mapping, record, "id"), record, keys, whole_record)
 
 
 def event_id_from(
@@ -204,7 +213,7 @@ def event_id_from(
     key_properties: Sequence[str],
     whole_record: Callable[[], Mapping[str, Any]] | None = None,
 ) -> str:
-    """event_id, given the value of the mapped `id` field (`_value`)."""
+    """event_id, given the value of the mapped `id` field (`_value`) and id_key_properties."""
     if not _no_id(value):
         text = _as_text(value, "id")
     elif key_properties and not any(_no_id(record.get(k)) for k in key_properties):

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from target_openai_capi.contract import built_event_problem, dedup_name, window_problem
 from target_openai_capi.mapping.assembler import Assembler, compile_assembler
 from target_openai_capi.mapping.errors import MappingError
-from target_openai_capi.mapping.event import HASHED_ID_PREFIX, build_event, passes_filter
+from target_openai_capi.mapping.event import (
+    HASHED_ID_PREFIX,
+    build_event,
+    id_key_properties,
+    passes_filter,
+)
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.pipeline.accounting import (
     DUPLICATE,
@@ -239,14 +244,17 @@ class EventBuilder:
         self._id_streams_checked.add(stream.name)
         if "id" in self.mappings[stream.name].fields:
             return
-        if event_id.startswith("rec_") and not stream.key_properties:
+        if event_id.startswith("rec_") and not id_key_properties(stream.key_properties):
             self._id_kinds_told.add((stream.name, "rec_"))  # (said here)
             self._log.logger.warning(
-                "Stream '%s' has no `id` mapping, no `id` property and no key properties: its "
+                "Stream '%s' has no `id` mapping, no `id` property and no key properties%s: its "
                 "event ids are hashes of each record's own data (tap and loader metadata such "
                 "as _sdc_* or _fivetran_* left out), so an edited row becomes a new event. Map "
                 "`fields.id` to a stable column.",
                 stream.name,
+                " but tap metadata (where a row was read, not which row it is)"
+                if stream.key_properties
+                else "",
             )
 
     def _say_how_the_id_was_made(self, stream: StreamInfo, event_id: str) -> None:
