@@ -490,8 +490,16 @@ class TargetOpenAICapi(Target):
         self._failing = True
         self.guard.quiet_input.stop(wait=not at_once)
         self.logger.error("%s", log_safe(message))
-        # (the requests in flight end first, unless at once)
-        self.pipeline.settle_after_failure(wait=not at_once)
+        if not at_once:
+            self.pipeline.settle_after_failure()  # (the requests in flight end first)
+        elif self.guard.lock.acquire(blocking=False):
+            # At once: only the batches already answered, and only while no other thread
+            # settles (the quiet-input thread delivers under the lock); else they all count
+            # as unsettled, which is safe: STATE stays before them.
+            try:
+                self.pipeline.settle_after_failure(wait=False)
+            finally:
+                self.guard.lock.release()
         self.pipeline.close_dead_letters()
         self.logger.error(
             "Stopped. No STATE was written past the last delivered records: "

@@ -1253,20 +1253,28 @@ def test_a_full_standard_output_is_named_not_called_a_bug(sandbox, tmp_path):
     assert stored(sandbox) == ["r1"]
 
 
+@pytest.mark.parametrize("one_at_a_time", [False, True])
 def test_a_request_log_that_cannot_be_written_stops_the_run_but_counts_what_was_sent(
-    sandbox, tmp_path
+    one_at_a_time, sandbox, tmp_path
 ):
     """The request log's disk is full (/dev/full): the run stops naming the log, but the batch
     the API accepted counts as sent and its STATE goes out (it said sent=0, unsettled=2)."""
     lines = [SCHEMA, rec(1), rec(2), state({"bm": 2})]
     cfg = config(sandbox.url, tmp_path, request_log_path="/dev/full")
+    if one_at_a_time:  # (a second request of the batch: the run says why it stopped, still)
+        cfg.update(max_concurrent_requests=1, validate_first=True)
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 1, run.output
     assert "request_log_path '/dev/full' cannot be written (No space left on device)" in run.stderr
+    assert "delivery was stopped" not in run.stderr
+    assert_clean(run)
+    if one_at_a_time:  # validated, never sent: nothing counts as sent
+        assert stored(sandbox) == []
+        assert run.states == []
+        return
     assert stored(sandbox) == ["r1", "r2"]
     assert "received=2 sent=2" in run.stderr
     assert run.states == [{"bm": 2}]
-    assert_clean(run)
 
 
 def test_a_batch_delivered_before_another_failed_is_counted_and_bookmarked(tmp_path):

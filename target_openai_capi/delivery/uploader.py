@@ -208,7 +208,12 @@ class Uploader:
             with self._lock:
                 if self._failure is None:
                     self._failure = e
+                failure = self._failure
             self._stop.set()
+            if isinstance(e, _Stopped) and failure is not e:
+                # (stopped by a failure recorded first, such as a request log that cannot be
+                # written: that is what the run stops for, one request at a time too)
+                raise failure from None
             raise
 
     def _interruptible_sleep(self, seconds: float) -> None:

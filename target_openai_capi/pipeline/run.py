@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
+from target_openai_capi.log_safety import log_safe
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM, UNSETTLED
@@ -304,7 +305,9 @@ class Pipeline:
         try:
             results = self.uploader.finish_after_failure(wait=wait)
             self.settler.settle_after_failure(results)
-        except Exception:  # (a second failure, e.g. writing STATE: the first one is reported)
+        except Exception as exc:  # (a second failure, e.g. writing STATE: the first one is
+            # reported; its batches count as unsettled, so nothing is counted that was not)
+            self._logger.warning("Settling after the failure failed too: %s", log_safe(str(exc)))
             self._logger.debug("Settling after the failure failed", exc_info=True)
         self.account.requests = max(self.account.requests, self.uploader.requests_sent)
 
