@@ -414,6 +414,9 @@ def test_content_items_made_as_they_are_read_keep_every_rule_of_contents():
         ("a.b@example.com", {}, "sha256_" + sha256(b"a.b@example.com").hexdigest()),
         (None, {"k": "lead:x@y.io"}, "sha256_" + sha256(b"lead:x@y.io").hexdigest()),
         ("order@123", {}, "order@123"),  # an @ is not an email address
+        ("jane%40example.com", {}, "sha256_" + sha256(b"jane%40example.com").hexdigest()),
+        ("Null", {"k": "K9"}, "K9"),  # a placeholder in any case
+        ("N/a", {}, "rec_"),
     ],
 )  # fmt: skip
 def test_event_ids_of_placeholders_and_email_addresses_both_builders(value, keys, expected):
@@ -430,3 +433,13 @@ def test_event_ids_of_placeholders_and_email_addresses_both_builders(value, keys
         assemble(record, None)[0],
     ):
         assert event["id"].startswith(expected) if expected == "rec_" else event["id"] == expected
+
+
+def test_an_id_too_long_is_refused_before_it_is_searched_for_an_email():
+    """(An id of a million characters with an @ and no dot once took hours to search.)"""
+    mapping = compile_stream_mapping(
+        "s", {"event_type": "lead_created", "fields": {"id": "i", "timestamp_ms": "t"}}
+    )
+    record = {"i": "a" * 100_000 + "@" + "b" * 100_000, "t": 1_700_000_000_000}
+    with pytest.raises(MappingError, match="id is longer than 256 characters"):
+        build_event(mapping, record, [])

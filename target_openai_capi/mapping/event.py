@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import jmespath
 import simplejson
@@ -170,11 +170,14 @@ def record_digest(record: Mapping[str, Any]) -> str:
 # What exports write where an id is missing (GA4's "(not set)", NULL_MARKERS' "NULL", "N/A", ...):
 # no id. Taken as one, it would make every such record one event, and all but the first would
 # be dropped as duplicates, here and at OpenAI.
-_NOT_SET = frozenset({"(not set)", "(not_set)", "(none)"})
+_NOT_SET = frozenset(
+    {"(not set)", "(not_set)", "(none)", "null", "none", "nil", "nan", "undefined", "n/a", "#n/a"}
+)
 
 
 def _no_id(value: object) -> bool:
-    """An id value that is no id: null, empty, or a placeholder for a missing value."""
+    """An id value that is no id: null, empty, or a placeholder for a missing value (in any
+    case: 'Null' too)."""
     return value is None or (
         type(value) is str and (blank(value) or value.strip().lower() in _NOT_SET)
     )
@@ -184,7 +187,15 @@ def _no_id(value: object) -> bool:
 # this prefix and the SHA-256 of the id: raw personal data never leaves the process, and the
 # same record keeps the same id.
 HASHED_ID_PREFIX = "sha256_"
-_EMAIL_IN_TEXT = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@.]{2,}")
+# (anchored on the @, so that a long id with an @ and no dot costs one pass, not its square)
+_EMAIL_IN_TEXT = re.compile(r"(?<=[^\s@])@[^\s@]+\.[^\s@.]{2,}")
+
+
+def _holds_email(text: str) -> bool:
+    """An email address in the id, also percent-encoded (jane%40example.com, from a URL)."""
+    if "@" in text and _EMAIL_IN_TEXT.search(text):
+        return True
+    return "%40" in text.upper() and _EMAIL_IN_TEXT.search(unquote(text)) is not None
 
 
 def id_key_properties(key_properties: Sequence[str]) -> tuple[str, ...]:
@@ -220,10 +231,10 @@ def event_id_from(
         text = ":".join(_as_text(record[k], k) for k in key_properties)
     else:
         return f"rec_{record_digest(record if whole_record is None else whole_record())}"
-    if "@" in text and _EMAIL_IN_TEXT.search(text):
-        return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     if len(text) > MAX_ID_LENGTH:
         raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
+    if ("@" in text or "%" in text) and _holds_email(text):
+        return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return text
 
 

@@ -7,6 +7,7 @@ skipped as unmatchable). It writes nothing and sends nothing.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 RECENT_EVENT_KEYS = 20_000
 # Event ids whose making a stream is told of, once (_say_how_the_id_was_made).
 _ID_PREFIXES_TOLD = ("rec_", HASHED_ID_PREFIX)
+_MADE_ID = re.compile(r"rec_[0-9a-f]{32}|" + HASHED_ID_PREFIX + "[0-9a-f]{64}")
 # Before the dedup name of an event only validated (a dry-run stream): a key of its own.
 VALIDATED_ONLY = "validate_only:"
 
@@ -244,13 +246,15 @@ class EventBuilder:
         self._id_streams_checked.add(stream.name)
         if "id" in self.mappings[stream.name].fields:
             return
-        if event_id.startswith("rec_") and not id_key_properties(stream.key_properties):
+        if _MADE_ID.fullmatch(event_id) and event_id[0] == "r":
+            if id_key_properties(stream.key_properties):
+                return  # (a record without its key: said by _say_how_the_id_was_made)
             self._id_kinds_told.add((stream.name, "rec_"))  # (said here)
             self._log.logger.warning(
-                "Stream '%s' has no `id` mapping, no `id` property and no key properties%s: its "
-                "event ids are hashes of each record's own data (tap and loader metadata such "
-                "as _sdc_* or _fivetran_* left out), so an edited row becomes a new event. Map "
-                "`fields.id` to a stable column.",
+                "Stream '%s' has no `id` mapping and no key properties%s, and its first record "
+                "no `id` property with a value: its event ids are hashes of each record's own "
+                "data (tap and loader metadata such as _sdc_* or _fivetran_* left out), so an "
+                "edited row becomes a new event. Map `fields.id` to a stable column.",
                 stream.name,
                 " but tap metadata (where a row was read, not which row it is)"
                 if stream.key_properties
@@ -260,22 +264,29 @@ class EventBuilder:
     def _say_how_the_id_was_made(self, stream: StreamInfo, event_id: str) -> None:
         """Once per stream and kind: a record's id was a hash of its data although the stream
         has an id (a placeholder, or none), or an id held an email address (sent hashed)."""
+        if not _MADE_ID.fullmatch(event_id):
+            return  # (an id of the record's own that looks so)
         self._id_kinds_told.add((stream.name, event_id[:4]))
-        mapped = "id" in self.mappings[stream.name].fields
+        if "id" in self.mappings[stream.name].fields:
+            source = "`fields.id`"
+        elif id_key_properties(stream.key_properties):
+            source = "`id` property or key properties"
+        else:
+            source = "`id` property"
         if event_id.startswith("rec_"):
             self._log.logger.warning(
                 "Stream '%s': a record's %s gave no id (null, empty, or a placeholder such as "
                 "'(not set)' or 'NULL'), so its event id is a hash of its own data: records "
                 "without an id are not taken for one another.",
                 stream.name,
-                "`fields.id`" if mapped else "key properties",
+                source,
             )
         else:
             self._log.logger.warning(
-                "Stream '%s': event ids that hold an email address (from %s) are sent as '%s' "
-                "and the SHA-256 of the id, never raw. Map `fields.id` to a column without "
+                "Stream '%s': event ids that hold an email address (from the %s) are sent as "
+                "'%s' and the SHA-256 of the id, never raw. Map `fields.id` to a column without "
                 "personal data (an order or lead number) to keep ids readable.",
                 stream.name,
-                "`fields.id`" if mapped else "the stream's key properties",
+                "mapped `fields.id`" if source == "`fields.id`" else source,
                 HASHED_ID_PREFIX,
             )
