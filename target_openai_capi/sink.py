@@ -78,6 +78,8 @@ class ConversionsSink(BatchSink):
         # Tap metadata can only be in a record decoded whole or read by the mapping.
         reads = self.record_reads()
         self._sdc_possible = reads is None or any(name in reads for name in SDC_METADATA)
+        if self._mapped:
+            self.pipeline.warn_of_unknown_reads(stream_name, self.schema)
 
     @property
     def is_full(self) -> bool:

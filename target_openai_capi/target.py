@@ -37,6 +37,7 @@ from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
 from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_safe
+from target_openai_capi.mapping.stream_mapping import written_expressions
 from target_openai_capi.parallel.pool import WorkerPool
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
@@ -140,6 +141,9 @@ class TargetOpenAICapi(Target):
             emit_state=self._write_state_message,
             logger=self.logger,
             written_fields={stream: entries[stream].get("fields") or {} for stream in mappings},
+            written_expressions={
+                stream: written_expressions(entries[stream]) for stream in mappings
+            },
         )
         self.guard = MessageGuard(
             deliver_when_quiet=self.pipeline.deliver_when_quiet,

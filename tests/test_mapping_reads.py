@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from target_openai_capi.mapping.reads import read_paths
+from target_openai_capi.mapping.reads import read_paths, unknown_reads
 from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
 from target_openai_capi.reading.schema_paths import prune_schema
 
@@ -121,3 +121,27 @@ def test_shopify_preset_reads_the_mapped_paths_and_every_unmapped_event_field():
 def test_a_mapping_that_reads_the_whole_record_validates_all_of_it():
     mapping = compile_stream_mapping("s", {"event_type": "lead_created", "fields": {"id": "@"}})
     assert mapping.reads is None
+
+
+@pytest.mark.parametrize(
+    ("expressions", "expected"),
+    [
+        ({"fields.currency": "USD"}, [("fields.currency", "USD")]),  # meant 'USD'
+        ({"filter": "status == paid"}, [("filter", "paid")]),  # meant 'paid'
+        ({"fields.email": "emial || customer.email"}, [("fields.email", "emial")]),
+        ({"fields.currency": "'USD'", "filter": "status == 'paid'"}, []),
+        ({"fields.email": "customer.nope"}, []),  # (only top-level names: nested ones vary)
+        ({"fields.id": '"\\ufefforder_id"'}, [("fields.id", "\ufefforder_id")]),
+        ({"fields.custom_data": "@"}, []),  # the whole record: anything
+    ],
+)
+def test_unknown_reads_name_the_properties_a_schema_does_not_list(expressions, expected):
+    schema = {"properties": {"status": {}, "customer": {}, "email": {}, "order_id": {}}}
+    assert unknown_reads(expressions, schema) == expected
+
+
+def test_unknown_reads_trust_a_schema_that_lists_nothing_or_admits_patterns():
+    assert unknown_reads({"fields.currency": "USD"}, {"properties": {}}) == []
+    assert unknown_reads({"fields.currency": "USD"}, {"type": "object"}) == []
+    patterned = {"properties": {"a": {}}, "patternProperties": {"^x": {}}}
+    assert unknown_reads({"fields.currency": "USD"}, patterned) == []

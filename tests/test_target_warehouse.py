@@ -394,3 +394,37 @@ def test_an_exports_missing_values_and_odd_spellings_reach_the_api_as_the_rules_
     assert "oppref" not in events["l1"]
     assert "oppref" not in events["l2"]
     assert "sent without it" not in run.stderr  # (skipped as absent, not as bad values)
+
+
+def test_expressions_reading_properties_the_schema_lacks_are_named_at_its_schema(sandbox, tmp_path):
+    """`currency: USD` (meant 'USD') and `filter: status == paid` (meant 'paid') read
+    properties no record has: every amount was rejected for want of a currency, every record
+    filtered out. The run says which expression reads what, once, when the SCHEMA arrives."""
+    props = {p: {"type": "string"} for p in ("id", "at", "amount", "status")}
+    lines = [schema("orders", props, ["id"])]
+    lines += [
+        record("orders", {"id": f"o{n}", "at": AT, "amount": "5.00", "status": "paid"})
+        for n in range(3)
+    ]
+    streams = {
+        "orders": {
+            "event_type": "order_created",
+            "filter": "status == paid",
+            "fields": {"timestamp": "at", "amount": "amount", "currency": "USD"},
+        }
+    }
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    warned = [
+        line for line in run.stderr.splitlines() if "the stream's SCHEMA does not list" in line
+    ]
+    assert len(warned) == 2, run.stderr
+    assert "streams.orders.fields.currency reads 'USD'" in warned[0] + warned[1]
+    assert "streams.orders.filter reads 'paid'" in warned[0] + warned[1]
+    # Written as values, nothing is said, and the orders arrive.
+    streams["orders"]["filter"] = "status == 'paid'"
+    streams["orders"]["fields"]["currency"] = "'USD'"
+    again = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert again.returncode == 0, again.output
+    assert "does not list" not in again.stderr
+    assert sorted(e["data"]["amount"] for e in sandbox.events(PIXEL_ID)) == [500, 500, 500]

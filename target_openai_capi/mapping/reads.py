@@ -164,3 +164,24 @@ def read_paths(texts: Iterable[str], whole: Iterable[str] = ()) -> Tree | None:
     except _ReadsAnything:
         return None
     return reads.tree
+
+
+def unknown_reads(
+    expressions: Mapping[str, str], schema: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """(where, name) for each top-level property an expression reads that the stream's SCHEMA
+    does not list: `currency: USD` (the value is 'USD'), `filter: status == paid`, a misspelt
+    or BOM-prefixed column. Nothing when the schema lists no properties or admits any by
+    pattern, or the expression reads the whole record."""
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping) or not properties or schema.get("patternProperties"):
+        return []
+    found = []
+    for where, text in expressions.items():
+        if not isinstance(text, str):
+            continue
+        tree = read_paths([text])
+        for name in tree or {}:
+            if name not in properties:
+                found.append((where, name))
+    return found

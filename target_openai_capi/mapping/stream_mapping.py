@@ -176,3 +176,13 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         texts={name: (entry.get("fields") or {})[name] for name in fields},
         keep_source_url_query=keep_query,
     )
+
+
+def written_expressions(entry: Mapping[str, Any]) -> dict[str, str]:
+    """The expressions the user wrote in a `streams` entry, by where ('fields.currency',
+    'filter', 'event_type_from'); a preset's own are not among them."""
+    found = {f"fields.{name}": text for name, text in (entry.get("fields") or {}).items()}
+    for key in ("filter", "event_type_from"):
+        if isinstance(entry.get(key), str):
+            found[key] = entry[key]
+    return found

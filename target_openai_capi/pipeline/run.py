@@ -14,11 +14,12 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.log_safety import log_safe
+from target_openai_capi.mapping.reads import unknown_reads
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM, UNSETTLED
@@ -64,10 +65,15 @@ class Pipeline:
         logger: logging.Logger,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         written_fields: Mapping[str, Mapping[str, str]] | None = None,
+        written_expressions: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
-        """`written_fields`: per stream, the fields the user's config maps (field_watch.py)."""
+        """`written_fields`: per stream, the fields the user's config maps (field_watch.py);
+        `written_expressions`: per stream, every expression the user wrote, by where
+        ('fields.currency', 'filter'), checked against each SCHEMA (warn_of_unknown_reads)."""
         self.settings = settings
         self.field_watch = FieldWatch(written_fields or {})
+        self.written_expressions = written_expressions or {}
+        self._unknown_reads_told: set[tuple[str, str, str]] = set()
         self.mappings = mappings
         self.uploader = uploader
         self.checkpoints = Checkpoints()
@@ -310,6 +316,24 @@ class Pipeline:
             self._logger.warning("Settling after the failure failed too: %s", log_safe(str(exc)))
             self._logger.debug("Settling after the failure failed", exc_info=True)
         self.account.requests = max(self.account.requests, self.uploader.requests_sent)
+
+    def warn_of_unknown_reads(self, stream: str, schema: Mapping[str, Any]) -> None:
+        """Once each: an expression the user wrote for the stream reads a property its SCHEMA
+        does not list (mapping/reads.py unknown_reads)."""
+        expressions = self.written_expressions.get(stream) or {}
+        for where, name in unknown_reads(expressions, schema):
+            if (stream, where, name) in self._unknown_reads_told:
+                continue
+            self._unknown_reads_told.add((stream, where, name))
+            self._logger.warning(
+                "streams.%s.%s reads %r, a property the stream's SCHEMA does not list: it reads "
+                "null on every record unless records carry it anyway. For a value, quote it "
+                "('%s'); for a property, check its name against the SCHEMA.",
+                stream,
+                where,
+                log_safe(name)[:80],
+                log_safe(name)[:80],
+            )
 
     def count_unsettled(self) -> int:
         """After the run stopped on an error: count as unsettled the records whose events were
