@@ -18,10 +18,13 @@ def _metric(logger: logging.Logger, metric: str, value: int, **tags: str) -> Non
 
 
 def log_summary(
-    pipeline: Pipeline, logger: logging.Logger, refused: Collection[str] = ()
+    pipeline: Pipeline,
+    logger: logging.Logger,
+    refused: Collection[str] = (),
+    described: Collection[str] = (),
 ) -> str | None:
     """Log the run's summary; the reason the run fails after all (no stream matched), or None.
-    `refused`: the streams whose SCHEMA was refused."""
+    `refused`: the streams whose SCHEMA was refused; `described`: those whose SCHEMA arrived."""
     account = pipeline.account
     logger.info(account.summary_line())
     for stream, outcome, count in account.counts():
@@ -43,7 +46,11 @@ def log_summary(
             )
     for line in pipeline.field_watch.lines():
         logger.warning("%s.", line)
-    for line in unmatched_entries(pipeline.mappings, arrived, refused):
+    # An entry whose stream's SCHEMA came without records: a scheduled run with nothing new.
+    quiet = sorted((set(described) & set(pipeline.mappings)) - set(arrived) - set(refused))
+    for stream in quiet:
+        logger.info("streams.%s: its SCHEMA arrived, and no records this run.", stream)
+    for line in unmatched_entries(pipeline.mappings, [*arrived, *quiet], refused):
         logger.warning("%s.", line)
     if pipeline.nothing_matched:
         return (

@@ -431,3 +431,20 @@ def test_mapping_phone_without_a_region_says_what_a_national_number_becomes(sand
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert said not in run.stderr
+
+
+def test_a_scheduled_run_with_nothing_new_is_not_a_warning(sandbox, tmp_path):
+    """A tap with nothing new sends its SCHEMA and STATE, no records: the run says so at INFO,
+    not "streams.conversions matched nothing" as a warning on every quiet run. An entry whose
+    stream did not come at all is still named."""
+    config = base_config(sandbox, tmp_path, {"conversions": {}, "refunds": {}})
+    lines = [schema("conversions", {"id": {"type": "string"}}, ["id"]), state({"bm": 1})]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    said = [line for line in run.stderr.splitlines() if "its SCHEMA arrived, and no" in line]
+    assert len(said) == 1
+    assert "| INFO " in said[0]
+    assert "streams.conversions:" in said[0]
+    assert "streams.conversions matched nothing" not in run.stderr
+    assert "streams.refunds matched nothing" in run.stderr
+    assert run.states == [{"bm": 1}]
