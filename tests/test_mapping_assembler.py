@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import sys
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -443,3 +444,22 @@ def test_an_id_too_long_is_refused_before_it_is_searched_for_an_email():
     record = {"i": "a" * 100_000 + "@" + "b" * 100_000, "t": 1_700_000_000_000}
     with pytest.raises(MappingError, match="id is longer than 256 characters"):
         build_event(mapping, record, [])
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"currency": "USD"}, "currency ('USD') gave no value for this record"),
+        ({}, "the record has no `currency` property"),
+    ],
+)
+def test_an_amount_without_a_currency_says_what_was_read_both_builders(fields, says):
+    """(It said "map `currency`" to a user who had mapped it, as a bare word.)"""
+    entry = {"event_type": "order_created", "fields": {"timestamp_ms": "t", **fields}}
+    mapping = compile_stream_mapping("s", entry)
+    record = {"id": "o1", "t": 1_700_000_000_000, "amount": "5.00"}
+    assemble = compile_assembler(mapping, [], "plural", None)
+    assert assemble is not None
+    for build in (lambda: build_event(mapping, record, []), lambda: assemble(record, None)):
+        with pytest.raises(MappingError, match=re.escape(says)):
+            build()

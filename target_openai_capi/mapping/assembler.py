@@ -103,6 +103,7 @@ def compile_assembler(
         "_variant_dict": generic._variant_dict,
         "both_item_amounts": generic.both_item_amounts,
         "missing_timestamp": generic.missing_timestamp,
+        "missing_currency": generic.missing_currency,
         "no_item_currency": generic.no_item_currency,
         "MAX_MINOR_UNITS": MAX_MINOR_UNITS,
         "_custom_data": generic._custom_data,
@@ -482,7 +483,7 @@ def _fixed_data(
     src.add(
         "if amount is not None or amount_minor is not None:",
         "    if currency is None:",
-        "        raise MappingError('amount needs a currency: map `currency`')",
+        "        raise missing_currency(MAPPING)",
         "    if amount_minor is not None:",
         "        data['amount'] = minor_units(amount_minor, 'amount_minor')",
         "    else:",

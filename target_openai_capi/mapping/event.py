@@ -301,6 +301,19 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
     return result
 
 
+def missing_currency(mapping: StreamMapping) -> MappingError:
+    """The error for an amount without a currency (also raised by assembler.py): what was read."""
+    if "currency" in mapping.texts:
+        return MappingError(
+            f"amount needs a currency, and currency ({mapping.texts['currency']!r}) gave no "
+            "value for this record (a fixed currency is written quoted: \"'USD'\")"
+        )
+    return MappingError(
+        "amount needs a currency: the record has no `currency` property; map `currency` to "
+        "one, or to a fixed one such as \"'USD'\""
+    )
+
+
 def missing_timestamp(mapping: StreamMapping) -> MappingError:
     """The error for a record without a time (also raised by assembler.py): what was read."""
     mapped = [
@@ -400,7 +413,7 @@ def _data(mapping: StreamMapping, record: Mapping[str, Any], event_type: str) ->
     amount_minor = _value(mapping, record, "amount_minor")
     if amount is not None or amount_minor is not None:
         if currency is None:
-            raise MappingError("amount needs a currency: map `currency`")
+            raise missing_currency(mapping)
         if amount_minor is not None:
             data["amount"] = minor_units(amount_minor, "amount_minor")
         else:
