@@ -145,3 +145,7 @@ def test_unknown_reads_trust_a_schema_that_lists_nothing_or_admits_patterns():
     assert unknown_reads({"fields.currency": "USD"}, {"type": "object"}) == []
     patterned = {"properties": {"a": {}}, "patternProperties": {"^x": {}}}
     assert unknown_reads({"fields.currency": "USD"}, patterned) == []
+    for more in ({"additionalProperties": True}, {"allOf": [{"properties": {"USD": {}}}]}):
+        assert unknown_reads({"fields.currency": "USD"}, {"properties": {"a": {}}, **more}) == []
+    closed = {"properties": {"a": {}}, "additionalProperties": False}
+    assert unknown_reads({"fields.currency": "USD"}, closed) == [("fields.currency", "USD")]

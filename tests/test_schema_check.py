@@ -72,3 +72,35 @@ def test_record_checks_change_keywords_only_never_property_names() -> None:
         "amount": {"type": "number", "exclusiveMaximum": 100},
     }
     assert schema["properties"]["pattern"]["pattern"] == "^a"  # (a copy: the SCHEMA is kept)
+
+
+def test_rules_reached_only_by_a_ref_are_left_out_of_record_checks_too() -> None:
+    """A property whose schema is a $ref into a place no keyword names (`x-types`, OpenAPI's
+    `components`): its pattern and multipleOf are left out as everywhere else (a pattern such
+    as ^([a-z]+)+$ takes seconds on one value; a decimal multipleOf fails every amount)."""
+    schema = {
+        **obj(email={"$ref": "#/x-types/email"}, amount={"$ref": "#/components/schemas/Money"}),
+        "x-types": {"email": {"type": "string", "pattern": "^([a-z]+)+$"}},
+        "components": {"schemas": {"Money": {"type": "number", "multipleOf": 0.01}}},
+    }
+    assert schema_problem(schema, ["id"]) is None
+    checked = for_record_checks(schema)
+    assert checked["x-types"]["email"] == {"type": "string"}
+    assert checked["components"]["schemas"]["Money"] == {"type": "number"}
+    assert schema["x-types"]["email"]["pattern"] == "^([a-z]+)+$"  # (the SCHEMA is kept)
+
+
+def nested(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"type": "string"}
+    for _ in range(levels):
+        node = obj(a=node)
+    return node
+
+
+def test_a_schema_too_deep_for_the_validator_is_refused_saying_so() -> None:
+    """fastjsonschema cannot compile ~45 levels of objects; a schema deeper than 32 is refused
+    with a reason a person can act on, not the compiler's 'too many levels of indentation'."""
+    assert schema_problem(nested(20), ["id"]) is None
+    problem = schema_problem(nested(40), ["id"])
+    assert problem is not None
+    assert "is nested more than 32 levels deep" in problem

@@ -171,11 +171,17 @@ def unknown_reads(
 ) -> list[tuple[str, str]]:
     """(where, name) for each top-level property an expression reads that the stream's SCHEMA
     does not list: `currency: USD` (the value is 'USD'), `filter: status == paid`, a misspelt
-    or BOM-prefixed column. Nothing when the schema lists no properties or admits any by
-    pattern, or the expression reads the whole record."""
+    or BOM-prefixed column. Nothing when the schema lists no properties, admits others
+    (`additionalProperties` other than false, `patternProperties`) or adds some elsewhere
+    (`allOf`, `$ref`, ...), or when the expression reads the whole record."""
     properties = schema.get("properties")
-    if not isinstance(properties, Mapping) or not properties or schema.get("patternProperties"):
+    if not isinstance(properties, Mapping) or not properties:
         return []
+    if schema.get("additionalProperties", False) is not False or any(
+        key in schema
+        for key in ("patternProperties", "allOf", "anyOf", "oneOf", "$ref", "dependentSchemas")
+    ):
+        return []  # (it admits others, or adds some elsewhere: `properties` is not the list)
     found = []
     for where, text in expressions.items():
         if not isinstance(text, str):

@@ -14,12 +14,13 @@ currency's minor unit by its own exact rule (mapping/money.py).
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 # Deeper than any tap's schema; deeper is hostile or broken, and would exhaust the stack.
-MAX_SCHEMA_DEPTH = 64
+MAX_SCHEMA_DEPTH = 32  # (fastjsonschema cannot compile ~45 levels of objects)
 
 # Where a schema holds other schemas (JSON Schema drafts 4 to 2020-12). Only these are walked:
 # the names under `properties` are a record's property names, whatever they are called (a CSV
@@ -173,9 +174,34 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
     return None
 
 
+def _changed_everywhere(schema: Any, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+    """map_schemas, and `change` also applied to each node a local `$ref` leads to wherever it
+    is (under `x-types`, OpenAPI's `components`): the validators follow those refs too."""
+    out = map_schemas(copy.deepcopy(schema), change)  # (a deep copy: changed in place below)
+    if not isinstance(out, dict):
+        return out
+    stack: list[Any] = [out]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#"):
+            target = _resolved(out, ref)
+            if isinstance(target, dict) and target is not out and id(target) not in seen:
+                changed = map_schemas(target, change)  # (idempotent: done twice, no matter)
+                target.clear()
+                target.update(changed)
+                stack.append(target)
+        stack.extend(sub for _, sub in subschemas(node))
+    return out
+
+
 def without_patterns(schema: Any) -> Any:
     """A copy of the schema without `pattern` and `patternProperties` (for validating records)."""
-    return map_schemas(schema, _drop_patterns)
+    return _changed_everywhere(schema, _drop_patterns)
 
 
 def _drop_patterns(node: dict[str, Any]) -> dict[str, Any]:
@@ -204,4 +230,4 @@ def for_record_checks(schema: Any) -> Any:
                         node[exclusive] = node.pop(bound)
         return node
 
-    return map_schemas(schema, change)
+    return _changed_everywhere(schema, change)
