@@ -140,7 +140,6 @@ class TargetOpenAICapi(Target):
             uploader_from_config(self.config),
             emit_state=self._write_state_message,
             logger=self.logger,
-            written_fields={stream: entries[stream].get("fields") or {} for stream in mappings},
             written_expressions={
                 stream: written_expressions(entries[stream]) for stream in mappings
             },

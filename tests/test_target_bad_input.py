@@ -118,51 +118,54 @@ def test_a_filter_that_fails_on_one_record_rejects_that_record(sandbox, tmp_path
     assert "starts_with" in dead[-1]["dead_letter"]["reason"]
 
 
+def corpus_config(sandbox, tmp_path, **extra) -> dict:
+    """The config the corpus runs under: dead letters kept, two streams mapped."""
+    return {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "streams": {"conversions": {}, "orders": {"event_type": "order_created"}},
+        **extra,
+    }
+
+
+def the_dead_letter(tmp_path) -> dict:
+    """The one dead letter of the run (the file's header line aside)."""
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    letters = [m["dead_letter"] for m in dead if "dead_letter" in m]
+    assert len(letters) == 1, dead
+    return letters[0]
+
+
 @pytest.mark.parametrize("name", list(RECORD_CORPUS))
 def test_with_on_rejected_fail_a_bad_line_stops_the_run_named_and_recorded(name, sandbox, tmp_path):
     """on_rejected: fail stops at the bad line, and says which line it was (not "byte 57" of
     some line), and the line is in the dead-letter file as in the default mode."""
     bad_lines, stage, words = RECORD_CORPUS[name]
-    config = {
-        "pixel_id": PIXEL_ID,
-        "api_key": API_KEY,
-        "api_url": sandbox.url,
-        "dead_letter_path": str(tmp_path / "dead.jsonl"),
-        "on_rejected": "fail",
-        "streams": {"conversions": {}, "orders": {"event_type": "order_created"}},
-    }
+    config = corpus_config(sandbox, tmp_path, on_rejected="fail")
     run = run_target(config, [SCHEMA, good_record(), *bad_lines, good_record()], tmp_path)
     assert run.returncode == 1, run.output
     assert "Traceback" not in run.output
-    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
-    letter = [m["dead_letter"] for m in dead if "dead_letter" in m]
-    assert len(letter) == 1, dead
-    assert letter[0]["stage"] == stage
-    assert words in letter[0]["reason"]
+    letter = the_dead_letter(tmp_path)
+    assert letter["stage"] == stage
+    assert words in letter["reason"]
     if stage == "input":
-        assert letter[0]["line_number"] == 3
+        assert letter["line_number"] == 3
         assert "line 3" in run.stderr.split("ERROR")[1]  # the first error names the line
 
 
 @pytest.mark.parametrize("name", list(RECORD_CORPUS))
 def test_bad_records_are_rejected_with_a_reason_and_the_rest_arrive(name, sandbox, tmp_path):
     bad_lines, stage, words = RECORD_CORPUS[name]
-    config = {
-        "pixel_id": PIXEL_ID,
-        "api_key": API_KEY,
-        "api_url": sandbox.url,
-        "dead_letter_path": str(tmp_path / "dead.jsonl"),
-        "streams": {"conversions": {}, "orders": {"event_type": "order_created"}},
-    }
+    config = corpus_config(sandbox, tmp_path)
     run = run_target(config, [SCHEMA, *bad_lines, good_record()], tmp_path)
     assert run.returncode == 0, run.output
     assert "Traceback" not in run.output
     assert [e["id"] for e in sandbox.events(PIXEL_ID)] == [GOOD_ID]
-    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
-    letter = [m["dead_letter"] for m in dead if "dead_letter" in m]
-    assert len(letter) == 1, dead
-    assert letter[0]["stage"] == stage
-    assert words in letter[0]["reason"]
+    letter = the_dead_letter(tmp_path)
+    assert letter["stage"] == stage
+    assert words in letter["reason"]
     assert "rejected=1" in run.stderr
     assert API_KEY not in run.output + (tmp_path / "dead.jsonl").read_text()
 

@@ -205,11 +205,7 @@ class Uploader:
         try:
             return self._deliver(batch)
         except Exception as e:
-            with self._lock:
-                if self._failure is None:
-                    self._failure = e
-                failure = self._failure
-            self._stop.set()
+            failure = self._record_failure(e)
             if isinstance(e, _Stopped) and failure is not e:
                 # (stopped by a failure recorded first, such as a request log that cannot be
                 # written: that is what the run stops for, one request at a time too)
@@ -395,10 +391,16 @@ class Uploader:
         try:
             self.request_log.write(body, status, error)
         except RequestLogError as e:
-            with self._lock:
-                if self._failure is None:
-                    self._failure = e
-            self._stop.set()
+            self._record_failure(e)
+
+    def _record_failure(self, error: Exception) -> Exception:
+        """Keep the run's first failure and stop all delivery; return that first failure."""
+        with self._lock:
+            if self._failure is None:
+                self._failure = error
+            failure = self._failure
+        self._stop.set()
+        return failure
 
     def _message(self, response: Response) -> str:
         """The server's message, with the key removed should the server ever echo it."""

@@ -64,15 +64,23 @@ class Pipeline:
         emit_state: Callable[[StateValue], None],
         logger: logging.Logger,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-        written_fields: Mapping[str, Mapping[str, str]] | None = None,
         written_expressions: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
-        """`written_fields`: per stream, the fields the user's config maps (field_watch.py);
-        `written_expressions`: per stream, every expression the user wrote, by where
-        ('fields.currency', 'filter'), checked against each SCHEMA (warn_of_unknown_reads)."""
+        """`written_expressions`: per stream, every expression the user's config wrote, by
+        where ('fields.currency', 'filter'): checked against each SCHEMA
+        (warn_of_unknown_reads), the fields watched for a value (field_watch.py)."""
         self.settings = settings
-        self.field_watch = FieldWatch(written_fields or {})
         self.written_expressions = written_expressions or {}
+        self.field_watch = FieldWatch(
+            {
+                stream: {
+                    where.removeprefix("fields."): text
+                    for where, text in expressions.items()
+                    if where.startswith("fields.")
+                }
+                for stream, expressions in self.written_expressions.items()
+            }
+        )
         self._unknown_reads_told: set[tuple[str, str, str]] = set()
         self.mappings = mappings
         self.uploader = uploader
@@ -325,14 +333,15 @@ class Pipeline:
             if (stream, where, name) in self._unknown_reads_told:
                 continue
             self._unknown_reads_told.add((stream, where, name))
+            shown = log_safe(name)[:80]
             self._logger.warning(
                 "streams.%s.%s reads %r, a property the stream's SCHEMA does not list: it reads "
                 "null on every record unless records carry it anyway. For a value, quote it "
                 "('%s'); for a property, check its name against the SCHEMA.",
                 stream,
                 where,
-                log_safe(name)[:80],
-                log_safe(name)[:80],
+                shown,
+                shown,
             )
 
     def count_unsettled(self) -> int:

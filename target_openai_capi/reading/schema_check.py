@@ -66,31 +66,6 @@ def subschemas(node: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
                 yield f".dependencies.{name}", sub
 
 
-def map_schemas(schema: Any, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
-    """A copy of the schema in which `change` was applied to every schema node (bottom up),
-    and only to schema nodes: property names and data are never taken for keywords."""
-    if not isinstance(schema, Mapping):
-        return schema
-    out = dict(schema)
-    for key in _SCHEMA_MAPS:
-        if isinstance(out.get(key), Mapping):
-            out[key] = {name: map_schemas(sub, change) for name, sub in out[key].items()}
-    for key in _ONE_SCHEMA:
-        if key in out:
-            out[key] = map_schemas(out[key], change)
-    for key in (*_SCHEMA_LISTS, "items"):
-        if isinstance(out.get(key), list):
-            out[key] = [map_schemas(sub, change) for sub in out[key]]
-        elif key == "items" and key in out:
-            out[key] = map_schemas(out[key], change)
-    if isinstance(out.get("dependencies"), Mapping):
-        out["dependencies"] = {
-            name: sub if isinstance(sub, list) else map_schemas(sub, change)
-            for name, sub in out["dependencies"].items()
-        }
-    return change(out)
-
-
 _NOTHING = object()
 
 
@@ -174,27 +149,23 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
     return None
 
 
-def _changed_everywhere(schema: Any, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
-    """map_schemas, and `change` also applied to each node a local `$ref` leads to wherever it
-    is (under `x-types`, OpenAPI's `components`): the validators follow those refs too."""
-    out = map_schemas(copy.deepcopy(schema), change)  # (a deep copy: changed in place below)
-    if not isinstance(out, dict):
-        return out
+def _changed_everywhere(schema: Any, change: Callable[[dict[str, Any]], None]) -> Any:
+    """A copy of the schema in which `change` was made to every schema node, and only to
+    schema nodes (property names and data are never taken for keywords), those a local `$ref`
+    leads to included wherever they are (`x-types`, OpenAPI's `components`): the validators
+    follow those refs too."""
+    out = copy.deepcopy(schema)
     stack: list[Any] = [out]
     seen: set[int] = set()
-    while stack:
+    while stack:  # iterative, each node once (a $ref may lead back)
         node = stack.pop()
         if not isinstance(node, dict) or id(node) in seen:
             continue
         seen.add(id(node))
+        change(node)
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#"):
-            target = _resolved(out, ref)
-            if isinstance(target, dict) and target is not out and id(target) not in seen:
-                changed = map_schemas(target, change)  # (idempotent: done twice, no matter)
-                target.clear()
-                target.update(changed)
-                stack.append(target)
+            stack.append(_resolved(out, ref))  # (_NOTHING, a dangling one, is no dict)
         stack.extend(sub for _, sub in subschemas(node))
     return out
 
@@ -204,10 +175,9 @@ def without_patterns(schema: Any) -> Any:
     return _changed_everywhere(schema, _drop_patterns)
 
 
-def _drop_patterns(node: dict[str, Any]) -> dict[str, Any]:
+def _drop_patterns(node: dict[str, Any]) -> None:
     node.pop("pattern", None)
     node.pop("patternProperties", None)
-    return node
 
 
 def for_record_checks(schema: Any) -> Any:
@@ -215,8 +185,8 @@ def for_record_checks(schema: Any) -> Any:
     declared = schema.get("$schema") if isinstance(schema, Mapping) else None
     draft4 = isinstance(declared, str) and ("draft-04" in declared or "draft-03" in declared)
 
-    def change(node: dict[str, Any]) -> dict[str, Any]:
-        node = _drop_patterns(node)
+    def change(node: dict[str, Any]) -> None:
+        _drop_patterns(node)
         node.pop("multipleOf", None)
         if not draft4:  # (a schema that says it is draft 4 is checked as draft 4)
             for exclusive, bound in (
@@ -228,6 +198,5 @@ def for_record_checks(schema: Any) -> Any:
                     del node[exclusive]
                     if flag and bound in node:
                         node[exclusive] = node.pop(bound)
-        return node
 
     return _changed_everywhere(schema, change)
