@@ -360,12 +360,13 @@ SPAWNED_WORKERS_DIE = SPAWN_WORKERS + (
 )
 
 
-def _wait_for_workers_to_end(pid: int, deaths: Path, workers: int) -> None:
-    """Until every worker has died (its file in `deaths`) and is gone: the tail is sent once
-    they are, so the target has a chunk to find them gone with."""
+def _wait_for_workers_to_end(pid: int, deaths: Path) -> None:
+    """Until a worker has died (its file in `deaths`: the target got as far as starting them)
+    and none is alive: the tail is sent then, so the target has a chunk to find them gone
+    with. (A forked pool may give up after the first death, before it forks the second.)"""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if len(list(deaths.iterdir())) >= workers:
+        if any(deaths.iterdir()):
             try:
                 children = psutil.Process(pid).children()
                 alive = [c for c in children if c.status() != psutil.STATUS_ZOMBIE]
@@ -386,7 +387,7 @@ def test_workers_that_cannot_start_cost_nothing(sandbox, tmp_path, hook):
     deaths.mkdir()
     env = {**hooked_env(tmp_path, hook), "WORKER_DEATHS": str(deaths)}
     proc = start_target(config, head, tmp_path, env)
-    _wait_for_workers_to_end(proc.pid, deaths, 2)
+    _wait_for_workers_to_end(proc.pid, deaths)
     stdout, stderr = proc.communicate(("\n".join(tail) + "\n").encode(), timeout=120)
     assert proc.returncode == 0, stderr.decode()
     text = stderr.decode()
