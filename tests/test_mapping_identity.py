@@ -155,6 +155,101 @@ def test_national_numbers_use_default_phone_region() -> None:
     assert notes == []
 
 
+def _libphonenumber_digits(raw: str, region: str) -> str | None:
+    """What libphonenumber itself makes of a national number: the E.164 digits, or None."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164[1:]
+
+
+def test_us_national_numbers_read_as_libphonenumber_reads_them() -> None:
+    """Ten digits are read without libphonenumber in the US (its parse costs a hundred times
+    more): what comes out is what libphonenumber makes of the same text, for every kind of
+    number written in the national form."""
+    import random
+
+    rng = random.Random(15)
+    samples = ["2015550123", "9999999999", "2000000000", "1415555267", "0415555267", "415555267"]
+    samples += ["".join(rng.choice("0123456789") for _ in range(10)) for _ in range(3_000)]
+    samples += [rng.choice("23456789") + str(rng.randrange(10**9)).zfill(9) for _ in range(3_000)]
+    samples += ["\u0664\u0661\u0665\u0665\u0665\u0665\u0662\u0666\u0667\u0661"]  # Arabic-Indic
+    samples += ["\uff14\uff11\uff15" + "5552671", "415555267\uff11"]  # full-width digits
+    for raw in samples:
+        if raw.startswith("00"):
+            continue  # an international number (the documented rule, not libphonenumber)
+        expected = _libphonenumber_digits(raw, "US")
+        if expected is not None and not 8 <= len(expected) <= 15:
+            expected = None
+        try:
+            digits: str | None = user_values._phone(raw, "US")
+        except user_values.Rejected:
+            digits = None
+        assert digits == expected, raw
+
+
+def test_printable_text_holds_no_whitespace_but_the_space() -> None:
+    """An email is refused for whitespace with `" " in text` once it is printable: no other
+    character Python's `\\s` matches is printable."""
+    import re
+    import sys
+
+    space = re.compile(r"\s")
+    found = [
+        hex(point)
+        for point in range(sys.maxunicode + 1)
+        if chr(point).isprintable() and space.match(chr(point))
+    ]
+    assert found == ["0x20"]
+    user, notes = build_user({"email": "a\u00a0b@example.com"})
+    assert user == {}
+    assert notes == ["email is not an email address; sent without it"]
+
+
+def test_ipv6_addresses_are_read_as_ipaddress_reads_any_address() -> None:
+    """Text that is not IPv4 is parsed as IPv6 alone: the same answer as ipaddress.ip_address,
+    which tries IPv4 first, on every kind of address text."""
+    import ipaddress
+    import random
+
+    def by_ip_address(text: str) -> str | None:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return None
+        if getattr(address, "scope_id", None):
+            return None
+        mapped = getattr(address, "ipv4_mapped", None)
+        return str(address if mapped is None else mapped)
+
+    rng = random.Random(6)
+    samples = ["::", "::1", "1::", "::1.2.3.4", "::ffff:1.2.3.4", "2001:DB8::0:1", "fe80::1%1"]
+    samples += ["1.2.3.4", "01.2.3.4", "1.2.3", "", ":", ":::", "1:2:3:4:5:6:7:8:9", "g::1"]
+    alphabet = "0123456789abcdefABCDEF:.%"
+    samples += [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 24))) for _ in range(20_000)
+    ]
+    samples += [str(ipaddress.IPv6Address(rng.getrandbits(128))) for _ in range(2_000)]
+    samples += [ipaddress.IPv6Address(rng.getrandbits(128)).exploded for _ in range(2_000)]
+    made = 0
+    for text in samples:
+        try:
+            sent: str | None = user_values._ip_address(text, None)
+        except user_values.Rejected:
+            sent = None
+        assert sent == by_ip_address(text.strip()), text
+        if sent is not None:
+            made += 1
+            assert all(rule(sent) for rule, _ in user_values._SENDABLE["ip_address"]), text
+    assert made > 4_000
+
+
 @pytest.mark.parametrize("region", [None, "GB", "US"])
 @pytest.mark.parametrize(
     "raw", ["+44 (0)20 7946 0958", "0044 (0) 20 7946 0958", "+44(0)2079460958", "+44 20 7946 0958"]
@@ -544,6 +639,9 @@ _CORPUS: list[object] = [
     "203.0.113.7",
     "203.0.113.7, 10.0.0.1",
     "2001:DB8::0:1",
+    "2001:0db8:0000:0000:0000:ff00:0042:8329",
+    "::",
+    "::1.2.3.4",
     "::ffff:192.0.2.1",
     "fe80::1%eth0",
     "999.1.1.1",
