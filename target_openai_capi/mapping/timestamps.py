@@ -17,7 +17,7 @@ Rules (they go to the README):
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Context, Decimal
 
 from target_openai_capi.mapping.errors import MappingError, quote, type_name
@@ -36,6 +36,9 @@ MAX_EPOCH_MS = 10**14
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = Decimal("0.001")
+_ONE_MS = timedelta(milliseconds=1)
+# Python 3.11's reads "Z" and any separator; 3.10's refuses "Z" (the lines after it read it).
+_FROM_ISO = datetime.fromisoformat
 # Private context: results never depend on what other code does to decimal's global context.
 _CTX = Context(prec=60)
 
@@ -73,6 +76,24 @@ def _parse_usual(text: str) -> int | None:
         or text[16] != ":"
     ):
         return None
+    length = len(text)
+    if (
+        length == 19
+        or (length == 20 and text[19] == "Z")
+        or (length == 25 and text[19] in "+-" and text[22] == ":" and text[23] < "6")
+    ):
+        # The forms nearly every source writes, read by datetime's C parser (a third of the cost
+        # of the lines below); anything it refuses is read by them, which say why.
+        try:
+            moment = _FROM_ISO(text)
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            result: int = (moment - _EPOCH) // _ONE_MS
+            if result >= 0:
+                return result
     date_text = text[:10]
     days = _DAYS.get(date_text)
     if days is None:
