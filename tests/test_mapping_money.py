@@ -160,6 +160,39 @@ def test_to_minor_units_rejects(amount: object, currency: str, message: str) -> 
     assert message in str(caught.value)
 
 
+def test_amounts_converted_before_give_the_same_answer_however_they_are_written() -> None:
+    """Decimal amounts are remembered by value per currency exponent: a price seen before, or
+    the same value written another way, gives what converting it afresh gives, and an amount
+    refused is refused again with the same reason; the table stays bounded."""
+    import random
+
+    from target_openai_capi.mapping import money
+
+    def afresh(amount: Decimal, currency: str) -> int | str:
+        try:
+            return money.to_minor_units(str(amount), currency)  # (text: never remembered)
+        except MappingError as e:
+            return str(e).replace(repr(str(amount)), repr(amount))
+
+    rng = random.Random(7)
+    written = [
+        "19.99", "19.990", "1999E-2", "0.5", "0.50", "5E-1", "-0", "0", "0.000", "10.005",
+        "1500.5", "1500.0", "-1.00", "12.3456", "1E+14", "1E+21", "12345678901234.56",
+    ]  # fmt: skip
+    written += [f"{rng.randrange(0, 10**6)}.{rng.randrange(0, 1000):03d}" for _ in range(3_000)]
+    money._KNOWN_MINOR[2].clear()
+    for text in written * 2 + rng.sample(written, 500):
+        for currency in ("USD", "JPY", "KWD"):
+            amount = Decimal(text)
+            try:
+                got: int | str = to_minor_units(amount, currency)
+            except MappingError as e:
+                got = str(e)
+            assert got == afresh(amount, currency), (text, currency)
+    assert to_minor_units(Decimal("19.990"), "USD") == 1999
+    assert 0 < len(money._KNOWN_MINOR[2]) <= money.KNOWN_AMOUNTS_KEPT
+
+
 def test_field_name_is_in_the_message() -> None:
     with pytest.raises(MappingError) as caught:
         to_minor_units("1.001", "USD", field="contents[2].amount")

@@ -38,6 +38,12 @@ _MAX_ADJUSTED = 20
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
+# Prices repeat (a shop's catalogue, shipping fees): the minor units of each Decimal amount
+# converted lately, per currency exponent (a Decimal's hash is cached on it; its value, not how
+# it is written, decides the result). Bounded: a full table is emptied.
+_KNOWN_MINOR: dict[int, dict[Decimal, int]] = {exponent: {} for exponent in _POWERS}
+KNOWN_AMOUNTS_KEPT = 4096
+
 
 def currency_code(value: object) -> str:
     """Return the ISO 4217 code for a currency value ("usd", " USD " -> "USD")."""
@@ -101,10 +107,24 @@ def _check_range(minor: int, shown: object, field: str, unit: str = "minor units
 def to_minor_units(amount: object, currency: str, field: str = "amount") -> int:
     """Convert an amount in major units (25.99) to exact integer minor units (2599)."""
     exponent = currency_exponent(currency)
+    if type(amount) is Decimal and amount.is_finite():
+        known = _KNOWN_MINOR[exponent]
+        minor = known.get(amount)
+        if minor is None:
+            minor = _decimal_to_minor_units(amount, exponent, currency, field)
+            if len(known) >= KNOWN_AMOUNTS_KEPT:
+                known.clear()
+            known[amount] = minor
+        return minor
     number = parse_number(amount, field)
     if type(number) is int:
         return _check_range(number * _POWERS[exponent], amount, field)
     assert isinstance(number, Decimal)  # for mypy: parse_number returns int or Decimal
+    return _decimal_to_minor_units(number, exponent, currency, field)
+
+
+def _decimal_to_minor_units(number: Decimal, exponent: int, currency: str, field: str) -> int:
+    """A finite Decimal amount in exact minor units of a currency of `exponent` decimals."""
     if number < 0:
         raise MappingError(f"{field} {quote(number)} is negative", field)
     if number.adjusted() > _MAX_ADJUSTED:
