@@ -77,6 +77,17 @@ MAPPINGS: dict[str, dict[str, Any]] = {
             "phone": "contacts[*].phone || phone",
         },
     },
+    "comparisons": {  # `==`, `!=`, `<`, `&&` written out (assembler.py `_inline_node`)
+        "event_type": "page_viewed",
+        "fields": {
+            "timestamp": "at",
+            "source_url": "url",
+            "action_source": "(src == 'pos' && 'physical_store') || (src != 'app' && 'web') "
+            "|| 'mobile_app'",
+            "oppref": "(n < `2` && ref) || (n >= `2.5` && flag && ref2) || (n == `1` && 'one')",
+            "contents": "items[].{id: (kind == 'gift' && 'GIFT') || sku, quantity: qty}",
+        },
+    },
     "projected content items": {  # every content field, each item made as it is read
         "event_type": "subscription_created",
         "fields": {
@@ -141,6 +152,17 @@ BASES: dict[str, dict[str, Any]] = {
         "cur": "USD",
         "items": [{"sku": "a", "qty": 1, "price": Decimal("2.50")}, {"code": "b"}, None],
         "contacts": [{"email": "a@b.co"}, [{"email": "c@d.co", "phone": "+14155552671"}]],
+    },
+    "comparisons": {
+        "id": "k",
+        "at": AT,
+        "url": "https://a.example/p",
+        "src": "pos",
+        "n": 1,
+        "ref": "r1",
+        "ref2": "r2",
+        "flag": True,
+        "items": [{"kind": "gift", "sku": "s", "qty": 1}, {"kind": 3, "sku": "t"}, None],
     },
     "projected content items": {
         "id": "q",

@@ -29,6 +29,7 @@ from target_openai_capi.mapping import event as generic
 from target_openai_capi.mapping.compiled import _is_false
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event_names import custom_event
+from target_openai_capi.mapping.expression_functions import DecimalInterpreter
 from target_openai_capi.mapping.expressions import ExpressionError, _parse
 from target_openai_capi.mapping.identity import (
     _ONE_VALUE_FIELDS,
@@ -224,9 +225,10 @@ def compile_assembler(
 
 def _inline(text: str, into: str, namespace: dict[str, Any]) -> list[str] | None:
     """Source lines setting `into` to what the compiled getter of `text` returns (compiled.py),
-    for plain paths (`a.b`), literals and `||` chains of those, and projections of them over a
-    list (`items[].{id: sku || id, qty: quantity}`); None for any other expression (its getter
-    is called). None of these can raise, as their getters cannot."""
+    for plain paths (`a.b`), literals, comparisons, and `||` and `&&` of those, and projections
+    of them over a list (`items[].{id: sku || id, qty: quantity}`); None for any other
+    expression (its getter is called). They raise where the getter raises (a comparison calls
+    the same comparator function)."""
     try:
         ast = _parse(text)
     except ExpressionError:
@@ -267,6 +269,25 @@ def _inline_node(
         # asked only of values other than null and plain strings)
         test = f"if {into} is None or ((not {into}) if type({into}) is str else _is_false({into})):"
         return [*left, test, *("    " + line for line in right)]
+    if node["type"] == "and_expression":  # compiled.py `both`: the left side if it is false
+        left = _inline_node(node["children"][0], into, namespace, base)
+        right = _inline_node(node["children"][1], into, namespace, base)
+        if left is None or right is None:
+            return None
+        test = (
+            f"if not ({into} is None or "
+            f"((not {into}) if type({into}) is str else _is_false({into}))):"
+        )
+        return [*left, test, *("    " + line for line in right)]
+    if node["type"] == "comparator":  # compiled.py `_comparator`: the interpreter's function
+        compare = f"COMPARE_{len(namespace)}"
+        namespace[compare] = DecimalInterpreter.COMPARATOR_FUNC[node["value"]]
+        sides = (f"{compare}_left", f"{compare}_right")  # (named after the unique constant)
+        left = _inline_node(node["children"][0], sides[0], namespace, base)
+        right = _inline_node(node["children"][1], sides[1], namespace, base)
+        if left is None or right is None:
+            return None
+        return [*left, *right, f"{into} = {compare}({sides[0]}, {sides[1]})"]
     return None
 
 

@@ -98,6 +98,11 @@ _TEN_TO_MAX_DIGITS = 10**MAX_TEXT_DIGITS
 
 def _as_text(value: object, name: str) -> str:
     """Ids and names as strings; integral numbers keep no decimal point."""
+    if type(value) is str:  # (the usual value: what the rest of this function makes of it)
+        text = value.strip()
+        if not text:
+            raise MappingError(f"{name} is empty")
+        return text
     if isinstance(value, (bool, dict, list)):
         raise MappingError(f"{name} must be a string or a number, not {type(value).__name__}")
     if isinstance(value, Decimal) and value.is_finite() and value.adjusted() >= MAX_TEXT_DIGITS:
