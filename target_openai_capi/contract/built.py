@@ -177,15 +177,21 @@ def _text_ok(value: object) -> bool:  # a string of at least one character
 
 
 def _content_ok(item: object, data_currency: bool) -> bool:
+    # (_text_ok and _amount_ok written out: a batch's items are the most checked values)
     if type(item) is not dict or not item.keys() <= _CONTENT_KEYS:
         return False
     for key in ("id", "group_id", "name", "content_type"):
-        if key in item and not _text_ok(item[key]):
+        if key in item:
+            text = item[key]
+            if type(text) is not str or not text:
+                return False
+    if "quantity" in item:
+        quantity = item["quantity"]
+        if type(quantity) is not int or quantity < 0:
             return False
-    if "quantity" in item and not _amount_ok(item["quantity"]):
-        return False
     if "amount" in item:
-        if not _amount_ok(item["amount"]):
+        amount = item["amount"]
+        if type(amount) is not int or amount < 0:
             return False
         if not data_currency and "currency" not in item:
             return False

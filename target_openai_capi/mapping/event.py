@@ -64,6 +64,8 @@ def passes_filter(mapping: StreamMapping, record: Mapping[str, Any]) -> bool:
         value = mapping.filter(record)
     except jmespath.exceptions.JMESPathError as exc:
         raise MappingError(f"filter failed on this record: {exc}") from exc
+    if value is True:  # (the usual answer: no comparisons)
+        return True
     return not (value is None or value is False or value in ("", [], {}))
 
 
