@@ -10,11 +10,11 @@ helper functions normalise, hash and check the values. So the function returns w
 returns, and raises what it raises, for every record: tests/test_mapping_assembler.py checks that
 on generated orders and on thousands of mutations of them, for every preset.
 
-Plain paths, `||` chains, literals and projections of them over a list (the Shopify line items)
-are written out; any other expression's compiled getter is called. Nothing from the config
-enters the source as code: field names are among EVENT_FIELDS, and they, the record's property
-names and a projection's keys are written as string literals with repr(); literal values,
-getters and settings are bound in the function's namespace.
+Plain paths, literals, comparisons, `||` and `&&` of them, and projections of them over a list
+(the Shopify line items) are written out; any other expression's compiled getter is called.
+Nothing from the config enters the source as code: field names are among EVENT_FIELDS, and they,
+the record's property names and a projection's keys are written as string literals with repr();
+literal values, comparators, getters and settings are bound in the function's namespace.
 """
 
 from __future__ import annotations
