@@ -361,6 +361,32 @@ def test_generated_orders_and_their_mutations_build_alike(shape, preset):
     assert built == {"built"} if whole else "built" in built
 
 
+@pytest.mark.parametrize(
+    ("fields", "record"),
+    [
+        ({"oppref": "(n < `NaN` && 'low') || 'x'"}, {"n": Decimal("1")}),
+        ({"oppref": "n == `1` && 'one'"}, {"n": Decimal("sNaN")}),
+        ({"action_source": "(src >= `1` && 'physical_store') || 'web'"}, {"src": Decimal("NaN")}),
+        (  # an item's own error comes after the projection's: the projection runs first
+            {"contents": "items[].{id: (p < `NaN` && 'a') || sku, amount: price}"},
+            {"items": [{"sku": "s", "price": "x"}, {"p": Decimal("2"), "sku": "t"}]},
+        ),
+        (
+            {"email": "contacts[].{e: (p > `1.5` && email)}[].e"},
+            {"contacts": [{"p": Decimal("NaN"), "email": "a@b.co"}]},
+        ),
+    ],
+)
+def test_a_comparison_that_fails_fails_alike_in_both_builders(fields, record):
+    """A comparison written out raises what its guarded getter raises: a MappingError naming
+    the expression, with the event's id, never the decimal module's own error."""
+    fields = {"timestamp": "at", "currency": "cur", **fields}
+    entry = {"event_type": "order_created", "fields": fields}
+    mapping = compile_stream_mapping("s", entry)
+    record = {"id": "e1", "at": AT, "cur": "USD", **record}
+    assert agree(mapping, [record], ("id",), "plural", "US") == {"MappingError"}
+
+
 def test_the_source_holds_no_config_text():
     """Expressions reach the compiled function as getters, never as source."""
     mapping = compile_stream_mapping(

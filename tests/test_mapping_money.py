@@ -191,6 +191,11 @@ def test_amounts_converted_before_give_the_same_answer_however_they_are_written(
             assert got == afresh(amount, currency), (text, currency)
     assert to_minor_units(Decimal("19.990"), "USD") == 1999
     assert 0 < len(money._KNOWN_MINOR[2]) <= money.KNOWN_AMOUNTS_KEPT
+    # Zeros are equal however written, but 0E+25 has 26 integer digits: refused, even once
+    # 0 is remembered.
+    assert to_minor_units(Decimal("0"), "USD") == 0
+    with pytest.raises(MappingError, match="too large"):
+        to_minor_units(Decimal("0E+25"), "USD")
 
 
 def test_field_name_is_in_the_message() -> None:

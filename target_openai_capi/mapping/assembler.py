@@ -26,11 +26,11 @@ import jmespath
 
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE
 from target_openai_capi.mapping import event as generic
-from target_openai_capi.mapping.compiled import _is_false
+from target_openai_capi.mapping.compiled import _is_false, may_raise
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event_names import custom_event
 from target_openai_capi.mapping.expression_functions import DecimalInterpreter
-from target_openai_capi.mapping.expressions import ExpressionError, _parse
+from target_openai_capi.mapping.expressions import ExpressionError, _describe_failure, _parse
 from target_openai_capi.mapping.identity import (
     _ONE_VALUE_FIELDS,
     USER_FIELD_STYLES,
@@ -87,6 +87,7 @@ def compile_assembler(
     namespace: dict[str, Any] = {
         "MappingError": MappingError,
         "JMESPathError": jmespath.exceptions.JMESPathError,
+        "describe_failure": _describe_failure,
         "Rejected": Rejected,
         "MAPPING": mapping,
         "KEYS": generic.id_key_properties(key_properties),
@@ -234,8 +235,22 @@ def _inline(text: str, into: str, namespace: dict[str, Any]) -> list[str] | None
     except ExpressionError:
         return None
     if ast["type"] == "projection":
-        return _inline_projection(ast, into, namespace)
-    return _inline_node(ast, into, namespace)
+        lines = _inline_projection(ast, into, namespace)
+    else:
+        lines = _inline_node(ast, into, namespace)
+    if lines is None or not may_raise(ast):
+        return lines
+    # compile_expression's `_guarded`: a failure on the record is a MappingError naming it
+    text_constant = f"TEXT_{len(namespace)}"
+    namespace[text_constant] = text
+    return [
+        "try:",
+        *("    " + line for line in lines),
+        "except MappingError:",
+        "    raise",
+        "except (JMESPathError, TypeError, ValueError, ArithmeticError) as exc:",
+        f"    raise MappingError(describe_failure({text_constant}, exc)) from None",
+    ]
 
 
 def _inline_node(
@@ -372,6 +387,8 @@ def _inline_contents(text: str, namespace: dict[str, Any]) -> list[str] | None:
     except ExpressionError:
         return None
     if ast["type"] != "projection" or ast["children"][1]["type"] != "multi_select_dict":
+        return None
+    if may_raise(ast):  # (its getter would raise before the first item is made)
         return None
     keys = [pair["value"] for pair in ast["children"][1]["children"]]
     if len(set(keys)) != len(keys) or not set(keys) <= generic._CONTENT_FIELDS:

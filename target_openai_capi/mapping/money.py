@@ -107,7 +107,8 @@ def _check_range(minor: int, shown: object, field: str, unit: str = "minor units
 def to_minor_units(amount: object, currency: str, field: str = "amount") -> int:
     """Convert an amount in major units (25.99) to exact integer minor units (2599)."""
     exponent = currency_exponent(currency)
-    if type(amount) is Decimal and amount.is_finite():
+    # (Equal values give one answer within _MAX_ADJUSTED; past it, 0E+25 is refused and 0 not.)
+    if type(amount) is Decimal and amount.is_finite() and amount.adjusted() <= _MAX_ADJUSTED:
         known = _KNOWN_MINOR[exponent]
         minor = known.get(amount)
         if minor is None:

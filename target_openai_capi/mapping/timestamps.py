@@ -81,7 +81,7 @@ def _parse_usual(text: str) -> int | None:
         length == 19
         or (length == 20 and text[19] == "Z")
         or (length == 25 and text[19] in "+-" and text[22] == ":" and text[23] < "6")
-    ):
+    ) and (text[11] != "2" or text[12] < "4"):  # (Python 3.14 reads 24:00 as the next day)
         # The forms nearly every source writes, read by datetime's C parser (a third of the cost
         # of the lines below); anything it refuses is read by them, which say why.
         try:
