@@ -275,24 +275,15 @@ def _inline_node(
         constant = f"LITERAL_{len(namespace)}"
         namespace[constant] = node["value"]  # the same object every time, as jmespath gives it
         return [f"{into} = {constant}"]
-    if node["type"] == "or_expression":
+    if node["type"] in ("or_expression", "and_expression"):
         left = _inline_node(node["children"][0], into, namespace, base)
         right = _inline_node(node["children"][1], into, namespace, base)
         if left is None or right is None:
             return None
-        # compiled.py `either`: the right side when the left is JMESPath-false (`_is_false`,
-        # asked only of values other than null and plain strings)
-        test = f"if {into} is None or ((not {into}) if type({into}) is str else _is_false({into})):"
-        return [*left, test, *("    " + line for line in right)]
-    if node["type"] == "and_expression":  # compiled.py `both`: the left side if it is false
-        left = _inline_node(node["children"][0], into, namespace, base)
-        right = _inline_node(node["children"][1], into, namespace, base)
-        if left is None or right is None:
-            return None
-        test = (
-            f"if not ({into} is None or "
-            f"((not {into}) if type({into}) is str else _is_false({into}))):"
-        )
+        # compiled.py `either`: the right side when the left is JMESPath-false; `both`: the
+        # left side when it is false, else the right one
+        false = _jmespath_false(into)
+        test = f"if {false}:" if node["type"] == "or_expression" else f"if not ({false}):"
         return [*left, test, *("    " + line for line in right)]
     if node["type"] == "comparator":  # compiled.py `_comparator`: the interpreter's function
         compare = f"COMPARE_{len(namespace)}"
@@ -304,6 +295,12 @@ def _inline_node(
             return None
         return [*left, *right, f"{into} = {compare}({sides[0]}, {sides[1]})"]
     return None
+
+
+def _jmespath_false(name: str) -> str:
+    """Source of compiled.py `_is_false(name)`, asked only of values other than null and plain
+    strings (the usual values: no call)."""
+    return f"{name} is None or ((not {name}) if type({name}) is str else _is_false({name}))"
 
 
 def _inline_projection(
