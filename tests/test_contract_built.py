@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
+import json
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,12 +23,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from target_openai_capi.contract import event_problem
+from target_openai_capi.contract import event_problem, explain
 from target_openai_capi.contract.built import (
     built_event_problem,
     certainly_valid,
     user_value_rule,
 )
+from target_openai_capi.contract.schema import EVENT_SCHEMA
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import build_event
 from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
@@ -326,3 +328,38 @@ def test_the_digest_rule_without_its_pattern_is_the_schemas_rule():
         assert built_event_problem(event) == expected, value
         assert (expected is None) == (value == digest), value
         assert user_value_rule("emails_sha256")[0](value) == (value == digest), value
+
+
+# --- the explaining validator's schema: $refs inlined -------------------------------------------
+
+
+def _errors(validator: Any, event: Any) -> list[tuple[Any, ...]]:
+    return sorted(
+        (
+            [str(part) for part in error.absolute_path],
+            [str(part) for part in error.absolute_schema_path],
+            error.validator,
+            error.message,
+        )
+        for error in validator.iter_errors(event)
+    )
+
+
+def test_the_explaining_schema_without_refs_reports_what_the_schema_as_written_does():
+    """explain.py validates against the schema with its $refs inlined (jsonschema looks each up
+    again at every use): every error, its instance path and its schema path must be those the
+    schema as written gives, since messages are read from those paths."""
+    inlined = explain._explainer()
+    as_written = type(inlined)(EVENT_SCHEMA, format_checker=inlined.format_checker)
+    assert "$ref" not in json.dumps(inlined.schema["properties"])
+    assert "$ref" in json.dumps(as_written.schema["properties"])
+    seeds = OTHER_EVENTS
+    count = with_errors = 0
+    for seed in seeds:
+        for event in [seed, *mutations(seed)]:
+            expected = _errors(as_written, event)
+            assert _errors(inlined, event) == expected, event
+            count += 1
+            with_errors += bool(expected)
+    assert count > 1000
+    assert with_errors > count // 3
