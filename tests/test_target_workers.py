@@ -42,6 +42,8 @@ PROPERTIES: dict[str, Any] = {
     "currency": {"type": "string"},
     "email": {"type": ["string", "null"]},
     "test": {"type": "boolean"},
+    "channel": {"type": "string"},
+    "page": {"type": "string"},
     "items": {
         "type": "array",
         "items": {
@@ -60,7 +62,8 @@ MAPPING = {
         "currency": "currency",
         "email": "email",
         "contents": "items[].{id: sku, quantity: qty}",
-        "action_source": "'physical_store'",
+        "action_source": "channel || 'physical_store'",
+        "source_url": "page",
     },
 }
 PREPARED = re.compile(r"Worker processes: (\d+); ([\d,]+) of ([\d,]+) records")
@@ -108,6 +111,8 @@ def mixed_input(count: int) -> tuple[list[str], list[str]]:
             row = order(n, _sdc_extracted_at="2026-01-01T00:00:00Z")  # tap metadata
         elif kind == 9:
             row = order(n, created=iso_minutes_ago(120))  # the sandbox finds it stale
+        elif kind == 10:
+            row = order(n, channel="web")  # the contract: a web event needs its page
         else:
             row = order(n)
         tail.append(record(STREAM, row))
@@ -281,8 +286,8 @@ def test_a_run_with_workers_does_exactly_what_a_run_in_one_process_does(
     match = PREPARED.search(stderr)
     assert match, stderr
     assert match.group(1) == "2"
-    # Records the run rejects, and those of chunks in flight when the SCHEMA changed, go the
-    # main process's way: most of the rest went through a worker.
+    # Records their schema rejects, and those of chunks in flight when the SCHEMA changed, go
+    # the main process's way: most of the rest went through a worker.
     assert int(match.group(2).replace(",", "")) > 500
     assert "Worker processes" not in alone.stderr
     # The same events, in the same requests, the same STATE, dead letters and counts.
@@ -296,7 +301,7 @@ def test_a_run_with_workers_does_exactly_what_a_run_in_one_process_does(
     )
     rejected = dead_letters(tmp_path / "alone" / "dead.jsonl")
     stages = {line["dead_letter"]["stage"] for line in rejected if "dead_letter" in line}
-    assert stages == {"input", "schema", "mapping", "window", "api"}
+    assert stages == {"input", "schema", "mapping", "validation", "window", "api"}
     assert summary(stderr) == summary(alone.stderr)
     assert "filtered=" in summary(stderr)[0]
     assert "duplicate=" in summary(stderr)[0]
@@ -305,6 +310,49 @@ def test_a_run_with_workers_does_exactly_what_a_run_in_one_process_does(
     assert notes == [
         line.split("| ")[-1] for line in alone.stderr.splitlines() if "not an email" in line
     ]
+
+
+def test_records_rejected_by_the_mapping_the_contract_or_the_window_are_rejected_in_workers(
+    sandbox, tmp_path
+):
+    """The workers find why a record is rejected (explaining an event the contract refuses is
+    the slowest step of all), and the main process dead-letters it from the line it kept, as it
+    does a record it rejected itself: a stream of bad records is not read on one core."""
+    head = [schema(STREAM, PROPERTIES, ["id"]), record(STREAM, order(0))]
+    tail = []
+    for n in range(1, 601):
+        if n % 3 == 0:
+            row = order(n, channel="web")  # the contract: a web event needs its page
+        elif n % 3 == 1:
+            row = order(n, currency="ZZZ")  # the mapping: not a currency
+        else:
+            row = order(n, created=iso_minutes_ago(9 * 24 * 60))  # older than the window
+        tail.append(record(STREAM, row))
+    tail.append(state({"bookmarks": {STREAM: {"n": 600}}}))
+    alone, alone_events = run_alone(head + tail, tmp_path)
+    (tmp_path / "workers").mkdir()
+    config = target_config(sandbox.url, tmp_path / "workers", {STREAM: MAPPING}, worker_processes=2)
+    code, stdout, stderr, _ = run_with_pause(config, head, tail, tmp_path / "workers")
+    assert code == 0, stderr
+    match = PREPARED.search(stderr)
+    assert match, stderr
+    assert match.group(2) == match.group(3) == "601", match.group(0)
+    assert summary(stderr) == summary(alone.stderr)
+    assert "rejected=600 " in summary(stderr)[0]
+    assert stdout == alone.stdout
+    assert sandbox.events() == alone_events
+    assert len(alone_events) == 1
+    letters = dead_letters(tmp_path / "workers" / "dead.jsonl")
+    assert letters == dead_letters(tmp_path / "alone" / "dead.jsonl")
+    reasons = [line["dead_letter"]["reason"] for line in letters if "dead_letter" in line]
+    assert len(reasons) == 600
+    assert reasons[2] == "source_url: is required when action_source is 'web'"
+    assert {line["record"]["id"] for line in letters[1:]} == {f"o{n}" for n in range(1, 601)}
+    warnings = [line.split("| ")[-1] for line in stderr.splitlines() if "Rejected" in line]
+    assert warnings == [
+        line.split("| ")[-1] for line in alone.stderr.splitlines() if "Rejected" in line
+    ]
+    assert len(warnings) > 3
 
 
 def run_alone(lines: list[str], tmp_path: Path) -> tuple[TargetRun, list[dict[str, Any]]]:
@@ -510,9 +558,13 @@ def test_a_prepared_record_knows_where_its_line_is_in_the_chunk():
         assert chunk[result.start : result.end] == line
         assert result.version == 7
     kinds = {result.kind for result, _ in prepared}
-    assert kinds == {"built", "filtered"}
-    # Lines it does not answer: STATE, blank, not JSON, other streams, rejections.
+    assert kinds == {"built", "filtered", "rejected"}
+    stages = {result.rejection.stage for result, _ in prepared if result.rejection is not None}
+    assert stages == {"mapping", "validation", "window"}
+    # Lines it does not answer: STATE, blank, not JSON, other streams, records without their
+    # key property (the sink's check, before mapping).
     unanswered = [line for r, line in zip(results, lines, strict=True) if r is None]
+    assert any(b'"RECORD"' in line and b'"id"' not in line for line in unanswered)
     assert any(b'"STATE"' in line for line in unanswered)
     assert b"" in unanswered
     assert b"{not json" in unanswered

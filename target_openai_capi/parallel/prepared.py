@@ -3,11 +3,14 @@
 A worker process (worker.py) runs `RecordPreparer.prepare` on each line the main process hands
 it, with the same plan per stream that the main process would use: the same decoding
 (reading/decoding.py), the same schema check, the same mapping and contract (pipeline/events.py
-`prepare_event`). It answers only what is certain and common: the event built (as its JSON),
-or the record filtered out or skipped as unmatchable. Anything else (a rejection, a line that is
-not a RECORD of a planned stream, any error) is answered None, and the main process handles
-that line itself, by its own path, as if no worker existed: reasons, dead letters and logs
-come from one place.
+`prepare_event`). It answers what that gives: the event built (as its JSON), the record
+filtered out or skipped as unmatchable, or rejected by the mapping, the contract or the window
+with its stage and reason (explaining a refused event is the slowest step of all: a stream
+of records the contract refuses must not queue them all on the main process). The main process
+counts, logs and dead-letters a rejection from the line it kept, as its own path would. Anything
+else (a record its schema or key properties refuse, a line that is not a RECORD of a planned
+stream, any error) is answered None, and the main process handles that line itself, by its own
+path, as if no worker existed.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ import orjson
 from target_openai_capi.mapping.assembler import Assembler, compile_assembler
 from target_openai_capi.mapping.stream_mapping import StreamMapping, compile_stream_mapping
 from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_UNMATCHABLE
-from target_openai_capi.pipeline.events import Built, Outcome, StreamInfo, prepare_event
+from target_openai_capi.pipeline.events import Built, Outcome, Rejection, StreamInfo, prepare_event
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
 from target_openai_capi.reading.envelope import RecordEnvelope, strip_tap_metadata
 from target_openai_capi.reading.lines import LineDecoder
 
 _BUILT = "built"
+_REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class PreparedRecord(NamedTuple):
 
     stream: str
     version: int
-    kind: str  # "built", FILTERED or SKIPPED_UNMATCHABLE
+    kind: str  # "built", "rejected", FILTERED or SKIPPED_UNMATCHABLE
     event_json: bytes | None
     name: str | None  # the event's dedup name
     event_id: str | None
@@ -59,10 +63,14 @@ class PreparedRecord(NamedTuple):
     notes: list[str]
     start: int  # where the line is in its chunk: chunk[start:end]
     end: int
+    rejection: Rejection | None = None  # the stage and reason of a rejected record
 
     def outcome(self) -> Outcome:
         """The outcome as pipeline/events.py `prepare_event` gives it (the event as JSON)."""
         if self.kind != _BUILT:
+            if self.kind == _REJECTED:
+                assert self.rejection is not None
+                return self.rejection
             return self.kind
         assert self.event_json is not None
         assert self.name is not None
@@ -194,17 +202,23 @@ class RecordPreparer:
                 start,
                 end,
             )
-        if outcome in (FILTERED, SKIPPED_UNMATCHABLE):
-            return PreparedRecord(
-                plan.spec.stream,
-                plan.version,
-                str(outcome),
-                None,
-                None,
-                event_id,
-                frozenset(),
-                notes,
-                start,
-                end,
-            )
-        return None  # a rejection: the main process finds it again, and dead-letters it
+        rejection = None
+        if type(outcome) is Rejection:
+            kind, rejection = _REJECTED, outcome
+        elif outcome in (FILTERED, SKIPPED_UNMATCHABLE):
+            kind = str(outcome)
+        else:
+            return None
+        return PreparedRecord(
+            plan.spec.stream,
+            plan.version,
+            kind,
+            None,
+            None,
+            event_id,
+            frozenset(),
+            notes,
+            start,
+            end,
+            rejection,
+        )

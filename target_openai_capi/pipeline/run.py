@@ -37,7 +37,12 @@ from target_openai_capi.pipeline.field_watch import FieldWatch
 from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.pipeline.settings import PipelineSettings
 from target_openai_capi.pipeline.settling import RunFailed, Settler
-from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.reading.envelope import (
+    SDC_METADATA,
+    RecordEnvelope,
+    decode_record,
+    record_json_in_line,
+)
 from target_openai_capi.stream_matching import misspelt_entry
 
 # How often a long run logs a progress line.
@@ -249,8 +254,22 @@ class Pipeline:
             if self.settler.dead_letters is not None:
                 kept = chunk[prepared.start : prepared.end]
             self._queue(stream, built, str(prepared.event_id), None, kept)
+        elif type(built) is Rejection:
+            self._reject_prepared(stream, built, chunk[prepared.start : prepared.end])
         else:
             self.settler.outcome(stream.name, built)  # type: ignore[arg-type]
+
+    def _reject_prepared(self, stream: StreamInfo, rejection: Rejection, line: bytes) -> None:
+        """Dead-letter a record that a worker rejected, as `reject` does one rejected here: its
+        JSON as it arrived, cut from its line (the worker kept nothing of it), and its key."""
+        record_json = None
+        record: dict[str, Any] = {}
+        if self.settler.dead_letters is not None:
+            record_json = record_json_in_line(line)
+            record = decode_record(record_json or b"{}") or {}  # (for its key)
+            for name in SDC_METADATA:  # (taken out before mapping, as `add` has them)
+                record.pop(name, None)
+        self.settler.reject(stream, record, rejection, record_json=record_json)
 
     def _queue(
         self,
