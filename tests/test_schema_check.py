@@ -7,7 +7,11 @@ from typing import Any
 
 import pytest
 
-from target_openai_capi.reading.schema_check import for_record_checks, schema_problem
+from target_openai_capi.reading.schema_check import (
+    for_record_checks,
+    merged_alternatives,
+    schema_problem,
+)
 
 
 def obj(**properties: Any) -> dict[str, Any]:
@@ -104,3 +108,107 @@ def test_a_schema_too_deep_for_the_validator_is_refused_saying_so() -> None:
     problem = schema_problem(nested(40), ["id"])
     assert problem is not None
     assert "is nested more than 32 levels deep" in problem
+
+
+# --- alternatives of types: one node -------------------------------------------------------------
+
+
+def test_nullable_columns_written_as_alternatives_become_type_lists() -> None:
+    """As singer-io and pipelinewise taps write nullable columns: checked (and decoded at the
+    read paths) as the `type` list they stand for, keywords kept with their kind."""
+    schema = obj(
+        created={"anyOf": [{"type": "null"}, {"type": "string", "format": "date-time"}]},
+        total={"anyOf": [{"type": ["null", "number"], "multipleOf": 0.01}], "title": "Total"},
+        customer={
+            "anyOf": [
+                {"type": ["null", "string"]},  # (an id, or the object expanded)
+                {"type": ["null", "object"], "properties": {"email": {"type": "string"}}},
+            ]
+        },
+        kind={"oneOf": [{"type": "null"}, {"type": "string", "maxLength": 3}]},
+    )
+    assert for_record_checks(schema)["properties"] == {
+        "created": {"type": ["null", "string"], "format": "date-time"},
+        "total": {"type": ["null", "number"], "title": "Total"},
+        "customer": {
+            "type": ["null", "string", "object"],
+            "properties": {"email": {"type": "string"}},
+        },
+        "kind": {"type": ["null", "string"], "maxLength": 3},
+    }
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"anyOf": [{"type": "null"}, {"type": "string", "enum": ["a"]}]},  # enum: every kind
+        {"anyOf": [{"type": "string"}, {"type": "string", "maxLength": 3}]},  # the first takes all
+        {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number"}]},  # integer is a number
+        {"oneOf": [{"type": ["null", "string"]}, {"type": ["null", "integer"]}]},  # null: both
+        {"anyOf": [{"type": "string", "minimum": 3}, {"type": "integer"}]},  # minimum: not its kind
+        {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/x"}]},
+        {"anyOf": [{"type": "null"}, {"type": "string"}], "type": "string"},  # a sibling rule
+        {"anyOf": [{"type": "null"}], "oneOf": [{"type": "null"}]},
+        {"anyOf": []},
+    ],
+)
+def test_alternatives_that_say_more_than_types_stay_as_they_are(node: dict[str, Any]) -> None:
+    assert merged_alternatives(node) is None
+    assert for_record_checks(obj(a=node))["properties"]["a"] == node
+
+
+_VALUES = [None, True, "", "ab", "abcd", 0, -1, 3, 7, 7.5, 11, 12.0, {}, {"a": "x"}, {"a": 1}]
+_VALUES += [{"b": 2}, [], [1], ["x"], [1, 2, 3]]
+_ALTERNATIVES: list[dict[str, Any]] = [
+    {"type": "null"},
+    {"type": "boolean"},
+    {"type": "string"},
+    {"type": "string", "maxLength": 3},
+    {"type": ["string", "null"], "minLength": 2},
+    {"type": "integer"},
+    {"type": "integer", "minimum": 0},
+    {"type": "number"},
+    {"type": ["number", "null"], "maximum": 10, "exclusiveMinimum": 0},
+    {"type": "object"},
+    {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+    {"type": ["object", "null"], "additionalProperties": False},
+    {"type": "array"},
+    {"type": "array", "items": {"type": "integer"}, "maxItems": 2},
+    {"type": ["array", "string"], "minItems": 1},
+    {"type": "string", "minimum": 1},  # a keyword of another kind: never merged
+    {"type": "integer", "enum": [3, 7]},  # a keyword of every kind: never merged
+]
+
+
+def test_merged_alternatives_accept_exactly_the_values_the_alternatives_accept() -> None:
+    """Every anyOf and oneOf of one to three of the alternatives above: where they merge, the
+    merged node and the original take the same values, by jsonschema and by fastjsonschema."""
+    import itertools
+
+    import fastjsonschema
+    import jsonschema
+
+    merged_count = kept_count = 0
+    for size in (1, 2, 3):
+        for chosen in itertools.combinations(_ALTERNATIVES, size):
+            for keyword in ("anyOf", "oneOf"):
+                node = {keyword: list(chosen)}
+                merged = merged_alternatives(node)
+                if merged is None:
+                    kept_count += 1
+                    continue
+                merged_count += 1
+                original = jsonschema.Draft202012Validator(node)
+                other = jsonschema.Draft202012Validator(merged)
+                fast = fastjsonschema.compile(merged)
+                for value in _VALUES:
+                    expected = original.is_valid(value)
+                    assert other.is_valid(value) == expected, (node, merged, value)
+                    try:
+                        fast(value)
+                    except fastjsonschema.JsonSchemaValueException:
+                        assert not expected, (node, merged, value)
+                    else:
+                        assert expected, (node, merged, value)
+    assert merged_count > 300
+    assert kept_count > 300

@@ -355,6 +355,37 @@ def test_records_rejected_by_the_mapping_the_contract_or_the_window_are_rejected
     assert len(warnings) > 3
 
 
+def test_a_schema_that_writes_nullable_columns_as_alternatives_is_read_in_workers(
+    sandbox, tmp_path
+):
+    """`anyOf: [{type: null}, {...}]`, as singer-io and pipelinewise taps write a nullable
+    column: the records are decoded at their read paths and prepared in the workers, as those
+    of a schema with `type` lists are (their stream was decoded whole in the main process)."""
+    nullable = {
+        name: {"anyOf": [{"type": "null"}, spec], "description": name}
+        for name, spec in PROPERTIES.items()
+        if name != "id"
+    }
+    head = [schema(STREAM, {**PROPERTIES, **nullable}, ["id"]), record(STREAM, order(0))]
+    tail = [record(STREAM, order(n)) for n in range(1, 400)]
+    tail.append(record(STREAM, order(400, total="not a number")))
+    alone, alone_events = run_alone(
+        [schema(STREAM, PROPERTIES, ["id"]), *head[1:], *tail], tmp_path
+    )
+    (tmp_path / "workers").mkdir()
+    config = target_config(sandbox.url, tmp_path / "workers", {STREAM: MAPPING}, worker_processes=2)
+    code, _, stderr, _ = run_with_pause(config, head, tail, tmp_path / "workers")
+    assert code == 0, stderr
+    match = PREPARED.search(stderr)
+    assert match, stderr
+    assert match.group(2) == "400", match.group(0)  # (not the one its schema refuses)
+    assert match.group(3) == "401", match.group(0)
+    assert sandbox.events() == alone_events
+    assert len(alone_events) > 200
+    assert summary(stderr) == summary(alone.stderr)
+    assert "schema=1" in summary(stderr)[0]
+
+
 def run_alone(lines: list[str], tmp_path: Path) -> tuple[TargetRun, list[dict[str, Any]]]:
     """The CLI without workers on `lines`, into a sandbox of its own: the run and the events."""
     (tmp_path / "alone").mkdir()

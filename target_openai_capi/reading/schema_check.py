@@ -9,7 +9,11 @@ exponential time on some values, and no event field depends on one); draft-4 boo
 bounds they stand for; and `multipleOf` is left out: it is a column's declared precision
 (`0.01`, or `1e-38` for any NUMERIC), which the validators can only apply to an exact decimal
 by dividing it by a float (a TypeError), and the money the target sends is held to its
-currency's minor unit by its own exact rule (mapping/money.py).
+currency's minor unit by its own exact rule (mapping/money.py). And alternatives of types only,
+as many taps write a nullable column (`anyOf: [{type: "null"}, {type: "string", format: ...}]`),
+become the one node they are equivalent to (`type: ["null", "string"], format: ...`), so that such
+a stream is decoded at its read paths and checked on the way (reading/decoding.py), as one that
+writes `type: ["null", "string"]` is (`merged_alternatives` says when they are equivalent).
 """
 
 from __future__ import annotations
@@ -180,12 +184,98 @@ def _drop_patterns(node: dict[str, Any]) -> None:
     node.pop("patternProperties", None)
 
 
+# Annotations: no effect on which values a schema accepts (formats are not checked either, but a
+# format applies only to strings, and is kept with its string branch).
+_ANNOTATIONS = frozenset(
+    {"title", "description", "default", "examples", "$comment", "readOnly", "writeOnly"}
+)
+_JSON_TYPES = frozenset({"null", "boolean", "string", "integer", "number", "object", "array"})
+# The keywords that apply to values of one kind only (the others pass them): JSON type -> kind.
+_KIND_OF_TYPE = {"integer": "number", **{name: name for name in _JSON_TYPES if name != "integer"}}
+_KEYWORD_KIND = {
+    **dict.fromkeys(("minLength", "maxLength", "pattern", "format"), "string"),
+    **dict.fromkeys(
+        ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"), "number"
+    ),
+    **dict.fromkeys(
+        (
+            "properties",
+            "required",
+            "additionalProperties",
+            "patternProperties",
+            "minProperties",
+            "maxProperties",
+            "propertyNames",
+            "dependencies",
+            "dependentRequired",
+            "dependentSchemas",
+        ),
+        "object",
+    ),
+    **dict.fromkeys(
+        ("items", "additionalItems", "prefixItems", "minItems", "maxItems", "uniqueItems"),
+        "array",
+    ),
+}
+
+
+def merged_alternatives(node: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The one schema node equivalent to `node`'s `anyOf` or `oneOf` of types, or None.
+
+    `{anyOf: [{type: "null"}, {type: "string", maxLength: 9}]}` is `{type: ["null", "string"],
+    maxLength: 9}`: a value is of one JSON type, and a keyword such as maxLength says nothing
+    of values of other kinds. So the alternatives merge when each is a `type` with keywords of
+    its own kinds only, and for each kind of value the keywords come from one alternative at
+    most: in `anyOf`, when two alternatives take the same kind (`null` in both, `integer` and
+    `number`), neither may say more of it; in `oneOf`, no two may take the same kind (a value
+    matching both would fail it).
+    """
+    lists = [key for key in ("anyOf", "oneOf") if key in node]
+    if len(lists) != 1 or set(node) - _ANNOTATIONS - {lists[0]}:
+        return None
+    alternatives = node[lists[0]]
+    if not isinstance(alternatives, list) or not alternatives:
+        return None
+    types: list[str] = []
+    kept: dict[str, Any] = {}
+    said: dict[str, int] = {}  # kind -> alternatives that take it
+    spoken: set[str] = set()  # kinds of which an alternative says more than the type
+    for alternative in alternatives:
+        if not isinstance(alternative, Mapping):
+            return None
+        named = alternative.get("type")
+        named = [named] if isinstance(named, str) else named
+        if not isinstance(named, list) or not named or not set(named) <= _JSON_TYPES:
+            return None
+        kinds = {_KIND_OF_TYPE[name] for name in named}
+        for key, value in alternative.items():
+            if key == "type" or key in _ANNOTATIONS:
+                continue
+            kind = _KEYWORD_KIND.get(key)
+            if kind not in kinds:
+                return None  # a keyword of no kind, or of a kind this alternative does not take
+            spoken.add(kind)
+            kept[key] = value
+        for kind in kinds:
+            said[kind] = said.get(kind, 0) + 1
+        types += [name for name in named if name not in types]
+    shared = {kind for kind, count in said.items() if count > 1}
+    if shared and (lists[0] == "oneOf" or shared & spoken):
+        return None
+    merged = {key: value for key, value in node.items() if key != lists[0]}
+    return {**merged, "type": types, **kept}
+
+
 def for_record_checks(schema: Any) -> Any:
     """A copy of the schema to check records against (the module's docstring says why)."""
     declared = schema.get("$schema") if isinstance(schema, Mapping) else None
     draft4 = isinstance(declared, str) and ("draft-04" in declared or "draft-03" in declared)
 
     def change(node: dict[str, Any]) -> None:
+        merged = merged_alternatives(node)
+        if merged is not None:
+            node.clear()
+            node.update(merged)
         _drop_patterns(node)
         node.pop("multipleOf", None)
         if not draft4:  # (a schema that says it is draft 4 is checked as draft 4)
