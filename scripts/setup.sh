@@ -8,6 +8,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+# pip compiles what it installs, but not an editable install's own files; where the environment
+# says PYTHONDONTWRITEBYTECODE (as CI images often do), Python then compiles the package from
+# source at every start of the CLI (~0.2 s of each run). Compiled once here instead, as a wheel
+# would be; a file edited later is compiled afresh in memory, never read stale.
+.venv/bin/python -m compileall -q target_openai_capi
 
 # Real taps for tests/test_real_taps.py, each in its own environment (their dependencies are not
 # ours), pinned: they are the independently written sources the target is checked against.
