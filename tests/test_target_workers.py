@@ -330,13 +330,8 @@ def test_records_rejected_by_the_mapping_the_contract_or_the_window_are_rejected
         tail.append(record(STREAM, row))
     tail.append(state({"bookmarks": {STREAM: {"n": 600}}}))
     alone, alone_events = run_alone(head + tail, tmp_path)
-    (tmp_path / "workers").mkdir()
-    config = target_config(sandbox.url, tmp_path / "workers", {STREAM: MAPPING}, worker_processes=2)
-    code, stdout, stderr, _ = run_with_pause(config, head, tail, tmp_path / "workers")
-    assert code == 0, stderr
-    match = PREPARED.search(stderr)
-    assert match, stderr
-    assert match.group(2) == match.group(3) == "601", match.group(0)
+    stdout, stderr, prepared = run_with_workers(sandbox, head, tail, tmp_path)
+    assert prepared == (601, 601)
     assert summary(stderr) == summary(alone.stderr)
     assert "rejected=600 " in summary(stderr)[0]
     assert stdout == alone.stdout
@@ -372,18 +367,27 @@ def test_a_schema_that_writes_nullable_columns_as_alternatives_is_read_in_worker
     alone, alone_events = run_alone(
         [schema(STREAM, PROPERTIES, ["id"]), *head[1:], *tail], tmp_path
     )
-    (tmp_path / "workers").mkdir()
-    config = target_config(sandbox.url, tmp_path / "workers", {STREAM: MAPPING}, worker_processes=2)
-    code, _, stderr, _ = run_with_pause(config, head, tail, tmp_path / "workers")
-    assert code == 0, stderr
-    match = PREPARED.search(stderr)
-    assert match, stderr
-    assert match.group(2) == "400", match.group(0)  # (not the one its schema refuses)
-    assert match.group(3) == "401", match.group(0)
+    _, stderr, prepared = run_with_workers(sandbox, head, tail, tmp_path)
+    assert prepared == (400, 401)  # (not the one its schema refuses)
     assert sandbox.events() == alone_events
     assert len(alone_events) > 200
     assert summary(stderr) == summary(alone.stderr)
     assert "schema=1" in summary(stderr)[0]
+
+
+def run_with_workers(
+    sandbox: Any, head: list[str], tail: list[str], tmp_path: Path
+) -> tuple[str, str, tuple[int, int]]:
+    """The CLI with two workers into `sandbox`, fed `head`, then `tail` once they run: its
+    stdout and stderr, and (records prepared in the workers, records) from its summary."""
+    (tmp_path / "workers").mkdir()
+    config = target_config(sandbox.url, tmp_path / "workers", {STREAM: MAPPING}, worker_processes=2)
+    code, stdout, stderr, _ = run_with_pause(config, head, tail, tmp_path / "workers")
+    assert code == 0, stderr
+    match = PREPARED.search(stderr)
+    assert match, stderr
+    counts = (int(match.group(2).replace(",", "")), int(match.group(3).replace(",", "")))
+    return stdout, stderr, counts
 
 
 def run_alone(lines: list[str], tmp_path: Path) -> tuple[TargetRun, list[dict[str, Any]]]:
