@@ -212,3 +212,25 @@ def test_merged_alternatives_accept_exactly_the_values_the_alternatives_accept()
                         assert expected, (node, merged, value)
     assert merged_count > 300
     assert kept_count > 300
+
+
+def test_alternatives_a_ref_points_into_and_draft_3_alternatives_stay() -> None:
+    """Merged, `anyOf/1` would be gone: a $ref to it would point to nothing (the validators
+    could not compile the schema). Draft 3 has no anyOf: its validator ignores it."""
+    import fastjsonschema
+
+    nullable = {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": 5}]}
+    schema = obj(email=nullable, other={"$ref": "#/properties/email/anyOf/1"})
+    checked = for_record_checks(schema)
+    assert checked["properties"]["email"] == nullable
+    validate = fastjsonschema.compile(checked)
+    validate({"email": None, "other": "x@y"})
+    with pytest.raises(fastjsonschema.JsonSchemaValueException):
+        validate({"email": None, "other": "x@example.com"})
+    draft3 = {**obj(email=nullable), "$schema": "http://json-schema.org/draft-03/schema#"}
+    assert for_record_checks(draft3)["properties"]["email"] == nullable
+    draft4 = {**obj(email=nullable), "$schema": "http://json-schema.org/draft-04/schema#"}
+    assert for_record_checks(draft4)["properties"]["email"] == {
+        "type": ["null", "string"],
+        "maxLength": 5,
+    }

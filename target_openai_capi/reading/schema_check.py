@@ -266,13 +266,33 @@ def merged_alternatives(node: Mapping[str, Any]) -> dict[str, Any] | None:
     return {**merged, "type": types, **kept}
 
 
+def _refs_into_lists(schema: Any) -> bool:
+    """True when a string `$ref` anywhere in the schema names a place inside an anyOf/oneOf."""
+    stack = [schema]
+    while stack:  # iterative: a deep schema must not exhaust the stack here
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ("/anyOf" in ref or "/oneOf" in ref):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def for_record_checks(schema: Any) -> Any:
     """A copy of the schema to check records against (the module's docstring says why)."""
     declared = schema.get("$schema") if isinstance(schema, Mapping) else None
     draft4 = isinstance(declared, str) and ("draft-04" in declared or "draft-03" in declared)
+    # Alternatives stay as they are where a $ref may point into them (it would point to nothing
+    # once they are one node), and in draft 3, which has no anyOf (its validator ignores it).
+    merge = not (isinstance(declared, str) and "draft-03" in declared) and not _refs_into_lists(
+        schema
+    )
 
     def change(node: dict[str, Any]) -> None:
-        merged = merged_alternatives(node)
+        merged = merged_alternatives(node) if merge else None
         if merged is not None:
             node.clear()
             node.update(merged)
