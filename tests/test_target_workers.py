@@ -328,6 +328,9 @@ def test_records_rejected_by_the_mapping_the_contract_or_the_window_are_rejected
         else:
             row = order(n, created=iso_minutes_ago(9 * 24 * 60))  # older than the window
         tail.append(record(STREAM, row))
+    # A property the mapping does not read holds a number beyond a Decimal: the record cannot
+    # be decoded whole, and its dead letter still names its key.
+    tail[3] = tail[3].replace('"test": false', '"test": false, "x": 1e9999999999999999999999')
     tail.append(state({"bookmarks": {STREAM: {"n": 600}}}))
     alone, alone_events = run_alone(head + tail, tmp_path)
     stdout, stderr, prepared = run_with_workers(sandbox, head, tail, tmp_path)
@@ -343,6 +346,8 @@ def test_records_rejected_by_the_mapping_the_contract_or_the_window_are_rejected
     assert len(reasons) == 600
     assert reasons[2] == "source_url: is required when action_source is 'web'"
     assert {line["record"]["id"] for line in letters[1:]} == {f"o{n}" for n in range(1, 601)}
+    assert letters[4]["dead_letter"]["key"] == {"id": "o4"}
+    assert "1e9999999999999999999999" in (tmp_path / "workers" / "dead.jsonl").read_text()
     warnings = [line.split("| ")[-1] for line in stderr.splitlines() if "Rejected" in line]
     assert warnings == [
         line.split("| ")[-1] for line in alone.stderr.splitlines() if "Rejected" in line

@@ -40,7 +40,7 @@ from target_openai_capi.pipeline.settling import RunFailed, Settler
 from target_openai_capi.reading.envelope import (
     SDC_METADATA,
     RecordEnvelope,
-    decode_record,
+    properties_in_json,
     record_json_in_line,
 )
 from target_openai_capi.stream_matching import misspelt_entry
@@ -263,13 +263,13 @@ class Pipeline:
         """Dead-letter a record that a worker rejected, as `reject` does one rejected here: its
         JSON as it arrived, cut from its line (the worker kept nothing of it), and its key."""
         record_json = None
-        record: dict[str, Any] = {}
+        key: dict[str, Any] = {}  # (the record's key properties: all the dead letter reads)
         if self.settler.dead_letters is not None:
             record_json = record_json_in_line(line)
-            record = decode_record(record_json or b"{}") or {}  # (for its key)
-            for name in SDC_METADATA:  # (taken out before mapping, as `add` has them)
-                record.pop(name, None)
-        self.settler.reject(stream, record, rejection, record_json=record_json)
+            # Tap metadata was taken out before mapping, as `add` has it: never part of a key.
+            names = [name for name in stream.key_properties if name not in SDC_METADATA]
+            key = properties_in_json(record_json or b"{}", names)
+        self.settler.reject(stream, key, rejection, record_json=record_json)
 
     def _queue(
         self,

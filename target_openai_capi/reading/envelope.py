@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -36,6 +36,27 @@ def decode_record(text: str | bytes) -> dict[str, Any] | None:
     except (msgspec.DecodeError, UnicodeError, InvalidOperation, RecursionError):
         return None
     return value
+
+
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_VALUE = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def properties_in_json(record_json: bytes, names: Iterable[str]) -> dict[str, Any]:
+    """The named top-level properties of a record's JSON, each decoded alone: the others are
+    skipped, so a part that would not decode (a number beyond a Decimal) costs none of them."""
+    try:
+        top = _TOP_LEVEL.decode(record_json)
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
+        return {}
+    found = {}
+    for name in names:
+        if name in top:
+            try:
+                found[name] = _VALUE.decode(top[name])
+            except (msgspec.DecodeError, UnicodeError, InvalidOperation, RecursionError):
+                continue
+    return found
 
 
 class _RecordOfLine(msgspec.Struct):
