@@ -150,6 +150,9 @@ def test_nullable_columns_written_as_alternatives_become_type_lists() -> None:
         {"anyOf": [{"type": "null"}, {"type": "string"}], "type": "string"},  # a sibling rule
         {"anyOf": [{"type": "null"}], "oneOf": [{"type": "null"}]},
         {"anyOf": []},
+        {"anyOf": [{"type": "null"}, {"type": [["string"]]}]},  # (hostile: not a name)
+        {"oneOf": [{"type": [{"type": "string"}]}]},
+        {"anyOf": [{"type": "null"}, {"type": "text"}]},
     ],
 )
 def test_alternatives_that_say_more_than_types_stay_as_they_are(node: dict[str, Any]) -> None:

@@ -245,8 +245,10 @@ def merged_alternatives(node: Mapping[str, Any]) -> dict[str, Any] | None:
             return None
         named = alternative.get("type")
         named = [named] if isinstance(named, str) else named
-        if not isinstance(named, list) or not named or not set(named) <= _JSON_TYPES:
+        if not isinstance(named, list) or not named:
             return None
+        if not all(isinstance(name, str) and name in _JSON_TYPES for name in named):
+            return None  # (a type that is no JSON type's name, or no string at all)
         kinds = {_KIND_OF_TYPE[name] for name in named}
         for key, value in alternative.items():
             if key == "type" or key in _ANNOTATIONS:
