@@ -23,6 +23,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from target_openai_capi.reading.schema_paths import NOT_CHECKED_KEYWORDS
+
 # Deeper than any tap's schema; deeper is hostile or broken, and would exhaust the stack.
 MAX_SCHEMA_DEPTH = 32  # (fastjsonschema cannot compile ~45 levels of objects)
 
@@ -186,9 +188,7 @@ def _drop_patterns(node: dict[str, Any]) -> None:
 
 # Annotations: no effect on which values a schema accepts (formats are not checked either, but a
 # format applies only to strings, and is kept with its string branch).
-_ANNOTATIONS = frozenset(
-    {"title", "description", "default", "examples", "$comment", "readOnly", "writeOnly"}
-)
+_ANNOTATIONS = NOT_CHECKED_KEYWORDS - {"format"}
 _JSON_TYPES = frozenset({"null", "boolean", "string", "integer", "number", "object", "array"})
 # The keywords that apply to values of one kind only (the others pass them): JSON type -> kind.
 _KIND_OF_TYPE = {"integer": "number", **{name: name for name in _JSON_TYPES if name != "integer"}}
