@@ -229,7 +229,14 @@ class _OpenPipe:
         self.proc.send_signal(signum)
         if then is not None:
             then()
-        self.proc.wait(timeout=60)  # stdin still open: the signal ends the run, not end of input
+        try:
+            self.proc.wait(timeout=60)  # stdin still open: the signal ends the run, not the input
+        except subprocess.TimeoutExpired:  # (fail with what the run had logged, to say where)
+            self.proc.kill()
+            self.proc.wait()
+            self._reader.join(timeout=10)
+            log = "".join(self.log_lines)
+            raise AssertionError(f"the run did not end within 60 s of the signal:\n{log}") from None
         self._reader.join(timeout=10)
         states = [json.loads(line) for line in self.proc.stdout.read().decode().splitlines()]
         self.proc.stdin.close()
