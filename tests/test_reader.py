@@ -221,3 +221,62 @@ def test_strict_mode_raises_for_a_bad_line():
     reader.set_record_decoding("orders", record_decoding({"id": True}))
     with pytest.raises(BadLine):
         reader.deserialize_json(b'{"type": "RECORD", "stream": "orders", "record": [1]}')
+
+
+class _Stopped(Exception):
+    """What the test's signal handler raises, as the target's ends the run."""
+
+
+@pytest.mark.parametrize("with_workers", [False, True], ids=["one process", "worker pool"])
+def test_a_signal_caught_just_before_the_read_of_a_quiet_tap_is_handled_at_once(with_workers):
+    """A signal that arrives after the interpreter last looked for one and before the main
+    thread's read of the input (here: caught by another thread while the main one waits, the
+    same state) must not wait for the tap's next line: the target's handler ends the run
+    (delivers, writes STATE, exits). Seen as a SIGTERM'd run that never stopped."""
+    import contextlib
+    import logging
+    import os
+    import signal
+    import threading
+    import time
+
+    from target_openai_capi.parallel.pool import WorkerPool
+
+    assert threading.current_thread() is threading.main_thread()  # (where handlers run)
+    read_end, write_end = os.pipe()  # the tap's pipe: open, and quiet
+    handled: list[tuple[int, float]] = []
+    started = time.monotonic()
+
+    def handler(signum: int, frame: object) -> None:
+        handled.append((signum, time.monotonic() - started))
+        raise _Stopped
+
+    def signal_then_write() -> None:
+        time.sleep(0.5)  # the main thread is waiting for input by now
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # caught here, in C
+        test_over.wait(5)
+        with contextlib.suppress(BrokenPipeError):  # (the reader may be gone)
+            os.write(write_end, b'{"type": "STATE", "value": {}}\n')  # the tap's next line
+
+    reader = TolerantReader()
+    if with_workers:  # (no plan is set, so none is started: the reader's own read is tested)
+        reader.pool = WorkerPool(1, logging.getLogger("test-reader"))
+        reader.on_prepared = lambda *_: None
+    seen: list[Any] = []
+    callbacks = {kind: seen.append for kind in ("RECORD", "SCHEMA", "STATE", "ACTIVATE_VERSION")}
+    previous = signal.signal(signal.SIGUSR1, handler)
+    test_over = threading.Event()
+    writer = threading.Thread(target=signal_then_write, daemon=True)
+    try:
+        with os.fdopen(read_end, "rb") as tap:
+            writer.start()
+            with pytest.raises(_Stopped):
+                reader.process_lines(tap, callbacks)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        test_over.set()
+        writer.join()
+        os.close(write_end)
+    assert [signum for signum, _ in handled] == [signal.SIGUSR1]
+    assert handled[0][1] < 4, "the handler waited for the tap's next line"
+    assert seen == []

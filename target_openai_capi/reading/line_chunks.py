@@ -3,7 +3,9 @@
 The reader hands chunks to worker processes (parallel/), so it reads what the tap has written
 so far, up to a size, and cuts it after the last newline: the rest waits for the next read. It
 never waits for more input while it holds whole lines (a slow tap's STATE is not held back),
-and it splits lines exactly as iterating a binary file does (on b"\\n" only).
+and it splits lines exactly as iterating a binary file does (on b"\\n" only). Given the
+main_thread_signals.py wakeup, a wait for input also ends when a signal arrives, so its handler
+runs at once, however late before the wait the signal came.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import os
 import select
 import sys
+
+from target_openai_capi.main_thread_signals import drain
 
 # Up to this much is read at once (a pipe gives at most what it holds, 64 KiB by default).
 CHUNK_BYTES = 1 << 20
@@ -47,8 +51,9 @@ def readable(fd: int, wait: float = 0.0) -> bool:
 class LineChunks:
     """Chunks of whole lines from `fd`; the first line loses a UTF-8 byte order mark."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, wakeup: int | None = None) -> None:
         self._fd = fd
+        self._wakeup = wakeup  # main_thread_signals.signal_wakeup's descriptor, or None
         self._rest = b""
         self._first = True
         self.ended = False
@@ -63,6 +68,7 @@ class LineChunks:
         size = len(self._rest)
         whole_line = False
         while True:
+            self._wait_for_input()
             data = os.read(self._fd, CHUNK_BYTES)
             if not data:
                 self.ended = True
@@ -92,6 +98,18 @@ class LineChunks:
         end = buffer.rfind(b"\n") + 1
         self._rest = buffer[end:]
         return self._bom_off(buffer[:end])
+
+    def _wait_for_input(self) -> None:
+        """Return once reading would not wait; a signal meanwhile runs its handler (which may
+        end the run) and the wait goes on."""
+        if self._wakeup is None:
+            return
+        while True:
+            ready, _, _ = select.select([self._fd, self._wakeup], [], [])
+            if self._wakeup in ready:
+                drain(self._wakeup)
+            if self._fd in ready:
+                return
 
     def _bom_off(self, chunk: bytes) -> bytes:
         if self._first:

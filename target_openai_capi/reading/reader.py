@@ -10,7 +10,7 @@ import decimal
 import json
 import os
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import msgspec
@@ -19,6 +19,7 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
+from target_openai_capi.main_thread_signals import signal_wakeup
 from target_openai_capi.parallel.pool import Ticket, WorkerPool
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
@@ -194,16 +195,31 @@ class TolerantReader(MsgSpecReader):
         # Read bytes where we can: faster, and undecodable input is a bad line, not a crash.
         lines: Iterable[str | bytes] = getattr(filein, "buffer", None) or filein
         fd = _file_descriptor(lines)
-        if self.pool is not None and self.on_prepared is not None and fd is not None:
-            self._process_chunks(fd, callbacks, stats)
-            return stats
+        with signal_wakeup() as wakeup:  # (a signal ends a wait for input: see the module)
+            if fd is None:
+                self._process_each(lines, callbacks, stats)
+            elif self.pool is not None and self.on_prepared is not None:
+                self._process_chunks(LineChunks(fd, wakeup), fd, callbacks, stats)
+            else:
+                lines = _lines_of(LineChunks(fd, wakeup))  # (which takes off a byte order mark)
+                self._process_each(lines, callbacks, stats, bom_taken_off=True)
+        return stats
+
+    def _process_each(
+        self,
+        lines: Iterable[str | bytes],
+        callbacks: dict[str, Callable[[dict[str, Any]], None]],
+        stats: Counter[str],
+        *,
+        bom_taken_off: bool = False,
+    ) -> None:
+        """Every line here, one after the other (no worker processes)."""
         for number, line in enumerate(lines, start=1):
-            if number == 1:  # a UTF-8 byte order mark some writers put first is not content
+            if number == 1 and not bom_taken_off:  # a byte order mark some writers put first
                 line = _without_bom(line)
             if self.on_replay is not None:
                 self._look_for_replay(line)
             self._process_line(number, line, callbacks, stats)
-        return stats
 
     def _look_for_replay(self, text: str | bytes) -> None:
         """Tell `on_replay` (once) when the text holds a line the dead-letter file writes."""
@@ -215,6 +231,7 @@ class TolerantReader(MsgSpecReader):
 
     def _process_chunks(
         self,
+        chunks: LineChunks,
         fd: int,
         callbacks: dict[str, Callable[[dict[str, Any]], None]],
         stats: Counter[str],
@@ -225,7 +242,6 @@ class TolerantReader(MsgSpecReader):
         on_prepared = self.on_prepared
         assert pool is not None
         assert on_prepared is not None
-        chunks = LineChunks(fd)
         pool.start()
         # Chunks read, in input order, each with the worker preparing it (None: handled here).
         pending: deque[tuple[bytes, Ticket | None]] = deque()
@@ -362,6 +378,12 @@ class TolerantReader(MsgSpecReader):
         if self.on_bad_line is None:
             raise InvalidInputLine(f"line {number}: {reason}")
         self.on_bad_line(number, text.rstrip("\r\n"), STAGE_INPUT, reason)
+
+
+def _lines_of(chunks: LineChunks) -> Iterator[bytes]:
+    """The lines of the input, read in chunks (the first has lost a byte order mark)."""
+    while (chunk := chunks.read()) is not None:
+        yield from split_lines(chunk)
 
 
 def _file_descriptor(source: object) -> int | None:
