@@ -1,13 +1,18 @@
 """SIGINT and SIGTERM end a run's wait for input at once, whenever they arrive.
 
-Python runs a signal's handler in the main thread, between two of its instructions. A signal
-that arrives just before the main thread enters its read of the input (after the interpreter
-last looked for signals, before the system call) waits with the read for the tap's next line:
-with a quiet tap whose pipe stays open, never. A suite run under load caught this about once in
-a hundred SIGTERMs sent right after a message: the run never stopped. `signal_wakeup` closes
-that gap: the C-level handler also writes a byte to a pipe (`signal.set_wakeup_fd`), and the
-reader waits on the input and that pipe together (reading/line_chunks.py), so its wait ends and
-the handler runs.
+Python runs a signal's handler in the main thread, between two of its instructions. Two ways a
+signal could miss a main thread that waits for a quiet tap (its pipe open, nothing coming):
+- It arrives just before the main thread enters its read of the input: after the interpreter
+  last looked for signals, before the system call. The read then waits for input, and the
+  handler with it. A suite run under load caught this about once in a hundred SIGTERMs sent
+  right after a message: the run never stopped. `signal_wakeup` closes that gap: the C-level
+  handler also writes a byte to a pipe (`signal.set_wakeup_fd`), and the reader waits on the
+  input and that pipe together (reading/line_chunks.py), so its wait ends and the handler runs.
+- The kernel hands a signal sent to the process to any thread that does not block it, and only
+  the main thread's system calls are interrupted for the handler. Every thread the target starts
+  (uploads, worker-pipe writers, the quiet-input watcher) is started inside
+  `termination_signals_blocked()`: it inherits a mask that blocks these signals for good, so
+  they reach the main thread, and interrupt whatever it waits on (a request in flight, a join).
 """
 
 from __future__ import annotations
@@ -17,6 +22,24 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+
+# The signals termination.py decides on; every thread but the main one blocks them.
+TERMINATION_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def termination_signals_blocked() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread while inside (a thread started here keeps them
+    blocked for good); restore the mask after. A signal that arrives meanwhile waits, and is
+    handled once the block ends. Where threads have no signal mask (not POSIX), nothing."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATION_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import random
@@ -10,7 +11,9 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
+import pytest
 from conftest import API_KEY, PIXEL_ID
 from support import TARGET_CMD, now_ms, record, run_target, schema, state
 
@@ -309,6 +312,43 @@ def test_a_second_signal_stops_at_once_while_a_request_hangs(sandbox, tmp_path):
     assert states == [{"pos": 0}]
     assert "unsettled=5" in log
     assert "Traceback" not in log
+
+
+def _blocked_signals(task: str) -> set[int]:
+    """The signals a thread (a /proc/<pid>/task/<tid> directory) blocks, from its SigBlk mask."""
+    for line in (Path(task) / "status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            mask = int(line.split()[1], 16)
+            return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+    raise AssertionError(f"no SigBlk in {task}/status")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads threads' masks in /proc")
+def test_only_the_main_thread_takes_termination_signals(sandbox, tmp_path):
+    """The kernel hands a signal sent to the process to any thread that does not block it, and
+    Python runs the handler in the main thread only: one taken by another thread would not
+    interrupt what the main thread waits on (a request in flight, for a second signal's "stop
+    at once"). Every thread the target starts (worker writers, uploads, the quiet-input
+    watcher) blocks SIGINT and SIGTERM; the main thread does not."""
+    config = config_for(sandbox.url, tmp_path, batch_size=5, worker_processes=2)
+    config["max_concurrent_requests"] = 4
+    target = _OpenPipe(config, tmp_path, "'other' has no entry")
+    lines = [schema("conversions", {"id": {}}, ["id"]), *conversions(30), state({"pos": 30})]
+    target.send([*lines, schema("other", {"id": {}}, ["id"]), record("other", {"id": 1})])
+    target.wait_for_notice()
+    tasks = sorted(glob.glob(f"/proc/{target.proc.pid}/task/*"))
+    main = f"/proc/{target.proc.pid}/task/{target.proc.pid}"
+    others = [task for task in tasks if task != main]
+    # the quiet-input watcher, two worker writers, at least one upload thread (six batches)
+    assert len(others) >= 4, tasks
+    termination = {int(signal.SIGINT), int(signal.SIGTERM)}
+    assert not _blocked_signals(main) & termination
+    for task in others:
+        assert termination <= _blocked_signals(task), task
+    code, states, log = target.exit_after(signal.SIGTERM)
+    assert code == 0, log
+    assert states == [{"pos": 30}]
+    assert "Run summary: received=31 sent=30" in log
 
 
 def test_a_signal_during_a_rejected_message_still_stops_the_run(monkeypatch):

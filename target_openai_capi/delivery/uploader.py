@@ -46,6 +46,7 @@ from target_openai_capi.delivery.retry import (
 )
 from target_openai_capi.delivery.status_policy import Action, action_for
 from target_openai_capi.log_safety import log_safe
+from target_openai_capi.main_thread_signals import termination_signals_blocked
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -118,7 +119,8 @@ class Uploader:
             return [self._run(batch)]
         results = self._collect(wait_for_slot=len(self._in_flight) >= self._limit)
         self._raise_failure(results)
-        self._in_flight.add(self._executor.submit(self._run, batch))
+        with termination_signals_blocked():  # (a thread started here leaves them to the main one)
+            self._in_flight.add(self._executor.submit(self._run, batch))
         return results
 
     @property

@@ -26,6 +26,7 @@ import time
 import warnings
 from typing import BinaryIO
 
+from target_openai_capi.main_thread_signals import termination_signals_blocked
 from target_openai_capi.parallel.frames import (
     CHUNK,
     PLAN,
@@ -35,7 +36,7 @@ from target_openai_capi.parallel.frames import (
     write_frame,
 )
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
-from target_openai_capi.parallel.worker import TERMINATION_SIGNALS, serve_forked
+from target_openai_capi.parallel.worker import serve_forked
 from target_openai_capi.reading.line_chunks import enlarge_pipe, readable
 
 Results = list[PreparedRecord | None]
@@ -128,9 +129,8 @@ def _forked() -> tuple[_ForkedProcess, int, BinaryIO]:
     from_worker, to_main = os.pipe()
     # SIGINT and SIGTERM wait until the child ignores them: this process's handlers (deliver,
     # write STATE, exit) must never run in it. Here they are only held back for the fork.
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATION_SIGNALS)
     try:
-        with warnings.catch_warnings():
+        with termination_signals_blocked(), warnings.catch_warnings():
             # Python 3.12+ warns that a thread of this process may hold a lock the child then
             # waits for. The child takes none: it closes every inherited descriptor, imports
             # nothing, logs nothing, and leaves by os._exit (worker.py serve_forked).
@@ -142,8 +142,6 @@ def _forked() -> tuple[_ForkedProcess, int, BinaryIO]:
         for fd in (to_worker, from_main, from_worker, to_main):
             os.close(fd)
         raise
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     os.close(to_worker)
     os.close(to_main)
     return _ForkedProcess(pid), from_main, os.fdopen(from_worker, "rb")
@@ -198,7 +196,8 @@ class Worker:
 
     def begin(self) -> None:
         """Start writing frames (after every worker is forked: a fork copies no thread)."""
-        self._writer.start()
+        with termination_signals_blocked():  # (they are the main thread's to handle)
+            self._writer.start()
 
     def send(self, kind: int, payload: bytes, tag: int = 0) -> None:
         self._frames.put((kind, payload, tag))

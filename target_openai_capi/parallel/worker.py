@@ -21,11 +21,11 @@ import sys
 import traceback
 from typing import BinaryIO, NoReturn
 
-# The signals the main process decides on (termination.py); a worker ignores them.
-TERMINATION_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+from target_openai_capi.main_thread_signals import TERMINATION_SIGNALS
 
 
 def _ignore_termination_signals() -> None:
+    """The main process decides what SIGINT and SIGTERM mean (termination.py): ignored here."""
     for signum in TERMINATION_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
 

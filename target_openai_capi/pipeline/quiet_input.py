@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from target_openai_capi.log_safety import log_safe
+from target_openai_capi.main_thread_signals import termination_signals_blocked
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,7 +45,8 @@ class QuietInputDelivery:
         """Start checking (once)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="capi-quiet-input", daemon=True)
-            self._thread.start()
+            with termination_signals_blocked():  # (they are the main thread's to handle)
+                self._thread.start()
 
     def stop(self, *, wait: bool = True) -> None:
         """Stop checking and wait for a delivery under way to finish (unless not `wait`)."""
