@@ -1,18 +1,21 @@
-"""SIGINT and SIGTERM end a run's wait for input at once, whenever they arrive.
+"""SIGINT and SIGTERM reach the main thread, and end its wait for input at once (POSIX).
 
 Python runs a signal's handler in the main thread, between two of its instructions. Two ways a
-signal could miss a main thread that waits for a quiet tap (its pipe open, nothing coming):
+signal could be held up while the main thread waits:
 - It arrives just before the main thread enters its read of the input: after the interpreter
   last looked for signals, before the system call. The read then waits for input, and the
-  handler with it. A suite run under load caught this about once in a hundred SIGTERMs sent
-  right after a message: the run never stopped. `signal_wakeup` closes that gap: the C-level
-  handler also writes a byte to a pipe (`signal.set_wakeup_fd`), and the reader waits on the
-  input and that pipe together (reading/line_chunks.py), so its wait ends and the handler runs.
-- The kernel hands a signal sent to the process to any thread that does not block it, and only
-  the main thread's system calls are interrupted for the handler. Every thread the target starts
-  (uploads, worker-pipe writers, the quiet-input watcher) is started inside
+  handler with it: with a quiet tap whose pipe stays open, for good. A suite run under load
+  caught this about once in a hundred SIGTERMs sent right after a message. `signal_wakeup`
+  closes that gap for the wait on input: the C-level handler also writes a byte to a pipe
+  (`signal.set_wakeup_fd`), and the reader waits on the input and that pipe together
+  (reading/line_chunks.py), so its wait ends and the handler runs. (Other waits of the main
+  thread end by themselves: a worker's answer, ~0.1 s; a request, its timeout.)
+- The kernel hands a signal sent to the process to any one thread that does not block it, and
+  only that thread's system call is interrupted. Every thread the target starts (uploads,
+  worker-pipe writers, the quiet-input watcher) is started inside
   `termination_signals_blocked()`: it inherits a mask that blocks these signals for good, so
-  they reach the main thread, and interrupt whatever it waits on (a request in flight, a join).
+  the kernel hands them to the main thread, whose wait (a request in flight, a join) they
+  interrupt.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -251,12 +252,23 @@ def test_a_signal_caught_just_before_the_read_of_a_quiet_tap_is_handled_at_once(
         handled.append((signum, time.monotonic() - started))
         raise _Stopped
 
+    main_stat = Path(f"/proc/self/task/{threading.main_thread().native_id}/stat")
+
+    def main_thread_sleeps() -> bool:  # (its state follows its name, in parentheses)
+        return main_stat.read_text().rsplit(")", 1)[1].split()[0] == "S"
+
     def signal_then_write() -> None:
-        time.sleep(0.5)  # the main thread is waiting for input by now
-        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # caught here, in C
-        test_over.wait(5)
-        with contextlib.suppress(BrokenPipeError):  # (the reader may be gone)
-            os.write(write_end, b'{"type": "STATE", "value": {}}\n')  # the tap's next line
+        try:
+            time.sleep(0.2)
+            deadline = time.monotonic() + 5
+            while main_stat.exists() and not main_thread_sleeps() and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the main thread waits for input
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # caught here, in C
+            test_over.wait(5)
+            with contextlib.suppress(BrokenPipeError):  # (the reader may be gone)
+                os.write(write_end, b'{"type": "STATE", "value": {}}\n')  # the tap's next line
+        finally:
+            os.close(write_end)  # the tap ends: a reader still waiting (the bug) returns
 
     reader = TolerantReader()
     if with_workers:  # (no plan is set, so none is started: the reader's own read is tested)
@@ -264,6 +276,8 @@ def test_a_signal_caught_just_before_the_read_of_a_quiet_tap_is_handled_at_once(
         reader.on_prepared = lambda *_: None
     seen: list[Any] = []
     callbacks = {kind: seen.append for kind in ("RECORD", "SCHEMA", "STATE", "ACTIVATE_VERSION")}
+    wakeup_before = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup_before)
     previous = signal.signal(signal.SIGUSR1, handler)
     test_over = threading.Event()
     writer = threading.Thread(target=signal_then_write, daemon=True)
@@ -276,7 +290,7 @@ def test_a_signal_caught_just_before_the_read_of_a_quiet_tap_is_handled_at_once(
         signal.signal(signal.SIGUSR1, previous)
         test_over.set()
         writer.join()
-        os.close(write_end)
+    assert signal.set_wakeup_fd(wakeup_before) == wakeup_before  # (the reader put it back)
     assert [signum for signum, _ in handled] == [signal.SIGUSR1]
     assert handled[0][1] < 4, "the handler waited for the tap's next line"
     assert seen == []
