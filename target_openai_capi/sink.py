@@ -10,8 +10,12 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
-from target_openai_capi.pipeline.accounting import STAGE_SCHEMA
 from target_openai_capi.pipeline.events import Rejection, StreamInfo
+from target_openai_capi.pipeline.schema_verdict import (
+    fast_schema_problem,
+    key_rejection,
+    schema_rejection,
+)
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
 from target_openai_capi.reading.envelope import SDC_METADATA, strip_tap_metadata
 from target_openai_capi.reading.schema_check import for_record_checks
@@ -40,18 +44,9 @@ class FastRecordValidator(BaseJSONSchemaValidator):
 
     def validate(self, record: dict[str, Any]) -> None:
         """Raise InvalidRecord with a reason that names the field, not its value."""
-        try:
-            self._validate(record)
-        except fastjsonschema.JsonSchemaValueException as exc:
-            reason = exc.message.replace("data", "record", 1)
-            raise InvalidRecord(reason, record) from exc
-        except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
-            # A rule of the tap's schema the check cannot apply to this record's values: the
-            # record is rejected with that reason, not the run stopped at it on every rerun.
-            reason = (
-                f"the stream's SCHEMA could not be applied to the record ({type(exc).__name__})"
-            )
-            raise InvalidRecord(reason, record) from exc
+        problem = fast_schema_problem(self._validate, record)
+        if problem is not None:
+            raise problem
 
 
 class ConversionsSink(BatchSink):
@@ -121,11 +116,8 @@ class ConversionsSink(BatchSink):
             try:
                 self._validator.validate(record)
             except InvalidRecord as exc:
-                return Rejection(STAGE_SCHEMA, f"record does not match its schema: {exc}")
-        missing = [k for k in self.key_properties if k not in record]
-        if missing:
-            return Rejection(STAGE_SCHEMA, f"record lacks key properties {missing}")
-        return None
+                return schema_rejection(exc)
+        return key_rejection(record, self.key_properties)
 
     def _require_key_properties(self, record: dict[str, Any]) -> None:
         """With on_rejected: fail, a record without its key properties ends the run."""

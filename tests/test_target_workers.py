@@ -31,6 +31,7 @@ from support import (
     target_config,
 )
 
+from target_openai_capi.pipeline.events import Rejection
 from target_openai_capi.reading.line_chunks import CHUNK_BYTES, LineChunks
 from target_openai_capi.sandbox import start_sandbox
 
@@ -286,8 +287,8 @@ def test_a_run_with_workers_does_exactly_what_a_run_in_one_process_does(
     match = PREPARED.search(stderr)
     assert match, stderr
     assert match.group(1) == "2"
-    # Records their schema rejects, and those of chunks in flight when the SCHEMA changed, go
-    # the main process's way: most of the rest went through a worker.
+    # Records of chunks in flight when the SCHEMA changed go the main process's way: most of
+    # the rest went through a worker.
     assert int(match.group(2).replace(",", "")) > 500
     assert "Worker processes" not in alone.stderr
     # The same events, in the same requests, the same STATE, dead letters and counts.
@@ -312,25 +313,29 @@ def test_a_run_with_workers_does_exactly_what_a_run_in_one_process_does(
     ]
 
 
-def test_records_rejected_by_the_mapping_the_contract_or_the_window_are_rejected_in_workers(
-    sandbox, tmp_path
-):
-    """The workers find why a record is rejected (explaining an event the contract refuses is
-    the slowest step of all), and the main process dead-letters it from the line it kept, as it
-    does a record it rejected itself: a stream of bad records is not read on one core."""
+def test_records_rejected_at_every_stage_before_delivery_are_rejected_in_workers(sandbox, tmp_path):
+    """The workers find why a record is rejected (its schema, a key property missing, the
+    mapping, the contract, the window; explaining an event the contract refuses is the slowest
+    step of all), and the main process dead-letters it from the line it kept, as it does a
+    record it rejected itself: a stream of bad records is not read on one core."""
     head = [schema(STREAM, PROPERTIES, ["id"]), record(STREAM, order(0))]
     tail = []
     for n in range(1, 601):
-        if n % 3 == 0:
+        if n % 5 == 0:
             row = order(n, channel="web")  # the contract: a web event needs its page
-        elif n % 3 == 1:
+        elif n % 5 == 1:
             row = order(n, currency="ZZZ")  # the mapping: not a currency
-        else:
+        elif n % 5 == 2:
             row = order(n, created=iso_minutes_ago(9 * 24 * 60))  # older than the window
+        elif n % 5 == 3:
+            row = order(n, total="not a number")  # its schema: a number
+        else:
+            row = order(n)
+            del row["id"]  # its key property
         tail.append(record(STREAM, row))
     # A property the mapping does not read holds a number beyond a Decimal: the record cannot
     # be decoded whole, and its dead letter still names its key.
-    tail[3] = tail[3].replace('"test": false', '"test": false, "x": 1e9999999999999999999999')
+    tail[0] = tail[0].replace('"test": false', '"test": false, "x": 1e9999999999999999999999')
     tail.append(state({"bookmarks": {STREAM: {"n": 600}}}))
     alone, alone_events = run_alone(head + tail, tmp_path)
     stdout, stderr, prepared = run_with_workers(sandbox, head, tail, tmp_path)
@@ -344,9 +349,13 @@ def test_records_rejected_by_the_mapping_the_contract_or_the_window_are_rejected
     assert letters == dead_letters(tmp_path / "alone" / "dead.jsonl")
     reasons = [line["dead_letter"]["reason"] for line in letters if "dead_letter" in line]
     assert len(reasons) == 600
-    assert reasons[2] == "source_url: is required when action_source is 'web'"
-    assert {line["record"]["id"] for line in letters[1:]} == {f"o{n}" for n in range(1, 601)}
-    assert letters[4]["dead_letter"]["key"] == {"id": "o4"}
+    assert "source_url: is required when action_source is 'web'" in reasons[4::5]
+    assert reasons[2].startswith("record does not match its schema: ")
+    assert "total" in reasons[2]
+    assert reasons[3] == "record lacks key properties ['id']"
+    ids = {line["record"].get("id") for line in letters[1:]}
+    assert ids == {f"o{n}" for n in range(1, 601) if n % 5 != 4} | {None}
+    assert letters[1]["dead_letter"]["key"] == {"id": "o1"}
     assert "1e9999999999999999999999" in (tmp_path / "workers" / "dead.jsonl").read_text()
     warnings = [line.split("| ")[-1] for line in stderr.splitlines() if "Rejected" in line]
     assert warnings == [
@@ -373,7 +382,7 @@ def test_a_schema_that_writes_nullable_columns_as_alternatives_is_read_in_worker
         [schema(STREAM, PROPERTIES, ["id"]), *head[1:], *tail], tmp_path
     )
     _, stderr, prepared = run_with_workers(sandbox, head, tail, tmp_path)
-    assert prepared == (400, 401)  # (not the one its schema refuses)
+    assert prepared == (401, 401)  # (the one its schema refuses too)
     assert sandbox.events() == alone_events
     assert len(alone_events) > 200
     assert summary(stderr) == summary(alone.stderr)
@@ -600,11 +609,15 @@ def test_a_prepared_record_knows_where_its_line_is_in_the_chunk():
     kinds = {result.kind for result, _ in prepared}
     assert kinds == {"built", "filtered", "rejected"}
     stages = {result.rejection.stage for result, _ in prepared if result.rejection is not None}
-    assert stages == {"mapping", "validation", "window"}
-    # Lines it does not answer: STATE, blank, not JSON, other streams, records without their
-    # key property (the sink's check, before mapping).
+    assert stages == {"schema", "mapping", "validation", "window"}
+    # A record without its key property: refused before mapping, in the sink's words.
+    keyless = [result for result, line in prepared if b'"id"' not in line]
+    assert keyless
+    for result in keyless:
+        assert result.rejection == Rejection("schema", "record lacks key properties ['id']")
+    # Lines it does not answer: STATE, blank, not JSON, other streams.
     unanswered = [line for r, line in zip(results, lines, strict=True) if r is None]
-    assert any(b'"RECORD"' in line and b'"id"' not in line for line in unanswered)
+    assert not any(b'"RECORD"' in line and b'"id"' not in line for line in unanswered)
     assert any(b'"STATE"' in line for line in unanswered)
     assert b"" in unanswered
     assert b"{not json" in unanswered

@@ -4,13 +4,13 @@ A worker process (worker.py) runs `RecordPreparer.prepare` on each line the main
 it, with the same plan per stream that the main process would use: the same decoding
 (reading/decoding.py), the same schema check, the same mapping and contract (pipeline/events.py
 `prepare_event`). It answers what that gives: the event built (as its JSON), the record
-filtered out or skipped as unmatchable, or rejected by the mapping, the contract or the window
-with its stage and reason (explaining a refused event is the slowest step of all: a stream
-of records the contract refuses must not queue them all on the main process). The main process
-counts, logs and dead-letters a rejection from the line it kept, as its own path would. Anything
-else (a record its schema or key properties refuse, a line that is not a RECORD of a planned
-stream, any error) is answered None, and the main process handles that line itself, by its own
-path, as if no worker existed.
+filtered out or skipped as unmatchable, or rejected by its schema (pipeline/schema_verdict.py,
+as the sink words it), the mapping, the contract or the window with its stage and reason
+(explaining a refused event is the slowest step of all: a stream of records the contract
+refuses must not queue them all on the main process). The main process counts, logs and
+dead-letters a rejection from the line it kept, as its own path would. Anything else (a line
+that is not a RECORD of a planned stream, any error) is answered None, and the main process
+handles that line itself, by its own path, as if no worker existed.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ from target_openai_capi.mapping.assembler import Assembler, compile_assembler
 from target_openai_capi.mapping.stream_mapping import StreamMapping, compile_stream_mapping
 from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_UNMATCHABLE
 from target_openai_capi.pipeline.events import Built, Outcome, Rejection, StreamInfo, prepare_event
+from target_openai_capi.pipeline.schema_verdict import (
+    fast_schema_problem,
+    key_rejection,
+    schema_rejection,
+)
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
 from target_openai_capi.reading.envelope import RecordEnvelope, strip_tap_metadata
 from target_openai_capi.reading.lines import LineDecoder
@@ -173,12 +178,12 @@ class RecordPreparer:
             strip_tap_metadata(envelope)
         record = envelope.record
         if plan.validate is not None and not envelope.schema_checked:
-            try:
-                plan.validate(record)
-            except fastjsonschema.JsonSchemaValueException:
-                return None
-        if any(key not in record for key in spec.key_properties):
-            return None
+            problem = fast_schema_problem(plan.validate, record)
+            if problem is not None:
+                return self._rejected(plan, schema_rejection(problem), start, end)
+        rejection = key_rejection(record, spec.key_properties)
+        if rejection is not None:
+            return self._rejected(plan, rejection, start, end)
         outcome, notes, event_id = prepare_event(
             plan.mapping,
             plan.info,
@@ -218,6 +223,23 @@ class RecordPreparer:
             event_id,
             frozenset(),
             notes,
+            start,
+            end,
+            rejection,
+        )
+
+    @staticmethod
+    def _rejected(plan: StreamPlan, rejection: Rejection, start: int, end: int) -> PreparedRecord:
+        """A record refused before it was mapped (its schema, or a key property missing)."""
+        return PreparedRecord(
+            plan.spec.stream,
+            plan.version,
+            _REJECTED,
+            None,
+            None,
+            None,
+            frozenset(),
+            [],
             start,
             end,
             rejection,

@@ -1,0 +1,46 @@
+"""The schema verdict on one record, before it is mapped: the same in the sink (sink.py) and in
+a worker process (parallel/prepared.py), so a record is rejected with the same words either way.
+
+Pure functions: a record and a compiled check in, a reason or a Rejection out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import fastjsonschema
+from singer_sdk.exceptions import InvalidRecord
+
+from target_openai_capi.pipeline.accounting import STAGE_SCHEMA
+from target_openai_capi.pipeline.events import Rejection
+
+
+def fast_schema_problem(
+    validate: Callable[[Any], Any], record: dict[str, Any]
+) -> InvalidRecord | None:
+    """What fastjsonschema's compiled `validate` finds wrong with the record, as InvalidRecord
+    with a reason that names the field, not its value; None when it passes."""
+    try:
+        validate(record)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return InvalidRecord(exc.message.replace("data", "record", 1), record)
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+        # A rule of the tap's schema the check cannot apply to this record's values: the
+        # record is rejected with that reason, not the run stopped at it on every rerun.
+        reason = f"the stream's SCHEMA could not be applied to the record ({type(exc).__name__})"
+        return InvalidRecord(reason, record)
+    return None
+
+
+def schema_rejection(problem: InvalidRecord) -> Rejection:
+    """A record its stream's schema refuses."""
+    return Rejection(STAGE_SCHEMA, f"record does not match its schema: {problem}")
+
+
+def key_rejection(record: Mapping[str, Any], key_properties: Sequence[str]) -> Rejection | None:
+    """A record without one of its stream's key properties (read for its event id)."""
+    missing = [name for name in key_properties if name not in record]
+    if missing:
+        return Rejection(STAGE_SCHEMA, f"record lacks key properties {missing}")
+    return None
