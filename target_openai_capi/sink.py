@@ -46,7 +46,7 @@ class FastRecordValidator(BaseJSONSchemaValidator):
         """Raise InvalidRecord with a reason that names the field, not its value."""
         problem = fast_schema_problem(self._validate, record)
         if problem is not None:
-            raise problem
+            raise InvalidRecord(problem, record)
 
 
 class ConversionsSink(BatchSink):

@@ -32,6 +32,7 @@ from support import (
 )
 
 from target_openai_capi.pipeline.events import Rejection
+from target_openai_capi.reading.envelope import record_json_in_line
 from target_openai_capi.reading.line_chunks import CHUNK_BYTES, LineChunks
 from target_openai_capi.sandbox import start_sandbox
 
@@ -336,6 +337,11 @@ def test_records_rejected_at_every_stage_before_delivery_are_rejected_in_workers
     # A property the mapping does not read holds a number beyond a Decimal: the record cannot
     # be decoded whole, and its dead letter still names its key.
     tail[0] = tail[0].replace('"test": false', '"test": false, "x": 1e9999999999999999999999')
+    # One not shaped as read (a number for a string: decoded whole, then refused by its schema)
+    # with an escape, a number form and a key twice: its dead letter is the record as it
+    # arrived, with workers or without.
+    unusual = '"test": false, "note": "caf\\u00e9", "big": 1.50e2, "big": 2'
+    tail[2] = record(STREAM, order(3, currency=5)).replace('"test": false', unusual)
     tail.append(state({"bookmarks": {STREAM: {"n": 600}}}))
     alone, alone_events = run_alone(head + tail, tmp_path)
     stdout, stderr, prepared = run_with_workers(sandbox, head, tail, tmp_path)
@@ -350,12 +356,21 @@ def test_records_rejected_at_every_stage_before_delivery_are_rejected_in_workers
     reasons = [line["dead_letter"]["reason"] for line in letters if "dead_letter" in line]
     assert len(reasons) == 600
     assert "source_url: is required when action_source is 'web'" in reasons[4::5]
-    assert reasons[2].startswith("record does not match its schema: ")
-    assert "total" in reasons[2]
+    assert reasons[7].startswith("record does not match its schema: ")
+    assert "total" in reasons[7]
+    assert reasons[2] == (
+        "record does not match its schema: Record Message Validation Error: "
+        "record.currency must be string"
+    )
     assert reasons[3] == "record lacks key properties ['id']"
     ids = {line["record"].get("id") for line in letters[1:]}
     assert ids == {f"o{n}" for n in range(1, 601) if n % 5 != 4} | {None}
     assert letters[1]["dead_letter"]["key"] == {"id": "o1"}
+    as_it_arrived = record_json_in_line(tail[2].encode())
+    assert as_it_arrived is not None
+    assert b"caf\\u00e9" in as_it_arrived
+    for run in ("workers", "alone"):
+        assert as_it_arrived in (tmp_path / run / "dead.jsonl").read_bytes(), run
     assert "1e9999999999999999999999" in (tmp_path / "workers" / "dead.jsonl").read_text()
     warnings = [line.split("| ")[-1] for line in stderr.splitlines() if "Rejected" in line]
     assert warnings == [

@@ -28,8 +28,8 @@ from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_UNMATCHABLE
 from target_openai_capi.pipeline.events import Built, Outcome, Rejection, StreamInfo, prepare_event
 from target_openai_capi.pipeline.schema_verdict import (
     fast_schema_problem,
+    fast_schema_rejection,
     key_rejection,
-    schema_rejection,
 )
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
 from target_openai_capi.reading.envelope import RecordEnvelope, strip_tap_metadata
@@ -180,7 +180,7 @@ class RecordPreparer:
         if plan.validate is not None and not envelope.schema_checked:
             problem = fast_schema_problem(plan.validate, record)
             if problem is not None:
-                return self._rejected(plan, schema_rejection(problem), start, end)
+                return self._rejected(plan, fast_schema_rejection(problem, record), start, end)
         rejection = key_rejection(record, spec.key_properties)
         if rejection is not None:
             return self._rejected(plan, rejection, start, end)

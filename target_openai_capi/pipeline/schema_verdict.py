@@ -10,32 +10,37 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import fastjsonschema
-from singer_sdk.exceptions import InvalidRecord
 
 from target_openai_capi.pipeline.accounting import STAGE_SCHEMA
 from target_openai_capi.pipeline.events import Rejection
 
 
-def fast_schema_problem(
-    validate: Callable[[Any], Any], record: dict[str, Any]
-) -> InvalidRecord | None:
-    """What fastjsonschema's compiled `validate` finds wrong with the record, as InvalidRecord
-    with a reason that names the field, not its value; None when it passes."""
+def fast_schema_problem(validate: Callable[[Any], Any], record: Mapping[str, Any]) -> str | None:
+    """What fastjsonschema's compiled `validate` finds wrong with the record, in words that name
+    the field, not its value; None when it passes."""
     try:
         validate(record)
     except fastjsonschema.JsonSchemaValueException as exc:
-        return InvalidRecord(exc.message.replace("data", "record", 1), record)
+        return exc.message.replace("data", "record", 1)
     except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         # A rule of the tap's schema the check cannot apply to this record's values: the
         # record is rejected with that reason, not the run stopped at it on every rerun.
-        reason = f"the stream's SCHEMA could not be applied to the record ({type(exc).__name__})"
-        return InvalidRecord(reason, record)
+        return f"the stream's SCHEMA could not be applied to the record ({type(exc).__name__})"
     return None
 
 
-def schema_rejection(problem: InvalidRecord) -> Rejection:
-    """A record its stream's schema refuses."""
+def schema_rejection(problem: Exception) -> Rejection:
+    """A record its stream's schema refuses (`problem`: the SDK's InvalidRecord)."""
     return Rejection(STAGE_SCHEMA, f"record does not match its schema: {problem}")
+
+
+def fast_schema_rejection(reason: str, record: dict[str, Any]) -> Rejection:
+    """schema_rejection for a `fast_schema_problem` reason, as the sink's validator words it.
+    (The SDK is imported here, at a first rejection, not with the module: a worker started as a
+    new Python would spend ~0.6 s importing it.)"""
+    from singer_sdk.exceptions import InvalidRecord
+
+    return schema_rejection(InvalidRecord(reason, record))
 
 
 def key_rejection(record: Mapping[str, Any], key_properties: Sequence[str]) -> Rejection | None:

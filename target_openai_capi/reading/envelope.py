@@ -83,9 +83,12 @@ class RecordEnvelope:
     an event id hashed from the record. `schema_checked` is True when the decoder also checked the
     record against its stream schema, so the sink need not check it again. `original` is the
     record as it arrived when `record` became a changed copy of it (tap metadata taken out).
+    `kept` is the JSON of a record decoded whole because it was not shaped as read (a schema
+    rejection, most often), as it arrived, for its dead letter: written as a worker process's
+    rejection of it is, from the line.
     """
 
-    __slots__ = ("line", "original", "record", "schema_checked", "source", "stream")
+    __slots__ = ("kept", "line", "original", "record", "schema_checked", "source", "stream")
 
     def __init__(
         self,
@@ -95,10 +98,12 @@ class RecordEnvelope:
         source: msgspec.Raw | None = None,
         line: str | bytes | None = None,
         schema_checked: bool = False,
+        kept: msgspec.Raw | None = None,
     ) -> None:
         self.stream = stream
         self.record = record
         self.source = source
+        self.kept = kept
         self.line = line
         self.schema_checked = schema_checked
         self.original: dict[str, Any] | None = None
@@ -125,14 +130,14 @@ class RecordEnvelope:
         return self.record
 
     def json(self) -> bytes:
-        """The whole record as compact JSON (its source when kept: exactly as it arrived)."""
-        if self.source is not None:
-            return bytes(self.source)
-        return RECORD_ENCODER.encode(self.whole())
+        """The whole record as compact JSON (exactly as it arrived, when the reader kept that)."""
+        return self.source_json() or RECORD_ENCODER.encode(self.whole())
 
     def source_json(self) -> bytes | None:
         """The record's JSON exactly as it arrived, when the reader kept it."""
-        return None if self.source is None else bytes(self.source)
+        if self.source is not None:
+            return bytes(self.source)
+        return None if self.kept is None else bytes(self.kept)
 
 
 def strip_tap_metadata(envelope: RecordEnvelope) -> None:

@@ -106,7 +106,9 @@ class LineDecoder:
             record = decoding.decoder.decode(source)
         except msgspec.ValidationError:  # not shaped as read (or as the schema says): decode all
             whole = WHOLE_LINE_DECODER.decode(source)
-            return RecordEnvelope(stream, whole) if type(whole) is dict else _not_object(stream)
+            if type(whole) is not dict:
+                return _not_object(stream)
+            return RecordEnvelope(stream, whole, kept=source if self.keep_sources else None)
         return _envelope(stream, record, decoding, source=source)
 
     @staticmethod
