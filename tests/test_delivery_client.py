@@ -13,6 +13,7 @@ import orjson
 import pytest
 from conftest import API_KEY, PIXEL_ID
 
+from target_openai_capi.config import DEFAULT_API_URL
 from target_openai_capi.delivery.client import (
     MAX_MESSAGE_CHARS,
     Client,
@@ -126,7 +127,7 @@ def test_prepare_body_is_compact_utf8() -> None:
 @pytest.mark.parametrize(
     ("api_url", "pixel_id", "expected"),
     [
-        ("https://bzr.openai.com/v1/events", "px_1", "https://bzr.openai.com/v1/events?pid=px_1"),
+        (DEFAULT_API_URL, "px_1", f"{DEFAULT_API_URL}?pid=px_1"),  # (built, never requested)
         ("http://127.0.0.1:8080/v1/events", "abc", "http://127.0.0.1:8080/v1/events?pid=abc"),
         ("https://h/v1/events?x=1", "p", "https://h/v1/events?x=1&pid=p"),
         ("https://h/v1/events?pid=old", "new", "https://h/v1/events?pid=new"),

@@ -130,7 +130,7 @@ class RecordEnvelope:
         return self.record
 
     def json(self) -> bytes:
-        """The whole record as compact JSON (exactly as it arrived, when the reader kept that)."""
+        """The whole record as JSON: as it arrived when the reader kept that, else compact."""
         return self.source_json() or RECORD_ENCODER.encode(self.whole())
 
     def source_json(self) -> bytes | None:
