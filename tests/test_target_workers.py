@@ -404,6 +404,26 @@ def test_a_schema_that_writes_nullable_columns_as_alternatives_is_read_in_worker
     assert "schema=1" in summary(stderr)[0]
 
 
+def test_a_stream_keyed_by_tap_metadata_sends_its_records(sandbox, tmp_path):
+    """A tap that keys its stream by `_sdc_sequence` (and requires it): tap metadata is taken
+    out of each record before it is checked, as the SDK takes it out, so neither the key check
+    nor the schema's `required` may ask for it. Every record was rejected ("lacks key
+    properties"), with workers and without."""
+    props = {**PROPERTIES, "_sdc_sequence": {"type": "integer"}}
+    keyed = {"type": "SCHEMA", "stream": STREAM, "key_properties": ["id", "_sdc_sequence"]}
+    keyed["schema"] = {"type": "object", "properties": props, "required": ["_sdc_sequence"]}
+    rows = [{**order(n, currency="USD"), "_sdc_sequence": n + 1} for n in range(300)]
+    head = [json.dumps(keyed), record(STREAM, rows[0])]
+    tail = [record(STREAM, row) for row in rows[1:]]
+    alone, alone_events = run_alone([*head, *tail], tmp_path)
+    assert "received=300 sent=300" in summary(alone.stderr)[0], alone.stderr
+    _, stderr, prepared = run_with_workers(sandbox, head, tail, tmp_path)
+    assert prepared == (300, 300)
+    assert sandbox.events() == alone_events
+    assert len(alone_events) == 300
+    assert summary(stderr) == summary(alone.stderr)
+
+
 def run_with_workers(
     sandbox: Any, head: list[str], tail: list[str], tmp_path: Path
 ) -> tuple[str, str, tuple[int, int]]:

@@ -13,6 +13,7 @@ import fastjsonschema
 
 from target_openai_capi.pipeline.accounting import STAGE_SCHEMA
 from target_openai_capi.pipeline.events import Rejection
+from target_openai_capi.reading.envelope import SDC_METADATA
 
 
 def fast_schema_problem(validate: Callable[[Any], Any], record: Mapping[str, Any]) -> str | None:
@@ -44,8 +45,10 @@ def fast_schema_rejection(reason: str, record: dict[str, Any]) -> Rejection:
 
 
 def key_rejection(record: Mapping[str, Any], key_properties: Sequence[str]) -> Rejection | None:
-    """A record without one of its stream's key properties (read for its event id)."""
-    missing = [name for name in key_properties if name not in record]
+    """A record without one of its stream's key properties (read for its event id). Tap
+    metadata (SDC_METADATA) is taken out of a record before it is checked, and is never part of
+    an event id: a key property of it is not asked for."""
+    missing = [name for name in key_properties if name not in record and name not in SDC_METADATA]
     if missing:
         return Rejection(STAGE_SCHEMA, f"record lacks key properties {missing}")
     return None

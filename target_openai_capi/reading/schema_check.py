@@ -14,6 +14,7 @@ as many taps write a nullable column (`anyOf: [{type: "null"}, {type: "string", 
 become the one node they are equivalent to (`type: ["null", "string"], format: ...`), so that such
 a stream is decoded at its read paths and checked on the way (reading/decoding.py), as one that
 writes `type: ["null", "string"]` is (`merged_alternatives` says when they are equivalent).
+Tap metadata (`_sdc_sequence`...) is not required of a record: it is taken out first.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from target_openai_capi.reading.envelope import SDC_METADATA
 from target_openai_capi.reading.schema_paths import NOT_CHECKED_KEYWORDS
 
 # Deeper than any tap's schema; deeper is hostile or broken, and would exhaust the stack.
@@ -311,4 +313,10 @@ def for_record_checks(schema: Any) -> Any:
                     if flag and bound in node:
                         node[exclusive] = node.pop(bound)
 
-    return _changed_everywhere(schema, change)
+    checked = _changed_everywhere(schema, change)
+    required = checked.get("required") if isinstance(checked, dict) else None
+    if isinstance(required, list) and any(name in SDC_METADATA for name in required):
+        # Tap metadata is taken out of each record before it is checked (as the SDK takes it
+        # out): a schema that requires it would refuse every record.
+        checked["required"] = [name for name in required if name not in SDC_METADATA]
+    return checked
