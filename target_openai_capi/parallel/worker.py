@@ -54,6 +54,10 @@ def serve_forked(reader_fd: int, writer_fd: int) -> NoReturn:
     try:
         os.setsid()  # out of the main process's group, as a spawned worker is
         _ignore_termination_signals()
+        # The main process's signal wakeup pipe (main_thread_signals.py) is closed below, and
+        # its descriptor number may be taken again (by a pipe to the main process): a signal
+        # must never write a byte there.
+        signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, TERMINATION_SIGNALS)  # (held for the fork)
         gc.freeze()  # the main process's objects: never walked, never finalised here
         _keep_only_descriptors(reader_fd, writer_fd)
