@@ -136,9 +136,9 @@ HOSTILE_SCHEMAS = {
         "number too large",
     ),
     "a property that is not a schema": (_schema_line({"id": 5}), "is not a schema"),
-    "no properties": (
-        json.dumps({"type": "SCHEMA", "stream": "c", "schema": {"type": "object"}}),
-        "schema has no properties",
+    "not of objects": (
+        json.dumps({"type": "SCHEMA", "stream": "c", "schema": {"type": ["string", "null"]}}),
+        "schema describes no object (a RECORD's record is a JSON object)",
     ),
     "a $schema that is not a string": (
         _schema_line({"id": {"type": "string"}}).replace(
@@ -167,6 +167,33 @@ def test_a_schema_that_cannot_be_used_is_refused_with_its_reason(case, sandbox, 
         # The end of the run says why the entry matched nothing (not "no records").
         assert "streams.c matched nothing; its SCHEMA was refused (see above)" in run.stderr
     assert run.stdout.splitlines()[-1] == '{"bookmark": 2}'
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("schemaless", [{"type": "object"}, {}, {"type": ["object", "null"]}])
+def test_a_schemaless_stream_is_mapped_like_any_other(schemaless, workers, sandbox, tmp_path):
+    """A tap that knows no columns (JSON lines, a document store) writes `{"type": "object"}`
+    or `{}`: any object is a record. Its records were all rejected ("schema has no
+    properties"); now they map as those of a schema with no properties declared do."""
+    line = json.dumps({"type": "SCHEMA", "stream": "c", "schema": schemaless})
+    lines = [line, *[rec(n, amount=n) for n in range(3)], rec(3, amount="x"), state({"b": 1})]
+    streams = {"c": {"fields": {"amount": "amount", "currency": "'USD'"}}}
+    run = run_target(
+        config(sandbox.url, tmp_path, streams=streams, worker_processes=workers), lines, tmp_path
+    )
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["r0", "r1", "r2"]
+    assert "c: received=4 sent=3 rejected=1 (mapping=1)" in run.stderr
+    assert run.stdout.splitlines()[-1] == '{"b": 1}'
+    # With on_rejected: fail, it stops the run, as in the SDK's targets (its standard target
+    # tests, tests/test_target_standard.py, call `{"type": "object"}` an invalid schema).
+    strict = config(sandbox.url, tmp_path, streams=streams, on_rejected="fail")
+    run = run_target(strict, lines, tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "schema declares no properties" in run.stderr
+    assert stored(sandbox) == ["r0", "r1", "r2"]
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,21 @@ def _pattern_problem(pattern: object, where: str) -> str | None:
     return None
 
 
+def describes_objects(schema: Mapping[str, Any]) -> bool:
+    """Whether a schema allows JSON objects by its `type` (no `type`: any value)."""
+    types = schema.get("type", "object")
+    return types == "object" or (isinstance(types, list) and "object" in types)
+
+
+def with_properties(schema: object) -> object:
+    """The schema, with `properties: {}` where it has none but describes objects: a schemaless
+    tap's `{"type": "object"}` (or `{}`) says every record is an object of any properties. (The
+    SDK's sink reads `properties` of every schema.)"""
+    if isinstance(schema, Mapping) and "properties" not in schema and describes_objects(schema):
+        return {**schema, "properties": {}}
+    return schema
+
+
 def schema_problem(schema: object, key_properties: object) -> str | None:
     """Why a SCHEMA message's schema and key properties cannot be used, or None."""
     if not isinstance(schema, Mapping):
@@ -111,8 +126,10 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
         isinstance(key_properties, list) and all(isinstance(k, str) for k in key_properties)
     ):
         return "key_properties is not a list of property names"
-    if "properties" not in schema:  # (the Singer spec's SCHEMA describes a record's properties)
-        return "schema has no properties (a SCHEMA message names the properties of its records)"
+    if "properties" not in schema:  # (with_properties gives a schemaless tap's schema some)
+        if not describes_objects(schema):
+            return "schema describes no object (a RECORD's record is a JSON object)"
+        return "schema declares no properties (on_rejected: fail takes no schemaless stream)"
     if "$schema" in schema and not isinstance(schema["$schema"], str):
         return "schema.$schema is not a string"  # (the validator reads it for the draft)
     ids = {node.get("$id") for node in [schema] if isinstance(node.get("$id"), str)}
