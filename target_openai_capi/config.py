@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -363,8 +364,8 @@ def fill_from_environment(config: dict[str, Any]) -> None:
 
 def without_key(messages: list[str], key: object) -> list[str]:
     """The messages with the API key hidden: as given, trimmed, and as repr() writes it; a key
-    given as a list or object (a wrong type, which the SDK's message quotes) has every string in
-    it hidden."""
+    given as a number, list or object (a wrong type, which the SDK's message quotes) has every
+    number and string in it hidden."""
     forms = set()
     nested = (
         []
@@ -383,6 +384,8 @@ def _strings_in(value: object, depth: int = 0) -> list[str]:
     """Every string in a config value: itself, or those in its items, keys and values."""
     if isinstance(value, str):
         return [value]
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return [str(value)]  # (a key of digits given as a number: its message quotes it)
     if depth > 20:
         return []
     if isinstance(value, dict):

@@ -234,6 +234,18 @@ def test_bad_config_fails_fast_with_a_clear_message(name, sandbox, tmp_path):
     assert sandbox.stats()["requests"] == 0
 
 
+@pytest.mark.parametrize("key", [12345678901234, 1234567890.5, [12345678901234]])
+def test_a_key_of_the_wrong_type_is_refused_without_being_shown(key, sandbox, tmp_path):
+    """A key of digits written as a JSON number: the SDK's message quotes the value."""
+    config = {"pixel_id": PIXEL_ID, "api_key": key, "api_url": sandbox.url, "streams": {}}
+    run = run_target(config, [SCHEMA, good_record()], tmp_path)
+    assert run.returncode == 1
+    assert "api_key" in run.stderr
+    assert "Traceback" not in run.output
+    assert "1234567890" not in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
 def test_an_advertiser_key_stops_the_run_saying_which_key_is_needed(sandbox, tmp_path):
     wrong_key = "sk-svcacct-not-the-right-one"
     config = {
