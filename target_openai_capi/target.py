@@ -16,8 +16,10 @@ import click
 from singer_sdk import Target
 from singer_sdk.exceptions import (
     ConfigValidationError,
+    MapExpressionError,
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
+    StreamMapConfigError,
 )
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.mapper import SameRecordTransform
@@ -71,6 +73,10 @@ def _where_settings_come_from(error: str) -> str:
                 "(read with --config ENV, and by Meltano)"
             )
     return error
+
+
+class StreamMapFailed(Exception):
+    """A stream map of the config cannot be applied to a stream the tap sent: the run stops."""
 
 
 class TargetOpenAICapi(Target):
@@ -207,6 +213,14 @@ class TargetOpenAICapi(Target):
                 super()._process_schema_message(message_dict)
         except (BadLine, InvalidInputLine):
             raise
+        except (MapExpressionError, StreamMapConfigError) as exc:
+            # The user's stream map (an expression that does not parse, a key property it
+            # removes): not the tap's input. Rejecting the stream's records would move STATE
+            # past them, for good; the run stops before any of them instead.
+            raise StreamMapFailed(
+                f"stream_maps cannot be applied to stream {stream!r}: {exc} Fix the stream map "
+                "and run again: no record after this SCHEMA was sent, nor STATE past it written."
+            ) from None
         except Exception as exc:  # a schema the SDK or a validator cannot use is bad input
             problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         if problem is not None:
@@ -474,7 +488,7 @@ class TargetOpenAICapi(Target):
             # it again and again (~25% of the time of building events, benchmarks/RESULTS.md).
             gc.freeze()
             self.listen(file_input)
-        except (DeliveryError, RunFailed, DeadLetterError, RequestLogError) as exc:
+        except (DeliveryError, RunFailed, DeadLetterError, RequestLogError, StreamMapFailed) as exc:
             self.fail(str(exc))
         except StateOutputClosed as exc:
             self.fail(f"{exc}; the last STATE written is where the next run resumes.")

@@ -314,6 +314,35 @@ def test_a_stream_map_that_fails_on_one_record_rejects_that_record(sandbox, tmp_
     )
 
 
+@pytest.mark.parametrize(
+    ("stream_map", "words"),
+    [
+        ({"ratio": "str(100 // k"}, "Failed to parse expression str(100 // k"),
+        ({"id": None}, "Removing key property 'id' is not permitted"),
+    ],
+)
+def test_a_stream_map_that_cannot_be_applied_stops_the_run_before_its_records(
+    stream_map, words, sandbox, tmp_path
+):
+    """A stream map that does not parse, or removes a key property, is the config's fault: its
+    stream's records were rejected at input, as if the tap's SCHEMA were bad, the run ended 0
+    and its STATE moved past them (and a replay of dead letters of that kind sends nothing)."""
+    other = schema("ok", {"id": {"type": "string"}}, ["id"])
+    good = record("ok", {"id": "g1", "timestamp": NOW, "type": "lead_created"})
+    lines = [other, good, state({"b": 1}), SCHEMA, rec(1, k=1), state({"b": 2})]
+    streams = {"c": {}, "ok": {}}
+    cfg = config(
+        sandbox.url, tmp_path, streams=streams, stream_maps={"c": stream_map}, batch_size=1
+    )
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert f"stream_maps cannot be applied to stream 'c': {words}" in run.stderr
+    assert "Fix the stream map and run again" in run.stderr
+    assert stored(sandbox) == ["g1"]
+    assert run.states == [{"b": 1}]
+
+
 def _batch_file(path: Path, records: list[dict[str, Any]], *, gzipped: bool = True) -> str:
     text = "".join(json.dumps(r) + "\n" for r in records).encode()
     path.write_bytes(gzip.compress(text) if gzipped else text)
