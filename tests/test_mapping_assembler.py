@@ -484,6 +484,29 @@ def test_event_ids_of_placeholders_and_email_addresses_both_builders(value, keys
         assert event["id"].startswith(expected) if expected == "rec_" else event["id"] == expected
 
 
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({"a": "x", "b": "z"}, "x:z"),  # as ids of several key properties always were
+        ({"a": "x:y", "b": "z"}, "x\\:y:z"),  # a `:` in a value is escaped...
+        ({"a": "x", "b": "y:z"}, "x:y\\:z"),  # ...so these two are two ids, not `x:y:z`
+        ({"a": "x\\", "b": ":z"}, "x\\\\:\\:z"),  # and so is the escape itself
+        ({"a": 7, "b": "gid://shopify/Order/1"}, "7:gid\\://shopify/Order/1"),
+    ],
+)
+def test_ids_of_several_key_properties_never_run_into_one_another(keys, expected):
+    mapping = compile_stream_mapping(
+        "s", {"event_type": "lead_created", "fields": {"timestamp_ms": "t"}}
+    )
+    record = {"t": 1_700_000_000_000, **keys}
+    assemble = compile_assembler(mapping, ["a", "b"], "plural", None)
+    assert assemble is not None
+    assert build_event(mapping, record, ["a", "b"])[0]["id"] == expected
+    assert assemble(record, None)[0]["id"] == expected
+    # One key property is its value, `:` and all.
+    assert build_event(mapping, record, ["b"])[0]["id"] == str(keys["b"])
+
+
 def test_an_id_too_long_is_refused_before_it_is_searched_for_an_email():
     """(An id of a million characters with an @ and no dot once took hours to search.)"""
     mapping = compile_stream_mapping(

@@ -428,3 +428,24 @@ def test_expressions_reading_properties_the_schema_lacks_are_named_at_its_schema
     assert again.returncode == 0, again.output
     assert "does not list" not in again.stderr
     assert sorted(e["data"]["amount"] for e in sandbox.events(PIXEL_ID)) == [500, 500, 500]
+
+
+def test_rows_keyed_by_two_columns_holding_colons_are_two_events(sandbox, tmp_path):
+    """Ids of several key properties are their values joined by `:`; ('x:y', 'z') and
+    ('x', 'y:z') both made `x:y:z`, so the second row was dropped as a duplicate of the first."""
+    props = {"a": {"type": "string"}, "b": {"type": "string"}, "at": {"type": "string"}}
+    lines = [
+        schema("pairs", props, ["a", "b"]),
+        record("pairs", {"a": "x:y", "b": "z", "at": AT}),
+        record("pairs", {"a": "x", "b": "y:z", "at": AT}),
+        record("pairs", {"a": "2026-12-01T10:00:00Z", "b": "gid://shopify/Order/1", "at": AT}),
+    ]
+    streams = {"pairs": {"event_type": "lead_created", "fields": {"timestamp": "at"}}}
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "pairs: received=3 sent=3" in run.stderr
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == [
+        "2026-12-01T10\\:00\\:00Z:gid\\://shopify/Order/1",
+        "x:y\\:z",
+        "x\\:y:z",
+    ]

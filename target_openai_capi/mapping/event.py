@@ -234,14 +234,25 @@ def event_id_from(
     """event_id, given the value of the mapped `id` field (`_value`) and id_key_properties."""
     if not _no_id(value):
         text = _as_text(value, "id")
+    elif len(key_properties) == 1 and not _no_id(record.get(key_properties[0])):
+        text = _as_text(record[key_properties[0]], key_properties[0])
     elif key_properties and not any(_no_id(record.get(k)) for k in key_properties):
-        text = ":".join(_as_text(record[k], k) for k in key_properties)
+        text = ":".join(_key_part(_as_text(record[k], k)) for k in key_properties)
     else:
         return f"rec_{record_digest(record if whole_record is None else whole_record())}"
     if len(text) > MAX_ID_LENGTH:
         raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
     if ("@" in text or "%" in text) and _holds_email(text):
         return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return text
+
+
+def _key_part(text: str) -> str:
+    """One key property's value in an id of several, joined by `:`: a `:` or `\\` in it is
+    escaped with a `\\`, so that ('a:b', 'c') and ('a', 'b:c') are two ids, not one. (Only where
+    there is one: the ids of values without them are as they always were.)"""
+    if ":" in text or "\\" in text:
+        return text.replace("\\", "\\\\").replace(":", "\\:")
     return text
 
 
