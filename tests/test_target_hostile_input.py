@@ -495,6 +495,26 @@ def test_a_gateway_refusing_everything_stops_the_run_and_rejects_nothing(tmp_pat
     assert not (tmp_path / "dead.jsonl").exists()  # no good event dead-lettered
 
 
+def _html_413(handler: BaseHTTPRequestHandler) -> None:
+    _answer(handler, 413, b"<html><h1>413 Request Entity Too Large</h1>nginx</html>", "text/html")
+
+
+def test_a_proxy_refusing_every_request_as_too_large_stops_the_run_and_rejects_nothing(tmp_path):
+    """Each event alone refused with the same 413 page: a proxy's body limit, not events too
+    large (they were all dead-lettered as such, the run ended 0 and its STATE moved on)."""
+    gateway = _Gateway(_html_413)
+    try:
+        lines = [SCHEMA, *(rec(n) for n in range(3)), state({"bookmark": 3})]
+        run = run_target(config(gateway.url, tmp_path), lines, tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "all 3 events of a batch were refused alone with the same message" in run.stderr
+    assert run.stdout == ""  # no STATE past the unsent events
+    assert not (tmp_path / "dead.jsonl").exists()
+
+
 def _trickle(handler: BaseHTTPRequestHandler) -> None:
     handler.send_response(200)
     handler.send_header("Content-Type", "application/json")

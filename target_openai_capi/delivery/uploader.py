@@ -291,7 +291,9 @@ class Uploader:
             secret = self._client.settings.api_key
             named = named_events(response.body, secret) if action is Action.BISECT else {}
             if len(part) == 1:
-                if action is Action.SPLIT:
+                if action is Action.SPLIT:  # (names no event: every one alone may be refused
+                    # by a proxy's body limit, which no event is the cause of)
+                    result.unnamed.add(part[0])
                     message = f"the event alone is too large for one request: {message}"
                 elif 0 in named:
                     message = named[0]  # as an event named in a larger request is reported
