@@ -515,6 +515,32 @@ def test_a_proxy_refusing_every_request_as_too_large_stops_the_run_and_rejects_n
     assert not (tmp_path / "dead.jsonl").exists()
 
 
+def _sign_in_page(handler: BaseHTTPRequestHandler) -> None:
+    _answer(handler, 200, b"<!DOCTYPE html><html><title>Sign in</title></html>", "text/html")
+
+
+def test_a_web_page_answered_with_200_is_not_taken_for_the_apis_acceptance(tmp_path):
+    """A proxy's sign-in page, or a website at a wrong api_url, answers 200: the events were
+    counted sent and STATE moved past them, though they never reached the API."""
+    gateway = _Gateway(_sign_in_page)
+    try:
+        lines = [SCHEMA, *(rec(n) for n in range(3)), state({"bookmark": 3})]
+        run = run_target(config(gateway.url, tmp_path), lines, tmp_path)
+        check = run_target(config(gateway.url, tmp_path), [], tmp_path, extra_args=["--test"])
+    finally:
+        gateway.close()
+    assert check.returncode == 1
+    assert check.stdout.startswith("FAILED: a web page answered at http://127.0.0.1:")
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "with a web page, not an answer of the API (<!DOCTYPE html>" in run.stderr
+    assert "a wrong api_url?). Stopping without advancing STATE" in run.stderr
+    assert "sent=0" in run.stderr
+    assert run.stdout == ""  # no STATE past the events
+    assert gateway.requests == 2  # (one of them the credential check's)
+    assert not (tmp_path / "dead.jsonl").exists()
+
+
 def _trickle(handler: BaseHTTPRequestHandler) -> None:
     handler.send_response(200)
     handler.send_header("Content-Type", "application/json")

@@ -143,6 +143,14 @@ def is_api_error(body: bytes) -> bool:
     return isinstance(error, dict) and isinstance(error.get("message"), str)
 
 
+def is_web_page(response: Response) -> bool:
+    """True for an answer that is an HTML page (a proxy's sign-in page, a website at a wrong
+    api_url): never the API's answer, whatever its status. (The API's success body is not
+    documented; an empty, JSON or plain-text one is taken as its own.)"""
+    kind = (response.header("Content-Type") or "").lower()
+    return "html" in kind or response.body.lstrip()[:1] == b"<"
+
+
 _EVENT_PARAM = re.compile(r"events\[(\d{1,9})\]")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from target_openai_capi.delivery.client import prepare_body
+from target_openai_capi.delivery.client import is_web_page, prepare_body
 from target_openai_capi.delivery.errors import KEY_ADVICE, TransportError
 
 if TYPE_CHECKING:
@@ -31,6 +31,11 @@ def check_credentials(client: Client, integration_source: str | None) -> tuple[b
         return False, f"FAILED: {client.display_url} cannot be reached ({exc}). Check api_url."
     status = response.status
     message = response.message(settings.api_key)
+    if 200 <= status < 300 and is_web_page(response):
+        return False, (
+            f"FAILED: a web page answered at {client.display_url}, not the API ({message}). "
+            "Check api_url (a proxy's sign-in page?)."
+        )
     if 200 <= status < 300:
         return True, f"OK: the key, {where} work (validate_only: nothing was recorded)."
     if status == 401 and "scope" in message.lower():

@@ -100,6 +100,21 @@ class RefusedWholesale(DeliveryError):
         self.server_message = server_message
 
 
+class NotTheApi(DeliveryError):
+    """A success status with a web page for its body: something other than the API answered,
+    so the events may never have reached it; fatal, nothing counted as sent."""
+
+    def __init__(self, status: int, url: str, server_message: str) -> None:
+        super().__init__(
+            f"HTTP {status} from {url} with a web page, not an answer of the API "
+            f"({server_message}): the events may not have reached the API (a sign-in page of a "
+            "proxy? a wrong api_url?). Stopping without advancing STATE past these events; "
+            "none was counted as sent.",
+            status=status,
+        )
+        self.server_message = server_message
+
+
 class RetriesExhausted(DeliveryError):
     """Retries ran out for one request; fatal, so no STATE goes out past unsent events."""
 

@@ -21,6 +21,7 @@ from target_openai_capi.contract import MAX_EVENTS_PER_REQUEST
 from target_openai_capi.delivery.batch import Batch, BatchResult
 from target_openai_capi.delivery.client import (
     is_api_error,
+    is_web_page,
     named_events,
     prepare_body,
     refused_request_field,
@@ -29,6 +30,7 @@ from target_openai_capi.delivery.errors import (
     AuthError,
     DeliveryError,
     NotFoundError,
+    NotTheApi,
     RefusedWholesale,
     RetriesExhausted,
     TransportError,
@@ -268,6 +270,12 @@ class Uploader:
             response = self._send(batch, part, validate_only, result)
             action = action_for(response.status)
             if action is Action.ACCEPT:
+                if is_web_page(response):
+                    raise NotTheApi(
+                        response.status,
+                        self._client.display_url,
+                        self._message(response)[:LOG_MESSAGE_CHARS],
+                    )
                 accepted.extend(part)
                 continue
             if action not in (Action.BISECT, Action.SPLIT):
