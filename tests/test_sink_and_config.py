@@ -256,3 +256,17 @@ def test_a_schema_rule_the_check_cannot_apply_is_a_rejection_not_a_crash() -> No
     check = FastRecordValidator({"properties": {"a": {"type": "number", "multipleOf": 0.01}}})
     with pytest.raises(InvalidRecord, match="SCHEMA could not be applied to the record"):
         check.validate({"a": Decimal("1.5")})
+
+
+def test_properties_a_schema_does_not_allow_are_named_in_the_same_order_every_run():
+    """fastjsonschema names them as a Python set, whose order changes from one process to the
+    next: the same record's dead letter had another reason at each run."""
+    import fastjsonschema
+
+    from target_openai_capi.pipeline.schema_verdict import fast_schema_problem
+
+    validate = fastjsonschema.compile({"type": "object", "additionalProperties": False})
+    names = [f"p{n:02d}" for n in range(20)]
+    problem = fast_schema_problem(validate, {name: 1 for name in reversed(names)})
+    listed = ", ".join(repr(name) for name in names)
+    assert problem == f"record must not contain {{{listed}}} properties"

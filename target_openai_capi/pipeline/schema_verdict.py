@@ -6,6 +6,8 @@ Pure functions: a record and a compiled check in, a reason or a Rejection out.
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,12 +24,32 @@ def fast_schema_problem(validate: Callable[[Any], Any], record: Mapping[str, Any
     try:
         validate(record)
     except fastjsonschema.JsonSchemaValueException as exc:
-        return exc.message.replace("data", "record", 1)
+        return _in_order(exc.message.replace("data", "record", 1))
     except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         # A rule of the tap's schema the check cannot apply to this record's values: the
         # record is rejected with that reason, not the run stopped at it on every rerun.
         return f"the stream's SCHEMA could not be applied to the record ({type(exc).__name__})"
     return None
+
+
+# fastjsonschema names the properties `additionalProperties: false` refuses as a Python set,
+# whose order changes from one process to the next: the same record got another reason each run.
+_UNEXPECTED = re.compile(r"must not contain (\{.*\}) properties$", re.DOTALL)
+
+
+def _in_order(message: str) -> str:
+    """The message with such a set of names written in sorted order."""
+    found = _UNEXPECTED.search(message)
+    if found is None:
+        return message
+    try:
+        names = ast.literal_eval(found.group(1))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return message
+    if not isinstance(names, set):
+        return message
+    listed = "{" + ", ".join(repr(name) for name in sorted(names, key=str)) + "}"
+    return message[: found.start(1)] + listed + message[found.end(1) :]
 
 
 def schema_rejection(problem: Exception) -> Rejection:
