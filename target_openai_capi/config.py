@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -261,6 +262,35 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         ),
     ),
 ).to_dict()
+
+
+# The SDK's flattening settings, which the target does not declare (it has not the capability):
+# known, so that `flattening_enabled: false` is no unknown setting; on, it is refused.
+FLATTENING_SETTINGS = ("flattening_enabled", "flattening_max_depth")
+
+# Names a user may give a dry run (the API's own field among them): ignored like any unknown
+# setting, each would send for real what was meant to be validated only.
+_DRY_RUN_NAMES = frozenset({"validate_only", "dryrun", "dry-run", "test_mode", "validate"})
+
+
+def unknown_settings(
+    config: Mapping[str, Any], known: Collection[str]
+) -> tuple[list[str], list[str]]:
+    """(problems, warnings) for settings of the config that are no setting of the target: one
+    meant as a dry run is a problem (the run would send for real); any other is ignored, with a
+    warning naming the nearest setting."""
+    problems, warnings = [], []
+    for name in sorted(set(config) - set(known), key=str):
+        if str(name).lower() in _DRY_RUN_NAMES:
+            problems.append(
+                f"{name!r} is not a setting of target-openai-capi: for a dry run (every request "
+                "with validate_only, nothing recorded) set dry_run: true"
+            )
+            continue
+        near = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.75)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        warnings.append(f"{name!r} is not a setting of target-openai-capi: ignored{hint}")
+    return problems, warnings
 
 
 def config_problems(config: Mapping[str, Any]) -> list[str]:

@@ -30,9 +30,11 @@ from singer_sdk.sinks import Sink
 from target_openai_capi.config import (
     API_KEY_PREFIX,
     CONFIG_SCHEMA,
+    FLATTENING_SETTINGS,
     compile_streams,
     config_problems,
     fill_from_environment,
+    unknown_settings,
     without_key,
 )
 from target_openai_capi.delivery import DeliveryError
@@ -183,6 +185,12 @@ class TargetOpenAICapi(Target):
         errors = [_where_settings_come_from(error) for error in errors]
         if not errors:
             errors = config_problems(self.config)
+        if not errors:
+            # (flattening is checked by config_problems: refused when on)
+            known = {*self.config_jsonschema.get("properties", {}), *FLATTENING_SETTINGS}
+            errors, warnings = unknown_settings(self._config, known)
+            for warning in warnings:
+                self.logger.warning("%s", log_safe(warning))
         errors = without_key(errors, self._config.get("api_key"))
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)

@@ -212,6 +212,9 @@ CONFIG_CORPUS = {
     "unknown field name": ({"streams": {"conversions": {"fields": {"emial": "email"}}}}, "emial"),
     "bad expression": ({"streams": {"conversions": {"fields": {"id": "a.[b"}}}}, "fields.id"),
     "unknown event type": ({"streams": {"conversions": {"event_type": "purchase"}}}, "purchase"),
+    # (ignored, it would send for real what was meant to be validated only)
+    "the API's validate_only": ({"validate_only": True}, "for a dry run"),
+    "dryrun": ({"dryrun": True}, "set dry_run: true"),
 }
 
 
@@ -244,6 +247,26 @@ def test_a_key_of_the_wrong_type_is_refused_without_being_shown(key, sandbox, tm
     assert "Traceback" not in run.output
     assert "1234567890" not in run.output
     assert sandbox.stats()["requests"] == 0
+
+
+def test_a_setting_the_target_does_not_have_is_named_in_a_warning(sandbox, tmp_path):
+    config = {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "streams": {"conversions": {}},
+        "batchsize": 5,
+        "stream_maps": {},  # (the SDK's settings are the target's too)
+        "validate_records": True,
+        "flattening_enabled": False,
+    }
+    run = run_target(config, [SCHEMA, good_record()], tmp_path)
+    assert run.returncode == 0, run.output
+    warned = [line for line in run.stderr.splitlines() if "is not a setting" in line]
+    assert len(warned) == 1
+    assert "'batchsize' is not a setting of target-openai-capi: ignored" in warned[0]
+    assert "(did you mean 'batch_size'?)" in warned[0]
+    assert sandbox.stats()["accepted"] == 1
 
 
 def test_an_advertiser_key_stops_the_run_saying_which_key_is_needed(sandbox, tmp_path):
