@@ -376,11 +376,51 @@ def setting(config: Mapping[str, Any], name: str) -> Any:
 NULL_IS_A_VALUE = frozenset({"integration_source"})
 
 
+ENV_PREFIX = "TARGET_OPENAI_CAPI_"
+_TRUE_WORDS = ("true", "1", "yes", "on")  # (the SDK's, for --config ENV)
+_FALSE_WORDS = ("false", "0", "no", "off", "")  # (empty: the SDK reads false)
+
+
+def _types_of(name: str) -> list[str]:
+    types = CONFIG_SCHEMA["properties"][name].get("type", [])
+    return [types] if isinstance(types, str) else list(types)
+
+
+def environment_problems(environ: Mapping[str, str]) -> list[str]:
+    """What is wrong with the TARGET_OPENAI_CAPI_* variables of settings that are a boolean, a
+    whole number or a number (--config ENV), each naming its variable: the SDK would take any
+    word but true/1/yes/on for false (a typo in DRY_RUN sent for real), and stop at a bad number
+    without saying which."""
+    problems = []
+    for name in CONFIG_SCHEMA["properties"]:
+        variable = ENV_PREFIX + name.upper()
+        if variable not in environ:
+            continue
+        text, types = environ[variable].strip(), _types_of(name)
+        if "boolean" in types and text.lower() not in _TRUE_WORDS + _FALSE_WORDS:
+            problems.append(f"{variable} is {text[:40]!r}: use true or false")
+        elif "integer" in types and not re.fullmatch(r"[+-]?\d{1,18}", text):
+            problems.append(f"{variable} is {text[:40]!r}: use a whole number")
+        elif "number" in types and _number(text) is None:
+            problems.append(f"{variable} is {text[:40]!r}: use a number")
+    return problems
+
+
+def _number(text: str) -> Decimal | None:
+    """A finite number written as text (as an environment variable holds it), else None."""
+    try:
+        value = Decimal(text.strip())
+    except ArithmeticError:
+        return None
+    return value if value.is_finite() else None
+
+
 def fill_from_environment(config: dict[str, Any]) -> None:
     """A setting given as null is left out, so that its default applies (a config written from
     a template, Meltano's unset values); api_key and pixel_id from TARGET_OPENAI_CAPI_* when the
     config lacks them (Meltano passes only settings a plugin declares: a loader with only a
-    pip_url gets none), the key trimmed (as read from a secret file)."""
+    pip_url gets none), the key trimmed (as read from a secret file); a number setting given as
+    text (its environment variable) read as the number."""
     for name in [k for k, v in config.items() if v is None and k not in NULL_IS_A_VALUE]:
         del config[name]
     for name in ("api_key", "pixel_id"):
@@ -390,6 +430,11 @@ def fill_from_environment(config: dict[str, Any]) -> None:
     key = config.get("api_key")
     if isinstance(key, str) and key != key.strip():
         config["api_key"] = key.strip()
+    for name in ("max_retry_seconds", "request_timeout_seconds"):
+        # (the SDK reads a number setting's environment variable as text)
+        value = config.get(name)
+        if isinstance(value, str) and _number(value) is not None:
+            config[name] = _number(value)
 
 
 def without_key(messages: list[str], key: object) -> list[str]:

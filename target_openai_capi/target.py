@@ -33,6 +33,7 @@ from target_openai_capi.config import (
     FLATTENING_SETTINGS,
     compile_streams,
     config_problems,
+    environment_problems,
     fill_from_environment,
     unknown_settings,
     without_key,
@@ -474,6 +475,11 @@ class TargetOpenAICapi(Target):
             handler.addFilter(OneLine())
         cls.print_version(print_fn=cls.logger.info)
         config = config or _ConfigInput()
+        problems = environment_problems(os.environ) if config.parse_env else []
+        for problem in problems:
+            cls.logger.error("%s", problem)
+        if problems:
+            sys.exit(1)
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
         hide_in_every_log_line(str(target.config.get("api_key") or ""))
         if test:

@@ -800,7 +800,11 @@ def test_a_config_file_that_is_no_json_object_is_one_clear_line(text, said, tmp_
 @pytest.mark.parametrize(
     ("name", "value", "said"),
     [
-        ("TARGET_OPENAI_CAPI_BATCH_SIZE", "abc", "invalid literal for int()"),
+        ("TARGET_OPENAI_CAPI_BATCH_SIZE", "abc", "TARGET_OPENAI_CAPI_BATCH_SIZE is 'abc': use a"),
+        ("TARGET_OPENAI_CAPI_MAX_ATTEMPTS", "2.5", "MAX_ATTEMPTS is '2.5': use a whole number"),
+        ("TARGET_OPENAI_CAPI_REQUEST_TIMEOUT_SECONDS", "soon", "is 'soon': use a number"),
+        # (the SDK took any word but true/1/yes/on for false: a typo sent for real)
+        ("TARGET_OPENAI_CAPI_DRY_RUN", "ture", "DRY_RUN is 'ture': use true or false"),
         ("TARGET_OPENAI_CAPI_STREAMS", "{not json", "JSONDecodeError"),
     ],
 )
@@ -817,9 +821,33 @@ def test_an_environment_variable_of_the_wrong_type_is_one_clear_line(name, value
     err = proc.stderr.decode()
     assert proc.returncode == 1
     assert "Traceback" not in err
-    assert "a TARGET_OPENAI_CAPI_* environment variable cannot be read" in err
     assert said in err
     assert API_KEY not in err
+
+
+def test_settings_from_environment_variables_are_read_as_their_types(sandbox, tmp_path):
+    """Numbers were left as text ("'60' is not of type 'number'"): those two settings could not
+    be set from the environment at all."""
+    env = {
+        **os.environ,
+        "TARGET_OPENAI_CAPI_PIXEL_ID": PIXEL_ID,
+        "TARGET_OPENAI_CAPI_API_KEY": API_KEY,
+        "TARGET_OPENAI_CAPI_API_URL": sandbox.url,
+        "TARGET_OPENAI_CAPI_STREAMS": json.dumps({"c": {}}),
+        "TARGET_OPENAI_CAPI_MAX_RETRY_SECONDS": "60",
+        "TARGET_OPENAI_CAPI_REQUEST_TIMEOUT_SECONDS": " 30.5 ",
+        "TARGET_OPENAI_CAPI_DRY_RUN": "Yes",
+        "TARGET_OPENAI_CAPI_BATCH_SIZE": "7",
+    }
+    data = ("\n".join([SCHEMA, rec(1), rec(2)]) + "\n").encode()
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", "ENV"], input=data, capture_output=True, check=False, env=env
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert "received=2 sent=0 validated=2" in err
+    assert sandbox.stats()["validate_only_requests"] == 1
+    assert stored(sandbox) == []
 
 
 @pytest.mark.parametrize(
