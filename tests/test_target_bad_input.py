@@ -212,6 +212,15 @@ CONFIG_CORPUS = {
     "unknown field name": ({"streams": {"conversions": {"fields": {"emial": "email"}}}}, "emial"),
     "bad expression": ({"streams": {"conversions": {"fields": {"id": "a.[b"}}}}, "fields.id"),
     "unknown event type": ({"streams": {"conversions": {"event_type": "purchase"}}}, "purchase"),
+    # One value for every event that no event may have: found at start-up, not at each record.
+    "a constant that is no action source": (
+        {"streams": {"conversions": {"fields": {"action_source": "'webb'"}}}},
+        "fields.action_source: 'webb' is not an action source",
+    ),
+    "a constant that is no currency": (
+        {"streams": {"conversions": {"fields": {"currency": "'usdd'"}}}},
+        "fields.currency: unknown currency 'usdd'",
+    ),
     # (ignored, it would send for real what was meant to be validated only)
     "the API's validate_only": ({"validate_only": True}, "for a dry run"),
     "dryrun": ({"dryrun": True}, "set dry_run: true"),
