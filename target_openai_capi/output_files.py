@@ -21,6 +21,14 @@ def protect(path: Path, what: str) -> None:
         _PROTECTED[(found.st_dev, found.st_ino)] = what
 
 
+def protect_input(found: os.stat_result | None) -> None:
+    """Refuse, from now on, to open the run's input (a regular file: --input, or stdin
+    redirected from one) as an output. (The dead-letter file, opened before, writes a replay's
+    rejections to a sibling file instead: pipeline/run.py.)"""
+    if found is not None and stat.S_ISREG(found.st_mode):
+        _PROTECTED[(found.st_dev, found.st_ino)] = "the file the run reads its input from"
+
+
 def open_owner_only(path: Path) -> int:
     """A descriptor appending to `path`, its folders made as needed.
 

@@ -43,6 +43,7 @@ from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
 from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_safe
 from target_openai_capi.mapping.stream_mapping import written_expressions
+from target_openai_capi.output_files import protect_input
 from target_openai_capi.parallel.pool import WorkerPool
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
@@ -493,7 +494,9 @@ class TargetOpenAICapi(Target):
     def run(self, file_input: IO[str] | None) -> None:
         """Open the run's files, read the input to its end, and stop cleanly on any failure."""
         try:
-            self.pipeline.open_dead_letters(input_stat(file_input))
+            reads = input_stat(file_input)
+            self.pipeline.open_dead_letters(reads)
+            protect_input(reads)
             if self.pipeline.uploader.request_log is not None:
                 self.pipeline.uploader.request_log.open()
             self.guard.quiet_input.start()

@@ -1203,6 +1203,28 @@ def test_the_request_log_and_the_dead_letter_file_cannot_be_one_file(sandbox, tm
     assert sandbox.stats()["requests"] == 0
 
 
+@pytest.mark.parametrize("how", ["--input", "stdin"])
+def test_the_request_log_cannot_be_the_file_the_run_reads(how, sandbox, tmp_path):
+    """A request log there appended a line to the input while it was read."""
+    data = tmp_path / "input.singer"
+    data.write_text("\n".join([SCHEMA, rec(1), state({"b": 1})]) + "\n")
+    before = data.read_bytes()
+    cfg = config(sandbox.url, tmp_path, request_log_path=str(data))
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    command = [*TARGET_CMD, "--config", str(tmp_path / "config.json")]
+    with data.open("rb") as stdin:
+        if how == "--input":
+            command += ["--input", str(data)]
+            stdin = None  # type: ignore[assignment]
+        proc = subprocess.run(command, stdin=stdin, capture_output=True, timeout=60, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    assert "it is the file the run reads its input from" in err
+    assert data.read_bytes() == before
+    assert sandbox.stats()["requests"] == 0
+
+
 def test_a_stream_name_cannot_forge_log_lines(sandbox, tmp_path):
     # (a newline, a terminal's "cursor up, erase line", Unicode's line separator)
     forged = "c\n2026-12-02 16:00:00,000 | ERROR    | target-openai-capi | FORGED\x1b[1A\u2028"
