@@ -164,6 +164,10 @@ class OneLine(logging.Filter):
     hide_in_every_log_line are [redacted], in the message and in a traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.name.startswith("urllib3."):
+            # (urllib3 warns of an answer's malformed headers with the parser's traceback: its
+            # message says it, and the request fails with its own error)
+            record.exc_info, record.exc_text = None, None
         message = record.getMessage()
         shown = _redacted(message) if _secrets else message
         if _LINE_BREAKERS.search(shown):

@@ -235,7 +235,7 @@ def test_read_timeout_is_a_retryable_transport_error() -> None:
             client.post(b"{}")
         client.close()
     assert caught.value.retryable is True
-    assert "Timeout" in str(caught.value)
+    assert "took longer than 0.2 s (request_timeout_seconds)" in str(caught.value)
 
 
 def test_one_session_per_thread() -> None:

@@ -571,6 +571,36 @@ def test_a_trickling_answer_cannot_hold_a_request_past_its_deadline(tmp_path):
     assert elapsed < 30  # two attempts of 2 s and a backoff, not 40 s of trickle each
 
 
+def _trickled_head(handler: BaseHTTPRequestHandler) -> None:
+    """The status line, then headers that never end, a byte at a time."""
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(300):
+        try:
+            handler.wfile.write(b"X")
+            handler.wfile.flush()
+        except OSError:
+            return
+        time.sleep(0.2)
+
+
+def test_answer_headers_trickled_cannot_hold_a_request_past_its_deadline(tmp_path):
+    """requests' timeout bounds each read of the socket: headers sent a byte at a time held
+    one request for minutes (past 100 of them http.client gives up), and a SIGTERM waited."""
+    gateway = _Gateway(_trickled_head)
+    try:
+        cfg = config(gateway.url, tmp_path, request_timeout_seconds=2, max_attempts=2)
+        started = time.monotonic()
+        run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+        elapsed = time.monotonic() - started
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "took longer than 2 s (request_timeout_seconds)" in run.stderr
+    assert gateway.requests == 2
+    assert elapsed < 20  # two attempts of 2 s and a backoff, not a minute each
+
+
 def _endless(handler: BaseHTTPRequestHandler) -> None:
     handler.send_response(200)
     handler.send_header("Content-Type", "application/json")

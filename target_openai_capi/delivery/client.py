@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import requests
+import requests.adapters
 import requests.auth
+import urllib3
+import urllib3.connection
 import urllib3.exceptions
 
 from target_openai_capi.delivery.errors import TransportError
 from target_openai_capi.log_safety import redact
+from target_openai_capi.main_thread_signals import termination_signals_blocked
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -247,6 +253,65 @@ def _read_answer(reply: requests.Response, deadline: float) -> bytes:
     return b"".join(parts)[:MAX_RESPONSE_BYTES]
 
 
+class _Watch:
+    """One request's deadline, kept by a timer thread: at the deadline the connection's socket
+    is shut down, which ends any wait on it (requests' timeouts bound each read of the socket,
+    not the answer: a server that sends its status line and headers a byte at a time would hold
+    a request for as long as it likes)."""
+
+    def __init__(self) -> None:
+        self.connection: Any = None  # the urllib3 connection the request went out on
+        self.overdue = False
+
+    def cut(self) -> None:
+        self.overdue = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+_watches = threading.local()  # .watch: the _Watch of the request this thread is sending
+
+
+def _watched(base: type[Any]) -> type[Any]:
+    """A subclass of a urllib3 connection class that tells this thread's _Watch it is used."""
+
+    class Watched(base):  # type: ignore[misc]
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            watch = getattr(_watches, "watch", None)
+            if watch is not None:
+                watch.connection = self
+            return super().request(*args, **kwargs)
+
+    return Watched
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _watched(urllib3.connection.HTTPConnection)
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _watched(urllib3.connection.HTTPSConnection)
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, its direct and proxied connections watched (a SOCKS proxy's are not:
+    their reads are bounded one at a time, as before)."""
+
+    _POOLS: ClassVar[dict[str, type[Any]]] = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if type(manager) is urllib3.ProxyManager:
+            manager.pool_classes_by_scheme = self._POOLS
+        return manager
+
+
 class _Bearer(requests.auth.AuthBase):
     """Bearer-token auth whose repr does not show the token."""
 
@@ -288,6 +353,8 @@ class Client:
                 }
             )
             session.auth = _Bearer(self.settings.api_key)
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, _WatchedAdapter())
             # Proxy and CA-bundle settings from the environment apply, read once here rather
             # than on every request (requests walks the whole environment each time); a
             # ~/.netrc entry is not read, so it cannot replace the key.
@@ -310,8 +377,18 @@ class Client:
         """
         total = self.settings.read_timeout_s
         deadline = time.monotonic() + total
+        overdue = TransportError(
+            f"the answer from {self.display_url} took longer than {total:g} s "
+            "(request_timeout_seconds)"
+        )
+        session = self._session()
+        watch = _watches.watch = _Watch()
+        timer = threading.Timer(total, watch.cut)
+        timer.daemon = True
+        with termination_signals_blocked():  # (only the main thread takes them)
+            timer.start()
         try:
-            reply = self._session().post(
+            reply = session.post(
                 self.url,
                 data=body,
                 timeout=(min(self.settings.connect_timeout_s, total), total),
@@ -324,16 +401,20 @@ class Client:
             finally:
                 reply.close()
         except _Overdue:
-            raise TransportError(
-                f"the answer from {self.display_url} took longer than {total:g} s "
-                "(request_timeout_seconds)"
-            ) from None
+            raise overdue from None
         except (
             requests.exceptions.RequestException,
             urllib3.exceptions.HTTPError,
             http.client.HTTPException,
         ) as e:
+            if watch.overdue or time.monotonic() >= deadline:  # (a read timed out, or was cut)
+                raise overdue from None
             raise self._transport_error(e) from e
+        finally:
+            timer.cancel()
+            _watches.watch = None
+        # (Cut just as the answer ended, a connection back in the pool is found dropped, and
+        # replaced, at its next use.)
         return Response(status=reply.status_code, headers=reply.headers, body=content)
 
     def _transport_error(self, e: Exception) -> TransportError:
