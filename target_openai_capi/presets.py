@@ -109,12 +109,16 @@ STRIPE_SUBSCRIPTIONS: dict[str, Any] = {
             " || trial_end || start_date || created"
         ),
         "oppref": "metadata.oppref",
-        "amount_minor": "items.data[0].price.unit_amount || plan.amount",
+        # (Stripe's minor units are not ISO 4217's for ISK and MGA: stripe_amount reads them)
+        "amount": (
+            "stripe_amount(items.data[0].price.unit_amount || plan.amount,"
+            " items.data[0].price.currency || plan.currency)"
+        ),
         "currency": "items.data[0].price.currency || plan.currency",
         "plan_id": "items.data[0].price.id || plan.id",
         "contents": (
             "items.data[].{id: price.id, name: price.nickname, quantity: quantity, "
-            "amount_minor: price.unit_amount}"
+            "amount: stripe_amount(price.unit_amount, price.currency)}"
         ),
         "external_id": "customer",
     },

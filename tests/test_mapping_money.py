@@ -11,6 +11,7 @@ from target_openai_capi.mapping.money import (
     currency_code,
     currency_exponent,
     minor_units,
+    stripe_amount,
     to_minor_units,
 )
 
@@ -320,3 +321,24 @@ def _contents_of(items: object) -> object:
 )
 def test_line_items_are_read_field_by_field(items: object, expected: object) -> None:
     assert _contents_of(items) == expected
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "major"),
+    [
+        (2599, "usd", Decimal("25.99")),
+        (50000, "ISK", Decimal("500")),
+        (5000, "mga", Decimal("5000")),
+        (1234, "KWD", Decimal("1.234")),
+        ("500", "jpy", Decimal("500")),
+        (None, "usd", None),
+    ],
+)
+def test_stripe_amounts_in_major_units(amount, currency, major):
+    assert stripe_amount(amount, currency) == major
+
+
+@pytest.mark.parametrize(("amount", "currency"), [(25.5, "usd"), (100, None), (100, "xyz")])
+def test_a_stripe_amount_that_cannot_be_read_is_a_mapping_error(amount, currency):
+    with pytest.raises(MappingError):
+        stripe_amount(amount, currency)

@@ -568,6 +568,39 @@ def test_stripe_subscriptions_preset_on_both_published_shapes(sandbox, tmp_path)
     assert "filtered=2" in run.stderr
 
 
+@pytest.mark.parametrize(
+    ("currency", "unit_amount", "iso_amount"),
+    [
+        ("isk", 50000, 500),  # Stripe counts ISK in hundredths; ISO 4217 has no decimals
+        ("mga", 5000, 500000),  # zero-decimal at Stripe; two decimals in ISO 4217
+        ("jpy", 5000, 5000),
+        ("kwd", 12345, 12345),
+        ("usd", 2900, 2900),
+    ],
+)
+def test_stripe_amounts_are_sent_in_iso_minor_units(
+    currency, unit_amount, iso_amount, sandbox, tmp_path
+):
+    """Stripe's minor units are ISO 4217's but for ISK and MGA: taken as they were, an ISK
+    price went out 100 times too high and an MGA one 100 times too low."""
+    created = int(time.time()) - 600
+    price = {"id": "price_1", "unit_amount": unit_amount, "currency": currency}
+    sub = stripe_sub(
+        "sub_1",
+        "active",
+        created=created,
+        start_date=created,
+        items={"object": "list", "data": [{"id": "si_1", "quantity": 2, "price": price}]},
+    )
+    lines = [schema("subscriptions", STRIPE_API_PROPERTIES, ["id"]), record("subscriptions", sub)]
+    streams = {"subscriptions": {"preset": "tap-stripe/subscriptions"}}
+    run = run_target(config_for(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    data = stored(sandbox)["sub_1"]["data"]
+    assert (data["amount"], data["currency"]) == (iso_amount, currency.upper())
+    assert data["contents"] == [{"id": "price_1", "quantity": 2, "amount": iso_amount}]
+
+
 # --- Segment and RudderStack tracks tables ----------------------------------------------------
 
 TRACKS_PROPERTIES = {

@@ -13,6 +13,10 @@ Our functions (in addition to JMESPath's own):
   JSON, numbers as exact Decimals: `parse_json(products)[].{id: sku}`. Null stays null, and a value
   that already is an array or object is returned as it is, so one mapping serves both kinds of
   loader. Text that is not JSON is a mapping rejection naming the function.
+- `stripe_amount(amount, currency)`: a Stripe amount (in Stripe's minor units, which are not
+  ISO 4217's for ISK and MGA) as an exact amount in major units, to map to `amount`: ISK 500 is
+  5, MGA 5000 is 5000, USD 2599 is 25.99. A null amount is null; a currency Stripe's amount
+  cannot be read in is a mapping rejection.
 - `micros_to_ms(t)`: epoch microseconds (GA4's `event_timestamp`) as epoch milliseconds, rounded
   down; `t` is an integer or a string of digits (BigQuery exports INT64 as either); null stays
   null. JMESPath has no arithmetic, and a microsecond time read as milliseconds would be 1,000x
@@ -43,7 +47,7 @@ from jmespath import functions as jmes_functions
 from jmespath.visitor import TreeInterpreter, _Expression
 
 from target_openai_capi.mapping.errors import MappingError
-from target_openai_capi.mapping.money import parse_number
+from target_openai_capi.mapping.money import parse_number, stripe_amount
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -340,6 +344,10 @@ class Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath shi
     @_signature({"types": ["string", "array", "object", "null"]})
     def _func_parse_json(self, text: Any) -> Any:
         return parse_json(text)
+
+    @_signature({"types": ["number", "string", "null"]}, {"types": ["string", "null"]})
+    def _func_stripe_amount(self, amount: Any, currency: Any) -> Decimal | None:
+        return stripe_amount(amount, currency)
 
     @_signature({"types": ["number", "string", "null"]})
     def _func_micros_to_ms(self, micros: Any) -> int | None:

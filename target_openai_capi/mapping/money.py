@@ -45,6 +45,28 @@ _KNOWN_MINOR: dict[int, dict[Decimal, int]] = {exponent: {} for exponent in _POW
 KNOWN_AMOUNTS_KEPT = 4096
 
 
+# Where Stripe's amounts are not in ISO 4217 minor units (docs.stripe.com/currencies): its
+# zero-decimal currencies (MGA among them, two decimals in ISO) and three-decimal ones; ISK,
+# which ISO gives no decimals, Stripe still counts in hundredths. Any other currency: two.
+_STRIPE_ZERO_DECIMAL = "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF"
+STRIPE_DECIMALS = {
+    **dict.fromkeys(_STRIPE_ZERO_DECIMAL.split(" "), 0),
+    **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND"), 3),
+}
+
+
+def stripe_amount(amount: object, currency: object) -> Decimal | None:
+    """A Stripe amount (`unit_amount`, `amount`: Stripe's own minor units) in major units, exact:
+    ISK 500 is 5 krónur, MGA 5000 is 5000 ariary, USD 2599 is 25.99. Null stays null."""
+    if amount is None:
+        return None
+    code = currency_code(currency)
+    units = parse_number(amount, "amount")
+    if isinstance(units, Decimal) and units.as_tuple().exponent != 0 and units % 1:
+        raise MappingError(f"a Stripe amount is a whole number, not {quote(amount)}", "amount")
+    return Decimal(units).scaleb(-STRIPE_DECIMALS.get(code, 2))
+
+
 def currency_code(value: object) -> str:
     """Return the ISO 4217 code for a currency value ("usd", " USD " -> "USD")."""
     if not isinstance(value, str):

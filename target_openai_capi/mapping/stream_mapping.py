@@ -30,7 +30,7 @@ EVENT_FIELDS: dict[str, str] = {
     "action_source": "web, mobile_app, offline, physical_store, phone_call, email or other.",
     "opt_out": "True to exclude the event from personalisation (it still counts in aggregate).",
     "amount": "Value in major units (25.99), converted exactly to minor units.",
-    "amount_minor": "Value already in minor units (2599), e.g. Stripe amounts.",
+    "amount_minor": "Value already in ISO 4217 minor units (2599); Stripe's: stripe_amount().",
     "currency": "ISO 4217 code; required whenever an amount is present.",
     "contents": "Items: id, name, content_type, quantity, amount or amount_minor, currency.",
     "plan_id": "Plan id (subscription_created, trial_started, custom).",
