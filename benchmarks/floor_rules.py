@@ -99,11 +99,20 @@ def national_digits(compact: str) -> str | None:
     ten = len(compact) == 10 and compact.isascii() and compact.isdigit() and compact[0] > "1"
     if PHONE_REGION == "US" and ten:
         return "1" + compact
+    code = str(phonenumbers.country_code_for_region(PHONE_REGION))
+    if compact.isascii() and compact.isdigit() and compact.startswith(code):
+        try:  # the country code written without its "+": taken as one if the number is valid
+            whole = phonenumbers.parse("+" + compact, None)
+        except phonenumbers.NumberParseException:
+            whole = None
+        if whole is not None and phonenumbers.is_valid_number(whole):
+            return phonenumbers.format_number(whole, phonenumbers.PhoneNumberFormat.E164)[1:]
     try:
         parsed = phonenumbers.parse(compact, PHONE_REGION)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(parsed):
+    possible = phonenumbers.is_possible_number_with_reason(parsed)
+    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:  # (not "local only")
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 

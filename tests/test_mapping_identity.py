@@ -155,6 +155,30 @@ def test_national_numbers_use_default_phone_region() -> None:
     assert notes == []
 
 
+@pytest.mark.parametrize(
+    ("raw", "region", "digits"),
+    [
+        # The country code written without its "+": the code was sent twice (494915112345678).
+        ("4915112345678", "DE", "4915112345678"),
+        ("447911 123456", "GB", "447911123456"),
+        ("015112345678", "DE", "4915112345678"),  # the national form, as before
+        ("3912345678", "IT", "393912345678"),  # a national number that starts like +39: valid
+        # Possible only locally (no area code): hashed as if whole, with no area code.
+        ("555-2671", "US", None),  # (1 + 5552671: 8 digits, inside the rule's 8-15)
+    ],
+)
+def test_a_number_with_its_country_code_but_no_plus_is_read_once(raw, region, digits) -> None:
+    user, notes = build_user({"phone": raw}, default_phone_region=region)
+    if digits is None:
+        assert user == {}
+        assert notes == [
+            f"phone is not a phone number of default_phone_region {region}; sent without it"
+        ]
+    else:
+        assert user == {"phone_numbers_sha256": [h(digits)]}
+        assert notes == []
+
+
 def _libphonenumber_digits(raw: str, region: str) -> str | None:
     """What libphonenumber itself makes of a national number: the E.164 digits, or None."""
     import phonenumbers
@@ -163,7 +187,11 @@ def _libphonenumber_digits(raw: str, region: str) -> str | None:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(number):
+    # (a number without its area code, possible only locally, is not a number to send)
+    if (
+        phonenumbers.is_possible_number_with_reason(number)
+        != phonenumbers.ValidationResult.IS_POSSIBLE
+    ):
         return None
     e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return e164[1:]

@@ -183,12 +183,33 @@ def _national_number_digits(compact: str, region: str) -> str:
     """A number written in the national form of `region`, as country code + national digits."""
     if len(compact) > 250:  # libphonenumber refuses longer input (TOO_LONG)
         raise Rejected(_PHONE_RULE)
+    code = str(phonenumbers.country_code_for_region(region))
+    if compact.isascii() and compact.isdigit() and compact.startswith(code):
+        # The country code written without its "+" (4915112345678 in Germany): libphonenumber
+        # would read it as national digits too where numbers vary in length, and the country
+        # code would be sent twice. A valid international number is taken as one.
+        try:
+            international = phonenumbers.parse("+" + compact, None)
+        except phonenumbers.NumberParseException:
+            international = None
+        if international is not None and phonenumbers.is_valid_number(international):
+            return _e164_digits(international)
     try:
         number = phonenumbers.parse(compact, region)
     except phonenumbers.NumberParseException:
         raise Rejected(f"is not a phone number of default_phone_region {region}") from None
-    if not phonenumbers.is_possible_number(number):
+    # (IS_POSSIBLE_LOCAL_ONLY, a number without its area code, is not enough: no number reaches
+    # anyone without it, and the area code hashed would be the wrong one)
+    if phonenumbers.is_possible_number_with_reason(number) != _IS_POSSIBLE:
         raise Rejected(f"is not a phone number of default_phone_region {region}")
+    return _e164_digits(number)
+
+
+_IS_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
+
+
+def _e164_digits(number: phonenumbers.PhoneNumber) -> str:
+    """Country code and national digits, as E.164 writes them without the "+"."""
     e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return e164[1:]
 
