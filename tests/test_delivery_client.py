@@ -324,3 +324,67 @@ def test_a_key_echoed_across_the_length_cut_leaves_no_part_of_it() -> None:
         key,
     )
     assert "sk-svca" not in named[0]
+
+
+def test_a_proxy_trickling_its_connect_answer_cannot_hold_a_request_past_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deadline covers a proxy's CONNECT exchange too (it happens as the connection is
+    made, before the request): a proxy answering a byte at a time held the request for good."""
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        port = proxy.getsockname()[1]
+        heard: list[bytes] = []
+
+        def trickle() -> None:
+            conn, _ = proxy.accept()
+            with conn:
+                heard.append(conn.recv(4096))
+                try:
+                    conn.sendall(b"HTTP/1.1 200 Connection established\r\n")
+                    for _ in range(100):
+                        conn.sendall(b"X")
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+
+        threading.Thread(target=trickle, daemon=True).start()
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        client = Client(
+            ClientSettings(
+                api_url="https://api.example.invalid/v1/events",  # (reached only via the proxy)
+                pixel_id="px_1",
+                api_key=SECRET,
+                user_agent="t",
+                connect_timeout_s=1.0,
+                read_timeout_s=1.0,
+            )
+        )
+        started = time.monotonic()
+        with pytest.raises(TransportError) as caught:
+            client.post(b"{}")
+        elapsed = time.monotonic() - started
+        client.close()
+    assert heard
+    assert heard[0].startswith(b"CONNECT api.example.invalid:443 ")
+    assert "took longer than 1 s (request_timeout_seconds)" in str(caught.value)
+    assert elapsed < 5
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "page"),
+    [
+        (b"<!DOCTYPE html><html><title>Sign in</title></html>", "text/html", True),
+        (b"\xef\xbb\xbf\r\n  <html>", "text/plain", True),  # markup, whatever the header says
+        (b"", "text/html; charset=utf-8", False),  # an empty success body: the API's, maybe
+        (b'{"received": 2}', "application/json", False),
+        (b"OK", "text/html", False),
+    ],
+)
+def test_a_web_page_is_told_by_its_body(body: bytes, kind: str, page: bool) -> None:
+    from target_openai_capi.delivery.client import Response, is_web_page
+
+    assert is_web_page(Response(status=200, headers={"Content-Type": kind}, body=body)) is page

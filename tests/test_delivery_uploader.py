@@ -373,6 +373,22 @@ def test_413_splits_until_requests_fit(sleeps: Sleeps) -> None:
         assert len(sb.events(PIXEL_ID)) == 20
 
 
+def test_events_the_api_itself_finds_too_large_are_rejected_not_a_wholesale_refusal(
+    sleeps: Sleeps,
+) -> None:
+    """Two events each too large, refused alone by the API in its own words (the same, as they
+    are the same size): rejections, as a proxy's 413 page refusing every event is not."""
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, max_body_bytes=2_000) as sb:
+        up = Uploader(client_for(sb), policy=FAST, sleep=sleeps)
+        big = [event(n) for n in (98, 99)]
+        for one in big:
+            one["data"]["contents"] = [{"id": "x" * 3_000, "quantity": 1}]
+        [result] = up.submit(Batch(events=big, tags=[0, 1]))
+        up.close()
+    assert result.accepted == []
+    assert [(index, status) for index, status, _ in result.rejected] == [(0, 413), (1, 413)]
+
+
 # -- retries -----------------------------------------------------------------------------------
 
 

@@ -150,11 +150,11 @@ def is_api_error(body: bytes) -> bool:
 
 
 def is_web_page(response: Response) -> bool:
-    """True for an answer that is an HTML page (a proxy's sign-in page, a website at a wrong
-    api_url): never the API's answer, whatever its status. (The API's success body is not
-    documented; an empty, JSON or plain-text one is taken as its own.)"""
-    kind = (response.header("Content-Type") or "").lower()
-    return "html" in kind or response.body.lstrip()[:1] == b"<"
+    """True for an answer whose body is markup, an HTML page (a proxy's sign-in page, a website
+    at a wrong api_url): never the API's answer, whatever its status. (The API's success body is
+    not documented; an empty, JSON or plain-text one is taken as its own, whatever its
+    Content-Type says.)"""
+    return response.body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
 
 
 _EVENT_PARAM = re.compile(r"events\[(\d{1,9})\]")
@@ -256,19 +256,32 @@ def _read_answer(reply: requests.Response, deadline: float) -> bytes:
 class _Watch:
     """One request's deadline, kept by a timer thread: at the deadline the connection's socket
     is shut down, which ends any wait on it (requests' timeouts bound each read of the socket,
-    not the answer: a server that sends its status line and headers a byte at a time would hold
-    a request for as long as it likes)."""
+    not the answer: a server, or a proxy answering CONNECT, that sends its status line and
+    headers a byte at a time would hold a request for as long as it likes)."""
 
     def __init__(self) -> None:
-        self.connection: Any = None  # the urllib3 connection the request went out on
+        self.connection: Any = None  # the urllib3 connection the request goes out on
         self.overdue = False
+        self._done = False
+        self._lock = threading.Lock()
 
     def cut(self) -> None:
-        self.overdue = True
-        sock = getattr(self.connection, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        """At the deadline (the timer thread): end the request's wait on its socket."""
+        with self._lock:
+            if self._done:  # (the request ended as the timer fired: its connection may
+                return  # already carry the next request)
+            self.overdue = True
+            sock = getattr(self.connection, "sock", None)
+            while sock is not None and not isinstance(sock, socket.socket):
+                sock = getattr(sock, "socket", None)  # (TLS through an HTTPS proxy: a wrapper)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def done(self) -> None:
+        """The request ended: the timer cuts nothing from now on."""
+        with self._lock:
+            self._done = True
 
 
 _watches = threading.local()  # .watch: the _Watch of the request this thread is sending
@@ -278,6 +291,12 @@ def _watched(base: type[Any]) -> type[Any]:
     """A subclass of a urllib3 connection class that tells this thread's _Watch it is used."""
 
     class Watched(base):  # type: ignore[misc]
+        def connect(self) -> None:  # (a proxy's CONNECT exchange happens here)
+            watch = getattr(_watches, "watch", None)
+            if watch is not None:
+                watch.connection = self
+            super().connect()
+
         def request(self, *args: Any, **kwargs: Any) -> Any:
             watch = getattr(_watches, "watch", None)
             if watch is not None:
@@ -407,10 +426,11 @@ class Client:
             urllib3.exceptions.HTTPError,
             http.client.HTTPException,
         ) as e:
-            if watch.overdue or time.monotonic() >= deadline:  # (a read timed out, or was cut)
+            if watch.overdue or isinstance(e, requests.exceptions.ReadTimeout):
                 raise overdue from None
             raise self._transport_error(e) from e
         finally:
+            watch.done()
             timer.cancel()
             _watches.watch = None
         # (Cut just as the answer ended, a connection back in the pool is found dropped, and

@@ -299,9 +299,9 @@ class Uploader:
             secret = self._client.settings.api_key
             named = named_events(response.body, secret) if action is Action.BISECT else {}
             if len(part) == 1:
-                if action is Action.SPLIT:  # (names no event: every one alone may be refused
-                    # by a proxy's body limit, which no event is the cause of)
-                    result.unnamed.add(part[0])
+                if action is Action.SPLIT:
+                    if not is_api_error(response.body):  # (a proxy's page: its body limit may
+                        result.unnamed.add(part[0])  # refuse every event alone, none the cause)
                     message = f"the event alone is too large for one request: {message}"
                 elif 0 in named:
                     message = named[0]  # as an event named in a larger request is reported
