@@ -9,6 +9,7 @@ import gc
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from types import FrameType
 from typing import IO, Any, NoReturn
 
@@ -77,6 +78,14 @@ def _where_settings_come_from(error: str) -> str:
                 "(read with --config ENV, and by Meltano)"
             )
     return error
+
+
+def _declares_its_keys(message: Mapping[str, Any]) -> bool:
+    """Whether a SCHEMA message's schema declares each of its key properties (the SDK's stream
+    maps refuse one that does not, as if the map were wrong)."""
+    properties = message["schema"].get("properties")
+    keys = message.get("key_properties") or []
+    return isinstance(properties, Mapping) and all(key in properties for key in keys)
 
 
 class StreamMapFailed(Exception):
@@ -210,7 +219,8 @@ class TargetOpenAICapi(Target):
         if "schema" in message_dict and self.pipeline.settings.on_rejected != "fail":
             # (With on_rejected: fail such a SCHEMA stops the run, as in the SDK's targets: its
             # standard target tests call `{"type": "object"}` an invalid schema.)
-            message_dict = {**message_dict, "schema": with_properties(message_dict["schema"])}
+            schema = with_properties(message_dict["schema"], message_dict.get("key_properties"))
+            message_dict = {**message_dict, "schema": schema}
         problem = schema_problem(message_dict.get("schema"), message_dict.get("key_properties"))
         if problem is None and self.config.get("stream_maps"):
             self._source_streams[stream] = StreamInfo(
@@ -224,6 +234,9 @@ class TargetOpenAICapi(Target):
         except (BadLine, InvalidInputLine):
             raise
         except (MapExpressionError, StreamMapConfigError) as exc:
+            if not _declares_its_keys(message_dict):  # the tap's SCHEMA, not the map
+                problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                self._refuse_schema(stream, problem)
             # The user's stream map (an expression that does not parse, a key property it
             # removes): not the tap's input. Rejecting the stream's records would move STATE
             # past them, for good; the run stops before any of them instead.

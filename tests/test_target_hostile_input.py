@@ -343,6 +343,29 @@ def test_a_stream_map_that_cannot_be_applied_stops_the_run_before_its_records(
     assert run.states == [{"b": 1}]
 
 
+def test_a_schema_lacking_its_key_property_is_the_taps_fault_not_the_stream_maps(sandbox, tmp_path):
+    """The SDK's stream maps refuse a SCHEMA whose key property it does not declare, as if the
+    map were wrong: the tap's SCHEMA is refused (its records rejected saying why), the run goes
+    on. A schemaless one declares its key properties: it is mapped, map and all."""
+    keyed_wrong = json.dumps(
+        {"type": "SCHEMA", "stream": "c", "schema": {"properties": {}}, "key_properties": ["id"]}
+    )
+    schemaless = json.dumps(
+        {"type": "SCHEMA", "stream": "s", "schema": {"type": "object"}, "key_properties": ["id"]}
+    )
+    lines = [keyed_wrong, rec(1), schemaless, record("s", json.loads(rec(2))["record"])]
+    maps = {"c": {"extra": "'x'"}, "s": {"extra": "'x'"}}
+    cfg = config(sandbox.url, tmp_path, streams={"c": {}, "s": {}}, stream_maps=maps)
+    run = run_target(cfg, [*lines, state({"b": 1})], tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert "stream_maps cannot be applied" not in run.stderr
+    refused = "SCHEMA for stream 'c' refused: StreamMapConfigError: Invalid key properties"
+    assert refused in run.stderr
+    assert stored(sandbox) == ["r2"]
+    assert run.states == [{"b": 1}]
+
+
 def _batch_file(path: Path, records: list[dict[str, Any]], *, gzipped: bool = True) -> str:
     text = "".join(json.dumps(r) + "\n" for r in records).encode()
     path.write_bytes(gzip.compress(text) if gzipped else text)

@@ -109,12 +109,14 @@ def describes_objects(schema: Mapping[str, Any]) -> bool:
     return types == "object" or (isinstance(types, list) and "object" in types)
 
 
-def with_properties(schema: object) -> object:
-    """The schema, with `properties: {}` where it has none but describes objects: a schemaless
+def with_properties(schema: object, key_properties: object = None) -> object:
+    """The schema, with `properties` where it has none but describes objects: a schemaless
     tap's `{"type": "object"}` (or `{}`) says every record is an object of any properties. (The
-    SDK's sink reads `properties` of every schema.)"""
+    SDK's sink reads `properties` of every schema, and its stream maps look for the key
+    properties there: each is declared, of any type.)"""
     if isinstance(schema, Mapping) and "properties" not in schema and describes_objects(schema):
-        return {**schema, "properties": {}}
+        keys = key_properties if isinstance(key_properties, list) else []
+        return {**schema, "properties": {key: {} for key in keys if isinstance(key, str)}}
     return schema
 
 
