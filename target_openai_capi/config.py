@@ -397,8 +397,9 @@ def environment_problems(environ: Mapping[str, str]) -> list[str]:
         if variable not in environ:
             continue
         text, types = environ[variable].strip(), _types_of(name)
-        if "boolean" in types and text.lower() not in _TRUE_WORDS + _FALSE_WORDS:
-            problems.append(f"{variable} is {text[:40]!r}: use true or false")
+        # (a boolean as the SDK reads it: not trimmed, so "true " would be false)
+        if "boolean" in types and environ[variable].lower() not in _TRUE_WORDS + _FALSE_WORDS:
+            problems.append(f"{variable} is {environ[variable][:40]!r}: use true or false")
         elif "integer" in types and not re.fullmatch(r"[+-]?\d{1,18}", text):
             problems.append(f"{variable} is {text[:40]!r}: use a whole number")
         elif "number" in types and _number(text) is None:

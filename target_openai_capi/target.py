@@ -101,6 +101,8 @@ class TargetOpenAICapi(Target):
     # path. The private SDK hooks this relies on are listed at the singer-sdk pin (pyproject).
 
     name = "target-openai-capi"
+    # Settings come from TARGET_OPENAI_CAPI_* variables too (--config ENV): set by invoke.
+    reads_environment = False
     # A copy: the SDK adds its built-in settings to this dict in place, and CONFIG_SCHEMA (the
     # settings' defaults, the docs) must stay this target's own.
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
@@ -192,16 +194,20 @@ class TargetOpenAICapi(Target):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """The SDK's schema check plus cross-setting checks, with the API key redacted."""
         fill_from_environment(self._config)
+        # Settings the target does not have first: a typo's hint helps most when the setting
+        # meant is a required one (apikey), whose error follows. (Flattening is known:
+        # config_problems refuses it when on.)
+        self.append_builtin_config(self.config_jsonschema)  # (the SDK's: stream_maps, ...)
+        known = {*self.config_jsonschema.get("properties", {}), *FLATTENING_SETTINGS}
+        unknown, warnings = unknown_settings(self._config, known)
+        for warning in warnings:
+            self.logger.warning("%s", log_safe(warning))  # (names only, never a value)
         errors = super()._validate_config(raise_errors=False)
         errors = [_where_settings_come_from(error) for error in errors]
+        if not errors and self.reads_environment:  # (the SDK has read a .env file by now)
+            errors = environment_problems(os.environ)
         if not errors:
-            errors = config_problems(self.config)
-        if not errors:
-            # (flattening is checked by config_problems: refused when on)
-            known = {*self.config_jsonschema.get("properties", {}), *FLATTENING_SETTINGS}
-            errors, warnings = unknown_settings(self._config, known)
-            for warning in warnings:
-                self.logger.warning("%s", log_safe(warning))
+            errors = config_problems(self.config) + unknown
         errors = without_key(errors, self._config.get("api_key"))
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
@@ -494,6 +500,7 @@ class TargetOpenAICapi(Target):
             cls.logger.error("%s", problem)
         if problems:
             sys.exit(1)
+        cls.reads_environment = config.parse_env  # (and a .env file: checked again once read)
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
         hide_in_every_log_line(str(target.config.get("api_key") or ""))
         if test:

@@ -278,6 +278,18 @@ def test_a_setting_the_target_does_not_have_is_named_in_a_warning(sandbox, tmp_p
     assert sandbox.stats()["accepted"] == 1
 
 
+def test_a_misspelt_required_setting_is_named_with_the_one_meant(sandbox, tmp_path):
+    config = {"pixel_id": PIXEL_ID, "apikey": API_KEY, "api_url": sandbox.url, "streams": {}}
+    run = run_target(config, [SCHEMA, good_record()], tmp_path)
+    assert run.returncode == 1
+    assert "'apikey' is not a setting of target-openai-capi: ignored (did you mean 'api_key'?)" in (
+        run.stderr
+    )
+    assert "'api_key' is a required property" in run.stderr
+    assert API_KEY not in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
 def test_an_advertiser_key_stops_the_run_saying_which_key_is_needed(sandbox, tmp_path):
     wrong_key = "sk-svcacct-not-the-right-one"
     config = {

@@ -838,6 +838,7 @@ def test_a_config_file_that_is_no_json_object_is_one_clear_line(text, said, tmp_
         ("TARGET_OPENAI_CAPI_REQUEST_TIMEOUT_SECONDS", "soon", "is 'soon': use a number"),
         # (the SDK took any word but true/1/yes/on for false: a typo sent for real)
         ("TARGET_OPENAI_CAPI_DRY_RUN", "ture", "DRY_RUN is 'ture': use true or false"),
+        ("TARGET_OPENAI_CAPI_DRY_RUN", "true\r", "DRY_RUN is 'true\\r': use true or false"),
         ("TARGET_OPENAI_CAPI_STREAMS", "{not json", "JSONDecodeError"),
     ],
 )
