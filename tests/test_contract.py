@@ -98,6 +98,7 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("not web, no source_url", variant({"action_source": "offline", "source_url": DELETE})),
     ("no action_source", variant({"action_source": DELETE, "source_url": DELETE})),
     ("http url", variant({"source_url": "http://localhost:8000/x?y=1#z"})),
+    ("url with user info and an IPv6 host", variant({"source_url": "https://u@[2001:db8::1]:8/"})),
     ("opt out", variant({"opt_out": True})),
     (
         "singular user (the earlier official shape)",
@@ -214,6 +215,12 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         variant({"source_url": "https:///y"}),
         "source_url: 'https:///y' is",
     ),
+    (
+        "source_url with a port but no host",
+        variant({"source_url": "https://:443/checkout"}),
+        "source_url: 'https://:443/checkout' is",
+    ),
+    ("source_url of user info only", variant({"source_url": "https://a@/"}), "source_url: 'h"),
     ("relative source_url", variant({"source_url": "/checkout"}), "source_url: '/checkout' is not"),
     ("url with newline", variant({"source_url": "https://x.com/\n"}), "source_url: 'https://x"),
     ("url with space", variant({"source_url": "https://x.com/a b"}), "source_url: 'https://x"),
