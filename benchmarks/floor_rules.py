@@ -25,7 +25,7 @@ from target_openai_capi.mapping.event import (
     without_query_and_credentials as without_query_and_credentials,
 )
 from target_openai_capi.mapping.expression_functions import url_param as url_param
-from target_openai_capi.mapping.user_values import COUNTRIES
+from target_openai_capi.mapping.user_values import COUNTRIES, _written_without_plus
 
 # ISO 4217 exponents, from the same well-kept table the target uses (iso4217).
 POWER = {c.code: 10**c.exponent for c in Currency if c.exponent is not None}
@@ -99,17 +99,15 @@ def national_digits(compact: str) -> str | None:
     ten = len(compact) == 10 and compact.isascii() and compact.isdigit() and compact[0] > "1"
     if PHONE_REGION == "US" and ten:
         return "1" + compact
-    code = str(phonenumbers.country_code_for_region(PHONE_REGION))
-    if compact.isascii() and compact.isdigit() and compact.startswith(code):
-        try:  # the country code written without its "+": taken as one if the number is valid
-            whole = phonenumbers.parse("+" + compact, None)
-        except phonenumbers.NumberParseException:
-            whole = None
-        if whole is not None and phonenumbers.is_valid_number(whole):
-            return phonenumbers.format_number(whole, phonenumbers.PhoneNumberFormat.E164)[1:]
     try:
         parsed = phonenumbers.parse(compact, PHONE_REGION)
     except phonenumbers.NumberParseException:
+        parsed = None
+    # (the country code written without its "+": the target's rule, user_values.py)
+    whole = _written_without_plus(compact, PHONE_REGION, parsed)
+    if whole is not None:
+        return phonenumbers.format_number(whole, phonenumbers.PhoneNumberFormat.E164)[1:]
+    if parsed is None:
         return None
     possible = phonenumbers.is_possible_number_with_reason(parsed)
     if possible != phonenumbers.ValidationResult.IS_POSSIBLE:  # (not "local only")

@@ -163,6 +163,11 @@ def test_national_numbers_use_default_phone_region() -> None:
         ("447911 123456", "GB", "447911123456"),
         ("015112345678", "DE", "4915112345678"),  # the national form, as before
         ("3912345678", "IT", "393912345678"),  # a national number that starts like +39: valid
+        # Valid both ways: national where the region writes no trunk 0 (Italy: a mobile, not
+        # the Rome line +39 06 858784), or where the other reading is a service number.
+        ("390 685 8784", "IT", "393906858784"),
+        ("91180 07474", "IN", "919118007474"),  # (not the toll-free +91 1800 7474)
+        ("(55) 4003-2641", "BR", "555540032641"),  # area code 55 (not shared-cost +55 4003)
         # Possible only locally (no area code): hashed as if whole, with no area code.
         ("555-2671", "US", None),  # (1 + 5552671: 8 digits, inside the rule's 8-15)
     ],

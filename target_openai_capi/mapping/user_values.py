@@ -183,21 +183,15 @@ def _national_number_digits(compact: str, region: str) -> str:
     """A number written in the national form of `region`, as country code + national digits."""
     if len(compact) > 250:  # libphonenumber refuses longer input (TOO_LONG)
         raise Rejected(_PHONE_RULE)
-    code = str(phonenumbers.country_code_for_region(region))
-    if compact.isascii() and compact.isdigit() and compact.startswith(code):
-        # The country code written without its "+" (4915112345678 in Germany): libphonenumber
-        # would read it as national digits too where numbers vary in length, and the country
-        # code would be sent twice. A valid international number is taken as one.
-        try:
-            international = phonenumbers.parse("+" + compact, None)
-        except phonenumbers.NumberParseException:
-            international = None
-        if international is not None and phonenumbers.is_valid_number(international):
-            return _e164_digits(international)
     try:
         number = phonenumbers.parse(compact, region)
     except phonenumbers.NumberParseException:
-        raise Rejected(f"is not a phone number of default_phone_region {region}") from None
+        number = None
+    international = _written_without_plus(compact, region, number)
+    if international is not None:
+        return _e164_digits(international)
+    if number is None:
+        raise Rejected(f"is not a phone number of default_phone_region {region}")
     # (IS_POSSIBLE_LOCAL_ONLY, a number without its area code, is not enough: no number reaches
     # anyone without it, and the area code hashed would be the wrong one)
     if phonenumbers.is_possible_number_with_reason(number) != _IS_POSSIBLE:
@@ -206,6 +200,43 @@ def _national_number_digits(compact: str, region: str) -> str:
 
 
 _IS_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
+_SERVICE_NUMBERS = frozenset(
+    {
+        phonenumbers.PhoneNumberType.TOLL_FREE,
+        phonenumbers.PhoneNumberType.PREMIUM_RATE,
+        phonenumbers.PhoneNumberType.SHARED_COST,
+        phonenumbers.PhoneNumberType.UAN,
+        phonenumbers.PhoneNumberType.VOICEMAIL,
+    }
+)
+
+
+def _written_without_plus(
+    compact: str, region: str, national: phonenumbers.PhoneNumber | None
+) -> phonenumbers.PhoneNumber | None:
+    """The number, when `compact` is an international number written without its "+"
+    (4915112345678 in Germany, where libphonenumber would also read it as national digits and
+    the country code would be sent twice); else None. Taken so only when the national reading
+    is not a valid number, or when the region dials a trunk prefix (a national number is
+    written with its 0) and the international reading is a customer's line, not a service
+    number: in Italy (no trunk prefix) 390 685 8784 is a mobile, and in Brazil (55) 4003-2641
+    a number of area code 55."""
+    code = str(phonenumbers.country_code_for_region(region))
+    if not (compact.isascii() and compact.isdigit() and compact.startswith(code)):
+        return None
+    try:
+        international = phonenumbers.parse("+" + compact, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(international):
+        return None
+    if national is None or not phonenumbers.is_valid_number(national):
+        return international
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    trunk = metadata is not None and bool(metadata.national_prefix)
+    if trunk and phonenumbers.number_type(international) not in _SERVICE_NUMBERS:
+        return international
+    return None
 
 
 def _e164_digits(number: phonenumbers.PhoneNumber) -> str:
