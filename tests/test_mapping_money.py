@@ -338,7 +338,17 @@ def test_stripe_amounts_in_major_units(amount, currency, major):
     assert stripe_amount(amount, currency) == major
 
 
-@pytest.mark.parametrize(("amount", "currency"), [(25.5, "usd"), (100, None), (100, "xyz")])
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [
+        (25.5, "usd"),
+        (100, None),
+        (100, "xyz"),
+        ("1e30", "usd"),  # (its % 1 raised InvalidOperation in decimal's default context)
+        (Decimal("1E-999999999"), "usd"),  # (not a whole number: it was read as 0)
+        (1000, "IQD"),  # three decimals in ISO, none Stripe charges in: its units unknown
+    ],
+)
 def test_a_stripe_amount_that_cannot_be_read_is_a_mapping_error(amount, currency):
     with pytest.raises(MappingError):
         stripe_amount(amount, currency)
