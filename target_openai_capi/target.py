@@ -101,8 +101,6 @@ class TargetOpenAICapi(Target):
     # path. The private SDK hooks this relies on are listed at the singer-sdk pin (pyproject).
 
     name = "target-openai-capi"
-    # Settings come from TARGET_OPENAI_CAPI_* variables too (--config ENV): set by invoke.
-    reads_environment = False
     # A copy: the SDK adds its built-in settings to this dict in place, and CONFIG_SCHEMA (the
     # settings' defaults, the docs) must stay this target's own.
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
@@ -118,6 +116,8 @@ class TargetOpenAICapi(Target):
     ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # (read by _validate_config, which the SDK's __init__ calls)
+        self.reads_environment = bool(kwargs.get("parse_env_config", False))
         super().__init__(*args, **kwargs)
         # From here on no log line shows the key (a streams entry may quote it by mistake).
         hide_in_every_log_line(str(self.config.get("api_key") or ""))
@@ -204,7 +204,7 @@ class TargetOpenAICapi(Target):
             self.logger.warning("%s", log_safe(warning))  # (names only, never a value)
         errors = super()._validate_config(raise_errors=False)
         errors = [_where_settings_come_from(error) for error in errors]
-        if not errors and self.reads_environment:  # (the SDK has read a .env file by now)
+        if not errors and self.reads_environment:  # (again: the SDK has read a .env file now)
             errors = environment_problems(os.environ)
         if not errors:
             errors = config_problems(self.config) + unknown
@@ -240,7 +240,8 @@ class TargetOpenAICapi(Target):
         except (BadLine, InvalidInputLine):
             raise
         except (MapExpressionError, StreamMapConfigError) as exc:
-            if not _declares_its_keys(message_dict):  # the tap's SCHEMA, not the map
+            if isinstance(exc, StreamMapConfigError) and not _declares_its_keys(message_dict):
+                # ("Invalid key properties": the tap's SCHEMA, not the map)
                 problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
                 self._refuse_schema(stream, problem)
             # The user's stream map (an expression that does not parse, a key property it
@@ -500,7 +501,6 @@ class TargetOpenAICapi(Target):
             cls.logger.error("%s", problem)
         if problems:
             sys.exit(1)
-        cls.reads_environment = config.parse_env  # (and a .env file: checked again once read)
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
         hide_in_every_log_line(str(target.config.get("api_key") or ""))
         if test:

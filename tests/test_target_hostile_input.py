@@ -364,6 +364,13 @@ def test_a_schema_lacking_its_key_property_is_the_taps_fault_not_the_stream_maps
     assert refused in run.stderr
     assert stored(sandbox) == ["r2"]
     assert run.states == [{"b": 1}]
+    # A map that does not parse is the map's fault, whatever the SCHEMA lacks: the run stops.
+    broken = {"c": {"ratio": "str(100 // k"}}
+    cfg = config(sandbox.url, tmp_path, streams={"c": {}, "s": {}}, stream_maps=broken)
+    run = run_target(cfg, [keyed_wrong, rec(1), state({"b": 2})], tmp_path)
+    assert run.returncode == 1
+    assert "stream_maps cannot be applied to stream 'c': Failed to parse" in run.stderr
+    assert run.states == []
 
 
 def _batch_file(path: Path, records: list[dict[str, Any]], *, gzipped: bool = True) -> str:
