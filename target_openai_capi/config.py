@@ -386,6 +386,9 @@ def _types_of(name: str) -> list[str]:
     return [types] if isinstance(types, str) else list(types)
 
 
+_NUMBER_SETTINGS = tuple(n for n in CONFIG_SCHEMA["properties"] if "number" in _types_of(n))
+
+
 def environment_problems(environ: Mapping[str, str]) -> list[str]:
     """What is wrong with the TARGET_OPENAI_CAPI_* variables of settings that are a boolean, a
     whole number or a number (--config ENV), each naming its variable: the SDK would take any
@@ -431,8 +434,7 @@ def fill_from_environment(config: dict[str, Any]) -> None:
     key = config.get("api_key")
     if isinstance(key, str) and key != key.strip():
         config["api_key"] = key.strip()
-    for name in ("max_retry_seconds", "request_timeout_seconds"):
-        # (the SDK reads a number setting's environment variable as text)
+    for name in _NUMBER_SETTINGS:  # (the SDK reads their environment variables as text)
         value = config.get(name)
         if isinstance(value, str) and _number(value) is not None:
             config[name] = _number(value)

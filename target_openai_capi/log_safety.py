@@ -161,12 +161,18 @@ class OneLine(logging.Filter):
     """Each log record on one line, without the API key: a control character inside a value
     (a stream name, a server's message) is written escaped (\\n, \\x1b), so what a tap or a
     server sends cannot forge log lines or rewrite them on a terminal; the secrets given to
-    hide_in_every_log_line are [redacted], in the message and in a traceback."""
+    hide_in_every_log_line are [redacted], in the message and in a traceback; a library's
+    notice (INFO, WARNING) comes without its traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.name.startswith("urllib3."):
-            # (urllib3 warns of an answer's malformed headers with the parser's traceback: its
-            # message says it, and the request fails with its own error)
+        if (
+            record.exc_info
+            and logging.INFO <= record.levelno <= logging.WARNING
+            and not record.name.startswith(("target-openai-capi", "target_openai_capi"))
+        ):
+            # A library's notice with a traceback (urllib3 warns of an answer's malformed
+            # headers with its parser's): the message says it, and what failed is reported by
+            # the target in its own words. (Tracebacks stay at DEBUG level, and with errors.)
             record.exc_info, record.exc_text = None, None
         message = record.getMessage()
         shown = _redacted(message) if _secrets else message

@@ -234,10 +234,9 @@ def event_id_from(
     """event_id, given the value of the mapped `id` field (`_value`) and id_key_properties."""
     if not _no_id(value):
         text = _as_text(value, "id")
-    elif len(key_properties) == 1 and not _no_id(record.get(key_properties[0])):
-        text = _as_text(record[key_properties[0]], key_properties[0])
     elif key_properties and not any(_no_id(record.get(k)) for k in key_properties):
-        text = ":".join(_key_part(_as_text(record[k], k)) for k in key_properties)
+        parts = [_as_text(record[k], k) for k in key_properties]
+        text = parts[0] if len(parts) == 1 else ":".join(_key_part(part) for part in parts)
     else:
         return f"rec_{record_digest(record if whole_record is None else whole_record())}"
     if len(text) > MAX_ID_LENGTH:
