@@ -26,7 +26,10 @@ _PLUS_PHONE = re.compile(r"\+\d[\d ().-]{5,}\d")
 # A quoted date and time (a timestamp that failed a rule) is no personal data; a bare date may
 # be a date of birth.
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-_QUOTED = re.compile(r"'([^'\n]*)'|\"([^\"\n]*)\"")
+# A single quote opens only after no letter or digit and closes only before none, so the
+# apostrophes of "the API's answer ... a proxy's page" quote nothing, and one inside a word
+# ('O'Brien') is part of the value.
+_QUOTED = re.compile(r"(?<!\w)'((?:[^'\n]|'(?=\w))*)'(?!\w)|\"([^\"\n]*)\"")
 _DIGIT = re.compile(r"\d")
 _WORDS = re.compile(r"\w\s+\w")
 # One capitalised word of letters ("Smith", "Smith-Jones", "José"): a name, when a name column

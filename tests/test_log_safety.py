@@ -73,6 +73,8 @@ def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, log
         ("unknown currency 'EURO'", "unknown currency '…'"),
         ("unknown currency 'USD '", "unknown currency 'USD '"),
         ("unknown currency 'ZZ'", "unknown currency 'ZZ'"),
+        # An apostrophe inside a word is part of the quoted value, not its end.
+        ("surname 'O'Brien' is not a currency", "surname '…' is not a currency"),
     ],
 )
 def test_a_rejections_reason_leaves_out_one_capitalised_word_too(reason: str, logged: str) -> None:
@@ -85,6 +87,9 @@ def test_a_rejections_reason_leaves_out_one_capitalised_word_too(reason: str, lo
         "BATCH message for stream 'Account' cannot be used",
         "SCHEMA for stream 'Opportunity' refused",
         "stream_maps expression failed (NameError: name 'Amount' is not defined)",
+        # Apostrophes quote nothing: the words between two of them stay.
+        "the API's answer of 200 is a web page (a proxy's sign-in page?), not the API's JSON",
+        "stream 'orders' isn't mapped: it's sent nowhere",
     ],
 )
 def test_other_messages_keep_stream_names_and_identifiers(message: str) -> None:
