@@ -37,7 +37,19 @@ def log_summary(
     arrived = [stream for stream in account.outcomes if stream != "(input)"]
     for stream in arrived:
         filtered = account.outcomes[stream][FILTERED]
-        if filtered and filtered == account.received(stream) and stream in pipeline.mappings:
+        if not filtered or filtered != account.received(stream):
+            continue
+        if stream in pipeline.left_out_by_stream_map:
+            continue  # its stream map is null: left out on purpose
+        if pipeline.dropped_by_stream_map[stream] == filtered:
+            # Named as the user wrote it: the map may alias the stream to another entry.
+            logger.warning(
+                "stream_maps.%s: its `__filter__` dropped all %d of its records: if that was "
+                "not meant, check it.",
+                stream,
+                filtered,
+            )
+        elif stream in pipeline.mappings:
             logger.warning(
                 "streams.%s: all %d of its records were filtered out (by its `filter`, or a "
                 "stream map): if that was not meant, check it.",

@@ -379,6 +379,53 @@ def test_a_stream_map_that_leaves_nothing_of_a_configured_stream_is_no_misnamed_
     assert sandbox.events(PIXEL_ID) == []
 
 
+@pytest.mark.parametrize("aliased", [False, True], ids=["own name", "aliased"])
+def test_a_stream_map_filter_that_drops_every_record_is_named_at_the_end(
+    aliased, sandbox, tmp_path
+):
+    """The end-of-run warning names the stream map that dropped every record, as the user
+    wrote it; not a `streams` entry (with an alias, `streams.orders` is not the one that
+    applied), and not nothing (with only the alias under `streams`)."""
+    ts = now_ms() - 1000
+    streams = {"sales": {}, "orders": {}} if aliased else {"orders": {}}
+    config = base_config(sandbox, tmp_path, streams)
+    stream_map = {"__filter__": "id == 'none of them'"}
+    config["stream_maps"] = {
+        "orders": {**stream_map, "__alias__": "sales"} if aliased else stream_map
+    }
+    lines = [schema("orders", {"id": {"type": "string"}}, ["id"])]
+    lines += [
+        record("orders", {"id": f"o{n}", "type": "lead_created", "timestamp_ms": ts})
+        for n in range(3)
+    ]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "stream_maps.orders: its `__filter__` dropped all 3 of its records" in run.stderr
+    assert "streams.orders: all" not in run.stderr
+    assert "filtered=3" in run.stderr
+    assert sandbox.events(PIXEL_ID) == []
+
+
+def test_a_stream_mapped_to_null_is_left_out_without_a_warning(sandbox, tmp_path):
+    """`stream_maps: {orders: null}` leaves the stream out on purpose: its records are
+    counted as filtered, and no warning says to check a filter."""
+    ts = now_ms() - 1000
+    config = base_config(sandbox, tmp_path, {"orders": {}, "leads": {}})
+    config["stream_maps"] = {"orders": None}
+    lines = [schema("orders", {"id": {"type": "string"}}, ["id"])]
+    lines += [
+        record("orders", {"id": f"o{n}", "type": "lead_created", "timestamp_ms": ts})
+        for n in range(2)
+    ]
+    lines += [schema("leads", {"id": {"type": "string"}}, ["id"])]
+    lines += [record("leads", {"id": "l1", "type": "lead_created", "timestamp_ms": ts})]
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "filtered=2" in run.stderr
+    assert "check it" not in run.stderr
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["l1"]
+
+
 def test_validate_first_checks_each_batch_before_sending_it(sandbox, tmp_path):
     ts = now_ms() - 1000
     config = base_config(sandbox, tmp_path, {"conversions": {}})

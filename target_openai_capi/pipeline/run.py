@@ -126,6 +126,9 @@ class Pipeline:
         self._next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
         # Whether any record reached a stream that has an entry under `streams`.
         self.matched_any = False
+        # Per stream as the tap names it, records its stream maps dropped (`__filter__`).
+        self.dropped_by_stream_map: Counter[str] = Counter()
+        self.left_out_by_stream_map: set[str] = set()  # mapped to null: left out on purpose
 
     def dry_run_records(self) -> int:
         """Records of streams in dry run received so far (their events only validated)."""
@@ -209,8 +212,13 @@ class Pipeline:
                 "" if self.mappings else " (the config has none: nothing is sent)",
             )
 
-    def filtered_by_stream_map(self, stream: str) -> None:
-        """Count a record that a stream map dropped before it reached a sink."""
+    def filtered_by_stream_map(self, stream: str, *, by_filter: bool) -> None:
+        """Count a record that a stream map dropped before it reached a sink: by its
+        `__filter__`, or (by_filter False) because the map leaves the stream out."""
+        if by_filter:
+            self.dropped_by_stream_map[stream] += 1
+        else:
+            self.left_out_by_stream_map.add(stream)
         self.settler.outcome(stream, FILTERED)
 
     def add(
