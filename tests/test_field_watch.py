@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import orjson
-
-from target_openai_capi.pipeline.field_watch import FieldWatch
+from target_openai_capi.pipeline.field_watch import FieldWatch, carried
 
 FIELDS = {"orders": {"amount": "total", "currency": "cur", "email": "mail", "oppref": "click"}}
 
@@ -16,12 +14,15 @@ def test_a_field_is_named_only_while_no_event_carried_it() -> None:
         "orders": {"amount", "currency"}
     }
     watch.event("orders", {"id": "1", "data": {"type": "contents", "currency": "USD"}})
-    watch.event_json("orders", orjson.dumps({"id": "2", "data": {"type": "contents"}}))
+    # A worker's event, by what it carried: an item's amount is not the event's.
+    item = {"id": "sku", "amount": 5, "currency": "USD"}
+    worker_event = {"id": "2", "data": {"type": "contents", "contents": [item]}}
+    watch.carried("orders", carried(worker_event))
     [line] = watch.lines()
     assert line.startswith(
         "streams.orders.fields.amount ('total') gave no value in any of the 2 events"
     )
-    watch.event_json("orders", orjson.dumps({"id": "3", "data": {"amount": 5, "currency": "X"}}))
+    watch.carried("orders", carried({"id": "3", "data": {"amount": 5, "currency": "X"}}))
     assert watch.lines() == []
     assert watch.unseen == {}  # every field seen: no stream watched any more
 

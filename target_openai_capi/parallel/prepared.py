@@ -26,6 +26,7 @@ from target_openai_capi.mapping.assembler import Assembler, compile_assembler
 from target_openai_capi.mapping.stream_mapping import StreamMapping, compile_stream_mapping
 from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_UNMATCHABLE
 from target_openai_capi.pipeline.events import Built, Outcome, Rejection, StreamInfo, prepare_event
+from target_openai_capi.pipeline.field_watch import carried
 from target_openai_capi.pipeline.schema_verdict import (
     fast_schema_problem,
     fast_schema_rejection,
@@ -69,6 +70,7 @@ class PreparedRecord(NamedTuple):
     start: int  # where the line is in its chunk: chunk[start:end]
     end: int
     rejection: Rejection | None = None  # the stage and reason of a rejected record
+    carried: int = 0  # the event's watched fields (pipeline/field_watch.py `carried`)
 
     def outcome(self) -> Outcome:
         """The outcome as pipeline/events.py `prepare_event` gives it (the event as JSON)."""
@@ -194,7 +196,9 @@ class RecordPreparer:
             assemble=plan.assemble,
         )
         if type(outcome) is Built:
-            event_json = orjson.dumps(outcome.event)
+            event = outcome.event
+            assert isinstance(event, dict)  # built here, not serialised yet
+            event_json = orjson.dumps(event)
             return PreparedRecord(
                 plan.spec.stream,
                 plan.version,
@@ -206,6 +210,7 @@ class RecordPreparer:
                 notes,
                 start,
                 end,
+                carried=carried(event),
             )
         rejection = None
         if type(outcome) is Rejection:

@@ -25,6 +25,19 @@ WATCHED: dict[str, tuple[str, str]] = {
     "source_url": ("source_url", "event"),
     "action_source": ("action_source", "event"),
 }
+# The places watched, each one bit of what `carried` answers (a worker's event says it so).
+_PLACES: tuple[tuple[str, str], ...] = tuple(dict.fromkeys(WATCHED.values()))
+_BIT = {place: 1 << n for n, place in enumerate(_PLACES)}
+
+
+def carried(event: Mapping[str, Any]) -> int:
+    """The watched places the event carries a value at, as bits (for `FieldWatch.carried`)."""
+    data = event.get("data") or {}
+    bits = 0
+    for (key, where), bit in _BIT.items():
+        if key in (data if where == "data" else event):
+            bits |= bit
+    return bits
 
 
 class FieldWatch:
@@ -33,14 +46,10 @@ class FieldWatch:
     def __init__(self, written_fields: Mapping[str, Mapping[str, str]]) -> None:
         """`written_fields`: stream -> {field: its expression}, as the user's config maps them."""
         self.texts = {stream: dict(fields) for stream, fields in written_fields.items()}
-        # stream -> field -> (its key, where it is, the key as JSON bytes)
-        self.unseen: dict[str, dict[str, tuple[str, str, bytes]]] = {}
+        # stream -> field -> (its key, where it is, its bit in `carried`)
+        self.unseen: dict[str, dict[str, tuple[str, str, int]]] = {}
         for stream, fields in written_fields.items():
-            watched = {
-                f: (*WATCHED[f], b'"' + WATCHED[f][0].encode() + b'":')
-                for f in fields
-                if f in WATCHED
-            }
+            watched = {f: (*WATCHED[f], _BIT[WATCHED[f]]) for f in fields if f in WATCHED}
             if watched:
                 self.unseen[stream] = watched
         self.events: dict[str, int] = {}
@@ -51,12 +60,9 @@ class FieldWatch:
         self._seen(stream, [f for f, (key, where, _) in self.unseen[stream].items()
                             if key in (data if where == "data" else event)])  # fmt: skip
 
-    def event_json(self, stream: str, event_json: bytes) -> None:
-        """One built event of the stream, as JSON (a worker's): a key found anywhere in it
-        counts as seen (an item's amount for the event's: a warning missed, never a false one)."""
-        self._seen(
-            stream, [f for f, (_, _, key) in self.unseen[stream].items() if key in event_json]
-        )
+    def carried(self, stream: str, bits: int) -> None:
+        """One built event of the stream, by what `carried` answered for it (a worker's)."""
+        self._seen(stream, [f for f, (_, _, bit) in self.unseen[stream].items() if bits & bit])
 
     def _seen(self, stream: str, found: list[str]) -> None:
         """Count one event of a watched stream (callers check it is watched: `in unseen`)."""

@@ -256,8 +256,8 @@ class Pipeline:
         outcome = prepared.outcome()
         built = self.events.settle_prepared(stream, outcome, prepared.notes, prepared.event_id)
         if type(built) is Built or type(built) is HeldCopy:
-            if stream.name in self.field_watch.unseen and prepared.event_json is not None:
-                self.field_watch.event_json(stream.name, prepared.event_json)
+            if stream.name in self.field_watch.unseen:
+                self.field_watch.carried(stream.name, prepared.carried)
             kept = None
             if self.settler.dead_letters is not None:
                 kept = chunk[prepared.start : prepared.end]
