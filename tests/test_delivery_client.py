@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import socket
 import threading
@@ -16,6 +17,7 @@ from conftest import API_KEY, PIXEL_ID
 from target_openai_capi.config import DEFAULT_API_URL
 from target_openai_capi.delivery.client import (
     MAX_MESSAGE_CHARS,
+    MAX_RESPONSE_BYTES,
     Client,
     ClientSettings,
     Response,
@@ -165,6 +167,8 @@ def test_events_url(api_url: str, pixel_id: str, expected: str) -> None:
         (b"", "HTTP 418 with an empty body"),
         (b"  \n ", "HTTP 418 with an empty body"),
         (b"caf\xe9", "caf\ufffd"),
+        # A terminal's escape sequence and a binary body's NULs are never written as they are.
+        (b"\x1b[2Jgone\x00\x00\x00", "\ufffd[2Jgone\ufffd"),
     ],
 )
 def test_response_message(body: bytes, expected: str) -> None:
@@ -176,6 +180,20 @@ def test_response_message_is_truncated() -> None:
     assert len(message) == MAX_MESSAGE_CHARS
     assert message.startswith("<html>xxx")
     assert message.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        ({"Location": "https://h/v1/events?pid=px_1"}, b"", "redirects to https://h/v1/events"),
+        ({"location": "/elsewhere#x"}, b"Moved", "redirects to /elsewhere: Moved"),
+        ({}, b"", "HTTP 307 with an empty body"),
+    ],
+)
+def test_a_redirect_says_where_it_leads_without_its_query(
+    headers: dict[str, str], body: bytes, expected: str
+) -> None:
+    assert Response(status=307, headers=headers, body=body).message() == expected
 
 
 def test_response_header_is_case_insensitive() -> None:
@@ -236,6 +254,40 @@ def test_read_timeout_is_a_retryable_transport_error() -> None:
         client.close()
     assert caught.value.retryable is True
     assert "took longer than 0.2 s (request_timeout_seconds)" in str(caught.value)
+
+
+def test_a_redirect_with_an_endless_body_is_read_no_further_than_any_answer() -> None:
+    """requests reads a 3xx answer's whole body even when it follows no redirect: a 307 with an
+    endless body grew the process without bound until the deadline cut it, then was retried as
+    a timeout. It is an answer like any other: read up to its limit, its status reported."""
+    chunk = b"moved elsewhere " * 4096
+
+    def serve(server: socket.socket) -> None:
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /elsewhere\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            with contextlib.suppress(OSError):  # (until the client hangs up)
+                for _ in range(100_000):  # at most ~6 GB, never reached
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        thread = threading.Thread(target=serve, args=(server,), daemon=True)
+        thread.start()
+        client = Client(settings(f"http://127.0.0.1:{server.getsockname()[1]}/v1/events"))
+        response = client.post(b"{}")
+        client.close()
+        thread.join(timeout=10)
+    assert response.status == 307
+    assert 0 < len(response.body) <= MAX_RESPONSE_BYTES
+    assert response.message().startswith("redirects to /elsewhere: moved elsewhere moved")
 
 
 def test_one_session_per_thread() -> None:

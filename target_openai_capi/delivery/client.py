@@ -77,12 +77,22 @@ class Response:
             text = self.body.decode("utf-8", errors="replace").strip()
         # (the API words one answer "403: unknown pid": messages that show the status add it)
         text = text.removeprefix(f"{self.status}: ")
+        location = self.header("Location") if 300 <= self.status < 400 else None
+        if location:  # (api_url is not the API's: the redirect says where it moved)
+            moved = urlunsplit(urlsplit(location.strip())._replace(query="", fragment=""))
+            text = f"redirects to {moved}: {text}" if text.strip() else f"redirects to {moved}"
         return one_line(text, secret) or f"HTTP {self.status} with an empty body"
+
+
+# Control characters that are not whitespace (NULs of a binary body, a terminal's ESC): each
+# run is shown as one replacement character, never written to a terminal or a log as it is.
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x9f]+")
 
 
 def one_line(text: str, secret: str = "") -> str:
     """Text as one line of at most MAX_MESSAGE_CHARS, `secret` removed first."""
     text = " ".join(redact(text, secret).split())  # one line, whatever the server sent
+    text = _CONTROLS.sub("\ufffd", text)
     if len(text) > MAX_MESSAGE_CHARS:
         return text[: MAX_MESSAGE_CHARS - 1] + "…"
     return text
@@ -234,6 +244,16 @@ def events_url(api_url: str, pixel_id: str) -> str:
 MAX_RESPONSE_BYTES = 1024 * 1024
 
 
+class _NoRedirects(requests.Session):
+    """A session that never looks at a redirect: requests, even with allow_redirects=False,
+    reads a 3xx answer's whole body (to find the next request) before the caller sees it, so a
+    307 with an endless or decompression-bomb body grew without bound. The 3xx comes back
+    unread, to _read_answer's limit and deadline like any answer, and is reported."""
+
+    def resolve_redirects(self, *args: Any, **kwargs: Any) -> Any:
+        return iter(())
+
+
 class _Overdue(Exception):
     """The answer did not arrive whole before the request's deadline."""
 
@@ -363,7 +383,7 @@ class Client:
         """This thread's session: requests.Session is not safe to share between threads."""
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = _NoRedirects()
             session.headers.update(
                 {
                     "Content-Type": "application/json",
