@@ -1171,6 +1171,33 @@ def _refusal_naming_nothing(handler: BaseHTTPRequestHandler) -> None:
     )
 
 
+def test_refusals_count_in_a_row_in_the_order_sent_not_the_order_answered(tmp_path):
+    """Every fourth event accepted at once, the others refused after a while, naming no event:
+    never more than three refusals in a row as sent. With four requests in flight the
+    acceptances came back first, and the refusals, counted as answered, made a false stop."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        [event] = json.loads(handler.body)["events"]
+        if int(event["id"][1:]) % 4 == 3:
+            _answer(handler, 200, b"{}", "application/json")
+        else:
+            time.sleep(0.3)
+            _refusal_naming_nothing(handler)
+
+    gateway = _Gateway(answer)
+    try:
+        lines = [SCHEMA, *(rec(n) for n in range(24)), state({"bookmark": 24})]
+        cfg = config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=4)
+        run = run_target(cfg, lines, tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 0, run.output
+    assert "in a row" not in run.stderr
+    assert "received=24 sent=6" in run.stderr
+    assert "rejected=18" in run.stderr
+    assert run.states == [{"bookmark": 24}]
+
+
 def test_refusals_of_every_event_one_at_a_time_stop_the_run_instead_of_rejecting_all(tmp_path):
     # With batches of one event the uploader's own check (one batch, one message) cannot see it.
     gateway = _Gateway(_refusal_naming_nothing)

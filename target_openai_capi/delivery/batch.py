@@ -19,6 +19,7 @@ class Batch:
     events: list[WireEvent]
     tags: list[Any]
     validate_only: bool = False
+    number: int = 0  # the caller's: its place among the batches submitted (0, 1, 2, ...)
 
     def __post_init__(self) -> None:
         """Tags are how the caller maps results back to records: they must line up."""

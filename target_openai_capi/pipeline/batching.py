@@ -67,6 +67,7 @@ class Batcher:
         self._checkpoints = checkpoints
         self._validate_only = validate_only  # stream name -> dry run?
         self._open: dict[str, _OpenBatch] = {}
+        self._submitted = 0  # batches submitted so far (each one's Batch.number)
 
     def add(self, event: WireEvent, ref: RecordRef) -> list[BatchResult]:
         """Queue one event; submit its stream's batch if that is now full."""
@@ -124,6 +125,8 @@ class Batcher:
             events=open_batch.events,
             tags=open_batch.refs,
             validate_only=self._validate_only(stream),
+            number=self._submitted,
         )
+        self._submitted += 1
         self._checkpoints.hold(id(batch), open_batch.refs[0].seq)
         return self._uploader.submit(batch)

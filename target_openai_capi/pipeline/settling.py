@@ -59,6 +59,10 @@ class Settler:
         # Told of each batched event once settled: accepted (True) or refused (False).
         self.on_event_settled: Callable[[RecordRef, bool], None] = lambda ref, accepted: None
         self._unnamed_in_a_row = 0  # events refused alone, naming no event, none accepted since
+        # Batches finish in any order (several in flight); "in a row" is in the order they were
+        # submitted: each finished batch's verdict waits here until those before it finished.
+        self._verdicts: dict[int, tuple[int, tuple[int, str] | None]] = {}
+        self._next_in_order = 0  # the number of the first batch not counted yet
         self.left_over: list[BatchResult] = []  # finished, not settled: the run stopped first
 
     def outcome(self, stream: str, outcome: str) -> None:
@@ -143,15 +147,17 @@ class Settler:
         accepted = [r for r in self.left_over + results if not r.rejected]
         self.left_over = []
         for result in accepted:
-            self._settle_batch(result)
+            self._settle_batch(result, check=False)
         self.release_state()
 
-    def _settle_batch(self, result: BatchResult) -> None:
-        """Count, dead-letter and release the records of one finished batch."""
+    def _settle_batch(self, result: BatchResult, *, check: bool = True) -> None:
+        """Count, dead-letter and release the records of one finished batch (`check`: for
+        refusals in a row; not once the run stopped)."""
         refs: list[RecordRef] = result.batch.tags
         outcome = VALIDATED if result.batch.validate_only else SENT
         self.account.requests += result.requests
-        self._check_refusals_in_a_row(result)
+        if check:
+            self._check_refusals_in_a_row(result)
         for index in result.accepted:
             ref = refs[index]
             self.account.count(ref.stream.name, outcome)
@@ -179,31 +185,48 @@ class Settler:
 
     def _check_refusals_in_a_row(self, result: BatchResult) -> None:
         """Raise RunFailed, before its events are dead-lettered, when this batch makes
-        UNNAMED_REFUSALS_IN_A_ROW events refused alone by answers that named none."""
-        if result.accepted or not result.rejected:
-            self._unnamed_in_a_row = 0 if result.accepted else self._unnamed_in_a_row
-            return
-        if any(
-            index not in result.unnamed or "events[" in message
-            for index, _, message in result.rejected
-        ):
-            # The API named events (in `param`, or in its message as the uploader's own check
-            # reads it): it speaks of bad data.
-            self._unnamed_in_a_row = 0
-            return
-        self._unnamed_in_a_row += len(result.rejected)
-        if self._unnamed_in_a_row >= UNNAMED_REFUSALS_IN_A_ROW:
-            _, status, message = result.rejected[-1]
-            raise RunFailed(
-                f"The API refused {self._unnamed_in_a_row} events in a row, each sent alone, "
-                f"with answers that name no event and none accepted between them (the last: "
-                f"HTTP {status}, {message[:200]}). That is not bad data but a refusal of "
-                "everything (a gateway, the pixel or key, an API change): stopping without "
-                "STATE past these events; the last of them were not dead-lettered."
-            )
+        UNNAMED_REFUSALS_IN_A_ROW events refused alone by answers that named none, with no
+        event accepted between them in the order the batches were submitted (a batch accepted
+        between two refusals may finish before both)."""
+        last = result.rejected[-1][1:] if result.rejected else None  # (status, message)
+        self._verdicts[result.batch.number] = (_unnamed_refusals(result), last)
+        while self._next_in_order in self._verdicts:
+            refused, last = self._verdicts.pop(self._next_in_order)
+            self._next_in_order += 1
+            if refused < 0:
+                self._unnamed_in_a_row = 0
+                continue
+            self._unnamed_in_a_row += refused
+            if refused and self._unnamed_in_a_row >= UNNAMED_REFUSALS_IN_A_ROW:
+                assert last is not None
+                status, message = last
+                raise RunFailed(
+                    f"The API refused {self._unnamed_in_a_row} events in a row, each sent "
+                    "alone, with answers that name no event and none accepted between them "
+                    f"(the last: HTTP {status}, {message[:200]}). That is not bad data but a "
+                    "refusal of everything (a gateway, the pixel or key, an API change): "
+                    "stopping without STATE past these events; the last of them were not "
+                    "dead-lettered."
+                )
 
     def release_state(self) -> None:
         """Emit the pending STATE if every record before it is settled."""
         state = self._checkpoints.releasable_state()
         if state is not None:
             self._emit_state(state)
+
+
+def _unnamed_refusals(result: BatchResult) -> int:
+    """How many of the batch's events were refused alone by answers naming no event; -1 when
+    the batch breaks a run of such refusals (an event accepted, or the API named events: it
+    speaks of bad data); 0 when it neither adds to a run nor breaks it."""
+    if result.accepted:
+        return -1
+    if not result.rejected:
+        return 0
+    if any(
+        index not in result.unnamed or "events[" in message for index, _, message in result.rejected
+    ):
+        # (named in `param`, or in its message as the uploader's own check reads it)
+        return -1
+    return len(result.rejected)
