@@ -651,19 +651,31 @@ def test_a_replay_of_the_dead_letter_file_writes_elsewhere_and_ends(sandbox, tmp
     assert "older than 7 days" in sibling.read_text()
 
 
+def _rewritten(lines: bytes, how: str) -> bytes:
+    """The dead-letter file's lines as a tool rewrites them: `jq -c .`, or sorted keys."""
+    if how == "as written":
+        return lines
+    decoded = [json.loads(line) for line in lines.splitlines()]
+    if how == "compact":
+        return b"".join(json.dumps(m, separators=(",", ":")).encode() + b"\n" for m in decoded)
+    return b"".join(json.dumps(m, sort_keys=True).encode() + b"\n" for m in decoded)
+
+
+@pytest.mark.parametrize("how", ["as written", "compact", "sorted keys"])
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_replay_of_the_dead_letter_file_through_a_pipe_writes_elsewhere(
-    workers, sandbox, tmp_path
+    workers, how, sandbox, tmp_path
 ):
-    # `cat dead.jsonl | target-openai-capi ...`: the input is a pipe, not the file, so only
-    # its lines say it is a replay; appending to the file being read would never end.
+    # `cat dead.jsonl | target-openai-capi ...` (or `jq -c . dead.jsonl | ...`): the input is
+    # a pipe, not the file, so only its lines say it is a replay; appending to the file being
+    # read would never end.
     stale = record("c", {"id": "old", "timestamp": iso_minutes_ago(8 * 1440), "type": "x"})
     cfg = config(sandbox.url, tmp_path, worker_processes=workers)
     run = run_target(cfg, [SCHEMA, stale, rec(1)], tmp_path)
     assert run.returncode == 0, run.output
     dead = tmp_path / "dead.jsonl"
     before = dead.read_bytes()
-    replay = run_target(cfg, before, tmp_path, timeout=60)
+    replay = run_target(cfg, _rewritten(before, how), tmp_path, timeout=60)
     assert replay.returncode == 0, replay.output
     assert "The input holds dead letters (a replay)" in replay.stderr
     assert dead.read_bytes() == before

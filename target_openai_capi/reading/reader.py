@@ -9,6 +9,7 @@ from __future__ import annotations
 import decimal
 import json
 import os
+import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
@@ -53,9 +54,11 @@ _OBJECT_KEYS = {"RECORD": ("record",), "STATE": ("value",)}
 
 
 # What each line of the dead-letter file holds (pipeline/dead_letter.py): an input with it is
-# a replay of that file.
-_REPLAY_MARK_TEXT = '"dead_letter": {"stage": '
-_REPLAY_MARK = _REPLAY_MARK_TEXT.encode()
+# a replay of that file, as the file wrote it or rewritten (`jq -c .` takes out the spaces, a
+# script may sort the keys): a `dead_letter` object with its `rejected_at`.
+_REPLAY_KEY = b'"dead_letter"'
+_REPLAY_MARK = re.compile(rb'"dead_letter"\s*:\s*\{.*?"rejected_at"\s*:')  # (in one line)
+_REPLAY_MARK_TEXT = re.compile(_REPLAY_MARK.pattern.decode())
 
 
 def _is_object(value: object) -> bool:
@@ -224,7 +227,10 @@ class TolerantReader(MsgSpecReader):
     def _look_for_replay(self, text: str | bytes) -> None:
         """Tell `on_replay` (once) when the text holds a line the dead-letter file writes."""
         assert self.on_replay is not None
-        found = _REPLAY_MARK in text if isinstance(text, bytes) else _REPLAY_MARK_TEXT in text
+        if isinstance(text, bytes):  # (a chunk of lines: the plain search first, it is fast)
+            found = _REPLAY_KEY in text and _REPLAY_MARK.search(text) is not None
+        else:
+            found = _REPLAY_MARK_TEXT.search(text) is not None
         if found:
             on_replay, self.on_replay = self.on_replay, None
             on_replay()
