@@ -25,6 +25,7 @@ from target_openai_capi.delivery import (
     Uploader,
     action_for,
 )
+from target_openai_capi.delivery.uploader import SMALLEST_BODY_LIMIT
 from target_openai_capi.sandbox import FaultConfig, Sandbox, start_sandbox
 
 EIGHT_DAYS_MS = 8 * 24 * 3600 * 1000
@@ -357,11 +358,19 @@ def test_validate_first_sends_only_valid_events_for_real(sandbox: Sandbox, sleep
     assert "order_13" not in ids
 
 
+def too_large_for_any_api() -> list[dict[str, object]]:
+    """Contents making an event larger than any plausible API body limit (SMALLEST_BODY_LIMIT):
+    a 413 for it alone is about the event. (The sandboxes here refuse bodies over 2,000 bytes.)"""
+    return [
+        {"id": f"{n}" + "x" * 3_000, "quantity": 1} for n in range(SMALLEST_BODY_LIMIT // 3_000 + 1)
+    ]
+
+
 def test_413_splits_until_requests_fit(sleeps: Sleeps) -> None:
     with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, max_body_bytes=2_000) as sb:
         up = Uploader(client_for(sb), policy=FAST, sleep=sleeps)
         big = event(99)
-        big["data"]["contents"] = [{"id": "x" * 3_000, "quantity": 1}]
+        big["data"]["contents"] = too_large_for_any_api()
         events = [event(n) for n in range(20)] + [big]
         [result] = up.submit(Batch(events=events, tags=list(range(21))))
         up.close()
@@ -373,6 +382,19 @@ def test_413_splits_until_requests_fit(sleeps: Sleeps) -> None:
         assert len(sb.events(PIXEL_ID)) == 20
 
 
+def test_a_413_for_every_small_event_alone_is_a_wholesale_refusal(sleeps: Sleeps) -> None:
+    """Events of a few hundred bytes, each refused alone with a 413 in the API's own format: no
+    API limits bodies that low, a gateway might. Nothing is rejected; the run is told to stop
+    (else every record would be dead-lettered and STATE moved past them)."""
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, max_body_bytes=100) as sb:
+        up = Uploader(client_for(sb), policy=FAST, sleep=sleeps)
+        with pytest.raises(RefusedWholesale) as caught:
+            up.submit(Batch(events=[event(n) for n in range(4)], tags=list(range(4))))
+        up.close()
+        assert sb.events(PIXEL_ID) == []
+    assert "all 4 events of a batch were refused alone with the same message" in str(caught.value)
+
+
 def test_events_the_api_itself_finds_too_large_are_rejected_not_a_wholesale_refusal(
     sleeps: Sleeps,
 ) -> None:
@@ -382,7 +404,7 @@ def test_events_the_api_itself_finds_too_large_are_rejected_not_a_wholesale_refu
         up = Uploader(client_for(sb), policy=FAST, sleep=sleeps)
         big = [event(n) for n in (98, 99)]
         for one in big:
-            one["data"]["contents"] = [{"id": "x" * 3_000, "quantity": 1}]
+            one["data"]["contents"] = too_large_for_any_api()
         [result] = up.submit(Batch(events=big, tags=[0, 1]))
         up.close()
     assert result.accepted == []

@@ -60,6 +60,11 @@ _log = logging.getLogger(__name__)
 
 # Server messages in WARNING lines are cut to this: logs stay small, dead letters get the full one.
 LOG_MESSAGE_CHARS = 200
+# A 413 for a request of one event smaller than this is no event's fault: no HTTP API limits
+# its bodies that low (nginx's default is 1 MiB), a misconfigured gateway might. It counts as
+# a refusal naming no event, as a 400 would: every event of a batch refused so, or five in a
+# row, stop the run rather than dead-letter every record.
+SMALLEST_BODY_LIMIT = 64 * 1024
 
 
 class _Stopped(DeliveryError):
@@ -300,9 +305,18 @@ class Uploader:
             named = named_events(response.body, secret) if action is Action.BISECT else {}
             if len(part) == 1:
                 if action is Action.SPLIT:
-                    if not is_api_error(response.body):  # (a proxy's page: its body limit may
-                        result.unnamed.add(part[0])  # refuse every event alone, none the cause)
-                    message = f"the event alone is too large for one request: {message}"
+                    size = len(prepare_body([batch.events[part[0]]], validate_only))
+                    if size < SMALLEST_BODY_LIMIT:
+                        result.unnamed.add(part[0])
+                        # (one wording whatever the size: the same refusal of every event
+                        # is told by its one message)
+                        message = (
+                            f"refused as too large, alone in a request under 64 KiB: {message}"
+                        )
+                    else:
+                        if not is_api_error(response.body):  # (a proxy's page: its limit may
+                            result.unnamed.add(part[0])  # refuse every event alone)
+                        message = f"the event alone is too large for one request: {message}"
                 elif 0 in named:
                     message = named[0]  # as an event named in a larger request is reported
                 else:
