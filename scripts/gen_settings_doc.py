@@ -108,8 +108,19 @@ def presets_section() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _enum_values(markdown: str) -> str:
+    """The SDK's table shows an enum default as Python names it (TargetLoadMethods.APPEND_ONLY
+    on Python 3.11+): written as the value a user sets (append-only)."""
+    from singer_sdk.helpers.capabilities import TargetLoadMethods
+
+    for member in TargetLoadMethods:
+        markdown = markdown.replace(f"{type(member).__name__}.{member.name}", member.value)
+    return markdown
+
+
 def render(markdown: str, about_json: dict[str, Any]) -> str:
     """The whole page."""
+    markdown = _enum_values(markdown)
     return "\n".join(
         [HEADER + markdown.rstrip() + "\n", stream_entry_section(about_json), presets_section()]
     )

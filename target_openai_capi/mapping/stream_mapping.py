@@ -29,8 +29,11 @@ EVENT_FIELDS: dict[str, str] = {
     "source_url": "Page URL of the conversion; required when action_source is `web`.",
     "action_source": "web, mobile_app, offline, physical_store, phone_call, email or other.",
     "opt_out": "True to exclude the event from personalisation (it still counts in aggregate).",
-    "amount": "Value in major units (25.99), converted exactly to minor units.",
-    "amount_minor": "Value already in ISO 4217 minor units (2599); Stripe's: stripe_amount().",
+    "amount": (
+        "Value in major units (25.99), converted exactly to minor units; Stripe's amounts: "
+        "stripe_amount(amount, currency)."
+    ),
+    "amount_minor": "Value already in ISO 4217 minor units (2599; not Stripe's, see amount).",
     "currency": "ISO 4217 code; required whenever an amount is present.",
     "contents": "Items: id, name, content_type, quantity, amount or amount_minor, currency.",
     "plan_id": "Plan id (subscription_created, trial_started, custom).",
