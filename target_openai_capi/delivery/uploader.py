@@ -23,6 +23,7 @@ from target_openai_capi.delivery.client import (
     is_api_error,
     is_web_page,
     named_events,
+    one_line,
     prepare_body,
     refused_request_field,
 )
@@ -376,7 +377,7 @@ class Uploader:
                     self._log_request(body, None, str(e))
                 if not e.retryable:
                     raise
-                status, problem, retry_after = None, str(e), None
+                status, problem, retry_after, asked = None, str(e), None, None
             else:
                 if self.request_log is not None:
                     self._log_request(body, response.status)
@@ -384,7 +385,8 @@ class Uploader:
                     return response
                 status = response.status
                 problem = f"HTTP {status}: {self._message(response)}"
-                retry_after = parse_retry_after(response.header("Retry-After"), self._wall_clock())
+                asked = response.header("Retry-After")
+                retry_after = parse_retry_after(asked, self._wall_clock())
             elapsed = self._clock() - started
             if not should_retry(status, attempt, self._policy):
                 raise RetriesExhausted(
@@ -392,13 +394,16 @@ class Uploader:
                 )
             delay = backoff_delay(attempt, retry_after, self._policy, self._jitter)
             if not fits_budget(elapsed, delay, self._policy):
-                asked = "the server asked" if retry_after is not None else "backoff called"
+                if retry_after is not None and asked is not None:
+                    # (as the server wrote it: the delay is capped, an HTTP date is a date)
+                    wait = f"the server asked to wait (Retry-After: {one_line(asked)[:60]})"
+                else:
+                    wait = f"backoff called for {delay:.1f} s more"
                 raise RetriesExhausted(
                     attempt,
                     elapsed,
                     problem,
-                    f"{asked} for {delay:.1f} s more, beyond max_retry_seconds "
-                    f"({self._policy.max_total_seconds:g})",
+                    f"{wait}, beyond max_retry_seconds ({self._policy.max_total_seconds:g})",
                 )
             _log.warning(
                 "%s (attempt %d of %d, %d events); retrying in %.1f s",
