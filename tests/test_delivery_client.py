@@ -111,6 +111,12 @@ def test_named_events(body: bytes, named: dict[int, str]) -> None:
             "Event timestamp must be within the last 7 days.",
         ),
         ("see events[2] below", "see events[2] below"),
+        # The API's top-level message, when it lists no errors: its position goes.
+        ("Invalid event at events[7].", "Invalid event."),
+        (
+            "Invalid event at events[1]. See errors for details.",
+            "Invalid event. See errors for details.",
+        ),
         ("events[2]x: y", "events[2]x: y"),
         ("", ""),
     ],

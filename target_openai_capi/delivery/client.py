@@ -216,16 +216,18 @@ def refused_request_field(body: bytes) -> str | None:
 
 
 _LEADING_EVENT = re.compile(r"events\[\d{1,9}\](\.?)")
+_AT_EVENT = re.compile(r" at events\[\d{1,9}\](?=[.,;:]|$)")
 
 
 def about_the_event(message: str) -> str:
     """An answer's message about one event, without the position the request gave it: the
     request may be a part of the batch (or the event alone), so "events[0].timestamp_ms: ..."
     names no event a person can find. "events[3].data.type: x" -> "data.type: x";
-    "events[3]: x" -> "the event: x"; any other message is kept as it is."""
+    "events[3]: x" -> "the event: x"; "Invalid event at events[3]." (the API's own words, when
+    it lists no errors) -> "Invalid event."; any other message is kept as it is."""
     match = _LEADING_EVENT.match(message)
     if match is None:
-        return message
+        return _AT_EVENT.sub("", message)
     rest = message[match.end() :]
     if match.group(1):
         return rest or "the event"
