@@ -1563,3 +1563,65 @@ def test_a_batch_file_in_shared_memory_is_read(tmp_path):
     gzipped, paths = check_batch_message(message)
     assert gzipped
     assert [str(p) for p in paths] == ["/dev/shm/tap-orders/part-1.jsonl.gz"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize(
+    "value", [2**64, -(2**63) - 1, "-9999999999999999999.0"], ids=["2**64", "-2**63-1", "-1e19"]
+)
+def test_an_integer_beyond_64_bits_in_custom_data_rejects_its_record_only(
+    value, workers, sandbox, tmp_path
+):
+    """The request's encoder writes integers of 64 bits: a larger one in custom_data crashed the
+    run ("This is a bug") at every rerun. It is the record's problem: rejected with a reason."""
+    line = record("c", {"id": "big", "timestamp": NOW, "type": "custom", "nm": "q", "v": 0})
+    line = line.replace('"v": 0', f'"v": {value}')  # (as the tap writes it: a JSON number)
+    streams = {"c": {"fields": {"custom_event_name": "nm", "custom_data": "{v: v}"}}}
+    cfg = config(sandbox.url, tmp_path, streams=streams, worker_processes=workers)
+    good = record("c", {"id": "ok", "timestamp": NOW, "type": "custom", "nm": "q", "v": 2**63})
+    run = run_target(cfg, [SCHEMA, line, good, state({"b": 2})], tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["ok"]
+    assert sandbox.events(PIXEL_ID)[0]["data"]["v"] == 2**63  # (within 64 bits: exact)
+    assert run.states == [{"b": 2}]
+    [letter] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert letter["dead_letter"]["stage"] == "mapping"
+    assert "custom_data.v is beyond a 64-bit integer" in letter["dead_letter"]["reason"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("keyed", [True, False], ids=["keyed, dead letters", "unkeyed, none"])
+def test_a_stream_map_that_makes_nan_or_infinity_rejects_the_record(
+    keyed, workers, sandbox, tmp_path
+):
+    """`float(price)` on "NaN" or "inf": the record is rejected with its reason; the dead letter
+    (which JSON writes no NaN into) and an unkeyed record's id (a hash) crashed the run."""
+    streams = {"c": {"event_type": "order_created", "fields": {"currency": "'USD'"}}}
+    extra: dict[str, Any] = {"worker_processes": workers}
+    if not keyed:
+        extra["dead_letter_path"] = None
+    cfg = config(sandbox.url, tmp_path, streams=streams, **extra)
+    cfg["stream_maps"] = {"c": {"amount": "float(price)"}}
+    keys = ["id"] if keyed else []  # (unkeyed and without an id: the id is the record's hash)
+    lines = [schema("c", {"id": {"type": "string"}, "price": {"type": "string"}}, keys)]
+    lines += [
+        record("c", {"timestamp": NOW, "price": price, **({"id": f"x{n}"} if keyed else {})})
+        for n, price in enumerate(["NaN", "inf", "-inf", "1.50"])
+    ]
+    run = run_target(cfg, [*lines, state({"b": 4})], tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["data"]["amount"] == 150
+    assert run.states == [{"b": 4}]
+    assert "rejected=3" in run.stderr
+    if keyed:
+        letters = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
+        amounts = [m["record"]["amount"] for m in letters if m["type"] == "RECORD"]
+        assert amounts == ["NaN", "Infinity", "-Infinity"]
+        assert all(
+            "is not a finite number" in m["dead_letter"]["reason"]
+            for m in letters
+            if m["type"] == "RECORD"
+        )

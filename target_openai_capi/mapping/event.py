@@ -170,7 +170,8 @@ def record_digest(record: Mapping[str, Any]) -> str:
     """A stable hash of a record's own data, used as its event id when nothing better is known:
     the same row read again (new extraction time, a touched file) gets the same id."""
     own = {k: v for k, v in record.items() if not str(k).startswith(METADATA_PREFIXES)}
-    canonical = simplejson.dumps(own, sort_keys=True, use_decimal=True, default=str)
+    # (NaN and the infinities, which a stream map may make, written as their names)
+    canonical = simplejson.dumps(own, sort_keys=True, use_decimal=True, default=str, allow_nan=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -373,14 +374,16 @@ def _variant_dict(value: object, where: str) -> dict[str, str]:
 
 def _json_value(value: object, where: str, depth: int = 0) -> Any:
     """A custom property as plain JSON: exact integers, other numbers as floats, dates as text."""
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, (str, bool)):
         return value
+    if isinstance(value, int):
+        return _json_integer(value, where)
     if isinstance(value, (Decimal, float)):
         number = Decimal(repr(value)) if isinstance(value, float) else value
         if not number.is_finite():
             raise MappingError(f"{where} is not a finite number")
         if abs(number.adjusted()) <= 18 and number == number.to_integral_value():
-            return int(number)
+            return _json_integer(int(number), where)
         as_float = float(number)
         if not math.isfinite(as_float):
             raise MappingError(f"{where} is too large for a JSON number")
@@ -396,6 +399,14 @@ def _json_value(value: object, where: str, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_value(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
     raise MappingError(f"{where} is {type_name(value)}, not a JSON value")
+
+
+def _json_integer(number: int, where: str) -> int:
+    """An integer JSON carries exactly to the API: within 64 bits (what the request's encoder
+    writes, and what a JSON parser reads as an integer); a larger one is refused, not rounded."""
+    if -(2**63) <= number < 2**64:
+        return number
+    raise MappingError(f"{where} is beyond a 64-bit integer: map it as text (to_string(...))")
 
 
 def _custom_data(value: object) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,8 +25,29 @@ DEAD_LETTER_TYPE = "DEAD_LETTER"
 
 def _dumps(message: Mapping[str, Any]) -> str:
     # simplejson writes Decimals as JSON numbers, so a replayed record parses as it arrived.
-    text: str = simplejson.dumps(message, use_decimal=True, default=str, ensure_ascii=False)
+    try:
+        text: str = simplejson.dumps(message, use_decimal=True, default=str, ensure_ascii=False)
+    except ValueError:  # NaN or an infinity (a stream map's float('nan')): no JSON number
+        text = simplejson.dumps(_finite(message), use_decimal=True, default=str, ensure_ascii=False)
     return text
+
+
+def _finite(value: Any) -> Any:
+    """The value with each NaN or infinity written as its name ("NaN", "-Infinity"): valid
+    JSON that says what the record held (the reason says why it was refused)."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Decimal):
+        if value.is_finite():
+            return value
+        return "NaN" if value.is_nan() else ("-Infinity" if value.is_signed() else "Infinity")
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _raw(record_json: bytes) -> simplejson.RawJSON:
