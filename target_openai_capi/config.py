@@ -167,8 +167,9 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
             "A run in which records arrived but none matched an entry under `streams` fails "
             "(exit 1, no STATE), since an entry is most likely misnamed; so does one at the "
             "first record of a stream without an entry that looks like an entry misspelt "
-            "(`subscriptions` for `streams.subscription`, `public-orders` for `orders`). true "
-            "lets both go on, the records of streams without an entry counted as skipped."
+            "(`subscriptions` for `streams.subscription`, `public-orders` for `orders`). An "
+            "entry whose stream's SCHEMA arrived matched, records or not. true lets both go "
+            "on, the records of streams without an entry counted as skipped."
         ),
     ),
     th.Property(

@@ -253,8 +253,12 @@ class TargetOpenAICapi(Target):
             ) from None
         except Exception as exc:  # a schema the SDK or a validator cannot use is bad input
             problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        # (Refused or not, an entry whose stream's SCHEMA arrived is named right: a quiet
+        # stream beside one without an entry is no misnamed entry.)
+        maps = self.mapper.stream_maps.get(stream) or ()
+        self.pipeline.schema_arrived([stream, *(m.stream_alias for m in maps)])
         if problem is not None:
-            self._refuse_schema(stream, problem)
+            self._refuse_schema(stream, problem)  # (raises BadLine)
         self._refused.discard(stream)
         self._choose_route(stream)
         if self.config.get("stream_maps"):

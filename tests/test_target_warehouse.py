@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+import pytest
 from conftest import API_KEY, PIXEL_ID
 from support import iso_minutes_ago, record, run_target, schema, state, target_config
 
@@ -217,6 +218,36 @@ def test_a_misspelt_entry_beside_one_that_matched_stops_the_run_at_its_stream(sa
     assert run.returncode == 0, run.output
     assert "skipped_stream=1" in run.stderr
     assert "streams.subscription matched nothing; the input had subscriptions" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("other", "records_of_the_entry"),
+    [("customers", 0), ("charge", 0), ("charge", 1)],
+    ids=["quiet, beside another stream", "quiet, beside a stream like it", "after one like it"],
+)
+def test_an_entry_whose_schema_arrived_is_named_right_though_another_stream_has_none(
+    other, records_of_the_entry, sandbox, tmp_path
+):
+    """A scheduled run where `charges` had nothing new (its SCHEMA, no records), beside a tap
+    stream that has no entry: the run goes on, skipping that stream, with its STATE. It failed,
+    calling `streams.charges` misnamed (none matched; or, with `charge` so like it, at the
+    first `charge` record), though its SCHEMA had arrived."""
+    lines = [
+        schema("charges", {"id": {"type": "string"}}, ["id"]),
+        schema(other, {"id": {"type": "string"}}, ["id"]),
+        record(other, {"id": "x1"}),
+        *[record("charges", {"id": "c1", "timestamp": AT, "type": "order_created"})][
+            :records_of_the_entry
+        ],
+        state({"b": 1}),
+    ]
+    run = run_target(config(sandbox, tmp_path, {"charges": {}}), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "is it misspelt" not in run.stderr
+    assert "none matched an entry" not in run.stderr
+    assert f"Stream '{other}' has no entry under `streams`" in run.stderr
+    assert run.states == [{"b": 1}]
+    assert len(sandbox.events(PIXEL_ID)) == records_of_the_entry
 
 
 def test_an_entry_that_matched_nothing_beside_one_that_did_is_named(sandbox, tmp_path):

@@ -124,8 +124,9 @@ class Pipeline:
         self.settler.on_event_settled = self._event_settled
         self._warned_streams: set[str] = set()
         self._next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
-        # Whether any record reached a stream that has an entry under `streams`.
+        # Whether any record (or SCHEMA) reached a stream that has an entry under `streams`.
         self.matched_any = False
+        self.described: set[str] = set()  # streams whose SCHEMA arrived
         # Per stream as the tap names it, records its stream maps dropped (`__filter__`).
         self.dropped_by_stream_map: Counter[str] = Counter()
         self.left_out_by_stream_map: set[str] = set()  # mapped to null: left out on purpose
@@ -187,6 +188,13 @@ class Pipeline:
         """True when the stream has an entry under `streams`."""
         return stream in self.mappings
 
+    def schema_arrived(self, streams: list[str]) -> None:
+        """A SCHEMA arrived for these streams (the tap's name, and its stream maps' aliases):
+        an entry among them is named right, though no record may follow (a quiet stream)."""
+        self.described.update(streams)
+        if not self.matched_any and any(stream in self.mappings for stream in streams):
+            self.matched_any = True
+
     def skip_unmapped(self, stream: str) -> None:
         """Count a record of a stream that has no mapping (warn once per stream); stop the run
         at the first one when the stream looks like an entry misspelt (the stream's records
@@ -198,7 +206,9 @@ class Pipeline:
                 waiting = [
                     entry
                     for entry in self.mappings
-                    if entry not in self.account.outcomes and entry not in self._waiting
+                    if entry not in self.account.outcomes
+                    and entry not in self._waiting
+                    and entry not in self.described
                 ]
                 if entry := misspelt_entry(stream, waiting):
                     raise RunFailed(
