@@ -1625,3 +1625,24 @@ def test_a_stream_map_that_makes_nan_or_infinity_rejects_the_record(
             for m in letters
             if m["type"] == "RECORD"
         )
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_line_over_16_mib_is_rejected_and_the_run_goes_on(workers, sandbox, tmp_path):
+    """A broken tap's endless line was read whole (gigabytes, then the dead letter held all of
+    it): it is skipped to its end, rejected at input with its length, its first bytes kept."""
+    huge = rec(2, note="y" * (17 * 1024 * 1024))
+    cfg = config(sandbox.url, tmp_path, worker_processes=workers)
+    run = run_target(cfg, [SCHEMA, rec(1), huge, rec(3), state({"b": 3})], tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["r1", "r3"]
+    assert run.states == [{"b": 3}]
+    [letter] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert letter["dead_letter"]["stage"] == "input"
+    assert (
+        f"line of {len(huge.encode()):,} bytes, over the limit of 16,777,216"
+        in (letter["dead_letter"]["reason"])
+    )
+    assert huge.startswith(letter["dead_letter"]["raw_line"])
+    assert len(letter["dead_letter"]["raw_line"]) == 65_536

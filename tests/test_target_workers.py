@@ -615,6 +615,29 @@ def test_chunks_hold_the_lines_that_reading_the_file_gives(data, pieces, tmp_pat
     assert chunks_of(data, pieces) == expected
 
 
+@pytest.mark.parametrize("pieces", [1, 40])
+@pytest.mark.parametrize("last", [True, False], ids=["last line", "lines after it"])
+def test_a_line_over_the_limit_is_skipped_to_its_end_and_marked(pieces, last):
+    """Never held much beyond the limit (a broken tap's endless line took gigabytes): what
+    stands for it is a mark with its length and first bytes (or, when its end came in the read
+    that passed the limit, the line itself), the lines around it as they were."""
+    from target_openai_capi.reading.line_chunks import MAX_LINE_BYTES, overlong_line
+
+    # (Longer than the limit by more than a read: LineChunks must skip it, not hold it.)
+    long_line = b'{"type": "RECORD", "x": "' + b"y" * (MAX_LINE_BYTES + 3 * CHUNK_BYTES) + b'"}'
+    after = b"" if last else b"b\nc\n"
+    lines = chunks_of(b"a\n" + long_line + (b"" if last else b"\n") + after, pieces)
+    assert lines[0] == b"a"
+    assert lines[2:] == ([] if last else [b"b", b"c"])
+    assert len(lines[1]) < 70_000  # the mark, not the line
+    mark = overlong_line(lines[1])
+    assert mark is not None
+    size, head = mark
+    assert size == len(long_line)
+    assert head == long_line[:65_536]
+    assert overlong_line(b"a") is None
+
+
 def test_a_prepared_record_knows_where_its_line_is_in_the_chunk():
     from target_openai_capi.parallel.prepared import PlanSpec, RecordPreparer
     from target_openai_capi.reading.line_chunks import split_lines

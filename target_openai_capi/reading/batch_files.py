@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 
 from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.reading.line_chunks import MAX_LINE_BYTES  # (as for input)
 
 _COMPRESSIONS = (None, "none", "gzip")
 
@@ -90,10 +91,6 @@ def _not_a_system_file(path: Path) -> Path:
 
 def _open(path: Path, gzipped: bool) -> IO[bytes]:
     return gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[return-value]
-
-
-# A record line longer than this is no record (a device, a file of one endless line).
-MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 def read_lines(path: Path, *, gzipped: bool) -> Iterator[tuple[int, bytes]]:

@@ -18,6 +18,12 @@ from target_openai_capi.main_thread_signals import drain
 
 # Up to this much is read at once (a pipe gives at most what it holds, 64 KiB by default).
 CHUNK_BYTES = 1 << 20
+# A line longer than this is no record an event comes from (a broken tap, `--input /dev/zero`):
+# it is skipped to its newline, never held whole, and stands in the input as an overlong-line
+# mark with its length and first bytes, which the reader rejects (`overlong_line`).
+MAX_LINE_BYTES = 16 * 1024 * 1024
+_KEPT_BYTES = 65_536  # of an overlong line, kept for its dead letter
+_OVERLONG = b"\x00overlong line of "  # (no JSON line starts with a NUL)
 # Linux lets a pipe hold more: the tap writes on while a chunk is worked on.
 _PIPE_BYTES = 1 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -28,6 +34,18 @@ def split_lines(segment: bytes) -> list[bytes]:
     lines = segment.split(b"\n")
     lines.pop()  # what follows the last newline: nothing
     return lines
+
+
+def overlong_line(line: str | bytes) -> tuple[int, bytes | str] | None:
+    """For a line over MAX_LINE_BYTES, or the mark LineChunks puts where it skipped one (it
+    may not see where a line ends in time to): (its length in bytes, its first bytes); None
+    for any other line."""
+    if isinstance(line, bytes) and line.startswith(_OVERLONG):
+        size, _, head = line[len(_OVERLONG) :].partition(b":")
+        return int(size), head
+    if len(line) > MAX_LINE_BYTES:  # (a str's characters: each at least one byte)
+        return len(line.encode() if isinstance(line, str) else line), line[:_KEPT_BYTES]
+    return None
 
 
 def enlarge_pipe(fd: int) -> None:
@@ -64,10 +82,14 @@ class LineChunks:
         given one), waiting for input only when none is there; None at the end of input."""
         if self.ended:
             return None
+        if b"\n" in self._rest and not readable(self._fd):  # (left after an overlong line)
+            return self._cut(self._rest)
         parts: list[bytes | memoryview] = [self._rest] if self._rest else []
         size = len(self._rest)
-        whole_line = False
+        whole_line = b"\n" in self._rest
         while True:
+            if not whole_line and size > MAX_LINE_BYTES:  # (parts are one line, unfinished)
+                return self._bom_off(self._skip_line(b"".join(parts)[:_KEPT_BYTES], size))
             self._wait_for_input()
             data = os.read(self._fd, CHUNK_BYTES)
             if not data:
@@ -94,10 +116,31 @@ class LineChunks:
                 return self._bom_off(last)
             parts[-1] = memoryview(last)[:cut]
             return self._bom_off(b"".join(parts))
-        buffer = b"".join(parts)  # (the last read holds no newline: a line longer than it)
+        return self._cut(b"".join(parts))  # (the last read holds no newline: a long line)
+
+    def _cut(self, buffer: bytes) -> bytes:
+        """The buffer's whole lines as the chunk; what follows its last newline waits."""
         end = buffer.rfind(b"\n") + 1
         self._rest = buffer[end:]
         return self._bom_off(buffer[:end])
+
+    def _skip_line(self, head: bytes, size: int) -> bytes:
+        """Read on to the end of a line over MAX_LINE_BYTES, keeping none of it but `head`;
+        the mark that stands for it, as a line. `size`: its bytes read so far."""
+        while True:
+            self._wait_for_input()
+            data = os.read(self._fd, CHUNK_BYTES)
+            if not data:
+                self.ended = True
+                self._rest = b""
+                break
+            end = data.find(b"\n")
+            if end >= 0:
+                size += end
+                self._rest = data[end + 1 :]
+                break
+            size += len(data)
+        return _OVERLONG + str(size).encode() + b":" + head + b"\n"
 
     def _wait_for_input(self) -> None:
         """Return once reading would not wait; a signal meanwhile runs its handler (which may

@@ -28,7 +28,13 @@ from target_openai_capi.pipeline.dead_letter import DEAD_LETTER_TYPE
 from target_openai_capi.pipeline.settling import RunFailed
 from target_openai_capi.reading.decoding import RecordDecoding
 from target_openai_capi.reading.envelope import RecordEnvelope
-from target_openai_capi.reading.line_chunks import LineChunks, readable, split_lines
+from target_openai_capi.reading.line_chunks import (
+    MAX_LINE_BYTES,
+    LineChunks,
+    overlong_line,
+    readable,
+    split_lines,
+)
 from target_openai_capi.reading.lines import LineDecoder
 
 
@@ -346,6 +352,12 @@ class TolerantReader(MsgSpecReader):
         message: dict[str, Any] | RecordEnvelope = {}
         error: type[Exception]
         try:
+            if (overlong := overlong_line(line)) is not None:
+                size, line = overlong
+                raise BadLine(
+                    f"line of {size:,} bytes, over the limit of {MAX_LINE_BYTES:,}: no record "
+                    "an event is made of is that long (skipped; its first bytes are kept here)"
+                )
             message = self.deserialize_json(line)
             kind = message["type"] if isinstance(message, dict) else "RECORD"
             if kind == DEAD_LETTER_TYPE:
