@@ -1646,3 +1646,26 @@ def test_a_line_over_16_mib_is_rejected_and_the_run_goes_on(workers, sandbox, tm
     )
     assert huge.startswith(letter["dead_letter"]["raw_line"])
     assert len(letter["dead_letter"]["raw_line"]) == 65_536
+
+
+def test_a_server_naming_an_event_a_request_does_not_have_refuses_everything(tmp_path):
+    """Every request answered 400 naming `events[7]`, however many events it holds: each event,
+    sent alone, was dead-lettered for it, and STATE moved past them all. The event of a request
+    of one is `events[0]`: such an answer says nothing of events, and the run stops."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        _api_error(handler, {"message": "Invalid event at events[7].", "param": "events[7]"})
+
+    gateway = _Gateway(answer)
+    try:
+        lines = [SCHEMA, *(rec(n) for n in range(12)), state({"b": 12})]
+        run = run_target(config(gateway.url, tmp_path), lines, tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert_clean(run)
+    assert (
+        "the answer to a request of one event names events[7], which it did not have"
+    ) in run.stderr
+    assert run.stdout == ""
+    assert not (tmp_path / "dead.jsonl").exists()

@@ -197,6 +197,16 @@ def named_events(body: bytes, secret: str = "") -> dict[int, str]:
     return named
 
 
+_FIRST_EVENT = re.compile(r"events\[0\](?!\d)")
+
+
+def names_the_only_event(message: str) -> bool:
+    """True when the message refusing a request of one event names it (`events[0]`, in words
+    or in `param`); one naming another position (`events[7]`) names no event the request had,
+    and one naming none may be about every request (a gateway, the key, an API change)."""
+    return _FIRST_EVENT.search(message) is not None
+
+
 # Fields of the request itself (the query's pid, the body's own fields): an error naming one in
 # `param` refuses the request whatever events it holds (the sandbox and the observed API answer
 # `400 Missing required query parameter: pid` with `"param": "pid"`).

@@ -23,6 +23,7 @@ from target_openai_capi.delivery.client import (
     is_api_error,
     is_web_page,
     named_events,
+    names_the_only_event,
     one_line,
     prepare_body,
     refused_request_field,
@@ -249,7 +250,7 @@ class Uploader:
         if result.accepted or len(rejected) < 2 or len(result.unnamed) < len(rejected):
             return
         messages = {message for _, _, message in rejected}
-        if len(messages) == 1 and "events[" not in (message := messages.pop()):
+        if len(messages) == 1 and not names_the_only_event(message := messages.pop()):
             raise RefusedWholesale(
                 rejected[0][1],
                 self._client.display_url,
@@ -320,6 +321,16 @@ class Uploader:
                         message = f"the event alone is too large for one request: {message}"
                 elif 0 in named:
                     message = named[0]  # as an event named in a larger request is reported
+                elif names_the_only_event(message):
+                    pass  # its words name the event (events[0]...), whatever its `param` says
+                elif named:  # (events[7] of a request of one: its names are not to be trusted)
+                    raise RefusedWholesale(
+                        response.status,
+                        self._client.display_url,
+                        f"the answer to a request of one event names events[{min(named)}], "
+                        "which it did not have, so its answers cannot say which events are bad",
+                        message[:LOG_MESSAGE_CHARS],
+                    )
                 else:
                     result.unnamed.add(part[0])
                 result.rejected.append((part[0], response.status, message))

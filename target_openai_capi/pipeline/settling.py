@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from target_openai_capi.delivery import BatchResult, about_the_event
+from target_openai_capi.delivery.client import names_the_only_event
 from target_openai_capi.log_safety import log_safe, reason_safe
 from target_openai_capi.pipeline.accounting import SENT, STAGE_API, VALIDATED, RunAccount
 from target_openai_capi.pipeline.batching import RecordRef
@@ -225,7 +226,8 @@ def _unnamed_refusals(result: BatchResult) -> int:
     if not result.rejected:
         return 0
     if any(
-        index not in result.unnamed or "events[" in message for index, _, message in result.rejected
+        index not in result.unnamed or names_the_only_event(message)
+        for index, _, message in result.rejected
     ):
         # (named in `param`, or in its message as the uploader's own check reads it)
         return -1
