@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -1208,6 +1209,38 @@ def test_refusals_count_in_a_row_in_the_order_sent_not_the_order_answered(tmp_pa
     assert "received=24 sent=6" in run.stderr
     assert "rejected=18" in run.stderr
     assert run.states == [{"bookmark": 24}]
+
+
+def test_one_slow_batch_before_refusals_in_a_row_does_not_hold_back_the_stop(tmp_path):
+    """The first event is accepted after 2 s; every later one is refused at once, naming no
+    event. Five refusals of consecutive batches are in a row whatever the first one does: the
+    run stops there, not after dead-lettering everything sent while the first was slow; the
+    first, accepted meanwhile, is counted as sent."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        [event] = json.loads(handler.body)["events"]
+        if event["id"] == "r0":
+            time.sleep(2)
+            _answer(handler, 200, b"{}", "application/json")
+        else:
+            _refusal_naming_nothing(handler)
+
+    gateway = _Gateway(answer)
+    try:
+        lines = [SCHEMA, *(rec(n) for n in range(200)), state({"b": 200})]
+        cfg = config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=4)
+        run = run_target(cfg, lines, tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert_clean(run)
+    # (5, or a few more: refusals answered out of order join up when the one between comes)
+    assert re.search(r"The API refused [5-8] events in a row, each sent alone", run.stderr)
+    assert run.stdout == ""
+    assert "sent=1 " in run.stderr
+    letters = (tmp_path / "dead.jsonl").read_text().splitlines()
+    assert 4 <= len([m for m in letters if '"RECORD"' in m]) <= 7
+    assert gateway.requests < 20
 
 
 def test_refusals_of_every_event_one_at_a_time_stop_the_run_instead_of_rejecting_all(tmp_path):

@@ -59,11 +59,14 @@ class Settler:
         self._fail_on_rejection = fail_on_rejection
         # Told of each batched event once settled: accepted (True) or refused (False).
         self.on_event_settled: Callable[[RecordRef, bool], None] = lambda ref, accepted: None
-        self._unnamed_in_a_row = 0  # events refused alone, naming no event, none accepted since
         # Batches finish in any order (several in flight); "in a row" is in the order they were
-        # submitted: each finished batch's verdict waits here until those before it finished.
-        self._verdicts: dict[int, tuple[int, tuple[int, str] | None]] = {}
-        self._next_in_order = 0  # the number of the first batch not counted yet
+        # submitted: a run is batches of consecutive numbers, each refused naming no event.
+        # Each finished batch at or after the first unfinished one (`_unfinished`) is kept here
+        # by number, with its refusals (-1: it breaks a run); those before it are summed up in
+        # the run that ends just before it (`_run_before`).
+        self._finished: dict[int, int] = {}
+        self._unfinished = 0
+        self._run_before = 0
         self.left_over: list[BatchResult] = []  # finished, not settled: the run stopped first
 
     def outcome(self, stream: str, outcome: str) -> None:
@@ -186,29 +189,36 @@ class Settler:
 
     def _check_refusals_in_a_row(self, result: BatchResult) -> None:
         """Raise RunFailed, before its events are dead-lettered, when this batch makes
-        UNNAMED_REFUSALS_IN_A_ROW events refused alone by answers that named none, with no
-        event accepted between them in the order the batches were submitted (a batch accepted
-        between two refusals may finish before both)."""
-        last = result.rejected[-1][1:] if result.rejected else None  # (status, message)
-        self._verdicts[result.batch.number] = (_unnamed_refusals(result), last)
-        while self._next_in_order in self._verdicts:
-            refused, last = self._verdicts.pop(self._next_in_order)
-            self._next_in_order += 1
-            if refused < 0:
-                self._unnamed_in_a_row = 0
-                continue
-            self._unnamed_in_a_row += refused
-            if refused and self._unnamed_in_a_row >= UNNAMED_REFUSALS_IN_A_ROW:
-                assert last is not None
-                status, message = last
+        UNNAMED_REFUSALS_IN_A_ROW events refused alone by answers that named none, in batches
+        of consecutive numbers (the order they were submitted: a batch accepted between two
+        refusals may finish before both; one slow batch before them changes nothing)."""
+        number, refused = result.batch.number, _unnamed_refusals(result)
+        self._finished[number] = refused
+        if refused > 0:
+            in_a_row = refused
+            before = number - 1
+            while before >= self._unfinished and self._finished.get(before, -1) >= 0:
+                in_a_row += self._finished[before]
+                before -= 1
+            if before < self._unfinished:  # (every batch back to the first unfinished)
+                in_a_row += self._run_before
+            after = number + 1
+            while self._finished.get(after, -1) >= 0:
+                in_a_row += self._finished[after]
+                after += 1
+            if in_a_row >= UNNAMED_REFUSALS_IN_A_ROW:
+                _, status, message = result.rejected[-1]
                 raise RunFailed(
-                    f"The API refused {self._unnamed_in_a_row} events in a row, each sent "
-                    "alone, with answers that name no event and none accepted between them "
-                    f"(the last: HTTP {status}, {message[:200]}). That is not bad data but a "
-                    "refusal of everything (a gateway, the pixel or key, an API change): "
-                    "stopping without STATE past these events; the last of them were not "
-                    "dead-lettered."
+                    f"The API refused {in_a_row} events in a row, each sent alone, with "
+                    "answers that name no event and none accepted between them (the last: "
+                    f"HTTP {status}, {message[:200]}). That is not bad data but a refusal of "
+                    "everything (a gateway, the pixel or key, an API change): stopping without "
+                    "STATE past these events; the last of them were not dead-lettered."
                 )
+        while self._unfinished in self._finished:
+            refused = self._finished.pop(self._unfinished)
+            self._run_before = 0 if refused < 0 else self._run_before + refused
+            self._unfinished += 1
 
     def release_state(self) -> None:
         """Emit the pending STATE if every record before it is settled."""
