@@ -684,6 +684,21 @@ def test_a_replay_of_the_dead_letter_file_through_a_pipe_writes_elsewhere(
     assert "older than 7 days" in sibling.read_text()
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_record_with_a_dead_letter_property_of_its_own_is_no_replay(workers, sandbox, tmp_path):
+    """A tap's record that has a `dead_letter` object with `stage` and `rejected_at` (a queue's
+    own bookkeeping) is a record: its run's rejections go to dead_letter_path, not to a replay's
+    sibling file that nothing watches."""
+    own = {"dead_letter": {"stage": "queue-3", "rejected_at": None}}
+    stale = record("c", {"id": "old", "timestamp": iso_minutes_ago(8 * 1440), "type": "x", **own})
+    cfg = config(sandbox.url, tmp_path, worker_processes=workers)
+    run = run_target(cfg, [SCHEMA, rec(1, **own), stale], tmp_path)
+    assert run.returncode == 0, run.output
+    assert "replay" not in run.stderr
+    assert list(tmp_path.glob("dead.replay-*")) == []
+    assert "older than 7 days" in (tmp_path / "dead.jsonl").read_text()
+
+
 @pytest.mark.parametrize("kind", ["a directory", "under a file"])
 def test_a_dead_letter_file_that_cannot_be_written_stops_at_start_up(kind, sandbox, tmp_path):
     if kind == "a directory":

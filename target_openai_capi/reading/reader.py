@@ -9,7 +9,6 @@ from __future__ import annotations
 import decimal
 import json
 import os
-import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
@@ -61,10 +60,21 @@ _OBJECT_KEYS = {"RECORD": ("record",), "STATE": ("value",)}
 
 # What each line of the dead-letter file holds (pipeline/dead_letter.py): an input with it is
 # a replay of that file, as the file wrote it or rewritten (`jq -c .` takes out the spaces, a
-# script may sort the keys): a `dead_letter` object with its `rejected_at`.
+# script may sort the keys): a message whose own `dead_letter` object has `stage` and
+# `rejected_at`. Only lines holding the key are parsed to see, and only so many: a tap whose
+# records carry a `dead_letter` property of their own costs no more than that.
 _REPLAY_KEY = b'"dead_letter"'
-_REPLAY_MARK = re.compile(rb'"dead_letter"\s*:\s*\{.*?"rejected_at"\s*:')  # (in one line)
-_REPLAY_MARK_TEXT = re.compile(_REPLAY_MARK.pattern.decode())
+_REPLAY_LINES_CHECKED = 1000
+
+
+def _is_dead_letter(line: str | bytes) -> bool:
+    """True for a line the dead-letter file writes (a message with its `dead_letter`)."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    letter = message.get("dead_letter") if isinstance(message, dict) else None
+    return isinstance(letter, dict) and "stage" in letter and "rejected_at" in letter
 
 
 def _is_object(value: object) -> bool:
@@ -102,6 +112,7 @@ class TolerantReader(MsgSpecReader):
     strict = False
     # Called once when the input holds dead-letter lines (a replay of the dead-letter file).
     on_replay: Callable[[], None] | None = None
+    _replay_lines_checked = 0  # lines holding the key that were no dead letter
 
     def __init__(self) -> None:
         super().__init__()
@@ -231,15 +242,26 @@ class TolerantReader(MsgSpecReader):
             self._process_line(number, line, callbacks, stats)
 
     def _look_for_replay(self, text: str | bytes) -> None:
-        """Tell `on_replay` (once) when the text holds a line the dead-letter file writes."""
+        """Tell `on_replay` (once) when the text (a line, or a chunk of lines) holds a line the
+        dead-letter file writes; after _REPLAY_LINES_CHECKED lines that held the key and were
+        none, look no more."""
         assert self.on_replay is not None
-        if isinstance(text, bytes):  # (a chunk of lines: the plain search first, it is fast)
-            found = _REPLAY_KEY in text and _REPLAY_MARK.search(text) is not None
-        else:
-            found = _REPLAY_MARK_TEXT.search(text) is not None
-        if found:
-            on_replay, self.on_replay = self.on_replay, None
-            on_replay()
+        if isinstance(text, str):  # (a line read as text: not the usual path)
+            text = text.encode("utf-8", "surrogateescape")
+        at = text.find(_REPLAY_KEY)
+        while at >= 0:
+            start = text.rfind(b"\n", 0, at) + 1
+            end = text.find(b"\n", at)
+            end = len(text) if end < 0 else end
+            if _is_dead_letter(text[start:end]):
+                on_replay, self.on_replay = self.on_replay, None
+                on_replay()
+                return
+            self._replay_lines_checked += 1
+            if self._replay_lines_checked >= _REPLAY_LINES_CHECKED:
+                self.on_replay = None
+                return
+            at = text.find(_REPLAY_KEY, end)
 
     def _process_chunks(
         self,
