@@ -26,10 +26,8 @@ _PLUS_PHONE = re.compile(r"\+\d[\d ().-]{5,}\d")
 # A quoted date and time (a timestamp that failed a rule) is no personal data; a bare date may
 # be a date of birth.
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-# A single quote opens only after no letter or digit and closes only before none, so the
-# apostrophes of "the API's answer ... a proxy's page" quote nothing, and one inside a word
-# ('O'Brien') is part of the value.
-_QUOTED = re.compile(r"(?<!\w)'((?:[^'\n]|'(?=\w))*)'(?!\w)|\"([^\"\n]*)\"")
+# Where a quoted value may begin (quoted_values says where it ends).
+_QUOTE = re.compile(r"['\"]")
 _DIGIT = re.compile(r"\d")
 _WORDS = re.compile(r"\w\s+\w")
 # One capitalised word of letters ("Smith", "Smith-Jones", "José"): a name, when a name column
@@ -41,24 +39,64 @@ _CODE = re.compile(r"[A-Z]{2,3}")
 HIDDEN = "…"
 
 
-def _quoted(match: re.Match[str]) -> str:
-    text = match.group(1) if match.group(1) is not None else match.group(2)
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _after_a_word(text: str, at: int) -> bool:
+    """True when a word ends just before `at` (so a single quote there is an apostrophe); a
+    Python string prefix (b'...', u'...') is no word."""
+    if not at or not _is_word(text[at - 1]):
+        return False
+    return not (text[at - 1] in "bruBRU" and (at == 1 or not _is_word(text[at - 2])))
+
+
+def quoted_values(text: str) -> list[tuple[int, int]]:
+    """Where the quoted values of the text are: (start, end) of each, quotes included, in one
+    line. A double quote closes at the next one. A single quote opens only after no letter or
+    digit and closes only before none, so the apostrophes of "the API's answer ... a proxy's
+    page" quote nothing, and one inside a word ('O'Brien') is part of the value. One pass
+    over the text (no regular expression that backtracks: hostile text cannot slow it)."""
+    spans: list[tuple[int, int]] = []
+    position, line_end, no_closing_single_quote_before = 0, -1, -1
+    while (match := _QUOTE.search(text, position)) is not None:
+        start, quote = match.start(), match.group()
+        if start > line_end:  # (found once a line: the search stays one pass)
+            line_end = text.find("\n", start)
+            line_end = len(text) if line_end < 0 else line_end
+        if quote == '"':
+            end = text.find('"', start + 1, line_end)
+        elif _after_a_word(text, start) or start < no_closing_single_quote_before:
+            end = -1  # (an apostrophe; or no single quote after this one ends a value)
+        else:
+            end = text.find("'", start + 1, line_end)
+            while end >= 0 and end + 1 < len(text) and _is_word(text[end + 1]):
+                end = text.find("'", end + 1, line_end)  # (an apostrophe inside the value)
+            if end < 0:  # none closes it, so none closes a later one on this line either
+                no_closing_single_quote_before = line_end
+        if end < 0:
+            position = start + 1
+            continue
+        spans.append((start, end + 1))
+        position = end + 1
+    return spans
+
+
+def _quoted(quote: str, text: str) -> str:
+    """The quoted value as logged: itself, or hidden when it looks like personal data."""
     if _DATE_TIME.match(text) and "@" not in text and not _WORDS.search(text[16:]):
-        return match.group(0)
+        return f"{quote}{text}{quote}"
     if is_loopback(text):
-        return match.group(0)
+        return f"{quote}{text}{quote}"
     if len(_DIGIT.findall(text)) >= 6 or _WORDS.search(text):
-        quote = match.group(0)[0]
         return f"{quote}{HIDDEN}{quote}"
-    return match.group(0)
+    return f"{quote}{text}{quote}"
 
 
-def _quoted_value(match: re.Match[str]) -> str:
-    text = match.group(1) if match.group(1) is not None else match.group(2)
+def _quoted_value(quote: str, text: str) -> str:
     if _ONE_WORD.fullmatch(text) and text[0].isupper() and not _CODE.fullmatch(text):
-        quote = match.group(0)[0]
         return f"{quote}{HIDDEN}{quote}"
-    return _quoted(match)
+    return _quoted(quote, text)
 
 
 def is_loopback(host: str) -> bool:
@@ -93,11 +131,16 @@ def reason_safe(reason: str) -> str:
     return _masked(reason, _quoted_value)
 
 
-def _masked(text: str, quoted: Callable[[re.Match[str]], str]) -> str:
+def _masked(text: str, quoted: Callable[[str, str], str]) -> str:
     text = _EMAIL.sub(HIDDEN, text)
     text = _IP_LIKE.sub(_ip, text)
     text = _PLUS_PHONE.sub(HIDDEN, text)
-    return _QUOTED.sub(quoted, text)
+    parts, done = [], 0
+    for start, end in quoted_values(text):
+        parts += [text[done:start], quoted(text[start], text[start + 1 : end - 1])]
+        done = end
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 # Characters that end or rewrite a line: newlines, other controls (a terminal's ESC sequences

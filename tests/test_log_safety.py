@@ -75,6 +75,8 @@ def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, log
         ("unknown currency 'ZZ'", "unknown currency 'ZZ'"),
         # An apostrophe inside a word is part of the quoted value, not its end.
         ("surname 'O'Brien' is not a currency", "surname '…' is not a currency"),
+        # A Python string prefix is no word before the quote.
+        ("value b'Jane Doe' in u'Smith'", "value b'…' in u'…'"),
     ],
 )
 def test_a_rejections_reason_leaves_out_one_capitalised_word_too(reason: str, logged: str) -> None:
@@ -94,6 +96,22 @@ def test_a_rejections_reason_leaves_out_one_capitalised_word_too(reason: str, lo
 )
 def test_other_messages_keep_stream_names_and_identifiers(message: str) -> None:
     assert log_safe(message) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "spans"),
+    [
+        ("a 'b' \"c d\" e", [(2, 5), (6, 11)]),
+        ("the API's page, a proxy's", []),
+        ("x 'O'Brien' y", [(2, 11)]),
+        ("'open\n' closed'", [(6, 15)]),  # (a value is in one line)
+        (" 'a" * 1000, []),  # (hostile: no value, and one pass over it)
+        ("'a'" * 3, [(0, 3), (3, 6), (6, 9)]),
+        ("'a'b'c' d", [(0, 7)]),  # (each inner quote is followed by a letter)
+    ],
+)
+def test_quoted_values_are_found_in_one_line_each(text: str, spans: list[tuple[int, int]]) -> None:
+    assert log_safety.quoted_values(text) == spans
 
 
 KEY = "sk-svcacct-" + "k3y" * 10
