@@ -1717,3 +1717,33 @@ def test_a_server_naming_an_event_a_request_does_not_have_refuses_everything(tmp
     ) in run.stderr
     assert run.stdout == ""
     assert not (tmp_path / "dead.jsonl").exists()
+
+
+def test_a_413_that_names_its_small_event_rejects_that_event(tmp_path):
+    """A 413 in the API's own format naming the event (`param` events[0]) is about that event,
+    however small: it is rejected as too large, the others sent, the run goes on."""
+    accepted: list[str] = []
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        events = json.loads(handler.body)["events"]
+        ids = [event["id"] for event in events]
+        if "r2" in ids:
+            error = {"message": "Event too large.", "param": f"events[{ids.index('r2')}]"}
+            body = json.dumps({"error": {**error, "type": "invalid_request_error"}}).encode()
+            _answer(handler, 413, body, "application/json")
+        else:
+            accepted.extend(ids)
+            _answer(handler, 200, b"{}", "application/json")
+
+    gateway = _Gateway(answer)
+    try:
+        lines = [SCHEMA, *(rec(n) for n in range(4)), state({"b": 4})]
+        run = run_target(config(gateway.url, tmp_path), lines, tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 0, run.output
+    assert sorted(accepted) == ["r0", "r1", "r3"]
+    assert run.states == [{"b": 4}]
+    [letter] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert letter["record"]["id"] == "r2"
+    assert "the event alone is too large for one request" in letter["dead_letter"]["reason"]

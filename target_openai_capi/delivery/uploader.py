@@ -307,8 +307,11 @@ class Uploader:
             named = named_events(response.body, secret) if action is Action.BISECT else {}
             if len(part) == 1:
                 if action is Action.SPLIT:
-                    size = len(prepare_body([batch.events[part[0]]], validate_only))
-                    if size < SMALLEST_BODY_LIMIT:
+                    alone = [batch.events[part[0]]]
+                    size = len(prepare_body(alone, validate_only, self._integration_source))
+                    if 0 in named_events(response.body, secret):  # the API's words: about it
+                        message = f"the event alone is too large for one request: {message}"
+                    elif size < SMALLEST_BODY_LIMIT:
                         result.unnamed.add(part[0])
                         # (one wording whatever the size: the same refusal of every event
                         # is told by its one message)
