@@ -39,16 +39,18 @@ def log_summary(
         filtered = account.outcomes[stream][FILTERED]
         if not filtered or filtered != account.received(stream):
             continue
-        if stream in pipeline.left_out_by_stream_map:
-            continue  # its stream map is null: left out on purpose
         if pipeline.dropped_by_stream_map[stream] == filtered:
-            # Named as the user wrote it: the map may alias the stream to another entry.
-            logger.warning(
-                "stream_maps.%s: its `__filter__` dropped all %d of its records: if that was "
-                "not meant, check it.",
-                stream,
-                filtered,
-            )
+            # Only when an entry under `streams` was to get them: a stream left out on purpose
+            # (`orders: null`, `__else__: null`) with no entry says nothing.
+            outputs = pipeline.stream_map_outputs.get(stream, [])
+            if any(name in pipeline.mappings for name in [stream, *outputs]):
+                logger.warning(
+                    "Stream '%s': its stream maps dropped all %d of its records (a "
+                    "`__filter__`, `__else__: null`, or the stream mapped to null), so no entry "
+                    "under `streams` got them: if that was not meant, check stream_maps.",
+                    stream,
+                    filtered,
+                )
         elif stream in pipeline.mappings:
             logger.warning(
                 "streams.%s: all %d of its records were filtered out (by its `filter`, or a "

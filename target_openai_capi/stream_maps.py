@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from singer_sdk.exceptions import RecordsWithoutSchemaException
-from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.sinks import Sink
 
 from target_openai_capi.pipeline.accounting import STAGE_MAPPING
@@ -52,9 +51,7 @@ def through_stream_maps(
         reached_a_sink = True
         sink.add(RecordEnvelope(alias, record))
     if not reached_a_sink:
-        # A stream mapped to null (`orders: null`) is left out on purpose: no filter to check.
-        left_out = all(isinstance(m, RemoveRecordTransform) for m in maps)
-        pipeline.filtered_by_stream_map(envelope.stream, by_filter=not left_out)
+        pipeline.filtered_by_stream_map(envelope.stream, [m.stream_alias for m in maps])
 
 
 def _reject(

@@ -400,18 +400,27 @@ def test_a_stream_map_filter_that_drops_every_record_is_named_at_the_end(
     ]
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output
-    assert "stream_maps.orders: its `__filter__` dropped all 3 of its records" in run.stderr
+    assert "Stream 'orders': its stream maps dropped all 3 of its records" in run.stderr
     assert "streams.orders: all" not in run.stderr
     assert "filtered=3" in run.stderr
     assert sandbox.events(PIXEL_ID) == []
 
 
-def test_a_stream_mapped_to_null_is_left_out_without_a_warning(sandbox, tmp_path):
-    """`stream_maps: {orders: null}` leaves the stream out on purpose: its records are
-    counted as filtered, and no warning says to check a filter."""
+@pytest.mark.parametrize("how", ["orders: null", "__else__: null"])
+@pytest.mark.parametrize("entry", [False, True], ids=["no entry", "an entry"])
+def test_a_stream_the_stream_maps_leave_out_is_named_only_when_an_entry_awaits_it(
+    how, entry, sandbox, tmp_path
+):
+    """A stream left out by stream_maps (`orders: null`, or `__else__: null` not naming it) is
+    left out on purpose, its records counted as filtered; said at the end only when a `streams`
+    entry was to get them (the two settings say different things)."""
     ts = now_ms() - 1000
-    config = base_config(sandbox, tmp_path, {"orders": {}, "leads": {}})
-    config["stream_maps"] = {"orders": None}
+    streams = {"orders": {}, "leads": {}} if entry else {"leads": {}}
+    config = base_config(sandbox, tmp_path, streams)
+    config["stream_maps"] = (
+        {"orders": None} if how == "orders: null" else {"leads": {}, "__else__": None}
+    )
+    config["allow_unmatched_streams"] = True
     lines = [schema("orders", {"id": {"type": "string"}}, ["id"])]
     lines += [
         record("orders", {"id": f"o{n}", "type": "lead_created", "timestamp_ms": ts})
@@ -422,7 +431,8 @@ def test_a_stream_mapped_to_null_is_left_out_without_a_warning(sandbox, tmp_path
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert "filtered=2" in run.stderr
-    assert "check it" not in run.stderr
+    warned = "Stream 'orders': its stream maps dropped all 2 of its records" in run.stderr
+    assert warned == entry
     assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["l1"]
 
 

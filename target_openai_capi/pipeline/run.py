@@ -129,7 +129,8 @@ class Pipeline:
         self.described: set[str] = set()  # streams whose SCHEMA arrived
         # Per stream as the tap names it, records its stream maps dropped (`__filter__`).
         self.dropped_by_stream_map: Counter[str] = Counter()
-        self.left_out_by_stream_map: set[str] = set()  # mapped to null: left out on purpose
+        # Per stream, the streams its maps make (its own name, aliases, `__source__` copies).
+        self.stream_map_outputs: dict[str, list[str]] = {}
 
     def dry_run_records(self) -> int:
         """Records of streams in dry run received so far (their events only validated)."""
@@ -222,13 +223,11 @@ class Pipeline:
                 "" if self.mappings else " (the config has none: nothing is sent)",
             )
 
-    def filtered_by_stream_map(self, stream: str, *, by_filter: bool) -> None:
-        """Count a record that a stream map dropped before it reached a sink: by its
-        `__filter__`, or (by_filter False) because the map leaves the stream out."""
-        if by_filter:
-            self.dropped_by_stream_map[stream] += 1
-        else:
-            self.left_out_by_stream_map.add(stream)
+    def filtered_by_stream_map(self, stream: str, outputs: list[str]) -> None:
+        """Count a record that the stream's maps (which make the `outputs` streams) all dropped
+        before it reached a sink: a `__filter__`, `__else__: null`, the stream mapped to null."""
+        self.dropped_by_stream_map[stream] += 1
+        self.stream_map_outputs[stream] = outputs
         self.settler.outcome(stream, FILTERED)
 
     def add(
