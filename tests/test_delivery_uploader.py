@@ -479,6 +479,19 @@ def test_time_budget_bounds_retries(sandbox: Sandbox) -> None:
     assert "beyond max_retry_seconds (5)" in str(caught.value)  # (the setting, as named)
 
 
+def test_our_backoff_beyond_budget_is_not_said_to_be_the_servers(
+    sandbox: Sandbox, sleeps: Sleeps
+) -> None:
+    """Retry-After 1 s, our backoff 40 s: the budget is spent by our wait, and said so."""
+    sandbox.set_faults(FaultConfig(rate_429=1.0, retry_after=1))
+    policy = RetryPolicy(max_total_seconds=10, base_delay_s=40.0, max_delay_s=40.0)
+    up = Uploader(client_for(sandbox), policy=policy, sleep=sleeps, jitter=lambda d: d)
+    with pytest.raises(RetriesExhausted) as caught:
+        up.submit(batch(range(2)))
+    up.close()
+    assert "backoff called for 40.0 s more, beyond max_retry_seconds (10)" in str(caught.value)
+
+
 @pytest.mark.parametrize("seconds", [600, 1_000_000_000])
 def test_retry_after_beyond_budget_gives_up_at_once(
     seconds: int, sandbox: Sandbox, sleeps: Sleeps

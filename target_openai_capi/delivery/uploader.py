@@ -408,7 +408,7 @@ class Uploader:
                 )
             delay = backoff_delay(attempt, retry_after, self._policy, self._jitter)
             if not fits_budget(elapsed, delay, self._policy):
-                if retry_after is not None and asked is not None:
+                if retry_after is not None and asked is not None and delay <= retry_after:
                     # (as the server wrote it: the delay is capped, an HTTP date is a date)
                     wait = f"the server asked to wait (Retry-After: {one_line(asked)[:60]})"
                 else:
