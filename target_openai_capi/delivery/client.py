@@ -79,7 +79,9 @@ class Response:
         text = text.removeprefix(f"{self.status}: ")
         location = self.header("Location") if 300 <= self.status < 400 else None
         if location:  # (api_url is not the API's: the redirect says where it moved)
-            moved = urlunsplit(urlsplit(location.strip())._replace(query="", fragment=""))
+            parts = urlsplit(location.strip())
+            netloc = parts.netloc.rpartition("@")[2]  # (credentials in it never shown)
+            moved = urlunsplit(parts._replace(netloc=netloc, query="", fragment=""))
             text = f"redirects to {moved}: {text}" if text.strip() else f"redirects to {moved}"
         return one_line(text, secret) or f"HTTP {self.status} with an empty body"
 
