@@ -169,6 +169,7 @@ class ConversionsSink(BatchSink):
             sdc_possible=self._sdc_possible,
             user_field_style=settings.user_field_style,
             default_phone_region=settings.default_phone_region,
+            watched=self.stream_name in self.pipeline.field_watch.unseen,
         )
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:

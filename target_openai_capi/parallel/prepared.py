@@ -54,6 +54,7 @@ class PlanSpec:
     sdc_possible: bool  # tap metadata may be among the read paths
     user_field_style: str
     default_phone_region: str | None
+    watched: bool = False  # a mapped field no event has carried yet: say which each carries
 
 
 class PreparedRecord(NamedTuple):
@@ -210,7 +211,7 @@ class RecordPreparer:
                 notes,
                 start,
                 end,
-                carried=carried(event),
+                carried=carried(event) if spec.watched else 0,
             )
         rejection = None
         if type(outcome) is Rejection:
