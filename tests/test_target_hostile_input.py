@@ -1212,18 +1212,24 @@ def test_refusals_count_in_a_row_in_the_order_sent_not_the_order_answered(tmp_pa
             time.sleep(0.3)
             _refusal_naming_nothing(handler)
 
-    gateway = _Gateway(answer)
-    try:
-        lines = [SCHEMA, *(rec(n) for n in range(24)), state({"bookmark": 24})]
-        cfg = config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=4)
-        run = run_target(cfg, lines, tmp_path)
-    finally:
-        gateway.close()
+    run, _ = _run_against(answer, 24, tmp_path, batch_size=1, max_concurrent_requests=4)
     assert run.returncode == 0, run.output
     assert "in a row" not in run.stderr
     assert "received=24 sent=6" in run.stderr
     assert "rejected=18" in run.stderr
     assert run.states == [{"bookmark": 24}]
+
+
+def _run_against(answer: Any, records: int, tmp_path: Path, **settings: Any) -> Any:
+    """The run of `records` records (then STATE {"bookmark": records}) against a server that
+    answers as `answer` says, with these settings; and the number of requests it took."""
+    gateway = _Gateway(answer)
+    try:
+        lines = [SCHEMA, *(rec(n) for n in range(records)), state({"bookmark": records})]
+        cfg = config(gateway.url, tmp_path, **settings)
+        return run_target(cfg, lines, tmp_path), gateway.requests
+    finally:
+        gateway.close()
 
 
 def test_one_slow_batch_before_refusals_in_a_row_does_not_hold_back_the_stop(tmp_path):
@@ -1240,13 +1246,7 @@ def test_one_slow_batch_before_refusals_in_a_row_does_not_hold_back_the_stop(tmp
         else:
             _refusal_naming_nothing(handler)
 
-    gateway = _Gateway(answer)
-    try:
-        lines = [SCHEMA, *(rec(n) for n in range(200)), state({"b": 200})]
-        cfg = config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=4)
-        run = run_target(cfg, lines, tmp_path)
-    finally:
-        gateway.close()
+    run, requests = _run_against(answer, 200, tmp_path, batch_size=1, max_concurrent_requests=4)
     assert run.returncode == 1
     assert_clean(run)
     # (5, or a few more: refusals answered out of order join up when the one between comes)
@@ -1255,7 +1255,7 @@ def test_one_slow_batch_before_refusals_in_a_row_does_not_hold_back_the_stop(tmp
     assert "sent=1 " in run.stderr
     letters = (tmp_path / "dead.jsonl").read_text().splitlines()
     assert 4 <= len([m for m in letters if '"RECORD"' in m]) <= 7
-    assert gateway.requests < 20
+    assert requests < 20
 
 
 def test_refusals_of_every_event_one_at_a_time_stop_the_run_instead_of_rejecting_all(tmp_path):
@@ -1704,12 +1704,7 @@ def test_a_server_naming_an_event_a_request_does_not_have_refuses_everything(tmp
     def answer(handler: BaseHTTPRequestHandler) -> None:
         _api_error(handler, {"message": "Invalid event at events[7].", "param": "events[7]"})
 
-    gateway = _Gateway(answer)
-    try:
-        lines = [SCHEMA, *(rec(n) for n in range(12)), state({"b": 12})]
-        run = run_target(config(gateway.url, tmp_path), lines, tmp_path)
-    finally:
-        gateway.close()
+    run, _ = _run_against(answer, 12, tmp_path)
     assert run.returncode == 1
     assert_clean(run)
     assert (
@@ -1735,15 +1730,10 @@ def test_a_413_that_names_its_small_event_rejects_that_event(tmp_path):
             accepted.extend(ids)
             _answer(handler, 200, b"{}", "application/json")
 
-    gateway = _Gateway(answer)
-    try:
-        lines = [SCHEMA, *(rec(n) for n in range(4)), state({"b": 4})]
-        run = run_target(config(gateway.url, tmp_path), lines, tmp_path)
-    finally:
-        gateway.close()
+    run, _ = _run_against(answer, 4, tmp_path)
     assert run.returncode == 0, run.output
     assert sorted(accepted) == ["r0", "r1", "r3"]
-    assert run.states == [{"b": 4}]
+    assert run.states == [{"bookmark": 4}]
     [letter] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
     assert letter["record"]["id"] == "r2"
     assert "the event alone is too large for one request" in letter["dead_letter"]["reason"]
