@@ -256,7 +256,8 @@ class TargetOpenAICapi(Target):
         # (Refused or not, an entry whose stream's SCHEMA arrived is named right: a quiet
         # stream beside one without an entry is no misnamed entry.)
         maps = self.mapper.stream_maps.get(stream) or ()
-        self.pipeline.schema_arrived([stream, *(m.stream_alias for m in maps)])
+        # (the streams its maps make, when it has any: an alias may leave its own name out)
+        self.pipeline.schema_arrived([m.stream_alias for m in maps] or [stream])
         if problem is not None:
             self._refuse_schema(stream, problem)  # (raises BadLine)
         self._refused.discard(stream)

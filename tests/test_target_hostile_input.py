@@ -1676,12 +1676,24 @@ def test_a_stream_map_that_makes_nan_or_infinity_rejects_the_record(
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_a_line_over_16_mib_is_rejected_and_the_run_goes_on(workers, sandbox, tmp_path):
+@pytest.mark.parametrize(
+    ("over", "how"),
+    [(1024 * 1024, "stdin"), (200_000, "--input")],
+    ids=["1 MiB over, piped", "just over, a file"],
+)
+def test_a_line_over_16_mib_is_rejected_and_the_run_goes_on(over, how, workers, sandbox, tmp_path):
     """A broken tap's endless line was read whole (gigabytes, then the dead letter held all of
-    it): it is skipped to its end, rejected at input with its length, its first bytes kept."""
-    huge = rec(2, note="y" * (17 * 1024 * 1024))
+    it): it is skipped to its end, rejected at input with its length, its first bytes kept.
+    One just over the limit, read whole with its end, is rejected too (a worker sent it)."""
+    huge = rec(2, note="y" * (16 * 1024 * 1024 + over))
     cfg = config(sandbox.url, tmp_path, worker_processes=workers)
-    run = run_target(cfg, [SCHEMA, rec(1), huge, rec(3), state({"b": 3})], tmp_path)
+    lines = [SCHEMA, rec(1), huge, rec(3), state({"b": 3})]
+    if how == "stdin":
+        run = run_target(cfg, lines, tmp_path)
+    else:
+        (tmp_path / "input.jsonl").write_text("\n".join(lines) + "\n")
+        args = ["--input", str(tmp_path / "input.jsonl")]
+        run = run_target(cfg, b"", tmp_path, extra_args=args)
     assert run.returncode == 0, run.output
     assert_clean(run)
     assert stored(sandbox) == ["r1", "r3"]
@@ -1737,3 +1749,16 @@ def test_a_413_that_names_its_small_event_rejects_that_event(tmp_path):
     [letter] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
     assert letter["record"]["id"] == "r2"
     assert "the event alone is too large for one request" in letter["dead_letter"]["reason"]
+
+
+def test_input_that_looks_like_the_overlong_line_mark_is_a_bad_line(sandbox, tmp_path):
+    """The mark that stands for a skipped line starts with a NUL, as no JSON line does; input
+    that copies it is rejected as what it is, not a crash ("This is a bug") at every rerun."""
+    fake = "\x00overlong line of abc:zz"
+    run = run_target(config(sandbox.url, tmp_path), [SCHEMA, fake, rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["r1"]
+    [letter] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert letter["dead_letter"]["stage"] == "input"
+    assert "over the limit" not in letter["dead_letter"]["reason"]

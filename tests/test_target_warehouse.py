@@ -250,6 +250,26 @@ def test_an_entry_whose_schema_arrived_is_named_right_though_another_stream_has_
     assert len(sandbox.events(PIXEL_ID)) == records_of_the_entry
 
 
+def test_an_entry_named_as_the_tap_names_a_stream_a_map_renames_matched_nothing(sandbox, tmp_path):
+    """`streams.orders` while a stream map aliases `orders` to `order_events`: its SCHEMA
+    arriving does not make the entry right (its records go to `order_events`): the run fails,
+    without STATE past the records it skipped."""
+    config_ = config(sandbox, tmp_path, {"orders": {}})
+    config_["stream_maps"] = {"orders": {"__alias__": "order_events"}}
+    lines = [
+        schema("orders", {"id": {"type": "string"}}, ["id"]),
+        *(
+            record("orders", {"id": f"o{n}", "timestamp": AT, "type": "order_created"})
+            for n in (1, 2)
+        ),
+        state({"b": 2}),
+    ]
+    run = run_target(config_, lines, tmp_path)
+    assert run.returncode == 1
+    assert "none matched an entry" in run.stderr
+    assert run.stdout == ""
+
+
 def test_an_entry_that_matched_nothing_beside_one_that_did_is_named(sandbox, tmp_path):
     lines = [
         schema("orders", {"id": {"type": "string"}}, ["id"]),

@@ -34,6 +34,7 @@ from target_openai_capi.pipeline.schema_verdict import (
 )
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
 from target_openai_capi.reading.envelope import RecordEnvelope, strip_tap_metadata
+from target_openai_capi.reading.line_chunks import MAX_LINE_BYTES
 from target_openai_capi.reading.lines import LineDecoder
 
 _BUILT = "built"
@@ -166,8 +167,8 @@ class RecordPreparer:
             return None
 
     def _prepare(self, line: bytes, now_ms: int, start: int, end: int) -> PreparedRecord | None:
-        if not line or line.isspace():
-            return None
+        if not line or line.isspace() or len(line) > MAX_LINE_BYTES:
+            return None  # (an overlong line: the main process rejects it, saying why)
         envelope = self.lines.decode(line)
         if type(envelope) is not RecordEnvelope:
             return None

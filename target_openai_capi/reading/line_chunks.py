@@ -42,7 +42,8 @@ def overlong_line(line: str | bytes) -> tuple[int, bytes | str] | None:
     for any other line."""
     if isinstance(line, bytes) and line.startswith(_OVERLONG):
         size, _, head = line[len(_OVERLONG) :].partition(b":")
-        return int(size), head
+        if size.isdigit() and int(size) > MAX_LINE_BYTES:  # (else input that looks like it)
+            return int(size), head
     if len(line) > MAX_LINE_BYTES:  # (a str's characters: each at least one byte)
         return len(line.encode() if isinstance(line, str) else line), line[:_KEPT_BYTES]
     return None
