@@ -44,11 +44,8 @@ def _is_word(char: str) -> bool:
 
 
 def _after_a_word(text: str, at: int) -> bool:
-    """True when a word ends just before `at` (so a single quote there is an apostrophe); a
-    Python string prefix (b'...', u'...') is no word."""
-    if not at or not _is_word(text[at - 1]):
-        return False
-    return not (text[at - 1] in "bruBRU" and (at == 1 or not _is_word(text[at - 2])))
+    """True when a word ends just before `at` (so a single quote there is an apostrophe)."""
+    return bool(at) and _is_word(text[at - 1])
 
 
 def quoted_values(text: str) -> list[tuple[int, int]]:
@@ -131,7 +128,14 @@ def reason_safe(reason: str) -> str:
     return _masked(reason, _quoted_value)
 
 
+# A log line says at most this much of a reason or message (the dead-letter file keeps it
+# whole): the searches below would take quadratic time over a hostile text of any length.
+MAX_LOGGED_CHARS = 1000
+
+
 def _masked(text: str, quoted: Callable[[str, str], str]) -> str:
+    if len(text) > MAX_LOGGED_CHARS:
+        text = text[: MAX_LOGGED_CHARS - 1] + HIDDEN
     text = _EMAIL.sub(HIDDEN, text)
     text = _IP_LIKE.sub(_ip, text)
     text = _PLUS_PHONE.sub(HIDDEN, text)

@@ -75,8 +75,8 @@ def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, log
         ("unknown currency 'ZZ'", "unknown currency 'ZZ'"),
         # An apostrophe inside a word is part of the quoted value, not its end.
         ("surname 'O'Brien' is not a currency", "surname '…' is not a currency"),
-        # A Python string prefix is no word before the quote.
-        ("value b'Jane Doe' in u'Smith'", "value b'…' in u'…'"),
+        # An apostrophe after a one-letter word opens nothing before the value's own quote.
+        ("grade B's: 'Smith' is not a currency", "grade B's: '…' is not a currency"),
     ],
 )
 def test_a_rejections_reason_leaves_out_one_capitalised_word_too(reason: str, logged: str) -> None:
@@ -96,6 +96,14 @@ def test_a_rejections_reason_leaves_out_one_capitalised_word_too(reason: str, lo
 )
 def test_other_messages_keep_stream_names_and_identifiers(message: str) -> None:
     assert log_safe(message) == message
+
+
+def test_a_long_text_is_cut_before_it_is_searched() -> None:
+    """A hostile reason (100,000 characters an email or address search would crawl over) is
+    logged cut, the cut said by …, whatever it holds."""
+    logged = log_safe("a" * 100_000)
+    assert logged == "a" * (log_safety.MAX_LOGGED_CHARS - 1) + "…"
+    assert reason_safe("1." * 50_000).endswith("…")
 
 
 @pytest.mark.parametrize(
