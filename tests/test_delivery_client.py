@@ -194,6 +194,8 @@ def test_response_message_is_truncated() -> None:
         ({"Location": "https://h/v1/events?pid=px_1"}, b"", "redirects to https://h/v1/events"),
         ({"location": "/elsewhere#x"}, b"Moved", "redirects to /elsewhere: Moved"),
         ({"Location": "https://user:s3cret@h:8443/v1"}, b"", "redirects to https://h:8443/v1"),
+        ({"Location": "u:s3cret@h/x?k=1"}, b"", "redirects to h/x"),
+        ({"Location": "http://[bad/v1"}, b"", "redirects to a Location that is not a URL"),
         ({}, b"", "HTTP 307 with an empty body"),
     ],
 )

@@ -79,11 +79,24 @@ class Response:
         text = text.removeprefix(f"{self.status}: ")
         location = self.header("Location") if 300 <= self.status < 400 else None
         if location:  # (api_url is not the API's: the redirect says where it moved)
-            parts = urlsplit(location.strip())
-            netloc = parts.netloc.rpartition("@")[2]  # (credentials in it never shown)
-            moved = urlunsplit(parts._replace(netloc=netloc, query="", fragment=""))
+            moved = _where_to(location)
             text = f"redirects to {moved}: {text}" if text.strip() else f"redirects to {moved}"
         return one_line(text, secret) or f"HTTP {self.status} with an empty body"
+
+
+def _where_to(location: str) -> str:
+    """A redirect's Location as a message shows it: no query, fragment or credentials (with a
+    scheme or without); one that is no URL is said to be unreadable."""
+    location = location.strip()
+    if "://" not in location:  # ("user:pass@host/path": what ends in @ before a / goes)
+        head, slash, rest = location.partition("/")
+        location = head.rpartition("@")[2] + slash + rest
+    try:
+        parts = urlsplit(location)
+    except ValueError:  # ("http://[bad/v1": an unclosed IPv6 host)
+        return "a Location that is not a URL"
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc, query="", fragment=""))
 
 
 # Control characters that are not whitespace (NULs of a binary body, a terminal's ESC): each
