@@ -1249,12 +1249,13 @@ def test_one_slow_batch_before_refusals_in_a_row_does_not_hold_back_the_stop(tmp
     run, requests = _run_against(answer, 200, tmp_path, batch_size=1, max_concurrent_requests=4)
     assert run.returncode == 1
     assert_clean(run)
-    # (5, or a few more: refusals answered out of order join up when the one between comes)
-    assert re.search(r"The API refused [5-8] events in a row, each sent alone", run.stderr)
+    # (5, or up to four more: refusals answered out of order join up when the one between
+    # them is answered, four requests in flight)
+    assert re.search(r"The API refused [5-9] events in a row, each sent alone", run.stderr)
     assert run.stdout == ""
     assert "sent=1 " in run.stderr
     letters = (tmp_path / "dead.jsonl").read_text().splitlines()
-    assert 4 <= len([m for m in letters if '"RECORD"' in m]) <= 7
+    assert 4 <= len([m for m in letters if '"RECORD"' in m]) <= 8
     assert requests < 20
 
 
