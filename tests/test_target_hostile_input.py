@@ -1763,3 +1763,16 @@ def test_input_that_looks_like_the_overlong_line_mark_is_a_bad_line(sandbox, tmp
     [letter] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert letter["dead_letter"]["stage"] == "input"
     assert "over the limit" not in letter["dead_letter"]["reason"]
+
+
+def test_a_replay_says_it_skips_the_lines_that_never_were_records(sandbox, tmp_path):
+    """A line that was no usable message is kept as a DEAD_LETTER line; a replay skips it, and
+    says so (it counted nothing for it before, silently)."""
+    cfg = config(sandbox.url, tmp_path)
+    run = run_target(cfg, [SCHEMA, "{not json", rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    dead = tmp_path / "dead.jsonl"
+    replay = run_target(cfg, [], tmp_path, extra_args=["--input", str(dead)])
+    assert replay.returncode == 0, replay.output
+    assert "Line 1 and any like it are DEAD_LETTER lines" in replay.stderr
+    assert "a replay skips them" in replay.stderr

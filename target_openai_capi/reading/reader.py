@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import logging
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +52,8 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 # Called with (line number, the line as text, stage, reason) for each line that is rejected.
 BadLineHandler = Callable[[int, str, str, str], None]
 
+
+_log = logging.getLogger(__name__)
 
 # Keys that must hold JSON objects, per message type (the SDK assumes so and would crash).
 # (A SCHEMA's `schema` is checked by the target, which refuses the stream for it: records after
@@ -384,6 +387,14 @@ class TolerantReader(MsgSpecReader):
             kind = message["type"] if isinstance(message, dict) else "RECORD"
             if kind == DEAD_LETTER_TYPE:
                 # A replayed dead-letter file: lines that never were records stay skipped.
+                if not stats[kind]:
+                    _log.warning(
+                        "Line %d and any like it are DEAD_LETTER lines (input lines that were "
+                        "not usable Singer messages, or records of a refused SCHEMA or before "
+                        "any SCHEMA, kept as raw text): a replay skips them; they stay in the "
+                        "file being read.",
+                        number,
+                    )
                 stats[kind] += 1
                 return
             callback = callbacks.get(kind)
