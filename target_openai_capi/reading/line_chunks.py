@@ -19,8 +19,9 @@ from target_openai_capi.main_thread_signals import drain
 # Up to this much is read at once (a pipe gives at most what it holds, 64 KiB by default).
 CHUNK_BYTES = 1 << 20
 # A line longer than this is no record an event comes from (a broken tap, `--input /dev/zero`):
-# it is skipped to its newline, never held whole, and stands in the input as an overlong-line
-# mark with its length and first bytes, which the reader rejects (`overlong_line`).
+# read no further than a read past the limit, it is skipped to its newline and stands in the
+# input as an overlong-line mark with its length and first bytes (a line whose end came in that
+# read stays whole); the reader rejects either (`overlong_line`).
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _KEPT_BYTES = 65_536  # of an overlong line, kept for its dead letter
 _OVERLONG = b"\x00overlong line of "  # (no JSON line starts with a NUL)
@@ -45,7 +46,8 @@ def overlong_line(line: str | bytes) -> tuple[int, bytes | str] | None:
         if size.isdigit() and int(size) > MAX_LINE_BYTES:  # (else input that looks like it)
             return int(size), head
     if len(line) > MAX_LINE_BYTES:  # (a str's characters: each at least one byte)
-        return len(line.encode() if isinstance(line, str) else line), line[:_KEPT_BYTES]
+        size = len(line.encode(errors="surrogatepass") if isinstance(line, str) else line)
+        return size, line[:_KEPT_BYTES]
     return None
 
 
