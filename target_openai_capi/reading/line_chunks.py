@@ -46,8 +46,8 @@ def overlong_line(line: str | bytes) -> tuple[int, bytes | str] | None:
         if size.isdigit() and int(size) > MAX_LINE_BYTES:  # (else input that looks like it)
             return int(size), head
     if len(line) > MAX_LINE_BYTES:  # (a str's characters: each at least one byte)
-        size = len(line.encode(errors="surrogatepass") if isinstance(line, str) else line)
-        return size, line[:_KEPT_BYTES]
+        length = len(line.encode(errors="surrogatepass") if isinstance(line, str) else line)
+        return length, line[:_KEPT_BYTES]
     return None
 
 
