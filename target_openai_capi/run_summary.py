@@ -21,10 +21,9 @@ def log_summary(
     pipeline: Pipeline,
     logger: logging.Logger,
     refused: Collection[str] = (),
-    described: Collection[str] = (),
 ) -> str | None:
     """Log the run's summary; the reason the run fails after all (no stream matched), or None.
-    `refused`: the streams whose SCHEMA was refused; `described`: those whose SCHEMA arrived."""
+    `refused`: the streams whose SCHEMA was refused."""
     account = pipeline.account
     logger.info(account.summary_line())
     for stream, outcome, count in account.counts():
@@ -61,7 +60,7 @@ def log_summary(
     for line in pipeline.field_watch.lines():
         logger.warning("%s.", line)
     # An entry whose stream's SCHEMA came without records: a scheduled run with nothing new.
-    quiet = sorted((set(described) & set(pipeline.mappings)) - set(arrived) - set(refused))
+    quiet = sorted((pipeline.described & set(pipeline.mappings)) - set(arrived) - set(refused))
     for stream in quiet:
         logger.info("streams.%s: its SCHEMA arrived, and no records this run.", stream)
     for line in unmatched_entries(pipeline.mappings, [*arrived, *quiet], refused):

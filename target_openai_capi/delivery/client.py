@@ -443,10 +443,6 @@ class Client:
         """
         total = self.settings.read_timeout_s
         deadline = time.monotonic() + total
-        overdue = TransportError(
-            f"the answer from {self.display_url} took longer than {total:g} s "
-            "(request_timeout_seconds)"
-        )
         session = self._session()
         watch = _watches.watch = _Watch()
         timer = threading.Timer(total, watch.cut)
@@ -467,14 +463,14 @@ class Client:
             finally:
                 reply.close()
         except _Overdue:
-            raise overdue from None
+            raise self._overdue(total) from None
         except (
             requests.exceptions.RequestException,
             urllib3.exceptions.HTTPError,
             http.client.HTTPException,
         ) as e:
             if watch.overdue or isinstance(e, requests.exceptions.ReadTimeout):
-                raise overdue from None
+                raise self._overdue(total) from None
             raise self._transport_error(e) from e
         finally:
             watch.done()
@@ -483,6 +479,13 @@ class Client:
         # (Cut just as the answer ended, a connection back in the pool is found dropped, and
         # replaced, at its next use.)
         return Response(status=reply.status_code, headers=reply.headers, body=content)
+
+    def _overdue(self, total: float) -> TransportError:
+        """The error for a request past its deadline (built only when one is)."""
+        return TransportError(
+            f"the answer from {self.display_url} took longer than {total:g} s "
+            "(request_timeout_seconds)"
+        )
 
     def _transport_error(self, e: Exception) -> TransportError:
         """Translate a library exception into our error, saying whether a retry can help."""
