@@ -14,6 +14,7 @@ from singer_sdk import typing as th
 
 from target_openai_capi.contract import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
 from target_openai_capi.log_safety import MIN_HIDDEN_LENGTH, is_loopback
+from target_openai_capi.mapping.constants import constant_problems
 from target_openai_capi.mapping.identity import (
     DEFAULT_USER_FIELD_STYLE,
     USER_FIELD_STYLES,
@@ -27,6 +28,7 @@ from target_openai_capi.mapping.stream_mapping import (
     compile_stream_mapping,
 )
 from target_openai_capi.pipeline.coverage import KINDS
+from target_openai_capi.presets import apply_preset
 
 DEFAULT_API_URL = "https://bzr.openai.com/v1/events"
 API_KEY_PREFIX = "sk-svcacct-"
@@ -484,6 +486,12 @@ def compile_streams(
             mappings[stream] = compile_stream_mapping(stream, entry or {})
         except ValueError as exc:
             errors.append(str(exc))
+            continue
+        type_from = apply_preset(entry or {}).get("event_type_from")
+        errors.extend(
+            f"streams.{stream}.{problem}"
+            for problem in constant_problems(mappings[stream], type_from)
+        )
     style = str(config.get("user_field_style") or DEFAULT_USER_FIELD_STYLE)
     warnings = [
         f"streams.{stream}.fields.{name} is not sent: {unsendable_user_field(name, style)}."

@@ -221,6 +221,18 @@ CONFIG_CORPUS = {
         {"streams": {"conversions": {"fields": {"currency": "'usdd'"}}}},
         "fields.currency: unknown currency 'usdd'",
     ),
+    "a constant page that is no URL": (
+        {"streams": {"conversions": {"fields": {"source_url": "'/contact/thank-you'"}}}},
+        "fields.source_url: '/contact/thank-you' is not a URL with a scheme and a host",
+    ),
+    "a constant id": (
+        {"streams": {"conversions": {"fields": {"id": "'lead'"}}}},
+        "fields.id: 'lead' would be the id of every event",
+    ),
+    "a constant amount too precise for its constant currency": (
+        {"streams": {"conversions": {"fields": {"amount": "'12.345'", "currency": "'USD'"}}}},
+        "fields.amount: amount 12.345 has more decimals than USD allows",
+    ),
     # (ignored, it would send for real what was meant to be validated only)
     "the API's validate_only": ({"validate_only": True}, "for a dry run"),
     "dryrun": ({"dryrun": True}, "set dry_run: true"),

@@ -61,6 +61,13 @@ def _pattern(node: Mapping[str, Any]) -> Callable[[str], Any]:
 _CUSTOM_NAME = _pattern(_PROPERTIES["custom_event_name"])
 _URL = _pattern(_PROPERTIES["source_url"])
 _CURRENCY = _pattern(_DEFS["currency"])
+
+
+def source_url_ok(url: object) -> bool:
+    """True when the value is a source_url the contract takes (a URL with a scheme and host)."""
+    return type(url) is str and len(url) <= _URL_MAX and _URL(url) is not None
+
+
 _DATA_CURRENCY = _pattern(_DEFS["data_currency"])
 
 
@@ -263,7 +270,7 @@ def certainly_valid(event: object, *, normalised_user: bool = False) -> bool:
         return False
     if "source_url" in event:
         url = event["source_url"]
-        if type(url) is not str or len(url) > _URL_MAX or _URL(url) is None:
+        if not source_url_ok(url):
             return False
     elif action == "web":
         return False

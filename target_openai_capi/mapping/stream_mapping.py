@@ -6,15 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jmespath
-from jmespath.exceptions import JMESPathError
-
 from target_openai_capi.contract import ACTION_SOURCES, EVENT_TYPES
-from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event_names import check_event_table, normalise_event_name
 from target_openai_capi.mapping.expressions import Getter, bare_names, compile_expression
 from target_openai_capi.mapping.identity import USER_FIELDS
-from target_openai_capi.mapping.money import currency_code
 from target_openai_capi.mapping.reads import read_paths
 from target_openai_capi.pipeline.coverage import DEFAULT_MATCH_IDENTIFIERS, KINDS
 from target_openai_capi.presets import apply_preset
@@ -136,11 +131,6 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         getter = compile_or_note(text, f"fields.{name}")
         if getter is not None:
             fields[name] = getter
-        constant = _constant(text) if getter is not None else None
-        if constant is not None:
-            problem = _constant_problem(name, constant[0])
-            if problem is not None:
-                problems.append(f"{where}.fields.{name}: {problem}")
         word = text.strip() if isinstance(text, str) else None
         if name == "action_source" and word in ACTION_SOURCES and bare_names(text) == [word]:
             # `web` reads the property named web; the value is 'web'
@@ -189,28 +179,6 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         texts={name: (entry.get("fields") or {})[name] for name in fields},
         keep_source_url_query=keep_query,
     )
-
-
-def _constant(text: str) -> tuple[Any] | None:
-    """(value,) when the expression is one literal ('web', `"USD"`), else None."""
-    try:
-        parsed = jmespath.compile(text).parsed
-    except (JMESPathError, RecursionError):
-        return None
-    return (parsed.get("value"),) if parsed.get("type") == "literal" else None
-
-
-def _constant_problem(name: str, value: Any) -> str | None:
-    """Why a field mapped to this one value would fail every event, found at start-up, not at
-    each record: an action source or a currency that is none."""
-    if name == "action_source" and isinstance(value, str) and value not in ACTION_SOURCES:
-        return f"{value!r} is not an action source (one of {', '.join(ACTION_SOURCES)})"
-    if name == "currency" and isinstance(value, str):
-        try:
-            currency_code(value)
-        except MappingError as exc:
-            return str(exc)
-    return None
 
 
 def written_expressions(entry: Mapping[str, Any]) -> dict[str, str]:

@@ -1,0 +1,133 @@
+"""Fields mapped to one value (`'web'`, `` `true` ``), checked once at start-up (pure).
+
+A value that no event may carry would reject every record of the stream, one by one, while the
+run exits 0 and its STATE moves past them: it is a config error instead. Each value is checked
+by the same function that converts it for every record, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+
+from target_openai_capi.contract import ACTION_SOURCES
+from target_openai_capi.contract.built import source_url_ok
+from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.event import _as_bool, _as_text, source_url_text
+from target_openai_capi.mapping.event import _custom_data as custom_data
+from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
+from target_openai_capi.mapping.money import (
+    currency_code,
+    minor_units,
+    parse_number,
+    to_minor_units,
+)
+from target_openai_capi.mapping.stream_mapping import StreamMapping
+from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
+
+
+def literal(text: object) -> tuple[Any] | None:
+    """(value,) when the expression is one literal ('web', `"USD"`, `true`), else None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = jmespath.compile(text).parsed
+    except (JMESPathError, RecursionError):
+        return None
+    return (parsed.get("value"),) if parsed.get("type") == "literal" else None
+
+
+def constant_problems(mapping: StreamMapping, event_type_from: object = None) -> list[str]:
+    """Why fields mapped to one value would fail every event, as `fields.NAME: reason`.
+
+    The fields are the mapping's (a preset's included); `event_type_from` is the entry's text.
+    """
+    written: dict[str, object] = {f"fields.{n}": text for n, text in mapping.texts.items()}
+    written["event_type_from"] = event_type_from
+    values = {
+        where: found[0]
+        for where, text in written.items()
+        if (found := literal(text)) is not None and found[0] is not None
+    }
+    currency = values.get("fields.currency")
+    problems = []
+    for where, value in values.items():
+        check = _CHECKS.get(where.removeprefix("fields."))
+        if check is None:
+            continue
+        try:
+            reason = check(mapping, value, currency)
+        except MappingError as exc:
+            reason = str(exc)
+        if reason is not None:
+            problems.append(f"{where}: {reason}")
+    return problems
+
+
+Check = Callable[[StreamMapping, Any, Any], "str | None"]
+
+
+def _converts(convert: Callable[[Any], object]) -> Check:
+    """A check that the value converts as every record's would (else MappingError)."""
+
+    def check(mapping: StreamMapping, value: Any, currency: Any) -> None:
+        convert(value)
+
+    return check
+
+
+def _id(mapping: StreamMapping, value: Any, currency: Any) -> str:
+    return (
+        f"{_as_text(value, 'id')!r} would be the id of every event, and the API keeps only the "
+        "first event of an id (with its type, the dedup key): map a property that tells records "
+        "apart (an order id)"
+    )
+
+
+def _event_type(mapping: StreamMapping, value: Any, currency: Any) -> None:
+    resolve_event_type(value, mapping.event_types)
+
+
+def _action_source(mapping: StreamMapping, value: Any, currency: Any) -> str | None:
+    text = _as_text(value, "action_source")
+    if text in ACTION_SOURCES:
+        return None
+    return f"{text!r} is not an action source (one of {', '.join(ACTION_SOURCES)})"
+
+
+def _source_url(mapping: StreamMapping, value: Any, currency: Any) -> str | None:
+    url = source_url_text(value, mapping.keep_source_url_query)
+    if source_url_ok(url):
+        return None
+    return f"{url!r} is not a URL with a scheme and a host (https://shop.example/thank-you)"
+
+
+def _amount(mapping: StreamMapping, value: Any, currency: Any) -> None:
+    try:
+        code = currency_code(currency)
+    except MappingError:  # from each record (or the fixed currency's own problem)
+        parse_number(value, "amount")  # a number, at least
+    else:
+        to_minor_units(value, code, "amount")
+
+
+_CHECKS: dict[str, Check] = {
+    "id": _id,
+    "timestamp": _converts(to_epoch_ms),
+    "timestamp_ms": _converts(epoch_ms),
+    "custom_event_name": _converts(
+        lambda value: custom_event(_as_text(value, "custom_event_name"))
+    ),
+    "event_type_from": _event_type,
+    "source_url": _source_url,
+    "action_source": _action_source,
+    "opt_out": _converts(lambda value: _as_bool(value, "opt_out")),
+    "amount": _amount,
+    "amount_minor": _converts(minor_units),
+    "currency": _converts(currency_code),
+    "plan_id": _converts(lambda value: _as_text(value, "plan_id")),
+    "custom_data": _converts(custom_data),
+}
