@@ -534,3 +534,76 @@ def test_an_amount_without_a_currency_says_what_was_read_both_builders(fields, s
     for build in (lambda: build_event(mapping, record, []), lambda: assemble(record, None)):
         with pytest.raises(MappingError, match=re.escape(says)):
             build()
+
+
+@pytest.mark.parametrize(
+    ("entry", "record", "expected"),
+    [
+        (
+            {"event_type": "order_created", "fields": {"timestamp": "at", "amount": "total"}},
+            {
+                "id": "a",
+                "at": 1_700_000_000,
+                "timestamp_ms": 5,
+                "total": "1.50",
+                "amount_minor": 7,
+                "currency": "USD",
+            },
+            {
+                "timestamp_ms": 1_700_000_000_000,
+                "data": {"type": "contents", "amount": 150, "currency": "USD"},
+            },
+        ),
+        (
+            {"event_type": "order_created", "fields": {"timestamp_ms": "at", "amount_minor": "m"}},
+            {
+                "id": "a",
+                "at": 1_700_000_000_000,
+                "timestamp": 5,
+                "m": 150,
+                "amount": "9.99",
+                "currency": "USD",
+            },
+            {
+                "timestamp_ms": 1_700_000_000_000,
+                "data": {"type": "contents", "amount": 150, "currency": "USD"},
+            },
+        ),
+        (
+            {"event_type_from": "event"},
+            {
+                "id": "a",
+                "event": "Demo Booked",
+                "custom_event_name": "order_created",
+                "timestamp_ms": 1_700_000_000_000,
+            },
+            {"type": "custom", "custom_event_name": "demo_booked"},
+        ),
+        (  # the type itself: the name is the record's custom_event_name
+            {"event_type_from": "event"},
+            {
+                "id": "a",
+                "event": "custom",
+                "custom_event_name": "Quiz Done",
+                "timestamp_ms": 1_700_000_000_000,
+            },
+            {"type": "custom", "custom_event_name": "quiz_done"},
+        ),
+        (  # a mapped name replaces the one event_type_from gave
+            {"event_type_from": "event", "fields": {"custom_event_name": "label"}},
+            {
+                "id": "a",
+                "event": "Demo Booked",
+                "label": "Quiz Done",
+                "timestamp_ms": 1_700_000_000_000,
+            },
+            {"type": "custom", "custom_event_name": "quiz_done"},
+        ),
+    ],
+)
+def test_what_is_mapped_is_not_replaced_by_a_column_of_another_name(entry, record, expected):
+    mapping = compile_stream_mapping("s", entry)
+    assemble = compile_assembler(mapping, ("id",), "plural", None)
+    assert assemble is not None
+    for event, _ in (build_event(mapping, record, ("id",)), assemble(record, lambda: record)):
+        assert {name: event[name] for name in expected} == expected

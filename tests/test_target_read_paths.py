@@ -232,3 +232,56 @@ def test_a_stream_whose_sink_another_stream_replaced_is_checked_by_the_new_schem
     dead = dead_records(tmp_path)
     assert set(dead) == {"after"}
     assert dead["after"]["dead_letter"]["stage"] == "schema"
+
+
+@pytest.mark.parametrize("workers", [None, 0])
+def test_a_column_named_like_the_other_of_a_pair_does_not_replace_what_was_mapped(
+    workers, sandbox, tmp_path
+):
+    """`timestamp` and `amount` mapped: a record's `timestamp_ms` and `amount_minor` columns
+    are not read (they would win over the mapped fields); nor does a `custom_event_name` column
+    replace the name event_type_from gave."""
+    hour_ago = now_ms() - 3_600_000
+    three_days_ago = now_ms() - 3 * 86_400_000
+    streams = {
+        "orders": {
+            "event_type": "order_created",
+            "fields": {"timestamp": "occurred_at", "amount": "total", "currency": "cur"},
+        },
+        "tracks": {"event_type_from": "event"},
+    }
+    settings = {**config(sandbox.url, tmp_path), "streams": streams}
+    if workers is not None:
+        settings["worker_processes"] = workers
+    text = {"type": "string"}
+    lines = [
+        schema("orders", {"id": text, "occurred_at": {"type": "number"}}, ["id"]),
+        record(
+            "orders",
+            {
+                "id": "o1",
+                "occurred_at": hour_ago / 1000,
+                "timestamp_ms": three_days_ago,
+                "total": "19.99",
+                "amount_minor": 5,
+                "cur": "USD",
+            },
+        ),
+        schema("tracks", {"id": text}, ["id"]),
+        record(
+            "tracks",
+            {
+                "id": "t1",
+                "event": "Demo Booked",
+                "custom_event_name": "order_created",
+                "timestamp_ms": hour_ago,
+            },
+        ),
+    ]
+    run = run_target(settings, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert events["o1"]["timestamp_ms"] == hour_ago
+    assert events["o1"]["data"]["amount"] == 1999
+    assert events["t1"]["type"] == "custom"
+    assert events["t1"]["custom_event_name"] == "demo_booked"

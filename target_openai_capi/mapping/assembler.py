@@ -128,7 +128,9 @@ def compile_assembler(
         """`into` = _value(mapping, record, name), inline."""
         getter = mapping.fields.get(name)
         inline = None if getter is None else _inline(mapping.texts[name], into, namespace)
-        if getter is None:
+        if getter is None and name in mapping.unread:
+            src.add(f"{into} = None")  # (the other of its pair is mapped)
+        elif getter is None:
             src.add(f"{into} = record.get({name!r})")
         elif inline is not None:
             src.add(*inline)
@@ -158,6 +160,9 @@ def compile_assembler(
             "event_type, custom_name = _event_type(MAPPING, record)", "if event_type == 'custom':"
         )
         src.depth = 3
+        if "custom_event_name" not in mapping.fields:  # (a name from event_type_from stays)
+            src.add("if custom_name is None:")
+            src.depth = 4
         fetch("custom_event_name")
         src.add(
             "if v is not None:",

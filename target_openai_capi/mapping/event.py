@@ -72,7 +72,12 @@ def passes_filter(mapping: StreamMapping, record: Mapping[str, Any]) -> bool:
 def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
     """A mapped field, else the record's property of the same name; empty strings are absent."""
     getter = mapping.fields.get(name)
-    value = getter(record) if getter is not None else record.get(name)
+    if getter is not None:
+        value = getter(record)
+    elif name in mapping.unread:  # (the other of its pair is mapped)
+        return None
+    else:
+        value = record.get(name)
     if type(value) is str:  # the usual case, without comparing other types with ""
         return value or None
     return None if isinstance(value, str) and not value else value
@@ -484,7 +489,11 @@ def build_event(
     try:
         event["id"] = event_id(mapping, record, key_properties, whole_record)
         event_type, custom_name = _event_type(mapping, record)
-        if event_type == "custom":
+        # A name from event_type_from is not replaced by a record's custom_event_name property;
+        # a mapped custom_event_name replaces it.
+        if event_type == "custom" and (
+            custom_name is None or "custom_event_name" in mapping.fields
+        ):
             mapped_name = _value(mapping, record, "custom_event_name")
             if mapped_name is not None:
                 event_type, custom_name = custom_event(_as_text(mapped_name, "custom_event_name"))

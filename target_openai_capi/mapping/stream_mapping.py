@@ -73,6 +73,14 @@ class StreamMapping:
     texts: Mapping[str, str] = field(default_factory=dict)
     # keep_source_url_query: source_url is sent as mapped, its query string and fragment kept.
     keep_source_url_query: bool = False
+    # Fields not read from the record's property of their name, because the other of their
+    # pair is mapped: a `timestamp_ms` column must not replace the `timestamp` the user mapped.
+    unread: frozenset[str] = frozenset()
+
+
+# Two ways to give one value (major or minor units, ISO time or epoch milliseconds): where one
+# is mapped, the other is not read from the record's property of its name.
+PAIRED_FIELDS = (("amount", "amount_minor"), ("timestamp", "timestamp_ms"))
 
 
 def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMapping:
@@ -138,9 +146,12 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
                 f"{where}.fields.action_source: {word} reads a property named {word}; for the "
                 f"value write '{word}' (in quotes)"
             )
-    for a, b in (("amount", "amount_minor"), ("timestamp", "timestamp_ms")):
+    unread = set()
+    for a, b in PAIRED_FIELDS:
         if a in fields and b in fields:
             problems.append(f"{where}.fields: map {a} or {b}, not both")
+        elif a in fields or b in fields:
+            unread.add(b if a in fields else a)
 
     match_identifiers = None
     if entry.get("skip_unmatchable"):
@@ -164,7 +175,8 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
     texts = [*(entry.get("fields") or {}).values(), filter_text, type_from_text]
     # An event field that is not mapped is read from the record's property of the same name.
     reads = read_paths(
-        [text for text in texts if isinstance(text, str)], sorted(set(EVENT_FIELDS) - set(fields))
+        [text for text in texts if isinstance(text, str)],
+        sorted(set(EVENT_FIELDS) - set(fields) - unread),
     )
     return StreamMapping(
         stream=stream,
@@ -178,6 +190,7 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         match_identifiers=match_identifiers,
         texts={name: (entry.get("fields") or {})[name] for name in fields},
         keep_source_url_query=keep_query,
+        unread=frozenset(unread),
     )
 
 
