@@ -1605,6 +1605,20 @@ def test_a_surname_mapped_to_the_currency_stays_out_of_the_log(sandbox, tmp_path
     assert "'Smith'" in line["dead_letter"]["reason"]  # (the file keeps what to fix)
 
 
+def test_a_long_personal_value_cut_short_in_a_reason_stays_out_of_the_log(sandbox, tmp_path):
+    """A value cut to its first characters in a reason is still quoted, so the log hides it."""
+    streams = {"c": {"fields": {"amount": "amount", "currency": "'USD'"}}}
+    address = "Janelle Marie Doe-Smith, 742 Evergreen Terrace, Springfield IL"
+    bad = record("c", {"id": "r3", "timestamp": NOW, "type": "order_created", "amount": address})
+    lines = [schema("c", {"id": {"type": "string"}}, ["id"]), bad]
+    run = run_target(config(sandbox.url, tmp_path, streams=streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "Janelle" not in run.stderr
+    assert "Rejected a record of 'c' at mapping" in run.stderr
+    [line] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert "'Janelle Marie Doe-Smith, 742 Evergr...'" in line["dead_letter"]["reason"]
+
+
 def test_a_batch_file_in_shared_memory_is_read(tmp_path):
     from target_openai_capi.reading.batch_files import check_batch_message
 

@@ -20,7 +20,13 @@ class MappingError(ValueError):
 
 def quote(value: object) -> str:
     """Render a non-PII value (money, time, currency) for a message, cut to a short length."""
-    text = repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        if len(value) > _MAX_QUOTED - 2:
+            # Cut inside its quotes: a quote left open would not be a quoted value to the log's
+            # redaction (log_safety.py), which hides those that look personal.
+            return repr(value[: _MAX_QUOTED - 5] + "...")
+        return repr(value)
+    text = str(value)
     if len(text) > _MAX_QUOTED:
         return text[: _MAX_QUOTED - 3] + "..."
     return text
