@@ -421,6 +421,16 @@ def test_long_values_are_shortened() -> None:
     assert "..." in problem
 
 
+def test_a_long_text_shortened_keeps_its_closing_quote_so_the_log_can_hide_it() -> None:
+    from target_openai_capi.log_safety import log_safe
+
+    problem = event_problem(variant({"source_url": "Jane Doe lives at 742 Evergreen" * 9}))
+    assert problem is not None
+    assert "'Jane Doe lives at 742 Evergreen" in problem
+    assert "...'" in problem
+    assert "Jane" not in log_safe(problem)
+
+
 def test_non_object_event() -> None:
     assert event_problem(["not", "an", "event"]) == "event: must be a JSON object, got list"  # type: ignore[arg-type]
 

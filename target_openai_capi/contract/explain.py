@@ -95,7 +95,11 @@ def _show(value: Any, path: Path) -> str:
         if cut >= 0:
             value = value[:cut] + "?<query hidden>"
     text = repr(value)
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+    if len(text) <= _MAX_SHOWN:
+        return text
+    if isinstance(value, str):  # cut inside its quotes, so the log still hides it if personal
+        return repr(value[: _MAX_SHOWN - 5] + "...")
+    return text[: _MAX_SHOWN - 3] + "..."
 
 
 def _sort_key(path: Path, validator: str | None, schema_path: str) -> tuple[Any, ...]:
