@@ -330,6 +330,13 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
             "api_url holds the API key: the key goes in api_key only, never in the URL (which "
             "error messages show). The URL is not shown here; rotate the key if it was shared"
         )
+    pixel = str(config.get("pixel_id") or "").strip()
+    if (len(key) >= MIN_HIDDEN_LENGTH and key in pixel) or pixel.startswith("sk-"):
+        # (the pixel id goes in every request's URL, which servers and proxies log)
+        problems.append(
+            "pixel_id holds an API key: it takes the pixel's id, the key goes in api_key only. "
+            "The value is not shown here; rotate the key if it was shared"
+        )
     if not key:
         problems.append("api_key is empty: set a Conversions API key (prefix sk-svcacct-)")
     elif not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):

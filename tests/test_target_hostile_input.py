@@ -1790,3 +1790,33 @@ def test_a_replay_says_it_skips_the_lines_that_never_were_records(sandbox, tmp_p
     assert replay.returncode == 0, replay.output
     assert "Line 1 and any like it are DEAD_LETTER lines" in replay.stderr
     assert "a replay skips them" in replay.stderr
+
+
+def test_the_credential_check_hides_personal_data_a_server_echoes(tmp_path):
+    """--test prints its line rather than logging it: the server's message is hidden alike."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        error = {"message": "unknown pid for jane.doe@example.com at 203.0.113.9", "code": "x"}
+        body = json.dumps({"error": {**error, "type": "invalid_request_error"}}).encode()
+        _answer(handler, 403, body, "application/json")
+
+    gateway = _Gateway(answer)
+    try:
+        run = run_target(config(gateway.url, tmp_path), [], tmp_path, extra_args=["--test"])
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert run.stdout.startswith("FAILED: the key cannot write to pixel id")
+    assert "jane.doe" not in run.output
+    assert "203.0.113.9" not in run.output
+
+
+def test_a_pixel_id_holding_the_key_is_refused_before_it_goes_in_a_url(sandbox, tmp_path):
+    for pixel in (API_KEY, f"{API_KEY}-2", "sk-proj-abcdefghijklmnop"):
+        cfg = config(sandbox.url, tmp_path, pixel_id=pixel)
+        run = run_target(cfg, [], tmp_path, extra_args=["--test"])
+        assert run.returncode == 1
+        assert "pixel_id holds an API key" in run.stderr
+        assert pixel not in run.output
+        assert API_KEY not in run.output
+    assert sandbox.stats()["requests"] == 0

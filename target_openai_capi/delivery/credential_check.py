@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from target_openai_capi.delivery.client import is_web_page, prepare_body
 from target_openai_capi.delivery.errors import KEY_ADVICE, TransportError
+from target_openai_capi.log_safety import log_safe
 
 if TYPE_CHECKING:
     from target_openai_capi.delivery.client import Client
@@ -30,7 +31,8 @@ def check_credentials(client: Client, integration_source: str | None) -> tuple[b
     except TransportError as exc:
         return False, f"FAILED: {client.display_url} cannot be reached ({exc}). Check api_url."
     status = response.status
-    message = response.message(settings.api_key)
+    # (printed, not logged: hidden here as the log hides personal data in a server's message)
+    message = log_safe(response.message(settings.api_key))
     if 200 <= status < 300 and is_web_page(response):
         return False, (
             f"FAILED: a web page answered at {client.display_url}, not the API ({message}). "
