@@ -1820,3 +1820,47 @@ def test_a_pixel_id_holding_the_key_is_refused_before_it_goes_in_a_url(sandbox, 
         assert pixel not in run.output
         assert API_KEY not in run.output
     assert sandbox.stats()["requests"] == 0
+
+
+def test_an_event_that_ages_past_7_days_while_it_waits_is_not_sent(tmp_path):
+    """Its record was within the window when read; its batch waited for a free request (one
+    in flight, held by a slow server): it is dead-lettered at the window stage, not sent."""
+    first_answered = threading.Event()
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        if first_answered.is_set():
+            time.sleep(7)
+        _answer(handler, 200, b"{}", "application/json")
+        first_answered.set()
+
+    gateway = _Gateway(answer)
+    cfg = config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=1)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(tmp_path / "config.json")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(f"{SCHEMA}\n{rec(1)}\n{state({'s': 1})}\n".encode())
+        proc.stdin.flush()
+        assert first_answered.wait(60)  # (the run has started: what comes next is read at once)
+        time.sleep(0.5)
+        # Three seconds inside the window now; seven seconds later, once the request before it
+        # is answered, it is not.
+        edge = int(time.time() * 1000) - 7 * 86_400_000 + 3_000
+        late = record("c", {"id": "r3", "timestamp_ms": edge, "type": "lead_created"})
+        lines = f"{rec(2)}\n{late}\n{state({'s': 2})}\n"
+        out, err = proc.communicate(lines.encode(), timeout=60)
+    finally:
+        gateway.close()
+    assert proc.returncode == 0, err.decode()
+    assert gateway.requests == 2
+    [dead] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert dead["record"]["id"] == "r3"
+    assert dead["dead_letter"]["stage"] == "window"
+    assert "older than 7 days when its request was to be made" in dead["dead_letter"]["reason"]
+    assert "rejected=1 (window=1)" in err.decode()
+    assert [json.loads(line) for line in out.decode().splitlines()] == [{"s": 1}, {"s": 2}]

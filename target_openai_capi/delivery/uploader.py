@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from typing import TYPE_CHECKING
 
-from target_openai_capi.contract import MAX_EVENTS_PER_REQUEST
+from target_openai_capi.contract import MAX_EVENT_AGE_MS, MAX_EVENTS_PER_REQUEST
 from target_openai_capi.delivery.batch import Batch, BatchResult
 from target_openai_capi.delivery.client import (
     is_api_error,
@@ -239,6 +239,7 @@ class Uploader:
         else:
             result.accepted = self._settle(batch, everything, batch.validate_only, result)
         result.rejected.sort()
+        result.expired.sort()
         self._check_not_wholesale(result)
         return result
 
@@ -274,6 +275,10 @@ class Uploader:
         warned = False
         while pending:
             part, after_named = pending.pop()
+            if batch.times_ms is not None:
+                part = self._without_expired(batch, part, result)
+                if not part:
+                    continue
             response = self._send(batch, part, validate_only, result)
             action = action_for(response.status)
             if action is Action.ACCEPT:
@@ -367,6 +372,16 @@ class Uploader:
             pending.append((part[:middle], False))
         accepted.sort()
         return accepted
+
+    def _without_expired(self, batch: Batch, part: list[int], result: BatchResult) -> list[int]:
+        """The events of `part` the API still takes by their time; the others are expired."""
+        assert batch.times_ms is not None
+        oldest = int(self._wall_clock() * 1000) - MAX_EVENT_AGE_MS
+        times = batch.times_ms
+        if all(times[i] >= oldest for i in part):  # (the usual case)
+            return part
+        result.expired.extend(i for i in part if times[i] < oldest)
+        return [i for i in part if times[i] >= oldest]
 
     def _send(
         self, batch: Batch, part: list[int], validate_only: bool, result: BatchResult

@@ -73,6 +73,7 @@ class PreparedRecord(NamedTuple):
     end: int
     rejection: Rejection | None = None  # the stage and reason of a rejected record
     carried: int = 0  # the event's watched fields (pipeline/field_watch.py `carried`)
+    timestamp_ms: int = 0  # the built event's
 
     def outcome(self) -> Outcome:
         """The outcome as pipeline/events.py `prepare_event` gives it (the event as JSON)."""
@@ -83,7 +84,9 @@ class PreparedRecord(NamedTuple):
             return self.kind
         assert self.event_json is not None
         assert self.name is not None
-        return Built(orjson.Fragment(self.event_json), self.name, self.identifiers)
+        return Built(
+            orjson.Fragment(self.event_json), self.name, self.identifiers, self.timestamp_ms
+        )
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ class RecordPreparer:
                 start,
                 end,
                 carried=carried(event) if spec.watched else 0,
+                timestamp_ms=outcome.timestamp_ms,
             )
         rejection = None
         if type(outcome) is Rejection:

@@ -31,6 +31,7 @@ class RecordRef(NamedTuple):
     event_id: str
     identifiers: frozenset[str]  # the identifier kinds the event carries (match coverage)
     line: bytes | None = None
+    timestamp_ms: int = 0  # the event's time (the API refuses it once older than 7 days)
 
     def source_json(self) -> bytes | None:
         """The record's JSON as it arrived, when it was kept."""
@@ -126,6 +127,7 @@ class Batcher:
             tags=open_batch.refs,
             validate_only=self._validate_only(stream),
             number=self._submitted,
+            times_ms=[ref.timestamp_ms for ref in open_batch.refs],
         )
         self._submitted += 1
         self._checkpoints.hold(id(batch), open_batch.refs[0].seq)

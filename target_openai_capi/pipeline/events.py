@@ -78,6 +78,7 @@ class Built(NamedTuple):
     event: WireEvent
     name: str
     identifiers: frozenset[str]
+    timestamp_ms: int  # (the API refuses it once older than 7 days: checked again at sending)
 
 
 # What became of a record before the run's own state (dedup) has a say: its event, a rejection,
@@ -136,7 +137,7 @@ def prepare_event(
     wanted = mapping.match_identifiers
     if wanted is not None and not kinds & wanted:
         return SKIPPED_UNMATCHABLE, notes, event_id
-    return Built(event, dedup_name(event), kinds), notes, event_id
+    return Built(event, dedup_name(event), kinds, event["timestamp_ms"]), notes, event_id
 
 
 class EventBuilder:

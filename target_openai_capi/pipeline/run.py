@@ -301,7 +301,16 @@ class Pipeline:
         seq = self.checkpoints.next_seq()
         event = built.built if type(built) is HeldCopy else built
         assert type(event) is Built
-        ref = RecordRef(stream, seq, record_json, event.name, event_id, event.identifiers, line)
+        ref = RecordRef(
+            stream,
+            seq,
+            record_json,
+            event.name,
+            event_id,
+            event.identifiers,
+            line,
+            event.timestamp_ms,
+        )
         key = (event.name, event_id)
         self._waiting[stream.name] += 1
         if type(built) is HeldCopy and key in self._unsettled:

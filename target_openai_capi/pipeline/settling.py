@@ -14,7 +14,13 @@ from typing import Any
 from target_openai_capi.delivery import BatchResult, about_the_event
 from target_openai_capi.delivery.client import names_the_only_event
 from target_openai_capi.log_safety import log_safe, reason_safe
-from target_openai_capi.pipeline.accounting import SENT, STAGE_API, VALIDATED, RunAccount
+from target_openai_capi.pipeline.accounting import (
+    SENT,
+    STAGE_API,
+    STAGE_WINDOW,
+    VALIDATED,
+    RunAccount,
+)
 from target_openai_capi.pipeline.batching import RecordRef
 from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue
 from target_openai_capi.pipeline.coverage import MatchCoverage
@@ -31,6 +37,11 @@ INPUT_STREAM = "(input)"  # what the account calls lines that were not usable me
 # catches it across batches of one event (batch_size 1, a quiet tap's small batches) and when
 # each answer words it differently (a request id in the message).
 UNNAMED_REFUSALS_IN_A_ROW = 5
+# The reason of an event that aged past the API's window between its record and its request.
+EXPIRED_BEFORE_SENT = (
+    "timestamp_ms: older than 7 days when its request was to be made (it was not when its "
+    "record was read; it waited for its batch to fill, a free request or retries): not sent"
+)
 
 
 class RunFailed(Exception):
@@ -148,7 +159,7 @@ class Settler:
     def settle_after_failure(self, results: list[BatchResult]) -> None:
         """The run stopped: settle the batches the API accepted whole (their records sent,
         STATE past them if it may go); any other stays unsettled, nothing more dead-lettered."""
-        accepted = [r for r in self.left_over + results if not r.rejected]
+        accepted = [r for r in self.left_over + results if not r.rejected and not r.expired]
         self.left_over = []
         for result in accepted:
             self._settle_batch(result, check=False)
@@ -169,23 +180,29 @@ class Settler:
             self.on_event_settled(ref, True)
         for index, status, message in result.rejected:
             ref = refs[index]
-            self._forget_event(ref.event_name, ref.event_id)
-            self.on_event_settled(ref, False)
-            record_json = ref.source_json()
-            record = decode_record(record_json or b"{}") or {}  # (for its key)
-            self.reject(
-                ref.stream,
-                record,
+            self._reject_batched(
+                ref,
                 Rejection(
                     STAGE_API,
                     f"the API refused the event (HTTP {status}): {about_the_event(message)}",
                     event_id=ref.event_id,
                     server_message=message,  # (as the API wrote it, position included)
                 ),
-                in_batch=True,
-                record_json=record_json,
+            )
+        for index in result.expired:
+            ref = refs[index]
+            self._reject_batched(
+                ref, Rejection(STAGE_WINDOW, EXPIRED_BEFORE_SENT, event_id=ref.event_id)
             )
         self._checkpoints.release(id(result.batch))
+
+    def _reject_batched(self, ref: RecordRef, rejection: Rejection) -> None:
+        """Dead-letter the record of a batched event that was not accepted."""
+        self._forget_event(ref.event_name, ref.event_id)
+        self.on_event_settled(ref, False)
+        record_json = ref.source_json()
+        record = decode_record(record_json or b"{}") or {}  # (for its key)
+        self.reject(ref.stream, record, rejection, in_batch=True, record_json=record_json)
 
     def _check_refusals_in_a_row(self, result: BatchResult) -> None:
         """Raise RunFailed, before its events are dead-lettered, when this batch makes
