@@ -49,7 +49,9 @@ def through_stream_maps(
         if not isinstance(sink, ConversionsSink):
             raise RecordsWithoutSchemaException(f"RECORD for stream {alias!r} has no SCHEMA")
         reached_a_sink = True
-        sink.add(RecordEnvelope(alias, record))
+        made = RecordEnvelope(alias, record)
+        made.before_maps = (source, envelope)  # (its dead letter: the record as it arrived)
+        sink.add(made)
     if not reached_a_sink:
         pipeline.filtered_by_stream_map(envelope.stream, [m.stream_alias for m in maps])
 

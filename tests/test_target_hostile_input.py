@@ -1111,6 +1111,52 @@ def test_a_stream_map_failure_is_dead_lettered_under_its_own_stream_for_replay(s
     assert stored(sandbox) == ["n0", "n100"]
 
 
+@pytest.mark.parametrize("rejected_by", ["mapping", "api"])
+def test_a_record_the_stream_maps_made_is_dead_lettered_as_it_arrived(
+    rejected_by, sandbox, tmp_path
+):
+    """Rejected after the maps made it (by the mapping, or by the API), its dead letter is the
+    record as it arrived under its own stream: a replay through the same maps makes the same
+    record again (the map applied twice sent a hundredth of the amount)."""
+    maps = {"c": {"__alias__": "cc", "amount": "float(amount) / 100"}}
+    currency = "cur" if rejected_by == "mapping" else "currency"
+    streams = {"cc": {"fields": {"currency": currency, "amount": "amount"}}}
+    props = {"id": {"type": "string"}, "amount": {"type": "integer"}}
+    lines = [schema("c", props, ["id"]), rec(1, amount=250000, currency="USD"), state({"b": 1})]
+
+    def refuse(handler: BaseHTTPRequestHandler) -> None:
+        error = {"message": "invalid amount", "param": "events[0].data.amount", "code": "x"}
+        body = json.dumps({"error": {**error, "type": "invalid_request_error"}}).encode()
+        _answer(handler, 422, body, "application/json")
+
+    gateway = _Gateway(refuse)
+    try:
+        url = sandbox.url if rejected_by == "mapping" else gateway.url
+        cfg = config(url, tmp_path, streams=streams, stream_maps=maps)
+        run = run_target(cfg, lines, tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 0, run.stderr
+    assert "cc: received=1 rejected=1" in run.stderr
+    assert stored(sandbox) == []
+    dead = _dead_lines(tmp_path)
+    assert [(line["type"], line["stream"]) for line in dead] == [("SCHEMA", "c"), ("RECORD", "c")]
+    assert dead[0]["schema"]["properties"] == props  # the stream's own, not the map's
+    assert dead[1]["record"]["amount"] == 250000  # as it arrived, not as the map made it
+    assert dead[1]["dead_letter"]["key"] == {"id": "r1"}
+    assert dead[1]["dead_letter"]["stage"] == rejected_by
+    # The cause fixed, the replay through the same maps sends what the first run would have.
+    fixed = {"cc": {"fields": {"currency": "'USD'", "amount": "amount"}}}
+    replay = (tmp_path / "dead.jsonl").read_bytes()
+    replay_dir = tmp_path / "replay"
+    replay_dir.mkdir()
+    cfg = config(sandbox.url, replay_dir, streams=fixed, stream_maps=maps)
+    run = run_target(cfg, replay, replay_dir)
+    assert run.returncode == 0, run.stderr
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["data"]["amount"] == 250000  # $2,500.00
+
+
 def test_tap_metadata_stays_in_the_dead_letter_of_a_record_decoded_whole(sandbox, tmp_path):
     streams = {"c": {"fields": {"custom_data": "@"}}}  # `@` reads the whole record
     line = rec(1, amount="x", _sdc_extracted_at="2020-01-01T00:00:00Z", _sdc_sequence=5)
@@ -1659,7 +1705,8 @@ def test_a_stream_map_that_makes_nan_or_infinity_rejects_the_record(
     keyed, workers, sandbox, tmp_path
 ):
     """`float(price)` on "NaN" or "inf": the record is rejected with its reason; the dead letter
-    (which JSON writes no NaN into) and an unkeyed record's id (a hash) crashed the run."""
+    (which JSON writes no NaN into) and an unkeyed record's id (a hash) crashed the run. The
+    dead letter holds the record as it arrived, which the map makes again on a replay."""
     streams = {"c": {"event_type": "order_created", "fields": {"currency": "'USD'"}}}
     extra: dict[str, Any] = {"worker_processes": workers}
     if not keyed:
@@ -1681,8 +1728,11 @@ def test_a_stream_map_that_makes_nan_or_infinity_rejects_the_record(
     assert "rejected=3" in run.stderr
     if keyed:
         letters = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
-        amounts = [m["record"]["amount"] for m in letters if m["type"] == "RECORD"]
-        assert amounts == ["NaN", "Infinity", "-Infinity"]
+        records = [m["record"] for m in letters if m["type"] == "RECORD"]
+        assert records == [
+            {"timestamp": NOW, "price": price, "id": f"x{n}"}
+            for n, price in enumerate(["NaN", "inf", "-inf"])
+        ]
         assert all(
             "is not a finite number" in m["dead_letter"]["reason"]
             for m in letters

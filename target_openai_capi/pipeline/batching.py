@@ -32,6 +32,8 @@ class RecordRef(NamedTuple):
     identifiers: frozenset[str]  # the identifier kinds the event carries (match coverage)
     line: bytes | None = None
     timestamp_ms: int = 0  # the event's time (the API refuses it once older than 7 days)
+    # The stream whose record the user's stream maps made this one of: its dead letter's.
+    written_as: StreamInfo | None = None
 
     def source_json(self) -> bytes | None:
         """The record's JSON as it arrived, when it was kept."""

@@ -243,12 +243,14 @@ class Pipeline:
             return
         built = self.events.build(stream, envelope)
         if type(built) is Built or type(built) is HeldCopy:
-            record_json = None if self.settler.dead_letters is None else envelope.json()
+            # (a record that stream maps made is dead-lettered as it arrived, under its stream)
+            written_as, as_received = envelope.before_maps or (None, envelope)
+            record_json = None if self.settler.dead_letters is None else as_received.json()
             event = built.built.event if isinstance(built, HeldCopy) else built.event
             assert isinstance(event, dict)  # built here, not by a worker
             if stream.name in self.field_watch.unseen:
                 self.field_watch.event(stream.name, event)
-            self._queue(stream, built, event["id"], record_json, None)
+            self._queue(stream, built, event["id"], record_json, None, written_as)
         elif type(built) is Rejection:
             self.reject(stream, envelope, built)
         else:
@@ -295,6 +297,7 @@ class Pipeline:
         event_id: str,
         record_json: bytes | None,
         line: bytes | None,
+        written_as: StreamInfo | None = None,
     ) -> None:
         """Batch a built event, with what settling its record may need; or hold a later copy
         of one still on its way (it holds STATE back until it is settled)."""
@@ -310,6 +313,7 @@ class Pipeline:
             event.identifiers,
             line,
             event.timestamp_ms,
+            written_as,
         )
         key = (event.name, event_id)
         self._waiting[stream.name] += 1
@@ -400,10 +404,14 @@ class Pipeline:
         return sum(waiting.values())
 
     def reject(self, stream: StreamInfo, envelope: RecordEnvelope, rejection: Rejection) -> None:
-        """Dead-letter one record, whole, with its stage and reason."""
+        """Dead-letter one record, whole, with its stage and reason (one that stream maps made:
+        as it arrived, under its own stream)."""
+        written_as = None
+        if envelope.before_maps is not None:
+            written_as, envelope = envelope.before_maps
         source = envelope.source_json()
         record = envelope.whole() if source is None else envelope.record
-        self.settler.reject(stream, record, rejection, record_json=source)
+        self.settler.reject(stream, record, rejection, record_json=source, written_as=written_as)
 
     def reject_line(
         self, line_number: int, raw: str, stage: str, reason: str, *, in_batch_file: bool = False

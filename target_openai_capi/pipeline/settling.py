@@ -93,20 +93,24 @@ class Settler:
         *,
         in_batch: bool = False,
         record_json: bytes | None = None,
+        written_as: StreamInfo | None = None,
     ) -> None:
         """Dead-letter one whole record with its stage and reason (or stop, if configured so):
         `record_json`, its JSON as it arrived, when given; else `record`.
 
         in_batch: the record's event was batched, so its sequence number is already taken.
+        written_as: the stream the record arrived in, when stream maps made it into `stream`'s
+        (its dead letter goes under that stream's SCHEMA, as it arrived).
         """
         if not in_batch:
             self._checkpoints.next_seq()
         self.account.reject(stream.name, rejection.stage)
         if self.dead_letters is not None:
+            written = written_as or stream
             self.dead_letters.record(
-                stream=stream.name,
-                schema=stream.schema,
-                key_properties=stream.key_properties,
+                stream=written.name,
+                schema=written.schema,
+                key_properties=written.key_properties,
                 record=record,
                 stage=rejection.stage,
                 reason=rejection.reason,
@@ -202,7 +206,14 @@ class Settler:
         self.on_event_settled(ref, False)
         record_json = ref.source_json()
         record = decode_record(record_json or b"{}") or {}  # (for its key)
-        self.reject(ref.stream, record, rejection, in_batch=True, record_json=record_json)
+        self.reject(
+            ref.stream,
+            record,
+            rejection,
+            in_batch=True,
+            record_json=record_json,
+            written_as=ref.written_as,
+        )
 
     def _check_refusals_in_a_row(self, result: BatchResult) -> None:
         """Raise RunFailed, before its events are dead-lettered, when this batch makes

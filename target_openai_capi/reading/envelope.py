@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from target_openai_capi.pipeline.events import StreamInfo
 
 # Whole records, decoded as the reader decodes them (floats as Decimals: money stays exact), and
 # encoded back (Decimals as JSON numbers) for the dead-letter file.
@@ -85,10 +88,21 @@ class RecordEnvelope:
     record as it arrived when `record` became a changed copy of it (tap metadata taken out).
     `kept` is the JSON of a record decoded whole because it was not shaped as read (a schema
     rejection, most often), as it arrived, for its dead letter: written as a worker process's
-    rejection of it is, from the line.
+    rejection of it is, from the line. `before_maps` is, for a record the user's stream maps
+    made, its stream and envelope before them: what its dead letter holds, so that a replay
+    through the same maps makes the same record again (stream_maps.py).
     """
 
-    __slots__ = ("kept", "line", "original", "record", "schema_checked", "source", "stream")
+    __slots__ = (
+        "before_maps",
+        "kept",
+        "line",
+        "original",
+        "record",
+        "schema_checked",
+        "source",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -107,6 +121,7 @@ class RecordEnvelope:
         self.line = line
         self.schema_checked = schema_checked
         self.original: dict[str, Any] | None = None
+        self.before_maps: tuple[StreamInfo, RecordEnvelope] | None = None
 
     @property
     def partial(self) -> bool:
