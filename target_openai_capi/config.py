@@ -420,6 +420,54 @@ def environment_problems(environ: Mapping[str, str]) -> list[str]:
     return problems
 
 
+def environment_beside_a_file(
+    config: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
+    """(problems, warnings) about TARGET_OPENAI_CAPI_* variables when the config came from a
+    file, which the SDK reads instead of the environment. DRY_RUN is read when the config has
+    no dry_run (a Meltano loader without declared settings gets none, and a dry run asked
+    for must not send for real); the variable of any other setting the config lacks is named
+    in a warning, as not read (api_key and pixel_id are: fill_from_environment)."""
+    problems, warnings = [], []
+    variable = ENV_PREFIX + "DRY_RUN"
+    word = environ.get(variable, "").strip().lower()
+    if "dry_run" not in config and variable in environ:
+        if word in _TRUE_WORDS + _FALSE_WORDS:
+            config["dry_run"] = word in _TRUE_WORDS
+        else:
+            problems.append(f"{variable} is {environ[variable][:40]!r}: use true or false")
+    elif variable in environ and (word in _TRUE_WORDS) != (config["dry_run"] is True):
+        warnings.append(
+            f"{variable} is {environ[variable][:40]!r} but the config file's dry_run is "
+            f"{config['dry_run']!r}, which is the one read"
+        )
+    unread = [
+        ENV_PREFIX + name.upper()
+        for name in CONFIG_SCHEMA["properties"]
+        if name not in config
+        and name not in ("api_key", "pixel_id", "dry_run")
+        and ENV_PREFIX + name.upper() in environ
+    ]
+    if unread:
+        warnings.append(
+            f"{', '.join(unread)} {'is' if len(unread) == 1 else 'are'} set in the environment "
+            "but not read: the config comes from a file (read the environment with --config "
+            "ENV; in Meltano, declare the setting)"
+        )
+    return problems, warnings
+
+
+def dry_run_variable_problems(environ: Mapping[str, str]) -> list[str]:
+    """A TARGET_OPENAI_CAPI_* variable meant as a dry run that is not DRY_RUN (VALIDATE_ONLY,
+    DRYRUN): never read, it would send for real what was meant to be validated only."""
+    return [
+        f"{variable} is not a setting of target-openai-capi: for a dry run (every request with "
+        f"validate_only, nothing recorded) set {ENV_PREFIX}DRY_RUN=true"
+        for variable in sorted(environ)
+        if variable.startswith(ENV_PREFIX) and variable[len(ENV_PREFIX) :].lower() in _DRY_RUN_NAMES
+    ]
+
+
 def _number(text: str) -> Decimal | None:
     """A finite number written as text (as an environment variable holds it), else None."""
     try:

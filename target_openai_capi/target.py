@@ -34,6 +34,8 @@ from target_openai_capi.config import (
     FLATTENING_SETTINGS,
     compile_streams,
     config_problems,
+    dry_run_variable_problems,
+    environment_beside_a_file,
     environment_problems,
     fill_from_environment,
     unknown_settings,
@@ -194,6 +196,11 @@ class TargetOpenAICapi(Target):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """The SDK's schema check plus cross-setting checks, with the API key redacted."""
         fill_from_environment(self._config)
+        beside_a_file: list[str] = []
+        if not self.reads_environment:
+            beside_a_file, notes = environment_beside_a_file(self._config, os.environ)
+            for note in notes:
+                self.logger.warning("%s", note)
         # Settings the target does not have first: a typo's hint helps most when the setting
         # meant is a required one (apikey), whose error follows. (Flattening is known:
         # config_problems refuses it when on.)
@@ -206,6 +213,8 @@ class TargetOpenAICapi(Target):
         errors = [_where_settings_come_from(error) for error in errors]
         if not errors and self.reads_environment:  # (again: the SDK has read a .env file now)
             errors = environment_problems(os.environ)
+        if not errors:
+            errors = beside_a_file + dry_run_variable_problems(os.environ)
         if not errors:
             errors = config_problems(self.config) + unknown
         errors = without_key(errors, self._config.get("api_key"))

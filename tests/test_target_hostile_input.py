@@ -919,6 +919,61 @@ def test_settings_from_environment_variables_are_read_as_their_types(sandbox, tm
     assert stored(sandbox) == []
 
 
+def _run_with_environment(cfg: dict[str, Any], tmp_path: Path, env: dict[str, str], *args: str):
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    data = ("\n".join([SCHEMA, rec(1), rec(2)]) + "\n").encode()
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", *args],
+        input=data,
+        capture_output=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+    return proc.returncode, proc.stderr.decode()
+
+
+def test_a_dry_run_asked_for_in_the_environment_beside_a_config_file_is_one(sandbox, tmp_path):
+    """A Meltano loader that declares no settings gets a config without dry_run: the dry run
+    its environment asks for sent for real. A config file's own dry_run is the one read."""
+    cfg = config(sandbox.url, tmp_path)
+    path = str(tmp_path / "config.json")
+    code, err = _run_with_environment(cfg, tmp_path, {"TARGET_OPENAI_CAPI_DRY_RUN": "true"}, path)
+    assert code == 0, err
+    assert "received=2 sent=0 validated=2" in err
+    assert stored(sandbox) == []
+    code, err = _run_with_environment(cfg, tmp_path, {"TARGET_OPENAI_CAPI_DRY_RUN": "ture"}, path)
+    assert code == 1
+    assert "TARGET_OPENAI_CAPI_DRY_RUN is 'ture': use true or false" in err
+    assert sandbox.stats()["requests"] == 1
+    cfg["dry_run"] = False
+    env = {"TARGET_OPENAI_CAPI_DRY_RUN": "true", "TARGET_OPENAI_CAPI_BATCH_SIZE": "1"}
+    code, err = _run_with_environment(cfg, tmp_path, env, path)
+    assert code == 0, err
+    assert "but the config file's dry_run is False, which is the one read" in err
+    assert "TARGET_OPENAI_CAPI_BATCH_SIZE is set in the environment but not read" in err
+    assert stored(sandbox) == ["r1", "r2"]
+    assert sandbox.stats()["requests"] == 2  # (one batch: the batch size was not read)
+
+
+@pytest.mark.parametrize("source", ["file", "ENV"])
+@pytest.mark.parametrize("name", ["TARGET_OPENAI_CAPI_VALIDATE_ONLY", "TARGET_OPENAI_CAPI_DRYRUN"])
+def test_a_variable_meant_as_a_dry_run_stops_the_run(name, source, sandbox, tmp_path):
+    env = {name: "true"}
+    if source == "ENV":
+        env |= {
+            "TARGET_OPENAI_CAPI_PIXEL_ID": PIXEL_ID,
+            "TARGET_OPENAI_CAPI_API_KEY": API_KEY,
+            "TARGET_OPENAI_CAPI_API_URL": sandbox.url,
+            "TARGET_OPENAI_CAPI_STREAMS": json.dumps({"c": {}}),
+        }
+    where = str(tmp_path / "config.json") if source == "file" else "ENV"
+    code, err = _run_with_environment(config(sandbox.url, tmp_path), tmp_path, env, where)
+    assert code == 1
+    assert f"{name} is not a setting of target-openai-capi: for a dry run" in err
+    assert "set TARGET_OPENAI_CAPI_DRY_RUN=true" in err
+    assert sandbox.stats()["requests"] == 0
+
+
 @pytest.mark.parametrize(
     ("url", "said"),
     [
