@@ -222,7 +222,10 @@ def compile_assembler(
         "    raise",
         "return event, notes",
     )
-    code = compile("\n".join(src.lines), f"<assembler for stream {mapping.stream!r}>", "exec")
+    try:
+        code = compile("\n".join(src.lines), f"<assembler for stream {mapping.stream!r}>", "exec")
+    except (SyntaxError, RecursionError, MemoryError):  # (nested past what Python compiles)
+        return None  # build_event builds the stream's events instead
     exec(code, namespace)  # noqa: S102 (source written above from names checked against EVENT_FIELDS)
     assemble: Assembler = namespace["assemble"]
     assemble.source = "\n".join(src.lines)  # type: ignore[attr-defined]  # (for tests and docs)

@@ -116,7 +116,11 @@ def _parse(text: str) -> dict[str, Any]:
         parsed = jmespath.compile(text)
     except jmes_exceptions.JMESPathError as e:
         raise ExpressionError(f"expression {text!r} is not valid JMESPath: {e}") from None
+    except RecursionError:  # (JMESPath's parser recurses once a level)
+        raise ExpressionError(_too_deep(text)) from None
     ast: dict[str, Any] = parsed.parsed
+    if _depth(ast) > MAX_EXPRESSION_DEPTH:  # (what walks it recurses too, as does the builder)
+        raise ExpressionError(_too_deep(text))
     _check_functions(ast, text)
     _check_value_words(text)
     return ast
@@ -145,6 +149,35 @@ def _interpreted(text: str, ast: dict[str, Any]) -> Getter:
 def interpret_expression(text: str) -> Getter:
     """A field expression always run by jmespath's interpreter: the reference for the compiler."""
     return _interpreted(text, _parse(text))
+
+
+# Deepest syntax tree an expression may have: a path of 64 steps, 64 alternatives joined by
+# `||`. Far beyond any mapping; deeper ones would exhaust the recursion of what reads the tree.
+MAX_EXPRESSION_DEPTH = 64
+
+
+def _too_deep(text: str) -> str:
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return (
+        f"expression {shown!r} nests more than {MAX_EXPRESSION_DEPTH} levels deep (steps of "
+        "a path, terms joined by || or &&, brackets): split it, or map a simpler one"
+    )
+
+
+def _depth(ast: dict[str, Any]) -> int:
+    """The depth of a JMESPath syntax tree, without recursion: each step of a path (which
+    JMESPath keeps as one node, `a.b.c`) counts as a level, as the compiled builder nests it."""
+    deepest, stack = 0, [(ast, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        steps = node.get("type") == "subexpression"
+        stack += [
+            (child, depth + (index if steps else 1))
+            for index, child in enumerate(node.get("children", ()))
+            if isinstance(child, dict)
+        ]
+    return deepest
 
 
 def compile_expression(text: str) -> Getter:
