@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from target_openai_capi.mapping.constants import constant_problems, literal
+from target_openai_capi.mapping.constants import constant_problems
+from target_openai_capi.mapping.expressions import literal
 from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
 from target_openai_capi.presets import PRESETS, apply_preset
 

@@ -920,6 +920,7 @@ def test_user_fields_and_filter_override_the_preset(sandbox, tmp_path):
         10,
         test=True,
         email="x@example.com",
+        phone="+1 415 555 2671",
         customAttributes=[{"key": "oppref", "value": "opp_attr"}],
         customerJourneySummary={"lastVisit": {"landingPage": "/?oppref=opp_landing"}},
     )
@@ -930,13 +931,19 @@ def test_user_fields_and_filter_override_the_preset(sandbox, tmp_path):
             "fields": {
                 "source_url": "'https://shop.example.com/thank-you'",
                 "oppref": "customAttributes[?key == 'oppref'].value | [0]",
+                # `null`: none sent, not even the record's property of the name, and no word
+                # of a phone region or of a path that gave nothing
                 "email": "`null`",
+                "phone": "`null`",
+                "contents": "`null`",
             },
         }
     }
     lines = [schema("orders", SHOPIFY_ORDER_PROPERTIES, ["id"]), record("orders", order)]
     run = run_target(config_for(sandbox, tmp_path, streams), lines, tmp_path)
     assert run.returncode == 0, run.output
+    assert "default_phone_region" not in run.output
+    assert "gave no value" not in run.output
     assert list(stored(sandbox).values()) == [
         {
             "id": "gid://shopify/Order/6001",
@@ -945,7 +952,7 @@ def test_user_fields_and_filter_override_the_preset(sandbox, tmp_path):
             "oppref": "opp_attr",
             "source_url": "https://shop.example.com/thank-you",
             "action_source": "web",
-            "data": {"type": "contents", "amount": 1000, "currency": "USD", "contents": []},
+            "data": {"type": "contents", "amount": 1000, "currency": "USD"},
         }
     ]
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import jmespath
-from jmespath.exceptions import JMESPathError
-
 from target_openai_capi.contract import ACTION_SOURCES
 from target_openai_capi.contract.built import source_url_ok
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import _as_bool, _as_text, source_url_text
 from target_openai_capi.mapping.event import _custom_data as custom_data
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
+from target_openai_capi.mapping.expressions import literal
 from target_openai_capi.mapping.money import (
     currency_code,
     minor_units,
@@ -27,17 +25,6 @@ from target_openai_capi.mapping.money import (
 )
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
-
-
-def literal(text: object) -> tuple[Any] | None:
-    """(value,) when the expression is one literal ('web', `"USD"`, `true`), else None."""
-    if not isinstance(text, str):
-        return None
-    try:
-        parsed = jmespath.compile(text).parsed
-    except (JMESPathError, RecursionError):
-        return None
-    return (parsed.get("value"),) if parsed.get("type") == "literal" else None
 
 
 def constant_problems(mapping: StreamMapping, event_type_from: object = None) -> list[str]:

@@ -180,6 +180,18 @@ def _depth(ast: dict[str, Any]) -> int:
     return deepest
 
 
+def literal(text: object) -> tuple[Any] | None:
+    """(value,) when the expression is one literal ('web', `"USD"`, `true`, `null`), else
+    None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = jmespath.compile(text).parsed
+    except (jmes_exceptions.JMESPathError, RecursionError):
+        return None
+    return (parsed.get("value"),) if parsed.get("type") == "literal" else None
+
+
 def compile_expression(text: str) -> Getter:
     """Compile a field expression once into a function of a record."""
     ast = _parse(text)

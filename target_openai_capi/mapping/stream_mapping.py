@@ -8,7 +8,12 @@ from typing import Any
 
 from target_openai_capi.contract import ACTION_SOURCES, EVENT_TYPES
 from target_openai_capi.mapping.event_names import check_event_table, normalise_event_name
-from target_openai_capi.mapping.expressions import Getter, bare_names, compile_expression
+from target_openai_capi.mapping.expressions import (
+    Getter,
+    bare_names,
+    compile_expression,
+    literal,
+)
 from target_openai_capi.mapping.identity import USER_FIELDS
 from target_openai_capi.mapping.reads import read_paths
 from target_openai_capi.pipeline.coverage import DEFAULT_MATCH_IDENTIFIERS, KINDS
@@ -73,8 +78,9 @@ class StreamMapping:
     texts: Mapping[str, str] = field(default_factory=dict)
     # keep_source_url_query: source_url is sent as mapped, its query string and fragment kept.
     keep_source_url_query: bool = False
-    # Fields not read from the record's property of their name, because the other of their
-    # pair is mapped: a `timestamp_ms` column must not replace the `timestamp` the user mapped.
+    # Fields not read from the record's property of their name: mapped to `null` (a preset's
+    # phone left out), or the other of their pair is mapped (a `timestamp_ms` column must not
+    # replace the `timestamp` the user mapped).
     unread: frozenset[str] = frozenset()
 
 
@@ -130,6 +136,7 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
     row_filter = None if filter_text is None else compile_or_note(filter_text, "filter")
 
     fields: dict[str, Getter] = {}
+    nulls: set[str] = set()
     for name, text in (entry.get("fields") or {}).items():
         if name not in EVENT_FIELDS:
             problems.append(
@@ -137,7 +144,9 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
             )
             continue
         getter = compile_or_note(text, f"fields.{name}")
-        if getter is not None:
+        if getter is not None and literal(text) == (None,):
+            nulls.add(name)  # `null`: no value, and not the record's property of its name
+        elif getter is not None:
             fields[name] = getter
         word = text.strip() if isinstance(text, str) else None
         if name == "action_source" and word in ACTION_SOURCES and bare_names(text) == [word]:
@@ -146,7 +155,7 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
                 f"{where}.fields.action_source: {word} reads a property named {word}; for the "
                 f"value write '{word}' (in quotes)"
             )
-    unread = set()
+    unread = set(nulls)
     for a, b in PAIRED_FIELDS:
         if a in fields and b in fields:
             problems.append(f"{where}.fields: map {a} or {b}, not both")

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from target_openai_capi.mapping.expressions import literal
+
 # Mapped field -> (the key it is written under, where: the event or its data). Identifiers,
 # oppref among them, are left to match coverage (coverage.py), which counts them per kind: many
 # records rightly have none.
@@ -49,7 +51,11 @@ class FieldWatch:
         # stream -> field -> (its key, where it is, its bit in `carried`)
         self.unseen: dict[str, dict[str, tuple[str, str, int]]] = {}
         for stream, fields in written_fields.items():
-            watched = {f: (*WATCHED[f], _BIT[WATCHED[f]]) for f in fields if f in WATCHED}
+            watched = {
+                f: (*WATCHED[f], _BIT[WATCHED[f]])
+                for f, text in fields.items()
+                if f in WATCHED and literal(text) != (None,)  # (`null`: meant to give none)
+            }
             if watched:
                 self.unseen[stream] = watched
         self.events: dict[str, int] = {}
