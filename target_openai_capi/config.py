@@ -337,6 +337,10 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
             "pixel_id holds an API key: it takes the pixel's id, the key goes in api_key only. "
             "The value is not shown here; rotate the key if it was shared"
         )
+    elif any(ch.isspace() or not ch.isprintable() for ch in pixel):
+        problems.append(
+            f"pixel_id {pixel[:40]!r} holds whitespace or control characters: copy it again"
+        )
     if not key:
         problems.append("api_key is empty: set a Conversions API key (prefix sk-svcacct-)")
     elif not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
@@ -391,25 +395,27 @@ _TRUE_WORDS = ("true", "1", "yes", "on")  # (the SDK's, for --config ENV)
 _FALSE_WORDS = ("false", "0", "no", "off", "")  # (empty: the SDK reads false)
 
 
-def _types_of(name: str) -> list[str]:
-    types = CONFIG_SCHEMA["properties"][name].get("type", [])
+def _types_of(name: str, schema: Mapping[str, Any] = CONFIG_SCHEMA) -> list[str]:
+    types = schema["properties"][name].get("type", [])
     return [types] if isinstance(types, str) else list(types)
 
 
 _NUMBER_SETTINGS = tuple(n for n in CONFIG_SCHEMA["properties"] if "number" in _types_of(n))
 
 
-def environment_problems(environ: Mapping[str, str]) -> list[str]:
+def environment_problems(
+    environ: Mapping[str, str], schema: Mapping[str, Any] = CONFIG_SCHEMA
+) -> list[str]:
     """What is wrong with the TARGET_OPENAI_CAPI_* variables of settings that are a boolean, a
     whole number or a number (--config ENV), each naming its variable: the SDK would take any
     word but true/1/yes/on for false (a typo in DRY_RUN sent for real), and stop at a bad number
-    without saying which."""
+    without saying which. `schema`: the settings', the SDK's own among them when known."""
     problems = []
-    for name in CONFIG_SCHEMA["properties"]:
+    for name in schema["properties"]:
         variable = ENV_PREFIX + name.upper()
         if variable not in environ:
             continue
-        text, types = environ[variable].strip(), _types_of(name)
+        text, types = environ[variable].strip(), _types_of(name, schema)
         # (a boolean as the SDK reads it: not trimmed, so "true " would be false)
         if "boolean" in types and environ[variable].lower() not in _TRUE_WORDS + _FALSE_WORDS:
             problems.append(f"{variable} is {environ[variable][:40]!r}: use true or false")
@@ -481,17 +487,23 @@ def fill_from_environment(config: dict[str, Any]) -> None:
     """A setting given as null is left out, so that its default applies (a config written from
     a template, Meltano's unset values); api_key and pixel_id from TARGET_OPENAI_CAPI_* when the
     config lacks them (Meltano passes only settings a plugin declares: a loader with only a
-    pip_url gets none), the key trimmed (as read from a secret file); a number setting given as
-    text (its environment variable) read as the number."""
+    pip_url gets none), the key and pixel id trimmed (as read from a secret file), a file's
+    path starting with ~ in the home directory; a number setting given as text (its
+    environment variable) read as the number."""
     for name in [k for k, v in config.items() if v is None and k not in NULL_IS_A_VALUE]:
         del config[name]
     for name in ("api_key", "pixel_id"):
         variable = f"TARGET_OPENAI_CAPI_{name.upper()}"
         if config.get(name) in (None, "") and os.environ.get(variable):
             config[name] = os.environ[variable]
-    key = config.get("api_key")
-    if isinstance(key, str) and key != key.strip():
-        config["api_key"] = key.strip()
+    for name in ("dead_letter_path", "request_log_path"):  # (~ as a shell reads it, not a
+        value = config.get(name)  # directory named ~ in the working one)
+        if isinstance(value, str) and value.startswith("~"):
+            config[name] = os.path.expanduser(value)
+    for name in ("api_key", "pixel_id"):  # (as read from a secret file: a newline at the end)
+        value = config.get(name)
+        if isinstance(value, str) and value != value.strip():
+            config[name] = value.strip()
     for name in _NUMBER_SETTINGS:  # (the SDK reads their environment variables as text)
         value = config.get(name)
         if isinstance(value, str) and _number(value) is not None:

@@ -212,7 +212,7 @@ class TargetOpenAICapi(Target):
         errors = super()._validate_config(raise_errors=False)
         errors = [_where_settings_come_from(error) for error in errors]
         if not errors and self.reads_environment:  # (again: the SDK has read a .env file now)
-            errors = environment_problems(os.environ)
+            errors = environment_problems(os.environ, self.config_jsonschema)
         if not errors:
             errors = beside_a_file + dry_run_variable_problems(os.environ)
         if not errors:

@@ -874,6 +874,8 @@ def test_a_config_file_that_is_no_json_object_is_one_clear_line(text, said, tmp_
         # (the SDK took any word but true/1/yes/on for false: a typo sent for real)
         ("TARGET_OPENAI_CAPI_DRY_RUN", "ture", "DRY_RUN is 'ture': use true or false"),
         ("TARGET_OPENAI_CAPI_DRY_RUN", "true\r", "DRY_RUN is 'true\\r': use true or false"),
+        # (the SDK's own settings too: validation was turned off)
+        ("TARGET_OPENAI_CAPI_VALIDATE_RECORDS", "maybe", "RECORDS is 'maybe': use true or false"),
         ("TARGET_OPENAI_CAPI_STREAMS", "{not json", "JSONDecodeError"),
     ],
 )
@@ -930,6 +932,42 @@ def _run_with_environment(cfg: dict[str, Any], tmp_path: Path, env: dict[str, st
         env={**os.environ, **env},
     )
     return proc.returncode, proc.stderr.decode()
+
+
+def test_a_pixel_id_read_from_a_secret_file_is_trimmed_and_a_blank_one_refused(sandbox, tmp_path):
+    cfg = config(sandbox.url, tmp_path, pixel_id=f"{PIXEL_ID}\n")
+    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["r1"]
+    for pixel, said in (
+        ("  ", "non-empty in config['pixel_id']"),
+        ("px 1", "'px 1' holds whitespace"),
+    ):
+        run = run_target(config(sandbox.url, tmp_path, pixel_id=pixel), [SCHEMA, rec(2)], tmp_path)
+        assert run.returncode == 1
+        assert said in run.stderr
+    assert sandbox.stats()["requests"] == 1
+
+
+def test_a_file_s_path_starting_with_a_tilde_is_in_the_home_directory(sandbox, tmp_path):
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    cfg = config(sandbox.url, tmp_path, dead_letter_path="~/dead.jsonl")
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    data = ("\n".join([SCHEMA, rec(1, amount="x")]) + "\n").encode()
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(tmp_path / "config.json")],
+        input=data,
+        capture_output=True,
+        check=False,
+        cwd=work,
+        env={**os.environ, "HOME": str(home)},
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "rejected=1" in proc.stderr.decode()
+    assert (home / "dead.jsonl").exists()
+    assert list(work.iterdir()) == []  # (no directory named ~ here)
 
 
 def test_a_dry_run_asked_for_in_the_environment_beside_a_config_file_is_one(sandbox, tmp_path):
