@@ -334,3 +334,32 @@ def test_the_credential_check_through_meltano_invoke(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "OK: the key, pixel id 'px_test_123' at " in proc.stdout
     assert API_KEY not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("workers", [None, 0])
+def test_notes_are_said_of_events_sent_and_their_limit_claims_nothing_more(
+    workers, sandbox, tmp_path
+):
+    """'sent without it' was logged for a record then rejected (too old) and for a duplicate;
+    past 20, the notes were said to be counted and in the dead-letter file, which they are not."""
+    streams = {"leads": {"event_type": "lead_created", "fields": {"timestamp": "at"}}}
+    config = target_config(sandbox.url, tmp_path, streams)
+    if workers is not None:
+        config["worker_processes"] = workers
+    now = iso_minutes_ago(2)
+    lines = [schema("leads", {"id": {"type": "string"}}, ["id"])]
+    lines.append(record("leads", {"id": "old", "at": iso_minutes_ago(10 * 1440), "email": "a"}))
+    lines += [record("leads", {"id": f"l{n}", "at": now, "email": "nope"}) for n in range(25)]
+    lines.append(record("leads", {"id": "l0", "at": now, "email": "nope"}))  # (a duplicate)
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert len(sandbox.events(PIXEL_ID)) == 25
+    assert "received=27 sent=25 duplicate=1 rejected=1 (window=1)" in run.stderr
+    notes = [line for line in run.stderr.splitlines() if "sent without it" in line]
+    assert len(notes) == 20
+    assert "More of the same for 'leads' (note): not logged from now on." in run.stderr
+    assert "(note): only counted" not in run.stderr
+    run = run_target(config, lines[:2], tmp_path)  # only the record too old to send
+    assert run.returncode == 0, run.output
+    assert "rejected=1 (window=1)" in run.stderr
+    assert "sent without it" not in run.stderr

@@ -32,7 +32,7 @@ from target_openai_capi.pipeline.accounting import (
     STAGE_WINDOW,
 )
 from target_openai_capi.pipeline.coverage import identifiers
-from target_openai_capi.pipeline.log_limit import LimitedLog
+from target_openai_capi.pipeline.log_limit import NOTE, LimitedLog
 from target_openai_capi.reading.envelope import RecordEnvelope
 
 if TYPE_CHECKING:
@@ -186,11 +186,10 @@ class EventBuilder:
     def settle_prepared(
         self, stream: StreamInfo, outcome: Outcome, notes: list[str], event_id: str | None
     ) -> Outcome | HeldCopy:
-        """What the run makes of a prepared outcome: its notes logged, DUPLICATE for an event
-        sent recently, HeldCopy for one whose first copy is still on its way. `event_id` is the
-        built event's, when one was built (prepare_event)."""
-        for note in notes:
-            self._log.warning(stream.name, "note", "Record of '%s': %s", stream.name, note)
+        """What the run makes of a prepared outcome: DUPLICATE for an event sent recently,
+        HeldCopy for one whose first copy is still on its way; the notes of an event to send
+        logged ("sent without it": not said of a record rejected, skipped or a duplicate).
+        `event_id` is the built event's, when one was built (prepare_event)."""
         if event_id is not None:
             if stream.name not in self._id_streams_checked:
                 self._say_if_ids_are_hashed(stream, event_id)
@@ -206,9 +205,13 @@ class EventBuilder:
             # of a stream sent for real a duplicate (nor one of them, this one).
             outcome = outcome._replace(name=VALIDATED_ONLY + outcome.name)
         key = (outcome.name, str(event_id))
+        result: Outcome | HeldCopy = outcome
         if self._seen_recently(*key):
-            return HeldCopy(outcome) if self.is_unsettled(key) else DUPLICATE
-        return outcome
+            result = HeldCopy(outcome) if self.is_unsettled(key) else DUPLICATE
+        if result is not DUPLICATE:
+            for note in notes:
+                self._log.warning(stream.name, NOTE, "Record of '%s': %s", stream.name, note)
+        return result
 
     def _assembler(self, stream: StreamInfo) -> Assembler | None:
         """The stream's compiled build_event, compiled at its first record (and again when a

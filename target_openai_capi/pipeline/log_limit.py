@@ -7,6 +7,9 @@ import logging
 # Rejections (and notes) logged one by one per stream and kind; past that they are only counted
 # (every rejection is still in the dead-letter file and the summary).
 LOGGED_PER_KIND = 20
+# The kind of a note about an event sent: an identifier left out. Notes are not counted or
+# dead-lettered, only logged.
+NOTE = "note"
 
 
 class LimitedLog:
@@ -23,6 +26,10 @@ class LimitedLog:
         self._counts[(stream, kind)] = n + 1
         if n < LOGGED_PER_KIND:
             self.logger.warning(msg, *args)
+        elif n == LOGGED_PER_KIND and kind == NOTE:
+            self.logger.warning(
+                "More of the same for '%s' (%s): not logged from now on.", stream, kind
+            )
         elif n == LOGGED_PER_KIND:
             self.logger.warning(
                 "More of the same for '%s' (%s): only counted from now on%s.",
