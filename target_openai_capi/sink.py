@@ -12,10 +12,12 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
 from target_openai_capi.pipeline.events import Rejection, StreamInfo
 from target_openai_capi.pipeline.schema_verdict import (
+    LACKS_KEY_PROPERTIES,
     fast_schema_problem,
     key_rejection,
     schema_rejection,
 )
+from target_openai_capi.pipeline.settling import RunFailed
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
 from target_openai_capi.reading.envelope import SDC_METADATA, strip_tap_metadata
 from target_openai_capi.reading.schema_check import for_record_checks
@@ -85,15 +87,20 @@ class ConversionsSink(BatchSink):
         """One record of this stream: skipped if the stream has no mapping, else passed on to
         the pipeline with its schema verdict."""
         self._count()
-        record = envelope.record
-        if self._strict:
-            self._require_key_properties(record)
+        if self._strict and not self._mapped:
+            self._require_key_properties(envelope)
         if not self._mapped:
             self.pipeline.skip_unmapped(self.stream_name)
             return
         if self._sdc_possible or not envelope.partial:
             strip_tap_metadata(envelope)
-        self.pipeline.add(self.info, envelope, self.schema_verdict(envelope))
+        verdict = self.schema_verdict(envelope)
+        try:
+            self.pipeline.add(self.info, envelope, verdict)
+        except RunFailed as exc:  # (on_rejected: fail; the record counted and dead-lettered)
+            if verdict is not None and verdict.reason.startswith(LACKS_KEY_PROPERTIES):
+                raise MissingKeyPropertiesError(str(exc)) from None  # (as the SDK's tests expect)
+            raise
 
     def add_prepared(self, run: list[PreparedRecord], chunk: bytes) -> None:
         """Records of this stream that a worker process checked and mapped as `add` would
@@ -119,9 +126,10 @@ class ConversionsSink(BatchSink):
                 return schema_rejection(exc)
         return key_rejection(record, self.key_properties)
 
-    def _require_key_properties(self, record: dict[str, Any]) -> None:
-        """With on_rejected: fail, a record without its key properties ends the run."""
-        missing = [k for k in self.key_properties if k not in record]
+    def _require_key_properties(self, envelope: RecordEnvelope) -> None:
+        """With on_rejected: fail, a record of a stream without an entry that lacks its key
+        properties ends the run with the SDK's error (its standard target tests expect it)."""
+        missing = [k for k in self.key_properties if k not in envelope.record]
         if missing:
             raise MissingKeyPropertiesError(
                 f"Record of stream '{self.stream_name}' lacks key properties {missing}"

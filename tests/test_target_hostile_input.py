@@ -2007,3 +2007,21 @@ def test_an_event_that_ages_past_7_days_while_it_waits_is_not_sent(tmp_path):
     assert "older than 7 days when its request was to be made" in dead["dead_letter"]["reason"]
     assert "rejected=1 (window=1)" in err.decode()
     assert [json.loads(line) for line in out.decode().splitlines()] == [{"s": 1}, {"s": 2}]
+
+
+def test_with_on_rejected_fail_a_record_lacking_its_key_is_counted_and_dead_lettered(
+    sandbox, tmp_path
+):
+    """It stopped the run before it was counted (received=1 of 2) or dead-lettered."""
+    cfg = config(sandbox.url, tmp_path, on_rejected="fail", batch_size=1)
+    lines = [SCHEMA, rec(1), state({"b": 1}), record("c", {"timestamp": NOW, "type": "x"})]
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "lacks key properties ['id']" in run.stderr
+    assert "c: received=2 sent=1 rejected=1 (schema=1)" in run.stderr
+    [dead] = [line for line in _dead_lines(tmp_path) if line["type"] == "RECORD"]
+    assert dead["record"] == {"timestamp": NOW, "type": "x"}
+    assert dead["dead_letter"]["stage"] == "schema"
+    assert stored(sandbox) == ["r1"]
+    assert run.states == [{"b": 1}]

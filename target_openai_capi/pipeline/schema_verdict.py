@@ -66,11 +66,14 @@ def fast_schema_rejection(reason: str, record: dict[str, Any]) -> Rejection:
     return schema_rejection(InvalidRecord(reason, record))
 
 
+LACKS_KEY_PROPERTIES = "record lacks key properties"
+
+
 def key_rejection(record: Mapping[str, Any], key_properties: Sequence[str]) -> Rejection | None:
     """A record without one of its stream's key properties (read for its event id). Tap
     metadata (SDC_METADATA) is taken out of a record before it is checked, and is never part of
     an event id: a key property of it is not asked for."""
     missing = [name for name in key_properties if name not in record and name not in SDC_METADATA]
     if missing:
-        return Rejection(STAGE_SCHEMA, f"record lacks key properties {missing}")
+        return Rejection(STAGE_SCHEMA, f"{LACKS_KEY_PROPERTIES} {missing}")
     return None
