@@ -2025,3 +2025,29 @@ def test_with_on_rejected_fail_a_record_lacking_its_key_is_counted_and_dead_lett
     assert dead["dead_letter"]["stage"] == "schema"
     assert stored(sandbox) == ["r1"]
     assert run.states == [{"b": 1}]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_ref_whose_pointer_is_percent_encoded_is_followed(workers, sandbox, tmp_path):
+    """`#/definitions/a%20b` names the definition `a b` (a URI fragment, as jsonschema reads
+    it): the SCHEMA was refused as pointing to nothing, and its every record with it."""
+    text = {"$ref": "#/definitions/a%20b"}
+    line = json.dumps(
+        {
+            "type": "SCHEMA",
+            "stream": "c",
+            "schema": {
+                "type": "object",
+                "definitions": {"a b": {"type": "string"}},
+                "properties": {"id": text, "ext": text},
+            },
+            "key_properties": ["id"],
+        }
+    )
+    streams = {"c": {"fields": {"external_id": "ext"}}}
+    cfg = config(sandbox.url, tmp_path, streams=streams, worker_processes=workers)
+    run = run_target(cfg, [line, rec(1, ext="x"), rec(2, ext=5)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert "refused" not in run.stderr
+    assert stored(sandbox) == ["r1"]
+    assert "c: received=2 sent=1 rejected=1 (schema=1)" in run.stderr

@@ -23,6 +23,7 @@ import copy
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from target_openai_capi.reading.envelope import SDC_METADATA
 from target_openai_capi.reading.schema_paths import NOT_CHECKED_KEYWORDS
@@ -78,11 +79,12 @@ _NOTHING = object()
 
 
 def _resolved(root: Mapping[str, Any], ref: str) -> Any:
-    """The node a local '#/...' JSON pointer names in the schema, or _NOTHING."""
+    """The node a local '#/...' JSON pointer names in the schema, or _NOTHING. The pointer is
+    a URI fragment, percent-decoded first (`#/definitions/a%20b`), as jsonschema reads it."""
     node: Any = root
     if ref == "#":
         return root
-    for raw in ref.removeprefix("#/").split("/"):
+    for raw in unquote(ref.removeprefix("#/")).split("/"):
         part = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(node, Mapping) and part in node:
             node = node[part]
