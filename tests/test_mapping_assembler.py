@@ -607,3 +607,19 @@ def test_what_is_mapped_is_not_replaced_by_a_column_of_another_name(entry, recor
     assert assemble is not None
     for event, _ in (build_event(mapping, record, ("id",)), assemble(record, lambda: record)):
         assert {name: event[name] for name in expected} == expected
+
+
+@pytest.mark.parametrize("contents", ["items", "items[].{id: sku, currency: cur, amount: price}"])
+def test_an_item_s_currency_that_is_none_is_named_by_its_place(contents):
+    entry = {"event_type": "order_created", "fields": {"contents": contents}}
+    mapping = compile_stream_mapping("s", entry)
+    assemble = compile_assembler(mapping, ("id",), "plural", None)
+    assert assemble is not None
+    items = [{"sku": "a", "cur": "EUR", "price": 1}, {"sku": "b", "cur": "QQQ", "price": 2}]
+    if contents == "items":
+        items = [{"id": i["sku"], "currency": i["cur"], "amount": i["price"]} for i in items]
+    record = {"id": "o", "timestamp_ms": 1_700_000_000_000, "currency": "EUR", "items": items}
+    for build in (lambda: build_event(mapping, record, ("id",)), lambda: assemble(record, dict)):
+        with pytest.raises(MappingError) as caught:
+            build()
+        assert str(caught.value) == "contents[1].currency: unknown currency 'QQQ'"

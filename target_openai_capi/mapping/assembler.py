@@ -107,6 +107,7 @@ def compile_assembler(
         "missing_timestamp": generic.missing_timestamp,
         "missing_currency": generic.missing_currency,
         "no_item_currency": generic.no_item_currency,
+        "item_currency_error": generic.item_currency_error,
         "MAX_MINOR_UNITS": MAX_MINOR_UNITS,
         "_custom_data": generic._custom_data,
         "custom_event": custom_event,
@@ -432,7 +433,10 @@ def _content_item(values: dict[str, str]) -> list[str]:
         lines += [
             "item_currency_ = None",
             f"if {raw_currency} is not None and {raw_currency} != '':",
-            f"    item_currency_ = currency_code({raw_currency})",
+            "    try:",
+            f"        item_currency_ = currency_code({raw_currency})",
+            "    except MappingError as exc_:",
+            "        raise item_currency_error(index_, exc_) from None",
             "    item_['currency'] = item_currency_",
             "item_currency_ = item_currency_ or currency",
         ]

@@ -302,7 +302,10 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
         item_currency = None
         raw_currency = get("currency")
         if raw_currency is not None and raw_currency != "":
-            item_currency = currency_code(raw_currency)
+            try:
+                item_currency = currency_code(raw_currency)
+            except MappingError as exc:
+                raise item_currency_error(i, exc) from None
             out["currency"] = item_currency
         currency = item_currency or event_currency
         amount, amount_minor = get("amount"), get("amount_minor")
@@ -358,6 +361,11 @@ def missing_timestamp(mapping: StreamMapping) -> MappingError:
 def both_item_amounts(index: int) -> MappingError:
     """The error for a content item with both amount fields (also raised by assembler.py)."""
     return MappingError(f"contents[{index}]: give amount or amount_minor, not both")
+
+
+def item_currency_error(index: int, error: MappingError) -> MappingError:
+    """A content item's currency that is none, its place named (also raised by assembler.py)."""
+    return MappingError(f"contents[{index}].currency: {error}", "currency")
 
 
 def no_item_currency(index: int) -> MappingError:
