@@ -2051,3 +2051,20 @@ def test_a_ref_whose_pointer_is_percent_encoded_is_followed(workers, sandbox, tm
     assert "refused" not in run.stderr
     assert stored(sandbox) == ["r1"]
     assert "c: received=2 sent=1 rejected=1 (schema=1)" in run.stderr
+
+
+@pytest.mark.parametrize("dead_letters", [True, False])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_line_of_bad_utf8_is_said_to_be_so_whatever_reads_it(
+    workers, dead_letters, sandbox, tmp_path
+):
+    """Read in one pass (no workers, no dead letters), it was 'not valid JSON'."""
+    cfg = config(sandbox.url, tmp_path, worker_processes=workers)
+    if not dead_letters:
+        cfg["dead_letter_path"] = None
+    bad = rec(2).encode().replace(b'"r2"', b'"r\xff2"')
+    data = "\n".join([SCHEMA, rec(1)]).encode() + b"\n" + bad + b"\n"
+    run = run_target(cfg, data, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "Rejected input line 3: line is not valid UTF-8" in run.stderr
+    assert stored(sandbox) == ["r1"]

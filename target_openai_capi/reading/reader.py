@@ -166,6 +166,8 @@ class TolerantReader(MsgSpecReader):
                     "line holds a string with a lone UTF-16 surrogate escape (such as \\ud800): "
                     "half of a character, which no UTF-8 text (nor the API) can carry"
                 ) from None
+            if "UTF-8" in str(exc):  # (msgspec's decoding in one pass says so this way)
+                raise BadLine("line is not valid UTF-8") from None
             raise BadLine(f"line is not valid JSON ({exc})") from None
         except decimal.InvalidOperation:  # a number beyond what a Decimal can hold
             message = self._state_or_none(line)
