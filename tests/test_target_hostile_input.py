@@ -2068,3 +2068,20 @@ def test_a_line_of_bad_utf8_is_said_to_be_so_whatever_reads_it(
     assert run.returncode == 0, run.output
     assert "Rejected input line 3: line is not valid UTF-8" in run.stderr
     assert stored(sandbox) == ["r1"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_dead_letter_s_key_holds_a_key_property_of_tap_metadata(workers, sandbox, tmp_path):
+    """`_sdc_sequence` among the key properties was written null in the key (taken out of the
+    record before mapping), beside its value in the record itself."""
+    cfg = config(sandbox.url, tmp_path, worker_processes=workers)
+    keyed = schema(
+        "c",
+        {"id": {"type": "string"}, "_sdc_sequence": {"type": "integer"}},
+        ["id", "_sdc_sequence"],
+    )
+    run = run_target(cfg, [keyed, rec(1, amount="x", _sdc_sequence=7)], tmp_path)
+    assert run.returncode == 0, run.output
+    [dead] = [line for line in _dead_lines(tmp_path) if line["type"] == "RECORD"]
+    assert dead["record"]["_sdc_sequence"] == 7
+    assert dead["dead_letter"]["key"] == {"id": "r1", "_sdc_sequence": 7}

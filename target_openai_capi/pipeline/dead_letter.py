@@ -15,6 +15,7 @@ import simplejson
 
 from target_openai_capi.log_safety import without_secrets
 from target_openai_capi.output_files import open_owner_only
+from target_openai_capi.reading.envelope import properties_in_json
 
 # A raw input line that could not be parsed is kept up to this size, so one huge bad line
 # cannot fill the disk; the reason says when it was cut.
@@ -142,6 +143,9 @@ class DeadLetterFile:
                 {"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": keys}
             )
             self._schemas_written[stream] = (schema, keys)
+        missing = [k for k in key_properties if k not in record]
+        if missing and record_json is not None:  # (tap metadata, taken out before mapping)
+            record = {**record, **properties_in_json(record_json, missing)}
         key = {k: record.get(k) for k in key_properties} or None
         self._write(
             {
