@@ -110,12 +110,34 @@ def test_a_stream_keyed_by_email_sends_its_ids_hashed_never_raw(sandbox, tmp_pat
     assert ids == sorted(f"sha256_{d}" for d in digests)
     assert "@" not in request_log.read_text()
     assert "@" not in run.output
-    assert run.stderr.count("event ids that hold an email address") == 1
+    assert run.stderr.count("event ids that hold an email address or a phone number") == 1
     # The same rows again: the same ids, so OpenAI takes them for the events already sent.
     again = run_target(cfg, lines, tmp_path)
     assert again.returncode == 0, again.output
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ids
     assert sandbox.stats()["duplicates"] == 2
+
+
+@pytest.mark.parametrize("workers", [None, 0])
+def test_a_call_log_keyed_by_the_caller_s_number_sends_its_ids_hashed(workers, sandbox, tmp_path):
+    """A phone number written with its + is personal data, as an email is: never sent raw.
+    Digits alone (an order number) stay as they are."""
+    props = {"caller": {"type": "string"}, "at": {"type": "string"}}
+    lines = [
+        schema("calls", props, ["caller"]),
+        record("calls", {"caller": "+1 415-555-2671", "at": AT}),
+        record("calls", {"caller": "14155552672", "at": AT}),
+    ]
+    streams = {"calls": {"event_type": "lead_created", "fields": {"timestamp": "at"}}}
+    cfg = config(sandbox, tmp_path, streams, request_log_path=str(tmp_path / "requests.jsonl"))
+    if workers is not None:
+        cfg["worker_processes"] = workers
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    digest = hashlib.sha256(b"+1 415-555-2671").hexdigest()
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["14155552672", f"sha256_{digest}"]
+    assert "555-2671" not in (tmp_path / "requests.jsonl").read_text()
+    assert "555-2671" not in run.output
 
 
 def test_placeholder_ids_do_not_merge_different_orders(sandbox, tmp_path):

@@ -211,6 +211,19 @@ def _holds_email(text: str) -> bool:
     return "%40" in text.upper() and _EMAIL_IN_TEXT.search(unquote(text)) is not None
 
 
+# A phone number written in international form, as the id or one key property of it (a
+# call-tracking table keyed by the caller's number): hashed like an email. Only with its "+":
+# digits alone are as likely an order number.
+_PHONE_ID = re.compile(r"(?:^|(?<=:))\+\d[\d ().-]{5,22}\d(?=$|:)")
+
+
+def _holds_phone(text: str) -> bool:
+    """A phone number of 8 to 15 digits written with its +, as the id or a part of it."""
+    return any(
+        8 <= sum(ch.isdigit() for ch in found.group()) <= 15 for found in _PHONE_ID.finditer(text)
+    )
+
+
 def id_key_properties(key_properties: Sequence[str]) -> tuple[str, ...]:
     """The key properties an event id is made of: the stream's, but tap and loader metadata
     (tap-csv-folder keys its rows by `_sdc_path` and `_sdc_line_number`: where a row was read,
@@ -247,7 +260,9 @@ def event_id_from(
         return f"rec_{record_digest(record if whole_record is None else whole_record())}"
     if len(text) > MAX_ID_LENGTH:
         raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
-    if ("@" in text or "%" in text) and _holds_email(text):
+    if (("@" in text or "%" in text) and _holds_email(text)) or (
+        "+" in text and _holds_phone(text)
+    ):
         return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return text
 

@@ -267,7 +267,8 @@ class EventBuilder:
 
     def _say_how_the_id_was_made(self, stream: StreamInfo, event_id: str) -> None:
         """Once per stream and kind: a record's id was a hash of its data although the stream
-        has an id (a placeholder, or none), or an id held an email address (sent hashed)."""
+        has an id (a placeholder, or none), or an id held an email address or a phone number
+        (sent hashed)."""
         if not _MADE_ID.fullmatch(event_id):
             return  # (an id of the record's own that looks so)
         self._id_kinds_told.add((stream.name, event_id[:4]))
@@ -287,7 +288,8 @@ class EventBuilder:
             )
         else:
             self._log.logger.warning(
-                "Stream '%s': event ids that hold an email address (from the %s) are sent as "
+                "Stream '%s': event ids that hold an email address or a phone number (from the "
+                "%s) are sent as "
                 "'%s' and the SHA-256 of the id, never raw. Map `fields.id` to a column without "
                 "personal data (an order or lead number) to keep ids readable.",
                 stream.name,
