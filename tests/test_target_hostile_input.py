@@ -7,6 +7,7 @@ STATE written, and that no traceback, "This is a bug", key or PII reaches the ou
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -2085,3 +2086,42 @@ def test_a_dead_letter_s_key_holds_a_key_property_of_tap_metadata(workers, sandb
     [dead] = [line for line in _dead_lines(tmp_path) if line["type"] == "RECORD"]
     assert dead["record"]["_sdc_sequence"] == 7
     assert dead["dead_letter"]["key"] == {"id": "r1", "_sdc_sequence": 7}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_long_generated_expressions_within_the_bound_work(workers, sandbox, tmp_path):
+    """A filter of 150 alternatives (a generated list of names) and a path of 120 steps (past
+    what the compiled builder nests: built by build_event) are mapped like any other."""
+    names = [f"r{n}" for n in range(150)]
+    path = ".".join(["a"] * 120)
+    nested: Any = "deep@example.com"
+    for _ in range(120):
+        nested = {"a": nested}
+    streams = {
+        "c": {
+            "filter": " || ".join(f"id == '{name}'" for name in names),
+            "fields": {"email": path},
+        }
+    }
+    cfg = config(sandbox.url, tmp_path, streams=streams, worker_processes=workers)
+    lines = [SCHEMA, record("c", {"id": "r7", "timestamp": NOW, "type": "lead_created", **nested})]
+    lines.append(record("c", {"id": "x1", "timestamp": NOW, "type": "lead_created"}))
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["id"] == "r7"
+    assert event["user"]["emails_sha256"] == [hashlib.sha256(b"deep@example.com").hexdigest()]
+    assert "filtered=1" in run.stderr
+
+
+def test_a_field_mapped_to_the_empty_text_is_no_value_not_a_config_error(sandbox, tmp_path):
+    """`''` is no value, as `null` is (an empty text is none): the start-up check of fixed
+    values refused it ('source_url is empty')."""
+    fields = {"source_url": "''", "id": "''", "plan_id": "''"}
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": fields}})
+    run = run_target(cfg, [SCHEMA, rec(1, source_url="https://a.example/x")], tmp_path)
+    assert run.returncode == 0, run.output
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["id"] == "r1"  # (from the key property)
+    assert "source_url" not in event

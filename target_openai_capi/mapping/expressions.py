@@ -151,16 +151,19 @@ def interpret_expression(text: str) -> Getter:
     return _interpreted(text, _parse(text))
 
 
-# Deepest syntax tree an expression may have: a path of 64 steps, 64 alternatives joined by
-# `||`. Far beyond any mapping; deeper ones would exhaust the recursion of what reads the tree.
-MAX_EXPRESSION_DEPTH = 64
+# Deepest syntax tree an expression may have: a path of 200 steps, 200 alternatives joined by
+# `||` (a generated list of names). Deeper ones would exhaust the recursion of what reads the
+# tree (JMESPath's own parser fails at about 600). (A path too deep for the compiled builder,
+# past Python's 100 levels of indentation, is built by build_event: assembler.py.)
+MAX_EXPRESSION_DEPTH = 200
 
 
 def _too_deep(text: str) -> str:
     shown = text if len(text) <= 60 else text[:57] + "..."
     return (
         f"expression {shown!r} nests more than {MAX_EXPRESSION_DEPTH} levels deep (steps of "
-        "a path, terms joined by || or &&, brackets): split it, or map a simpler one"
+        "a path, terms joined by || or &&, brackets): split it, or for a list of values write "
+        "contains(['a', 'b'], name)"
     )
 
 
@@ -190,6 +193,12 @@ def literal(text: object) -> tuple[Any] | None:
     except (jmes_exceptions.JMESPathError, RecursionError):
         return None
     return (parsed.get("value"),) if parsed.get("type") == "literal" else None
+
+
+def gives_nothing(text: object) -> bool:
+    """True for an expression that is `null` or the empty text: a field mapped so has no value
+    (an empty text is none, event.py `_value`), as a preset's field is left out."""
+    return literal(text) in ((None,), ("",))
 
 
 def compile_expression(text: str) -> Getter:

@@ -12,7 +12,7 @@ from target_openai_capi.mapping.expressions import (
     Getter,
     bare_names,
     compile_expression,
-    literal,
+    gives_nothing,
 )
 from target_openai_capi.mapping.identity import USER_FIELDS
 from target_openai_capi.mapping.reads import read_paths
@@ -144,8 +144,8 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
             )
             continue
         getter = compile_or_note(text, f"fields.{name}")
-        if getter is not None and literal(text) == (None,):
-            nulls.add(name)  # `null`: no value, and not the record's property of its name
+        if getter is not None and gives_nothing(text):
+            nulls.add(name)  # `null`, '': no value, and not the record's property of its name
         elif getter is not None:
             fields[name] = getter
         word = text.strip() if isinstance(text, str) else None

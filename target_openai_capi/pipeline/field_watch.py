@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from target_openai_capi.mapping.expressions import literal
+from target_openai_capi.mapping.expressions import gives_nothing
 
 # Mapped field -> (the key it is written under, where: the event or its data). Identifiers,
 # oppref among them, are left to match coverage (coverage.py), which counts them per kind: many
@@ -54,7 +54,7 @@ class FieldWatch:
             watched = {
                 f: (*WATCHED[f], _BIT[WATCHED[f]])
                 for f, text in fields.items()
-                if f in WATCHED and literal(text) != (None,)  # (`null`: meant to give none)
+                if f in WATCHED and not gives_nothing(text)  # (`null`: meant to give none)
             }
             if watched:
                 self.unseen[stream] = watched
