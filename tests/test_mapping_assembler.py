@@ -623,3 +623,17 @@ def test_an_item_s_currency_that_is_none_is_named_by_its_place(contents):
         with pytest.raises(MappingError) as caught:
             build()
         assert str(caught.value) == "contents[1].currency: unknown currency 'QQQ'"
+
+
+@pytest.mark.parametrize("preset", ["segment/tracks", "rudderstack/tracks"])
+def test_a_preset_s_amount_leaves_a_table_s_amount_minor_column_read(preset):
+    """The pair rule is the user's: a preset's `amount` (a table's own amount column, then the
+    properties') does not hide an `amount_minor` column of a table shaped for this target."""
+    mapping = compile_stream_mapping("order_completed", {"preset": preset})
+    assemble = compile_assembler(mapping, ("id",), "plural", None)
+    assert assemble is not None
+    record = track(
+        "m1", "Order Completed", "2026-12-04T10:00:00Z", amount_minor=1999, currency="USD"
+    )
+    for event, _ in (build_event(mapping, record, ("id",)), assemble(record, lambda: record)):
+        assert event["data"]["amount"] == 1999

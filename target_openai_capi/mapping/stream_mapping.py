@@ -84,8 +84,8 @@ class StreamMapping:
     unread: frozenset[str] = frozenset()
 
 
-# Two ways to give one value (major or minor units, ISO time or epoch milliseconds): where one
-# is mapped, the other is not read from the record's property of its name.
+# Two ways to give one value (major or minor units, ISO time or epoch milliseconds): where the
+# user maps one, the other is not read from the record's property of its name.
 PAIRED_FIELDS = (("amount", "amount_minor"), ("timestamp", "timestamp_ms"))
 
 
@@ -93,6 +93,7 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
     """Compile one `streams` config entry; raises ValueError with every problem found."""
     problems: list[str] = []
     where = f"streams.{stream}"
+    written = set(entry.get("fields") or {}) if isinstance(entry, Mapping) else set()
     try:
         entry = apply_preset(entry)
     except ValueError as exc:
@@ -159,7 +160,9 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
     for a, b in PAIRED_FIELDS:
         if a in fields and b in fields:
             problems.append(f"{where}.fields: map {a} or {b}, not both")
-        elif a in fields or b in fields:
+        elif (a in fields and a in written) or (b in fields and b in written):
+            # (a preset's `amount` reads a table's own amount column first: an amount_minor
+            # column of a table shaped for this target is still read)
             unread.add(b if a in fields else a)
 
     match_identifiers = None
