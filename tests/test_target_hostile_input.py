@@ -2125,3 +2125,18 @@ def test_a_field_mapped_to_the_empty_text_is_no_value_not_a_config_error(sandbox
     [event] = sandbox.events(PIXEL_ID)
     assert event["id"] == "r1"  # (from the key property)
     assert "source_url" not in event
+
+
+def test_a_record_sent_to_two_streams_and_refused_in_both_is_dead_lettered_once(sandbox, tmp_path):
+    """Stream maps that send one stream to two: refused in both, the record as it arrived was
+    written twice, and its replay through the maps made each event twice."""
+    maps = {"a": {"__source__": "c"}, "b": {"__source__": "c"}, "c": None}
+    streams = {"a": {"fields": {"currency": "cur"}}, "b": {"fields": {"currency": "cur"}}}
+    cfg = config(sandbox.url, tmp_path, streams=streams, stream_maps=maps)
+    lines = [SCHEMA, rec(1, amount=5, cur="usdd"), rec(2, amount=5, cur="usdd")]
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "a: received=2 rejected=2 (mapping=2)" in run.stderr
+    assert "b: received=2 rejected=2 (mapping=2)" in run.stderr
+    dead = [line for line in _dead_lines(tmp_path) if line["type"] == "RECORD"]
+    assert [(line["stream"], line["record"]["id"]) for line in dead] == [("c", "r1"), ("c", "r2")]

@@ -409,6 +409,15 @@ class Pipeline:
         written_as = None
         if envelope.before_maps is not None:
             written_as, envelope = envelope.before_maps
+            if self.settler.dead_letters is not None:  # (its JSON: it may be written once)
+                self.settler.reject(
+                    stream,
+                    envelope.record,
+                    rejection,
+                    record_json=envelope.json(),
+                    written_as=written_as,
+                )
+                return
         source = envelope.source_json()
         record = envelope.whole() if source is None else envelope.record
         self.settler.reject(stream, record, rejection, record_json=source, written_as=written_as)

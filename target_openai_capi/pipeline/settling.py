@@ -8,6 +8,8 @@ once every record before it is settled (checkpoint.py).
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,6 +39,10 @@ INPUT_STREAM = "(input)"  # what the account calls lines that were not usable me
 # catches it across batches of one event (batch_size 1, a quiet tap's small batches) and when
 # each answer words it differently (a request id in the message).
 UNNAMED_REFUSALS_IN_A_ROW = 5
+# How many records that stream maps made rejected events of are remembered, so that one sent
+# to several streams, refused in more than one, is dead-lettered once (its siblings are
+# refused together, in the same batches).
+SOURCES_REMEMBERED = 65_536
 # The reason of an event that aged past the API's window between its record and its request.
 EXPIRED_BEFORE_SENT = (
     "timestamp_ms: older than 7 days when its request was to be made (it was not when its "
@@ -79,6 +85,9 @@ class Settler:
         self._unfinished = 0
         self._run_before = 0
         self.left_over: list[BatchResult] = []  # finished, not settled: the run stopped first
+        # Digests of the latest records as they arrived that stream maps made rejected events
+        # of, dead-lettered (_written_before).
+        self._sources_written: OrderedDict[bytes, None] = OrderedDict()
 
     def outcome(self, stream: str, outcome: str) -> None:
         """Settle a record that never reaches a batch (filtered, duplicate, skipped)."""
@@ -105,7 +114,7 @@ class Settler:
         if not in_batch:
             self._checkpoints.next_seq()
         self.account.reject(stream.name, rejection.stage)
-        if self.dead_letters is not None:
+        if self.dead_letters is not None and not self._written_before(written_as, record_json):
             written = written_as or stream
             self.dead_letters.record(
                 stream=written.name,
@@ -133,6 +142,20 @@ class Settler:
                 f"A record of stream '{stream.name}' was rejected at stage {rejection.stage}: "
                 f"{reason_safe(rejection.reason)} (on_rejected is 'fail')"
             )
+
+    def _written_before(self, written_as: StreamInfo | None, record_json: bytes | None) -> bool:
+        """True when the record stream maps made this one of was dead-lettered already (maps
+        that send one stream to several, two of which refused it): its replay through the
+        maps makes both again, so it is written once."""
+        if written_as is None or record_json is None:
+            return False
+        digest = hashlib.sha256(written_as.name.encode() + b"\n" + record_json).digest()
+        if digest in self._sources_written:
+            return True
+        self._sources_written[digest] = None
+        if len(self._sources_written) > SOURCES_REMEMBERED:
+            self._sources_written.popitem(last=False)
+        return False
 
     def reject_line(
         self, line_number: int, raw: str, stage: str, reason: str, *, in_batch_file: bool = False
