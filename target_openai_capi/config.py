@@ -192,7 +192,8 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         description=(
             "Sent as integration_source at the top of every request: which integration sent "
             "the batch. 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or "
-            "digit. Set it to your own name if you send on behalf of advertisers; null omits it."
+            "digit. Set it to your own name if you send on behalf of advertisers; null or an "
+            "empty text (which Meltano can pass, not null) omits it."
         ),
     ),
     th.Property(
@@ -350,11 +351,12 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
         )
     source = setting(config, "integration_source")
     if source is not None and not (
-        isinstance(source, str) and INTEGRATION_SOURCE_RULE.fullmatch(source.strip())
+        isinstance(source, str)
+        and (not source.strip() or INTEGRATION_SOURCE_RULE.fullmatch(source.strip()))
     ):
         problems.append(
             "integration_source must be 1-64 ASCII letters, digits, '.', '_' or '-', starting "
-            f"with a letter or digit (got {str(source)[:80]!r}); or null to send none"
+            f"with a letter or digit (got {str(source)[:80]!r}); or null or '' to send none"
         )
     dead, requests = config.get("dead_letter_path"), config.get("request_log_path")
     if dead and requests and os.path.abspath(str(dead)) == os.path.abspath(str(requests)):

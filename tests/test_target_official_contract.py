@@ -234,6 +234,16 @@ def test_integration_source_is_a_setting_checked_at_start_up(sandbox, tmp_path):
     assert "Traceback" not in bad.output
     assert sandbox.stats()["requests"] == 0
 
+    # None sent for null, nor for an empty text: Meltano passes its default for a null.
+    for nothing in (None, "", "  "):
+        sandbox.reset()
+        run = run_target(
+            config(sandbox, tmp_path, streams, integration_source=nothing), lines, tmp_path
+        )
+        assert run.returncode == 0, run.output
+        stats = sandbox.stats()
+        assert stats["integration_sources"] == {"(none)": stats["requests"]}
+
 
 def _stale_here(name_params: bool) -> Sandbox:
     """A sandbox whose clock is 7 days less an hour ahead: an event two hours old passes the

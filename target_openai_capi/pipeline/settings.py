@@ -48,9 +48,10 @@ def worker_processes(config: Mapping[str, Any]) -> int:
 
 
 def integration_source(config: Mapping[str, Any]) -> str | None:
-    """The integration_source every request carries: the setting trimmed, or None to send none."""
+    """The integration_source every request carries: the setting trimmed, or None to send none
+    (null, or an empty text: Meltano passes its default for a null)."""
     source = setting(config, "integration_source")
-    return None if source is None else str(source).strip()
+    return str(source).strip() or None if source is not None else None
 
 
 def uploader_from_config(config: Mapping[str, Any]) -> Uploader:
