@@ -2140,3 +2140,48 @@ def test_a_record_sent_to_two_streams_and_refused_in_both_is_dead_lettered_once(
     assert "b: received=2 rejected=2 (mapping=2)" in run.stderr
     dead = [line for line in _dead_lines(tmp_path) if line["type"] == "RECORD"]
     assert [(line["stream"], line["record"]["id"]) for line in dead] == [("c", "r1"), ("c", "r2")]
+
+
+def test_a_batch_waiting_out_a_429_does_not_hold_up_the_others(tmp_path):
+    """A tap slower than the target: between its messages, the quiet-input delivery waited
+    for every batch in flight, holding the input's lock, so one batch told to wait 6 s by a
+    429 held every other (and the tap's pipe) for those 6 s."""
+    order: list[str] = []
+    told_to_wait = threading.Event()
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        body = json.loads(handler.body)
+        order.append(body["events"][0]["id"])
+        if not told_to_wait.is_set():
+            told_to_wait.set()
+            handler.send_response(429)
+            handler.send_header("Retry-After", "6")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        _answer(handler, 200, b"{}", "application/json")
+
+    gateway = _Gateway(answer)
+    cfg = config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=16)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(tmp_path / "config.json")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(f"{SCHEMA}\n{rec(0)}\n".encode())
+        proc.stdin.flush()
+        assert told_to_wait.wait(60)
+        for n in range(1, 16):  # (a record every 0.2 s: the input is quiet in between)
+            time.sleep(0.2)
+            proc.stdin.write(f"{rec(n)}\n".encode())
+            proc.stdin.flush()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        gateway.close()
+    assert proc.returncode == 0, err.decode()
+    assert sorted(order) == sorted(["r0", *[f"r{n}" for n in range(16)]])
+    assert order.index("r0", 1) > 10, order  # (the others went while r0 waited)

@@ -149,6 +149,13 @@ class Uploader:
         self._raise_failure(results)
         return results
 
+    def finished(self) -> list[BatchResult]:
+        """The results of the batches that finished, without waiting for the others; raises the
+        first fatal error."""
+        results = self._collect(wait_for_slot=False)
+        self._raise_failure(results)
+        return results
+
     def keep_unclaimed(self, results: list[BatchResult]) -> None:
         """Results a caller took but could not hand on (a failure came first): kept for
         finish_after_failure, so that a delivered batch is still counted."""

@@ -117,9 +117,9 @@ class Batcher:
             raise
         return results
 
-    def wait(self) -> list[BatchResult]:
-        """Wait for every batch in flight."""
-        return self._uploader.drain()
+    def finished(self) -> list[BatchResult]:
+        """The batches that finished, without waiting for those still in flight."""
+        return self._uploader.finished()
 
     def _submit(self, stream: str) -> list[BatchResult]:
         open_batch = self._open.pop(stream)

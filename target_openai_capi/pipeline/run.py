@@ -460,13 +460,15 @@ class Pipeline:
         )
 
     def deliver_when_quiet(self) -> None:
-        """While no input arrives: send batches past their age limit, wait for every batch in
-        flight, and release the STATE they held back (quiet_input.py calls this)."""
+        """While no input arrives: send batches past their age limit, settle those finished,
+        and release the STATE they held back (quiet_input.py calls this each second). Those
+        still in flight are not waited for: the lock it holds meanwhile keeps the main thread
+        from its next message, and one batch waiting out a 429 would stop every other."""
         if not self.batches.any_due():
             return
         results = self.batches.submit_old()
         try:
-            results += self.batches.wait()
+            results += self.batches.finished()
         except BaseException:
             self.uploader.keep_unclaimed(results)  # (delivered: settled after the failure)
             raise
