@@ -35,23 +35,26 @@ def through_stream_maps(
         # A record of a configured stream, whatever the map makes of it: the `streams` entry
         # is not misnamed (a map that drops or fails on every record must not say it is).
         pipeline.matched_any = True
-    reached_a_sink = False
+    # Every map first: one that fails rejects the record whole, none of its copies sent (a
+    # record sent to two streams, its second map failing, was rejected and sent once).
+    made = []
     for stream_map in maps:
-        alias = stream_map.stream_alias
         try:
-            record = stream_map.transform(dict(envelope.record))
+            made.append((stream_map.stream_alias, stream_map.transform(dict(envelope.record))))
         except Exception as exc:  # a user's stream map expression failed on this record
             _reject(source, envelope, exc, pipeline)
             return
+    reached_a_sink = False
+    for alias, record in made:
         if record is None:
             continue  # the map dropped it
         sink = sink_for(alias)
         if not isinstance(sink, ConversionsSink):
             raise RecordsWithoutSchemaException(f"RECORD for stream {alias!r} has no SCHEMA")
         reached_a_sink = True
-        made = RecordEnvelope(alias, record)
-        made.before_maps = (source, envelope)  # (its dead letter: the record as it arrived)
-        sink.add(made)
+        copy = RecordEnvelope(alias, record)
+        copy.before_maps = (source, envelope)  # (its dead letter: the record as it arrived)
+        sink.add(copy)
     if not reached_a_sink:
         pipeline.filtered_by_stream_map(envelope.stream, [m.stream_alias for m in maps])
 

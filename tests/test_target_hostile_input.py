@@ -2185,3 +2185,19 @@ def test_a_batch_waiting_out_a_429_does_not_hold_up_the_others(tmp_path):
     assert proc.returncode == 0, err.decode()
     assert sorted(order) == sorted(["r0", *[f"r{n}" for n in range(16)]])
     assert order.index("r0", 1) > 10, order  # (the others went while r0 waited)
+
+
+def test_a_stream_map_failing_on_a_record_sends_none_of_its_copies(sandbox, tmp_path):
+    """Maps that send one stream to two, the second failing on a record: the record was
+    rejected and its first copy sent anyway, the record counted three times."""
+    maps = {"copy": {"__source__": "c", "n": "int(code)"}}
+    streams = {"c": {}, "copy": {"event_type": "registration_completed"}}
+    cfg = config(sandbox.url, tmp_path, streams=streams, stream_maps=maps)
+    run = run_target(cfg, [SCHEMA, rec(1, code="x"), rec(2, code="7")], tmp_path)
+    assert run.returncode == 0, run.output
+    assert sorted((e["type"], e["id"]) for e in sandbox.events(PIXEL_ID)) == [
+        ("lead_created", "r2"),
+        ("registration_completed", "r2"),
+    ]
+    assert "c: received=2 sent=1 rejected=1 (mapping=1)" in run.stderr
+    assert "copy: received=1 sent=1" in run.stderr
