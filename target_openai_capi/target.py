@@ -572,6 +572,8 @@ class TargetOpenAICapi(Target):
                 self.pipeline.settle_after_failure(wait=False)
             finally:
                 self.guard.lock.release()
+        else:  # (every request made counts, answered or not: the summary says how many)
+            self.pipeline.count_requests_made()
         self.pipeline.close_dead_letters()
         self.logger.error(
             "Stopped. No STATE was written past the last delivered records: "

@@ -310,8 +310,35 @@ def test_a_second_signal_stops_at_once_while_a_request_hangs(sandbox, tmp_path):
     assert code == 1, log
     assert "again: stopping now" in log
     assert states == [{"pos": 0}]
-    assert "unsettled=5" in log
+    assert "unsettled=5 requests=1" in log  # (the request made counts, unanswered)
     assert "Traceback" not in log
+
+
+def test_a_second_signal_while_a_record_s_request_hangs_counts_the_one_made(sandbox, tmp_path):
+    """One request at a time is made by the main thread as it handles the record: a second
+    signal then cannot settle anything, and the summary said requests=0 for the one made."""
+    sandbox.set_faults(FaultConfig(latency_ms=60_000))
+    config = config_for(
+        sandbox.url,
+        tmp_path,
+        batch_size=1,
+        max_concurrent_requests=1,
+        request_timeout_seconds=60,
+        worker_processes=0,
+    )
+    target = _OpenPipe(config, tmp_path, "never logged")
+    target.send([schema("conversions", {"id": {}}, ["id"]), *conversions(2)])
+    # (the second record waits in the pipe while the first one's request hangs)
+    deadline = time.monotonic() + 30
+    while sandbox.stats()["requests"] < 1:
+        assert time.monotonic() < deadline, "".join(target.log_lines)
+        time.sleep(0.05)
+    time.sleep(0.5)
+    target.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    code, _, log = target.exit_after(signal.SIGTERM)
+    assert code == 1, log
+    assert "unsettled=1 requests=1" in log
 
 
 def _blocked_signals(task: str) -> set[int] | None:

@@ -372,6 +372,10 @@ class Pipeline:
             # reported; its batches count as unsettled, so nothing is counted that was not)
             self._logger.warning("Settling after the failure failed too: %s", log_safe(str(exc)))
             self._logger.debug("Settling after the failure failed", exc_info=True)
+        self.count_requests_made()
+
+    def count_requests_made(self) -> None:
+        """Count in the summary every request made, those of batches not settled too."""
         self.account.requests = max(self.account.requests, self.uploader.requests_sent)
 
     def warn_of_unknown_reads(self, stream: str, schema: Mapping[str, Any]) -> None:
