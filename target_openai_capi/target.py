@@ -525,6 +525,11 @@ class TargetOpenAICapi(Target):
 
     def run(self, file_input: IO[str] | None) -> None:
         """Open the run's files, read the input to its end, and stop cleanly on any failure."""
+        if file_input is None and sys.stdin is None:  # (started with its input closed: <&-)
+            self.fail(
+                "There is no input: standard input is closed. Pipe a tap's output in "
+                "(tap | target-openai-capi --config ...), or give --input FILE."
+            )
         try:
             reads = input_stat(file_input)
             self.pipeline.open_dead_letters(reads)

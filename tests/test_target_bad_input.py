@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 from conftest import API_KEY, PIXEL_ID
-from support import now_ms, record, run_target, schema
+from support import TARGET_CMD, now_ms, record, run_target, schema
 
 GOOD_ID = "good"
 
@@ -369,3 +371,20 @@ def test_a_stream_keyed_by_email_never_logs_the_email(sandbox, tmp_path):
     assert email.lower() not in run.output.lower()
     assert "other@example.com" not in run.output
     assert email in (tmp_path / "dead.jsonl").read_text()  # kept for replay, as received
+
+
+def test_a_run_started_with_its_input_closed_says_so(sandbox, tmp_path):
+    """`target-openai-capi --config c.json <&-`: 'Unexpected error ... This is a bug'."""
+    config = {"pixel_id": PIXEL_ID, "api_key": API_KEY, "api_url": sandbox.url, "streams": {}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(tmp_path / "config.json")],
+        capture_output=True,
+        preexec_fn=lambda: os.close(0),  # (the child's standard input, before exec)
+        check=False,
+        timeout=60,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert "There is no input: standard input is closed" in err
+    assert "bug" not in err
