@@ -254,7 +254,10 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         "max_retry_seconds",
         th.NumberType(minimum=0, maximum=86_400),
         default=300,
-        description="Bound on the total time spent retrying one batch; then the run fails.",
+        description=(
+            "Bound on the total time spent retrying one request (a batch, a part of one split "
+            "to find a bad event, a pass of validate_first); then the run fails."
+        ),
     ),
     th.Property(
         "request_timeout_seconds",
