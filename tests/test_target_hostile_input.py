@@ -1037,6 +1037,8 @@ def test_a_dead_letter_file_that_fills_up_stops_with_one_clear_line(sandbox, tmp
     assert_clean(run)
     assert "dead_letter_path '/dev/full' cannot be written (No space left on device)" in run.stderr
     assert run.stdout == ""
+    # Not written, so not 'rejected' (which says it is in the file): unsettled, STATE before it.
+    assert "rejected=0 unsettled=2 requests=0; c: received=2 unsettled=2" in run.stderr
 
 
 def _started(cfg: dict[str, Any], tmp_path: Path) -> subprocess.Popen[bytes]:

@@ -20,13 +20,14 @@ from target_openai_capi.pipeline.accounting import (
     SENT,
     STAGE_API,
     STAGE_WINDOW,
+    UNSETTLED,
     VALIDATED,
     RunAccount,
 )
 from target_openai_capi.pipeline.batching import RecordRef
 from target_openai_capi.pipeline.checkpoint import Checkpoints, StateValue
 from target_openai_capi.pipeline.coverage import MatchCoverage
-from target_openai_capi.pipeline.dead_letter import DeadLetterFile
+from target_openai_capi.pipeline.dead_letter import DeadLetterError, DeadLetterFile
 from target_openai_capi.pipeline.events import Rejection, StreamInfo
 from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.reading.envelope import decode_record
@@ -113,20 +114,24 @@ class Settler:
         """
         if not in_batch:
             self._checkpoints.next_seq()
-        self.account.reject(stream.name, rejection.stage)
         if self.dead_letters is not None and not self._written_before(written_as, record_json):
             written = written_as or stream
-            self.dead_letters.record(
-                stream=written.name,
-                schema=written.schema,
-                key_properties=written.key_properties,
-                record=record,
-                stage=rejection.stage,
-                reason=rejection.reason,
-                server_message=rejection.server_message,
-                event_id=rejection.event_id,
-                record_json=record_json,
-            )
+            try:
+                self.dead_letters.record(
+                    stream=written.name,
+                    schema=written.schema,
+                    key_properties=written.key_properties,
+                    record=record,
+                    stage=rejection.stage,
+                    reason=rejection.reason,
+                    server_message=rejection.server_message,
+                    event_id=rejection.event_id,
+                    record_json=record_json,
+                )
+            except DeadLetterError:  # (not rejected, which says it is in the file: the run
+                self.account.count(stream.name, UNSETTLED)  # stops, STATE before it)
+                raise
+        self.account.reject(stream.name, rejection.stage)
         # The record's key stays out of the log: a stream may be keyed by an email address.
         self._log.warning(
             stream.name,
