@@ -229,6 +229,7 @@ def test_connection_refused_is_a_retryable_transport_error() -> None:
     client.close()
     assert caught.value.retryable is True
     assert "network error talking to http://127.0.0.1:" in str(caught.value)
+    assert "NewConnectionError: HTTPConnection(host='127.0.0.1', port=" in str(caught.value)
     assert SECRET not in str(caught.value)
     assert caught.value.__cause__ is not None  # translated with `raise ... from`
 

@@ -350,6 +350,9 @@ def _watched(base: type[Any]) -> type[Any]:
                 watch.connection = self
             return super().request(*args, **kwargs)
 
+    # Named as its base in messages: "HTTPConnection(host=..., port=...): Failed to establish
+    # a new connection", not this module's helper.
+    Watched.__name__ = Watched.__qualname__ = base.__name__
     return Watched
 
 
