@@ -138,6 +138,11 @@ HOSTILE_SCHEMAS = {
         "number too large",
     ),
     "a property that is not a schema": (_schema_line({"id": 5}), "is not a schema"),
+    # (every record was refused, 'record.id must be ', a reason of nothing)
+    "a property of no type": (
+        _schema_line({"id": {"type": []}}),
+        "schema.properties.id.type is an empty list",
+    ),
     "not of objects": (
         json.dumps({"type": "SCHEMA", "stream": "c", "schema": {"type": ["string", "null"]}}),
         "schema describes no object (a RECORD's record is a JSON object)",

@@ -169,6 +169,8 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
             if target is _NOTHING:
                 return f"{where}.$ref {ref[:80]!r} points to nothing in the schema"
             stack.append((target, f"{where}.$ref", depth + 1))
+        if node.get("type") == []:  # (no value has none of the types: every record refused)
+            return f"{where}.type is an empty list (a property takes one type or more)"
         if "pattern" in node and (problem := _pattern_problem(node["pattern"], f"{where}.pattern")):
             return problem
         for pattern in node.get("patternProperties") or ():
