@@ -138,11 +138,6 @@ HOSTILE_SCHEMAS = {
         "number too large",
     ),
     "a property that is not a schema": (_schema_line({"id": 5}), "is not a schema"),
-    # (every record was refused, 'record.id must be ', a reason of nothing)
-    "a property of no type": (
-        _schema_line({"id": {"type": []}}),
-        "schema.properties.id.type is an empty list",
-    ),
     "not of objects": (
         json.dumps({"type": "SCHEMA", "stream": "c", "schema": {"type": ["string", "null"]}}),
         "schema describes no object (a RECORD's record is a JSON object)",
@@ -2208,3 +2203,17 @@ def test_a_stream_map_failing_on_a_record_sends_none_of_its_copies(sandbox, tmp_
     ]
     assert "c: received=2 sent=1 rejected=1 (mapping=1)" in run.stderr
     assert "copy: received=1 sent=1" in run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_property_of_no_type_takes_any_value(workers, sandbox, tmp_path):
+    """`type: []` (a tap that knows no type for a column): every record was refused, with the
+    reason 'record.total must be ', a reason of nothing; a column never read no less."""
+    props = {"id": {"type": "string"}, "total": {"type": []}, "legacy": {"type": []}}
+    fields = {"custom_event_name": "'quiz_done'", "custom_data": "{t: total}"}
+    streams = {"c": {"event_type": "custom", "fields": fields}}
+    cfg = config(sandbox.url, tmp_path, streams=streams, worker_processes=workers)
+    lines = [schema("c", props, ["id"]), rec(1, total=5, legacy="x"), rec(2, total="five")]
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sorted(repr(e["data"]["t"]) for e in sandbox.events(PIXEL_ID)) == ["'five'", "5"]

@@ -169,8 +169,6 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
             if target is _NOTHING:
                 return f"{where}.$ref {ref[:80]!r} points to nothing in the schema"
             stack.append((target, f"{where}.$ref", depth + 1))
-        if node.get("type") == []:  # (no value has none of the types: every record refused)
-            return f"{where}.type is an empty list (a property takes one type or more)"
         if "pattern" in node and (problem := _pattern_problem(node["pattern"], f"{where}.pattern")):
             return problem
         for pattern in node.get("patternProperties") or ():
@@ -325,6 +323,8 @@ def for_record_checks(schema: Any) -> Any:
             node.update(merged)
         _drop_patterns(node)
         node.pop("multipleOf", None)
+        if node.get("type") == []:  # (no type at all: the tap knows none, not that no value
+            del node["type"]  # is allowed; every record was refused, a reason of nothing)
         if not draft4:  # (a schema that says it is draft 4 is checked as draft 4)
             for exclusive, bound in (
                 ("exclusiveMaximum", "maximum"),
