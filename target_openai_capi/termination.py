@@ -72,7 +72,12 @@ class MessageGuard:
         if self.quiet_input.failure is not None:
             raise self.quiet_input.failure
         try:
-            process()
+            # Under the lock, as a message is handled: a second signal, which stops at once,
+            # settles and releases STATE only when it can take the lock, never in the middle
+            # of this delivery (between a batch taken off its hold and the batch submitted,
+            # STATE could have gone past records never sent).
+            with self.lock:
+                process()
         finally:
             self._in_message = False
         self._pending_signal = None  # the run ends here anyway
@@ -89,7 +94,7 @@ class MessageGuard:
         self._terminating = True
         self._logger.info("Received signal %d: delivering what is batched, then stopping.", signum)
         try:
-            self._end_of_input()
+            self._end_of_input()  # (handle_end, under the lock)
         except (DeliveryError, RunFailed) as exc:
             self._fail(str(exc))
         logging.shutdown()

@@ -425,6 +425,48 @@ def test_a_signal_during_a_rejected_message_still_stops_the_run(monkeypatch):
     assert calls == ["rejection recorded", "end of input"]
 
 
+def test_a_second_signal_during_the_last_delivery_finds_it_under_the_lock(monkeypatch):
+    """The stop at once settles and releases STATE only if it can take the lock. The last
+    delivery (end of input, or after a first signal) ran without it, so a second signal could
+    release STATE between a batch taken off its hold and the batch submitted: past records
+    never sent."""
+    import logging
+    from typing import NoReturn
+
+    import pytest
+
+    from target_openai_capi.termination import MessageGuard
+
+    could_settle: list[bool] = []
+
+    def fail_at_once(message: str) -> NoReturn:
+        took = guard.lock.acquire(blocking=False)  # (as target.py `fail(at_once=True)` does)
+        if took:
+            guard.lock.release()
+        could_settle.append(took)
+        raise SystemExit(1)
+
+    def fail(message: str) -> NoReturn:
+        raise AssertionError(message)
+
+    guard = MessageGuard(
+        deliver_when_quiet=lambda: None,
+        end_of_input=lambda: None,
+        fail=fail,
+        fail_at_once=fail_at_once,
+        stop_sending=lambda: None,
+        logger=logging.getLogger("test-guard"),
+    )
+
+    def last_delivery() -> None:
+        guard.signal(15)  # the first: once this is done
+        guard.signal(15)  # the second: at once
+
+    with pytest.raises(SystemExit):
+        guard.handle_end(last_delivery)
+    assert could_settle == [False]
+
+
 def test_a_run_stopped_by_an_error_still_accounts_for_every_record(sandbox, tmp_path):
     """The API answers 500 to everything and the target gives up: the run stops with three
     batches in flight, none of them settled. Their records are counted as unsettled, so the
