@@ -637,3 +637,17 @@ def test_a_preset_s_amount_leaves_a_table_s_amount_minor_column_read(preset):
     )
     for event, _ in (build_event(mapping, record, ("id",)), assemble(record, lambda: record)):
         assert event["data"]["amount"] == 1999
+
+
+def test_a_user_s_field_replaces_the_other_of_its_pair_that_a_preset_maps():
+    """`amount_minor` mapped over a preset that maps `amount`: 'map amount or amount_minor,
+    not both' (the workaround was `amount: null`)."""
+    entry = {"preset": "segment/tracks", "fields": {"amount_minor": "cents"}}
+    mapping = compile_stream_mapping("order_completed", entry)
+    assert "amount" not in mapping.fields
+    assemble = compile_assembler(mapping, ("id",), "plural", None)
+    assert assemble is not None
+    record = track("m1", "Order Completed", "2026-12-04T10:00:00Z", cents=1999, currency="USD")
+    record["amount"] = "5.00"  # (a column the preset's amount would read first)
+    for event, _ in (build_event(mapping, record, ("id",)), assemble(record, lambda: record)):
+        assert event["data"]["amount"] == 1999

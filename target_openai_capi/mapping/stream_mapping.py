@@ -158,6 +158,8 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
             )
     unread = set(nulls)
     for a, b in PAIRED_FIELDS:
+        if a in fields and b in fields and (a in written) != (b in written):
+            del fields[b if a in written else a]  # (the user's replaces the preset's other)
         if a in fields and b in fields:
             problems.append(f"{where}.fields: map {a} or {b}, not both")
         elif (a in fields and a in written) or (b in fields and b in written):
