@@ -1039,6 +1039,12 @@ def test_a_dead_letter_file_that_fills_up_stops_with_one_clear_line(sandbox, tmp
     assert run.stdout == ""
     # Not written, so not 'rejected' (which says it is in the file): unsettled, STATE before it.
     assert "rejected=0 unsettled=2 requests=0; c: received=2 unsettled=2" in run.stderr
+    # A line that is no message alike.
+    run = run_target(cfg, [SCHEMA, rec(1), state({"b": 1}), "not json"], tmp_path)
+    assert run.returncode == 1
+    assert "dead_letter_path '/dev/full' cannot be written" in run.stderr
+    assert "rejected=0" in run.stderr
+    assert "(input): received=1 unsettled=1" in run.stderr
 
 
 def _started(cfg: dict[str, Any], tmp_path: Path) -> subprocess.Popen[bytes]:

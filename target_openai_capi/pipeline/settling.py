@@ -168,9 +168,13 @@ class Settler:
         """Dead-letter an input line that was not a usable Singer message (`in_batch_file`: a
         line of a BATCH message's file, `line_number` its number there, named by `reason`)."""
         self._checkpoints.next_seq()
-        self.account.reject(INPUT_STREAM, stage)
         if self.dead_letters is not None:
-            self.dead_letters.line(line_number=line_number, raw=raw, stage=stage, reason=reason)
+            try:
+                self.dead_letters.line(line_number=line_number, raw=raw, stage=stage, reason=reason)
+            except DeadLetterError:  # (not rejected, which says it is in the file)
+                self.account.count(INPUT_STREAM, UNSETTLED)
+                raise
+        self.account.reject(INPUT_STREAM, stage)
         where = "a line of a BATCH file" if in_batch_file else f"input line {line_number}"
         self._log.warning(INPUT_STREAM, stage, "Rejected %s: %s", where, log_safe(reason))
         if self._fail_on_rejection:
