@@ -140,6 +140,28 @@ def test_a_call_log_keyed_by_the_caller_s_number_sends_its_ids_hashed(workers, s
     assert "555-2671" not in run.output
 
 
+@pytest.mark.parametrize("workers", [None, 0])
+def test_an_id_column_that_is_one_part_of_a_key_of_several_makes_no_id_alone(
+    workers, sandbox, tmp_path
+):
+    """Keyed by (tenant_id, id), no `id` mapped: the `id` column alone made the id, so the
+    orders of two tenants with the same number were one event (the second a duplicate)."""
+    props = {"tenant_id": {"type": "integer"}, "id": {"type": "integer"}, "at": {"type": "string"}}
+    lines = [
+        schema("orders", props, ["tenant_id", "id"]),
+        record("orders", {"tenant_id": 1, "id": 100, "at": AT}),
+        record("orders", {"tenant_id": 2, "id": 100, "at": AT}),
+    ]
+    streams = {"orders": {"event_type": "order_created", "fields": {"timestamp": "at"}}}
+    cfg = config(sandbox, tmp_path, streams)
+    if workers is not None:
+        cfg["worker_processes"] = workers
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["1:100", "2:100"]
+    assert "sent=2" in run.stderr
+
+
 def test_placeholder_ids_do_not_merge_different_orders(sandbox, tmp_path):
     """An export that writes '(not set)' or 'NULL' where an order has no id: each such order is
     its own event (a hash of its data), not a duplicate of the first one that had it."""

@@ -152,7 +152,10 @@ def compile_assembler(
     src.depth = 1
     src.add("event = {}", "notes = []", "try:")
     src.depth = 2
-    fetch("id")
+    if generic.id_is_part_of_the_key(mapping, namespace["KEYS"]):
+        src.add("v = None")  # (the whole key makes the id: event.py `event_id`)
+    else:
+        fetch("id")
     src.add("event['id'] = event_id_from(v, record, KEYS, whole_record)")
     if fixed:
         src.add(f"event['type'] = {event_type!r}")

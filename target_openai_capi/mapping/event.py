@@ -239,9 +239,17 @@ def event_id(
 ) -> str:
     """Stable event id: the mapped id, else the stream's key properties (id_key_properties),
     else a hash of the whole record (`whole_record()` when `record` holds only the paths the
-    mapping reads)."""
+    mapping reads). An `id` column is read as the mapped id unless it is one part of a key of
+    several (`tenant_id, id`: alone it would make the rows of two tenants one event)."""
     keys = id_key_properties(key_properties)
-    return event_id_from(_value(mapping, record, "id"), record, keys, whole_record)
+    value = None if id_is_part_of_the_key(mapping, keys) else _value(mapping, record, "id")
+    return event_id_from(value, record, keys, whole_record)
+
+
+def id_is_part_of_the_key(mapping: StreamMapping, keys: Sequence[str]) -> bool:
+    """True when `id` is not mapped and the record's `id` column is one of several key
+    properties: the event id is then made of the whole key, not of that column alone."""
+    return "id" not in mapping.fields and len(keys) > 1 and "id" in keys
 
 
 def event_id_from(
