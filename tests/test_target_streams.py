@@ -7,7 +7,7 @@ import json
 
 import pytest
 from conftest import API_KEY, PIXEL_ID
-from support import iso_minutes_ago, now_ms, record, run_target, schema, state
+from support import iso_minutes_ago, now_ms, record, run_target, schema, state, target_config
 
 from target_openai_capi.sandbox import FaultConfig
 
@@ -505,3 +505,37 @@ def test_a_scheduled_run_with_nothing_new_is_not_a_warning(sandbox, tmp_path):
     assert "streams.conversions matched nothing" not in run.stderr
     assert "streams.refunds matched nothing" in run.stderr
     assert run.states == [{"bm": 1}]
+
+
+def test_two_streams_whose_events_share_names_and_ids_are_told_so(sandbox, tmp_path):
+    """Two tables numbered from 1, mapped to one event type: the second's events were counted
+    duplicates with no word (the API would keep only the first of each id too)."""
+    entry = {"event_type": "lead_created", "fields": {"email": "email"}}
+    streams = {"web_leads": entry, "phone_leads": entry}
+    props = {"id": {"type": "integer"}, "email": {"type": "string"}, "timestamp": {}}
+    at = iso_minutes_ago(3)
+    lines = [schema("web_leads", props, ["id"]), schema("phone_leads", props, ["id"])]
+    for n in (1, 2):
+        lines.append(record("web_leads", {"id": n, "email": f"w{n}@example.com", "timestamp": at}))
+    for n in (1, 2):
+        lines.append(
+            record("phone_leads", {"id": n, "email": f"p{n}@example.com", "timestamp": at})
+        )
+    run = run_target(target_config(sandbox.url, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "phone_leads: received=2 duplicate=2" in run.stderr
+    told = "Stream 'phone_leads': an event has the name (lead_created) and id of an event of "
+    assert run.stderr.count(told + "stream 'web_leads'") == 1
+    assert "join(':', ['phone_leads', to_string(id)])" in run.stderr
+    # What the message says to do: both tables' events are sent.
+    sandbox.reset()
+    fixed = {
+        name: {
+            **entry,
+            "fields": {**entry["fields"], "id": f"join(':', ['{name}', to_string(id)])"},
+        }
+        for name in streams
+    }
+    run = run_target(target_config(sandbox.url, tmp_path, fixed), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert len(sandbox.events(PIXEL_ID)) == 4

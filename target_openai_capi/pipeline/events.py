@@ -157,7 +157,9 @@ class EventBuilder:
         self._default_phone_region = default_phone_region
         self._log = log
         self._now_ms = now_ms
-        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # Recent event keys, each with the stream of its first copy (None: not known).
+        self._recent: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._collisions_told: set[tuple[str, str]] = set()  # (stream, the other stream)
         # Whether an event of this (name, id) is batched or in flight, not yet settled: then a
         # later copy is held (HeldCopy), not a duplicate. Set by the pipeline.
         self.is_unsettled: Callable[[tuple[str, str]], bool] = lambda key: False
@@ -206,8 +208,11 @@ class EventBuilder:
             outcome = outcome._replace(name=VALIDATED_ONLY + outcome.name)
         key = (outcome.name, str(event_id))
         result: Outcome | HeldCopy = outcome
-        if self._seen_recently(*key):
+        first = self._recent.get(key)
+        if self._seen_recently(*key, stream.name):
             result = HeldCopy(outcome) if self.is_unsettled(key) else DUPLICATE
+            if first is not None and first != stream.name:
+                self._say_ids_collide(stream.name, first, outcome.name)
         if result is not DUPLICATE:
             for note in notes:
                 self._log.warning(stream.name, NOTE, "Record of '%s': %s", stream.name, note)
@@ -236,11 +241,29 @@ class EventBuilder:
         """The event was not sent: a later copy in this run (perhaps fixed) is not a duplicate."""
         self._recent.pop((event_name, event_id), None)
 
-    def _seen_recently(self, event_name: str, event_id: str) -> bool:
+    def _say_ids_collide(self, stream: str, first: str, event_name: str) -> None:
+        """Once per pair of streams: an event of this stream has the name and id of one of
+        another stream; the API keeps the first, so this one is a duplicate."""
+        if (stream, first) in self._collisions_told:
+            return
+        self._collisions_told.add((stream, first))
+        self._log.logger.warning(
+            "Stream '%s': an event has the name (%s) and id of an event of stream '%s' in this "
+            "run, so it is counted a duplicate and not sent (the API keeps the first event of "
+            "a name and id). If the two streams' records are different conversions (two tables "
+            "numbered from 1), map fields.id on each to an id unique across them, such as "
+            "join(':', ['%s', to_string(id)]).",
+            stream,
+            event_name.removeprefix(VALIDATED_ONLY),
+            first,
+            stream,
+        )
+
+    def _seen_recently(self, event_name: str, event_id: str, stream: str | None = None) -> bool:
         key = (event_name, event_id)
         if key in self._recent:
             return True
-        self._recent[key] = None
+        self._recent[key] = stream
         if len(self._recent) > RECENT_EVENT_KEYS:
             self._recent.popitem(last=False)
         return False
