@@ -133,6 +133,20 @@ def reason_safe(reason: str) -> str:
 MAX_LOGGED_CHARS = 1000
 
 
+# Names the user gave or the run is about, shown when quoted however they look: a stream's name
+# ('Web Leads Sheet'), the pixel id, a file's path (a BATCH file's name holds a UUID), which the
+# messages that name them exist to show. Not a record's values.
+_shown: set[str] = set()
+MAX_NAMES_SHOWN = 10_000
+
+
+def show_in_log(*names: object) -> None:
+    """From now on, a quoted value equal to one of these names is logged as it is."""
+    for name in names:
+        if isinstance(name, str) and name and len(_shown) < MAX_NAMES_SHOWN:
+            _shown.add(name)
+
+
 def _masked(text: str, quoted: Callable[[str, str], str]) -> str:
     if len(text) > MAX_LOGGED_CHARS:
         text = text[: MAX_LOGGED_CHARS - 1] + HIDDEN
@@ -141,7 +155,11 @@ def _masked(text: str, quoted: Callable[[str, str], str]) -> str:
     text = _PLUS_PHONE.sub(HIDDEN, text)
     parts, done = [], 0
     for start, end in quoted_values(text):
-        parts += [text[done:start], quoted(text[start], text[start + 1 : end - 1])]
+        value = text[start + 1 : end - 1]
+        parts += [
+            text[done:start],
+            text[start:end] if value in _shown else quoted(text[start], value),
+        ]
         done = end
     parts.append(text[done:])
     return "".join(parts)

@@ -44,7 +44,7 @@ from target_openai_capi.config import (
 from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
-from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_safe
+from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_safe, show_in_log
 from target_openai_capi.mapping.stream_mapping import written_expressions
 from target_openai_capi.output_files import protect_input
 from target_openai_capi.parallel.pool import WorkerPool
@@ -123,6 +123,14 @@ class TargetOpenAICapi(Target):
         super().__init__(*args, **kwargs)
         # From here on no log line shows the key (a streams entry may quote it by mistake).
         hide_in_every_log_line(str(self.config.get("api_key") or ""))
+        # ... and the names the user gave show as they are, however they look.
+        config = self.config
+        show_in_log(
+            config.get("pixel_id"),
+            config.get("dead_letter_path"),
+            config.get("request_log_path"),
+            *(config.get("streams") or {}),
+        )
         # All sinks share one uploader and one STATE checkpoint, so drains run one at a time.
         self.max_parallelism = 1
         self._state_out = StateWriter()
@@ -231,6 +239,7 @@ class TargetOpenAICapi(Target):
         stream = message_dict.get("stream")
         if not isinstance(stream, str) or not stream:
             raise BadLine("SCHEMA message has no stream name")
+        show_in_log(stream)  # (a stream's name is no record's data)
         if "schema" in message_dict and self.pipeline.settings.on_rejected != "fail":
             # (With on_rejected: fail such a SCHEMA stops the run, as in the SDK's targets: its
             # standard target tests call `{"type": "object"}` an invalid schema.)

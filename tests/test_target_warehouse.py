@@ -544,3 +544,26 @@ def test_rows_keyed_by_two_columns_holding_colons_are_two_events(sandbox, tmp_pa
         "x:y\\:z",
         "x\\:y:z",
     ]
+
+
+def test_names_the_user_gave_show_in_messages_however_they_look(sandbox, tmp_path):
+    """A stream named in words ('Web Leads Sheet'), which the log's redaction takes for
+    personal data: the message that exists to name it said 'Name the entry '…''."""
+    lines = [
+        schema("Web Leads Sheets", {"id": {"type": "string"}}, ["id"]),
+        record("Web Leads Sheets", {"id": "l1", "timestamp": AT, "type": "lead_created"}),
+    ]
+    streams = {"Web Leads Sheet": {}}
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 1
+    assert (
+        "Stream 'Web Leads Sheets' has no entry under `streams`, and `streams.Web Leads Sheet` "
+        "has matched no stream: is it misspelt? Name the entry 'Web Leads Sheets'"
+    ) in run.stderr
+    # A record's values stay hidden all the same.
+    bad = record("Web Leads Sheets", {"id": "l2", "timestamp": "Jane Q Public", "type": "x"})
+    fixed = config(sandbox, tmp_path, {"Web Leads Sheets": {}})
+    run = run_target(fixed, [lines[0], bad], tmp_path)
+    assert run.returncode == 0, run.output
+    assert "Rejected a record of 'Web Leads Sheets' at mapping" in run.stderr
+    assert "Jane" not in run.stderr

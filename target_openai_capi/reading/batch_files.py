@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
+from target_openai_capi.log_safety import show_in_log
 from target_openai_capi.reading.envelope import RecordEnvelope
 from target_openai_capi.reading.line_chunks import MAX_LINE_BYTES  # (as for input)
 
@@ -96,6 +97,7 @@ def _open(path: Path, gzipped: bool) -> IO[bytes]:
 def read_lines(path: Path, *, gzipped: bool) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for each non-blank line; raises BatchFileError if unreadable, not a
     regular file, or holding a line over MAX_LINE_BYTES."""
+    show_in_log(str(path)[:200], path.name)  # (a file's name, which holds a UUID, is shown)
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise BatchFileError(f"its file {str(path)[:200]!r} is not a regular file")
