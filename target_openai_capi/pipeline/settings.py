@@ -51,7 +51,9 @@ def integration_source(config: Mapping[str, Any]) -> str | None:
     """The integration_source every request carries: the setting trimmed, or None to send none
     (null, or an empty text: Meltano passes its default for a null)."""
     source = setting(config, "integration_source")
-    return str(source).strip() or None if source is not None else None
+    if source is None:
+        return None
+    return str(source).strip() or None
 
 
 def uploader_from_config(config: Mapping[str, Any]) -> Uploader:
