@@ -438,6 +438,7 @@ def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp
             "encoding format 'parquet' is not supported",
         ),
         (_batch(["https://127.0.0.1:9/part.jsonl.gz"]), "nothing is fetched from a URL"),
+        (_batch(["file://127.0.0.1:9/part.jsonl.gz"]), "nothing is fetched from a URL"),
         (_batch(["file:///proc/self/environ"]), "a system file, not a tap's batch file"),
         (_batch(["/proc/self/../self/cmdline"]), "a system file, not a tap's batch file"),
         (_batch(["file:///tmp/part%00.jsonl.gz"]), "no usable file name (embedded null byte)"),
@@ -446,6 +447,7 @@ def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp
         "missing file",
         "unknown encoding",
         "remote URL",
+        "file URL with a port",
         "proc file",
         "proc path",
         "NUL",
@@ -2223,3 +2225,23 @@ def test_a_property_of_no_type_takes_any_value(workers, sandbox, tmp_path):
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert sorted(repr(e["data"]["t"]) for e in sandbox.events(PIXEL_ID)) == ["'five'", "5"]
+
+
+def test_a_batch_file_url_relative_to_the_working_directory_is_read(sandbox, tmp_path):
+    """`file://batches/part.jsonl` (the SDK's own target test streams are written so): the SDK
+    reads it from the working directory; it was refused as 'not a local file'."""
+    (tmp_path / "batches").mkdir()
+    _batch_file(tmp_path / "batches" / "part.jsonl", ORDERS[:2], gzipped=False)
+    lines = [SCHEMA, _batch(["file://batches/part.jsonl"], compression="none")]
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(tmp_path / "config.json")],
+        input=("\n".join(lines) + "\n").encode(),
+        capture_output=True,
+        cwd=tmp_path,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert stored(sandbox) == ["b0", "b1"], proc.stderr.decode()

@@ -70,6 +70,10 @@ def _checked_local_path(url: str) -> Path:
     parts = urlsplit(url)
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
         return _not_a_system_file(Path(unquote(parts.path)))
+    if parts.scheme == "file" and not any(ch in parts.netloc for ch in ":@"):
+        # file://dir/file.jsonl: a path relative to the working directory, as the SDK reads it
+        # (its own target test streams are written so); no host is contacted.
+        return _not_a_system_file(Path(unquote(parts.netloc + parts.path)))
     if parts.scheme == "" and url:
         return _not_a_system_file(Path(url))
     shown = f"{parts.scheme}://{parts.netloc}{parts.path}"[:120] if parts.scheme else url[:120]
