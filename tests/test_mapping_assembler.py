@@ -645,6 +645,10 @@ def test_a_user_s_field_replaces_the_other_of_its_pair_that_a_preset_maps():
     entry = {"preset": "segment/tracks", "fields": {"amount_minor": "cents"}}
     mapping = compile_stream_mapping("order_completed", entry)
     assert "amount" not in mapping.fields
+    # Nor are its columns read (and so checked against the schema: a 'n/a' price refused it).
+    assert mapping.reads is not None
+    assert {"cents", "currency"} <= mapping.reads.keys()
+    assert not {"amount", "total", "revenue", "value", "price"} & mapping.reads.keys()
     assemble = compile_assembler(mapping, ("id",), "plural", None)
     assert assemble is not None
     record = track("m1", "Order Completed", "2026-12-04T10:00:00Z", cents=1999, currency="USD")

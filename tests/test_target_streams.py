@@ -526,6 +526,7 @@ def test_two_streams_whose_events_share_names_and_ids_are_told_so(sandbox, tmp_p
     assert "phone_leads: received=2 duplicate=2" in run.stderr
     told = "Stream 'phone_leads': an event has the name (lead_created) and id of an event of "
     assert run.stderr.count(told + "stream 'web_leads'") == 1
+    assert "counted a duplicate and not sent unless that one is refused" in run.stderr
     assert "join(':', ['phone_leads', to_string(id)])" in run.stderr
     # What the message says to do: both tables' events are sent.
     sandbox.reset()

@@ -186,7 +186,8 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
 
     if problems:
         raise ValueError("; ".join(problems))
-    texts = [*(entry.get("fields") or {}).values(), filter_text, type_from_text]
+    # (a preset's field the user's replaced is not read: its columns are not checked either)
+    texts = [*((entry.get("fields") or {})[name] for name in fields), filter_text, type_from_text]
     # An event field that is not mapped is read from the record's property of the same name.
     reads = read_paths(
         [text for text in texts if isinstance(text, str)],

@@ -249,8 +249,9 @@ class EventBuilder:
         self._collisions_told.add((stream, first))
         self._log.logger.warning(
             "Stream '%s': an event has the name (%s) and id of an event of stream '%s' in this "
-            "run, so it is counted a duplicate and not sent (the API keeps the first event of "
-            "a name and id). If the two streams' records are different conversions (two tables "
+            "run, so it is counted a duplicate and not sent unless that one is refused (the API "
+            "keeps the first event of a name and id). If the two streams' records are different "
+            "conversions (two tables "
             "numbered from 1), map fields.id on each to an id unique across them, such as "
             "join(':', ['%s', to_string(id)]).",
             stream,
