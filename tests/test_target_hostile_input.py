@@ -1988,13 +1988,8 @@ def test_an_event_that_ages_past_7_days_while_it_waits_is_not_sent(tmp_path):
         first_answered.set()
 
     gateway = _Gateway(answer)
-    cfg = config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=1)
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    proc = subprocess.Popen(
-        [*TARGET_CMD, "--config", str(tmp_path / "config.json")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc = _started(
+        config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=1), tmp_path
     )
     try:
         assert proc.stdin is not None
@@ -2172,13 +2167,8 @@ def test_a_batch_waiting_out_a_429_does_not_hold_up_the_others(tmp_path):
         _answer(handler, 200, b"{}", "application/json")
 
     gateway = _Gateway(answer)
-    cfg = config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=16)
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    proc = subprocess.Popen(
-        [*TARGET_CMD, "--config", str(tmp_path / "config.json")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc = _started(
+        config(gateway.url, tmp_path, batch_size=1, max_concurrent_requests=16), tmp_path
     )
     try:
         assert proc.stdin is not None
