@@ -61,14 +61,12 @@ def _pattern(node: Mapping[str, Any]) -> Callable[[str], Any]:
 _CUSTOM_NAME = _pattern(_PROPERTIES["custom_event_name"])
 _URL = _pattern(_PROPERTIES["source_url"])
 _CURRENCY = _pattern(_DEFS["currency"])
+_DATA_CURRENCY = _pattern(_DEFS["data_currency"])
 
 
 def source_url_ok(url: object) -> bool:
     """True when the value is a source_url the contract takes (a URL with a scheme and host)."""
     return type(url) is str and len(url) <= _URL_MAX and _URL(url) is not None
-
-
-_DATA_CURRENCY = _pattern(_DEFS["data_currency"])
 
 
 def _string_rule(node: Mapping[str, Any]) -> Callable[[object], bool]:

@@ -130,7 +130,7 @@ def compile_assembler(
         getter = mapping.fields.get(name)
         inline = None if getter is None else _inline(mapping.texts[name], into, namespace)
         if getter is None and name in mapping.unread:
-            src.add(f"{into} = None")  # (the other of its pair is mapped)
+            src.add(f"{into} = None")  # (mapped to null, or the other of its pair is mapped)
         elif getter is None:
             src.add(f"{into} = record.get({name!r})")
         elif inline is not None:

@@ -16,7 +16,7 @@ from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import _as_bool, _as_text, source_url_text
 from target_openai_capi.mapping.event import _custom_data as custom_data
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
-from target_openai_capi.mapping.expressions import gives_nothing, literal
+from target_openai_capi.mapping.expressions import literal
 from target_openai_capi.mapping.money import (
     currency_code,
     minor_units,
@@ -37,7 +37,7 @@ def constant_problems(mapping: StreamMapping, event_type_from: object = None) ->
     values = {
         where: found[0]
         for where, text in written.items()
-        if (found := literal(text)) is not None and not gives_nothing(text)
+        if (found := literal(text)) is not None and found[0] not in (None, "")  # (no value)
     }
     currency = values.get("fields.currency")
     problems = []

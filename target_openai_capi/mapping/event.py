@@ -74,7 +74,7 @@ def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
     getter = mapping.fields.get(name)
     if getter is not None:
         value = getter(record)
-    elif name in mapping.unread:  # (the other of its pair is mapped)
+    elif name in mapping.unread:  # (mapped to null, or the other of its pair is mapped)
         return None
     else:
         value = record.get(name)

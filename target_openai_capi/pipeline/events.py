@@ -48,6 +48,7 @@ _ID_PREFIXES_TOLD = ("rec_", HASHED_ID_PREFIX)
 _MADE_ID = re.compile(r"rec_[0-9a-f]{32}|" + HASHED_ID_PREFIX + "[0-9a-f]{64}")
 # Before the dedup name of an event only validated (a dry-run stream): a key of its own.
 VALIDATED_ONLY = "validate_only:"
+_UNSEEN = object()  # (an event key not among the recent ones)
 
 
 @dataclass(frozen=True)
@@ -208,10 +209,12 @@ class EventBuilder:
             outcome = outcome._replace(name=VALIDATED_ONLY + outcome.name)
         key = (outcome.name, str(event_id))
         result: Outcome | HeldCopy = outcome
-        first = self._recent.get(key)
-        if self._seen_recently(*key, stream.name):
+        first = self._recent.get(key, _UNSEEN)  # (one lookup: every event comes here)
+        if first is _UNSEEN:
+            self._remember(key, stream.name)
+        else:
             result = HeldCopy(outcome) if self.is_unsettled(key) else DUPLICATE
-            if first is not None and first != stream.name:
+            if isinstance(first, str) and first != stream.name:
                 self._say_ids_collide(stream.name, first, outcome.name)
         if result is not DUPLICATE:
             for note in notes:
@@ -235,7 +238,8 @@ class EventBuilder:
 
     def mark_sent(self, key: tuple[str, str]) -> None:
         """An event of this (name, id) is on its way again (a copy in place of a refused one)."""
-        self._seen_recently(*key)
+        if key not in self._recent:
+            self._remember(key, None)
 
     def forget(self, event_name: str, event_id: str) -> None:
         """The event was not sent: a later copy in this run (perhaps fixed) is not a duplicate."""
@@ -260,14 +264,11 @@ class EventBuilder:
             stream,
         )
 
-    def _seen_recently(self, event_name: str, event_id: str, stream: str | None = None) -> bool:
-        key = (event_name, event_id)
-        if key in self._recent:
-            return True
+    def _remember(self, key: tuple[str, str], stream: str | None) -> None:
+        """Keep the key of an event on its way, with its stream (None: not known)."""
         self._recent[key] = stream
         if len(self._recent) > RECENT_EVENT_KEYS:
             self._recent.popitem(last=False)
-        return False
 
     def _say_if_ids_are_hashed(self, stream: StreamInfo, event_id: str) -> None:
         """Once per stream: its event ids are hashes of the records (no id, no key properties)."""
