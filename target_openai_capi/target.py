@@ -526,7 +526,9 @@ class TargetOpenAICapi(Target):
         hide_in_every_log_line(str(target.config.get("api_key") or ""))
         if test:
             uploader = target.pipeline.uploader
-            works, line = check_credentials(uploader.client, integration_source(target.config))
+            works, line = check_credentials(
+                uploader.client, integration_source(target.config), uploader.policy
+            )
             print(line)
             uploader.close()
             sys.exit(0 if works else 1)

@@ -570,6 +570,56 @@ def test_the_credential_check_fails_when_a_web_page_answers(tmp_path):
     assert check.stdout.startswith("FAILED: a web page answered at http://127.0.0.1:")
 
 
+def _busy_then(status: int, busy_answers: int) -> Any:
+    """503 (Retry-After: 0) for the first `busy_answers` requests, then `status` with {}."""
+    answered = []
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        answered.append(1)
+        if len(answered) <= busy_answers:
+            handler.send_response(503)
+            handler.send_header("Retry-After", "0")
+            handler.send_header("Content-Length", "11")
+            handler.end_headers()
+            handler.wfile.write(b"overloaded.")
+        else:
+            _answer(handler, status, b"{}", "application/json")
+
+    return answer
+
+
+def test_the_credential_check_asks_a_busy_api_again(tmp_path):
+    """One 503 before the answer is a busy API, not a failed check: asked again, as a run would."""
+    gateway = _Gateway(_busy_then(200, busy_answers=1))
+    try:
+        check = run_target(config(gateway.url, tmp_path), [], tmp_path, extra_args=["--test"])
+    finally:
+        gateway.close()
+    assert check.returncode == 0, check.output
+    assert check.stdout.startswith("OK: the key, pixel id")
+    assert gateway.requests == 2
+
+
+def test_the_credential_check_gives_up_on_an_api_that_stays_busy(tmp_path):
+    """At most four attempts (max_attempts 8 by default), then one line saying it is busy."""
+    gateway = _Gateway(_busy_then(200, busy_answers=100))
+    try:
+        check = run_target(config(gateway.url, tmp_path), [], tmp_path, extra_args=["--test"])
+        fewer = run_target(
+            config(gateway.url, tmp_path, max_attempts=2), [], tmp_path, extra_args=["--test"]
+        )
+    finally:
+        gateway.close()
+    assert check.returncode == 1
+    assert check.stdout.strip() == (
+        f"FAILED: HTTP 503 for pixel id {PIXEL_ID!r} at {gateway.url} (overloaded.): the API is "
+        "busy or failing; try again later. (4 attempts)"
+    )
+    assert fewer.returncode == 1
+    assert fewer.stdout.strip().endswith("(2 attempts)")
+    assert gateway.requests == 4 + 2
+
+
 def _drip(handler: BaseHTTPRequestHandler, byte: bytes) -> None:
     """A byte every 0.2 s for a minute, or until the client hangs up."""
     for _ in range(300):

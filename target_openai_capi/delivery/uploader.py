@@ -138,6 +138,11 @@ class Uploader:
         return self._client
 
     @property
+    def policy(self) -> RetryPolicy:
+        """The retry bounds of each request (the credential check keeps within them too)."""
+        return self._policy
+
+    @property
     def busy(self) -> bool:
         """True while some batch is in flight (or finished, its result not yet collected)."""
         return bool(self._in_flight)
