@@ -672,6 +672,9 @@ def test_compile_ast_answers_none_for_an_unknown_node() -> None:
         ("micros_to_ms(t)", {"t": Decimal("1E+5000000")}, "micros_to_ms() expects epoch"),
         ("micros_to_ms(t)", {"t": 10**400}, "micros_to_ms() expects epoch microseconds"),
         ("micros_to_ms(t)", {"t": "9" * 5000}, "micros_to_ms() expects epoch microseconds"),
+        ("micros_to_ms(t)", {"t": 1_700_000_000_123}, "micros_to_ms() got epoch milliseconds"),
+        ("micros_to_ms(t)", {"t": "1700000000123"}, "micros_to_ms() got epoch milliseconds"),
+        ("micros_to_ms(t)", {"t": Decimal("1700000000")}, "micros_to_ms() got epoch seconds"),
     ],
 )
 def test_a_function_on_the_wrong_type_is_the_same_mapping_error(

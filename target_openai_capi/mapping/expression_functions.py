@@ -48,6 +48,7 @@ from jmespath.visitor import TreeInterpreter, _Expression
 
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.money import parse_number, stripe_amount
+from target_openai_capi.mapping.timestamps import MIN_EPOCH_MS
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -134,6 +135,22 @@ class DecimalInterpreter(TreeInterpreter):  # type: ignore[misc]  # jmespath shi
 
 class FunctionRefused(jmes_exceptions.JMESPathError):  # type: ignore[misc]
     """One of our functions cannot use the value it was given; str() never quotes the value."""
+
+
+def _micros_to_ms(micros: int) -> int:
+    """Epoch ms of whole epoch µs; a number that is already ms or seconds is refused, saying so
+    (divided, it would be blamed as a time in seconds that the record never held)."""
+    if micros >= MIN_EPOCH_MS * 1000:
+        return micros // 1000
+    if micros >= MIN_EPOCH_MS:
+        raise FunctionRefused(
+            "micros_to_ms() got epoch milliseconds, not microseconds: map the value to "
+            "timestamp_ms as it is, without micros_to_ms()"
+        )
+    raise FunctionRefused(
+        "micros_to_ms() got epoch seconds, not microseconds: map the value to timestamp "
+        "as it is, without micros_to_ms()"
+    )
 
 
 def _query_value(query: str, name: str) -> str | None:
@@ -355,9 +372,9 @@ class Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath shi
             return None
         # Bounded first: int() of 1e5000000 would take minutes (years 10**20 µs are no time).
         if isinstance(micros, str) and len(micros) <= 20 and micros.isascii() and micros.isdigit():
-            return int(micros) // 1000
+            return _micros_to_ms(int(micros))
         if isinstance(micros, int) and 0 <= micros < 10**20:
-            return micros // 1000
+            return _micros_to_ms(micros)
         if (
             isinstance(micros, Decimal)
             and micros.is_finite()
@@ -365,5 +382,5 @@ class Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath shi
             and micros >= 0
             and micros == micros.to_integral_value()
         ):
-            return int(micros) // 1000
+            return _micros_to_ms(int(micros))
         raise FunctionRefused("micros_to_ms() expects epoch microseconds, a whole number")
