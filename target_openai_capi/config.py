@@ -15,6 +15,7 @@ from singer_sdk import typing as th
 from target_openai_capi.contract import EVENT_TYPES, MAX_EVENTS_PER_REQUEST
 from target_openai_capi.log_safety import MIN_HIDDEN_LENGTH, is_loopback
 from target_openai_capi.mapping.constants import constant_problems
+from target_openai_capi.mapping.event import fields_not_carried
 from target_openai_capi.mapping.identity import (
     DEFAULT_USER_FIELD_STYLE,
     USER_FIELD_STYLES,
@@ -570,5 +571,10 @@ def compile_streams(
         for stream, mapping in mappings.items()
         for name in sorted(set(mapping.fields) - USER_FIELD_STYLES[style].keys())
         if name in USER_FIELDS
+    ]
+    warnings += [
+        f"streams.{stream}.fields.{name} is not sent: {why}."
+        for stream, mapping in mappings.items()
+        for name, why in fields_not_carried(mapping).items()
     ]
     return mappings, errors, warnings

@@ -215,6 +215,50 @@ def test_custom_names_app_events_contents_and_custom_data(sandbox, tmp_path):
     assert "action_source: must be 'mobile_app', got 'web'" in rejected["w1"]["reason"]
 
 
+def test_a_field_the_event_types_data_has_no_place_for_is_named_at_start_up(sandbox, tmp_path):
+    """A lead's data (customer_action) has no contents, plan_id or custom_data: said once at
+    start-up, why, not at the end as a path that 'gave no value' (it gave one)."""
+    at = iso_minutes_ago(5)
+    fields = {
+        "id": "id",
+        "timestamp": "at",
+        "action_source": "'offline'",
+        "contents": "items[].{id: sku}",
+        "plan_id": "plan",
+        "custom_data": "props",
+    }
+    streams = {
+        "leads": {"event_type": "lead_created", "fields": fields},
+        "trials": {"event_type": "trial_started", "fields": fields},
+    }
+    row = {"id": "1", "at": at, "items": [{"sku": "a"}], "plan": "pro", "props": {"k": "v"}}
+    lines = [schema("leads", {"id": {"type": "string"}}, ["id"]), record("leads", row)]
+    lines += [schema("trials", {"id": {"type": "string"}}, ["id"]), record("trials", row)]
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["type"]: e for e in sandbox.events(PIXEL_ID)}
+    assert events["lead_created"]["data"] == {"type": "customer_action"}
+    assert events["trial_started"]["data"] == {
+        "type": "plan_enrollment",
+        "contents": [{"id": "a"}],
+        "plan_id": "pro",
+    }
+    said = [line.split("| ")[-1] for line in run.stderr.splitlines() if "is not sent:" in line]
+    assert said == [
+        "streams.leads.fields.contents is not sent: lead_created events carry data of type "
+        "customer_action, which has no contents (only data of type contents, plan_enrollment "
+        "or custom has it).",
+        "streams.leads.fields.plan_id is not sent: lead_created events carry data of type "
+        "customer_action, which has no plan_id (only subscription_created, trial_started and "
+        "custom events have one).",
+        "streams.leads.fields.custom_data is not sent: lead_created events carry data of type "
+        "customer_action, which has no custom_data (only custom events have it).",
+        "streams.trials.fields.custom_data is not sent: trial_started events carry data of type "
+        "plan_enrollment, which has no custom_data (only custom events have it).",
+    ]
+    assert "gave no value" not in run.stderr
+
+
 def test_integration_source_is_a_setting_checked_at_start_up(sandbox, tmp_path):
     lines, _ = shopify_lines()
     streams = {"orders": ORDERS_STREAM}

@@ -18,7 +18,7 @@ import jmespath
 import simplejson
 from jmespath.exceptions import JMESPathError
 
-from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE
+from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, SHAPE_FIELDS
 from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
 from target_openai_capi.mapping.expression_functions import parse_json
@@ -466,6 +466,34 @@ def _event_type(mapping: StreamMapping, record: Mapping[str, Any]) -> tuple[str,
     assert mapping.event_type_from is not None  # compile_stream_mapping guarantees one of them
     name = mapping.event_type_from(record)
     return resolve_event_type(name, mapping.event_types)
+
+
+# Mapped fields that only some data shapes take (`_data` leaves them out of the others), and
+# the event types of those shapes, as a reason says it.
+_SHAPE_ONLY_FIELDS = {
+    "contents": ("contents", "only data of type contents, plan_enrollment or custom has it"),
+    "plan_id": ("plan_id", "only subscription_created, trial_started and custom events have one"),
+    "custom_data": (None, "only custom events have it"),
+}
+
+
+def fields_not_carried(mapping: StreamMapping | None) -> dict[str, str]:
+    """The mapped fields that the stream's one event type (`event_type`) leaves out, each with
+    why: its data shape has no place for it. (A stream of many types, `event_type_from`, may
+    map them for some of its types: nothing is said of it.)"""
+    event_type = None if mapping is None else mapping.event_type
+    if mapping is None or event_type is None:
+        return {}
+    shape = DATA_SHAPE_BY_TYPE[event_type]
+    dropped = {}
+    for name, (key, which) in _SHAPE_ONLY_FIELDS.items():
+        if name not in mapping.fields:
+            continue
+        if (shape != "custom") if key is None else (key not in SHAPE_FIELDS[shape]):
+            dropped[name] = (
+                f"{event_type} events carry data of type {shape}, which has no {name} ({which})"
+            )
+    return dropped
 
 
 def _data(mapping: StreamMapping, record: Mapping[str, Any], event_type: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.log_safety import log_safe
+from target_openai_capi.mapping.event import fields_not_carried
 from target_openai_capi.mapping.reads import unknown_reads
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
@@ -76,16 +77,16 @@ class Pipeline:
         (warn_of_unknown_reads), the fields watched for a value (field_watch.py)."""
         self.settings = settings
         self.written_expressions = written_expressions or {}
-        self.field_watch = FieldWatch(
-            {
-                stream: {
-                    where.removeprefix("fields."): text
-                    for where, text in expressions.items()
-                    if where.startswith("fields.")
-                }
-                for stream, expressions in self.written_expressions.items()
+        watched: dict[str, dict[str, str]] = {}
+        for stream, expressions in self.written_expressions.items():
+            # (a field the stream's one event type has no place for is said at start-up)
+            not_carried = fields_not_carried(mappings.get(stream))
+            watched[stream] = {
+                where.removeprefix("fields."): text
+                for where, text in expressions.items()
+                if where.startswith("fields.") and where.removeprefix("fields.") not in not_carried
             }
-        )
+        self.field_watch = FieldWatch(watched)
         self._unknown_reads_told: set[tuple[str, str, str]] = set()
         self.mappings = mappings
         self.uploader = uploader
