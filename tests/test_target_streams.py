@@ -540,3 +540,41 @@ def test_two_streams_whose_events_share_names_and_ids_are_told_so(sandbox, tmp_p
     run = run_target(target_config(sandbox.url, tmp_path, fixed), lines, tmp_path)
     assert run.returncode == 0, run.output
     assert len(sandbox.events(PIXEL_ID)) == 4
+
+
+def test_custom_events_of_two_names_sharing_ids_are_sent_and_told_so(sandbox, tmp_path):
+    """The page says an id is 'used with type to deduplicate events' and a custom event's type
+    is always custom: two custom names numbered from 1 may be one key at the API. Both are sent
+    (the custom name is taken as the event name), and the run says it once per pair of names."""
+    streams = {
+        name: {"event_type": "custom", "fields": {"custom_event_name": f"'{name}'"}}
+        for name in ("newsletter_signup", "demo_request")
+    }
+    props = {"id": {"type": "integer"}, "timestamp": {}}
+    at = iso_minutes_ago(3)
+    lines = [schema(name, props, ["id"]) for name in streams]
+    for name in streams:
+        lines += [record(name, {"id": n, "timestamp": at}) for n in (1, 2, 3)]
+    lines.append(record("newsletter_signup", {"id": 4, "timestamp": at}))
+    run = run_target(target_config(sandbox.url, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "sent=7" in run.stderr
+    stored = sorted((e["custom_event_name"], e["id"]) for e in sandbox.events(PIXEL_ID))
+    assert len(stored) == 7
+    told = [line for line in run.stderr.splitlines() if "share ids" in line]
+    assert len(told) == 1
+    assert "Custom events 'newsletter_signup' and 'demo_request' share ids in this run" in told[0]
+    assert "join(':', ['demo_request', to_string(id)])" in told[0]
+    # Ids made unique across the names, as the warning says: nothing to say.
+    sandbox.reset()
+    fixed = {
+        name: {
+            "event_type": "custom",
+            "fields": {**entry["fields"], "id": f"join('-', ['{name}', to_string(id)])"},
+        }
+        for name, entry in streams.items()
+    }
+    run = run_target(target_config(sandbox.url, tmp_path, fixed), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert len(sandbox.events(PIXEL_ID)) == 7
+    assert "share ids" not in run.stderr
