@@ -92,6 +92,31 @@ def test_warehouse_table_shaped_like_the_event_needs_no_mapping(sandbox, tmp_pat
     }
 
 
+def test_opt_out_as_a_form_or_an_export_writes_it(sandbox, tmp_path):
+    """A checkbox posts 'on' (unchecked, nothing or 'off'); a CSV export writes 'NULL' for no
+    value: each rejected the conversion as 'not a boolean'."""
+    ts = now_ms() - 60_000
+    words = {"c-on": "on", "c-ON": " ON ", "c-off": "off", "c-null": "NULL", "c-na": "N/A"}
+    lines = [schema("conversions", {"id": {}, "opt_out": {}}, ["id"])]
+    lines += [
+        record("conversions", {"id": i, "type": "lead_created", "timestamp_ms": ts, "opt_out": w})
+        for i, w in words.items()
+    ]
+    maybe = {"id": "c-x", "type": "lead_created", "timestamp_ms": ts, "opt_out": "maybe"}
+    lines.append(record("conversions", maybe))
+    run = run_target(base_config(sandbox, tmp_path, {"conversions": {}}), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert {i: e.get("opt_out") for i, e in events.items()} == {
+        "c-on": True,
+        "c-ON": True,
+        "c-off": None,
+        "c-null": None,
+        "c-na": None,
+    }
+    assert "opt_out 'maybe' is not a boolean" in run.stderr
+
+
 def test_event_name_table_maps_names_and_sends_unknown_names_as_custom(sandbox, tmp_path):
     at = iso_minutes_ago(3, "+02:00")
     streams = {

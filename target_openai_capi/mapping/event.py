@@ -50,8 +50,8 @@ _CONTENT_FIELDS = frozenset(
 _DATA_FIELDS = frozenset({"type", "amount", "currency", "contents", "plan_id"})
 # Deepest nesting custom_data may have; deeper is a mapping mistake (or hostile input).
 MAX_CUSTOM_DATA_DEPTH = 32
-_TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "t"})
-_FALSE_STRINGS = frozenset({"false", "0", "no", "n", "f", ""})
+_TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "t", "on"})  # ("on": a checkbox's value)
+_FALSE_STRINGS = frozenset({"false", "0", "no", "n", "f", "off", ""})
 # Bound on event ids: the API's limit is undocumented; ids this long are a mapping mistake.
 MAX_ID_LENGTH = 256
 
@@ -90,6 +90,8 @@ def _as_bool(value: object, name: str) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE_STRINGS | _FALSE_STRINGS:
         return value.strip().lower() in _TRUE_STRINGS
+    if blank(value):  # an export's mark of no value ('NULL', 'N/A'): none given, as for null
+        return False
     raise MappingError(f"{name} {value!r} is not a boolean")
 
 
