@@ -170,6 +170,11 @@ def test_start_up_warns_about_a_mapped_field_no_user_object_sends(caplog):
             None,
         ),
         ("https://shop.example/a@b?x=1", "https://shop.example/a@b", None),
+        (
+            "https://shop.example/cart;jsessionid=ABC123;v=2/pay;JSESSIONID=X?x=1",
+            "https://shop.example/cart;v=2/pay",
+            None,
+        ),
     ],
 )
 def test_source_url_is_sent_as_origin_and_path_unless_the_stream_keeps_its_query(url, sent, kept):

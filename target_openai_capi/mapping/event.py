@@ -157,13 +157,20 @@ _SCHEMES_OF_NO_PAGE_START = frozenset("jJvVdDfFbBaA")
 
 
 def without_query_and_credentials(url: str) -> str:
-    """The URL up to its query string or fragment, without a user:password@ before its host."""
+    """The URL up to its query string or fragment, without a user:password@ before its host,
+    nor a session id a Java server writes into the path (`/cart;jsessionid=...`)."""
     url = url.partition("?")[0].partition("#")[0]  # up to the first of either
     scheme, separator, rest = url.partition("://")
     if separator and "@" in rest.partition("/")[0]:
         authority, slash, path = rest.partition("/")
         url = f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    if ";" in url:
+        url = _PATH_SESSION_ID.sub("", url)
     return url
+
+
+# A path segment's session id parameter: ";jsessionid=" (Java servlets), ";phpsessid=", ...
+_PATH_SESSION_ID = re.compile(r";(?:jsessionid|phpsessid|sid|sessionid)=[^/;]*", re.IGNORECASE)
 
 
 # Properties that taps, the SDK and loaders add about a read or a load, not about the row
