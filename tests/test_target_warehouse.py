@@ -141,6 +141,65 @@ def test_a_call_log_keyed_by_the_caller_s_number_sends_its_ids_hashed(workers, s
 
 
 @pytest.mark.parametrize("workers", [None, 0])
+def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox, tmp_path):
+    """A `custom_data` column (read without being mapped) or a mapped object carrying an email,
+    a +phone, or a value under a property named for one, went to the API raw, and into the
+    request log. Each is sent as its hash; each place is said once a stream; the rest is kept."""
+    props = {"id": {"type": "string"}, "custom_data": {"type": ["object", "null"]}}
+    data = {
+        "email": "ana@example.com",
+        "phone": "+1 415-555-2671",
+        "customer_name": "Ana Lopez",
+        "Billing Phone": 14155552671,
+        "guests": [{"note": "bo@example.org"}, {"note": "cy@example.net"}],
+        "seats": 3,
+        "plan": "pro",
+        "referrer": "newsletter",
+    }
+    lines = [schema("events", props, ["id"])]
+    lines += [
+        record("events", {"id": f"e{n}", "timestamp": AT, "type": "custom",
+                          "custom_event_name": "demo_booked", "custom_data": data})
+        for n in range(3)
+    ]  # fmt: skip
+    log = tmp_path / "requests.jsonl"
+    cfg = config(sandbox, tmp_path, {"events": {}}, request_log_path=str(log))
+    if workers is not None:
+        cfg["worker_processes"] = workers
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+
+    def h(text: str) -> str:
+        return "sha256_" + hashlib.sha256(text.encode()).hexdigest()
+
+    events = sandbox.events(PIXEL_ID)
+    assert len(events) == 3
+    assert events[0]["data"] == {
+        "type": "custom",
+        "email": h("ana@example.com"),
+        "phone": h("+1 415-555-2671"),
+        "customer_name": h("Ana Lopez"),
+        "Billing Phone": h("14155552671"),
+        "guests": [{"note": h("bo@example.org")}, {"note": h("cy@example.net")}],
+        "seats": 3,
+        "plan": "pro",
+        "referrer": "newsletter",
+    }
+    for raw in ("example.com", "example.org", "555-2671", "Lopez", "14155552671"):
+        assert raw not in log.read_text()
+        assert raw not in run.output
+    said = [line.split("| ")[-1] for line in run.stderr.splitlines() if "SHA-256 hash" in line]
+    end = ": sent as its SHA-256 hash (map it to a user field to be matched by it)."
+    assert said == [
+        f"Stream 'events': custom_data.email holds an email address{end}",
+        f"Stream 'events': custom_data.phone holds a phone number{end}",
+        f"Stream 'events': custom_data.customer_name is named for personal data{end}",
+        f"Stream 'events': custom_data.Billing Phone is named for personal data{end}",
+        f"Stream 'events': custom_data.guests[].note holds an email address{end}",
+    ]
+
+
+@pytest.mark.parametrize("workers", [None, 0])
 def test_an_id_column_that_is_one_part_of_a_key_of_several_makes_no_id_alone(
     workers, sandbox, tmp_path
 ):

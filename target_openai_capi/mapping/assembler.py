@@ -214,7 +214,7 @@ def compile_assembler(
         contents_lines = None if contents is None else _inline_contents(contents, namespace)
         _fixed_data(src, DATA_SHAPE_BY_TYPE[event_type], fetch, contents_lines)  # type: ignore[index]
     else:
-        src.add("event['data'] = _data(MAPPING, record, event_type)")
+        src.add("event['data'] = _data(MAPPING, record, event_type, notes)")
     src.depth = 1
     src.add(
         "except JMESPathError as exc:",
@@ -551,5 +551,5 @@ def _fixed_data(
         src.add("if v is not None:", "    data['plan_id'] = _as_text(v, 'plan_id')")
     if shape == "custom":
         fetch("custom_data", "v")
-        src.add("if v is not None:", "    data.update(_custom_data(v))")
+        src.add("if v is not None:", "    data.update(_custom_data(v, notes))")
     src.add("event['data'] = data")

@@ -116,5 +116,5 @@ _CHECKS: dict[str, Check] = {
     "amount_minor": _converts(minor_units),
     "currency": _converts(currency_code),
     "plan_id": _converts(lambda value: _as_text(value, "plan_id")),
-    "custom_data": _converts(custom_data),
+    "custom_data": _converts(lambda value: custom_data(value, [])),
 }

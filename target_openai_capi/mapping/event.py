@@ -454,8 +454,9 @@ def _json_integer(number: int, where: str) -> int:
     raise MappingError(f"{where} is beyond a 64-bit integer: map it as text (to_string(...))")
 
 
-def _custom_data(value: object) -> dict[str, Any]:
-    """custom_data's properties, checked: an object that sets none of data's own fields."""
+def _custom_data(value: object, notes: list[str]) -> dict[str, Any]:
+    """custom_data's properties, checked: an object that sets none of data's own fields; its
+    personal data hashed (`_hide_personal_data`), each place said in `notes`."""
     if not isinstance(value, Mapping):
         raise MappingError(f"custom_data must be an object, not {type_name(value)}")
     clash = sorted(set(map(str, value)) & _DATA_FIELDS)
@@ -466,7 +467,77 @@ def _custom_data(value: object) -> dict[str, Any]:
             else "custom_data.type would replace the data shape; rename that property"
         )
     result: dict[str, Any] = _json_value(value, "custom_data")
+    hashed: dict[str, str] = {}
+    _hide_personal_data(result, "custom_data", False, hashed)
+    notes.extend(f"{where} {why}{HASHED_DATA_NOTE_END}" for where, why in hashed.items())
     return result
+
+
+# How a note about personal data hashed in custom_data ends (logged once per stream and text).
+HASHED_DATA_NOTE_END = ": sent as its SHA-256 hash (map it to a user field to be matched by it)"
+# Property names (lowercased, without `_`, `-`, spaces) that say their value is about a person:
+# as they are, or at their end (`customer_email`, `billing_phone`, `contact_first_name`).
+_PERSONAL_NAME_ENDS = (
+    "email",
+    "emailaddress",
+    "phone",
+    "phonenumber",
+    "mobile",
+    "mobilenumber",
+    "firstname",
+    "lastname",
+    "fullname",
+    "surname",
+    "givenname",
+    "familyname",
+    "customername",
+    "contactname",
+    "streetaddress",
+    "addressline1",
+    "addressline2",
+    "dateofbirth",
+    "birthdate",
+)
+_NOT_IN_A_NAME = re.compile(r"[\s_.-]+")
+
+
+def _personal_name(key: str) -> bool:
+    """A property named for a person's email, phone, name, address or birth date."""
+    return _NOT_IN_A_NAME.sub("", key).lower().endswith(_PERSONAL_NAME_ENDS)
+
+
+def _hide_personal_data(value: Any, where: str, personal: bool, hashed: dict[str, str]) -> Any:
+    """custom_data (as `_json_value` made it) with each personal value replaced by its hash, in
+    place: an email address or a +phone number wherever it is, and any text or number under a
+    property named for one (`_personal_name`). The places are put in `hashed` with why (list
+    items as `[]`: one place for every item)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            named = personal or _personal_name(key)
+            value[key] = _hide_personal_data(item, f"{where}.{key}", named, hashed)
+        return value
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            value[i] = _hide_personal_data(item, f"{where}[]", personal, hashed)
+        return value
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        if ("@" in value or "%" in value) and _holds_email(value):
+            hashed.setdefault(where, "holds an email address")
+        elif "+" in value and _holds_phone(value.strip()):
+            hashed.setdefault(where, "holds a phone number")
+        elif personal and value.strip():
+            hashed.setdefault(where, "is named for personal data")
+        else:
+            return value
+        text = value.strip()
+    elif personal and isinstance(value, int):  # (a phone number kept as a number)
+        hashed.setdefault(where, "is named for personal data")
+        text = str(value)
+    else:
+        return value
+    return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _event_type(mapping: StreamMapping, record: Mapping[str, Any]) -> tuple[str, str | None]:
@@ -505,7 +576,9 @@ def fields_not_carried(mapping: StreamMapping | None) -> dict[str, str]:
     return dropped
 
 
-def _data(mapping: StreamMapping, record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
+def _data(
+    mapping: StreamMapping, record: Mapping[str, Any], event_type: str, notes: list[str]
+) -> dict[str, Any]:
     shape = DATA_SHAPE_BY_TYPE[event_type]
     data: dict[str, Any] = {"type": shape}
     raw_currency = _value(mapping, record, "currency")
@@ -535,7 +608,7 @@ def _data(mapping: StreamMapping, record: Mapping[str, Any], event_type: str) ->
     if shape == "custom":
         properties = _value(mapping, record, "custom_data")
         if properties is not None:
-            data.update(_custom_data(properties))
+            data.update(_custom_data(properties, notes))
     return data
 
 
@@ -602,7 +675,7 @@ def build_event(
         user, notes = build_user(raw_user, user_field_style, default_phone_region)
         if user:
             event["user"] = user
-        event["data"] = _data(mapping, record, event_type)
+        event["data"] = _data(mapping, record, event_type, notes)
     except jmespath.exceptions.JMESPathError as exc:
         # A function applied to the wrong type of value in this record (e.g. url_param on a number).
         error = MappingError(f"expression failed on this record: {exc}")

@@ -22,6 +22,7 @@ from target_openai_capi.contract import (
 from target_openai_capi.mapping.assembler import Assembler, compile_assembler
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import (
+    HASHED_DATA_NOTE_END,
     HASHED_ID_PREFIX,
     build_event,
     id_key_properties,
@@ -171,6 +172,7 @@ class EventBuilder:
         # Recent custom events' ids, each with the custom name of its first (_say_names_share).
         self._custom_ids: OrderedDict[str, str] = OrderedDict()
         self._names_told: set[frozenset[str]] = set()  # pairs of custom names told of
+        self._notes_told: set[tuple[str, str]] = set()  # (stream, a note said once a stream)
         # Whether an event of this (name, id) is batched or in flight, not yet settled: then a
         # later copy is held (HeldCopy), not a duplicate. Set by the pipeline.
         self.is_unsettled: Callable[[tuple[str, str]], bool] = lambda key: False
@@ -230,6 +232,11 @@ class EventBuilder:
                 self._say_ids_collide(stream.name, first, outcome.name)
         if result is not DUPLICATE:
             for note in notes:
+                if note.endswith(HASHED_DATA_NOTE_END):  # (about a place, not a record: once)
+                    if (stream.name, note) not in self._notes_told:
+                        self._notes_told.add((stream.name, note))
+                        self._log.logger.warning("Stream '%s': %s.", stream.name, note)
+                    continue
                 self._log.warning(stream.name, NOTE, "Record of '%s': %s", stream.name, note)
         return result
 
