@@ -285,3 +285,43 @@ def test_a_column_named_like_the_other_of_a_pair_does_not_replace_what_was_mappe
     assert events["o1"]["data"]["amount"] == 1999
     assert events["t1"]["type"] == "custom"
     assert events["t1"]["custom_event_name"] == "demo_booked"
+
+
+@pytest.mark.parametrize("workers", [None, 0])
+def test_properties_named_outside_ascii_are_read(workers, sandbox, tmp_path):
+    """A CSV of French headers: the decoder of read paths (msgspec 0.23) matched no name that
+    is not ASCII, so `numéro` read null on every record: the id fell back, the second order
+    was taken for a duplicate of the first, and the names and postcodes went without a word."""
+    at = now_ms() - 60_000
+    streams = {
+        "commandes": {
+            "event_type": "order_created",
+            "fields": {
+                "id": '"numéro"',
+                "timestamp_ms": '"créé"',
+                "first_name": '"prénom"',
+                "zip": 'client."código_postal"',
+                "amount": '"prix_payé"',
+                "currency": "'EUR'",
+                "action_source": "'offline'",
+            },
+        },
+    }
+    settings = {**config(sandbox.url, tmp_path), "streams": streams}
+    if workers is not None:
+        settings["worker_processes"] = workers
+    text = {"type": "string"}
+    props = {"numéro": text, "créé": {"type": "integer"}, "prénom": text, "prix_payé": text}
+    lines = [schema("commandes", {**props, "client": {"type": "object"}}, ["numéro"])]
+    for n in (1, 2):
+        row = {"numéro": f"c{n}", "créé": at, "prénom": "Zoë", "prix_payé": "12.50"}
+        lines.append(record("commandes", {**row, "client": {"código_postal": "75001"}}))
+    run = run_target(settings, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = sorted(sandbox.events(PIXEL_ID), key=lambda e: e["id"])
+    assert [e["id"] for e in events] == ["c1", "c2"]
+    for event in events:
+        assert event["timestamp_ms"] == at
+        assert event["data"] == {"type": "contents", "amount": 1250, "currency": "EUR"}
+        assert event["user"]["postal_codes"] == ["75001"]
+        assert len(event["user"]["first_names_sha256"]) == 1

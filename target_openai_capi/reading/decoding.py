@@ -253,14 +253,15 @@ def _items_pass(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 def stream_decoding(
     reads: dict[str, Any] | None, schema: Any = None, *, same_rules: bool = True
 ) -> RecordDecoding | None:
-    """How the reader decodes one stream's records (built once per SCHEMA), or None: whole.
+    """How the reader decodes one stream's records (built once per SCHEMA), or None: whole
+    (also when a name it reads is not ASCII: `_ascii_names`).
 
     `reads` is the tree of paths the stream's sink reads (None: any). `schema` is the stream
     schema when the sink validates records, None when it does not; the decoder checks it on the
     way when the sink would check it by the same rules (`same_rules`: fastjsonschema, formats and
     defaults off), so that the sink need not check the record again.
     """
-    if reads is None:
+    if reads is None or not _ascii_names(reads):
         return None
     if schema is None:
         return record_decoding(reads)
@@ -268,3 +269,12 @@ def stream_decoding(
     if pruned is None:
         return None  # a schema rule may need unread properties: decode it all
     return record_decoding(reads, pruned if same_rules else None)
+
+
+def _ascii_names(tree: Mapping[str, Any]) -> bool:
+    """Every property name in the tree is ASCII: msgspec (0.23) matches no other name of a
+    TypedDict, and would read `prénom` as absent on every record."""
+    return all(
+        name.isascii() and (not isinstance(sub, Mapping) or _ascii_names(sub))
+        for name, sub in tree.items()
+    )
