@@ -325,3 +325,51 @@ def test_properties_named_outside_ascii_are_read(workers, sandbox, tmp_path):
         assert event["data"] == {"type": "contents", "amount": 1250, "currency": "EUR"}
         assert event["user"]["postal_codes"] == ["75001"]
         assert len(event["user"]["first_names_sha256"]) == 1
+
+
+@pytest.mark.parametrize("workers", [None, 0])
+def test_unique_items_are_compared_whole_not_as_far_as_they_are_read(workers, sandbox, tmp_path):
+    """Two line items of one SKU in two sizes, read by SKU and quantity: the items the decoder
+    kept looked alike, and `uniqueItems` rejected the order. Items alike in full still are."""
+    at = now_ms() - 60_000
+    streams = {
+        "orders": {
+            "event_type": "order_created",
+            "fields": {
+                "timestamp_ms": "ts",
+                "contents": "line_items[].{id: sku, quantity: qty}",
+                "action_source": "'offline'",
+            },
+        }
+    }
+    settings = {**config(sandbox.url, tmp_path), "streams": streams}
+    if workers is not None:
+        settings["worker_processes"] = workers
+    item = {
+        "type": "object",
+        "properties": {
+            "sku": {"type": "string"},
+            "size": {"type": "string"},
+            "qty": {"type": "integer"},
+        },
+    }
+    props = {
+        "id": {"type": "string"},
+        "ts": {"type": "integer"},
+        "line_items": {"type": "array", "uniqueItems": True, "items": item},
+    }
+    shirt = {"sku": "TSHIRT", "qty": 1}
+    lines = [
+        schema("orders", props, ["id"]),
+        record("orders", {"id": "o1", "ts": at, "line_items": [
+            {**shirt, "size": "S"}, {**shirt, "size": "M"}]}),
+        record("orders", {"id": "o2", "ts": at, "line_items": [
+            {**shirt, "size": "S"}, {**shirt, "size": "S"}]}),
+    ]  # fmt: skip
+    run = run_target(settings, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["o1"]
+    dead = dead_records(tmp_path)
+    assert list(dead) == ["o2"]
+    assert dead["o2"]["dead_letter"]["stage"] == "schema"
+    assert "must contain unique items" in dead["o2"]["dead_letter"]["reason"]

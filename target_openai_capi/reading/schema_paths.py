@@ -53,6 +53,11 @@ _UNDERSTOOD = NOT_CHECKED_KEYWORDS | {
 }
 
 
+# Keywords that compare a value whole: on an object or array read only in part, they would
+# compare the part (two line items of one SKU and two sizes, read by SKU, "not unique").
+_WHOLE_VALUE_KEYWORDS = frozenset({"uniqueItems", "enum", "const"})
+
+
 def prune_schema(schema: Any, tree: Tree | bool) -> Any:
     """schema cut down to the paths in tree; a node it does not fully understand stays whole."""
     return _prune(schema, tree, [])
@@ -74,6 +79,9 @@ def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> A
         whole_where_partial.append(True)
         return schema
     assert isinstance(tree, dict)
+    if not _WHOLE_VALUE_KEYWORDS.isdisjoint(schema):
+        # (items alike in what is read may differ in what is not: the whole value is compared)
+        whole_where_partial.append(True)
     out = {k: v for k, v in schema.items() if k not in ("properties", "items", "required")}
     names = [name for name in tree if name != "[]"]
     properties = schema.get("properties")
