@@ -494,6 +494,38 @@ def test_a_table_shaped_like_the_event_sends_its_custom_events(sandbox, tmp_path
     assert "custom_event_name is missing for a custom event" in letters
 
 
+@pytest.mark.parametrize("workers", [None, 0])
+def test_blank_cells_are_no_value_as_empty_ones_are(workers, sandbox, tmp_path):
+    """A CHAR(n) column or a CSV cell of spaces: each rejected the whole conversion ("plan_id
+    is empty", "unknown currency ''") where "" was no value."""
+    text = {"type": "string"}
+    props = {"id": text, "plan": text, "page": text, "src": text, "cur": text, "amount": text}
+    fields = {
+        "plan_id": "plan",
+        "source_url": "page",
+        "action_source": "src",
+        "currency": "cur",
+        "timestamp": "at",
+    }
+    streams = {"subs": {"event_type": "subscription_created", "fields": fields}}
+    lines = [schema("subs", {**props, "at": text}, ["id"])]
+    blanks = {"plan": "   ", "page": " ", "src": "\t", "cur": "   "}
+    lines.append(record("subs", {"id": "all-blank", "at": AT, **blanks}))
+    lines.append(record("subs", {"id": "cur-blank", "at": AT, "cur": "  ", "amount": "5"}))
+    cfg = config(sandbox, tmp_path, streams)
+    if workers is not None:
+        cfg["worker_processes"] = workers
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert list(events) == ["all-blank"]
+    assert events["all-blank"]["data"] == {"type": "plan_enrollment"}
+    assert "source_url" not in events["all-blank"]
+    assert "action_source" not in events["all-blank"]
+    letters = (tmp_path / "dead.jsonl").read_text()
+    assert "amount needs a currency, and currency ('cur') gave no value for this record" in letters
+
+
 def test_an_exports_missing_values_and_odd_spellings_reach_the_api_as_the_rules_ask(
     sandbox, tmp_path
 ):

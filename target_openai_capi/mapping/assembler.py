@@ -138,11 +138,12 @@ def compile_assembler(
         else:
             namespace[f"GET_{name}"] = getter
             src.add(f"{into} = GET_{name}(record)")
-        src.add(  # "" is no value (event.py `_value`)
+        src.add(  # "" and blanks are no value (event.py `_value`)
             f"if type({into}) is str:",
-            f"    if not {into}:",
+            f"    if not {into} or {into}.isspace():",
             f"        {into} = None",
-            f"elif {into} is not None and isinstance({into}, str) and not {into}:",
+            f"elif {into} is not None and isinstance({into}, str) and (not {into} or "
+            f"{into}.isspace()):",
             f"    {into} = None",
         )
 

@@ -70,7 +70,8 @@ def passes_filter(mapping: StreamMapping, record: Mapping[str, Any]) -> bool:
 
 
 def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
-    """A mapped field, else the record's property of the same name; empty strings are absent."""
+    """A mapped field, else the record's property of the same name; empty or blank strings are
+    absent (a CHAR(n) column or a CSV cell of spaces: no value, as "" is)."""
     getter = mapping.fields.get(name)
     if getter is not None:
         value = getter(record)
@@ -79,8 +80,8 @@ def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
     else:
         value = record.get(name)
     if type(value) is str:  # the usual case, without comparing other types with ""
-        return value or None
-    return None if isinstance(value, str) and not value else value
+        return None if not value or value.isspace() else value
+    return None if isinstance(value, str) and (not value or value.isspace()) else value
 
 
 def _as_bool(value: object, name: str) -> bool:
@@ -367,8 +368,8 @@ def missing_currency(mapping: StreamMapping) -> MappingError:
             "value for this record (a fixed currency is written quoted: \"'USD'\")"
         )
     return MappingError(
-        "amount needs a currency: the record has no `currency` property; map `currency` to "
-        "one, or to a fixed one such as \"'USD'\""
+        "amount needs a currency: the record has no `currency` property, or an empty one; map "
+        "`currency` to one, or to a fixed one such as \"'USD'\""
     )
 
 
