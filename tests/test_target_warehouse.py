@@ -399,6 +399,9 @@ def test_json_text_line_items_become_contents(sandbox, tmp_path):
     lines = [
         schema("segment_orders", props, ["id"]),
         record("segment_orders", {"id": "s1", **row, "products": LINE_ITEMS}),
+        # A CSV cell of no line items, blank or an export's NULL: an order without contents.
+        record("segment_orders", {"id": "s2", **row, "products": ""}),
+        record("segment_orders", {"id": "s3", **row, "products": "NULL"}),
         schema("flat_orders", props, ["id"]),
         record("flat_orders", {"id": "f1", **row, "contents": contents_text}),
         record("flat_orders", {"id": "f2", **row, "contents": "[not json"}),
@@ -417,6 +420,8 @@ def test_json_text_line_items_become_contents(sandbox, tmp_path):
         {"id": "MUG", "quantity": 1, "amount": 850},
     ]
     assert events["f1"]["data"]["contents"] == [{"id": "TEE", "quantity": 2, "amount": 1999}]
+    for empty in ("s2", "s3"):
+        assert events[empty]["data"] == {"type": "contents", "amount": 4848, "currency": "USD"}
     [dead] = [
         json.loads(line)["dead_letter"]
         for line in (tmp_path / "dead.jsonl").read_text().splitlines()

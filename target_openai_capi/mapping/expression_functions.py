@@ -49,6 +49,7 @@ from jmespath.visitor import TreeInterpreter, _Expression
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.money import parse_number, stripe_amount
 from target_openai_capi.mapping.timestamps import MIN_EPOCH_MS
+from target_openai_capi.mapping.user_values import blank
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -212,11 +213,14 @@ _JSON_TEXT: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def parse_json(text: object) -> Any:
-    """JSON text as JSON (numbers exact); null, arrays and objects as they are."""
+    """JSON text as JSON (numbers exact); null, arrays and objects as they are; a blank text or
+    an export's mark of no value (`NULL`, `N/A`: a CSV cell of no line items) as null."""
     if text is None or isinstance(text, (list, dict)):
         return text
     if not isinstance(text, str) or len(text) > MAX_JSON_TEXT:
         raise FunctionRefused("parse_json() expects JSON text of at most 1,000,000 characters")
+    if blank(text):
+        return None
     try:
         return _JSON_TEXT.decode(text)
     except (msgspec.DecodeError, InvalidOperation, RecursionError):
