@@ -77,6 +77,7 @@ class ConversionsSink(BatchSink):
         self._sdc_possible = reads is None or any(name in reads for name in SDC_METADATA)
         if self._mapped:
             self.pipeline.warn_of_unknown_reads(stream_name, self.schema)
+            self.pipeline.warn_of_an_id_from_part_of_the_key(stream_name, self.key_properties)
 
     @property
     def is_full(self) -> bool:

@@ -221,6 +221,37 @@ def test_an_id_column_that_is_one_part_of_a_key_of_several_makes_no_id_alone(
     assert "sent=2" in run.stderr
 
 
+def test_an_id_mapped_to_one_column_of_a_key_of_several_is_told_at_the_schema(sandbox, tmp_path):
+    """Keyed by (tenant_id, id) with `fields.id: id`: two tenants' orders 100 were one event, the
+    second counted a duplicate without a word (and the API would drop it on a later run)."""
+    props = {"tenant_id": {"type": "integer"}, "id": {"type": "integer"}, "at": {"type": "string"}}
+    lines = [
+        schema("orders", props, ["tenant_id", "id"]),
+        record("orders", {"tenant_id": 1, "id": 100, "at": AT}),
+        record("orders", {"tenant_id": 2, "id": 100, "at": AT}),
+    ]
+    fields = {"id": "id", "timestamp": "at"}
+    streams = {"orders": {"event_type": "order_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    told = [line for line in run.stderr.splitlines() if "reads id alone" in line]
+    assert len(told) == 1
+    assert told[0].endswith(
+        "streams.orders.fields.id reads id alone, one of the stream's key properties "
+        "(tenant_id, id): two rows alike in it and not in tenant_id are one event (the later "
+        "counted a duplicate, and dropped by the API). Map the id to the whole key, join(':', "
+        "[to_string(tenant_id), to_string(id)]), or leave it unmapped: the id is then made of "
+        "the whole key."
+    )
+    # What it says to do: two events.
+    sandbox.reset()
+    fields["id"] = "join(':', [to_string(tenant_id), to_string(id)])"
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["1:100", "2:100"]
+    assert "reads id alone" not in run.stderr
+
+
 def test_placeholder_ids_do_not_merge_different_orders(sandbox, tmp_path):
     """An export that writes '(not set)' or 'NULL' where an order has no id: each such order is
     its own event (a hash of its data), not a duplicate of the first one that had it."""

@@ -9,17 +9,19 @@ target talks to.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
+import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.log_safety import log_safe
-from target_openai_capi.mapping.event import fields_not_carried
+from target_openai_capi.mapping.event import fields_not_carried, id_key_properties
 from target_openai_capi.mapping.reads import unknown_reads
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
@@ -88,6 +90,7 @@ class Pipeline:
             }
         self.field_watch = FieldWatch(watched)
         self._unknown_reads_told: set[tuple[str, str, str]] = set()
+        self._partial_ids_told: set[tuple[str, tuple[str, ...]]] = set()
         self.mappings = mappings
         self.uploader = uploader
         self.checkpoints = Checkpoints()
@@ -398,6 +401,33 @@ class Pipeline:
                 shown,
             )
 
+    def warn_of_an_id_from_part_of_the_key(self, stream: str, keys: Sequence[str]) -> None:
+        """Once a stream and key: the user's `id` is one column of a key of several (`id` of
+        tenant_id, id): rows alike in it and not in the rest would be one event."""
+        text = (self.written_expressions.get(stream) or {}).get("fields.id")
+        keys = id_key_properties(keys)
+        if not isinstance(text, str) or len(keys) < 2:
+            return
+        column = text.strip()
+        if column[:1] == '"' and column[-1:] == '"':
+            column = column[1:-1]
+        if column not in keys or (stream, tuple(keys)) in self._partial_ids_told:
+            return
+        self._partial_ids_told.add((stream, tuple(keys)))
+        others = [key for key in keys if key != column]
+        parts = ", ".join(f"to_string({_as_path(key)})" for key in keys)
+        self._logger.warning(
+            "streams.%s.fields.id reads %s alone, one of the stream's key properties (%s): two "
+            "rows alike in it and not in %s are one event (the later counted a duplicate, and "
+            "dropped by the API). Map the id to the whole key, join(':', [%s]), or leave it "
+            "unmapped: the id is then made of the whole key.",
+            stream,
+            log_safe(column),
+            ", ".join(log_safe(key) for key in keys),
+            ", ".join(log_safe(key) for key in others),
+            log_safe(parts),
+        )
+
     def count_unsettled(self) -> int:
         """After the run stopped on an error: count as unsettled the records whose events were
         in open batches, in flight, or held, with no answer (so that the summary still accounts
@@ -495,3 +525,11 @@ class Pipeline:
         """Close the dead-letter file (removed again if this run created it and left it empty)."""
         if self.settler.dead_letters is not None:
             self.settler.dead_letters.close()
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _as_path(name: str) -> str:
+    """A property name as a JMESPath expression reading it (quoted unless a bare identifier)."""
+    return name if _IDENTIFIER.fullmatch(name) else json.dumps(name)
