@@ -19,7 +19,7 @@ from target_openai_capi.pipeline.schema_verdict import (
 )
 from target_openai_capi.pipeline.settling import RunFailed
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
-from target_openai_capi.reading.envelope import SDC_METADATA, strip_tap_metadata
+from target_openai_capi.reading.envelope import DELETED_AT, SDC_METADATA, strip_tap_metadata
 from target_openai_capi.reading.schema_check import for_record_checks
 from target_openai_capi.reading.schema_paths import prune_schema
 
@@ -68,6 +68,8 @@ class ConversionsSink(BatchSink):
         self.pipeline: Pipeline = target.pipeline  # type: ignore[attr-defined]
         # get_validator, called by the SDK in __init__, reads it.
         self._mapped = self.pipeline.is_mapped(stream_name)
+        # Replicated with deletes (LOG_BASED): a record of a deleted row carries its time here.
+        self._deletes = self._mapped and DELETED_AT in (schema.get("properties") or {})
         super().__init__(target, stream_name, schema, key_properties)
         self.info = StreamInfo(stream_name, tuple(self.key_properties), self.original_schema)
         self._strict = self.pipeline.settings.on_rejected == "fail"
@@ -78,6 +80,8 @@ class ConversionsSink(BatchSink):
         if self._mapped:
             self.pipeline.warn_of_unknown_reads(stream_name, self.schema)
             self.pipeline.warn_of_an_id_from_part_of_the_key(stream_name, self.key_properties)
+        if self._deletes:
+            self.pipeline.tell_of_deletes(stream_name)
 
     @property
     def is_full(self) -> bool:
@@ -92,6 +96,9 @@ class ConversionsSink(BatchSink):
             self._require_key_properties(envelope)
         if not self._mapped:
             self.pipeline.skip_unmapped(self.stream_name)
+            return
+        if self._deletes and envelope.record.get(DELETED_AT) is not None:
+            self.pipeline.deleted_at_source(self.stream_name)
             return
         if self._sdc_possible or not envelope.partial:
             strip_tap_metadata(envelope)
@@ -146,6 +153,8 @@ class ConversionsSink(BatchSink):
         if not self._mapped:
             return keys
         reads = self.pipeline.mappings[self.stream_name].reads
+        if self._deletes:
+            keys[DELETED_AT] = True
         return None if reads is None else {**reads, **keys}
 
     def record_decoding(self) -> RecordDecoding | None:
@@ -176,6 +185,7 @@ class ConversionsSink(BatchSink):
             decoding_schema=None if validator is None else self.schema,
             validator_schema=None if validator is None else validator.schema,
             sdc_possible=self._sdc_possible,
+            deletes=self._deletes,
             user_field_style=settings.user_field_style,
             default_phone_region=settings.default_phone_region,
             watched=self.stream_name in self.pipeline.field_watch.unseen,

@@ -252,6 +252,41 @@ def test_an_id_mapped_to_one_column_of_a_key_of_several_is_told_at_the_schema(sa
     assert "reads id alone" not in run.stderr
 
 
+@pytest.mark.parametrize("workers", [None, 0])
+def test_rows_deleted_at_the_source_are_filtered_not_sent(workers, sandbox, tmp_path):
+    """LOG_BASED replication (tap-postgres with wal2json) sends a deleted row as a record with
+    `_sdc_deleted_at`: one with its key alone was rejected at mapping ('timestamp is missing'),
+    and one with every column was sent as a conversion."""
+    props = {
+        "id": {"type": "integer"},
+        "email": {"type": ["string", "null"]},
+        "created_at": {"type": ["string", "null"]},
+        "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
+        "_sdc_lsn": {"type": ["integer", "null"]},
+    }
+    lines = [
+        schema("public-leads", props, ["id"]),
+        record("public-leads", {"id": 1, "email": "a@example.com", "created_at": AT,
+                                "_sdc_deleted_at": None, "_sdc_lsn": 10}),
+        record("public-leads", {"id": 2, "email": "b@example.com", "created_at": AT,
+                                "_sdc_deleted_at": AT, "_sdc_lsn": 11}),
+        record("public-leads", {"id": 3, "_sdc_deleted_at": AT, "_sdc_lsn": 12}),
+        state({"bookmarks": {"public-leads": {"lsn": 12}}}),
+    ]  # fmt: skip
+    entry = {"event_type": "lead_created", "fields": {"timestamp": "created_at"}}
+    streams = {"public-leads": entry}
+    cfg = config(sandbox, tmp_path, streams)
+    if workers is not None:
+        cfg["worker_processes"] = workers
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["1"]
+    assert "public-leads: received=3 sent=1 filtered=2" in run.stderr
+    assert run.stderr.count("is replicated with deletes (its SCHEMA has _sdc_deleted_at)") == 1
+    assert not (tmp_path / "dead.jsonl").exists()
+    assert run.states == [{"bookmarks": {"public-leads": {"lsn": 12}}}]
+
+
 def test_placeholder_ids_do_not_merge_different_orders(sandbox, tmp_path):
     """An export that writes '(not set)' or 'NULL' where an order has no id: each such order is
     its own event (a hash of its data), not a duplicate of the first one that had it."""

@@ -33,7 +33,7 @@ from target_openai_capi.pipeline.schema_verdict import (
     key_rejection,
 )
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
-from target_openai_capi.reading.envelope import RecordEnvelope, strip_tap_metadata
+from target_openai_capi.reading.envelope import DELETED_AT, RecordEnvelope, strip_tap_metadata
 from target_openai_capi.reading.line_chunks import MAX_LINE_BYTES
 from target_openai_capi.reading.lines import LineDecoder
 
@@ -56,6 +56,7 @@ class PlanSpec:
     user_field_style: str
     default_phone_region: str | None
     watched: bool = False  # a mapped field no event has carried yet: say which each carries
+    deletes: bool = False  # a record with _sdc_deleted_at is of a deleted row: filtered
 
 
 class PreparedRecord(NamedTuple):
@@ -181,6 +182,10 @@ class RecordPreparer:
         spec = plan.spec
         # What the sink checks before mapping (sink.py ConversionsSink.add): tap metadata out,
         # the record against its schema unless the decoder checked it, the key properties.
+        if spec.deletes and envelope.record.get(DELETED_AT) is not None:
+            return PreparedRecord(
+                spec.stream, plan.version, FILTERED, None, None, None, frozenset(), [], start, end
+            )
         if spec.sdc_possible or not envelope.partial:
             strip_tap_metadata(envelope)
         record = envelope.record

@@ -41,6 +41,7 @@ from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.pipeline.settings import PipelineSettings
 from target_openai_capi.pipeline.settling import RunFailed, Settler
 from target_openai_capi.reading.envelope import (
+    DELETED_AT,
     SDC_METADATA,
     RecordEnvelope,
     properties_in_json,
@@ -91,6 +92,7 @@ class Pipeline:
         self.field_watch = FieldWatch(watched)
         self._unknown_reads_told: set[tuple[str, str, str]] = set()
         self._partial_ids_told: set[tuple[str, tuple[str, ...]]] = set()
+        self._deletes_told: set[str] = set()
         self.mappings = mappings
         self.uploader = uploader
         self.checkpoints = Checkpoints()
@@ -226,6 +228,23 @@ class Pipeline:
                 stream,
                 "" if self.mappings else " (the config has none: nothing is sent)",
             )
+
+    def tell_of_deletes(self, stream: str) -> None:
+        """Once a stream: its SCHEMA says its records may be of rows deleted at the source."""
+        if stream in self._deletes_told:
+            return
+        self._deletes_told.add(stream)
+        self._logger.info(
+            "Stream '%s' is replicated with deletes (its SCHEMA has %s): a record of a row "
+            "deleted at the source is no conversion, and is counted filtered, not sent.",
+            stream,
+            DELETED_AT,
+        )
+
+    def deleted_at_source(self, stream: str) -> None:
+        """Count a record of a row deleted at the source (it has DELETED_AT) as filtered."""
+        self.matched_any = True
+        self.settler.outcome(stream, FILTERED)
 
     def filtered_by_stream_map(self, stream: str, outputs: list[str]) -> None:
         """Count a record that the stream's maps (which make the `outputs` streams) all dropped

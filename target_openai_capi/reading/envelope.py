@@ -20,6 +20,8 @@ RECORD_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
 
 # Tap metadata the SDK takes out of records before a sink sees them (add_record_metadata is not a
 # setting of this target), so that a mapping never reads it.
+# Set on a record of a row deleted at the source (tap-postgres and others' LOG_BASED replication).
+DELETED_AT = "_sdc_deleted_at"
 SDC_METADATA = (
     "_sdc_extracted_at",
     "_sdc_received_at",
