@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from decimal import Decimal
 
 import pytest
@@ -176,6 +177,17 @@ def test_user_table_wins_over_builtin_and_is_normalised() -> None:
     assert resolve_event_type("quiz finished", table) == ("lead_created", None)
     assert resolve_event_type("purchase", table) == ("order_created", None)  # built-in kept
     assert resolve_event_type("Order Completed", {}) == ("order_created", None)
+
+
+def test_names_alike_but_for_how_unicode_writes_them_are_one_name() -> None:
+    """An accent as its own character (NFD, as macOS and some exports write it), or a zero-width
+    space pasted after a name: the table missed them, and they went out as custom events."""
+    table = {"Démo Réservée": "appointment_scheduled"}
+    decomposed = unicodedata.normalize("NFD", "Démo Réservée")
+    assert decomposed != "Démo Réservée"
+    assert resolve_event_type(decomposed, table) == ("appointment_scheduled", None)
+    assert resolve_event_type("Purchase\u200b", {}) == ("order_created", None)
+    assert resolve_event_type("\ufeffsign_up", {}) == ("registration_completed", None)
 
 
 def test_the_type_custom_itself_leaves_the_name_to_the_custom_event_name_field() -> None:

@@ -113,7 +113,13 @@ def custom_event(name: str) -> tuple[str, str | None]:
 
 @lru_cache(maxsize=4096)  # a stream carries few distinct names, each many times
 def normalise_event_name(name: str) -> str:
-    """Normalise an event name for lookup: "Order Completed" / "AddToCart" -> snake_case."""
+    """Normalise an event name for lookup: "Order Completed" / "AddToCart" -> snake_case; its
+    accents composed one way (NFC: "é" as one character or as e and an accent) and invisible
+    characters (a zero-width space pasted after "Purchase") left out."""
+    if not name.isascii():
+        name = "".join(
+            ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch) != "Cf"
+        )
     words = _CAMEL.sub("_", name.strip())
     return _SEPARATORS.sub("_", words.casefold()).strip("_")
 
