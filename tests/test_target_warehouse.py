@@ -687,6 +687,34 @@ def test_expressions_reading_properties_the_schema_lacks_are_named_at_its_schema
     assert sorted(e["data"]["amount"] for e in sandbox.events(PIXEL_ID)) == [500, 500, 500]
 
 
+def test_a_filter_testing_a_text_column_for_truth_is_told_at_its_schema(sandbox, tmp_path):
+    """A CSV's is_test column holds 'false' and 'true' as text: `!is_test` is false for both
+    (any text but '' is true to JMESPath), and every order was filtered out without a word."""
+    props = {p: {"type": "string"} for p in ("id", "at", "is_test")}
+    lines = [schema("orders", props, ["id"])]
+    lines += [
+        record("orders", {"id": f"o{n}", "at": AT, "is_test": flag})
+        for n, flag in enumerate(["false", "FALSE", "true"])
+    ]
+    streams = {"orders": {"event_type": "lead_created", "filter": "!is_test",
+                          "fields": {"timestamp": "at"}}}  # fmt: skip
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    told = [line for line in run.stderr.splitlines() if "for truth" in line]
+    assert len(told) == 1
+    assert told[0].endswith(
+        "streams.orders.filter tests is_test for truth, and the stream's SCHEMA types it as "
+        "text: any text but '' is true ('false' and '0' too). Compare it instead: "
+        "is_test == 'true' (or != 'true')."
+    )
+    # As it says: the orders that are no tests arrive.
+    streams["orders"]["filter"] = "lower(is_test) != 'true'"
+    again = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert again.returncode == 0, again.output
+    assert "for truth" not in again.stderr
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["o0", "o1"]
+
+
 def test_rows_keyed_by_two_columns_holding_colons_are_two_events(sandbox, tmp_path):
     """Ids of several key properties are their values joined by `:`; ('x:y', 'z') and
     ('x', 'y:z') both made `x:y:z`, so the second row was dropped as a duplicate of the first."""

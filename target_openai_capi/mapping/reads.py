@@ -191,3 +191,35 @@ def unknown_reads(
             if name not in properties:
                 found.append((where, name))
     return found
+
+
+def text_tested_as_a_boolean(text: str, schema: Mapping[str, Any]) -> list[str]:
+    """The top-level properties a filter tests for truth (`!is_test`, `paid && !refunded`)
+    whose SCHEMA type is text and not boolean: to JMESPath every non-empty text is true,
+    'false' and '0' too, so such a test keeps or drops every record alike."""
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return []
+    try:
+        node = jmespath.compile(text).parsed
+    except jmespath.exceptions.JMESPathError:
+        return []
+    found: list[str] = []
+    _truth_tests(node, properties, found)
+    return found
+
+
+def _truth_tests(node: Mapping[str, Any], properties: Mapping[str, Any], found: list[str]) -> None:
+    """Add to `found` the text properties that `node`, tested for truth, tests as such."""
+    kind = node.get("type")
+    if kind in ("not_expression", "and_expression", "or_expression"):
+        for child in node.get("children", []):
+            _truth_tests(child, properties, found)
+    elif kind == "field":
+        name = node.get("value")
+        declared = properties.get(name) if isinstance(name, str) else None
+        types = declared.get("type") if isinstance(declared, Mapping) else None
+        types = [types] if isinstance(types, str) else types
+        text_only = isinstance(types, list) and "string" in types and "boolean" not in types
+        if text_only and name not in found:
+            found.append(str(name))

@@ -22,7 +22,7 @@ from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.log_safety import log_safe
 from target_openai_capi.mapping.event import fields_not_carried, id_key_properties
-from target_openai_capi.mapping.reads import unknown_reads
+from target_openai_capi.mapping.reads import text_tested_as_a_boolean, unknown_reads
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM, UNSETTLED
@@ -405,6 +405,20 @@ class Pipeline:
         """Once each: an expression the user wrote for the stream reads a property its SCHEMA
         does not list (mapping/reads.py unknown_reads)."""
         expressions = self.written_expressions.get(stream) or {}
+        row_filter = expressions.get("filter")
+        for name in [] if row_filter is None else text_tested_as_a_boolean(row_filter, schema):
+            if (stream, "filter", name) in self._unknown_reads_told:
+                continue
+            self._unknown_reads_told.add((stream, "filter", name))
+            shown = log_safe(name)[:80]
+            self._logger.warning(
+                "streams.%s.filter tests %s for truth, and the stream's SCHEMA types it as text: "
+                "any text but '' is true ('false' and '0' too). Compare it instead: "
+                "%s == 'true' (or != 'true').",
+                stream,
+                shown,
+                shown,
+            )
         for where, name in unknown_reads(expressions, schema):
             if (stream, where, name) in self._unknown_reads_told:
                 continue
