@@ -30,3 +30,20 @@ def test_a_field_is_named_only_while_no_event_carried_it() -> None:
 def test_a_stream_that_built_no_event_says_nothing() -> None:
     watch = FieldWatch(FIELDS)
     assert watch.lines() == []
+
+
+def test_a_field_some_types_have_no_place_for_says_so_beside_the_path() -> None:
+    """A stream of many types (event_type_from) whose events were all leads: its `contents`
+    gave none because a lead's data has none, not only because the path may be wrong."""
+    watch = FieldWatch({"tracks": {"contents": "items", "plan_id": "plan"}})
+    watch.event("tracks", {"id": "1", "data": {"type": "customer_action"}})
+    contents, plan = watch.lines()
+    assert contents.endswith(
+        "Check the path (JMESPath names a property exactly, case and all), or the events' "
+        "types: only order_created, checkout_started, items_added, contents_viewed, "
+        "page_viewed, subscription_created, trial_started and custom events have contents"
+    )
+    assert plan.endswith(
+        "or the events' types: only subscription_created, trial_started and custom events "
+        "have plan_id"
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from target_openai_capi.contract import DATA_SHAPE_BY_TYPE, SHAPE_FIELDS
 from target_openai_capi.mapping.expressions import gives_nothing
 
 # Mapped field -> (the key it is written under, where: the event or its data). Identifiers,
@@ -91,5 +92,21 @@ class FieldWatch:
                     f"streams.{stream}.fields.{field} ({self.texts[stream][field]!r}) gave no "
                     f"value in any of the {count:,} events of the stream: they went out without "
                     "it. Check the path (JMESPath names a property exactly, case and all)"
+                    + _NO_PLACE_IN_SOME_TYPES.get(field, "")
                 )
         return out
+
+
+# Fields some event types' data has no place for (mapping/event.py `fields_not_carried`): with
+# a type per record (event_type_from), the events may all have been of such types.
+def _types_with(field: str) -> list[str]:
+    return [t for t, shape in DATA_SHAPE_BY_TYPE.items() if field in SHAPE_FIELDS[shape]]
+
+
+_NO_PLACE_IN_SOME_TYPES = {
+    field: (
+        f", or the events' types: only {', '.join(_types_with(field)[:-1])} and "
+        f"{_types_with(field)[-1]} events have {field}"
+    )
+    for field in ("contents", "plan_id")
+}
