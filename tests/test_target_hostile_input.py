@@ -705,6 +705,24 @@ def test_a_replay_of_the_dead_letter_file_writes_elsewhere_and_ends(sandbox, tmp
     assert "older than 7 days" in sibling.read_text()
 
 
+def test_a_replay_of_another_file_writes_where_the_config_says(sandbox, tmp_path):
+    """`--input first-run.jsonl` with dead_letter_path another file: it cannot be the file being
+    read, so the rejections go where the config says (they went to a sibling of that file
+    that nothing watched)."""
+    stale = record("c", {"id": "old", "timestamp": iso_minutes_ago(8 * 1440), "type": "x"})
+    run = run_target(config(sandbox.url, tmp_path), [SCHEMA, stale, rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    first = tmp_path / "first-run.jsonl"
+    (tmp_path / "dead.jsonl").rename(first)
+    replay = run_target(
+        config(sandbox.url, tmp_path), [], tmp_path, extra_args=["--input", str(first)], timeout=60
+    )
+    assert replay.returncode == 0, replay.output
+    assert "replay" not in replay.stderr
+    assert list(tmp_path.glob("*.replay-*")) == []
+    assert "older than 7 days" in (tmp_path / "dead.jsonl").read_text()
+
+
 def _rewritten(lines: bytes, how: str) -> bytes:
     """The dead-letter file's lines as a tool rewrites them: `jq -c .`, or sorted keys."""
     if how == "as written":

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -93,6 +94,8 @@ class Pipeline:
         self._unknown_reads_told: set[tuple[str, str, str]] = set()
         self._partial_ids_told: set[tuple[str, tuple[str, ...]]] = set()
         self._deletes_told: set[str] = set()
+        # The input is a file other than the dead-letter file (`--input old.jsonl`, `< old.jsonl`).
+        self._input_is_another_file = False
         self.mappings = mappings
         self.uploader = uploader
         self.checkpoints = Checkpoints()
@@ -166,6 +169,8 @@ class Pipeline:
         dead = DeadLetterFile(path)
         if input_stat is not None and dead.is_file(input_stat):
             dead = self._replay_file(dead, "The input is the dead-letter file itself")
+        elif input_stat is not None and stat.S_ISREG(input_stat.st_mode):
+            self._input_is_another_file = True  # (a replay of it may write where it is told)
         dead.open()
         self.settler.dead_letters = dead
 
@@ -174,7 +179,7 @@ class Pipeline:
         this run's rejections go to a sibling file from now on, so that a replay of the
         dead-letter file never appends to the file being read (and never ends)."""
         dead = self.settler.dead_letters
-        if dead is None or self._replaying:
+        if dead is None or self._replaying or self._input_is_another_file:
             return
         self._replaying = True
         replay = self._replay_file(dead, "The input holds dead letters (a replay)")
