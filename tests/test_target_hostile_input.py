@@ -620,6 +620,82 @@ def test_the_credential_check_gives_up_on_an_api_that_stays_busy(tmp_path):
     assert gateway.requests == 4 + 2
 
 
+def test_a_proxy_that_cannot_be_reached_is_named_without_its_password(monkeypatch, tmp_path):
+    """HTTPS_PROXY with a user and password: a failure printed them (`--test`, the request
+    log) and blamed api_url alone. Port 9 on loopback: nothing listens there."""
+    cfg = config("https://api.example.invalid/v1/events", tmp_path, max_attempts=1)
+    log = tmp_path / "requests.jsonl"
+    said = []
+    # (a `#` in the password: no URL parser reads it, and its error quoted the part before)
+    for proxy in ("http://puser:SeCrEtPw99@127.0.0.1:9", "http://puser:SeCrEt#Pw99@127.0.0.1:9"):
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        check = run_target(cfg, [], tmp_path, extra_args=["--test"])
+        run = run_target({**cfg, "request_log_path": str(log)}, [SCHEMA, rec(1)], tmp_path)
+        assert check.returncode == 1
+        assert run.returncode == 1
+        for text in (check.output, run.output, log.read_text()):
+            assert "SeCrEt" not in text
+            assert "Pw99" not in text
+            assert "puser" not in text
+        said.append(check.stdout)
+    assert said[0].startswith(
+        "FAILED: https://api.example.invalid/v1/events cannot be reached (network error "
+        "talking to https://api.example.invalid/v1/events through the proxy "
+        "http://***@127.0.0.1:9: "
+    )
+    assert said[1].strip().endswith(
+        "Check api_url, and the proxy the environment names (http://***@127.0.0.1:9: "
+        "HTTPS_PROXY).)."
+    )
+
+
+def test_the_local_sandbox_is_reached_without_the_environments_proxy(
+    monkeypatch, sandbox, tmp_path
+):
+    """A proxy in HTTP_PROXY (a CI runner's) took the loopback api_url's requests, the key in
+    them in plain http://, to another host; and a proxy that is down failed the run."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    run = run_target(config(sandbox.url, tmp_path, max_attempts=1), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["r1"]
+
+
+def test_a_proxy_asking_for_credentials_is_said_to_be_one(tmp_path):
+    """A 407 comes from a proxy, not the API: it was reported as an API status to report."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        _answer(handler, 407, b"Proxy Authentication Required", "text/plain")
+
+    gateway = _Gateway(answer)
+    try:
+        run = run_target(config(gateway.url, tmp_path), [SCHEMA, rec(1)], tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert "A proxy between the target and" in run.stderr
+    assert "Check the proxy settings (HTTPS_PROXY, HTTP_PROXY)" in run.stderr
+    assert "please report it" not in run.stderr
+
+
+def test_an_echoed_proxy_authorization_header_is_hidden(tmp_path):
+    """A proxy's 502 page that echoes the request head showed Proxy-Authorization: Basic
+    (the proxy's user and password in base64) in the log."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        page = b"Bad gateway. Request was: POST /v1/events Proxy-Authorization: Basic cHVzZXI6UA=="
+        _answer(handler, 502, page, "text/plain")
+
+    gateway = _Gateway(answer)
+    try:
+        run = run_target(config(gateway.url, tmp_path, max_attempts=1), [SCHEMA, rec(1)], tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert "Proxy-Authorization: Basic ***" in run.stderr
+    assert "cHVzZXI6UA" not in run.output
+
+
 def _drip(handler: BaseHTTPRequestHandler, byte: bytes) -> None:
     """A byte every 0.2 s for a minute, or until the client hangs up."""
     for _ in range(300):

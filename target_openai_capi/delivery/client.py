@@ -21,7 +21,7 @@ import urllib3.connection
 import urllib3.exceptions
 
 from target_openai_capi.delivery.errors import TransportError
-from target_openai_capi.log_safety import redact
+from target_openai_capi.log_safety import is_loopback, redact
 from target_openai_capi.main_thread_signals import termination_signals_blocked
 
 if TYPE_CHECKING:
@@ -105,12 +105,23 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x9f]+")
 
 
 def one_line(text: str, secret: str = "") -> str:
-    """Text as one line of at most MAX_MESSAGE_CHARS, `secret` removed first."""
+    """Text as one line of at most MAX_MESSAGE_CHARS, `secret` removed first, and the
+    credentials of an Authorization header a proxy's error page echoes."""
     text = " ".join(redact(text, secret).split())  # one line, whatever the server sent
+    if "uthorization" in text or "UTHORIZATION" in text:
+        text = _AUTHORIZATION.sub(r"\1***", text)
     text = _CONTROLS.sub("\ufffd", text)
     if len(text) > MAX_MESSAGE_CHARS:
         return text[: MAX_MESSAGE_CHARS - 1] + "…"
     return text
+
+
+# An Authorization or Proxy-Authorization header's credentials, as an echoed request shows them.
+_AUTHORIZATION = re.compile(
+    r"((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer|digest|negotiate)?\s*)"
+    r"[A-Za-z0-9+/=._~-]{6,}",
+    re.IGNORECASE,
+)
 
 
 def _json_message(body: bytes) -> str | None:
@@ -429,7 +440,10 @@ class Client:
             # ~/.netrc entry is not read, so it cannot replace the key.
             from_env = session.merge_environment_settings(self.url, {}, None, None, None)
             session.trust_env = False
-            session.proxies.update(from_env["proxies"])
+            if not is_loopback(urlsplit(self.url).hostname or ""):
+                # (the local sandbox is reached directly: through a proxy, the key would
+                # travel in plain http:// to another host)
+                session.proxies.update(from_env["proxies"])
             session.verify = from_env["verify"]
             session.cert = from_env["cert"]
             self._local.session = session
@@ -494,13 +508,25 @@ class Client:
         """Translate a library exception into our error, saying whether a retry can help."""
         cause = _root_cause(e)
         detail = redact(" ".join(str(cause).split()), self.settings.api_key)
+        proxy = self._proxy()
+        if proxy is not None:
+            detail = without_credentials(detail, proxy)
         if len(detail) > MAX_MESSAGE_CHARS:
             detail = detail[: MAX_MESSAGE_CHARS - 1] + "…"
         kind = type(cause).__name__
+        check = "Check api_url."
+        if proxy is not None:
+            shown = without_credentials(proxy, proxy)
+            check = f"Check api_url, and the proxy the environment names ({shown}: HTTPS_PROXY)."
         if isinstance(e, _NOT_RETRYABLE):
             return TransportError(
-                f"cannot post to {self.display_url}: {kind}: {detail}. Check api_url.",
+                f"cannot post to {self.display_url}: {kind}: {detail}. {check}",
                 retryable=False,
+            )
+        if proxy is not None:
+            return TransportError(
+                f"network error talking to {self.display_url} through the proxy {shown}: "
+                f"{kind}: {detail}"
             )
         if isinstance(e, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in detail:
             return TransportError(
@@ -509,6 +535,13 @@ class Client:
             )
         return TransportError(f"network error talking to {self.display_url}: {kind}: {detail}")
 
+    def _proxy(self) -> str | None:
+        """The proxy requests go through (from HTTPS_PROXY, HTTP_PROXY, ALL_PROXY), or None."""
+        proxies = self._session().proxies
+        scheme = urlsplit(self.url).scheme
+        found = proxies.get(scheme) or proxies.get("all")
+        return str(found) if found else None
+
     def close(self) -> None:
         """Close every thread's session (and its pooled connections)."""
         with self._lock:
@@ -516,3 +549,16 @@ class Client:
             self._local = threading.local()  # a later post opens a fresh session
         for session in sessions:
             session.close()
+
+
+def without_credentials(text: str, proxy: str) -> str:
+    """The text without the proxy URL's user and password, whole or in part (a parser's error
+    may quote the part before a `#` or `/` in the password)."""
+    userinfo = proxy.partition("://")[2].rpartition("@")[0]
+    if not userinfo:
+        return text
+    text = text.replace(userinfo + "@", "***@").replace(userinfo, "***")
+    for piece in re.split(r"[:#/?]", userinfo):
+        if len(piece) >= 3:
+            text = text.replace(piece, "***")
+    return text

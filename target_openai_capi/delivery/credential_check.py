@@ -88,7 +88,8 @@ def _verdict(client: Client, response: Response | TransportError) -> tuple[bool,
     settings = client.settings
     where = f"pixel id {settings.pixel_id!r} at {client.display_url}"
     if isinstance(response, TransportError):
-        return False, f"FAILED: {client.display_url} cannot be reached ({response}). Check api_url."
+        check = "" if "Check " in str(response) else " Check api_url."
+        return False, f"FAILED: {client.display_url} cannot be reached ({response}).{check}"
     status = response.status
     # (printed, not logged: hidden here as the log hides personal data in a server's message)
     message = log_safe(response.message(settings.api_key))

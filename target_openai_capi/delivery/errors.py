@@ -77,12 +77,20 @@ class UnexpectedResponse(DeliveryError):
     """A status with no known meaning for this API (e.g. 3xx, 409, 501); fatal, nothing dropped."""
 
     def __init__(self, status: int, url: str, server_message: str) -> None:
-        super().__init__(
-            f"The API answered HTTP {status} at {url} ({server_message}), a status this target "
-            "does not know how to handle; stopping without advancing STATE. Check api_url; "
-            "if the API has changed, please report it.",
-            status=status,
-        )
+        if status == 407:  # (no API answers it: a proxy between, asking for its credentials)
+            text = (
+                f"A proxy between the target and {url} refused the request (HTTP 407 Proxy "
+                f"Authentication Required: {server_message}); stopping without advancing "
+                "STATE. Check the proxy settings (HTTPS_PROXY, HTTP_PROXY) and their "
+                "credentials."
+            )
+        else:
+            text = (
+                f"The API answered HTTP {status} at {url} ({server_message}), a status this "
+                "target does not know how to handle; stopping without advancing STATE. Check "
+                "api_url; if the API has changed, please report it."
+            )
+        super().__init__(text, status=status)
         self.server_message = server_message
 
 
