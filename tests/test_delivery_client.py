@@ -332,7 +332,9 @@ class _RecordingProxy:
                 seen.append(f"{self.command} {self.path}")
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                request = urllib.request.Request(self.path, body, headers, method="POST")
+                # (the API's stand-in host: the sandbox, on this machine)
+                target = self.path.replace("://capi.test:", "://127.0.0.1:")
+                request = urllib.request.Request(target, body, headers, method="POST")
                 try:
                     reply = direct.open(request, timeout=10)
                 except urllib.error.HTTPError as e:  # relay error statuses as they are
@@ -362,15 +364,22 @@ def test_a_proxy_from_the_environment_carries_every_request(sandbox, monkeypatch
         for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        client = Client(settings(sandbox.url, api_key=API_KEY, pixel_id=PIXEL_ID))
-        for event_id in ("via-proxy-1", "via-proxy-2"):
+        # A host of its own (no config check here refuses http:// to it), which the proxy
+        # relays to the sandbox; a loopback api_url is reached directly.
+        remote = sandbox.url.replace("://127.0.0.1:", "://capi.test:")
+        client = Client(settings(remote, api_key=API_KEY, pixel_id=PIXEL_ID))
+        local = Client(settings(sandbox.url, api_key=API_KEY, pixel_id=PIXEL_ID))
+        for event_id, through in (("via-proxy-1", client), ("via-proxy-2", client)):
             event = {**EVENT, "id": event_id, "timestamp_ms": int(time.time() * 1000) - 1000}
-            body = prepare_body([event], False)
-            assert client.post(body).status == 200
+            assert through.post(prepare_body([event], False)).status == 200
+        event = {**EVENT, "id": "direct", "timestamp_ms": int(time.time() * 1000) - 1000}
+        assert local.post(prepare_body([event], False)).status == 200
         client.close()
+        local.close()
     finally:
         proxy.close()
-    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["via-proxy-1", "via-proxy-2"]
+    stored = sorted(e["id"] for e in sandbox.events(PIXEL_ID))
+    assert stored == ["direct", "via-proxy-1", "via-proxy-2"]
     assert proxy.seen == [f"POST {client.url}"] * 2
 
 

@@ -643,9 +643,13 @@ def test_a_proxy_that_cannot_be_reached_is_named_without_its_password(monkeypatc
         "talking to https://api.example.invalid/v1/events through the proxy "
         "http://***@127.0.0.1:9: "
     )
-    assert said[1].strip().endswith(
-        "Check api_url, and the proxy the environment names (http://***@127.0.0.1:9: "
-        "HTTPS_PROXY).)."
+    assert (
+        said[1]
+        .strip()
+        .endswith(
+            "Check api_url, and the proxy the environment names (http://***@127.0.0.1:9: "
+            "HTTPS_PROXY).)."
+        )
     )
 
 
