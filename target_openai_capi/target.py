@@ -515,6 +515,9 @@ class TargetOpenAICapi(Target):
         super(Target, cls).invoke(about=about, about_format=about_format)
         for handler in logging.getLogger().handlers:  # (the SDK's, set up by now)
             handler.addFilter(OneLine())
+        # urllib3's DEBUG lines show each request's URL, query string and all (LOGLEVEL=DEBUG):
+        # the target's own messages say what a request did, without it.
+        logging.getLogger("urllib3").setLevel(logging.INFO)
         cls.print_version(print_fn=cls.logger.info)
         config = config or _ConfigInput()
         problems = environment_problems(os.environ) if config.parse_env else []

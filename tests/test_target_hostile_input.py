@@ -665,6 +665,18 @@ def test_the_local_sandbox_is_reached_without_the_environments_proxy(
     assert stored(sandbox) == ["r1"]
 
 
+def test_a_debug_log_shows_no_query_string_of_api_url(monkeypatch, sandbox, tmp_path):
+    """LOGLEVEL=DEBUG, as one troubleshoots: urllib3's lines showed every request's URL with
+    api_url's query string (a gateway's access code)."""
+    monkeypatch.setenv("LOGLEVEL", "DEBUG")
+    url = sandbox.url + "?code=QSSECRET"
+    run = run_target(config(url, tmp_path), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["r1"]
+    assert "DEBUG" in run.stderr  # (the log is a debug one)
+    assert "QSSECRET" not in run.output
+
+
 def test_a_proxy_asking_for_credentials_is_said_to_be_one(tmp_path):
     """A 407 comes from a proxy, not the API: it was reported as an API status to report."""
 
