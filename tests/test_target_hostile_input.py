@@ -538,8 +538,14 @@ _SIGN_IN_PAGE = _page(200, b"<!DOCTYPE html><html><title>Sign in</title></html>"
         # A sign-in page, or a website at a wrong api_url, answering 200: the events were
         # counted sent and STATE moved past them, though they never reached the API.
         (_SIGN_IN_PAGE, "with a web page, not an answer of the API (<!DOCTYPE html>", 1),
+        # A gateway that answers its errors with 200 and the API's error shape.
+        (
+            _page(200, b'{"error": {"message": "Invalid api key", "type": "auth"}}'),
+            "with an error in its body (Invalid api key)",
+            1,
+        ),
     ],
-    ids=["400", "413", "200"],
+    ids=["400", "413", "200", "200 error"],
 )
 def test_a_web_page_for_an_answer_stops_the_run_and_rejects_nothing(
     answer, said, requests, tmp_path
@@ -568,6 +574,13 @@ def test_the_credential_check_fails_when_a_web_page_answers(tmp_path):
         gateway.close()
     assert check.returncode == 1
     assert check.stdout.startswith("FAILED: a web page answered at http://127.0.0.1:")
+    gateway = _Gateway(_page(200, b'{"error": {"message": "Invalid api key"}}'))
+    try:
+        check = run_target(config(gateway.url, tmp_path), [], tmp_path, extra_args=["--test"])
+    finally:
+        gateway.close()
+    assert check.returncode == 1
+    assert "with an error in its body (Invalid api key)" in check.stdout
 
 
 def _busy_then(status: int, busy_answers: int) -> Any:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from target_openai_capi.delivery.client import Response, is_web_page, prepare_body
+from target_openai_capi.delivery.client import Response, is_api_error, is_web_page, prepare_body
 from target_openai_capi.delivery.errors import KEY_ADVICE, TransportError
 from target_openai_capi.delivery.retry import (
     RetryPolicy,
@@ -97,6 +97,11 @@ def _verdict(client: Client, response: Response | TransportError) -> tuple[bool,
         return False, (
             f"FAILED: a web page answered at {client.display_url}, not the API ({message}). "
             "Check api_url (a proxy's sign-in page?)."
+        )
+    if 200 <= status < 300 and is_api_error(response.body):
+        return False, (
+            f"FAILED: HTTP {status} for {where} with an error in its body ({message}). "
+            "Check api_url (a gateway in front of the API?)."
         )
     if 200 <= status < 300:
         return True, f"OK: the key, {where} work (validate_only: nothing was recorded)."

@@ -109,15 +109,17 @@ class RefusedWholesale(DeliveryError):
 
 
 class NotTheApi(DeliveryError):
-    """A success status with a web page for its body: something other than the API answered,
-    so the events may never have reached it; fatal, nothing counted as sent."""
+    """A success status with a web page, or an error, for its body: something other than the
+    API answered, or it refused the request all the same, so the events may never have been
+    taken; fatal, nothing counted as sent."""
 
-    def __init__(self, status: int, url: str, server_message: str) -> None:
+    def __init__(self, status: int, url: str, server_message: str, *, error: bool = False) -> None:
+        what = "an error in its body" if error else "a web page, not an answer of the API"
+        where = "a gateway that answers errors so?" if error else "a sign-in page of a proxy?"
         super().__init__(
-            f"HTTP {status} from {url} with a web page, not an answer of the API "
-            f"({server_message}): the events may not have reached the API (a sign-in page of a "
-            "proxy? a wrong api_url?). Stopping without advancing STATE past these events; "
-            "none was counted as sent.",
+            f"HTTP {status} from {url} with {what} ({server_message}): the events may not "
+            f"have reached the API ({where} a wrong api_url?). Stopping without advancing STATE "
+            "past these events; none was counted as sent.",
             status=status,
         )
         self.server_message = server_message

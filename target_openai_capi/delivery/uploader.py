@@ -294,11 +294,13 @@ class Uploader:
             response = self._send(batch, part, validate_only, result)
             action = action_for(response.status)
             if action is Action.ACCEPT:
-                if is_web_page(response):
+                error = is_api_error(response.body)
+                if error or is_web_page(response):
                     raise NotTheApi(
                         response.status,
                         self._client.display_url,
                         self._message(response)[:LOG_MESSAGE_CHARS],
+                        error=error,
                     )
                 accepted.extend(part)
                 continue
