@@ -203,7 +203,49 @@ def redact(text: str, secret: str) -> str:
             end, matched = end + 1, matched + 1
         text = text[:start] + REDACTED + text[end:]
         start = text.find(head, start + len(REDACTED))
-    return text
+    return _without_pieces(text, secret)
+
+
+# A piece of the key's random part this long, in any case, is hidden too (a server that quotes
+# the key from its 20th character on, or upper-cased): looked for at every _PIECE-th character
+# of it, so any run of 2 * _PIECE - 1 characters of it holds one such piece.
+_PIECE = 10
+_KEY_PREFIX = re.compile(r"sk-(?:[a-z]+-)?")
+
+
+def _without_pieces(text: str, secret: str) -> str:
+    """The text with each run of the secret's random part that is 2 * _PIECE - 1 characters or
+    longer, in any case, written as [redacted]."""
+    prefix = _KEY_PREFIX.match(secret)
+    start_of_random = prefix.end() if prefix else 0
+    if len(secret) - start_of_random < 2 * _PIECE or len(text) < _PIECE:
+        return text
+    lowered, key = text.lower(), secret.lower()
+    if len(lowered) != len(text):  # (a character whose lower case is longer: rare, left as is)
+        return text
+    spans = []
+    for at in range(start_of_random, len(key) - _PIECE + 1, _PIECE):
+        piece = key[at : at + _PIECE]
+        found = lowered.find(piece)
+        while found >= 0:
+            begin, end, k_begin, k_end = found, found + _PIECE, at, at + _PIECE
+            while begin > 0 and k_begin > 0 and lowered[begin - 1] == key[k_begin - 1]:
+                begin, k_begin = begin - 1, k_begin - 1
+            while end < len(lowered) and k_end < len(key) and lowered[end] == key[k_end]:
+                end, k_end = end + 1, k_end + 1
+            spans.append((begin, end))
+            found = lowered.find(piece, end)
+    if not spans:
+        return text
+    out, last = [], 0
+    for begin, end in sorted(spans):
+        if begin < last:  # (overlapping the run before: it is one run)
+            last = max(last, end)
+            continue
+        out += [text[last:begin], REDACTED]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _redacted(text: str) -> str:

@@ -690,6 +690,29 @@ def test_a_debug_log_shows_no_query_string_of_api_url(monkeypatch, sandbox, tmp_
     assert "QSSECRET" not in run.output
 
 
+def test_a_server_quoting_part_of_the_key_or_in_other_case_shows_none_of_it(tmp_path):
+    """A 400 naming the event whose message quotes the key from its 20th character on, and
+    upper-cased: both reached the log and the dead letter (only the key's first 24 characters
+    were looked for, in its own case)."""
+    key = "sk-svcacct-TESTKEY1234567890abcdefSECRETxyz"
+    message = f"bad token {key[20:]} / BEARER {key.upper()}"
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        _api_error(handler, {"message": message, "param": "events[0]"})
+
+    gateway = _Gateway(answer)
+    try:
+        cfg = config(gateway.url, tmp_path, api_key=key, max_attempts=1)
+        run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    finally:
+        gateway.close()
+    assert "bad token [redacted] / BEARER [redacted]" in run.stderr
+    written = run.output + (tmp_path / "dead.jsonl").read_text()
+    assert "bad token" in (tmp_path / "dead.jsonl").read_text()
+    for piece in ("4567890abcdefSEC", "SECRETxyz", "SECRETXYZ", "TESTKEY1234"):
+        assert piece not in written
+
+
 def test_a_proxy_asking_for_credentials_is_said_to_be_one(tmp_path):
     """A 407 comes from a proxy, not the API: it was reported as an API status to report."""
 
