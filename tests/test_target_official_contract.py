@@ -176,7 +176,12 @@ def test_custom_names_app_events_contents_and_custom_data(sandbox, tmp_path):
             "id": "t3",
             "event": "Order Created!",
             "items": [
-                {"id": "sku", "group_id": "prod", "quantity": 0, "variant_dict": {"size": "M"}}
+                {
+                    "id": "sku",
+                    "group_id": "prod",
+                    "quantity": 0,
+                    "variant_dict": {"size": "M", "gift_wrap": True, "engraved": False},
+                }
             ],
         },
         {"id": "t4", "event": "!!!"},
@@ -202,7 +207,13 @@ def test_custom_names_app_events_contents_and_custom_data(sandbox, tmp_path):
     assert events["t3"]["data"] == {
         "type": "contents",
         "contents": [
-            {"id": "sku", "group_id": "prod", "quantity": 0, "variant_dict": {"size": "M"}}
+            {
+                "id": "sku",
+                "group_id": "prod",
+                "quantity": 0,
+                # (a yes/no option as text: a boolean rejected the whole order)
+                "variant_dict": {"size": "M", "gift_wrap": "true", "engraved": "false"},
+            }
         ],
     }
     assert events["i1"]["action_source"] == "mobile_app"

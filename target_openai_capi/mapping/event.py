@@ -408,12 +408,14 @@ def no_item_currency(index: int) -> MappingError:
 
 def _variant_dict(value: object, where: str) -> dict[str, str]:
     """An item's variant as string keys to string values ({"size": "M"}); nulls and blank
-    texts left out."""
+    texts left out, a yes/no option as "true" or "false" ({"gift_wrap": true})."""
     if not isinstance(value, Mapping):
         raise MappingError(f"{where} must be an object of strings, not {type_name(value)}")
     variant = {}
     for key, item in value.items():
-        if item is not None and (type(item) is not str or item.strip()):  # blank: no value
+        if type(item) is bool:
+            variant[str(key)] = "true" if item else "false"
+        elif item is not None and (type(item) is not str or item.strip()):  # blank: no value
             variant[str(key)] = _as_text(item, f"{where}.{key}")
     return variant
 
