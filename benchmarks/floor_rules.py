@@ -306,10 +306,11 @@ def order_id(value: str | None) -> str:
 
 
 def source_url(value: str | None) -> str | None:
-    """The page URL without its query string and fragment, as the target sends it."""
-    url = required_text(value, "source_url")
-    if url is None:
+    """The page URL without its query string and fragment, as the target sends it; only
+    spaces is no value."""
+    if value is None or not value.strip():
         return None
+    url = value.strip()
     url = without_query_and_credentials(url)
     if not url or len(url) > 8192 or not URL.fullmatch(url):
         raise Skip("source_url")

@@ -190,11 +190,13 @@ def to_event(message: Message, now_ms: int | None = None) -> dict[str, Any] | No
     if click and click.strip():
         event["oppref"] = click
     url = order.statusPageUrl
-    if url:
+    if url and not url.isspace():  # (only spaces is no value)
         url = without_query_and_credentials(url.strip())
         if not url or len(url) > 8192 or not URL.fullmatch(url):
             raise Skip("source_url")
         event["source_url"] = url
+    else:
+        url = None
     event["action_source"] = "physical_store" if order.sourceName == "pos" else "web"
     if not url and event["action_source"] == "web":
         raise Skip("a web event needs a source_url")
