@@ -9,7 +9,9 @@ The main thread handles each Singer message inside `MessageGuard.handle`, holdin
   handled (or the end of input is delivered) takes effect once that is done, so batches and
   checkpoints are never drained half-updated. A second signal stops at once, without waiting
   for the requests in flight (their records are unsettled: the next run sends them again) and
-  without STATE past what is unsent.
+  without STATE past what is unsent; but the same signal again within SAME_SIGNAL_SECONDS is
+  the same request to stop (`meltano run`, cancelled by a SIGTERM to its process group, sends
+  its own SIGTERM to the target a fraction of a millisecond after the group's).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -25,6 +28,10 @@ from target_openai_capi.pipeline.quiet_input import QuietInputDelivery
 from target_openai_capi.pipeline.settling import RunFailed
 
 M = TypeVar("M")
+
+# The same signal again this soon is one request to stop, sent twice (a process group's and
+# its parent's), not someone insisting (a person's second Ctrl-C is further apart).
+SAME_SIGNAL_SECONDS = 0.1
 
 
 class MessageGuard:
@@ -50,6 +57,7 @@ class MessageGuard:
         self._in_message = False
         self._pending_signal: int | None = None
         self._terminating = False
+        self._first_signal: tuple[int, float] | None = None  # (signum, when)
 
     def handle(self, process: Callable[[M], Any], message: M) -> None:
         """Handle one message; a signal meanwhile takes effect once it is done."""
@@ -63,7 +71,7 @@ class MessageGuard:
             self._in_message = False
         if self._pending_signal is not None:
             signum, self._pending_signal = self._pending_signal, None
-            self.signal(signum)
+            self._stop(signum)
 
     def handle_end(self, process: Callable[[], None]) -> None:
         """The end of input: stop the quiet-input thread, then deliver what is left."""
@@ -84,6 +92,20 @@ class MessageGuard:
 
     def signal(self, signum: int) -> None:
         """A termination signal: stop now, after the message in hand, or once delivered."""
+        now = time.monotonic()
+        if self._first_signal is None:
+            self._first_signal = (signum, now)
+        elif self._first_signal[0] == signum and now - self._first_signal[1] < SAME_SIGNAL_SECONDS:
+            self._logger.info(
+                "Received signal %d again at once (from a process group and its parent): "
+                "taken as one.",
+                signum,
+            )
+            return
+        self._stop(signum)
+
+    def _stop(self, signum: int) -> None:
+        """What a signal does (a signal held while a message was handled, once it is done)."""
         if self._terminating or self._pending_signal is not None:
             self._stop_sending()
             self._fail_at_once(f"Received signal {signum} again: stopping now.")

@@ -265,6 +265,27 @@ def test_sigterm_delivers_what_is_batched_writes_state_and_logs_the_summary(sand
     assert "Traceback" not in log
 
 
+def test_sigterm_to_the_process_group_and_from_meltano_is_one_stop(sandbox, tmp_path):
+    """`meltano run` cancelled by a SIGTERM to its process group: the target gets the group's
+    signal and, a fraction of a millisecond later, Meltano's own. That second one stopped the
+    run at once, the batch in flight unsettled and STATE behind, on every such cancel."""
+    sandbox.set_faults(FaultConfig(latency_ms=1000))
+    target = _OpenPipe(config_for(sandbox.url, tmp_path), tmp_path, "'other' has no entry")
+    lines = [schema("conversions", {"id": {}}, ["id"]), *conversions(30), state({"pos": 30})]
+    target.send([*lines, schema("other", {"id": {}}, ["id"]), record("other", {"id": 1})])
+    target.wait_for_notice()
+
+    def again_at_once() -> None:
+        time.sleep(0.02)
+        target.proc.send_signal(signal.SIGTERM)
+
+    code, states, log = target.exit_after(signal.SIGTERM, then=again_at_once)
+    assert code == 0, log
+    assert "again at once (from a process group and its parent): taken as one" in log
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(f"e{i}" for i in range(30))
+    assert states == [{"pos": 30}]
+
+
 def test_sigterm_while_a_batch_is_being_retried_waits_for_it(sandbox, tmp_path):
     """The signal comes while the batch a record completed is retried (503): that delivery
     finishes first, then the run stops as at the end of input. Nothing is dropped."""
@@ -435,8 +456,11 @@ def test_a_second_signal_during_the_last_delivery_finds_it_under_the_lock(monkey
 
     import pytest
 
+    from target_openai_capi import termination
     from target_openai_capi.termination import MessageGuard
 
+    # (the two signals below come at once: not to be taken as one sent twice)
+    monkeypatch.setattr(termination, "SAME_SIGNAL_SECONDS", 0.0)
     could_settle: list[bool] = []
 
     def fail_at_once(message: str) -> NoReturn:
