@@ -56,10 +56,44 @@ def open_owner_only(path: Path) -> int:
             raise OSError(errno.EINVAL, f"it is {protected}: lines appended there would break it")
         if stat.S_ISREG(found.st_mode) and stat.S_IMODE(found.st_mode) & 0o077:
             os.fchmod(fd, 0o600)
+        if stat.S_ISREG(found.st_mode) and found.st_size and not _ends_a_line(path):
+            # A line an earlier run could not finish (killed mid-write): ended here, so that
+            # this run's first line is a line of its own, not the end of that one.
+            append_line(fd, b"\n")
     except OSError:
         os.close(fd)
         raise
     return fd
+
+
+def _ends_a_line(path: Path) -> bool:
+    """True when the file's last byte is a newline (or it cannot be read to say)."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(-1, os.SEEK_END)
+            return file.read(1) == b"\n"
+    except OSError:
+        return True
+
+
+def append_line(fd: int, line: bytes) -> None:
+    """Append one whole line, or none of it: a write cut short (a full disk) is taken back, so
+    that no part of a line is left for the next line to be appended to. Raises OSError."""
+    written = 0
+    try:
+        before = os.fstat(fd).st_size
+        while written < len(line):
+            written += os.write(fd, line[written:])
+    except OSError:
+        if written:
+            try:
+                found = os.fstat(fd)
+                # (only what this write added: not a line another process appended meanwhile)
+                if stat.S_ISREG(found.st_mode) and found.st_size == before + written:
+                    os.ftruncate(fd, before)
+            except OSError:
+                pass
+        raise
 
 
 def _same_file(found: os.stat_result, fd: int) -> bool:

@@ -1245,6 +1245,51 @@ def test_a_dead_letter_file_that_fills_up_stops_with_one_clear_line(sandbox, tmp
     assert "(input): received=1 unsettled=1" in run.stderr
 
 
+@pytest.mark.parametrize("log", ["dead_letter_path", "request_log_path"])
+def test_a_file_that_fills_up_mid_line_keeps_whole_lines_only(log, sandbox, tmp_path):
+    """A full disk in the middle of a line (here: a file size limit, as a quota gives) left
+    that line's first part; the next run appended its lines to it, and a replay could read
+    neither. A line is now written whole or not at all; a part an earlier run left (killed
+    mid-write) is ended before a new line starts."""
+    import shutil
+
+    if shutil.which("prlimit") is None:
+        pytest.skip("no prlimit (util-linux) here")
+    path = tmp_path / "out.jsonl"
+    cfg = config(sandbox.url, tmp_path, **{log: str(path)})
+    # Rejected records fill the dead-letter file; sent ones the request log.
+    stale = iso_minutes_ago(8 * 1440) if log == "dead_letter_path" else NOW
+    lines = [SCHEMA, *(rec(n, timestamp=stale, pad="x" * 400) for n in range(40))]
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps({**cfg, "batch_size": 1}))
+
+    # (a file size limit: the run's own files only, its pipes have no size)
+    run = subprocess.run(
+        ["prlimit", "--fsize=6000:6000", "--", *TARGET_CMD, "--config", str(config_path)],
+        input=("\n".join(lines) + "\n").encode(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    stderr = run.stderr.decode()
+    assert run.returncode == 1, stderr
+    assert "cannot be written (File too large)" in stderr
+    written = path.read_bytes()
+    assert written.endswith(b"\n")
+    for line in written.splitlines():
+        json.loads(line)  # every line whole
+    # A part of a line left by a run killed mid-write: this run's lines start on a line of
+    # their own.
+    path.write_bytes(written + b'{"type": "RECORD", "stream": "c", "rec')
+    sandbox.reset()
+    again = run_target(cfg, [SCHEMA, rec(1, timestamp=stale)], tmp_path)
+    assert again.returncode == 0, again.output
+    after = path.read_bytes().splitlines()
+    assert after[len(written.splitlines())] == b'{"type": "RECORD", "stream": "c", "rec'
+    for line in after[len(written.splitlines()) + 1 :]:
+        json.loads(line)
+
+
 def _started(cfg: dict[str, Any], tmp_path: Path) -> subprocess.Popen[bytes]:
     """The real CLI started on `cfg`, its standard streams pipes (the test writes as it goes)."""
     path = tmp_path / "config.json"

@@ -12,10 +12,9 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import IO
 
 from target_openai_capi.log_safety import without_secrets_in_bytes
-from target_openai_capi.output_files import open_owner_only
+from target_openai_capi.output_files import append_line, open_owner_only
 
 
 class RequestLogError(Exception):
@@ -32,18 +31,17 @@ class RequestLog:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file: IO[bytes] | None = None
+        self._fd: int | None = None
         self._lock = threading.Lock()  # batches in flight write from several threads
 
     def open(self) -> None:
         """Open (create, 0600) the file now, so a path that cannot be written stops the start."""
-        if self._file is not None:
+        if self._fd is not None:
             return
         try:
-            fd = open_owner_only(self.path)
+            self._fd = open_owner_only(self.path)
         except OSError as exc:
             raise RequestLogError(self.path, exc) from None
-        self._file = os.fdopen(fd, "ab")
 
     def write(self, body: bytes, status: int | None, error: str | None = None) -> None:
         """One request: its body as sent, and the answer's status (or the network error)."""
@@ -54,16 +52,15 @@ class RequestLog:
         line = without_secrets_in_bytes(line)  # (a record may hold the key, see log_safety)
         with self._lock:
             self.open()
-            assert self._file is not None
+            assert self._fd is not None
             try:
-                self._file.write(line)
-                self._file.flush()
+                append_line(self._fd, line)  # (the whole line or none of it)
             except OSError as exc:
                 raise RequestLogError(self.path, exc) from None
 
     def close(self) -> None:
         """Close the file if it was opened."""
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)

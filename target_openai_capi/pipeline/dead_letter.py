@@ -14,7 +14,7 @@ from typing import IO, Any
 import simplejson
 
 from target_openai_capi.log_safety import without_secrets
-from target_openai_capi.output_files import open_owner_only
+from target_openai_capi.output_files import append_line, open_owner_only
 from target_openai_capi.reading.envelope import properties_in_json
 
 # A raw input line that could not be parsed is kept up to this size, so one huge bad line
@@ -78,7 +78,7 @@ class DeadLetterFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
         # Per stream, the SCHEMA (schema, key properties) its last dead letters were written
         # under: a record is written after its own, so the file replays under the schema each
         # record came with, also when the stream's SCHEMA changed during the run.
@@ -92,14 +92,13 @@ class DeadLetterFile:
 
         Raises DeadLetterError naming the path and why.
         """
-        if self._file is not None:
+        if self._fd is not None:
             return
         try:
             self._created = not self.path.exists()
-            fd = open_owner_only(self.path)
+            self._fd = open_owner_only(self.path)
         except OSError as exc:
             raise DeadLetterError(self.path, exc) from None
-        self._file = os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape")
 
     def is_file(self, stat: os.stat_result) -> bool:
         """True when `stat` is of this very file (e.g. the run's input is its own output)."""
@@ -111,12 +110,12 @@ class DeadLetterFile:
 
     def _write(self, message: Mapping[str, Any]) -> None:
         self.open()
-        assert self._file is not None
-        # One write of the whole line: a full disk leaves no partial line to break a replay.
+        assert self._fd is not None
+        # The whole line or none of it (a full disk leaves no part of one to break a replay),
+        # written at once: a crash later in the run must not lose what was rejected.
         line = without_secrets(_dumps(message)) + "\n"
         try:
-            self._file.write(line)
-            self._file.flush()  # a crash later in the run must not lose what was rejected
+            append_line(self._fd, line.encode("utf-8", "surrogateescape"))
         except OSError as exc:
             self._failed = True
             raise DeadLetterError(self.path, exc) from None
@@ -197,10 +196,10 @@ class DeadLetterFile:
 
     def close(self) -> None:
         """Close the file if it was opened; one this run created and left empty goes again."""
-        if self._file is not None:
-            file, self._file = self._file, None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
             try:
-                file.close()
+                os.close(fd)
             except OSError as exc:
                 if not self._failed:  # (a write that failed was reported when it failed)
                     raise DeadLetterError(self.path, exc) from None
