@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -654,16 +655,44 @@ def test_a_proxy_that_cannot_be_reached_is_named_without_its_password(monkeypatc
     assert said[0].startswith(
         "FAILED: https://api.example.invalid/v1/events cannot be reached (network error "
         "talking to https://api.example.invalid/v1/events through the proxy "
-        "http://***@127.0.0.1:9: "
+        "http://127.0.0.1:9: "
     )
-    assert (
-        said[1]
-        .strip()
-        .endswith(
-            "Check api_url, and the proxy the environment names (http://***@127.0.0.1:9: "
-            "HTTPS_PROXY).)."
-        )
-    )
+    assert "is not a URL that can be read: a #, / or ? in its user or password" in said[1]
+
+
+def test_a_proxy_asking_for_credentials_at_connect_is_said_to_be_one(monkeypatch, tmp_path):
+    """An https api_url goes through a proxy by CONNECT; a proxy that wants credentials
+    answers that 407: it was retried for half a minute as a network error, then 'Check
+    api_url'."""
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+
+        def answer() -> None:
+            while True:
+                try:
+                    conn, _ = proxy.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                        b'Proxy-Authenticate: Basic realm="corp"\r\nContent-Length: 0\r\n\r\n'
+                    )
+
+        threading.Thread(target=answer, daemon=True).start()
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        cfg = config("https://api.example.invalid/v1/events", tmp_path)
+        started = time.monotonic()
+        run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+        check = run_target(cfg, [], tmp_path, extra_args=["--test"])
+        took = time.monotonic() - started
+    assert run.returncode == 1
+    assert "407 Proxy Authentication Required). Check the proxy settings" in run.stderr
+    assert "407 Proxy Authentication Required). Check the proxy settings" in check.stdout
+    assert "attempts" not in check.stdout
+    assert took < 20  # (not retried)
 
 
 def test_the_local_sandbox_is_reached_without_the_environments_proxy(

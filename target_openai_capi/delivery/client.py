@@ -509,29 +509,45 @@ class Client:
         cause = _root_cause(e)
         detail = redact(" ".join(str(cause).split()), self.settings.api_key)
         proxy = self._proxy()
+        shown = ""
         if proxy is not None:
             detail = without_credentials(detail, proxy)
+            shown = without_credentials(proxy, proxy)
+            if "Failed to parse" in detail or "is not a valid host or port" in detail:
+                # (a parser's words would quote the user and the password up to the `#`)
+                return TransportError(
+                    f"the proxy the environment names for {self.display_url} (HTTPS_PROXY, "
+                    "HTTP_PROXY or ALL_PROXY) is not a URL that can be read: a #, / or ? in "
+                    "its user or password is written percent-encoded (%23, %2F, %3F).",
+                    retryable=False,
+                )
+            if "407" in detail:  # (its answer to CONNECT: requests raises it as an error)
+                return TransportError(
+                    f"the proxy {shown} refused to carry the request to {self.display_url} "
+                    "(407 Proxy Authentication Required). Check the proxy settings (HTTPS_PROXY, "
+                    "HTTP_PROXY) and their credentials.",
+                    retryable=False,
+                )
         if len(detail) > MAX_MESSAGE_CHARS:
             detail = detail[: MAX_MESSAGE_CHARS - 1] + "…"
         kind = type(cause).__name__
         check = "Check api_url."
         if proxy is not None:
-            shown = without_credentials(proxy, proxy)
             check = f"Check api_url, and the proxy the environment names ({shown}: HTTPS_PROXY)."
         if isinstance(e, _NOT_RETRYABLE):
             return TransportError(
                 f"cannot post to {self.display_url}: {kind}: {detail}. {check}",
                 retryable=False,
             )
-        if proxy is not None:
-            return TransportError(
-                f"network error talking to {self.display_url} through the proxy {shown}: "
-                f"{kind}: {detail}"
-            )
         if isinstance(e, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in detail:
             return TransportError(
                 f"TLS certificate of {self.display_url} could not be verified: {detail}",
                 retryable=False,
+            )
+        if proxy is not None:
+            return TransportError(
+                f"network error talking to {self.display_url} through the proxy {shown}: "
+                f"{kind}: {detail}"
             )
         return TransportError(f"network error talking to {self.display_url}: {kind}: {detail}")
 
@@ -557,7 +573,7 @@ def without_credentials(text: str, proxy: str) -> str:
     userinfo = proxy.partition("://")[2].rpartition("@")[0]
     if not userinfo:
         return text
-    text = text.replace(userinfo + "@", "***@").replace(userinfo, "***")
+    text = text.replace(userinfo + "@", "").replace(userinfo, "***")
     for piece in re.split(r"[:#/?]", userinfo):
         if len(piece) >= 3:
             text = text.replace(piece, "***")
