@@ -150,11 +150,14 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "email": "ana@example.com",
         "phone": "+1 415-555-2671",
         "customer_name": "Ana Lopez",
-        "Billing Phone": 14155552671,
-        "guests": [{"note": "bo@example.org"}, {"note": "cy@example.net"}],
+        "billing_phone": 14155552671,
+        "guests": [{"note": "bo@example.org"}, {"note": "call cy on +44 20 7946 0958"}],
+        "attendees": {"dee@example.net": "confirmed"},
+        "Eve Smith": {"phone": "n/a"},  # (a name as a key: shown as *, never in the log)
         "seats": 3,
         "plan": "pro",
-        "referrer": "newsletter",
+        "is_mobile": "yes",  # (not a person's: kept)
+        "mobile": "iOS",
     }
     lines = [schema("events", props, ["id"])]
     lines += [
@@ -179,14 +182,18 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "email": h("ana@example.com"),
         "phone": h("+1 415-555-2671"),
         "customer_name": h("Ana Lopez"),
-        "Billing Phone": h("14155552671"),
-        "guests": [{"note": h("bo@example.org")}, {"note": h("cy@example.net")}],
+        "billing_phone": h("14155552671"),
+        "guests": [{"note": h("bo@example.org")}, {"note": h("call cy on +44 20 7946 0958")}],
+        "attendees": {h("dee@example.net"): "confirmed"},
+        "Eve Smith": {"phone": h("n/a")},
         "seats": 3,
         "plan": "pro",
-        "referrer": "newsletter",
+        "is_mobile": "yes",
+        "mobile": "iOS",
     }
-    for raw in ("example.com", "example.org", "555-2671", "Lopez", "14155552671"):
+    for raw in ("example", "555-2671", "7946", "Lopez", "14155552671"):
         assert raw not in log.read_text()
+    for raw in ("example", "555-2671", "7946", "Lopez", "Eve", "14155552671"):
         assert raw not in run.output
     said = [line.split("| ")[-1] for line in run.stderr.splitlines() if "SHA-256 hash" in line]
     end = ": sent as its SHA-256 hash (map it to a user field to be matched by it)."
@@ -194,8 +201,11 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         f"Stream 'events': custom_data.email holds an email address{end}",
         f"Stream 'events': custom_data.phone holds a phone number{end}",
         f"Stream 'events': custom_data.customer_name is named for personal data{end}",
-        f"Stream 'events': custom_data.Billing Phone is named for personal data{end}",
+        f"Stream 'events': custom_data.billing_phone is named for personal data{end}",
         f"Stream 'events': custom_data.guests[].note holds an email address{end}",
+        f"Stream 'events': custom_data.attendees.* has names that are personal data (an email "
+        f"address){end}",
+        f"Stream 'events': custom_data.*.phone is named for personal data{end}",
     ]
 
 

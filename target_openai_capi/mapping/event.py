@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -485,8 +486,8 @@ _PERSONAL_NAME_ENDS = (
     "emailaddress",
     "phone",
     "phonenumber",
-    "mobile",
     "mobilenumber",
+    "mobilephone",
     "firstname",
     "lastname",
     "fullname",
@@ -502,22 +503,50 @@ _PERSONAL_NAME_ENDS = (
     "birthdate",
 )
 _NOT_IN_A_NAME = re.compile(r"[\s_.-]+")
+# A phone number written with its +, anywhere in a text ("call back on +1 415-555-2671").
+_PHONE_IN_TEXT = re.compile(r"\+\d[\d ().-]{6,22}\d")
+# A property name shown as it is in a note: a word, not data (an email or a customer's name
+# used as a key is shown as `*`).
+_SHOWN_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}|[a-z][A-Za-z0-9]{0,39}")
 
 
+@lru_cache(maxsize=4096)
 def _personal_name(key: str) -> bool:
     """A property named for a person's email, phone, name, address or birth date."""
     return _NOT_IN_A_NAME.sub("", key).lower().endswith(_PERSONAL_NAME_ENDS)
 
 
+def _holds_personal_text(text: str) -> str | None:
+    """Why a text is personal data (an email address, a +phone number in it), or None."""
+    if ("@" in text or "%" in text) and _holds_email(text):
+        return "holds an email address"
+    if "+" in text and any(
+        8 <= sum(ch.isdigit() for ch in found.group()) <= 15
+        for found in _PHONE_IN_TEXT.finditer(text)
+    ):
+        return "holds a phone number"
+    return None
+
+
+def _hash_text(text: str) -> str:
+    return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _hide_personal_data(value: Any, where: str, personal: bool, hashed: dict[str, str]) -> Any:
     """custom_data (as `_json_value` made it) with each personal value replaced by its hash, in
-    place: an email address or a +phone number wherever it is, and any text or number under a
-    property named for one (`_personal_name`). The places are put in `hashed` with why (list
-    items as `[]`: one place for every item)."""
+    place: a text holding an email address or a +phone number wherever it is (a property name
+    too), and any text or number under a property named for one (`_personal_name`). The places
+    are put in `hashed` with why (list items as `[]`, names that are data as `*`)."""
     if isinstance(value, dict):
-        for key, item in value.items():
-            named = personal or _personal_name(key)
-            value[key] = _hide_personal_data(item, f"{where}.{key}", named, hashed)
+        for key in list(value):
+            item = value[key]
+            why = _holds_personal_text(key)
+            place = f"{where}.{key if _SHOWN_NAME.fullmatch(key) else '*'}"
+            if why is not None:  # (a property named by an email: the name is the data)
+                del value[key]
+                hashed.setdefault(f"{where}.*", f"has names that are personal data ({why[6:]})")
+                key = _hash_text(key.strip())
+            value[key] = _hide_personal_data(item, place, personal or _personal_name(key), hashed)
         return value
     if isinstance(value, list):
         for i, item in enumerate(value):
@@ -526,21 +555,17 @@ def _hide_personal_data(value: Any, where: str, personal: bool, hashed: dict[str
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, str):
-        if ("@" in value or "%" in value) and _holds_email(value):
-            hashed.setdefault(where, "holds an email address")
-        elif "+" in value and _holds_phone(value.strip()):
-            hashed.setdefault(where, "holds a phone number")
-        elif personal and value.strip():
-            hashed.setdefault(where, "is named for personal data")
-        else:
+        why = _holds_personal_text(value)
+        if why is None and personal and value.strip():
+            why = "is named for personal data"
+        if why is None:
             return value
-        text = value.strip()
-    elif personal and isinstance(value, int):  # (a phone number kept as a number)
+        hashed.setdefault(where, why)
+        return _hash_text(value.strip())
+    if personal and isinstance(value, int):  # (a phone number kept as a number)
         hashed.setdefault(where, "is named for personal data")
-        text = str(value)
-    else:
-        return value
-    return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return _hash_text(str(value))
+    return value
 
 
 def _event_type(mapping: StreamMapping, record: Mapping[str, Any]) -> tuple[str, str | None]:

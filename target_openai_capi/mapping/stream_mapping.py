@@ -39,7 +39,8 @@ EVENT_FIELDS: dict[str, str] = {
     "plan_id": "Plan id (subscription_created, trial_started, custom).",
     "custom_data": (
         "Custom events only: an object whose properties go into the event's data as they are "
-        "(strings, numbers, booleans, objects, arrays or null)."
+        "(strings, numbers, booleans, objects, arrays or null), but personal data (an email, a "
+        "+phone, a value under a name such as email or customer_name) sent hashed."
     ),
     "email": "Customer email(s): trimmed, lowercased, SHA-256 hashed.",
     "phone": "Phone(s): digits with the country code (8-15), SHA-256 hashed.",

@@ -38,7 +38,7 @@ from target_openai_capi.pipeline.accounting import (
     STAGE_WINDOW,
 )
 from target_openai_capi.pipeline.coverage import identifiers
-from target_openai_capi.pipeline.log_limit import NOTE, LimitedLog
+from target_openai_capi.pipeline.log_limit import LOGGED_PER_KIND, NOTE, LimitedLog
 from target_openai_capi.reading.envelope import RecordEnvelope
 
 if TYPE_CHECKING:
@@ -173,6 +173,7 @@ class EventBuilder:
         self._custom_ids: OrderedDict[str, str] = OrderedDict()
         self._names_told: set[frozenset[str]] = set()  # pairs of custom names told of
         self._notes_told: set[tuple[str, str]] = set()  # (stream, a note said once a stream)
+        self._places_told: dict[str, int] = {}  # stream -> how many such notes were said
         # Whether an event of this (name, id) is batched or in flight, not yet settled: then a
         # later copy is held (HeldCopy), not a duplicate. Set by the pipeline.
         self.is_unsettled: Callable[[tuple[str, str]], bool] = lambda key: False
@@ -233,9 +234,7 @@ class EventBuilder:
         if result is not DUPLICATE:
             for note in notes:
                 if note.endswith(HASHED_DATA_NOTE_END):  # (about a place, not a record: once)
-                    if (stream.name, note) not in self._notes_told:
-                        self._notes_told.add((stream.name, note))
-                        self._log.logger.warning("Stream '%s': %s.", stream.name, note)
+                    self._say_once(stream.name, note)
                     continue
                 self._log.warning(stream.name, NOTE, "Record of '%s': %s", stream.name, note)
         return result
@@ -282,6 +281,22 @@ class EventBuilder:
             first,
             stream,
         )
+
+    def _say_once(self, stream: str, note: str) -> None:
+        """A note about a place in the stream's events, said once (and at most
+        LOGGED_PER_KIND places a stream: names that are data make places without end)."""
+        if (stream, note) in self._notes_told:
+            return
+        told = self._places_told.get(stream, 0)
+        self._places_told[stream] = told + 1
+        if told < LOGGED_PER_KIND:
+            self._notes_told.add((stream, note))
+            self._log.logger.warning("Stream '%s': %s.", stream, note)
+        elif told == LOGGED_PER_KIND:
+            self._log.logger.warning(
+                "Stream '%s': more places of personal data hashed: not logged from now on.",
+                stream,
+            )
 
     def _check_custom_id(self, key: tuple[str, str]) -> None:
         """A custom event first of its key: once per pair of custom names, say when the id is
