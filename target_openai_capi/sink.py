@@ -9,6 +9,7 @@ from singer_sdk.exceptions import InvalidRecord, MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
+from target_openai_capi.mapping.user_values import blank
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
 from target_openai_capi.pipeline.events import Rejection, StreamInfo
 from target_openai_capi.pipeline.schema_verdict import (
@@ -97,7 +98,7 @@ class ConversionsSink(BatchSink):
         if not self._mapped:
             self.pipeline.skip_unmapped(self.stream_name)
             return
-        if self._deletes and envelope.record.get(DELETED_AT) is not None:
+        if self._deletes and not blank(envelope.record.get(DELETED_AT)):
             self.pipeline.deleted_at_source(self.stream_name)
             return
         if self._sdc_possible or not envelope.partial:

@@ -281,6 +281,11 @@ def test_rows_deleted_at_the_source_are_filtered_not_sent(workers, sandbox, tmp_
         record("public-leads", {"id": 2, "email": "b@example.com", "created_at": AT,
                                 "_sdc_deleted_at": AT, "_sdc_lsn": 11}),
         record("public-leads", {"id": 3, "_sdc_deleted_at": AT, "_sdc_lsn": 12}),
+        # The table read back from a loader's copy (a CSV): no delete is blank or NULL.
+        record("public-leads", {"id": 4, "email": "d@example.com", "created_at": AT,
+                                "_sdc_deleted_at": "", "_sdc_lsn": 13}),
+        record("public-leads", {"id": 5, "email": "e@example.com", "created_at": AT,
+                                "_sdc_deleted_at": "NULL", "_sdc_lsn": 14}),
         state({"bookmarks": {"public-leads": {"lsn": 12}}}),
     ]  # fmt: skip
     entry = {"event_type": "lead_created", "fields": {"timestamp": "created_at"}}
@@ -290,8 +295,8 @@ def test_rows_deleted_at_the_source_are_filtered_not_sent(workers, sandbox, tmp_
         cfg["worker_processes"] = workers
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
-    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["1"]
-    assert "public-leads: received=3 sent=1 filtered=2" in run.stderr
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["1", "4", "5"]
+    assert "public-leads: received=5 sent=3 filtered=2" in run.stderr
     assert run.stderr.count("is replicated with deletes (its SCHEMA has _sdc_deleted_at)") == 1
     assert not (tmp_path / "dead.jsonl").exists()
     assert run.states == [{"bookmarks": {"public-leads": {"lsn": 12}}}]

@@ -24,6 +24,7 @@ import orjson
 
 from target_openai_capi.mapping.assembler import Assembler, compile_assembler
 from target_openai_capi.mapping.stream_mapping import StreamMapping, compile_stream_mapping
+from target_openai_capi.mapping.user_values import blank
 from target_openai_capi.pipeline.accounting import FILTERED, SKIPPED_UNMATCHABLE
 from target_openai_capi.pipeline.events import Built, Outcome, Rejection, StreamInfo, prepare_event
 from target_openai_capi.pipeline.field_watch import carried
@@ -182,7 +183,7 @@ class RecordPreparer:
         spec = plan.spec
         # What the sink checks before mapping (sink.py ConversionsSink.add): tap metadata out,
         # the record against its schema unless the decoder checked it, the key properties.
-        if spec.deletes and envelope.record.get(DELETED_AT) is not None:
+        if spec.deletes and not blank(envelope.record.get(DELETED_AT)):
             return PreparedRecord(
                 spec.stream, plan.version, FILTERED, None, None, None, frozenset(), [], start, end
             )
