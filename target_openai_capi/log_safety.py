@@ -221,8 +221,8 @@ def _without_pieces(text: str, secret: str) -> str:
     if len(secret) - start_of_random < 2 * _PIECE or len(text) < _PIECE:
         return text
     lowered, key = text.lower(), secret.lower()
-    if len(lowered) != len(text):  # (a character whose lower case is longer: rare, left as is)
-        return text
+    if len(lowered) != len(text):  # ("İ" lower-cased is two characters: positions kept)
+        lowered = "".join(ch if len(low := ch.lower()) != 1 else low for ch in text)
     spans = []
     for at in range(start_of_random, len(key) - _PIECE + 1, _PIECE):
         piece = key[at : at + _PIECE]

@@ -724,7 +724,7 @@ def test_a_server_quoting_part_of_the_key_or_in_other_case_shows_none_of_it(tmp_
     upper-cased: both reached the log and the dead letter (only the key's first 24 characters
     were looked for, in its own case)."""
     key = "sk-svcacct-TESTKEY1234567890abcdefSECRETxyz"
-    message = f"bad token {key[20:]} / BEARER {key.upper()}"
+    message = f"bad token {key[20:]} / BEARER {key.upper()} (city İzmir)"
 
     def answer(handler: BaseHTTPRequestHandler) -> None:
         _api_error(handler, {"message": message, "param": "events[0]"})
