@@ -603,3 +603,22 @@ def test_custom_events_of_two_names_sharing_ids_are_sent_and_told_so(sandbox, tm
     assert run.returncode == 0, run.output
     assert len(sandbox.events(PIXEL_ID)) == 7
     assert "share ids" not in run.stderr
+
+
+def test_custom_events_of_one_name_in_a_dry_run_stream_and_a_live_one_say_nothing(
+    sandbox, tmp_path
+):
+    """A stream tried out in dry run beside the live one, both sending `signup`: the same name,
+    not two names sharing ids (the dry run's name was compared with its prefix)."""
+    entry = {"event_type": "custom", "fields": {"custom_event_name": "'signup'"}}
+    streams = {"preview": {**entry, "dry_run": True}, "live": entry}
+    props = {"id": {"type": "integer"}, "timestamp": {}}
+    at = iso_minutes_ago(3)
+    lines = [schema(name, props, ["id"]) for name in streams]
+    for name in streams:
+        lines += [record(name, {"id": n, "timestamp": at}) for n in (1, 2)]
+    run = run_target(target_config(sandbox.url, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "validated=2" in run.stderr
+    assert "sent=2" in run.stderr
+    assert "share ids" not in run.stderr

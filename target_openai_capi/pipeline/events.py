@@ -301,7 +301,7 @@ class EventBuilder:
     def _check_custom_id(self, key: tuple[str, str]) -> None:
         """A custom event first of its key: once per pair of custom names, say when the id is
         one an event of another custom name had in this run."""
-        name, event_id = key
+        name, event_id = key[0].removeprefix(VALIDATED_ONLY), key[1]  # (a dry run's: the same)
         other = self._custom_ids.pop(event_id, None)
         self._custom_ids[event_id] = name  # (the newest name of the id, as the newest id)
         if other is None:
@@ -314,16 +314,15 @@ class EventBuilder:
         if pair in self._names_told:
             return
         self._names_told.add(pair)
-        first, then = (n.removeprefix(VALIDATED_ONLY) for n in (other, name))
         self._log.logger.warning(
             "Custom events '%s' and '%s' share ids in this run. Both were sent: the API's "
             "dedup key is taken to be the custom name and the id, but its page says only that "
             "an id is 'used with type to deduplicate events', and every custom event's type is "
             "custom: if it keeps one event of a type and id, it drops the later. To be safe, "
             "map ids unique across custom names, such as join(':', ['%s', to_string(id)]).",
-            first,
-            then,
-            then,
+            other,
+            name,
+            name,
         )
 
     def _remember(self, key: tuple[str, str], stream: str | None) -> None:
