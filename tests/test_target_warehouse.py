@@ -718,10 +718,21 @@ def test_a_filter_testing_a_text_column_for_truth_is_told_at_its_schema(sandbox,
     told = [line for line in run.stderr.splitlines() if "for truth" in line]
     assert len(told) == 1
     assert told[0].endswith(
-        "streams.orders.filter tests is_test for truth, and the stream's SCHEMA types it as "
-        "text: any text but '' is true ('false' and '0' too). Compare it instead: "
-        "is_test == 'true' (or != 'true')."
+        "streams.orders.filter: is_test is tested for truth, and the stream's SCHEMA types it "
+        "as text: to JMESPath any text but '' is true ('false' and '0' too), and no text "
+        "equals `true` or `false`. Compare it instead: lower(is_test) == 'true' (or !=)."
     )
+    # The same mistake in its other forms: a text compared with a boolean, a 0/1 number.
+    for row_filter, said in (
+        ("is_test == `false`", "is_test is compared with a boolean"),
+        ("!flag", "flag is tested for truth, and the stream's SCHEMA types it as number: 0"),
+    ):
+        props["flag"] = {"type": "integer"}
+        other = {"orders": {**streams["orders"], "filter": row_filter}}
+        lines[0] = schema("orders", props, ["id"])
+        run = run_target(config(sandbox, tmp_path, other), lines, tmp_path)
+        assert said in run.stderr, row_filter
+    sandbox.reset()
     # As it says: the orders that are no tests arrive.
     streams["orders"]["filter"] = "lower(is_test) != 'true'"
     again = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)

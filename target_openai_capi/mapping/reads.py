@@ -193,10 +193,11 @@ def unknown_reads(
     return found
 
 
-def text_tested_as_a_boolean(text: str, schema: Mapping[str, Any]) -> list[str]:
-    """The top-level properties a filter tests for truth (`!is_test`, `paid && !refunded`)
-    whose SCHEMA type is text and not boolean: to JMESPath every non-empty text is true,
-    'false' and '0' too, so such a test keeps or drops every record alike."""
+def filter_truth_traps(text: str, schema: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(property, what the filter does with it) for each top-level property a filter treats
+    as a boolean that its SCHEMA says is none: tested for truth (`!is_test`) while it is text
+    (any text but '' is true, 'false' too) or a number (0 is true), or compared with `true` /
+    `false` while it is text (never equal). Such a filter keeps or drops every record alike."""
     properties = schema.get("properties")
     if not isinstance(properties, Mapping):
         return []
@@ -204,22 +205,51 @@ def text_tested_as_a_boolean(text: str, schema: Mapping[str, Any]) -> list[str]:
         node = jmespath.compile(text).parsed
     except jmespath.exceptions.JMESPathError:
         return []
-    found: list[str] = []
-    _truth_tests(node, properties, found)
+    found: list[tuple[str, str]] = []
+    _truth_traps(node, properties, found, tested=True)
     return found
 
 
-def _truth_tests(node: Mapping[str, Any], properties: Mapping[str, Any], found: list[str]) -> None:
-    """Add to `found` the text properties that `node`, tested for truth, tests as such."""
+def _declared_types(node: Mapping[str, Any], properties: Mapping[str, Any]) -> list[str] | None:
+    """The SCHEMA types of a top-level property `node` reads, or None."""
+    if node.get("type") != "field":
+        return None
+    declared = properties.get(node.get("value"))  # type: ignore[arg-type]
+    types = declared.get("type") if isinstance(declared, Mapping) else None
+    types = [types] if isinstance(types, str) else types
+    return types if isinstance(types, list) and "boolean" not in types else None
+
+
+def _truth_traps(
+    node: Mapping[str, Any],
+    properties: Mapping[str, Any],
+    found: list[tuple[str, str]],
+    *,
+    tested: bool,
+) -> None:
     kind = node.get("type")
+    children = node.get("children", [])
     if kind in ("not_expression", "and_expression", "or_expression"):
-        for child in node.get("children", []):
-            _truth_tests(child, properties, found)
-    elif kind == "field":
-        name = node.get("value")
-        declared = properties.get(name) if isinstance(name, str) else None
-        types = declared.get("type") if isinstance(declared, Mapping) else None
-        types = [types] if isinstance(types, str) else types
-        text_only = isinstance(types, list) and "string" in types and "boolean" not in types
-        if text_only and name not in found:
-            found.append(str(name))
+        for child in children:
+            _truth_traps(child, properties, found, tested=True)
+    elif kind == "comparator" and node.get("value") in ("eq", "ne") and len(children) == 2:
+        for side, other in (children, children[::-1]):
+            types = _declared_types(side, properties)
+            if (
+                types is not None
+                and "string" in types
+                and other.get("type") == "literal"
+                and type(other.get("value")) is bool
+            ):
+                _add(found, str(side["value"]), "text", "compared with a boolean")
+    elif kind == "field" and tested:
+        types = _declared_types(node, properties)
+        if types is not None and "string" in types:
+            _add(found, str(node["value"]), "text", "tested for truth")
+        elif types is not None and {"integer", "number"} & set(types):
+            _add(found, str(node["value"]), "number", "tested for truth")
+
+
+def _add(found: list[tuple[str, str]], name: str, kind: str, how: str) -> None:
+    if all(name != seen for seen, _ in found):
+        found.append((name, f"{how}, and the stream's SCHEMA types it as {kind}"))

@@ -23,7 +23,7 @@ from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.log_safety import log_safe
 from target_openai_capi.mapping.event import fields_not_carried, id_key_properties
-from target_openai_capi.mapping.reads import text_tested_as_a_boolean, unknown_reads
+from target_openai_capi.mapping.reads import filter_truth_traps, unknown_reads
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM, UNSETTLED
@@ -411,18 +411,25 @@ class Pipeline:
         does not list (mapping/reads.py unknown_reads)."""
         expressions = self.written_expressions.get(stream) or {}
         row_filter = expressions.get("filter")
-        for name in [] if row_filter is None else text_tested_as_a_boolean(row_filter, schema):
+        for name, how in [] if row_filter is None else filter_truth_traps(row_filter, schema):
             if (stream, "filter", name) in self._unknown_reads_told:
                 continue
             self._unknown_reads_told.add((stream, "filter", name))
             shown = log_safe(name)[:80]
+            if how.endswith("as number"):
+                advice = f"0 is true to JMESPath too. Compare it instead: {shown} == `1` (or !=)"
+            else:
+                advice = (
+                    "to JMESPath any text but '' is true ('false' and '0' too), and no text "
+                    f"equals `true` or `false`. Compare it instead: lower({shown}) == 'true' "
+                    "(or !=)"
+                )
             self._logger.warning(
-                "streams.%s.filter tests %s for truth, and the stream's SCHEMA types it as text: "
-                "any text but '' is true ('false' and '0' too). Compare it instead: "
-                "%s == 'true' (or != 'true').",
+                "streams.%s.filter: %s is %s: %s.",
                 stream,
                 shown,
-                shown,
+                how,
+                advice,
             )
         for where, name in unknown_reads(expressions, schema):
             if (stream, where, name) in self._unknown_reads_told:
