@@ -35,9 +35,15 @@ def test_a_stream_that_built_no_event_says_nothing() -> None:
 def test_a_field_some_types_have_no_place_for_says_so_beside_the_path() -> None:
     """A stream of many types (event_type_from) whose events were all leads: its `contents`
     gave none because a lead's data has none, not only because the path may be wrong."""
-    watch = FieldWatch({"tracks": {"contents": "items", "plan_id": "plan"}})
+    fields = {"contents": "items", "plan_id": "plan"}
+    watch = FieldWatch({"tracks": fields, "orders": fields}, many_types=["tracks"])
     watch.event("tracks", {"id": "1", "data": {"type": "customer_action"}})
-    contents, plan = watch.lines()
+    watch.event("orders", {"id": "1", "data": {"type": "contents"}})
+    orders_contents, _, contents, plan = watch.lines()
+    # A stream of one type (orders) is not sent to look at the types: only at the path.
+    assert orders_contents.endswith(
+        "Check the path (JMESPath names a property exactly, case and all)"
+    )
     assert contents.endswith(
         "Check the path (JMESPath names a property exactly, case and all), or the events' "
         "types: only order_created, checkout_started, items_added, contents_viewed, "

@@ -10,7 +10,7 @@ stream was seen, its events cost one lookup.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from target_openai_capi.contract import DATA_SHAPE_BY_TYPE, SHAPE_FIELDS
@@ -46,9 +46,13 @@ def carried(event: Mapping[str, Any]) -> int:
 class FieldWatch:
     """Per stream, the mapped fields no event has carried yet."""
 
-    def __init__(self, written_fields: Mapping[str, Mapping[str, str]]) -> None:
-        """`written_fields`: stream -> {field: its expression}, as the user's config maps them."""
+    def __init__(
+        self, written_fields: Mapping[str, Mapping[str, str]], many_types: Collection[str] = ()
+    ) -> None:
+        """`written_fields`: stream -> {field: its expression}, as the user's config maps them;
+        `many_types`: the streams whose event type is read per record (event_type_from)."""
         self.texts = {stream: dict(fields) for stream, fields in written_fields.items()}
+        self.many_types = frozenset(many_types)
         # stream -> field -> (its key, where it is, its bit in `carried`)
         self.unseen: dict[str, dict[str, tuple[str, str, int]]] = {}
         for stream, fields in written_fields.items():
@@ -92,7 +96,7 @@ class FieldWatch:
                     f"streams.{stream}.fields.{field} ({self.texts[stream][field]!r}) gave no "
                     f"value in any of the {count:,} events of the stream: they went out without "
                     "it. Check the path (JMESPath names a property exactly, case and all)"
-                    + _NO_PLACE_IN_SOME_TYPES.get(field, "")
+                    + (_NO_PLACE_IN_SOME_TYPES.get(field, "") if stream in self.many_types else "")
                 )
         return out
 

@@ -90,7 +90,9 @@ class Pipeline:
                 for where, text in expressions.items()
                 if where.startswith("fields.") and where.removeprefix("fields.") not in not_carried
             }
-        self.field_watch = FieldWatch(watched)
+        self.field_watch = FieldWatch(
+            watched, many_types=[name for name, m in mappings.items() if m.event_type is None]
+        )
         self._unknown_reads_told: set[tuple[str, str, str]] = set()
         self._partial_ids_told: set[tuple[str, tuple[str, ...]]] = set()
         self._deletes_told: set[str] = set()
