@@ -627,10 +627,10 @@ def test_the_credential_check_gives_up_on_an_api_that_stays_busy(tmp_path):
     assert check.returncode == 1
     assert check.stdout.strip() == (
         f"FAILED: HTTP 503 for pixel id {PIXEL_ID!r} at {gateway.url} (overloaded.): the API is "
-        "busy or failing; try again later. (4 attempts)"
+        "busy or failing; try again later (4 attempts)."
     )
     assert fewer.returncode == 1
-    assert fewer.stdout.strip().endswith("(2 attempts)")
+    assert fewer.stdout.strip().endswith("(2 attempts).")
     assert gateway.requests == 4 + 2
 
 

@@ -65,7 +65,7 @@ def check_credentials(
         sleep(delay)
     works, line = _verdict(client, answer)
     if not works and attempt > 1:
-        line += f" ({attempt} attempts)"
+        line = f"{line.removesuffix('.')} ({attempt} attempts)."
     return works, line
 
 
