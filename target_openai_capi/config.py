@@ -222,7 +222,10 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         "on_rejected",
         th.StringType(allowed_values=["dead_letter", "fail"]),
         default="dead_letter",
-        description="dead_letter: record the rejection and go on; fail: stop the run (exit 1).",
+        description=(
+            "dead_letter: record the rejection and go on; fail: stop the run (exit 1), but "
+            "not for a record older than 7 days, which nothing can send (it is recorded)."
+        ),
     ),
     th.Property(
         "validate_first",

@@ -147,7 +147,13 @@ def test_with_on_rejected_fail_a_bad_line_stops_the_run_named_and_recorded(name,
     bad_lines, stage, words = RECORD_CORPUS[name]
     config = corpus_config(sandbox, tmp_path, on_rejected="fail")
     run = run_target(config, [SCHEMA, good_record(), *bad_lines, good_record()], tmp_path)
-    assert run.returncode == 1, run.output
+    if name == "stale timestamp":
+        # Nothing fixed can send a record older than 7 days (a tap re-reading an old row
+        # that changed): it is dead-lettered and the run goes on, said once.
+        assert run.returncode == 0, run.output
+        assert "a record too old to send (older than 7 days) does not stop the run" in run.stderr
+    else:
+        assert run.returncode == 1, run.output
     assert "Traceback" not in run.output
     letter = the_dead_letter(tmp_path)
     assert letter["stage"] == stage

@@ -55,6 +55,11 @@ class RunFailed(Exception):
     """The run must stop; str() is the user-facing reason."""
 
 
+def is_too_old(rejection: Rejection) -> bool:
+    """A record whose event is older than the API's 7 days: nothing fixed can send it."""
+    return rejection.stage == STAGE_WINDOW and "older than 7 days" in rejection.reason
+
+
 class Settler:
     """Settles records and the batches that carried their events."""
 
@@ -75,6 +80,7 @@ class Settler:
         self._emit_state = emit_state
         self._forget_event = forget_event  # an event the API refused may come again
         self._fail_on_rejection = fail_on_rejection
+        self._told_too_old = False  # (on_rejected: fail goes on past records too old to send)
         # Told of each batched event once settled: accepted (True) or refused (False).
         self.on_event_settled: Callable[[RecordRef, bool], None] = lambda ref, accepted: None
         # Batches finish in any order (several in flight); "in a row" is in the order they were
@@ -142,7 +148,16 @@ class Settler:
             reason_safe(rejection.reason),  # (values that may be personal data: in the file only)
             " (its key and content are in the dead-letter file)" if self.dead_letters else "",
         )
-        if self._fail_on_rejection:
+        if self._fail_on_rejection and is_too_old(rejection):
+            if not self._told_too_old:
+                self._told_too_old = True
+                self._log.logger.warning(
+                    "on_rejected is 'fail', but a record too old to send (older than 7 days) "
+                    "does not stop the run: nothing can be fixed to send it (a tap that reads "
+                    "rows by their update time re-reads old ones that changed). Such records "
+                    "are dead-lettered and counted, and the run goes on."
+                )
+        elif self._fail_on_rejection:
             raise RunFailed(
                 f"A record of stream '{stream.name}' was rejected at stage {rejection.stage}: "
                 f"{reason_safe(rejection.reason)} (on_rejected is 'fail')"
