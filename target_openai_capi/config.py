@@ -281,7 +281,8 @@ FLATTENING_SETTINGS = ("flattening_enabled", "flattening_max_depth")
 
 # Names a user may give a dry run (the API's own field among them): ignored like any unknown
 # setting, each would send for real what was meant to be validated only.
-_DRY_RUN_NAMES = frozenset({"validate_only", "dryrun", "dry-run", "test_mode", "validate"})
+# Names that ask for a dry run, with `_` left out (and any name holding "dryrun": _means_a_dry_run).
+_DRY_RUN_NAMES = frozenset({"validateonly", "testmode", "validate"})
 
 
 def unknown_settings(
@@ -291,17 +292,37 @@ def unknown_settings(
     meant as a dry run is a problem (the run would send for real); any other is ignored, with a
     warning naming the nearest setting."""
     problems, warnings = [], []
+    by_folded = {_folded(str(k)): str(k) for k in known}
     for name in sorted(set(config) - set(known), key=str):
-        if str(name).lower() in _DRY_RUN_NAMES:
+        if _means_a_dry_run(str(name)):
             problems.append(
                 f"{name!r} is not a setting of target-openai-capi: for a dry run (every request "
                 "with validate_only, nothing recorded) set dry_run: true"
             )
             continue
-        near = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.75)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        near = difflib.get_close_matches(_folded(str(name)), list(by_folded), n=1, cutoff=0.75)
+        meant = by_folded[near[0]] if near else None
+        if meant == "streams" and "streams" not in config:
+            # (without it nothing is sent, and STATE would go past every record)
+            problems.append(
+                f"{name!r} is not a setting of target-openai-capi: the setting that maps streams "
+                "to events is 'streams'"
+            )
+            continue
+        hint = f" (did you mean {meant!r}?)" if meant else ""
         warnings.append(f"{name!r} is not a setting of target-openai-capi: ignored{hint}")
     return problems, warnings
+
+
+def _folded(name: str) -> str:
+    """A setting's name as it may be miswritten: case, spaces and hyphens aside."""
+    return re.sub(r"[\s-]+", "_", name.strip()).lower()
+
+
+def _means_a_dry_run(name: str) -> bool:
+    """A name that is no setting but asks for a dry run (DRY_RUN, dry-run, validate_only, ...)."""
+    folded = _folded(name).replace("_", "")
+    return "dryrun" in folded or folded in _DRY_RUN_NAMES
 
 
 def config_problems(config: Mapping[str, Any]) -> list[str]:
@@ -435,6 +456,34 @@ def environment_problems(
     return problems
 
 
+def unknown_variables(
+    environ: Mapping[str, str], config: Mapping[str, Any], known: Collection[str]
+) -> tuple[list[str], list[str]]:
+    """(problems, warnings) for TARGET_OPENAI_CAPI_* variables that are no setting's, when the
+    config is read from the environment (--config ENV), as `unknown_settings` says a config
+    file's unknown keys. (A dry run's are dry_run_variable_problems'; Meltano's own extras,
+    `TARGET_OPENAI_CAPI__...`, are not settings.)"""
+    problems, warnings = [], []
+    by_folded = {_folded(str(k)): str(k) for k in known}
+    for variable in sorted(environ):
+        suffix = variable[len(ENV_PREFIX) :]
+        if not variable.startswith(ENV_PREFIX) or suffix.startswith("_") or not suffix:
+            continue
+        if suffix.lower() in known or _means_a_dry_run(suffix):
+            continue
+        near = difflib.get_close_matches(_folded(suffix), list(by_folded), n=1, cutoff=0.75)
+        meant = by_folded[near[0]] if near else None
+        if meant == "streams" and "streams" not in config:
+            problems.append(
+                f"{variable} is no setting's variable: the one that maps streams to events is "
+                f"{ENV_PREFIX}STREAMS"
+            )
+            continue
+        hint = f" (did you mean {ENV_PREFIX}{meant.upper()}?)" if meant else ""
+        warnings.append(f"{variable} is no setting's variable: ignored{hint}")
+    return problems, warnings
+
+
 def environment_beside_a_file(
     config: dict[str, Any], environ: Mapping[str, str]
 ) -> tuple[list[str], list[str]]:
@@ -479,7 +528,9 @@ def dry_run_variable_problems(environ: Mapping[str, str]) -> list[str]:
         f"{variable} is not a setting of target-openai-capi: for a dry run (every request with "
         f"validate_only, nothing recorded) set {ENV_PREFIX}DRY_RUN=true"
         for variable in sorted(environ)
-        if variable.startswith(ENV_PREFIX) and variable[len(ENV_PREFIX) :].lower() in _DRY_RUN_NAMES
+        if variable.startswith(ENV_PREFIX)
+        and variable[len(ENV_PREFIX) :] != "DRY_RUN"
+        and _means_a_dry_run(variable[len(ENV_PREFIX) :])
     ]
 
 

@@ -39,6 +39,7 @@ from target_openai_capi.config import (
     environment_problems,
     fill_from_environment,
     unknown_settings,
+    unknown_variables,
     without_key,
 )
 from target_openai_capi.delivery import DeliveryError
@@ -215,8 +216,12 @@ class TargetOpenAICapi(Target):
         self.append_builtin_config(self.config_jsonschema)  # (the SDK's: stream_maps, ...)
         known = {*self.config_jsonschema.get("properties", {}), *FLATTENING_SETTINGS}
         unknown, warnings = unknown_settings(self._config, known)
-        for warning in warnings:
-            self.logger.warning("%s", log_safe(warning))  # (names only, never a value)
+        if self.reads_environment:
+            unknown_vars, more = unknown_variables(os.environ, self._config, known)
+            unknown, warnings = unknown + unknown_vars, warnings + more
+        # (names the user wrote, shown as written: "Dry Run" too; never a value, nor the key)
+        for warning in without_key(warnings, self._config.get("api_key")):
+            self.logger.warning("%s", warning)
         errors = super()._validate_config(raise_errors=False)
         errors = [_where_settings_come_from(error) for error in errors]
         if not errors and self.reads_environment:  # (again: the SDK has read a .env file now)

@@ -1222,7 +1222,15 @@ def test_a_dry_run_asked_for_in_the_environment_beside_a_config_file_is_one(sand
 
 
 @pytest.mark.parametrize("source", ["file", "ENV"])
-@pytest.mark.parametrize("name", ["TARGET_OPENAI_CAPI_VALIDATE_ONLY", "TARGET_OPENAI_CAPI_DRYRUN"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "TARGET_OPENAI_CAPI_VALIDATE_ONLY",
+        "TARGET_OPENAI_CAPI_DRYRUN",
+        "TARGET_OPENAI_CAPI_dry_run",  # (the setting's own name, in lower case: never read)
+        "TARGET_OPENAI_CAPI_IS_DRY_RUN",
+    ],
+)
 def test_a_variable_meant_as_a_dry_run_stops_the_run(name, source, sandbox, tmp_path):
     env = {name: "true"}
     if source == "ENV":
@@ -1237,6 +1245,51 @@ def test_a_variable_meant_as_a_dry_run_stops_the_run(name, source, sandbox, tmp_
     assert code == 1
     assert f"{name} is not a setting of target-openai-capi: for a dry run" in err
     assert "set TARGET_OPENAI_CAPI_DRY_RUN=true" in err
+    assert sandbox.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    "key", ["DRY_RUN", "Dry_Run", "dry_run ", "Dry Run", "dry_runs", "is_dry_run", "validateOnly"]
+)
+def test_a_setting_meant_as_a_dry_run_in_any_spelling_stops_the_run(key, sandbox, tmp_path):
+    """`DRY_RUN: true` (or `Dry Run`, `dry_runs`) in a config file: a warning, and the run sent
+    for real what was meant to be validated only."""
+    cfg = {**config(sandbox.url, tmp_path), key: True}
+    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 1, run.output
+    assert f"{key!r} is not a setting of target-openai-capi: for a dry run" in run.stderr
+    assert sandbox.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("source", ["file", "ENV"])
+def test_streams_misspelt_stops_the_run_before_state_passes_every_record(source, sandbox, tmp_path):
+    """`stream:` (or `Streams:`, TARGET_OPENAI_CAPI_STREAM) for `streams`: every record was
+    skipped as of a stream without an entry, exit 0, and STATE went past them all."""
+    entries = {"c": {}}
+    if source == "file":
+        cfg = {**config(sandbox.url, tmp_path), "stream": entries}
+        del cfg["streams"]
+        run = run_target(cfg, [SCHEMA, rec(1), state({"b": 1})], tmp_path)
+        code, err, stdout = run.returncode, run.stderr, run.stdout
+        said = "'stream' is not a setting of target-openai-capi: the setting that maps streams"
+    else:
+        env = {
+            "TARGET_OPENAI_CAPI_PIXEL_ID": PIXEL_ID,
+            "TARGET_OPENAI_CAPI_API_KEY": API_KEY,
+            "TARGET_OPENAI_CAPI_API_URL": sandbox.url,
+            "TARGET_OPENAI_CAPI_STREAM": json.dumps(entries),
+            "TARGET_OPENAI_CAPI_BATCHSIZE": "5",
+        }
+        code, err = _run_with_environment({}, tmp_path, env, "ENV")
+        stdout = ""
+        said = "TARGET_OPENAI_CAPI_STREAM is no setting's variable: the one that maps streams"
+        assert (
+            "TARGET_OPENAI_CAPI_BATCHSIZE is no setting's variable: ignored (did you mean "
+            "TARGET_OPENAI_CAPI_BATCH_SIZE?)"
+        ) in err
+    assert code == 1, err
+    assert said in err
+    assert stdout == ""
     assert sandbox.stats()["requests"] == 0
 
 
