@@ -159,7 +159,13 @@ def test_environment_variables_override_meltano_yml(project: Path, demo_sandbox:
         "run",
         "tap-demo-orders",
         "target-openai-capi",
-        env={"TARGET_OPENAI_CAPI_API_URL": demo_sandbox.url, "TARGET_OPENAI_CAPI_DRY_RUN": "true"},
+        env={
+            "TARGET_OPENAI_CAPI_API_URL": demo_sandbox.url,
+            "TARGET_OPENAI_CAPI_DRY_RUN": "true",
+            # (numbers from the environment: declared `decimal`, Meltano stopped on them)
+            "TARGET_OPENAI_CAPI_REQUEST_TIMEOUT_SECONDS": "30",
+            "TARGET_OPENAI_CAPI_MAX_RETRY_SECONDS": "30",
+        },
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert demo_sandbox.events(DEMO_PIXEL) == []  # validate_only: nothing recorded
