@@ -372,13 +372,26 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
         )
     if not key:
         problems.append("api_key is empty: set a Conversions API key (prefix sk-svcacct-)")
+    elif key[:1] in ("'", '"') and key[-1:] == key[:1]:
+        problems.append(
+            "api_key is written in quotes (as a .env or docker --env-file line may keep them): "
+            "give the key without them (the key is not shown here)"
+        )
     elif not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
         problems.append(
             "api_key holds whitespace or characters a key never has: copy it again "
             "(the key is not shown here)"
         )
     source = setting(config, "integration_source")
-    if source is not None and not (
+    if isinstance(source, str) and (
+        (len(key) >= MIN_HIDDEN_LENGTH and key in source) or source.strip().startswith("sk-")
+    ):
+        # (it goes in every request's body, which the API keeps)
+        problems.append(
+            "integration_source holds an API key: it takes the integration's name, the key goes "
+            "in api_key only. The value is not shown here; rotate the key if it was shared"
+        )
+    elif source is not None and not (
         isinstance(source, str)
         and (not source.strip() or INTEGRATION_SOURCE_RULE.fullmatch(source.strip()))
     ):

@@ -155,6 +155,15 @@ class TargetOpenAICapi(Target):
             raise ConfigValidationError("Config validation failed", errors=errors)
         for warning in warnings:
             self.logger.warning("%s", warning)
+        if self.config.get("dry_run") is True:
+            real = sorted(stream for stream, m in mappings.items() if m.dry_run is False)
+            if real:
+                self.logger.warning(
+                    "dry_run is true, but %s set%s dry_run: false: %s events are sent for real.",
+                    ", ".join(f"streams.{stream}" for stream in real),
+                    "s" if len(real) == 1 else "",
+                    "its" if len(real) == 1 else "their",
+                )
         with_phone = sorted(stream for stream, m in mappings.items() if "phone" in m.fields)
         if with_phone and not self.config.get("default_phone_region"):
             self.logger.info(

@@ -2299,6 +2299,35 @@ def test_a_pixel_id_holding_the_key_is_refused_before_it_goes_in_a_url(sandbox, 
     assert sandbox.stats()["requests"] == 0
 
 
+def test_an_integration_source_holding_the_key_is_refused_before_it_goes_in_a_body(
+    sandbox, tmp_path
+):
+    """The key pasted into integration_source was sent in every request's body, which the API
+    keeps per integration."""
+    for source in (API_KEY, "sk-svcacct-otherkey123456"):
+        run = run_target(config(sandbox.url, tmp_path, integration_source=source), [], tmp_path)
+        assert run.returncode == 1
+        assert "integration_source holds an API key" in run.stderr
+        assert source not in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_a_key_written_in_quotes_is_said_to_be(quote, sandbox, tmp_path):
+    """A .env line's quotes kept (docker --env-file): the API's 401 was read as 'not a
+    Conversions API key', and the quotes could not be seen in a key never shown."""
+    run = run_target(
+        config(sandbox.url, tmp_path, api_key=f"{quote}{API_KEY}{quote}"),
+        [],
+        tmp_path,
+        extra_args=["--test"],
+    )
+    assert run.returncode == 1
+    assert "api_key is written in quotes" in run.stderr
+    assert API_KEY not in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
 def test_an_event_that_ages_past_7_days_while_it_waits_is_not_sent(tmp_path):
     """Its record was within the window when read; its batch waited for a free request (one
     in flight, held by a slow server): it is dead-lettered at the window stage, not sent."""

@@ -341,6 +341,10 @@ def test_a_global_dry_run_every_stream_overrides_is_a_real_run_with_its_state(
     assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["gid://shopify/Order/3201"]
     assert run.states == [{"bookmarks": {"orders": 1}}]
     assert "Dry run" not in run.stderr
+    # Said at start-up: a dry run asked for (the workflow's dispatch) sends this stream for real.
+    assert (
+        "dry_run is true, but streams.orders sets dry_run: false: its events are sent for real."
+    ) in run.stderr
 
 
 def test_a_filter_that_drops_every_record_is_said_at_the_end(sandbox, config, tmp_path):
