@@ -40,7 +40,22 @@ def open_owner_only(path: Path) -> int:
     refused, and so are the files given to `protect` (the config files). Raises OSError.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        fifo = False
+    if fifo:  # (opened for writing, a pipe no program reads would hold the run for good)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            raise OSError(
+                errno.ENXIO, "it is a named pipe (FIFO) that no program reads: start its reader"
+            ) from None
+        os.set_blocking(fd, True)
+    else:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         found = os.fstat(fd)
         for stream, what in ((1, "STATE messages"), (2, "log")):

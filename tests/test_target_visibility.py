@@ -187,6 +187,18 @@ def _drain(fifo: Path, into: list[bytes]) -> threading.Thread:
     return reader
 
 
+def test_a_pipe_no_program_reads_stops_at_start_up_saying_so(sandbox, tmp_path):
+    """A FIFO for dead letters whose reader is not running: opening it waited for one for good,
+    with nothing in the log (a scheduled run hung); the input was never read."""
+    fifo = tmp_path / "letters.fifo"
+    os.mkfifo(fifo, 0o600)
+    cfg = config(sandbox.url, tmp_path, dead_letter_path=str(fifo))
+    run = run_target(cfg, [SCHEMA, *ORDERS[:1]], tmp_path, timeout=30)
+    assert run.returncode == 1
+    assert "it is a named pipe (FIFO) that no program reads: start its reader" in run.stderr
+    assert sandbox.stats()["requests"] == 0
+
+
 def test_the_files_the_target_writes_keep_the_mode_of_a_pipe_and_narrow_a_file(sandbox, tmp_path):
     # Pointed at a device or a pipe (/dev/null, /dev/stderr, a FIFO a log shipper reads), the
     # target writes to it and leaves its mode alone: narrowing /dev/null to 0600 (as root in a
