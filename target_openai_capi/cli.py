@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,15 @@ from target_openai_capi.target import TargetOpenAICapi
 def main() -> None:
     """The console script: the SDK's CLI, with a config file that cannot be read said plainly
     (the SDK reads it before the target exists, and would end in a traceback)."""
+    closed = _hold_closed_standard_streams()
+    if 1 in closed:
+        print(
+            "target-openai-capi: standard output is closed: the STATE messages that say what "
+            "was delivered would be lost. Start it with its output read (tap | target-openai-capi "
+            "... > state.json, or as Meltano runs it).",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     _protect_config_files(sys.argv[1:])
     try:
         TargetOpenAICapi.cli()
@@ -40,6 +50,27 @@ def main() -> None:
             f"target-openai-capi: the config file{where} cannot be read: {reason}", file=sys.stderr
         )
         sys.exit(1)
+
+
+def _hold_closed_standard_streams() -> list[int]:
+    """Which of descriptors 0, 1 and 2 the target was started without (`>&-`, `2>&-`); each is
+    given /dev/null, so that no file the run opens takes its number (a dead-letter file opened
+    as descriptor 1 was refused as 'the target's standard output'). Without standard error the
+    run goes on, its log unwritten."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+    if 2 in closed and sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the rest of the process)
+    return closed
 
 
 def _protect_config_files(args: list[str]) -> None:

@@ -394,3 +394,48 @@ def test_a_run_started_with_its_input_closed_says_so(sandbox, tmp_path):
     assert proc.returncode == 1
     assert "There is no input: standard input is closed" in err
     assert "bug" not in err
+
+
+def test_a_run_started_with_its_output_closed_says_so_before_sending(sandbox, tmp_path):
+    """`>&-`: the events went out, then 'Unexpected error (AttributeError ...) This is a bug';
+    with a dead-letter file, that file took descriptor 1 and was refused as 'the target's
+    standard output'. Nothing is sent: the STATE saying what was would be lost."""
+    config = corpus_config(sandbox, tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(tmp_path / "config.json")],
+        input=("\n".join([SCHEMA, good_record()]) + "\n").encode(),
+        capture_output=True,
+        preexec_fn=lambda: os.close(1),  # (the child's standard output, before exec)
+        check=False,
+        timeout=60,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert "standard output is closed: the STATE messages" in err
+    assert "bug" not in err
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_a_run_started_with_its_log_closed_still_delivers(sandbox, tmp_path):
+    """`2>&-`: the dead-letter file took descriptor 2 and was refused as 'standard error': the
+    run stopped, nothing sent, and no word anywhere. Without a log, the run goes on."""
+    config = corpus_config(sandbox, tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    stale = record(
+        "conversions",
+        {"id": "old", "type": "lead_created", "timestamp_ms": now_ms() - 9 * 86_400_000},
+    )
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(tmp_path / "config.json")],
+        input=("\n".join([SCHEMA, good_record(), stale, '{"type": "STATE", "value": {"b": 1}}'])
+               + "\n").encode(),
+        stdout=subprocess.PIPE,
+        preexec_fn=lambda: os.close(2),
+        check=False,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == [GOOD_ID]
+    assert json.loads(proc.stdout.decode().splitlines()[-1]) == {"b": 1}
+    assert '"old"' in (tmp_path / "dead.jsonl").read_text()
