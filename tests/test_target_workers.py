@@ -559,6 +559,38 @@ def test_a_fork_that_fails_costs_nothing(sandbox, tmp_path):
     assert sandbox.events() == alone_events
 
 
+def test_workers_that_run_out_of_descriptors_leave_none_open(sandbox, tmp_path):
+    """`ulimit -n 20` with eight workers: the pool gave up at the worker that could not start,
+    but the pipes (and processes) of those that did stayed open, so every connection to the
+    API failed for want of a descriptor: nothing sent, exit 1 after retrying."""
+    import shutil
+
+    if shutil.which("prlimit") is None:
+        pytest.skip("no prlimit (util-linux) here")
+    head, tail = mixed_input(300)
+    config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=8)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**config, "max_attempts": 2, "batch_size": 10}))
+    done = subprocess.run(
+        ["prlimit", "--nofile=20:20", "--", *TARGET_CMD, "--config", str(path)],
+        input=("\n".join(head + tail) + "\n").encode(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    text = done.stderr.decode()
+    assert done.returncode == 0, text
+    assert "could not start a worker process" in text
+    alone, alone_events = run_alone(head + tail, tmp_path)
+    # (the same records settled alike; in batches of 10, more requests)
+    assert summary(text)[0].split("; ", 1)[1] == summary(alone.stderr)[0].split("; ", 1)[1]
+
+    def by_id(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(events, key=lambda event: event["id"])  # (4 in flight: any order)
+
+    assert by_id(sandbox.events()) == by_id(alone_events)
+
+
 # --- reading chunks of whole lines -------------------------------------------------------
 
 

@@ -126,7 +126,12 @@ def _spawned(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int, BinaryI
 def _forked() -> tuple[_ForkedProcess, int, BinaryIO]:
     """This process forked into a worker (worker.py `serve_forked`), with its two pipes."""
     to_worker, from_main = os.pipe()
-    from_worker, to_main = os.pipe()
+    try:
+        from_worker, to_main = os.pipe()
+    except OSError:  # (out of descriptors: the first pipe is not left open)
+        os.close(to_worker)
+        os.close(from_main)
+        raise
     # SIGINT and SIGTERM wait until the child ignores them: this process's handlers (deliver,
     # write STATE, exit) must never run in it. Here they are only held back for the fork.
     try:
@@ -193,6 +198,7 @@ class Worker:
         self._frames: queue.SimpleQueue[tuple[int, bytes, int] | None] = queue.SimpleQueue()
         self.failure = ""  # why it failed, where more than that it stopped
         self._writer = threading.Thread(target=self._write, name="capi-worker-writer", daemon=True)
+        self._closed = False
 
     def begin(self) -> None:
         """Start writing frames (after every worker is forked: a fork copies no thread)."""
@@ -278,12 +284,24 @@ class Worker:
 
     def close(self) -> None:
         """End the worker now: every answer the run needs has been read (a worker may still be
-        importing, in a run shorter than its start-up)."""
+        importing, in a run shorter than its start-up). Its process is reaped and both its
+        pipes closed, also when its writer never started (the pool gave up as it started)."""
+        if self._closed:
+            return
+        self._closed = True
         self._frames.put(None)
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        self._writer.join(timeout=5)
+        if self._writer.ident is not None:
+            self._writer.join(timeout=5)  # (it closes the pipe to the worker)
+        else:
+            with contextlib.suppress(OSError):
+                if isinstance(self.process, subprocess.Popen):
+                    if self.process.stdin is not None:
+                        self.process.stdin.close()
+                else:
+                    os.close(self._to_worker)
         self.answers.close()
 
 
@@ -411,6 +429,5 @@ class WorkerPool:
     def _break(self, why: str) -> None:
         self.broken = True
         self._logger.warning("%s: the run goes on in one process.", why)
-        for worker in self._workers:
-            if worker.process.poll() is None:
-                worker.process.kill()
+        for worker in self._workers:  # (ended, reaped, their pipes closed: nothing left open)
+            worker.close()
