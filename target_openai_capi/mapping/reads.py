@@ -253,3 +253,24 @@ def _truth_traps(
 def _add(found: list[tuple[str, str]], name: str, kind: str, how: str) -> None:
     if all(name != seen for seen, _ in found):
         found.append((name, f"{how}, and the stream's SCHEMA types it as {kind}"))
+
+
+def read_into_text(reads: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> list[str]:
+    """The top-level properties a mapping reads into (`event_params[].key`, `customer.email`)
+    that the SCHEMA types as text only: JSON kept as text (as warehouse copies of nested
+    columns keep it), where every such path reads null."""
+    properties = schema.get("properties")
+    if reads is None or not isinstance(properties, Mapping):
+        return []
+    found = []
+    for name, below in reads.items():
+        declared = properties.get(name)
+        types = declared.get("type") if isinstance(declared, Mapping) else None
+        types = [types] if isinstance(types, str) else types
+        text_only = isinstance(types, list) and "string" in types and set(types) <= _TEXT
+        if isinstance(below, dict) and text_only:
+            found.append(name)
+    return found
+
+
+_TEXT = frozenset({"string", "null"})

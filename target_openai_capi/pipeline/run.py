@@ -23,7 +23,7 @@ from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.log_safety import log_safe
 from target_openai_capi.mapping.event import fields_not_carried, id_key_properties
-from target_openai_capi.mapping.reads import filter_truth_traps, unknown_reads
+from target_openai_capi.mapping.reads import filter_truth_traps, read_into_text, unknown_reads
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM, UNSETTLED
@@ -412,6 +412,20 @@ class Pipeline:
         """Once each: an expression the user wrote for the stream reads a property its SCHEMA
         does not list (mapping/reads.py unknown_reads)."""
         expressions = self.written_expressions.get(stream) or {}
+        mapping = self.mappings.get(stream)
+        for name in read_into_text(None if mapping is None else mapping.reads, schema):
+            if (stream, "text", name) in self._unknown_reads_told:
+                continue
+            self._unknown_reads_told.add((stream, "text", name))
+            shown = log_safe(name)[:80]
+            self._logger.warning(
+                "streams.%s reads inside %s, which the stream's SCHEMA types as text (JSON kept "
+                "as text, as warehouse copies keep nested columns): every path inside it reads "
+                "null. Map the fields that read it through parse_json(%s).",
+                stream,
+                shown,
+                shown,
+            )
         row_filter = expressions.get("filter")
         for name, how in [] if row_filter is None else filter_truth_traps(row_filter, schema):
             if (stream, "filter", name) in self._unknown_reads_told:
