@@ -134,7 +134,10 @@ _TRACKS_FIELDS: dict[str, str] = {
     "oppref": "oppref || url_param(context_page_url, 'oppref')",
     # A table's own `source_url` / `amount` columns first (a model shaped for this target).
     "source_url": "source_url || context_page_url",
-    "amount": "amount || total || revenue || value || price",
+    # Only with a currency: a `value` or `price` property of an event that is no sale (a video
+    # watched, a lead scored) would be an amount, and an amount without a currency rejects the
+    # whole event; a sale tracked without its currency goes without its amount.
+    "amount": "currency && (amount || total || revenue || value || price)",
     "currency": "currency",
     "email": "context_traits_email || email",
     "phone": "context_traits_phone || phone",
@@ -209,9 +212,12 @@ GA4_EVENTS: dict[str, Any] = {
             f"(platform == 'WEB' && {_ga4_param('page_location')} && 'web')"
             " || ((platform == 'IOS' || platform == 'ANDROID') && 'mobile_app') || `null`"
         ),
+        # (only with a currency, as the tracks presets: a lead's `value` without one would
+        # reject the lead)
         "amount": (
-            f"ecommerce.purchase_revenue || {_ga4_param('value', 'double_value')}"
-            f" || {_ga4_param('value', 'float_value')} || {_ga4_param('value', 'int_value')}"
+            f"{_ga4_param('currency')} && (ecommerce.purchase_revenue"
+            f" || {_ga4_param('value', 'double_value')}"
+            f" || {_ga4_param('value', 'float_value')} || {_ga4_param('value', 'int_value')})"
         ),
         "currency": _ga4_param("currency"),
         "contents": "items[].{id: item_id, name: item_name, quantity: quantity, amount: price}",

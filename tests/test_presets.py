@@ -794,6 +794,28 @@ def test_rudderstack_tracks_reads_the_channel_and_the_request_ip(sandbox, tmp_pa
     ]
 
 
+@pytest.mark.parametrize("preset", ["segment/tracks", "rudderstack/tracks"])
+def test_tracks_presets_send_an_event_whose_money_has_no_currency_without_it(
+    sandbox, tmp_path, preset
+):
+    """A server-side Order Completed without its currency, and a video's `value` property: each
+    was rejected, 'amount needs a currency', and the conversion lost."""
+    at = iso_minutes_ago(4)
+    properties = {**ORDER_COMPLETED_PROPERTIES, "value": NUM}
+    lines = [
+        schema("tracks", properties, ["id"]),
+        record("tracks", track("m-1", "Order Completed", at, order_id="o-9", total=20.0)),
+        record("tracks", track("m-2", "Video Playback Completed", at, value=100)),
+    ]
+    run = run_target(config_for(sandbox, tmp_path, {"tracks": {"preset": preset}}), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = stored(sandbox)
+    assert events["m-1"]["type"] == "order_created"
+    assert events["m-2"]["custom_event_name"] == "video_playback_completed"
+    for event in events.values():
+        assert event["data"] in ({"type": "contents"}, {"type": "custom"})
+
+
 # --- GA4 BigQuery export ------------------------------------------------------------------------
 
 PARAM_VALUE = obj(string_value=STR, int_value=INT, float_value=NUM, double_value=NUM)
