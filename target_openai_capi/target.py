@@ -616,8 +616,9 @@ class TargetOpenAICapi(Target):
         if unsettled:
             self.logger.info(
                 "%d record%s had events in batches not yet sent, not yet answered, or refused in "
-                "part, or held, when the run stopped ('unsettled' below): the next run from the "
-                "last STATE sends them again (the API ignores a copy of an event it already "
+                "part, or held, when the run stopped (counted 'unsettled' below, as is a record "
+                "whose rejection could not be written to the dead-letter file): the next run from "
+                "the last STATE sends them again (the API ignores a copy of an event it already "
                 "accepted).",
                 unsettled,
                 "s" if unsettled != 1 else "",
