@@ -128,12 +128,19 @@ STRIPE_SUBSCRIPTIONS: dict[str, Any] = {
 # event's properties as snake_case columns): `id` is the messageId, `event_text` the name as
 # tracked ("Order Completed"; `event` is its snake_case form), context fields flattened to
 # `context_*` columns. Arrays such as `products` are stored as JSON strings, so no contents.
+# The page URL of a tracks row when it is a web page's (http:// or https://), else null.
+_WEB_PAGE = (
+    "((context_page_url && starts_with(to_string(context_page_url), 'http') && context_page_url)"
+    " || `null`)"
+)
 _TRACKS_FIELDS: dict[str, str] = {
     "id": "id",
     "timestamp": "timestamp || original_timestamp",
     "oppref": "oppref || url_param(context_page_url, 'oppref')",
-    # A table's own `source_url` / `amount` columns first (a model shaped for this target).
-    "source_url": "source_url || context_page_url",
+    # A table's own `source_url` / `amount` columns first (a model shaped for this target). A
+    # page URL that is no web page's (`about:blank`, `file:` of a hybrid app, a relative path)
+    # is none: the event goes without it rather than rejected.
+    "source_url": f"source_url || {_WEB_PAGE}",
     # Only with a currency: a `value` or `price` property of an event that is no sale (a video
     # watched, a lead scored) would be an amount, and an amount without a currency rejects the
     # whole event; a sale tracked without its currency goes without its amount.
@@ -153,7 +160,7 @@ SEGMENT_TRACKS: dict[str, Any] = {
         # Web when the event carries a page, mobile app when it carries an app (Segment's
         # mobile libraries set context.app); server-side events have neither.
         "action_source": (
-            "((source_url || context_page_url) && 'web') || (context_app_name && 'mobile_app')"
+            f"((source_url || {_WEB_PAGE}) && 'web') || (context_app_name && 'mobile_app')"
         ),
         "ip_address": "context_ip",
     },
@@ -166,7 +173,7 @@ RUDDERSTACK_TRACKS: dict[str, Any] = {
     "fields": {
         **_TRACKS_FIELDS,
         "action_source": (
-            "((source_url || context_page_url) && 'web') || (channel == 'mobile' && 'mobile_app')"
+            f"((source_url || {_WEB_PAGE}) && 'web') || (channel == 'mobile' && 'mobile_app')"
             " || `null`"
         ),
         "ip_address": "context_ip || context_request_ip",

@@ -816,6 +816,35 @@ def test_tracks_presets_send_an_event_whose_money_has_no_currency_without_it(
         assert event["data"] in ({"type": "contents"}, {"type": "custom"})
 
 
+@pytest.mark.parametrize("preset", ["segment/tracks", "rudderstack/tracks"])
+def test_tracks_presets_send_events_whose_page_is_no_web_page_without_it(sandbox, tmp_path, preset):
+    """A hybrid app's `file:` page, `about:blank` in an iframe, a relative path: each event was
+    rejected ('source_url is a file: URL, not a page's', or at validation) though it carried a
+    user id; it goes without a page (and the oppref of a relative path is still read)."""
+    at = iso_minutes_ago(4)
+    pages = {
+        "p-1": "file:///android_asset/www/index.html",
+        "p-2": "about:blank",
+        "p-3": "/checkout/done?oppref=rel",
+        "p-4": "https://shop.example.com/signed-up",
+    }
+    lines = [schema("tracks", TRACKS_PROPERTIES, ["id"])]
+    lines += [
+        record("tracks", track(mid, "Signed Up", at, context_page_url=page))
+        for mid, page in pages.items()
+    ]
+    run = run_target(config_for(sandbox, tmp_path, {"tracks": {"preset": preset}}), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = stored(sandbox)
+    assert sorted(events) == list(pages)
+    for mid in ("p-1", "p-2", "p-3"):
+        assert "source_url" not in events[mid]
+        assert events[mid].get("action_source") != "web"
+    assert events["p-3"]["oppref"] == "rel"
+    assert events["p-4"]["source_url"] == "https://shop.example.com/signed-up"
+    assert events["p-4"]["action_source"] == "web"
+
+
 # --- GA4 BigQuery export ------------------------------------------------------------------------
 
 PARAM_VALUE = obj(string_value=STR, int_value=INT, float_value=NUM, double_value=NUM)
