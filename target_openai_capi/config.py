@@ -281,8 +281,10 @@ FLATTENING_SETTINGS = ("flattening_enabled", "flattening_max_depth")
 
 # Names a user may give a dry run (the API's own field among them): ignored like any unknown
 # setting, each would send for real what was meant to be validated only.
-# Names that ask for a dry run, with `_` left out (and any name holding "dryrun": _means_a_dry_run).
-_DRY_RUN_NAMES = frozenset({"validateonly", "testmode", "validate"})
+# Names that ask for a dry run, folded (_folded) and with `_` left out.
+_DRY_RUN_NAMES = frozenset(
+    {"dryrun", "dryruns", "isdryrun", "dryrunonly", "validateonly", "testmode", "validate"}
+)
 
 
 def unknown_settings(
@@ -320,9 +322,11 @@ def _folded(name: str) -> str:
 
 
 def _means_a_dry_run(name: str) -> bool:
-    """A name that is no setting but asks for a dry run (DRY_RUN, dry-run, validate_only, ...)."""
-    folded = _folded(name).replace("_", "")
-    return "dryrun" in folded or folded in _DRY_RUN_NAMES
+    """A name that is no setting but asks for a dry run (DRY_RUN, dry-run, validate_only, ...):
+    the whole name, not a part (Meltano passes a stream's own `dry_run` as
+    TARGET_OPENAI_CAPI_STREAMS_ORDERS_DRY_RUN, and an inheriting loader named
+    target-openai-capi-dry-run its settings as TARGET_OPENAI_CAPI_DRY_RUN_API_KEY)."""
+    return _folded(name).replace("_", "") in _DRY_RUN_NAMES
 
 
 def config_problems(config: Mapping[str, Any]) -> list[str]:

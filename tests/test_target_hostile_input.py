@@ -1248,6 +1248,21 @@ def test_a_variable_meant_as_a_dry_run_stops_the_run(name, source, sandbox, tmp_
     assert sandbox.stats()["requests"] == 0
 
 
+def test_variables_that_only_hold_dry_run_in_their_name_are_no_dry_run(sandbox, tmp_path):
+    """Meltano passes a stream's own dry_run as TARGET_OPENAI_CAPI_STREAMS_C_DRY_RUN, and a
+    loader inheriting from this one, named target-openai-capi-dry-run, its settings as
+    TARGET_OPENAI_CAPI_DRY_RUN_API_KEY: both were refused as a dry run meant."""
+    env = {
+        "TARGET_OPENAI_CAPI_STREAMS_C_DRY_RUN": "true",
+        "TARGET_OPENAI_CAPI_DRY_RUN_API_KEY": API_KEY,
+    }
+    cfg = config(sandbox.url, tmp_path)
+    code, err = _run_with_environment(cfg, tmp_path, env, str(tmp_path / "config.json"))
+    assert code == 0, err
+    assert "for a dry run" not in err
+    assert stored(sandbox) == ["r1", "r2"]
+
+
 @pytest.mark.parametrize(
     "key", ["DRY_RUN", "Dry_Run", "dry_run ", "Dry Run", "dry_runs", "is_dry_run", "validateOnly"]
 )
