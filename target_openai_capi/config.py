@@ -223,8 +223,9 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         th.StringType(allowed_values=["dead_letter", "fail"]),
         default="dead_letter",
         description=(
-            "dead_letter: record the rejection and go on; fail: stop the run (exit 1), but "
-            "not for a record older than 7 days, which nothing can send (it is recorded)."
+            "dead_letter: record the rejection and go on; fail: stop the run (exit 1), but, "
+            "with a dead_letter_path, not for a record older than 7 days, which no rerun can "
+            "send (it is kept there)."
         ),
     ),
     th.Property(

@@ -148,10 +148,15 @@ def test_with_on_rejected_fail_a_bad_line_stops_the_run_named_and_recorded(name,
     config = corpus_config(sandbox, tmp_path, on_rejected="fail")
     run = run_target(config, [SCHEMA, good_record(), *bad_lines, good_record()], tmp_path)
     if name == "stale timestamp":
-        # Nothing fixed can send a record older than 7 days (a tap re-reading an old row
-        # that changed): it is dead-lettered and the run goes on, said once.
+        # No rerun sends a record older than 7 days (a tap re-reading an old row that
+        # changed): kept in the dead-letter file, it does not stop the run, said once.
         assert run.returncode == 0, run.output
-        assert "a record too old to send (older than 7 days) does not stop the run" in run.stderr
+        assert "but a record older than 7 days does not stop the run" in run.stderr
+        # Without a dead-letter file to keep it, it stops the run as any rejection does.
+        del config["dead_letter_path"]
+        again = run_target(config, [SCHEMA, good_record(), *bad_lines], tmp_path)
+        assert again.returncode == 1, again.output
+        assert "on_rejected is 'fail'" in again.stderr
     else:
         assert run.returncode == 1, run.output
     assert "Traceback" not in run.output

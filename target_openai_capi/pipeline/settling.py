@@ -148,14 +148,15 @@ class Settler:
             reason_safe(rejection.reason),  # (values that may be personal data: in the file only)
             " (its key and content are in the dead-letter file)" if self.dead_letters else "",
         )
-        if self._fail_on_rejection and is_too_old(rejection):
+        if self._fail_on_rejection and self.dead_letters is not None and is_too_old(rejection):
             if not self._told_too_old:
                 self._told_too_old = True
                 self._log.logger.warning(
-                    "on_rejected is 'fail', but a record too old to send (older than 7 days) "
-                    "does not stop the run: nothing can be fixed to send it (a tap that reads "
-                    "rows by their update time re-reads old ones that changed). Such records "
-                    "are dead-lettered and counted, and the run goes on."
+                    "on_rejected is 'fail', but a record older than 7 days does not stop the "
+                    "run: the API takes no such event, so no rerun sends it (a tap that reads "
+                    "rows by their update time re-reads old ones that changed). Such records are "
+                    "in the dead-letter file, counted at stage window (if every record is, check "
+                    "the field that gives the time), and the run goes on."
                 )
         elif self._fail_on_rejection:
             raise RunFailed(
