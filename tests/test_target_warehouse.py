@@ -153,11 +153,13 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "billing_phone": 14155552671,
         "guests": [{"note": "bo@example.org"}, {"note": "call cy on +44 20 7946 0958"}],
         "attendees": {"dee@example.net": "confirmed"},
-        "Eve Smith": {"phone": "n/a"},  # (a name as a key: shown as *, never in the log)
+        "Eve Smith": {"phone": "0161 496 0000"},  # (a name as a key: *, never in the log)
+        "CustomerEmail": "n/a",  # (no value: kept)
         "seats": 3,
         "plan": "pro",
         "is_mobile": "yes",  # (not a person's: kept)
-        "mobile": "iOS",
+        "mobile": "iOS",  # (a platform: kept)
+        "contact": {"mobile": "07700 900123"},  # (a phone under that name: hashed)
     }
     lines = [schema("events", props, ["id"])]
     lines += [
@@ -185,15 +187,17 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "billing_phone": h("14155552671"),
         "guests": [{"note": h("bo@example.org")}, {"note": h("call cy on +44 20 7946 0958")}],
         "attendees": {h("dee@example.net"): "confirmed"},
-        "Eve Smith": {"phone": h("n/a")},
+        "Eve Smith": {"phone": h("0161 496 0000")},
+        "CustomerEmail": "n/a",
         "seats": 3,
         "plan": "pro",
         "is_mobile": "yes",
         "mobile": "iOS",
+        "contact": {"mobile": h("07700 900123")},
     }
-    for raw in ("example", "555-2671", "7946", "Lopez", "14155552671"):
+    for raw in ("example", "555-2671", "7946", "Lopez", "14155552671", "496 0000", "900123"):
         assert raw not in log.read_text()
-    for raw in ("example", "555-2671", "7946", "Lopez", "Eve", "14155552671"):
+    for raw in ("example", "555-2671", "7946", "Lopez", "Eve", "14155552671", "900123"):
         assert raw not in run.output
     said = [line.split("| ")[-1] for line in run.stderr.splitlines() if "SHA-256 hash" in line]
     end = ": sent as its SHA-256 hash (map it to a user field to be matched by it)."
@@ -206,6 +210,7 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         f"Stream 'events': custom_data.attendees.* has names that are personal data (an email "
         f"address){end}",
         f"Stream 'events': custom_data.*.phone is named for personal data{end}",
+        f"Stream 'events': custom_data.contact.mobile is named for personal data{end}",
     ]
 
 

@@ -472,7 +472,7 @@ def _custom_data(value: object, notes: list[str]) -> dict[str, Any]:
         )
     result: dict[str, Any] = _json_value(value, "custom_data")
     hashed: dict[str, str] = {}
-    _hide_personal_data(result, "custom_data", False, hashed)
+    _hide_personal_data(result, "custom_data", _NOT_NAMED, hashed)
     notes.extend(f"{where} {why}{HASHED_DATA_NOTE_END}" for where, why in hashed.items())
     return result
 
@@ -507,13 +507,27 @@ _NOT_IN_A_NAME = re.compile(r"[\s_.-]+")
 _PHONE_IN_TEXT = re.compile(r"\+\d[\d ().-]{6,22}\d")
 # A property name shown as it is in a note: a word, not data (an email or a customer's name
 # used as a key is shown as `*`).
-_SHOWN_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}|[a-z][A-Za-z0-9]{0,39}")
+_SHOWN_NAME = re.compile(
+    r"[a-z_][a-z0-9_]{0,39}|[a-z][A-Za-z0-9]{0,39}|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*){1,5}"
+)
+# What a property's name says of its value (_personal_name): nothing; personal data; a phone
+# number when it holds one (`mobile` may be a platform too: "iOS").
+_NOT_NAMED, _NAMED, _PHONE_IF_DIGITS = 0, 1, 2
+# At least this many digits make a value under a _PHONE_IF_DIGITS name a phone number.
+_PHONE_DIGITS = 7
 
 
 @lru_cache(maxsize=4096)
-def _personal_name(key: str) -> bool:
-    """A property named for a person's email, phone, name, address or birth date."""
-    return _NOT_IN_A_NAME.sub("", key).lower().endswith(_PERSONAL_NAME_ENDS)
+def _personal_name(key: str) -> int:
+    """What a property's name says of its value: named for a person's email, phone, name,
+    address or birth date (_NAMED), for a phone that may be a platform word (`mobile`, `cell`,
+    `tel`: _PHONE_IF_DIGITS), or neither."""
+    compact = _NOT_IN_A_NAME.sub("", key).lower()
+    if compact.endswith(_PERSONAL_NAME_ENDS):
+        return _NAMED
+    if compact.endswith("mobile") or compact in ("cell", "tel", "mob"):
+        return _PHONE_IF_DIGITS
+    return _NOT_NAMED
 
 
 def _holds_personal_text(text: str) -> str | None:
@@ -532,7 +546,7 @@ def _hash_text(text: str) -> str:
     return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _hide_personal_data(value: Any, where: str, personal: bool, hashed: dict[str, str]) -> Any:
+def _hide_personal_data(value: Any, where: str, personal: int, hashed: dict[str, str]) -> Any:
     """custom_data (as `_json_value` made it) with each personal value replaced by its hash, in
     place: a text holding an email address or a +phone number wherever it is (a property name
     too), and any text or number under a property named for one (`_personal_name`). The places
@@ -546,7 +560,8 @@ def _hide_personal_data(value: Any, where: str, personal: bool, hashed: dict[str
                 del value[key]
                 hashed.setdefault(f"{where}.*", f"has names that are personal data ({why[6:]})")
                 key = _hash_text(key.strip())
-            value[key] = _hide_personal_data(item, place, personal or _personal_name(key), hashed)
+            named = max(personal, _personal_name(key))
+            value[key] = _hide_personal_data(item, place, named, hashed)
         return value
     if isinstance(value, list):
         for i, item in enumerate(value):
@@ -556,16 +571,28 @@ def _hide_personal_data(value: Any, where: str, personal: bool, hashed: dict[str
         return value
     if isinstance(value, str):
         why = _holds_personal_text(value)
-        if why is None and personal and value.strip():
+        if why is None and _named_value(personal, value):
             why = "is named for personal data"
         if why is None:
             return value
         hashed.setdefault(where, why)
         return _hash_text(value.strip())
-    if personal and isinstance(value, int):  # (a phone number kept as a number)
+    if isinstance(value, int) and _named_value(personal, value):  # (a phone kept as a number)
         hashed.setdefault(where, "is named for personal data")
         return _hash_text(str(value))
     return value
+
+
+def _named_value(personal: int, value: str | int) -> bool:
+    """Whether a value under a name that says what it is (`personal`) is personal data: any
+    value for a _NAMED one but no value ('', 'n/a'); one of 7 digits or more for a
+    _PHONE_IF_DIGITS one (a phone, not "iOS")."""
+    if personal == _NOT_NAMED or (isinstance(value, str) and blank(value)):
+        return False
+    if personal == _NAMED:
+        return True
+    digits = sum(ch.isdigit() for ch in value) if isinstance(value, str) else len(str(abs(value)))
+    return digits >= _PHONE_DIGITS
 
 
 def _event_type(mapping: StreamMapping, record: Mapping[str, Any]) -> tuple[str, str | None]:
