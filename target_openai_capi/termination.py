@@ -97,9 +97,10 @@ class MessageGuard:
             self._first_signal = (signum, now)
         elif self._first_signal[0] == signum and now - self._first_signal[1] < SAME_SIGNAL_SECONDS:
             self._logger.info(
-                "Received signal %d again at once (from a process group and its parent): "
-                "taken as one.",
+                "Received signal %d again within %g s: taken as the same request to stop (as "
+                "a process group and its parent, such as meltano run, both send it).",
                 signum,
+                SAME_SIGNAL_SECONDS,
             )
             return
         self._stop(signum)

@@ -459,3 +459,25 @@ def test_a_web_page_is_told_by_its_body(body: bytes, kind: str, page: bool) -> N
     from target_openai_capi.delivery.client import Response, is_web_page
 
     assert is_web_page(Response(status=200, headers={"Content-Type": kind}, body=body)) is page
+
+
+def test_only_a_proxy_s_407_is_taken_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any '407' in a network error's text (a proxy named proxy407, on port 8407) was taken
+    for the proxy asking for credentials: not retried, and the wrong advice."""
+    import requests
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy407.example:8407")
+    client = Client(settings("https://api.example.invalid/v1/events"))
+    down = requests.exceptions.ProxyError(
+        "HTTPSConnectionPool(host='api.example.invalid', port=443): Max retries exceeded "
+        "(Caused by ProxyError('Unable to connect to proxy proxy407.example:8407'))"
+    )
+    refused = requests.exceptions.ProxyError(
+        "Cannot connect to proxy. OSError('Tunnel connection failed: 407 Proxy Authentication "
+        "Required')"
+    )
+    assert client._transport_error(down).retryable
+    assert "Proxy Authentication" not in str(client._transport_error(down))
+    assert not client._transport_error(refused).retryable
+    assert "refused to carry the request" in str(client._transport_error(refused))
+    client.close()

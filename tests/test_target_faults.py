@@ -281,7 +281,7 @@ def test_sigterm_to_the_process_group_and_from_meltano_is_one_stop(sandbox, tmp_
 
     code, states, log = target.exit_after(signal.SIGTERM, then=again_at_once)
     assert code == 0, log
-    assert "again at once (from a process group and its parent): taken as one" in log
+    assert "again within 0.1 s: taken as the same request to stop" in log
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(f"e{i}" for i in range(30))
     assert states == [{"pos": 30}]
 

@@ -521,7 +521,7 @@ class Client:
                     "its user or password is written percent-encoded (%23, %2F, %3F).",
                     retryable=False,
                 )
-            if "407" in detail:  # (its answer to CONNECT: requests raises it as an error)
+            if _PROXY_REFUSED.search(detail):  # (its answer to CONNECT, raised as an error)
                 return TransportError(
                     f"the proxy {shown} refused to carry the request to {self.display_url} "
                     "(407 Proxy Authentication Required). Check the proxy settings (HTTPS_PROXY, "
@@ -565,6 +565,11 @@ class Client:
             self._local = threading.local()  # a later post opens a fresh session
         for session in sessions:
             session.close()
+
+
+# A proxy's 407 to CONNECT as urllib3 words it ("Tunnel connection failed: 407 Proxy
+# Authentication Required"): not any "407" in an error's text (a proxy on port 8407).
+_PROXY_REFUSED = re.compile(r"Tunnel connection failed: 407\b|\b407 Proxy Authentication")
 
 
 def without_credentials(text: str, proxy: str) -> str:

@@ -201,7 +201,10 @@ class Worker:
         self._closed = False
 
     def begin(self) -> None:
-        """Start writing frames (after every worker is forked: a fork copies no thread)."""
+        """Start writing frames (after every worker is forked: a fork copies no thread); not
+        for a worker closed already (its pipe's number may be another file's by now)."""
+        if self._closed:
+            return
         with termination_signals_blocked():  # (they are the main thread's to handle)
             self._writer.start()
 
