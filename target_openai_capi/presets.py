@@ -227,7 +227,12 @@ GA4_EVENTS: dict[str, Any] = {
             f" || {_ga4_param('value', 'float_value')} || {_ga4_param('value', 'int_value')})"
         ),
         "currency": _ga4_param("currency"),
-        "contents": "items[].{id: item_id, name: item_name, quantity: quantity, amount: price}",
+        # (items priced only with a currency too: a price without one rejects the event)
+        "contents": (
+            f"({_ga4_param('currency')}"
+            " && items[].{id: item_id, name: item_name, quantity: quantity, amount: price})"
+            " || items[].{id: item_id, name: item_name, quantity: quantity}"
+        ),
         "external_id": "user_id",
     },
 }

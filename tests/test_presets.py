@@ -960,6 +960,29 @@ def test_ga4_microsecond_times_exported_as_text_are_read_too(sandbox, tmp_path):
     assert [e["timestamp_ms"] for e in sandbox.events(PIXEL_ID)] == [millis]
 
 
+def test_ga4_a_purchase_without_its_currency_is_sent_without_amounts(sandbox, tmp_path):
+    """No currency param: the revenue and each item's price were an amount without a currency,
+    and the purchase was rejected; it goes with its items and without amounts."""
+    row, _ = ga4_row(
+        "purchase",
+        5,
+        {"page_location": "https://shop.example.com/thanks", "transaction_id": "T-8"},
+        ecommerce={"transaction_id": "T-8", "purchase_revenue": 20},
+        items=[{"item_id": "SKU-1", "item_name": "Mug", "quantity": 1, "price": 20}],
+    )
+    lines = [schema("events", GA4_PROPERTIES, []), record("events", row)]
+    run = run_target(
+        config_for(sandbox, tmp_path, {"events": {"preset": "ga4/events"}}), lines, tmp_path
+    )
+    assert run.returncode == 0, run.output
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["id"] == "T-8"
+    assert event["data"] == {
+        "type": "contents",
+        "contents": [{"id": "SKU-1", "name": "Mug", "quantity": 1}],
+    }
+
+
 def test_ga4_nested_columns_kept_as_json_text_are_told_at_the_schema(sandbox, tmp_path):
     """A warehouse copy of the export keeps event_params, ecommerce and items as JSON text:
     every purchase went out without its id, amount, currency, items or page, and nothing was
