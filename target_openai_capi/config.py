@@ -389,7 +389,8 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
         )
     source = setting(config, "integration_source")
     if isinstance(source, str) and (
-        (len(key) >= MIN_HIDDEN_LENGTH and key in source) or source.strip().startswith("sk-")
+        (len(key) >= MIN_HIDDEN_LENGTH and key in source)
+        or source.strip().startswith(("sk-svcacct-", "sk-proj-", "sk-admin-"))
     ):
         # (it goes in every request's body, which the API keeps)
         problems.append(

@@ -2325,6 +2325,11 @@ def test_an_integration_source_holding_the_key_is_refused_before_it_goes_in_a_bo
         assert "integration_source holds an API key" in run.stderr
         assert source not in run.output
     assert sandbox.stats()["requests"] == 0
+    # A name that only begins like a key ("sk-" for a company's initials) is a name.
+    cfg = config(sandbox.url, tmp_path, integration_source="sk-planet-connector")
+    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert sandbox.stats()["integration_sources"] == {"sk-planet-connector": 1}
 
 
 @pytest.mark.parametrize("quote", ['"', "'"])

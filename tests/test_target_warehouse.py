@@ -737,6 +737,15 @@ def test_a_filter_testing_a_text_column_for_truth_is_told_at_its_schema(sandbox,
         lines[0] = schema("orders", props, ["id"])
         run = run_target(config(sandbox, tmp_path, other), lines, tmp_path)
         assert said in run.stderr, row_filter
+    # A test for null, as meant, of columns that may be null: nothing to say.
+    props |= {
+        "refund_id": {"type": ["null", "integer"]},
+        "cancelled_at": {"type": ["null", "string"]},
+    }
+    lines[0] = schema("orders", props, ["id"])
+    other = {"orders": {**streams["orders"], "filter": "!refund_id && !cancelled_at"}}
+    run = run_target(config(sandbox, tmp_path, other), lines, tmp_path)
+    assert "for truth" not in run.stderr
     sandbox.reset()
     # As it says: the orders that are no tests arrive.
     streams["orders"]["filter"] = "lower(is_test) != 'true'"

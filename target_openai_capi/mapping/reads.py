@@ -14,6 +14,7 @@ checks only those paths (reading/decoding.py, reading/schema_paths.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -244,10 +245,23 @@ def _truth_traps(
                 _add(found, str(side["value"]), "text", "compared with a boolean")
     elif kind == "field" and tested:
         types = _declared_types(node, properties)
-        if types is not None and "string" in types:
-            _add(found, str(node["value"]), "text", "tested for truth")
-        elif types is not None and {"integer", "number"} & set(types):
-            _add(found, str(node["value"]), "number", "tested for truth")
+        name = str(node["value"])
+        # (`!cancelled_at`, `customer_id && ...` test for null, as meant: only a column that
+        # cannot be null, or is named as a yes/no flag, is a boolean written as text or 0/1)
+        if types is None or ("null" in types and not _FLAG_NAME.fullmatch(name)):
+            return
+        if "string" in types:
+            _add(found, name, "text", "tested for truth")
+        elif {"integer", "number"} & set(types):
+            _add(found, name, "number", "tested for truth")
+
+
+# Names of yes/no flags (is_test, has_paid, test, active, refunded_flag, ...).
+_FLAG_NAME = re.compile(
+    r"(?:is|has|was|can|did|should)(?:_|[A-Z])\w*|\w*_(?:flag|bool|yn)|(?i:test|flag|active"
+    r"|enabled|disabled|deleted|archived|paid|refunded|cancelled|canceled|converted|opted_out"
+    r"|opt_out|consent|verified|subscribed)"
+)
 
 
 def _add(found: list[tuple[str, str]], name: str, kind: str, how: str) -> None:
