@@ -968,7 +968,11 @@ def test_ga4_a_purchase_without_its_currency_is_sent_without_amounts(sandbox, tm
         5,
         {"page_location": "https://shop.example.com/thanks", "transaction_id": "T-8"},
         ecommerce={"transaction_id": "T-8", "purchase_revenue": 20},
-        items=[{"item_id": "SKU-1", "item_name": "Mug", "quantity": 1, "price": 20}],
+        items=[
+            {"item_id": "SKU-1", "item_name": "Mug", "quantity": 1, "price": 20},
+            # GA4's placeholders for what it does not know: no id, no name (not sent as such)
+            {"item_id": "(not set)", "item_name": "(not set)", "quantity": 2, "price": 0},
+        ],
     )
     lines = [schema("events", GA4_PROPERTIES, []), record("events", row)]
     run = run_target(
@@ -979,7 +983,7 @@ def test_ga4_a_purchase_without_its_currency_is_sent_without_amounts(sandbox, tm
     assert event["id"] == "T-8"
     assert event["data"] == {
         "type": "contents",
-        "contents": [{"id": "SKU-1", "name": "Mug", "quantity": 1}],
+        "contents": [{"id": "SKU-1", "name": "Mug", "quantity": 1}, {"quantity": 2}],
     }
 
 

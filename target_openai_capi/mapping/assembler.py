@@ -103,6 +103,7 @@ def compile_assembler(
         "_as_bool": generic._as_bool,
         "_contents": generic._contents,
         "_variant_dict": generic._variant_dict,
+        "PLACEHOLDERS": generic._PLACEHOLDERS,
         "both_item_amounts": generic.both_item_amounts,
         "missing_timestamp": generic.missing_timestamp,
         "missing_currency": generic.missing_currency,
@@ -418,7 +419,7 @@ def _content_item(values: dict[str, str]) -> list[str]:
                 f"if {value} is not None:",
                 f"    text_ = {value}.strip() if type({value}) is str else "
                 f"_as_text({value}, {where}.{name}')",
-                "    if text_:",
+                "    if text_ and not (text_[0] == '(' and text_.lower() in PLACEHOLDERS):",
                 f"        item_[{name!r}] = text_",
             ]
     quantity = values.get("quantity")

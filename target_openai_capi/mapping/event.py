@@ -199,6 +199,10 @@ _NOT_SET = frozenset(
 )
 
 
+# What GA4 writes for an item's id or name it does not know: no value.
+_PLACEHOLDERS = frozenset({"(not set)", "(not_set)", "(none)"})
+
+
 def _no_id(value: object) -> bool:
     """An id value that is no id: null, empty, or a placeholder for a missing value (in any
     case: 'Null' too)."""
@@ -325,7 +329,7 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
                     if type(value) is str
                     else _as_text(value, f"contents[{i}].{name}")
                 )
-                if text:
+                if text and not (text[0] == "(" and text.lower() in _PLACEHOLDERS):
                     out[name] = text
         quantity = get("quantity")
         if quantity is not None:
