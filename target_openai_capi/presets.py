@@ -130,7 +130,8 @@ STRIPE_SUBSCRIPTIONS: dict[str, Any] = {
 # `context_*` columns. Arrays such as `products` are stored as JSON strings, so no contents.
 # The page URL of a tracks row when it is a web page's (http:// or https://), else null.
 _WEB_PAGE = (
-    "((context_page_url && starts_with(to_string(context_page_url), 'http') && context_page_url)"
+    "((context_page_url && (starts_with(lower(to_string(context_page_url)), 'https://')"
+    " || starts_with(lower(to_string(context_page_url)), 'http://')) && context_page_url)"
     " || `null`)"
 )
 _TRACKS_FIELDS: dict[str, str] = {

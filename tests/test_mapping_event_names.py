@@ -190,6 +190,15 @@ def test_names_alike_but_for_how_unicode_writes_them_are_one_name() -> None:
     assert resolve_event_type("\ufeffsign_up", {}) == ("registration_completed", None)
 
 
+def test_letters_without_an_ascii_base_are_written_in_ascii_not_dropped() -> None:
+    """NFKD leaves ß, æ, ø, ł whole, and encoding to ASCII dropped them: 'Straße Kauf' made
+    'strae_kauf', 'Øl' made 'l' (names that could collide)."""
+    assert custom_event("Straße Kauf") == ("custom", "strasse_kauf")
+    assert custom_event("Ærø trip") == ("custom", "aero_trip")
+    assert custom_event("Łódź lead") == ("custom", "lodz_lead")
+    assert custom_event("Café Visit") == ("custom", "cafe_visit")  # (accents as before)
+
+
 def test_the_type_custom_itself_leaves_the_name_to_the_custom_event_name_field() -> None:
     assert resolve_event_type("custom", {}) == ("custom", None)
     assert resolve_event_type(" Custom ", {"Boring": "custom"}) == ("custom", None)

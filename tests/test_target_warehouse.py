@@ -159,7 +159,7 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "plan": "pro",
         "is_mobile": "yes",  # (not a person's: kept)
         "mobile": "iOS",  # (a platform: kept)
-        "contact": {"mobile": "07700 900123"},  # (a phone under that name: hashed)
+        "contact": {"mobile": "07700 900123", "phone_no": "4155552671"},  # (phones: hashed)
     }
     lines = [schema("events", props, ["id"])]
     lines += [
@@ -193,7 +193,7 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "plan": "pro",
         "is_mobile": "yes",
         "mobile": "iOS",
-        "contact": {"mobile": h("07700 900123")},
+        "contact": {"mobile": h("07700 900123"), "phone_no": h("4155552671")},
     }
     for raw in ("example", "555-2671", "7946", "Lopez", "14155552671", "496 0000", "900123"):
         assert raw not in log.read_text()
@@ -211,6 +211,7 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         f"address){end}",
         f"Stream 'events': custom_data.*.phone is named for personal data{end}",
         f"Stream 'events': custom_data.contact.mobile is named for personal data{end}",
+        f"Stream 'events': custom_data.contact.phone_no is named for personal data{end}",
     ]
 
 
@@ -491,6 +492,9 @@ def test_json_text_line_items_become_contents(sandbox, tmp_path):
         schema("flat_orders", props, ["id"]),
         record("flat_orders", {"id": "f1", **row, "contents": contents_text}),
         record("flat_orders", {"id": "f2", **row, "contents": "[not json"}),
+        # The column's own mark of no line items: an order without contents.
+        record("flat_orders", {"id": "f3", **row, "contents": "NULL"}),
+        record("flat_orders", {"id": "f4", **row, "contents": "null"}),
     ]
     streams = {
         "segment_orders": {
@@ -506,7 +510,7 @@ def test_json_text_line_items_become_contents(sandbox, tmp_path):
         {"id": "MUG", "quantity": 1, "amount": 850},
     ]
     assert events["f1"]["data"]["contents"] == [{"id": "TEE", "quantity": 2, "amount": 1999}]
-    for empty in ("s2", "s3"):
+    for empty in ("s2", "s3", "f3", "f4"):
         assert events[empty]["data"] == {"type": "contents", "amount": 4848, "currency": "USD"}
     [dead] = [
         json.loads(line)["dead_letter"]
@@ -737,13 +741,21 @@ def test_a_filter_testing_a_text_column_for_truth_is_told_at_its_schema(sandbox,
         lines[0] = schema("orders", props, ["id"])
         run = run_target(config(sandbox, tmp_path, other), lines, tmp_path)
         assert said in run.stderr, row_filter
-    # A test for null, as meant, of columns that may be null: nothing to say.
+    # A nullable column written as alternatives (singer-io taps): told alike.
+    props["is_test"] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    lines[0] = schema("orders", props, ["id"])
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert "is_test is tested for truth" in run.stderr
+    props["is_test"] = {"type": "string"}
+    # A test for null, as meant, and an id that is never 0: nothing to say.
     props |= {
         "refund_id": {"type": ["null", "integer"]},
         "cancelled_at": {"type": ["null", "string"]},
+        "customer_id": {"type": "integer"},
     }
     lines[0] = schema("orders", props, ["id"])
-    other = {"orders": {**streams["orders"], "filter": "!refund_id && !cancelled_at"}}
+    row_filter = "customer_id && !refund_id && !cancelled_at"
+    other = {"orders": {**streams["orders"], "filter": row_filter}}
     run = run_target(config(sandbox, tmp_path, other), lines, tmp_path)
     assert "for truth" not in run.stderr
     sandbox.reset()

@@ -547,7 +547,10 @@ def _fixed_data(
         src.add(*contents_lines, "if items is not None:", "    data['contents'] = items")
     elif shape != "customer_action":
         fetch("contents", "items")
-        src.add("if items is not None:", "    data['contents'] = _contents(items, currency)")
+        src.add(  # (a JSON text column's NULL, null or N/A: no contents, event.py `_data`)
+            "if items is not None and not (type(items) is str and blank(items)):",
+            "    data['contents'] = _contents(items, currency)",
+        )
     if shape in ("plan_enrollment", "custom"):
         fetch("plan_id", "v")
         src.add("if v is not None:", "    data['plan_id'] = _as_text(v, 'plan_id')")

@@ -529,9 +529,16 @@ def _personal_name(key: str) -> int:
     compact = _NOT_IN_A_NAME.sub("", key).lower()
     if compact.endswith(_PERSONAL_NAME_ENDS):
         return _NAMED
-    if compact.endswith("mobile") or compact in ("cell", "tel", "mob"):
-        return _PHONE_IF_DIGITS
+    words = set(_WORD.findall(_CAMEL_BOUNDARY.sub("_", key).lower()))
+    if words & _PHONE_WORDS or ("contact" in words and words & {"number", "no", "num"}):
+        return _PHONE_IF_DIGITS  # (phone_no, tel_number, work_cell, contact_number, ...)
     return _NOT_NAMED
+
+
+# Words of a property's name that say it may hold a phone number (phone_no, mobile, work_cell).
+_PHONE_WORDS = frozenset({"phone", "mobile", "cell", "cellphone", "tel", "mob", "msisdn", "fax"})
+_WORD = re.compile(r"[a-z]+")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def _holds_personal_text(text: str) -> str | None:
@@ -658,7 +665,7 @@ def _data(
     # take is left out by design, so one mapping can serve a stream of mixed event types.
     if shape != "customer_action":
         items = _value(mapping, record, "contents")
-        if items is not None:
+        if items is not None and not (type(items) is str and blank(items)):  # (JSON text NULL)
             data["contents"] = _contents(items, currency)
     if shape in ("plan_enrollment", "custom"):
         plan_id = _value(mapping, record, "plan_id")

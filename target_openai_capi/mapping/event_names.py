@@ -83,13 +83,29 @@ _NOT_NAME_CHARACTERS = re.compile(r"[^a-z0-9_-]+")
 MAX_CUSTOM_NAME_LENGTH = 64
 
 
+# Letters NFKD does not take apart into an ASCII letter and an accent, written as ASCII.
+_LETTERS_AS_ASCII = str.maketrans(
+    {"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
+     "þ": "th", "Þ": "Th", "œ": "oe", "Œ": "OE", "\u0131": "i", "ð": "d", "Ð": "D"}
+)  # fmt: skip
+
+
+def _ascii_folded(text: str) -> str:
+    """The text in ASCII: accents left off ("é" -> "e"), letters written as ASCII ("ß" ->
+    "ss"); any other character left as it is, for the rule to turn into "_" (it was dropped:
+    "Straße Kauf" made "strae_kauf", and "Øl" "l")."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text.translate(_LETTERS_AS_ASCII))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 @lru_cache(maxsize=4096)
 def custom_event(name: str) -> tuple[str, str | None]:
     """(event type, custom_event_name) for a custom event's name, made valid by the rule above."""
     text = name.strip()
     if not _CUSTOM_NAME.fullmatch(text):
-        folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-        text = _NOT_NAME_CHARACTERS.sub("_", folded.lower()).strip("_-")
+        text = _NOT_NAME_CHARACTERS.sub("_", _ascii_folded(text).lower()).strip("_-")
         text = text[:MAX_CUSTOM_NAME_LENGTH].strip("_-")
     if not text:
         raise MappingError(

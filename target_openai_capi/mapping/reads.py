@@ -212,13 +212,32 @@ def filter_truth_traps(text: str, schema: Mapping[str, Any]) -> list[tuple[str, 
 
 
 def _declared_types(node: Mapping[str, Any], properties: Mapping[str, Any]) -> list[str] | None:
-    """The SCHEMA types of a top-level property `node` reads, or None."""
+    """The SCHEMA types of a top-level property `node` reads (none of them boolean), or None."""
     if node.get("type") != "field":
         return None
-    declared = properties.get(node.get("value"))  # type: ignore[arg-type]
-    types = declared.get("type") if isinstance(declared, Mapping) else None
+    types = schema_types(properties.get(node.get("value")))  # type: ignore[arg-type]
+    return types if types is not None and "boolean" not in types else None
+
+
+def schema_types(declared: Any) -> list[str] | None:
+    """The JSON types a property's schema allows: its `type`, or those of alternatives that
+    each give only a type (`anyOf: [{type: string}, {type: null}]`, as singer-io taps write a
+    nullable column); None when it says otherwise or nothing."""
+    if not isinstance(declared, Mapping):
+        return None
+    types = declared.get("type")
+    if types is None:
+        options = declared.get("anyOf", declared.get("oneOf"))
+        if not isinstance(options, list) or not options:
+            return None
+        found: list[str] = []
+        for option in options:
+            if not isinstance(option, Mapping) or not isinstance(option.get("type"), (str, list)):
+                return None
+            found += [option["type"]] if isinstance(option["type"], str) else option["type"]
+        return found
     types = [types] if isinstance(types, str) else types
-    return types if isinstance(types, list) and "boolean" not in types else None
+    return types if isinstance(types, list) else None
 
 
 def _truth_traps(
@@ -246,9 +265,9 @@ def _truth_traps(
     elif kind == "field" and tested:
         types = _declared_types(node, properties)
         name = str(node["value"])
-        # (`!cancelled_at`, `customer_id && ...` test for null, as meant: only a column that
-        # cannot be null, or is named as a yes/no flag, is a boolean written as text or 0/1)
-        if types is None or ("null" in types and not _FLAG_NAME.fullmatch(name)):
+        # (`!cancelled_at`, `customer_id && ...` test for null or are always true, as meant:
+        # only a column named as a yes/no flag is a boolean written as text or 0/1)
+        if types is None or not _FLAG_NAME.fullmatch(name):
             return
         if "string" in types:
             _add(found, name, "text", "tested for truth")
@@ -278,10 +297,8 @@ def read_into_text(reads: Mapping[str, Any] | None, schema: Mapping[str, Any]) -
         return []
     found = []
     for name, below in reads.items():
-        declared = properties.get(name)
-        types = declared.get("type") if isinstance(declared, Mapping) else None
-        types = [types] if isinstance(types, str) else types
-        text_only = isinstance(types, list) and "string" in types and set(types) <= _TEXT
+        types = schema_types(properties.get(name))
+        text_only = types is not None and "string" in types and set(types) <= _TEXT
         if isinstance(below, dict) and text_only:
             found.append(name)
     return found
