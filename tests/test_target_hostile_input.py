@@ -415,6 +415,27 @@ def test_batch_messages_arrive_exactly_as_the_same_records_sent_as_record_messag
     assert run.stdout.splitlines() == ['{"bookmark": 9}']
 
 
+@pytest.mark.parametrize("compression", [None, "none"])
+def test_a_gzip_batch_file_whatever_its_message_says_is_read(compression, sandbox, tmp_path):
+    """singer-sdk's JSONL batches are always gzip, and its taps' BATCH messages say no
+    compression (or 'none'): every line was rejected as binary, the run ended 0 and its STATE
+    passed them all. A file that begins with a byte order mark loses no first record either."""
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
+    gzipped = _batch_file(tmp_path / "b-tap--c-1.json.gz", ORDERS[:5])
+    marked = tmp_path / "b-2.jsonl"
+    marked.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in ORDERS[5:]).encode())
+    encoding = {"format": "jsonl"} if compression is None else {
+        "format": "jsonl", "compression": compression}  # fmt: skip
+    batches = [
+        json.dumps({"type": "BATCH", "stream": "c", "encoding": encoding, "manifest": [url]})
+        for url in (gzipped, marked.as_uri())
+    ]
+    run = run_target(cfg, [SCHEMA, *batches, state({"bookmark": 9})], tmp_path)
+    assert run.returncode == 0, run.output
+    assert "received=9 sent=9" in run.stderr
+    assert stored(sandbox) == sorted(f"b{n}" for n in range(9))
+
+
 def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp_path):
     path = tmp_path / "part.jsonl"
     path.write_text(json.dumps(ORDERS[0]) + "\n[1, 2]\n{not json\n" + json.dumps(ORDERS[1]) + "\n")

@@ -95,7 +95,16 @@ def _not_a_system_file(path: Path) -> Path:
 
 
 def _open(path: Path, gzipped: bool) -> IO[bytes]:
+    """The file to read lines from: gunzipped when it is gzip, declared or not (singer-sdk's
+    JSONL batches are always gzip, whatever `compression` the message says or leaves out)."""
+    if not gzipped:
+        with path.open("rb") as head:
+            gzipped = head.read(2) == _GZIP_MAGIC
     return gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[return-value]
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 
 
 def read_lines(path: Path, *, gzipped: bool) -> Iterator[tuple[int, bytes]]:
@@ -109,6 +118,8 @@ def read_lines(path: Path, *, gzipped: bool) -> Iterator[tuple[int, bytes]]:
             number = 0
             while line := handle.readline(MAX_LINE_BYTES + 1):
                 number += 1
+                if number == 1 and line.startswith(_BOM):  # (as the input's own first line)
+                    line = line[len(_BOM) :]
                 if len(line) > MAX_LINE_BYTES:
                     raise BatchFileError(
                         f"its file {str(path)[:200]!r} has a line over {MAX_LINE_BYTES} bytes"
