@@ -91,6 +91,17 @@ def _declares_its_keys(message: Mapping[str, Any]) -> bool:
     return isinstance(properties, Mapping) and all(key in properties for key in keys)
 
 
+def _with_its_keys_declared(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The SCHEMA message with each key property it does not list declared as any value."""
+    schema = dict(message["schema"])
+    properties = schema.get("properties")
+    properties = dict(properties) if isinstance(properties, Mapping) else {}
+    for key in message.get("key_properties") or []:
+        properties.setdefault(key, {})
+    schema["properties"] = properties
+    return {**message, "schema": schema}
+
+
 class StreamMapFailed(Exception):
     """A stream map of the config cannot be applied to a stream the tap sent: the run stops."""
 
@@ -266,16 +277,20 @@ class TargetOpenAICapi(Target):
                 tuple(message_dict.get("key_properties") or ()),
                 copy.deepcopy(message_dict["schema"]),
             )
+        if (
+            problem is None
+            and self.config.get("stream_maps")
+            and not _declares_its_keys(message_dict)
+        ):
+            # The SDK's stream maps refuse a SCHEMA whose key properties it does not list (as
+            # if the map were wrong); without maps the target takes it: any value, as declared.
+            message_dict = _with_its_keys_declared(message_dict)
         try:
             if problem is None:
                 super()._process_schema_message(message_dict)
         except (BadLine, InvalidInputLine):
             raise
         except (MapExpressionError, StreamMapConfigError) as exc:
-            if isinstance(exc, StreamMapConfigError) and not _declares_its_keys(message_dict):
-                # ("Invalid key properties": the tap's SCHEMA, not the map)
-                problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-                self._refuse_schema(stream, problem)
             # The user's stream map (an expression that does not parse, a key property it
             # removes): not the tap's input. Rejecting the stream's records would move STATE
             # past them, for good; the run stops before any of them instead.
