@@ -42,6 +42,8 @@ def log_summary(
             # Only when an entry under `streams` was to get them: a stream left out on purpose
             # (`orders: null`, `__else__: null`) with no entry says nothing.
             outputs = pipeline.stream_map_outputs.get(stream, [])
+            if any(account.received(name) for name in outputs if name != stream):
+                continue  # (an alias got the rest: counted under its own name)
             if any(name in pipeline.mappings for name in [stream, *outputs]):
                 logger.warning(
                     "Stream '%s': its stream maps dropped all %d of its records (a "

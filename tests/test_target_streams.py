@@ -622,3 +622,22 @@ def test_custom_events_of_one_name_in_a_dry_run_stream_and_a_live_one_say_nothin
     assert "validated=2" in run.stderr
     assert "sent=2" in run.stderr
     assert "share ids" not in run.stderr
+
+
+def test_an_alias_with_a_filter_is_not_said_to_drop_every_record(sandbox, tmp_path):
+    """`orders` aliased to `purchases` with a `__filter__`: the records it kept are counted under
+    `purchases`, those it dropped under `orders`, and the end of the run said its maps 'dropped
+    all' of orders' records while most were sent."""
+    ts = now_ms() - 1000
+    config = base_config(sandbox, tmp_path, {"purchases": {}})
+    config["stream_maps"] = {"orders": {"__alias__": "purchases", "__filter__": "status == 'paid'"}}
+    lines = [schema("orders", {"id": {"type": "string"}, "status": {"type": "string"}}, ["id"])]
+    lines += [
+        record("orders", {"id": f"o{n}", "type": "lead_created", "timestamp_ms": ts,
+                          "status": "paid" if n else "refunded"})
+        for n in range(3)
+    ]  # fmt: skip
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["o1", "o2"]
+    assert "dropped all" not in run.stderr
