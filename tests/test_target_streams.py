@@ -641,3 +641,23 @@ def test_an_alias_with_a_filter_is_not_said_to_drop_every_record(sandbox, tmp_pa
     assert run.returncode == 0, run.output
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["o1", "o2"]
     assert "dropped all" not in run.stderr
+
+
+def test_an_entry_misspelt_as_its_stream_maps_key_stops_the_run(sandbox, tmp_path):
+    """`streams.order` with `stream_maps: {order: {...}, __else__: null}` for a tap's `orders`:
+    the maps dropped every record (counted filtered), the run ended 0 with its STATE past them,
+    and only a warning said the entry matched nothing."""
+    ts = now_ms() - 1000
+    config = base_config(sandbox, tmp_path, {"order": {}})
+    config["stream_maps"] = {"order": {"__filter__": "status == 'paid'"}, "__else__": None}
+    lines = [schema("orders", {"id": {"type": "string"}, "status": {"type": "string"}}, ["id"])]
+    lines += [
+        record("orders", {"id": f"o{n}", "type": "lead_created", "timestamp_ms": ts,
+                          "status": "paid"})
+        for n in range(3)
+    ]  # fmt: skip
+    lines.append(state({"b": 1}))
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 1, run.output
+    assert "3 records arrived and none matched an entry under `streams`" in run.stderr
+    assert run.states == []

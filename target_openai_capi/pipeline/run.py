@@ -548,10 +548,13 @@ class Pipeline:
     @property
     def nothing_matched(self) -> bool:
         """True while records arrived but none for a configured stream (a misnamed entry)."""
+        # (records stream maps dropped count as records that arrived: `__else__: null` drops
+        # the stream an entry misspelt as its map's key would have kept)
+        arrived = self.account.total(SKIPPED_STREAM) + sum(self.dropped_by_stream_map.values())
         return (
             bool(self.mappings)
             and not self.matched_any
-            and self.account.total(SKIPPED_STREAM) > 0
+            and arrived > 0
             and not self.settings.allow_unmatched_streams
         )
 
