@@ -65,6 +65,9 @@ def _reject(
     """Reject the record under its own stream and SCHEMA, as it arrived (a replay of the dead
     letter runs the stream maps again)."""
     detail = " ".join(str(exc).split())[:200]
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause).strip():  # (the SDK's words leave out what failed)
+        detail += f" ({type(cause).__name__}: {' '.join(str(cause).split())[:200]})"
     pipeline.reject(
         source,
         envelope,

@@ -317,6 +317,16 @@ def test_a_stream_map_that_fails_on_one_record_rejects_that_record(sandbox, tmp_
     )
 
 
+def test_a_stream_map_naming_no_property_says_which(sandbox, tmp_path):
+    """`amont * 2` for `amount * 2`: the reason said only that simpleeval failed to evaluate
+    the expression; the SDK's own cause (what is not defined) was left out."""
+    cfg = config(sandbox.url, tmp_path, stream_maps={"c": {"doubled": "amont * 2"}})
+    run = run_target(cfg, [SCHEMA, rec(1, amount=2)], tmp_path)
+    assert run.returncode == 0, run.output
+    [line] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert "amont" in line["dead_letter"]["reason"].split("amont * 2", 1)[1]
+
+
 @pytest.mark.parametrize(
     ("stream_map", "words"),
     [
