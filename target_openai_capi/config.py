@@ -282,10 +282,9 @@ FLATTENING_SETTINGS = ("flattening_enabled", "flattening_max_depth")
 
 # Names a user may give a dry run (the API's own field among them): ignored like any unknown
 # setting, each would send for real what was meant to be validated only.
-# Names that ask for a dry run, folded (_folded) and with `_` left out.
-_DRY_RUN_NAMES = frozenset(
-    {"dryrun", "dryruns", "isdryrun", "dryrunonly", "validateonly", "testmode", "validate"}
-)
+# Names that ask for a dry run, folded (_folded) and with `_` left out (and any holding
+# "dryrun").
+_DRY_RUN_NAMES = frozenset({"validateonly", "testmode", "validate"})
 
 
 def unknown_settings(
@@ -323,11 +322,23 @@ def _folded(name: str) -> str:
 
 
 def _means_a_dry_run(name: str) -> bool:
-    """A name that is no setting but asks for a dry run (DRY_RUN, dry-run, validate_only, ...):
-    the whole name, not a part (Meltano passes a stream's own `dry_run` as
-    TARGET_OPENAI_CAPI_STREAMS_ORDERS_DRY_RUN, and an inheriting loader named
-    target-openai-capi-dry-run its settings as TARGET_OPENAI_CAPI_DRY_RUN_API_KEY)."""
-    return _folded(name).replace("_", "") in _DRY_RUN_NAMES
+    """A name that is no setting but asks for a dry run (DRY_RUN, dry-run, validate_only,
+    dry_run_enabled, ...)."""
+    folded = _folded(name).replace("_", "")
+    return "dryrun" in folded or folded in _DRY_RUN_NAMES
+
+
+def _variable_means_a_dry_run(suffix: str) -> bool:
+    """A TARGET_OPENAI_CAPI_<suffix> variable that asks for a dry run: not DRY_RUN itself, nor
+    what Meltano passes as such a variable (a stream's own `dry_run` as STREAMS_ORDERS_DRY_RUN;
+    the settings of a loader inheriting from this one, named target-openai-capi-dry-run, as
+    DRY_RUN_API_KEY, ...)."""
+    lower = suffix.lower()
+    if suffix == "DRY_RUN" or lower.startswith("streams_"):
+        return False
+    if lower.startswith("dry_run_") and lower[len("dry_run_") :] in CONFIG_SCHEMA["properties"]:
+        return False
+    return _means_a_dry_run(suffix)
 
 
 def config_problems(config: Mapping[str, Any]) -> list[str]:
@@ -488,7 +499,7 @@ def unknown_variables(
         suffix = variable[len(ENV_PREFIX) :]
         if not variable.startswith(ENV_PREFIX) or suffix.startswith("_") or not suffix:
             continue
-        if suffix.lower() in known or _means_a_dry_run(suffix):
+        if suffix.lower() in known or _variable_means_a_dry_run(suffix):
             continue
         near = difflib.get_close_matches(_folded(suffix), list(by_folded), n=1, cutoff=0.75)
         meant = by_folded[near[0]] if near else None
@@ -548,8 +559,7 @@ def dry_run_variable_problems(environ: Mapping[str, str]) -> list[str]:
         f"validate_only, nothing recorded) set {ENV_PREFIX}DRY_RUN=true"
         for variable in sorted(environ)
         if variable.startswith(ENV_PREFIX)
-        and variable[len(ENV_PREFIX) :] != "DRY_RUN"
-        and _means_a_dry_run(variable[len(ENV_PREFIX) :])
+        and _variable_means_a_dry_run(variable.removeprefix(ENV_PREFIX))
     ]
 
 

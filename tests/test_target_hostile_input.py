@@ -1260,6 +1260,7 @@ def test_a_dry_run_asked_for_in_the_environment_beside_a_config_file_is_one(sand
         "TARGET_OPENAI_CAPI_DRYRUN",
         "TARGET_OPENAI_CAPI_dry_run",  # (the setting's own name, in lower case: never read)
         "TARGET_OPENAI_CAPI_IS_DRY_RUN",
+        "TARGET_OPENAI_CAPI_DRY_RUN_MODE",
     ],
 )
 def test_a_variable_meant_as_a_dry_run_stops_the_run(name, source, sandbox, tmp_path):
@@ -1295,7 +1296,18 @@ def test_variables_that_only_hold_dry_run_in_their_name_are_no_dry_run(sandbox, 
 
 
 @pytest.mark.parametrize(
-    "key", ["DRY_RUN", "Dry_Run", "dry_run ", "Dry Run", "dry_runs", "is_dry_run", "validateOnly"]
+    "key",
+    [
+        "DRY_RUN",
+        "Dry_Run",
+        "dry_run ",
+        "Dry Run",
+        "dry_runs",
+        "is_dry_run",
+        "validateOnly",
+        "dry_run_enabled",
+        "enable_dry_run",
+    ],
 )
 def test_a_setting_meant_as_a_dry_run_in_any_spelling_stops_the_run(key, sandbox, tmp_path):
     """`DRY_RUN: true` (or `Dry Run`, `dry_runs`) in a config file: a warning, and the run sent
