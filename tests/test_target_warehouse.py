@@ -159,6 +159,9 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "plan": "pro",
         "is_mobile": "yes",  # (not a person's: kept)
         "mobile": "iOS",  # (a platform: kept)
+        "mobile_order_id": "10000001",  # (an order's id, a date: not a phone)
+        "first_seen_on_mobile": "2024-05-12",
+        "contact_name": {"mobile": "Ana"},  # (under a person's name: hashed)
         "contact": {"mobile": "07700 900123", "phone_no": "4155552671"},  # (phones: hashed)
     }
     lines = [schema("events", props, ["id"])]
@@ -193,6 +196,9 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "plan": "pro",
         "is_mobile": "yes",
         "mobile": "iOS",
+        "mobile_order_id": "10000001",
+        "first_seen_on_mobile": "2024-05-12",
+        "contact_name": {"mobile": h("Ana")},
         "contact": {"mobile": h("07700 900123"), "phone_no": h("4155552671")},
     }
     for raw in ("example", "555-2671", "7946", "Lopez", "14155552671", "496 0000", "900123"):
@@ -210,6 +216,7 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         f"Stream 'events': custom_data.attendees.* has names that are personal data (an email "
         f"address){end}",
         f"Stream 'events': custom_data.*.phone is named for personal data{end}",
+        f"Stream 'events': custom_data.contact_name.mobile is named for personal data{end}",
         f"Stream 'events': custom_data.contact.mobile is named for personal data{end}",
         f"Stream 'events': custom_data.contact.phone_no is named for personal data{end}",
     ]

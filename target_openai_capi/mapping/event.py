@@ -511,9 +511,8 @@ _NOT_IN_A_NAME = re.compile(r"[\s_.-]+")
 _PHONE_IN_TEXT = re.compile(r"\+\d[\d ().-]{6,22}\d")
 # A property name shown as it is in a note: a word, not data (an email or a customer's name
 # used as a key is shown as `*`).
-_SHOWN_NAME = re.compile(
-    r"[a-z_][a-z0-9_]{0,39}|[a-z][A-Za-z0-9]{0,39}|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*){1,5}"
-)
+# (a name beginning with a capital may be a person's: MariaGarcia; shown as `*`)
+_SHOWN_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}|[a-z][A-Za-z0-9]{0,39}")
 # What a property's name says of its value (_personal_name): nothing; personal data; a phone
 # number when it holds one (`mobile` may be a platform too: "iOS").
 _NOT_NAMED, _NAMED, _PHONE_IF_DIGITS = 0, 1, 2
@@ -529,14 +528,17 @@ def _personal_name(key: str) -> int:
     compact = _NOT_IN_A_NAME.sub("", key).lower()
     if compact.endswith(_PERSONAL_NAME_ENDS):
         return _NAMED
-    words = set(_WORD.findall(_CAMEL_BOUNDARY.sub("_", key).lower()))
-    if words & _PHONE_WORDS or ("contact" in words and words & {"number", "no", "num"}):
-        return _PHONE_IF_DIGITS  # (phone_no, tel_number, work_cell, contact_number, ...)
+    words = _WORD.findall(_CAMEL_BOUNDARY.sub("_", key).lower())
+    if words and words[-1] in _NUMBER_WORDS:
+        words = words[:-1]  # (phone_no, tel_number, contact_number: the word before)
+    if words and (words[-1] in _PHONE_WORDS or words[-1] == "contact"):
+        return _PHONE_IF_DIGITS  # (work_cell, mobile; not mobile_order_id, cell_tower_id)
     return _NOT_NAMED
 
 
 # Words of a property's name that say it may hold a phone number (phone_no, mobile, work_cell).
 _PHONE_WORDS = frozenset({"phone", "mobile", "cell", "cellphone", "tel", "mob", "msisdn", "fax"})
+_NUMBER_WORDS = frozenset({"no", "nr", "num", "number"})
 _WORD = re.compile(r"[a-z]+")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -571,7 +573,11 @@ def _hide_personal_data(value: Any, where: str, personal: int, hashed: dict[str,
                 del value[key]
                 hashed.setdefault(f"{where}.*", f"has names that are personal data ({why[6:]})")
                 key = _hash_text(key.strip())
-            named = max(personal, _personal_name(key))
+            named = (
+                _NAMED
+                if _NAMED in (personal, found := _personal_name(key))
+                else max(personal, found)
+            )
             value[key] = _hide_personal_data(item, place, named, hashed)
         return value
     if isinstance(value, list):
@@ -602,8 +608,13 @@ def _named_value(personal: int, value: str | int) -> bool:
         return False
     if personal == _NAMED:
         return True
+    if isinstance(value, str) and _DATE_LIKE.match(value.strip()):
+        return False  # (first_seen_on_mobile: 2024-05-12 is a date, not a number)
     digits = sum(ch.isdigit() for ch in value) if isinstance(value, str) else len(str(abs(value)))
     return digits >= _PHONE_DIGITS
+
+
+_DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _event_type(mapping: StreamMapping, record: Mapping[str, Any]) -> tuple[str, str | None]:

@@ -92,12 +92,13 @@ _LETTERS_AS_ASCII = str.maketrans(
 
 def _ascii_folded(text: str) -> str:
     """The text in ASCII: accents left off ("é" -> "e"), letters written as ASCII ("ß" ->
-    "ss"); any other character left as it is, for the rule to turn into "_" (it was dropped:
-    "Straße Kauf" made "strae_kauf", and "Øl" "l")."""
+    "ss": they were dropped, "Straße Kauf" made "strae_kauf", and "Øl" "l")."""
     if text.isascii():
         return text
     decomposed = unicodedata.normalize("NFKD", text.translate(_LETTERS_AS_ASCII))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    # (other characters beyond ASCII left out, as before: "Check-out" with a non-breaking
+    # hyphen stays "checkout", the standard type)
+    return decomposed.encode("ascii", "ignore").decode("ascii")
 
 
 @lru_cache(maxsize=4096)
