@@ -69,7 +69,7 @@ def log_summary(
         logger.warning("%s.", line)
     if pipeline.nothing_matched:
         return (
-            f"{account.total(SKIPPED_STREAM) + sum(pipeline.dropped_by_stream_map.values())} "
+            f"{account.total(SKIPPED_STREAM) + pipeline.dropped_by_else()} "
             "records arrived and none matched an entry "
             "under `streams` (see above); no STATE was written. Name the entries as the tap "
             "names its streams, or set allow_unmatched_streams: true."

@@ -196,6 +196,7 @@ class TargetOpenAICapi(Target):
                 stream: written_expressions(entries[stream]) for stream in mappings
             },
         )
+        self.pipeline.named_in_stream_maps = frozenset(self.config.get("stream_maps") or {})
         self.guard = MessageGuard(
             deliver_when_quiet=self.pipeline.deliver_when_quiet,
             end_of_input=self.process_endofpipe,

@@ -661,3 +661,17 @@ def test_an_entry_misspelt_as_its_stream_maps_key_stops_the_run(sandbox, tmp_pat
     assert run.returncode == 1, run.output
     assert "3 records arrived and none matched an entry under `streams`" in run.stderr
     assert run.states == []
+
+
+def test_a_stream_the_maps_drop_by_name_is_no_misnamed_entry(sandbox, tmp_path):
+    """`stream_maps: {customers: null}` drops customers on purpose: a run whose input held only
+    customers stopped, 'none matched an entry', its STATE held back."""
+    ts = now_ms() - 1000
+    config = base_config(sandbox, tmp_path, {"orders": {}})
+    config["stream_maps"] = {"customers": None}
+    lines = [schema("customers", {"id": {"type": "string"}}, ["id"])]
+    lines += [record("customers", {"id": "c1", "type": "lead_created", "timestamp_ms": ts})]
+    lines.append(state({"bookmarks": {"customers": 1}}))
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.states == [{"bookmarks": {"customers": 1}}]

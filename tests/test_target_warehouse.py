@@ -741,9 +741,11 @@ def test_a_filter_testing_a_text_column_for_truth_is_told_at_its_schema(sandbox,
     # The same mistake in its other forms: a text compared with a boolean, a 0/1 number.
     for row_filter, said in (
         ("is_test == `false`", "is_test is compared with a boolean"),
+        ("!IS_TEST", "IS_TEST is tested for truth"),  # (a warehouse's upper-case column)
         ("!flag", "flag is tested for truth, and the stream's SCHEMA types it as number: 0"),
     ):
         props["flag"] = {"type": "integer"}
+        props["IS_TEST"] = {"type": "string"}
         other = {"orders": {**streams["orders"], "filter": row_filter}}
         lines[0] = schema("orders", props, ["id"])
         run = run_target(config(sandbox, tmp_path, other), lines, tmp_path)

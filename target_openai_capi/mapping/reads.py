@@ -267,7 +267,7 @@ def _truth_traps(
         name = str(node["value"])
         # (`!cancelled_at`, `customer_id && ...` test for null or are always true, as meant:
         # only a column named as a yes/no flag is a boolean written as text or 0/1)
-        if types is None or not _FLAG_NAME.fullmatch(name):
+        if types is None or not _flag_name(name):
             return
         if "string" in types:
             _add(found, name, "text", "tested for truth")
@@ -277,10 +277,16 @@ def _truth_traps(
 
 # Names of yes/no flags (is_test, has_paid, test, active, refunded_flag, ...).
 _FLAG_NAME = re.compile(
-    r"(?:is|has|was|can|did|should)(?:_|[A-Z])\w*|\w*_(?:flag|bool|yn)|(?i:test|flag|active"
-    r"|enabled|disabled|deleted|archived|paid|refunded|cancelled|canceled|converted|opted_out"
-    r"|opt_out|consent|verified|subscribed)"
-)
+    r"(?:is|has|was|can|did|should)_\w+|\w*_(?:flag|bool|yn)|test|flag|active|enabled"
+    r"|disabled|deleted|archived|paid|refunded|cancelled|canceled|converted|opted_out|opt_out"
+    r"|consent|verified|subscribed"
+)  # (matched lower-cased: IS_TEST, Test; and camelCase isTest, IsTest by _FLAG_CAMEL)
+_FLAG_CAMEL = re.compile(r"(?:[iI]s|[hH]as|[wW]as|[cC]an|[dD]id|[sS]hould)[A-Z]\w*")
+
+
+def _flag_name(name: str) -> bool:
+    """A column named as a yes/no flag."""
+    return bool(_FLAG_NAME.fullmatch(name.lower()) or _FLAG_CAMEL.fullmatch(name))
 
 
 def _add(found: list[tuple[str, str]], name: str, kind: str, how: str) -> None:

@@ -140,6 +140,9 @@ class Pipeline:
         self.described: set[str] = set()  # streams whose SCHEMA arrived
         # Per stream as the tap names it, records its stream maps dropped (`__filter__`).
         self.dropped_by_stream_map: Counter[str] = Counter()
+        # Streams the user's stream_maps name (`customers: null` drops one on purpose; one
+        # named nowhere is dropped by `__else__: null`), set by the target.
+        self.named_in_stream_maps: frozenset[str] = frozenset()
         # Per stream, the streams its maps make (its own name, aliases, `__source__` copies).
         self.stream_map_outputs: dict[str, list[str]] = {}
 
@@ -252,6 +255,17 @@ class Pipeline:
         """Count a record of a row deleted at the source (it has DELETED_AT) as filtered."""
         self.matched_any = True
         self.settler.outcome(stream, FILTERED)
+
+    def dropped_by_else(self) -> int:
+        """Records `__else__: null` dropped, of streams the stream maps name nowhere: they count
+        as records that arrived for the misnamed-entry stop (an entry misspelt as its map's
+        key, `order` for `orders`, would have kept them); a stream named to be dropped does
+        not."""
+        return sum(
+            count
+            for stream, count in self.dropped_by_stream_map.items()
+            if stream not in self.named_in_stream_maps
+        )
 
     def filtered_by_stream_map(self, stream: str, outputs: list[str]) -> None:
         """Count a record that the stream's maps (which make the `outputs` streams) all dropped
@@ -548,9 +562,7 @@ class Pipeline:
     @property
     def nothing_matched(self) -> bool:
         """True while records arrived but none for a configured stream (a misnamed entry)."""
-        # (records stream maps dropped count as records that arrived: `__else__: null` drops
-        # the stream an entry misspelt as its map's key would have kept)
-        arrived = self.account.total(SKIPPED_STREAM) + sum(self.dropped_by_stream_map.values())
+        arrived = self.account.total(SKIPPED_STREAM) + self.dropped_by_else()
         return (
             bool(self.mappings)
             and not self.matched_any
