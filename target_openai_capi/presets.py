@@ -129,11 +129,7 @@ STRIPE_SUBSCRIPTIONS: dict[str, Any] = {
 # tracked ("Order Completed"; `event` is its snake_case form), context fields flattened to
 # `context_*` columns. Arrays such as `products` are stored as JSON strings, so no contents.
 # The page URL of a tracks row when it is a web page's (http:// or https://), else null.
-_WEB_PAGE = (
-    "((context_page_url && (starts_with(lower(to_string(context_page_url)), 'https://')"
-    " || starts_with(lower(to_string(context_page_url)), 'http://')) && context_page_url)"
-    " || `null`)"
-)
+_WEB_PAGE = "web_page(context_page_url)"
 _TRACKS_FIELDS: dict[str, str] = {
     "id": "id",
     "timestamp": "timestamp || original_timestamp",
@@ -215,9 +211,10 @@ GA4_EVENTS: dict[str, Any] = {
         "id": f"ecommerce.transaction_id || {_ga4_param('transaction_id')}",
         "timestamp_ms": "micros_to_ms(event_timestamp)",
         "oppref": f"{_ga4_param('oppref')} || url_param({_ga4_param('page_location')}, 'oppref')",
-        "source_url": _ga4_param("page_location"),
+        # (a page_location that is no web page's, a hybrid app's file: page, is none)
+        "source_url": f"web_page({_ga4_param('page_location')})",
         "action_source": (
-            f"(platform == 'WEB' && {_ga4_param('page_location')} && 'web')"
+            f"(platform == 'WEB' && web_page({_ga4_param('page_location')}) && 'web')"
             " || ((platform == 'IOS' || platform == 'ANDROID') && 'mobile_app') || `null`"
         ),
         # (only with a currency, as the tracks presets: a lead's `value` without one would

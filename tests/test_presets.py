@@ -987,6 +987,27 @@ def test_ga4_a_purchase_without_its_currency_is_sent_without_amounts(sandbox, tm
     }
 
 
+def test_ga4_an_event_whose_page_is_no_web_page_is_sent_without_it(sandbox, tmp_path):
+    """A hybrid app's `file:` page or `about:blank` as page_location: the sign-up was rejected
+    ('source_url is a file: URL, not a page's') though it carried a user id."""
+    rows = [
+        ga4_row("sign_up", 5, {"page_location": page}, user_id=f"u-{n}")[0]
+        for n, page in enumerate(
+            ["file:///android_asset/www/index.html", "about:blank", "HTTPS://SHOP.EXAMPLE.COM/x"]
+        )
+    ]
+    lines = [schema("events", GA4_PROPERTIES, []), *(record("events", row) for row in rows)]
+    run = run_target(
+        config_for(sandbox, tmp_path, {"events": {"preset": "ga4/events"}}), lines, tmp_path
+    )
+    assert run.returncode == 0, run.output
+    events = sorted(sandbox.events(PIXEL_ID), key=lambda e: e["user"]["external_ids_sha256"][0])
+    assert len(events) == 3
+    pages = [e.get("source_url") for e in events]
+    assert pages.count(None) == 2
+    assert "HTTPS://SHOP.EXAMPLE.COM/x" in pages
+
+
 def test_ga4_nested_columns_kept_as_json_text_are_told_at_the_schema(sandbox, tmp_path):
     """A warehouse copy of the export keeps event_params, ecommerce and items as JSON text:
     every purchase went out without its id, amount, currency, items or page, and nothing was

@@ -9,6 +9,8 @@ Our functions (in addition to JMESPath's own):
 - `cookie(cookie_header, name)`: the value of cookie `name` in a Cookie header string
   ("a=1; __oppref=xyz"), surrounding double quotes removed, not percent-decoded; or null.
 - `lower(s)`, `upper(s)`: case of a string; null stays null.
+- `web_page(url)`: the URL when it is a web page's (`http://` or `https://`, in any case), else
+  null: a hybrid app's `file:` page, `about:blank` or a relative path is no page to send.
 - `parse_json(s)`: JSON stored as text (warehouse loaders, CSV exports keep arrays so) read as
   JSON, numbers as exact Decimals: `parse_json(products)[].{id: sku}`. Null stays null, and a value
   that already is an array or object is returned as it is, so one mapping serves both kinds of
@@ -361,6 +363,12 @@ class Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath shi
     @_signature({"types": ["string", "null"]})
     def _func_upper(self, text: str | None) -> str | None:
         return None if text is None else text.upper()
+
+    @_signature({"types": []})
+    def _func_web_page(self, url: Any) -> str | None:
+        if type(url) is str and url[:8].lower().startswith(("https://", "http://")):
+            return url
+        return None
 
     @_signature({"types": ["string", "array", "object", "null"]})
     def _func_parse_json(self, text: Any) -> Any:
