@@ -341,6 +341,11 @@ def _variable_means_a_dry_run(suffix: str) -> bool:
     return _means_a_dry_run(suffix)
 
 
+# An OpenAI key as it begins (sk-svcacct-, sk-proj-, ...), or a legacy one: sk- and one long
+# token (a name such as sk-planet-connector is no key).
+_LOOKS_LIKE_A_KEY = re.compile(r"sk-(?:svcacct|proj|admin|None)-|sk-[A-Za-z0-9_]{20,}$")
+
+
 def config_problems(config: Mapping[str, Any]) -> list[str]:
     """Problems that no single setting's schema can see; each says what to fix."""
     problems = []
@@ -401,7 +406,7 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
     source = setting(config, "integration_source")
     if isinstance(source, str) and (
         (len(key) >= MIN_HIDDEN_LENGTH and key in source)
-        or source.strip().startswith(("sk-svcacct-", "sk-proj-", "sk-admin-"))
+        or _LOOKS_LIKE_A_KEY.match(source.strip()) is not None
     ):
         # (it goes in every request's body, which the API keeps)
         problems.append(

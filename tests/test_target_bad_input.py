@@ -157,6 +157,9 @@ def test_with_on_rejected_fail_a_bad_line_stops_the_run_named_and_recorded(name,
         again = run_target(config, [SCHEMA, good_record(), *bad_lines], tmp_path)
         assert again.returncode == 1, again.output
         assert "on_rejected is 'fail'" in again.stderr
+        assert "No rerun can send a record older than 7 days: set dead_letter_path" in (
+            again.stderr
+        )
     else:
         assert run.returncode == 1, run.output
     assert "Traceback" not in run.output

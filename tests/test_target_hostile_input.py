@@ -2362,7 +2362,7 @@ def test_an_integration_source_holding_the_key_is_refused_before_it_goes_in_a_bo
 ):
     """The key pasted into integration_source was sent in every request's body, which the API
     keeps per integration."""
-    for source in (API_KEY, "sk-svcacct-otherkey123456"):
+    for source in (API_KEY, "sk-svcacct-otherkey123456", "sk-T3BlbkFJ4f9aQ2xZpL8mN1vB7cR0sW6"):
         run = run_target(config(sandbox.url, tmp_path, integration_source=source), [], tmp_path)
         assert run.returncode == 1
         assert "integration_source holds an API key" in run.stderr

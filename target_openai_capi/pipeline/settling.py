@@ -159,9 +159,15 @@ class Settler:
                     "the field that gives the time), and the run goes on."
                 )
         elif self._fail_on_rejection:
+            advice = (
+                ". No rerun can send a record older than 7 days: set dead_letter_path to keep "
+                "such records and go on, or check the field that gives the time"
+                if is_too_old(rejection)
+                else ""
+            )
             raise RunFailed(
                 f"A record of stream '{stream.name}' was rejected at stage {rejection.stage}: "
-                f"{reason_safe(rejection.reason)} (on_rejected is 'fail')"
+                f"{reason_safe(rejection.reason)} (on_rejected is 'fail'){advice}"
             )
 
     def _written_before(self, written_as: StreamInfo | None, record_json: bytes | None) -> bool:
