@@ -285,6 +285,18 @@ FLATTENING_SETTINGS = ("flattening_enabled", "flattening_max_depth")
 # Names that ask for a dry run, folded (_folded) and with `_` left out (and any holding
 # "dryrun").
 _DRY_RUN_NAMES = frozenset({"validateonly", "testmode", "validate"})
+# Whole TARGET_OPENAI_CAPI_* variable names (folded, `_` left out) that ask for a dry run.
+_DRY_RUN_VARIABLES = _DRY_RUN_NAMES | {
+    "dryrun",
+    "dryruns",
+    "isdryrun",
+    "dryrunonly",
+    "dryrunmode",
+    "dryrunenabled",
+    "enabledryrun",
+    "usedryrun",
+    "dodryrun",
+}
 
 
 def unknown_settings(
@@ -330,20 +342,18 @@ def _means_a_dry_run(name: str) -> bool:
 
 def _variable_means_a_dry_run(suffix: str) -> bool:
     """A TARGET_OPENAI_CAPI_<suffix> variable that asks for a dry run: not DRY_RUN itself, nor
-    what Meltano passes as such a variable (a stream's own `dry_run` as STREAMS_ORDERS_DRY_RUN;
+    what Meltano passes under such names (a stream's own `dry_run` as STREAMS_ORDERS_DRY_RUN;
     the settings of a loader inheriting from this one, named target-openai-capi-dry-run, as
-    DRY_RUN_API_KEY, ...)."""
-    lower = suffix.lower()
-    if suffix == "DRY_RUN" or lower.startswith("streams_"):
+    DRY_RUN_API_KEY, DRY_RUN_STREAM_MAPS, ...): whole names only."""
+    if suffix == "DRY_RUN":
         return False
-    if lower.startswith("dry_run_") and lower[len("dry_run_") :] in CONFIG_SCHEMA["properties"]:
-        return False
-    return _means_a_dry_run(suffix)
+    # (the whole name only: DRY_RUN_STREAM_MAPS is an inheriting loader's stream_maps)
+    return _folded(suffix).replace("_", "") in _DRY_RUN_VARIABLES
 
 
 # An OpenAI key as it begins (sk-svcacct-, sk-proj-, ...), or a legacy one: sk- and one long
 # token (a name such as sk-planet-connector is no key).
-_LOOKS_LIKE_A_KEY = re.compile(r"sk-(?:svcacct|proj|admin|None)-|sk-[A-Za-z0-9_]{20,}$")
+_LOOKS_LIKE_A_KEY = re.compile(r"sk-(?:svcacct|proj|admin|None)-|sk-[A-Za-z0-9]{20,}$")
 
 
 def config_problems(config: Mapping[str, Any]) -> list[str]:

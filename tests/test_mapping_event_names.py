@@ -197,9 +197,11 @@ def test_letters_without_an_ascii_base_are_written_in_ascii_not_dropped() -> Non
     assert custom_event("Ærø trip") == ("custom", "aero_trip")
     assert custom_event("Łódź lead") == ("custom", "lodz_lead")
     assert custom_event("Café Visit") == ("custom", "cafe_visit")  # (accents as before)
-    # Other characters beyond ASCII are left out as before (a standard name stays standard).
-    assert custom_event("Check\u2011out started") == ("checkout_started", None)
-    assert custom_event("Men\u2019s shoes viewed") == ("custom", "mens_shoes_viewed")
+    # Dashes, quotes and dots beyond ASCII are their ASCII forms: one name whichever was typed.
+    for dash in ("-", "\u2011", "\u2013"):
+        assert custom_event(f"Check{dash}out started") == ("custom", "check-out_started")
+    assert custom_event("Men\u2019s shoes viewed") == custom_event("Men's shoes viewed")
+    assert custom_event("Trial \u00bd started") == ("custom", "trial_1_2_started")
 
 
 def test_the_type_custom_itself_leaves_the_name_to_the_custom_event_name_field() -> None:

@@ -1287,6 +1287,7 @@ def test_variables_that_only_hold_dry_run_in_their_name_are_no_dry_run(sandbox, 
     env = {
         "TARGET_OPENAI_CAPI_STREAMS_C_DRY_RUN": "true",
         "TARGET_OPENAI_CAPI_DRY_RUN_API_KEY": API_KEY,
+        "TARGET_OPENAI_CAPI_DRY_RUN_STREAM_MAPS": "{}",  # (the SDK's settings too)
     }
     cfg = config(sandbox.url, tmp_path)
     code, err = _run_with_environment(cfg, tmp_path, env, str(tmp_path / "config.json"))
@@ -2369,10 +2370,14 @@ def test_an_integration_source_holding_the_key_is_refused_before_it_goes_in_a_bo
         assert source not in run.output
     assert sandbox.stats()["requests"] == 0
     # A name that only begins like a key ("sk-" for a company's initials) is a name.
-    cfg = config(sandbox.url, tmp_path, integration_source="sk-planet-connector")
-    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
-    assert run.returncode == 0, run.output
-    assert sandbox.stats()["integration_sources"] == {"sk-planet-connector": 1}
+    for name in ("sk-planet-connector", "sk-shopify_connector_prod"):
+        cfg = config(sandbox.url, tmp_path, integration_source=name)
+        run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+        assert run.returncode == 0, run.output
+    assert sandbox.stats()["integration_sources"] == {
+        "sk-planet-connector": 1,
+        "sk-shopify_connector_prod": 1,
+    }
 
 
 @pytest.mark.parametrize("quote", ['"', "'"])

@@ -159,8 +159,10 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "plan": "pro",
         "is_mobile": "yes",  # (not a person's: kept)
         "mobile": "iOS",  # (a platform: kept)
-        "mobile_order_id": "10000001",  # (an order's id, a date: not a phone)
+        "mobile_order_id": "10000001",  # (an order's id, dates, a time: not a phone)
         "first_seen_on_mobile": "2024-05-12",
+        "last_seen_on_mobile": "05/12/2024",
+        "last_contact": 1715500000,
         "contact_name": {"mobile": "Ana"},  # (under a person's name: hashed)
         "contact": {"mobile": "07700 900123", "phone_no": "4155552671"},  # (phones: hashed)
     }
@@ -198,6 +200,8 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "mobile": "iOS",
         "mobile_order_id": "10000001",
         "first_seen_on_mobile": "2024-05-12",
+        "last_seen_on_mobile": "05/12/2024",
+        "last_contact": 1715500000,
         "contact_name": {"mobile": h("Ana")},
         "contact": {"mobile": h("07700 900123"), "phone_no": h("4155552671")},
     }

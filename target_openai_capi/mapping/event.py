@@ -529,10 +529,11 @@ def _personal_name(key: str) -> int:
     if compact.endswith(_PERSONAL_NAME_ENDS):
         return _NAMED
     words = _WORD.findall(_CAMEL_BOUNDARY.sub("_", key).lower())
-    if words and words[-1] in _NUMBER_WORDS:
+    numbered = bool(words) and words[-1] in _NUMBER_WORDS
+    if numbered:
         words = words[:-1]  # (phone_no, tel_number, contact_number: the word before)
-    if words and (words[-1] in _PHONE_WORDS or words[-1] == "contact"):
-        return _PHONE_IF_DIGITS  # (work_cell, mobile; not mobile_order_id, cell_tower_id)
+    if words and (words[-1] in _PHONE_WORDS or (numbered and words[-1] == "contact")):
+        return _PHONE_IF_DIGITS  # (work_cell, mobile; not mobile_order_id, last_contact)
     return _NOT_NAMED
 
 
@@ -614,7 +615,7 @@ def _named_value(personal: int, value: str | int) -> bool:
     return digits >= _PHONE_DIGITS
 
 
-_DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b")
 
 
 def _event_type(mapping: StreamMapping, record: Mapping[str, Any]) -> tuple[str, str | None]:

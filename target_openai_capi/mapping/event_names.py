@@ -86,7 +86,11 @@ MAX_CUSTOM_NAME_LENGTH = 64
 # Letters NFKD does not take apart into an ASCII letter and an accent, written as ASCII.
 _LETTERS_AS_ASCII = str.maketrans(
     {"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
-     "þ": "th", "Þ": "Th", "œ": "oe", "Œ": "OE", "\u0131": "i", "ð": "d", "Ð": "D"}
+     "þ": "th", "Þ": "Th", "œ": "oe", "Œ": "OE", "\u0131": "i", "ð": "d", "Ð": "D",
+     # (dashes, quotes and dots as their ASCII forms: one name whichever the source typed)
+     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+     "\u2212": "-", "\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u00b7": ".",
+     "\u2044": "/"}
 )  # fmt: skip
 
 
@@ -95,9 +99,9 @@ def _ascii_folded(text: str) -> str:
     "ss": they were dropped, "Straße Kauf" made "strae_kauf", and "Øl" "l")."""
     if text.isascii():
         return text
+    # (again after NFKD: "½" comes apart into 1, a fraction slash and 2)
     decomposed = unicodedata.normalize("NFKD", text.translate(_LETTERS_AS_ASCII))
-    # (other characters beyond ASCII left out, as before: "Check-out" with a non-breaking
-    # hyphen stays "checkout", the standard type)
+    decomposed = decomposed.translate(_LETTERS_AS_ASCII)
     return decomposed.encode("ascii", "ignore").decode("ascii")
 
 

@@ -281,7 +281,7 @@ _FLAG_NAME = re.compile(
     r"|disabled|deleted|archived|paid|refunded|cancelled|canceled|converted|opted_out|opt_out"
     r"|consent|verified|subscribed"
 )  # (matched lower-cased: IS_TEST, Test; and camelCase isTest, IsTest by _FLAG_CAMEL)
-_FLAG_CAMEL = re.compile(r"(?:[iI]s|[hH]as|[wW]as|[cC]an|[dD]id|[sS]hould)[A-Z]\w*")
+_FLAG_CAMEL = re.compile(r"(?:[iI]s|[hH]as|[wW]as)[A-Z][a-z]\w*")
 
 
 def _flag_name(name: str) -> bool:
