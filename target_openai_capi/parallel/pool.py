@@ -221,6 +221,10 @@ class Worker:
             except OSError:  # the worker is gone: the main thread finds out when it reads
                 self.failed = True
                 break
+        self._close_the_pipe_to_it()
+
+    def _close_the_pipe_to_it(self) -> None:
+        """Close the pipe this process writes the worker's frames to (its writer's end)."""
         with contextlib.suppress(OSError):
             if isinstance(self.process, subprocess.Popen):
                 if self.process.stdin is not None:
@@ -299,12 +303,7 @@ class Worker:
         if self._writer.ident is not None:
             self._writer.join(timeout=5)  # (it closes the pipe to the worker)
         else:
-            with contextlib.suppress(OSError):
-                if isinstance(self.process, subprocess.Popen):
-                    if self.process.stdin is not None:
-                        self.process.stdin.close()
-                else:
-                    os.close(self._to_worker)
+            self._close_the_pipe_to_it()
         self.answers.close()
 
 
