@@ -56,7 +56,7 @@ class RunFailed(Exception):
 
 
 def is_too_old(rejection: Rejection) -> bool:
-    """A record whose event is older than the API's 7 days: nothing fixed can send it."""
+    """A record whose event is older than the API's 7 days: no rerun can send it."""
     return rejection.stage == STAGE_WINDOW and "older than 7 days" in rejection.reason
 
 
