@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 TARGET_CMD = [sys.executable, "-m", "target_openai_capi"]
 
@@ -75,14 +78,21 @@ def run_target(
     *,
     timeout: float = 120,
     extra_args: list[str] | None = None,
+    limits: list[str] | None = None,
 ) -> TargetRun:
-    """Run the real CLI on the given input lines, as Meltano would."""
+    """Run the real CLI on the given input lines, as Meltano would; under `limits`, prlimit's
+    options (`--nofile=20:20`: the test is skipped where util-linux's prlimit is missing)."""
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
     data = lines if isinstance(lines, bytes) else ("\n".join(lines) + "\n").encode()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    prefix: list[str] = []
+    if limits:
+        if shutil.which("prlimit") is None:
+            pytest.skip("no prlimit (util-linux) here")
+        prefix = ["prlimit", *limits, "--"]
     proc = subprocess.run(
-        [*TARGET_CMD, "--config", str(config_path), *(extra_args or [])],
+        [*prefix, *TARGET_CMD, "--config", str(config_path), *(extra_args or [])],
         input=data,
         capture_output=True,
         timeout=timeout,

@@ -467,6 +467,7 @@ def test_only_a_proxy_s_407_is_taken_for_one(monkeypatch: pytest.MonkeyPatch) ->
     import requests
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy407.example:8407")
+    # (no request is made: the errors are given to the client's translation of them)
     client = Client(settings("https://api.example.invalid/v1/events"))
     down = requests.exceptions.ProxyError(
         "HTTPSConnectionPool(host='api.example.invalid', port=443): Max retries exceeded "

@@ -563,22 +563,11 @@ def test_workers_that_run_out_of_descriptors_leave_none_open(sandbox, tmp_path):
     """`ulimit -n 20` with eight workers: the pool gave up at the worker that could not start,
     but the pipes (and processes) of those that did stayed open, so every connection to the
     API failed for want of a descriptor: nothing sent, exit 1 after retrying."""
-    import shutil
-
-    if shutil.which("prlimit") is None:
-        pytest.skip("no prlimit (util-linux) here")
     head, tail = mixed_input(300)
     config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=8)
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps({**config, "max_attempts": 2, "batch_size": 10}))
-    done = subprocess.run(
-        ["prlimit", "--nofile=20:20", "--", *TARGET_CMD, "--config", str(path)],
-        input=("\n".join(head + tail) + "\n").encode(),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    text = done.stderr.decode()
+    config |= {"max_attempts": 2, "batch_size": 10}
+    done = run_target(config, head + tail, tmp_path, limits=["--nofile=20:20"])
+    text = done.stderr
     assert done.returncode == 0, text
     assert "could not start a worker process" in text
     alone, alone_events = run_alone(head + tail, tmp_path)
