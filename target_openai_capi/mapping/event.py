@@ -513,9 +513,9 @@ _PHONE_IN_TEXT = re.compile(r"\+\d[\d ().-]{6,22}\d")
 # used as a key is shown as `*`).
 # (a name beginning with a capital may be a person's: MariaGarcia; shown as `*`)
 _SHOWN_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}|[a-z][A-Za-z0-9]{0,39}")
-# What a property's name says of its value (_personal_name): nothing; personal data; a phone
-# number when it holds one (`mobile` may be a platform too: "iOS").
-_NOT_NAMED, _NAMED, _PHONE_IF_DIGITS = 0, 1, 2
+# What a property's name says of its value (_personal_name): nothing; a phone number when it
+# holds one (`mobile` may be a platform too: "iOS"); personal data.
+_NOT_NAMED, _PHONE_IF_DIGITS, _NAMED = 0, 1, 2  # (in order: a name for a person wins)
 # At least this many digits make a value under a _PHONE_IF_DIGITS name a phone number.
 _PHONE_DIGITS = 7
 
@@ -574,11 +574,7 @@ def _hide_personal_data(value: Any, where: str, personal: int, hashed: dict[str,
                 del value[key]
                 hashed.setdefault(f"{where}.*", f"has names that are personal data ({why[6:]})")
                 key = _hash_text(key.strip())
-            named = (
-                _NAMED
-                if _NAMED in (personal, found := _personal_name(key))
-                else max(personal, found)
-            )
+            named = max(personal, _personal_name(key))  # (the stronger of the two)
             value[key] = _hide_personal_data(item, place, named, hashed)
         return value
     if isinstance(value, list):
