@@ -13,12 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from target_openai_capi.contract import (
-    EVENT_TYPES,
-    built_event_problem,
-    dedup_name,
-    window_problem,
-)
+from target_openai_capi.contract import built_event_problem, dedup_name, window_problem
 from target_openai_capi.mapping.assembler import Assembler, compile_assembler
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.event import (
@@ -55,8 +50,6 @@ _MADE_ID = re.compile(r"rec_[0-9a-f]{32}|" + HASHED_ID_PREFIX + "[0-9a-f]{64}")
 # Before the dedup name of an event only validated (a dry-run stream): a key of its own.
 VALIDATED_ONLY = "validate_only:"
 _UNSEEN = object()  # (an event key not among the recent ones)
-# Dedup names that are not a custom event's own (dedup_name), as sent and as only validated.
-_STANDARD_NAMES = frozenset((*EVENT_TYPES, *(VALIDATED_ONLY + name for name in EVENT_TYPES)))
 
 
 @dataclass(frozen=True)
@@ -169,9 +162,6 @@ class EventBuilder:
         # Recent event keys, each with the stream of its first copy (None: not known).
         self._recent: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._collisions_told: set[tuple[str, str]] = set()  # (stream, the other stream)
-        # Recent custom events' ids, each with the custom name of its first (_say_names_share).
-        self._custom_ids: OrderedDict[str, str] = OrderedDict()
-        self._names_told: set[frozenset[str]] = set()  # pairs of custom names told of
         self._notes_told: set[tuple[str, str]] = set()  # (stream, a note said once a stream)
         self._places_told: dict[str, int] = {}  # stream -> how many such notes were said
         # Whether an event of this (name, id) is batched or in flight, not yet settled: then a
@@ -225,8 +215,6 @@ class EventBuilder:
         first = self._recent.get(key, _UNSEEN)  # (one lookup: every event comes here)
         if first is _UNSEEN:
             self._remember(key, stream.name)
-            if outcome.name not in _STANDARD_NAMES:
-                self._check_custom_id(key)
         else:
             result = HeldCopy(outcome) if self.is_unsettled(key) else DUPLICATE
             if isinstance(first, str) and first != stream.name:
@@ -297,33 +285,6 @@ class EventBuilder:
                 "Stream '%s': more places of personal data hashed: not logged from now on.",
                 stream,
             )
-
-    def _check_custom_id(self, key: tuple[str, str]) -> None:
-        """A custom event first of its key: once per pair of custom names, say when the id is
-        one an event of another custom name had in this run."""
-        name, event_id = key[0].removeprefix(VALIDATED_ONLY), key[1]  # (a dry run's: the same)
-        other = self._custom_ids.pop(event_id, None)
-        self._custom_ids[event_id] = name  # (the newest name of the id, as the newest id)
-        if other is None:
-            if len(self._custom_ids) > RECENT_EVENT_KEYS:
-                self._custom_ids.popitem(last=False)
-            return
-        if other == name:
-            return
-        pair = frozenset((name, other))
-        if pair in self._names_told:
-            return
-        self._names_told.add(pair)
-        self._log.logger.warning(
-            "Custom events '%s' and '%s' share ids in this run. Both were sent: the API's "
-            "dedup key is taken to be the custom name and the id, but its page says only that "
-            "an id is 'used with type to deduplicate events', and every custom event's type is "
-            "custom: if it keeps one event of a type and id, it drops the later. To be safe, "
-            "map ids unique across custom names, such as join(':', ['%s', to_string(id)]).",
-            other,
-            name,
-            name,
-        )
 
     def _remember(self, key: tuple[str, str], stream: str | None) -> None:
         """Keep the key of an event on its way, with its stream (None: not known)."""
