@@ -50,7 +50,7 @@ EVENT_FIELDS: dict[str, str] = {
     "city": "City, sent raw (trimmed).",
     "state": "State, province or region, sent raw as `regions` (trimmed).",
     "zip": "Postal code, sent raw: letters, digits, spaces or hyphens, at most 32 characters.",
-    "country": "ISO 3166-1 alpha-2 country code, sent raw in upper case.",
+    "country": "ISO 3166-1 alpha-2 country code (or XK for Kosovo), sent raw in upper case.",
     "obref": "The pixel's `__obref` first-party cookie, raw; only with measurement consent.",
     "android_advertising_id": "Google advertising id (GAID, a UUID), raw; all-zero is left out.",
     "ip_address": "Client IPv4/IPv6 address, sent as is.",

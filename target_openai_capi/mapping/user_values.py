@@ -16,7 +16,8 @@ Rules (OpenAI's Conversions API page, newest version; the README's user identifi
   "José" -> "josé"; NFC first, so a decomposed "é" hashes like the composed one). Hashed.
 - city, state (sent as `regions`): raw text, trimmed (the API lowercases and cuts at 128).
 - zip: raw, trimmed; letters, digits, spaces or hyphens, at most 32 characters.
-- country: a two-letter ISO 3166-1 code, sent in upper case ("us" -> "US"; "UK" is read as "GB").
+- country: a two-letter ISO 3166-1 code (or XK, AC, TA, as shops use them), sent in upper case
+  ("us" -> "US"; "UK" is read as "GB").
 - obref (the pixel's `__obref` cookie, only with the user's consent), user_agent: raw, non-blank.
 - android_advertising_id: a raw GAID (a UUID); the all-zero id means "limited" and is left out.
 - ip_address: a valid IPv4 / IPv6 address in its compressed form (from an X-Forwarded-For list
@@ -73,7 +74,11 @@ _COUNTRY_CODES = """
     TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM
     ZW
 """
-COUNTRIES = frozenset(_COUNTRY_CODES.split())
+# Two-letter codes ISO does not assign that shops and payment platforms use (Shopify's and
+# Stripe's country codes): Kosovo, and Ascension and Tristan da Cunha (reserved by ISO). The
+# newest page asks only for "raw two-letter country codes, such as `US`".
+_COUNTRY_CODES_IN_USE = "XK AC TA"
+COUNTRIES = frozenset(_COUNTRY_CODES.split() + _COUNTRY_CODES_IN_USE.split())
 # Not ISO, but what people write for the United Kingdom.
 _COUNTRY_ALIASES = {"UK": "GB"}
 
