@@ -175,6 +175,13 @@ def test_start_up_warns_about_a_mapped_field_no_user_object_sends(caplog):
             "https://shop.example/cart;v=2/pay",
             None,
         ),
+        # Whitespace in the path or query encoded, as a browser sends the page's address.
+        (
+            "https://shop.example/thank you\u00a0page?q=a b",
+            "https://shop.example/thank%20you%C2%A0page",
+            "https://shop.example/thank%20you%C2%A0page?q=a%20b",
+        ),
+        ("https://shop example/p x", "https://shop example/p%20x", "https://shop example/p%20x"),
     ],
 )
 def test_source_url_is_sent_as_origin_and_path_unless_the_stream_keeps_its_query(url, sent, kept):

@@ -2016,6 +2016,27 @@ def test_a_javascript_source_url_is_rejected_not_sent(sandbox, tmp_path):
     assert line["dead_letter"]["reason"] == "source_url is a javascript: URL, not a page's"
 
 
+def test_a_source_url_with_spaces_is_sent_as_a_browser_writes_it(sandbox, tmp_path):
+    """A page named with a space (`/thank you`) was refused, as 'not a URL with a scheme and a
+    host': the web order was lost. It is sent percent-encoded, as the pixel reports it; a host
+    with a space is no URL, and the reason says what is wrong."""
+    lines = [
+        SCHEMA,
+        rec(1, source_url="https://shop.example/thank you", action_source="web"),
+        rec(2, source_url="https://shop example/thanks", action_source="web"),
+    ]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    [event] = sandbox.events(PIXEL_ID)
+    assert (event["id"], event["source_url"]) == ("r1", "https://shop.example/thank%20you")
+    [line] = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
+    assert line["dead_letter"]["stage"] == "validation"
+    assert line["dead_letter"]["reason"].endswith(
+        "is not a URL with a scheme and a host, without spaces"
+    )
+
+
 def test_a_closed_standard_output_is_named_not_called_a_bug(sandbox, tmp_path):
     """What reads the target's STATE went away (`target ... | head -1`): the first STATE
     write fails; the run stops with one line that says so, no traceback."""

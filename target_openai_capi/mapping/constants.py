@@ -89,7 +89,7 @@ def _source_url(mapping: StreamMapping, value: Any, currency: Any) -> str | None
     url = source_url_text(value, mapping.keep_source_url_query)
     if source_url_ok(url):
         return None
-    return f"{url!r} is not a URL with a scheme and a host (https://shop.example/thank-you)"
+    return f"{url!r} is not a URL with a scheme and a host, without spaces (https://shop.example/thank-you)"
 
 
 def _amount(mapping: StreamMapping, value: Any, currency: Any) -> None:

@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import jmespath
 import simplejson
@@ -149,7 +149,25 @@ def source_url_text(value: object, keep_query: bool) -> str:
         text = without_query_and_credentials(text)
         if not text:
             raise MappingError("source_url is empty without its query string and fragment")
+    if _WHITESPACE.search(text):
+        text = _with_whitespace_encoded(text)
     return text
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
+def _with_whitespace_encoded(url: str) -> str:
+    """The URL with whitespace after its host percent-encoded, as a browser sends the page's
+    address (`/thank you` -> `/thank%20you`): the pixel reports it so, and the contract takes
+    no URL with a space. Whitespace in the scheme or host is left, for the contract to refuse."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    tail = _WHITESPACE.sub(lambda m: quote(m.group(), safe=""), tail)
+    return f"{scheme}{separator}{authority}{tail}"
 
 
 # URLs of no page a conversion happened on (a script, inline data, a local file): the contract's
