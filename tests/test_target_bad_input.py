@@ -447,3 +447,110 @@ def test_a_run_started_with_its_log_closed_still_delivers(sandbox, tmp_path):
     assert [e["id"] for e in sandbox.events(PIXEL_ID)] == [GOOD_ID]
     assert json.loads(proc.stdout.decode().splitlines()[-1]) == {"b": 1}
     assert '"old"' in (tmp_path / "dead.jsonl").read_text()
+
+
+# --- runs that share one dead-letter file (pipelines of one loader config, at once) -----------
+
+
+def _started(config_path, head: list[str]) -> subprocess.Popen[bytes]:
+    """The CLI with `head` written to it and its input left open."""
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(config_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(("\n".join(head) + "\n").encode())
+    proc.stdin.flush()
+    return proc
+
+
+def _wait_for(predicate, what: str, timeout: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _shared_config(sandbox, tmp_path, name: str, **extra) -> tuple[dict, object]:
+    config = {
+        "pixel_id": PIXEL_ID,
+        "api_key": API_KEY,
+        "api_url": sandbox.url,
+        "dead_letter_path": str(tmp_path / "shared-dead.jsonl"),
+        "worker_processes": 0,
+        "streams": {"conversions": {}},
+        **extra,
+    }
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(config))
+    return config, path
+
+
+def test_a_run_that_rejected_nothing_keeps_the_dead_letters_another_run_wrote(sandbox, tmp_path):
+    """Run A creates the shared file at start-up and rejects nothing; run B, beside it, writes
+    a dead letter there. A removed the file at its end (it had created it and left it empty, it
+    thought), and B's rejected record was lost, though B said it was in the file."""
+    shared = tmp_path / "shared-dead.jsonl"
+    _, a_config = _shared_config(sandbox, tmp_path, "a")
+    _, b_config = _shared_config(sandbox, tmp_path, "b")
+    first = _started(a_config, [SCHEMA, good_record()])
+    _wait_for(shared.exists, "run A to create the dead-letter file")
+    second = run_target(json.loads(b_config.read_text()), [SCHEMA, order(currency="XYZ")], tmp_path)
+    assert second.returncode == 0, second.output
+    assert "rejected=1" in second.stderr
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err.decode()
+    assert shared.exists()
+    lines = [json.loads(line) for line in shared.read_text().splitlines()]
+    assert [line["type"] for line in lines] == ["SCHEMA", "RECORD"]
+    assert lines[1]["dead_letter"]["stage"] == "mapping"
+    # One run alone, which rejects nothing, still leaves no empty file behind.
+    shared.unlink()
+    alone = run_target(json.loads(a_config.read_text()), [SCHEMA, good_record()], tmp_path)
+    assert alone.returncode == 0, alone.output
+    assert not shared.exists()
+
+
+def test_records_of_runs_sharing_a_dead_letter_file_replay_under_their_own_schema(
+    sandbox, tmp_path
+):
+    """Run A dead-letters a record under its SCHEMA; run B, beside it, writes its own SCHEMA of
+    the same stream (another type of a column) and a record; A's next dead letter followed B's
+    SCHEMA line, and a replay checked it against B's schema: rejected for a reason it never had."""
+    shared = tmp_path / "shared-dead.jsonl"
+    props = {"id": {"type": "string"}, "created": {"type": "string"}}
+    a_schema = schema("conversions", props, ["id"])
+    b_schema = schema("conversions", {**props, "created": {"type": "integer"}}, ["id"])
+    when = now_ms() - 60_000
+    fields = {"type": "order_created", "amount": "10.00", "currency": "XYZ"}
+    mapping = {"conversions": {"fields": {"timestamp": "created"}}}
+    _, a_config = _shared_config(sandbox, tmp_path, "a", streams=mapping)
+    _, b_config = _shared_config(sandbox, tmp_path, "b", streams=mapping)
+    iso = __import__("datetime").datetime.fromtimestamp(when / 1000).astimezone().isoformat()
+
+    def rec(key: str, created: object) -> str:
+        return record("conversions", {"id": key, "created": created, **fields})
+
+    first = _started(a_config, [a_schema, rec("a1", iso)])
+    _wait_for(lambda: shared.exists() and "a1" in shared.read_text(), "a1's dead letter")
+    second = run_target(
+        json.loads(b_config.read_text()), [b_schema, rec("b1", when // 1000)], tmp_path
+    )
+    assert second.returncode == 0, second.output
+    assert first.stdin is not None
+    first.stdin.write((rec("a2", iso) + "\n").encode())
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err.decode()
+    # Fixed, the file replays: every record under the SCHEMA it came with.
+    fixed = {"conversions": {"fields": {"timestamp": "created", "currency": "'USD'"}}}
+    config = {**json.loads(a_config.read_text()), "streams": fixed}
+    config["dead_letter_path"] = str(tmp_path / "after-replay.jsonl")
+    replay = run_target(config, shared.read_bytes(), tmp_path)
+    assert replay.returncode == 0, replay.output
+    assert "sent=3" in replay.stderr, replay.stderr
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["a1", "a2", "b1"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
+import stat
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -16,6 +18,11 @@ import simplejson
 from target_openai_capi.log_safety import without_secrets
 from target_openai_capi.output_files import append_line, open_owner_only
 from target_openai_capi.reading.envelope import properties_in_json
+
+try:
+    import fcntl
+except ImportError:  # (Windows: runs sharing a dead-letter file are not kept apart)
+    fcntl = None  # type: ignore[assignment]
 
 # A raw input line that could not be parsed is kept up to this size, so one huge bad line
 # cannot fill the disk; the reason says when it was cut.
@@ -86,6 +93,11 @@ class DeadLetterFile:
         self.lines_written = 0
         self._created = False  # opened at start-up; removed again if nothing was written
         self._failed = False  # a write failed (and was reported)
+        # A regular file, which other runs may append to too (pipelines sharing one config):
+        # each write is made under a lock on it, and its size after this run's last write
+        # tells whether another run wrote since (then a record's SCHEMA line is written again).
+        self._regular = False
+        self._end: int | None = None
 
     def open(self) -> None:
         """Open (create) the file now, so a path that cannot be written is found at start-up.
@@ -97,8 +109,50 @@ class DeadLetterFile:
         try:
             self._created = not self.path.exists()
             self._fd = open_owner_only(self.path)
+            self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
         except OSError as exc:
             raise DeadLetterError(self.path, exc) from None
+
+    @contextlib.contextmanager
+    def _shared(self) -> Iterator[int]:
+        """The open file, locked against the other runs that write to it (a regular file), and
+        opened again if another run removed it (one that created it and wrote nothing)."""
+        self.open()
+        assert self._fd is not None
+        if not self._regular or fcntl is None:
+            yield self._fd
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if os.fstat(self._fd).st_nlink == 0:  # removed since: the path is a new file
+                os.close(self._fd)
+                self._fd = None
+                self.open()
+                assert self._fd is not None
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                self._schemas_written.clear()
+        except OSError as exc:
+            self._failed = True
+            raise DeadLetterError(self.path, exc) from None
+        try:
+            yield self._fd
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _written_by_another(self, fd: int) -> bool:
+        """True when the file changed since this run's last line (another run appended)."""
+        if not self._regular or self._end is None:
+            return False
+        try:
+            return os.fstat(fd).st_size != self._end
+        except OSError:
+            return True
+
+    def _note_end(self, fd: int) -> None:
+        if self._regular:
+            with contextlib.suppress(OSError):
+                self._end = os.fstat(fd).st_size
 
     def is_file(self, stat: os.stat_result) -> bool:
         """True when `stat` is of this very file (e.g. the run's input is its own output)."""
@@ -108,14 +162,12 @@ class DeadLetterFile:
             return False
         return (mine.st_dev, mine.st_ino) == (stat.st_dev, stat.st_ino)
 
-    def _write(self, message: Mapping[str, Any]) -> None:
-        self.open()
-        assert self._fd is not None
+    def _write(self, fd: int, message: Mapping[str, Any]) -> None:
         # The whole line or none of it (a full disk leaves no part of one to break a replay),
         # written at once: a crash later in the run must not lose what was rejected.
         line = without_secrets(_dumps(message)) + "\n"
         try:
-            append_line(self._fd, line.encode("utf-8", "surrogateescape"))
+            append_line(fd, line.encode("utf-8", "surrogateescape"))
         except OSError as exc:
             self._failed = True
             raise DeadLetterError(self.path, exc) from None
@@ -136,31 +188,37 @@ class DeadLetterFile:
     ) -> None:
         """Dead-letter one record of a stream: `record_json` (the record's JSON as it arrived)
         written as it is when given, else `record`; the key is read from `record`."""
-        if schema is not None and self._schema_changed(stream, schema, key_properties):
-            keys = list(key_properties)
-            self._write(
-                {"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": keys}
-            )
-            self._schemas_written[stream] = (schema, keys)
         missing = [k for k in key_properties if k not in record]
         if missing and record_json is not None:  # (tap metadata, taken out before mapping)
             record = {**record, **properties_in_json(record_json, missing)}
         key = {k: record.get(k) for k in key_properties} or None
-        self._write(
-            {
-                "type": "RECORD",
-                "stream": stream,
-                "record": record if record_json is None else _raw(record_json),
-                "dead_letter": {
-                    "stage": stage,
-                    "reason": reason,
-                    "server_message": server_message,
-                    "key": key,
-                    "event_id": event_id,
-                    "rejected_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        with self._shared() as fd:
+            if self._written_by_another(fd):  # its lines may hold a SCHEMA of this stream
+                self._schemas_written.clear()
+            if schema is not None and self._schema_changed(stream, schema, key_properties):
+                keys = list(key_properties)
+                self._write(
+                    fd,
+                    {"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": keys},
+                )
+                self._schemas_written[stream] = (schema, keys)
+            self._write(
+                fd,
+                {
+                    "type": "RECORD",
+                    "stream": stream,
+                    "record": record if record_json is None else _raw(record_json),
+                    "dead_letter": {
+                        "stage": stage,
+                        "reason": reason,
+                        "server_message": server_message,
+                        "key": key,
+                        "event_id": event_id,
+                        "rejected_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    },
                 },
-            }
-        )
+            )
+            self._note_end(fd)
 
     def _schema_changed(
         self, stream: str, schema: Mapping[str, Any], key_properties: Sequence[str]
@@ -181,30 +239,49 @@ class DeadLetterFile:
         if len(raw) > MAX_RAW_LINE_CHARS:
             reason += f" (line cut to its first {MAX_RAW_LINE_CHARS} characters here)"
             raw = raw[:MAX_RAW_LINE_CHARS]
-        self._write(
-            {
-                "type": DEAD_LETTER_TYPE,
-                "dead_letter": {
-                    "stage": stage,
-                    "reason": reason,
-                    "line_number": line_number,
-                    "raw_line": raw,
-                    "rejected_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        with self._shared() as fd:
+            if self._written_by_another(fd):
+                self._schemas_written.clear()
+            self._write(
+                fd,
+                {
+                    "type": DEAD_LETTER_TYPE,
+                    "dead_letter": {
+                        "stage": stage,
+                        "reason": reason,
+                        "line_number": line_number,
+                        "raw_line": raw,
+                        "rejected_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    },
                 },
-            }
-        )
+            )
+            self._note_end(fd)
 
     def close(self) -> None:
-        """Close the file if it was opened; one this run created and left empty goes again."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            try:
-                os.close(fd)
-            except OSError as exc:
-                if not self._failed:  # (a write that failed was reported when it failed)
-                    raise DeadLetterError(self.path, exc) from None
-            if self._created and self.lines_written == 0:
-                self.path.unlink(missing_ok=True)
+        """Close the file if it was opened; one this run created and left empty goes again,
+        unless another run wrote to it meanwhile (a run that shares the path)."""
+        if self._fd is None:
+            return
+        if self._created and self.lines_written == 0:
+            with contextlib.suppress(OSError, DeadLetterError), self._shared() as fd:
+                if self._empty_at_its_path(fd):
+                    self.path.unlink()
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.close(fd)
+        except OSError as exc:
+            if not self._failed:  # (a write that failed was reported when it failed)
+                raise DeadLetterError(self.path, exc) from None
+
+    def _empty_at_its_path(self, fd: int) -> bool:
+        """True when the open file is still the one at the path, and empty."""
+        mine = os.fstat(fd)
+        if not stat.S_ISREG(mine.st_mode) or mine.st_size:
+            return False
+        found = os.stat(self.path)
+        return (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def input_stat(file_input: IO[Any] | None) -> os.stat_result | None:
