@@ -69,7 +69,9 @@ class ConversionsSink(BatchSink):
         self.pipeline: Pipeline = target.pipeline  # type: ignore[attr-defined]
         # get_validator, called by the SDK in __init__, reads it.
         self._mapped = self.pipeline.is_mapped(stream_name)
-        # Replicated with deletes (LOG_BASED): a record of a deleted row carries its time here.
+        # Replicated with deletes (LOG_BASED): a record of a deleted row carries its time in
+        # DELETED_AT, which every mapped stream's records are read at: binlog taps (tap-mysql)
+        # write it on a delete without listing it in the SCHEMA.
         self._deletes = self._mapped and DELETED_AT in (schema.get("properties") or {})
         super().__init__(target, stream_name, schema, key_properties)
         self.info = StreamInfo(stream_name, tuple(self.key_properties), self.original_schema)
@@ -77,7 +79,11 @@ class ConversionsSink(BatchSink):
         self._count = self.record_counter_metric.increment  # the SDK's record_count METRIC
         # Tap metadata can only be in a record decoded whole or read by the mapping.
         reads = self.record_reads()
-        self._sdc_possible = reads is None or any(name in reads for name in SDC_METADATA)
+        self._sdc_possible = reads is None or any(
+            name in reads
+            for name in SDC_METADATA
+            if name != DELETED_AT  # (see `add`)
+        )
         if self._mapped:
             self.pipeline.warn_of_unknown_reads(stream_name, self.schema)
             self.pipeline.warn_of_an_id_from_part_of_the_key(stream_name, self.key_properties)
@@ -98,10 +104,13 @@ class ConversionsSink(BatchSink):
         if not self._mapped:
             self.pipeline.skip_unmapped(self.stream_name)
             return
-        if self._deletes and not blank(envelope.record.get(DELETED_AT)):
-            self.pipeline.deleted_at_source(self.stream_name)
-            return
-        if self._sdc_possible or not envelope.partial:
+        record = envelope.record
+        if DELETED_AT in record:
+            if not blank(record[DELETED_AT]):
+                self.pipeline.deleted_at_source(self.stream_name, listed=self._deletes)
+                return
+            strip_tap_metadata(envelope)
+        elif self._sdc_possible or not envelope.partial:
             strip_tap_metadata(envelope)
         verdict = self.schema_verdict(envelope)
         try:
@@ -154,8 +163,7 @@ class ConversionsSink(BatchSink):
         if not self._mapped:
             return keys
         reads = self.pipeline.mappings[self.stream_name].reads
-        if self._deletes:
-            keys[DELETED_AT] = True
+        keys[DELETED_AT] = True  # (a record of a deleted row: filtered, see `add`)
         return None if reads is None else {**reads, **keys}
 
     def record_decoding(self) -> RecordDecoding | None:

@@ -57,7 +57,9 @@ class PlanSpec:
     user_field_style: str
     default_phone_region: str | None
     watched: bool = False  # a mapped field no event has carried yet: say which each carries
-    deletes: bool = False  # a record with _sdc_deleted_at is of a deleted row: filtered
+    # The SCHEMA lists _sdc_deleted_at: a record with it set (of a deleted row) is filtered
+    # here; else (a binlog tap's delete) the main process filters it, and says so once.
+    deletes: bool = False
 
 
 class PreparedRecord(NamedTuple):
@@ -183,11 +185,24 @@ class RecordPreparer:
         spec = plan.spec
         # What the sink checks before mapping (sink.py ConversionsSink.add): tap metadata out,
         # the record against its schema unless the decoder checked it, the key properties.
-        if spec.deletes and not blank(envelope.record.get(DELETED_AT)):
-            return PreparedRecord(
-                spec.stream, plan.version, FILTERED, None, None, None, frozenset(), [], start, end
-            )
-        if spec.sdc_possible or not envelope.partial:
+        if DELETED_AT in envelope.record:
+            if not blank(envelope.record[DELETED_AT]):
+                if not spec.deletes:
+                    return None
+                return PreparedRecord(
+                    spec.stream,
+                    plan.version,
+                    FILTERED,
+                    None,
+                    None,
+                    None,
+                    frozenset(),
+                    [],
+                    start,
+                    end,
+                )
+            strip_tap_metadata(envelope)
+        elif spec.sdc_possible or not envelope.partial:
             strip_tap_metadata(envelope)
         record = envelope.record
         if plan.validate is not None and not envelope.schema_checked:

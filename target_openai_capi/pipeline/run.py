@@ -251,10 +251,20 @@ class Pipeline:
             DELETED_AT,
         )
 
-    def deleted_at_source(self, stream: str) -> None:
-        """Count a record of a row deleted at the source (it has DELETED_AT) as filtered."""
+    def deleted_at_source(self, stream: str, *, listed: bool = True) -> None:
+        """Count a record of a row deleted at the source (it has DELETED_AT) as filtered; the
+        first of a stream whose SCHEMA does not list DELETED_AT (`listed`) is told of."""
         self.matched_any = True
         self.settler.outcome(stream, FILTERED)
+        if not listed and stream not in self._deletes_told:
+            self._deletes_told.add(stream)
+            self._logger.info(
+                "Records of stream '%s' carry %s, though its SCHEMA does not list it (as binlog "
+                "taps write deletes): a record of a row deleted at the source is no conversion, "
+                "and is counted filtered, not sent.",
+                stream,
+                DELETED_AT,
+            )
 
     def dropped_by_else(self) -> int:
         """Records `__else__: null` dropped, of streams the stream maps name nowhere: they count
@@ -466,6 +476,18 @@ class Pipeline:
                 continue
             self._unknown_reads_told.add((stream, where, name))
             shown = log_safe(name)[:80]
+            if name in SDC_METADATA:
+                self._logger.warning(
+                    "streams.%s.%s reads %r, tap metadata, which is taken out of records before "
+                    "they are mapped: it reads null. %s",
+                    stream,
+                    where,
+                    name,
+                    "Records of rows deleted at the source (with it set) are filtered without it."
+                    if name == DELETED_AT
+                    else "Map a column of the row instead.",
+                )
+                continue
             self._logger.warning(
                 "streams.%s.%s reads %r, a property the stream's SCHEMA does not list: it reads "
                 "null on every record unless records carry it anyway. For a value, quote it "
