@@ -168,11 +168,13 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         default=False,
         description=(
             "A run in which records arrived but none matched an entry under `streams` fails "
-            "(exit 1, no STATE), since an entry is most likely misnamed; so does one at the "
-            "first record of a stream without an entry that looks like an entry misspelt "
-            "(`subscriptions` for `streams.subscription`, `public-orders` for `orders`). An "
-            "entry whose stream's SCHEMA arrived matched, records or not. true lets both go "
-            "on, the records of streams without an entry counted as skipped."
+            "(exit 1, no STATE), since an entry is most likely misnamed; so does one in which a "
+            "stream without an entry looks like an entry misspelt (`subscriptions` for "
+            "`streams.subscription`, `public-orders` for `orders`) and no stream of the "
+            "entry's name arrived by the end (said at the stream's first record; no STATE "
+            "is written from then until one does). An entry whose stream's SCHEMA arrived matched, "
+            "records or not. true lets both go on, the records of streams without an entry "
+            "counted as skipped."
         ),
     ),
     th.Property(

@@ -67,6 +67,14 @@ def log_summary(
         logger.info("streams.%s: its SCHEMA arrived, and no records this run.", stream)
     for line in unmatched_entries(pipeline.mappings, [*arrived, *quiet], refused):
         logger.warning("%s.", line)
+    misspelt = pipeline.misspelt_entries()
+    if misspelt:
+        return " ".join(
+            f"Stream '{stream}' has no entry under `streams`, and `streams.{entry}` matched no "
+            f"stream: is it misspelt? Name the entry '{stream}', or set allow_unmatched_streams: "
+            "true to skip streams without an entry; no STATE was written past its records."
+            for stream, entry in misspelt.items()
+        )
     if pipeline.nothing_matched:
         return (
             f"{account.total(SKIPPED_STREAM) + pipeline.dropped_by_else()} "

@@ -464,7 +464,7 @@ class TargetOpenAICapi(Target):
 
     def _write_state_message(self, state: object) -> None:
         """Write STATE to stdout as the tap wrote it (checkpoint.py `StateWriter`)."""
-        if self.pipeline.nothing_matched:
+        if self.pipeline.nothing_matched or self.pipeline.misspelt_entries():
             return  # the run fails at its end (a misnamed stream entry): it reruns from here
         if self.pipeline.holds_state_back():
             self._state_withheld = True

@@ -442,16 +442,20 @@ def test_a_misnamed_stream_entry_is_named_and_the_run_fails(sandbox, tmp_path):
     ]
     run = run_target(config(sandbox, tmp_path, {"conversions": {}}), lines, tmp_path)
     assert run.returncode == 1
-    # At the first record of the stream that looks like the entry (tap-postgres's schema
-    # prefix): the run stops there rather than skip the table to its end.
+    # Said at the first record of the stream that looks like the entry (tap-postgres's schema
+    # prefix); the run fails at its end, no STATE written.
     assert (
         "Stream 'public-conversions' has no entry under `streams`, and `streams.conversions` "
-        "has matched no stream: is it misspelt?"
+        "has matched no stream yet: is it misspelt?"
     ) in run.stderr
     assert run.stdout == ""  # no STATE: the next run reads the same rows again
     assert sandbox.stats()["requests"] == 0
     assert run.stderr.count("Run summary:") == 1  # (it was logged twice)
-    assert "received=1 " in run.stderr  # stopped at the first record
+    assert "received=3 " in run.stderr
+    assert (
+        "Name the entry 'public-conversions', or set allow_unmatched_streams: true"
+        in run.stderr.splitlines()[-1]
+    )
 
     # A stream nothing like the entry: all its records are read, and the run fails at the end.
     renamed = [line.replace("public-conversions", "web_events") for line in lines]
@@ -486,10 +490,10 @@ def test_a_misspelt_entry_beside_one_that_matched_stops_the_run_at_its_stream(sa
     run = run_target(config(sandbox, tmp_path, streams, batch_size=1), lines, tmp_path)
     assert run.returncode == 1
     assert (
-        "Stream 'subscriptions' has no entry under `streams`, and `streams.subscription` has "
+        "Stream 'subscriptions' has no entry under `streams`, and `streams.subscription` "
         "matched no stream: is it misspelt? Name the entry 'subscriptions', or set "
         "allow_unmatched_streams: true"
-    ) in run.stderr
+    ) in run.stderr.splitlines()[-1]
     assert "subscriptions" not in run.stdout  # no STATE past the skipped stream
 
     allowed = config(sandbox, tmp_path, streams, allow_unmatched_streams=True)
@@ -497,6 +501,31 @@ def test_a_misspelt_entry_beside_one_that_matched_stops_the_run_at_its_stream(sa
     assert run.returncode == 0, run.output
     assert "skipped_stream=1" in run.stderr
     assert "streams.subscription matched nothing; the input had subscriptions" in run.stderr
+
+
+def test_a_stream_named_like_an_entry_that_comes_before_it_holds_state_until_it_comes(
+    sandbox, tmp_path
+):
+    """pipelinewise-tap-mysql syncs tables in alphabetical order: `shop-order` (a table named
+    `order`, with no entry) comes before `shop-orders`. The run stopped at the first
+    `shop-order` record, calling `streams.shop-orders` misspelt, its advice (rename the entry)
+    wrong. STATE is held back while the suspicion lasts; the entry's stream then arrives and
+    the run ends as usual."""
+    row = {"id": "x1", "timestamp": AT, "type": "order_created"}
+    lines = [
+        schema("shop-order", {"id": {"type": "string"}}, ["id"]),
+        record("shop-order", row),
+        state({"currently_syncing": "shop-order"}),
+        schema("shop-orders", {"id": {"type": "string"}}, ["id"]),
+        record("shop-orders", {**row, "id": "o1"}),
+        state({"bookmarks": {"shop-order": 1, "shop-orders": 1}}),
+    ]
+    run = run_target(config(sandbox, tmp_path, {"shop-orders": {}}), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "`streams.shop-orders` has matched no stream yet: is it misspelt?" in run.stderr
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["o1"]
+    assert "skipped_stream=1" in run.stderr
+    assert run.states == [{"bookmarks": {"shop-order": 1, "shop-orders": 1}}]
 
 
 @pytest.mark.parametrize(
@@ -891,7 +920,7 @@ def test_names_the_user_gave_show_in_messages_however_they_look(sandbox, tmp_pat
     assert run.returncode == 1
     assert (
         "Stream 'Web Leads Sheets' has no entry under `streams`, and `streams.Web Leads Sheet` "
-        "has matched no stream: is it misspelt? Name the entry 'Web Leads Sheets'"
+        "matched no stream: is it misspelt? Name the entry 'Web Leads Sheets'"
     ) in run.stderr
     # A record's values stay hidden all the same.
     bad = record("Web Leads Sheets", {"id": "l2", "timestamp": "Jane Q Public", "type": "x"})

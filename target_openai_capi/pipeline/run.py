@@ -40,7 +40,7 @@ from target_openai_capi.pipeline.events import (
 from target_openai_capi.pipeline.field_watch import FieldWatch
 from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.pipeline.settings import PipelineSettings
-from target_openai_capi.pipeline.settling import RunFailed, Settler
+from target_openai_capi.pipeline.settling import Settler
 from target_openai_capi.reading.envelope import (
     DELETED_AT,
     SDC_METADATA,
@@ -134,6 +134,9 @@ class Pipeline:
         self.events.validate_only_streams = self.validate_only_streams
         self.settler.on_event_settled = self._event_settled
         self._warned_streams: set[str] = set()
+        # Streams without an entry that look like an entry none of whose stream arrived (a
+        # misspelling, or a table named alike that comes first: `order` before `orders`).
+        self._suspected: dict[str, str] = {}
         self._next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
         # Whether any record (or SCHEMA) reached a stream that has an entry under `streams`.
         self.matched_any = False
@@ -213,31 +216,48 @@ class Pipeline:
             self.matched_any = True
 
     def skip_unmapped(self, stream: str) -> None:
-        """Count a record of a stream that has no mapping (warn once per stream); stop the run
-        at the first one when the stream looks like an entry misspelt (the stream's records
-        would be skipped and its STATE moved past them)."""
+        """Count a record of a stream that has no mapping (warn once per stream). When the
+        stream looks like an entry misspelt, no STATE goes out from then on until a stream of
+        that entry's name arrives (`misspelt_entries`): else the run fails at its end, as the
+        stream's records were skipped and a STATE would move past them."""
         self.settler.outcome(stream, SKIPPED_STREAM)
         if stream not in self._warned_streams:
             self._warned_streams.add(stream)
             if not self.settings.allow_unmatched_streams:
-                waiting = [
-                    entry
-                    for entry in self.mappings
-                    if entry not in self.account.outcomes
-                    and entry not in self._waiting
-                    and entry not in self.described
-                ]
+                waiting = [entry for entry in self.mappings if not self._arrived(entry)]
                 if entry := misspelt_entry(stream, waiting):
-                    raise RunFailed(
-                        f"Stream '{stream}' has no entry under `streams`, and `streams.{entry}` "
-                        f"has matched no stream: is it misspelt? Name the entry '{stream}', or "
-                        "set allow_unmatched_streams: true to skip streams without an entry."
+                    self._suspected[stream] = entry
+                    self._logger.warning(
+                        "Stream '%s' has no entry under `streams`, and `streams.%s` has matched "
+                        "no stream yet: is it misspelt? The stream's records are skipped, and no "
+                        "STATE is written until a stream '%s' arrives; if none does, the run "
+                        "fails at its end.",
+                        stream,
+                        entry,
+                        entry,
                     )
+                    return
             self._logger.warning(
                 "Stream '%s' has no entry under `streams`%s: its records are counted and skipped.",
                 stream,
                 "" if self.mappings else " (the config has none: nothing is sent)",
             )
+
+    def _arrived(self, entry: str) -> bool:
+        """True when a stream of the entry's name arrived (its SCHEMA, or a record)."""
+        counts = self.account.outcomes.get(entry)  # (a defaultdict: read, not filled)
+        return (
+            bool(counts and any(counts.values()))
+            or entry in self._waiting
+            or (entry in self.described)
+        )
+
+    def misspelt_entries(self) -> dict[str, str]:
+        """Streams without an entry, each with the entry it looks misspelt for, of entries no
+        stream has matched: while any, no STATE goes out; at the end the run fails."""
+        if not self._suspected:
+            return {}
+        return {s: e for s, e in self._suspected.items() if not self._arrived(e)}
 
     def tell_of_deletes(self, stream: str) -> None:
         """Once a stream: its SCHEMA says its records may be of rows deleted at the source."""
