@@ -73,6 +73,14 @@ HOSTILE_LINES = {
         + ', "currency": "USD"}}',
         "number too large",
     ),
+    "an integer of 5,000 digits in a mapped field": (
+        '{"type": "RECORD", "stream": "c", "record": {"id": "r2", "timestamp": "'
+        + NOW
+        + '", "type": "lead_created", "amount": '
+        + "9" * 5000
+        + ', "currency": "USD"}}',
+        "number too large",  # (it was 'not valid JSON (Integer value out of range ...)')
+    ),
     "arrays nested 1,000 deep in a record": (
         '{"type": "RECORD", "stream": "c", "record": {"id": "r2", "x": ' + DEEP + "}}",
         "nested too deeply",
@@ -2504,6 +2512,22 @@ def test_a_line_of_bad_utf8_is_said_to_be_so_whatever_reads_it(
     assert run.returncode == 0, run.output
     assert "Rejected input line 3: line is not valid UTF-8" in run.stderr
     assert stored(sandbox) == ["r1"]
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_surrogate_bytes_in_a_line_are_bad_utf8_not_an_escape(whole, sandbox, tmp_path):
+    """The bytes of a surrogate (ED A0 80, as a CESU-8 writer makes them) in a record decoded
+    whole (its mapping reads a name outside ASCII): it was said to hold a 'lone UTF-16
+    surrogate escape', which the line does not; decoded in part, 'not valid UTF-8'."""
+    entry = {"filter": '"numéro" || `true`'} if whole else {}
+    cfg = config(sandbox.url, tmp_path, worker_processes=0, streams={"c": entry})
+    bad = rec(2).encode().replace(b'"r2"', b'"r\xed\xa0\x802"')
+    data = b"\n".join([SCHEMA.encode(), rec(1).encode(), bad, rec(3).encode()])
+    run = run_target(cfg, data + b"\n", tmp_path)
+    assert run.returncode == 0, run.output
+    assert "Rejected input line 3: line is not valid UTF-8" in run.stderr
+    assert "surrogate escape" not in run.stderr
+    assert stored(sandbox) == ["r1", "r3"]
 
 
 @pytest.mark.parametrize("workers", [0, 2])

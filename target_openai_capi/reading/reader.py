@@ -161,14 +161,22 @@ class TolerantReader(MsgSpecReader):
         except UnicodeError:  # msgspec raises it for invalid UTF-8 (or lone surrogates) in strings
             raise BadLine("line is not valid UTF-8") from None
         except msgspec.DecodeError as exc:
-            if _holds_lone_surrogate(line):
-                raise BadLine(
-                    "line holds a string with a lone UTF-16 surrogate escape (such as \\ud800): "
-                    "half of a character, which no UTF-8 text (nor the API) can carry"
-                ) from None
-            if "UTF-8" in str(exc):  # (msgspec's decoding in one pass says so this way)
+            if not _is_utf8(line):  # (bytes of a surrogate, as CESU-8 writes: no escape)
                 raise BadLine("line is not valid UTF-8") from None
-            raise BadLine(f"line is not valid JSON ({exc})") from None
+            if "out of range" not in str(exc):
+                if _holds_lone_surrogate(line):
+                    raise BadLine(
+                        "line holds a string with a lone UTF-16 surrogate escape (such as "
+                        "\\ud800): half of a character, which no UTF-8 text (nor the API) can "
+                        "carry"
+                    ) from None
+                if "UTF-8" in str(exc):  # (msgspec's decoding in one pass says so this way)
+                    raise BadLine("line is not valid UTF-8") from None
+                raise BadLine(f"line is not valid JSON ({exc})") from None
+            # An integer of over 4,300 digits, or 1e99999999999: valid JSON, beyond reading.
+            message = self._state_or_none(line)
+            if message is None:
+                raise BadLine("line holds a number too large to read exactly") from None
         except decimal.InvalidOperation:  # a number beyond what a Decimal can hold
             message = self._state_or_none(line)
             if message is None:
@@ -448,6 +456,17 @@ def _file_descriptor(source: object) -> int | None:
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
         return None
     return fd if isinstance(fd, int) else None
+
+
+def _is_utf8(line: str | bytes) -> bool:
+    """False when the line is bytes that are not UTF-8 (strictly: no encoded surrogates)."""
+    if isinstance(line, str) or line.isascii():
+        return True
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _holds_lone_surrogate(line: str | bytes) -> bool:
