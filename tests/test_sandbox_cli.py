@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -141,3 +143,40 @@ def test_a_port_in_use_is_one_clear_line_and_exit_2() -> None:
         f"openai-capi-sandbox: cannot listen on 127.0.0.1:{port}: address already in use; "
         "pick another --port (0 picks a free one)"
     ]
+
+
+def test_a_client_that_leaves_before_its_answer_is_no_traceback() -> None:
+    """A target killed with a request in flight (or a client timing out): the sandbox printed
+    socketserver's 'Exception occurred during processing of request' and a traceback of
+    BrokenPipeError, its own handler of that case being misnamed."""
+    process = subprocess.Popen(
+        [*COMMAND, "--port", "0", "--api-key", API_KEY, "--pixel-id", PIXEL_ID,
+         "--latency-ms", "400"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        found = re.search(r"listening on http://([\d.]+):(\d+)", process.stderr.readline())
+        assert found
+        body = b'{"events": []}'
+        request = (
+            f"POST /v1/events?pid={PIXEL_ID} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        for _ in range(3):
+            with socket.create_connection((found.group(1), int(found.group(2)))) as client:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.sendall(request)  # then gone (a reset) before the answer, 400 ms on
+        time.sleep(1.5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        log = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert "Traceback" not in log, log
+    assert "Exception occurred" not in log, log

@@ -59,7 +59,7 @@ class _Server(ThreadingHTTPServer):
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def handleerror_reply(self, request: Any, client_address: Any) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away is normal; anything else is logged, never raised."""
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
