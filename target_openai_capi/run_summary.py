@@ -21,9 +21,13 @@ def log_summary(
     pipeline: Pipeline,
     logger: logging.Logger,
     refused: Collection[str] = (),
+    *,
+    whole_input: bool = True,
 ) -> str | None:
     """Log the run's summary; the reason the run fails after all (no stream matched), or None.
-    `refused`: the streams whose SCHEMA was refused."""
+    `refused`: the streams whose SCHEMA was refused. `whole_input` False: a signal stopped the
+    run before the end of its input, so an entry whose stream had not come yet is not named
+    (nor is the run failed for it: a STATE held back for it stays unwritten)."""
     account = pipeline.account
     logger.info(account.summary_line())
     for stream, outcome, count in account.counts():
@@ -61,6 +65,27 @@ def log_summary(
             )
     for line in pipeline.field_watch.lines():
         logger.warning("%s.", line)
+    failure = _unmatched(pipeline, logger, arrived, refused) if whole_input else None
+    if not whole_input and set(pipeline.mappings) - set(arrived) - pipeline.described:
+        logger.info(
+            "The input was not read to its end (stopped by a signal): entries under `streams` "
+            "whose stream did not come are not named."
+        )
+    if failure is not None:
+        return failure
+    rejected = account.total(REJECTED)
+    if rejected and not pipeline.settings.dead_letter_path:
+        logger.warning(
+            "%d records were rejected; set dead_letter_path to keep them for replay.", rejected
+        )
+    return None
+
+
+def _unmatched(
+    pipeline: Pipeline, logger: logging.Logger, arrived: list[str], refused: Collection[str]
+) -> str | None:
+    """Say which entries matched no stream; the reason the run fails for it, or None."""
+    account = pipeline.account
     # An entry whose stream's SCHEMA came without records: a scheduled run with nothing new.
     quiet = sorted((pipeline.described & set(pipeline.mappings)) - set(arrived) - set(refused))
     for stream in quiet:
@@ -81,10 +106,5 @@ def log_summary(
             "records arrived and none matched an entry "
             "under `streams` (see above); no STATE was written. Name the entries as the tap "
             "names its streams, or set allow_unmatched_streams: true."
-        )
-    rejected = account.total(REJECTED)
-    if rejected and not pipeline.settings.dead_letter_path:
-        logger.warning(
-            "%d records were rejected; set dead_letter_path to keep them for replay.", rejected
         )
     return None

@@ -490,7 +490,9 @@ class TargetOpenAICapi(Target):
     def _end_of_input(self) -> None:
         self.pipeline.flush()
         super().process_endofpipe()  # the SDK's clean-up and its last STATE (all settled now)
-        failure = log_summary(self.pipeline, self.logger, self._refused)
+        failure = log_summary(
+            self.pipeline, self.logger, self._refused, whole_input=not self.guard.stopped_by_signal
+        )
         if self._state_withheld:
             self.logger.warning(
                 "Dry run: no STATE was written (%s records of streams in dry_run), so the next "

@@ -59,6 +59,11 @@ class MessageGuard:
         self._terminating = False
         self._first_signal: tuple[int, float] | None = None  # (signum, when)
 
+    @property
+    def stopped_by_signal(self) -> bool:
+        """True once a signal stops the run: its input was not read to its end."""
+        return self._terminating
+
     def handle(self, process: Callable[[M], Any], message: M) -> None:
         """Handle one message; a signal meanwhile takes effect once it is done."""
         self._in_message = True

@@ -265,6 +265,25 @@ def test_sigterm_delivers_what_is_batched_writes_state_and_logs_the_summary(sand
     assert "Traceback" not in log
 
 
+def test_a_run_stopped_by_a_signal_does_not_call_entries_whose_stream_had_not_come_misnamed(
+    sandbox, tmp_path
+):
+    """Cancelled before `leads` came, the run warned 'streams.leads matched nothing; none of
+    the input's 1 streams is like it', pointing at a misnamed entry: the input was only not
+    read to its end."""
+    config = config_for(sandbox.url, tmp_path)
+    config["streams"] = {**config["streams"], "leads": {}}
+    target = _OpenPipe(config, tmp_path, "'other' has no entry")
+    lines = [schema("conversions", {"id": {}}, ["id"]), *conversions(3), state({"pos": 3})]
+    target.send([*lines, schema("other", {"id": {}}, ["id"]), record("other", {"id": 1})])
+    target.wait_for_notice()
+    code, states, log = target.exit_after(signal.SIGTERM)
+    assert code == 0, log
+    assert states == [{"pos": 3}]
+    assert "matched nothing" not in log
+    assert "The input was not read to its end (stopped by a signal)" in log
+
+
 def test_sigterm_to_the_process_group_and_from_meltano_is_one_stop(sandbox, tmp_path):
     """`meltano run` cancelled by a SIGTERM to its process group: the target gets the group's
     signal and, a fraction of a millisecond later, Meltano's own. That second one stopped the
