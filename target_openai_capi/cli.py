@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from target_openai_capi.output_files import protect
-from target_openai_capi.target import TargetOpenAICapi
 
 
 def main() -> None:
@@ -23,6 +24,9 @@ def main() -> None:
         )
         sys.exit(1)
     _protect_config_files(sys.argv[1:])
+    _stop_quietly_while_starting()
+    from target_openai_capi.target import TargetOpenAICapi  # (~0.5 s of imports)
+
     try:
         TargetOpenAICapi.cli()
     except (ValueError, OSError, TypeError) as exc:  # JSONDecodeError is a ValueError
@@ -50,6 +54,23 @@ def main() -> None:
             f"target-openai-capi: the config file{where} cannot be read: {reason}", file=sys.stderr
         )
         sys.exit(1)
+
+
+def _stop_quietly_while_starting() -> None:
+    """Until the target's own handlers take over (termination.py, set when it is made), SIGINT
+    and SIGTERM stop the run with one line, as the target does while starting: nothing was
+    read yet. Ctrl-C in the imports printed a KeyboardInterrupt traceback; SIGTERM, nothing."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        print(
+            f"target-openai-capi: received signal {signum} while starting: stopped, nothing read.",
+            file=sys.stderr,
+        )
+        sys.stderr.flush()
+        os._exit(0)  # (no exit handler or import left half-run raises on the way out)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
 
 
 def _hold_closed_standard_streams() -> list[int]:

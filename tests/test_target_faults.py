@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import math
+import os
 import random
 import re
 import signal
@@ -282,6 +283,52 @@ def test_a_run_stopped_by_a_signal_does_not_call_entries_whose_stream_had_not_co
     assert states == [{"pos": 3}]
     assert "matched nothing" not in log
     assert "The input was not read to its end (stopped by a signal)" in log
+
+
+# A sitecustomize that holds the import of singer_sdk for a while (after telling a file so):
+# the target is then still starting, its modules half imported.
+_SLOW_IMPORT = """
+import importlib.abc, os, sys, time
+class _Slow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "singer_sdk":
+            open(os.environ["STARTING_MARK"], "w").close()
+            time.sleep(20)
+        return None
+sys.meta_path.insert(0, _Slow())
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_target_starts_is_one_line_not_a_traceback(signum, sandbox, tmp_path):
+    """Ctrl-C in the first half second (its imports) printed a KeyboardInterrupt traceback;
+    SIGTERM ended it without a word."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SLOW_IMPORT)
+    mark = tmp_path / "starting"
+    env = {**os.environ, "PYTHONPATH": str(hook), "STARTING_MARK": str(mark)}
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config_for(sandbox.url, tmp_path)))
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(config_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while not mark.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    log = err.decode()
+    assert proc.returncode == 0, log
+    assert "Traceback" not in log
+    assert f"received signal {int(signum)} while starting: stopped, nothing read" in log
+    assert out == b""
 
 
 def test_sigterm_to_the_process_group_and_from_meltano_is_one_stop(sandbox, tmp_path):
