@@ -21,21 +21,28 @@ from target_openai_capi.presets import apply_preset
 
 # Friendly field names a stream's `fields` may map, with what each one means (shown in the docs).
 EVENT_FIELDS: dict[str, str] = {
-    "id": "Event id; with the type it is OpenAI's dedup key, so it must be stable (an order id).",
+    "id": (
+        "Event id, at most 256 characters (our bound; the page sets none); with the pixel and the "
+        "event name (a custom event's own) it is OpenAI's dedup key, so it must be stable (an "
+        "order id), and the pixel's event_id for the same conversion."
+    ),
     "timestamp": "When it happened: ISO 8601 with any offset (no offset = UTC), or epoch seconds.",
     "timestamp_ms": "When it happened, as epoch milliseconds (instead of `timestamp`).",
     "custom_event_name": "Name of a custom event (type `custom`).",
     "oppref": "OpenAI's click id (`oppref` landing-page parameter or `__oppref` cookie).",
     "source_url": "Page URL of the conversion; required when action_source is `web`.",
     "action_source": "web, mobile_app, offline, physical_store, phone_call, email or other.",
-    "opt_out": "True to exclude the event from personalisation (it still counts in aggregate).",
+    "opt_out": "True to opt the event out of future user-level personalisation (still sent).",
     "amount": (
         "Value in major units (25.99), converted exactly to minor units; Stripe's amounts: "
         "stripe_amount(amount, currency)."
     ),
     "amount_minor": "Value already in ISO 4217 minor units (2599; not Stripe's, see amount).",
     "currency": "ISO 4217 code; required whenever an amount is present.",
-    "contents": "Items: id, name, content_type, quantity, amount or amount_minor, currency.",
+    "contents": (
+        "Items: id, group_id, name, content_type, quantity, amount or amount_minor, currency, "
+        "variant_dict."
+    ),
     "plan_id": "Plan id (subscription_created, trial_started, custom).",
     "custom_data": (
         "Custom events only: an object whose properties go into the event's data as they are "
@@ -45,15 +52,18 @@ EVENT_FIELDS: dict[str, str] = {
     "email": "Customer email(s): trimmed, lowercased, SHA-256 hashed.",
     "phone": "Phone(s): digits with the country code (8-15), SHA-256 hashed.",
     "external_id": "Your stable customer id: trimmed, case kept, SHA-256 hashed.",
-    "first_name": "Lowercased, whitespace and punctuation removed, SHA-256 hashed.",
-    "last_name": "Lowercased, whitespace and punctuation removed, SHA-256 hashed.",
+    "first_name": "Lowercased, whitespace and ASCII punctuation removed, SHA-256 hashed.",
+    "last_name": "Lowercased, whitespace and ASCII punctuation removed, SHA-256 hashed.",
     "city": "City, sent raw (trimmed).",
     "state": "State, province or region, sent raw as `regions` (trimmed).",
     "zip": "Postal code, sent raw: letters, digits, spaces or hyphens, at most 32 characters.",
     "country": "ISO 3166-1 alpha-2 country code (or XK for Kosovo), sent raw in upper case.",
     "obref": "The pixel's `__obref` first-party cookie, raw; only with measurement consent.",
     "android_advertising_id": "Google advertising id (GAID, a UUID), raw; all-zero is left out.",
-    "ip_address": "Client IPv4/IPv6 address, sent as is.",
+    "ip_address": (
+        "Client IPv4/IPv6 address, raw: the first of an X-Forwarded-For list, ::ffff:a.b.c.d as "
+        "IPv4."
+    ),
     "user_agent": "Client user agent, sent as is.",
     "date_of_birth": "Not sent: no version of OpenAI's user object has a date of birth.",
 }
