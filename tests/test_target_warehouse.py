@@ -887,6 +887,36 @@ def test_a_filter_testing_a_text_column_for_truth_is_told_at_its_schema(sandbox,
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["o0", "o1"]
 
 
+def test_a_filter_comparing_a_boolean_column_with_a_number_or_text_is_told(sandbox, tmp_path):
+    """pipelinewise-tap-mysql types a TINYINT(1) as boolean: `is_test != `1`` (or != 'true'),
+    right for the tap that types it integer, is always true, and the test orders were sent
+    without a word."""
+    props = {"id": {"type": "string"}, "at": {"type": "string"},
+             "is_test": {"type": ["null", "boolean"]}}  # fmt: skip
+    lines = [schema("orders", props, ["id"])]
+    lines += [
+        record("orders", {"id": f"o{n}", "at": AT, "is_test": flag})
+        for n, flag in enumerate([False, True, None])
+    ]
+    for row_filter, what in (("is_test != `1`", "a number"), ("is_test != 'true'", "text")):
+        streams = {"orders": {"event_type": "lead_created", "filter": row_filter,
+                              "fields": {"timestamp": "at"}}}  # fmt: skip
+        run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+        assert run.returncode == 0, run.output
+        assert (
+            f"streams.orders.filter: is_test is compared with {what}, and the stream's SCHEMA "
+            "types it as boolean: a boolean equals no number or text. Test it instead: is_test "
+            "(or !is_test), or compare it with `true`."
+        ) in run.stderr, run.stderr
+    # As it says: the test order stays out, and nothing is said.
+    sandbox.reset()
+    streams["orders"]["filter"] = "!is_test"
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "SCHEMA types it" not in run.stderr
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["o0", "o2"]
+
+
 def test_rows_keyed_by_two_columns_holding_colons_are_two_events(sandbox, tmp_path):
     """Ids of several key properties are their values joined by `:`; ('x:y', 'z') and
     ('x', 'y:z') both made `x:y:z`, so the second row was dropped as a duplicate of the first."""

@@ -198,7 +198,9 @@ def filter_truth_traps(text: str, schema: Mapping[str, Any]) -> list[tuple[str, 
     """(property, what the filter does with it) for each top-level property a filter treats
     as a boolean that its SCHEMA says is none: tested for truth (`!is_test`) while it is text
     (any text but '' is true, 'false' too) or a number (0 is true), or compared with `true` /
-    `false` while it is text (never equal). Such a filter keeps or drops every record alike."""
+    `false` while it is text (never equal); or one its SCHEMA says is a boolean compared with a
+    number or text (`is_test != `1``: never equal). Such a filter keeps or drops every record
+    alike."""
     properties = schema.get("properties")
     if not isinstance(properties, Mapping):
         return []
@@ -217,6 +219,14 @@ def _declared_types(node: Mapping[str, Any], properties: Mapping[str, Any]) -> l
         return None
     types = schema_types(properties.get(node.get("value")))  # type: ignore[arg-type]
     return types if types is not None and "boolean" not in types else None
+
+
+def _boolean_only(node: Mapping[str, Any], properties: Mapping[str, Any]) -> bool:
+    """True when `node` reads a top-level property its SCHEMA types as boolean (or null) only."""
+    if node.get("type") != "field":
+        return False
+    types = schema_types(properties.get(node.get("value")))  # type: ignore[arg-type]
+    return types is not None and "boolean" in types and set(types) <= {"boolean", "null"}
 
 
 def schema_types(declared: Any) -> list[str] | None:
@@ -254,14 +264,16 @@ def _truth_traps(
             _truth_traps(child, properties, found, tested=True)
     elif kind == "comparator" and node.get("value") in ("eq", "ne") and len(children) == 2:
         for side, other in (children, children[::-1]):
+            if other.get("type") != "literal":
+                continue
+            literal = other.get("value")
             types = _declared_types(side, properties)
-            if (
-                types is not None
-                and "string" in types
-                and other.get("type") == "literal"
-                and type(other.get("value")) is bool
-            ):
+            if types is not None and "string" in types and type(literal) is bool:
                 _add(found, str(side["value"]), "text", "compared with a boolean")
+            elif _boolean_only(side, properties) and type(literal) in (int, float, str):
+                # (`is_test != `1``, `is_test != 'true'`: a tap that types a TINYINT(1) boolean)
+                what = "text" if type(literal) is str else "a number"
+                _add(found, str(side["value"]), "boolean", f"compared with {what}")
     elif kind == "field" and tested:
         types = _declared_types(node, properties)
         name = str(node["value"])

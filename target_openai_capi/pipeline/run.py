@@ -478,6 +478,11 @@ class Pipeline:
             shown = log_safe(name)[:80]
             if how.endswith("as number"):
                 advice = f"0 is true to JMESPath too. Compare it instead: {shown} == `1` (or !=)"
+            elif how.endswith("as boolean"):
+                advice = (
+                    f"a boolean equals no number or text. Test it instead: {shown} (or "
+                    f"!{shown}), or compare it with `true`"
+                )
             else:
                 advice = (
                     "to JMESPath any text but '' is true ('false' and '0' too), and no text "
