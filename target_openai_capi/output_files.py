@@ -39,7 +39,11 @@ def open_owner_only(path: Path) -> int:
     the machine. The target's own standard output (its STATE messages) and error (its log) are
     refused, and so are the files given to `protect` (the config files). Raises OSError.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # (mkdir says "File exists": not what is wrong)
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise OSError(errno.ENOTDIR, f"{str(blocking)!r} is a file, not a folder") from None
     try:
         fifo = stat.S_ISFIFO(os.stat(path).st_mode)
     except OSError:

@@ -982,7 +982,30 @@ def test_a_dead_letter_file_that_cannot_be_written_stops_at_start_up(kind, sandb
     assert run.returncode == 1
     assert_clean(run)
     assert f"dead_letter_path {str(path)!r} cannot be written" in run.stderr
+    if kind == "under a file":  # (it said 'File exists', of a file that does not)
+        assert f"({str(tmp_path / 'plain-file')!r} is a file, not a folder)" in run.stderr
     assert sandbox.stats()["requests"] == 0
+
+
+def test_a_replay_whose_own_dead_letter_file_cannot_be_made_names_that_file(sandbox, tmp_path):
+    """Replaying dead.jsonl writes its rejections beside it (dead.replay-<time>.jsonl); where
+    that cannot be made, the run blamed `dead_letter_path` (a file it can write) and hid the
+    path it could not, its time taken for a number to hide."""
+    import datetime as dt
+
+    dead = tmp_path / "dead.jsonl"
+    first = run_target(config(sandbox.url, tmp_path), [SCHEMA, rec(1, timestamp="x")], tmp_path)
+    assert first.returncode == 0, first.output
+    # Each name the replay's file may take in the next two minutes is a folder (root or not).
+    now = dt.datetime.now(dt.timezone.utc)
+    for second in range(120):
+        stamp = (now + dt.timedelta(seconds=second)).strftime("%Y%m%dT%H%M%SZ")
+        (tmp_path / f"dead.replay-{stamp}.jsonl").mkdir()
+    replay = run_target(config(sandbox.url, tmp_path), dead.read_bytes(), tmp_path)
+    assert replay.returncode == 1
+    [said] = [line for line in replay.stderr.splitlines() if "cannot be written" in line]
+    assert f"the replay's dead-letter file '{tmp_path}/dead.replay-" in said
+    assert "dead_letter_path" not in said
 
 
 def test_an_api_key_read_with_a_trailing_newline_works_and_is_never_printed(sandbox, tmp_path):

@@ -66,9 +66,9 @@ def _raw(record_json: bytes) -> simplejson.RawJSON:
 class DeadLetterError(Exception):
     """The dead-letter file cannot be opened or written; str() names it and why."""
 
-    def __init__(self, path: Path, exc: OSError) -> None:
+    def __init__(self, path: Path, exc: OSError, what: str = "dead_letter_path") -> None:
         why = exc.strerror or str(exc)
-        super().__init__(f"dead_letter_path {str(path)!r} cannot be written ({why})")
+        super().__init__(f"{what} {str(path)!r} cannot be written ({why})")
 
 
 class DeadLetterFile:
@@ -83,8 +83,9 @@ class DeadLetterFile:
     which the target counts and skips on replay.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, described_as: str = "dead_letter_path") -> None:
         self.path = Path(path)
+        self.described_as = described_as  # what a message calls it (a replay's own file)
         self._fd: int | None = None
         # Per stream, the SCHEMA (schema, key properties) its last dead letters were written
         # under: a record is written after its own, so the file replays under the schema each
@@ -111,7 +112,7 @@ class DeadLetterFile:
             self._fd = open_owner_only(self.path)
             self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
         except OSError as exc:
-            raise DeadLetterError(self.path, exc) from None
+            raise DeadLetterError(self.path, exc, self.described_as) from None
 
     @contextlib.contextmanager
     def _shared(self) -> Iterator[int]:
@@ -133,7 +134,7 @@ class DeadLetterFile:
                 self._schemas_written.clear()
         except OSError as exc:
             self._failed = True
-            raise DeadLetterError(self.path, exc) from None
+            raise DeadLetterError(self.path, exc, self.described_as) from None
         try:
             yield self._fd
         finally:
@@ -170,7 +171,7 @@ class DeadLetterFile:
             append_line(fd, line.encode("utf-8", "surrogateescape"))
         except OSError as exc:
             self._failed = True
-            raise DeadLetterError(self.path, exc) from None
+            raise DeadLetterError(self.path, exc, self.described_as) from None
         self.lines_written += 1
 
     def record(
@@ -273,7 +274,7 @@ class DeadLetterFile:
             os.close(fd)
         except OSError as exc:
             if not self._failed:  # (a write that failed was reported when it failed)
-                raise DeadLetterError(self.path, exc) from None
+                raise DeadLetterError(self.path, exc, self.described_as) from None
 
     def _empty_at_its_path(self, fd: int) -> bool:
         """True when the open file is still the one at the path, and empty."""

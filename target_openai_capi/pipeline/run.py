@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
-from target_openai_capi.log_safety import log_safe
+from target_openai_capi.log_safety import log_safe, show_in_log
 from target_openai_capi.mapping.event import fields_not_carried, id_key_properties
 from target_openai_capi.mapping.reads import filter_truth_traps, read_into_text, unknown_reads
 from target_openai_capi.mapping.stream_mapping import StreamMapping
@@ -198,9 +198,10 @@ class Pipeline:
     def _replay_file(self, dead: DeadLetterFile, why: str) -> DeadLetterFile:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         replay = dead.path.with_name(f"{dead.path.stem}.replay-{stamp}{dead.path.suffix}")
+        show_in_log(str(replay))  # (its time would read as a number to hide)
         self._logger.warning("%s: this run's rejections go to %s.", why, replay)
         self._replaying = True
-        return DeadLetterFile(replay)
+        return DeadLetterFile(replay, described_as="the replay's dead-letter file")
 
     # Records in
 
