@@ -2537,6 +2537,42 @@ def test_a_line_of_bad_utf8_is_said_to_be_so_whatever_reads_it(
     assert stored(sandbox) == ["r1"]
 
 
+def test_rows_without_an_id_holding_a_number_beyond_reading_are_not_one_event(sandbox, tmp_path):
+    """Two rows without an id, alike in what the mapping reads, each holding an integer of
+    5,000 digits where it does not read: the id, a hash of the record, was made of the read
+    part only (the rest cannot be decoded), so the second was dropped as a duplicate of the
+    first. Such a record is rejected, saying why; a row without one is sent."""
+    props = {"ts": {"type": "string"}, "total": {"type": "number"}}
+    cfg = config(
+        sandbox.url,
+        tmp_path,
+        worker_processes=0,
+        streams={"o": {"event_type": "order_created", "fields": {
+            "timestamp": "ts", "amount": "total", "currency": "'USD'",
+            "action_source": "'other'"}}},
+    )  # fmt: skip
+
+    def row(note: str, x: str) -> str:
+        return (
+            '{"type": "RECORD", "stream": "o", "record": {"ts": "' + NOW + '", "total": 5, '
+            f'"note": "{note}", "x": {x}}}}}'
+        )
+
+    lines = [schema("o", props, []), row("row A", "9" * 5000), row("row B", "9" * 5000)]
+    lines.append(row("row C", "7"))
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "duplicate=0" in run.stderr
+    assert len(sandbox.events(PIXEL_ID)) == 1
+    dead_text = (tmp_path / "dead.jsonl").read_text().splitlines()[1:]
+    dead = [json.loads(x, parse_int=str) for x in dead_text]  # (5,000 digits: kept as text)
+    assert [line["dead_letter"]["stage"] for line in dead] == ["mapping", "mapping"]
+    assert (
+        "a part of it cannot be read (a number too large to read exactly)"
+        in (dead[0]["dead_letter"]["reason"])
+    )
+
+
 @pytest.mark.parametrize("whole", [False, True])
 def test_surrogate_bytes_in_a_line_are_bad_utf8_not_an_escape(whole, sandbox, tmp_path):
     """The bytes of a surrogate (ED A0 80, as a CESU-8 writer makes them) in a record decoded

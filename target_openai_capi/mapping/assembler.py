@@ -57,7 +57,8 @@ from target_openai_capi.mapping.user_values import (
 
 # (record, whole_record) -> (event, notes), as build_event returns them.
 Assembler = Callable[
-    [Mapping[str, Any], Callable[[], Mapping[str, Any]] | None], tuple[dict[str, Any], list[str]]
+    [Mapping[str, Any], Callable[[], Mapping[str, Any] | None] | None],
+    tuple[dict[str, Any], list[str]],
 ]
 
 

@@ -268,7 +268,7 @@ def event_id(
     mapping: StreamMapping,
     record: Mapping[str, Any],
     key_properties: Sequence[str],
-    whole_record: Callable[[], Mapping[str, Any]] | None = None,
+    whole_record: Callable[[], Mapping[str, Any] | None] | None = None,
 ) -> str:
     """Stable event id: the mapped id, else the stream's key properties (id_key_properties),
     else a hash of the whole record (`whole_record()` when `record` holds only the paths the
@@ -289,7 +289,7 @@ def event_id_from(
     value: Any,
     record: Mapping[str, Any],
     key_properties: Sequence[str],
-    whole_record: Callable[[], Mapping[str, Any]] | None = None,
+    whole_record: Callable[[], Mapping[str, Any] | None] | None = None,
 ) -> str:
     """event_id, given the value of the mapped `id` field (`_value`) and id_key_properties."""
     if not _no_id(value):
@@ -298,7 +298,13 @@ def event_id_from(
         parts = [_as_text(record[k], k) for k in key_properties]
         text = parts[0] if len(parts) == 1 else ":".join(_key_part(part) for part in parts)
     else:
-        return f"rec_{record_digest(record if whole_record is None else whole_record())}"
+        whole = record if whole_record is None else whole_record()
+        if whole is None:  # (two rows alike in what was read would be one event)
+            raise MappingError(
+                "the record has no id, and a part of it cannot be read (a number too large to "
+                "read exactly) to make one of its data: map an id"
+            )
+        return f"rec_{record_digest(whole)}"
     if len(text) > MAX_ID_LENGTH:
         raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
     if (("@" in text or "%" in text) and _holds_email(text)) or (
@@ -711,7 +717,7 @@ def build_event(
     *,
     user_field_style: str = DEFAULT_USER_FIELD_STYLE,
     default_phone_region: str | None = None,
-    whole_record: Callable[[], Mapping[str, Any]] | None = None,
+    whole_record: Callable[[], Mapping[str, Any] | None] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Build the wire event for a record; returns (event, notes) or raises MappingError.
 

@@ -115,7 +115,7 @@ def prepare_event(
             return FILTERED, [], None
         if assemble is not None:
             # An id hashed from the record covers all of it, not only the read paths.
-            event, notes = assemble(record, envelope.whole)
+            event, notes = assemble(record, envelope.whole_exactly)
         else:
             event, notes = build_event(
                 mapping,
@@ -123,7 +123,7 @@ def prepare_event(
                 stream.key_properties,
                 user_field_style=user_field_style,
                 default_phone_region=default_phone_region,
-                whole_record=envelope.whole,
+                whole_record=envelope.whole_exactly,
             )
     except MappingError as exc:
         return Rejection(STAGE_MAPPING, str(exc), event_id=exc.event_id), [], None

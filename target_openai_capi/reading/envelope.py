@@ -146,6 +146,18 @@ class RecordEnvelope:
             return whole if isinstance(whole, dict) else self.record
         return self.record
 
+    def whole_exactly(self) -> Mapping[str, Any] | None:
+        """The whole record as it arrived, or None when parts the reader did not decode do not
+        decode now (a number too large to read exactly): a hash of the record is made of it."""
+        if self.original is not None or not self.partial:
+            return self.whole()
+        text = bytes(self.source) if self.source is not None else None
+        if text is None and self.line is not None:
+            message = decode_record(self.line)
+            whole = message.get("record") if message is not None else None
+            return whole if isinstance(whole, dict) else None
+        return None if text is None else decode_record(text)
+
     def json(self) -> bytes:
         """The whole record as JSON: as it arrived when the reader kept that, else compact."""
         return self.source_json() or RECORD_ENCODER.encode(self.whole())
