@@ -554,3 +554,95 @@ def test_records_of_runs_sharing_a_dead_letter_file_replay_under_their_own_schem
     assert replay.returncode == 0, replay.output
     assert "sent=3" in replay.stderr, replay.stderr
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["a1", "a2", "b1"]
+
+
+def _hooked(tmp_path, sitecustomize: str) -> dict[str, str]:
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(sitecustomize)
+    return {**os.environ, "PYTHONPATH": str(hook)}
+
+
+def _bad_orders(n: int) -> bytes:
+    return (
+        "\n".join([SCHEMA, *(order(id=f"b{i}", currency="XYZ") for i in range(n))]) + "\n"
+    ).encode()
+
+
+def _run_with(env: dict[str, str], config_path, data: bytes) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*TARGET_CMD, "--config", str(config_path)],
+        input=data,
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_dead_letters_on_a_file_system_without_locks_are_written_unlocked(sandbox, tmp_path):
+    """On NFS without lockd (ENOLCK) the lock taken for runs sharing the file failed every
+    dead letter: the run stopped at its first rejection, and every rerun there again."""
+    env = _hooked(
+        tmp_path,
+        "import errno, fcntl\n"
+        "def flock(fd, op):\n    raise OSError(errno.ENOLCK, 'No locks available')\n"
+        "fcntl.flock = flock\n",
+    )
+    _, path = _shared_config(sandbox, tmp_path, "c")
+    done = _run_with(env, path, _bad_orders(5))
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "rejected=5" in err
+    lines = (tmp_path / "shared-dead.jsonl").read_text().splitlines()
+    assert len(lines) == 6  # its SCHEMA and the five
+
+
+def test_a_dead_letter_lock_held_for_good_delays_a_run_but_does_not_hang_it(sandbox, tmp_path):
+    """A lock another program holds (a user's `flock`, a run stopped mid-write) held every
+    write of the run, for good."""
+    import fcntl
+
+    env = _hooked(
+        tmp_path,
+        "import target_openai_capi.pipeline.dead_letter as d\nd.LOCK_WAIT_SECONDS = 0.5\n",
+    )
+    _, path = _shared_config(sandbox, tmp_path, "c")
+    dead = tmp_path / "shared-dead.jsonl"
+    dead.touch()
+    with open(dead, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        done = _run_with(env, path, _bad_orders(3))
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "rejected=3" in err
+    assert len(dead.read_text().splitlines()) == 4
+
+
+def test_where_no_lock_is_taken_an_empty_file_is_closed_before_it_is_removed(tmp_path, monkeypatch):
+    """Windows (no fcntl) removes no open file: the empty file this run created was removed
+    while still open, which fails there, and was left behind."""
+    from pathlib import Path
+
+    import target_openai_capi.pipeline.dead_letter as dead_letter
+
+    monkeypatch.setattr(dead_letter, "fcntl", None)
+    path = tmp_path / "dead.jsonl"
+    letters = dead_letter.DeadLetterFile(path)
+    letters.open()
+    opened = letters._fd
+    removed_while_open = []
+    unlink = Path.unlink
+
+    def windows_unlink(self, missing_ok=False):
+        try:
+            os.fstat(opened)
+        except OSError:
+            return unlink(self, missing_ok=missing_ok)
+        removed_while_open.append(self)
+        raise PermissionError(32, "The process cannot access the file")
+
+    monkeypatch.setattr(Path, "unlink", windows_unlink)
+    letters.close()
+    assert removed_while_open == []
+    assert not path.exists()

@@ -8,6 +8,7 @@ import math
 import os
 import stat
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +30,9 @@ except ImportError:  # (Windows: runs sharing a dead-letter file are not kept ap
 MAX_RAW_LINE_CHARS = 65_536
 # Message type of lines that were not Singer messages at all; the reader skips them on replay.
 DEAD_LETTER_TYPE = "DEAD_LETTER"
+# How long a write waits for another holder of the file's lock (another run's write takes
+# microseconds) before it goes on without it.
+LOCK_WAIT_SECONDS = 5.0
 
 
 def _dumps(message: Mapping[str, Any]) -> str:
@@ -98,6 +102,7 @@ class DeadLetterFile:
         # each write is made under a lock on it, and its size after this run's last write
         # tells whether another run wrote since (then a record's SCHEMA line is written again).
         self._regular = False
+        self._lockable = True  # (False on a file system that takes no lock)
         self._end: int | None = None
 
     def open(self) -> None:
@@ -120,17 +125,19 @@ class DeadLetterFile:
         opened again if another run removed it (one that created it and wrote nothing)."""
         self.open()
         assert self._fd is not None
-        if not self._regular or fcntl is None:
+        if not self._regular or fcntl is None or not self._lockable:
             yield self._fd
             return
+        locked = self._lock(self._fd)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
             if os.fstat(self._fd).st_nlink == 0:  # removed since: the path is a new file
+                if locked:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
                 os.close(self._fd)
                 self._fd = None
                 self.open()
                 assert self._fd is not None
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                locked = self._lockable and self._lock(self._fd)
                 self._schemas_written.clear()
         except OSError as exc:
             self._failed = True
@@ -138,8 +145,30 @@ class DeadLetterFile:
         try:
             yield self._fd
         finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if locked:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _lock(self, fd: int) -> bool:
+        """Take the file's lock; False when it cannot be had: a file system without locks
+        (NFS without lockd, some FUSE mounts), or another holder past LOCK_WAIT_SECONDS (a
+        user's `flock`, a run stopped mid-write). Either way this run's writes go on unlocked
+        from then on, as before runs sharing the file were kept apart, rather than fail or
+        hang the run."""
+        assert fcntl is not None
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._lockable = False  # (held for good: the next writes do not wait)
+                    return False
+                time.sleep(0.002)
+            except OSError:
+                self._lockable = False
+                return False
 
     def _written_by_another(self, fd: int) -> bool:
         """True when the file changed since this run's last line (another run appended)."""
@@ -263,10 +292,16 @@ class DeadLetterFile:
         unless another run wrote to it meanwhile (a run that shares the path)."""
         if self._fd is None:
             return
+        empty_mine = None  # (where no lock is taken: the file as this run leaves it)
         if self._created and self.lines_written == 0:
-            with contextlib.suppress(OSError, DeadLetterError), self._shared() as fd:
-                if self._empty_at_its_path(fd):
-                    self.path.unlink()
+            if self._regular and fcntl is not None and self._lockable:
+                with contextlib.suppress(OSError, DeadLetterError), self._shared() as fd:
+                    if self._empty_at_its_path(fd):
+                        self.path.unlink()  # (under the lock: no run writes to it meanwhile)
+            else:  # (Windows removes no open file: closed first, then removed)
+                with contextlib.suppress(OSError):
+                    if self._empty_at_its_path(self._fd):
+                        empty_mine = os.fstat(self._fd)
         fd, self._fd = self._fd, None
         if fd is None:
             return
@@ -275,6 +310,12 @@ class DeadLetterFile:
         except OSError as exc:
             if not self._failed:  # (a write that failed was reported when it failed)
                 raise DeadLetterError(self.path, exc, self.described_as) from None
+        if empty_mine is not None:
+            with contextlib.suppress(OSError):
+                found = os.stat(self.path)
+                same = (found.st_dev, found.st_ino) == (empty_mine.st_dev, empty_mine.st_ino)
+                if same and not found.st_size:
+                    self.path.unlink()
 
     def _empty_at_its_path(self, fd: int) -> bool:
         """True when the open file is still the one at the path, and empty."""
