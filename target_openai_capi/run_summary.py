@@ -26,8 +26,9 @@ def log_summary(
 ) -> str | None:
     """Log the run's summary; the reason the run fails after all (no stream matched), or None.
     `refused`: the streams whose SCHEMA was refused. `whole_input` False: a signal stopped the
-    run before the end of its input, so an entry whose stream had not come yet is not named
-    (nor is the run failed for it: a STATE held back for it stays unwritten)."""
+    run before the end of its input, so an entry whose stream had not come yet is not named;
+    a run whose records all went unmatched, or one with records of a stream that looks like
+    an entry misspelt, fails all the same (they were read and skipped, no STATE past them)."""
     account = pipeline.account
     logger.info(account.summary_line())
     for stream, outcome, count in account.counts():
@@ -65,7 +66,7 @@ def log_summary(
             )
     for line in pipeline.field_watch.lines():
         logger.warning("%s.", line)
-    failure = _unmatched(pipeline, logger, arrived, refused) if whole_input else None
+    failure = _unmatched(pipeline, logger, arrived, refused, whole_input=whole_input)
     if not whole_input and set(pipeline.mappings) - set(arrived) - pipeline.described:
         logger.info(
             "The input was not read to its end (stopped by a signal): entries under `streams` "
@@ -82,22 +83,32 @@ def log_summary(
 
 
 def _unmatched(
-    pipeline: Pipeline, logger: logging.Logger, arrived: list[str], refused: Collection[str]
+    pipeline: Pipeline,
+    logger: logging.Logger,
+    arrived: list[str],
+    refused: Collection[str],
+    *,
+    whole_input: bool,
 ) -> str | None:
-    """Say which entries matched no stream; the reason the run fails for it, or None."""
+    """Say which entries matched no stream (only when the whole input was read: else their
+    streams may be yet to come); the reason the run fails for it, or None: records of a
+    stream without an entry that arrived were skipped, and no STATE passed them."""
     account = pipeline.account
-    # An entry whose stream's SCHEMA came without records: a scheduled run with nothing new.
-    quiet = sorted((pipeline.described & set(pipeline.mappings)) - set(arrived) - set(refused))
-    for stream in quiet:
-        logger.info("streams.%s: its SCHEMA arrived, and no records this run.", stream)
-    for line in unmatched_entries(pipeline.mappings, [*arrived, *quiet], refused):
-        logger.warning("%s.", line)
+    if whole_input:
+        # An entry whose stream's SCHEMA came without records: a scheduled run, nothing new.
+        quiet = sorted((pipeline.described & set(pipeline.mappings)) - set(arrived) - set(refused))
+        for stream in quiet:
+            logger.info("streams.%s: its SCHEMA arrived, and no records this run.", stream)
+        for line in unmatched_entries(pipeline.mappings, [*arrived, *quiet], refused):
+            logger.warning("%s.", line)
     misspelt = pipeline.misspelt_entries()
     if misspelt:
+        by_then = "" if whole_input else " before the run was stopped"
         return " ".join(
             f"Stream '{stream}' has no entry under `streams`, and `streams.{entry}` matched no "
-            f"stream: is it misspelt? Name the entry '{stream}', or set allow_unmatched_streams: "
-            "true to skip streams without an entry; no STATE was written past its records."
+            f"stream{by_then}: is it misspelt? Name the entry '{stream}', or set "
+            "allow_unmatched_streams: true to skip streams without an entry; no STATE was "
+            "written past its records."
             for stream, entry in misspelt.items()
         )
     if pipeline.nothing_matched:

@@ -284,6 +284,16 @@ def test_a_run_stopped_by_a_signal_does_not_call_entries_whose_stream_had_not_co
     assert "matched nothing" not in log
     assert "The input was not read to its end (stopped by a signal)" in log
 
+    # Records did arrive and none matched an entry: stopped or not, the run fails, no STATE.
+    target = _OpenPipe(config, tmp_path, "'web_events' has no entry")
+    target.send([schema("web_events", {"id": {}}, ["id"]), record("web_events", {"id": 1})])
+    target.send([state({"pos": 1})])
+    target.wait_for_notice()
+    code, states, log = target.exit_after(signal.SIGTERM)
+    assert code == 1, log
+    assert states == []
+    assert "1 records arrived and none matched an entry under `streams`" in log
+
 
 # A sitecustomize that holds the import of singer_sdk for a while (after telling a file so):
 # the target is then still starting, its modules half imported.
