@@ -182,6 +182,12 @@ def test_start_up_warns_about_a_mapped_field_no_user_object_sends(caplog):
             "https://shop.example/thank%20you%C2%A0page?q=a%20b",
         ),
         ("https://shop example/p x", "https://shop example/p%20x", "https://shop example/p%20x"),
+        # Tabs and newlines a browser drops (a URL copied across a line break in a CSV cell).
+        (
+            "https://shop.example/thank\n-you\t",
+            "https://shop.example/thank-you",
+            "https://shop.example/thank-you",
+        ),
     ],
 )
 def test_source_url_is_sent_as_origin_and_path_unless_the_stream_keeps_its_query(url, sent, kept):

@@ -150,8 +150,12 @@ def source_url_text(value: object, keep_query: bool) -> str:
         if not text:
             raise MappingError("source_url is empty without its query string and fragment")
     if _WHITESPACE.search(text):
-        text = _with_whitespace_encoded(text)
+        text = _with_whitespace_encoded(text.translate(_TABS_AND_NEWLINES))
     return text
+
+
+# What a browser takes out of a URL before it reads it (the WHATWG URL standard).
+_TABS_AND_NEWLINES = str.maketrans("", "", "\t\n\r")
 
 
 _WHITESPACE = re.compile(r"\s")
@@ -159,8 +163,9 @@ _WHITESPACE = re.compile(r"\s")
 
 def _with_whitespace_encoded(url: str) -> str:
     """The URL with whitespace after its host percent-encoded, as a browser sends the page's
-    address (`/thank you` -> `/thank%20you`): the pixel reports it so, and the contract takes
-    no URL with a space. Whitespace in the scheme or host is left, for the contract to refuse."""
+    address (`/thank you` -> `/thank%20you`; tabs and newlines it drops, and so does the
+    caller): the pixel reports it so, and the contract takes no URL with a space. Whitespace
+    in the scheme or host is left, for the contract to refuse."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url
