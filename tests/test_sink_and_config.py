@@ -188,6 +188,11 @@ def test_start_up_warns_about_a_mapped_field_no_user_object_sends(caplog):
             "https://shop.example/thank-you",
             "https://shop.example/thank-you",
         ),
+        (  # (read before the session id is looked for)
+            "https://shop.example/cart;js\nessionid=ABC",
+            "https://shop.example/cart",
+            "https://shop.example/cart;jsessionid=ABC",
+        ),
     ],
 )
 def test_source_url_is_sent_as_origin_and_path_unless_the_stream_keeps_its_query(url, sent, kept):
@@ -204,6 +209,9 @@ def test_source_url_is_sent_as_origin_and_path_unless_the_stream_keeps_its_query
         (" JavaScript:void(0)//x", "source_url is a javascript: URL, not a page's"),
         ("data://text/html,hi", "source_url is a data: URL, not a page's"),
         ("file:///etc/passwd", "source_url is a file: URL, not a page's"),
+        # Tabs and newlines are dropped before the scheme is read, as a browser does.
+        ("java\tscript://alert(1)", "source_url is a javascript: URL, not a page's"),
+        ("da\nta://text/html,hi", "source_url is a data: URL, not a page's"),
         ("http://[::1/thanks", "source_url is not a URL (Invalid IPv6 URL)"),
     ],
 )

@@ -138,6 +138,10 @@ def source_url_text(value: object, keep_query: bool) -> str:
     is read by its own field, not from source_url.
     """
     text = _as_text(value, "source_url")
+    if "\t" in text or "\n" in text or "\r" in text:  # (dropped first, as a browser does)
+        text = text.translate(_TABS_AND_NEWLINES).strip()
+        if not text:
+            raise MappingError("source_url is empty")
     if text[:1] in _SCHEMES_OF_NO_PAGE_START and text.lower().startswith(_SCHEMES_OF_NO_PAGE):
         raise MappingError(f"source_url is a {text.partition(':')[0].lower()}: URL, not a page's")
     if "[" in text:  # an IPv6 host, which urlsplit checks (the contract's pattern cannot)
@@ -150,7 +154,7 @@ def source_url_text(value: object, keep_query: bool) -> str:
         if not text:
             raise MappingError("source_url is empty without its query string and fragment")
     if _WHITESPACE.search(text):
-        text = _with_whitespace_encoded(text.translate(_TABS_AND_NEWLINES))
+        text = _with_whitespace_encoded(text)
     return text
 
 
@@ -163,8 +167,8 @@ _WHITESPACE = re.compile(r"\s")
 
 def _with_whitespace_encoded(url: str) -> str:
     """The URL with whitespace after its host percent-encoded, as a browser sends the page's
-    address (`/thank you` -> `/thank%20you`; tabs and newlines it drops, and so does the
-    caller): the pixel reports it so, and the contract takes no URL with a space. Whitespace
+    address (`/thank you` -> `/thank%20you`; tabs and newlines it drops, as source_url_text
+    did first): the pixel reports it so, and the contract takes no URL with a space. Whitespace
     in the scheme or host is left, for the contract to refuse."""
     scheme, separator, rest = url.partition("://")
     if not separator:
