@@ -2571,6 +2571,13 @@ def test_rows_without_an_id_holding_a_number_beyond_reading_are_not_one_event(sa
         "a part of it cannot be read (a number too large to read exactly)"
         in (dead[0]["dead_letter"]["reason"])
     )
+    # Such a number beside the record, not in it (read in one pass, no dead letters kept):
+    # the record itself is whole, and is sent.
+    sandbox.reset()
+    beside = row("row D", "7").replace('"record": {', '"version": ' + "9" * 5000 + ', "record": {')
+    run = run_target({**cfg, "dead_letter_path": None}, [lines[0], lines[3], beside], tmp_path)
+    assert run.returncode == 0, run.output
+    assert len(sandbox.events(PIXEL_ID)) == 2
 
 
 @pytest.mark.parametrize("whole", [False, True])

@@ -152,10 +152,9 @@ class RecordEnvelope:
         if self.original is not None or not self.partial:
             return self.whole()
         text = bytes(self.source) if self.source is not None else None
-        if text is None and self.line is not None:
-            message = decode_record(self.line)
-            whole = message.get("record") if message is not None else None
-            return whole if isinstance(whole, dict) else None
+        if text is None and self.line is not None:  # (the record's part of the line only)
+            line = self.line if isinstance(self.line, bytes) else self.line.encode()
+            text = record_json_in_line(line)
         return None if text is None else decode_record(text)
 
     def json(self) -> bytes:
