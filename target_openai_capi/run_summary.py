@@ -26,9 +26,9 @@ def log_summary(
 ) -> str | None:
     """Log the run's summary; the reason the run fails after all (no stream matched), or None.
     `refused`: the streams whose SCHEMA was refused. `whole_input` False: a signal stopped the
-    run before the end of its input, so an entry whose stream had not come yet is not named;
-    a run whose records all went unmatched, or one with records of a stream that looks like
-    an entry misspelt, fails all the same (they were read and skipped, no STATE past them)."""
+    run before the end of its input, so an entry whose stream had not come yet is not named,
+    nor does the run fail for records of streams without an entry (their entry's stream may
+    have been to come): it says they were skipped with no STATE past them."""
     account = pipeline.account
     logger.info(account.summary_line())
     for stream, outcome, count in account.counts():
@@ -102,20 +102,29 @@ def _unmatched(
         for line in unmatched_entries(pipeline.mappings, [*arrived, *quiet], refused):
             logger.warning("%s.", line)
     misspelt = pipeline.misspelt_entries()
+    if not whole_input:
+        if misspelt or pipeline.nothing_matched:  # (the entries' streams may have been to come)
+            logger.warning(
+                "Records of streams without an entry under `streams` were skipped (%s), and no "
+                "STATE was written past them: the next run reads them again. If an entry is "
+                "misnamed, name it as the tap names its stream.",
+                ", ".join(
+                    sorted(s for s, counts in account.outcomes.items() if counts[SKIPPED_STREAM])
+                ),
+            )
+        return None
     if misspelt:
-        by_then = "" if whole_input else " before the run was stopped"
         return " ".join(
             f"Stream '{stream}' has no entry under `streams`, and `streams.{entry}` matched no "
-            f"stream{by_then}: is it misspelt? Name the entry '{stream}', or set "
-            "allow_unmatched_streams: true to skip streams without an entry; no STATE was "
-            "written past its records."
+            f"stream: is it misspelt? Name the entry '{stream}', or set allow_unmatched_streams: "
+            "true to skip streams without an entry; no STATE was written past its records."
             for stream, entry in misspelt.items()
         )
     if pipeline.nothing_matched:
         return (
             f"{account.total(SKIPPED_STREAM) + pipeline.dropped_by_else()} "
             "records arrived and none matched an entry "
-            "under `streams` (see above); no STATE was written. Name the entries as the tap "
-            "names its streams, or set allow_unmatched_streams: true."
+            "under `streams` (see above); no STATE was written past them. Name the entries as "
+            "the tap names its streams, or set allow_unmatched_streams: true."
         )
     return None
