@@ -261,6 +261,15 @@ class TargetOpenAICapi(Target):
     def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
         self.guard.handle(self._process_schema, message_dict)
 
+    def _let_replaced_sinks_go(self) -> None:
+        """The SDK keeps a sink its stream's new SCHEMA replaced until the run's last drain, to
+        drain its records; here the pipeline holds them (the sink keeps none), and a stream
+        whose SCHEMA changes every hundred records kept a sink, with its compiled validator,
+        for each change."""
+        for replaced in self._sinks_to_clear:
+            replaced.clean_up()
+        self._sinks_to_clear.clear()
+
     def _process_schema(self, message_dict: dict[str, Any]) -> None:
         stream = message_dict.get("stream")
         if not isinstance(stream, str) or not stream:
@@ -289,6 +298,7 @@ class TargetOpenAICapi(Target):
         try:
             if problem is None:
                 super()._process_schema_message(message_dict)
+                self._let_replaced_sinks_go()
         except (BadLine, InvalidInputLine):
             raise
         except (MapExpressionError, StreamMapConfigError) as exc:

@@ -23,6 +23,10 @@ from typing import BinaryIO, NoReturn
 
 from target_openai_capi.main_thread_signals import TERMINATION_SIGNALS
 
+# Plans (one per stream and SCHEMA) whose compiled objects are frozen out of the collector's
+# walks; later ones are left to it, so that a replaced one can be freed.
+MAX_FROZEN_PLANS = 16
+
 
 def _ignore_termination_signals() -> None:
     """The main process decides what SIGINT and SIGTERM mean (termination.py): ignored here."""
@@ -110,6 +114,7 @@ def serve(reader: BinaryIO, writer: int) -> None:
 
     preparer = RecordPreparer()
     gc.freeze()  # what the imports built lives as long as the process
+    plans_frozen = 0
     write_frame(writer, READY, b"")
     while True:
         frame = read_frame(reader)
@@ -122,7 +127,13 @@ def serve(reader: BinaryIO, writer: int) -> None:
                 preparer.set_plan(stream, version, spec)
             except Exception:  # (it compiled in the main process) its records stay there
                 preparer.set_plan(stream, version, None)
-            gc.freeze()  # the compiled plan too: the collector need not walk it again and again
+            if plans_frozen < MAX_FROZEN_PLANS:
+                # The compiled plan too: the collector need not walk it again and again. Not
+                # past the first few: a frozen plan a later SCHEMA replaces is never freed (a
+                # stream whose SCHEMA changed every hundred records grew each worker by
+                # ~60 KiB a change).
+                gc.freeze()
+                plans_frozen += 1
         elif kind == CHUNK:
             results = preparer.prepare_all(split_lines(payload))
             answer = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
