@@ -13,10 +13,11 @@ from typing import Any
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.sinks import Sink
 
+from target_openai_capi.mapping.user_values import blank
 from target_openai_capi.pipeline.accounting import STAGE_MAPPING
 from target_openai_capi.pipeline.events import Rejection, StreamInfo
 from target_openai_capi.pipeline.run import Pipeline
-from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.reading.envelope import DELETED_AT, RecordEnvelope
 from target_openai_capi.sink import ConversionsSink
 
 
@@ -45,9 +46,14 @@ def through_stream_maps(
             _reject(source, envelope, exc, pipeline)
             return
     reached_a_sink = False
+    deleted_at = envelope.record.get(DELETED_AT)
     for alias, record in made:
         if record is None:
             continue  # the map dropped it
+        if DELETED_AT not in record and not blank(deleted_at):
+            # (a map keeping chosen columns, `__else__: null`, left it out: a delete at the
+            # source stays one, filtered by the sink, not sent as a conversion)
+            record[DELETED_AT] = deleted_at
         sink = sink_for(alias)
         if not isinstance(sink, ConversionsSink):
             raise RecordsWithoutSchemaException(f"RECORD for stream {alias!r} has no SCHEMA")

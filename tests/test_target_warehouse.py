@@ -378,6 +378,24 @@ def test_deletes_of_a_binlog_tap_whose_schema_does_not_list_them_are_filtered(
     ]
 
 
+def test_a_delete_through_a_stream_map_that_keeps_chosen_columns_is_filtered(sandbox, tmp_path):
+    """A stream map keeping chosen columns (`__else__: null`) left `_sdc_deleted_at` out, and
+    the delete of a row went out as a new conversion."""
+    props = {"id": {"type": "integer"}, "ts": {"type": "string"}, "total": {"type": "number"}}
+    lines = [
+        schema("shop-orders", props, ["id"]),
+        record("shop-orders", {"id": 1, "ts": AT, "total": 5}),
+        record("shop-orders", {"id": 2, "ts": AT, "total": 5, "_sdc_deleted_at": AT}),
+    ]
+    kept = {"__alias__": "o", "__else__": None, "id": "id", "ts": "ts", "total": "total"}
+    entry = {"event_type": "lead_created", "fields": {"timestamp": "ts"}}
+    cfg = config(sandbox, tmp_path, {"o": entry}, stream_maps={"shop-orders": kept})
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["1"]
+    assert "o: received=2 sent=1 filtered=1" in run.stderr
+
+
 def test_binlog_deletes_among_many_records_are_filtered_with_workers(sandbox, tmp_path):
     """The same through the worker processes, which leave such a record to the main process."""
     props = {"id": {"type": "integer"}, "created_at": {"type": "string"}}
