@@ -677,4 +677,16 @@ def compile_streams(
         for stream, mapping in mappings.items()
         for name, why in fields_not_carried(mapping).items()
     ]
+    for name in ("dead_letter_path", "request_log_path"):
+        value = config.get(name)
+        if isinstance(value, str) and (variable := _VARIABLE_IN_PATH.search(value)):
+            warnings.append(
+                f"{name} holds {variable.group()}, which is not expanded (only a leading ~ is; "
+                "Meltano expands $VARIABLES in meltano.yml): the file goes under a folder of "
+                "that name."
+            )
     return mappings, errors, warnings
+
+
+# `$HOME`, `${HOME}` in a path: a shell's variable, which a JSON config does not expand.
+_VARIABLE_IN_PATH = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")

@@ -987,6 +987,20 @@ def test_a_dead_letter_file_that_cannot_be_written_stops_at_start_up(kind, sandb
     assert sandbox.stats()["requests"] == 0
 
 
+def test_a_variable_in_a_file_path_is_said_not_to_be_expanded(sandbox, tmp_path):
+    """`"dead_letter_path": "$HOME/dl.jsonl"` in a JSON config made a folder named `$HOME`
+    without a word (only a leading ~ is expanded, as the README says)."""
+    path = f"{tmp_path}/${{HOME}}/dead.jsonl"
+    run = run_target(
+        config(sandbox.url, tmp_path, dead_letter_path=path), [SCHEMA, rec(1)], tmp_path
+    )
+    assert run.returncode == 0, run.output
+    assert (
+        "dead_letter_path holds ${HOME}, which is not expanded (only a leading ~ is; Meltano "
+        "expands $VARIABLES in meltano.yml)"
+    ) in run.stderr
+
+
 def test_a_replay_whose_own_dead_letter_file_cannot_be_made_names_that_file(sandbox, tmp_path):
     """Replaying dead.jsonl writes its rejections beside it (dead.replay-<time>.jsonl); where
     that cannot be made, the run blamed `dead_letter_path` (a file it can write) and hid the
