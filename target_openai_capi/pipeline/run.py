@@ -610,13 +610,9 @@ class Pipeline:
     @property
     def nothing_matched(self) -> bool:
         """True while records arrived but none for a configured stream (a misnamed entry)."""
-        arrived = self.account.total(SKIPPED_STREAM) + self.dropped_by_else()
-        return (
-            bool(self.mappings)
-            and not self.matched_any
-            and arrived > 0
-            and not self.settings.allow_unmatched_streams
-        )
+        if not self.mappings or self.matched_any or self.settings.allow_unmatched_streams:
+            return False  # (first: at each STATE, the sums below go over every stream)
+        return self.account.total(SKIPPED_STREAM) + self.dropped_by_else() > 0
 
     def deliver_when_quiet(self) -> None:
         """While no input arrives: send batches past their age limit, settle those finished,
