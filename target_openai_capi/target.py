@@ -321,10 +321,12 @@ class TargetOpenAICapi(Target):
         self._refused.discard(stream)
         self._choose_route(stream)
         if self.config.get("stream_maps"):
-            # Also streams whose sink this SCHEMA replaced through a stream map's alias (only
-            # stream maps alias; without them this would make n SCHEMAs cost n * n).
-            for other in list(self._chosen_for):
-                self._choose_route(other)
+            # Also streams whose sink this SCHEMA replaced through a stream map's alias: only
+            # those of the names its maps make can have a new one (every stream seen made n
+            # SCHEMAs cost n * n: 2,000 tables, a SCHEMA before each record, ran 10x slower).
+            for other in {m.stream_alias for m in maps} - {stream}:
+                if other in self._chosen_for:
+                    self._choose_route(other)
 
     def _refuse_schema(self, stream: str, problem: str) -> None:
         """Record the SCHEMA line as rejected; the stream's records then say why they are
