@@ -14,6 +14,7 @@ import orjson
 import pytest
 from conftest import API_KEY, PIXEL_ID
 
+import target_openai_capi.delivery.client as client_module
 from target_openai_capi.config import DEFAULT_API_URL
 from target_openai_capi.delivery.client import (
     MAX_MESSAGE_CHARS,
@@ -424,9 +425,11 @@ def test_a_proxy_trickling_its_connect_answer_cannot_hold_a_request_past_its_dea
         for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        # (a loopback api_url is reached directly; here, as another host's, by the proxy only)
+        monkeypatch.setattr(client_module, "is_loopback", lambda host: False)
         client = Client(
             ClientSettings(
-                api_url="https://api.example.invalid/v1/events",  # (reached only via the proxy)
+                api_url="https://127.0.0.1:10/v1/events",  # (nothing listens: never contacted)
                 pixel_id="px_1",
                 api_key=SECRET,
                 user_agent="t",
@@ -440,7 +443,7 @@ def test_a_proxy_trickling_its_connect_answer_cannot_hold_a_request_past_its_dea
         elapsed = time.monotonic() - started
         client.close()
     assert heard
-    assert heard[0].startswith(b"CONNECT api.example.invalid:443 ")
+    assert heard[0].startswith(b"CONNECT 127.0.0.1:10 ")
     assert "took longer than 1 s (request_timeout_seconds)" in str(caught.value)
     assert elapsed < 5
 
@@ -466,9 +469,10 @@ def test_only_a_proxy_s_407_is_taken_for_one(monkeypatch: pytest.MonkeyPatch) ->
     for the proxy asking for credentials: not retried, and the wrong advice."""
     import requests
 
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy407.example:8407")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:8407")  # (never contacted)
     # (no request is made: the errors are given to the client's translation of them)
-    client = Client(settings("https://api.example.invalid/v1/events"))
+    monkeypatch.setattr(client_module, "is_loopback", lambda host: False)  # (the proxy's)
+    client = Client(settings("https://127.0.0.1:10/v1/events"))
     down = requests.exceptions.ProxyError(
         "HTTPSConnectionPool(host='api.example.invalid', port=443): Max retries exceeded "
         "(Caused by ProxyError('Unable to connect to proxy proxy407.example:8407'))"

@@ -673,12 +673,28 @@ def test_the_credential_check_gives_up_on_an_api_that_stays_busy(tmp_path):
     assert gateway.requests == 4 + 2
 
 
+# The proxy tests' api_url: on loopback (no test reaches another host), port 10, where nothing
+# listens and nothing is sent (the proxy is contacted instead); the target run with
+# `_proxied_on_loopback` takes the environment's proxy for it, as for any other host (it
+# reaches a loopback api_url directly, which is the local sandbox's case).
+PROXIED_API_URL = "https://127.0.0.1:10/v1/events"
+
+
+def _proxied_on_loopback(monkeypatch, tmp_path) -> None:
+    hook = tmp_path / "proxy-hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(
+        "import target_openai_capi.delivery.client as client\n"
+        "client.is_loopback = lambda host: False\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+
+
 def test_a_proxy_that_cannot_be_reached_is_named_without_its_password(monkeypatch, tmp_path):
     """HTTPS_PROXY with a user and password: a failure printed them (`--test`, the request
     log) and blamed api_url alone. Port 9 on loopback: nothing listens there."""
-    # (an https api_url goes through the proxy, on loopback, which is all that is contacted:
-    # the .invalid host, RFC 6761's, is never resolved nor reached)
-    cfg = config("https://api.example.invalid/v1/events", tmp_path, max_attempts=1)
+    _proxied_on_loopback(monkeypatch, tmp_path)
+    cfg = config(PROXIED_API_URL, tmp_path, max_attempts=1)
     log = tmp_path / "requests.jsonl"
     said = []
     # (a `#` in the password: no URL parser reads it, and its error quoted the part before)
@@ -694,8 +710,8 @@ def test_a_proxy_that_cannot_be_reached_is_named_without_its_password(monkeypatc
             assert "puser" not in text
         said.append(check.stdout)
     assert said[0].startswith(
-        "FAILED: https://api.example.invalid/v1/events cannot be reached (network error "
-        "talking to https://api.example.invalid/v1/events through the proxy "
+        f"FAILED: {PROXIED_API_URL} cannot be reached (network error "
+        f"talking to {PROXIED_API_URL} through the proxy "
         "http://127.0.0.1:9: "
     )
     assert "is not a URL that can be read: a #, / or ? in its user or password" in said[1]
@@ -724,7 +740,8 @@ def test_a_proxy_asking_for_credentials_at_connect_is_said_to_be_one(monkeypatch
 
         threading.Thread(target=answer, daemon=True).start()
         monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
-        cfg = config("https://api.example.invalid/v1/events", tmp_path)  # (via the proxy only)
+        _proxied_on_loopback(monkeypatch, tmp_path)
+        cfg = config(PROXIED_API_URL, tmp_path)  # (via the proxy only)
         started = time.monotonic()
         run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
         check = run_target(cfg, [], tmp_path, extra_args=["--test"])
