@@ -189,18 +189,7 @@ class RecordPreparer:
             if not blank(envelope.record[DELETED_AT]):
                 if not spec.deletes:
                     return None
-                return PreparedRecord(
-                    spec.stream,
-                    plan.version,
-                    FILTERED,
-                    None,
-                    None,
-                    None,
-                    frozenset(),
-                    [],
-                    start,
-                    end,
-                )
+                return self._before_mapping(plan, FILTERED, start, end)
             strip_tap_metadata(envelope)
         elif spec.sdc_possible or not envelope.partial:
             strip_tap_metadata(envelope)
@@ -208,10 +197,12 @@ class RecordPreparer:
         if plan.validate is not None and not envelope.schema_checked:
             problem = fast_schema_problem(plan.validate, record)
             if problem is not None:
-                return self._rejected(plan, fast_schema_rejection(problem, record), start, end)
+                return self._before_mapping(
+                    plan, _REJECTED, start, end, fast_schema_rejection(problem, record)
+                )
         rejection = key_rejection(record, spec.key_properties)
         if rejection is not None:
-            return self._rejected(plan, rejection, start, end)
+            return self._before_mapping(plan, _REJECTED, start, end, rejection)
         outcome, notes, event_id = prepare_event(
             plan.mapping,
             plan.info,
@@ -261,12 +252,15 @@ class RecordPreparer:
         )
 
     @staticmethod
-    def _rejected(plan: StreamPlan, rejection: Rejection, start: int, end: int) -> PreparedRecord:
-        """A record refused before it was mapped (its schema, or a key property missing)."""
+    def _before_mapping(
+        plan: StreamPlan, kind: str, start: int, end: int, rejection: Rejection | None = None
+    ) -> PreparedRecord:
+        """A record settled before it was mapped: filtered (a row deleted at the source), or
+        refused (its schema, or a key property missing)."""
         return PreparedRecord(
             plan.spec.stream,
             plan.version,
-            _REJECTED,
+            kind,
             None,
             None,
             None,
