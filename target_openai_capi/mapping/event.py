@@ -138,7 +138,8 @@ def source_url_text(value: object, keep_query: bool) -> str:
     is read by its own field, not from source_url.
     """
     text = _as_text(value, "source_url")
-    if "\t" in text or "\n" in text or "\r" in text:  # (dropped first, as a browser does)
+    spaced = _WHITESPACE.search(text) is not None  # (one look a record; rarely true)
+    if spaced:  # tabs and newlines dropped first, as a browser does; other whitespace encoded
         text = text.translate(_TABS_AND_NEWLINES).strip()
         if not text:
             raise MappingError("source_url is empty")
@@ -153,7 +154,7 @@ def source_url_text(value: object, keep_query: bool) -> str:
         text = without_query_and_credentials(text)
         if not text:
             raise MappingError("source_url is empty without its query string and fragment")
-    if _WHITESPACE.search(text):
+    if spaced and _WHITESPACE.search(text):
         text = _with_whitespace_encoded(text)
     return text
 
