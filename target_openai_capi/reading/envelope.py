@@ -136,26 +136,23 @@ class RecordEnvelope:
         Parts the reader did not decode may not decode now (a number beyond what a Decimal
         holds, nesting too deep, bad UTF-8): then the record as decoded is all there is.
         """
-        if self.original is not None:
-            return self.original
-        if self.source is not None:
-            return decode_record(bytes(self.source)) or self.record
-        if self.line is not None:
-            message = decode_record(self.line)
-            whole = message.get("record") if message is not None else None
-            return whole if isinstance(whole, dict) else self.record
-        return self.record
+        whole = self.whole_exactly()
+        return self.record if whole is None else whole
 
     def whole_exactly(self) -> Mapping[str, Any] | None:
         """The whole record as it arrived, or None when parts the reader did not decode do not
         decode now (a number too large to read exactly): a hash of the record is made of it."""
-        if self.original is not None or not self.partial:
-            return self.whole()
-        text = bytes(self.source) if self.source is not None else None
-        if text is None and self.line is not None:  # (the record's part of the line only)
+        if self.original is not None:
+            return self.original
+        if self.source is not None:
+            text: bytes | None = bytes(self.source)
+        elif self.line is not None:  # (the record's part of the line only)
             line = self.line if isinstance(self.line, bytes) else self.line.encode()
             text = record_json_in_line(line)
-        return None if text is None else decode_record(text)
+        else:
+            return self.record
+        whole = None if text is None else decode_record(text)
+        return whole if isinstance(whole, dict) else None
 
     def json(self) -> bytes:
         """The whole record as JSON: as it arrived when the reader kept that, else compact."""
