@@ -6,9 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import fastjsonschema
 import orjson
 
 from target_openai_capi.contract import (
+    EVENT_SCHEMA,
     MAX_EVENTS_PER_REQUEST,
     event_currency_problem,
     event_problem,
@@ -16,7 +18,7 @@ from target_openai_capi.contract import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Callable, Collection, Sequence
 
 KEY_PREFIX = "sk-svcacct-"  # a Conversions API (service account) key
 REQUIRED_SCOPE = "ads.third_party_events.write"
@@ -25,6 +27,8 @@ BODY_FIELDS = ("events", "validate_only", "integration_source")
 _INTEGRATION_SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # At most this many entries in an error body's `errors` list (one per bad event).
 MAX_LISTED_ERRORS = 100
+# The API uses this many values of a user list (capi-spec.md, The `user` object).
+USER_LIST_VALUES_USED = 3
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,60 @@ def parse_body(raw: bytes) -> Body | Rejection:
     return Body(events=events, validate_only=validate_only, integration_source=source)
 
 
+def _user_list_value_checks() -> dict[str, Callable[[Any], Any]]:
+    """User field -> a check of one value of that list field, from the event schema's rule."""
+    definitions = EVENT_SCHEMA["$defs"]
+    checks = {}
+    for name, rule in definitions["user"]["properties"].items():
+        if "$ref" in rule:
+            rule = definitions[rule["$ref"].rpartition("/")[2]]
+        if rule.get("type") != "array":
+            continue
+        item = rule["items"]
+        if "$ref" in item:
+            item = definitions[item["$ref"].rpartition("/")[2]]
+        checks[name] = fastjsonschema.compile(item)
+    return checks
+
+
+_USER_LIST_VALUE_CHECKS = _user_list_value_checks()
+
+
+def _valid(check: Callable[[Any], Any], value: Any) -> bool:
+    try:
+        check(value)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+def as_the_api_reads_it(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with each user list cut to the values the API uses: "the API uses the first
+    three valid, unique values in order and ignores the rest without rejecting anything"
+    (capi-spec.md, The `user` object). A list left with no valid value is ignored whole."""
+    user = event.get("user")
+    if not isinstance(user, dict) or not any(
+        isinstance(user.get(name), list) for name in _USER_LIST_VALUE_CHECKS
+    ):
+        return event
+    read = dict(user)
+    for name, check in _USER_LIST_VALUE_CHECKS.items():
+        values = user.get(name)
+        if not isinstance(values, list):
+            continue  # absent, or not a list at all: the schema says what is wrong
+        used: list[Any] = []
+        for value in values:
+            if len(used) == USER_LIST_VALUES_USED:
+                break
+            if value not in used and _valid(check, value):
+                used.append(value)
+        if used:
+            read[name] = used
+        else:
+            del read[name]
+    return {**event, "user": read}
+
+
 def _event_error(index: int, event: Any, now_ms: int) -> EventError | None:
     """What is wrong with one event of a batch, or None."""
     where = f"events[{index}]"
@@ -156,6 +214,7 @@ def _event_error(index: int, event: Any, now_ms: int) -> EventError | None:
         return EventError(
             where, f"{where}: must be a JSON object, got {type(event).__name__}", "invalid_event"
         )
+    event = as_the_api_reads_it(event)
     problem = event_problem(event)
     code = "invalid_event_field"
     if problem is None and (problem := window_problem(event["timestamp_ms"], now_ms)):
