@@ -2786,3 +2786,24 @@ def test_a_batch_file_url_relative_to_the_working_directory_is_read(sandbox, tmp
     )
     assert proc.returncode == 0, proc.stderr.decode()
     assert stored(sandbox) == ["b0", "b1"], proc.stderr.decode()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_large_records_kept_for_dead_letters_go_in_smaller_batches(tmp_path, workers):
+    """Each batched event keeps its record's line for a dead letter: 1,000 records of 1 MiB
+    kept 1 GiB a batch (the main process peaked at 1.2 GiB on 3,000 of them). A batch now goes
+    once it keeps 16 MiB; without dead letters nothing is kept and the batch fills."""
+    blob = "x" * (1024 * 1024)
+    lines = [SCHEMA, *(rec(n, blob=blob) for n in range(40)), state({"at": 40})]
+    for dead_letters, largest in ((True, 16), (False, 40)):
+        with start_sandbox(api_keys=[API_KEY], pixel_ids=[PIXEL_ID]) as sandbox:
+            cfg = config(sandbox.url, tmp_path, batch_size=1000, worker_processes=workers)
+            if not dead_letters:
+                del cfg["dead_letter_path"]
+            run = run_target(cfg, lines, tmp_path)
+            assert run.returncode == 0, run.output
+            assert_clean(run)
+            assert "sent=40" in run.stderr
+            assert run.states == [{"at": 40}]
+            assert stored(sandbox) == sorted(f"r{n}" for n in range(40))
+            assert sandbox.stats()["largest_batch"] == largest, dead_letters

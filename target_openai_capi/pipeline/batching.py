@@ -16,6 +16,11 @@ from target_openai_capi.reading.envelope import record_json_in_line
 # A batch that is not full is sent anyway once its oldest event waited this long, so a quiet
 # stream still delivers (and its STATE still goes out) without waiting for the end of input.
 MAX_BATCH_AGE_SECONDS = 15.0
+# A batch is also sent once the records it keeps for dead letters (their lines as they came)
+# reach this many bytes, so that large records cost memory in proportion to what is in flight
+# (max_concurrent_requests batches and the open ones), not to batch_size: 1,000 records of 1 MiB
+# each would otherwise keep 1 GiB a batch. Records of ~10 KiB fill a batch of 1,000 first.
+MAX_KEPT_BYTES_PER_BATCH = 16 * 1024 * 1024
 
 
 class RecordRef(NamedTuple):
@@ -49,6 +54,7 @@ class _OpenBatch:
     events: list[WireEvent] = field(default_factory=list)
     refs: list[RecordRef] = field(default_factory=list)
     since: float = 0.0
+    kept_bytes: int = 0  # of the refs' kept records (RecordRef.line, record_json)
 
 
 class Batcher:
@@ -81,7 +87,13 @@ class Batcher:
             self._checkpoints.hold(("open", stream), ref.seq)
         open_batch.events.append(event)
         open_batch.refs.append(ref)
-        if len(open_batch.events) >= self._batch_size:
+        kept = ref.line if ref.line is not None else ref.record_json
+        if kept is not None:
+            open_batch.kept_bytes += len(kept)
+        if (
+            len(open_batch.events) >= self._batch_size
+            or open_batch.kept_bytes >= MAX_KEPT_BYTES_PER_BATCH
+        ):
             return self._submit(stream)
         return []
 
