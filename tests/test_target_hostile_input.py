@@ -697,8 +697,16 @@ def test_a_proxy_that_cannot_be_reached_is_named_without_its_password(monkeypatc
     cfg = config(PROXIED_API_URL, tmp_path, max_attempts=1)
     log = tmp_path / "requests.jsonl"
     said = []
-    # (a `#` in the password: no URL parser reads it, and its error quoted the part before)
-    for proxy in ("http://puser:SeCrEtPw99@127.0.0.1:9", "http://puser:SeCrEt#Pw99@127.0.0.1:9"):
+    # (a `#` in the password: no URL parser reads it, and its error quoted the part before; a
+    # `[`: Python's parser raised, and the run ended "This is a bug"; no scheme: the user and
+    # password were printed whole)
+    proxies = (
+        "http://puser:SeCrEtPw99@127.0.0.1:9",
+        "http://puser:SeCrEt#Pw99@127.0.0.1:9",
+        "http://puser:SeCrEt[Pw99@127.0.0.1:9",
+        "puser:SeCrEt;Pw99@127.0.0.1:9",
+    )
+    for proxy in proxies:
         monkeypatch.setenv("HTTPS_PROXY", proxy)
         check = run_target(cfg, [], tmp_path, extra_args=["--test"])
         run = run_target({**cfg, "request_log_path": str(log)}, [SCHEMA, rec(1)], tmp_path)
@@ -708,13 +716,19 @@ def test_a_proxy_that_cannot_be_reached_is_named_without_its_password(monkeypatc
             assert "SeCrEt" not in text
             assert "Pw99" not in text
             assert "puser" not in text
+            assert "Traceback" not in text
+            assert "This is a bug" not in text
         said.append(check.stdout)
     assert said[0].startswith(
         f"FAILED: {PROXIED_API_URL} cannot be reached (network error "
         f"talking to {PROXIED_API_URL} through the proxy "
         "http://127.0.0.1:9: "
     )
-    assert "is not a URL that can be read: a #, / or ? in its user or password" in said[1]
+    for number in (1, 2, 3):
+        assert (
+            "is not a URL that can be read: write it as http://user:password@host:port"
+            in (said[number])
+        ), said[number]
 
 
 def test_a_proxy_asking_for_credentials_at_connect_is_said_to_be_one(monkeypatch, tmp_path):

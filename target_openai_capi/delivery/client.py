@@ -481,6 +481,12 @@ class Client:
                 reply.close()
         except _Overdue:
             raise self._overdue(total) from None
+        except ValueError as e:
+            # Python's URL parser, on a proxy's unbalanced `[` or `]` (`Invalid IPv6 URL`),
+            # before any request: the proxy is unreadable, whatever its words quote.
+            if isinstance(e, requests.exceptions.RequestException) or self._proxy() is None:
+                raise self._transport_error(e) from e
+            raise self._unreadable_proxy() from None
         except (
             requests.exceptions.RequestException,
             urllib3.exceptions.HTTPError,
@@ -513,14 +519,13 @@ class Client:
         if proxy is not None:
             detail = without_credentials(detail, proxy)
             shown = without_credentials(proxy, proxy)
-            if "Failed to parse" in detail or "is not a valid host or port" in detail:
+            if (
+                "Failed to parse" in detail
+                or "is not a valid host or port" in detail
+                or isinstance(e, requests.exceptions.InvalidProxyURL)
+            ):
                 # (a parser's words would quote the user and the password up to the `#`)
-                return TransportError(
-                    f"the proxy the environment names for {self.display_url} (HTTPS_PROXY, "
-                    "HTTP_PROXY or ALL_PROXY) is not a URL that can be read: a #, / or ? in "
-                    "its user or password is written percent-encoded (%23, %2F, %3F).",
-                    retryable=False,
-                )
+                return self._unreadable_proxy()
             if _PROXY_REFUSED.search(detail):  # (its answer to CONNECT, raised as an error)
                 return TransportError(
                     f"the proxy {shown} refused to carry the request to {self.display_url} "
@@ -551,6 +556,15 @@ class Client:
             )
         return TransportError(f"network error talking to {self.display_url}: {kind}: {detail}")
 
+    def _unreadable_proxy(self) -> TransportError:
+        return TransportError(
+            f"the proxy the environment names for {self.display_url} (HTTPS_PROXY, HTTP_PROXY "
+            "or ALL_PROXY) is not a URL that can be read: write it as "
+            "http://user:password@host:port, a #, /, ?, [ or ] in the user or password "
+            "percent-encoded (%23, %2F, %3F, %5B, %5D).",
+            retryable=False,
+        )
+
     def _proxy(self) -> str | None:
         """The proxy requests go through (from HTTPS_PROXY, HTTP_PROXY, ALL_PROXY), or None."""
         proxies = self._session().proxies
@@ -574,8 +588,10 @@ _PROXY_REFUSED = re.compile(r"Tunnel connection failed: 407\b|\b407 Proxy Authen
 
 def without_credentials(text: str, proxy: str) -> str:
     """The text without the proxy URL's user and password, whole or in part (a parser's error
-    may quote the part before a `#` or `/` in the password)."""
-    userinfo = proxy.partition("://")[2].rpartition("@")[0]
+    may quote the part before a `#` or `/` in the password). A proxy written without its
+    scheme (`user:password@host:3128`, which requests takes as http://) has them too."""
+    _, scheme_separator, after_scheme = proxy.partition("://")
+    userinfo = (after_scheme if scheme_separator else proxy).rpartition("@")[0]
     if not userinfo:
         return text
     text = text.replace(userinfo + "@", "").replace(userinfo, "***")
