@@ -495,12 +495,24 @@ def environment_problems(
         text, types = environ[variable].strip(), _types_of(name, schema)
         # (a boolean as the SDK reads it: not trimmed, so "true " would be false)
         if "boolean" in types and environ[variable].lower() not in _TRUE_WORDS + _FALSE_WORDS:
-            problems.append(f"{variable} is {environ[variable][:40]!r}: use true or false")
+            problems.append(f"{variable} is {_quoted(environ[variable])}: use true or false")
         elif "integer" in types and not re.fullmatch(r"[+-]?\d{1,18}", text):
-            problems.append(f"{variable} is {text[:40]!r}: use a whole number")
+            problems.append(f"{variable} is {_quoted(text)}: use a whole number")
         elif "number" in types and _number(text) is None:
-            problems.append(f"{variable} is {text[:40]!r}: use a number")
+            problems.append(f"{variable} is {_quoted(text)}: use a number")
     return problems
+
+
+def _quoted(value: str) -> str:
+    """A variable's value as a message quotes it: its start, unless it may be an API key (one
+    put in the wrong variable), which no message shows even in part."""
+    if KEY_PREFIX_WORD in value.lower():
+        return "a value like an API key (not shown)"
+    return repr(value[:40])
+
+
+# The start of an OpenAI key (`sk-svcacct-`, `sk-proj-`, `sk-`), as a value's lower case has it.
+KEY_PREFIX_WORD = "sk-"
 
 
 def unknown_variables(
@@ -546,10 +558,10 @@ def environment_beside_a_file(
         if word in _TRUE_WORDS + _FALSE_WORDS:
             config["dry_run"] = word in _TRUE_WORDS
         else:
-            problems.append(f"{variable} is {environ[variable][:40]!r}: use true or false")
+            problems.append(f"{variable} is {_quoted(environ[variable])}: use true or false")
     elif variable in environ and (word in _TRUE_WORDS) != (config["dry_run"] is True):
         warnings.append(
-            f"{variable} is {environ[variable][:40]!r} but the config file's dry_run is "
+            f"{variable} is {_quoted(environ[variable])} but the config file's dry_run is "
             f"{config['dry_run']!r}, which is the one read"
         )
     unread = [
@@ -630,7 +642,9 @@ def without_key(messages: list[str], key: object) -> list[str]:
         if text.strip():
             forms |= {text, text.strip(), repr(text)[1:-1], repr(text.strip())[1:-1]}
     for form in sorted(forms, key=len, reverse=True):  # the longest first: no part left over
-        messages = [m.replace(form, "***") for m in messages]
+        # (in any case: a URL's host is quoted lower-cased)
+        pattern = re.compile(re.escape(form), re.IGNORECASE)
+        messages = [pattern.sub("***", m) for m in messages]
     return messages
 
 

@@ -1083,6 +1083,15 @@ _WRONG_TYPE = "is not of type 'string' in config['api_key']"  # (the SDK's check
             {"api_url": "ftp://u:secret@[::1]:21/x?q=1"},
             "api_url must be an https:// URL, got 'ftp://[::1]:21/x'",
         ),
+        # (a key with capitals pasted as the host: the message quotes the host lower-cased,
+        # which was shown in full)
+        (
+            {
+                "api_key": "sk-svcacct-MixedCase0123456789",
+                "api_url": "ftp://sk-svcacct-MixedCase0123456789/v1/events",
+            },
+            "api_url must be an https:// URL, got 'ftp://***/v1/events'",
+        ),
     ],
 )
 def test_a_setting_error_says_where_to_set_it_and_shows_the_url_it_read(
@@ -1095,6 +1104,7 @@ def test_a_setting_error_says_where_to_set_it_and_shows_the_url_it_read(
     assert said in run.stderr
     assert "secret" not in run.output
     assert API_KEY not in run.output
+    assert "mixedcase0123456789" not in run.output.lower()
 
 
 @pytest.mark.parametrize(
@@ -1214,6 +1224,9 @@ def test_a_config_file_that_is_no_json_object_is_one_clear_line(text, said, tmp_
         # (the SDK's own settings too: validation was turned off)
         ("TARGET_OPENAI_CAPI_VALIDATE_RECORDS", "maybe", "RECORDS is 'maybe': use true or false"),
         ("TARGET_OPENAI_CAPI_STREAMS", "{not json", "JSONDecodeError"),
+        # (the key in the wrong variable: its first 40 characters were quoted)
+        ("TARGET_OPENAI_CAPI_DRY_RUN", API_KEY, "DRY_RUN is a value like an API key (not shown)"),
+        ("TARGET_OPENAI_CAPI_BATCH_SIZE", API_KEY, "SIZE is a value like an API key (not shown)"),
     ],
 )
 def test_an_environment_variable_of_the_wrong_type_is_one_clear_line(name, value, said):
@@ -1230,7 +1243,7 @@ def test_an_environment_variable_of_the_wrong_type_is_one_clear_line(name, value
     assert proc.returncode == 1
     assert "Traceback" not in err
     assert said in err
-    assert API_KEY not in err
+    assert API_KEY[:16] not in err
 
 
 def test_settings_from_environment_variables_are_read_as_their_types(sandbox, tmp_path):
