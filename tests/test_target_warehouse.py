@@ -165,6 +165,14 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "last_contact": 1715500000,
         "contact_name": {"mobile": "Ana"},  # (under a person's name: hashed)
         "contact": {"mobile": "07700 900123", "phone_no": "4155552671"},  # (phones: hashed)
+        # (Shopify's address objects, birth dates, and numbers spaced as French and copied ones
+        # are: they went out raw)
+        "shipping_address": {"name": "Jo Doe", "address1": "1 Main St", "zip": "94107"},
+        "billing_address": "2 High St, Springfield",
+        "dob": "1985-04-12",
+        "birthday": "1985-04-12",
+        "note": "call +33\u202f6\u202f12\u202f34\u202f56\u202f78",
+        "callback": "\uff0b1\u00a0415\u00a0555\u00a00199",
     }
     lines = [schema("events", props, ["id"])]
     lines += [
@@ -204,10 +212,18 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "last_contact": 1715500000,
         "contact_name": {"mobile": h("Ana")},
         "contact": {"mobile": h("07700 900123"), "phone_no": h("4155552671")},
+        "shipping_address": {"name": h("Jo Doe"), "address1": h("1 Main St"), "zip": h("94107")},
+        "billing_address": h("2 High St, Springfield"),
+        "dob": h("1985-04-12"),
+        "birthday": h("1985-04-12"),
+        "note": h("call +33\u202f6\u202f12\u202f34\u202f56\u202f78"),
+        "callback": h("\uff0b1\u00a0415\u00a0555\u00a00199"),
     }
-    for raw in ("example", "555-2671", "7946", "Lopez", "14155552671", "496 0000", "900123"):
+    raws = ("example", "555-2671", "7946", "Lopez", "14155552671", "496 0000", "900123", "Main St")
+    raws += ("Jo Doe", "Springfield", "1985", "\\u202f34", "0199")
+    for raw in raws:
         assert raw not in log.read_text()
-    for raw in ("example", "555-2671", "7946", "Lopez", "Eve", "14155552671", "900123"):
+    for raw in (*raws, "Eve"):
         assert raw not in run.output
     said = [line.split("| ")[-1] for line in run.stderr.splitlines() if "SHA-256 hash" in line]
     end = ": sent as its SHA-256 hash (map it to a user field to be matched by it)."
@@ -223,6 +239,14 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         f"Stream 'events': custom_data.contact_name.mobile is named for personal data{end}",
         f"Stream 'events': custom_data.contact.mobile is named for personal data{end}",
         f"Stream 'events': custom_data.contact.phone_no is named for personal data{end}",
+        f"Stream 'events': custom_data.shipping_address.name is named for personal data{end}",
+        f"Stream 'events': custom_data.shipping_address.address1 is named for personal data{end}",
+        f"Stream 'events': custom_data.shipping_address.zip is named for personal data{end}",
+        f"Stream 'events': custom_data.billing_address is named for personal data{end}",
+        f"Stream 'events': custom_data.dob is named for personal data{end}",
+        f"Stream 'events': custom_data.birthday is named for personal data{end}",
+        f"Stream 'events': custom_data.note holds a phone number{end}",
+        f"Stream 'events': custom_data.callback holds a phone number{end}",
     ]
 
 

@@ -255,9 +255,13 @@ def _holds_email(text: str) -> bool:
 
 
 # A phone number written in international form, as the id or one key property of it (a
-# call-tracking table keyed by the caller's number): hashed like an email. Only with its "+":
-# digits alone are as likely an order number.
-_PHONE_ID = re.compile(r"(?:^|(?<=:))\+\d[\d ().-]{5,22}\d(?=$|:)")
+# call-tracking table keyed by the caller's number): hashed like an email. Only with its "+"
+# (or a full-width one): digits alone are as likely an order number. Between its digits, what
+# people and spreadsheets put there: spaces (no-break, narrow and thin ones too, as French and
+# copied numbers have), brackets, dots and hyphens.
+_PHONE_SIGN = "+\uff0b"
+_PHONE_SEPARATORS = " ().\\-\u00a0\u2007\u2009\u202f"
+_PHONE_ID = re.compile(rf"(?:^|(?<=:))[{_PHONE_SIGN}]\d[\d{_PHONE_SEPARATORS}]{{5,22}}\d(?=$|:)")
 
 
 def _holds_phone(text: str) -> bool:
@@ -318,7 +322,7 @@ def event_id_from(
     if len(text) > MAX_ID_LENGTH:
         raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
     if (("@" in text or "%" in text) and _holds_email(text)) or (
-        "+" in text and _holds_phone(text)
+        ("+" in text or not text.isascii()) and _holds_phone(text)
     ):
         return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return text
@@ -534,15 +538,21 @@ _PERSONAL_NAME_ENDS = (
     "familyname",
     "customername",
     "contactname",
-    "streetaddress",
+    "address",  # (street_address, shipping_address and its parts, Shopify's address1)
+    "address1",
+    "address2",
+    "address3",
     "addressline1",
     "addressline2",
+    "addressline3",
     "dateofbirth",
     "birthdate",
+    "birthday",
+    "dob",
 )
 _NOT_IN_A_NAME = re.compile(r"[\s_.-]+")
 # A phone number written with its +, anywhere in a text ("call back on +1 415-555-2671").
-_PHONE_IN_TEXT = re.compile(r"\+\d[\d ().-]{6,22}\d")
+_PHONE_IN_TEXT = re.compile(rf"[{_PHONE_SIGN}]\d[\d{_PHONE_SEPARATORS}]{{6,22}}\d")
 # A property name shown as it is in a note: a word, not data (an email or a customer's name
 # used as a key is shown as `*`).
 # (a name beginning with a capital may be a person's: MariaGarcia; shown as `*`)
@@ -582,7 +592,7 @@ def _holds_personal_text(text: str) -> str | None:
     """Why a text is personal data (an email address, a +phone number in it), or None."""
     if ("@" in text or "%" in text) and _holds_email(text):
         return "holds an email address"
-    if "+" in text and any(
+    if ("+" in text or not text.isascii()) and any(
         8 <= sum(ch.isdigit() for ch in found.group()) <= 15
         for found in _PHONE_IN_TEXT.finditer(text)
     ):
