@@ -127,6 +127,9 @@ def test_a_call_log_keyed_by_the_caller_s_number_sends_its_ids_hashed(workers, s
         schema("calls", props, ["caller"]),
         record("calls", {"caller": "+1 415-555-2671", "at": AT}),
         record("calls", {"caller": "14155552672", "at": AT}),
+        # (spaced with no-break spaces, as a copied number is, or with a full-width +)
+        record("calls", {"caller": "+1\u00a0415\u00a0555\u00a02673", "at": AT}),
+        record("calls", {"caller": "\uff0b1 415 555 2674", "at": AT}),
     ]
     streams = {"calls": {"event_type": "lead_created", "fields": {"timestamp": "at"}}}
     cfg = config(sandbox, tmp_path, streams, request_log_path=str(tmp_path / "requests.jsonl"))
@@ -134,10 +137,16 @@ def test_a_call_log_keyed_by_the_caller_s_number_sends_its_ids_hashed(workers, s
         cfg["worker_processes"] = workers
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
-    digest = hashlib.sha256(b"+1 415-555-2671").hexdigest()
-    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["14155552672", f"sha256_{digest}"]
-    assert "555-2671" not in (tmp_path / "requests.jsonl").read_text()
-    assert "555-2671" not in run.output
+    digests = [
+        hashlib.sha256(text.encode()).hexdigest()
+        for text in ("+1 415-555-2671", "+1\u00a0415\u00a0555\u00a02673", "\uff0b1 415 555 2674")
+    ]
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == sorted(
+        ["14155552672", *(f"sha256_{digest}" for digest in digests)]
+    )
+    for raw in ("555-2671", "2673", "2674"):
+        assert raw not in (tmp_path / "requests.jsonl").read_text()
+        assert raw not in run.output
 
 
 @pytest.mark.parametrize("workers", [None, 0])
