@@ -149,7 +149,7 @@ def show_in_log(*names: object) -> None:
 
 def _masked(text: str, quoted: Callable[[str, str], str]) -> str:
     if len(text) > MAX_LOGGED_CHARS:
-        text = text[: MAX_LOGGED_CHARS - 1] + HIDDEN
+        text = _cut(text)
     text = _EMAIL.sub(HIDDEN, text)
     text = _IP_LIKE.sub(_ip, text)
     text = _PLUS_PHONE.sub(HIDDEN, text)
@@ -163,6 +163,20 @@ def _masked(text: str, quoted: Callable[[str, str], str]) -> str:
         done = end
     parts.append(text[done:])
     return "".join(parts)
+
+
+def _cut(text: str) -> str:
+    """The text cut to MAX_LOGGED_CHARS; a value whose quote opens before the cut and would
+    close after it is hidden from its quote on (left open, it would be no quoted value, and
+    would be shown whatever it holds)."""
+    text = text[: MAX_LOGGED_CHARS - 1]
+    spans = quoted_values(text)
+    after_the_last = spans[-1][1] if spans else 0
+    for match in _QUOTE.finditer(text, after_the_last):
+        start = match.start()
+        if match.group() == '"' or not _after_a_word(text, start):
+            return text[: start + 1] + HIDDEN
+    return text + HIDDEN
 
 
 # Characters that end or rewrite a line: newlines, other controls (a terminal's ESC sequences

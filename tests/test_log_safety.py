@@ -106,6 +106,19 @@ def test_a_long_text_is_cut_before_it_is_searched() -> None:
     assert reason_safe("1." * 50_000).endswith("…")
 
 
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_a_value_whose_quote_the_cut_leaves_open_is_hidden(quote: str) -> None:
+    """A reason quoting a long value past the cut lost its closing quote, and with it all that
+    hides a quoted value: a customer's note went to the log, 1,000 characters of it."""
+    note = "Jane Doe, 1 Main Street, Springfield asked to be called back. " + "x" * 1000
+    for safe in (log_safe, reason_safe):
+        logged = safe(f"Rejected a record of 'leads' at mapping: opt_out {quote}{note}{quote} is")
+        assert logged == f"Rejected a record of 'leads' at mapping: opt_out {quote}…"
+    # (an apostrophe is no quote: the text is cut where it is)
+    logged = log_safe("the API's answer " + "y" * 2000)
+    assert logged == ("the API's answer " + "y" * 2000)[: log_safety.MAX_LOGGED_CHARS - 1] + "…"
+
+
 @pytest.mark.parametrize(
     ("text", "spans"),
     [

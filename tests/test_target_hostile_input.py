@@ -2834,3 +2834,21 @@ def test_large_records_kept_for_dead_letters_go_in_smaller_batches(tmp_path, wor
             assert run.states == [{"at": 40}]
             assert stored(sandbox) == sorted(f"r{n}" for n in range(40))
             assert sandbox.stats()["largest_batch"] == largest, dead_letters
+
+
+def test_a_long_text_refused_as_a_boolean_is_not_logged(sandbox, tmp_path):
+    """opt_out mapped to a text column: the refusal quoted the whole value, and past the log's
+    cut at 1,000 characters its quote was left open, so nothing hid it: a customer's note went
+    to the log."""
+    note = "Jane Doe, 1 Main Street, Springfield asked to be called back. " + "x" * 1000
+    lines = [SCHEMA, rec(1, consent_note=note), rec(2, consent_note="no")]
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"opt_out": "consent_note"}}})
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["r2"]
+    assert "Rejected a record of 'c' at mapping: opt_out '…' is not a boolean" in run.stderr
+    for raw in ("Jane", "Main Street", "Springfield", "xxxxxxxx"):
+        assert raw not in run.output
+    [dead] = (tmp_path / "dead.jsonl").read_text().splitlines()[1:]
+    assert "opt_out 'Jane Doe, 1 Main Street, Springfiel...' is not a boolean" in dead

@@ -21,6 +21,7 @@ from jmespath.exceptions import JMESPathError
 
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, SHAPE_FIELDS
 from target_openai_capi.mapping.errors import MappingError, type_name
+from target_openai_capi.mapping.errors import quote as quoted
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
 from target_openai_capi.mapping.expression_functions import parse_json
 from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE, build_user
@@ -94,7 +95,7 @@ def _as_bool(value: object, name: str) -> bool:
         return value.strip().lower() in _TRUE_STRINGS
     if blank(value):  # an export's mark of no value ('NULL', 'N/A'): none given, as for null
         return False
-    raise MappingError(f"{name} {value!r} is not a boolean")
+    raise MappingError(f"{name} {quoted(value)} is not a boolean")
 
 
 MISSING_CUSTOM_NAME = (
