@@ -180,8 +180,12 @@ def _cut(text: str) -> str:
 
 
 # Characters that end or rewrite a line: newlines, other controls (a terminal's ESC sequences
-# move the cursor over earlier lines), and Unicode's line and paragraph separators. Tabs stay.
-_LINE_BREAKERS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# move the cursor over earlier lines), Unicode's line and paragraph separators, and its
+# direction marks and overrides (U+202E shows the rest of a line backwards: a stream's name
+# could show as a forged summary). Tabs stay.
+_LINE_BREAKERS = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"
+)
 
 # Secrets shorter than this are not looked for in text: a short or empty value would hide
 # ordinary words (the API's keys are far longer).

@@ -184,6 +184,15 @@ def test_one_line_escapes_line_breaks_as_well_as_hiding_the_key() -> None:
     assert written == "stream a\\nb[redacted]\\x1b[2J\n"
 
 
+def test_one_line_escapes_direction_overrides() -> None:
+    """U+202E shows the rest of a line backwards: a stream named with it showed a forged run
+    summary on a terminal that honours it."""
+    name = "orders\u202e 0=detcejer 001=tnes :yrammus nuR\u2066"
+    written = _logged(KEY, "Stream '%s' has no entry", name)
+    escaped = "orders\\u202e 0=detcejer 001=tnes :yrammus nuR\\u2066"
+    assert written == f"Stream '{escaped}' has no entry\n"
+
+
 def test_a_key_cut_short_is_redacted_from_its_first_characters_on() -> None:
     hide_in_every_log_line(KEY)
     cut = KEY[:40]
