@@ -631,6 +631,16 @@ def test_the_log_line_never_shows_the_key_or_event_data(
     assert API_KEY not in caplog.text
     assert "order-secret-id" not in caplog.text
     assert SHA not in caplog.text
+    # A client's query string may hold anything (a key, an email, escape sequences that move a
+    # terminal's cursor): only the pid is shown, escaped.
+    caplog.clear()
+    url = f"{sandbox.url}?pid=px%1b[2J&key={API_KEY}&email=jane@example.com"
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    requests.post(url, json={"events": []}, headers=auth, timeout=10)
+    # (403: no such pixel)
+    assert "POST /v1/events?pid=px\\x1b[2J (query cut) 403 events=0" in caplog.text
+    for raw in (API_KEY, "jane", "\x1b"):
+        assert raw not in caplog.text
 
 
 def test_events_survive_a_restart_with_a_database_file(tmp_path: Any) -> None:

@@ -100,9 +100,16 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence the stdlib's per-request log: it would print the raw request line."""
 
     def _log(self, status: int | str, events: int | None = None) -> None:
-        """One line per request; never headers (the API key) nor bodies (personal data)."""
+        """One line per request; never headers (the API key), bodies (personal data) nor a
+        query string but its pid (a client may put anything there: a key, an email), every
+        character a terminal would act on escaped."""
         suffix = "" if events is None else f" events={events}"
-        logger.info("%s %s %s%s", self.command, self.path, status, suffix)
+        url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        pid = query.pop("pid", None)
+        shown = url.path + (f"?pid={pid[0]}" if pid else "") + (" (query cut)" if query else "")
+        shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in shown[:200])
+        logger.info("%s %s %s%s", self.command, shown, status, suffix)
 
     def _send(self, reply: Reply) -> None:
         """Write reply as JSON with a Content-Length."""
