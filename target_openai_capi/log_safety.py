@@ -279,10 +279,32 @@ def without_secrets(text: str) -> str:
 
 
 def without_secrets_in_bytes(data: bytes) -> bytes:
-    """without_secrets, for bytes (a request body as sent): decoded only when it holds one."""
-    if not any(secret[:_SECRET_HEAD].encode() in data for secret in _secrets):
+    """without_secrets, for bytes (a request body as sent): decoded only when it may hold one
+    (its start, or a piece of its random part in any case, as `_without_pieces` finds them)."""
+    if not _secrets:
+        return data
+    lowered = b""
+    for secret in _secrets:
+        if secret[:_SECRET_HEAD].encode() in data:
+            break
+        pieces = _pieces(secret)
+        if pieces:
+            lowered = lowered or data.lower()
+            if any(piece in lowered for piece in pieces):
+                break
+    else:
         return data
     return _redacted(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
+def _pieces(secret: str) -> list[bytes]:
+    """The pieces of the secret's random part that `_without_pieces` looks for, lower-cased."""
+    prefix = _KEY_PREFIX.match(secret)
+    start_of_random = prefix.end() if prefix else 0
+    if len(secret) - start_of_random < 2 * _PIECE:
+        return []
+    key = secret.lower().encode("utf-8", "surrogateescape")
+    return [key[at : at + _PIECE] for at in range(start_of_random, len(key) - _PIECE + 1, _PIECE)]
 
 
 class OneLine(logging.Filter):

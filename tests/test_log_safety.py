@@ -201,6 +201,20 @@ def test_a_key_cut_short_is_redacted_from_its_first_characters_on() -> None:
     )
 
 
+def test_a_request_body_hides_the_key_as_a_dead_letter_does() -> None:
+    """The request log hid the key only when it held the key's first characters: the rest of
+    it, or all of it upper-cased, in a record's value was written as sent, where the dead-letter
+    file writes [redacted]."""
+    hide_in_every_log_line(KEY)
+    for value in (KEY[11:], KEY.upper(), KEY[15:].upper()):
+        text = f'{{"note":"token {value}"}}'
+        expected = log_safety.without_secrets(text)
+        assert "[redacted]" in expected
+        assert log_safety.without_secrets_in_bytes(text.encode()) == expected.encode()
+    untouched = b'{"note":"nothing secret here at all, only words"}'
+    assert log_safety.without_secrets_in_bytes(untouched) is untouched
+
+
 def test_a_traceback_without_the_key_keeps_its_exception_info() -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
