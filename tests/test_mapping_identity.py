@@ -8,6 +8,7 @@ never with the module under test.
 from __future__ import annotations
 
 import hashlib
+import re
 from decimal import Decimal
 
 import pytest
@@ -198,6 +199,10 @@ def _libphonenumber_digits(raw: str, region: str) -> str | None:
         != phonenumbers.ValidationResult.IS_POSSIBLE
     ):
         return None
+    # (nor one outside the region's plan: its general pattern, in the US ten digits from 2-9)
+    pattern = phonenumbers.PhoneMetadata.metadata_for_region(region).general_desc
+    if not re.fullmatch(pattern.national_number_pattern, str(number.national_number)):
+        return None
     e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return e164[1:]
 
@@ -297,6 +302,27 @@ def test_the_trunk_zero_written_in_parentheses_is_no_part_of_an_international_nu
 
 
 @pytest.mark.parametrize(
+    ("raw", "region", "digits"),
+    [
+        # In the numbering plan though not (yet) valid to libphonenumber: kept, as a number of
+        # a range opened after its data was written would be.
+        ("555 123 4567", "US", "15551234567"),
+        ("(555) 123-4567", "US", "15551234567"),
+        ("06 12 34 56 78", "FR", "33612345678"),
+        ("0412 345 678", "AU", "61412345678"),
+        ("030 1234567", "DE", "49301234567"),
+    ],
+)
+def test_a_national_number_in_its_country_s_plan_is_sent(
+    raw: str, region: str, digits: str
+) -> None:
+    assert build_user({"phone": raw}, default_phone_region=region) == (
+        {"phone_numbers_sha256": [h(digits)]},
+        [],
+    )
+
+
+@pytest.mark.parametrize(
     ("raw", "digits"),
     [("+39 (0)6 6982 1234", "390669821234"), ("+378 (0)549 123456", "3780549123456")],
 )
@@ -313,6 +339,11 @@ def test_in_italy_and_san_marino_the_zero_is_part_of_the_number(raw: str, digits
         ("call me", None),
         ("12", "US"),
         (True, None),
+        # Of a US number's length, but no US number begins with 0 (a French, an Australian
+        # customer's, written nationally): they were hashed as +1 0612345678, which no one has.
+        ("06 12 34 56 78", "US"),
+        ("0412 345 678", "US"),
+        ("(061) 234-5678", "US"),
     ],
 )
 def test_a_phone_outside_the_rule_is_left_out_with_a_note(raw: object, region: str | None) -> None:

@@ -199,9 +199,36 @@ def _national_number_digits(compact: str, region: str) -> str:
         raise Rejected(f"is not a phone number of default_phone_region {region}")
     # (IS_POSSIBLE_LOCAL_ONLY, a number without its area code, is not enough: no number reaches
     # anyone without it, and the area code hashed would be the wrong one)
-    if phonenumbers.is_possible_number_with_reason(number) != _IS_POSSIBLE:
+    if phonenumbers.is_possible_number_with_reason(number) != _IS_POSSIBLE or not _in_the_plan(
+        number
+    ):
         raise Rejected(f"is not a phone number of default_phone_region {region}")
     return _e164_digits(number)
+
+
+def _in_the_plan(number: phonenumbers.PhoneNumber) -> bool:
+    """The number's digits are in its country's numbering plan (its regions' general pattern):
+    of the right length is not enough, `06 12 34 56 78` read in the US would be +1 0612345678,
+    which no number is (none there begins with 0 or 1; the ten-digit path of `_phone` asks the
+    same). Looser than libphonenumber's `is_valid_number`, which would refuse numbers of ranges
+    opened after its data was written."""
+    national = phonenumbers.national_significant_number(number)
+    if number.country_code is None:
+        return False
+    return any(
+        pattern.fullmatch(national)
+        for region in phonenumbers.region_codes_for_country_code(number.country_code)
+        if (pattern := _general_pattern(region)) is not None
+    )
+
+
+@lru_cache(maxsize=512)  # (the regions libphonenumber knows: ~250)
+def _general_pattern(region: str) -> re.Pattern[str] | None:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    general = None if metadata is None else metadata.general_desc
+    if general is None or not general.national_number_pattern:
+        return None
+    return re.compile(general.national_number_pattern)
 
 
 _IS_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
