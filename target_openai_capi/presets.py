@@ -265,6 +265,14 @@ def apply_preset(entry: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# Fields of a preset that a table of its source may well not have, and so are not told when
+# the stream's SCHEMA lists none of what they read (stream_mapping.py preset_expressions):
+# Segment's and RudderStack's `tracks` table holds the columns common to every event, no money.
+FIELDS_A_TABLE_MAY_LACK: dict[str, frozenset[str]] = {
+    "segment/tracks": frozenset({"amount", "currency"}),
+    "rudderstack/tracks": frozenset({"amount", "currency"}),
+}
+
 # Paths a preset reads that the tap it is named for does not select as published (checked
 # against the schemas tap-shopify 3.13.0 ships, in tests/test_real_taps.py): those fields are
 # null with that tap and the preset reads them for sources that have them.

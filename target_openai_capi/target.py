@@ -46,7 +46,7 @@ from target_openai_capi.delivery import DeliveryError
 from target_openai_capi.delivery.credential_check import check_credentials
 from target_openai_capi.delivery.request_log import RequestLogError
 from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_safe, show_in_log
-from target_openai_capi.mapping.stream_mapping import written_expressions
+from target_openai_capi.mapping.stream_mapping import preset_expressions, written_expressions
 from target_openai_capi.output_files import protect_input
 from target_openai_capi.parallel.pool import WorkerPool
 from target_openai_capi.parallel.prepared import PreparedRecord
@@ -194,6 +194,11 @@ class TargetOpenAICapi(Target):
             logger=self.logger,
             written_expressions={
                 stream: written_expressions(entries[stream]) for stream in mappings
+            },
+            preset_expressions={
+                stream: (str(entries[stream]["preset"]), found)
+                for stream, mapping in mappings.items()
+                if (found := preset_expressions(entries[stream] or {}, mapping))
             },
         )
         self.pipeline.named_in_stream_maps = frozenset(self.config.get("stream_maps") or {})

@@ -1092,3 +1092,86 @@ def test_an_unknown_preset_stops_the_run_and_lists_the_known_ones(sandbox, tmp_p
     for name in PRESETS:
         assert name in run.output
     assert sandbox.stats()["requests"] == 0
+
+
+def test_a_preset_s_columns_missing_from_the_schema_are_told(sandbox, tmp_path):
+    """A preset's reads were never checked against the SCHEMA: a tap whose catalog left `test`
+    out sent test orders as real ones without a word, one without `livemode` sent test-mode
+    subscriptions, and a warehouse's upper-case columns made every row 'event name is empty'.
+    The same expressions written by hand were told at the SCHEMA."""
+    at = iso_minutes_ago(60)
+    orders = {key: SHOPIFY_ORDER_PROPERTIES[key] for key in ("id", "createdAt", "email")}
+    subscriptions = {
+        "id": STR, "status": STR, "created": DATETIME, "customer": STR, "livemode": STR,
+        "plan": obj(id=STR, amount=INT, currency=STR),
+    }  # fmt: skip
+    tracks = {"ID": STR, "EVENT_TEXT": STR, "TIMESTAMP": DATETIME}
+    lines = [
+        schema("orders", {**orders, "currencyCode": STR, "statusPageUrl": STR}, ["id"]),
+        record("orders", {"id": "o1", "createdAt": at, "email": "a@example.com",
+                          "currencyCode": "USD", "statusPageUrl": "https://shop.example/1"}),
+        schema("subscriptions", subscriptions, ["id"]),
+        record("subscriptions", {"id": "sub_1", "status": "active", "created": at,
+                                 "customer": "cus_1", "livemode": "false",
+                                 "plan": {"id": "p", "amount": 2900, "currency": "usd"}}),
+        schema("tracks", tracks, ["ID"]),
+        record("tracks", {"ID": "m1", "EVENT_TEXT": "Order Completed", "TIMESTAMP": at}),
+    ]  # fmt: skip
+    streams = {
+        "orders": {"preset": "tap-shopify/orders"},
+        "subscriptions": {"preset": "tap-stripe/subscriptions"},
+        "tracks": {"preset": "segment/tracks"},
+    }
+    run = run_target(config_for(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    said = [line.split(" | ", 3)[3] for line in run.stderr.splitlines() if "of the preset" in line]
+    unlisted = "which the stream's SCHEMA does not list"
+    assert said == [
+        "streams.orders.fields.amount of the preset tap-shopify/orders "
+        f"(totalPriceSet.shopMoney.amount) reads 'totalPriceSet', {unlisted}: it reads null on "
+        "every record unless records carry it anyway, so the events go without it. Select it "
+        "in the tap (its catalog), or write fields.amount yourself.",
+        "streams.orders.fields.contents of the preset tap-shopify/orders (lineItems[].{id: sku "
+        f"|| product.id || id, name: title || name, quantity: quanti…) reads 'lineItems', "
+        f"{unlisted}: it reads null on every record unless records carry it anyway, so the "
+        "events go without it. Select it in the tap (its catalog), or write fields.contents "
+        "yourself.",
+        f"streams.orders.filter of the preset tap-shopify/orders (!test) reads 'test', {unlisted}"
+        ": it reads null on every record unless records carry it anyway, so the filter decides "
+        "alike for every record (test ones too). Select it in the tap (its catalog), or write "
+        "filter yourself.",
+        "streams.subscriptions.fields.contents of the preset tap-stripe/subscriptions "
+        "(items.data[].{id: price.id, name: price.nickname, quantity: quantity, amount: s…) "
+        f"reads 'items', {unlisted}: it reads null on every record unless records carry it "
+        "anyway, so the events go without it. Select it in the tap (its catalog), or write "
+        "fields.contents yourself.",
+        "streams.subscriptions.filter (of the preset tap-stripe/subscriptions): livemode is "
+        "compared with a boolean, and the stream's SCHEMA types it as text: to JMESPath any "
+        "text but '' is true ('false' and '0' too), and no text equals `true` or `false`. "
+        "Compare it instead: lower(livemode) == 'true' (or !=).",
+        f"streams.tracks.fields.id of the preset segment/tracks (id) reads 'id', {unlisted} (it "
+        "lists 'ID': names are case-sensitive): it reads null on every record unless records "
+        "carry it anyway, so the events go without it. Select it in the tap (its catalog), or "
+        "write fields.id yourself.",
+        "streams.tracks.fields.timestamp of the preset segment/tracks (timestamp || "
+        f"original_timestamp) reads 'timestamp', 'original_timestamp', {unlisted} (it lists "
+        "'TIMESTAMP': names are case-sensitive): it reads null on every record unless records "
+        "carry it anyway, so the events go without it. Select it in the tap (its catalog), or "
+        "write fields.timestamp yourself.",
+        # (no amount or currency: Segment's `tracks` table has none, a table per event has)
+        "streams.tracks.fields.source_url of the preset segment/tracks (source_url || "
+        f"web_page(context_page_url)) reads 'source_url', 'context_page_url', {unlisted}: it "
+        "reads null on every record unless records carry it anyway, so the events go without "
+        "it. Select it in the tap (its catalog), or write fields.source_url yourself.",
+        "streams.tracks.event_type_from of the preset segment/tracks (event_text || event) "
+        f"reads 'event_text', 'event', {unlisted} (it lists 'EVENT_TEXT': names are "
+        "case-sensitive): it reads null on every record unless records carry it anyway, so the "
+        "events have no name, and their records are rejected. Select it in the tap (its "
+        "catalog), or write event_type_from yourself.",
+    ]
+    # (what the user replaced is theirs: not told as the preset's)
+    streams["orders"] = {"preset": "tap-shopify/orders", "filter": "`true`",
+                         "fields": {"amount": "`null`", "contents": "`null`"}}  # fmt: skip
+    again = run_target(config_for(sandbox, tmp_path, streams), lines[:2], tmp_path)
+    assert again.returncode == 0, again.output
+    assert "of the preset" not in again.stderr

@@ -17,7 +17,7 @@ from target_openai_capi.mapping.expressions import (
 from target_openai_capi.mapping.identity import USER_FIELDS
 from target_openai_capi.mapping.reads import read_paths
 from target_openai_capi.pipeline.coverage import DEFAULT_MATCH_IDENTIFIERS, KINDS
-from target_openai_capi.presets import apply_preset
+from target_openai_capi.presets import FIELDS_A_TABLE_MAY_LACK, apply_preset
 
 # Friendly field names a stream's `fields` may map, with what each one means (shown in the docs).
 EVENT_FIELDS: dict[str, str] = {
@@ -218,6 +218,34 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         keep_source_url_query=keep_query,
         unread=frozenset(unread),
     )
+
+
+# A preset's fields whose columns are checked against each SCHEMA (preset_expressions): what an
+# event misses without them (its id, time, money, page, items). Its identifiers are not: a tap
+# may well not select a customer's phone, and the match coverage line says what was sent.
+PRESET_FIELDS_CHECKED = ("id", "timestamp", "amount", "currency", "source_url", "contents")
+
+
+def preset_expressions(entry: Mapping[str, Any], mapping: StreamMapping) -> dict[str, str]:
+    """The expressions of an entry's preset that the user did not replace, by where, for the
+    fields that matter (PRESET_FIELDS_CHECKED), its filter and its event_type_from."""
+    preset = entry.get("preset")
+    if not isinstance(preset, str):
+        return {}
+    merged, written = apply_preset(entry), written_expressions(entry)
+    may_lack = FIELDS_A_TABLE_MAY_LACK.get(preset, frozenset())
+    found = {
+        f"fields.{name}": text
+        for name in PRESET_FIELDS_CHECKED
+        if name in mapping.fields
+        and name not in may_lack
+        and f"fields.{name}" not in written
+        and isinstance(text := mapping.texts.get(name), str)
+    }
+    for key in ("filter", "event_type_from"):
+        if key not in written and isinstance(merged.get(key), str):
+            found[key] = merged[key]
+    return found
 
 
 def written_expressions(entry: Mapping[str, Any]) -> dict[str, str]:

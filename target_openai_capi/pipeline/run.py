@@ -23,7 +23,12 @@ from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.log_safety import log_safe, show_in_log
 from target_openai_capi.mapping.event import fields_not_carried, id_key_properties
-from target_openai_capi.mapping.reads import filter_truth_traps, read_into_text, unknown_reads
+from target_openai_capi.mapping.reads import (
+    filter_truth_traps,
+    read_into_text,
+    read_paths,
+    unknown_reads,
+)
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM, UNSETTLED
@@ -75,12 +80,16 @@ class Pipeline:
         logger: logging.Logger,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         written_expressions: Mapping[str, Mapping[str, str]] | None = None,
+        preset_expressions: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
     ) -> None:
         """`written_expressions`: per stream, every expression the user's config wrote, by
         where ('fields.currency', 'filter'): checked against each SCHEMA
-        (warn_of_unknown_reads), the fields watched for a value (field_watch.py)."""
+        (warn_of_unknown_reads), the fields watched for a value (field_watch.py).
+        `preset_expressions`: per stream, its preset's name and those of its expressions that
+        are checked against each SCHEMA too (stream_mapping.py preset_expressions)."""
         self.settings = settings
         self.written_expressions = written_expressions or {}
+        self.preset_expressions = preset_expressions or {}
         watched: dict[str, dict[str, str]] = {}
         for stream, expressions in self.written_expressions.items():
             # (a field the stream's one event type has no place for is said at start-up)
@@ -471,7 +480,9 @@ class Pipeline:
                 shown,
                 shown,
             )
-        row_filter = expressions.get("filter")
+        preset, from_preset = self.preset_expressions.get(stream) or ("", {})
+        self._warn_of_preset_reads(stream, preset, from_preset, schema)
+        row_filter = expressions.get("filter") or from_preset.get("filter")
         for name, how in [] if row_filter is None else filter_truth_traps(row_filter, schema):
             if (stream, "filter", name) in self._unknown_reads_told:
                 continue
@@ -491,8 +502,9 @@ class Pipeline:
                     "(or !=)"
                 )
             self._logger.warning(
-                "streams.%s.filter: %s is %s: %s.",
+                "streams.%s.filter%s: %s is %s: %s.",
                 stream,
+                "" if "filter" in expressions else f" (of the preset {preset})",
                 shown,
                 how,
                 advice,
@@ -522,6 +534,52 @@ class Pipeline:
                 where,
                 shown,
                 shown,
+            )
+
+    def _warn_of_preset_reads(
+        self, stream: str, preset: str, expressions: Mapping[str, str], schema: Mapping[str, Any]
+    ) -> None:
+        """Once each: the preset's filter reads a property the stream's SCHEMA does not list,
+        or one of its fields that matter (or its event_type_from) reads none that it lists: a
+        tap whose catalog left the column out, a table whose columns are named otherwise."""
+        for where, text in expressions.items():
+            unknown = [name for _, name in unknown_reads({where: text}, schema)]
+            if not unknown or (where != "filter" and len(unknown) < len(read_paths([text]) or {})):
+                continue
+            if (stream, where, "preset") in self._unknown_reads_told:
+                continue
+            self._unknown_reads_told.add((stream, where, "preset"))
+            names = ", ".join(repr(log_safe(name)[:80]) for name in unknown)
+            listed = schema.get("properties") or {}
+            other_case = [
+                repr(log_safe(str(column))[:80])
+                for name in unknown
+                for column in listed
+                if str(column).lower() == name.lower()
+            ]
+            hint = ""
+            if other_case:  # (a warehouse's upper-case columns: EVENT_TEXT for event_text)
+                hint = f" (it lists {', '.join(other_case)}: names are case-sensitive)"
+            shown = log_safe(text)
+            shown = shown if len(shown) <= 80 else shown[:79] + "…"
+            if where == "filter":
+                effect = "the filter decides alike for every record (test ones too)"
+            elif where == "event_type_from":
+                effect = "the events have no name, and their records are rejected"
+            else:
+                effect = "the events go without it"
+            self._logger.warning(
+                "streams.%s.%s of the preset %s (%s) reads %s, which the stream's SCHEMA does "
+                "not list%s: it reads null on every record unless records carry it anyway, so "
+                "%s. Select it in the tap (its catalog), or write %s yourself.",
+                stream,
+                where,
+                preset,
+                shown,
+                names,
+                hint,
+                effect,
+                where,
             )
 
     def warn_of_an_id_from_part_of_the_key(self, stream: str, keys: Sequence[str]) -> None:
