@@ -626,6 +626,12 @@ def fill_from_environment(config: dict[str, Any]) -> None:
         value = config.get(name)
         if isinstance(value, str) and _number(value) is not None:
             config[name] = _number(value)
+    # dry_run as text: Meltano passes its variable's value as written (the setting is declared
+    # a string in meltano.yml: as a boolean, Meltano read any word but true/1/yes/on as false,
+    # and a typo such as `ture` sent for real). Another word is refused by the schema.
+    value = config.get("dry_run")
+    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS[:-1]:
+        config["dry_run"] = value.strip().lower() in _TRUE_WORDS
 
 
 def without_key(messages: list[str], key: object) -> list[str]:

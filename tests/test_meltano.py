@@ -173,6 +173,37 @@ def test_environment_variables_override_meltano_yml(project: Path, demo_sandbox:
     assert stats["validate_only_requests"] == stats["requests"] == 1
 
 
+def test_a_mistyped_dry_run_variable_stops_the_run_under_meltano(
+    project: Path, demo_sandbox: Sandbox
+):
+    """dry_run was declared a boolean: Meltano read any word but true/1/yes/on as false and
+    passed false, so `ture` (or `true ` from a .env) sent every event for real and moved STATE
+    on. Declared a string, the target reads the word: a typo stops the run, `true ` is a dry
+    run."""
+    env = {"TARGET_OPENAI_CAPI_API_URL": demo_sandbox.url}
+    typo = meltano(
+        project,
+        "run",
+        "tap-demo-orders",
+        "target-openai-capi",
+        env={**env, "TARGET_OPENAI_CAPI_DRY_RUN": "ture"},
+    )
+    assert typo.returncode != 0
+    assert "'ture' is not of type 'boolean'" in typo.stdout + typo.stderr
+    assert demo_sandbox.stats()["requests"] == 0
+    spaced = meltano(
+        project,
+        "run",
+        "tap-demo-orders",
+        "target-openai-capi",
+        env={**env, "TARGET_OPENAI_CAPI_DRY_RUN": "true "},
+    )
+    assert spaced.returncode == 0, spaced.stdout + spaced.stderr
+    assert demo_sandbox.events(DEMO_PIXEL) == []
+    stats = demo_sandbox.stats()
+    assert stats["validate_only_requests"] == stats["requests"] == 1
+
+
 def test_meltano_invoke_about(project: Path):
     about = meltano(project, "invoke", "target-openai-capi", "--about", "--format", "json")
     assert about.returncode == 0, about.stderr

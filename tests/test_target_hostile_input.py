@@ -2852,3 +2852,13 @@ def test_a_long_text_refused_as_a_boolean_is_not_logged(sandbox, tmp_path):
         assert raw not in run.output
     [dead] = (tmp_path / "dead.jsonl").read_text().splitlines()[1:]
     assert "opt_out 'Jane Doe, 1 Main Street, Springfiel...' is not a boolean" in dead
+
+
+@pytest.mark.parametrize(("word", "dry"), [("true", True), ("Yes ", True), ("false", False)])
+def test_dry_run_written_as_a_word_is_read_as_one(word, dry, sandbox, tmp_path):
+    """Meltano passes dry_run as written (it is declared a string, so that a typo is not read
+    as false): the words the environment takes are read as the boolean they say."""
+    run = run_target(config(sandbox.url, tmp_path, dry_run=word), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ([] if dry else ["r1"])
+    assert sandbox.stats()["validate_only_requests"] == (1 if dry else 0)
