@@ -72,6 +72,21 @@ from target_openai_capi.stream_maps import through_stream_maps
 from target_openai_capi.termination import MessageGuard
 
 
+def _mend_bare_type_names(schema: Any) -> None:
+    """The SDK's stream_maps schema (0.54) lists a bare "null" among the alternatives of
+    `__else__`, where a schema belongs: any other value there crashed the schema check (a
+    traceback for `__else__: "__null__"`), instead of saying the value is not allowed. Each
+    such name is made the schema it means ({"type": "null"}), in place."""
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key in ("anyOf", "oneOf", "allOf") and isinstance(value, list):
+                value[:] = [{"type": v} if isinstance(v, str) else v for v in value]
+            _mend_bare_type_names(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            _mend_bare_type_names(item)
+
+
 def _where_settings_come_from(error: str) -> str:
     """A missing required setting, with where it can be given."""
     for name in ("pixel_id", "api_key"):
@@ -240,6 +255,7 @@ class TargetOpenAICapi(Target):
         # meant is a required one (apikey), whose error follows. (Flattening is known:
         # config_problems refuses it when on.)
         self.append_builtin_config(self.config_jsonschema)  # (the SDK's: stream_maps, ...)
+        _mend_bare_type_names(self.config_jsonschema)
         known = {*self.config_jsonschema.get("properties", {}), *FLATTENING_SETTINGS}
         unknown, warnings = unknown_settings(self._config, known)
         if self.reads_environment:

@@ -2862,3 +2862,22 @@ def test_dry_run_written_as_a_word_is_read_as_one(word, dry, sandbox, tmp_path):
     assert run.returncode == 0, run.output
     assert stored(sandbox) == ([] if dry else ["r1"])
     assert sandbox.stats()["validate_only_requests"] == (1 if dry else 0)
+
+
+@pytest.mark.parametrize(
+    ("stream_maps", "where"),
+    [
+        ({"__else__": "__null__"}, "config['stream_maps']['__else__']"),
+        ({"__else__": False}, "config['stream_maps']['__else__']"),
+        ({"c": {"__else__": "drop"}}, "config['stream_maps']['c']"),
+    ],
+)
+def test_a_stream_maps_else_that_is_no_null_is_a_config_error(
+    stream_maps, where, sandbox, tmp_path
+):
+    """The SDK's schema lists a bare "null" among `__else__`'s alternatives: any other value
+    crashed the schema check with a traceback (AttributeError from the JSON Schema library)."""
+    run = run_target(config(sandbox.url, tmp_path, stream_maps=stream_maps), [SCHEMA], tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert f"is not valid under any of the given schemas in {where}" in run.stderr
