@@ -19,6 +19,7 @@ import pickle
 import signal
 import sys
 import traceback
+import warnings
 from typing import BinaryIO, NoReturn
 
 from target_openai_capi.main_thread_signals import TERMINATION_SIGNALS
@@ -64,8 +65,12 @@ def serve_forked(reader_fd: int, writer_fd: int) -> NoReturn:
         signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, TERMINATION_SIGNALS)  # (held for the fork)
         gc.freeze()  # the main process's objects: never walked, never finalised here
+        # A warning would go through the main process's handlers (Meltano turns warnings on,
+        # the SDK logs them), whose locks may be held: a worker warns of nothing.
+        warnings.simplefilter("ignore")
         _keep_only_descriptors(reader_fd, writer_fd)
-        serve(os.fdopen(reader_fd, "rb", buffering=1 << 16), writer_fd)
+        with os.fdopen(reader_fd, "rb", buffering=1 << 16) as reader:
+            serve(reader, writer_fd)
         code = 0
     except BrokenPipeError:
         code = 0  # the main process is gone or done
