@@ -2881,3 +2881,18 @@ def test_a_stream_maps_else_that_is_no_null_is_a_config_error(
     assert run.returncode == 1
     assert_clean(run)
     assert f"is not valid under any of the given schemas in {where}" in run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_amount_whose_currency_is_mapped_to_null_says_so(workers, sandbox, tmp_path):
+    """`currency: null` (the cookbook's way to drop a field) with an amount: the reason said
+    the record had no currency property, though it had one and the mapping left it unread."""
+    streams = {"c": {"fields": {"amount": "amount", "currency": "`null`"}}}
+    cfg = config(sandbox.url, tmp_path, streams=streams, worker_processes=workers)
+    run = run_target(cfg, [SCHEMA, rec(1, amount=12.5, currency="USD")], tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == []
+    assert (
+        "at mapping: amount needs a currency, and currency is mapped to null (not read); map it "
+        "to one" in run.stderr
+    )

@@ -411,6 +411,11 @@ def missing_currency(mapping: StreamMapping) -> MappingError:
             f"amount needs a currency, and currency ({mapping.texts['currency']!r}) gave no "
             "value for this record (a fixed currency is written quoted: \"'USD'\")"
         )
+    if "currency" in mapping.unread:  # (mapped to `null`: not read, whatever the record has)
+        return MappingError(
+            "amount needs a currency, and currency is mapped to null (not read); map it to "
+            "one, or to a fixed one such as \"'USD'\", or map amount to null too"
+        )
     return MappingError(
         "amount needs a currency: the record has no `currency` property, or an empty one; map "
         "`currency` to one, or to a fixed one such as \"'USD'\""
