@@ -601,6 +601,67 @@ def _number(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
+# A streams entry's own settings: any other key of an entry whose value is an object is the
+# rest of a stream name Meltano split at its dots (`sales.orders` -> sales: {orders: ...}).
+_ENTRY_SETTINGS = frozenset(_STREAM_ENTRY.to_dict()["properties"])
+
+
+def joined_at_dots(config: dict[str, Any]) -> None:
+    """Meltano reads a dot in a key of an object setting as nesting, in meltano.yml, in
+    `meltano config set` and in its environment variables: Stripe's event name
+    `customer.subscription.created` under `event_types` reached the target as
+    customer: {subscription: {created: ...}}, a stream `sales.orders` as sales: {orders: ...}.
+    Each is joined back, in place, where no setting could mean the nesting: an event name maps
+    to a text, and a streams entry has only its known settings."""
+    streams = config.get("streams")
+    if not isinstance(streams, dict):
+        return
+    for name in list(streams):
+        entry = streams[name]
+        if (
+            isinstance(entry, dict)
+            and entry
+            and not set(entry) & _ENTRY_SETTINGS
+            and all(isinstance(v, dict) for v in entry.values())
+            # (not a setting misspelt, `feilds: {...}`: its error names it)
+            and not any(difflib.get_close_matches(str(k), _ENTRY_SETTINGS, 1, 0.75) for k in entry)
+        ):
+            del streams[name]
+            for rest, inner in _joined(entry).items():
+                streams.setdefault(f"{name}.{rest}", inner)
+    for entry in streams.values():
+        table = entry.get("event_types") if isinstance(entry, dict) else None
+        if isinstance(table, dict) and any(isinstance(v, dict) for v in table.values()):
+            entry["event_types"] = {
+                joined: value
+                for key, value in table.items()
+                for joined, value in (
+                    {
+                        f"{key}.{rest}": inner
+                        for rest, inner in _joined(value, leaves_only=True).items()
+                    }
+                    if isinstance(value, dict)
+                    else {key: value}
+                ).items()
+            }
+
+
+def _joined(nested: dict[str, Any], *, leaves_only: bool = False) -> dict[str, Any]:
+    """{'a': {'b': X}} as {'a.b': X}: down to the texts (`leaves_only`, an event table), or down
+    to the first object that is a streams entry (it has one of the entry's settings)."""
+    found: dict[str, Any] = {}
+    for key, value in nested.items():
+        deeper = isinstance(value, dict) and (
+            leaves_only or (value and not set(value) & _ENTRY_SETTINGS)
+        )
+        if deeper:
+            for rest, inner in _joined(value, leaves_only=leaves_only).items():
+                found[f"{key}.{rest}"] = inner
+        else:
+            found[str(key)] = value
+    return found
+
+
 def fill_from_environment(config: dict[str, Any]) -> None:
     """A setting given as null is left out, so that its default applies (a config written from
     a template, Meltano's unset values); api_key and pixel_id from TARGET_OPENAI_CAPI_* when the
@@ -610,6 +671,7 @@ def fill_from_environment(config: dict[str, Any]) -> None:
     environment variable) read as the number."""
     for name in [k for k, v in config.items() if v is None and k not in NULL_IS_A_VALUE]:
         del config[name]
+    joined_at_dots(config)
     for name in ("api_key", "pixel_id"):
         variable = f"TARGET_OPENAI_CAPI_{name.upper()}"
         if config.get(name) in (None, "") and os.environ.get(variable):

@@ -2896,3 +2896,20 @@ def test_an_amount_whose_currency_is_mapped_to_null_says_so(workers, sandbox, tm
         "at mapping: amount needs a currency, and currency is mapped to null (not read); map it "
         "to one" in run.stderr
     )
+
+
+def test_names_with_dots_that_meltano_split_are_joined_back(sandbox, tmp_path):
+    """Meltano reads a dot in a key of an object setting as nesting (meltano.yml, `meltano
+    config set`): Stripe's `customer.subscription.created` under event_types, and a stream named
+    `sales.orders`, reached the target nested, and the run stopped on "{'subscription': ...} is
+    not of type 'string'" and "'orders' was unexpected". This is the config Meltano writes."""
+    event_types = {"customer": {"subscription": {"created": "subscription_created"}}}
+    streams = {"sales": {"orders": {"event_type_from": "kind", "event_types": event_types}}}
+    stream_schema = schema("sales.orders", {"id": {"type": "string"}, "kind": {"type": "string"}})
+    row = {"id": "s1", "timestamp": NOW, "kind": "customer.subscription.created"}
+    lines = [stream_schema, record("sales.orders", row)]
+    run = run_target(config(sandbox.url, tmp_path, streams=streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [(e["id"], e["type"]) for e in sandbox.events(PIXEL_ID)] == [
+        ("s1", "subscription_created")
+    ]
