@@ -31,10 +31,16 @@ def main() -> None:
         TargetOpenAICapi.cli()
     except (ValueError, OSError, TypeError) as exc:  # JSONDecodeError is a ValueError
         if _from_environment(exc):
+            unreadable = _unreadable_json_variables()
+            which = (
+                ", ".join(unreadable)
+                if unreadable
+                else "a TARGET_OPENAI_CAPI_* environment variable"
+            )
             print(
-                "target-openai-capi: a TARGET_OPENAI_CAPI_* environment variable cannot be read "
-                f"as its setting's type ({type(exc).__name__}: {str(exc)[:200]}); numbers must "
-                "be digits, objects and arrays JSON",
+                f"target-openai-capi: {which} cannot be read as its setting's type "
+                f"({type(exc).__name__}: {str(exc)[:200]}); numbers must be digits, objects and "
+                "arrays JSON",
                 file=sys.stderr,
             )
             sys.exit(1)
@@ -111,6 +117,21 @@ def _protect_config_files(args: list[str]) -> None:
 def _from_config_file(exc: BaseException) -> bool:
     """True when the exception was raised while the SDK read a --config file."""
     return _raised_in(exc, ("from_cli_args", "read_json_file"))
+
+
+def _unreadable_json_variables() -> list[str]:
+    """The TARGET_OPENAI_CAPI_* variables written as a JSON object or array that is not JSON."""
+    import json
+
+    found = []
+    for name, value in sorted(os.environ.items()):
+        if not name.startswith("TARGET_OPENAI_CAPI_") or value.strip()[:1] not in ("{", "["):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            found.append(name)
+    return found
 
 
 def _from_environment(exc: BaseException) -> bool:

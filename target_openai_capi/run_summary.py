@@ -77,7 +77,10 @@ def log_summary(
     rejected = account.total(REJECTED)
     if rejected and not pipeline.settings.dead_letter_path:
         logger.warning(
-            "%d records were rejected; set dead_letter_path to keep them for replay.", rejected
+            "%d record%s rejected; set dead_letter_path to keep %s for replay.",
+            rejected,
+            " was" if rejected == 1 else "s were",
+            "it" if rejected == 1 else "them",
         )
     return None
 

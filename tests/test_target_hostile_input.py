@@ -1223,7 +1223,9 @@ def test_a_config_file_that_is_no_json_object_is_one_clear_line(text, said, tmp_
         ("TARGET_OPENAI_CAPI_DRY_RUN", "true\r", "DRY_RUN is 'true\\r': use true or false"),
         # (the SDK's own settings too: validation was turned off)
         ("TARGET_OPENAI_CAPI_VALIDATE_RECORDS", "maybe", "RECORDS is 'maybe': use true or false"),
-        ("TARGET_OPENAI_CAPI_STREAMS", "{not json", "JSONDecodeError"),
+        # (the variable named: it said "a TARGET_OPENAI_CAPI_* environment variable")
+        ("TARGET_OPENAI_CAPI_STREAMS", "{not json", "TARGET_OPENAI_CAPI_STREAMS cannot be read"),
+        ("TARGET_OPENAI_CAPI_STREAM_MAPS", "[1,", "_STREAM_MAPS cannot be read as its setting"),
         # (the key in the wrong variable: its first 40 characters were quoted)
         ("TARGET_OPENAI_CAPI_DRY_RUN", API_KEY, "DRY_RUN is a value like an API key (not shown)"),
         ("TARGET_OPENAI_CAPI_BATCH_SIZE", API_KEY, "SIZE is a value like an API key (not shown)"),
@@ -2913,3 +2915,11 @@ def test_names_with_dots_that_meltano_split_are_joined_back(sandbox, tmp_path):
     assert [(e["id"], e["type"]) for e in sandbox.events(PIXEL_ID)] == [
         ("s1", "subscription_created")
     ]
+
+
+def test_one_record_rejected_without_dead_letters_is_said_in_the_singular(sandbox, tmp_path):
+    cfg = config(sandbox.url, tmp_path)
+    del cfg["dead_letter_path"]
+    run = run_target(cfg, [SCHEMA, rec(1, amount="x"), rec(2)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert "1 record was rejected; set dead_letter_path to keep it for replay." in run.stderr
