@@ -2923,3 +2923,24 @@ def test_one_record_rejected_without_dead_letters_is_said_in_the_singular(sandbo
     run = run_target(cfg, [SCHEMA, rec(1, amount="x"), rec(2)], tmp_path)
     assert run.returncode == 0, run.output
     assert "1 record was rejected; set dead_letter_path to keep it for replay." in run.stderr
+
+
+def test_a_ca_bundle_the_environment_names_that_is_not_there_is_said_once(
+    monkeypatch, sandbox, tmp_path
+):
+    """REQUESTS_CA_BUNDLE pointing nowhere: --test ended in a traceback, and a run called it 'a
+    bug in target-openai-capi' (requests raises a plain OSError before connecting)."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    cfg = config("https://127.0.0.1:10/v1/events", tmp_path, max_attempts=3)
+    check = run_target(cfg, [], tmp_path, extra_args=["--test"])
+    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    said = "Check REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE in the environment"
+    assert check.returncode == 1
+    assert check.stdout.startswith("FAILED: https://127.0.0.1:10/v1/events cannot be reached")
+    assert said in check.stdout
+    assert "Check api_url" not in check.stdout
+    assert run.returncode == 1
+    assert said in run.stderr
+    assert run.stderr.count(said) == 1  # (not retried)
+    for done in (check, run):
+        assert_clean(done)

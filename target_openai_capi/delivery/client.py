@@ -495,6 +495,21 @@ class Client:
             if watch.overdue or isinstance(e, requests.exceptions.ReadTimeout):
                 raise self._overdue(total) from None
             raise self._transport_error(e) from e
+        except OSError as e:
+            # Not a network error (those are requests' own): a file the environment names that
+            # cannot be read, before any connection (REQUESTS_CA_BUNDLE pointing nowhere). No
+            # retry reads it.
+            detail = redact(" ".join(str(e).split()), self.settings.api_key)
+            hint = (
+                ". Check REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE in the environment: point them at "
+                "a CA bundle file, or unset them"
+                if "CA certificate bundle" in detail
+                else ""
+            )
+            raise TransportError(
+                f"cannot post to {self.display_url}: {type(e).__name__}: {detail}{hint}",
+                retryable=False,
+            ) from None
         finally:
             watch.done()
             timer.cancel()
