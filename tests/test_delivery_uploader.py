@@ -479,6 +479,21 @@ def test_time_budget_bounds_retries(sandbox: Sandbox) -> None:
     assert "beyond max_retry_seconds (5)" in str(caught.value)  # (the setting, as named)
 
 
+def test_a_budget_spent_by_a_slow_attempt_is_said_so(sandbox: Sandbox, sleeps: Sleeps) -> None:
+    """An attempt may take up to request_timeout_seconds: one that spent what was left of
+    max_retry_seconds was said to be 'backoff called for 0.1 s more'."""
+    sandbox.set_faults(FaultConfig(rate_503=1.0, retry_after=None))
+    times = iter([0.0, 7.0])  # (the attempt started at 0 and was answered at 7)
+    policy = RetryPolicy(max_attempts=100, max_total_seconds=6.0, base_delay_s=0.1)
+    up = Uploader(client_for(sandbox), policy=policy, sleep=sleeps, clock=lambda: next(times, 7.0))
+    with pytest.raises(RetriesExhausted) as caught:
+        up.submit(batch(range(2)))
+    up.close()
+    assert "Gave up after 1 attempt over 7.0 s" in str(caught.value)
+    assert "(max_retry_seconds (6) spent" in str(caught.value)
+    assert "backoff" not in str(caught.value)
+
+
 def test_our_backoff_beyond_budget_is_not_said_to_be_the_servers(
     sandbox: Sandbox, sleeps: Sleeps
 ) -> None:

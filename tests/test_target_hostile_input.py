@@ -2944,3 +2944,32 @@ def test_a_ca_bundle_the_environment_names_that_is_not_there_is_said_once(
     assert run.stderr.count(said) == 1  # (not retried)
     for done in (check, run):
         assert_clean(done)
+
+
+def _wait_forever_echoing_the_key(handler: BaseHTTPRequestHandler) -> None:
+    body = b'{"error": {"message": "slow down"}}'
+    handler.send_response(429)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header(
+        "Retry-After", f"Fri, 31 Dec 9999 23:59:59 GMT {handler.headers['Authorization']}"
+    )
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def test_a_retry_after_that_echoes_the_key_is_quoted_without_it(tmp_path):
+    """The give-up message quotes Retry-After as the server wrote it: a server that echoed
+    the request's Authorization there had 23 of a 26-character key logged."""
+    key = "sk-svcacct-SECRETKEY123456"  # (short: the log's own filter misses a part of it)
+    gateway = _Gateway(_wait_forever_echoing_the_key)
+    try:
+        run = run_target(config(gateway.url, tmp_path, api_key=key), [SCHEMA, rec(1)], tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert "the server asked to wait (Retry-After: Fri, 31 Dec 9999 23:59:59 GMT Bearer" in (
+        run.stderr
+    )
+    assert "SECRETKEY" not in run.output
+    assert_clean(run)

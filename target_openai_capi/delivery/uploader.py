@@ -437,17 +437,19 @@ class Uploader:
                 )
             delay = backoff_delay(attempt, retry_after, self._policy, self._jitter)
             if not fits_budget(elapsed, delay, self._policy):
+                budget = f"max_retry_seconds ({self._policy.max_total_seconds:g})"
                 if retry_after is not None and asked is not None and delay <= retry_after:
-                    # (as the server wrote it: the delay is capped, an HTTP date is a date)
-                    wait = f"the server asked to wait (Retry-After: {one_line(asked)[:60]})"
+                    # (as the server wrote it, the key out: the delay is capped, an HTTP date is
+                    # a date; a server may echo the request's headers there)
+                    shown = one_line(asked, self._client.settings.api_key)[:60]
+                    why = f"the server asked to wait (Retry-After: {shown}), beyond {budget}"
+                elif elapsed >= self._policy.max_total_seconds:
+                    # (the last attempt alone took what was left: a request may take up to
+                    # request_timeout_seconds)
+                    why = f"{budget} spent"
                 else:
-                    wait = f"backoff called for {delay:.1f} s more"
-                raise RetriesExhausted(
-                    attempt,
-                    elapsed,
-                    problem,
-                    f"{wait}, beyond max_retry_seconds ({self._policy.max_total_seconds:g})",
-                )
+                    why = f"backoff called for {delay:.1f} s more, beyond {budget}"
+                raise RetriesExhausted(attempt, elapsed, problem, why)
             _log.warning(
                 "%s (attempt %d of %d, %d events); retrying in %.1f s",
                 log_safe(problem)[:LOG_MESSAGE_CHARS],
