@@ -263,7 +263,8 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         default=300,
         description=(
             "Bound on the total time spent retrying one request (a batch, a part of one split "
-            "to find a bad event, a pass of validate_first); then the run fails."
+            "to find a bad event, a pass of validate_first): no attempt starts past it, and one "
+            "under way may take up to request_timeout_seconds; then the run fails."
         ),
     ),
     th.Property(
