@@ -2973,3 +2973,21 @@ def test_a_retry_after_that_echoes_the_key_is_quoted_without_it(tmp_path):
     )
     assert "SECRETKEY" not in run.output
     assert_clean(run)
+
+
+def test_an_https_url_at_a_plain_http_port_is_said_once(sandbox, tmp_path):
+    """TLS spoken to a plain-HTTP port: 'wrong version number' was retried as a network error
+    (about a minute by default), then 'rerun to resume', which fails the same way."""
+    url = sandbox.url.replace("http://", "https://")
+    cfg = config(url, tmp_path, max_attempts=4)
+    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    check = run_target(cfg, [], tmp_path, extra_args=["--test"])
+    said = "does not answer in TLS: its port speaks plain HTTP, not https"
+    assert run.returncode == 1
+    assert run.stderr.count(said) == 1
+    assert "Check the scheme and the port of api_url." in run.stderr
+    assert check.returncode == 1
+    assert said in check.stdout
+    assert sandbox.stats()["requests"] == 0
+    for done in (check, run):
+        assert_clean(done)

@@ -559,6 +559,13 @@ class Client:
                 f"cannot post to {self.display_url}: {kind}: {detail}. {check}",
                 retryable=False,
             )
+        if isinstance(e, requests.exceptions.SSLError) and "WRONG_VERSION_NUMBER" in detail:
+            # (a plain-HTTP answer where TLS was spoken: no retry makes it TLS)
+            return TransportError(
+                f"{self.display_url} does not answer in TLS: its port speaks plain HTTP, not "
+                f"https ({kind}: {detail}). Check the scheme and the port of api_url.",
+                retryable=False,
+            )
         if isinstance(e, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in detail:
             return TransportError(
                 f"TLS certificate of {self.display_url} could not be verified: {detail}",
