@@ -2991,3 +2991,23 @@ def test_an_https_url_at_a_plain_http_port_is_said_once(sandbox, tmp_path):
     assert sandbox.stats()["requests"] == 0
     for done in (check, run):
         assert_clean(done)
+
+
+def test_a_proxy_that_never_answers_is_named_in_the_timeout(monkeypatch, tmp_path):
+    """A proxy that takes the connection and never answers CONNECT: the timeout named only
+    api_url, though the README says a failure through a proxy names it."""
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        port = proxy.getsockname()[1]
+        monkeypatch.setenv("HTTPS_PROXY", f"http://puser:SeCrEtPw99@127.0.0.1:{port}")
+        _proxied_on_loopback(monkeypatch, tmp_path)
+        cfg = config(PROXIED_API_URL, tmp_path, request_timeout_seconds=1, max_attempts=1)
+        run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 1
+    assert (
+        f"the answer from {PROXIED_API_URL} through the proxy http://127.0.0.1:{port} took "
+        "longer than 1 s (request_timeout_seconds)"
+    ) in run.stderr
+    assert "SeCrEt" not in run.output
+    assert_clean(run)

@@ -519,9 +519,12 @@ class Client:
         return Response(status=reply.status_code, headers=reply.headers, body=content)
 
     def _overdue(self, total: float) -> TransportError:
-        """The error for a request past its deadline (built only when one is)."""
+        """The error for a request past its deadline (built only when one is): through the
+        proxy, if one carries it (it may be the one that did not answer)."""
+        proxy = self._proxy()
+        through = "" if proxy is None else f" through the proxy {without_credentials(proxy, proxy)}"
         return TransportError(
-            f"the answer from {self.display_url} took longer than {total:g} s "
+            f"the answer from {self.display_url}{through} took longer than {total:g} s "
             "(request_timeout_seconds)"
         )
 
