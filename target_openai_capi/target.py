@@ -72,6 +72,17 @@ from target_openai_capi.stream_maps import through_stream_maps
 from target_openai_capi.termination import MessageGuard
 
 
+def _filter_every_handler() -> None:
+    """OneLine on every log handler: the root's, and any a logging config (SINGER_SDK_LOG_CONFIG)
+    attached to a logger of its own, the target's too: a line through those went unfiltered (a
+    stream's name with a newline forged a log line there, and the key was not hidden)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if not any(isinstance(f, OneLine) for f in handler.filters):
+                handler.addFilter(OneLine())
+
+
 def _mend_bare_type_names(schema: Any) -> None:
     """The SDK's stream_maps schema (0.54) lists a bare "null" among the alternatives of
     `__else__`, where a schema belongs: any other value there crashed the schema check (a
@@ -578,8 +589,7 @@ class TargetOpenAICapi(Target):
     ) -> None:
         """Run the target; a fatal error ends it with one clear message and exit code 1."""
         super(Target, cls).invoke(about=about, about_format=about_format)
-        for handler in logging.getLogger().handlers:  # (the SDK's, set up by now)
-            handler.addFilter(OneLine())
+        _filter_every_handler()  # (the SDK's logging is set up by now)
         # urllib3's DEBUG lines show each request's URL, query string and all (LOGLEVEL=DEBUG):
         # the target's own messages say what a request did, without it.
         logging.getLogger("urllib3").setLevel(logging.INFO)

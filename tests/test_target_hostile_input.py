@@ -3011,3 +3011,27 @@ def test_a_proxy_that_never_answers_is_named_in_the_timeout(monkeypatch, tmp_pat
     ) in run.stderr
     assert "SeCrEt" not in run.output
     assert_clean(run)
+
+
+def test_a_log_file_of_the_targets_own_logger_is_filtered_too(monkeypatch, sandbox, tmp_path):
+    """A logging config (SINGER_SDK_LOG_CONFIG) that gives the target's logger a handler of its
+    own: its lines went unfiltered, so a stream named with a newline forged a log line there."""
+    log_file = tmp_path / "target.log"
+    log_config = tmp_path / "logging.yml"
+    log_config.write_text(
+        "version: 1\n"
+        "disable_existing_loggers: false\n"
+        "formatters:\n  plain:\n    format: '%(levelname)s | %(message)s'\n"
+        f"handlers:\n  file:\n    class: logging.FileHandler\n    filename: {log_file}\n"
+        "    formatter: plain\n"
+        "loggers:\n  target-openai-capi:\n    level: INFO\n    handlers: [file]\n"
+    )
+    monkeypatch.setenv("SINGER_SDK_LOG_CONFIG", str(log_config))
+    forged = "evil\nINFO | Run summary: received=0 sent=0"
+    lines = [schema(forged, {"id": {"type": "string"}}), record(forged, {"id": "x"})]
+    cfg = config(sandbox.url, tmp_path, allow_unmatched_streams=True)
+    run = run_target(cfg, [SCHEMA, rec(1), *lines], tmp_path)
+    assert run.returncode == 0, run.output
+    written = log_file.read_text()
+    assert "evil\\nINFO | Run summary: received=0 sent=0" in written
+    assert "\nINFO | Run summary: received=0 sent=0" not in written  # (no line forged)
