@@ -140,11 +140,29 @@ _shown: set[str] = set()
 MAX_NAMES_SHOWN = 10_000
 
 
+# A name longer than this (a stream named with a megabyte) is cut in every log line it is in;
+# at most MAX_CUT_NAMES such names are looked for.
+MAX_NAME_CHARS = 200
+MAX_CUT_NAMES = 100
+_cut_names: dict[str, str] = {}
+
+
 def show_in_log(*names: object) -> None:
-    """From now on, a quoted value equal to one of these names is logged as it is."""
+    """From now on, a quoted value equal to one of these names is logged as it is (a long one
+    cut to MAX_NAME_CHARS)."""
     for name in names:
         if isinstance(name, str) and name and len(_shown) < MAX_NAMES_SHOWN:
             _shown.add(name)
+            if len(name) > MAX_NAME_CHARS and len(_cut_names) < MAX_CUT_NAMES:
+                cut = _cut_names[name] = name[: MAX_NAME_CHARS - 1] + HIDDEN
+                _shown.add(cut)
+
+
+def _with_long_names_cut(message: str) -> str:
+    for name, cut in _cut_names.items():
+        if name in message:
+            message = message.replace(name, cut)
+    return message
 
 
 def _masked(text: str, quoted: Callable[[str, str], str]) -> str:
@@ -326,6 +344,8 @@ class OneLine(logging.Filter):
             record.exc_info, record.exc_text = None, None
         message = record.getMessage()
         shown = _redacted(message) if _secrets else message
+        if _cut_names and len(shown) > MAX_NAME_CHARS:
+            shown = _with_long_names_cut(shown)
         if _LINE_BREAKERS.search(shown):
             shown = _LINE_BREAKERS.sub(lambda m: repr(m.group())[1:-1], shown)
         if shown != message:
