@@ -1010,3 +1010,25 @@ def test_names_the_user_gave_show_in_messages_however_they_look(sandbox, tmp_pat
     assert run.returncode == 0, run.output
     assert "Rejected a record of 'Web Leads Sheets' at mapping" in run.stderr
     assert "Jane" not in run.stderr
+
+
+@pytest.mark.parametrize("workers", [None, 0])
+def test_an_event_name_holding_an_email_is_rejected_not_sent(workers, sandbox, tmp_path):
+    """event_type_from read a text about a person: its name went to the API, the email in it
+    folded into `invite_sent_to_jane_doe_example_com`, and into the log."""
+    props = {"id": {"type": "string"}, "event": {"type": "string"}}
+    lines = [
+        schema("events", props, ["id"]),
+        record("events", {"id": "e1", "timestamp": AT, "event": "Invite sent to jo@example.com"}),
+        record("events", {"id": "e2", "timestamp": AT, "event": "Call +44 20 7946 0958 back"}),
+        record("events", {"id": "e3", "timestamp": AT, "event": "Demo Booked"}),
+    ]
+    cfg = config(sandbox, tmp_path, {"events": {"event_type_from": "event"}})
+    if workers is not None:
+        cfg["worker_processes"] = workers
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e["custom_event_name"] for e in sandbox.events(PIXEL_ID)] == ["demo_booked"]
+    assert run.stderr.count("custom event name holds an email address or a phone number") == 2
+    for raw in ("example", "jo_", "7946"):
+        assert raw not in run.output

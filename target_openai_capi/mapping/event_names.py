@@ -105,10 +105,32 @@ def _ascii_folded(text: str) -> str:
     return decomposed.encode("ascii", "ignore").decode("ascii")
 
 
+# An email address or a phone number written with its + in an event's name: personal data,
+# which a name (sent as it is, shown in the ads account) must not carry.
+_EMAIL_IN_NAME = re.compile(r"[^\s@]@[^\s@]+\.[^\s@.]{2,}")
+_PHONE_IN_NAME = re.compile(r"[+\uff0b]\d[\d\s().-]{6,30}\d")
+
+
+def _holds_personal_data(text: str) -> bool:
+    if "@" in text and _EMAIL_IN_NAME.search(text):
+        return True
+    return ("+" in text or "\uff0b" in text) and any(
+        8 <= sum(ch.isdigit() for ch in found.group()) <= 15
+        for found in _PHONE_IN_NAME.finditer(text)
+    )
+
+
 @lru_cache(maxsize=4096)
 def custom_event(name: str) -> tuple[str, str | None]:
     """(event type, custom_event_name) for a custom event's name, made valid by the rule above."""
     text = name.strip()
+    if _holds_personal_data(text):
+        raise MappingError(
+            "custom event name holds an email address or a phone number: a name is sent as it "
+            "is, so map event_type_from (or custom_event_name) to the event's name, not to a "
+            "text about a person",
+            "custom_event_name",
+        )
     if not _CUSTOM_NAME.fullmatch(text):
         text = _NOT_NAME_CHARACTERS.sub("_", _ascii_folded(text).lower()).strip("_-")
         text = text[:MAX_CUSTOM_NAME_LENGTH].strip("_-")
