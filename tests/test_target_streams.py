@@ -663,3 +663,39 @@ def test_a_stream_the_maps_drop_by_name_is_no_misnamed_entry(sandbox, tmp_path):
     run = run_target(config, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert run.states == [{"bookmarks": {"customers": 1}}]
+
+
+def test_two_tables_a_stream_map_aliases_to_one_stream_are_told_when_their_ids_collide(
+    sandbox, tmp_path
+):
+    """orders_us and orders_eu, each numbered from 1, aliased to `orders`: the EU orders were
+    counted duplicates without a word, where two streams of their own are told."""
+    at = iso_minutes_ago(5)
+    props = {"id": {"type": "integer"}, "at": {"type": "string"}}
+    lines = [schema("orders_us", props, ["id"]), schema("orders_eu", props, ["id"])]
+    lines += [record(s, {"id": i, "at": at}) for i in (1, 2) for s in ("orders_us", "orders_eu")]
+    maps = {"orders_us": {"__alias__": "orders"}, "orders_eu": {"__alias__": "orders"}}
+    streams = {"orders": {"event_type": "order_created", "fields": {"timestamp": "at"}}}
+    cfg = target_config(sandbox.url, tmp_path, streams, stream_maps=maps)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "orders: received=4 sent=2 duplicate=2" in run.stderr
+    said = [line.split(" | ", 3)[3] for line in run.stderr.splitlines() if "counted a dup" in line]
+    assert said == [
+        "Stream 'orders_eu' as 'orders': an event has the name (order_created) and id of an "
+        "event of stream 'orders_us' as 'orders' in this run, so it is counted a duplicate and "
+        "not sent unless that one is refused (the API keeps the first event of a name and id). "
+        "If the two streams' records are different conversions (two tables numbered from 1), "
+        "add to each stream map a property unique across them, such as "
+        '"order_key": "\'orders_eu:\' + str(id)", and map fields.id to it.'
+    ]
+    # As it says: ids unique across the two tables, every order sent.
+    maps = {
+        "orders_us": {"__alias__": "orders", "order_key": "'orders_us:' + str(id)"},
+        "orders_eu": {"__alias__": "orders", "order_key": "'orders_eu:' + str(id)"},
+    }
+    streams["orders"]["fields"]["id"] = "order_key"
+    run = run_target({**cfg, "stream_maps": maps}, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "orders: received=4 sent=4" in run.stderr
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID))[-2:] == ["orders_us:1", "orders_us:2"]

@@ -187,15 +187,22 @@ class EventBuilder:
             now_ms=self._now_ms(),
             assemble=self._assembler(stream),
         )
-        return self.settle_prepared(stream, outcome, notes, event_id)
+        mapped_from = None if envelope.before_maps is None else envelope.before_maps[0].name
+        return self.settle_prepared(stream, outcome, notes, event_id, mapped_from)
 
     def settle_prepared(
-        self, stream: StreamInfo, outcome: Outcome, notes: list[str], event_id: str | None
+        self,
+        stream: StreamInfo,
+        outcome: Outcome,
+        notes: list[str],
+        event_id: str | None,
+        mapped_from: str | None = None,
     ) -> Outcome | HeldCopy:
         """What the run makes of a prepared outcome: DUPLICATE for an event sent recently,
         HeldCopy for one whose first copy is still on its way; the notes of an event to send
         logged ("sent without it": not said of a record rejected, skipped or a duplicate).
-        `event_id` is the built event's, when one was built (prepare_event)."""
+        `event_id` is the built event's, when one was built (prepare_event); `mapped_from`, the
+        stream whose record the user's stream maps made this one of."""
         if event_id is not None:
             if stream.name not in self._id_streams_checked:
                 self._say_if_ids_are_hashed(stream, event_id)
@@ -212,13 +219,19 @@ class EventBuilder:
             outcome = outcome._replace(name=VALIDATED_ONLY + outcome.name)
         key = (outcome.name, str(event_id))
         result: Outcome | HeldCopy = outcome
+        # (two tables a stream map aliases to one stream are two sources of ids)
+        source = (
+            stream.name
+            if mapped_from in (None, stream.name)
+            else f"{mapped_from}' as '{stream.name}"
+        )
         first = self._recent.get(key, _UNSEEN)  # (one lookup: every event comes here)
         if first is _UNSEEN:
-            self._remember(key, stream.name)
+            self._remember(key, source)
         else:
             result = HeldCopy(outcome) if self.is_unsettled(key) else DUPLICATE
-            if isinstance(first, str) and first != stream.name:
-                self._say_ids_collide(stream.name, first, outcome.name)
+            if isinstance(first, str) and first != source:
+                self._say_ids_collide(source, first, outcome.name)
         if result is not DUPLICATE:
             for note in notes:
                 if note.endswith(HASHED_DATA_NOTE_END):  # (about a place, not a record: once)
@@ -257,6 +270,21 @@ class EventBuilder:
         if (stream, first) in self._collisions_told:
             return
         self._collisions_told.add((stream, first))
+        if "' as '" in stream:  # (a stream map's copy: its entry serves both sources)
+            source = stream.partition("'")[0]
+            self._log.logger.warning(
+                "Stream '%s': an event has the name (%s) and id of an event of stream '%s' in "
+                "this run, so it is counted a duplicate and not sent unless that one is refused "
+                "(the API keeps the first event of a name and id). If the two streams' records "
+                "are different conversions (two tables numbered from 1), add to each stream "
+                'map a property unique across them, such as "order_key": "\'%s:\' + '
+                'str(id)", and map fields.id to it.',
+                stream,
+                event_name.removeprefix(VALIDATED_ONLY),
+                first,
+                source,
+            )
+            return
         self._log.logger.warning(
             "Stream '%s': an event has the name (%s) and id of an event of stream '%s' in this "
             "run, so it is counted a duplicate and not sent unless that one is refused (the API "
