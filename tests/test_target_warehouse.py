@@ -1032,3 +1032,35 @@ def test_an_event_name_holding_an_email_is_rejected_not_sent(workers, sandbox, t
     assert run.stderr.count("custom event name holds an email address or a phone number") == 2
     for raw in ("example", "jo_", "7946"):
         assert raw not in run.output
+
+
+@pytest.mark.parametrize("workers", [None, 0])
+def test_personal_data_in_content_items_is_sent_hashed(workers, sandbox, tmp_path):
+    """A gift message or an engraving in an item's variant, an email in its name: sent raw,
+    where the same text in custom_data or the id was hashed."""
+    props = {"id": {"type": "string"}, "items": {"type": "array"}}
+    items = [
+        {"sku": "mug-1", "title": "Mug", "variant": {"size": "L", "engraving": "+1 415 555 0199"}},
+        {"sku": "card-2", "title": "Gift card for jo@example.com", "variant": {"size": "S"}},
+    ]
+    contents = "items[].{id: sku, name: title, variant_dict: variant}"
+    streams = {"o": {"event_type": "order_created", "fields": {"contents": contents}}}
+    lines = [schema("o", props, ["id"]), record("o", {"id": "o1", "timestamp": AT, "items": items})]
+    cfg = config(sandbox, tmp_path, streams, request_log_path=str(tmp_path / "requests.jsonl"))
+    if workers is not None:
+        cfg["worker_processes"] = workers
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+
+    def h(text: str) -> str:
+        return "sha256_" + hashlib.sha256(text.encode()).hexdigest()
+
+    [event] = sandbox.events(PIXEL_ID)
+    engraved = {"size": "L", "engraving": h("+1 415 555 0199")}
+    assert event["data"]["contents"] == [
+        {"id": "mug-1", "name": "Mug", "variant_dict": engraved},
+        {"id": "card-2", "name": h("Gift card for jo@example.com"), "variant_dict": {"size": "S"}},
+    ]
+    for raw in ("0199", "example"):
+        assert raw not in (tmp_path / "requests.jsonl").read_text()
+        assert raw not in run.output

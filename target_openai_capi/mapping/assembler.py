@@ -104,6 +104,7 @@ def compile_assembler(
         "_as_bool": generic._as_bool,
         "_contents": generic._contents,
         "_variant_dict": generic._variant_dict,
+        "item_text": generic.item_text,
         "PLACEHOLDERS": generic._PLACEHOLDERS,
         "both_item_amounts": generic.both_item_amounts,
         "missing_timestamp": generic.missing_timestamp,
@@ -421,7 +422,7 @@ def _content_item(values: dict[str, str]) -> list[str]:
                 f"    text_ = {value}.strip() if type({value}) is str else "
                 f"_as_text({value}, {where}.{name}')",
                 "    if text_ and not (text_[0] == '(' and text_.lower() in PLACEHOLDERS):",
-                f"        item_[{name!r}] = text_",
+                f"        item_[{name!r}] = item_text(text_)",
             ]
     quantity = values.get("quantity")
     if quantity is not None:

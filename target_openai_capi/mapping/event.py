@@ -369,7 +369,7 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
                     else _as_text(value, f"contents[{i}].{name}")
                 )
                 if text and not (text[0] == "(" and text.lower() in _PLACEHOLDERS):
-                    out[name] = text
+                    out[name] = item_text(text)
         quantity = get("quantity")
         if quantity is not None:
             if type(quantity) is int and 0 <= quantity <= MAX_MINOR_UNITS:
@@ -465,8 +465,14 @@ def _variant_dict(value: object, where: str) -> dict[str, str]:
         if type(item) is bool:
             variant[str(key)] = "true" if item else "false"
         elif item is not None and (type(item) is not str or item.strip()):  # blank: no value
-            variant[str(key)] = _as_text(item, f"{where}.{key}")
+            variant[str(key)] = item_text(_as_text(item, f"{where}.{key}"))
     return variant
+
+
+def item_text(text: str) -> str:
+    """A content item's text as sent: one holding an email address or a +phone number (a gift
+    message in a variant, an engraving) as its hash, as custom_data's texts are."""
+    return text if _holds_personal_text(text) is None else _hash_text(text)
 
 
 def _json_value(value: object, where: str, depth: int = 0) -> Any:
