@@ -3049,3 +3049,22 @@ def test_a_stream_named_with_a_megabyte_is_logged_cut(sandbox, tmp_path):
     assert "rejected=5" in run.stderr
     assert len(run.stderr) < 100_000
     assert "orders_" + "x" * 192 + "…" in run.stderr
+
+
+def test_a_setting_misspelt_in_an_entry_is_not_taken_for_a_stream_s_name(sandbox, tmp_path):
+    """`orders: {mapping: {...}}` (no such setting) was a config error; read as a stream named
+    `orders.mapping` (a name Meltano split at its dot, joined back), the orders were skipped
+    and the STATE after them written. Now the run fails at its end, its STATE held."""
+    lead = schema("leads", {"id": {"type": "string"}}, ["id"])
+    order = schema("orders", {"id": {"type": "string"}}, ["id"])
+    lines = [lead, record("leads", {"id": "l1", "timestamp": NOW, "type": "lead_created"})]
+    lines += [order, record("orders", {"id": "o1", "timestamp": NOW}), state({"at": 2})]
+    entry = {"event_type": "order_created"}
+    cfg = config(sandbox.url, tmp_path, streams={"leads": {}, "orders": {"mapping": entry}})
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 1
+    assert run.states == []
+    assert "Stream 'orders' has no entry under `streams`, and `streams.orders.mapping` has " in (
+        run.stderr
+    )
+    assert_clean(run)
