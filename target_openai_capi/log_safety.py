@@ -167,7 +167,7 @@ def _with_long_names_cut(message: str) -> str:
 
 def _masked(text: str, quoted: Callable[[str, str], str]) -> str:
     if len(text) > MAX_LOGGED_CHARS:
-        text = _cut(text)
+        text = cut_text(text)
     text = _EMAIL.sub(HIDDEN, text)
     text = _IP_LIKE.sub(_ip, text)
     text = _PLUS_PHONE.sub(HIDDEN, text)
@@ -183,15 +183,22 @@ def _masked(text: str, quoted: Callable[[str, str], str]) -> str:
     return "".join(parts)
 
 
-def _cut(text: str) -> str:
-    """The text cut to MAX_LOGGED_CHARS; a value whose quote opens before the cut and would
-    close after it is hidden from its quote on (left open, it would be no quoted value, and
-    would be shown whatever it holds)."""
-    text = text[: MAX_LOGGED_CHARS - 1]
-    spans = quoted_values(text)
-    after_the_last = spans[-1][1] if spans else 0
-    for match in _QUOTE.finditer(text, after_the_last):
+def cut_text(text: str, limit: int = MAX_LOGGED_CHARS) -> str:
+    """The text cut to `limit` characters (… the last), if longer; a value whose quote opens
+    before the cut and would close after it is hidden from its quote on (left open, it would be
+    no quoted value to the log's masking, and would be shown whatever it holds), values quoted
+    inside it too."""
+    if len(text) <= limit:
+        return text
+    text = text[: limit - 1]
+    spans = iter(quoted_values(text))
+    span = next(spans, None)
+    for match in _QUOTE.finditer(text):
         start = match.start()
+        while span is not None and span[1] <= start:
+            span = next(spans, None)
+        if span is not None and span[0] <= start:
+            continue  # (a quote of a value closed before the cut)
         if match.group() == '"' or not _after_a_word(text, start):
             return text[: start + 1] + HIDDEN
     return text + HIDDEN

@@ -3068,3 +3068,30 @@ def test_a_setting_misspelt_in_an_entry_is_not_taken_for_a_stream_s_name(sandbox
         run.stderr
     )
     assert_clean(run)
+
+
+def _refuse_quoting_a_long_note(handler: BaseHTTPRequestHandler) -> None:
+    note = "Jane Doe, 1 Main Street, Springfield says call me tomorrow. " + "x" * 1100
+    message = f"events[0].custom_data.note: '{note}' is too long"
+    error = {
+        "message": "Invalid event at events[0]. See errors for details.",
+        "type": "invalid_request_error",
+        "param": "events[0]",
+        "code": "invalid_event",
+        "errors": [{"message": message, "param": "events[0].custom_data.note", "code": "x"}],
+    }
+    _answer(handler, 400, json.dumps({"error": error}).encode(), "application/json")
+
+
+def test_an_api_message_quoting_a_long_value_is_logged_without_it(tmp_path):
+    """The API's message was cut at 500 characters before the log hid quoted values: the quote
+    left open past the cut, a customer's note went to the log."""
+    gateway = _Gateway(_refuse_quoting_a_long_note)
+    try:
+        run = run_target(config(gateway.url, tmp_path), [SCHEMA, rec(1)], tmp_path)
+    finally:
+        gateway.close()
+    assert "Rejected a record of 'c' at api" in run.stderr
+    for raw in ("Jane", "Main Street", "Springfield", "xxxxxxxx"):
+        assert raw not in run.output
+    assert_clean(run)

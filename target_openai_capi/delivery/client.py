@@ -21,7 +21,7 @@ import urllib3.connection
 import urllib3.exceptions
 
 from target_openai_capi.delivery.errors import TransportError
-from target_openai_capi.log_safety import is_loopback, redact
+from target_openai_capi.log_safety import cut_text, is_loopback, redact
 from target_openai_capi.main_thread_signals import termination_signals_blocked
 
 if TYPE_CHECKING:
@@ -111,9 +111,7 @@ def one_line(text: str, secret: str = "") -> str:
     if "uthorization" in text or "UTHORIZATION" in text:
         text = _AUTHORIZATION.sub(r"\1***", text)
     text = _CONTROLS.sub("\ufffd", text)
-    if len(text) > MAX_MESSAGE_CHARS:
-        return text[: MAX_MESSAGE_CHARS - 1] + "…"
-    return text
+    return cut_text(text, MAX_MESSAGE_CHARS)  # (a value quoted across the cut: hidden)
 
 
 # An Authorization or Proxy-Authorization header's credentials, as an echoed request shows them.
@@ -551,8 +549,7 @@ class Client:
                     "HTTP_PROXY) and their credentials.",
                     retryable=False,
                 )
-        if len(detail) > MAX_MESSAGE_CHARS:
-            detail = detail[: MAX_MESSAGE_CHARS - 1] + "…"
+        detail = cut_text(detail, MAX_MESSAGE_CHARS)
         kind = type(cause).__name__
         check = "Check api_url."
         if proxy is not None:

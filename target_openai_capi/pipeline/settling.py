@@ -15,7 +15,7 @@ from typing import Any
 
 from target_openai_capi.delivery import BatchResult, about_the_event
 from target_openai_capi.delivery.client import names_the_only_event
-from target_openai_capi.log_safety import log_safe, reason_safe
+from target_openai_capi.log_safety import cut_text, log_safe, reason_safe
 from target_openai_capi.pipeline.accounting import (
     SENT,
     STAGE_API,
@@ -293,8 +293,9 @@ class Settler:
                 raise RunFailed(
                     f"The API refused {in_a_row} events in a row, each sent alone, with "
                     "answers that name no event and none accepted between them (the last: "
-                    f"HTTP {status}, {message[:200]}). That is not bad data but a refusal of "
-                    "everything (a gateway, the pixel or key, an API change): stopping without "
+                    f"HTTP {status}, {cut_text(message, 200)}). That is not bad data but a "
+                    "refusal of everything (a gateway, the pixel or key, an API change): stopping "
+                    "without "
                     "STATE past these events; the last of them were not dead-lettered."
                 )
         while self._unfinished in self._finished:
