@@ -114,6 +114,11 @@ def test_a_value_whose_quote_the_cut_leaves_open_is_hidden(quote: str) -> None:
     for safe in (log_safe, reason_safe):
         logged = safe(f"Rejected a record of 'leads' at mapping: opt_out {quote}{note}{quote} is")
         assert logged == f"Rejected a record of 'leads' at mapping: opt_out {quote}…"
+    # (a value quoting another inside it: hidden from its own quote on, the inner one too)
+    inner = 'Jane Doe, 1 Main Street, Springfield says "call me" tomorrow. ' + "x" * 1100
+    for safe in (log_safe, reason_safe):
+        logged = safe(f"Rejected a record of 'c' at mapping: opt_out '{inner}' is not a boolean")
+        assert logged == "Rejected a record of 'c' at mapping: opt_out '…"
     # (an apostrophe is no quote: the text is cut where it is)
     logged = log_safe("the API's answer " + "y" * 2000)
     assert logged == ("the API's answer " + "y" * 2000)[: log_safety.MAX_LOGGED_CHARS - 1] + "…"
