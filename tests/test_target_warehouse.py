@@ -182,6 +182,11 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "birthday": "1985-04-12",
         "note": "call +33\u202f6\u202f12\u202f34\u202f56\u202f78",
         "callback": "\uff0b1\u00a0415\u00a0555\u00a00199",
+        # (addresses that are no person's: kept)
+        "store_address": "1 Market St",
+        "wallet_address": "0xabc123",
+        "mac_address": "00:1a:2b:3c:4d:5e",
+        "address": "9 Elm St",
     }
     lines = [schema("events", props, ["id"])]
     lines += [
@@ -227,6 +232,10 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "birthday": h("1985-04-12"),
         "note": h("call +33\u202f6\u202f12\u202f34\u202f56\u202f78"),
         "callback": h("\uff0b1\u00a0415\u00a0555\u00a00199"),
+        "store_address": "1 Market St",
+        "wallet_address": "0xabc123",
+        "mac_address": "00:1a:2b:3c:4d:5e",
+        "address": h("9 Elm St"),
     }
     raws = ("example", "555-2671", "7946", "Lopez", "14155552671", "496 0000", "900123", "Main St")
     raws += ("Jo Doe", "Springfield", "1985", "\\u202f34", "0199")
@@ -256,6 +265,7 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         f"Stream 'events': custom_data.birthday is named for personal data{end}",
         f"Stream 'events': custom_data.note holds a phone number{end}",
         f"Stream 'events': custom_data.callback holds a phone number{end}",
+        f"Stream 'events': custom_data.address is named for personal data{end}",
     ]
 
 

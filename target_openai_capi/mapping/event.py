@@ -550,7 +550,16 @@ _PERSONAL_NAME_ENDS = (
     "familyname",
     "customername",
     "contactname",
-    "address",  # (street_address, shipping_address and its parts, Shopify's address1)
+    # A person's address (Shopify's shipping_address and its parts, address1): not any one
+    # (store_address, wallet_address, mac_address, ip_address are no person's).
+    "streetaddress",
+    "shippingaddress",
+    "billingaddress",
+    "homeaddress",
+    "mailingaddress",
+    "postaladdress",
+    "deliveryaddress",
+    "customeraddress",
     "address1",
     "address2",
     "address3",
@@ -582,7 +591,7 @@ def _personal_name(key: str) -> int:
     address or birth date (_NAMED), for a phone that may be a platform word (`mobile`, `cell`,
     `tel`: _PHONE_IF_DIGITS), or neither."""
     compact = _NOT_IN_A_NAME.sub("", key).lower()
-    if compact.endswith(_PERSONAL_NAME_ENDS):
+    if compact.endswith(_PERSONAL_NAME_ENDS) or compact == "address":
         return _NAMED
     words = _WORD.findall(_CAMEL_BOUNDARY.sub("_", key).lower())
     numbered = bool(words) and words[-1] in _NUMBER_WORDS
