@@ -693,7 +693,7 @@ def fill_from_environment(config: dict[str, Any]) -> None:
     # a string in meltano.yml: as a boolean, Meltano read any word but true/1/yes/on as false,
     # and a typo such as `ture` sent for real). Another word is refused by the schema.
     value = config.get("dry_run")
-    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS[:-1]:
+    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
         config["dry_run"] = value.strip().lower() in _TRUE_WORDS
 
 

@@ -106,6 +106,11 @@ def _where_settings_come_from(error: str) -> str:
                 f"{error}: set it in the config file, or as TARGET_OPENAI_CAPI_{name.upper()} "
                 "(read with --config ENV, and by Meltano)"
             )
+    if error.endswith("is not of type 'boolean', 'null' in config['dry_run']"):
+        return (  # (Meltano passes its variable's value as written: dry_run is text to it)
+            f"dry_run is {error.partition(' is not of type')[0]}: use true or false (under "
+            "Meltano, TARGET_OPENAI_CAPI_DRY_RUN or the dry_run setting)"
+        )
     return error
 
 

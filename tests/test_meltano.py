@@ -189,7 +189,7 @@ def test_a_mistyped_dry_run_variable_stops_the_run_under_meltano(
         env={**env, "TARGET_OPENAI_CAPI_DRY_RUN": "ture"},
     )
     assert typo.returncode != 0
-    assert "'ture' is not of type 'boolean'" in typo.stdout + typo.stderr
+    assert "dry_run is 'ture': use true or false" in typo.stdout + typo.stderr
     assert demo_sandbox.stats()["requests"] == 0
     spaced = meltano(
         project,

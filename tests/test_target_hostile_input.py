@@ -2856,14 +2856,26 @@ def test_a_long_text_refused_as_a_boolean_is_not_logged(sandbox, tmp_path):
     assert "opt_out 'Jane Doe, 1 Main Street, Springfiel...' is not a boolean" in dead
 
 
-@pytest.mark.parametrize(("word", "dry"), [("true", True), ("Yes ", True), ("false", False)])
+@pytest.mark.parametrize(
+    ("word", "dry"), [("true", True), ("Yes ", True), ("false", False), ("", False)]
+)
 def test_dry_run_written_as_a_word_is_read_as_one(word, dry, sandbox, tmp_path):
     """Meltano passes dry_run as written (it is declared a string, so that a typo is not read
-    as false): the words the environment takes are read as the boolean they say."""
+    as false): the words the environment takes are read as the boolean they say (an empty one,
+    a .env template's, as false, as the SDK reads the variable)."""
     run = run_target(config(sandbox.url, tmp_path, dry_run=word), [SCHEMA, rec(1)], tmp_path)
     assert run.returncode == 0, run.output
     assert stored(sandbox) == ([] if dry else ["r1"])
     assert sandbox.stats()["validate_only_requests"] == (1 if dry else 0)
+
+
+def test_dry_run_written_as_another_word_stops_the_run_saying_so(sandbox, tmp_path):
+    run = run_target(config(sandbox.url, tmp_path, dry_run="ture"), [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 1
+    assert "dry_run is 'ture': use true or false (under Meltano, TARGET_OPENAI_CAPI_DRY_RUN" in (
+        run.stderr
+    )
+    assert sandbox.stats()["requests"] == 0
 
 
 @pytest.mark.parametrize(
