@@ -3107,3 +3107,16 @@ def test_an_api_message_quoting_a_long_value_is_logged_without_it(tmp_path):
     for raw in ("Jane", "Main Street", "Springfield", "xxxxxxxx"):
         assert raw not in run.output
     assert_clean(run)
+
+
+def test_a_proxy_written_https_that_speaks_plain_http_is_said_once(monkeypatch, sandbox, tmp_path):
+    """HTTPS_PROXY=https://proxy:3128 for a plain-HTTP proxy (a common slip): TLS's 'wrong
+    version number' came wrapped as a proxy error, retried, then 'rerun to resume'."""
+    monkeypatch.setenv("HTTPS_PROXY", sandbox.url.rsplit("/v1", 1)[0].replace("http:", "https:"))
+    _proxied_on_loopback(monkeypatch, tmp_path)
+    run = run_target(config(PROXIED_API_URL, tmp_path, max_attempts=3), [SCHEMA, rec(1)], tmp_path)
+    said = "does not answer in TLS: its port speaks plain HTTP. Write it with http://"
+    assert run.returncode == 1
+    assert run.stderr.count(said) == 1
+    assert "rerun to resume" not in run.stderr
+    assert_clean(run)

@@ -542,6 +542,14 @@ class Client:
             ):
                 # (a parser's words would quote the user and the password up to the `#`)
                 return self._unreadable_proxy()
+            if isinstance(e, requests.exceptions.ProxyError) and "WRONG_VERSION_NUMBER" in detail:
+                # (HTTPS_PROXY=https://proxy:3128, a proxy that speaks plain HTTP: no retry helps)
+                return TransportError(
+                    f"the proxy {shown} does not answer in TLS: its port speaks plain HTTP. Write "
+                    "it with http:// in the environment (HTTPS_PROXY=http://host:port, the "
+                    "connection to the API through it is TLS all the same).",
+                    retryable=False,
+                )
             if _PROXY_REFUSED.search(detail):  # (its answer to CONNECT, raised as an error)
                 return TransportError(
                     f"the proxy {shown} refused to carry the request to {self.display_url} "
