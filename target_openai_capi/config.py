@@ -507,13 +507,13 @@ def environment_problems(
 def _quoted(value: str) -> str:
     """A variable's value as a message quotes it: its start, unless it may be an API key (one
     put in the wrong variable), which no message shows even in part."""
-    if KEY_PREFIX_WORD in value.lower():
+    if _KEY_START.search(value):
         return "a value like an API key (not shown)"
     return repr(value[:40])
 
 
-# The start of an OpenAI key (`sk-svcacct-`, `sk-proj-`, `sk-`), as a value's lower case has it.
-KEY_PREFIX_WORD = "sk-"
+# The start of an OpenAI key (`sk-svcacct-`, `sk-proj-`, `sk-`), not inside a word (`task-1`).
+_KEY_START = re.compile(r"(?<![A-Za-z0-9])sk-", re.IGNORECASE)
 
 
 def unknown_variables(

@@ -1229,6 +1229,7 @@ def test_a_config_file_that_is_no_json_object_is_one_clear_line(text, said, tmp_
         # (the key in the wrong variable: its first 40 characters were quoted)
         ("TARGET_OPENAI_CAPI_DRY_RUN", API_KEY, "DRY_RUN is a value like an API key (not shown)"),
         ("TARGET_OPENAI_CAPI_BATCH_SIZE", API_KEY, "SIZE is a value like an API key (not shown)"),
+        ("TARGET_OPENAI_CAPI_BATCH_SIZE", "task-1", "BATCH_SIZE is 'task-1': use a whole number"),
     ],
 )
 def test_an_environment_variable_of_the_wrong_type_is_one_clear_line(name, value, said):
