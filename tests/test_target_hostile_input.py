@@ -3121,3 +3121,46 @@ def test_a_proxy_written_https_that_speaks_plain_http_is_said_once(monkeypatch, 
     assert run.stderr.count(said) == 1
     assert "rerun to resume" not in run.stderr
     assert_clean(run)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_mapped_custom_event_name_names_events_whose_read_name_cannot(workers, sandbox, tmp_path):
+    """event_type_from giving a name no custom event can have (no ASCII letter, an email in
+    it), with custom_event_name mapped: the record was rejected on the read name, though the
+    mapped one names the event (and the reason advised mapping custom_event_name)."""
+    props = {"id": {"type": "string"}, "name": {"type": "string"}, "label": {"type": "string"}}
+    rows = [("1", "購入完了", "purchase_done"), ("2", "Invite to jo@example.com", "invite_sent")]
+    rows += [("3", "!!!", "bang"), ("4", "Quiz Done", "quiz_v2"), ("5", "Purchase", "ignored")]
+    lines = [schema("ev", props, ["id"])]
+    lines += [
+        record("ev", {"id": i, "timestamp": NOW, "name": name, "label": label})
+        for i, name, label in rows
+    ]
+    entry = {"event_type_from": "name", "fields": {"custom_event_name": "label"}}
+    cfg = config(sandbox.url, tmp_path, streams={"ev": entry}, worker_processes=workers)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    sent = {e["id"]: (e["type"], e.get("custom_event_name")) for e in sandbox.events(PIXEL_ID)}
+    assert sent == {
+        "1": ("custom", "purchase_done"),
+        "2": ("custom", "invite_sent"),
+        "3": ("custom", "bang"),
+        "4": ("custom", "quiz_v2"),
+        "5": ("order_created", None),
+    }
+    assert "example" not in run.output
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_record_with_both_amount_and_amount_minor_is_rejected(workers, sandbox, tmp_path):
+    """A table shaped like the event with both columns: amount_minor won without a word (25.99
+    sent as 9.99), where a content item with both is rejected."""
+    props = {"id": {"type": "string"}, "amount": {"type": "number"}, "amount_minor": {}}
+    both = rec(1, type="order_created", amount=25.99, amount_minor=999, currency="USD")
+    one = rec(2, type="order_created", amount_minor=999, currency="USD")
+    lines = [schema("c", props, ["id"]), both, one]
+    cfg = config(sandbox.url, tmp_path, worker_processes=workers)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert [(e["id"], e["data"]["amount"]) for e in sandbox.events(PIXEL_ID)] == [("r2", 999)]
+    assert "the record has both amount and amount_minor: give one" in run.stderr

@@ -109,6 +109,7 @@ def compile_assembler(
         "both_item_amounts": generic.both_item_amounts,
         "missing_timestamp": generic.missing_timestamp,
         "missing_currency": generic.missing_currency,
+        "both_amounts": generic.both_amounts,
         "no_item_currency": generic.no_item_currency,
         "item_currency_error": generic.item_currency_error,
         "MAX_MINOR_UNITS": MAX_MINOR_UNITS,
@@ -216,7 +217,8 @@ def compile_assembler(
     if fixed:
         contents = mapping.texts.get("contents") if "contents" in mapping.fields else None
         contents_lines = None if contents is None else _inline_contents(contents, namespace)
-        _fixed_data(src, DATA_SHAPE_BY_TYPE[event_type], fetch, contents_lines)  # type: ignore[index]
+        both = generic.amounts_both_read(mapping)
+        _fixed_data(src, DATA_SHAPE_BY_TYPE[event_type], fetch, contents_lines, both)  # type: ignore[index]
     else:
         src.add("event['data'] = _data(MAPPING, record, event_type, notes)")
     src.depth = 1
@@ -526,14 +528,21 @@ def _fixed_data(
     shape: str,
     fetch: Callable[[str, str], None],
     contents_lines: list[str] | None,
+    amounts_both_read: bool,
 ) -> None:
     """event.py `_data` for one data shape, unrolled; `contents_lines` (`_inline_contents`) read
-    and make the content items, where the mapping's contents are a projection of their fields."""
+    and make the content items, where the mapping's contents are a projection of their fields;
+    `amounts_both_read`: neither amount nor amount_minor is mapped (event.py)."""
     src.add(f"data = {{'type': {shape!r}}}")
     fetch("currency", "raw_currency")
     src.add("currency = None if raw_currency is None else currency_code(raw_currency)")
     fetch("amount", "amount")
     fetch("amount_minor", "amount_minor")
+    if amounts_both_read:
+        src.add(
+            "if amount is not None and amount_minor is not None:",
+            "    raise both_amounts()",
+        )
     src.add(
         "if amount is not None or amount_minor is not None:",
         "    if currency is None:",

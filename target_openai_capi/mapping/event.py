@@ -404,6 +404,20 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
     return result
 
 
+def amounts_both_read(mapping: StreamMapping) -> bool:
+    """Neither amount nor amount_minor is mapped: both are read from the record's properties of
+    their names (a table shaped like the event), and a record with both is ambiguous."""
+    return "amount" not in mapping.fields and "amount_minor" not in mapping.fields
+
+
+def both_amounts() -> MappingError:
+    """The error for a record with both an amount and an amount_minor (assembler.py too)."""
+    return MappingError(
+        "the record has both amount and amount_minor: give one (they may disagree: 25.99 and "
+        "999), or map amount or amount_minor to the one to send"
+    )
+
+
 def missing_currency(mapping: StreamMapping) -> MappingError:
     """The error for an amount without a currency (also raised by assembler.py): what was read."""
     if "currency" in mapping.texts:
@@ -684,7 +698,14 @@ def _event_type(mapping: StreamMapping, record: Mapping[str, Any]) -> tuple[str,
         return mapping.event_type, None
     assert mapping.event_type_from is not None  # compile_stream_mapping guarantees one of them
     name = mapping.event_type_from(record)
-    return resolve_event_type(name, mapping.event_types)
+    try:
+        return resolve_event_type(name, mapping.event_types)
+    except MappingError:
+        if "custom_event_name" in mapping.fields and isinstance(name, str) and name.strip():
+            # A name that makes no custom event's (no ASCII letter, personal data) is no
+            # standard type's either: the mapped custom_event_name names the event.
+            return "custom", None
+        raise
 
 
 # Mapped fields that only some data shapes take (`_data` leaves them out of the others), and
@@ -725,6 +746,8 @@ def _data(
     amount = _value(mapping, record, "amount")
     amount_minor = _value(mapping, record, "amount_minor")
     if amount is not None or amount_minor is not None:
+        if amount is not None and amount_minor is not None and amounts_both_read(mapping):
+            raise both_amounts()
         if currency is None:
             raise missing_currency(mapping)
         if amount_minor is not None:
