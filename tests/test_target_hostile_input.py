@@ -3164,3 +3164,14 @@ def test_a_record_with_both_amount_and_amount_minor_is_rejected(workers, sandbox
     assert run.returncode == 0, run.output
     assert [(e["id"], e["data"]["amount"]) for e in sandbox.events(PIXEL_ID)] == [("r2", 999)]
     assert "the record has both amount and amount_minor: give one" in run.stderr
+
+
+def test_a_page_url_too_long_is_said_to_be_too_long(sandbox, tmp_path):
+    """A 9,000-character URL was refused as 'not a URL with a scheme and a host, without
+    spaces', which it is: it is longer than the contract's bound."""
+    url = "https://shop.example.com/" + "a" * 9000
+    entry = {"fields": {"source_url": "url", "action_source": "'web'"}}
+    cfg = config(sandbox.url, tmp_path, streams={"c": entry})
+    run = run_target(cfg, [SCHEMA, rec(1, url=url)], tmp_path)
+    assert run.returncode == 0, run.output
+    assert "at validation: source_url: is longer than 8192 characters" in run.stderr

@@ -193,6 +193,8 @@ def _messages(
         message = f"must be {value!r}, got {shown}"
         if path == ("data", "type") and isinstance(event.get("type"), str):
             message = f"must be {value!r} for type {event['type']!r}, got {shown}"
+    elif validator == "maxLength" and value >= 256 and isinstance(instance, str):
+        message = f"is longer than {value} characters"  # (not "is not a URL": it may well be)
     elif validator in ("pattern", "anyOf", "format", "minLength", "maxLength") and description:
         message = f"{shown} is not {description}"
     elif validator in ("minLength", "minItems") and value == 1:
