@@ -121,7 +121,7 @@ REFUSED: dict[str, tuple[dict[str, str], dict[str, Any], str]] = {
     "a name of no letter": (
         {"custom_event_name": "'!!'"},
         {"event_type": "custom"},
-        "fields.custom_event_name: custom event name has no letter or digit",
+        "fields.custom_event_name: custom event name has no letter or digit of ASCII",
     ),
     "a plan that is an object": (
         {"plan_id": '`{"a": 1}`'},

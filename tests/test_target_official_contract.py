@@ -219,7 +219,7 @@ def test_custom_names_app_events_contents_and_custom_data(sandbox, tmp_path):
     assert events["i1"]["action_source"] == "mobile_app"
     rejected = dead_letters(tmp_path)
     assert rejected["t4"]["stage"] == "mapping"
-    assert "custom event name has no letter or digit" in rejected["t4"]["reason"]
+    assert "custom event name has no letter or digit of ASCII" in rejected["t4"]["reason"]
     assert "the type 'custom' is no name: the API refuses it" in rejected["t5"]["reason"]
     assert "custom_data.amount is one of data's own fields" in rejected["t6"]["reason"]
     assert rejected["w1"]["stage"] == "validation"

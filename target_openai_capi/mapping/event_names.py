@@ -136,8 +136,9 @@ def custom_event(name: str) -> tuple[str, str | None]:
         text = text[:MAX_CUSTOM_NAME_LENGTH].strip("_-")
     if not text:
         raise MappingError(
-            "custom event name has no letter or digit (the API takes 1-64 letters, digits, "
-            "'_' or '-')",
+            "custom event name has no letter or digit of ASCII (the API takes 1-64 of them, "
+            "'_' or '-'; accents are folded, other scripts are not): map custom_event_name to "
+            "a name, or give one in event_types",
             "custom_event_name",
         )
     standard = text.lower()
