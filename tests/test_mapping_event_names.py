@@ -266,3 +266,22 @@ def test_check_event_table_rejects(table: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError) as caught:
         check_event_table(table)
     assert message in str(caught.value)
+
+
+def test_long_names_are_not_kept_in_the_caches() -> None:
+    """A free-text column mapped as the name by mistake: each cache kept 4,096 names of any
+    length (4,500 records of 50 KB names peaked at 536 MB, 62 MB without them)."""
+    from target_openai_capi.mapping import event_names
+
+    long_name = "note " + "x" * 50_000
+    before = (
+        event_names._custom_event.cache_info().currsize,
+        event_names._normalised_name.cache_info().currsize,
+    )
+    assert event_names.resolve_event_type(long_name, {}) == ("custom", "note_" + "x" * 59)
+    assert event_names.normalise_event_name(long_name) == "note_" + "x" * 50_000
+    after = (
+        event_names._custom_event.cache_info().currsize,
+        event_names._normalised_name.cache_info().currsize,
+    )
+    assert after == before

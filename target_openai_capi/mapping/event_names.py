@@ -120,9 +120,20 @@ def _holds_personal_data(text: str) -> bool:
     )
 
 
-@lru_cache(maxsize=4096)
+# Names longer than this are not cached (a free-text column mapped as the name by mistake:
+# 4,096 cached names of 50 KB each held 200 MB a cache).
+MAX_CACHED_NAME = 256
+
+
 def custom_event(name: str) -> tuple[str, str | None]:
     """(event type, custom_event_name) for a custom event's name, made valid by the rule above."""
+    if len(name) > MAX_CACHED_NAME:
+        return _custom_event.__wrapped__(name)
+    return _custom_event(name)
+
+
+@lru_cache(maxsize=4096)
+def _custom_event(name: str) -> tuple[str, str | None]:
     text = name.strip()
     if _holds_personal_data(text):
         raise MappingError(
@@ -155,11 +166,17 @@ def custom_event(name: str) -> tuple[str, str | None]:
     return CUSTOM, standard
 
 
-@lru_cache(maxsize=4096)  # a stream carries few distinct names, each many times
 def normalise_event_name(name: str) -> str:
     """Normalise an event name for lookup: "Order Completed" / "AddToCart" -> snake_case; its
     accents composed one way (NFC: "é" as one character or as e and an accent) and invisible
     characters (a zero-width space pasted after "Purchase") left out."""
+    if len(name) > MAX_CACHED_NAME:
+        return _normalised_name.__wrapped__(name)
+    return _normalised_name(name)
+
+
+@lru_cache(maxsize=4096)  # a stream carries few distinct names, each many times
+def _normalised_name(name: str) -> str:
     if not name.isascii():
         name = "".join(
             ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch) != "Cf"
