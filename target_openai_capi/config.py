@@ -85,7 +85,8 @@ _STREAM_ENTRY = th.ObjectType(
         th.ArrayType(th.StringType(allowed_values=list(KINDS))),
         description=(
             "With skip_unmatchable: the identifiers of which an event must carry one "
-            "(default oppref, obref, email, external_id)."
+            "(default oppref, obref, email, phone, external_id, android_advertising_id: any "
+            "that matches on its own)."
         ),
     ),
     th.Property(

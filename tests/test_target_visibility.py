@@ -86,7 +86,7 @@ def test_unmatchable_events_are_skipped_with_their_reason(sandbox, tmp_path):
     streams = {"orders": {"skip_unmatchable": True}}
     run = run_target(config(sandbox.url, tmp_path, streams), [SCHEMA, *ORDERS], tmp_path)
     assert run.returncode == 0, run.output
-    # Default identifiers: oppref, obref, email, external_id.
+    # Default identifiers: any strong one (oppref, obref, email, phone, external_id, GAID).
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["o1", "o2", "o3"]
     assert "skipped_unmatchable=2" in run.stderr
     sandbox.reset()
@@ -95,6 +95,28 @@ def test_unmatchable_events_are_skipped_with_their_reason(sandbox, tmp_path):
     assert run.returncode == 0, run.output
     assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["o1"]
     assert "skipped_unmatchable=4" in run.stderr
+
+
+def test_app_events_carrying_a_gaid_or_a_phone_are_not_skipped_by_default(sandbox, tmp_path):
+    """skip_unmatchable's default identifiers left out the advertising id and the phone, which
+    the coverage line counts as strong (they match on their own): an app-install stream of
+    GAIDs was skipped whole, without a word."""
+    props = {"id": {"type": "string"}, "gaid": {"type": ["string", "null"]}}
+    props["phone"] = {"type": ["string", "null"]}
+    at = iso_minutes_ago(5)
+    rows = [("i1", "38400000-8cf0-11bd-b23e-10b96e40000d", None), ("i2", None, "+14155552671")]
+    rows.append(("i3", None, None))
+    lines = [schema("installs", props, ["id"])]
+    lines += [
+        record("installs", {"id": i, "at": at, "gaid": gaid, "phone": phone})
+        for i, gaid, phone in rows
+    ]
+    fields = {"timestamp": "at", "android_advertising_id": "gaid", "phone": "phone"}
+    entry = {"event_type": "app_installed", "skip_unmatchable": True, "fields": fields}
+    run = run_target(config(sandbox.url, tmp_path, {"installs": entry}), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["i1", "i2"]
+    assert "installs: received=3 sent=2 skipped_unmatchable=1" in run.stderr
 
 
 def test_match_identifiers_are_checked_at_start_up(sandbox, tmp_path):

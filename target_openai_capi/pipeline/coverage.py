@@ -28,8 +28,9 @@ KINDS: dict[str, tuple[str, ...]] = {
 # The identifiers that can match an event on their own.
 STRONG = ("oppref", "obref", "email", "phone", "external_id", "android_advertising_id")
 NONE_STRONG = "none_strong"
-# What an unmatchable event (skip_unmatchable) must carry one of, unless the stream says.
-DEFAULT_MATCH_IDENTIFIERS = ("oppref", "obref", "email", "external_id")
+# What an unmatchable event (skip_unmatchable) must carry one of, unless the stream says: any
+# strong identifier (an app's events carry a GAID, a call's a phone number, and no email).
+DEFAULT_MATCH_IDENTIFIERS = STRONG
 
 
 # user field -> the kind it counts for (each field counts for one kind).
