@@ -631,6 +631,13 @@ def joined_at_dots(config: dict[str, Any]) -> None:
             del streams[name]
             for rest, inner in _joined(entry).items():
                 streams.setdefault(f"{name}.{rest}", inner)
+        elif isinstance(entry, dict) and set(entry) & _ENTRY_SETTINGS:
+            # Streams `sales` and `sales.orders`: the second's entry nested in the first's, as
+            # a key no setting has whose object is an entry (has one of the settings; an
+            # unknown key of another kind stays, for its error to name).
+            for key in [k for k in entry if _split_off(k, entry[k])]:
+                for rest, inner in _joined({key: entry.pop(key)}).items():
+                    streams.setdefault(f"{name}.{rest}", inner)
     for entry in streams.values():
         table = entry.get("event_types") if isinstance(entry, dict) else None
         if isinstance(table, dict) and any(isinstance(v, dict) for v in table.values()):
@@ -646,6 +653,17 @@ def joined_at_dots(config: dict[str, Any]) -> None:
                     else {key: value}
                 ).items()
             }
+
+
+def _split_off(key: object, value: object) -> bool:
+    """Whether a key of a streams entry that has settings is another stream's name part."""
+    return (
+        key not in _ENTRY_SETTINGS
+        and isinstance(value, dict)
+        and bool(value)
+        and bool(set(value) & _ENTRY_SETTINGS)
+        and not difflib.get_close_matches(str(key), _ENTRY_SETTINGS, 1, 0.75)
+    )
 
 
 def _joined(nested: dict[str, Any], *, leaves_only: bool = False) -> dict[str, Any]:

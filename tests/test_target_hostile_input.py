@@ -2928,6 +2928,13 @@ def test_names_with_dots_that_meltano_split_are_joined_back(sandbox, tmp_path):
     assert [(e["id"], e["type"]) for e in sandbox.events(PIXEL_ID)] == [
         ("s1", "subscription_created")
     ]
+    # Beside a stream `sales` of its own: the entry of `sales.orders` came inside its entry.
+    streams["sales"]["event_type"] = "lead_created"
+    lines += [schema("sales", {"id": {"type": "string"}}), record("sales", {"id": "l1"})]
+    lines[-1] = record("sales", {"id": "l1", "timestamp": NOW})
+    run = run_target(config(sandbox.url, tmp_path, streams=streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "sales: received=1 sent=1; sales.orders: received=1 sent=1" in run.stderr
 
 
 def test_one_record_rejected_without_dead_letters_is_said_in_the_singular(sandbox, tmp_path):
