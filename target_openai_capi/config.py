@@ -517,6 +517,15 @@ def _quoted(value: str) -> str:
 _KEY_START = re.compile(r"(?<![A-Za-z0-9])sk-", re.IGNORECASE)
 
 
+def flattening_from_environment(config: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """TARGET_OPENAI_CAPI_FLATTENING_ENABLED set true, with --config ENV: read into the config,
+    so that it is refused as `flattening_enabled: true` in a file is (the SDK does not read
+    the variable of a setting the target does not declare, and it went without a word)."""
+    value = environ.get(ENV_PREFIX + "FLATTENING_ENABLED")
+    if value is not None and value.strip().lower() in _TRUE_WORDS:
+        config.setdefault("flattening_enabled", True)
+
+
 def unknown_variables(
     environ: Mapping[str, str], config: Mapping[str, Any], known: Collection[str]
 ) -> tuple[list[str], list[str]]:
@@ -568,7 +577,7 @@ def environment_beside_a_file(
         )
     unread = [
         ENV_PREFIX + name.upper()
-        for name in CONFIG_SCHEMA["properties"]
+        for name in (*CONFIG_SCHEMA["properties"], *FLATTENING_SETTINGS)
         if name not in config
         and name not in ("api_key", "pixel_id", "dry_run")
         and ENV_PREFIX + name.upper() in environ

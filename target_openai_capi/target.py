@@ -38,6 +38,7 @@ from target_openai_capi.config import (
     environment_beside_a_file,
     environment_problems,
     fill_from_environment,
+    flattening_from_environment,
     unknown_settings,
     unknown_variables,
     without_key,
@@ -275,6 +276,7 @@ class TargetOpenAICapi(Target):
         known = {*self.config_jsonschema.get("properties", {}), *FLATTENING_SETTINGS}
         unknown, warnings = unknown_settings(self._config, known)
         if self.reads_environment:
+            flattening_from_environment(self._config, os.environ)
             unknown_vars, more = unknown_variables(os.environ, self._config, known)
             unknown, warnings = unknown + unknown_vars, warnings + more
         # (names the user wrote, shown as written: "Dry Run" too; never a value, nor the key)

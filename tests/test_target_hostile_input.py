@@ -3182,3 +3182,31 @@ def test_a_page_url_too_long_is_said_to_be_too_long(sandbox, tmp_path):
     run = run_target(cfg, [SCHEMA, rec(1, url=url)], tmp_path)
     assert run.returncode == 0, run.output
     assert "at validation: source_url: is longer than 8192 characters" in run.stderr
+
+
+def test_flattening_set_in_the_environment_is_refused_or_named(sandbox, tmp_path):
+    """TARGET_OPENAI_CAPI_FLATTENING_ENABLED=true went without a word (--config ENV), where
+    `flattening_enabled: true` in a file is refused; beside a file it was not named as unread."""
+    env = {
+        **os.environ,
+        "TARGET_OPENAI_CAPI_PIXEL_ID": PIXEL_ID,
+        "TARGET_OPENAI_CAPI_API_KEY": API_KEY,
+        "TARGET_OPENAI_CAPI_API_URL": sandbox.url,
+        "TARGET_OPENAI_CAPI_STREAMS": json.dumps({"c": {}}),
+        "TARGET_OPENAI_CAPI_FLATTENING_ENABLED": "true",
+    }
+    data = ("\n".join([SCHEMA, rec(1)]) + "\n").encode()
+    from_env = subprocess.run(
+        [*TARGET_CMD, "--config", "ENV"], input=data, capture_output=True, check=False, env=env
+    )
+    assert from_env.returncode == 1
+    assert "flattening_enabled is not supported" in from_env.stderr.decode()
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(json.dumps(config(sandbox.url, tmp_path)))
+    beside = subprocess.run(
+        [*TARGET_CMD, "--config", str(cfg_path)], input=data, capture_output=True, check=False,
+        env=env,
+    )  # fmt: skip
+    assert beside.returncode == 0, beside.stderr.decode()[-2000:]
+    assert "TARGET_OPENAI_CAPI_FLATTENING_ENABLED" in beside.stderr.decode()
+    assert stored(sandbox) == ["r1"]
