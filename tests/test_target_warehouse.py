@@ -149,6 +149,13 @@ def test_a_call_log_keyed_by_the_caller_s_number_sends_its_ids_hashed(workers, s
         assert raw not in run.output
 
 
+def logged_places(notes: list[str]) -> list[str]:
+    """The notes a stream logs of the places of personal data it hashed: the first so many."""
+    from target_openai_capi.pipeline.events import LOGGED_PER_KIND
+
+    return notes[:LOGGED_PER_KIND]
+
+
 @pytest.mark.parametrize("workers", [None, 0])
 def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox, tmp_path):
     """A `custom_data` column (read without being mapped) or a mapped object carrying an email,
@@ -187,6 +194,10 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "wallet_address": "0xabc123",
         "mac_address": "00:1a:2b:3c:4d:5e",
         "address": "9 Elm St",
+        # (a person's, whatever the word before: hashed)
+        "ship_address": "12 Elm Street, Springfield",
+        "recipient_address": "9 Oak Ave",
+        "default_address": {"city": "Springfield"},
     }
     lines = [schema("events", props, ["id"])]
     lines += [
@@ -236,6 +247,9 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "wallet_address": "0xabc123",
         "mac_address": "00:1a:2b:3c:4d:5e",
         "address": h("9 Elm St"),
+        "ship_address": h("12 Elm Street, Springfield"),
+        "recipient_address": h("9 Oak Ave"),
+        "default_address": {"city": h("Springfield")},
     }
     raws = ("example", "555-2671", "7946", "Lopez", "14155552671", "496 0000", "900123", "Main St")
     raws += ("Jo Doe", "Springfield", "1985", "\\u202f34", "0199")
@@ -245,28 +259,34 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         assert raw not in run.output
     said = [line.split("| ")[-1] for line in run.stderr.splitlines() if "SHA-256 hash" in line]
     end = ": sent as its SHA-256 hash (map it to a user field to be matched by it)."
-    assert said == [
-        f"Stream 'events': custom_data.email holds an email address{end}",
-        f"Stream 'events': custom_data.phone holds a phone number{end}",
-        f"Stream 'events': custom_data.customer_name is named for personal data{end}",
-        f"Stream 'events': custom_data.billing_phone is named for personal data{end}",
-        f"Stream 'events': custom_data.guests[].note holds an email address{end}",
-        f"Stream 'events': custom_data.attendees.* has names that are personal data (an email "
-        f"address){end}",
-        f"Stream 'events': custom_data.*.phone is named for personal data{end}",
-        f"Stream 'events': custom_data.contact_name.mobile is named for personal data{end}",
-        f"Stream 'events': custom_data.contact.mobile is named for personal data{end}",
-        f"Stream 'events': custom_data.contact.phone_no is named for personal data{end}",
-        f"Stream 'events': custom_data.shipping_address.name is named for personal data{end}",
-        f"Stream 'events': custom_data.shipping_address.address1 is named for personal data{end}",
-        f"Stream 'events': custom_data.shipping_address.zip is named for personal data{end}",
-        f"Stream 'events': custom_data.billing_address is named for personal data{end}",
-        f"Stream 'events': custom_data.dob is named for personal data{end}",
-        f"Stream 'events': custom_data.birthday is named for personal data{end}",
-        f"Stream 'events': custom_data.note holds a phone number{end}",
-        f"Stream 'events': custom_data.callback holds a phone number{end}",
-        f"Stream 'events': custom_data.address is named for personal data{end}",
-    ]
+    assert said == logged_places(
+        [
+            f"Stream 'events': custom_data.email holds an email address{end}",
+            f"Stream 'events': custom_data.phone holds a phone number{end}",
+            f"Stream 'events': custom_data.customer_name is named for personal data{end}",
+            f"Stream 'events': custom_data.billing_phone is named for personal data{end}",
+            f"Stream 'events': custom_data.guests[].note holds an email address{end}",
+            f"Stream 'events': custom_data.attendees.* has names that are personal data (an email "
+            f"address){end}",
+            f"Stream 'events': custom_data.*.phone is named for personal data{end}",
+            f"Stream 'events': custom_data.contact_name.mobile is named for personal data{end}",
+            f"Stream 'events': custom_data.contact.mobile is named for personal data{end}",
+            f"Stream 'events': custom_data.contact.phone_no is named for personal data{end}",
+            f"Stream 'events': custom_data.shipping_address.name is named for personal data{end}",
+            f"Stream 'events': custom_data.shipping_address.address1 is named for personal "
+            f"data{end}",
+            f"Stream 'events': custom_data.shipping_address.zip is named for personal data{end}",
+            f"Stream 'events': custom_data.billing_address is named for personal data{end}",
+            f"Stream 'events': custom_data.dob is named for personal data{end}",
+            f"Stream 'events': custom_data.birthday is named for personal data{end}",
+            f"Stream 'events': custom_data.note holds a phone number{end}",
+            f"Stream 'events': custom_data.callback holds a phone number{end}",
+            f"Stream 'events': custom_data.address is named for personal data{end}",
+            f"Stream 'events': custom_data.ship_address is named for personal data{end}",
+            f"Stream 'events': custom_data.recipient_address is named for personal data{end}",
+            f"Stream 'events': custom_data.default_address.city is named for personal data{end}",
+        ]
+    )
 
 
 @pytest.mark.parametrize("workers", [None, 0])

@@ -564,16 +564,9 @@ _PERSONAL_NAME_ENDS = (
     "familyname",
     "customername",
     "contactname",
-    # A person's address (Shopify's shipping_address and its parts, address1): not any one
-    # (store_address, wallet_address, mac_address, ip_address are no person's).
-    "streetaddress",
-    "shippingaddress",
-    "billingaddress",
-    "homeaddress",
-    "mailingaddress",
-    "postaladdress",
-    "deliveryaddress",
-    "customeraddress",
+    # A person's address (Shopify's shipping_address, default_address and their parts,
+    # address1), but those _NOT_A_PERSONS_ADDRESS names.
+    "address",
     "address1",
     "address2",
     "address3",
@@ -584,6 +577,39 @@ _PERSONAL_NAME_ENDS = (
     "birthdate",
     "birthday",
     "dob",
+)
+# Addresses that are no person's: kept as they are in custom_data (an ip_address is sent raw
+# in the user object too).
+# (the word before `address`: `store_address`, `IPAddress`, `ipv6_address`)
+_NOT_A_PERSONS_ADDRESS = frozenset(
+    {
+        "store",
+        "shop",
+        "merchant",
+        "business",
+        "company",
+        "warehouse",
+        "pickup",
+        "return",
+        "wallet",
+        "contract",
+        "token",
+        "crypto",
+        "bitcoin",
+        "btc",
+        "eth",
+        "ethereum",
+        "deposit",
+        "mac",
+        "ip",
+        "ipv",
+        "network",
+        "server",
+        "host",
+        "web",
+        "node",
+        "memory",
+    }
 )
 _NOT_IN_A_NAME = re.compile(r"[\s_.-]+")
 # A phone number written with its +, anywhere in a text ("call back on +1 415-555-2671").
@@ -605,9 +631,12 @@ def _personal_name(key: str) -> int:
     address or birth date (_NAMED), for a phone that may be a platform word (`mobile`, `cell`,
     `tel`: _PHONE_IF_DIGITS), or neither."""
     compact = _NOT_IN_A_NAME.sub("", key).lower()
-    if compact.endswith(_PERSONAL_NAME_ENDS) or compact == "address":
-        return _NAMED
     words = _WORD.findall(_CAMEL_BOUNDARY.sub("_", key).lower())
+    if compact.endswith(_PERSONAL_NAME_ENDS) and not (
+        (len(words) > 1 and words[-1] == "address" and words[-2] in _NOT_A_PERSONS_ADDRESS)
+        or compact.removesuffix("address") in _NOT_A_PERSONS_ADDRESS  # (IPAddress: one word)
+    ):
+        return _NAMED
     numbered = bool(words) and words[-1] in _NUMBER_WORDS
     if numbered:
         words = words[:-1]  # (phone_no, tel_number, contact_number: the word before)
