@@ -612,41 +612,17 @@ def _number(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-# A streams entry's own settings: any other key of an entry whose value is an object is the
-# rest of a stream name Meltano split at its dots (`sales.orders` -> sales: {orders: ...}).
-_ENTRY_SETTINGS = frozenset(_STREAM_ENTRY.to_dict()["properties"])
-
-
 def joined_at_dots(config: dict[str, Any]) -> None:
     """Meltano reads a dot in a key of an object setting as nesting, in meltano.yml, in
     `meltano config set` and in its environment variables: Stripe's event name
-    `customer.subscription.created` under `event_types` reached the target as
-    customer: {subscription: {created: ...}}, a stream `sales.orders` as sales: {orders: ...}.
-    Each is joined back, in place, where no setting could mean the nesting: an event name maps
-    to a text, and a streams entry has only its known settings."""
+    `customer.subscription.created` under a stream's `event_types` reached the target as
+    customer: {subscription: {created: ...}}. Joined back, in place: an event name maps to a
+    text, so nothing else could mean the nesting. (A stream's name with a dot is not joined:
+    `sales: {orders: {...}}` may as well be a setting misspelt in the entry `sales`, and a
+    guess would send with the wrong mapping; its error says what Meltano did.)"""
     streams = config.get("streams")
     if not isinstance(streams, dict):
         return
-    for name in list(streams):
-        entry = streams[name]
-        if (
-            isinstance(entry, dict)
-            and entry
-            and not set(entry) & _ENTRY_SETTINGS
-            and all(isinstance(v, dict) for v in entry.values())
-            # (not a setting misspelt, `feilds: {...}`: its error names it)
-            and not any(difflib.get_close_matches(str(k), _ENTRY_SETTINGS, 1, 0.75) for k in entry)
-        ):
-            del streams[name]
-            for rest, inner in _joined(entry).items():
-                streams.setdefault(f"{name}.{rest}", inner)
-        elif isinstance(entry, dict) and set(entry) & _ENTRY_SETTINGS:
-            # Streams `sales` and `sales.orders`: the second's entry nested in the first's, as
-            # a key no setting has whose object is an entry (has one of the settings; an
-            # unknown key of another kind stays, for its error to name).
-            for key in [k for k in entry if _split_off(k, entry[k])]:
-                for rest, inner in _joined({key: entry.pop(key)}).items():
-                    streams.setdefault(f"{name}.{rest}", inner)
     for entry in streams.values():
         table = entry.get("event_types") if isinstance(entry, dict) else None
         if isinstance(table, dict) and any(isinstance(v, dict) for v in table.values()):
@@ -654,37 +630,19 @@ def joined_at_dots(config: dict[str, Any]) -> None:
                 joined: value
                 for key, value in table.items()
                 for joined, value in (
-                    {
-                        f"{key}.{rest}": inner
-                        for rest, inner in _joined(value, leaves_only=True).items()
-                    }
+                    {f"{key}.{rest}": inner for rest, inner in _leaves(value).items()}
                     if isinstance(value, dict)
                     else {key: value}
                 ).items()
             }
 
 
-def _split_off(key: object, value: object) -> bool:
-    """Whether a key of a streams entry that has settings is another stream's name part."""
-    return (
-        key not in _ENTRY_SETTINGS
-        and isinstance(value, dict)
-        and bool(value)
-        and bool(set(value) & _ENTRY_SETTINGS)
-        and not difflib.get_close_matches(str(key), _ENTRY_SETTINGS, 1, 0.75)
-    )
-
-
-def _joined(nested: dict[str, Any], *, leaves_only: bool = False) -> dict[str, Any]:
-    """{'a': {'b': X}} as {'a.b': X}: down to the texts (`leaves_only`, an event table), or down
-    to the first object that is a streams entry (it has one of the entry's settings)."""
+def _leaves(nested: dict[str, Any]) -> dict[str, Any]:
+    """{'a': {'b': X}} as {'a.b': X}, down to the values that are no object."""
     found: dict[str, Any] = {}
     for key, value in nested.items():
-        deeper = isinstance(value, dict) and (
-            leaves_only or (value and not set(value) & _ENTRY_SETTINGS)
-        )
-        if deeper:
-            for rest, inner in _joined(value, leaves_only=leaves_only).items():
+        if isinstance(value, dict):
+            for rest, inner in _leaves(value).items():
                 found[f"{key}.{rest}"] = inner
         else:
             found[str(key)] = value

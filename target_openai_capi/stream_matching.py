@@ -54,16 +54,9 @@ def misspelt_entry(stream: str, entries: Collection[str]) -> str | None:
     """The entry among `entries` (configured, none of their streams arrived yet) that a stream
     without an entry most likely is, misspelt: the same name but for case, separators or a
     plural s (`subscription` for `subscriptions`), the stream's name after a schema
-    (`conversions` for tap-postgres's `public-conversions`), the start of a dotted entry's name
-    (`orders` for `orders.mapping`: a setting misspelt in the entry `orders`, which
-    config.py `joined_at_dots` read as a stream's name split at its dots), or a name alike at
-    0.85; or None."""
+    (`conversions` for tap-postgres's `public-conversions`), or a name alike at 0.85; or None."""
     for entry in sorted(entries):
-        if (
-            _squashed(entry) == _squashed(stream)
-            or stream.endswith(("-" + entry, "." + entry))
-            or entry.startswith(stream + ".")
-        ):
+        if _squashed(entry) == _squashed(stream) or stream.endswith(("-" + entry, "." + entry)):
             return entry
     alike = difflib.get_close_matches(stream, sorted(entries), n=1, cutoff=_MISSPELT)
     return alike[0] if alike else None

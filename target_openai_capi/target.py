@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping
 from types import FrameType
@@ -99,6 +100,12 @@ def _mend_bare_type_names(schema: Any) -> None:
             _mend_bare_type_names(item)
 
 
+_UNEXPECTED_IN_AN_ENTRY = re.compile(
+    r"Additional properties are not allowed \('([^']+)' was unexpected\) in "
+    r"config\['streams'\]\['([^']+)'\]"
+)
+
+
 def _where_settings_come_from(error: str) -> str:
     """A missing required setting, with where it can be given."""
     for name in ("pixel_id", "api_key"):
@@ -107,6 +114,14 @@ def _where_settings_come_from(error: str) -> str:
                 f"{error}: set it in the config file, or as TARGET_OPENAI_CAPI_{name.upper()} "
                 "(read with --config ENV, and by Meltano)"
             )
+    unexpected = _UNEXPECTED_IN_AN_ENTRY.fullmatch(error)
+    if unexpected:
+        key, stream = unexpected.groups()
+        return (
+            f"{error}: if `{stream}.{key}` is a stream's name, Meltano read its dot as nesting "
+            "(it does so in every object setting's keys), so an entry for a stream named with "
+            "a dot cannot be written in its settings"
+        )
     if error.endswith("is not of type 'boolean', 'null' in config['dry_run']"):
         return (  # (Meltano passes its variable's value as written: dry_run is text to it)
             f"dry_run is {error.partition(' is not of type')[0]}: use true or false (under "

@@ -2915,26 +2915,28 @@ def test_an_amount_whose_currency_is_mapped_to_null_says_so(workers, sandbox, tm
 
 def test_names_with_dots_that_meltano_split_are_joined_back(sandbox, tmp_path):
     """Meltano reads a dot in a key of an object setting as nesting (meltano.yml, `meltano
-    config set`): Stripe's `customer.subscription.created` under event_types, and a stream named
-    `sales.orders`, reached the target nested, and the run stopped on "{'subscription': ...} is
-    not of type 'string'" and "'orders' was unexpected". This is the config Meltano writes."""
+    config set`): Stripe's `customer.subscription.created` under event_types reached the target
+    nested, and the run stopped on "{'subscription': ...} is not of type 'string'". This is the
+    config Meltano writes. A stream's name with a dot is not joined (a misspelt setting looks
+    the same, and a guess would send with the wrong mapping): its error says what happened."""
     event_types = {"customer": {"subscription": {"created": "subscription_created"}}}
-    streams = {"sales": {"orders": {"event_type_from": "kind", "event_types": event_types}}}
-    stream_schema = schema("sales.orders", {"id": {"type": "string"}, "kind": {"type": "string"}})
+    streams = {"sales": {"event_type_from": "kind", "event_types": event_types}}
+    stream_schema = schema("sales", {"id": {"type": "string"}, "kind": {"type": "string"}})
     row = {"id": "s1", "timestamp": NOW, "kind": "customer.subscription.created"}
-    lines = [stream_schema, record("sales.orders", row)]
+    lines = [stream_schema, record("sales", row)]
     run = run_target(config(sandbox.url, tmp_path, streams=streams), lines, tmp_path)
     assert run.returncode == 0, run.output
     assert [(e["id"], e["type"]) for e in sandbox.events(PIXEL_ID)] == [
         ("s1", "subscription_created")
     ]
-    # Beside a stream `sales` of its own: the entry of `sales.orders` came inside its entry.
-    streams["sales"]["event_type"] = "lead_created"
-    lines += [schema("sales", {"id": {"type": "string"}}), record("sales", {"id": "l1"})]
-    lines[-1] = record("sales", {"id": "l1", "timestamp": NOW})
+    # `sales` and `sales.orders`, as Meltano passes them:
+    streams["sales"]["orders"] = {"event_type": "order_created"}
     run = run_target(config(sandbox.url, tmp_path, streams=streams), lines, tmp_path)
-    assert run.returncode == 0, run.output
-    assert "sales: received=1 sent=1; sales.orders: received=1 sent=1" in run.stderr
+    assert run.returncode == 1
+    assert (
+        "('orders' was unexpected) in config['streams']['sales']: if `sales.orders` is a "
+        "stream's name, Meltano read its dot as nesting"
+    ) in run.stderr
 
 
 def test_one_record_rejected_without_dead_letters_is_said_in_the_singular(sandbox, tmp_path):
@@ -3072,22 +3074,22 @@ def test_a_stream_named_with_a_megabyte_is_logged_cut(sandbox, tmp_path):
 
 
 def test_a_setting_misspelt_in_an_entry_is_not_taken_for_a_stream_s_name(sandbox, tmp_path):
-    """`orders: {mapping: {...}}` (no such setting) was a config error; read as a stream named
-    `orders.mapping` (a name Meltano split at its dot, joined back), the orders were skipped
-    and the STATE after them written. Now the run fails at its end, its STATE held."""
+    """`orders: {mapping: {...}}` (no such setting) was read, for a while, as a stream named
+    `orders.mapping` (a name Meltano split at its dot): the orders were skipped and the STATE
+    after them written. It is a config error, as it was."""
     lead = schema("leads", {"id": {"type": "string"}}, ["id"])
     order = schema("orders", {"id": {"type": "string"}}, ["id"])
     lines = [lead, record("leads", {"id": "l1", "timestamp": NOW, "type": "lead_created"})]
     lines += [order, record("orders", {"id": "o1", "timestamp": NOW}), state({"at": 2})]
     entry = {"event_type": "order_created"}
-    cfg = config(sandbox.url, tmp_path, streams={"leads": {}, "orders": {"mapping": entry}})
-    run = run_target(cfg, lines, tmp_path)
-    assert run.returncode == 1
-    assert run.states == []
-    assert "Stream 'orders' has no entry under `streams`, and `streams.orders.mapping` has " in (
-        run.stderr
-    )
-    assert_clean(run)
+    for orders in ({"mapping": entry}, {**entry, "options": {"dry_run": True}}):
+        cfg = config(sandbox.url, tmp_path, streams={"leads": {}, "orders": orders})
+        run = run_target(cfg, lines, tmp_path)
+        assert run.returncode == 1
+        assert run.states == []
+        assert "was unexpected) in config['streams']['orders']" in run.stderr
+        assert_clean(run)
+    assert sandbox.stats()["requests"] == 0
 
 
 def _refuse_quoting_a_long_note(handler: BaseHTTPRequestHandler) -> None:
