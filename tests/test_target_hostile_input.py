@@ -3212,3 +3212,24 @@ def test_flattening_set_in_the_environment_is_refused_or_named(sandbox, tmp_path
     assert beside.returncode == 0, beside.stderr.decode()[-2000:]
     assert "TARGET_OPENAI_CAPI_FLATTENING_ENABLED" in beside.stderr.decode()
     assert stored(sandbox) == ["r1"]
+
+
+def _refuse_in_plain_text_quoting_a_long_value(handler: BaseHTTPRequestHandler) -> None:
+    value = "Jane Doe lives at 1 Main Street Springfield, call her on weekends " + "y" * 300
+    body = f"field note has value '{value}' which is not allowed".encode()
+    _answer(handler, 400, body, "text/plain")
+
+
+def test_a_plain_text_refusal_quoting_a_long_value_is_logged_without_it(tmp_path):
+    """The uploader cut an answer's text at 200 characters before the log hid quoted values
+    (a refusal of everything, in plain text): the value's quote left open, it was shown."""
+    gateway = _Gateway(_refuse_in_plain_text_quoting_a_long_value)
+    try:
+        run = run_target(config(gateway.url, tmp_path), [SCHEMA, rec(1)], tmp_path)
+    finally:
+        gateway.close()
+    assert run.returncode == 1
+    assert "field note has value '…" in run.stderr
+    for raw in ("Jane", "Main Street", "Springfield", "yyyyyyyy"):
+        assert raw not in run.output
+    assert_clean(run)

@@ -49,7 +49,7 @@ from target_openai_capi.delivery.retry import (
     should_retry,
 )
 from target_openai_capi.delivery.status_policy import Action, action_for
-from target_openai_capi.log_safety import log_safe
+from target_openai_capi.log_safety import cut_text, log_safe
 from target_openai_capi.main_thread_signals import termination_signals_blocked
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ class Uploader:
                 rejected[0][1],
                 self._client.display_url,
                 f"all {len(rejected)} events of a batch were refused alone with the same message",
-                message[:LOG_MESSAGE_CHARS],
+                cut_text(message, LOG_MESSAGE_CHARS),
             )
 
     def _settle(
@@ -299,7 +299,7 @@ class Uploader:
                     raise NotTheApi(
                         response.status,
                         self._client.display_url,
-                        self._message(response)[:LOG_MESSAGE_CHARS],
+                        cut_text(self._message(response), LOG_MESSAGE_CHARS),
                         error=error,
                     )
                 accepted.extend(part)
@@ -312,7 +312,7 @@ class Uploader:
                     response.status,
                     self._client.display_url,
                     "the answer is not the API's error format",
-                    message[:LOG_MESSAGE_CHARS],
+                    cut_text(message, LOG_MESSAGE_CHARS),
                 )
             field = refused_request_field(response.body) if action is Action.BISECT else None
             if field is not None:
@@ -320,7 +320,7 @@ class Uploader:
                     response.status,
                     self._client.display_url,
                     f"the API refused the request's {field}, which no event can cause",
-                    message[:LOG_MESSAGE_CHARS],
+                    cut_text(message, LOG_MESSAGE_CHARS),
                 )
             secret = self._client.settings.api_key
             named = named_events(response.body, secret) if action is Action.BISECT else {}
@@ -351,7 +351,7 @@ class Uploader:
                         self._client.display_url,
                         f"the answer to a request of one event names events[{min(named)}], "
                         "which it did not have, so its answers cannot say which events are bad",
-                        message[:LOG_MESSAGE_CHARS],
+                        cut_text(message, LOG_MESSAGE_CHARS),
                     )
                 else:
                     result.unnamed.add(part[0])
