@@ -3161,18 +3161,22 @@ def test_a_mapped_custom_event_name_names_events_whose_read_name_cannot(workers,
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_a_record_with_both_amount_and_amount_minor_is_rejected(workers, sandbox, tmp_path):
+def test_a_record_whose_amount_and_amount_minor_disagree_is_rejected(workers, sandbox, tmp_path):
     """A table shaped like the event with both columns: amount_minor won without a word (25.99
-    sent as 9.99), where a content item with both is rejected."""
+    sent as 9.99). Both saying the same is no question (a table keeping both)."""
     props = {"id": {"type": "string"}, "amount": {"type": "number"}, "amount_minor": {}}
     both = rec(1, type="order_created", amount=25.99, amount_minor=999, currency="USD")
     one = rec(2, type="order_created", amount_minor=999, currency="USD")
-    lines = [schema("c", props, ["id"]), both, one]
+    agree = rec(3, type="order_created", amount=25.99, amount_minor=2599, currency="USD")
+    lines = [schema("c", props, ["id"]), both, one, agree]
     cfg = config(sandbox.url, tmp_path, worker_processes=workers)
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
-    assert [(e["id"], e["data"]["amount"]) for e in sandbox.events(PIXEL_ID)] == [("r2", 999)]
-    assert "the record has both amount and amount_minor: give one" in run.stderr
+    assert [(e["id"], e["data"]["amount"]) for e in sandbox.events(PIXEL_ID)] == [
+        ("r2", 999),
+        ("r3", 2599),
+    ]
+    assert "the record's amount (25.99) and amount_minor (999) disagree: give one" in run.stderr
 
 
 def test_a_page_url_too_long_is_said_to_be_too_long(sandbox, tmp_path):

@@ -109,7 +109,7 @@ def compile_assembler(
         "both_item_amounts": generic.both_item_amounts,
         "missing_timestamp": generic.missing_timestamp,
         "missing_currency": generic.missing_currency,
-        "both_amounts": generic.both_amounts,
+        "agreed_amount": generic.agreed_amount,
         "no_item_currency": generic.no_item_currency,
         "item_currency_error": generic.item_currency_error,
         "MAX_MINOR_UNITS": MAX_MINOR_UNITS,
@@ -538,16 +538,20 @@ def _fixed_data(
     src.add("currency = None if raw_currency is None else currency_code(raw_currency)")
     fetch("amount", "amount")
     fetch("amount_minor", "amount_minor")
-    if amounts_both_read:
-        src.add(
-            "if amount is not None and amount_minor is not None:",
-            "    raise both_amounts()",
-        )
     src.add(
         "if amount is not None or amount_minor is not None:",
         "    if currency is None:",
         "        raise missing_currency(MAPPING)",
-        "    if amount_minor is not None:",
+    )
+    if amounts_both_read:
+        src.add(
+            "    if amount is not None and amount_minor is not None:",
+            "        data['amount'] = agreed_amount(amount, amount_minor, currency)",
+            "    elif amount_minor is not None:",
+        )
+    else:
+        src.add("    if amount_minor is not None:")
+    src.add(
         "        data['amount'] = minor_units(amount_minor, 'amount_minor')",
         "    else:",
         "        data['amount'] = to_minor_units(amount, currency, 'amount')",

@@ -410,12 +410,16 @@ def amounts_both_read(mapping: StreamMapping) -> bool:
     return "amount" not in mapping.fields and "amount_minor" not in mapping.fields
 
 
-def both_amounts() -> MappingError:
-    """The error for a record with both an amount and an amount_minor (assembler.py too)."""
-    return MappingError(
-        "the record has both amount and amount_minor: give one (they may disagree: 25.99 and "
-        "999), or map amount or amount_minor to the one to send"
-    )
+def agreed_amount(amount: object, amount_minor: object, currency: str) -> int:
+    """The minor units of a record with both an amount and an amount_minor, neither mapped,
+    when they say the same (25.99 and 2599 in USD); else a rejection (assembler.py too)."""
+    minor = minor_units(amount_minor, "amount_minor")
+    if to_minor_units(amount, currency, "amount") != minor:
+        raise MappingError(
+            f"the record's amount ({quoted(amount)}) and amount_minor ({quoted(amount_minor)}) "
+            "disagree: give one, or map amount or amount_minor to the one to send"
+        )
+    return minor
 
 
 def missing_currency(mapping: StreamMapping) -> MappingError:
@@ -775,11 +779,11 @@ def _data(
     amount = _value(mapping, record, "amount")
     amount_minor = _value(mapping, record, "amount_minor")
     if amount is not None or amount_minor is not None:
-        if amount is not None and amount_minor is not None and amounts_both_read(mapping):
-            raise both_amounts()
         if currency is None:
             raise missing_currency(mapping)
-        if amount_minor is not None:
+        if amount is not None and amount_minor is not None and amounts_both_read(mapping):
+            data["amount"] = agreed_amount(amount, amount_minor, currency)
+        elif amount_minor is not None:
             data["amount"] = minor_units(amount_minor, "amount_minor")
         else:
             data["amount"] = to_minor_units(amount, currency, "amount")
