@@ -1072,6 +1072,12 @@ def test_personal_data_in_content_items_is_sent_hashed(workers, sandbox, tmp_pat
     items = [
         {"sku": "mug-1", "title": "Mug", "variant": {"size": "L", "engraving": "+1 415 555 0199"}},
         {"sku": "card-2", "title": "Gift card for jo@example.com", "variant": {"size": "S"}},
+        # (a catalog's id, a date after a +, a name of another script: kept)
+        {
+            "sku": "4006381333931+4006381333948",
+            "title": "ギフトセット",
+            "variant": {"promo": "+2024-11-29"},
+        },
     ]
     contents = "items[].{id: sku, name: title, variant_dict: variant}"
     streams = {"o": {"event_type": "order_created", "fields": {"contents": contents}}}
@@ -1090,6 +1096,11 @@ def test_personal_data_in_content_items_is_sent_hashed(workers, sandbox, tmp_pat
     assert event["data"]["contents"] == [
         {"id": "mug-1", "name": "Mug", "variant_dict": engraved},
         {"id": "card-2", "name": h("Gift card for jo@example.com"), "variant_dict": {"size": "S"}},
+        {
+            "id": "4006381333931+4006381333948",
+            "name": "ギフトセット",
+            "variant_dict": {"promo": "+2024-11-29"},
+        },
     ]
     for raw in ("0199", "example"):
         assert raw not in (tmp_path / "requests.jsonl").read_text()

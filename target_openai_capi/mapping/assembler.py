@@ -424,7 +424,7 @@ def _content_item(values: dict[str, str]) -> list[str]:
                 f"    text_ = {value}.strip() if type({value}) is str else "
                 f"_as_text({value}, {where}.{name}')",
                 "    if text_ and not (text_[0] == '(' and text_.lower() in PLACEHOLDERS):",
-                f"        item_[{name!r}] = item_text(text_)",
+                f"        item_[{name!r}] = {'item_text(text_)' if name == 'name' else 'text_'}",
             ]
     quantity = values.get("quantity")
     if quantity is not None:

@@ -323,7 +323,7 @@ def event_id_from(
     if len(text) > MAX_ID_LENGTH:
         raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
     if (("@" in text or "%" in text) and _holds_email(text)) or (
-        ("+" in text or not text.isascii()) and _holds_phone(text)
+        ("+" in text or "\uff0b" in text) and _holds_phone(text)
     ):
         return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return text
@@ -369,7 +369,8 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
                     else _as_text(value, f"contents[{i}].{name}")
                 )
                 if text and not (text[0] == "(" and text.lower() in _PLACEHOLDERS):
-                    out[name] = item_text(text)
+                    # (ids are a catalog's: `4006381333931+4006381333948` is a bundle's)
+                    out[name] = item_text(text) if name == "name" else text
         quantity = get("quantity")
         if quantity is not None:
             if type(quantity) is int and 0 <= quantity <= MAX_MINOR_UNITS:
@@ -617,7 +618,10 @@ _NOT_A_PERSONS_ADDRESS = frozenset(
 )
 _NOT_IN_A_NAME = re.compile(r"[\s_.-]+")
 # A phone number written with its +, anywhere in a text ("call back on +1 415-555-2671").
-_PHONE_IN_TEXT = re.compile(rf"[{_PHONE_SIGN}]\d[\d{_PHONE_SEPARATORS}]{{6,22}}\d")
+# (a date after a +, `+2024-11-29` in a promotion's name, is none)
+_PHONE_IN_TEXT = re.compile(
+    rf"[{_PHONE_SIGN}](?!\d{{4}}-\d\d-\d\d(?!\d))\d[\d{_PHONE_SEPARATORS}]{{6,22}}\d"
+)
 # A property name shown as it is in a note: a word, not data (an email or a customer's name
 # used as a key is shown as `*`).
 # (a name beginning with a capital may be a person's: MariaGarcia; shown as `*`)
@@ -660,7 +664,7 @@ def _holds_personal_text(text: str) -> str | None:
     """Why a text is personal data (an email address, a +phone number in it), or None."""
     if ("@" in text or "%" in text) and _holds_email(text):
         return "holds an email address"
-    if ("+" in text or not text.isascii()) and any(
+    if ("+" in text or "\uff0b" in text) and any(
         8 <= sum(ch.isdigit() for ch in found.group()) <= 15
         for found in _PHONE_IN_TEXT.finditer(text)
     ):
