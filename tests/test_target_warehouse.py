@@ -1052,13 +1052,20 @@ def test_an_event_name_holding_an_email_is_rejected_not_sent(workers, sandbox, t
         record("events", {"id": "e1", "timestamp": AT, "event": "Invite sent to jo@example.com"}),
         record("events", {"id": "e2", "timestamp": AT, "event": "Call +44 20 7946 0958 back"}),
         record("events", {"id": "e3", "timestamp": AT, "event": "Demo Booked"}),
+        # (no email nor phone: a time after an @, a date after a +)
+        record("events", {"id": "e4", "timestamp": AT, "event": "webinar@10.30am"}),
+        record("events", {"id": "e5", "timestamp": AT, "event": "Promo +2024-11-29"}),
     ]
     cfg = config(sandbox, tmp_path, {"events": {"event_type_from": "event"}})
     if workers is not None:
         cfg["worker_processes"] = workers
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
-    assert [e["custom_event_name"] for e in sandbox.events(PIXEL_ID)] == ["demo_booked"]
+    assert [e["custom_event_name"] for e in sandbox.events(PIXEL_ID)] == [
+        "demo_booked",
+        "webinar_10_30am",
+        "promo_2024-11-29",
+    ]
     assert run.stderr.count("custom event name holds an email address or a phone number") == 2
     for raw in ("example", "jo_", "7946"):
         assert raw not in run.output

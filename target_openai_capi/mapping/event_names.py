@@ -107,8 +107,9 @@ def _ascii_folded(text: str) -> str:
 
 # An email address or a phone number written with its + in an event's name: personal data,
 # which a name (sent as it is, shown in the ads account) must not carry.
-_EMAIL_IN_NAME = re.compile(r"[^\s@]@[^\s@]+\.[^\s@.]{2,}")
-_PHONE_IN_NAME = re.compile(r"[+\uff0b]\d[\d\s().-]{6,30}\d")
+_EMAIL_IN_NAME = re.compile(r"[^\s@]@[^\s@]+\.[A-Za-z]{2,}(?![^\s.,;:!?)])")
+# (a date after a +, `Promo +2024-11-29`, is none)
+_PHONE_IN_NAME = re.compile(r"[+\uff0b](?!\d{4}-\d\d-\d\d(?!\d))\d[\d\s().-]{6,30}\d")
 
 
 def _holds_personal_data(text: str) -> bool:
