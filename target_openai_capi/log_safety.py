@@ -14,6 +14,7 @@ capitalised word of letters (a surname) goes too, unless it is a code of two or 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -156,6 +157,24 @@ def show_in_log(*names: object) -> None:
             if len(name) > MAX_NAME_CHARS and len(_cut_names) < MAX_CUT_NAMES:
                 cut = _cut_names[name] = name[: MAX_NAME_CHARS - 1] + HIDDEN
                 _shown.add(cut)
+                # (as a METRIC line's JSON writes it: a `"`, a `\` or Cyrillic escaped)
+                escaped = json.dumps(name)[1:-1]
+                if escaped != name:
+                    head = escaped[: MAX_NAME_CHARS - 1]
+                    _cut_names[escaped] = head[: _escape_start(head)] + HIDDEN
+
+
+def _escape_start(head: str) -> int:
+    """Where a JSON escape the cut would split begins (the whole head when none would be)."""
+    backslash = head.rfind("\\", max(0, len(head) - 6))
+    if backslash < 0:
+        return len(head)
+    run = len(head[: backslash + 1]) - len(head[: backslash + 1].rstrip("\\"))
+    if run % 2 == 0:  # (an escaped backslash ends there: nothing split)
+        return len(head)
+    escape = head[backslash:]
+    whole = len(escape) >= 2 and (escape[1] != "u" or len(escape) >= 6)
+    return len(head) if whole else backslash
 
 
 def _with_long_names_cut(message: str) -> str:
