@@ -699,3 +699,32 @@ def test_two_tables_a_stream_map_aliases_to_one_stream_are_told_when_their_ids_c
     assert run.returncode == 0, run.output
     assert "orders: received=4 sent=4" in run.stderr
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID))[-2:] == ["orders_us:1", "orders_us:2"]
+
+
+def test_the_advice_for_aliased_tables_colliding_works_with_their_own_key(sandbox, tmp_path):
+    """Keyed by order_id, the advice said `str(id)`, and following it rejected every record
+    (NameNotDefined: 'id'): it names what the id is made of."""
+    at = iso_minutes_ago(5)
+    props = {"order_id": {"type": "integer"}, "at": {"type": "string"}}
+    lines = [schema("orders_us", props, ["order_id"]), schema("orders_eu", props, ["order_id"])]
+    lines += [
+        record(s, {"order_id": i, "at": at}) for i in (1, 2) for s in ("orders_us", "orders_eu")
+    ]
+    maps = {"orders_us": {"__alias__": "orders"}, "orders_eu": {"__alias__": "orders"}}
+    streams = {"orders": {"event_type": "order_created", "fields": {"timestamp": "at"}}}
+    run = run_target(
+        target_config(sandbox.url, tmp_path, streams, stream_maps=maps), lines, tmp_path
+    )
+    assert run.returncode == 0, run.output
+    assert 'such as "order_key": "\'orders_eu:\' + str(order_id)", and map fields.id' in (
+        run.stderr
+    )
+    maps = {
+        "orders_us": {"__alias__": "orders", "order_key": "'orders_us:' + str(order_id)"},
+        "orders_eu": {"__alias__": "orders", "order_key": "'orders_eu:' + str(order_id)"},
+    }
+    streams["orders"]["fields"]["id"] = "order_key"
+    cfg = target_config(sandbox.url, tmp_path, streams, stream_maps=maps)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "orders: received=4 sent=4" in run.stderr

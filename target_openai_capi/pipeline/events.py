@@ -142,6 +142,19 @@ def prepare_event(
     return Built(event, dedup_name(event), kinds, event["timestamp_ms"]), notes, event_id
 
 
+def _id_in_a_stream_map(mapping: StreamMapping, keys: Sequence[str]) -> str | None:
+    """What the stream's event id is made of, as a stream map's expression writes it
+    (`str(order_id)`), or None when that is no column (an expression, a hash of the row)."""
+    text = mapping.texts.get("id")
+    if "id" in mapping.fields:
+        column = text.strip() if isinstance(text, str) else ""
+        return f"str({column})" if column.isidentifier() else None
+    columns = list(id_key_properties(keys))
+    if not columns or not all(column.isidentifier() for column in columns):
+        return None
+    return " + ':' + ".join(f"str({column})" for column in columns)
+
+
 class EventBuilder:
     """Maps records to events by their stream's mapping and remembers recent event keys."""
 
@@ -231,7 +244,7 @@ class EventBuilder:
         else:
             result = HeldCopy(outcome) if self.is_unsettled(key) else DUPLICATE
             if isinstance(first, str) and first != source:
-                self._say_ids_collide(source, first, outcome.name)
+                self._say_ids_collide(source, first, outcome.name, stream)
         if result is not DUPLICATE:
             for note in notes:
                 if note.endswith(HASHED_DATA_NOTE_END):  # (about a place, not a record: once)
@@ -264,7 +277,7 @@ class EventBuilder:
         """The event was not sent: a later copy in this run (perhaps fixed) is not a duplicate."""
         self._recent.pop((event_name, event_id), None)
 
-    def _say_ids_collide(self, stream: str, first: str, event_name: str) -> None:
+    def _say_ids_collide(self, stream: str, first: str, event_name: str, info: StreamInfo) -> None:
         """Once per pair of streams: an event of this stream has the name and id of one of
         another stream; the API keeps the first, so this one is a duplicate."""
         if (stream, first) in self._collisions_told:
@@ -272,17 +285,19 @@ class EventBuilder:
         self._collisions_told.add((stream, first))
         if "' as '" in stream:  # (a stream map's copy: its entry serves both sources)
             source = stream.partition("'")[0]
+            made_of = _id_in_a_stream_map(self.mappings[info.name], info.key_properties)
             self._log.logger.warning(
                 "Stream '%s': an event has the name (%s) and id of an event of stream '%s' in "
                 "this run, so it is counted a duplicate and not sent unless that one is refused "
                 "(the API keeps the first event of a name and id). If the two streams' records "
                 "are different conversions (two tables numbered from 1), add to each stream "
-                'map a property unique across them, such as "order_key": "\'%s:\' + '
-                'str(id)", and map fields.id to it.',
+                "map a property unique across them, %s, and map fields.id to it.",
                 stream,
                 event_name.removeprefix(VALIDATED_ONLY),
                 first,
-                source,
+                f'such as "order_key": "\'{source}:\' + {made_of}"'
+                if made_of
+                else "made of its source stream's name and what the id is made of",
             )
             return
         self._log.logger.warning(
