@@ -582,11 +582,19 @@ def environment_beside_a_file(
         and name not in ("api_key", "pixel_id", "dry_run")
         and ENV_PREFIX + name.upper() in environ
     ]
+    flattening = [v for v in unread if v.removeprefix(ENV_PREFIX).lower() in FLATTENING_SETTINGS]
+    unread = [v for v in unread if v not in flattening]
     if unread:
         warnings.append(
             f"{', '.join(unread)} {'is' if len(unread) == 1 else 'are'} set in the environment "
             "but not read: the config comes from a file (read the environment with --config "
             "ENV; in Meltano, declare the setting)"
+        )
+    if flattening:  # (read, it would be refused: mappings read the nested paths)
+        warnings.append(
+            f"{', '.join(flattening)} {'is' if len(flattening) == 1 else 'are'} set in the "
+            "environment and not read: the target does not flatten records (its mappings read "
+            "nested paths); unset it"
         )
     return problems, warnings
 

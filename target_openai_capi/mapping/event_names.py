@@ -150,7 +150,7 @@ def _custom_event(name: str) -> tuple[str, str | None]:
         raise MappingError(
             "custom event name has no letter or digit of ASCII (the API takes 1-64 of them, "
             "'_' or '-'; accents are folded, other scripts are not): map custom_event_name to "
-            "a name, or give one in event_types",
+            "a name in ASCII letters",
             "custom_event_name",
         )
     standard = text.lower()
