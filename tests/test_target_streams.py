@@ -728,3 +728,14 @@ def test_the_advice_for_aliased_tables_colliding_works_with_their_own_key(sandbo
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert "orders: received=4 sent=4" in run.stderr
+
+
+def test_an_entry_in_dry_run_whose_stream_never_came_is_named(sandbox, tmp_path):
+    """Asking how many records a dry-run entry had received counted its stream as arrived:
+    `streams.<entry> matched nothing` was never said of an entry with dry_run set."""
+    lines = [schema("leads", {"id": {"type": "string"}}, ["id"])]
+    lines.append(record("leads", {"id": "l1", "timestamp": iso_minutes_ago(5), "type": "x"}))
+    lines.append(state({"at": 1}))  # (a STATE asks whether a dry run's records came)
+    streams = {"leads": {}, "refunds": {"event_type": "custom", "dry_run": True}}
+    run = run_target(target_config(sandbox.url, tmp_path, streams), lines, tmp_path)
+    assert "streams.refunds matched nothing" in run.stderr

@@ -64,7 +64,8 @@ class RunAccount:
     def received(self, stream: str | None = None) -> int:
         """Records received (for one stream, or all)."""
         streams = [stream] if stream is not None else list(self.outcomes)
-        return sum(sum(self.outcomes[s].values()) for s in streams)
+        # (read, not filled: a stream asked about is not thereby one that arrived)
+        return sum(sum(self.outcomes.get(s, {}).values()) for s in streams)
 
     def progress_line(self) -> str:
         """One line for long runs: rate, sent, rejected."""
