@@ -180,24 +180,16 @@ def test_a_mistyped_dry_run_variable_stops_the_run_under_meltano(
     passed false, so `ture` (or `true ` from a .env) sent every event for real and moved STATE
     on. Declared a string, the target reads the word: a typo stops the run, `true ` is a dry
     run."""
-    env = {"TARGET_OPENAI_CAPI_API_URL": demo_sandbox.url}
-    typo = meltano(
-        project,
-        "run",
-        "tap-demo-orders",
-        "target-openai-capi",
-        env={**env, "TARGET_OPENAI_CAPI_DRY_RUN": "ture"},
-    )
+
+    def run_with_dry_run(word: str) -> subprocess.CompletedProcess[str]:
+        env = {"TARGET_OPENAI_CAPI_API_URL": demo_sandbox.url, "TARGET_OPENAI_CAPI_DRY_RUN": word}
+        return meltano(project, "run", "tap-demo-orders", "target-openai-capi", env=env)
+
+    typo = run_with_dry_run("ture")
     assert typo.returncode != 0
     assert "dry_run is 'ture': use true or false" in typo.stdout + typo.stderr
     assert demo_sandbox.stats()["requests"] == 0
-    spaced = meltano(
-        project,
-        "run",
-        "tap-demo-orders",
-        "target-openai-capi",
-        env={**env, "TARGET_OPENAI_CAPI_DRY_RUN": "true "},
-    )
+    spaced = run_with_dry_run("true ")
     assert spaced.returncode == 0, spaced.stdout + spaced.stderr
     assert demo_sandbox.events(DEMO_PIXEL) == []
     stats = demo_sandbox.stats()

@@ -1249,20 +1249,29 @@ def test_an_environment_variable_of_the_wrong_type_is_one_clear_line(name, value
     assert API_KEY[:16] not in err
 
 
-def test_settings_from_environment_variables_are_read_as_their_types(sandbox, tmp_path):
-    """Numbers were left as text ("'60' is not of type 'number'"): those two settings could not
-    be set from the environment at all."""
-    env = {
+def _environment_for(sandbox: Any, **settings: str) -> dict[str, str]:
+    """The environment of a run that reads its config from it (--config ENV), into the
+    sandbox, with these settings' variables (FLATTENING_ENABLED="true") too."""
+    return {
         **os.environ,
         "TARGET_OPENAI_CAPI_PIXEL_ID": PIXEL_ID,
         "TARGET_OPENAI_CAPI_API_KEY": API_KEY,
         "TARGET_OPENAI_CAPI_API_URL": sandbox.url,
         "TARGET_OPENAI_CAPI_STREAMS": json.dumps({"c": {}}),
-        "TARGET_OPENAI_CAPI_MAX_RETRY_SECONDS": "60",
-        "TARGET_OPENAI_CAPI_REQUEST_TIMEOUT_SECONDS": " 30.5 ",
-        "TARGET_OPENAI_CAPI_DRY_RUN": "Yes",
-        "TARGET_OPENAI_CAPI_BATCH_SIZE": "7",
+        **{f"TARGET_OPENAI_CAPI_{name}": value for name, value in settings.items()},
     }
+
+
+def test_settings_from_environment_variables_are_read_as_their_types(sandbox, tmp_path):
+    """Numbers were left as text ("'60' is not of type 'number'"): those two settings could not
+    be set from the environment at all."""
+    env = _environment_for(
+        sandbox,
+        MAX_RETRY_SECONDS="60",
+        REQUEST_TIMEOUT_SECONDS=" 30.5 ",
+        DRY_RUN="Yes",
+        BATCH_SIZE="7",
+    )
     data = ("\n".join([SCHEMA, rec(1), rec(2)]) + "\n").encode()
     proc = subprocess.run(
         [*TARGET_CMD, "--config", "ENV"], input=data, capture_output=True, check=False, env=env
@@ -3195,14 +3204,7 @@ def test_a_page_url_too_long_is_said_to_be_too_long(sandbox, tmp_path):
 def test_flattening_set_in_the_environment_is_refused_or_named(sandbox, tmp_path):
     """TARGET_OPENAI_CAPI_FLATTENING_ENABLED=true went without a word (--config ENV), where
     `flattening_enabled: true` in a file is refused; beside a file it was not named as unread."""
-    env = {
-        **os.environ,
-        "TARGET_OPENAI_CAPI_PIXEL_ID": PIXEL_ID,
-        "TARGET_OPENAI_CAPI_API_KEY": API_KEY,
-        "TARGET_OPENAI_CAPI_API_URL": sandbox.url,
-        "TARGET_OPENAI_CAPI_STREAMS": json.dumps({"c": {}}),
-        "TARGET_OPENAI_CAPI_FLATTENING_ENABLED": "true",
-    }
+    env = _environment_for(sandbox, FLATTENING_ENABLED="true")
     data = ("\n".join([SCHEMA, rec(1)]) + "\n").encode()
     from_env = subprocess.run(
         [*TARGET_CMD, "--config", "ENV"], input=data, capture_output=True, check=False, env=env

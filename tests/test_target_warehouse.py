@@ -27,6 +27,11 @@ def config(sandbox: Any, tmp_path: Any, streams: dict[str, Any], **extra: Any) -
     return target_config(sandbox.url, tmp_path, streams, **extra)
 
 
+def h(text: str) -> str:
+    """A text as custom_data, an id or an item sends its personal data: sha256_ and its hash."""
+    return "sha256_" + hashlib.sha256(text.encode()).hexdigest()
+
+
 def rows(read_at: str) -> list[str]:
     """Three rows as tap-csv / tap-jsonl emit them: no id, no key properties, read metadata
     (and the columns loaders add to a warehouse table: Fivetran, Airbyte, dlt)."""
@@ -211,9 +216,6 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         cfg["worker_processes"] = workers
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
-
-    def h(text: str) -> str:
-        return "sha256_" + hashlib.sha256(text.encode()).hexdigest()
 
     events = sandbox.events(PIXEL_ID)
     assert len(events) == 3
@@ -1094,9 +1096,6 @@ def test_personal_data_in_content_items_is_sent_hashed(workers, sandbox, tmp_pat
         cfg["worker_processes"] = workers
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
-
-    def h(text: str) -> str:
-        return "sha256_" + hashlib.sha256(text.encode()).hexdigest()
 
     [event] = sandbox.events(PIXEL_ID)
     engraved = {"size": "L", "engraving": h("+1 415 555 0199")}
