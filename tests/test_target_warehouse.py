@@ -203,6 +203,10 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "ship_address": "12 Elm Street, Springfield",
         "recipient_address": "9 Oak Ave",
         "default_address": {"city": "Springfield"},
+        "addresses": ["3 Pine Rd"],
+        "pickup_address": "4 Birch Ln",
+        "home_addr": "5 Ash Ct",
+        "note_dk": "call +4512-34-56-78",  # (a Danish number, not a date after its +)
     }
     lines = [schema("events", props, ["id"])]
     lines += [
@@ -252,6 +256,10 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         "ship_address": h("12 Elm Street, Springfield"),
         "recipient_address": h("9 Oak Ave"),
         "default_address": {"city": h("Springfield")},
+        "addresses": [h("3 Pine Rd")],
+        "pickup_address": h("4 Birch Ln"),
+        "home_addr": h("5 Ash Ct"),
+        "note_dk": h("call +4512-34-56-78"),
     }
     raws = ("example", "555-2671", "7946", "Lopez", "14155552671", "496 0000", "900123", "Main St")
     raws += ("Jo Doe", "Springfield", "1985", "\\u202f34", "0199")
@@ -1057,6 +1065,7 @@ def test_an_event_name_holding_an_email_is_rejected_not_sent(workers, sandbox, t
         # (no email nor phone: a time after an @, a date after a +)
         record("events", {"id": "e4", "timestamp": AT, "event": "webinar@10.30am"}),
         record("events", {"id": "e5", "timestamp": AT, "event": "Promo +2024-11-29"}),
+        record("events", {"id": "e6", "timestamp": AT, "event": "Signup <jo@example.com>"}),
     ]
     cfg = config(sandbox, tmp_path, {"events": {"event_type_from": "event"}})
     if workers is not None:
@@ -1068,7 +1077,7 @@ def test_an_event_name_holding_an_email_is_rejected_not_sent(workers, sandbox, t
         "webinar_10_30am",
         "promo_2024-11-29",
     ]
-    assert run.stderr.count("custom event name holds an email address or a phone number") == 2
+    assert run.stderr.count("custom event name holds an email address or a phone number") == 3
     for raw in ("example", "jo_", "7946"):
         assert raw not in run.output
 

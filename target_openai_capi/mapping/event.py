@@ -22,7 +22,11 @@ from jmespath.exceptions import JMESPathError
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, SHAPE_FIELDS
 from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.errors import quote as quoted
-from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
+from target_openai_capi.mapping.event_names import (
+    DATE_AFTER_A_PLUS,
+    custom_event,
+    resolve_event_type,
+)
 from target_openai_capi.mapping.expression_functions import parse_json
 from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE, build_user
 from target_openai_capi.mapping.money import (
@@ -245,7 +249,8 @@ def _no_id(value: object) -> bool:
 # same record keeps the same id.
 HASHED_ID_PREFIX = "sha256_"
 # (anchored on the @, so that a long id with an @ and no dot costs one pass, not its square)
-_EMAIL_IN_TEXT = re.compile(r"(?<=[^\s@])@[^\s@]+\.[^\s@.]{2,}")
+# (a domain's last part begins with a letter: `webinar@10.30am` holds none)
+_EMAIL_IN_TEXT = re.compile(r"(?<=[^\s@])@[^\s@]+\.[^\W\d_][^\s@.]+")
 
 
 def _holds_email(text: str) -> bool:
@@ -572,6 +577,8 @@ _PERSONAL_NAME_ENDS = (
     # A person's address (Shopify's shipping_address, default_address and their parts,
     # address1), but those _NOT_A_PERSONS_ADDRESS names.
     "address",
+    "addresses",  # (Shopify's customer has a list of them)
+    "addr",
     "address1",
     "address2",
     "address3",
@@ -586,6 +593,7 @@ _PERSONAL_NAME_ENDS = (
 # Addresses that are no person's: kept as they are in custom_data (an ip_address is sent raw
 # in the user object too).
 # (the word before `address`: `store_address`, `IPAddress`, `ipv6_address`)
+_ADDRESS_WORDS = frozenset({"address", "addresses", "addr"})
 _NOT_A_PERSONS_ADDRESS = frozenset(
     {
         "store",
@@ -594,7 +602,6 @@ _NOT_A_PERSONS_ADDRESS = frozenset(
         "business",
         "company",
         "warehouse",
-        "pickup",
         "return",
         "wallet",
         "contract",
@@ -610,7 +617,6 @@ _NOT_A_PERSONS_ADDRESS = frozenset(
         "ipv",
         "network",
         "server",
-        "host",
         "web",
         "node",
         "memory",
@@ -620,7 +626,7 @@ _NOT_IN_A_NAME = re.compile(r"[\s_.-]+")
 # A phone number written with its +, anywhere in a text ("call back on +1 415-555-2671").
 # (a date after a +, `+2024-11-29` in a promotion's name, is none)
 _PHONE_IN_TEXT = re.compile(
-    rf"[{_PHONE_SIGN}](?!\d{{4}}-\d\d-\d\d(?!\d))\d[\d{_PHONE_SEPARATORS}]{{6,22}}\d"
+    rf"[{_PHONE_SIGN}](?!{DATE_AFTER_A_PLUS})\d[\d{_PHONE_SEPARATORS}]{{6,22}}\d"
 )
 # A property name shown as it is in a note: a word, not data (an email or a customer's name
 # used as a key is shown as `*`).
@@ -641,8 +647,8 @@ def _personal_name(key: str) -> int:
     compact = _NOT_IN_A_NAME.sub("", key).lower()
     words = _WORD.findall(_CAMEL_BOUNDARY.sub("_", key).lower())
     if compact.endswith(_PERSONAL_NAME_ENDS) and not (
-        (len(words) > 1 and words[-1] == "address" and words[-2] in _NOT_A_PERSONS_ADDRESS)
-        or compact.removesuffix("address") in _NOT_A_PERSONS_ADDRESS  # (IPAddress: one word)
+        (len(words) > 1 and words[-1] in _ADDRESS_WORDS and words[-2] in _NOT_A_PERSONS_ADDRESS)
+        or _one_word_kind(compact) in _NOT_A_PERSONS_ADDRESS  # (IPAddress: one word)
     ):
         return _NAMED
     numbered = bool(words) and words[-1] in _NUMBER_WORDS
@@ -651,6 +657,14 @@ def _personal_name(key: str) -> int:
     if words and (words[-1] in _PHONE_WORDS or (numbered and words[-1] == "contact")):
         return _PHONE_IF_DIGITS  # (work_cell, mobile; not mobile_order_id, last_contact)
     return _NOT_NAMED
+
+
+def _one_word_kind(compact: str) -> str:
+    """What kind of address a name of one word is (`ipaddress` -> `ip`), or the name."""
+    for word in ("addresses", "address", "addr"):
+        if compact.endswith(word):
+            return compact.removesuffix(word)
+    return compact
 
 
 # Words of a property's name that say it may hold a phone number (phone_no, mobile, work_cell).

@@ -105,11 +105,15 @@ def _ascii_folded(text: str) -> str:
     return decomposed.encode("ascii", "ignore").decode("ascii")
 
 
+# A date written after a + (`+2024-11-29`): no phone number (a real one, +4512-34-56-78, is).
+DATE_AFTER_A_PLUS = r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\d-])"
+
 # An email address or a phone number written with its + in an event's name: personal data,
 # which a name (sent as it is, shown in the ads account) must not carry.
-_EMAIL_IN_NAME = re.compile(r"[^\s@]@[^\s@]+\.[A-Za-z]{2,}(?![^\s.,;:!?)])")
+# (a domain's last part begins with a letter: `webinar@10.30am` holds none)
+_EMAIL_IN_NAME = re.compile(r"[^\s@]@[^\s@]+\.[^\W\d_][^\s@.]+")
 # (a date after a +, `Promo +2024-11-29`, is none)
-_PHONE_IN_NAME = re.compile(r"[+\uff0b](?!\d{4}-\d\d-\d\d(?!\d))\d[\d\s().-]{6,30}\d")
+_PHONE_IN_NAME = re.compile(rf"[+\uff0b](?!{DATE_AFTER_A_PLUS})\d[\d\s().-]{{6,30}}\d")
 
 
 def _holds_personal_data(text: str) -> bool:
