@@ -155,13 +155,14 @@ def show_in_log(*names: object) -> None:
         if isinstance(name, str) and name and len(_shown) < MAX_NAMES_SHOWN:
             _shown.add(name)
             if len(name) > MAX_NAME_CHARS and len(_cut_names) < MAX_CUT_NAMES:
-                cut = _cut_names[name] = name[: MAX_NAME_CHARS - 1] + HIDDEN
-                _shown.add(cut)
-                # (as a METRIC line's JSON writes it: a `"`, a `\` or Cyrillic escaped)
+                # As a METRIC line's JSON writes it (a `"`, a backslash or Cyrillic escaped)
+                # first: the name itself may be part of that form, and cut there breaks it.
                 escaped = json.dumps(name)[1:-1]
                 if escaped != name:
                     head = escaped[: MAX_NAME_CHARS - 1]
                     _cut_names[escaped] = head[: _escape_start(head)] + HIDDEN
+                cut = _cut_names[name] = name[: MAX_NAME_CHARS - 1] + HIDDEN
+                _shown.add(cut)
 
 
 def _escape_start(head: str) -> int:
@@ -174,7 +175,12 @@ def _escape_start(head: str) -> int:
         return len(head)
     escape = head[backslash:]
     whole = len(escape) >= 2 and (escape[1] != "u" or len(escape) >= 6)
-    return len(head) if whole else backslash
+    if not whole or _HIGH_SURROGATE.fullmatch(escape):  # (an emoji's first half: not alone)
+        return _escape_start(head[:backslash])  # (whose first half goes with a cut second)
+    return len(head)
+
+
+_HIGH_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}")
 
 
 def _with_long_names_cut(message: str) -> str:
