@@ -101,8 +101,8 @@ def _mend_bare_type_names(schema: Any) -> None:
 
 
 _UNEXPECTED_IN_AN_ENTRY = re.compile(
-    r"Additional properties are not allowed \('([^']+)' was unexpected\) in "
-    r"config\['streams'\]\['([^']+)'\]"
+    r"Additional properties are not allowed \('([^']+)'(?:, '[^']+')* (?:was|were) "
+    r"unexpected\) in config\['streams'\]\['([^']+)'\]"
 )
 
 

@@ -149,8 +149,8 @@ def _id_in_a_stream_map(mapping: StreamMapping, keys: Sequence[str]) -> str | No
     if "id" in mapping.fields:
         column = text.strip() if isinstance(text, str) else ""
         return f"str({column})" if column.isidentifier() else None
-    columns = list(id_key_properties(keys))
-    if not columns or not all(column.isidentifier() for column in columns):
+    columns = list(id_key_properties(keys)) or ["id"]  # (unkeyed: the record's own `id`)
+    if not all(column.isidentifier() for column in columns):
         return None
     return " + ':' + ".join(f"str({column})" for column in columns)
 
