@@ -621,8 +621,8 @@ def _number(text: str) -> Decimal | None:
 
 
 def joined_at_dots(config: dict[str, Any]) -> None:
-    """Meltano reads a dot in a key of an object setting as nesting, in meltano.yml, in
-    `meltano config set` and in its environment variables: Stripe's event name
+    """Meltano reads a dot in a key of an object setting as nesting, in meltano.yml and in
+    `meltano config set` (through an environment variable it drops such a key): Stripe's event name
     `customer.subscription.created` under a stream's `event_types` reached the target as
     customer: {subscription: {created: ...}}. Joined back, in place: an event name maps to a
     text, so nothing else could mean the nesting. (A stream's name with a dot is not joined:
