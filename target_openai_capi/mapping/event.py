@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import jmespath
 import simplejson
@@ -22,11 +22,7 @@ from jmespath.exceptions import JMESPathError
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, SHAPE_FIELDS
 from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.errors import quote as quoted
-from target_openai_capi.mapping.event_names import (
-    DATE_AFTER_A_PLUS,
-    custom_event,
-    resolve_event_type,
-)
+from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
 from target_openai_capi.mapping.expression_functions import parse_json
 from target_openai_capi.mapping.identity import DEFAULT_USER_FIELD_STYLE, build_user
 from target_openai_capi.mapping.money import (
@@ -34,6 +30,13 @@ from target_openai_capi.mapping.money import (
     currency_code,
     minor_units,
     to_minor_units,
+)
+from target_openai_capi.mapping.personal_text import (
+    PHONE_DIGITS,
+    PHONE_SEPARATORS,
+    PHONE_SIGN,
+    holds_email,
+    holds_personal_text,
 )
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
@@ -248,32 +251,17 @@ def _no_id(value: object) -> bool:
 # this prefix and the SHA-256 of the id: raw personal data never leaves the process, and the
 # same record keeps the same id.
 HASHED_ID_PREFIX = "sha256_"
-# (anchored on the @, so that a long id with an @ and no dot costs one pass, not its square)
-# (a domain's last part begins with a letter: `webinar@10.30am` holds none)
-_EMAIL_IN_TEXT = re.compile(r"(?<=[^\s@])@[^\s@]+\.[^\W\d_][^\s@.]+")
-
-
-def _holds_email(text: str) -> bool:
-    """An email address in the id, also percent-encoded (jane%40example.com, from a URL)."""
-    if "@" in text and _EMAIL_IN_TEXT.search(text):
-        return True
-    return "%40" in text.upper() and _EMAIL_IN_TEXT.search(unquote(text)) is not None
-
-
 # A phone number written in international form, as the id or one key property of it (a
-# call-tracking table keyed by the caller's number): hashed like an email. Only with its "+"
-# (or a full-width one): digits alone are as likely an order number. Between its digits, what
-# people and spreadsheets put there: spaces (no-break, narrow and thin ones too, as French and
-# copied numbers have), brackets, dots and hyphens.
-_PHONE_SIGN = "+\uff0b"
-_PHONE_SEPARATORS = " ().\\-\u00a0\u2007\u2009\u202f"
-_PHONE_ID = re.compile(rf"(?:^|(?<=:))[{_PHONE_SIGN}]\d[\d{_PHONE_SEPARATORS}]{{5,22}}\d(?=$|:)")
+# call-tracking table keyed by the caller's number): hashed like an email (personal_text.py).
+_PHONE_ID = re.compile(rf"(?:^|(?<=:))[{PHONE_SIGN}]\d[\d{PHONE_SEPARATORS}]{{5,22}}\d(?=$|:)")
 
 
 def _holds_phone(text: str) -> bool:
     """A phone number of 8 to 15 digits written with its +, as the id or a part of it."""
+    low, high = PHONE_DIGITS
     return any(
-        8 <= sum(ch.isdigit() for ch in found.group()) <= 15 for found in _PHONE_ID.finditer(text)
+        low <= sum(ch.isdigit() for ch in found.group()) <= high
+        for found in _PHONE_ID.finditer(text)
     )
 
 
@@ -327,7 +315,7 @@ def event_id_from(
         return f"rec_{record_digest(whole)}"
     if len(text) > MAX_ID_LENGTH:
         raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
-    if (("@" in text or "%" in text) and _holds_email(text)) or (
+    if (("@" in text or "%" in text) and holds_email(text)) or (
         ("+" in text or "\uff0b" in text) and _holds_phone(text)
     ):
         return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -496,7 +484,7 @@ def _variant_dict(value: object, where: str) -> dict[str, str]:
 def item_text(text: str) -> str:
     """A content item's text as sent: one holding an email address or a +phone number (a gift
     message in a variant, an engraving) as its hash, as custom_data's texts are."""
-    return text if _holds_personal_text(text) is None else _hash_text(text)
+    return text if holds_personal_text(text) is None else _hash_text(text)
 
 
 def _json_value(value: object, where: str, depth: int = 0) -> Any:
@@ -623,11 +611,6 @@ _NOT_A_PERSONS_ADDRESS = frozenset(
     }
 )
 _NOT_IN_A_NAME = re.compile(r"[\s_.-]+")
-# A phone number written with its +, anywhere in a text ("call back on +1 415-555-2671").
-# (a date after a +, `+2024-11-29` in a promotion's name, is none)
-_PHONE_IN_TEXT = re.compile(
-    rf"[{_PHONE_SIGN}](?!{DATE_AFTER_A_PLUS})\d[\d{_PHONE_SEPARATORS}]{{6,22}}\d"
-)
 # A property name shown as it is in a note: a word, not data (an email or a customer's name
 # used as a key is shown as `*`).
 # (a name beginning with a capital may be a person's: MariaGarcia; shown as `*`)
@@ -674,18 +657,6 @@ _WORD = re.compile(r"[a-z]+")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-def _holds_personal_text(text: str) -> str | None:
-    """Why a text is personal data (an email address, a +phone number in it), or None."""
-    if ("@" in text or "%" in text) and _holds_email(text):
-        return "holds an email address"
-    if ("+" in text or "\uff0b" in text) and any(
-        8 <= sum(ch.isdigit() for ch in found.group()) <= 15
-        for found in _PHONE_IN_TEXT.finditer(text)
-    ):
-        return "holds a phone number"
-    return None
-
-
 def _hash_text(text: str) -> str:
     return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -698,7 +669,7 @@ def _hide_personal_data(value: Any, where: str, personal: int, hashed: dict[str,
     if isinstance(value, dict):
         for key in list(value):
             item = value[key]
-            why = _holds_personal_text(key)
+            why = holds_personal_text(key)
             place = f"{where}.{key if _SHOWN_NAME.fullmatch(key) else '*'}"
             if why is not None:  # (a property named by an email: the name is the data)
                 del value[key]
@@ -714,7 +685,7 @@ def _hide_personal_data(value: Any, where: str, personal: int, hashed: dict[str,
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, str):
-        why = _holds_personal_text(value)
+        why = holds_personal_text(value)
         if why is None and _named_value(personal, value):
             why = "is named for personal data"
         if why is None:

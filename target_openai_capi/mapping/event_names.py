@@ -25,6 +25,7 @@ from types import MappingProxyType
 
 from target_openai_capi.contract import EVENT_TYPES
 from target_openai_capi.mapping.errors import MappingError, type_name
+from target_openai_capi.mapping.personal_text import holds_personal_text
 
 CUSTOM = "custom"
 
@@ -105,26 +106,6 @@ def _ascii_folded(text: str) -> str:
     return decomposed.encode("ascii", "ignore").decode("ascii")
 
 
-# A date written after a + (`+2024-11-29`): no phone number (a real one, +4512-34-56-78, is).
-DATE_AFTER_A_PLUS = r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\d-])"
-
-# An email address or a phone number written with its + in an event's name: personal data,
-# which a name (sent as it is, shown in the ads account) must not carry.
-# (a domain's last part begins with a letter: `webinar@10.30am` holds none)
-_EMAIL_IN_NAME = re.compile(r"[^\s@]@[^\s@]+\.[^\W\d_][^\s@.]+")
-# (a date after a +, `Promo +2024-11-29`, is none)
-_PHONE_IN_NAME = re.compile(rf"[+\uff0b](?!{DATE_AFTER_A_PLUS})\d[\d\s().-]{{6,30}}\d")
-
-
-def _holds_personal_data(text: str) -> bool:
-    if "@" in text and _EMAIL_IN_NAME.search(text):
-        return True
-    return ("+" in text or "\uff0b" in text) and any(
-        8 <= sum(ch.isdigit() for ch in found.group()) <= 15
-        for found in _PHONE_IN_NAME.finditer(text)
-    )
-
-
 # Names longer than this are not cached (a free-text column mapped as the name by mistake:
 # 4,096 cached names of 50 KB each held 200 MB a cache).
 MAX_CACHED_NAME = 256
@@ -140,7 +121,7 @@ def custom_event(name: str) -> tuple[str, str | None]:
 @lru_cache(maxsize=4096)
 def _custom_event(name: str) -> tuple[str, str | None]:
     text = name.strip()
-    if _holds_personal_data(text):
+    if holds_personal_text(text) is not None:  # (a name is sent as it is: not these)
         raise MappingError(
             "custom event name holds an email address or a phone number: a name is sent as it "
             "is, so map event_type_from (or custom_event_name) to the event's name, not to a "

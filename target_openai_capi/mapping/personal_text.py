@@ -1,0 +1,44 @@
+"""Personal data in free text: an email address, or a phone number written with its +.
+
+One place for what event ids, custom_data, content items and custom event names are searched
+for (mapping/event.py, mapping/event_names.py); user fields are normalised by user_values.py.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+# (anchored on the @, so that a long text with an @ and no dot costs one pass, not its square;
+# a domain's last part begins with a letter: `webinar@10.30am` holds none)
+_EMAIL = re.compile(r"(?<=[^\s@])@[^\s@]+\.[^\W\d_][^\s@.]+")
+
+# A phone number is written with its "+" (or a full-width one): digits alone are as likely an
+# order number. Between its digits, what people and spreadsheets put there: spaces (no-break,
+# narrow and thin ones too, as French and copied numbers have), brackets, dots and hyphens.
+PHONE_SIGN = "+\uff0b"
+PHONE_SEPARATORS = " ().\\-\u00a0\u2007\u2009\u202f"
+# A date written after a + (`+2024-11-29`): no phone number (a real one, +4512-34-56-78, is).
+_DATE_AFTER_A_PLUS = r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\d-])"
+_PHONE = re.compile(rf"[{PHONE_SIGN}](?!{_DATE_AFTER_A_PLUS})\d[\d{PHONE_SEPARATORS}]{{6,22}}\d")
+# A phone number has 8 to 15 digits, its country code's among them.
+PHONE_DIGITS = (8, 15)
+
+
+def holds_email(text: str) -> bool:
+    """An email address in the text, also percent-encoded (jane%40example.com, from a URL)."""
+    if "@" in text and _EMAIL.search(text):
+        return True
+    return "%40" in text.upper() and _EMAIL.search(unquote(text)) is not None
+
+
+def holds_personal_text(text: str) -> str | None:
+    """Why a text is personal data (an email address, a +phone number in it), or None."""
+    if ("@" in text or "%" in text) and holds_email(text):
+        return "holds an email address"
+    low, high = PHONE_DIGITS
+    if ("+" in text or "\uff0b" in text) and any(
+        low <= sum(ch.isdigit() for ch in found.group()) <= high for found in _PHONE.finditer(text)
+    ):
+        return "holds a phone number"
+    return None
