@@ -142,6 +142,16 @@ def prepare_event(
     return Built(event, dedup_name(event), kinds, event["timestamp_ms"]), notes, event_id
 
 
+# Where an event came from, for in-run dedup: its stream, or (the stream a stream map made it
+# of, the stream it was mapped into).
+_Source = str | tuple[str, str]
+
+
+def _named(source: _Source) -> str:
+    """A source as a message names it: `orders`, or `orders_eu' as 'orders` (in its quotes)."""
+    return source if isinstance(source, str) else f"{source[0]}' as '{source[1]}"
+
+
 def _id_in_a_stream_map(mapping: StreamMapping, keys: Sequence[str]) -> str | None:
     """What the stream's event id is made of, as a stream map's expression writes it
     (`str(order_id)`), or None when that is no column (an expression, a hash of the row)."""
@@ -173,8 +183,8 @@ class EventBuilder:
         self._log = log
         self._now_ms = now_ms
         # Recent event keys, each with the stream of its first copy (None: not known).
-        self._recent: OrderedDict[tuple[str, str], str | None] = OrderedDict()
-        self._collisions_told: set[tuple[str, str]] = set()  # (stream, the other stream)
+        self._recent: OrderedDict[tuple[str, str], _Source | None] = OrderedDict()
+        self._collisions_told: set[tuple[_Source, _Source]] = set()  # (this, the other)
         self._notes_told: set[tuple[str, str]] = set()  # (stream, a note said once a stream)
         self._places_told: dict[str, int] = {}  # stream -> how many such notes were said
         # Whether an event of this (name, id) is batched or in flight, not yet settled: then a
@@ -233,18 +243,16 @@ class EventBuilder:
         key = (outcome.name, str(event_id))
         result: Outcome | HeldCopy = outcome
         # (two tables a stream map aliases to one stream are two sources of ids)
-        source = (
-            stream.name
-            if mapped_from in (None, stream.name)
-            else f"{mapped_from}' as '{stream.name}"
-        )
+        source: _Source = stream.name
+        if mapped_from is not None and mapped_from != stream.name:
+            source = (mapped_from, stream.name)
         first = self._recent.get(key, _UNSEEN)  # (one lookup: every event comes here)
         if first is _UNSEEN:
             self._remember(key, source)
         else:
             result = HeldCopy(outcome) if self.is_unsettled(key) else DUPLICATE
-            if isinstance(first, str) and first != source:
-                self._say_ids_collide(source, first, outcome.name, stream)
+            if first is not None and first != source:
+                self._say_ids_collide(source, first, outcome.name, stream)  # type: ignore[arg-type]
         if result is not DUPLICATE:
             for note in notes:
                 if note.endswith(HASHED_DATA_NOTE_END):  # (about a place, not a record: once)
@@ -277,40 +285,36 @@ class EventBuilder:
         """The event was not sent: a later copy in this run (perhaps fixed) is not a duplicate."""
         self._recent.pop((event_name, event_id), None)
 
-    def _say_ids_collide(self, stream: str, first: str, event_name: str, info: StreamInfo) -> None:
-        """Once per pair of streams: an event of this stream has the name and id of one of
-        another stream; the API keeps the first, so this one is a duplicate."""
-        if (stream, first) in self._collisions_told:
+    def _say_ids_collide(
+        self, this: _Source, first: _Source, event_name: str, stream: StreamInfo
+    ) -> None:
+        """Once per pair of sources: an event of this one has the name and id of one of another
+        (a stream, or a stream a stream map aliased to another's name); the API keeps the
+        first, so this one is a duplicate."""
+        if (this, first) in self._collisions_told:
             return
-        self._collisions_told.add((stream, first))
-        if "' as '" in stream:  # (a stream map's copy: its entry serves both sources)
-            source = stream.partition("'")[0]
-            made_of = _id_in_a_stream_map(self.mappings[info.name], info.key_properties)
-            self._log.logger.warning(
-                "Stream '%s': an event has the name (%s) and id of an event of stream '%s' in "
-                "this run, so it is counted a duplicate and not sent unless that one is refused "
-                "(the API keeps the first event of a name and id). If the two streams' records "
-                "are different conversions (two tables numbered from 1), add to each stream "
-                "map a property unique across them, %s, and map fields.id to it.",
-                stream,
-                event_name.removeprefix(VALIDATED_ONLY),
-                first,
-                f'such as "order_key": "\'{source}:\' + {made_of}"'
+        self._collisions_told.add((this, first))
+        if isinstance(this, tuple):  # (a stream map's copy: one entry serves both sources)
+            made_of = _id_in_a_stream_map(self.mappings[stream.name], stream.key_properties)
+            example = (
+                f'such as "order_key": "\'{this[0]}:\' + {made_of}"'
                 if made_of
-                else "made of its source stream's name and what the id is made of",
+                else "made of its source stream's name and what the id is made of"
             )
-            return
+            advice = f"add to each stream map a property unique across them, {example}, and map "
+            advice += "fields.id to it"
+        else:
+            advice = "map fields.id on each to an id unique across them, such as "
+            advice += f"join(':', ['{this}', to_string(id)])"
         self._log.logger.warning(
             "Stream '%s': an event has the name (%s) and id of an event of stream '%s' in this "
             "run, so it is counted a duplicate and not sent unless that one is refused (the API "
             "keeps the first event of a name and id). If the two streams' records are different "
-            "conversions (two tables "
-            "numbered from 1), map fields.id on each to an id unique across them, such as "
-            "join(':', ['%s', to_string(id)]).",
-            stream,
+            "conversions (two tables numbered from 1), %s.",
+            _named(this),
             event_name.removeprefix(VALIDATED_ONLY),
-            first,
-            stream,
+            _named(first),
+            advice,
         )
 
     def _say_once(self, stream: str, note: str) -> None:
@@ -329,7 +333,7 @@ class EventBuilder:
                 stream,
             )
 
-    def _remember(self, key: tuple[str, str], stream: str | None) -> None:
+    def _remember(self, key: tuple[str, str], stream: _Source | None) -> None:
         """Keep the key of an event on its way, with its stream (None: not known)."""
         self._recent[key] = stream
         if len(self._recent) > RECENT_EVENT_KEYS:
