@@ -534,6 +534,15 @@ class _Gateway:
         self._server.server_close()
 
 
+def _run_through(answer: Any, lines: list[str], tmp_path: Path, **settings: Any) -> Any:
+    """The real CLI on these lines, its API a server answering every POST as `answer` says."""
+    gateway = _Gateway(answer)
+    try:
+        return run_target(config(gateway.url, tmp_path, **settings), lines, tmp_path)
+    finally:
+        gateway.close()
+
+
 def _answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, kind: str) -> None:
     """Send one whole answer: status, content type and length, body."""
     handler.send_response(status)
@@ -820,11 +829,7 @@ def test_a_proxy_asking_for_credentials_is_said_to_be_one(tmp_path):
     def answer(handler: BaseHTTPRequestHandler) -> None:
         _answer(handler, 407, b"Proxy Authentication Required", "text/plain")
 
-    gateway = _Gateway(answer)
-    try:
-        run = run_target(config(gateway.url, tmp_path), [SCHEMA, rec(1)], tmp_path)
-    finally:
-        gateway.close()
+    run = _run_through(answer, [SCHEMA, rec(1)], tmp_path)
     assert run.returncode == 1
     assert "A proxy between the target and" in run.stderr
     assert "Check the proxy settings (HTTPS_PROXY, HTTP_PROXY)" in run.stderr
@@ -839,11 +844,7 @@ def test_an_echoed_proxy_authorization_header_is_hidden(tmp_path):
         page = b"Bad gateway. Request was: POST /v1/events Proxy-Authorization: Basic cHVzZXI6UA=="
         _answer(handler, 502, page, "text/plain")
 
-    gateway = _Gateway(answer)
-    try:
-        run = run_target(config(gateway.url, tmp_path, max_attempts=1), [SCHEMA, rec(1)], tmp_path)
-    finally:
-        gateway.close()
+    run = _run_through(answer, [SCHEMA, rec(1)], tmp_path, max_attempts=1)
     assert run.returncode == 1
     assert "Proxy-Authorization: Basic ***" in run.stderr
     assert "cHVzZXI6UA" not in run.output
@@ -908,11 +909,7 @@ def _endless(handler: BaseHTTPRequestHandler) -> None:
 
 
 def test_an_endless_answer_is_read_only_up_to_its_cap(tmp_path):
-    gateway = _Gateway(_endless)
-    try:
-        run = run_target(config(gateway.url, tmp_path), [SCHEMA, rec(1), rec(2)], tmp_path)
-    finally:
-        gateway.close()
+    run = _run_through(_endless, [SCHEMA, rec(1), rec(2)], tmp_path)
     assert run.returncode == 0, run.output
     assert "sent=2" in run.stderr
 
@@ -2993,11 +2990,7 @@ def test_a_retry_after_that_echoes_the_key_is_quoted_without_it(tmp_path):
     """The give-up message quotes Retry-After as the server wrote it: a server that echoed
     the request's Authorization there had 23 of a 26-character key logged."""
     key = "sk-svcacct-SECRETKEY123456"  # (short: the log's own filter misses a part of it)
-    gateway = _Gateway(_wait_forever_echoing_the_key)
-    try:
-        run = run_target(config(gateway.url, tmp_path, api_key=key), [SCHEMA, rec(1)], tmp_path)
-    finally:
-        gateway.close()
+    run = _run_through(_wait_forever_echoing_the_key, [SCHEMA, rec(1)], tmp_path, api_key=key)
     assert run.returncode == 1
     assert "the server asked to wait (Retry-After: Fri, 31 Dec 9999 23:59:59 GMT Bearer" in (
         run.stderr
@@ -3126,11 +3119,7 @@ def _refuse_quoting_a_long_note(handler: BaseHTTPRequestHandler) -> None:
 def test_an_api_message_quoting_a_long_value_is_logged_without_it(tmp_path):
     """The API's message was cut at 500 characters before the log hid quoted values: the quote
     left open past the cut, a customer's note went to the log."""
-    gateway = _Gateway(_refuse_quoting_a_long_note)
-    try:
-        run = run_target(config(gateway.url, tmp_path), [SCHEMA, rec(1)], tmp_path)
-    finally:
-        gateway.close()
+    run = _run_through(_refuse_quoting_a_long_note, [SCHEMA, rec(1)], tmp_path)
     assert "Rejected a record of 'c' at api" in run.stderr
     for raw in ("Jane", "Main Street", "Springfield", "xxxxxxxx"):
         assert raw not in run.output
@@ -3241,11 +3230,7 @@ def _refuse_in_plain_text_quoting_a_long_value(handler: BaseHTTPRequestHandler) 
 def test_a_plain_text_refusal_quoting_a_long_value_is_logged_without_it(tmp_path):
     """The uploader cut an answer's text at 200 characters before the log hid quoted values
     (a refusal of everything, in plain text): the value's quote left open, it was shown."""
-    gateway = _Gateway(_refuse_in_plain_text_quoting_a_long_value)
-    try:
-        run = run_target(config(gateway.url, tmp_path), [SCHEMA, rec(1)], tmp_path)
-    finally:
-        gateway.close()
+    run = _run_through(_refuse_in_plain_text_quoting_a_long_value, [SCHEMA, rec(1)], tmp_path)
     assert run.returncode == 1
     assert "field note has value '…" in run.stderr
     for raw in ("Jane", "Main Street", "Springfield", "yyyyyyyy"):

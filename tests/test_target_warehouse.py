@@ -23,7 +23,12 @@ ROW_SCHEMA = {
 }
 
 
-def config(sandbox: Any, tmp_path: Any, streams: dict[str, Any], **extra: Any) -> dict:
+def config(
+    sandbox: Any, tmp_path: Any, streams: dict[str, Any], workers: int | None = None, **extra: Any
+) -> dict:
+    """The target's config for these streams; `workers`: worker_processes, else the default."""
+    if workers is not None:
+        extra["worker_processes"] = workers
     return target_config(sandbox.url, tmp_path, streams, **extra)
 
 
@@ -137,9 +142,8 @@ def test_a_call_log_keyed_by_the_caller_s_number_sends_its_ids_hashed(workers, s
         record("calls", {"caller": "\uff0b1 415 555 2674", "at": AT}),
     ]
     streams = {"calls": {"event_type": "lead_created", "fields": {"timestamp": "at"}}}
-    cfg = config(sandbox, tmp_path, streams, request_log_path=str(tmp_path / "requests.jsonl"))
-    if workers is not None:
-        cfg["worker_processes"] = workers
+    log = str(tmp_path / "requests.jsonl")
+    cfg = config(sandbox, tmp_path, streams, request_log_path=log, workers=workers)
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     digests = [
@@ -215,9 +219,7 @@ def test_personal_data_in_custom_data_is_sent_hashed_never_raw(workers, sandbox,
         for n in range(3)
     ]  # fmt: skip
     log = tmp_path / "requests.jsonl"
-    cfg = config(sandbox, tmp_path, {"events": {}}, request_log_path=str(log))
-    if workers is not None:
-        cfg["worker_processes"] = workers
+    cfg = config(sandbox, tmp_path, {"events": {}}, request_log_path=str(log), workers=workers)
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
 
@@ -312,9 +314,7 @@ def test_an_id_column_that_is_one_part_of_a_key_of_several_makes_no_id_alone(
         record("orders", {"tenant_id": 2, "id": 100, "at": AT}),
     ]
     streams = {"orders": {"event_type": "order_created", "fields": {"timestamp": "at"}}}
-    cfg = config(sandbox, tmp_path, streams)
-    if workers is not None:
-        cfg["worker_processes"] = workers
+    cfg = config(sandbox, tmp_path, streams, workers=workers)
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["1:100", "2:100"]
@@ -380,9 +380,7 @@ def test_rows_deleted_at_the_source_are_filtered_not_sent(workers, sandbox, tmp_
     ]  # fmt: skip
     entry = {"event_type": "lead_created", "fields": {"timestamp": "created_at"}}
     streams = {"public-leads": entry}
-    cfg = config(sandbox, tmp_path, streams)
-    if workers is not None:
-        cfg["worker_processes"] = workers
+    cfg = config(sandbox, tmp_path, streams, workers=workers)
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["1", "4", "5"]
@@ -428,10 +426,8 @@ def test_deletes_of_a_binlog_tap_whose_schema_does_not_list_them_are_filtered(
         "filter": "!_sdc_deleted_at",  # (what a user tried first: tap metadata reads null)
         "fields": {"id": "order_ref", "timestamp": "created_at", "amount": "total"},
     }
-    cfg = config(sandbox, tmp_path, {"shop-orders": entry}, on_rejected="fail")
+    cfg = config(sandbox, tmp_path, {"shop-orders": entry}, on_rejected="fail", workers=workers)
     del cfg["dead_letter_path"]
-    if workers is not None:
-        cfg["worker_processes"] = workers
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["R-1", "R-9"]
@@ -816,9 +812,7 @@ def test_blank_cells_are_no_value_as_empty_ones_are(workers, sandbox, tmp_path):
     blanks = {"plan": "   ", "page": " ", "src": "\t", "cur": "   "}
     lines.append(record("subs", {"id": "all-blank", "at": AT, **blanks}))
     lines.append(record("subs", {"id": "cur-blank", "at": AT, "cur": "  ", "amount": "5"}))
-    cfg = config(sandbox, tmp_path, streams)
-    if workers is not None:
-        cfg["worker_processes"] = workers
+    cfg = config(sandbox, tmp_path, streams, workers=workers)
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
@@ -1067,9 +1061,7 @@ def test_an_event_name_holding_an_email_is_rejected_not_sent(workers, sandbox, t
         record("events", {"id": "e5", "timestamp": AT, "event": "Promo +2024-11-29"}),
         record("events", {"id": "e6", "timestamp": AT, "event": "Signup <jo@example.com>"}),
     ]
-    cfg = config(sandbox, tmp_path, {"events": {"event_type_from": "event"}})
-    if workers is not None:
-        cfg["worker_processes"] = workers
+    cfg = config(sandbox, tmp_path, {"events": {"event_type_from": "event"}}, workers=workers)
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert [e["custom_event_name"] for e in sandbox.events(PIXEL_ID)] == [
@@ -1100,9 +1092,8 @@ def test_personal_data_in_content_items_is_sent_hashed(workers, sandbox, tmp_pat
     contents = "items[].{id: sku, name: title, variant_dict: variant}"
     streams = {"o": {"event_type": "order_created", "fields": {"contents": contents}}}
     lines = [schema("o", props, ["id"]), record("o", {"id": "o1", "timestamp": AT, "items": items})]
-    cfg = config(sandbox, tmp_path, streams, request_log_path=str(tmp_path / "requests.jsonl"))
-    if workers is not None:
-        cfg["worker_processes"] = workers
+    log = str(tmp_path / "requests.jsonl")
+    cfg = config(sandbox, tmp_path, streams, request_log_path=log, workers=workers)
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
 
