@@ -824,6 +824,46 @@ def test_blank_cells_are_no_value_as_empty_ones_are(workers, sandbox, tmp_path):
     assert "amount needs a currency, and currency ('cur') gave no value for this record" in letters
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_exports_missing_money_is_no_money_in_events_and_their_items(workers, sandbox, tmp_path):
+    """A CSV or COPY export of leads without money (NULL, \\N, N/A) and an item whose currency
+    or amount cell is blank: each was a rejection ("unknown currency 'NULL'", "contents[0].amount
+    '' is not a number") where null or "" was no value."""
+    text = {"type": ["string", "null"]}
+    props = {name: text for name in ("id", "kind", "at", "amount", "cur", "items")}
+    fields = {"timestamp": "at", "amount": "amount", "currency": "cur", "contents": "items"}
+    streams = {"rows": {"event_type_from": "kind", "fields": fields}}
+    lines = [schema("rows", props, ["id"])]
+    rows_in = [
+        {"id": "lead-null", "kind": "lead_created", "amount": "NULL", "cur": "NULL"},
+        {"id": "lead-copy", "kind": "lead_created", "amount": "\\N", "cur": "\\N"},
+        {"id": "order-na", "kind": "order_created", "amount": "12.50", "cur": "USD",
+         "items": '[{"id": "a", "amount": " ", "currency": "N/A", "quantity": "NULL"}]'},
+        {"id": "order-item", "kind": "order_created", "amount": "12.50", "cur": "EUR",
+         "items": '[{"id": "b", "amount": "3.5", "currency": "  "}, '
+                  '{"id": "c", "amount": "", "amount_minor": "NULL"}]'},
+        {"id": "still-bad", "kind": "order_created", "amount": "n/a!", "cur": "USD"},
+    ]  # fmt: skip
+    lines += [record("rows", {**row, "at": AT}) for row in rows_in]
+    run = run_target(config(sandbox, tmp_path, streams, workers=workers), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert sorted(events) == ["lead-copy", "lead-null", "order-item", "order-na"]
+    assert events["lead-null"]["data"] == {"type": "customer_action"}
+    assert events["lead-copy"]["data"] == {"type": "customer_action"}
+    assert events["order-na"]["data"] == {
+        "type": "contents",
+        "amount": 1250,
+        "currency": "USD",
+        "contents": [{"id": "a"}],
+    }
+    assert events["order-item"]["data"]["contents"] == [{"id": "b", "amount": 350}, {"id": "c"}]
+    lines = (tmp_path / "dead.jsonl").read_text().splitlines()
+    letters = [json.loads(line) for line in lines if '"RECORD"' in line]
+    assert [letter["record"]["id"] for letter in letters] == ["still-bad"]
+    assert "amount 'n/a!' is not a number" in letters[0]["dead_letter"]["reason"]
+
+
 def test_an_exports_missing_values_and_odd_spellings_reach_the_api_as_the_rules_ask(
     sandbox, tmp_path
 ):

@@ -121,6 +121,7 @@ def compile_assembler(
         "minor_units": minor_units,
         "to_minor_units": to_minor_units,
         "blank": blank,
+        "money_value": generic.money_value,
         "ABSENT": ABSENT,
         "normalised": normalised,
         "_normalise_text": _normalise_text,
@@ -426,6 +427,10 @@ def _content_item(values: dict[str, str]) -> list[str]:
                 "    if text_ and not (text_[0] == '(' and text_.lower() in PLACEHOLDERS):",
                 f"        item_[{name!r}] = {'item_text(text_)' if name == 'name' else 'text_'}",
             ]
+    for name in ("quantity", "currency", "amount", "amount_minor"):
+        value = values.get(name)
+        if value is not None:  # (an export's NULL, a blank: none, event.py `money_value`)
+            lines += [f"if type({value}) is str:", f"    {value} = money_value({value})"]
     quantity = values.get("quantity")
     if quantity is not None:
         lines += [
@@ -441,7 +446,7 @@ def _content_item(values: dict[str, str]) -> list[str]:
         currency = "item_currency_"
         lines += [
             "item_currency_ = None",
-            f"if {raw_currency} is not None and {raw_currency} != '':",
+            f"if {raw_currency} is not None:",
             "    try:",
             f"        item_currency_ = currency_code({raw_currency})",
             "    except MappingError as exc_:",
@@ -535,9 +540,14 @@ def _fixed_data(
     `amounts_both_read`: neither amount nor amount_minor is mapped (event.py)."""
     src.add(f"data = {{'type': {shape!r}}}")
     fetch("currency", "raw_currency")
-    src.add("currency = None if raw_currency is None else currency_code(raw_currency)")
-    fetch("amount", "amount")
-    fetch("amount_minor", "amount_minor")
+    src.add(
+        "if type(raw_currency) is str:",  # (an export's NULL: none, event.py `money_value`)
+        "    raw_currency = money_value(raw_currency)",
+        "currency = None if raw_currency is None else currency_code(raw_currency)",
+    )
+    for name in ("amount", "amount_minor"):
+        fetch(name, name)
+        src.add(f"if type({name}) is str:", f"    {name} = money_value({name})")
     src.add(
         "if amount is not None or amount_minor is not None:",
         "    if currency is None:",

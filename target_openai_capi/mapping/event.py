@@ -93,6 +93,13 @@ def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
     return None if isinstance(value, str) and (not value or value.isspace()) else value
 
 
+def money_value(value: object) -> object:
+    """An amount, amount_minor, currency or quantity as given, None for a text an export writes
+    for a missing value (NULL_MARKERS: "NULL", "N/A", "\\N"; blank): a row without money has
+    none, as null is none (assembler.py does the same)."""
+    return None if type(value) is str and blank(value) else value
+
+
 def _as_bool(value: object, name: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -364,22 +371,22 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
                 if text and not (text[0] == "(" and text.lower() in _PLACEHOLDERS):
                     # (ids are a catalog's: `4006381333931+4006381333948` is a bundle's)
                     out[name] = item_text(text) if name == "name" else text
-        quantity = get("quantity")
+        quantity = money_value(get("quantity"))
         if quantity is not None:
             if type(quantity) is int and 0 <= quantity <= MAX_MINOR_UNITS:
                 out["quantity"] = quantity
             else:
                 out["quantity"] = minor_units(quantity, f"contents[{i}].quantity", "items")
         item_currency = None
-        raw_currency = get("currency")
-        if raw_currency is not None and raw_currency != "":
+        raw_currency = money_value(get("currency"))
+        if raw_currency is not None:
             try:
                 item_currency = currency_code(raw_currency)
             except MappingError as exc:
                 raise item_currency_error(i, exc) from None
             out["currency"] = item_currency
         currency = item_currency or event_currency
-        amount, amount_minor = get("amount"), get("amount_minor")
+        amount, amount_minor = money_value(get("amount")), money_value(get("amount_minor"))
         if amount is not None and amount_minor is not None:
             raise both_item_amounts(i)
         if amount is not None or amount_minor is not None:
@@ -763,10 +770,10 @@ def _data(
 ) -> dict[str, Any]:
     shape = DATA_SHAPE_BY_TYPE[event_type]
     data: dict[str, Any] = {"type": shape}
-    raw_currency = _value(mapping, record, "currency")
+    raw_currency = money_value(_value(mapping, record, "currency"))
     currency = None if raw_currency is None else currency_code(raw_currency)
-    amount = _value(mapping, record, "amount")
-    amount_minor = _value(mapping, record, "amount_minor")
+    amount = money_value(_value(mapping, record, "amount"))
+    amount_minor = money_value(_value(mapping, record, "amount_minor"))
     if amount is not None or amount_minor is not None:
         if currency is None:
             raise missing_currency(mapping)
