@@ -843,6 +843,7 @@ def test_an_exports_missing_money_is_no_money_in_events_and_their_items(workers,
          "items": '[{"id": "b", "amount": "3.5", "currency": "  "}, '
                   '{"id": "c", "amount": "", "amount_minor": "NULL"}]'},
         {"id": "still-bad", "kind": "order_created", "amount": "n/a!", "cur": "USD"},
+        {"id": "nan", "kind": "order_created", "amount": "NaN", "cur": "USD"},  # no number
     ]  # fmt: skip
     lines += [record("rows", {**row, "at": AT}) for row in rows_in]
     run = run_target(config(sandbox, tmp_path, streams, workers=workers), lines, tmp_path)
@@ -860,8 +861,9 @@ def test_an_exports_missing_money_is_no_money_in_events_and_their_items(workers,
     assert events["order-item"]["data"]["contents"] == [{"id": "b", "amount": 350}, {"id": "c"}]
     lines = (tmp_path / "dead.jsonl").read_text().splitlines()
     letters = [json.loads(line) for line in lines if '"RECORD"' in line]
-    assert [letter["record"]["id"] for letter in letters] == ["still-bad"]
+    assert [letter["record"]["id"] for letter in letters] == ["still-bad", "nan"]
     assert "amount 'n/a!' is not a number" in letters[0]["dead_letter"]["reason"]
+    assert "amount 'NaN' is not a number" in letters[1]["dead_letter"]["reason"]
 
 
 def test_an_exports_missing_values_and_odd_spellings_reach_the_api_as_the_rules_ask(

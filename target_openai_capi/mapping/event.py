@@ -93,11 +93,17 @@ def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
     return None if isinstance(value, str) and (not value or value.isspace()) else value
 
 
+# NaN is a sum made of nothing, not a cell left empty: an amount of NaN stays a rejection.
+_NOT_A_NUMBER = frozenset({"NaN", "nan", "NAN"})
+
+
 def money_value(value: object) -> object:
     """An amount, amount_minor, currency or quantity as given, None for a text an export writes
-    for a missing value (NULL_MARKERS: "NULL", "N/A", "\\N"; blank): a row without money has
-    none, as null is none (assembler.py does the same)."""
-    return None if type(value) is str and blank(value) else value
+    for a missing value (NULL_MARKERS: "NULL", "N/A", "\\N"; blank), NaN aside: a row without
+    money has none, as null is none (assembler.py does the same)."""
+    if type(value) is str and blank(value) and value.strip() not in _NOT_A_NUMBER:
+        return None
+    return value
 
 
 def _as_bool(value: object, name: str) -> bool:
