@@ -27,12 +27,16 @@ def test_currency_code_normalises(value: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("XYZ", "unknown currency 'XYZ'"),
-        (" xyz ", "unknown currency 'xyz'"),
-        ("XAU", "unknown currency 'XAU'"),  # gold: no minor unit, cannot be sent in minor units
-        ("XXX", "unknown currency 'XXX'"),
-        ("", "unknown currency ''"),
-        ("US Dollar", "unknown currency 'US Dollar'"),
+        ("XYZ", "unknown currency 'XYZ' (not a current ISO 4217 code)"),
+        (" xyz ", "unknown currency 'xyz' (not a current ISO 4217 code)"),
+        ("XAU", "currency 'XAU' has no minor unit, so no amount can be sent in it"),  # gold
+        ("XXX", "currency 'XXX' has no minor unit, so no amount can be sent in it"),
+        (
+            "HRK",
+            "unknown currency 'HRK' (not a current ISO 4217 code)",
+        ),  # the kuna, withdrawn in 2023
+        ("", "unknown currency '' (not a current ISO 4217 code)"),
+        ("US Dollar", "unknown currency 'US Dollar' (not a current ISO 4217 code)"),
         (None, "currency is null, not an ISO 4217 code"),
         (840, "currency is a number, not an ISO 4217 code"),
     ],
@@ -61,7 +65,7 @@ def test_currency_exponent(code: str, exponent: int) -> None:
 
 
 def test_currency_exponent_unknown() -> None:
-    with pytest.raises(MappingError, match="unknown currency 'XAU'"):
+    with pytest.raises(MappingError, match="currency 'XAU' has no minor unit"):
         currency_exponent("XAU")
 
 
@@ -151,8 +155,8 @@ def test_result_does_not_depend_on_global_decimal_context() -> None:
         ("10000000000000.01", "USD", "is too large (more than 10**15 minor units)"),
         (10**14, "USD", "amount 100000000000000 is too large (more than 10**15 minor units)"),
         ("1e999999", "USD", "amount 1E+999999 is too large (more than 10**15 minor units)"),
-        ("19.99", "XYZ", "unknown currency 'XYZ'"),
-        ("19.99", "XAU", "unknown currency 'XAU'"),
+        ("19.99", "XYZ", "unknown currency 'XYZ' (not a current ISO 4217 code)"),
+        ("19.99", "XAU", "currency 'XAU' has no minor unit, so no amount can be sent in it"),
     ],
 )
 def test_to_minor_units_rejects(amount: object, currency: str, message: str) -> None:
@@ -352,3 +356,25 @@ def test_stripe_amounts_in_major_units(amount, currency, major):
 def test_a_stripe_amount_that_cannot_be_read_is_a_mapping_error(amount, currency):
     with pytest.raises(MappingError):
         stripe_amount(amount, currency)
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "hint"),
+    [
+        ("$2599", "amount_minor", "(write it as a whole number, as 129999: no currency sign, "),
+        ("2 pcs", "contents[0].quantity", "(write it as a whole number, as 2: no unit, "),
+        ("1,000", "contents[3].amount_minor", "(write it as a whole number, as 129999: "),
+        ("$12", "contents[0].amount", "(write it plainly, as 1299.99: no currency sign, "),
+    ],
+)
+def test_a_number_that_is_none_is_told_how_its_field_writes_one(value, field, hint) -> None:
+    """A quantity or an amount_minor is a whole number: the hint for amounts (1299.99) led the
+    user to a second rejection ("is not a whole number")."""
+    unit = "items" if field.endswith("quantity") else "minor units"
+    with pytest.raises(MappingError) as caught:
+        _ = (
+            to_minor_units(value, "USD", field)
+            if field.endswith("].amount")
+            else minor_units(value, field, unit)
+        )
+    assert hint in str(caught.value)

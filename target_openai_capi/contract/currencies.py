@@ -15,7 +15,7 @@ from iso4217 import Currency
 CURRENCY_EXPONENTS: dict[str, int] = {
     c.code: c.exponent for c in Currency if c.exponent is not None
 }
-_WITHOUT_MINOR_UNIT = frozenset(c.code for c in Currency if c.exponent is None)
+WITHOUT_MINOR_UNIT = frozenset(c.code for c in Currency if c.exponent is None)
 
 _CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 _ANY_CASE_CODE = re.compile(r"[A-Za-z]{3}")
@@ -35,6 +35,6 @@ def currency_problem(code: str, *, any_case: bool = False) -> str | None:
     upper = code.upper()
     if upper in CURRENCY_EXPONENTS:
         return None
-    if upper in _WITHOUT_MINOR_UNIT:
+    if upper in WITHOUT_MINOR_UNIT:
         return f"{code!r} has no minor unit, so an amount in its lowest denomination is undefined"
     return f"{code!r} is not a known ISO 4217 currency code"

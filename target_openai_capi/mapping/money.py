@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 
-from target_openai_capi.contract.currencies import CURRENCY_EXPONENTS
+from target_openai_capi.contract.currencies import CURRENCY_EXPONENTS, WITHOUT_MINOR_UNIT
 from target_openai_capi.mapping.errors import MappingError, quote, type_name
 
 # Ten quadrillion minor units (ten trillion dollars) is no real order: a bigger value is a unit
@@ -80,7 +80,14 @@ def currency_code(value: object) -> str:
     code = value.strip().upper()
     if code in _EXPONENTS:
         return code
-    raise MappingError(f"unknown currency {quote(value.strip())}", "currency")
+    if code in WITHOUT_MINOR_UNIT:  # (gold, SDRs, XXX: ISO 4217 codes, though not money's)
+        raise MappingError(
+            f"currency {quote(value.strip())} has no minor unit, so no amount can be sent in it",
+            "currency",
+        )
+    raise MappingError(
+        f"unknown currency {quote(value.strip())} (not a current ISO 4217 code)", "currency"
+    )
 
 
 def currency_exponent(code: str) -> int:
@@ -91,8 +98,20 @@ def currency_exponent(code: str) -> int:
     return exponent
 
 
-# What an amount in text must look like (the value itself may be hidden in logs).
+# What an amount in text must look like (the value itself may be hidden in logs), and a
+# count or an amount in minor units (amount_minor, quantity: whole numbers).
 _PLAIN_NUMBER = " (write it plainly, as 1299.99: no currency sign, no thousands separator)"
+_WHOLE_NUMBER = " (write it as a whole number, as {}: no {}, no thousands separator)"
+
+
+def _number_hint(field: str) -> str:
+    if field.startswith("timestamp"):
+        return ""
+    if field.endswith("quantity"):
+        return _WHOLE_NUMBER.format(2, "unit")
+    if field.endswith("amount_minor"):
+        return _WHOLE_NUMBER.format(129999, "currency sign")
+    return _PLAIN_NUMBER
 
 
 def parse_number(value: object, field: str) -> Decimal | int:
@@ -109,8 +128,9 @@ def parse_number(value: object, field: str) -> Decimal | int:
     elif isinstance(value, str):
         text = value.strip()
         if not _NUMBER.fullmatch(text):
-            hint = "" if field.startswith("timestamp") else _PLAIN_NUMBER
-            raise MappingError(f"{field} {quote(value)} is not a number{hint}", field)
+            raise MappingError(
+                f"{field} {quote(value)} is not a number{_number_hint(field)}", field
+            )
         number = Decimal(text)
     elif isinstance(value, int):  # an int subclass other than bool
         return int(value)
