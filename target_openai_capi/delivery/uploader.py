@@ -252,14 +252,19 @@ class Uploader:
             result.accepted = self._settle(batch, everything, batch.validate_only, result)
         result.rejected.sort()
         result.expired.sort()
+        if batch.times_ms is not None and result.rejected:
+            oldest = int(self._wall_clock() * 1000) - MAX_EVENT_AGE_MS
+            times = batch.times_ms
+            result.aged = {i for i, _, _ in result.rejected if times[i] < oldest}
         self._check_not_wholesale(result)
         return result
 
     def _check_not_wholesale(self, result: BatchResult) -> None:
         """Every event of a batch refused alone, by answers that named no event, with one
         message that names none either, is a refusal of everything (a gateway, an API change),
-        not bad data: nothing is rejected. An answer that names its events is about them."""
-        rejected = result.rejected
+        not bad data: nothing is rejected. An answer that names its events is about them, and
+        so is one to events that crossed the 7 days during their requests (aged)."""
+        rejected = [refusal for refusal in result.rejected if refusal[0] not in result.aged]
         if result.accepted or len(rejected) < 2 or len(result.unnamed) < len(rejected):
             return
         messages = {message for _, _, message in rejected}

@@ -50,6 +50,11 @@ EXPIRED_BEFORE_SENT = (
     "record was read; it waited for its batch to fill, a free request or retries): not sent"
 )
 
+# An event refused by the API that was older than 7 days when its batch ended: no rerun sends it.
+AGED_DURING_ITS_REQUESTS = (
+    "timestamp_ms: older than 7 days when its requests ended (it was not when they began)"
+)
+
 
 class RunFailed(Exception):
     """The run must stop; str() is the user-facing reason."""
@@ -238,11 +243,12 @@ class Settler:
             self.on_event_settled(ref, True)
         for index, status, message in result.rejected:
             ref = refs[index]
+            refused = f"the API refused the event (HTTP {status}): {about_the_event(message)}"
             self._reject_batched(
                 ref,
                 Rejection(
-                    STAGE_API,
-                    f"the API refused the event (HTTP {status}): {about_the_event(message)}",
+                    STAGE_WINDOW if index in result.aged else STAGE_API,
+                    f"{AGED_DURING_ITS_REQUESTS}; {refused}" if index in result.aged else refused,
                     event_id=ref.event_id,
                     server_message=message,  # (as the API wrote it, position included)
                 ),
