@@ -3238,42 +3238,51 @@ def test_a_plain_text_refusal_quoting_a_long_value_is_logged_without_it(tmp_path
     assert_clean(run)
 
 
-def test_events_that_cross_the_7_days_during_their_requests_are_too_old_not_a_refusal(tmp_path):
-    """A batch refused for a stale event, in the API's own words, which name no event (no
-    `param`: "event_timestamp_ms must be within the last 7 days."), is split; each event, fresh
-    when sent alone, crossed the line during its slow request. Refused alone with one message,
-    they read as a refusal of everything and the run stopped (exit 1, nothing dead-lettered, no
-    STATE); and with on_rejected 'fail' one alone stopped it, though a record too old to send
-    does not stop such a run (dead_letter_path set)."""
-    stale = json.dumps(
-        {
-            "error": {
-                "message": "event_timestamp_ms must be within the last 7 days.",
-                "type": "invalid_request_error",
-                "code": "event_timestamp_too_old",
-            }
+_STALE = json.dumps(  # the API's answer to a stale event: its words name no event (no param)
+    {
+        "error": {
+            "message": "event_timestamp_ms must be within the last 7 days.",
+            "type": "invalid_request_error",
+            "code": "event_timestamp_too_old",
         }
-    ).encode()
+    }
+).encode()
+
+
+def _aged_in_their_requests(
+    tmp_path: Path, seconds_left: list[int], **settings: Any
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The real CLI on events with these seconds left in the 7 days, through a server that
+    refuses a request of several at once (stale, it says) and answers one alone once its event
+    is past the line (a slow API); the run and its dead letters."""
 
     def answer(handler: BaseHTTPRequestHandler) -> None:
         events = json.loads(handler.body)["events"]
-        if len(events) == 1:  # (a slow answer: the event is past the line when it comes)
+        if len(events) == 1:
             past = events[0]["timestamp_ms"] + 7 * 86_400_000 - time.time() * 1000
             time.sleep(max(past, 0) / 1000 + 0.3)
-        _answer(handler, 422, stale, "application/json")
+        _answer(handler, 422, _STALE, "application/json")
 
     edge = int(time.time() * 1000) - 7 * 86_400_000
     lines = [SCHEMA]
-    for n in (1, 2):  # (4 and 6 seconds inside the window)
-        at = edge + 2_000 + 2_000 * n
+    for n, left in enumerate(seconds_left):
+        at = edge + left * 1000
         lines.append(record("c", {"id": f"e{n}", "timestamp_ms": at, "type": "lead_created"}))
     lines.append(state({"s": 1}))
-    run = _run_through(
-        answer, lines, tmp_path, worker_processes=0, batch_size=2, on_rejected="fail"
-    )
-    assert run.returncode == 0, run.output
+    run = _run_through(answer, lines, tmp_path, worker_processes=0, **settings)
     dead = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()[1:]]
-    assert sorted(letter["record"]["id"] for letter in dead) == ["e1", "e2"]
+    return run, dead
+
+
+def test_events_that_cross_the_7_days_during_their_requests_are_too_old_not_a_refusal(tmp_path):
+    """A batch refused for a stale event, in the API's own words, which name no event, is
+    split; each event, fresh when sent alone, crossed the line during its slow request. Refused
+    alone with one message, they read as a refusal of everything and the run stopped (exit 1,
+    nothing dead-lettered, no STATE); and with on_rejected 'fail' one alone stopped it, though a
+    record too old to send does not stop such a run (dead_letter_path set)."""
+    run, dead = _aged_in_their_requests(tmp_path, [4, 6], batch_size=2, on_rejected="fail")
+    assert run.returncode == 0, run.output
+    assert sorted(letter["record"]["id"] for letter in dead) == ["e0", "e1"]
     for letter in dead:
         assert letter["dead_letter"]["stage"] == "window"
         assert letter["dead_letter"]["reason"].startswith(
@@ -3282,4 +3291,17 @@ def test_events_that_cross_the_7_days_during_their_requests_are_too_old_not_a_re
         )
     assert "rejected=2 (window=2)" in run.stderr
     assert "but a record older than 7 days does not stop the run" in run.stderr
+    assert run.states == [{"s": 1}]
+
+
+def test_five_events_that_cross_the_7_days_in_their_own_requests_are_no_refusals_in_a_row(
+    tmp_path,
+):
+    """Five batches of one, in flight at once, each event crossing the line during its slow
+    request: five refusals in a row naming no event stopped the run as a gateway's refusal."""
+    run, dead = _aged_in_their_requests(tmp_path, [3] * 5, batch_size=1, max_concurrent_requests=5)
+    assert run.returncode == 0, run.output
+    assert sorted(letter["record"]["id"] for letter in dead) == [f"e{n}" for n in range(5)]
+    assert {letter["dead_letter"]["stage"] for letter in dead} == {"window"}
+    assert "rejected=5 (window=5)" in run.stderr
     assert run.states == [{"s": 1}]

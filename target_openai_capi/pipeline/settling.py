@@ -325,9 +325,10 @@ def _unnamed_refusals(result: BatchResult) -> int:
     if not result.rejected:
         return 0
     if any(
-        index not in result.unnamed or names_the_only_event(message)
+        index not in result.unnamed or names_the_only_event(message) or index in result.aged
         for index, _, message in result.rejected
     ):
-        # (named in `param`, or in its message as the uploader's own check reads it)
+        # (named in `param`, or in its message as the uploader's own check reads it; or too
+        # old by the end of its requests: refused for its time, whatever the words)
         return -1
     return len(result.rejected)
