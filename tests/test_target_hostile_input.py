@@ -3305,3 +3305,67 @@ def test_five_events_that_cross_the_7_days_in_their_own_requests_are_no_refusals
     assert {letter["dead_letter"]["stage"] for letter in dead} == {"window"}
     assert "rejected=5 (window=5)" in run.stderr
     assert run.states == [{"s": 1}]
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_state_goes_out_as_the_tap_wrote_it_whatever_the_locale_s_encoding(
+    encoding, sandbox, tmp_path
+):
+    """A STATE holding text outside the locale's encoding (a cursor of "Müller €" under a
+    Latin-1 or C locale): written through the text layer, it stopped every run at that STATE
+    ("This is a bug", UnicodeEncodeError) or went out in Latin-1, which no JSON reader takes."""
+    cursor = '{"cursor":"M\u00fcller \u20ac","file":"caf\u00e9.csv"}'
+    lines = f"{SCHEMA}\n{rec(1)}\n" + '{"type":"STATE","value":' + cursor + "}\n"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config(sandbox.url, tmp_path)))
+    done = subprocess.run(
+        [*TARGET_CMD, "--config", str(path)],
+        input=lines.encode(),
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": encoding},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.stdout == cursor.encode() + b"\n"
+    assert stored(sandbox) == ["r1"]
+
+
+def test_states_go_out_whole_to_a_non_blocking_output_whose_reader_is_slow(sandbox, tmp_path):
+    """An output descriptor left non-blocking by what started the run (the CI runners'
+    "write could not complete without blocking"), read late: STATE lines were cut at 4,096
+    bytes and run into the next, or lost without a word (PYTHONUNBUFFERED), or the run stopped
+    as if the output were closed."""
+    states = [{"i": n, "pad": "x" * 16000} for n in range(120)]  # (those written: > 64 KiB)
+    lines = [SCHEMA]
+    for n, value in enumerate(states):
+        lines += [rec(n), state(value)]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config(sandbox.url, tmp_path, batch_size=5, worker_processes=0)))
+    for unbuffered in ("1", ""):
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        proc = subprocess.Popen(
+            [*TARGET_CMD, "--config", str(path)],
+            stdin=subprocess.PIPE,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
+        )
+        os.close(write_end)
+        assert proc.stdin is not None
+        proc.stdin.write(("\n".join(lines) + "\n").encode())
+        proc.stdin.close()
+        time.sleep(3)  # (the reader is late: the pipe's 64 KiB fill up meanwhile)
+        out = b""
+        while chunk := os.read(read_end, 65536):
+            out += chunk
+        os.close(read_end)
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode(errors="replace")
+        assert proc.wait(timeout=120) == 0, err
+        written = [json.loads(line) for line in out.decode().splitlines()]
+        assert sum(len(json.dumps(value)) for value in written) > 65536
+        assert all(value in states for value in written)
+        assert sorted(value["i"] for value in written) == [value["i"] for value in written]
+        assert written[-1] == states[-1]

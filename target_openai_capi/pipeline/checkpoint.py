@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import select
 import sys
 from collections import deque
 from collections.abc import Hashable
@@ -96,25 +98,26 @@ class StateWriter:
     """Writes STATE lines exactly as the tap wrote them, skipping a repeat of the last line.
 
     The reader keeps a STATE's value as its JSON text (msgspec.Raw): numbers of any size or
-    precision go out as they came in (the SDK's json.dumps fails on Decimals).
+    precision go out as they came in (the SDK's json.dumps fails on Decimals). Its bytes go to
+    standard output's descriptor as they are (UTF-8, whatever the locale's encoding, which a
+    text write would use), each line whole (a descriptor left non-blocking by whatever started
+    the run takes part of a line, or none, while its reader is slow).
     """
 
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out  # None: sys.stdout as it is at each write (tests redirect it)
-        self._last_line: str | None = None
+        self._last_line: bytes | None = None
 
     def write(self, state: StateValue) -> None:
         """Write one STATE value as a line, unless it repeats the last one."""
         if isinstance(state, msgspec.Raw):
-            line = bytes(state).decode("utf-8", errors="surrogateescape")
+            line = bytes(state)
         else:
-            line = simplejson.dumps(state, use_decimal=True, default=str)
+            line = simplejson.dumps(state, use_decimal=True, default=str).encode()
         if line != self._last_line:
             self._last_line = line
-            out = self._out or sys.stdout
             try:
-                out.write(line + "\n")
-                out.flush()
+                write_line(self._out or sys.stdout, line)
             except BrokenPipeError:
                 _quiet_stdout()
                 raise StateOutputClosed(
@@ -127,6 +130,26 @@ class StateWriter:
                     f"STATE could not be written to standard output ({exc.strerror or exc}): "
                     "no STATE can be written from here on"
                 ) from None
+
+
+def write_line(out: TextIO, line: bytes) -> None:
+    """`line` and a newline, whole, to `out`'s descriptor (after what its text layer holds);
+    a stream without one (a test's StringIO) is written as text."""
+    try:
+        descriptor = out.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        out.write(line.decode("utf-8", errors="surrogateescape") + "\n")
+        out.flush()
+        return
+    out.flush()
+    rest = memoryview(line + b"\n")
+    while rest:
+        try:
+            written = os.write(descriptor, rest)
+        except BlockingIOError:  # (non-blocking, and its reader is behind: wait for room)
+            select.select([], [descriptor], [])
+            continue
+        rest = rest[written:]
 
 
 class StateOutputClosed(Exception):
