@@ -185,6 +185,28 @@ def test_a_number_with_its_country_code_but_no_plus_is_read_once(raw, region, di
         assert notes == []
 
 
+@pytest.mark.parametrize(
+    ("raw", "region"),
+    [
+        # Dialled out of the region its own way, which is not 00: the digits after it are the
+        # number (the literal rule took AU's 0011 for zeroes and a 11, sending 11442079460958).
+        ("0011 44 20 7946 0958", "AU"),
+        ("0011 44 (0)20 7946 0958", "AU"),
+        ("001 44 20 7946 0958", "KR"),
+        ("002 44 20 7946 0958", "TW"),
+        ("0021 44 20 7946 0958", "BR"),  # (a carrier's code in the way out)
+        # 00 where it is no way out: read as the documented rule reads it, as before
+        ("00 44 20 7946 0958", "AU"),
+        ("0044 20 7946 0958", "US"),
+        ("00 44 20 7946 0958", "GB"),
+    ],
+)
+def test_a_number_dialled_out_of_the_region_its_own_way_is_the_number_dialled(raw, region) -> None:
+    user, notes = build_user({"phone": raw}, default_phone_region=region)
+    assert user == {"phone_numbers_sha256": [h("442079460958")]}
+    assert notes == []
+
+
 def _libphonenumber_digits(raw: str, region: str) -> str | None:
     """What libphonenumber itself makes of a national number: the E.164 digits, or None."""
     import phonenumbers

@@ -1153,3 +1153,29 @@ def test_personal_data_in_content_items_is_sent_hashed(workers, sandbox, tmp_pat
     for raw in ("0199", "example"):
         assert raw not in (tmp_path / "requests.jsonl").read_text()
         assert raw not in run.output
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_australian_shop_s_overseas_numbers_hash_as_the_numbers_dialled(
+    workers, sandbox, tmp_path
+):
+    """default_phone_region AU, where 0011 dials out: a London number written 0011 44 ... was
+    sent as the hash of 11442079460958, a number of no one."""
+    text = {"type": "string"}
+    lines = [schema("leads", {"id": text, "at": text, "phone": text}, ["id"])]
+    phones = {"uk": "0011 44 20 7946 0958", "local": "(02) 9374 4000", "e164": "+44 20 7946 0958"}
+    lines += [
+        record("leads", {"id": key, "at": AT, "phone": phone}) for key, phone in phones.items()
+    ]
+    fields = {"timestamp": "at", "phone": "phone", "action_source": "'phone_call'"}
+    streams = {"leads": {"event_type": "lead_created", "fields": fields}}
+    cfg = config(sandbox, tmp_path, streams, workers=workers, default_phone_region="AU")
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    sent = {e["id"]: e["user"]["phone_numbers_sha256"] for e in sandbox.events(PIXEL_ID)}
+    digest = lambda digits: hashlib.sha256(digits.encode()).hexdigest()  # noqa: E731
+    assert sent == {
+        "uk": [digest("442079460958")],
+        "local": [digest("61293744000")],
+        "e164": [digest("442079460958")],
+    }

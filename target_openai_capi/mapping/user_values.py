@@ -154,7 +154,12 @@ _PHONE_RULE = "is not a phone number of 8 to 15 digits with its country code"
 def _phone(value: object, region: str | None) -> str:
     text = _text(value, _PHONE_RULE)
     compact = _PHONE_SEPARATORS.sub("", text)
-    if region is None or compact.startswith(("+", "00")):
+    dialled = None
+    if region is not None and compact.startswith("00"):
+        dialled = _dialled_out_of(compact, region)
+    if dialled is not None:
+        digits = dialled
+    elif region is None or compact.startswith(("+", "00")):
         if "(" in text and compact.startswith(("+", "00")):
             # "+44 (0)20 7946 0958": the national trunk 0, written in parentheses after the
             # country code, is not dialled from abroad and is no part of the number; but in
@@ -203,6 +208,24 @@ def _national_number_digits(compact: str, region: str) -> str:
         number
     ):
         raise Rejected(f"is not a phone number of default_phone_region {region}")
+    return _e164_digits(number)
+
+
+@lru_cache(maxsize=256)
+def _dialled_out_of(compact: str, region: str) -> str | None:
+    """The digits of a number written with the way out of `region` where that is not 00 (AU
+    0011, KR 001, BR 0021 and its carriers': "0011 44 20 7946 0958" is +44 20 7946 0958, not
+    11 44...), else None: the documented rule (leading zeroes off) reads the rest."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    way_out = None if metadata is None else metadata.international_prefix
+    if way_out is None or re.fullmatch(way_out, "00") or len(compact) > 250:
+        return None
+    try:
+        number = phonenumbers.parse(compact, region, keep_raw_input=True)
+    except phonenumbers.NumberParseException:
+        return None
+    if number.country_code_source != phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD:
+        return None
     return _e164_digits(number)
 
 
