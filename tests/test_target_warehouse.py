@@ -1179,3 +1179,32 @@ def test_an_australian_shop_s_overseas_numbers_hash_as_the_numbers_dialled(
         "local": [digest("61293744000")],
         "e164": [digest("442079460958")],
     }
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_email_or_phone_in_a_field_sent_raw_is_left_out_not_sent(workers, sandbox, tmp_path):
+    """City, region and the pixel's cookie go to the API raw: a column mapped wrongly (an email
+    as the city, a phone as the region) sent them raw, unhashed, without a word."""
+    text = {"type": "string"}
+    columns = ["id", "at", "town", "county", "cookie"]
+    lines = [schema("leads", {c: text for c in columns}, ["id"])]
+    wrong = ["wrong", AT, "john@example.com", "+1 415 555 2671", "Jane.Doe@Example.com"]
+    right = ["right", AT, "San Francisco", "CA", "123e4567-e89b-42d3-a456-426614174000"]
+    lines += [record("leads", dict(zip(columns, row, strict=True))) for row in (wrong, right)]
+    fields = {"timestamp": "at", "city": "town", "state": "county", "obref": "cookie"}
+    fields["action_source"] = "'other'"
+    streams = {"leads": {"event_type": "lead_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams, workers=workers), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert "user" not in events["wrong"]
+    assert events["right"]["user"] == {
+        "cities": ["San Francisco"],
+        "regions": ["CA"],
+        "obref": "123e4567-e89b-42d3-a456-426614174000",
+    }
+    for note in ("city holds an email address", "state holds a phone number"):
+        assert note in run.stderr
+    assert "obref holds an email address" in run.stderr
+    assert "example.com" not in run.stderr.lower()
+    assert "555" not in run.stderr

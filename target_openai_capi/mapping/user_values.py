@@ -48,6 +48,7 @@ import phonenumbers
 
 from target_openai_capi.contract.built import user_value_rule
 from target_openai_capi.contract.schema import is_ipv4_text
+from target_openai_capi.mapping.personal_text import holds_personal_text
 from target_openai_capi.mapping.user_fields import USER_FIELD_STYLES
 
 # Normalised, then SHA-256; never sent raw.
@@ -308,7 +309,16 @@ def _person_name(value: object, region: str | None) -> str:
 
 
 def _place(value: object, region: str | None) -> str:
-    return _string(value, "is not text")
+    return _not_personal(_string(value, "is not text"))
+
+
+def _not_personal(text: str) -> str:
+    """A field sent raw (a city, a region, the pixel's cookie) holding an email address or a
+    +phone number (a column mapped wrongly) is left out: none is sent raw."""
+    reason = holds_personal_text(text)
+    if reason is not None:
+        raise Rejected(reason)
+    return text
 
 
 def _postal_code(value: object, region: str | None) -> str:
@@ -332,7 +342,7 @@ def _external_id(value: object, region: str | None) -> str:
 
 
 def _obref(value: object, region: str | None) -> str:
-    return _string(value, "is not text (the pixel's __obref cookie)")
+    return _not_personal(_string(value, "is not text (the pixel's __obref cookie)"))
 
 
 def _advertising_id(value: object, region: str | None) -> str:
