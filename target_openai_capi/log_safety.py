@@ -92,7 +92,9 @@ def _quoted(quote: str, text: str) -> str:
 
 
 def _quoted_value(quote: str, text: str) -> str:
-    if _ONE_WORD.fullmatch(text) and text[0].isupper() and not _CODE.fullmatch(text):
+    # One word written as a name is: capitalised, or in a script without case (王小明, 김민준,
+    # محمد, כהן: no letter of theirs is upper or lower case).
+    if _ONE_WORD.fullmatch(text) and not text[0].islower() and not _CODE.fullmatch(text):
         return f"{quote}{HIDDEN}{quote}"
     return _quoted(quote, text)
 

@@ -73,6 +73,13 @@ def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, log
         ("unknown currency 'EURO'", "unknown currency '…'"),
         ("unknown currency 'USD '", "unknown currency 'USD '"),
         ("unknown currency 'ZZ'", "unknown currency 'ZZ'"),
+        # A name in a script without case: no letter of it is capitalised, none is lower case.
+        ("unknown currency '王小明'", "unknown currency '…'"),
+        ("unknown currency '김민준'", "unknown currency '…'"),
+        ("unknown currency 'محمد'", "unknown currency '…'"),
+        ("unknown currency 'כהן'", "unknown currency '…'"),
+        ("unknown currency 'สมชาย'", "unknown currency '…'"),
+        ("unknown currency 'usdd'", "unknown currency 'usdd'"),  # (lower case: a typo shown)
         # An apostrophe inside a word is part of the quoted value, not its end.
         ("surname 'O'Brien' is not a currency", "surname '…' is not a currency"),
         # An apostrophe after a one-letter word opens nothing before the value's own quote.
