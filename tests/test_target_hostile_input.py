@@ -3369,3 +3369,20 @@ def test_states_go_out_whole_to_a_non_blocking_output_whose_reader_is_slow(sandb
         assert all(value in states for value in written)
         assert sorted(value["i"] for value in written) == [value["i"] for value in written]
         assert written[-1] == states[-1]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_state_holding_a_lone_surrogate_escape_goes_out_as_the_tap_wrote_it(
+    workers, sandbox, tmp_path
+):
+    """A file tap's bookmark of a file name of a byte that is not UTF-8, as Python's json.dumps
+    writes it ("caf\\udce9.csv"): valid JSON, but msgspec reads no such string. The STATE was
+    dead-lettered as a bad line and none written (exit 0): every run re-read everything."""
+    files = '{"files":{"caf\\udce9.csv":"2024-01-01"}}'
+    value = '{"bookmarks":' + files + ',"n":1.10,"big":10000000000000000000000000001}'
+    lines = [SCHEMA, rec(1), '{"type":"STATE","value":' + value + "}"]
+    run = run_target(config(sandbox.url, tmp_path, worker_processes=workers), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.stdout == value + "\n"
+    assert stored(sandbox) == ["r1"]
+    assert re.search(r"Run summary: received=1 sent=1 .*rejected=0", run.stderr), run.stderr

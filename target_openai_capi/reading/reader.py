@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import msgspec
+import simplejson
 from msgspec import UNSET
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.exceptions import RecordsWithoutSchemaException
@@ -165,6 +166,9 @@ class TolerantReader(MsgSpecReader):
                 raise BadLine("line is not valid UTF-8") from None
             if "out of range" not in str(exc):
                 if _holds_lone_surrogate(line):
+                    state = _state_of_lone_surrogates(line)
+                    if state is not None:
+                        return state
                     raise BadLine(
                         "line holds a string with a lone UTF-16 surrogate escape (such as "
                         "\\ud800): half of a character, which no UTF-8 text (nor the API) can "
@@ -467,6 +471,24 @@ def _is_utf8(line: str | bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _state_of_lone_surrogates(line: str | bytes) -> dict[str, Any] | None:
+    """A STATE whose strings hold a lone surrogate escape (Python's json.dumps writes one for a
+    file name of a byte that is not UTF-8, as file taps keep in their bookmarks), its value as
+    JSON text for the writer, or None for any other message. msgspec reads no such string, not
+    even to skip it: the value is written again, escapes, numbers and key order as they were
+    (its spacing may differ)."""
+    try:
+        message = simplejson.loads(line, use_decimal=True)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(message, dict) or message.get("type") != "STATE":
+        return None
+    if "value" not in message:
+        return {"type": "STATE"}
+    value = simplejson.dumps(message["value"], use_decimal=True, separators=(",", ":"))
+    return {"type": "STATE", "value": msgspec.Raw(value.encode())}
 
 
 def _holds_lone_surrogate(line: str | bytes) -> bool:
