@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import pytest
@@ -1208,3 +1209,43 @@ def test_an_email_or_phone_in_a_field_sent_raw_is_left_out_not_sent(workers, san
     assert "obref holds an email address" in run.stderr
     assert "example.com" not in run.stderr.lower()
     assert "555" not in run.stderr
+
+
+def test_a_table_of_copied_events_is_told_its_user_and_data_are_not_read(sandbox, tmp_path):
+    """A table shaped like the sent event itself (the official example: `user` with
+    emails_sha256, `data` with amount in minor units) under `streams: {conversions: {}}`: its
+    events went without user and money, with no word. Told at the SCHEMA; mapped, they go."""
+    digest = "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514"
+    columns = {
+        "id": {"type": "string"},
+        "type": {"type": "string"},
+        "timestamp_ms": {"type": "integer"},
+        "action_source": {"type": "string"},
+        "user": {"type": "object"},
+        "data": {"type": "object", "properties": {"type": {}, "amount": {}, "currency": {}}},
+    }
+    event = {
+        "id": "order_12345",
+        "type": "order_created",
+        "timestamp_ms": int(time.time() * 1000) - 60_000,
+        "action_source": "offline",
+        "user": {"emails_sha256": [digest], "countries": ["US"]},
+        "data": {"type": "contents", "amount": 2599, "currency": "USD"},
+    }
+    lines = [schema("conversions", columns, ["id"]), record("conversions", event)]
+    run = run_target(config(sandbox, tmp_path, {"conversions": {}}), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    [sent] = sandbox.events(PIXEL_ID)
+    assert "user" not in sent
+    assert run.stderr.count("streams.conversions: the stream's SCHEMA lists 'user', 'data'") == 1
+    fields = {"email": "user.emails_sha256", "amount_minor": "data.amount"}
+    fields["currency"] = "data.currency"
+    sandbox.reset()
+    run = run_target(
+        config(sandbox, tmp_path, {"conversions": {"fields": fields}}), lines, tmp_path
+    )
+    assert run.returncode == 0, run.output
+    [sent] = sandbox.events(PIXEL_ID)
+    assert sent["user"] == {"emails_sha256": [digest]}
+    assert sent["data"] == {"type": "contents", "amount": 2599, "currency": "USD"}
+    assert "named as in the event the API takes" not in run.stderr

@@ -27,6 +27,7 @@ from target_openai_capi.mapping.reads import (
     filter_truth_traps,
     read_into_text,
     read_paths,
+    the_event_s_own_columns,
     unknown_reads,
 )
 from target_openai_capi.mapping.stream_mapping import StreamMapping
@@ -482,6 +483,8 @@ class Pipeline:
             )
         preset, from_preset = self.preset_expressions.get(stream) or ("", {})
         self._warn_of_preset_reads(stream, preset, from_preset, schema)
+        if not preset:
+            self._warn_of_the_event_s_own_columns(stream, mapping, schema)
         row_filter = expressions.get("filter") or from_preset.get("filter")
         for name, how in [] if row_filter is None else filter_truth_traps(row_filter, schema):
             if (stream, "filter", name) in self._unknown_reads_told:
@@ -535,6 +538,27 @@ class Pipeline:
                 shown,
                 shown,
             )
+
+    def _warn_of_the_event_s_own_columns(
+        self, stream: str, mapping: StreamMapping | None, schema: Mapping[str, Any]
+    ) -> None:
+        """Once a stream: its SCHEMA lists the sent event's own objects or names (a table that
+        copied events: `user`, `data`, `emails_sha256`), which no field reads."""
+        reads = None if mapping is None else mapping.reads
+        names = [n for n in the_event_s_own_columns(reads, schema) if (stream, "event", n) not in
+                 self._unknown_reads_told]  # fmt: skip
+        if not names:
+            return
+        self._unknown_reads_told.update((stream, "event", name) for name in names)
+        self._logger.warning(
+            "streams.%s: the stream's SCHEMA lists %s, named as in the event the API takes, "
+            "which no field reads: fields are read at their own names (email, amount, "
+            "currency, contents...), so its events go without them. Map each you need, e.g. "
+            "email: user.emails_sha256, amount_minor: data.amount (minor units already), "
+            "currency: data.currency.",
+            stream,
+            ", ".join(repr(log_safe(name)[:80]) for name in names),
+        )
 
     def _warn_of_preset_reads(
         self, stream: str, preset: str, expressions: Mapping[str, str], schema: Mapping[str, Any]
