@@ -1249,3 +1249,30 @@ def test_a_table_of_copied_events_is_told_its_user_and_data_are_not_read(sandbox
     assert sent["user"] == {"emails_sha256": [digest]}
     assert sent["data"] == {"type": "contents", "amount": 2599, "currency": "USD"}
     assert "named as in the event the API takes" not in run.stderr
+
+
+def test_an_integer_amount_read_by_its_name_is_told_it_goes_as_major_units(sandbox, tmp_path):
+    """A Stripe-like table of charges (amount 2900: cents) under an entry that maps neither
+    amount nor amount_minor: sent as 2,900.00 dollars, a hundred times the sale, without a
+    word. Told at the SCHEMA; mapped either way, nothing is said."""
+    columns = {
+        "id": {"type": "string"},
+        "created": {"type": "string"},
+        "amount": {"type": ["null", "integer"]},
+        "currency": {"type": "string"},
+    }
+    charge = {"id": "ch_1", "created": AT, "amount": 2900, "currency": "usd"}
+    lines = [schema("charges", columns, ["id"]), record("charges", charge)]
+    fields = {"timestamp": "created", "action_source": "'other'"}
+    streams = {"charges": {"event_type": "order_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.stderr.count("streams.charges reads amount from the record's 'amount'") == 1
+    assert "map amount_minor: amount" in run.stderr
+    for mapped, minor in (("amount_minor", 2900), ("amount", 290000)):
+        sandbox.reset()
+        entry = {"event_type": "order_created", "fields": {**fields, mapped: "amount"}}
+        run = run_target(config(sandbox, tmp_path, {"charges": entry}), lines, tmp_path)
+        assert run.returncode == 0, run.output
+        assert sandbox.events(PIXEL_ID)[0]["data"]["amount"] == minor
+        assert "reads amount from the record's" not in run.stderr

@@ -22,11 +22,16 @@ from typing import Any, NamedTuple
 from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.log_safety import log_safe, show_in_log
-from target_openai_capi.mapping.event import fields_not_carried, id_key_properties
+from target_openai_capi.mapping.event import (
+    amounts_both_read,
+    fields_not_carried,
+    id_key_properties,
+)
 from target_openai_capi.mapping.reads import (
     filter_truth_traps,
     read_into_text,
     read_paths,
+    schema_types,
     the_event_s_own_columns,
     unknown_reads,
 )
@@ -485,6 +490,7 @@ class Pipeline:
         self._warn_of_preset_reads(stream, preset, from_preset, schema)
         if not preset:
             self._warn_of_the_event_s_own_columns(stream, mapping, schema)
+            self._warn_of_an_integer_amount(stream, mapping, schema)
         row_filter = expressions.get("filter") or from_preset.get("filter")
         for name, how in [] if row_filter is None else filter_truth_traps(row_filter, schema):
             if (stream, "filter", name) in self._unknown_reads_told:
@@ -558,6 +564,31 @@ class Pipeline:
             "currency: data.currency.",
             stream,
             ", ".join(repr(log_safe(name)[:80]) for name in names),
+        )
+
+    def _warn_of_an_integer_amount(
+        self, stream: str, mapping: StreamMapping | None, schema: Mapping[str, Any]
+    ) -> None:
+        """Once a stream: neither amount nor amount_minor is mapped, so `amount` is read from
+        the record's property of that name, as major units, and the SCHEMA types it as an
+        integer: most likely minor units (Stripe's cents), which would be sent a hundred times
+        over. Mapped either way, nothing is said."""
+        if mapping is None or mapping.reads is None or not amounts_both_read(mapping):
+            return
+        if "amount" in mapping.unread:  # (mapped to null: not read)
+            return
+        types = schema_types((schema.get("properties") or {}).get("amount"))
+        if not types or "integer" not in types or not set(types) <= {"integer", "null"}:
+            return
+        if (stream, "amount", "integer") in self._unknown_reads_told:
+            return
+        self._unknown_reads_told.add((stream, "amount", "integer"))
+        self._logger.warning(
+            "streams.%s reads amount from the record's 'amount', which the stream's SCHEMA "
+            "types as an integer: it is sent as major units (2900 is 2,900.00). If it is in "
+            "minor units (cents, as Stripe writes amounts), map amount_minor: amount; if it "
+            "is in major units, map amount: amount to say so.",
+            stream,
         )
 
     def _warn_of_preset_reads(
