@@ -436,7 +436,14 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
             f"with a letter or digit (got {str(source)[:80]!r}); or null or '' to send none"
         )
     dead, requests = config.get("dead_letter_path"), config.get("request_log_path")
-    if dead and requests and os.path.abspath(str(dead)) == os.path.abspath(str(requests)):
+    for name, path in (("dead_letter_path", dead), ("request_log_path", requests)):
+        if isinstance(path, str) and path.startswith("~"):  # (fill_from_environment found none)
+            problems.append(
+                f"{name} starts with ~, but there is no such home directory here (HOME is "
+                "unset and the user has none): give the file's full path"
+            )
+    # (realpath: a link to the other file is that file)
+    if dead and requests and os.path.realpath(str(dead)) == os.path.realpath(str(requests)):
         problems.append(
             "dead_letter_path and request_log_path name the same file: the request log's lines "
             "would break the dead-letter file's replay; give each its own file"

@@ -1941,13 +1941,32 @@ def test_a_server_message_quoting_an_identifier_is_logged_without_it(tmp_path):
     assert letter["dead_letter"]["server_message"] == "invalid ip 203.0.113.77"
 
 
-def test_the_request_log_and_the_dead_letter_file_cannot_be_one_file(sandbox, tmp_path):
+@pytest.mark.parametrize("named", ["alike", "through a link"])
+def test_the_request_log_and_the_dead_letter_file_cannot_be_one_file(named, sandbox, tmp_path):
+    """Also when one is a link to the other: the request log's lines went into the dead-letter
+    file, breaking its replay."""
     same = str(tmp_path / "out.jsonl")
-    cfg = config(sandbox.url, tmp_path, dead_letter_path=same, request_log_path=same)
+    other = same
+    if named == "through a link":
+        other = str(tmp_path / "link.jsonl")
+        os.symlink(same, other)
+    cfg = config(sandbox.url, tmp_path, dead_letter_path=same, request_log_path=other)
     run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
     assert run.returncode == 1
     assert_clean(run)
     assert "dead_letter_path and request_log_path name the same file" in run.stderr
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_a_file_in_a_home_directory_there_is_none_of_is_refused(sandbox, tmp_path):
+    """`~/dead.jsonl` where HOME is unset and the user has no home: a folder named ~ was made
+    in the working directory, without a word."""
+    cfg = config(sandbox.url, tmp_path, dead_letter_path="~nosuchuser_capi/dead.jsonl")
+    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 1
+    assert_clean(run)
+    assert "dead_letter_path starts with ~, but there is no such home directory here" in run.stderr
+    assert not Path("~nosuchuser_capi").exists()  # (in the working directory)
     assert sandbox.stats()["requests"] == 0
 
 
