@@ -16,10 +16,14 @@ def main() -> None:
     (the SDK reads it before the target exists, and would end in a traceback)."""
     closed = _hold_closed_standard_streams()
     if 1 in closed:
+        printing = [arg for arg in sys.argv[1:] if arg in _PRINTING_OPTIONS]
         print(
-            "target-openai-capi: standard output is closed: the STATE messages that say what "
-            "was delivered would be lost. Start it with its output read (tap | target-openai-capi "
-            "... > state.json, or as Meltano runs it).",
+            f"target-openai-capi: standard output is closed: what {printing[0]} prints would "
+            "be lost."
+            if printing
+            else "target-openai-capi: standard output is closed: the STATE messages that say "
+            "what was delivered would be lost. Start it with its output read (tap | "
+            "target-openai-capi ... > state.json, or as Meltano runs it).",
             file=sys.stderr,
         )
         sys.exit(1)
@@ -60,6 +64,10 @@ def main() -> None:
             f"target-openai-capi: the config file{where} cannot be read: {reason}", file=sys.stderr
         )
         sys.exit(1)
+
+
+# Options whose answer is printed (no run, no STATE).
+_PRINTING_OPTIONS = ("--test", "--about", "--version", "--help", "-h")
 
 
 def _stop_quietly_while_starting() -> None:

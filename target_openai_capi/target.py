@@ -53,7 +53,7 @@ from target_openai_capi.output_files import protect_input
 from target_openai_capi.parallel.pool import WorkerPool
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import STAGE_INPUT
-from target_openai_capi.pipeline.checkpoint import StateOutputClosed, StateWriter
+from target_openai_capi.pipeline.checkpoint import StateOutputClosed, StateWriter, write_line
 from target_openai_capi.pipeline.dead_letter import DeadLetterError, input_stat
 from target_openai_capi.pipeline.events import StreamInfo
 from target_openai_capi.pipeline.run import Pipeline
@@ -629,8 +629,16 @@ class TargetOpenAICapi(Target):
             works, line = check_credentials(
                 uploader.client, integration_source(target.config), uploader.policy
             )
-            print(line)
             uploader.close()
+            try:  # (its bytes, whatever the locale's encoding: a pixel id may be any text)
+                write_line(sys.stdout, line.encode("utf-8", errors="replace"))
+            except OSError as exc:  # a full disk, a closed pipe
+                cls.logger.error(
+                    "%s (standard output could not be written: %s)",
+                    log_safe(line),
+                    exc.strerror or exc,
+                )
+                sys.exit(1)
             sys.exit(0 if works else 1)
         target.run(file_input)
 
@@ -665,6 +673,12 @@ class TargetOpenAICapi(Target):
         ) as exc:  # on_rejected: fail
             self.fail(f"Bad input (on_rejected is 'fail'): {exc}")
         except Exception as exc:  # a bug: say so plainly; the traceback is at DEBUG level
+            if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+                self.fail(
+                    "A thread could not be started: the limit of processes or threads is "
+                    "reached (ulimit -u, a container's pids limit). Raise it, or run with fewer "
+                    "(worker_processes: 0, a lower max_concurrent_requests)."
+                )
             self.logger.debug("Unexpected error", exc_info=True)
             self.fail(
                 f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug in "

@@ -425,6 +425,31 @@ def test_a_run_started_with_its_output_closed_says_so_before_sending(sandbox, tm
     assert sandbox.stats()["requests"] == 0
 
 
+@pytest.mark.parametrize("option", ["--test", "--version"])
+def test_a_check_whose_answer_cannot_be_printed_says_so_plainly(option, sandbox, tmp_path):
+    """`--test > /dev/full` ended in an OSError traceback; `--test >&-` and `--version >&-`
+    spoke of STATE messages, which neither writes."""
+    (tmp_path / "config.json").write_text(json.dumps(corpus_config(sandbox, tmp_path)))
+    command = [*TARGET_CMD, "--config", str(tmp_path / "config.json"), option]
+    closed = subprocess.run(
+        command, capture_output=True, preexec_fn=lambda: os.close(1), check=False, timeout=60
+    )
+    err = closed.stderr.decode()
+    assert closed.returncode == 1
+    assert f"standard output is closed: what {option} prints would be lost" in err
+    assert "STATE" not in err
+    if option == "--test":
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run(
+                command, stdout=full, stderr=subprocess.PIPE, check=False, timeout=60
+            )
+        err = done.stderr.decode()
+        assert done.returncode == 1
+        assert "(standard output could not be written: No space left on device)" in err
+        assert "OK: the key, pixel id" in err  # (the answer, in the log instead)
+        assert "Traceback" not in err
+
+
 def test_a_run_started_with_its_log_closed_still_delivers(sandbox, tmp_path):
     """`2>&-`: the dead-letter file took descriptor 2 and was refused as 'standard error': the
     run stopped, nothing sent, and no word anywhere. Without a log, the run goes on."""

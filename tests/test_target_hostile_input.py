@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -3405,3 +3406,36 @@ def test_a_state_holding_a_lone_surrogate_escape_goes_out_as_the_tap_wrote_it(
     assert run.stdout == value + "\n"
     assert stored(sandbox) == ["r1"]
     assert re.search(r"Run summary: received=1 sent=1 .*rejected=0", run.stderr), run.stderr
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not (shutil.which("setpriv") and shutil.which("prlimit")),
+    reason="needs root, setpriv and prlimit (util-linux): the limit binds other users only",
+)
+def test_a_thread_that_cannot_be_started_is_said_plainly():
+    """Under a limit of processes (ulimit -u, a container's pids limit) no thread starts: the
+    run ended in a traceback ("cannot join thread before it is started"), or as a bug."""
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="capi-nproc-"))  # (pytest's own is root's alone)
+    where.chmod(0o777)
+    lines = [SCHEMA, *[rec(n) for n in range(25)]]
+    (where / "in.singer").write_text("\n".join(lines) + "\n")
+    path = where / "config.json"
+    path.write_text(json.dumps(config("http://127.0.0.1:9/v1/events", where)))
+    for file in (path, where / "in.singer"):
+        file.chmod(0o644)
+    for processes in ("1", "2"):
+        with (where / "in.singer").open("rb") as stdin:
+            done = subprocess.run(
+                ["prlimit", f"--nproc={processes}", "setpriv", "--reuid", "54323", "--regid",
+                 "54323", "--clear-groups", *TARGET_CMD, "--config", str(path)],
+                stdin=stdin, capture_output=True, timeout=120, check=False, cwd=where,
+            )  # fmt: skip
+        err = done.stderr.decode(errors="replace")
+        assert done.returncode == 1, err
+        assert "A thread could not be started: the limit of processes or threads" in err
+        assert "Traceback" not in err
+        assert "This is a bug" not in err
+        assert done.stdout == b""
+    shutil.rmtree(where)

@@ -51,8 +51,11 @@ class QuietInputDelivery:
     def stop(self, *, wait: bool = True) -> None:
         """Stop checking and wait for a delivery under way to finish (unless not `wait`)."""
         self._stopped.set()
-        if wait and self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+        thread = self._thread
+        started = thread is not None and thread.ident is not None  # (start() may have failed)
+        if wait and started and thread is not threading.current_thread():
+            assert thread is not None
+            thread.join()
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
