@@ -434,11 +434,12 @@ def test_batch_messages_arrive_exactly_as_the_same_records_sent_as_record_messag
     assert run.stdout.splitlines() == ['{"bookmark": 9}']
 
 
-@pytest.mark.parametrize("compression", [None, "none"])
+@pytest.mark.parametrize("compression", [None, "none", "gzip"])
 def test_a_gzip_batch_file_whatever_its_message_says_is_read(compression, sandbox, tmp_path):
     """singer-sdk's JSONL batches are always gzip, and its taps' BATCH messages say no
     compression (or 'none'): every line was rejected as binary, the run ended 0 and its STATE
-    passed them all. A file that begins with a byte order mark loses no first record either."""
+    passed them all. A file that begins with a byte order mark loses no first record either;
+    and a plain file said to be gzip stopped the run ("Not a gzipped file")."""
     cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
     gzipped = _batch_file(tmp_path / "b-tap--c-1.json.gz", ORDERS[:5])
     marked = tmp_path / "b-2.jsonl"

@@ -95,11 +95,12 @@ def _not_a_system_file(path: Path) -> Path:
 
 
 def _open(path: Path, gzipped: bool) -> IO[bytes]:
-    """The file to read lines from: gunzipped when it is gzip, declared or not (singer-sdk's
-    JSONL batches are always gzip, whatever `compression` the message says or leaves out)."""
-    if not gzipped:
-        with path.open("rb") as head:
-            gzipped = head.read(2) == _GZIP_MAGIC
+    """The file to read lines from: gunzipped when it is gzip, whatever its `compression` says
+    (singer-sdk's JSONL batches are always gzip, whatever `compression` the message says or
+    leaves out; a tap may also say gzip of a file it wrote plain). `gzipped` is what the
+    message said, which the file's first bytes decide."""
+    with path.open("rb") as head:
+        gzipped = head.read(2) == _GZIP_MAGIC
     return gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[return-value]
 
 
