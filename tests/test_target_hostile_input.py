@@ -456,6 +456,24 @@ def test_a_gzip_batch_file_whatever_its_message_says_is_read(compression, sandbo
     assert stored(sandbox) == sorted(f"b{n}" for n in range(9))
 
 
+def test_batch_files_are_found_as_the_sdk_that_wrote_them_reads_their_urls(sandbox, tmp_path):
+    """The SDK writes a manifest's URL as root + file name, escaping nothing, and reads it so:
+    a folder named with a literal `%20` (or a `#`) was looked for as `x y` (or cut at the #),
+    stopping every run. A URL escaped by the book (`my%20dir` for `my dir`) is read too."""
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
+    manifest = []
+    for n, folder in enumerate(["x%20y", "a#b", "my dir"]):
+        (tmp_path / folder).mkdir()
+        uri = _batch_file(tmp_path / folder / "part.json.gz", ORDERS[3 * n : 3 * n + 3])
+        manifest.append(f"file://{tmp_path}/{folder}/part.json.gz" if "%" in folder or "#"
+                        in folder else uri)  # fmt: skip
+    assert manifest[2].endswith("/my%20dir/part.json.gz")  # (as_uri escapes: by the book)
+    run = run_target(cfg, [SCHEMA, _batch(manifest), state({"bookmark": 9})], tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == sorted(f"b{n}" for n in range(9))
+    assert run.states == [{"bookmark": 9}]
+
+
 def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp_path):
     path = tmp_path / "part.jsonl"
     path.write_text(json.dumps(ORDERS[0]) + "\n[1, 2]\n{not json\n" + json.dumps(ORDERS[1]) + "\n")

@@ -68,12 +68,13 @@ def _local_path(url: str) -> Path:
 
 def _checked_local_path(url: str) -> Path:
     parts = urlsplit(url)
+    written = url.split("://", 1)[1] if "://" in url else ""  # (its ? and # too)
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
-        return _not_a_system_file(Path(unquote(parts.path)))
+        return _not_a_system_file(_local(written[len(parts.netloc) :], parts.path))
     if parts.scheme == "file" and not any(ch in parts.netloc for ch in ":@"):
         # file://dir/file.jsonl: a path relative to the working directory, as the SDK reads it
         # (its own target test streams are written so); no host is contacted.
-        return _not_a_system_file(Path(unquote(parts.netloc + parts.path)))
+        return _not_a_system_file(_local(written, parts.netloc + parts.path))
     if parts.scheme == "" and url:
         return _not_a_system_file(Path(url))
     shown = f"{parts.scheme}://{parts.netloc}{parts.path}"[:120] if parts.scheme else url[:120]
@@ -81,6 +82,16 @@ def _checked_local_path(url: str) -> Path:
         f"its manifest names {shown!r}, which is not a local file: nothing is fetched "
         "from a URL found in the input"
     )
+
+
+def _local(written: str, path: str) -> Path:
+    """The file a manifest's file URL names: its path as written, as the SDK that wrote it
+    reads it (it escapes nothing: a file name may hold a literal %20, # or ?), else
+    percent-decoded, as a URL written by the book has it (file:///tmp/my%20dir/...)."""
+    as_written = Path(written)
+    if written and (as_written.exists() or "%" not in written):
+        return as_written
+    return Path(unquote(path))
 
 
 def _not_a_system_file(path: Path) -> Path:
