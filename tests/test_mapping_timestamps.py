@@ -309,7 +309,17 @@ def test_the_forms_datetime_reads_are_read_as_the_position_reader_reads_them(
             {"timestamp": "created_at"},
             "timestamp is missing: timestamp ('created_at') gave no value for this record",
         ),
-        ({}, "timestamp is missing: the record has no `timestamp` or `timestamp_ms` property"),
+        (
+            {},
+            "timestamp is missing: the record has no `timestamp` or `timestamp_ms` property, "
+            "or an empty one; map one of them",
+        ),
+        # Mapped to null, timestamp is not read: "the record has no `timestamp`" was not so.
+        (
+            {"timestamp": "''"},
+            "timestamp is missing: the record has no `timestamp_ms` property, or an empty one "
+            "(timestamp mapped to null: not read); map timestamp to the record's time",
+        ),
     ],
 )
 def test_a_missing_time_says_what_was_read(fields: dict[str, str], said: str) -> None:
@@ -328,3 +338,12 @@ def test_a_missing_time_says_what_was_read(fields: dict[str, str], said: str) ->
     assert assemble is not None
     with pytest.raises(MappingError, match=re.escape(said)):
         assemble(record, None)
+
+
+def test_a_mapping_without_a_time_is_refused_at_start_up() -> None:
+    """timestamp and timestamp_ms both mapped to null: every record was rejected, one by one."""
+    from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
+
+    fields = {"timestamp": "`null`", "timestamp_ms": "''"}
+    with pytest.raises(ValueError, match="timestamp and timestamp_ms are mapped to null"):
+        compile_stream_mapping("s", {"event_type": "lead_created", "fields": fields})

@@ -459,9 +459,13 @@ def missing_timestamp(mapping: StreamMapping) -> MappingError:
             f"timestamp is missing: {' and '.join(mapped)} gave no value for this record "
             "(JMESPath names a property exactly, case and all)"
         )
+    read = [f"`{name}`" for name in ("timestamp", "timestamp_ms") if name not in mapping.unread]
+    unread = [name for name in ("timestamp", "timestamp_ms") if name in mapping.unread]
+    nulled = f" ({' and '.join(unread)} mapped to null: not read)" if unread else ""
     return MappingError(
-        "timestamp is missing: the record has no `timestamp` or `timestamp_ms` property; map "
-        "one of them to the record's time"
+        f"timestamp is missing: the record has no {' or '.join(read)} property, or an empty "
+        f"one{nulled}; map {'one of them' if len(read) > 1 else 'timestamp'} to the record's "
+        "time"
     )
 
 

@@ -178,6 +178,12 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
             # column of a table shaped for this target is still read)
             unread.add(b if a in fields else a)
 
+    if {"timestamp", "timestamp_ms"} <= nulls:
+        problems.append(
+            f"{where}.fields: timestamp and timestamp_ms are mapped to null, but every event "
+            "needs its time: map one of them to the record's time"
+        )
+
     match_identifiers = None
     if entry.get("skip_unmatchable"):
         wanted = entry.get("match_identifiers") or list(DEFAULT_MATCH_IDENTIFIERS)
