@@ -675,6 +675,8 @@ def test_compile_ast_answers_none_for_an_unknown_node() -> None:
         ("micros_to_ms(t)", {"t": 1_700_000_000_123}, "micros_to_ms() got epoch milliseconds"),
         ("micros_to_ms(t)", {"t": "1700000000123"}, "micros_to_ms() got epoch milliseconds"),
         ("micros_to_ms(t)", {"t": Decimal("1700000000")}, "micros_to_ms() got epoch seconds"),
+        # nanoseconds: "looks like epoch microseconds: map micros_to_ms()", which was mapped
+        ("micros_to_ms(t)", {"t": 1_796_429_019_472_000_000}, "too large for epoch microseconds"),
     ],
 )
 def test_a_function_on_the_wrong_type_is_the_same_mapping_error(

@@ -158,6 +158,9 @@ def test_epoch_seconds(value: object, expected: int) -> None:
         ("1773892800123", "looks like epoch milliseconds"),
         (1773892800123456, "looks like epoch microseconds: map `micros_to_ms(...)` of it"),
         (1773892800123456789, "is too large for epoch milliseconds (nanoseconds?)"),
+        # GA4's event_date, read as epoch seconds of 1970: "older than 7 days", no hint
+        (20261205, "timestamp 20261205 looks like a date written YYYYMMDD (GA4's event_date)"),
+        ("20261205", "looks like a date written YYYYMMDD"),
     ],
 )
 def test_to_epoch_ms_rejects(value: object, message: str) -> None:

@@ -50,7 +50,7 @@ from jmespath.visitor import TreeInterpreter, _Expression
 
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.money import parse_number, stripe_amount
-from target_openai_capi.mapping.timestamps import MIN_EPOCH_MS
+from target_openai_capi.mapping.timestamps import MAX_EPOCH_MS, MIN_EPOCH_MS
 from target_openai_capi.mapping.user_values import blank
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -143,6 +143,11 @@ class FunctionRefused(jmes_exceptions.JMESPathError):  # type: ignore[misc]
 def _micros_to_ms(micros: int) -> int:
     """Epoch ms of whole epoch µs; a number that is already ms or seconds is refused, saying so
     (divided, it would be blamed as a time in seconds that the record never held)."""
+    if micros > MAX_EPOCH_MS * 1000:
+        raise FunctionRefused(
+            "micros_to_ms() got a number too large for epoch microseconds (nanoseconds?): "
+            "convert it to milliseconds upstream and map it to timestamp_ms"
+        )
     if micros >= MIN_EPOCH_MS * 1000:
         return micros // 1000
     if micros >= MIN_EPOCH_MS:

@@ -185,10 +185,28 @@ def _from_seconds(number: Decimal | int, value: object, field: str) -> int:
             "map it to `timestamp_ms` instead",
             field,
         )
+    if _a_yyyymmdd_date(number):  # (epoch seconds of 1970: the window refuses them anyway)
+        raise MappingError(
+            f"{field} {quote(value)} looks like a date written YYYYMMDD (GA4's event_date), "
+            "not epoch seconds: map the event's time, or the date as text (2026-12-05)",
+            field,
+        )
     if type(number) is int:
         return number * 1000
     assert isinstance(number, Decimal)  # for mypy: parse_number returns int or Decimal
     return int(number.quantize(_MS, rounding=ROUND_DOWN, context=_CTX).scaleb(3, _CTX))
+
+
+def _a_yyyymmdd_date(number: Decimal | int) -> bool:
+    """A whole number of 8 digits that is a date of this millennium written YYYYMMDD."""
+    if not 20_000_101 <= number <= 29_991_231 or number != int(number):
+        return False
+    year, month, day = int(number) // 10_000, int(number) // 100 % 100, int(number) % 100
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
 
 
 def _finer_than_ms(number: Decimal | int) -> str:
