@@ -1276,3 +1276,23 @@ def test_an_integer_amount_read_by_its_name_is_told_it_goes_as_major_units(sandb
         assert run.returncode == 0, run.output
         assert sandbox.events(PIXEL_ID)[0]["data"]["amount"] == minor
         assert "reads amount from the record's" not in run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_user_field_whose_expression_fails_on_a_row_leaves_the_rest_sent(
+    workers, sandbox, tmp_path
+):
+    """The cookbook's `email: lower(customer_email)` on a row whose email column holds a
+    number: the whole lead was rejected, its phone too. The email is left out, with a note."""
+    lines = [schema("leads", {"id": {"type": "string"}, "at": {"type": "string"}}, ["id"])]
+    lines.append(record("leads", {"id": "l1", "at": AT, "em": 12345, "ph": "+44 7700 900123"}))
+    fields = {"timestamp": "at", "email": "lower(em)", "phone": "ph"}
+    fields["action_source"] = "'other'"
+    streams = {"leads": {"event_type": "lead_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams, workers=workers), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    [event] = sandbox.events(PIXEL_ID)
+    digest = hashlib.sha256(b"447700900123").hexdigest()
+    assert event["user"] == {"phone_numbers_sha256": [digest]}
+    assert "email: expression 'lower(em)' failed" in run.stderr
+    assert "rejected=0" in run.stderr

@@ -121,6 +121,7 @@ def compile_assembler(
         "minor_units": minor_units,
         "to_minor_units": to_minor_units,
         "blank": blank,
+        "user_field_failed": generic.user_field_failed,
         "money_value": generic.money_value,
         "ABSENT": ABSENT,
         "normalised": normalised,
@@ -492,7 +493,15 @@ def _user(
     wire = USER_FIELD_STYLES[style]
     plural = style == "plural"
     for index, name in enumerate(mapping.user_fields):
+        src.add("try:")  # (a user field's failed expression: a note, event.py `_user_value`)
+        src.depth += 1
         fetch(name, f"u{index}")
+        src.depth -= 1
+        src.add(
+            "except (MappingError, JMESPathError) as exc_:",
+            f"    notes.append(user_field_failed({name!r}, exc_))",
+            f"    u{index} = None",
+        )
     src.add("user = {}")
     for index, name in enumerate(mapping.user_fields):
         key = wire.get(name)

@@ -106,6 +106,25 @@ def money_value(value: object) -> object:
     return value
 
 
+def _user_value(
+    mapping: StreamMapping, record: Mapping[str, Any], name: str, notes: list[str]
+) -> Any:
+    """A user field's value, None with a note where its expression fails on this record
+    (`lower(email)` of a number): a user field is optional, and one that fails its rule never
+    costs the event (assembler.py `_user` does the same)."""
+    try:
+        return _value(mapping, record, name)
+    except (MappingError, jmespath.exceptions.JMESPathError) as exc:
+        notes.append(user_field_failed(name, exc))
+        return None
+
+
+def user_field_failed(name: str, exc: Exception) -> str:
+    """The note of a user field whose expression failed on a record."""
+    reason = str(exc) if isinstance(exc, MappingError) else f"expression failed: {exc}"
+    return f"{name}: {reason}; sent without it"
+
+
 def _as_bool(value: object, name: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -872,8 +891,12 @@ def build_event(
         if opt_out is not None and _as_bool(opt_out, "opt_out"):
             event["opt_out"] = True
 
-        raw_user = {name: _value(mapping, record, name) for name in mapping.user_fields}
+        failed: list[str] = []
+        raw_user = {
+            name: _user_value(mapping, record, name, failed) for name in mapping.user_fields
+        }
         user, notes = build_user(raw_user, user_field_style, default_phone_region)
+        notes[:0] = failed
         if user:
             event["user"] = user
         event["data"] = _data(mapping, record, event_type, notes)
