@@ -98,6 +98,8 @@ REFUSED: dict[str, tuple[dict[str, str], dict[str, Any], str]] = {
         "fields.amount: amount 12.345 has more decimals than USD allows (2)",
     ),
     "a price that is no number": ({"amount": "'$12'"}, {}, "fields.amount: amount '$12' is not"),
+    # (the currency comes from each record: every record was rejected, one by one)
+    "a price below zero": ({"amount": "'-1'"}, {}, "fields.amount: amount '-1' is negative"),
     "a negative minor amount": (
         {"amount_minor": "`-1`"},
         {},

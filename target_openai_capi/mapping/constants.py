@@ -96,7 +96,8 @@ def _amount(mapping: StreamMapping, value: Any, currency: Any) -> None:
     try:
         code = currency_code(currency)
     except MappingError:  # from each record (or the fixed currency's own problem)
-        parse_number(value, "amount")  # a number, at least
+        if parse_number(value, "amount") < 0:  # a number, at least, and none below zero
+            raise MappingError(f"amount {value!r} is negative", "amount") from None
     else:
         to_minor_units(value, code, "amount")
 
