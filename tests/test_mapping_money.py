@@ -358,6 +358,16 @@ def test_a_stripe_amount_that_cannot_be_read_is_a_mapping_error(amount, currency
         stripe_amount(amount, currency)
 
 
+def test_a_stripe_isk_amount_of_a_fraction_of_a_krona_says_so() -> None:
+    """ISK 55 in Stripe's units is 0.55 krónur, which Stripe never charges: the reason quoted
+    0.55, a value the record never held ("amount 0.55 has more decimals than ISK allows")."""
+    with pytest.raises(MappingError) as caught:
+        stripe_amount(55, "isk")
+    assert str(caught.value) == (
+        "a Stripe ISK amount counts hundredths of whole krónur, so is a multiple of 100, not 55"
+    )
+
+
 @pytest.mark.parametrize(
     ("value", "field", "hint"),
     [

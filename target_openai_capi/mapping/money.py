@@ -70,6 +70,12 @@ def stripe_amount(amount: object, currency: object) -> Decimal | None:
         raise MappingError(f"amount {quote(amount)} is too large to be money", "amount")
     if units != units.to_integral_value():
         raise MappingError(f"a Stripe amount is a whole number, not {quote(amount)}", "amount")
+    if code == "ISK" and units % 100:  # (hundredths of a currency without decimals)
+        raise MappingError(
+            f"a Stripe ISK amount counts hundredths of whole krónur, so is a multiple of 100, "
+            f"not {quote(amount)}",
+            "amount",
+        )
     return units.scaleb(-decimals, _CTX)
 
 
