@@ -3458,3 +3458,21 @@ def test_a_thread_that_cannot_be_started_is_said_plainly():
         assert "This is a bug" not in err
         assert done.stdout == b""
     shutil.rmtree(where)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_two_files_each_with_a_byte_order_mark_joined_are_read_whole(workers, sandbox, tmp_path):
+    """`cat a.singer b.singer` of two files with a byte order mark: the second's SCHEMA was
+    'not valid JSON (invalid character)', and its records all came 'before their SCHEMA'."""
+    bom = b"\xef\xbb\xbf"
+    other = schema("d", {"id": {"type": "string"}}, ["id"])
+    first = bom + f"{SCHEMA}\n{rec(1)}\n".encode()
+    second = bom + f"{other}\n".encode()
+    second += "\n".join(record("d", {"id": f"d{n}", "timestamp": NOW, "type": "lead_created"})
+                        for n in range(3)).encode() + b"\n"  # fmt: skip
+    second += bom + f"{rec(2)}\n".encode()
+    cfg = config(sandbox.url, tmp_path, streams={"c": {}, "d": {}}, worker_processes=workers)
+    run = run_target(cfg, first + second, tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["d0", "d1", "d2", "r1", "r2"]
+    assert "rejected=0" in run.stderr
