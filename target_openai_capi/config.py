@@ -582,6 +582,14 @@ def environment_beside_a_file(
             f"{variable} is {_quoted(environ[variable])} but the config file's dry_run is "
             f"{config['dry_run']!r}, which is the one read"
         )
+    for name in ("pixel_id", "api_key"):  # (filled from the environment only when lacking)
+        variable = ENV_PREFIX + name.upper()
+        given = environ.get(variable, "").strip()
+        if given and given != str(config.get(name) or "").strip():
+            warnings.append(
+                f"{variable} is set but differs from the config file's {name}, which is the one "
+                "read (the environment gives it only to a config without one)"
+            )
     unread = [
         ENV_PREFIX + name.upper()
         for name in (*CONFIG_SCHEMA["properties"], *FLATTENING_SETTINGS)

@@ -757,6 +757,43 @@ def test_key_and_pixel_come_from_the_environment_when_the_config_lacks_them(sand
     assert proc.returncode == 0, proc.stderr.decode()
     assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["o1"]
     assert API_KEY not in proc.stderr.decode()
+    assert "differs from the config file's" not in proc.stderr.decode()
+
+
+def test_a_pixel_or_key_in_the_environment_unlike_the_config_file_s_is_named(sandbox, tmp_path):
+    """The config file's pixel and key are the ones read: a production pixel given in the
+    environment beside a file holding a test one was ignored without a word."""
+    import os
+    import subprocess
+
+    from support import TARGET_CMD
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config(sandbox, tmp_path, {"orders": {}})))
+    lines = [
+        schema("orders", {"id": {"type": "string"}}, ["id"]),
+        record("orders", {"id": "o1", "timestamp": AT, "type": "order_created"}),
+    ]
+    other_key = "sk-svcacct-other-secret"
+    env = {
+        **os.environ,
+        "TARGET_OPENAI_CAPI_API_KEY": other_key,
+        "TARGET_OPENAI_CAPI_PIXEL_ID": "px_production",
+    }
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(path)],
+        input=("\n".join(lines) + "\n").encode(),
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["o1"]  # (the file's pixel)
+    for name in ("PIXEL_ID", "API_KEY"):
+        assert f"TARGET_OPENAI_CAPI_{name} is set but differs from the config file's" in err
+    assert other_key not in err
+    assert API_KEY not in err
 
 
 def test_schema_flattening_is_refused_with_what_to_do(sandbox, tmp_path):
