@@ -3289,18 +3289,18 @@ _STALE = json.dumps(  # the API's answer to a stale event: its words name no eve
 
 
 def _aged_in_their_requests(
-    tmp_path: Path, seconds_left: list[int], **settings: Any
+    tmp_path: Path, seconds_left: list[int], refusal: bytes = _STALE, **settings: Any
 ) -> tuple[Any, list[dict[str, Any]]]:
     """The real CLI on events with these seconds left in the 7 days, through a server that
     refuses a request of several at once (stale, it says) and answers one alone once its event
-    is past the line (a slow API); the run and its dead letters."""
+    is past the line (a slow API); the run and its dead letters. `refusal`: its answer."""
 
     def answer(handler: BaseHTTPRequestHandler) -> None:
         events = json.loads(handler.body)["events"]
         if len(events) == 1:
             past = events[0]["timestamp_ms"] + 7 * 86_400_000 - time.time() * 1000
             time.sleep(max(past, 0) / 1000 + 0.3)
-        _answer(handler, 422, _STALE, "application/json")
+        _answer(handler, 422, refusal, "application/json")
 
     edge = int(time.time() * 1000) - 7 * 86_400_000
     lines = [SCHEMA]
@@ -3344,6 +3344,62 @@ def test_five_events_that_cross_the_7_days_in_their_own_requests_are_no_refusals
     assert {letter["dead_letter"]["stage"] for letter in dead} == {"window"}
     assert "rejected=5 (window=5)" in run.stderr
     assert run.states == [{"s": 1}]
+
+
+def test_a_gateway_refusing_everything_is_one_though_its_events_age_meanwhile(tmp_path):
+    """A gateway refusing every request in the same words, none about time, slow enough for
+    the events near the line to cross it: its refusals were taken for the events' age (every
+    record dead-lettered, STATE past them) instead of a refusal of everything."""
+    blocked = json.dumps(
+        {"error": {"message": "Request blocked by policy", "type": "invalid_request_error"}}
+    ).encode()
+    run, _ = _aged_in_their_requests(
+        tmp_path, [3] * 5, blocked, batch_size=1, max_concurrent_requests=5
+    )
+    assert run.returncode == 1, run.output
+    assert "The API refused 5 events in a row, each sent alone" in run.stderr
+    assert run.states == []
+
+
+def test_an_event_refused_for_its_data_while_fresh_is_an_api_rejection_though_it_aged_later(
+    tmp_path,
+):
+    """Refused for a bad field while inside the window, then past the line by the time the
+    rest of its batch was answered: it was relabelled 'older than 7 days' (stage window), so
+    on_rejected 'fail' went on past a record it should stop at."""
+    invalid = json.dumps(
+        {
+            "error": {
+                "message": "Invalid email address",
+                "type": "invalid_request_error",
+                "param": "events[0].user",
+            }
+        }
+    ).encode()
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        events = json.loads(handler.body)["events"]
+        if len(events) == 2:  # (at once: the first is still inside the window)
+            _answer(handler, 400, invalid, "application/json")
+            return
+        time.sleep(3)  # (the second alone, slowly: the first crosses the line meanwhile)
+        _answer(handler, 200, b"{}", "application/json")
+
+    edge = int(time.time() * 1000) - 7 * 86_400_000
+    lines = [
+        SCHEMA,
+        record("c", {"id": "e0", "timestamp_ms": edge + 2_500, "type": "lead_created"}),
+        record("c", {"id": "e1", "timestamp_ms": edge + 3_600_000, "type": "lead_created"}),
+        state({"s": 1}),
+    ]
+    run = _run_through(
+        answer, lines, tmp_path, worker_processes=0, batch_size=2, on_rejected="fail"
+    )
+    assert run.returncode == 1, run.output
+    assert "rejected at stage api: the API refused the event (HTTP 400): Invalid email" in (
+        run.stderr
+    )
+    assert run.states == []
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])

@@ -45,6 +45,6 @@ class BatchResult:
     # Events not sent because they were older than the API takes when their request was made
     # (they were not when they were built: a batch waits to fill, for a free slot, for retries).
     expired: list[int] = field(default_factory=list)
-    # Rejected events older than the API takes by the time their batch ended (they crossed the
-    # line during their requests): refused for their age, whatever the answer's words.
+    # Rejected events older than the API takes when their refusal came, which spoke of their
+    # time (they crossed the line during their requests): refused for their age.
     aged: set[int] = field(default_factory=set)

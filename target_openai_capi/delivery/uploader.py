@@ -11,6 +11,7 @@ the validation pass instead of the real one.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
@@ -57,6 +58,11 @@ if TYPE_CHECKING:
 
     from target_openai_capi.delivery.client import Client, Response
     from target_openai_capi.delivery.request_log import RequestLog
+
+# An answer's words about an event's time ("event_timestamp_ms must be within the last 7
+# days.", the sandbox's "timestamp_ms: older than 7 days"): a gateway's refusal of everything
+# speaks of none.
+_SPEAKS_OF_TIME = re.compile(r"timestamp|7 days|too old|older than", re.IGNORECASE)
 
 _log = logging.getLogger(__name__)
 
@@ -252,10 +258,6 @@ class Uploader:
             result.accepted = self._settle(batch, everything, batch.validate_only, result)
         result.rejected.sort()
         result.expired.sort()
-        if batch.times_ms is not None and result.rejected:
-            oldest = int(self._wall_clock() * 1000) - MAX_EVENT_AGE_MS
-            times = batch.times_ms
-            result.aged = {i for i, _, _ in result.rejected if times[i] < oldest}
         self._check_not_wholesale(result)
         return result
 
@@ -361,6 +363,7 @@ class Uploader:
                 else:
                     result.unnamed.add(part[0])
                 result.rejected.append((part[0], response.status, message))
+                self._note_if_aged(batch, part[0], message, result)
                 continue
             usable = not after_named and named and all(i < len(part) for i in named)
             if not warned:
@@ -381,6 +384,7 @@ class Uploader:
             if usable:
                 for position, reason in sorted(named.items()):
                     result.rejected.append((part[position], response.status, reason))
+                    self._note_if_aged(batch, part[position], reason, result)
                 rest = [index for position, index in enumerate(part) if position not in named]
                 if rest:
                     pending.append((rest, True))
@@ -391,6 +395,14 @@ class Uploader:
             pending.append((part[:middle], False))
         accepted.sort()
         return accepted
+
+    def _note_if_aged(self, batch: Batch, index: int, message: str, result: BatchResult) -> None:
+        """An event refused, in words about its time, once it was older than the API takes
+        (it crossed the line during its requests): refused for its age (result.aged)."""
+        if batch.times_ms is None or not _SPEAKS_OF_TIME.search(message):
+            return
+        if batch.times_ms[index] < int(self._wall_clock() * 1000) - MAX_EVENT_AGE_MS:
+            result.aged.add(index)
 
     def _without_expired(self, batch: Batch, part: list[int], result: BatchResult) -> list[int]:
         """The events of `part` the API still takes by their time; the others are expired."""
