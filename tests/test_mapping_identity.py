@@ -207,6 +207,29 @@ def test_a_number_dialled_out_of_the_region_its_own_way_is_the_number_dialled(ra
     assert notes == []
 
 
+@pytest.mark.parametrize(
+    ("raw", "region", "digits"),
+    [
+        # 00 and a country code, where a carrier's way out begins alike (AU 001x, BR 00xx,
+        # KR 00x): the number 00 + country code makes is the number (AU's "001 415 ..." was
+        # read past a way out "0014" and hashed as 155552671, no one's number).
+        ("001 415 555 2671", "AU", "14155552671"),
+        ("001 212 555 0100", "BR", "12125550100"),
+        ("0041 22 123 4567", "BR", "41221234567"),
+        ("0043 1 234 5678", "BR", "4312345678"),
+        ("0061 2 9374 4000", "KR", "61293744000"),
+        ("0086 138 0013 8000", "KR", "8613800138000"),
+        ("0011 1 415 555 2671", "AU", "14155552671"),  # (AU's own way out, then +1)
+    ],
+)
+def test_a_number_written_00_and_its_country_code_is_that_number_in_every_region(
+    raw, region, digits
+) -> None:
+    user, notes = build_user({"phone": raw}, default_phone_region=region)
+    assert user == {"phone_numbers_sha256": [h(digits)]}
+    assert notes == []
+
+
 def _libphonenumber_digits(raw: str, region: str) -> str | None:
     """What libphonenumber itself makes of a national number: the E.164 digits, or None."""
     import phonenumbers

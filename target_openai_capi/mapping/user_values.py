@@ -216,18 +216,25 @@ def _national_number_digits(compact: str, region: str) -> str:
 def _dialled_out_of(compact: str, region: str) -> str | None:
     """The digits of a number written with the way out of `region` where that is not 00 (AU
     0011, KR 001, BR 0021 and its carriers': "0011 44 20 7946 0958" is +44 20 7946 0958, not
-    11 44...), else None: the documented rule (leading zeroes off) reads the rest."""
+    11 44...), else None: the documented rule (leading zeroes off) reads the rest, and so a
+    number that 00 and a country code make (AU's carriers' 001x look like 00 1...)."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     way_out = None if metadata is None else metadata.international_prefix
     if way_out is None or re.fullmatch(way_out, "00") or len(compact) > 250:
         return None
+    try:  # 00 and a country code: a number so read is the number (AU 001 415 555 2671 too)
+        if phonenumbers.is_valid_number(phonenumbers.parse("+" + compact.lstrip("0"))):
+            return None
+    except phonenumbers.NumberParseException:
+        pass
     try:
         number = phonenumbers.parse(compact, region, keep_raw_input=True)
     except phonenumbers.NumberParseException:
         return None
     if number.country_code_source != phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD:
         return None
-    return _e164_digits(number)
+    possible = phonenumbers.is_possible_number_with_reason(number) == _IS_POSSIBLE
+    return _e164_digits(number) if possible and _in_the_plan(number) else None
 
 
 def _in_the_plan(number: phonenumbers.PhoneNumber) -> bool:
