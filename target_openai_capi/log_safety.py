@@ -17,6 +17,7 @@ import ipaddress
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Callable
 
 _EMAIL = re.compile(r"[^\s'\"<>()\[\],;:]+@[^\s'\"<>()\[\],;:]+")
@@ -34,7 +35,6 @@ _WORDS = re.compile(r"\w\s+\w")
 # One capitalised word of letters ("Smith", "Smith-Jones", "José"): a name, when a name column
 # is mapped to the wrong field; unless it is a code ("USD", "GB"). (Lowercase words are the
 # API's and the formats' own: 'custom', 'web', 'parquet'.)
-_ONE_WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")
 _CODE = re.compile(r"[A-Z]{2,3}")
 
 HIDDEN = "…"
@@ -91,10 +91,24 @@ def _quoted(quote: str, text: str) -> str:
     return f"{quote}{text}{quote}"
 
 
+def _one_word(text: str) -> bool:
+    """Letters, with the marks scripts write on them (Devanagari, Thai and Arabic vowel signs:
+    "राहुल", "محمّد"), in runs joined by one hyphen or apostrophe ("O'Brien", "Smith-Jones")."""
+    joined = True  # (no word begins with a mark, a hyphen or an apostrophe)
+    for char in text:
+        if char.isalpha():
+            joined = False
+        elif char in "-'" and not joined:
+            joined = True
+        elif not (unicodedata.category(char).startswith("M") and not joined):
+            return False
+    return bool(text) and not joined
+
+
 def _quoted_value(quote: str, text: str) -> str:
     # One word written as a name is: capitalised, or in a script without case (王小明, 김민준,
     # محمد, כהן: no letter of theirs is upper or lower case).
-    if _ONE_WORD.fullmatch(text) and not text[0].islower() and not _CODE.fullmatch(text):
+    if _one_word(text) and not text[0].islower() and not _CODE.fullmatch(text):
         return f"{quote}{HIDDEN}{quote}"
     return _quoted(quote, text)
 

@@ -79,6 +79,12 @@ def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, log
         ("unknown currency 'محمد'", "unknown currency '…'"),
         ("unknown currency 'כהן'", "unknown currency '…'"),
         ("unknown currency 'สมชาย'", "unknown currency '…'"),
+        # with the marks their scripts write on letters (vowel signs, a shadda)
+        ("unknown currency 'राहुल'", "unknown currency '…'"),
+        ("unknown currency 'প্রিয়া'", "unknown currency '…'"),
+        ("unknown currency 'தமிழ்செல்வன்'", "unknown currency '…'"),
+        ("unknown currency 'สมศักดิ์'", "unknown currency '…'"),
+        ("unknown currency 'محمّد'", "unknown currency '…'"),
         ("unknown currency 'usdd'", "unknown currency 'usdd'"),  # (lower case: a typo shown)
         # An apostrophe inside a word is part of the quoted value, not its end.
         ("surname 'O'Brien' is not a currency", "surname '…' is not a currency"),
