@@ -1333,3 +1333,22 @@ def test_a_user_field_whose_expression_fails_on_a_row_leaves_the_rest_sent(
     assert event["user"] == {"phone_numbers_sha256": [digest]}
     assert "email: expression 'lower(em)' failed" in run.stderr
     assert "rejected=0" in run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_failed_user_field_s_note_never_shows_the_value(workers, sandbox, tmp_path):
+    """A function whose error quotes its argument (stripe_amount of an email, a phone, a
+    name): the note logged the value whole, where a rejection's reason hides it."""
+    lines = [schema("leads", {"id": {"type": "string"}, "at": {"type": "string"}}, ["id"])]
+    values = ["Jane.Doe@Example.com", "+1 415 555 2671", "Maria Gonzalez", "Smith"]
+    for n, value in enumerate(values):
+        lines.append(record("leads", {"id": f"l{n}", "at": AT, "em": value, "uid": f"u{n}"}))
+    fields = {"timestamp": "at", "email": "stripe_amount(em, 'USD')", "external_id": "uid"}
+    fields["action_source"] = "'other'"
+    streams = {"leads": {"event_type": "lead_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams, workers=workers), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert len(sandbox.events(PIXEL_ID)) == 4
+    assert run.stderr.count("email: amount '…' is not a number") == 4
+    for value in ("Jane", "example", "415", "2671", "Maria", "Gonzalez", "Smith"):
+        assert value not in run.stderr, value

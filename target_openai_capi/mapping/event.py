@@ -20,6 +20,7 @@ import simplejson
 from jmespath.exceptions import JMESPathError
 
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, SHAPE_FIELDS
+from target_openai_capi.log_safety import reason_safe
 from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.errors import quote as quoted
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
@@ -120,9 +121,10 @@ def _user_value(
 
 
 def user_field_failed(name: str, exc: Exception) -> str:
-    """The note of a user field whose expression failed on a record."""
+    """The note of a user field whose expression failed on a record, without the values it
+    may quote (stripe_amount() of an email: the note is logged, a user field is personal)."""
     reason = str(exc) if isinstance(exc, MappingError) else f"expression failed: {exc}"
-    return f"{name}: {reason}; sent without it"
+    return f"{name}: {reason_safe(reason)}; sent without it"
 
 
 def _as_bool(value: object, name: str) -> bool:
