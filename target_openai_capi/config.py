@@ -437,13 +437,13 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
         )
     dead, requests = config.get("dead_letter_path"), config.get("request_log_path")
     for name, path in (("dead_letter_path", dead), ("request_log_path", requests)):
-        if isinstance(path, str) and path.startswith("~"):  # (fill_from_environment found none)
+        if isinstance(path, str) and (path == "~" or path.startswith("~/")):
+            # (fill_from_environment found no home: a shell leaves ~name of no user as it is)
             problems.append(
-                f"{name} starts with ~, but there is no such home directory here (HOME is "
-                "unset and the user has none): give the file's full path"
+                f"{name} starts with ~/, but there is no home directory here (HOME is unset "
+                "and the user has none): give the file's full path"
             )
-    # (realpath: a link to the other file is that file)
-    if dead and requests and os.path.realpath(str(dead)) == os.path.realpath(str(requests)):
+    if dead and requests and _same_file(str(dead), str(requests)):
         problems.append(
             "dead_letter_path and request_log_path name the same file: the request log's lines "
             "would break the dead-letter file's replay; give each its own file"
@@ -670,6 +670,16 @@ def _leaves(nested: dict[str, Any]) -> dict[str, Any]:
         else:
             found[str(key)] = value
     return found
+
+
+def _same_file(one: str, other: str) -> bool:
+    """Two paths of one file: alike once links are followed, or one inode (a hard link)."""
+    if os.path.realpath(one) == os.path.realpath(other):
+        return True
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # (one does not exist yet: not the other, which may)
+        return False
 
 
 def fill_from_environment(config: dict[str, Any]) -> None:

@@ -1961,15 +1961,16 @@ def test_a_server_message_quoting_an_identifier_is_logged_without_it(tmp_path):
     assert letter["dead_letter"]["server_message"] == "invalid ip 203.0.113.77"
 
 
-@pytest.mark.parametrize("named", ["alike", "through a link"])
+@pytest.mark.parametrize("named", ["alike", "through a link", "through a hard link"])
 def test_the_request_log_and_the_dead_letter_file_cannot_be_one_file(named, sandbox, tmp_path):
     """Also when one is a link to the other: the request log's lines went into the dead-letter
     file, breaking its replay."""
     same = str(tmp_path / "out.jsonl")
     other = same
-    if named == "through a link":
+    if named != "alike":
         other = str(tmp_path / "link.jsonl")
-        os.symlink(same, other)
+        Path(same).touch()
+        (os.symlink if named == "through a link" else os.link)(same, other)
     cfg = config(sandbox.url, tmp_path, dead_letter_path=same, request_log_path=other)
     run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
     assert run.returncode == 1
@@ -1978,16 +1979,35 @@ def test_the_request_log_and_the_dead_letter_file_cannot_be_one_file(named, sand
     assert sandbox.stats()["requests"] == 0
 
 
-def test_a_file_in_a_home_directory_there_is_none_of_is_refused(sandbox, tmp_path):
-    """`~/dead.jsonl` where HOME is unset and the user has no home: a folder named ~ was made
-    in the working directory, without a word."""
-    cfg = config(sandbox.url, tmp_path, dead_letter_path="~nosuchuser_capi/dead.jsonl")
-    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
-    assert run.returncode == 1
-    assert_clean(run)
-    assert "dead_letter_path starts with ~, but there is no such home directory here" in run.stderr
-    assert not Path("~nosuchuser_capi").exists()  # (in the working directory)
-    assert sandbox.stats()["requests"] == 0
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs root and setpriv (util-linux): a user without a home",
+)
+def test_a_file_in_a_home_directory_there_is_none_of_is_refused():
+    """`~/dead.jsonl` where HOME is unset and the user has no home (a uid without a passwd
+    entry, as containers run): a folder named ~ was made in the working directory."""
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="capi-nohome-"))  # (pytest's own is root's alone)
+    where.chmod(0o777)
+    path = where / "config.json"
+    path.write_text(
+        json.dumps(config("http://127.0.0.1:9/v1/events", where, dead_letter_path="~/d.jsonl"))
+    )
+    path.chmod(0o644)
+    env = {k: v for k, v in os.environ.items() if k != "HOME"}
+    done = subprocess.run(
+        ["setpriv", "--reuid", "54324", "--regid", "54324", "--clear-groups", *TARGET_CMD,
+         "--config", str(path)],
+        input=f"{SCHEMA}\n{rec(1)}\n".encode(), capture_output=True, timeout=120, check=False,
+        cwd=where, env=env,
+    )  # fmt: skip
+    err = done.stderr.decode(errors="replace")
+    assert done.returncode == 1, err
+    assert "dead_letter_path starts with ~/, but there is no home directory here" in err
+    assert "Traceback" not in err
+    assert not (where / "~").exists()
+    shutil.rmtree(where)
 
 
 @pytest.mark.parametrize("how", ["--input", "stdin"])
