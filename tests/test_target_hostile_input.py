@@ -3503,6 +3503,16 @@ def test_a_state_holding_a_lone_surrogate_escape_goes_out_as_the_tap_wrote_it(
     assert re.search(r"Run summary: received=1 sent=1 .*rejected=0", run.stderr), run.stderr
 
 
+@pytest.mark.parametrize("value", ['["caf\\udce9"]', '"caf\\udce9"'])
+def test_a_state_holding_a_lone_surrogate_that_is_no_object_is_refused(value, sandbox, tmp_path):
+    """As any STATE whose value is no object is: it went out as the run's STATE."""
+    lines = [SCHEMA, rec(1), '{"type":"STATE","value":' + value + "}"]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.stdout == ""
+    assert "STATE message's 'value' is not a JSON object" in (tmp_path / "dead.jsonl").read_text()
+
+
 @pytest.mark.skipif(
     os.geteuid() != 0 or not (shutil.which("setpriv") and shutil.which("prlimit")),
     reason="needs root, setpriv and prlimit (util-linux): the limit binds other users only",

@@ -170,22 +170,24 @@ class TolerantReader(MsgSpecReader):
             if not _is_utf8(line):  # (bytes of a surrogate, as CESU-8 writes: no escape)
                 raise BadLine("line is not valid UTF-8") from None
             if "out of range" not in str(exc):
-                if _holds_lone_surrogate(line):
-                    state = _state_of_lone_surrogates(line)
-                    if state is not None:
-                        return state
-                    raise BadLine(
-                        "line holds a string with a lone UTF-16 surrogate escape (such as "
-                        "\\ud800): half of a character, which no UTF-8 text (nor the API) can "
-                        "carry"
-                    ) from None
-                if "UTF-8" in str(exc):  # (msgspec's decoding in one pass says so this way)
-                    raise BadLine("line is not valid UTF-8") from None
-                raise BadLine(f"line is not valid JSON ({exc})") from None
-            # An integer of over 4,300 digits, or 1e99999999999: valid JSON, beyond reading.
-            message = self._state_or_none(line)
-            if message is None:
-                raise BadLine("line holds a number too large to read exactly") from None
+                lone = _holds_lone_surrogate(line)
+                state = _state_of_lone_surrogates(line) if lone else None
+                if state is None:
+                    if lone:
+                        raise BadLine(
+                            "line holds a string with a lone UTF-16 surrogate escape (such as "
+                            "\\ud800): half of a character, which no UTF-8 text (nor the API) "
+                            "can carry"
+                        ) from None
+                    if "UTF-8" in str(exc):  # (msgspec's decoding in one pass says so)
+                        raise BadLine("line is not valid UTF-8") from None
+                    raise BadLine(f"line is not valid JSON ({exc})") from None
+                message = state  # (checked below as any STATE is: its value an object)
+            else:
+                # An integer of over 4,300 digits, or 1e99999999999: valid JSON, beyond reading.
+                message = self._state_or_none(line)
+                if message is None:
+                    raise BadLine("line holds a number too large to read exactly") from None
         except decimal.InvalidOperation:  # a number beyond what a Decimal can hold
             message = self._state_or_none(line)
             if message is None:
