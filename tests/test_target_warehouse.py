@@ -1258,7 +1258,7 @@ def test_a_table_of_copied_events_is_told_its_user_and_data_are_not_read(sandbox
         "type": {"type": "string"},
         "timestamp_ms": {"type": "integer"},
         "action_source": {"type": "string"},
-        "user": {"type": "object"},
+        "user": {"type": "object", "properties": {"emails_sha256": {}, "countries": {}}},
         "data": {"type": "object", "properties": {"type": {}, "amount": {}, "currency": {}}},
     }
     event = {
@@ -1285,6 +1285,27 @@ def test_a_table_of_copied_events_is_told_its_user_and_data_are_not_read(sandbox
     [sent] = sandbox.events(PIXEL_ID)
     assert sent["user"] == {"emails_sha256": [digest]}
     assert sent["data"] == {"type": "contents", "amount": 2599, "currency": "USD"}
+    assert "named as in the event the API takes" not in run.stderr
+
+
+def test_ordinary_columns_named_like_parts_of_an_event_are_not_told_of(sandbox, tmp_path):
+    """A `zip_code` column (the earlier user object's name), a `user` object of another shape
+    (a login), a `data` column of any JSON: each was told it copied sent events."""
+    columns = {
+        "id": {"type": "string"},
+        "at": {"type": "string"},
+        "email": {"type": "string"},
+        "zip_code": {"type": "string"},
+        "user": {"type": "object", "properties": {"login": {}, "id": {}}},
+        "data": {"type": ["null", "object"]},
+    }
+    row = {"id": "l1", "at": AT, "email": "a@example.com", "zip_code": "94107"}
+    lines = [schema("leads", columns, ["id"]), record("leads", row)]
+    fields = {"timestamp": "at", "email": "email", "action_source": "'other'"}
+    streams = {"leads": {"event_type": "lead_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert len(sandbox.events(PIXEL_ID)) == 1
     assert "named as in the event the API takes" not in run.stderr
 
 

@@ -327,21 +327,28 @@ def read_into_text(reads: Mapping[str, Any] | None, schema: Mapping[str, Any]) -
 _TEXT = frozenset({"string", "null"})
 
 
-# The sent event's own names, which a table read at the friendly field names does not read: its
-# nested objects, and the user object's wire names that are no field's name (emails_sha256).
+# The sent event's own names, which a table read at the friendly field names does not read:
+# the user object's hashed lists and values (emails_sha256: no column is so named but a copy
+# of sent events), and, inside its `user` and `data` objects, the names the API takes.
+_WIRE_HASHES = frozenset(
+    wire
+    for style in USER_FIELD_STYLES.values()
+    for wire in style.values()
+    if wire.endswith("_sha256")
+)
 _WIRE_USER_NAMES = frozenset(
     wire for style in USER_FIELD_STYLES.values() for wire in style.values()
 ) - frozenset(USER_FIELDS)
-_DATA_FIELDS = frozenset({"type", "amount", "currency", "contents", "plan_id"})
+_DATA_MONEY = frozenset({"amount", "currency", "contents"})
 
 
 def the_event_s_own_columns(
     reads: Mapping[str, Any] | None, schema: Mapping[str, Any]
 ) -> list[str]:
-    """The top-level properties of the SCHEMA named as the event the API takes names them, that
-    the mapping does not read: a table that copied sent events (`user` with `emails_sha256`,
-    `data` with `amount` in minor units, or those names as columns), whose user and money
-    would go without a word."""
+    """The top-level properties of the SCHEMA that copy the event the API takes, that the
+    mapping does not read: a column of hashes named as the API names them (emails_sha256), a
+    `user` object holding such names, a `data` object holding money; such a table's user and
+    money would go without a word."""
     properties = schema.get("properties")
     if reads is None or not isinstance(properties, Mapping):
         return []
@@ -349,12 +356,12 @@ def the_event_s_own_columns(
     for name, declared in properties.items():
         if name in reads or not isinstance(name, str):
             continue
-        types = schema_types(declared) or ["object"]  # (unsaid: it may be the object)
         inside = declared.get("properties") if isinstance(declared, Mapping) else None
-        inside = inside if isinstance(inside, Mapping) else {}
-        sent_data = not inside or bool(_DATA_FIELDS & set(inside))
-        if name in _WIRE_USER_NAMES or (
-            "object" in types and (name == "user" or (name == "data" and sent_data))
+        inside = set(inside) if isinstance(inside, Mapping) else set()
+        if (
+            name in _WIRE_HASHES
+            or (name == "user" and inside & _WIRE_USER_NAMES)
+            or (name == "data" and inside & _DATA_MONEY)
         ):
             found.append(name)
     return found

@@ -559,9 +559,9 @@ class Pipeline:
         self._logger.warning(
             "streams.%s: the stream's SCHEMA lists %s, named as in the event the API takes, "
             "which no field reads: fields are read at their own names (email, amount, "
-            "currency, contents...), so its events go without them. Map each you need, e.g. "
-            "email: user.emails_sha256, amount_minor: data.amount (minor units already), "
-            "currency: data.currency.",
+            "currency, contents...). If the stream copies sent events, its events go without "
+            "them: map each you need, e.g. email: user.emails_sha256, amount_minor: data.amount "
+            "(minor units already), currency: data.currency.",
             stream,
             ", ".join(repr(log_safe(name)[:80]) for name in names),
         )
