@@ -350,3 +350,9 @@ def test_a_mapping_without_a_time_is_refused_at_start_up() -> None:
     fields = {"timestamp": "`null`", "timestamp_ms": "''"}
     with pytest.raises(ValueError, match="timestamp and timestamp_ms are mapped to null"):
         compile_stream_mapping("s", {"event_type": "lead_created", "fields": fields})
+
+
+def test_a_yyyymmdd_date_given_as_epoch_milliseconds_says_what_it_looks_like() -> None:
+    """GA4's event_date mapped to timestamp_ms was told to be epoch seconds, for timestamp."""
+    with pytest.raises(MappingError, match="looks like a date written YYYYMMDD"):
+        epoch_ms(20261204)

@@ -8,11 +8,12 @@ by the same function that converts it for every record, so the two cannot disagr
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from target_openai_capi.contract import ACTION_SOURCES
 from target_openai_capi.contract.built import source_url_ok
-from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.errors import MappingError, quote
 from target_openai_capi.mapping.event import _as_bool, _as_text, source_url_text
 from target_openai_capi.mapping.event import _custom_data as custom_data
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
@@ -96,8 +97,15 @@ def _amount(mapping: StreamMapping, value: Any, currency: Any) -> None:
     try:
         code = currency_code(currency)
     except MappingError:  # from each record (or the fixed currency's own problem)
-        if parse_number(value, "amount") < 0:  # a number, at least, and none below zero
-            raise MappingError(f"amount {value!r} is negative", "amount") from None
+        # A number, at least, and one some currency can carry: none below zero, nor one of
+        # more whole digits than an amount of 10**15 minor units has in any currency.
+        number = Decimal(parse_number(value, "amount"))
+        if number < 0:
+            raise MappingError(f"amount {quote(value)} is negative", "amount") from None
+        if number.adjusted() >= 16:
+            raise MappingError(
+                f"amount {quote(value)} is too large to be money", "amount"
+            ) from None
     else:
         to_minor_units(value, code, "amount")
 

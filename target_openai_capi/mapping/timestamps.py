@@ -277,6 +277,13 @@ def epoch_ms(value: object, field: str = "timestamp_ms") -> int:
     whole = int(number)
     if whole < 0:
         raise MappingError(f"{field} {quote(value)} is negative", field)
+    if _a_yyyymmdd_date(whole):
+        raise MappingError(
+            f"{field} {quote(value)} looks like a date written YYYYMMDD (GA4's event_date), "
+            "not epoch milliseconds: map the event's time, or the date as text (2026-12-05) "
+            "to `timestamp`",
+            field,
+        )
     if whole < MIN_EPOCH_MS:
         raise MappingError(
             f"{field} {quote(value)} looks like epoch seconds, not milliseconds: "
