@@ -220,6 +220,11 @@ def test_a_number_dialled_out_of_the_region_its_own_way_is_the_number_dialled(ra
         ("0061 2 9374 4000", "KR", "61293744000"),
         ("0086 138 0013 8000", "KR", "8613800138000"),
         ("0011 1 415 555 2671", "AU", "14155552671"),  # (AU's own way out, then +1)
+        # A way out and +1: "00 1 1 415..." is no number digit for digit (libphonenumber
+        # reads +1 1 415... as +1 415..., the second 1 taken for a national prefix)
+        ("001 1 415 555 2671", "KR", "14155552671"),
+        ("001 1 212 555 0123", "SG", "12125550123"),
+        ("0011 32 12345678", "AU", "3212345678"),  # (+1 132 123 45678 is none either)
     ],
 )
 def test_a_number_written_00_and_its_country_code_is_that_number_in_every_region(

@@ -214,16 +214,20 @@ def _national_number_digits(compact: str, region: str) -> str:
 
 @lru_cache(maxsize=256)
 def _dialled_out_of(compact: str, region: str) -> str | None:
-    """The digits of a number written with the way out of `region` where that is not 00 (AU
-    0011, KR 001, BR 0021 and its carriers': "0011 44 20 7946 0958" is +44 20 7946 0958, not
-    11 44...), else None: the documented rule (leading zeroes off) reads the rest, and so a
-    number that 00 and a country code make (AU's carriers' 001x look like 00 1...)."""
+    """The digits of a number written with a way out of `region` that is not 00 and a country
+    code (AU 0011, KR 001, BR 0021 and its carriers', HK 001: "0011 44 20 7946 0958" is +44 20
+    7946 0958, not 11 44...), else None: the documented rule (leading zeroes off) reads the
+    rest, and so a number that 00 and a country code make (AU's carriers' 001x look like
+    00 1...)."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    way_out = None if metadata is None else metadata.international_prefix
-    if way_out is None or re.fullmatch(way_out, "00") or len(compact) > 250:
+    if metadata is None or metadata.international_prefix is None or len(compact) > 250:
         return None
-    try:  # 00 and a country code: a number so read is the number (AU 001 415 555 2671 too)
-        if phonenumbers.is_valid_number(phonenumbers.parse("+" + compact.lstrip("0"))):
+    digits = compact.lstrip("0")
+    try:  # 00 and a country code: a number so read, digit for digit, is the number (AU's
+        # 001 415 555 2671 too; libphonenumber would take +1 1 650... for +1 650..., dropping
+        # the second 1 as a national prefix: not digit for digit)
+        literal = phonenumbers.parse("+" + digits)
+        if phonenumbers.is_valid_number(literal) and _e164_digits(literal) == digits:
             return None
     except phonenumbers.NumberParseException:
         pass
