@@ -3381,6 +3381,27 @@ def test_a_gateway_refusing_everything_is_one_though_its_events_age_meanwhile(tm
     assert run.states == []
 
 
+def test_a_refusal_of_the_time_field_for_another_reason_is_no_refusal_for_age(tmp_path):
+    """ "timestamp_ms must be an integer", answered once the event had aged past the line:
+    the word "timestamp" was taken for words about its age (stage window), so on_rejected
+    'fail' went on past a record it should stop at."""
+    wrong_type = json.dumps(
+        {
+            "error": {
+                "message": "events[0].timestamp_ms must be an integer",
+                "type": "invalid_request_error",
+                "param": "events[0].timestamp_ms",
+            }
+        }
+    ).encode()
+    run, _ = _aged_in_their_requests(tmp_path, [3], wrong_type, batch_size=1, on_rejected="fail")
+    assert run.returncode == 1, run.output
+    assert "rejected at stage api: the API refused the event (HTTP 422): timestamp_ms must" in (
+        run.stderr
+    )
+    assert run.states == []
+
+
 def test_an_event_refused_for_its_data_while_fresh_is_an_api_rejection_though_it_aged_later(
     tmp_path,
 ):

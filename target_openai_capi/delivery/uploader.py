@@ -59,10 +59,12 @@ if TYPE_CHECKING:
     from target_openai_capi.delivery.client import Client, Response
     from target_openai_capi.delivery.request_log import RequestLog
 
-# An answer's words about an event's time ("event_timestamp_ms must be within the last 7
-# days.", the sandbox's "timestamp_ms: older than 7 days"): a gateway's refusal of everything
-# speaks of none.
-_SPEAKS_OF_TIME = re.compile(r"timestamp|7 days|too old|older than", re.IGNORECASE)
+# An answer's words about an event's age ("event_timestamp_ms must be within the last 7
+# days.", the sandbox's "timestamp_ms: older than 7 days"), not of its time field alone
+# ("timestamp_ms must be an integer"): a gateway's refusal of everything speaks of none.
+_SPEAKS_OF_TIME = re.compile(
+    r"within the last|7 days|seven days|too old|older than|in the past", re.IGNORECASE
+)
 
 _log = logging.getLogger(__name__)
 

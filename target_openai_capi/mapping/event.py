@@ -20,7 +20,7 @@ import simplejson
 from jmespath.exceptions import JMESPathError
 
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, SHAPE_FIELDS
-from target_openai_capi.log_safety import reason_safe
+from target_openai_capi.log_safety import reason_safe, without_quoted_values
 from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.errors import quote as quoted
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
@@ -122,9 +122,13 @@ def _user_value(
 
 def user_field_failed(name: str, exc: Exception) -> str:
     """The note of a user field whose expression failed on a record, without the values it
-    may quote (stripe_amount() of an email: the note is logged, a user field is personal)."""
+    may quote (stripe_amount() of a name: the note is logged, a user field is personal): the
+    expression, the user's own text, is shown."""
     reason = str(exc) if isinstance(exc, MappingError) else f"expression failed: {exc}"
-    return f"{name}: {reason_safe(reason)}; sent without it"
+    head, said, detail = reason.partition(" failed: ")
+    if not said:
+        head, detail = "", reason
+    return f"{name}: {reason_safe(head + said)}{without_quoted_values(detail)}; sent without it"
 
 
 def _as_bool(value: object, name: str) -> bool:
