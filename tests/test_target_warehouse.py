@@ -1377,3 +1377,30 @@ def test_a_failed_user_field_s_note_never_shows_the_value(workers, sandbox, tmp_
         assert value not in run.stderr.replace("stripe_amount", ""), value
     assert "Brien" not in run.stderr
     assert "Jean" not in run.stderr
+
+
+def test_columns_read_by_their_names_beside_mapped_fields_are_named(sandbox, tmp_path):
+    """GitHub issues mapped by id and time: their `state` (open, closed) went to the API as
+    the user's region, and a countries table's `currency` rejected every lead, without a
+    word. Named at the SCHEMA; a field mapped to null is not read."""
+    columns = {
+        "id": {"type": "integer"},
+        "state": {"type": ["null", "string"]},
+        "currency": {"type": ["null", "string"]},
+        "title": {"type": ["null", "string"]},
+    }
+    lines = [schema("issues", columns, ["id"])]
+    lines.append(record("issues", {"id": 7, "state": "closed", "title": "Bug"}))
+    fields = {"timestamp": f"'{AT}'", "action_source": "'other'"}
+    streams = {"issues": {"event_type": "lead_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.stderr.count("streams.issues also reads state, currency from the record's") == 1
+    assert 'map the field to null (state: "`null`")' in run.stderr
+    sandbox.reset()
+    streams["issues"]["fields"] = {**fields, "state": "`null`", "currency": "`null`"}
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    [event] = sandbox.events(PIXEL_ID)
+    assert "user" not in event
+    assert "also reads" not in run.stderr

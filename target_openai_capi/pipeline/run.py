@@ -35,7 +35,7 @@ from target_openai_capi.mapping.reads import (
     the_event_s_own_columns,
     unknown_reads,
 )
-from target_openai_capi.mapping.stream_mapping import StreamMapping
+from target_openai_capi.mapping.stream_mapping import EVENT_FIELDS, StreamMapping
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM, UNSETTLED
 from target_openai_capi.pipeline.batching import Batcher, RecordRef
@@ -491,6 +491,7 @@ class Pipeline:
         if not preset:
             self._warn_of_the_event_s_own_columns(stream, mapping, schema)
             self._warn_of_an_integer_amount(stream, mapping, schema)
+            self._warn_of_fields_read_by_name(stream, mapping, expressions, schema)
         row_filter = expressions.get("filter") or from_preset.get("filter")
         for name, how in [] if row_filter is None else filter_truth_traps(row_filter, schema):
             if (stream, "filter", name) in self._unknown_reads_told:
@@ -564,6 +565,41 @@ class Pipeline:
             "(minor units already), currency: data.currency.",
             stream,
             ", ".join(repr(log_safe(name)[:80]) for name in names),
+        )
+
+    def _warn_of_fields_read_by_name(
+        self,
+        stream: str,
+        mapping: StreamMapping | None,
+        expressions: Mapping[str, str],
+        schema: Mapping[str, Any],
+    ) -> None:
+        """Once a stream whose entry maps fields: the event fields it leaves unmapped that are
+        read from the record's columns of their names (a table shaped like the event is read
+        so), named, since a column may be something else (a ticket's `state` is no region, a
+        country's `currency` no price's)."""
+        if mapping is None or not any(where.startswith("fields.") for where in expressions):
+            return
+        listed = schema.get("properties") or {}
+        by_name = [
+            name
+            for name in listed
+            if name in EVENT_FIELDS
+            and name not in mapping.fields
+            and name not in mapping.unread
+            and name not in ("id", "timestamp", "timestamp_ms")  # (the record's own: as meant)
+        ]
+        if not by_name or (stream, "by name", "") in self._unknown_reads_told:
+            return
+        self._unknown_reads_told.add((stream, "by name", ""))
+        shown = ", ".join(log_safe(str(name))[:80] for name in by_name)
+        self._logger.warning(
+            "streams.%s also reads %s from the record's columns of those names, which its "
+            "fields do not map (an unmapped field is read by its name). If a column is not that "
+            'field (a ticket\'s state is no region), map the field to null (%s: "`null`").',
+            stream,
+            shown,
+            log_safe(str(by_name[0]))[:80],
         )
 
     def _warn_of_an_integer_amount(
