@@ -3583,3 +3583,24 @@ def test_two_files_each_with_a_byte_order_mark_joined_are_read_whole(workers, sa
     assert run.returncode == 0, run.output
     assert stored(sandbox) == ["d0", "d1", "d2", "r1", "r2"]
     assert "rejected=0" in run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("beside", [{"definitions": {"x": {"type": ["null", "string"]}}},
+                                    {"selected": True}])  # fmt: skip
+def test_a_schema_s_definitions_or_selection_leave_unread_columns_unchecked(
+    beside, workers, sandbox, tmp_path
+):
+    """pipelinewise's logical replication SCHEMAs carry `definitions`, catalogs `selected`:
+    the whole record was checked then, and a column the mapping never reads (a json column
+    holding "[]" where its schema says object) rejected the conversion."""
+    properties = {"cid": {"type": ["integer"]}, "cjson": {"type": ["null", "object"]}}
+    message = {"type": "SCHEMA", "stream": "s", "key_properties": ["cid"],
+               "schema": {**beside, "type": "object", "properties": properties}}  # fmt: skip
+    fields = {"id": "cid", "timestamp": f"'{NOW}'", "action_source": "'other'"}
+    streams = {"s": {"event_type": "lead_created", "fields": fields}}
+    lines = [json.dumps(message), record("s", {"cid": 2, "cjson": "[]"})]
+    cfg = config(sandbox.url, tmp_path, streams=streams, worker_processes=workers)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["2"]

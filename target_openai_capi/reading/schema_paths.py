@@ -27,6 +27,17 @@ NOT_CHECKED_KEYWORDS = frozenset(
         "examples",
         "readOnly",
         "writeOnly",
+        "deprecated",
+        # Where a $ref's targets live (a node with a $ref is kept whole; these are kept too),
+        # and what taps write beside a schema about its selection (pipelinewise's logical
+        # replication schemas carry `definitions`; catalogs `selected`, `inclusion`).
+        "definitions",
+        "$defs",
+        "$id",
+        "selected",
+        "inclusion",
+        "selected-by-default",
+        "sql-datatype",
     }
 )
 
