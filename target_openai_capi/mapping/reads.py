@@ -358,10 +358,14 @@ def the_event_s_own_columns(
             continue
         inside = declared.get("properties") if isinstance(declared, Mapping) else None
         inside = set(inside) if isinstance(inside, Mapping) else set()
+        types = schema_types(declared) or ["object"]  # (unsaid: it may be the object)
+        # An object with nothing declared inside (a jsonb column, `{}`) may be the copy; one
+        # whose declared contents are something else (a login) is not.
+        unsaid = "object" in types and not inside
         if (
             name in _WIRE_HASHES
-            or (name == "user" and inside & _WIRE_USER_NAMES)
-            or (name == "data" and inside & _DATA_MONEY)
+            or (name == "user" and (unsaid or inside & _WIRE_USER_NAMES))
+            or (name == "data" and (unsaid or inside & _DATA_MONEY))
         ):
             found.append(name)
     return found
