@@ -100,6 +100,11 @@ REFUSED: dict[str, tuple[dict[str, str], dict[str, Any], str]] = {
     "a price that is no number": ({"amount": "'$12'"}, {}, "fields.amount: amount '$12' is not"),
     # (the currency comes from each record: every record was rejected, one by one)
     "a price below zero": ({"amount": "'-1'"}, {}, "fields.amount: amount '-1' is negative"),
+    "a price over 10**15 in any currency": (
+        {"amount": "`9999999999999999`"},
+        {},
+        "fields.amount: amount 9999999999999999 is too large to be money",
+    ),
     "a price no currency has": (
         {"amount": "'1e999999'"},
         {},

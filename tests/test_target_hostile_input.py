@@ -3577,7 +3577,7 @@ def test_two_files_each_with_a_byte_order_mark_joined_are_read_whole(workers, sa
     second = bom + f"{other}\n".encode()
     second += "\n".join(record("d", {"id": f"d{n}", "timestamp": NOW, "type": "lead_created"})
                         for n in range(3)).encode() + b"\n"  # fmt: skip
-    second += bom + f"{rec(2)}\n".encode()
+    second += bom + f"{rec(2)}\n".encode() + bom + b"\n" + bom + b"  \r\n"  # (empty files)
     cfg = config(sandbox.url, tmp_path, streams={"c": {}, "d": {}}, worker_processes=workers)
     run = run_target(cfg, first + second, tmp_path)
     assert run.returncode == 0, run.output

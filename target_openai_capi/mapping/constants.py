@@ -19,6 +19,7 @@ from target_openai_capi.mapping.event import _custom_data as custom_data
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
 from target_openai_capi.mapping.expressions import literal
 from target_openai_capi.mapping.money import (
+    MAX_MINOR_UNITS,
     currency_code,
     minor_units,
     parse_number,
@@ -97,12 +98,12 @@ def _amount(mapping: StreamMapping, value: Any, currency: Any) -> None:
     try:
         code = currency_code(currency)
     except MappingError:  # from each record (or the fixed currency's own problem)
-        # A number, at least, and one some currency can carry: none below zero, nor one of
-        # more whole digits than an amount of 10**15 minor units has in any currency.
+        # A number, at least, and one some currency can carry: none below zero, nor one over
+        # 10**15 minor units in every currency (so over 10**15 of a currency without decimals).
         number = Decimal(parse_number(value, "amount"))
         if number < 0:
             raise MappingError(f"amount {quote(value)} is negative", "amount") from None
-        if number.adjusted() >= 16:
+        if number.adjusted() > 20 or number > MAX_MINOR_UNITS:  # (adjusted: 1e999999 at once)
             raise MappingError(
                 f"amount {quote(value)} is too large to be money", "amount"
             ) from None

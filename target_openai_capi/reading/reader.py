@@ -392,7 +392,7 @@ class TolerantReader(MsgSpecReader):
         stats: Counter[str],
     ) -> None:
         """Dispatch one line to its callback; a bad line goes to `on_bad_line`."""
-        if not line or line.isspace():  # (not strip(): it would copy every line)
+        if not line or line.isspace() or _only_a_byte_order_mark(line):
             stats["BLANK"] += 1  # blank lines carry nothing; the SDK would stop here
             return
         message: dict[str, Any] | RecordEnvelope = {}
@@ -467,6 +467,13 @@ def _file_descriptor(source: object) -> int | None:
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
         return None
     return fd if isinstance(fd, int) else None
+
+
+def _only_a_byte_order_mark(line: str | bytes) -> bool:
+    """A line that is a byte order mark and blanks (an empty file saved with one, joined in):
+    a blank line. (Not strip() of every line: it would copy each.)"""
+    mark = b"\xef\xbb\xbf" if isinstance(line, bytes) else "\ufeff"
+    return line.startswith(mark) and line[len(mark) :].strip() == line[:0]  # type: ignore[arg-type]
 
 
 def _is_utf8(line: str | bytes) -> bool:
