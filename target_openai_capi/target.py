@@ -480,8 +480,17 @@ class TargetOpenAICapi(Target):
         STATE written, nothing after it, so the next run reads the batch again.
         """
         stream = message_dict.get("stream")
-        if not isinstance(stream, str) or stream not in self.mapper.stream_maps:
+        if not isinstance(stream, str):
             raise BadLine(f"BATCH for stream {str(stream)[:80]!r} came before its SCHEMA")
+        if stream not in self.mapper.stream_maps:
+            # (its records are in files the tap may delete: rejected as one line, they could
+            # not be replayed, and the summary would count one record for them all)
+            self.pipeline.flush()
+            raise RunFailed(
+                f"BATCH message for stream {stream[:80]!r} came before its SCHEMA: its records "
+                "cannot be checked or mapped. Stopping without STATE past it (what came before "
+                "it was delivered); the next run reads it again."
+            )
         try:
             for item in batch_records(stream, message_dict):
                 if type(item) is RecordEnvelope:

@@ -474,6 +474,20 @@ def test_batch_files_are_found_as_the_sdk_that_wrote_them_reads_their_urls(sandb
     assert run.states == [{"bookmark": 9}]
 
 
+def test_a_batch_before_its_schema_stops_the_run_without_state_past_it(sandbox, tmp_path):
+    """Its records are in files the tap may delete: rejected as one line (a replay skips it),
+    the run went on, wrote the STATE after it, and counted one record for them all."""
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
+    uri = _batch_file(tmp_path / "early.json.gz", ORDERS[:2])
+    lines = [SCHEMA, rec(1), state({"s": 1}), _batch([uri]).replace('"c"', '"later"'),
+             schema("later", {"id": {"type": "string"}}, ["id"]), state({"s": 2})]  # fmt: skip
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 1, run.output
+    assert "BATCH message for stream 'later' came before its SCHEMA" in run.stderr
+    assert run.states == [{"s": 1}]
+    assert stored(sandbox) == ["r1"]
+
+
 def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp_path):
     path = tmp_path / "part.jsonl"
     path.write_text(json.dumps(ORDERS[0]) + "\n[1, 2]\n{not json\n" + json.dumps(ORDERS[1]) + "\n")
