@@ -480,7 +480,10 @@ class TargetOpenAICapi(Target):
         STATE written, nothing after it, so the next run reads the batch again.
         """
         stream = message_dict.get("stream")
-        if not isinstance(stream, str):
+        manifest = message_dict.get("manifest")
+        if not isinstance(stream, str) or (
+            stream not in self.mapper.stream_maps and not (isinstance(manifest, list) and manifest)
+        ):  # (no file named: no record lost with the line)
             raise BadLine(f"BATCH for stream {str(stream)[:80]!r} came before its SCHEMA")
         if stream not in self.mapper.stream_maps:
             # (its records are in files the tap may delete: rejected as one line, they could
