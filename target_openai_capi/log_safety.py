@@ -133,16 +133,6 @@ def _ip(match: re.Match[str]) -> str:
     return text if address.is_loopback else HIDDEN
 
 
-def without_quoted_values(text: str) -> str:
-    """The text with every quoted value left out ('…'), whatever it looks like: for a message
-    about a personal field, whose values are personal however written (lower case, a curly
-    apostrophe)."""
-    spans = quoted_values(text[:MAX_LOGGED_CHARS])
-    for start, end in reversed(spans):
-        text = f"{text[:start]}{text[start]}{HIDDEN}{text[end - 1]}{text[end:]}"
-    return log_safe(text)
-
-
 def log_safe(text: str) -> str:
     """The text with emails, IP addresses and personal-looking quoted values replaced by …."""
     return _masked(text, _quoted)

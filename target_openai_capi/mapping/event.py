@@ -20,7 +20,7 @@ import simplejson
 from jmespath.exceptions import JMESPathError
 
 from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, SHAPE_FIELDS
-from target_openai_capi.log_safety import reason_safe, without_quoted_values
+from target_openai_capi.log_safety import reason_safe
 from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.errors import quote as quoted
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
@@ -120,6 +120,11 @@ def _user_value(
         return None
 
 
+# A function's complaint about the types it got ("lower() got number, expected string, null"):
+# no quote and no digit, so no value of the record's.
+_SAYS_NO_VALUE = re.compile(r"[\w.]+\(\) (?:got|expects?|expected) [^'\"\d\u2018\u2019]*")
+
+
 def user_field_failed(name: str, exc: Exception) -> str:
     """The note of a user field whose expression failed on a record, without the values it
     may quote (stripe_amount() of a name: the note is logged, a user field is personal): the
@@ -127,8 +132,10 @@ def user_field_failed(name: str, exc: Exception) -> str:
     reason = str(exc) if isinstance(exc, MappingError) else f"expression failed: {exc}"
     head, said, detail = reason.partition(" failed: ")
     if not said:
-        head, detail = "", reason
-    return f"{name}: {reason_safe(head + said)}{without_quoted_values(detail)}; sent without it"
+        head, said, detail = "its expression", " failed: ", reason
+    if not _SAYS_NO_VALUE.fullmatch(detail):  # (a value, quoted or not, may be in it)
+        detail = "(why is not logged: it may hold the value)"
+    return f"{name}: {reason_safe(head + said)}{detail}; sent without it"
 
 
 def _as_bool(value: object, name: str) -> bool:
