@@ -220,8 +220,9 @@ def _dialled_out_of(compact: str, region: str) -> str | None:
     rest, and so a number that 00 and a country code make (AU's carriers' 001x look like
     00 1...)."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    if metadata is None or metadata.international_prefix is None or len(compact) > 250:
-        return None
+    way_out = None if metadata is None else metadata.international_prefix
+    if way_out is None or len(compact) > 250 or _only_00(way_out):
+        return None  # (where 00 is the one way out, the documented rule reads it)
     digits = compact.lstrip("0")
     try:  # 00 and a country code: a number so read, digit for digit, is the number (AU's
         # 001 415 555 2671 too; libphonenumber would take +1 1 650... for +1 650..., dropping
@@ -239,6 +240,14 @@ def _dialled_out_of(compact: str, region: str) -> str | None:
         return None
     possible = phonenumbers.is_possible_number_with_reason(number) == _IS_POSSIBLE
     return _e164_digits(number) if possible and _in_the_plan(number) else None
+
+
+@lru_cache(maxsize=64)
+def _only_00(way_out: str) -> bool:
+    """The region's way out is 00 and nothing longer (GB, DE: not HK's 001, 0030...)."""
+    return bool(re.fullmatch(way_out, "00")) and not any(
+        re.fullmatch(way_out, f"00{digit}") for digit in "0123456789"
+    )
 
 
 def _in_the_plan(number: phonenumbers.PhoneNumber) -> bool:
