@@ -3618,3 +3618,26 @@ def test_a_schema_s_definitions_or_selection_leave_unread_columns_unchecked(
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     assert stored(sandbox) == ["2"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_ref_to_a_property_the_mapping_does_not_read_is_resolved(workers, sandbox, tmp_path):
+    """A read property whose `$ref` points at another property, unread: the schema cut to the
+    read paths pointed to nowhere, and the run stopped ("Unexpected error ...
+    PointerToNowhere")."""
+    properties = {
+        "cid": {"type": "string"},
+        "email": {"$ref": "#/properties/other"},
+        "other": {"type": ["string", "null"], "maxLength": 40},
+    }
+    whole = {"definitions": {}, "type": "object", "properties": properties}
+    message = {"type": "SCHEMA", "stream": "s", "key_properties": ["cid"], "schema": whole}
+    fields = {"id": "cid", "timestamp": f"'{NOW}'", "email": "email"}
+    fields["action_source"] = "'other'"
+    streams = {"s": {"event_type": "lead_created", "fields": fields}}
+    lines = [json.dumps(message), record("s", {"cid": "a", "email": "a@example.com"})]
+    cfg = config(sandbox.url, tmp_path, streams=streams, worker_processes=workers)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    assert stored(sandbox) == ["a"]

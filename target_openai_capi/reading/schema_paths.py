@@ -70,7 +70,11 @@ _WHOLE_VALUE_KEYWORDS = frozenset({"uniqueItems", "enum", "const"})
 
 
 def prune_schema(schema: Any, tree: Tree | bool) -> Any:
-    """schema cut down to the paths in tree; a node it does not fully understand stays whole."""
+    """schema cut down to the paths in tree; a node it does not fully understand stays whole,
+    and so does a schema a `$ref` of which points anywhere but its definitions (a property cut
+    away would leave it pointing to nowhere)."""
+    if _refers_outside_definitions(schema):
+        return schema
     return _prune(schema, tree, [])
 
 
@@ -78,6 +82,8 @@ def prune_schema_exactly(schema: Any, tree: Tree | bool) -> Any | None:
     """prune_schema, or None when a node it left whole lies where only part of the value is
     read: that node (`anyOf`, `$ref`, ...) may need properties that a record decoded only at
     the read paths (decoding.py) does not hold, so such a record must be decoded whole."""
+    if _refers_outside_definitions(schema):
+        return None
     whole_where_partial: list[bool] = []
     pruned = _prune(schema, tree, whole_where_partial)
     return None if whole_where_partial else pruned
@@ -114,3 +120,18 @@ def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> A
         items = schema["items"]
         out["items"] = _prune(items, tree["[]"], whole_where_partial) if "[]" in tree else items
     return out
+
+
+def _refers_outside_definitions(schema: Any) -> bool:
+    """A `$ref` in the schema points elsewhere than into its `definitions` or `$defs`."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and not ref.startswith(("#/definitions/", "#/$defs/")):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
