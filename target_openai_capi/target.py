@@ -382,6 +382,12 @@ class TargetOpenAICapi(Target):
                 if other in self._chosen_for:
                     self._choose_route(other)
 
+    def _refused_why(self, stream: str) -> str:
+        """How a stream whose SCHEMA was refused is named in a message about its records."""
+        reader = self.message_reader
+        problem = reader.refused_schemas.get(stream) if isinstance(reader, TolerantReader) else None
+        return f"has a refused SCHEMA ({problem})" if problem else "has a refused SCHEMA"
+
     def _refuse_schema(self, stream: str, problem: str) -> None:
         """Record the SCHEMA line as rejected; the stream's records then say why they are
         (not sent under the stream's earlier SCHEMA: the tap says they follow this one)."""
@@ -480,19 +486,20 @@ class TargetOpenAICapi(Target):
         STATE written, nothing after it, so the next run reads the batch again.
         """
         stream = message_dict.get("stream")
-        manifest = message_dict.get("manifest")
-        if not isinstance(stream, str) or (
-            stream not in self.mapper.stream_maps and not (isinstance(manifest, list) and manifest)
-        ):  # (no file named: no record lost with the line)
+        if not isinstance(stream, str):
             raise BadLine(f"BATCH for stream {str(stream)[:80]!r} came before its SCHEMA")
-        if stream not in self.mapper.stream_maps:
+        if stream not in self.mapper.stream_maps or stream in self._refused:
+            why = self._refused_why(stream) if stream in self._refused else "came before its SCHEMA"
+            manifest = message_dict.get("manifest")
+            if not (isinstance(manifest, list) and manifest):  # (no file: no record lost)
+                raise BadLine(f"BATCH for stream {stream[:80]!r} {why}")
             # (its records are in files the tap may delete: rejected as one line, they could
             # not be replayed, and the summary would count one record for them all)
             self.pipeline.flush()
             raise RunFailed(
-                f"BATCH message for stream {stream[:80]!r} came before its SCHEMA: its records "
-                "cannot be checked or mapped. Stopping without STATE past it (what came before "
-                "it was delivered); the next run reads it again."
+                f"BATCH message for stream {stream[:80]!r} {why}: its records cannot be checked "
+                "or mapped. Stopping without STATE past it (what came before it was delivered); "
+                "the next run reads it again."
             )
         try:
             for item in batch_records(stream, message_dict):

@@ -488,6 +488,20 @@ def test_a_batch_before_its_schema_stops_the_run_without_state_past_it(sandbox, 
     assert stored(sandbox) == ["r1"]
 
 
+def test_a_batch_of_a_stream_whose_schema_was_refused_stops_the_run(sandbox, tmp_path):
+    """A SCHEMA sent again and refused (a $ref to nowhere), then a BATCH of the stream: its
+    records were rejected as one line (a replay skips it) and the STATE after it written."""
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
+    uri = _batch_file(tmp_path / "after.json.gz", ORDERS[:2])
+    refused = schema("c", {"id": {"$ref": "#/nowhere"}}, ["id"])
+    lines = [SCHEMA, rec(1), state({"s": 1}), refused, _batch([uri]), state({"s": 2})]
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 1, run.output
+    assert "BATCH message for stream 'c' has a refused SCHEMA (" in run.stderr
+    assert run.states == [{"s": 1}]
+    assert stored(sandbox) == ["r1"]
+
+
 def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp_path):
     path = tmp_path / "part.jsonl"
     path.write_text(json.dumps(ORDERS[0]) + "\n[1, 2]\n{not json\n" + json.dumps(ORDERS[1]) + "\n")
