@@ -1398,11 +1398,41 @@ def test_columns_read_by_their_names_beside_mapped_fields_are_named(sandbox, tmp
     run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
     assert run.returncode == 0, run.output
     assert run.stderr.count("streams.issues also reads state, currency from the record's") == 1
-    assert 'map the field to null (state: "`null`")' in run.stderr
+    assert 'map the field to null (e.g. state: "`null`")' in run.stderr
     sandbox.reset()
     streams["issues"]["fields"] = {**fields, "state": "`null`", "currency": "`null`"}
     run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
     assert run.returncode == 0, run.output
     [event] = sandbox.events(PIXEL_ID)
     assert "user" not in event
+    assert "also reads" not in run.stderr
+
+
+def test_a_table_shaped_like_the_event_read_by_name_beside_mapped_fields_is_not_told(
+    sandbox, tmp_path
+):
+    """The cookbook's recipe (event_type_from and a mapped time and email, the rest read by
+    name: oppref, amount, currency) was told to map its oppref to null; and a lead stream was
+    told of plan_id and custom_event_name columns no lead reads."""
+    text = {"type": ["null", "string"]}
+    columns = {name: text for name in ("id", "event_name", "occurred_at", "customer_email")}
+    columns |= {"oppref": text, "amount": {"type": ["null", "number"]}, "currency": text}
+    row = {"id": "o1", "event_name": "purchase", "occurred_at": AT, "oppref": "opp_abc",
+           "amount": 25.99, "currency": "USD", "customer_email": "Ana@Example.com"}  # fmt: skip
+    fields = {"timestamp": "occurred_at", "email": "lower(customer_email)"}
+    fields["action_source"] = "'other'"
+    streams = {"conversions": {"event_type_from": "event_name", "fields": fields}}
+    lines = [schema("conversions", columns, ["id"]), record("conversions", row)]
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["oppref"] == "opp_abc"
+    assert "also reads" not in run.stderr
+    sandbox.reset()
+    leads = {"id": text, "at": text, "plan_id": text, "custom_event_name": text}
+    lines = [schema("leads", leads, ["id"]), record("leads", {"id": "l1", "at": AT})]
+    fields = {"timestamp": "at", "action_source": "'other'"}
+    streams = {"leads": {"event_type": "lead_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
     assert "also reads" not in run.stderr

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from target_openai_capi.contract import DATA_SHAPE_BY_TYPE
 from target_openai_capi.delivery import BatchResult, Uploader
 from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.log_safety import log_safe, show_in_log
@@ -588,18 +589,20 @@ class Pipeline:
             and name not in mapping.fields
             and name not in mapping.unread
             and name not in ("id", "timestamp", "timestamp_ms")  # (the record's own: as meant)
+            and _taken_by(mapping, name)
         ]
-        if not by_name or (stream, "by name", "") in self._unknown_reads_told:
+        # (a table shaped like the event, read by name as the cookbook's recipes mean it, has
+        # several such columns; one or two beside mapped fields are more likely something else)
+        if not by_name or len(by_name) > 2 or (stream, "by name", "") in self._unknown_reads_told:
             return
         self._unknown_reads_told.add((stream, "by name", ""))
         shown = ", ".join(log_safe(str(name))[:80] for name in by_name)
         self._logger.warning(
             "streams.%s also reads %s from the record's columns of those names, which its "
             "fields do not map (an unmapped field is read by its name). If a column is not that "
-            'field (a ticket\'s state is no region), map the field to null (%s: "`null`").',
+            'field (a ticket\'s state is no region), map the field to null (e.g. state: "`null`").',
             stream,
             shown,
-            log_safe(str(by_name[0]))[:80],
         )
 
     def _warn_of_an_integer_amount(
@@ -802,3 +805,20 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def _as_path(name: str) -> str:
     """A property name as a JMESPath expression reading it (quoted unless a bare identifier)."""
     return name if _IDENTIFIER.fullmatch(name) else json.dumps(name)
+
+
+def _taken_by(mapping: StreamMapping, name: str) -> bool:
+    """Whether the stream's events may carry the field (a fixed event type's data shape takes
+    only its own: no plan_id in a lead, no custom_event_name but in a custom event)."""
+    if name == "custom_event_name":
+        return mapping.event_type == "custom"
+    if mapping.event_type is None or mapping.event_type not in DATA_SHAPE_BY_TYPE:
+        return True
+    shape = DATA_SHAPE_BY_TYPE[mapping.event_type]
+    if name == "contents":
+        return shape != "customer_action"
+    if name == "plan_id":
+        return shape in ("plan_enrollment", "custom")
+    if name == "custom_data":
+        return shape == "custom"
+    return True
