@@ -728,32 +728,33 @@ def test_json_text_line_items_become_contents(sandbox, tmp_path):
     assert dead["event_id"] == "f2"  # the id was read before the mapping failed
 
 
-def test_key_and_pixel_come_from_the_environment_when_the_config_lacks_them(sandbox, tmp_path):
+def _run_with_variables(cfg: dict[str, Any], tmp_path: Any, **variables: str) -> Any:
+    """The real CLI on one order, its config from a file, these TARGET_OPENAI_CAPI_* set."""
     import os
     import subprocess
 
     from support import TARGET_CMD
 
-    cfg = config(sandbox, tmp_path, {"orders": {}})
-    del cfg["api_key"], cfg["pixel_id"]  # a Meltano loader that declares no settings
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
     lines = [
         schema("orders", {"id": {"type": "string"}}, ["id"]),
         record("orders", {"id": "o1", "timestamp": AT, "type": "order_created"}),
     ]
-    env = {
-        **os.environ,
-        "TARGET_OPENAI_CAPI_API_KEY": API_KEY,
-        "TARGET_OPENAI_CAPI_PIXEL_ID": PIXEL_ID,
-    }
-    proc = subprocess.run(
+    env = {**os.environ, **{f"TARGET_OPENAI_CAPI_{k}": v for k, v in variables.items()}}
+    return subprocess.run(
         [*TARGET_CMD, "--config", str(path)],
         input=("\n".join(lines) + "\n").encode(),
         capture_output=True,
         env=env,
         check=False,
     )
+
+
+def test_key_and_pixel_come_from_the_environment_when_the_config_lacks_them(sandbox, tmp_path):
+    cfg = config(sandbox, tmp_path, {"orders": {}})
+    del cfg["api_key"], cfg["pixel_id"]  # a Meltano loader that declares no settings
+    proc = _run_with_variables(cfg, tmp_path, API_KEY=API_KEY, PIXEL_ID=PIXEL_ID)
     assert proc.returncode == 0, proc.stderr.decode()
     assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["o1"]
     assert API_KEY not in proc.stderr.decode()
@@ -763,30 +764,9 @@ def test_key_and_pixel_come_from_the_environment_when_the_config_lacks_them(sand
 def test_a_pixel_or_key_in_the_environment_unlike_the_config_file_s_is_named(sandbox, tmp_path):
     """The config file's pixel and key are the ones read: a production pixel given in the
     environment beside a file holding a test one was ignored without a word."""
-    import os
-    import subprocess
-
-    from support import TARGET_CMD
-
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config(sandbox, tmp_path, {"orders": {}})))
-    lines = [
-        schema("orders", {"id": {"type": "string"}}, ["id"]),
-        record("orders", {"id": "o1", "timestamp": AT, "type": "order_created"}),
-    ]
     other_key = "sk-svcacct-other-secret"
-    env = {
-        **os.environ,
-        "TARGET_OPENAI_CAPI_API_KEY": other_key,
-        "TARGET_OPENAI_CAPI_PIXEL_ID": "px_production",
-    }
-    proc = subprocess.run(
-        [*TARGET_CMD, "--config", str(path)],
-        input=("\n".join(lines) + "\n").encode(),
-        capture_output=True,
-        env=env,
-        check=False,
-    )
+    cfg = config(sandbox, tmp_path, {"orders": {}})
+    proc = _run_with_variables(cfg, tmp_path, API_KEY=other_key, PIXEL_ID="px_production")
     err = proc.stderr.decode()
     assert proc.returncode == 0, err
     assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["o1"]  # (the file's pixel)
