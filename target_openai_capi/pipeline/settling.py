@@ -50,7 +50,8 @@ EXPIRED_BEFORE_SENT = (
     "record was read; it waited for its batch to fill, a free request or retries): not sent"
 )
 
-# An event refused by the API that was older than 7 days when its batch ended: no rerun sends it.
+# An event the API refused, in words about its age, once it was older than 7 days (it crossed
+# the line during its requests): no rerun sends it.
 AGED_DURING_ITS_REQUESTS = (
     "timestamp_ms: older than 7 days when its requests ended (it was not when they began)"
 )
@@ -328,7 +329,7 @@ def _unnamed_refusals(result: BatchResult) -> int:
         index not in result.unnamed or names_the_only_event(message) or index in result.aged
         for index, _, message in result.rejected
     ):
-        # (named in `param`, or in its message as the uploader's own check reads it; or too
-        # old by the end of its requests: refused for its time, whatever the words)
+        # (named in `param`, or in its message as the uploader's own check reads it; or past
+        # the 7 days when its refusal came, which spoke of its age: uploader.py `_note_if_aged`)
         return -1
     return len(result.rejected)

@@ -163,10 +163,12 @@ class TolerantReader(MsgSpecReader):
             raise BadLine("line is not valid UTF-8") from None
         except msgspec.DecodeError as exc:
             mark = b"\xef\xbb\xbf" if isinstance(line, bytes) else "\ufeff"
-            if line.startswith(mark):  # type: ignore[arg-type]
+            rest = line[len(mark) :]
+            if line.startswith(mark) and not rest.startswith(mark):  # type: ignore[arg-type]
                 # A byte order mark inside the input (two files joined, each with its own):
-                # no JSON begins with one, so it is read without it, as the first line is.
-                return self.deserialize_json(line[len(mark) :])
+                # no JSON begins with one, so it is read without it, as the first line is
+                # (one: more are no file's start).
+                return self.deserialize_json(rest)
             if not _is_utf8(line):  # (bytes of a surrogate, as CESU-8 writes: no escape)
                 raise BadLine("line is not valid UTF-8") from None
             if "out of range" not in str(exc):
