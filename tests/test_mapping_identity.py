@@ -225,6 +225,7 @@ def test_a_number_dialled_out_of_the_region_its_own_way_is_the_number_dialled(ra
         ("001 1 415 555 2671", "KR", "14155552671"),
         ("001 1 212 555 0123", "SG", "12125550123"),
         ("0011 32 12345678", "AU", "3212345678"),  # (+1 132 123 45678 is none either)
+        ("0011 44 20 7946 0958", "BO", "442079460958"),  # (00 and 0010-0019, a carrier's)
         # where 00 is the one way out, the documented rule, as for +: a 0 after the country
         # code is kept, as in "+44 020 ..." (libphonenumber would drop it for 00 alone)
         ("0044 020 7946 0958", "GB", "4402079460958"),

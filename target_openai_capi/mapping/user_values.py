@@ -244,9 +244,15 @@ def _dialled_out_of(compact: str, region: str) -> str | None:
 
 @lru_cache(maxsize=64)
 def _only_00(way_out: str) -> bool:
-    """The region's way out is 00 and nothing longer (GB, DE: not HK's 001, 0030...)."""
-    return bool(re.fullmatch(way_out, "00")) and not any(
-        re.fullmatch(way_out, f"00{digit}") for digit in "0123456789"
+    """The region's way out is 00 and nothing longer (GB, DE: not HK's 001, 0030..., nor
+    Bolivia's 0010-0019), tried with up to three more digits (no way out is longer)."""
+    if not re.fullmatch(way_out, "00"):
+        return False
+    pattern = re.compile(way_out)
+    return not any(
+        pattern.fullmatch(f"00{number:0{width}d}")
+        for width in (1, 2, 3)
+        for number in range(10**width)
     )
 
 
