@@ -1409,6 +1409,18 @@ def test_a_table_shaped_like_the_event_read_by_name_beside_mapped_fields_is_not_
     assert event["oppref"] == "opp_abc"
     assert "also reads" not in run.stderr
     sandbox.reset()
+    # tap-shopify's customers: email, phone and the account's state, read by name beside
+    # mapped names (the state went out as the customer's region, ENABLED, without a word)
+    customers = {name: text for name in ("id", "createdAt", "firstName", "email", "phone")}
+    customers["state"] = text
+    row = {"id": "c1", "createdAt": AT, "firstName": "Ana", "state": "ENABLED"}
+    fields = {"timestamp": "createdAt", "first_name": "firstName", "action_source": "'other'"}
+    streams = {"customers": {"event_type": "registration_completed", "fields": fields}}
+    lines = [schema("customers", customers, ["id"]), record("customers", row)]
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "streams.customers also reads email, phone, state from the record's" in run.stderr
+    sandbox.reset()
     leads = {"id": text, "at": text, "plan_id": text, "custom_event_name": text}
     lines = [schema("leads", leads, ["id"]), record("leads", {"id": "l1", "at": AT})]
     fields = {"timestamp": "at", "action_source": "'other'"}

@@ -37,6 +37,7 @@ from target_openai_capi.mapping.reads import (
     unknown_reads,
 )
 from target_openai_capi.mapping.stream_mapping import EVENT_FIELDS, StreamMapping
+from target_openai_capi.mapping.user_fields import USER_FIELDS
 from target_openai_capi.parallel.prepared import PreparedRecord
 from target_openai_capi.pipeline.accounting import DUPLICATE, FILTERED, SKIPPED_STREAM, UNSETTLED
 from target_openai_capi.pipeline.batching import Batcher, RecordRef
@@ -591,9 +592,12 @@ class Pipeline:
             and name not in ("id", "timestamp", "timestamp_ms")  # (the record's own: as meant)
             and _taken_by(mapping, name)
         ]
-        # (a table shaped like the event, read by name as the cookbook's recipes mean it, has
-        # several such columns; one or two beside mapped fields are more likely something else)
-        if not by_name or len(by_name) > 2 or (stream, "by name", "") in self._unknown_reads_told:
+        # A table shaped like the event, read by name as the cookbook's recipes mean it, has
+        # several such columns: past two, only user fields are named (what they hold goes to
+        # the API as the person's: a customer's account `state` as their region).
+        if len(by_name) > 2:
+            by_name = [name for name in by_name if name in USER_FIELDS]
+        if not by_name or (stream, "by name", "") in self._unknown_reads_told:
             return
         self._unknown_reads_told.add((stream, "by name", ""))
         shown = ", ".join(log_safe(str(name))[:80] for name in by_name)
