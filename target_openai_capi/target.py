@@ -24,7 +24,7 @@ from singer_sdk.exceptions import (
     StreamMapConfigError,
 )
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
-from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
@@ -382,6 +382,14 @@ class TargetOpenAICapi(Target):
                 if other in self._chosen_for:
                     self._choose_route(other)
 
+    def _dropped_by_stream_maps(self, stream: str) -> bool:
+        """The user's stream_maps drop the stream (`stream: null`, or `__else__: null` without
+        an entry for it): none of its records would be sent."""
+        maps = self.mapper.stream_maps_dict  # (`__else__` is the mapper's default, not here)
+        if stream in maps:
+            return maps[stream] is None or maps[stream] == "__NULL__"
+        return self.mapper.default_mapper_type is RemoveRecordTransform
+
     def _refused_why(self, stream: str) -> str:
         """How a stream whose SCHEMA was refused is named in a message about its records."""
         reader = self.message_reader
@@ -491,7 +499,8 @@ class TargetOpenAICapi(Target):
         if stream not in self.mapper.stream_maps or stream in self._refused:
             why = self._refused_why(stream) if stream in self._refused else "came before its SCHEMA"
             manifest = message_dict.get("manifest")
-            if not (isinstance(manifest, list) and manifest):  # (no file: no record lost)
+            if not manifest or self._dropped_by_stream_maps(stream):
+                # (no file named, or its records would go nowhere: none lost with the line)
                 raise BadLine(f"BATCH for stream {stream[:80]!r} {why}")
             # (its records are in files the tap may delete: rejected as one line, they could
             # not be replayed, and the summary would count one record for them all)

@@ -502,6 +502,22 @@ def test_a_batch_of_a_stream_whose_schema_was_refused_stops_the_run(sandbox, tmp
     assert stored(sandbox) == ["r1"]
 
 
+@pytest.mark.parametrize("maps", [{"later": None}, {"c": {}, "__else__": None}])
+def test_a_batch_before_the_schema_of_a_stream_the_maps_drop_is_one_rejected_line(
+    maps, sandbox, tmp_path
+):
+    """None of its records would be sent: it stopped every run, at the same place, where a
+    RECORD of the stream is one rejected line."""
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
+    cfg["stream_maps"] = maps
+    uri = _batch_file(tmp_path / "early.json.gz", ORDERS[:2])
+    lines = [SCHEMA, rec(1), _batch([uri]).replace('"c"', '"later"'), state({"s": 2})]
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.states == [{"s": 2}]
+    assert stored(sandbox) == ["r1"]
+
+
 def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp_path):
     path = tmp_path / "part.jsonl"
     path.write_text(json.dumps(ORDERS[0]) + "\n[1, 2]\n{not json\n" + json.dumps(ORDERS[1]) + "\n")
