@@ -499,7 +499,7 @@ def _user(
         src.depth -= 1
         src.add(
             "except (MappingError, JMESPathError) as exc_:",
-            f"    notes.append(user_field_failed({name!r}, exc_))",
+            f"    notes.append(user_field_failed({name!r}, exc_, MAPPING.texts.get({name!r})))",
             f"    u{index} = None",
         )
     src.add("user = {}")

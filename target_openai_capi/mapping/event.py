@@ -116,7 +116,7 @@ def _user_value(
     try:
         return _value(mapping, record, name)
     except (MappingError, jmespath.exceptions.JMESPathError) as exc:
-        notes.append(user_field_failed(name, exc))
+        notes.append(user_field_failed(name, exc, mapping.texts.get(name)))
         return None
 
 
@@ -125,14 +125,15 @@ def _user_value(
 _SAYS_NO_VALUE = re.compile(r"[\w.]+\(\) (?:got|expects?|expected) [^'\"\d\u2018\u2019]*")
 
 
-def user_field_failed(name: str, exc: Exception) -> str:
+def user_field_failed(name: str, exc: Exception, expression: object = None) -> str:
     """The note of a user field whose expression failed on a record, without the values it
     may quote (stripe_amount() of a name: the note is logged, a user field is personal): the
     expression, the user's own text, is shown."""
     reason = str(exc) if isinstance(exc, MappingError) else f"expression failed: {exc}"
     head, said, detail = reason.partition(" failed: ")
-    if not said:
-        head, said, detail = "its expression", " failed: ", reason
+    if not said:  # (a function's own error: the expression it was called in, named)
+        shown = f"expression {expression!r}" if isinstance(expression, str) else "its expression"
+        head, said, detail = shown, " failed: ", reason
     if not _SAYS_NO_VALUE.fullmatch(detail):  # (a value, quoted or not, may be in it)
         detail = "(why is not logged: it may hold the value)"
     return f"{name}: {reason_safe(head + said)}{detail}; sent without it"
