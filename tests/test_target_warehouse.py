@@ -843,6 +843,30 @@ def test_blank_cells_are_no_value_as_empty_ones_are(workers, sandbox, tmp_path):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+def test_stripe_amount_reads_an_export_s_missing_values_as_none(workers, sandbox, tmp_path):
+    """stripe_amount(amt, cur) on a row whose amount or currency is NULL: 'amount 'NULL' is
+    not a number', 'unknown currency 'NULL'', where the same cells mapped directly are none."""
+    text = {"type": ["string", "integer", "null"]}
+    lines = [schema("subs", {name: text for name in ("id", "at", "amt", "cur")}, ["id"])]
+    lines.append(record("subs", {"id": "no-amount", "at": AT, "amt": "NULL", "cur": "usd"}))
+    lines.append(record("subs", {"id": "both", "at": AT, "amt": 1299, "cur": "usd"}))
+    lines.append(record("subs", {"id": "no-currency", "at": AT, "amt": 1299, "cur": "\\N"}))
+    fields = {"timestamp": "at", "amount": "stripe_amount(amt, cur)", "currency": "cur"}
+    fields["action_source"] = "'other'"
+    streams = {"subs": {"event_type": "subscription_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams, workers=workers), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e["data"] for e in sandbox.events(PIXEL_ID)}
+    assert events == {
+        "no-amount": {"type": "plan_enrollment", "currency": "USD"},
+        "both": {"type": "plan_enrollment", "amount": 1299, "currency": "USD"},
+    }
+    dead = (tmp_path / "dead.jsonl").read_text()
+    assert "NULL" not in dead.split('"dead_letter"')[-1]  # (the reason is no NULL's)
+    assert "no-currency" in dead
+
+
+@pytest.mark.parametrize("workers", [0, 2])
 def test_an_exports_missing_money_is_no_money_in_events_and_their_items(workers, sandbox, tmp_path):
     """A CSV or COPY export of leads without money (NULL, \\N, N/A) and an item whose currency
     or amount cell is blank: each was a rejection ("unknown currency 'NULL'", "contents[0].amount

@@ -41,6 +41,7 @@ from target_openai_capi.mapping.money import (
     MAX_MINOR_UNITS,
     currency_code,
     minor_units,
+    money_value,
     to_minor_units,
 )
 from target_openai_capi.mapping.paths import field_path
@@ -122,7 +123,7 @@ def compile_assembler(
         "to_minor_units": to_minor_units,
         "blank": blank,
         "user_field_failed": generic.user_field_failed,
-        "money_value": generic.money_value,
+        "money_value": money_value,
         "ABSENT": ABSENT,
         "normalised": normalised,
         "_normalise_text": _normalise_text,

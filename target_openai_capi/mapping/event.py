@@ -30,6 +30,7 @@ from target_openai_capi.mapping.money import (
     MAX_MINOR_UNITS,
     currency_code,
     minor_units,
+    money_value,
     to_minor_units,
 )
 from target_openai_capi.mapping.personal_text import (
@@ -92,19 +93,6 @@ def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
     if type(value) is str:  # the usual case, without comparing other types with ""
         return None if not value or value.isspace() else value
     return None if isinstance(value, str) and (not value or value.isspace()) else value
-
-
-# NaN is a sum made of nothing, not a cell left empty: an amount of NaN stays a rejection.
-_NOT_A_NUMBER = frozenset({"NaN", "nan", "NAN"})
-
-
-def money_value(value: object) -> object:
-    """An amount, amount_minor, currency or quantity as given, None for a text an export writes
-    for a missing value (NULL_MARKERS: "NULL", "N/A", "\\N"; blank), NaN aside: a row without
-    money has none, as null is none (assembler.py does the same)."""
-    if type(value) is str and blank(value) and value.strip() not in _NOT_A_NUMBER:
-        return None
-    return value
 
 
 def _user_value(

@@ -49,7 +49,7 @@ from jmespath import functions as jmes_functions
 from jmespath.visitor import TreeInterpreter, _Expression
 
 from target_openai_capi.mapping.errors import MappingError
-from target_openai_capi.mapping.money import parse_number, stripe_amount
+from target_openai_capi.mapping.money import money_value, parse_number, stripe_amount
 from target_openai_capi.mapping.timestamps import MAX_EPOCH_MS, MIN_EPOCH_MS
 from target_openai_capi.mapping.user_values import blank
 
@@ -381,6 +381,9 @@ class Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath shi
 
     @_signature({"types": ["number", "string", "null"]}, {"types": ["string", "null"]})
     def _func_stripe_amount(self, amount: Any, currency: Any) -> Decimal | None:
+        # (an export's NULL, N/A, \\N or a blank is no value, as for a mapped amount: no
+        # amount; a currency so written, none, as null is)
+        amount, currency = money_value(amount), money_value(currency)
         return stripe_amount(amount, currency)
 
     @_signature({"types": ["number", "string", "null"]})
