@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fnmatch
 import functools
 import gc
 import logging
@@ -386,6 +387,11 @@ class TargetOpenAICapi(Target):
         """The user's stream_maps drop the stream (`stream: null`, or `__else__: null` without
         an entry for it): none of its records would be sent."""
         maps = self.mapper.stream_maps_dict  # (`__else__` is the mapper's default, not here)
+        for key, value in maps.items():  # (another entry may take its records: not dropped)
+            if isinstance(value, dict) and value.get("__source__") == stream:
+                return False
+            if key != stream and fnmatch.fnmatchcase(stream, str(key)):
+                return False
         if stream in maps:
             return maps[stream] is None or maps[stream] == "__NULL__"
         return self.mapper.default_mapper_type is RemoveRecordTransform

@@ -502,19 +502,30 @@ def test_a_batch_of_a_stream_whose_schema_was_refused_stops_the_run(sandbox, tmp
     assert stored(sandbox) == ["r1"]
 
 
-@pytest.mark.parametrize("maps", [{"later": None}, {"c": {}, "__else__": None}])
+@pytest.mark.parametrize(
+    ("maps", "dropped"),
+    [
+        ({"later": None}, True),
+        ({"c": {}, "__else__": None}, True),
+        # another entry takes its records: not dropped, the run stops as for any stream
+        ({"later": None, "copy": {"__source__": "later"}}, False),
+        ({"c": {}, "copy": {"__source__": "later"}, "__else__": None}, False),
+        ({"c": {}, "lat*": {"__alias__": "copy"}, "__else__": None}, False),
+    ],
+)
 def test_a_batch_before_the_schema_of_a_stream_the_maps_drop_is_one_rejected_line(
-    maps, sandbox, tmp_path
+    maps, dropped, sandbox, tmp_path
 ):
     """None of its records would be sent: it stopped every run, at the same place, where a
-    RECORD of the stream is one rejected line."""
+    RECORD of the stream is one rejected line. One whose records a map sends elsewhere still
+    stops the run (a rejected line lost them)."""
     cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
     cfg["stream_maps"] = maps
     uri = _batch_file(tmp_path / "early.json.gz", ORDERS[:2])
     lines = [SCHEMA, rec(1), _batch([uri]).replace('"c"', '"later"'), state({"s": 2})]
     run = run_target(cfg, lines, tmp_path)
-    assert run.returncode == 0, run.output
-    assert run.states == [{"s": 2}]
+    assert run.returncode == (0 if dropped else 1), run.output
+    assert run.states == ([{"s": 2}] if dropped else [])
     assert stored(sandbox) == ["r1"]
 
 
@@ -3688,9 +3699,11 @@ def test_a_closed_schema_s_unread_columns_are_no_extra_properties(workers, sandb
     lines.append(record("s", {"id": "o1", "at": NOW, "items": "NULL", "note": 1}))
     lines.append(record("s", {"id": "o2", "at": NOW, "items": [], "note": 1}))
     lines.append(record("s", {"id": "o3", "at": NOW, "items": [], "extra": 1}))
+    lines.append(record("s", {"id": "o4", "at": NOW, "items": "NULL", "extra": 1}))
     cfg = config(sandbox.url, tmp_path, streams=streams, worker_processes=workers)
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
-    # (o3's column the SCHEMA does not list is not read either: no conversion lost for it)
-    assert stored(sandbox) == ["o1", "o2", "o3"]
+    # (o3's and o4's column the SCHEMA does not list is not read either: no conversion lost
+    # for it, whether the record was decoded in part or, o4's items not read, whole)
+    assert stored(sandbox) == ["o1", "o2", "o3", "o4"]
     assert "rejected=0" in run.stderr

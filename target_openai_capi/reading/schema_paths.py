@@ -116,12 +116,15 @@ def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> A
         # Every name read is a declared property: other properties are not read.
         out.pop("additionalProperties", None)
         out.pop("patternProperties", None)
-    elif isinstance(properties, dict) and "additionalProperties" in schema:
-        # A name read is not declared (a field read by its name), so what the schema says of
-        # other properties stays; the declared ones not read stay declared, their values
-        # unchecked: cut, they were "additional" in a record decoded whole.
-        for name in properties:
-            out["properties"].setdefault(name, {})
+    elif "additionalProperties" in schema and "patternProperties" not in schema:
+        # A name read is not declared (a field read by its name): what the schema says of
+        # other properties is said of the names read alone, so a column nobody reads is
+        # unchecked however the record was decoded (whole, it holds them all).
+        out.setdefault("properties", {})
+        for name in names:
+            if name not in (properties or {}):
+                out["properties"][name] = schema["additionalProperties"]
+        out.pop("additionalProperties")
     if "items" in schema:
         items = schema["items"]
         out["items"] = _prune(items, tree["[]"], whole_where_partial) if "[]" in tree else items
