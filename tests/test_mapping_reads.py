@@ -102,8 +102,20 @@ def test_prune_leaves_nodes_it_does_not_understand_whole(node):
 
 
 def test_prune_keeps_additional_properties_when_a_read_name_is_not_declared():
+    """What the schema says of other properties still checks an undeclared name that is read
+    (said of that name alone: an unread column is no concern of a record's, decoded in part
+    or whole)."""
+    import jsonschema
+
     schema = {"type": "object", "properties": {}, "additionalProperties": {"type": "string"}}
-    assert prune_schema(schema, {"x": True}) == schema
+    pruned = prune_schema(schema, {"x": True})
+    assert pruned == {"type": "object", "properties": {"x": {"type": "string"}}}
+    assert not jsonschema.Draft7Validator(pruned).is_valid({"x": 1})  # (read: checked)
+    assert jsonschema.Draft7Validator(pruned).is_valid({"x": "a", "y": 1})  # (y: not read)
+    closed = {"type": "object", "properties": {"a": {}}, "additionalProperties": False}
+    pruned = prune_schema(closed, {"x": True})
+    assert not jsonschema.Draft7Validator(pruned).is_valid({"x": 1})  # (closed to x, read)
+    assert jsonschema.Draft7Validator(pruned).is_valid({"a": 1, "y": 2})  # (a, y: not read)
 
 
 def test_shopify_preset_reads_the_mapped_paths_and_every_unmapped_event_field():
