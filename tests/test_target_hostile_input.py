@@ -2374,12 +2374,23 @@ def test_a_long_personal_value_cut_short_in_a_reason_stays_out_of_the_log(sandbo
 
 
 def test_a_batch_file_in_shared_memory_is_read(tmp_path):
-    from target_openai_capi.reading.batch_files import check_batch_message
+    import shutil
+    import tempfile
+
+    from target_openai_capi.reading.batch_files import check_batch_message, read_lines
 
     message = json.loads(_batch(["file:///dev/shm/tap-orders/part-1.jsonl.gz"]))
-    gzipped, paths = check_batch_message(message)
-    assert gzipped
+    paths = check_batch_message(message)
     assert [str(p) for p in paths] == ["/dev/shm/tap-orders/part-1.jsonl.gz"]
+    if not Path("/dev/shm").is_dir():
+        return
+    where = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="capi-"))  # (gzip, as said: read so)
+    try:
+        uri = _batch_file(where / "part-1.jsonl.gz", ORDERS[:2])
+        [path] = check_batch_message(json.loads(_batch([uri])))
+        assert [json.loads(line)["id"] for _, line in read_lines(path)] == ["b0", "b1"]
+    finally:
+        shutil.rmtree(where)
 
 
 @pytest.mark.parametrize("workers", [0, 2])

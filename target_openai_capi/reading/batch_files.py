@@ -31,8 +31,9 @@ class BatchFileError(Exception):
     """A BATCH message or one of its files that cannot be read; str() says which and why."""
 
 
-def check_batch_message(message: dict[str, Any]) -> tuple[bool, list[Path]]:
-    """(gzipped, the local files) of a BATCH message; raises BatchFileError naming the problem."""
+def check_batch_message(message: dict[str, Any]) -> list[Path]:
+    """The local files of a BATCH message (whether each is gzip its first bytes say, whatever
+    its `compression`); raises BatchFileError naming the problem."""
     encoding = message.get("encoding")
     manifest = message.get("manifest")
     if not isinstance(encoding, dict):
@@ -49,7 +50,7 @@ def check_batch_message(message: dict[str, Any]) -> tuple[bool, list[Path]]:
         )
     if not isinstance(manifest, list) or not all(isinstance(url, str) for url in manifest):
         raise BatchFileError("its manifest is not a list of file URLs")
-    return compression == "gzip", [_local_path(url) for url in manifest]
+    return [_local_path(url) for url in manifest]
 
 
 # The kernel's and the devices' files are no tap's batch files (/proc/self/environ holds the
@@ -105,11 +106,10 @@ def _not_a_system_file(path: Path) -> Path:
     return path
 
 
-def _open(path: Path, gzipped: bool) -> IO[bytes]:
+def _open(path: Path) -> IO[bytes]:
     """The file to read lines from: gunzipped when it is gzip, whatever its `compression` says
     (singer-sdk's JSONL batches are always gzip, whatever `compression` the message says or
-    leaves out; a tap may also say gzip of a file it wrote plain). `gzipped` is what the
-    message said, which the file's first bytes decide."""
+    leaves out; a tap may also say gzip of a file it wrote plain)."""
     with path.open("rb") as head:
         gzipped = head.read(2) == _GZIP_MAGIC
     return gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[return-value]
@@ -119,14 +119,14 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 
 
-def read_lines(path: Path, *, gzipped: bool) -> Iterator[tuple[int, bytes]]:
+def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for each non-blank line; raises BatchFileError if unreadable, not a
     regular file, or holding a line over MAX_LINE_BYTES."""
     show_in_log(str(path)[:200], path.name)  # (a file's name, which holds a UUID, is shown)
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise BatchFileError(f"its file {str(path)[:200]!r} is not a regular file")
-        with _open(path, gzipped) as handle:
+        with _open(path) as handle:
             number = 0
             while line := handle.readline(MAX_LINE_BYTES + 1):
                 number += 1
@@ -158,9 +158,8 @@ _RECORD_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=dec
 def batch_records(stream: str, message: dict[str, Any]) -> Iterator[RecordEnvelope | BadBatchLine]:
     """Each record of a BATCH message's files, in order, or the line that is none; raises
     BatchFileError when the message or a file cannot be used."""
-    gzipped, paths = check_batch_message(message)
-    for path in paths:
-        for number, line in read_lines(path, gzipped=gzipped):
+    for path in check_batch_message(message):
+        for number, line in read_lines(path):
             where = f"line {number} of BATCH file {path.name!r}"
             try:
                 record = _RECORD_DECODER.decode(line)
