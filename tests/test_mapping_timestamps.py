@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from target_openai_capi.mapping import timestamps
-from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.errors import BeforeEpoch, MappingError
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
 
 # 2026-11-20T10:00:00Z, worked out by hand: 56 years with 14 leap days (20,454 days) to
@@ -167,6 +167,21 @@ def test_to_epoch_ms_rejects(value: object, message: str) -> None:
     with pytest.raises(MappingError) as caught:
         to_epoch_ms(value)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0001-01-01T00:00:00Z", "1900-01-01", date(1969, 12, 31), datetime(1, 1, 1), -1, "-1.5"],
+)
+def test_a_time_before_1970_is_too_old_not_a_mapping_to_fix(value: object) -> None:
+    """Refused at the window (pipeline/events.py): older than 7 days, as a time of 1971 is."""
+    with pytest.raises(BeforeEpoch):
+        to_epoch_ms(value)
+
+
+def test_a_negative_timestamp_ms_is_too_old_too() -> None:
+    with pytest.raises(BeforeEpoch, match="timestamp_ms -5 is negative"):
+        epoch_ms(-5, "timestamp_ms")
 
 
 def test_field_name_is_in_the_message() -> None:

@@ -32,10 +32,14 @@ def dedup_name(event: Mapping[str, Any]) -> str:
     return str(event.get("type"))
 
 
+# Why an event older than the API's window is refused (pipeline/settling.py `is_too_old` reads it).
+TOO_OLD = "timestamp_ms: older than 7 days"
+
+
 def window_problem(timestamp_ms: int, now_ms: int) -> str | None:
     """'timestamp_ms: older than 7 days', '...: more than 10 minutes in the future', or None."""
     if timestamp_ms < now_ms - MAX_EVENT_AGE_MS:
-        return "timestamp_ms: older than 7 days"
+        return TOO_OLD
     if timestamp_ms > now_ms + MAX_EVENT_FUTURE_MS:
         return "timestamp_ms: more than 10 minutes in the future"
     return None
@@ -68,6 +72,7 @@ __all__ = [
     "MAX_EVENT_AGE_MS",
     "MAX_EVENT_FUTURE_MS",
     "SHAPE_FIELDS",
+    "TOO_OLD",
     "USER_WIRE_FIELDS",
     "built_event_problem",
     "currency_problem",

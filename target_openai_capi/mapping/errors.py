@@ -18,6 +18,12 @@ class MappingError(ValueError):
         self.event_id: str | None = None  # the record's event id, when it was read before
 
 
+class BeforeEpoch(MappingError):
+    """A time before 1970-01-01 (a placeholder such as 0001-01-01 or 1900-01-01, or a negative
+    epoch value): older than the API's 7 days, as a time of 1970 is, so the record is refused at
+    the window (no rerun sends it), not as a mapping a fix would make sendable."""
+
+
 def quote(value: object) -> str:
     """Render a non-PII value (money, time, currency) for a message, cut to a short length."""
     if isinstance(value, str):

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from target_openai_capi.contract import built_event_problem, dedup_name, window_problem
+from target_openai_capi.contract import TOO_OLD, built_event_problem, dedup_name, window_problem
 from target_openai_capi.mapping.assembler import Assembler, compile_assembler
-from target_openai_capi.mapping.errors import MappingError
+from target_openai_capi.mapping.errors import BeforeEpoch, MappingError
 from target_openai_capi.mapping.event import (
     HASHED_DATA_NOTE_END,
     HASHED_ID_PREFIX,
@@ -125,16 +125,21 @@ def prepare_event(
                 default_phone_region=default_phone_region,
                 whole_record=envelope.whole_exactly,
             )
+    except BeforeEpoch as exc:  # older than the window: no fix of the record sends it
+        return Rejection(STAGE_WINDOW, f"{TOO_OLD} ({exc})", event_id=exc.event_id), [], None
     except MappingError as exc:
         return Rejection(STAGE_MAPPING, str(exc), event_id=exc.event_id), [], None
     event_id: str = event["id"]
+    # The window first: an event older than 7 days (a time of 1970 as well) is refused as such,
+    # whatever else is wrong with it, since no rerun can send it (on_rejected: fail goes on).
+    stamp = event.get("timestamp_ms")
+    problem = window_problem(stamp, now_ms) if type(stamp) is int else None
+    if problem is not None:
+        return Rejection(STAGE_WINDOW, problem, event_id=event_id), notes, event_id
     # The user values were each checked against the contract as they were made (user_values.py).
     problem = built_event_problem(event, normalised_user=True)
     if problem is not None:
         return Rejection(STAGE_VALIDATION, problem, event_id=event_id), notes, event_id
-    problem = window_problem(event["timestamp_ms"], now_ms)
-    if problem is not None:
-        return Rejection(STAGE_WINDOW, problem, event_id=event_id), notes, event_id
     kinds = identifiers(event)
     wanted = mapping.match_identifiers
     if wanted is not None and not kinds & wanted:
