@@ -20,11 +20,12 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-_EMAIL = re.compile(r"[^\s'\"<>()\[\],;:]+@[^\s'\"<>()\[\],;:]+")
+# (the at sign full-width or small too, U+FF20 and U+FE6B, as input methods write it)
+_EMAIL = re.compile(r"[^\s'\"<>()\[\],;:]+[@\uff20\ufe6b][^\s'\"<>()\[\],;:]+")
 # Candidates for an IP address, each checked with ipaddress (so "10:00:00" stays).
 _IP_LIKE = re.compile(r"(?<![\w:.])[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*[0-9A-Fa-f](?![\w:.])")
 # A phone number written with its "+" outside quotes (an API message: "invalid value +1415...").
-_PLUS_PHONE = re.compile(r"\+\d[\d ().-]{5,}\d")
+_PLUS_PHONE = re.compile(r"[+\uff0b]\d[\d ().-]{5,}\d")
 # A quoted date and time (a timestamp that failed a rule) is no personal data; a bare date may
 # be a date of birth.
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -82,7 +83,7 @@ def quoted_values(text: str) -> list[tuple[int, int]]:
 
 def _quoted(quote: str, text: str) -> str:
     """The quoted value as logged: itself, or hidden when it looks like personal data."""
-    if _DATE_TIME.match(text) and "@" not in text and not _WORDS.search(text[16:]):
+    if _DATE_TIME.match(text) and not _EMAIL.search(text) and not _WORDS.search(text[16:]):
         return f"{quote}{text}{quote}"
     if is_loopback(text):
         return f"{quote}{text}{quote}"

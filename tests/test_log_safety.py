@@ -29,6 +29,10 @@ from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_s
         ("invalid ip 2001:db8::1", "invalid ip …"),
         ("date_of_birth '1990-01-01' is not sent", "date_of_birth '…' is not sent"),
         ('contact "jane@example.com" unknown', 'contact "…" unknown'),
+        # The at sign and the + as input methods write them, full-width (U+FF20, U+FF0B).
+        ("timestamp 'hanako\uff20example.jp' is not", "timestamp '…' is not"),
+        ("contact hanako\uff20example.jp unknown", "contact … unknown"),
+        ("invalid value \uff0b14155552671 for events[0]", "invalid value … for events[0]"),
         # What is no personal data stays: the field, the rule, codes, times, loopback hosts.
         ("unknown currency 'XYZ'", "unknown currency 'XYZ'"),
         (

@@ -130,6 +130,42 @@ def test_a_stream_keyed_by_email_sends_its_ids_hashed_never_raw(sandbox, tmp_pat
 
 
 @pytest.mark.parametrize("workers", [None, 0])
+def test_an_email_written_with_a_full_width_at_sign_is_personal_data_too(
+    workers, sandbox, tmp_path
+):
+    """Japanese and Chinese input methods write the at sign full-width (U+FF20), and whole
+    addresses too: such an email is hashed as the address it is, an id or custom_data text
+    holding one is hashed, a city holding one is left out, and the log never shows one."""
+    props = {name: {} for name in ("id", "at", "city", "note", "email")}
+    fullwidth = (
+        "\uff34\uff21\uff32\uff2f\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e\uff4a\uff50"
+    )
+    taro = "taro\uff20example.jp"
+    lines = [
+        schema("signups", props, ["id"]),
+        record("signups", {"id": taro, "at": AT, "city": taro, "note": taro, "email": fullwidth}),
+        record("signups", {"id": "x3", "at": "hanako\uff20example.jp"}),  # a column mixed up
+    ]
+    fields = {"timestamp": "at", "city": "city", "email": "email", "custom_data": "{note: note}"}
+    entry = {"event_type": "custom", "fields": {"custom_event_name": "'signup'", **fields}}
+    log = tmp_path / "requests.jsonl"
+    cfg = config(sandbox, tmp_path, {"signups": entry}, workers, request_log_path=str(log))
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["id"] == h(taro)
+    assert event["user"] == {
+        "emails_sha256": [hashlib.sha256(b"taro@example.jp").hexdigest()],
+    }
+    assert event["data"] == {"type": "custom", "note": h(taro)}
+    for text in (run.output, log.read_text()):
+        assert "taro" not in text
+        assert "hanako" not in text
+        assert "\uff20" not in text
+    assert "timestamp '…' is not an ISO 8601 date-time" in run.stderr
+
+
+@pytest.mark.parametrize("workers", [None, 0])
 def test_a_call_log_keyed_by_the_caller_s_number_sends_its_ids_hashed(workers, sandbox, tmp_path):
     """A phone number written with its + is personal data, as an email is: never sent raw.
     Digits alone (an order number) stay as they are."""

@@ -39,6 +39,7 @@ from target_openai_capi.mapping.personal_text import (
     PHONE_SIGN,
     holds_email,
     holds_personal_text,
+    may_hold_email,
 )
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
@@ -349,7 +350,7 @@ def event_id_from(
         return f"rec_{record_digest(whole)}"
     if len(text) > MAX_ID_LENGTH:
         raise MappingError(f"id is longer than {MAX_ID_LENGTH} characters")
-    if (("@" in text or "%" in text) and holds_email(text)) or (
+    if (may_hold_email(text) and holds_email(text)) or (
         ("+" in text or "\uff0b" in text) and _holds_phone(text)
     ):
         return HASHED_ID_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -9,9 +9,15 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+# The at sign as people write it: also the full-width one of Japanese and Chinese input
+# methods (U+FF20), and the small one (U+FE6B); and a domain's dots, full-width ones too.
+AT_SIGNS = "@\uff20\ufe6b"
+_DOTS = ".\uff0e\u3002\uff61"
 # (anchored on the @, so that a long text with an @ and no dot costs one pass, not its square;
 # a domain's last part begins with a letter: `webinar@10.30am` holds none)
-_EMAIL = re.compile(r"(?<=[^\s@])@[^\s@]+\.[^\W\d_][^\s@.]+")
+_EMAIL = re.compile(
+    rf"(?<=[^\s{AT_SIGNS}])[{AT_SIGNS}][^\s{AT_SIGNS}]+[{_DOTS}][^\W\d_][^\s{AT_SIGNS}{_DOTS}]+"
+)
 
 # A phone number is written with its "+" (or a full-width one): digits alone are as likely an
 # order number. Between its digits, what people and spreadsheets put there: spaces (no-break,
@@ -25,16 +31,22 @@ _PHONE = re.compile(rf"[{PHONE_SIGN}](?!{_DATE_AFTER_A_PLUS})\d[\d{PHONE_SEPARAT
 PHONE_DIGITS = (8, 15)
 
 
+def may_hold_email(text: str) -> bool:
+    """True when the text has an at sign (AT_SIGNS) or a % (one percent-encoded): worth
+    holds_email's look."""
+    return "@" in text or "%" in text or "\uff20" in text or "\ufe6b" in text
+
+
 def holds_email(text: str) -> bool:
     """An email address in the text, also percent-encoded (jane%40example.com, from a URL)."""
-    if "@" in text and _EMAIL.search(text):
+    if _EMAIL.search(text):
         return True
-    return "%40" in text.upper() and _EMAIL.search(unquote(text)) is not None
+    return "%" in text and _EMAIL.search(unquote(text)) is not None
 
 
 def holds_personal_text(text: str) -> str | None:
     """Why a text is personal data (an email address, a +phone number in it), or None."""
-    if ("@" in text or "%" in text) and holds_email(text):
+    if may_hold_email(text) and holds_email(text):
         return "holds an email address"
     low, high = PHONE_DIGITS
     if ("+" in text or "\uff0b" in text) and any(

@@ -1,8 +1,9 @@
 """One user identifier value: normalised as OpenAI documents, hashed where it must be (pure).
 
 Rules (OpenAI's Conversions API page, newest version; the README's user identifiers table):
-- email: trimmed and lowercased (NFC first, as names); must hold one "@" with text on both sides
-  and no spaces. Hashed.
+- email: trimmed and lowercased (NFKC first: a decomposed "é" hashes like the composed one, and
+  the full-width at sign (U+FF20) and letters an input method types are the ASCII ones); must
+  hold one "@" with text on both sides and no spaces. Hashed.
 - phone: whitespace, parentheses, periods and hyphens removed, then a leading "+" and any leading
   zeroes: "+1 (415) 555-2671" and "001 415 555 2671" -> "14155552671"; 8 to 15 digits, the country
   calling code kept. A number written without "+" or "00" is read as starting with its country
@@ -135,8 +136,8 @@ def _trim_invisible(text: str) -> str:
 
 def _email(value: object, region: str | None) -> str:
     text = _text(value, "is not an email address")
-    if not text.isascii():  # (NFC: a decomposed "é" hashes like the composed one, as in names)
-        text = unicodedata.normalize("NFC", text)
+    if not text.isascii():  # (NFKC: see the module's docstring)
+        text = unicodedata.normalize("NFKC", text)
     text = text.lower()
     if not text.isprintable():  # (an invisible character: at an end it is trimmed, inside no
         text = _trim_invisible(text)  # address holds one, so the value is left out)
