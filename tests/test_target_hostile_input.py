@@ -101,6 +101,17 @@ HOSTILE_LINES = {
         '"timestamp": "' + NOW + '", "type": "lead_created"}}',
         "a lone UTF-16 surrogate escape",
     ),
+    # Python's json.dumps writes them (the SDK's reader takes them): no JSON, said so.
+    "NaN in a column nobody reads": (
+        '{"type": "RECORD", "stream": "c", "record": {"id": "r2", "ratio": NaN, '
+        '"timestamp": "' + NOW + '", "type": "lead_created"}}',
+        "holds NaN or Infinity, which JSON does not allow",
+    ),
+    "-Infinity as an amount": (
+        '{"type": "RECORD", "stream": "c", "record": {"id": "r2", "amount": -Infinity, '
+        '"timestamp": "' + NOW + '", "type": "lead_created"}}',
+        "holds NaN or Infinity, which JSON does not allow",
+    ),
     "ACTIVATE_VERSION without a version": (
         '{"type": "ACTIVATE_VERSION", "stream": "c"}',
         "has no integer version",
@@ -531,7 +542,11 @@ def test_a_batch_before_the_schema_of_a_stream_the_maps_drop_is_one_rejected_lin
 
 def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp_path):
     path = tmp_path / "part.jsonl"
-    path.write_text(json.dumps(ORDERS[0]) + "\n[1, 2]\n{not json\n" + json.dumps(ORDERS[1]) + "\n")
+    odd = ['{"id": "b2", "ratio": NaN}', '{"id": "b3\\ud800"}']  # (JSON to Python's json)
+    path.write_text(
+        "\n".join([json.dumps(ORDERS[0]), "[1, 2]", "{not json", *odd, json.dumps(ORDERS[1])])
+        + "\n"
+    )
     cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
     run = run_target(cfg, [SCHEMA, _batch([path.as_uri()], "none")], tmp_path)
     assert run.returncode == 0, run.output
@@ -539,6 +554,9 @@ def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp
     dead = (tmp_path / "dead.jsonl").read_text()
     assert "line 2 of BATCH file 'part.jsonl' is not a JSON object" in dead
     assert "line 3 of BATCH file 'part.jsonl' is not a JSON record" in dead
+    # What the same line as a RECORD message is refused for, the BATCH file's line is too.
+    assert "line 4 of BATCH file 'part.jsonl' holds NaN or Infinity, which JSON" in dead
+    assert "line 5 of BATCH file 'part.jsonl' holds a string with a lone UTF-16 surrogate" in dead
     # The log names the file's line, not "input line 2" (stdin's line 2 is the BATCH message).
     assert "Rejected a line of a BATCH file: line 2 of BATCH file 'part.jsonl'" in run.stderr
     assert "Rejected input line" not in run.stderr

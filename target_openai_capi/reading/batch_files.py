@@ -23,6 +23,12 @@ import msgspec
 from target_openai_capi.log_safety import show_in_log
 from target_openai_capi.reading.envelope import RecordEnvelope
 from target_openai_capi.reading.line_chunks import MAX_LINE_BYTES  # (as for input)
+from target_openai_capi.reading.lines import (
+    LONE_SURROGATE,
+    NON_FINITE_NUMBER,
+    holds_lone_surrogate,
+    holds_non_finite_number,
+)
 
 _COMPRESSIONS = (None, "none", "gzip")
 
@@ -165,6 +171,10 @@ def batch_records(stream: str, message: dict[str, Any]) -> Iterator[RecordEnvelo
                 record = _RECORD_DECODER.decode(line)
             except (msgspec.DecodeError, decimal.InvalidOperation, RecursionError, UnicodeError):
                 reason = f"{where} is not a JSON record this target can read"
+                if holds_lone_surrogate(line):
+                    reason = f"{where} {LONE_SURROGATE}"
+                elif holds_non_finite_number(line):
+                    reason = f"{where} {NON_FINITE_NUMBER}"
             else:
                 if isinstance(record, dict):
                     yield RecordEnvelope(stream, record)

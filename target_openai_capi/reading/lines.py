@@ -9,6 +9,7 @@ that stream is then decoded in one pass.
 from __future__ import annotations
 
 import decimal
+import json
 from typing import Any
 
 import msgspec
@@ -131,3 +132,48 @@ class LineDecoder:
 def _not_object(stream: str) -> dict[str, Any]:
     """A RECORD whose record is not an object, for the reader to refuse as a whole decode would."""
     return {"type": "RECORD", "stream": stream, "record": None}
+
+
+# Why a line is refused that the standard library's json reads (msgspec says only where).
+LONE_SURROGATE = (
+    "holds a string with a lone UTF-16 surrogate escape (such as \\ud800): half of a "
+    "character, which no UTF-8 text (nor the API) can carry"
+)
+NON_FINITE_NUMBER = (
+    "holds NaN or Infinity, which JSON does not allow (Python's json.dumps writes them for a "
+    "float that is no number, such as a missing value read with pandas): the tap should write "
+    "null there"
+)
+
+
+def holds_lone_surrogate(line: str | bytes) -> bool:
+    """True when a line msgspec refused is JSON whose strings hold a lone UTF-16 surrogate
+    escape ("\\ud800"): the syntax allows it, Unicode has no such character, and msgspec says
+    only "unexpected end of hex escape" or "Input data was truncated"."""
+    try:
+        parsed = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):
+        return False
+    return False
+
+
+def holds_non_finite_number(line: str | bytes) -> bool:
+    """True when a line msgspec refused is JSON but for a NaN, Infinity or -Infinity, which
+    the standard library's json reads (and writes) and JSON does not allow."""
+    found = False
+
+    def constant(name: str) -> None:
+        nonlocal found
+        found = True
+
+    try:
+        json.loads(line, parse_constant=constant)
+    except (ValueError, RecursionError):
+        return False
+    return found

@@ -36,7 +36,13 @@ from target_openai_capi.reading.line_chunks import (
     readable,
     split_lines,
 )
-from target_openai_capi.reading.lines import LineDecoder
+from target_openai_capi.reading.lines import (
+    LONE_SURROGATE,
+    NON_FINITE_NUMBER,
+    LineDecoder,
+    holds_lone_surrogate,
+    holds_non_finite_number,
+)
 
 
 class _StateMessage(msgspec.Struct):
@@ -172,17 +178,15 @@ class TolerantReader(MsgSpecReader):
             if not _is_utf8(line):  # (bytes of a surrogate, as CESU-8 writes: no escape)
                 raise BadLine("line is not valid UTF-8") from None
             if "out of range" not in str(exc):
-                lone = _holds_lone_surrogate(line)
+                lone = holds_lone_surrogate(line)
                 state = _state_of_lone_surrogates(line) if lone else None
                 if state is None:
                     if lone:
-                        raise BadLine(
-                            "line holds a string with a lone UTF-16 surrogate escape (such as "
-                            "\\ud800): half of a character, which no UTF-8 text (nor the API) "
-                            "can carry"
-                        ) from None
+                        raise BadLine(f"line {LONE_SURROGATE}") from None
                     if "UTF-8" in str(exc):  # (msgspec's decoding in one pass says so)
                         raise BadLine("line is not valid UTF-8") from None
+                    if holds_non_finite_number(line):
+                        raise BadLine(f"line {NON_FINITE_NUMBER}") from None
                     raise BadLine(f"line is not valid JSON ({exc})") from None
                 message = state  # (checked below as any STATE is: its value an object)
             else:
@@ -505,20 +509,3 @@ def _state_of_lone_surrogates(line: str | bytes) -> dict[str, Any] | None:
         return {"type": "STATE"}
     value = simplejson.dumps(message["value"], use_decimal=True, separators=(",", ":"))
     return {"type": "STATE", "value": msgspec.Raw(value.encode())}
-
-
-def _holds_lone_surrogate(line: str | bytes) -> bool:
-    """True when a line msgspec refused is JSON whose strings hold a lone UTF-16 surrogate
-    escape ("\\ud800"): the syntax allows it, Unicode has no such character, and msgspec says
-    only "unexpected end of hex escape" or "Input data was truncated"."""
-    try:
-        parsed = json.loads(line)
-    except (ValueError, RecursionError):
-        return False
-    try:
-        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    except (ValueError, RecursionError):
-        return False
-    return False
