@@ -306,10 +306,10 @@ def _contents_of(items: object) -> object:
             [{"id": "a", "variant_dict": {"color": "red"}}],
         ),
         ([{"id": "a", "variant_dict": {"size": ""}}], [{"id": "a"}]),
-        ([{"id": True}], "contents[0].id must be a string or a number, not bool"),
+        ([{"id": True}], "contents[0].id must be a string or a number, not a boolean"),
         (
             [{"content_type": ["x"]}],
-            "contents[0].content_type must be a string or a number, not list",
+            "contents[0].content_type must be a string or a number, not an array",
         ),
         ([{"quantity": -1}], "contents[0].quantity -1 is negative"),
         (

@@ -67,6 +67,37 @@ RECORD_CORPUS = {
         "window",
         "older than 7 days",
     ),
+    # Values of the wrong kind are named in JSON's words, as the record wrote them.
+    "opt_out an array": (
+        [
+            record(
+                "conversions",
+                {
+                    "id": "bad",
+                    "type": "lead_created",
+                    "timestamp_ms": now_ms() - 60_000,
+                    "opt_out": [True, None, 1.5],
+                },
+            )
+        ],
+        "mapping",
+        "opt_out [true, null, 1.5] is not a boolean",
+    ),
+    "oppref an object": (
+        [
+            record(
+                "conversions",
+                {
+                    "id": "bad",
+                    "type": "lead_created",
+                    "timestamp_ms": now_ms() - 60_000,
+                    "oppref": {"id": "abc"},
+                },
+            )
+        ],
+        "mapping",
+        "oppref must be a string or a number, not an object",
+    ),
     # A placeholder date (Go's and .NET's zero time, SQL's 1900-01-01) is older than 7 days
     # too, and so is the epoch itself: refused at the window, as a time of 1971 is.
     "placeholder date": (

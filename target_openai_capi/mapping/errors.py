@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
+import simplejson
+
 # Longest quoted value in a message: enough to recognise it, short enough for a log line.
 _MAX_QUOTED = 40
 
@@ -32,7 +34,14 @@ def quote(value: object) -> str:
             # redaction (log_safety.py), which hides those that look personal.
             return repr(value[: _MAX_QUOTED - 5] + "...")
         return repr(value)
-    text = str(value)
+    if value is None or isinstance(value, (bool, list, tuple, Mapping)):
+        # As the record wrote it (true, null, [1, "a"], {"k": 1}), not as Python shows it.
+        try:
+            text = str(simplejson.dumps(value, use_decimal=True, default=str, ensure_ascii=False))
+        except (TypeError, ValueError, RecursionError):
+            text = type_name(value)
+    else:
+        text = str(value)
     if len(text) > _MAX_QUOTED:
         return text[: _MAX_QUOTED - 3] + "..."
     return text

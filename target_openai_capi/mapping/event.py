@@ -158,9 +158,11 @@ def _as_text(value: object, name: str) -> str:
             raise MappingError(f"{name} is empty")
         return text
     if isinstance(value, (bool, dict, list)):
-        raise MappingError(f"{name} must be a string or a number, not {type(value).__name__}")
+        raise MappingError(f"{name} must be a string or a number, not {type_name(value)}")
     if isinstance(value, Decimal) and value.is_finite() and value.adjusted() >= MAX_TEXT_DIGITS:
-        raise MappingError(f"{name} is a number of more than {MAX_TEXT_DIGITS} digits")
+        raise MappingError(
+            f"{name} {quoted(value)} is a number of more than {MAX_TEXT_DIGITS} digits"
+        )
     if isinstance(value, int) and abs(value) >= _TEN_TO_MAX_DIGITS:
         raise MappingError(f"{name} is a number of more than {MAX_TEXT_DIGITS} digits")
     if isinstance(value, Decimal) and value == value.to_integral_value():
@@ -373,7 +375,7 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
         except JMESPathError as exc:
             raise MappingError(f"contents is text that is not JSON ({exc})") from None
     if not isinstance(items, list):
-        raise MappingError(f"contents must be a list of objects, not {type(items).__name__}")
+        raise MappingError(f"contents must be a list of objects, not {type_name(items)}")
     result = []
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
