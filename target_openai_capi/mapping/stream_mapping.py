@@ -47,7 +47,10 @@ EVENT_FIELDS: dict[str, str] = {
     "custom_data": (
         "Custom events only: an object whose properties go into the event's data as they are "
         "(strings, numbers, booleans, objects, arrays or null), but personal data (an email, a "
-        "+phone, a value under a name such as email or customer_name) sent hashed."
+        "+phone, a value under a name such as email or customer_name) sent hashed. A number "
+        "with a fraction goes as a double, as a JSON reader takes it (at most 17 significant "
+        "digits: 0.123456789012345678 as 0.12345678901234568); integers go exact, within 64 "
+        "bits."
     ),
     "email": "Customer email(s): trimmed, lowercased, SHA-256 hashed.",
     "phone": "Phone(s): digits with the country code (8-15), SHA-256 hashed.",
