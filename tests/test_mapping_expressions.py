@@ -243,6 +243,12 @@ def test_cookie(header: object, expected: str | None) -> None:
         ("lower(a, b)", "lower() takes 1 argument(s), got 2"),
         ("not_null()", "not_null() takes at least 1 argument(s), got 0"),
         ("items[].{x: nope(a)}", "calls unknown function nope()"),
+        # An expression reference is a function's argument only: elsewhere JMESPath gives the
+        # reference object itself, which went to the API as `<jmespath.visitor._Expression ...>`.
+        ("&test", "expression '&test': & makes an expression reference, which only a function"),
+        ("items[].{id: &sku}", "& makes an expression reference"),
+        ("length(&a)", "& makes an expression reference"),
+        ("not_null(&a, b)", "& makes an expression reference"),
         # A bare true / false / null is a property name in JMESPath: `test == false` would
         # compare with a property named false (null) and filter out every order.
         ("test == false", "bare false reads a property named false; write the value as `false`"),
@@ -254,6 +260,16 @@ def test_config_errors(text: str, message: str) -> None:
     with pytest.raises(ExpressionError) as caught:
         compile_expression(text)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text", ["sort_by(items, &price)[0].sku", "max_by(items, &price).sku", "map(&sku, items)"]
+)
+def test_an_expression_reference_as_the_argument_of_a_function_that_takes_one_is_read(
+    text: str,
+) -> None:
+    items = [{"sku": "b", "price": 2}, {"sku": "a", "price": 1}]
+    assert compile_expression(text)({"items": items}) in ("a", "b", ["b", "a"])
 
 
 def test_a_non_string_expression_is_a_config_error() -> None:
@@ -357,7 +373,6 @@ TABLE_EXPRESSIONS = [
     "`true`",
     "@",
     "@.a",
-    "&a",
     # not, or, and
     "!a",
     "!!a",

@@ -1260,6 +1260,22 @@ def test_the_api_key_pasted_into_a_streams_entry_is_not_echoed(entry, said, sand
     assert "Traceback" not in run.output
 
 
+def test_an_expression_reference_outside_a_function_is_a_config_error(sandbox, tmp_path):
+    """`&test` as a filter was always true (a test order sent for real), and `&id` as the id
+    sent `<jmespath.visitor._Expression object at 0x...>`, a new id each run, one address
+    reused making two orders one duplicate."""
+    entry = {"filter": "&test", "fields": {"id": "&id", "plan_id": "max_by(plans, &n).id"}}
+    run = run_target(
+        config(sandbox.url, tmp_path, streams={"c": entry}), [SCHEMA, rec(1)], tmp_path
+    )
+    assert run.returncode == 1, run.output
+    assert "streams.c.filter: expression '&test': & makes an expression reference" in run.stderr
+    assert "streams.c.fields.id: expression '&id': & makes" in run.stderr
+    assert "plan_id" not in run.stderr  # (as a function's argument, as JMESPath means it)
+    assert "Traceback" not in run.output
+    assert sandbox.stats()["requests"] == 0
+
+
 @pytest.mark.parametrize(
     ("keep_query", "shown"), [(False, "'/thanks'"), (True, "'/thanks?<query hidden>'")]
 )

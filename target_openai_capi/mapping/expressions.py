@@ -44,8 +44,17 @@ _RUNTIME = Runtime(functions=_FUNCTIONS, comparators=DecimalInterpreter.COMPARAT
 # --- compilation ----------------------------------------------------------------------------
 
 
-def _check_functions(node: Mapping[str, Any], text: str) -> None:
-    """Unknown functions and wrong argument counts are config errors: find them now."""
+def _check_functions(node: Mapping[str, Any], text: str, argument_types: Any = ()) -> None:
+    """Unknown functions and wrong argument counts are config errors: find them now; and an
+    expression reference (`&price`) anywhere but as the argument of a function that takes one
+    (sort_by, max_by, min_by, map): elsewhere JMESPath gives the reference object itself, which
+    would go to the API as text (`<jmespath.visitor._Expression object at 0x7f...>`)."""
+    if node.get("type") == "expref" and "expref" not in argument_types:
+        raise ExpressionError(
+            f"expression {text!r}: & makes an expression reference, which only a function "
+            "such as sort_by(list, &field) takes as an argument; to read a property, write it "
+            "without &"
+        )
     if node.get("type") == "function_expression":
         name = node["value"]
         spec = _FUNCTIONS.FUNCTION_TABLE.get(name)
@@ -62,6 +71,11 @@ def _check_functions(node: Mapping[str, Any], text: str) -> None:
             raise ExpressionError(
                 f"expression {text!r}: {name}() takes {expected} argument(s), got {count}"
             )
+        for index, child in enumerate(node["children"]):
+            if isinstance(child, Mapping):
+                spec_of = signature[min(index, len(signature) - 1)] if signature else {}
+                _check_functions(child, text, spec_of.get("types", ()))
+        return
     for child in node.get("children", ()):
         if isinstance(child, Mapping):
             _check_functions(child, text)
