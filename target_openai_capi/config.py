@@ -716,24 +716,35 @@ def fill_from_environment(config: dict[str, Any]) -> None:
         config["dry_run"] = value.strip().lower() in _TRUE_WORDS
 
 
+# A value shaped like an OpenAI key (`sk-svcacct-...`, `sk-proj-...`) in a message: a key given
+# in the wrong setting (Meltano's .env lines swapped), which no message shows. (Not the prefix
+# alone, which a message may name as a hint.)
+_KEY_LIKE = re.compile(r"(?<![A-Za-z0-9])sk-(?:svcacct-|proj-)?[A-Za-z0-9_\-]{6,}", re.IGNORECASE)
+
+
 def without_key(messages: list[str], key: object) -> list[str]:
     """The messages with the API key hidden: as given, trimmed, and as repr() writes it; a key
     given as a number, list or object (a wrong type, which the SDK's message quotes) has every
-    number and string in it hidden."""
+    number and string in it hidden; and any value shaped like a key (one put in another
+    setting). A key shorter than MIN_HIDDEN_LENGTH hides nothing (api_key: "true" would hide
+    every "true" of every message), as in the log (log_safety.py)."""
     forms = set()
-    nested = (
-        []
-        if isinstance(key, str)
-        else [t for t in _strings_in(key) if len(t.strip()) >= MIN_HIDDEN_LENGTH]
-    )
+    nested = [] if isinstance(key, str) else _strings_in(key)
     for text in [key] if isinstance(key, str) else nested:
-        if text.strip():
+        if len(text.strip()) >= MIN_HIDDEN_LENGTH:
             forms |= {text, text.strip(), repr(text)[1:-1], repr(text.strip())[1:-1]}
     for form in sorted(forms, key=len, reverse=True):  # the longest first: no part left over
         # (in any case: a URL's host is quoted lower-cased)
         pattern = re.compile(re.escape(form), re.IGNORECASE)
         messages = [pattern.sub("***", m) for m in messages]
-    return messages
+    return [_KEY_LIKE.sub(_hidden_unless_a_prefix, m) for m in messages]
+
+
+def _hidden_unless_a_prefix(match: re.Match[str]) -> str:
+    return match.group() if match.group().lower() in _KEY_PREFIXES else "***"
+
+
+_KEY_PREFIXES = frozenset({"sk-svcacct-", "sk-proj-"})
 
 
 def _strings_in(value: object, depth: int = 0) -> list[str]:

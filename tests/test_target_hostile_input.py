@@ -1260,6 +1260,29 @@ def test_the_api_key_pasted_into_a_streams_entry_is_not_echoed(entry, said, sand
     assert "Traceback" not in run.output
 
 
+KEY_ELSEWHERE = "sk-svcacct-FUZZSECRET1234567890"
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        # (Meltano's .env lines for DRY_RUN and API_KEY swapped: the key is in dry_run)
+        ({"api_key": "true", "dry_run": KEY_ELSEWHERE}, "dry_run is '***': use true or false"),
+        ({"api_key": "", "api_url": KEY_ELSEWHERE}, "api_url must be an https:// URL, got '***'"),
+        ({"default_phone_region": KEY_ELSEWHERE}, "'***' is too long in config"),
+        ({"user_field_style": KEY_ELSEWHERE}, "'***' is not one of"),
+    ],
+)
+def test_a_key_given_in_another_setting_is_never_shown(settings, said, sandbox, tmp_path):
+    """Also when api_key holds something else (a short word hides nothing: 'true' stays)."""
+    cfg = {**config(sandbox.url, tmp_path), **settings}
+    run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 1, run.output
+    assert said in run.stderr
+    assert "FUZZSECRET" not in run.output
+    assert "Traceback" not in run.output
+
+
 def test_an_expression_reference_outside_a_function_is_a_config_error(sandbox, tmp_path):
     """`&test` as a filter was always true (a test order sent for real), and `&id` as the id
     sent `<jmespath.visitor._Expression object at 0x...>`, a new id each run, one address
