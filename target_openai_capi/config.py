@@ -740,6 +740,11 @@ def without_key(messages: list[str], key: object) -> list[str]:
     return [_KEY_LIKE.sub(_hidden_unless_a_prefix, m) for m in messages]
 
 
+def _holds_a_key(text: str) -> bool:
+    """Whether a text holds a value shaped like an API key (not the prefix alone)."""
+    return any(_hidden_unless_a_prefix(m) == "***" for m in _KEY_LIKE.finditer(text))
+
+
 def _hidden_unless_a_prefix(match: re.Match[str]) -> str:
     return match.group() if match.group().lower() in _KEY_PREFIXES else "***"
 
@@ -767,7 +772,18 @@ def compile_streams(
 ) -> tuple[dict[str, StreamMapping], list[str], list[str]]:
     """Each `streams` entry compiled: (mappings, errors, warnings about fields not sent)."""
     mappings, errors = {}, []
+    key = str(config.get("api_key") or "").strip()
     for stream, entry in (config.get("streams") or {}).items():
+        if any(
+            (len(key) >= MIN_HIDDEN_LENGTH and key in text) or _holds_a_key(text)
+            for text in _strings_in(entry)
+        ):
+            # (a constant of an entry goes to the API in every event, and to the request log)
+            errors.append(
+                f"streams.{stream} holds an API key (in a field, the filter or an event name): "
+                "it would be sent to the API in every event; the key goes in api_key only. The "
+                "value is not shown here; rotate the key if it was shared"
+            )
         try:
             mappings[stream] = compile_stream_mapping(stream, entry or {})
         except ValueError as exc:

@@ -1247,17 +1247,26 @@ def test_the_api_key_in_api_url_is_refused_and_never_echoed(where, sandbox, tmp_
         ({"filter": "{key}"}, "is not valid JMESPath"),
         ({"preset": "{key}"}, "unknown preset"),
         ({"fields": {"email": "url_param('{key}')"}}, "url_param() takes 2 argument(s)"),
+        # A constant holding the key would go to the API in every event (and the request log).
+        (
+            {"event_type": "custom", "fields": {"custom_event_name": "'{key}'"}},
+            "streams.c holds an API key (in a field, the filter or an event name)",
+        ),
+        ({"fields": {"plan_id": "'{key}'"}}, "streams.c holds an API key"),
+        ({"fields": {"custom_data": "{note: '{key}'}"}}, "streams.c holds an API key"),
+        ({"event_type_from": "'{key}'"}, "streams.c holds an API key"),
     ],
 )
 def test_the_api_key_pasted_into_a_streams_entry_is_not_echoed(entry, said, sandbox, tmp_path):
     """A config error quotes the entry's expression or preset: one that holds the key (pasted
-    in the wrong place) is shown with the key hidden."""
+    in the wrong place) is shown with the key hidden; one the entry would send is refused."""
     pasted = json.loads(json.dumps(entry).replace("{key}", API_KEY))
     run = run_target(config(sandbox.url, tmp_path, streams={"c": pasted}), [SCHEMA], tmp_path)
     assert run.returncode == 1
     assert said in run.output
     assert API_KEY[12:] not in run.output
     assert "Traceback" not in run.output
+    assert sandbox.stats()["requests"] == 0
 
 
 KEY_ELSEWHERE = "sk-svcacct-FUZZSECRET1234567890"
