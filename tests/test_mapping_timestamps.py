@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from target_openai_capi.mapping import timestamps
-from target_openai_capi.mapping.errors import BeforeEpoch, MappingError
+from target_openai_capi.mapping.errors import MappingError, TooOld
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
 
 # 2026-11-20T10:00:00Z, worked out by hand: 56 years with 14 leap days (20,454 days) to
@@ -175,13 +175,25 @@ def test_to_epoch_ms_rejects(value: object, message: str) -> None:
 )
 def test_a_time_before_1970_is_too_old_not_a_mapping_to_fix(value: object) -> None:
     """Refused at the window (pipeline/events.py): older than 7 days, as a time of 1971 is."""
-    with pytest.raises(BeforeEpoch):
+    with pytest.raises(TooOld):
         to_epoch_ms(value)
 
 
 def test_a_negative_timestamp_ms_is_too_old_too() -> None:
-    with pytest.raises(BeforeEpoch, match="timestamp_ms -5 is negative"):
+    with pytest.raises(TooOld, match="timestamp_ms -5 is negative"):
         epoch_ms(-5, "timestamp_ms")
+
+
+@pytest.mark.parametrize("value", [0, 1, 946_684_799])
+def test_a_timestamp_ms_before_2000_read_either_way_is_too_old(value: int) -> None:
+    with pytest.raises(TooOld, match="is before 2000, as milliseconds or seconds"):
+        epoch_ms(value)
+
+
+def test_epoch_seconds_given_as_timestamp_ms_are_a_mapping_to_fix() -> None:
+    with pytest.raises(MappingError, match="looks like epoch seconds") as caught:
+        epoch_ms(1_773_892_800)
+    assert not isinstance(caught.value, TooOld)
 
 
 def test_field_name_is_in_the_message() -> None:

@@ -115,7 +115,29 @@ RECORD_CORPUS = {
         "window",
         "older than 7 days",
     ),
-    # Too old, and not sendable for another reason too: too old comes first (no fix sends it).
+    # Too old, and not sendable for another reason too: too old comes first (no fix sends it),
+    # whether the other reason is the contract's or the mapping's (a currency, read first).
+    "stale and of an unknown currency": (
+        [
+            record(
+                "conversions",
+                {
+                    "id": "bad",
+                    "type": "order_created",
+                    "timestamp_ms": now_ms() - 8 * 86_400_000,
+                    "amount": "10.00",
+                    "currency": "XYZ",
+                },
+            )
+        ],
+        "window",
+        "older than 7 days (and unknown currency 'XYZ'",
+    ),
+    "timestamp_ms zero": (
+        [record("conversions", {"id": "bad", "type": "lead_created", "timestamp_ms": 0})],
+        "window",
+        "older than 7 days (timestamp_ms 0 is before 2000, as milliseconds or seconds)",
+    ),
     "stale web event without its page": (
         [
             record(

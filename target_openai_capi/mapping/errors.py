@@ -20,10 +20,11 @@ class MappingError(ValueError):
         self.event_id: str | None = None  # the record's event id, when it was read before
 
 
-class BeforeEpoch(MappingError):
+class TooOld(MappingError):
     """A time before 1970-01-01 (a placeholder such as 0001-01-01 or 1900-01-01, or a negative
-    epoch value): older than the API's 7 days, as a time of 1970 is, so the record is refused at
-    the window (no rerun sends it), not as a mapping a fix would make sendable."""
+    epoch value), or epoch milliseconds before 2000 read either as milliseconds or as seconds:
+    older than the API's 7 days, so the record is refused at the window (no rerun sends it),
+    not as a mapping a fix would make sendable."""
 
 
 def quote(value: object) -> str:

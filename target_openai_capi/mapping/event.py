@@ -471,6 +471,18 @@ def missing_currency(mapping: StreamMapping) -> MappingError:
     )
 
 
+def event_time_ms(mapping: StreamMapping, record: Mapping[str, Any]) -> int:
+    """The event's time: its mapped (or same-named) timestamp_ms, else timestamp, in epoch
+    milliseconds; MappingError when there is none or it is no time."""
+    ts_ms = _value(mapping, record, "timestamp_ms")
+    if ts_ms is not None:
+        return epoch_ms(ts_ms)
+    ts = _value(mapping, record, "timestamp")
+    if ts is None:
+        raise missing_timestamp(mapping)
+    return to_epoch_ms(ts)
+
+
 def missing_timestamp(mapping: StreamMapping) -> MappingError:
     """The error for a record without a time (also raised by assembler.py): what was read."""
     mapped = [
@@ -867,14 +879,7 @@ def build_event(
                 raise MappingError(MISSING_CUSTOM_NAME)
         event["type"] = event_type
 
-        ts_ms = _value(mapping, record, "timestamp_ms")
-        if ts_ms is not None:
-            event["timestamp_ms"] = epoch_ms(ts_ms)
-        else:
-            ts = _value(mapping, record, "timestamp")
-            if ts is None:
-                raise missing_timestamp(mapping)
-            event["timestamp_ms"] = to_epoch_ms(ts)
+        event["timestamp_ms"] = event_time_ms(mapping, record)
 
         if custom_name is not None:
             event["custom_event_name"] = custom_name

@@ -12,7 +12,7 @@ Rules (they go to the README):
 - `timestamp_ms` accepts whole epoch milliseconds only; a value below 10**11 (before March 1973)
   is rejected as probably being seconds.
 - Nothing before 1970-01-01 is accepted: such a time (a placeholder such as 0001-01-01) is
-  older than the API's 7 days, and refused as such (BeforeEpoch).
+  older than the API's 7 days, and refused as such (TooOld).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Context, Decimal
 
-from target_openai_capi.mapping.errors import BeforeEpoch, MappingError, quote, type_name
+from target_openai_capi.mapping.errors import MappingError, TooOld, quote, type_name
 from target_openai_capi.mapping.money import parse_number
 
 # NAIVE_IS_UTC: a date-time without an offset (naive `datetime`, or an ISO string with no "Z" or
@@ -32,6 +32,8 @@ from target_openai_capi.mapping.money import parse_number
 MAX_EPOCH_SECONDS = 10**11
 # Epoch milliseconds outside this range are seconds (below) or micro/nanoseconds (above).
 MIN_EPOCH_MS = 10**11
+# 2000-01-01 in epoch seconds: a timestamp_ms below it is before 2000 read either way.
+_Y2K_SECONDS = 946_684_800
 MAX_EPOCH_MS = 10**14
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -170,14 +172,14 @@ def _parse_iso_by_pattern(text: str, value: object, field: str) -> int | None:
             seconds += -offset if sign == "+" else offset
     result = seconds * 1000 + millis
     if result < 0:
-        raise BeforeEpoch(f"{field} {quote(value)} is before 1970-01-01", field)
+        raise TooOld(f"{field} {quote(value)} is before 1970-01-01", field)
     return result
 
 
 def _from_seconds(number: Decimal | int, value: object, field: str) -> int:
     """Epoch ms of a number of epoch seconds, exactly, sub-ms digits truncated."""
     if number < 0:
-        raise BeforeEpoch(f"{field} {quote(value)} is negative (before 1970-01-01)", field)
+        raise TooOld(f"{field} {quote(value)} is negative (before 1970-01-01)", field)
     if number > MAX_EPOCH_MS:
         raise MappingError(f"{field} {quote(value)} {_finer_than_ms(number)}", field)
     if number > MAX_EPOCH_SECONDS:
@@ -229,7 +231,7 @@ def _from_datetime(value: datetime, field: str) -> int:
         value = value.replace(tzinfo=timezone.utc)
     delta = value - _EPOCH
     if delta.days < 0:
-        raise BeforeEpoch(f"{field} {quote(value.isoformat())} is before 1970-01-01", field)
+        raise TooOld(f"{field} {quote(value.isoformat())} is before 1970-01-01", field)
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
@@ -252,7 +254,7 @@ def to_epoch_ms(value: object, field: str = "timestamp") -> int:
     if isinstance(value, date):
         days = value.toordinal() - _EPOCH_ORDINAL
         if days < 0:
-            raise BeforeEpoch(f"{field} {quote(value.isoformat())} is before 1970-01-01", field)
+            raise TooOld(f"{field} {quote(value.isoformat())} is before 1970-01-01", field)
         return days * 86_400_000
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise MappingError(
@@ -277,7 +279,7 @@ def epoch_ms(value: object, field: str = "timestamp_ms") -> int:
             number = int(number)
     whole = int(number)
     if whole < 0:
-        raise BeforeEpoch(f"{field} {quote(value)} is negative (before 1970-01-01)", field)
+        raise TooOld(f"{field} {quote(value)} is negative (before 1970-01-01)", field)
     if _a_yyyymmdd_date(whole):
         raise MappingError(
             f"{field} {quote(value)} looks like a date written YYYYMMDD (GA4's event_date), "
@@ -285,6 +287,8 @@ def epoch_ms(value: object, field: str = "timestamp_ms") -> int:
             "to `timestamp`",
             field,
         )
+    if whole < _Y2K_SECONDS:  # (0, or a small number: a time of 1970 read either way)
+        raise TooOld(f"{field} {quote(value)} is before 2000, as milliseconds or seconds", field)
     if whole < MIN_EPOCH_MS:
         raise MappingError(
             f"{field} {quote(value)} looks like epoch seconds, not milliseconds: "

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from target_openai_capi.contract import TOO_OLD, built_event_problem, dedup_name, window_problem
 from target_openai_capi.mapping.assembler import Assembler, compile_assembler
-from target_openai_capi.mapping.errors import BeforeEpoch, MappingError
+from target_openai_capi.mapping.errors import MappingError, TooOld
 from target_openai_capi.mapping.event import (
     HASHED_DATA_NOTE_END,
     HASHED_ID_PREFIX,
     build_event,
+    event_time_ms,
     id_key_properties,
     passes_filter,
 )
@@ -125,9 +126,12 @@ def prepare_event(
                 default_phone_region=default_phone_region,
                 whole_record=envelope.whole_exactly,
             )
-    except BeforeEpoch as exc:  # older than the window: no fix of the record sends it
+    except TooOld as exc:  # older than the window: no fix of the record sends it
         return Rejection(STAGE_WINDOW, f"{TOO_OLD} ({exc})", event_id=exc.event_id), [], None
     except MappingError as exc:
+        if _older_than_the_window(mapping, record, now_ms):  # (as below: no fix sends it)
+            reason = f"{TOO_OLD} (and {exc})"
+            return Rejection(STAGE_WINDOW, reason, event_id=exc.event_id), [], None
         return Rejection(STAGE_MAPPING, str(exc), event_id=exc.event_id), [], None
     event_id: str = event["id"]
     # The window first: an event older than 7 days (a time of 1970 as well) is refused as such,
@@ -145,6 +149,17 @@ def prepare_event(
     if wanted is not None and not kinds & wanted:
         return SKIPPED_UNMATCHABLE, notes, event_id
     return Built(event, dedup_name(event), kinds, event["timestamp_ms"]), notes, event_id
+
+
+def _older_than_the_window(mapping: StreamMapping, record: Mapping[str, Any], now_ms: int) -> bool:
+    """Whether a record whose event could not be built has a time older than 7 days (read as
+    the event's own would be): then that is why it is refused, whatever else is wrong."""
+    try:
+        return window_problem(event_time_ms(mapping, record), now_ms) == TOO_OLD
+    except TooOld:
+        return True
+    except Exception:  # (no readable time: the mapping's error is the reason)
+        return False
 
 
 # Where an event came from, for in-run dedup: its stream, or (the stream a stream map made it
