@@ -117,6 +117,11 @@ def test_friendly_names_map_to_the_documented_fields() -> None:
         ("email", "\u200bzw@example.com", "zw@example.com"),
         ("email", "zw@example.com\u200e\ufeff\r", "zw@example.com"),
         ("email", "Jose\u0301@example.com", "jos\u00e9@example.com"),  # decomposed: the same
+        # As a Japanese or Chinese input method writes it: full-width, or a kana-mode dot.
+        ("email", "taro\uff20example.jp", "taro@example.jp"),
+        ("email", "\uff34\uff41\uff52\uff4f\uff20\uff45\uff58.jp", "taro@ex.jp"),
+        ("email", "taro\uff20example\u3002jp", "taro@example.jp"),
+        ("email", "taro\uff20example\uff61jp", "taro@example.jp"),
         ("phone", "+1 (415) 555-2671", "14155552671"),  # official example
         ("phone", "001 415 555 2671", "14155552671"),  # official example
         ("phone", "+44 20.7946.0958", "442079460958"),
@@ -829,3 +834,20 @@ def test_a_value_the_api_would_refuse_is_left_out_with_the_contracts_words(monke
         "zip is not a postal code: letters, digits, spaces or hyphens, at most 32 characters "
         "once normalised, as the API requires; sent without it"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("taro\uff20example.jp", "holds an email address"),
+        ("\uff54\uff41\uff52\uff4f\uff20\uff45\uff58\uff0e\uff4a\uff50", "holds an email address"),
+        ("jane\ufe6bexample.com", "holds an email address"),
+        # An at sign before a place, then a sentence: Japanese text, no address.
+        ("\u9650\u5b9aT\u30b7\u30e3\u30c4@\u6e0b\u8c37\u5e97\u3002\u9001\u6599\u7121\u6599", None),
+        ("\u30e9\u30a4\u30d6\uff20\u6771\u4eac\u30c9\u30fc\u30e0\u3002\u30b0\u30c3\u30ba", None),
+    ],
+)
+def test_an_email_in_free_text_is_found_as_input_methods_write_it(text: str, why: object) -> None:
+    from target_openai_capi.mapping.personal_text import holds_personal_text
+
+    assert holds_personal_text(text) == why

@@ -10,9 +10,11 @@ import re
 from urllib.parse import unquote
 
 # The at sign as people write it: also the full-width one of Japanese and Chinese input
-# methods (U+FF20), and the small one (U+FE6B); and a domain's dots, full-width ones too.
+# methods (U+FF20), and the small one (U+FE6B); and a domain's dot, the full-width one too (not
+# the ideographic full stop U+3002, which ends Japanese sentences: a place after an at sign
+# and a sentence after it are no address).
 AT_SIGNS = "@\uff20\ufe6b"
-_DOTS = ".\uff0e\u3002\uff61"
+_DOTS = ".\uff0e"
 # (anchored on the @, so that a long text with an @ and no dot costs one pass, not its square;
 # a domain's last part begins with a letter: `webinar@10.30am` holds none)
 _EMAIL = re.compile(

@@ -137,7 +137,9 @@ def _trim_invisible(text: str) -> str:
 def _email(value: object, region: str | None) -> str:
     text = _text(value, "is not an email address")
     if not text.isascii():  # (NFKC: see the module's docstring)
-        text = unicodedata.normalize("NFKC", text)
+        # (and an input method's ideographic full stop, in kana mode, the domain's dot that it
+        # is: an email column holds an address, as IDNA reads a domain)
+        text = unicodedata.normalize("NFKC", text).replace("\u3002", ".")
     text = text.lower()
     if not text.isprintable():  # (an invisible character: at an end it is trimmed, inside no
         text = _trim_invisible(text)  # address holds one, so the value is left out)
