@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from support import now_ms
 
 from target_openai_capi.delivery import Batch, BatchResult
 from target_openai_capi.mapping.stream_mapping import compile_stream_mapping
+from target_openai_capi.pipeline import events as events_module
 from target_openai_capi.pipeline.accounting import (
     DUPLICATE,
     FILTERED,
@@ -165,6 +167,29 @@ def test_each_verdict_of_the_event_builder():
     assert events.build(ORDERS, RecordEnvelope("orders", order("o4"))) == DUPLICATE
     events.forget("order_created", "o4")  # refused by the API: a later copy is sent
     assert isinstance(events.build(ORDERS, RecordEnvelope("orders", order("o4"))), Built)
+
+
+def test_a_later_copy_waits_for_a_first_copy_on_its_way_that_newer_keys_pushed_out(
+    tmp_path, monkeypatch
+):
+    """The run remembers only so many keys; a first copy whose batch is still on its way (a
+    long back-off) when newer keys pushed its key out was sent again beside it, and the API
+    kept whichever came first (the later copy, when the first one's batch waited)."""
+    monkeypatch.setattr(events_module, "FIRST_EVENT_KEYS", 2)
+    monkeypatch.setattr(events_module, "RECENT_EVENT_KEYS", 3)
+    pipeline, uploader, _ = make_pipeline(tmp_path, batch_size=1)
+    for rid in ("f1", "f2"):  # (the first keys kept)
+        pipeline.add(ORDERS, RecordEnvelope("orders", order(rid)))
+    pipeline.add(ORDERS, RecordEnvelope("orders", order("x", email="first@example.com")))
+    for rid in ("g1", "g2", "g3", "g4"):  # (the recent ones: x's key is pushed out)
+        pipeline.add(ORDERS, RecordEnvelope("orders", order(rid)))
+    pipeline.add(ORDERS, RecordEnvelope("orders", order("x", email="later@example.com")))
+    pipeline.flush()
+    copies = [e for b in uploader.sent for e in b.events if e["id"] == "x"]
+    assert len(copies) == 1
+    assert copies[0]["user"]["emails_sha256"] == [sha256(b"first@example.com").hexdigest()]
+    assert pipeline.account.total(DUPLICATE) == 1
+    assert pipeline.account.total(SENT) == 7
 
 
 # --- batching and checkpoints ------------------------------------------------------------------

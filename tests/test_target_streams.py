@@ -567,6 +567,32 @@ def test_two_streams_whose_events_share_names_and_ids_are_told_so(sandbox, tmp_p
     assert len(sandbox.events(PIXEL_ID)) == 4
 
 
+def test_two_tables_longer_than_the_keys_remembered_are_told_when_their_ids_collide(
+    sandbox, tmp_path
+):
+    """Each longer than the 20,000 recent keys the run remembers: the second table's ids met
+    none of the first's, so none was counted, nothing was said, and the API dropped every
+    event of the second table (it keeps the first of an id). The run's first keys are kept."""
+    from target_openai_capi.pipeline.events import RECENT_EVENT_KEYS
+
+    rows = RECENT_EVENT_KEYS + 1
+    entry = {"event_type": "order_created", "fields": {"timestamp": "at"}}
+    streams = {"orders": entry, "pos_orders": entry}
+    props = {"id": {"type": "integer"}, "at": {"type": "string"}}
+    at = iso_minutes_ago(3)
+    lines = [schema("orders", props, ["id"]), schema("pos_orders", props, ["id"])]
+    for stream in streams:
+        lines += [record(stream, {"id": n, "at": at}) for n in range(1, rows + 1)]
+        lines.append(state({"done": stream}))
+    run = run_target(target_config(sandbox.url, tmp_path, streams), lines, tmp_path, timeout=300)
+    assert run.returncode == 0, run.output
+    assert f"pos_orders: received={rows} duplicate={rows}" in run.stderr
+    told = "Stream 'pos_orders': an event has the name (order_created) and id of an event of "
+    assert run.stderr.count(told + "stream 'orders'") == 1
+    assert sandbox.stats()["duplicates"] == 0  # (none sent for the API to drop)
+    assert len(sandbox.events(PIXEL_ID)) == rows
+
+
 def test_custom_events_of_two_names_sharing_ids_are_both_sent_with_nothing_said(sandbox, tmp_path):
     """The page: "For custom events, use the same `custom_event_name` on both sides as well.
     Deduplication uses your Pixel ID, `event_name`, and `id`." Two custom names numbered from 1

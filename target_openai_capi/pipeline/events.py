@@ -43,8 +43,11 @@ if TYPE_CHECKING:
 # In-run dedup remembers this many recent (event name, id) keys: far more than a tap re-sends
 # around its bookmark, and few enough (~3 MB) that the cap is reached early and memory stays
 # flat however long the stream. OpenAI deduplicates on (pixel, event name, id) anyway; this
-# only saves requests.
+# only saves requests, and says when two streams' ids collide.
 RECENT_EVENT_KEYS = 20_000
+# And the run's first keys, as many, kept to its end: the second of two tables numbered from 1
+# (each longer than the recent keys) meets the first's ids there, and its collision is said.
+FIRST_EVENT_KEYS = 20_000
 # Event ids whose making a stream is told of, once (_say_how_the_id_was_made).
 _ID_PREFIXES_TOLD = ("rec_", HASHED_ID_PREFIX)
 _MADE_ID = re.compile(r"rec_[0-9a-f]{32}|" + HASHED_ID_PREFIX + "[0-9a-f]{64}")
@@ -204,6 +207,7 @@ class EventBuilder:
         self._now_ms = now_ms
         # Recent event keys, each with the stream of its first copy (None: not known).
         self._recent: OrderedDict[tuple[str, str], _Source | None] = OrderedDict()
+        self._first: dict[tuple[str, str], _Source | None] = {}  # (FIRST_EVENT_KEYS)
         self._collisions_told: set[tuple[_Source, _Source]] = set()  # (this, the other)
         self._notes_told: set[tuple[str, str]] = set()  # (stream, a note said once a stream)
         self._places_told: dict[str, int] = {}  # stream -> how many such notes were said
@@ -268,7 +272,13 @@ class EventBuilder:
             source = (mapped_from, stream.name)
         first = self._recent.get(key, _UNSEEN)  # (one lookup: every event comes here)
         if first is _UNSEEN:
+            first = self._first.get(key, _UNSEEN)
+        if first is _UNSEEN:
             self._remember(key, source)
+            if self.is_unsettled(key):
+                # A first copy still on its way, whose key more recent ones pushed out (a long
+                # back-off of its batch): the API keeps the first it gets, so this one waits.
+                result = HeldCopy(outcome)
         else:
             result = HeldCopy(outcome) if self.is_unsettled(key) else DUPLICATE
             if first is not None and first != source:
@@ -304,6 +314,7 @@ class EventBuilder:
     def forget(self, event_name: str, event_id: str) -> None:
         """The event was not sent: a later copy in this run (perhaps fixed) is not a duplicate."""
         self._recent.pop((event_name, event_id), None)
+        self._first.pop((event_name, event_id), None)
 
     def _say_ids_collide(
         self, this: _Source, first: _Source, event_name: str, stream: StreamInfo
@@ -358,6 +369,8 @@ class EventBuilder:
         self._recent[key] = stream
         if len(self._recent) > RECENT_EVENT_KEYS:
             self._recent.popitem(last=False)
+        if len(self._first) < FIRST_EVENT_KEYS:
+            self._first.setdefault(key, stream)
 
     def _say_if_ids_are_hashed(self, stream: StreamInfo, event_id: str) -> None:
         """Once per stream: its event ids are hashes of the records (no id, no key properties)."""
