@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import sys
 from pathlib import Path
 from types import FrameType
@@ -29,6 +30,7 @@ def main() -> None:
         sys.exit(1)
     _protect_config_files(sys.argv[1:])
     _stop_quietly_while_starting()
+    _check_config_files(sys.argv[1:])
     from target_openai_capi.target import TargetOpenAICapi  # (~0.5 s of imports)
 
     try:
@@ -108,9 +110,9 @@ def _hold_closed_standard_streams() -> list[int]:
     return closed
 
 
-def _protect_config_files(args: list[str]) -> None:
-    """The --config files are read, never written: a dead_letter_path or request_log_path
-    naming one would append lines to the settings and break the next run."""
+def _config_paths(args: list[str]) -> list[str]:
+    """The --config files named on the command line (not ENV), in order."""
+    paths = []
     for index, arg in enumerate(args):
         if arg == "--config" and index + 1 < len(args):
             path = args[index + 1]
@@ -119,7 +121,46 @@ def _protect_config_files(args: list[str]) -> None:
         else:
             continue
         if path != "ENV":
-            protect(Path(path), f"the config file {path!r} (--config) the settings are read from")
+            paths.append(path)
+    return paths
+
+
+def _protect_config_files(args: list[str]) -> None:
+    """The --config files are read, never written: a dead_letter_path or request_log_path
+    naming one would append lines to the settings and break the next run."""
+    for path in _config_paths(args):
+        protect(Path(path), f"the config file {path!r} (--config) the settings are read from")
+
+
+def _check_config_files(args: list[str]) -> None:
+    """Each --config file that is a regular file read as the SDK reads it (simplejson, floats
+    as Decimals), so that what is wrong names the file (of several), and a JSON array, which
+    the SDK would take as pairs of settings, is refused as every other value that is no object
+    is. (A pipe or /dev/stdin is left to the SDK: reading it here would use it up.)"""
+    import decimal
+
+    import simplejson
+
+    for path in _config_paths(args):
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                continue
+            text = Path(path).read_text(encoding="utf-8")
+            settings = simplejson.loads(text, parse_float=decimal.Decimal)  # (the SDK's reading)
+        except (OSError, ValueError, RecursionError) as exc:
+            if isinstance(exc, OSError):
+                continue  # (the SDK says it, naming the file)
+            print(
+                f"target-openai-capi: the config file {path!r} cannot be read: {str(exc)[:200]}",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+        if not isinstance(settings, dict):
+            print(
+                f"target-openai-capi: the config file {path!r} must hold a JSON object of settings",
+                file=sys.stderr,
+            )
+            sys.exit(1)
 
 
 def _from_config_file(exc: BaseException) -> bool:

@@ -365,6 +365,9 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
     problems = []
     if "api_url" in config and not str(config["api_url"]).strip():
         problems.append("api_url is empty: leave it out for the API's own URL, or set one")
+    elif isinstance(config.get("api_url"), str) and config["api_url"] != config["api_url"].strip():
+        # (a trailing space went into every request's path: 404 at the first request)
+        problems.append("api_url has spaces or line breaks around it: remove them")
     try:
         url = urlsplit(str(config.get("api_url") or DEFAULT_API_URL))
         url.port  # noqa: B018  (raises ValueError for a port that is not a number or out of range)
@@ -437,6 +440,16 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
         )
     dead, requests = config.get("dead_letter_path"), config.get("request_log_path")
     for name, path in (("dead_letter_path", dead), ("request_log_path", requests)):
+        if isinstance(path, str) and "\x00" in path:
+            problems.append(f"{name} holds a NUL character, which no file's name can")
+            dead, requests = (None, requests) if name == "dead_letter_path" else (dead, None)
+            continue
+        if isinstance(path, str) and path.endswith(("/", os.sep)):
+            problems.append(
+                f"{name} ends with a slash, so it names a folder: give the file's path in it "
+                "(such as dead-letters/orders.jsonl)"
+            )
+            continue
         if isinstance(path, str) and (path == "~" or path.startswith("~/")):
             # (fill_from_environment found no home: a shell leaves ~name of no user as it is)
             problems.append(
@@ -711,9 +724,12 @@ def fill_from_environment(config: dict[str, Any]) -> None:
     # dry_run as text: Meltano passes its variable's value as written (the setting is declared
     # a string in meltano.yml: as a boolean, Meltano read any word but true/1/yes/on as false,
     # and a typo such as `ture` sent for real). Another word is refused by the schema.
-    value = config.get("dry_run")
-    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
-        config["dry_run"] = value.strip().lower() in _TRUE_WORDS
+    # So is flattening_enabled, which this target does not declare: "false" turned it on for
+    # the SDK's checks.
+    for name in ("dry_run", "flattening_enabled"):
+        value = config.get(name)
+        if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
+            config[name] = value.strip().lower() in _TRUE_WORDS
 
 
 # A value shaped like an OpenAI key (`sk-svcacct-...`, `sk-proj-...`) in a message: a key given

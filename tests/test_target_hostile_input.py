@@ -1292,6 +1292,76 @@ def test_a_key_given_in_another_setting_is_never_shown(settings, said, sandbox, 
     assert "Traceback" not in run.output
 
 
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        # (os.path.realpath raised ValueError: a traceback, or "a bug in target-openai-capi")
+        ({"request_log_path": "r\x00.jsonl"}, "request_log_path holds a NUL character"),
+        (
+            {"dead_letter_path": "d.jsonl", "request_log_path": "r\x00.jsonl"},
+            "request_log_path holds a NUL character",
+        ),
+        # (a file named `newdir` was written, the log speaking of the dead-letter file)
+        ({"dead_letter_path": "newdir/"}, "dead_letter_path ends with a slash, so it names a"),
+        # (a 404 on /v1/events%20 at the first request, after start-up passed it)
+        ({"api_url_padded": True}, "api_url has spaces or line breaks around it"),
+        # (no event may have it: every record was rejected, the run exiting 0 with STATE)
+        (
+            {"streams": {"c": {"fields": {"contents": "'sku-1'"}}}},
+            "streams.c.fields.contents: contents must be a list of objects, not a string",
+        ),
+    ],
+)
+def test_settings_no_run_can_use_are_config_errors(settings, said, sandbox, tmp_path):
+    cfg = config(sandbox.url, tmp_path)
+    if settings.pop("api_url_padded", False):
+        settings["api_url"] = sandbox.url + " "
+    run = run_target({**cfg, **settings}, [SCHEMA, rec(1)], tmp_path)
+    assert run.returncode == 1, run.output
+    assert said in run.stderr
+    assert "Traceback" not in run.output
+    assert "This is a bug" not in run.output
+    assert sandbox.stats()["requests"] == 0
+    assert not (tmp_path / "newdir").exists()
+
+
+def test_settings_written_as_meltano_passes_them_are_read_as_meant(sandbox, tmp_path):
+    """flattening_enabled "false" (text: Meltano passes a setting it does not know so) turned
+    flattening on for the SDK's checks; keep_source_url_query null was refused where every
+    other setting of an entry takes null for its default."""
+    streams = {"c": {"keep_source_url_query": None}}
+    cfg = {**config(sandbox.url, tmp_path, streams=streams), "flattening_enabled": "false"}
+    run = run_target(cfg, [SCHEMA, rec(1, source_url="https://shop.example/p?q=1")], tmp_path)
+    assert run.returncode == 0, run.output
+    assert [e.get("source_url") for e in sandbox.events(PIXEL_ID)] == ["https://shop.example/p"]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('[["pixel_id", "px"], ["api_key", "sk-svcacct-0123456789"]]', "must hold a JSON object"),
+        ("", "cannot be read: Expecting value"),
+    ],
+)
+def test_a_config_file_that_is_no_object_of_settings_is_named(text, said, tmp_path):
+    """A JSON array was taken as pairs of settings; a file of several that is not JSON was not
+    named."""
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"pixel_id": PIXEL_ID, "api_key": API_KEY}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(good), "--config", str(bad)],
+        input=b"",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert f"the config file {str(bad)!r} {said}" in proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr
+
+
 def test_an_expression_reference_outside_a_function_is_a_config_error(sandbox, tmp_path):
     """`&test` as a filter was always true (a test order sent for real), and `&id` as the id
     sent `<jmespath.visitor._Expression object at 0x...>`, a new id each run, one address

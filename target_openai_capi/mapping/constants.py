@@ -13,7 +13,7 @@ from typing import Any
 
 from target_openai_capi.contract import ACTION_SOURCES
 from target_openai_capi.contract.built import source_url_ok
-from target_openai_capi.mapping.errors import MappingError, quote
+from target_openai_capi.mapping.errors import MappingError, quote, type_name
 from target_openai_capi.mapping.event import _as_bool, _as_text, source_url_text
 from target_openai_capi.mapping.event import _custom_data as custom_data
 from target_openai_capi.mapping.event_names import custom_event, resolve_event_type
@@ -111,6 +111,18 @@ def _amount(mapping: StreamMapping, value: Any, currency: Any) -> None:
         to_minor_units(value, code, "amount")
 
 
+def _contents(mapping: StreamMapping, value: Any, currency: Any) -> str | None:
+    """A fixed contents that is no list of objects (JSON text of one is read per record)."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        return None
+    if not isinstance(value, list):
+        return f"contents must be a list of objects, not {type_name(value)}"
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            return f"contents[{index}] must be an object, not {type_name(item)}"
+    return None
+
+
 _CHECKS: dict[str, Check] = {
     "id": _id,
     "timestamp": _converts(to_epoch_ms),
@@ -127,4 +139,5 @@ _CHECKS: dict[str, Check] = {
     "currency": _converts(currency_code),
     "plan_id": _converts(lambda value: _as_text(value, "plan_id")),
     "custom_data": _converts(lambda value: custom_data(value, [])),
+    "contents": _contents,
 }

@@ -200,8 +200,10 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
     elif entry.get("match_identifiers") is not None:
         problems.append(f"{where}.match_identifiers has no effect without skip_unmatchable: true")
 
-    keep_query = entry.get("keep_source_url_query", False)
-    if not isinstance(keep_query, bool):
+    keep_query = entry.get("keep_source_url_query")
+    if keep_query is None:  # (null, as for every other setting of an entry: the default)
+        keep_query = False
+    elif not isinstance(keep_query, bool):
         problems.append(f"{where}.keep_source_url_query: must be true or false")
 
     if problems:
