@@ -500,6 +500,7 @@ def _types_of(name: str, schema: Mapping[str, Any] = CONFIG_SCHEMA) -> list[str]
 
 
 _NUMBER_SETTINGS = tuple(n for n in CONFIG_SCHEMA["properties"] if "number" in _types_of(n))
+_INTEGER_SETTINGS = tuple(n for n in CONFIG_SCHEMA["properties"] if "integer" in _types_of(n))
 
 
 def environment_problems(
@@ -721,6 +722,15 @@ def fill_from_environment(config: dict[str, Any]) -> None:
         value = config.get(name)
         if isinstance(value, str) and _number(value) is not None:
             config[name] = _number(value)
+    for name in _INTEGER_SETTINGS:  # (2.0 or 1E3 in a file: a whole number, as JSON Schema has
+        value = config.get(name)  # it, which the SDK's Decimal is not to its validator)
+        if (
+            isinstance(value, Decimal)
+            and value.is_finite()
+            and value == value.to_integral_value()
+            and value.adjusted() < 18
+        ):
+            config[name] = int(value)
     # dry_run as text: Meltano passes its variable's value as written (the setting is declared
     # a string in meltano.yml: as a boolean, Meltano read any word but true/1/yes/on as false,
     # and a typo such as `ture` sent for real). Another word is refused by the schema.

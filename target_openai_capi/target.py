@@ -107,8 +107,20 @@ _UNEXPECTED_IN_AN_ENTRY = re.compile(
 )
 
 
+# A value as the SDK's validator quotes it from the config it read (floats as Decimals).
+_DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
+# The longest value a config error quotes (the SDK's validator quotes a value whole).
+_MAX_QUOTED_SETTING = 200
+
+
 def _where_settings_come_from(error: str) -> str:
-    """A missing required setting, with where it can be given."""
+    """A missing required setting, with where it can be given; a value quoted as JSON has it
+    (1.5, not Decimal('1.5')), and cut to a readable length."""
+    error = _DECIMAL_REPR.sub(r"\1", error)
+    if len(error) > 2 * _MAX_QUOTED_SETTING:  # (a 10,000-character value: a 10 KB log line)
+        head, _, rest = error.partition(" is ")
+        if len(head) > _MAX_QUOTED_SETTING and rest:
+            error = f"{head[:_MAX_QUOTED_SETTING]}... ({len(head):,} characters) is {rest}"
     for name in ("pixel_id", "api_key"):
         if error == f"'{name}' is a required property":
             return (

@@ -16,11 +16,13 @@ import socket
 import subprocess
 import threading
 import time
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import simplejson
 from conftest import API_KEY, PIXEL_ID
 from support import TARGET_CMD, iso_minutes_ago, record, run_target, schema, state, target_config
 
@@ -1104,7 +1106,10 @@ def test_a_dead_letter_file_that_cannot_be_written_stops_at_start_up(kind, sandb
     assert_clean(run)
     assert f"dead_letter_path {str(path)!r} cannot be written" in run.stderr
     if kind == "under a file":  # (it said 'File exists', of a file that does not)
-        assert f"({str(tmp_path / 'plain-file')!r} is a file, not a folder)" in run.stderr
+        # (the path is hidden in the log when it holds six digits or more, as pytest's tmp_path
+        # comes to, after a thousand runs: "pytest-1021/popen-gw0/..._c1")
+        shown = re.escape(repr(str(tmp_path / "plain-file")))
+        assert re.search(rf"\((?:{shown}|'…') is a file, not a folder\)", run.stderr), run.stderr
     assert sandbox.stats()["requests"] == 0
 
 
@@ -1336,6 +1341,31 @@ def test_settings_written_as_meltano_passes_them_are_read_as_meant(sandbox, tmp_
     assert [e.get("source_url") for e in sandbox.events(PIXEL_ID)] == ["https://shop.example/p"]
 
 
+def test_number_settings_are_read_and_said_as_json_writes_them(sandbox, tmp_path):
+    """batch_size 2.0 (a whole number, to JSON Schema) was refused as "Decimal('2.0') is not of
+    type 'integer'"; a wrong value is quoted as the file wrote it, and a long one cut."""
+    cfg = {**config(sandbox.url, tmp_path), "batch_size": Decimal("2.0")}
+    (tmp_path / "config-2.0.json").write_text(simplejson.dumps(cfg, use_decimal=True))
+    run = run_target(cfg | {"batch_size": 2}, [SCHEMA, rec(1), rec(2), rec(3)], tmp_path)
+    assert run.returncode == 0, run.output  # (the same config, written as 2.0 below)
+    proc = subprocess.run(
+        [*TARGET_CMD, "--config", str(tmp_path / "config-2.0.json")],
+        input=("\n".join([SCHEMA, rec(4), rec(5), rec(6)]) + "\n").encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert sandbox.stats()["largest_batch"] == 2
+    bad = {**config(sandbox.url, tmp_path), "pixel_id": 1.5, "user_field_style": "x" * 10_000}
+    run = run_target(bad, [SCHEMA], tmp_path)
+    assert run.returncode == 1
+    assert "1.5 is not of type 'string' in config['pixel_id']" in run.stderr
+    assert "Decimal(" not in run.stderr
+    assert "... (10,002 characters) is not one of ['plural', 'singular']" in run.stderr
+    assert max(len(line) for line in run.stderr.splitlines()) < 1_000
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [
@@ -1417,7 +1447,7 @@ def test_a_config_file_that_is_no_json_object_is_one_clear_line(text, said, tmp_
     err = proc.stderr.decode()
     assert proc.returncode == 1
     assert "Traceback" not in err
-    assert said in err
+    assert said.replace("the config file", f"the config file {str(path)!r}") in err
 
 
 @pytest.mark.parametrize(
