@@ -742,10 +742,14 @@ def fill_from_environment(config: dict[str, Any]) -> None:
             config[name] = value.strip().lower() in _TRUE_WORDS
 
 
-# A value shaped like an OpenAI key (`sk-svcacct-...`, `sk-proj-...`) in a message: a key given
-# in the wrong setting (Meltano's .env lines swapped), which no message shows. (Not the prefix
-# alone, which a message may name as a hint.)
-_KEY_LIKE = re.compile(r"(?<![A-Za-z0-9])sk-(?:svcacct-|proj-)?[A-Za-z0-9_\-]{6,}", re.IGNORECASE)
+# A value shaped like an OpenAI key in a message: a key given in the wrong setting (Meltano's
+# .env lines swapped), which no message shows. A service account's or a project's key (a long
+# body after `sk-svcacct-` or `sk-proj-`), or an older one (`sk-` and 40 letters and digits):
+# not the prefix alone, which a message may name as a hint, nor a name or URL that begins with
+# sk- (`sk-ii-essence`, `SK-TEST-001`).
+_KEY_LIKE = re.compile(
+    r"(?<![A-Za-z0-9])sk-(?:(?:svcacct|proj)-[A-Za-z0-9_\-]{16,}|[A-Za-z0-9]{40,})(?![A-Za-z0-9])"
+)
 
 
 def without_key(messages: list[str], key: object) -> list[str]:
@@ -763,19 +767,12 @@ def without_key(messages: list[str], key: object) -> list[str]:
         # (in any case: a URL's host is quoted lower-cased)
         pattern = re.compile(re.escape(form), re.IGNORECASE)
         messages = [pattern.sub("***", m) for m in messages]
-    return [_KEY_LIKE.sub(_hidden_unless_a_prefix, m) for m in messages]
+    return [_KEY_LIKE.sub("***", m) for m in messages]
 
 
 def _holds_a_key(text: str) -> bool:
     """Whether a text holds a value shaped like an API key (not the prefix alone)."""
-    return any(_hidden_unless_a_prefix(m) == "***" for m in _KEY_LIKE.finditer(text))
-
-
-def _hidden_unless_a_prefix(match: re.Match[str]) -> str:
-    return match.group() if match.group().lower() in _KEY_PREFIXES else "***"
-
-
-_KEY_PREFIXES = frozenset({"sk-svcacct-", "sk-proj-"})
+    return _KEY_LIKE.search(text) is not None
 
 
 def _strings_in(value: object, depth: int = 0) -> list[str]:

@@ -113,14 +113,19 @@ _DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
 _MAX_QUOTED_SETTING = 200
 
 
+def _cut_to_be_read(error: str) -> str:
+    """A config message that quotes a long value (the SDK's validator quotes it whole: 10,000
+    characters made a 10 KB log line), cut in its middle: its start and its end (the setting
+    and the rule) kept. After the key is hidden (a key cut short is no longer found whole)."""
+    if len(error) <= 2 * _MAX_QUOTED_SETTING:
+        return error
+    return f"{error[:_MAX_QUOTED_SETTING]}... ({len(error):,} characters) ...{error[-150:]}"
+
+
 def _where_settings_come_from(error: str) -> str:
     """A missing required setting, with where it can be given; a value quoted as JSON has it
-    (1.5, not Decimal('1.5')), and cut to a readable length."""
+    (1.5, not Decimal('1.5'))."""
     error = _DECIMAL_REPR.sub(r"\1", error)
-    if len(error) > 2 * _MAX_QUOTED_SETTING:  # (a 10,000-character value: a 10 KB log line)
-        head, _, rest = error.partition(" is ")
-        if len(head) > _MAX_QUOTED_SETTING and rest:
-            error = f"{head[:_MAX_QUOTED_SETTING]}... ({len(head):,} characters) is {rest}"
     for name in ("pixel_id", "api_key"):
         if error == f"'{name}' is a required property":
             return (
@@ -318,7 +323,9 @@ class TargetOpenAICapi(Target):
             errors = beside_a_file + dry_run_variable_problems(os.environ)
         if not errors:
             errors = config_problems(self.config) + unknown
-        errors = without_key(errors, self._config.get("api_key"))
+        errors = [
+            _cut_to_be_read(error) for error in without_key(errors, self._config.get("api_key"))
+        ]
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors

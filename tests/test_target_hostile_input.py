@@ -1285,10 +1285,12 @@ KEY_ELSEWHERE = "sk-svcacct-FUZZSECRET1234567890"
         ({"api_key": "", "api_url": KEY_ELSEWHERE}, "api_url must be an https:// URL, got '***'"),
         ({"default_phone_region": KEY_ELSEWHERE}, "'***' is too long in config"),
         ({"user_field_style": KEY_ELSEWHERE}, "'***' is not one of"),
+        ({"api_key": ["FUZZSECRET" + "Q" * 500]}, "['***'] is not of type 'string'"),
     ],
 )
 def test_a_key_given_in_another_setting_is_never_shown(settings, said, sandbox, tmp_path):
-    """Also when api_key holds something else (a short word hides nothing: 'true' stays)."""
+    """Also when api_key holds something else (a short word hides nothing: 'true' stays); and a
+    long key a message quotes is hidden before the message is cut (cut, it was not found)."""
     cfg = {**config(sandbox.url, tmp_path), **settings}
     run = run_target(cfg, [SCHEMA, rec(1)], tmp_path)
     assert run.returncode == 1, run.output
@@ -1330,6 +1332,26 @@ def test_settings_no_run_can_use_are_config_errors(settings, said, sandbox, tmp_
     assert not (tmp_path / "newdir").exists()
 
 
+def test_values_that_begin_with_sk_are_no_api_key(sandbox, tmp_path):
+    """A product (SK-II), a SKU or a page whose name begins with sk- is no key: refused as one
+    after 1f310f5, with advice to rotate a key never shared."""
+    entry = {
+        "event_type": "custom",
+        "filter": "sku != 'SK-TEST-001'",
+        "event_types": {"SK-Telecom-Signup": "lead_created"},
+        "fields": {
+            "custom_event_name": "'sk-ii-essence-sample'",
+            "source_url": "'https://shop.example.com/products/sk-ii-facial-treatment'",
+        },
+    }
+    run = run_target(
+        config(sandbox.url, tmp_path, streams={"c": entry}), [SCHEMA, rec(1)], tmp_path
+    )
+    assert run.returncode == 0, run.output
+    [event] = sandbox.events(PIXEL_ID)
+    assert event["custom_event_name"] == "sk-ii-essence-sample"
+
+
 def test_settings_written_as_meltano_passes_them_are_read_as_meant(sandbox, tmp_path):
     """flattening_enabled "false" (text: Meltano passes a setting it does not know so) turned
     flattening on for the SDK's checks; keep_source_url_query null was refused where every
@@ -1362,7 +1384,8 @@ def test_number_settings_are_read_and_said_as_json_writes_them(sandbox, tmp_path
     assert run.returncode == 1
     assert "1.5 is not of type 'string' in config['pixel_id']" in run.stderr
     assert "Decimal(" not in run.stderr
-    assert "... (10,002 characters) is not one of ['plural', 'singular']" in run.stderr
+    assert "characters) ..." in run.stderr
+    assert "x' is not one of ['plural', 'singular'] in config['user_field_style']" in run.stderr
     assert max(len(line) for line in run.stderr.splitlines()) < 1_000
 
 

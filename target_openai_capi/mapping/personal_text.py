@@ -10,15 +10,21 @@ import re
 from urllib.parse import unquote
 
 # The at sign as people write it: also the full-width one of Japanese and Chinese input
-# methods (U+FF20), and the small one (U+FE6B); and a domain's dot, the full-width one too (not
-# the ideographic full stop U+3002, which ends Japanese sentences: a place after an at sign
-# and a sentence after it are no address).
+# methods (U+FF20), and the small one (U+FE6B); and a domain's dot, the full-width one too.
 AT_SIGNS = "@\uff20\ufe6b"
 _DOTS = ".\uff0e"
+# Letters, digits and hyphens of a domain, ASCII or full-width; its last part's first letter.
+_LATIN = "A-Za-z0-9\\-\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\uff0d"
+_LATIN_LETTER = "A-Za-z\uff21-\uff3a\uff41-\uff5a"
 # (anchored on the @, so that a long text with an @ and no dot costs one pass, not its square;
 # a domain's last part begins with a letter: `webinar@10.30am` holds none)
 _EMAIL = re.compile(
     rf"(?<=[^\s{AT_SIGNS}])[{AT_SIGNS}][^\s{AT_SIGNS}]+[{_DOTS}][^\W\d_][^\s{AT_SIGNS}{_DOTS}]+"
+    # The ideographic full stop (U+3002, U+FF61) an input method types in kana mode is a dot
+    # only in a domain of Latin letters, digits and hyphens (taro U+FF20 example U+3002 jp): it ends
+    # Japanese sentences, and a place after an at sign, then a sentence, is no address.
+    rf"|(?<=[^\s{AT_SIGNS}])[{AT_SIGNS}][{_LATIN}]+"
+    rf"(?:[{_DOTS}\u3002\uff61][{_LATIN}]+)*[{_DOTS}\u3002\uff61][{_LATIN_LETTER}][{_LATIN}]*"
 )
 
 # A phone number is written with its "+" (or a full-width one): digits alone are as likely an
