@@ -765,3 +765,30 @@ def test_an_entry_in_dry_run_whose_stream_never_came_is_named(sandbox, tmp_path)
     streams = {"leads": {}, "refunds": {"event_type": "custom", "dry_run": True}}
     run = run_target(target_config(sandbox.url, tmp_path, streams), lines, tmp_path)
     assert "streams.refunds matched nothing" in run.stderr
+
+
+def test_a_record_with_no_event_name_is_told_what_was_read_for_it(sandbox, tmp_path):
+    """`streams: {orders: {}}` on a table without a `type` column rejected every record as
+    'event name is empty', a name the user never mapped; and an event_type_from that gives
+    nothing was not named."""
+    at = iso_minutes_ago(2)
+    lines = [
+        schema("orders", {"id": {}, "timestamp": {}}, ["id"]),
+        record("orders", {"id": "1", "timestamp": at}),
+        schema("ev", {"id": {}, "kind": {}, "timestamp": {}}, ["id"]),
+        record("ev", {"id": "2", "timestamp": at}),
+    ]
+    streams = {"orders": {}, "ev": {"event_type_from": "kind"}}
+    run = run_target(base_config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    reasons = [
+        json.loads(line)["dead_letter"]["reason"]
+        for line in (tmp_path / "dead.jsonl").read_text().splitlines()
+        if '"RECORD"' in line
+    ]
+    assert reasons == [
+        "event name is empty: the record has no `type` property, which names the event when "
+        "the stream's entry sets neither event_type nor event_type_from; set one of them "
+        "(event_type: order_created, or event_type_from: the column of the name)",
+        "event name is empty: event_type_from 'kind' gave no value for this record",
+    ]

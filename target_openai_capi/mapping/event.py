@@ -780,7 +780,21 @@ def _event_type(mapping: StreamMapping, record: Mapping[str, Any]) -> tuple[str,
             # A name that makes no custom event's (no ASCII letter, personal data) is no
             # standard type's either: the mapped custom_event_name names the event.
             return "custom", None
+        if name is None or (isinstance(name, str) and not name.strip()):
+            raise MappingError(_no_event_name(mapping), "event") from None
         raise
+
+
+def _no_event_name(mapping: StreamMapping) -> str:
+    """Why a record has no event name: what was read for it, and what to set."""
+    text = mapping.event_type_from_text
+    if text is None:  # (neither setting: a table shaped like the event, its `type` column)
+        return (
+            "event name is empty: the record has no `type` property, which names the event "
+            "when the stream's entry sets neither event_type nor event_type_from; set one of "
+            "them (event_type: order_created, or event_type_from: the column of the name)"
+        )
+    return f"event name is empty: event_type_from {text!r} gave no value for this record"
 
 
 # Mapped fields that only some data shapes take (`_data` leaves them out of the others), and

@@ -96,6 +96,8 @@ class StreamMapping:
     # phone left out), or the other of their pair is mapped (a `timestamp_ms` column must not
     # replace the `timestamp` the user mapped).
     unread: frozenset[str] = frozenset()
+    # The entry's own event_type_from (None: not set, the record's `type` names its event).
+    event_type_from_text: str | None = None
 
 
 # Two ways to give one value (major or minor units, ISO time or epoch milliseconds): where the
@@ -228,6 +230,7 @@ def compile_stream_mapping(stream: str, entry: Mapping[str, Any]) -> StreamMappi
         texts={name: (entry.get("fields") or {})[name] for name in fields},
         keep_source_url_query=keep_query,
         unread=frozenset(unread),
+        event_type_from_text=entry.get("event_type_from"),
     )
 
 
