@@ -169,18 +169,35 @@ def _from_config_file(exc: BaseException) -> bool:
 
 
 def _unreadable_json_variables() -> list[str]:
-    """The TARGET_OPENAI_CAPI_* variables written as a JSON object or array that is not JSON."""
+    """The TARGET_OPENAI_CAPI_* variables written as a JSON object or array that is not JSON,
+    and those of a setting that is an object or an array (`streams`) that are no JSON."""
     import json
 
+    from target_openai_capi.config import CONFIG_SCHEMA
+
+    structured = {
+        "TARGET_OPENAI_CAPI_" + name.upper()
+        for name, spec in CONFIG_SCHEMA["properties"].items()
+        if {"object", "array"} & set(_types(spec.get("type")))
+    }
     found = []
     for name, value in sorted(os.environ.items()):
-        if not name.startswith("TARGET_OPENAI_CAPI_") or value.strip()[:1] not in ("{", "["):
+        if not name.startswith("TARGET_OPENAI_CAPI_"):
+            continue
+        if value.strip()[:1] not in ("{", "[") and name not in structured:
             continue
         try:
             json.loads(value)
         except ValueError:
             found.append(name)
     return found
+
+
+def _types(declared: object) -> list[str]:
+    """A JSON Schema `type`: one name, or a list of them."""
+    if isinstance(declared, str):
+        return [declared]
+    return [str(name) for name in declared] if isinstance(declared, list) else []
 
 
 def _from_environment(exc: BaseException) -> bool:

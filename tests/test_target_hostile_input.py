@@ -1487,6 +1487,8 @@ def test_a_config_file_that_is_no_json_object_is_one_clear_line(text, said, tmp_
         # (the variable named: it said "a TARGET_OPENAI_CAPI_* environment variable")
         ("TARGET_OPENAI_CAPI_STREAMS", "{not json", "TARGET_OPENAI_CAPI_STREAMS cannot be read"),
         ("TARGET_OPENAI_CAPI_STREAM_MAPS", "[1,", "_STREAM_MAPS cannot be read as its setting"),
+        # (an object setting given as a word, not JSON: no variable was named)
+        ("TARGET_OPENAI_CAPI_STREAMS", "orders", "TARGET_OPENAI_CAPI_STREAMS cannot be read"),
         # (the key in the wrong variable: its first 40 characters were quoted)
         ("TARGET_OPENAI_CAPI_DRY_RUN", API_KEY, "DRY_RUN is a value like an API key (not shown)"),
         ("TARGET_OPENAI_CAPI_BATCH_SIZE", API_KEY, "SIZE is a value like an API key (not shown)"),
