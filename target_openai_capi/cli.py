@@ -171,13 +171,17 @@ def _from_config_file(exc: BaseException) -> bool:
 def _unreadable_json_variables() -> list[str]:
     """The TARGET_OPENAI_CAPI_* variables written as a JSON object or array that is not JSON,
     and those of a setting that is an object or an array (`streams`) that are no JSON."""
+    import copy
     import json
 
     from target_openai_capi.config import CONFIG_SCHEMA
+    from target_openai_capi.target import TargetOpenAICapi
 
+    schema = copy.deepcopy(CONFIG_SCHEMA)
+    TargetOpenAICapi.append_builtin_config(schema)  # (the SDK's own: stream_maps, ...)
     structured = {
         "TARGET_OPENAI_CAPI_" + name.upper()
-        for name, spec in CONFIG_SCHEMA["properties"].items()
+        for name, spec in schema["properties"].items()
         if {"object", "array"} & set(_types(spec.get("type")))
     }
     found = []

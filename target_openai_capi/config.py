@@ -743,12 +743,14 @@ def fill_from_environment(config: dict[str, Any]) -> None:
 
 
 # A value shaped like an OpenAI key in a message: a key given in the wrong setting (Meltano's
-# .env lines swapped), which no message shows. A service account's or a project's key (a long
-# body after `sk-svcacct-` or `sk-proj-`), or an older one (`sk-` and 40 letters and digits):
-# not the prefix alone, which a message may name as a hint, nor a name or URL that begins with
-# sk- (`sk-ii-essence`, `SK-TEST-001`).
+# .env lines swapped), which no message shows. A service account's, a project's, an admin's
+# or a user's key (a long body after `sk-svcacct-`, `sk-proj-`, `sk-admin-` or `sk-None-`, as
+# _LOOKS_LIKE_A_KEY), or an older one (`sk-` and 40 letters and digits): not the prefix
+# alone, which a message may name as a hint, nor a name or URL that begins with sk-
+# (`sk-ii-essence`, `SK-TEST-001`).
 _KEY_LIKE = re.compile(
-    r"(?<![A-Za-z0-9])sk-(?:(?:svcacct|proj)-[A-Za-z0-9_\-]{16,}|[A-Za-z0-9]{40,})(?![A-Za-z0-9])"
+    r"(?<![A-Za-z0-9])sk-(?:(?:svcacct|proj|admin|None)-[A-Za-z0-9_\-]{16,}|[A-Za-z0-9]{40,})"
+    r"(?![A-Za-z0-9])"
 )
 
 

@@ -113,13 +113,23 @@ _DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
 _MAX_QUOTED_SETTING = 200
 
 
+# A long quoted value in a config message (the SDK's validator quotes a value whole): a run
+# of characters without its quote (not a list of short values, each in its own quotes).
+_LONG_QUOTED = re.compile(
+    rf"(')([^'\n]{{{_MAX_QUOTED_SETTING + 1},}})'|(\")([^\"\n]{{{_MAX_QUOTED_SETTING + 1},}})\""
+)
+
+
 def _cut_to_be_read(error: str) -> str:
-    """A config message that quotes a long value (the SDK's validator quotes it whole: 10,000
-    characters made a 10 KB log line), cut in its middle: its start and its end (the setting
-    and the rule) kept. After the key is hidden (a key cut short is no longer found whole)."""
-    if len(error) <= 2 * _MAX_QUOTED_SETTING:
-        return error
-    return f"{error[:_MAX_QUOTED_SETTING]}... ({len(error):,} characters) ...{error[-150:]}"
+    """A config message with a long quoted value (10,000 characters made a 10 KB log line),
+    the value cut, the rest of the message kept (the setting, the rule, the values allowed).
+    After the key is hidden: a key cut short is no longer found whole."""
+
+    def cut(found: re.Match[str]) -> str:
+        quote, value = (found[1], found[2]) if found[1] else (found[3], found[4])
+        return f"{quote}{value[:_MAX_QUOTED_SETTING]}... ({len(value):,} characters){quote}"
+
+    return _LONG_QUOTED.sub(cut, error)
 
 
 def _where_settings_come_from(error: str) -> str:

@@ -1260,6 +1260,10 @@ def test_the_api_key_in_api_url_is_refused_and_never_echoed(where, sandbox, tmp_
         ({"fields": {"plan_id": "'{key}'"}}, "streams.c holds an API key"),
         ({"fields": {"custom_data": "{note: '{key}'}"}}, "streams.c holds an API key"),
         ({"event_type_from": "'{key}'"}, "streams.c holds an API key"),
+        (
+            {"fields": {"custom_data": "{note: 'sk-admin-FUZZSECRET1234567890_x'}"}},
+            "streams.c holds an API key",
+        ),
     ],
 )
 def test_the_api_key_pasted_into_a_streams_entry_is_not_echoed(entry, said, sandbox, tmp_path):
@@ -1286,6 +1290,9 @@ KEY_ELSEWHERE = "sk-svcacct-FUZZSECRET1234567890"
         ({"default_phone_region": KEY_ELSEWHERE}, "'***' is too long in config"),
         ({"user_field_style": KEY_ELSEWHERE}, "'***' is not one of"),
         ({"api_key": ["FUZZSECRET" + "Q" * 500]}, "['***'] is not of type 'string'"),
+        # (an admin's or a user's key too: the shapes the API hands out)
+        ({"batch_size": "sk-admin-FUZZSECRET1234567890_x"}, "'***' is not of type 'integer'"),
+        ({"batch_size": "sk-None-FUZZSECRET1234567890"}, "'***' is not of type 'integer'"),
     ],
 )
 def test_a_key_given_in_another_setting_is_never_shown(settings, said, sandbox, tmp_path):
@@ -1384,9 +1391,15 @@ def test_number_settings_are_read_and_said_as_json_writes_them(sandbox, tmp_path
     assert run.returncode == 1
     assert "1.5 is not of type 'string' in config['pixel_id']" in run.stderr
     assert "Decimal(" not in run.stderr
-    assert "characters) ..." in run.stderr
-    assert "x' is not one of ['plural', 'singular'] in config['user_field_style']" in run.stderr
+    assert "xxx... (10,000 characters)' is not one of ['plural', 'singular'] in config" in (
+        run.stderr
+    )
     assert max(len(line) for line in run.stderr.splitlines()) < 1_000
+    # A message with no long value is kept whole (the values allowed, all of them).
+    entry = {"event_types": {"Checkout Completed (Web Store, European storefront)": "purchase"}}
+    run = run_target(config(sandbox.url, tmp_path, streams={"c" * 60: entry}), [SCHEMA], tmp_path)
+    assert run.returncode == 1
+    assert "'trial_started', 'custom'] in config['streams']" in run.stderr
 
 
 @pytest.mark.parametrize(
@@ -1489,6 +1502,8 @@ def test_a_config_file_that_is_no_json_object_is_one_clear_line(text, said, tmp_
         ("TARGET_OPENAI_CAPI_STREAM_MAPS", "[1,", "_STREAM_MAPS cannot be read as its setting"),
         # (an object setting given as a word, not JSON: no variable was named)
         ("TARGET_OPENAI_CAPI_STREAMS", "orders", "TARGET_OPENAI_CAPI_STREAMS cannot be read"),
+        ("TARGET_OPENAI_CAPI_STREAM_MAPS", "orders", "_STREAM_MAPS cannot be read as its"),
+        ("TARGET_OPENAI_CAPI_FAKER_CONFIG", "abc", "_FAKER_CONFIG cannot be read as its"),
         # (the key in the wrong variable: its first 40 characters were quoted)
         ("TARGET_OPENAI_CAPI_DRY_RUN", API_KEY, "DRY_RUN is a value like an API key (not shown)"),
         ("TARGET_OPENAI_CAPI_BATCH_SIZE", API_KEY, "SIZE is a value like an API key (not shown)"),

@@ -787,8 +787,8 @@ def test_a_record_with_no_event_name_is_told_what_was_read_for_it(sandbox, tmp_p
         if '"RECORD"' in line
     ]
     assert reasons == [
-        "event name is empty: the record has no `type` property, which names the event when "
-        "the stream's entry sets neither event_type nor event_type_from; set one of them "
-        "(event_type: order_created, or event_type_from: the column of the name)",
+        "event name is empty: the record's `type` property, which names the event when the "
+        "stream's entry sets neither event_type nor event_type_from, is missing or empty; set "
+        "one of them (event_type: order_created, or event_type_from: the column of the name)",
         "event name is empty: event_type_from 'kind' gave no value for this record",
     ]

@@ -790,9 +790,10 @@ def _no_event_name(mapping: StreamMapping) -> str:
     text = mapping.event_type_from_text
     if text is None:  # (neither setting: a table shaped like the event, its `type` column)
         return (
-            "event name is empty: the record has no `type` property, which names the event "
-            "when the stream's entry sets neither event_type nor event_type_from; set one of "
-            "them (event_type: order_created, or event_type_from: the column of the name)"
+            "event name is empty: the record's `type` property, which names the event when the "
+            "stream's entry sets neither event_type nor event_type_from, is missing or empty; "
+            "set one of them (event_type: order_created, or event_type_from: the column of "
+            "the name)"
         )
     return f"event name is empty: event_type_from {text!r} gave no value for this record"
 

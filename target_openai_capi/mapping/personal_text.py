@@ -23,7 +23,9 @@ _EMAIL = re.compile(
     # The ideographic full stop (U+3002, U+FF61) an input method types in kana mode is a dot
     # only in a domain of Latin letters, digits and hyphens (taro U+FF20 example U+3002 jp): it ends
     # Japanese sentences, and a place after an at sign, then a sentence, is no address.
-    rf"|(?<=[^\s{AT_SIGNS}])[{AT_SIGNS}][{_LATIN}]+"
+    # (and a local part of Latin letters too: a Japanese text, an at sign, a Latin place, a
+    # full stop and a sentence is none)
+    rf"|(?<=[{_LATIN}._+])[{AT_SIGNS}][{_LATIN}]+"
     rf"(?:[{_DOTS}\u3002\uff61][{_LATIN}]+)*[{_DOTS}\u3002\uff61][{_LATIN_LETTER}][{_LATIN}]*"
 )
 
