@@ -3747,7 +3747,10 @@ def test_states_go_out_whole_to_a_non_blocking_output_whose_reader_is_slow(sandb
     "write could not complete without blocking"), read late: STATE lines were cut at 4,096
     bytes and run into the next, or lost without a word (PYTHONUNBUFFERED), or the run stopped
     as if the output were closed."""
-    states = [{"i": n, "pad": "x" * 16000} for n in range(120)]  # (those written: > 64 KiB)
+    # (those written: > 64 KiB, the pipe's size, however many STATEs the run had settled when
+    # it wrote one: the last alone is larger, so a busy machine that settles more at once and
+    # writes fewer lines still writes past the pipe's end)
+    states = [{"i": n, "pad": "x" * (16_000 if n < 119 else 70_000)} for n in range(120)]
     lines = [SCHEMA]
     for n, value in enumerate(states):
         lines += [rec(n), state(value)]
