@@ -143,6 +143,37 @@ def test_a_hostile_line_is_a_recorded_rejection_and_the_run_goes_on(case, sandbo
     assert "rejected=1" in run.stderr
 
 
+@pytest.mark.parametrize("dropped", ["no entry", "a stream map drops it"])
+def test_a_schema_no_validator_can_use_of_a_stream_never_sent_is_no_rejection(
+    dropped, sandbox, tmp_path
+):
+    """A tap's other table, which no entry maps, with a pattern Python cannot compile (\\p{L}:
+    JSON Schema's regexes are ECMA-262's): its SCHEMA was refused, its rows went to the
+    dead-letter file as input rejections, and on_rejected: fail stopped the run at it."""
+    other = json.dumps(
+        {
+            "type": "SCHEMA",
+            "stream": "customers",
+            "schema": {"properties": {"id": {}, "name": {"type": "string", "pattern": "\\p{L}"}}},
+            "key_properties": ["id"],
+        }
+    )
+    customer = record("customers", {"id": "c1", "name": "Jane Doe"})
+    extra: dict[str, Any] = {"on_rejected": "fail", "allow_unmatched_streams": True}
+    if dropped != "no entry":
+        extra = {"on_rejected": "fail", "stream_maps": {"customers": None}}
+    cfg = config(sandbox.url, tmp_path, **extra)
+    run = run_target(cfg, [SCHEMA, other, customer, rec(1), customer, state({"s": 1})], tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.states == [{"s": 1}]
+    assert stored(sandbox) == ["r1"]
+    outcome = "skipped_stream=2" if dropped == "no entry" else "filtered=2"
+    assert f"customers: received=2 {outcome}" in run.stderr
+    dead = tmp_path / "dead.jsonl"
+    assert not dead.exists() or "Jane" not in dead.read_text()  # (no rejection: no file)
+    assert "Rejected" not in run.stderr
+
+
 # SCHEMAs that a validator could not use: the SCHEMA is refused, its records say why.
 HOSTILE_SCHEMAS = {
     "properties not an object": (_schema_line([1]), "properties is not a JSON object"),
