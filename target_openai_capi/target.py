@@ -655,10 +655,15 @@ class TargetOpenAICapi(Target):
             self.pipeline, self.logger, self._refused, whole_input=not self.guard.stopped_by_signal
         )
         if self._state_withheld:
+            records = self.pipeline.dry_run_records()
             self.logger.warning(
-                "Dry run: no STATE was written (%s records of streams in dry_run), so the next "
-                "run reads them again; a run with a stream in dry_run writes none.",
-                f"{self.pipeline.dry_run_records():,}",
+                "Dry run: no STATE was written%s (%s), so the next run reads %s again; a run "
+                "with a stream in dry_run writes none past its records.",
+                " after the one before the first of them" if self._state_out.wrote else "",
+                f"{records:,} records of streams in dry_run"
+                if records
+                else "dry_run is true, though no record of a stream in dry_run came",
+                "them" if records else "this run's records",
             )
         reader = self.message_reader
         if isinstance(reader, TolerantReader) and reader.pool is not None and reader.pool.started:

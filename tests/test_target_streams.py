@@ -792,3 +792,36 @@ def test_a_record_with_no_event_name_is_told_what_was_read_for_it(sandbox, tmp_p
         "one of them (event_type: order_created, or event_type_from: the column of the name)",
         "event name is empty: event_type_from 'kind' gave no value for this record",
     ]
+
+
+def test_the_dry_run_warning_says_what_was_written_and_why(sandbox, tmp_path):
+    """A STATE written before the first record of a stream in dry_run was said not to be; and a
+    run whose dry_run is true, with only a stream set to send for real arriving, was said to
+    have '0 records of streams in dry_run' to read again."""
+    at = iso_minutes_ago(60)
+    props = {"id": {"type": "string"}, "created_at": {"type": "string"}}
+    entry = {"event_type": "lead_created", "fields": {"timestamp": "created_at"}}
+    lines = [
+        schema("a", props, ["id"]),
+        schema("b", props, ["id"]),
+        state({"seq": "0"}),
+        record("a", {"id": "1", "created_at": at}),
+        record("b", {"id": "1", "created_at": at}),
+        state({"seq": "1"}),
+    ]
+    streams = {"a": {**entry, "dry_run": True}, "b": entry}
+    run = run_target(base_config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.states == [{"seq": "0"}]
+    assert (
+        "Dry run: no STATE was written after the one before the first of them (1 records of "
+        "streams in dry_run)" in run.stderr
+    )
+    only_b = [line for line in lines if '"stream": "a"' not in line]
+    streams = {"a": entry, "b": {**entry, "dry_run": False}}
+    cfg = {**base_config(sandbox, tmp_path, streams), "dry_run": True}
+    run = run_target(cfg, only_b, tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.states == []
+    assert "(dry_run is true, though no record of a stream in dry_run came)" in run.stderr
+    assert "0 records" not in run.stderr

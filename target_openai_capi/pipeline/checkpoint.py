@@ -108,6 +108,11 @@ class StateWriter:
         self._out = out  # None: sys.stdout as it is at each write (tests redirect it)
         self._last_line: bytes | None = None
 
+    @property
+    def wrote(self) -> bool:
+        """Whether a STATE line was written in this run."""
+        return self._last_line is not None
+
     def write(self, state: StateValue) -> None:
         """Write one STATE value as a line, unless it repeats the last one."""
         if isinstance(state, msgspec.Raw):
