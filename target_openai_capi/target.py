@@ -109,8 +109,10 @@ _UNEXPECTED_IN_AN_ENTRY = re.compile(
 
 # A value as the SDK's validator quotes it from the config it read (floats as Decimals).
 _DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
-# The longest value a config error quotes (the SDK's validator quotes a value whole).
+# The longest value a config error quotes (the SDK's validator quotes a value whole), and the
+# longest message (one quoting a long list of short values).
 _MAX_QUOTED_SETTING = 200
+_MAX_CONFIG_MESSAGE = 1_000
 
 
 # A long quoted value in a config message (the SDK's validator quotes a value whole): a run
@@ -129,7 +131,10 @@ def _cut_to_be_read(error: str) -> str:
         quote, value = (found[1], found[2]) if found[1] else (found[3], found[4])
         return f"{quote}{value[:_MAX_QUOTED_SETTING]}... ({len(value):,} characters){quote}"
 
-    return _LONG_QUOTED.sub(cut, error)
+    error = _LONG_QUOTED.sub(cut, error)
+    if len(error) > _MAX_CONFIG_MESSAGE:  # (a list of 3,000 short values: cut in its middle)
+        error = f"{error[:600]}... ({len(error):,} characters) ...{error[-300:]}"
+    return error
 
 
 def _where_settings_come_from(error: str) -> str:
@@ -438,11 +443,18 @@ class TargetOpenAICapi(Target):
                     self._choose_route(other)
 
     def _never_sent(self, stream: str) -> bool:
-        """No record of the stream would be sent: it has no entry under `streams` and no stream
-        maps could send it elsewhere, or its stream maps drop it."""
-        if self.config.get("stream_maps"):
-            return self._dropped_by_stream_maps(stream)
-        return stream not in (self.config.get("streams") or {})
+        """No record of the stream would be sent: its stream maps drop it, or it has no entry
+        under `streams` and no stream map names it (an alias, a copy, a pattern could send it
+        as another's)."""
+        maps = self.config.get("stream_maps") or {}
+        if maps and self._dropped_by_stream_maps(stream):
+            return True
+        named = stream in maps or any(
+            (isinstance(value, dict) and value.get("__source__") == stream)
+            or (key != stream and fnmatch.fnmatchcase(stream, str(key)))
+            for key, value in maps.items()
+        )
+        return not named and stream not in (self.config.get("streams") or {})
 
     def _dropped_by_stream_maps(self, stream: str) -> bool:
         """The user's stream_maps drop the stream (`stream: null`, or `__else__: null` without

@@ -849,6 +849,9 @@ def test_a_value_the_api_would_refuse_is_left_out_with_the_contracts_words(monke
         # A Latin place after an at sign, then a sentence: no address either.
         ("\u767a\u58f2\u8a18\u5ff5\uff20HMV\u3002CD\u8cfc\u5165\u8005\u9650\u5b9a", None),
         ("12\u67081\u65e5@Shibuya\u3002DJ\u5165\u308a\u307e\u3059", None),
+        # A Japanese name before the at sign: an address, the text going on after a space.
+        ("mail: \u592a\u90ce\uff20gmail\u3002com \u307e\u3067", "holds an email address"),
+        ("\u5c71\u7530\uff20example\u3002jp", "holds an email address"),
         # An at sign before a place, then a sentence: Japanese text, no address.
         ("\u9650\u5b9aT\u30b7\u30e3\u30c4@\u6e0b\u8c37\u5e97\u3002\u9001\u6599\u7121\u6599", None),
         ("\u30e9\u30a4\u30d6\uff20\u6771\u4eac\u30c9\u30fc\u30e0\u3002\u30b0\u30c3\u30ba", None),

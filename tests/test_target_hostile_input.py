@@ -143,7 +143,7 @@ def test_a_hostile_line_is_a_recorded_rejection_and_the_run_goes_on(case, sandbo
     assert "rejected=1" in run.stderr
 
 
-@pytest.mark.parametrize("dropped", ["no entry", "a stream map drops it"])
+@pytest.mark.parametrize("dropped", ["no entry", "a stream map drops it", "maps of another"])
 def test_a_schema_no_validator_can_use_of_a_stream_never_sent_is_no_rejection(
     dropped, sandbox, tmp_path
 ):
@@ -160,14 +160,16 @@ def test_a_schema_no_validator_can_use_of_a_stream_never_sent_is_no_rejection(
     )
     customer = record("customers", {"id": "c1", "name": "Jane Doe"})
     extra: dict[str, Any] = {"on_rejected": "fail", "allow_unmatched_streams": True}
-    if dropped != "no entry":
+    if dropped == "a stream map drops it":
         extra = {"on_rejected": "fail", "stream_maps": {"customers": None}}
+    elif dropped == "maps of another":  # (a map of another stream: this one still has none)
+        extra["stream_maps"] = {"c": {"extra": "'x'"}}
     cfg = config(sandbox.url, tmp_path, **extra)
     run = run_target(cfg, [SCHEMA, other, customer, rec(1), customer, state({"s": 1})], tmp_path)
     assert run.returncode == 0, run.output
     assert run.states == [{"s": 1}]
     assert stored(sandbox) == ["r1"]
-    outcome = "skipped_stream=2" if dropped == "no entry" else "filtered=2"
+    outcome = "filtered=2" if dropped == "a stream map drops it" else "skipped_stream=2"
     assert f"customers: received=2 {outcome}" in run.stderr
     dead = tmp_path / "dead.jsonl"
     assert not dead.exists() or "Jane" not in dead.read_text()  # (no rejection: no file)
@@ -1426,6 +1428,15 @@ def test_number_settings_are_read_and_said_as_json_writes_them(sandbox, tmp_path
         run.stderr
     )
     assert max(len(line) for line in run.stderr.splitlines()) < 1_000
+    # A long list of short values is cut too (no one of them is long).
+    run = run_target(
+        {**bad, "pixel_id": PIXEL_ID, "on_rejected": [f"x{n}" for n in range(3000)]},
+        [SCHEMA],
+        tmp_path,
+    )
+    assert run.returncode == 1
+    assert max(len(line) for line in run.stderr.splitlines()) < 1_200
+    assert "characters) ..." in run.stderr
     # A message with no long value is kept whole (the values allowed, all of them).
     entry = {"event_types": {"Checkout Completed (Web Store, European storefront)": "purchase"}}
     run = run_target(config(sandbox.url, tmp_path, streams={"c" * 60: entry}), [SCHEMA], tmp_path)

@@ -16,6 +16,9 @@ _DOTS = ".\uff0e"
 # Letters, digits and hyphens of a domain, ASCII or full-width; its last part's first letter.
 _LATIN = "A-Za-z0-9\\-\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\uff0d"
 _LATIN_LETTER = "A-Za-z\uff21-\uff3a\uff41-\uff5a"
+# What may follow an address written with the ideographic full stop: the text's end, a space
+# or punctuation (not a Japanese word: an event at a Latin-named place, then a sentence).
+_AFTER_AN_ADDRESS = ".,;:!?()<>\\[\\]\"'\u3001\u3002\uff0c\uff0e\uff09\u300d\u300f"
 # (anchored on the @, so that a long text with an @ and no dot costs one pass, not its square;
 # a domain's last part begins with a letter: `webinar@10.30am` holds none)
 _EMAIL = re.compile(
@@ -23,10 +26,9 @@ _EMAIL = re.compile(
     # The ideographic full stop (U+3002, U+FF61) an input method types in kana mode is a dot
     # only in a domain of Latin letters, digits and hyphens (taro U+FF20 example U+3002 jp): it ends
     # Japanese sentences, and a place after an at sign, then a sentence, is no address.
-    # (and a local part of Latin letters too: a Japanese text, an at sign, a Latin place, a
-    # full stop and a sentence is none)
-    rf"|(?<=[{_LATIN}._+])[{AT_SIGNS}][{_LATIN}]+"
+    rf"|(?<=[^\s{AT_SIGNS}])[{AT_SIGNS}][{_LATIN}]+"
     rf"(?:[{_DOTS}\u3002\uff61][{_LATIN}]+)*[{_DOTS}\u3002\uff61][{_LATIN_LETTER}][{_LATIN}]*"
+    rf"(?=$|[\s{_AFTER_AN_ADDRESS}])"
 )
 
 # A phone number is written with its "+" (or a full-width one): digits alone are as likely an
