@@ -449,12 +449,15 @@ class TargetOpenAICapi(Target):
         maps = self.config.get("stream_maps") or {}
         if maps and self._dropped_by_stream_maps(stream):
             return True
-        named = stream in maps or any(
+        if any(  # (copied, or matched by a pattern: it may be sent as another's)
             (isinstance(value, dict) and value.get("__source__") == stream)
             or (key != stream and fnmatch.fnmatchcase(stream, str(key)))
             for key, value in maps.items()
-        )
-        return not named and stream not in (self.config.get("streams") or {})
+        ):
+            return False
+        own = maps.get(stream)  # (its own map may rename it: the name its entry must have)
+        name = own.get("__alias__", stream) if isinstance(own, dict) else stream
+        return name not in (self.config.get("streams") or {})
 
     def _dropped_by_stream_maps(self, stream: str) -> bool:
         """The user's stream_maps drop the stream (`stream: null`, or `__else__: null` without

@@ -852,6 +852,11 @@ def test_a_value_the_api_would_refuse_is_left_out_with_the_contracts_words(monke
         # A Japanese name before the at sign: an address, the text going on after a space.
         ("mail: \u592a\u90ce\uff20gmail\u3002com \u307e\u3067", "holds an email address"),
         ("\u5c71\u7530\uff20example\u3002jp", "holds an email address"),
+        ("taro\uff20gmail\u3002com\u307e\u3067", "holds an email address"),  # (Japanese after)
+        ("\uff54\uff41\uff52\uff4f\uff20\uff45\uff58\u3002\uff4a\uff50", "holds an email address"),
+        # A Latin place, the full stop, then a Latin word and more: an announcement.
+        ("\u30e9\u30a4\u30d6\uff20WWW\u3002OPEN 18:00", None),
+        ("\u30bb\u30fc\u30eb\uff20Amazon\u3002Prime Day", None),
         # An at sign before a place, then a sentence: Japanese text, no address.
         ("\u9650\u5b9aT\u30b7\u30e3\u30c4@\u6e0b\u8c37\u5e97\u3002\u9001\u6599\u7121\u6599", None),
         ("\u30e9\u30a4\u30d6\uff20\u6771\u4eac\u30c9\u30fc\u30e0\u3002\u30b0\u30c3\u30ba", None),

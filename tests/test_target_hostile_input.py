@@ -143,7 +143,9 @@ def test_a_hostile_line_is_a_recorded_rejection_and_the_run_goes_on(case, sandbo
     assert "rejected=1" in run.stderr
 
 
-@pytest.mark.parametrize("dropped", ["no entry", "a stream map drops it", "maps of another"])
+@pytest.mark.parametrize(
+    "dropped", ["no entry", "a stream map drops it", "maps of another", "its own map keeps it"]
+)
 def test_a_schema_no_validator_can_use_of_a_stream_never_sent_is_no_rejection(
     dropped, sandbox, tmp_path
 ):
@@ -164,6 +166,8 @@ def test_a_schema_no_validator_can_use_of_a_stream_never_sent_is_no_rejection(
         extra = {"on_rejected": "fail", "stream_maps": {"customers": None}}
     elif dropped == "maps of another":  # (a map of another stream: this one still has none)
         extra["stream_maps"] = {"c": {"extra": "'x'"}}
+    elif dropped == "its own map keeps it":  # (a map that neither renames nor copies it)
+        extra["stream_maps"] = {"customers": {"extra": "'x'"}}
     cfg = config(sandbox.url, tmp_path, **extra)
     run = run_target(cfg, [SCHEMA, other, customer, rec(1), customer, state({"s": 1})], tmp_path)
     assert run.returncode == 0, run.output

@@ -7,18 +7,22 @@ for (mapping/event.py, mapping/event_names.py); user fields are normalised by us
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import unquote
 
 # The at sign as people write it: also the full-width one of Japanese and Chinese input
 # methods (U+FF20), and the small one (U+FE6B); and a domain's dot, the full-width one too.
 AT_SIGNS = "@\uff20\ufe6b"
 _DOTS = ".\uff0e"
-# Letters, digits and hyphens of a domain, ASCII or full-width; its last part's first letter.
+# Letters, digits and hyphens of a domain, ASCII or full-width.
 _LATIN = "A-Za-z0-9\\-\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\uff0d"
-_LATIN_LETTER = "A-Za-z\uff21-\uff3a\uff41-\uff5a"
-# What may follow an address written with the ideographic full stop: the text's end, a space
-# or punctuation (not a Japanese word: an event at a Latin-named place, then a sentence).
-_AFTER_AN_ADDRESS = ".,;:!?()<>\\[\\]\"'\u3001\u3002\uff0c\uff0e\uff09\u300d\u300f"
+# The last parts of the domains people write with the ideographic full stop (a kana-mode
+# input method's dot): Japanese text puts one after a place's name too (a live show at WWW,
+# then "OPEN 18:00"), so only these end an address so written; not those that are English
+# words or abbreviations too (in, it, me, cd, id, am, tv).
+_DOMAIN_ENDS = (
+    "com|net|org|jp|cn|tw|hk|kr|sg|info|biz|io|edu|gov|co|uk|de|fr|ru|br|au|ca|nz|ch|nl|es"
+)
 # (anchored on the @, so that a long text with an @ and no dot costs one pass, not its square;
 # a domain's last part begins with a letter: `webinar@10.30am` holds none)
 _EMAIL = re.compile(
@@ -27,8 +31,8 @@ _EMAIL = re.compile(
     # only in a domain of Latin letters, digits and hyphens (taro U+FF20 example U+3002 jp): it ends
     # Japanese sentences, and a place after an at sign, then a sentence, is no address.
     rf"|(?<=[^\s{AT_SIGNS}])[{AT_SIGNS}][{_LATIN}]+"
-    rf"(?:[{_DOTS}\u3002\uff61][{_LATIN}]+)*[{_DOTS}\u3002\uff61][{_LATIN_LETTER}][{_LATIN}]*"
-    rf"(?=$|[\s{_AFTER_AN_ADDRESS}])"
+    rf"(?:[{_DOTS}\u3002\uff61][{_LATIN}]+)*[{_DOTS}\u3002\uff61](?i:{_DOMAIN_ENDS})"
+    rf"(?![{_LATIN}])"
 )
 
 # A phone number is written with its "+" (or a full-width one): digits alone are as likely an
@@ -52,6 +56,9 @@ def may_hold_email(text: str) -> bool:
 def holds_email(text: str) -> bool:
     """An email address in the text, also percent-encoded (jane%40example.com, from a URL)."""
     if _EMAIL.search(text):
+        return True
+    # (a domain's last part typed in full-width letters read as the ASCII ones they are)
+    if not text.isascii() and _EMAIL.search(unicodedata.normalize("NFKC", text)):
         return True
     return "%" in text and _EMAIL.search(unquote(text)) is not None
 
