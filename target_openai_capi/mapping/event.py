@@ -807,6 +807,14 @@ _SHAPE_ONLY_FIELDS = {
 }
 
 
+def carries(event_type: str, name: str) -> bool:
+    """Whether events of a type have a place for the field (its data shape takes it)."""
+    if name not in _SHAPE_ONLY_FIELDS:
+        return True
+    shape, key = DATA_SHAPE_BY_TYPE[event_type], _SHAPE_ONLY_FIELDS[name][0]
+    return shape == "custom" if key is None else key in SHAPE_FIELDS[shape]
+
+
 def fields_not_carried(mapping: StreamMapping | None) -> dict[str, str]:
     """The mapped fields that the stream's one event type (`event_type`) leaves out, each with
     why: its data shape has no place for it. (A stream of many types, `event_type_from`, may
@@ -816,10 +824,8 @@ def fields_not_carried(mapping: StreamMapping | None) -> dict[str, str]:
         return {}
     shape = DATA_SHAPE_BY_TYPE[event_type]
     dropped = {}
-    for name, (key, which) in _SHAPE_ONLY_FIELDS.items():
-        if name not in mapping.fields:
-            continue
-        if (shape != "custom") if key is None else (key not in SHAPE_FIELDS[shape]):
+    for name, (_, which) in _SHAPE_ONLY_FIELDS.items():
+        if name in mapping.fields and not carries(event_type, name):
             dropped[name] = (
                 f"{event_type} events carry data of type {shape}, which has no {name} ({which})"
             )

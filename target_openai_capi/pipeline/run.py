@@ -25,6 +25,7 @@ from target_openai_capi.delivery.batch import WireEvent
 from target_openai_capi.log_safety import log_safe, show_in_log
 from target_openai_capi.mapping.event import (
     amounts_both_read,
+    carries,
     fields_not_carried,
     id_key_properties,
 )
@@ -816,13 +817,4 @@ def _taken_by(mapping: StreamMapping, name: str) -> bool:
     only its own: no plan_id in a lead, no custom_event_name but in a custom event)."""
     if name == "custom_event_name":
         return mapping.event_type == "custom"
-    if mapping.event_type is None or mapping.event_type not in DATA_SHAPE_BY_TYPE:
-        return True
-    shape = DATA_SHAPE_BY_TYPE[mapping.event_type]
-    if name == "contents":
-        return shape != "customer_action"
-    if name == "plan_id":
-        return shape in ("plan_enrollment", "custom")
-    if name == "custom_data":
-        return shape == "custom"
-    return True
+    return mapping.event_type not in DATA_SHAPE_BY_TYPE or carries(mapping.event_type, name)
