@@ -174,15 +174,15 @@ def _unreadable_json_variables() -> list[str]:
     import copy
     import json
 
-    from target_openai_capi.config import CONFIG_SCHEMA
+    from target_openai_capi.config import CONFIG_SCHEMA, ENV_PREFIX, _types_of
     from target_openai_capi.target import TargetOpenAICapi
 
     schema = copy.deepcopy(CONFIG_SCHEMA)
     TargetOpenAICapi.append_builtin_config(schema)  # (the SDK's own: stream_maps, ...)
     structured = {
-        "TARGET_OPENAI_CAPI_" + name.upper()
-        for name, spec in schema["properties"].items()
-        if {"object", "array"} & set(_types(spec.get("type")))
+        ENV_PREFIX + name.upper()
+        for name in schema["properties"]
+        if {"object", "array"} & set(_types_of(name, schema))
     }
     found = []
     for name, value in sorted(os.environ.items()):
@@ -195,13 +195,6 @@ def _unreadable_json_variables() -> list[str]:
         except ValueError:
             found.append(name)
     return found
-
-
-def _types(declared: object) -> list[str]:
-    """A JSON Schema `type`: one name, or a list of them."""
-    if isinstance(declared, str):
-        return [declared]
-    return [str(name) for name in declared] if isinstance(declared, list) else []
 
 
 def _from_environment(exc: BaseException) -> bool:

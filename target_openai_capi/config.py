@@ -357,7 +357,10 @@ def _variable_means_a_dry_run(suffix: str) -> bool:
 
 # An OpenAI key as it begins (sk-svcacct-, sk-proj-, ...), or a legacy one: sk- and one long
 # token (a name such as sk-planet-connector is no key).
-_LOOKS_LIKE_A_KEY = re.compile(r"sk-(?:svcacct|proj|admin|None)-|sk-[A-Za-z0-9]{20,}$")
+# The kinds of OpenAI key, by the word after `sk-` (a service account's, a project's, an
+# admin's, a user's).
+_KEY_KINDS = "svcacct|proj|admin|None"
+_LOOKS_LIKE_A_KEY = re.compile(rf"sk-(?:{_KEY_KINDS})-|sk-[A-Za-z0-9]{{20,}}$")
 
 
 def config_problems(config: Mapping[str, Any]) -> list[str]:
@@ -749,7 +752,7 @@ def fill_from_environment(config: dict[str, Any]) -> None:
 # alone, which a message may name as a hint, nor a name or URL that begins with sk-
 # (`sk-ii-essence`, `SK-TEST-001`).
 _KEY_LIKE = re.compile(
-    r"(?<![A-Za-z0-9])sk-(?:(?:svcacct|proj|admin|None)-[A-Za-z0-9_\-]{16,}|[A-Za-z0-9]{40,})"
+    rf"(?<![A-Za-z0-9])sk-(?:(?:{_KEY_KINDS})-[A-Za-z0-9_\-]{{16,}}|[A-Za-z0-9]{{40,}})"
     r"(?![A-Za-z0-9])"
 )
 
