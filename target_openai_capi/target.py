@@ -167,6 +167,16 @@ def _where_settings_come_from(error: str) -> str:
 _REGEX_PROBLEM = "a regular expression Python cannot use"
 
 
+def _taken_by_another_map(stream: str, maps: Mapping[str, Any]) -> bool:
+    """Whether a stream map other than the stream's own takes its records: one that copies it
+    (`__source__`), or one whose name is a pattern the stream's matches."""
+    return any(
+        (isinstance(value, dict) and value.get("__source__") == stream)
+        or (key != stream and fnmatch.fnmatchcase(stream, str(key)))
+        for key, value in maps.items()
+    )
+
+
 def _properties_named_only(message: Mapping[str, Any]) -> dict[str, Any]:
     """The SCHEMA message with a schema that names its properties (and key properties) and
     says nothing else of them: for a stream whose records are skipped, never read."""
@@ -446,14 +456,10 @@ class TargetOpenAICapi(Target):
         """No record of the stream would be sent: its stream maps drop it, or it has no entry
         under `streams` and no stream map names it (an alias, a copy, a pattern could send it
         as another's)."""
-        maps = self.config.get("stream_maps") or {}
+        maps = self.mapper.stream_maps_dict
         if maps and self._dropped_by_stream_maps(stream):
             return True
-        if any(  # (copied, or matched by a pattern: it may be sent as another's)
-            (isinstance(value, dict) and value.get("__source__") == stream)
-            or (key != stream and fnmatch.fnmatchcase(stream, str(key)))
-            for key, value in maps.items()
-        ):
+        if _taken_by_another_map(stream, maps):  # (it may be sent as another's)
             return False
         own = maps.get(stream)  # (its own map may rename it: the name its entry must have)
         name = own.get("__alias__", stream) if isinstance(own, dict) else stream
@@ -463,11 +469,8 @@ class TargetOpenAICapi(Target):
         """The user's stream_maps drop the stream (`stream: null`, or `__else__: null` without
         an entry for it): none of its records would be sent."""
         maps = self.mapper.stream_maps_dict  # (`__else__` is the mapper's default, not here)
-        for key, value in maps.items():  # (another entry may take its records: not dropped)
-            if isinstance(value, dict) and value.get("__source__") == stream:
-                return False
-            if key != stream and fnmatch.fnmatchcase(stream, str(key)):
-                return False
+        if _taken_by_another_map(stream, maps):  # (its records may go there: not dropped)
+            return False
         if stream in maps:
             return maps[stream] is None or maps[stream] == "__NULL__"
         return self.mapper.default_mapper_type is RemoveRecordTransform
