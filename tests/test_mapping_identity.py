@@ -391,6 +391,21 @@ def test_in_italy_and_san_marino_the_zero_is_part_of_the_number(raw: str, digits
 
 
 @pytest.mark.parametrize(
+    "raw",
+    [
+        "+971 50 123 4567",
+        # Arabic-Indic digits
+        "+\u0669\u0667\u0661 \u0665\u0660 \u0661\u0662\u0663 \u0664\u0665\u0666\u0667",
+        "".join(chr(ord(ch) + 0xFEE0) for ch in "+971-50-123-4567"),  # full-width
+        "+971\u201350\u2014123\u22124567",  # en dash, em dash, minus sign
+        "\ufeff+971 50 123 4567\u200e",  # a byte order mark, a direction mark
+    ],
+)
+def test_a_number_in_other_digits_or_dashes_is_the_number_it_shows(raw: str) -> None:
+    assert build_user({"phone": raw}) == ({"phone_numbers_sha256": [h("971501234567")]}, [])
+
+
+@pytest.mark.parametrize(
     ("raw", "region"),
     [
         ("+1 415", None),  # 4 digits: fewer than 8

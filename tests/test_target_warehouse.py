@@ -24,6 +24,11 @@ ROW_SCHEMA = {
 }
 
 
+def full_width(text: str) -> str:
+    """ASCII text as a Japanese input method types it (U+FF01-U+FF5E)."""
+    return "".join(chr(ord(ch) + 0xFEE0) for ch in text)
+
+
 def config(
     sandbox: Any, tmp_path: Any, streams: dict[str, Any], workers: int | None = None, **extra: Any
 ) -> dict:
@@ -1257,6 +1262,39 @@ def test_an_australian_shop_s_overseas_numbers_hash_as_the_numbers_dialled(
         "local": [digest("61293744000")],
         "e164": [digest("442079460958")],
     }
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_number_written_with_full_width_digits_or_unicode_dashes_hashes_as_the_number(
+    workers, sandbox, tmp_path
+):
+    """Japanese forms write full-width digits, web pages a no-break hyphen (U+2011) so that a
+    number does not wrap, copied text a zero-width space: written with its "+81" or "+1", such
+    a number was left out ("not a phone number ... with its country code"), though the same
+    number without its + was hashed."""
+    text = {"type": "string"}
+    lines = [schema("leads", {"id": text, "at": text, "phone": text}, ["id"])]
+    phones = {
+        "ascii": "+81 90-1234-5678",
+        "full-width": "+81 " + full_width("90-1234-5678"),
+        "full-width plus": "\uff0b\uff18\uff11 90\u30fc1234\u30fc5678",  # (katakana long mark)
+        "no-break hyphens": "+81\u201190\u20111234\u20115678",
+        "zero-width space": "+81 90 1234 5678\u200b",
+        "direction marks": "\u202a+81 90 1234 5678\u202c",
+        "national": full_width("090") + "-1234-5678",
+    }
+    lines += [
+        record("leads", {"id": key, "at": AT, "phone": phone}) for key, phone in phones.items()
+    ]
+    fields = {"timestamp": "at", "phone": "phone", "action_source": "'phone_call'"}
+    streams = {"leads": {"event_type": "lead_created", "fields": fields}}
+    cfg = config(sandbox, tmp_path, streams, workers=workers, default_phone_region="JP")
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "phone is not" not in run.output
+    sent = {e["id"]: e["user"]["phone_numbers_sha256"] for e in sandbox.events(PIXEL_ID)}
+    # (the official rule: the country calling code kept, separators and the leading + removed)
+    assert sent == {key: [hashlib.sha256(b"819012345678").hexdigest()] for key in phones}
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -6,10 +6,11 @@ Rules (OpenAI's Conversions API page, newest version; the README's user identifi
   hold one "@" with text on both sides and no spaces. Hashed.
 - phone: whitespace, parentheses, periods and hyphens removed, then a leading "+" and any leading
   zeroes: "+1 (415) 555-2671" and "001 415 555 2671" -> "14155552671"; 8 to 15 digits, the country
-  calling code kept. A number written without "+" or "00" is read as starting with its country
-  code, unless `default_phone_region` is set: then it is a national number of that region
-  (libphonenumber adds the country code and drops a trunk prefix: "(415) 555-2671", US ->
-  "14155552671"). Hashed.
+  calling code kept (full-width or other scripts' digits, Unicode dashes and invisible marks
+  read as the ASCII number they show). A number written without "+" or "00" is read as
+  starting with its country code, unless `default_phone_region` is set: then it is a national
+  number of that region (libphonenumber adds the country code and drops a trunk prefix:
+  "(415) 555-2671", US -> "14155552671"). Hashed.
 - external_id: trimmed, case and every other character kept (a whole number is written without
   decimals). Hashed.
 - first_name, last_name: lowercased, every whitespace and ASCII punctuation character removed,
@@ -155,8 +156,37 @@ def _email(value: object, region: str | None) -> str:
 _PHONE_RULE = "is not a phone number of 8 to 15 digits with its country code"
 
 
+# Dashes a number is written with besides the ASCII hyphen (category Pd: U+2010, the no-break
+# hyphen U+2011 that web pages use so that a number does not wrap, en and em dashes, ...), the
+# minus sign, and the katakana prolonged sound mark (U+30FC) Japanese forms hold as a hyphen.
+_DASH_LIKE = frozenset("\u2212\u30fc")
+
+
+def _ascii_phone_text(text: str) -> str:
+    """A phone number written with other characters than ASCII as the ASCII one it is: full-width
+    digits, + and brackets (NFKC), digits of other scripts (Arabic-Indic, Devanagari, ...) as
+    0-9, any dash a space, and invisible characters (zero-width spaces, direction marks: format
+    characters) dropped. "+81 \uff19\uff10\uff0d1234" and "+1\u2011415\u2011555\u20112671"
+    are the numbers they show."""
+    out = []
+    for ch in unicodedata.normalize("NFKC", text):
+        if ch.isascii():
+            out.append(ch)
+            continue
+        category = unicodedata.category(ch)
+        if category == "Nd":
+            out.append(str(unicodedata.decimal(ch)))
+        elif category == "Pd" or ch in _DASH_LIKE:
+            out.append(" ")
+        elif category != "Cf":
+            out.append(ch)
+    return "".join(out)
+
+
 def _phone(value: object, region: str | None) -> str:
     text = _text(value, _PHONE_RULE)
+    if not text.isascii():
+        text = _ascii_phone_text(text).strip()
     compact = _PHONE_SEPARATORS.sub("", text)
     dialled = None
     if region is not None and compact.startswith("00"):
