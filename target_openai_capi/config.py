@@ -95,7 +95,8 @@ _STREAM_ENTRY = th.ObjectType(
         description=(
             "Send source_url with its query string and fragment. Off by default: source_url is "
             "sent as origin and path, as OpenAI's implementation guide asks, since queries carry "
-            "tokens (Shopify's order status ?key=) and personal data."
+            "tokens (Shopify's order status ?key=) and personal data (and a path holding an "
+            "email address or a +phone number is cut before that part)."
         ),
     ),
     th.Property(

@@ -1298,6 +1298,59 @@ def test_a_number_written_with_full_width_digits_or_unicode_dashes_hashes_as_the
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+def test_an_email_in_a_page_s_path_or_a_catalog_id_is_never_sent_raw(workers, sandbox, tmp_path):
+    """The query string was cut from source_url (it carries ?email=), but an address in the
+    path (a newsletter's confirmation page, `;email=`) went to the API raw, and so did one in a
+    content id or a plan id (a column mapped by mistake): "Don't send raw email addresses"."""
+    text = {"type": "string"}
+    columns = {"id": text, "at": text, "url": text, "event": text, "plan": text}
+    lines = [schema("signups", {**columns, "items": {"type": "array"}}, ["id"])]
+    base = {"at": AT, "event": "Newsletter Confirmed", "plan": "gold"}
+    pages = {
+        "path": "https://shop.example.com/newsletter/confirm/jane.doe@example.com?token=abc",
+        "param": "https://shop.example.com/orders;email=jane.doe@example.com/thanks",
+        "encoded": "https://shop.example.com/u/jane.doe%40example.com",
+        "phone": "https://shop.example.com/call-back/+14155552671/done",
+        "plain": "https://shop.example.com/products/red+shoes",
+    }
+    lines += [
+        record("signups", {**base, "id": key, "url": url, "items": [{"id": "sku-1"}]})
+        for key, url in pages.items()
+    ]
+    gift = {"id": "giftcard:Jane.Doe@Example.com", "group_id": "gift", "name": "Gift card"}
+    lines += [
+        record(
+            "signups",
+            {**base, "id": "gift", "url": pages["plain"], "items": [gift], "plan": "a@b.example"},
+        )
+    ]
+    fields = {"timestamp": "at", "source_url": "url", "action_source": "'web'"}
+    fields |= {"contents": "items", "plan_id": "plan"}
+    streams = {"signups": {"event_type_from": "event", "fields": fields}}
+    log = tmp_path / "requests.jsonl"
+    cfg = config(sandbox, tmp_path, streams, workers=workers, request_log_path=str(log))
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert {key: events[key]["source_url"] for key in pages} == {
+        "path": "https://shop.example.com/newsletter/confirm/",
+        "param": "https://shop.example.com/orders",
+        "encoded": "https://shop.example.com/u/",
+        "phone": "https://shop.example.com/call-back/",
+        "plain": "https://shop.example.com/products/red+shoes",  # (a + with no number)
+    }
+    assert events["path"]["data"]["plan_id"] == "gold"
+    assert events["path"]["data"]["contents"] == [{"id": "sku-1"}]
+    assert events["gift"]["data"]["plan_id"] == h("a@b.example")
+    assert events["gift"]["data"]["contents"] == [
+        {"id": h("giftcard:Jane.Doe@Example.com"), "group_id": "gift", "name": "Gift card"}
+    ]
+    sent = log.read_text().lower()
+    for raw in ("jane.doe", "a@b", "4155552671"):
+        assert raw not in sent
+
+
+@pytest.mark.parametrize("workers", [0, 2])
 def test_an_email_or_phone_in_a_field_sent_raw_is_left_out_not_sent(workers, sandbox, tmp_path):
     """City, region and the pixel's cookie go to the API raw: a column mapped wrongly (an email
     as the city, a phone as the region) sent them raw, unhashed, without a word."""

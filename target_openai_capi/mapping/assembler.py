@@ -106,6 +106,7 @@ def compile_assembler(
         "_contents": generic._contents,
         "_variant_dict": generic._variant_dict,
         "item_text": generic.item_text,
+        "catalog_text": generic.catalog_text,
         "PLACEHOLDERS": generic._PLACEHOLDERS,
         "both_item_amounts": generic.both_item_amounts,
         "missing_timestamp": generic.missing_timestamp,
@@ -427,7 +428,8 @@ def _content_item(values: dict[str, str]) -> list[str]:
                 f"    text_ = {value}.strip() if type({value}) is str else "
                 f"_as_text({value}, {where}.{name}')",
                 "    if text_ and not (text_[0] == '(' and text_.lower() in PLACEHOLDERS):",
-                f"        item_[{name!r}] = {'item_text(text_)' if name == 'name' else 'text_'}",
+                f"        item_[{name!r}] = "
+                f"{'item_text(text_)' if name == 'name' else 'catalog_text(text_)'}",
             ]
     for name in ("quantity", "currency", "amount", "amount_minor"):
         value = values.get(name)
@@ -588,7 +590,7 @@ def _fixed_data(
         )
     if shape in ("plan_enrollment", "custom"):
         fetch("plan_id", "v")
-        src.add("if v is not None:", "    data['plan_id'] = _as_text(v, 'plan_id')")
+        src.add("if v is not None:", "    data['plan_id'] = catalog_text(_as_text(v, 'plan_id'))")
     if shape == "custom":
         fetch("custom_data", "v")
         src.add("if v is not None:", "    data.update(_custom_data(v, notes))")

@@ -241,7 +241,31 @@ def without_query_and_credentials(url: str) -> str:
         url = f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
     if ";" in url:
         url = _PATH_SESSION_ID.sub("", url)
+    if may_hold_email(url) or "+" in url or "\uff0b" in url:
+        url = _without_personal_path(url)
     return url
+
+
+def _without_personal_path(url: str) -> str:
+    """The URL cut before the first part of its path that holds an email address or a +phone
+    number (`/newsletter/confirm/jane@example.com` -> `/newsletter/confirm/`, `/orders;email=`
+    -> `/orders`, percent-encoded too): a page's address as the guide asks, with no personal
+    data sent raw."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url  # (no page's URL: the contract refuses it)
+    authority, slash, path = rest.partition("/")
+    if not slash or holds_personal_text(path) is None:
+        return url
+    kept: list[str] = []
+    for segment in path.split("/"):
+        if holds_personal_text(segment) is not None:
+            name = segment.partition(";")[0]  # (a parameter of the segment may be all it holds)
+            if ";" in segment and name and holds_personal_text(name) is None:
+                return f"{scheme}://{authority}/{'/'.join([*kept, name])}"
+            return f"{scheme}://{authority}/{'/'.join([*kept, ''])}"
+        kept.append(segment)
+    return f"{scheme}://{authority}/"  # (found in the whole path only: across its slashes)
 
 
 # A path segment's session id parameter: ";jsessionid=" (Java servlets), ";phpsessid=", ...
@@ -400,7 +424,7 @@ def _contents(items: object, event_currency: str | None) -> list[dict[str, Any]]
                 )
                 if text and not (text[0] == "(" and text.lower() in _PLACEHOLDERS):
                     # (ids are a catalog's: `4006381333931+4006381333948` is a bundle's)
-                    out[name] = item_text(text) if name == "name" else text
+                    out[name] = item_text(text) if name == "name" else catalog_text(text)
         quantity = money_value(get("quantity"))
         if quantity is not None:
             if type(quantity) is int and 0 <= quantity <= MAX_MINOR_UNITS:
@@ -538,6 +562,13 @@ def item_text(text: str) -> str:
     """A content item's text as sent: one holding an email address or a +phone number (a gift
     message in a variant, an engraving) as its hash, as custom_data's texts are."""
     return text if holds_personal_text(text) is None else _hash_text(text)
+
+
+def catalog_text(text: str) -> str:
+    """A content item's id, group id or content type, or a plan id, as sent: one holding an
+    email address (a column mapped by mistake, a gift card keyed by its recipient) as its hash,
+    as an event id holding one is. (A + with digits is no phone number here: a bundle's ids.)"""
+    return _hash_text(text) if may_hold_email(text) and holds_email(text) else text
 
 
 def _json_value(value: object, where: str, depth: int = 0) -> Any:
@@ -862,7 +893,7 @@ def _data(
     if shape in ("plan_enrollment", "custom"):
         plan_id = _value(mapping, record, "plan_id")
         if plan_id is not None:
-            data["plan_id"] = _as_text(plan_id, "plan_id")
+            data["plan_id"] = catalog_text(_as_text(plan_id, "plan_id"))
     if shape == "custom":
         properties = _value(mapping, record, "custom_data")
         if properties is not None:
