@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import time
 from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
@@ -801,6 +802,7 @@ def compile_streams(
 ) -> tuple[dict[str, StreamMapping], list[str], list[str]]:
     """Each `streams` entry compiled: (mappings, errors, warnings about fields not sent)."""
     mappings, errors = {}, []
+    now_ms = time.time_ns() // 1_000_000  # (a fixed time is checked against the API's window)
     key = str(config.get("api_key") or "").strip()
     for stream, entry in (config.get("streams") or {}).items():
         if any(
@@ -821,7 +823,7 @@ def compile_streams(
         type_from = apply_preset(entry or {}).get("event_type_from")
         errors.extend(
             f"streams.{stream}.{problem}"
-            for problem in constant_problems(mappings[stream], type_from)
+            for problem in constant_problems(mappings[stream], type_from, now_ms)
         )
     style = str(config.get("user_field_style") or DEFAULT_USER_FIELD_STYLE)
     warnings = [

@@ -146,6 +146,12 @@ REFUSED: dict[str, tuple[dict[str, str], dict[str, Any], str]] = {
         "fields.custom_data: custom_data.type would replace the data shape",
     ),
     "an event name of nothing": ({}, {"event_type_from": "' '"}, "event_type_from: event name"),
+    # (the API takes only mobile_app for app events: every record was a validation rejection)
+    "a web source of app installs": (
+        {"action_source": "'web'", "source_url": "'https://app.example/'"},
+        {"event_type": "app_installed"},
+        "fields.action_source: 'web' is no source of app_installed events",
+    ),
 }
 
 
@@ -155,6 +161,39 @@ def test_a_constant_no_event_may_carry_is_a_config_error(name: str) -> None:
     found = problems(fields, **entry)
     assert len(found) == 1, found
     assert found[0].startswith(words), found
+
+
+NOW_MS = 1_790_000_000_000  # 2026-09-21T14:13:20Z
+DAY_MS = 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"timestamp": "'2020-01-01T00:00:00Z'"}, "fields.timestamp: '2020-01-01T00:00:00Z'"),
+        (
+            {"timestamp_ms": f"`{NOW_MS - 8 * DAY_MS}`"},
+            f"fields.timestamp_ms: {NOW_MS - 8 * DAY_MS}",
+        ),
+        ({"timestamp": "'2026-09-22T14:13:20Z'"}, "fields.timestamp: '2026-09-22T14:13:20Z'"),
+    ],
+)
+def test_a_fixed_time_outside_the_api_s_window_is_a_config_error(
+    fields: dict[str, str], words: str
+) -> None:
+    """Older than 7 days or more than 10 minutes ahead (the official rule), a time mapped to one
+    value made every record a window rejection, the run exiting 0 and STATE moving on."""
+    mapping = compile_stream_mapping("s", {"event_type": "order_created", "fields": fields})
+    found = constant_problems(mapping, None, NOW_MS)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{words} would be the time of every event, and the API refuses")
+
+
+def test_a_fixed_time_inside_the_window_and_app_events_from_apps_are_taken() -> None:
+    entry = {"event_type": "order_created", "fields": {"timestamp_ms": f"`{NOW_MS - DAY_MS}`"}}
+    assert constant_problems(compile_stream_mapping("s", entry), None, NOW_MS) == []
+    app = {"event_type": "app_opened", "fields": {"action_source": "'mobile_app'"}}
+    assert constant_problems(compile_stream_mapping("s", app), None, NOW_MS) == []
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

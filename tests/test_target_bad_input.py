@@ -319,6 +319,23 @@ CONFIG_CORPUS = {
         {"streams": {"conversions": {"fields": {"action_source": "'webb'"}}}},
         "fields.action_source: 'webb' is not an action source",
     ),
+    # (each record was a validation or a window rejection, the run exiting 0, STATE moving on)
+    "a constant web source of app installs": (
+        {
+            "streams": {
+                "conversions": {
+                    "event_type": "app_installed",
+                    "fields": {"action_source": "'web'", "source_url": "'https://app.example/'"},
+                }
+            }
+        },
+        "fields.action_source: 'web' is no source of app_installed events",
+    ),
+    "a constant time of 2020": (
+        {"streams": {"conversions": {"fields": {"timestamp": "'2020-01-01T00:00:00Z'"}}}},
+        "fields.timestamp: '2020-01-01T00:00:00Z' would be the time of every event, and the "
+        "API refuses it (timestamp_ms: older than 7 days)",
+    ),
     "a constant that is no currency": (
         {"streams": {"conversions": {"fields": {"currency": "'usdd'"}}}},
         "fields.currency: unknown currency 'usdd'",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from target_openai_capi.contract import ACTION_SOURCES
+from target_openai_capi.contract import ACTION_SOURCES, APP_EVENT_TYPES, window_problem
 from target_openai_capi.contract.built import source_url_ok
 from target_openai_capi.mapping.errors import MappingError, quote, type_name
 from target_openai_capi.mapping.event import _as_bool, _as_text, source_url_text
@@ -29,10 +29,13 @@ from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
 
 
-def constant_problems(mapping: StreamMapping, event_type_from: object = None) -> list[str]:
+def constant_problems(
+    mapping: StreamMapping, event_type_from: object = None, now_ms: int | None = None
+) -> list[str]:
     """Why fields mapped to one value would fail every event, as `fields.NAME: reason`.
 
-    The fields are the mapping's (a preset's included); `event_type_from` is the entry's text.
+    The fields are the mapping's (a preset's included); `event_type_from` is the entry's text;
+    with `now_ms`, a fixed time is also checked against the API's window at that moment.
     """
     written: dict[str, object] = {f"fields.{n}": text for n, text in mapping.texts.items()}
     written["event_type_from"] = event_type_from
@@ -53,7 +56,20 @@ def constant_problems(mapping: StreamMapping, event_type_from: object = None) ->
             reason = str(exc)
         if reason is not None:
             problems.append(f"{where}: {reason}")
+        elif now_ms is not None and where in _TIMES:
+            problem = window_problem(_TIMES[where](value), now_ms)
+            if problem is not None:  # (every event of the stream refused, as too old or early)
+                problems.append(
+                    f"{where}: {quote(value)} would be the time of every event, and the API "
+                    f"refuses it ({problem}): map a property that holds each record's time"
+                )
     return problems
+
+
+_TIMES: dict[str, Callable[[Any], int]] = {
+    "fields.timestamp": to_epoch_ms,
+    "fields.timestamp_ms": epoch_ms,
+}
 
 
 Check = Callable[[StreamMapping, Any, Any], "str | None"]
@@ -82,9 +98,14 @@ def _event_type(mapping: StreamMapping, value: Any, currency: Any) -> None:
 
 def _action_source(mapping: StreamMapping, value: Any, currency: Any) -> str | None:
     text = _as_text(value, "action_source")
-    if text in ACTION_SOURCES:
-        return None
-    return f"{text!r} is not an action source (one of {', '.join(ACTION_SOURCES)})"
+    if text not in ACTION_SOURCES:
+        return f"{text!r} is not an action source (one of {', '.join(ACTION_SOURCES)})"
+    if mapping.event_type in APP_EVENT_TYPES and text != "mobile_app":
+        return (
+            f"{text!r} is no source of {mapping.event_type} events: the API takes only "
+            "'mobile_app' for them (leave action_source unmapped: it is sent so)"
+        )
+    return None
 
 
 def _source_url(mapping: StreamMapping, value: Any, currency: Any) -> str | None:
