@@ -34,13 +34,17 @@ _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 # Where a quoted value may begin (quoted_values says where it ends).
 _QUOTE = re.compile(r"['\"]")
 _DIGIT = re.compile(r"\d")
-_WORDS = re.compile(r"\w\s+\w")
+# Several words, also with quotes or other signs at a space (Jane "JJ" Doe, Doe, Jane).
+_WORDS = re.compile(r"\w[^\w\s]*\s+[^\w\s]*\w")
 # One capitalised word of letters ("Smith", "Smith-Jones", "José"): a name, when a name column
 # is mapped to the wrong field; unless it is a code ("USD", "GB"). (Lowercase words are the
 # API's and the formats' own: 'custom', 'web', 'parquet'.)
 _CODE = re.compile(r"[A-Z]{2,3}")
 
 HIDDEN = "…"
+# What joins the parts of one name: hyphens and apostrophes, ASCII and typographic (U+2019, the
+# right single quotation mark; U+2010 and U+2011, the hyphen and the no-break one).
+_JOINERS = "-'\u2019\u2010\u2011"
 
 
 def _is_word(char: str) -> bool:
@@ -96,12 +100,13 @@ def _quoted(quote: str, text: str) -> str:
 
 def _one_word(text: str) -> bool:
     """Letters, with the marks scripts write on them (Devanagari, Thai and Arabic vowel signs:
-    "राहुल", "محمّد"), in runs joined by one hyphen or apostrophe ("O'Brien", "Smith-Jones")."""
+    "राहुल", "محمّد"), in runs joined by one hyphen or apostrophe ("O'Brien", "Smith-Jones"),
+    the typographic ones too ("O\u2019Brien", as word processors and phones write it)."""
     joined = True  # (no word begins with a mark, a hyphen or an apostrophe)
     for char in text:
         if char.isalpha():
             joined = False
-        elif char in "-'" and not joined:
+        elif char in _JOINERS and not joined:
             joined = True
         elif not (unicodedata.category(char).startswith("M") and not joined):
             return False

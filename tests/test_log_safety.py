@@ -20,6 +20,9 @@ from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_s
             "timestamp '…' is not an ISO 8601 date-time",
         ),
         ("amount 'Jane Q Doe' is not a number", "amount '…' is not a number"),
+        # Several words with quotes or commas at their spaces: a name still.
+        ("timestamp 'Jane \"JJ\" Doe' is not a date", "timestamp '…' is not a date"),
+        ("amount 'Doe, Jane' is not a number", "amount '…' is not a number"),
         ("phone '+1 (415) 555-2671' is not a number", "phone '…' is not a number"),
         ("invalid value +14155552671 for events[0]", "invalid value … for events[0]"),
         (
@@ -92,6 +95,10 @@ def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, log
         ("unknown currency 'usdd'", "unknown currency 'usdd'"),  # (lower case: a typo shown)
         # An apostrophe inside a word is part of the quoted value, not its end.
         ("surname 'O'Brien' is not a currency", "surname '…' is not a currency"),
+        # The apostrophe and hyphen of word processors and phones (U+2019, U+2011) too.
+        ("unknown currency 'O\u2019Brien'", "unknown currency '…'"),
+        ("timestamp 'D\u2019Angelo' is not a date", "timestamp '…' is not a date"),
+        ("unknown currency 'Smith\u2011Jones'", "unknown currency '…'"),
         # An apostrophe after a one-letter word opens nothing before the value's own quote.
         ("grade B's: 'Smith' is not a currency", "grade B's: '…' is not a currency"),
     ],
