@@ -3976,3 +3976,29 @@ def test_a_closed_schema_s_unread_columns_are_no_extra_properties(workers, sandb
     # for it, whether the record was decoded in part or, o4's items not read, whole)
     assert stored(sandbox) == ["o1", "o2", "o3", "o4"]
     assert "rejected=0" in run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_number_of_a_billion_decimal_places_in_a_user_field_is_left_out(
+    workers, sandbox, tmp_path
+):
+    """`1e-99999999999` (15 characters) as an external id was written out in full to be hashed:
+    a MemoryError stopped the run ("This is a bug"), no STATE, on every rerun."""
+    line = (
+        '{"type": "RECORD", "stream": "c", "record": {"id": "r1", "timestamp": "'
+        + NOW
+        + '", "type": "lead_created", "customer": 1e-99999999999}}'
+    )
+    lines = [SCHEMA, line, rec(2, customer="c2"), state({"bookmark": 2})]
+    streams = {"c": {"fields": {"external_id": "customer"}}}
+    cfg = config(sandbox.url, tmp_path, streams=streams, worker_processes=workers)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert sorted(events) == ["r1", "r2"]
+    assert "user" not in events["r1"]
+    digest = hashlib.sha256(b"c2").hexdigest()
+    assert events["r2"]["user"] == {"external_ids_sha256": [digest]}
+    assert "external_id is not text or a number; sent without it" in run.stderr
+    assert run.states[-1] == {"bookmark": 2}

@@ -109,10 +109,13 @@ def _text(value: object, reason: str) -> str:
         return str(value)
     if isinstance(value, (Decimal, float)):
         number = Decimal(repr(value)) if isinstance(value, float) else value
-        # A JSON number read as Decimal may look like 1.6505551234E+10: write it out in full.
+        # A JSON number read as Decimal may look like 1.6505551234E+10: write it out in full
+        # (not 1e-99999999999: a billion zeros, gigabytes, are no identifier either).
         if number.is_finite() and number.adjusted() < 30:
-            whole = number == number.to_integral_value()
-            return str(int(number)) if whole else format(number, "f")
+            if number == number.to_integral_value():
+                return str(int(number))
+            if number.adjusted() > -30:
+                return format(number, "f")
     raise Rejected(reason)
 
 
