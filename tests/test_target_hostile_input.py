@@ -4002,3 +4002,30 @@ def test_a_number_of_a_billion_decimal_places_in_a_user_field_is_left_out(
     assert events["r2"]["user"] == {"external_ids_sha256": [digest]}
     assert "external_id is not text or a number; sent without it" in run.stderr
     assert run.states[-1] == {"bookmark": 2}
+
+
+def test_a_long_run_of_digits_that_is_no_number_is_refused_at_once(sandbox, tmp_path):
+    """A number was matched by a pattern that tried every split of a run of digits that failed
+    to match: 20,000 digits and an "x" as an amount took 10 s, as a time 18 s; these 200,000
+    would take a quarter of an hour (run_target gives up after 120 s), the records behind them
+    and STATE waiting."""
+    digits = "1" * 200_000
+    lines = [
+        SCHEMA,
+        rec(1, total=digits + "x", currency="USD"),
+        record("c", {"id": "r2", "timestamp": digits + "e", "type": "lead_created"}),
+        rec(3),
+        state({"bookmark": 3}),
+    ]
+    cfg = config(sandbox.url, tmp_path, worker_processes=0)
+    cfg["streams"] = {"c": {"fields": {"amount": "total", "currency": "currency"}}}
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output[-2000:]
+    assert_clean(run)
+    assert stored(sandbox) == ["r3"]
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    reasons = {d["record"]["id"]: d["dead_letter"]["reason"] for d in dead if "record" in d}
+    assert reasons["r1"].startswith("amount '1111")
+    assert "is not a number" in reasons["r1"]
+    assert reasons["r2"].startswith("timestamp '1111")
+    assert run.states == [{"bookmark": 3}]
