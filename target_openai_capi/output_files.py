@@ -37,13 +37,16 @@ def open_owner_only(path: Path) -> int:
     (`/dev/null`, a FIFO another process reads) is written to as it is: its mode is the
     system's, not the run's, and narrowing `/dev/null` would break it for every other user of
     the machine. The target's own standard output (its STATE messages) and error (its log) are
-    refused, and so are the files given to `protect` (the config files). Raises OSError.
+    refused, and so are the files given to `protect` (the config files), a file or pipe of
+    another user (its owner reads it whatever its mode) and another user's symbolic link.
+    Raises OSError.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # (mkdir says "File exists": not what is wrong)
         blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
         raise OSError(errno.ENOTDIR, f"{str(blocking)!r} is a file, not a folder") from None
+    _refuse_another_user_s_link(path)
     try:
         fifo = stat.S_ISFIFO(os.stat(path).st_mode)
     except OSError:
@@ -73,8 +76,23 @@ def open_owner_only(path: Path) -> int:
                 )
         if (protected := _PROTECTED.get((found.st_dev, found.st_ino))) is not None:
             raise OSError(errno.EINVAL, f"it is {protected}: lines appended there would break it")
+        if not stat.S_ISCHR(found.st_mode) and found.st_uid != os.geteuid():
+            # (its owner reads every line, whatever its mode: one planted in a shared folder
+            # before the run would collect the records; a device, /dev/null, is the system's)
+            raise OSError(
+                errno.EPERM,
+                f"it belongs to another user (uid {found.st_uid}), who could read the records "
+                "written there: remove it, or name a path of your own",
+            )
         if stat.S_ISREG(found.st_mode) and stat.S_IMODE(found.st_mode) & 0o077:
-            os.fchmod(fd, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+            except OSError as exc:  # (a file system of no modes: FAT, some network shares)
+                raise OSError(
+                    exc.errno,
+                    f"others may read it (mode {stat.S_IMODE(found.st_mode):o}) and it cannot "
+                    f"be made owner-only: {exc.strerror or exc}",
+                ) from None
         if stat.S_ISREG(found.st_mode) and found.st_size and not _ends_a_line(path):
             # A line an earlier run could not finish (killed mid-write): ended here, so that
             # this run's first line is a line of its own, not the end of that one.
@@ -83,6 +101,22 @@ def open_owner_only(path: Path) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _refuse_another_user_s_link(path: Path) -> None:
+    """Raise OSError when `path` is a symbolic link another user made (in a shared folder, one
+    pointing at a file of this user's would have the records appended there): the rule of
+    Linux's fs.protected_symlinks, where it is off."""
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISLNK(found.st_mode) and found.st_uid != os.geteuid():
+        raise OSError(
+            errno.EPERM,
+            f"it is a symbolic link of another user (uid {found.st_uid}): name the file it "
+            "points to, if that is meant",
+        )
 
 
 def _ends_a_line(path: Path) -> bool:

@@ -265,6 +265,52 @@ def test_the_files_the_target_writes_keep_the_mode_of_a_pipe_and_narrow_a_file(s
     assert '"o9"' in letters_file.read_text()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
+@pytest.mark.parametrize("setting", ["dead_letter_path", "request_log_path"])
+def test_a_file_or_link_another_user_put_in_the_output_s_place_is_refused(
+    setting, sandbox, tmp_path
+):
+    """A file another user made where the dead letters go (a shared folder, before the run) was
+    narrowed to 0600, which leaves its owner reading every record with its emails; a symbolic
+    link of theirs had the lines appended to the file it names, one of this user's."""
+    nobody = 65534
+    stale = record("orders", {"id": "o9", "timestamp": iso_minutes_ago(8 * 24 * 60)})
+    planted = tmp_path / "shared" / "out.jsonl"
+    planted.parent.mkdir()
+    planted.write_text("")
+    planted.chmod(0o666)
+    os.chown(planted, nobody, nobody)
+    run = run_target(
+        config(sandbox.url, tmp_path, **{setting: str(planted)}), [SCHEMA, stale], tmp_path
+    )
+    assert run.returncode == 1
+    assert (
+        f"{setting} '{planted}' cannot be written (it belongs to another user (uid {nobody})"
+        in run.stderr
+    )
+    assert planted.read_text() == ""
+    assert sandbox.stats()["requests"] == 0
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text("my notes\n")
+    link = tmp_path / "shared" / "link.jsonl"
+    link.symlink_to(mine)
+    os.lchown(link, nobody, nobody)
+    run = run_target(
+        config(sandbox.url, tmp_path, **{setting: str(link)}), [SCHEMA, stale], tmp_path
+    )
+    assert run.returncode == 1
+    assert f"it is a symbolic link of another user (uid {nobody})" in run.stderr
+    assert mine.read_text() == "my notes\n"
+    # One's own link is followed, as before.
+    own = tmp_path / "shared" / "own.jsonl"
+    own.symlink_to(tmp_path / "kept.jsonl")
+    cfg = config(sandbox.url, tmp_path, dead_letter_path=str(own))
+    run = run_target(cfg, [SCHEMA, stale], tmp_path)
+    assert run.returncode == 0, run.output
+    assert '"o9"' in (tmp_path / "kept.jsonl").read_text()
+
+
 # --- the sandbox's event stream page ------------------------------------------------------------
 
 
