@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
+import sys
 import time
 from collections.abc import Collection, Mapping
 from decimal import Decimal
@@ -455,6 +457,17 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
                 "(such as dead-letters/orders.jsonl)"
             )
             continue
+        try:
+            if isinstance(path, str):
+                os.fsencode(path)
+        except UnicodeEncodeError:  # (a C or POSIX locale: names are ASCII to Python then)
+            problems.append(
+                f"{name} holds characters this system's file names cannot have here (its "
+                f"file system encoding is {sys.getfilesystemencoding()}): run with a UTF-8 "
+                "locale (LANG=C.UTF-8) or PYTHONUTF8=1, or give an ASCII path"
+            )
+            dead, requests = (None, requests) if name == "dead_letter_path" else (dead, None)
+            continue
         if isinstance(path, str) and (path == "~" or path.startswith("~/")):
             # (fill_from_environment found no home: a shell leaves ~name of no user as it is)
             problems.append(
@@ -692,12 +705,18 @@ def _leaves(nested: dict[str, Any]) -> dict[str, Any]:
 
 
 def _same_file(one: str, other: str) -> bool:
-    """Two paths of one file: alike once links are followed, or one inode (a hard link)."""
-    if os.path.realpath(one) == os.path.realpath(other):
-        return True
+    """Two paths of one file: alike once links are followed, or one inode (a hard link); not
+    a device (/dev/null for both: nothing is read back from it)."""
     try:
+        if stat.S_ISCHR(os.stat(one).st_mode):
+            return False
+    except OSError:
+        pass  # (not there yet)
+    try:
+        if os.path.realpath(one) == os.path.realpath(other):
+            return True
         return os.path.samefile(one, other)
-    except OSError:  # (one does not exist yet: not the other, which may)
+    except OSError:  # (one does not exist yet: not the other, which may; no working folder)
         return False
 
 

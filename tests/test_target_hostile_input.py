@@ -4029,3 +4029,103 @@ def test_a_long_run_of_digits_that_is_no_number_is_refused_at_once(sandbox, tmp_
     assert "is not a number" in reasons["r1"]
     assert reasons["r2"].startswith("timestamp '1111")
     assert run.states == [{"bookmark": 3}]
+
+
+def test_dev_null_for_both_output_files_turns_both_off(sandbox, tmp_path):
+    """Both set to /dev/null (the README's way to keep no dead letters, and a Meltano
+    environment's way to turn both off) was refused: 'name the same file: the request log's
+    lines would break the dead-letter file's replay', though nothing is read back from it."""
+    stale = record("c", {"id": "old", "timestamp": iso_minutes_ago(8 * 24 * 60)})
+    cfg = config(sandbox.url, tmp_path, dead_letter_path="/dev/null", request_log_path="/dev/null")
+    run = run_target(cfg, [SCHEMA, rec(1), stale, state({"b": 1})], tmp_path)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["r1"]
+    assert run.states == [{"b": 1}]
+    # (two names of one regular file are still refused)
+    same = config(
+        sandbox.url,
+        tmp_path,
+        dead_letter_path=str(tmp_path / "out.jsonl"),
+        request_log_path=str(tmp_path / "." / "out.jsonl"),
+    )
+    run = run_target(same, [SCHEMA, rec(2)], tmp_path)
+    assert run.returncode == 1
+    assert "dead_letter_path and request_log_path name the same file" in run.stderr
+
+
+def _run_in(
+    folder: str, config_path: Path, lines: list[str], env: dict[str, str], gone: bool = False
+) -> subprocess.CompletedProcess[bytes]:
+    """The CLI run from `folder` (removed first, under the running process, when `gone`)."""
+    command = " ".join(f"'{part}'" for part in [*TARGET_CMD, "--config", str(config_path)])
+    script = f"cd '{folder}' && rmdir '{folder}' && exec {command}" if gone else f"exec {command}"
+    return subprocess.run(
+        ["sh", "-c", script],
+        input=("\n".join(lines) + "\n").encode(),
+        capture_output=True,
+        timeout=120,
+        env=env,
+        cwd=None if gone else folder,
+        check=False,
+    )
+
+
+def test_relative_output_paths_from_a_removed_working_folder_say_so(sandbox, tmp_path):
+    """Run from a folder removed meanwhile (a CI workspace cleaned under a running job), the
+    config's check of the two paths ended in a traceback (FileNotFoundError in realpath)."""
+    cfg = config(
+        sandbox.url, tmp_path, dead_letter_path="dl.jsonl", request_log_path="requests.jsonl"
+    )
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(cfg))
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    run = _run_in(str(gone), config_path, [SCHEMA, rec(1)], dict(os.environ), gone=True)
+    err = run.stderr.decode()
+    assert run.returncode == 1, err
+    assert "Traceback" not in err
+    assert "This is a bug" not in err
+    assert "dead_letter_path 'dl.jsonl' cannot be written (No such file or directory)" in err
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_a_non_ascii_output_path_under_an_ascii_locale_is_a_config_error(sandbox, tmp_path):
+    """Under LC_ALL=C without UTF-8 mode, file names are ASCII to Python: a dead_letter_path
+    of `dé.jsonl` stopped the run as a bug (UnicodeEncodeError), with a traceback beside a
+    request log."""
+    cfg = config(
+        sandbox.url,
+        tmp_path,
+        dead_letter_path=str(tmp_path / "d\u00e9.jsonl"),
+        request_log_path=str(tmp_path / "requests.jsonl"),
+    )
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(cfg))
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0"}
+    env.pop("PYTHONIOENCODING", None)
+    run = _run_in(str(tmp_path), config_path, [SCHEMA, rec(1)], env)
+    err = run.stderr.decode(errors="replace")
+    assert run.returncode == 1, err
+    assert "Traceback" not in err
+    assert "This is a bug" not in err
+    assert "dead_letter_path holds characters this system's file names cannot have here" in err
+    assert "PYTHONUTF8=1" in err
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_a_relative_batch_file_from_a_removed_working_folder_stops_cleanly(sandbox, tmp_path):
+    """`file://rel/b.jsonl.gz` (the SDK's own test streams name files so) read from a working
+    folder removed meanwhile: "Unexpected error (FileNotFoundError...). This is a bug"."""
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config(sandbox.url, tmp_path)))
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    lines = [SCHEMA, rec(1), state({"bookmark": 1}), _batch(["file://rel/b.jsonl.gz"])]
+    run = _run_in(str(gone), config_path, lines, dict(os.environ), gone=True)
+    err = run.stderr.decode()
+    assert run.returncode == 1, err
+    assert "Traceback" not in err
+    assert "This is a bug" not in err
+    assert "its manifest names 'rel/b.jsonl.gz', which cannot be found" in err
+    assert stored(sandbox) == ["r1"]
+    assert run.stdout.decode().splitlines() == ['{"bookmark": 1}']

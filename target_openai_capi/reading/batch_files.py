@@ -102,7 +102,12 @@ def _local(written: str, path: str) -> Path:
 
 
 def _not_a_system_file(path: Path) -> Path:
-    real = os.path.realpath(path)
+    try:
+        real = os.path.realpath(path)
+    except OSError as exc:  # (a relative name, and the working folder was removed)
+        raise BatchFileError(
+            f"its manifest names {str(path)[:120]!r}, which cannot be found ({exc.strerror or exc})"
+        ) from None
     if real.startswith("/dev/shm/"):  # noqa: S108  (shared memory: a container tap writes there)
         return path
     if any(real == top or real.startswith(top + "/") for top in _SYSTEM_DIRS):
