@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import stat
@@ -30,11 +31,15 @@ def main() -> None:
         sys.exit(1)
     _protect_config_files(sys.argv[1:])
     _stop_quietly_while_starting()
+    _check_log_level()
     _check_config_files(sys.argv[1:])
     from target_openai_capi.target import TargetOpenAICapi  # (~0.5 s of imports)
 
+    printing = [arg for arg in sys.argv[1:] if arg in _ONLY_PRINTING_OPTIONS]
     try:
         TargetOpenAICapi.cli()
+        if printing:
+            sys.stdout.flush()  # (here, where a full disk can still be said: not at exit)
     except (ValueError, OSError, TypeError) as exc:  # JSONDecodeError is a ValueError
         if _from_environment(exc):
             unreadable = _unreadable_json_variables()
@@ -50,6 +55,8 @@ def main() -> None:
                 file=sys.stderr,
             )
             sys.exit(1)
+        if isinstance(exc, OSError) and printing and not _from_config_file(exc):
+            _printed_nothing(printing[0], exc)
         if not _from_config_file(exc):
             raise
         if isinstance(exc, TypeError) or "dictionary update sequence" in str(exc):
@@ -68,8 +75,42 @@ def main() -> None:
         sys.exit(1)
 
 
+def _printed_nothing(option: str, exc: OSError) -> None:
+    """What an option prints could not be written (stdout on a full disk, /dev/full): said on
+    stderr, exit 1 (a traceback said it before)."""
+    with contextlib.suppress(OSError):  # (so that the flush at exit fails no more)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    print(
+        f"target-openai-capi: what {option} prints could not be written to standard output "
+        f"({exc.strerror or exc})",
+        file=sys.stderr,
+    )
+    sys.exit(1)
+
+
+# Log levels the SDK takes from TARGET_OPENAI_CAPI_LOGLEVEL or LOGLEVEL (logging's names).
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL", "NOTSET")
+
+
+def _check_log_level() -> None:
+    """A log level the SDK cannot set (LOGLEVEL=verbose) is said, not a traceback at start."""
+    for name in ("TARGET_OPENAI_CAPI_LOGLEVEL", "LOGLEVEL"):
+        value = os.environ.get(name)
+        if value:  # (the SDK reads the first one set and not empty)
+            if value.upper() not in _LOG_LEVELS:
+                print(
+                    f"target-openai-capi: {name}={value[:40]!r} is not a log level: one of "
+                    "DEBUG, INFO, WARNING, ERROR, CRITICAL",
+                    file=sys.stderr,
+                )
+                sys.exit(1)
+            return
+
+
 # Options whose answer is printed (no run, no STATE).
 _PRINTING_OPTIONS = ("--test", "--about", "--version", "--help", "-h")
+# Those that only print (--test also reads its config and the API's answer).
+_ONLY_PRINTING_OPTIONS = ("--about", "--version", "--help", "-h")
 
 
 def _stop_quietly_while_starting() -> None:

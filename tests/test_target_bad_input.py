@@ -553,6 +553,57 @@ def test_a_check_whose_answer_cannot_be_printed_says_so_plainly(option, sandbox,
         assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "options", [["--about"], ["--about", "--format=markdown"], ["--version"], ["--help"]]
+)
+def test_an_answer_to_a_full_disk_says_so_without_a_traceback(options):
+    """`--about > /dev/full` (and --version, --help) ended in an OSError traceback."""
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [*TARGET_CMD, *options], stdout=full, stderr=subprocess.PIPE, check=False, timeout=60
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 1
+    assert err.strip() == (
+        f"target-openai-capi: what {options[0]} prints could not be written to standard output "
+        "(No space left on device)"
+    )
+
+
+@pytest.mark.parametrize("variable", ["LOGLEVEL", "TARGET_OPENAI_CAPI_LOGLEVEL"])
+def test_a_log_level_that_is_none_is_said_at_start(variable, sandbox, tmp_path):
+    """`LOGLEVEL=verbose` ended in the SDK's traceback (ValueError: Unknown level)."""
+    (tmp_path / "config.json").write_text(json.dumps(corpus_config(sandbox, tmp_path)))
+    command = [*TARGET_CMD, "--config", str(tmp_path / "config.json")]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("LOGLEVEL")}
+    bad = subprocess.run(
+        command,
+        input=f"{SCHEMA}\n{good_record()}\n".encode(),
+        capture_output=True,
+        env={**env, variable: "verbose"},
+        check=False,
+        timeout=60,
+    )
+    err = bad.stderr.decode()
+    assert bad.returncode == 1
+    assert err.strip() == (
+        f"target-openai-capi: {variable}='verbose' is not a log level: one of DEBUG, INFO, "
+        "WARNING, ERROR, CRITICAL"
+    )
+    assert sandbox.stats()["requests"] == 0
+    good = subprocess.run(
+        command,
+        input=f"{SCHEMA}\n{good_record()}\n".encode(),
+        capture_output=True,
+        env={**env, variable: "warning"},
+        check=False,
+        timeout=60,
+    )
+    assert good.returncode == 0, good.stderr.decode()
+    assert " INFO " not in good.stderr.decode()
+    assert sandbox.stats()["accepted"] == 1
+
+
 def test_a_run_started_with_its_log_closed_still_delivers(sandbox, tmp_path):
     """`2>&-`: the dead-letter file took descriptor 2 and was refused as 'standard error': the
     run stopped, nothing sent, and no word anywhere. Without a log, the run goes on."""
