@@ -65,6 +65,7 @@ from target_openai_capi.pipeline.settings import (
 )
 from target_openai_capi.pipeline.settling import INPUT_STREAM as INPUT
 from target_openai_capi.pipeline.settling import RunFailed
+from target_openai_capi.presets import apply_preset
 from target_openai_capi.reading.batch_files import BatchFileError, batch_records
 from target_openai_capi.reading.envelope import RecordEnvelope
 from target_openai_capi.reading.reader import BadLine, TolerantReader
@@ -268,6 +269,16 @@ class TargetOpenAICapi(Target):
         warnings = without_key(warnings, self.config.get("api_key"))
         if errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
+        # (the user's expressions quoted in a message: `"stripe_amount(em, 'USD')" failed`)
+        show_in_log(
+            *(text for mapping in mappings.values() for text in mapping.texts.values()),
+            *(mapping.event_type_from_text for mapping in mappings.values()),
+            *(
+                apply_preset(entry).get("filter")
+                for entry in (self.config.get("streams") or {}).values()
+                if isinstance(entry, dict)
+            ),
+        )
         for warning in warnings:
             self.logger.warning("%s", warning)
         if self.config.get("dry_run") is True:
@@ -691,10 +702,13 @@ class TargetOpenAICapi(Target):
                 if stream != INPUT
             )
             self.logger.info(
-                "Worker processes: %d; %s of %s records were decoded, checked and mapped in them.",
+                "Worker processes: %d%s; %s of %s records were decoded, checked and mapped in "
+                "them%s.",
                 reader.pool.processes,
+                ", stopped (said above)" if reader.pool.broken else "",
                 f"{reader.records_prepared:,}",
                 f"{records:,}",
+                ", the others in the main process" if reader.pool.broken else "",
             )
         if failure is not None:  # (everything was settled and summarised above)
             self.guard.quiet_input.stop()

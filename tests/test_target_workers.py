@@ -69,7 +69,9 @@ MAPPING = {
         "source_url": "page",
     },
 }
-PREPARED = re.compile(r"Worker processes: (\d+); ([\d,]+) of ([\d,]+) records")
+PREPARED = re.compile(
+    r"Worker processes: (\d+)(?:, stopped \(said above\))?; ([\d,]+) of ([\d,]+) records"
+)
 
 
 def order(n: int, **changes: Any) -> dict[str, Any]:
@@ -554,6 +556,12 @@ def test_a_fork_that_fails_costs_nothing(sandbox, tmp_path):
     assert proc.returncode == 0, text
     assert "could not start a worker process ([Errno 11] Resource temporarily unavailable)" in text
     assert "the run goes on in one process" in text
+    # (the count said "Worker processes: 2; 0 of 301 ..." as if two had run)
+    assert re.search(
+        r"Worker processes: 2, stopped \(said above\); 0 of \d+ records were decoded, checked "
+        r"and mapped in them, the others in the main process\.",
+        text,
+    )
     alone, alone_events = run_alone(head + tail, tmp_path)
     assert summary(text) == summary(alone.stderr)
     assert stdout.decode() == alone.stdout
