@@ -34,8 +34,11 @@ _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 # Where a quoted value may begin (quoted_values says where it ends).
 _QUOTE = re.compile(r"['\"]")
 _DIGIT = re.compile(r"\d")
-# Several words, also with quotes or other signs at a space (Jane "JJ" Doe, Doe, Jane).
-_WORDS = re.compile(r"\w[^\w\s]*\s+[^\w\s]*\w")
+_WORDS = re.compile(r"\w\s+\w")
+# Several words with quotes or a comma at a space (Jane "JJ" Doe, Doe, Jane): a name too, unless
+# the text holds signs of an expression or code (stripe_amount(em, 'USD') is the user's own).
+_NAME_WORDS = re.compile(r"\w[\"',\u201c\u201d\u2018\u2019]*\s+[\"'\u201c\u201d\u2018\u2019]*\w")
+_CODE_SIGNS = re.compile(r"[()\[\]{}|`&=<>]")
 # One capitalised word of letters ("Smith", "Smith-Jones", "José"): a name, when a name column
 # is mapped to the wrong field; unless it is a code ("USD", "GB"). (Lowercase words are the
 # API's and the formats' own: 'custom', 'web', 'parquet'.)
@@ -93,7 +96,11 @@ def _quoted(quote: str, text: str) -> str:
         return f"{quote}{text}{quote}"
     if is_loopback(text):
         return f"{quote}{text}{quote}"
-    if len(_DIGIT.findall(text)) >= 6 or _WORDS.search(text):
+    if (
+        len(_DIGIT.findall(text)) >= 6
+        or _WORDS.search(text)
+        or (_NAME_WORDS.search(text) and not _CODE_SIGNS.search(text))
+    ):
         return f"{quote}{HIDDEN}{quote}"
     return f"{quote}{text}{quote}"
 
