@@ -163,9 +163,9 @@ def test_custom_names_app_events_contents_and_custom_data(sandbox, tmp_path):
             },
         },
         "installs": {"event_type": "app_installed", "fields": {"id": "id", "timestamp": "at"}},
-        "web_installs": {
+        "web_installs": {  # (read from each record: a fixed 'web' is refused at start-up)
             "event_type": "app_opened",
-            "fields": {"id": "id", "timestamp": "at", "action_source": "'web'"},
+            "fields": {"id": "id", "timestamp": "at", "action_source": "source"},
         },
     }
     url = "https://shop.example.com/p"
@@ -193,7 +193,7 @@ def test_custom_names_app_events_contents_and_custom_data(sandbox, tmp_path):
     lines += [schema("installs", {"id": {"type": "string"}}, ["id"])]
     lines += [record("installs", {"id": "i1", "at": at})]
     lines += [schema("web_installs", {"id": {"type": "string"}}, ["id"])]
-    lines += [record("web_installs", {"id": "w1", "at": at})]
+    lines += [record("web_installs", {"id": "w1", "at": at, "source": "web"})]
     run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
     assert run.returncode == 0, run.output
     events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
@@ -224,6 +224,15 @@ def test_custom_names_app_events_contents_and_custom_data(sandbox, tmp_path):
     assert "custom_data.amount is one of data's own fields" in rejected["t6"]["reason"]
     assert rejected["w1"]["stage"] == "validation"
     assert "action_source: must be 'mobile_app', got 'web'" in rejected["w1"]["reason"]
+    # Mapped to 'web' for every record, each would be rejected: a config error instead.
+    streams["web_installs"]["fields"]["action_source"] = "'web'"
+    again = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert again.returncode == 1
+    assert (
+        "streams.web_installs.fields.action_source: 'web' is no source of app_opened events"
+        in again.stderr
+    )
+    assert len(sandbox.events(PIXEL_ID)) == 4  # (the first run's, nothing more)
 
 
 def test_a_field_the_event_types_data_has_no_place_for_is_named_at_start_up(sandbox, tmp_path):
