@@ -315,7 +315,11 @@ def unknown_settings(
     warning naming the nearest setting."""
     problems, warnings = [], []
     by_folded = {_folded(str(k)): str(k) for k in known}
-    for name in sorted(set(config) - set(known), key=str):
+    for key in sorted(set(config) - set(known), key=str):
+        name = str(key) if len(str(key)) <= 80 else str(key)[:77] + "..."  # (as it is said)
+        if len(str(key)) > 80:  # (no setting's name is that long: nothing near it either)
+            warnings.append(f"{name!r} is not a setting of target-openai-capi: ignored")
+            continue
         if _means_a_dry_run(str(name)):
             problems.append(
                 f"{name!r} is not a setting of target-openai-capi: for a dry run (every request "

@@ -361,6 +361,11 @@ CONFIG_CORPUS = {
         {"streams": {"conversions": {"fields": {"external_id": " || ".join(["a"] * 600)}}}},
         "nests more than 200 levels deep",
     ),
+    # (JMESPath's lexer reads a quoted text in time of its length squared: 29 s at 1M)
+    "an expression of a million characters": (
+        {"streams": {"conversions": {"fields": {"amount": "'" + "1" * 1_000_000 + "'"}}}},
+        "is 1,000,002 characters long, more than 100,000",
+    ),
     "500 brackets": (
         {"streams": {"conversions": {"filter": "(" * 500 + "a" + ")" * 500}}},
         "streams.conversions.filter: expression '((((",
@@ -601,6 +606,19 @@ def test_a_log_level_that_is_none_is_said_at_start(variable, sandbox, tmp_path):
     )
     assert good.returncode == 0, good.stderr.decode()
     assert " INFO " not in good.stderr.decode()
+    assert sandbox.stats()["accepted"] == 1
+
+
+def test_an_unknown_setting_of_a_long_name_is_said_in_one_short_line(sandbox, tmp_path):
+    """A misplaced 4 MB value as a setting's name was said whole, in one 4 MB log line."""
+    config = corpus_config(sandbox, tmp_path)
+    config["x" * 200_000] = 1
+    run = run_target(config, [SCHEMA, good_record()], tmp_path)
+    assert run.returncode == 0, run.output[-2000:]
+    said = [line for line in run.stderr.splitlines() if "is not a setting" in line]
+    assert len(said) == 1
+    assert said[0].endswith(f"'{'x' * 77}...' is not a setting of target-openai-capi: ignored")
+    assert max(len(line) for line in run.stderr.splitlines()) < 2_000
     assert sandbox.stats()["accepted"] == 1
 
 

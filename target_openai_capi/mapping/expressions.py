@@ -126,6 +126,12 @@ def _parse(text: str) -> dict[str, Any]:
         raise ExpressionError(f"expression {text!r} is not text (write it as a string)")
     if not text.strip():
         raise ExpressionError(f"expression {text!r} is empty")
+    if len(text) > MAX_EXPRESSION_CHARS:  # (JMESPath's lexer reads a long quoted text in
+        shown = text[:57] + "..."  # time of its length squared: 1M characters took 29 s)
+        raise ExpressionError(
+            f"expression {shown!r} is {len(text):,} characters long, more than "
+            f"{MAX_EXPRESSION_CHARS:,}: a long list of values belongs in a stream map"
+        )
     try:
         parsed = jmespath.compile(text)
     except jmes_exceptions.JMESPathError as e:
@@ -170,6 +176,8 @@ def interpret_expression(text: str) -> Getter:
 # tree (JMESPath's own parser fails at about 600). (A path too deep for the compiled builder,
 # past Python's 100 levels of indentation, is built by build_event: assembler.py.)
 MAX_EXPRESSION_DEPTH = 200
+# Longest expression text (a fixed custom_data or contents written out fits many times over).
+MAX_EXPRESSION_CHARS = 100_000
 
 
 def _too_deep(text: str) -> str:
