@@ -14,6 +14,7 @@ as many taps write a nullable column (`anyOf: [{type: "null"}, {type: "string", 
 become the one node they are equivalent to (`type: ["null", "string"], format: ...`), so that such
 a stream is decoded at its read paths and checked on the way (reading/decoding.py), as one that
 writes `type: ["null", "string"]` is (`merged_alternatives` says when they are equivalent).
+An `enum` or a list of alternatives of more than MAX_CHOICES_CHECKED items is left out too.
 Tap metadata (`_sdc_sequence`...) is not required of a record: it is taken out first.
 """
 
@@ -306,6 +307,13 @@ def _refs_into_lists(schema: Any) -> bool:
     return False
 
 
+# An `enum` or a list of alternatives longer than this is left out of the record checks: the
+# validator is generated code, about 8 KB of it an item (an enum of a million ids took a minute
+# and 8 GB at the SCHEMA). Such a list is a tap's promise about its values, which no event needs.
+MAX_CHOICES_CHECKED = 1_000
+_LISTS_OF_CHOICES = ("enum", "anyOf", "oneOf", "allOf")
+
+
 def for_record_checks(schema: Any) -> Any:
     """A copy of the schema to check records against (the module's docstring says why)."""
     declared = schema.get("$schema") if isinstance(schema, Mapping) else None
@@ -317,6 +325,10 @@ def for_record_checks(schema: Any) -> Any:
     )
 
     def change(node: dict[str, Any]) -> None:
+        for word in _LISTS_OF_CHOICES:  # (a list too long to check as code is not checked)
+            listed = node.get(word)
+            if isinstance(listed, list) and len(listed) > MAX_CHOICES_CHECKED:
+                del node[word]
         merged = merged_alternatives(node) if merge else None
         if merged is not None:
             node.clear()
