@@ -20,6 +20,7 @@ from target_openai_capi.contract.schema import (
     MAX_EVENT_AGE_MS,
     MAX_EVENT_FUTURE_MS,
     MAX_EVENTS_PER_REQUEST,
+    MAX_SOURCE_URL_CHARS,
     SHAPE_FIELDS,
     USER_WIRE_FIELDS,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "MAX_EVENTS_PER_REQUEST",
     "MAX_EVENT_AGE_MS",
     "MAX_EVENT_FUTURE_MS",
+    "MAX_SOURCE_URL_CHARS",
     "SHAPE_FIELDS",
     "TOO_OLD",
     "USER_WIRE_FIELDS",

@@ -63,6 +63,8 @@ def _app_event_types() -> tuple[str, ...]:
 
 
 APP_EVENT_TYPES: tuple[str, ...] = _app_event_types()
+# The longest source_url the contract takes (our bound: the API's is not documented).
+MAX_SOURCE_URL_CHARS: int = EVENT_SCHEMA["properties"]["source_url"]["maxLength"]
 
 if set(DATA_SHAPE_BY_TYPE) != set(EVENT_TYPES):  # pragma: no cover - guards edits to the schema
     raise RuntimeError("event.schema.json: every event type needs exactly one data shape")

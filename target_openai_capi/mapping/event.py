@@ -19,7 +19,12 @@ import jmespath
 import simplejson
 from jmespath.exceptions import JMESPathError
 
-from target_openai_capi.contract import APP_EVENT_TYPES, DATA_SHAPE_BY_TYPE, SHAPE_FIELDS
+from target_openai_capi.contract import (
+    APP_EVENT_TYPES,
+    DATA_SHAPE_BY_TYPE,
+    MAX_SOURCE_URL_CHARS,
+    SHAPE_FIELDS,
+)
 from target_openai_capi.log_safety import reason_safe
 from target_openai_capi.mapping.errors import MappingError, type_name
 from target_openai_capi.mapping.errors import quote as quoted
@@ -199,7 +204,8 @@ def source_url_text(value: object, keep_query: bool) -> str:
         text = without_query_and_credentials(text)
         if not text:
             raise MappingError("source_url is empty without its query string and fragment")
-    if spaced and _WHITESPACE.search(text):
+    if spaced and len(text) <= MAX_SOURCE_URL_CHARS and _WHITESPACE.search(text):
+        # (not a longer one, which the contract refuses: encoded, 15 MB took 8 s)
         text = _with_whitespace_encoded(text)
     return text
 
