@@ -45,9 +45,10 @@ _CODE_SIGNS = re.compile(r"[()\[\]{}|`&=<>]")
 _CODE = re.compile(r"[A-Z]{2,3}")
 
 HIDDEN = "…"
-# What joins the parts of one name: hyphens and apostrophes, ASCII and typographic (U+2019, the
-# right single quotation mark; U+2010 and U+2011, the hyphen and the no-break one).
-_JOINERS = "-'\u2019\u2010\u2011"
+# What joins the parts of one name: hyphens and apostrophes, ASCII and typographic (U+2019 and
+# U+2018, the single quotation marks, U+00B4 the acute accent typed for one; U+2010 and U+2011,
+# the hyphen and the no-break one, U+2013 the en dash).
+_JOINERS = "-'\u2019\u2018\u00b4\u2010\u2011\u2013"
 
 
 def _is_word(char: str) -> bool:

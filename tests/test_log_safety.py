@@ -99,6 +99,14 @@ def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, log
         ("unknown currency 'O\u2019Brien'", "unknown currency '…'"),
         ("timestamp 'D\u2019Angelo' is not a date", "timestamp '…' is not a date"),
         ("unknown currency 'Smith\u2011Jones'", "unknown currency '…'"),
+        ("unknown currency 'O\u2018Brien'", "unknown currency '…'"),
+        ("unknown currency 'O\u00b4Brien'", "unknown currency '…'"),
+        ("unknown currency 'Smith\u2013Jones'", "unknown currency '…'"),
+        # (a time with a space before its offset is a time: shown)
+        (
+            "timestamp '2026-12-05 10:00:00 +25:00' has an invalid UTC offset",
+            "timestamp '2026-12-05 10:00:00 +25:00' has an invalid UTC offset",
+        ),
         # An apostrophe after a one-letter word opens nothing before the value's own quote.
         ("grade B's: 'Smith' is not a currency", "grade B's: '…' is not a currency"),
     ],

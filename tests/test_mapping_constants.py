@@ -152,6 +152,11 @@ REFUSED: dict[str, tuple[dict[str, str], dict[str, Any], str]] = {
         {"event_type": "app_installed"},
         "fields.action_source: 'web' is no source of app_installed events",
     ),
+    "a web source of an app event named by a fixed event_type_from": (
+        {"action_source": "'web'", "source_url": "'https://app.example/'"},
+        {"event_type_from": "'app_installed'"},
+        "fields.action_source: 'web' is no source of app_installed events",
+    ),
 }
 
 

@@ -419,6 +419,10 @@ def test_a_number_in_other_digits_or_dashes_is_the_number_it_shows(raw: str) -> 
         ("06 12 34 56 78", "US"),
         ("0412 345 678", "US"),
         ("(061) 234-5678", "US"),
+        # A footnote's superscript, a circled digit: no digit of the number (NFKC made them 1
+        # and 9 of it, a number of no one).
+        ("+1 415 555 2671\u00b9", None),
+        ("+44 20 7946 095\u2468", None),
     ],
 )
 def test_a_phone_outside_the_rule_is_left_out_with_a_note(raw: object, region: str | None) -> None:

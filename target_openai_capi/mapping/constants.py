@@ -56,6 +56,13 @@ def constant_problems(
             reason = str(exc)
         if reason is not None:
             problems.append(f"{where}: {reason}")
+        elif where == "fields.action_source" and value != "mobile_app":
+            app = _app_event_type(mapping, values.get("event_type_from"))
+            if app is not None:
+                problems.append(
+                    f"{where}: {quote(value)} is no source of {app} events: the API takes only "
+                    "'mobile_app' for them (leave action_source unmapped: it is sent so)"
+                )
         elif now_ms is not None and where in _TIMES:
             problem = window_problem(_TIMES[where](value), now_ms)
             if problem is not None:  # (every event of the stream refused, as too old or early)
@@ -64,6 +71,18 @@ def constant_problems(
                     f"refuses it ({problem}): map a property that holds each record's time"
                 )
     return problems
+
+
+def _app_event_type(mapping: StreamMapping, event_type_from: object) -> str | None:
+    """The stream's one event type when it is an app event's: set, or an event name fixed by
+    event_type_from (`'first_open'`); None otherwise."""
+    event_type = mapping.event_type
+    if event_type is None and event_type_from is not None:
+        try:
+            event_type = resolve_event_type(event_type_from, mapping.event_types)[0]
+        except MappingError:  # (said as event_type_from's own problem)
+            return None
+    return event_type if event_type in APP_EVENT_TYPES else None
 
 
 _TIMES: dict[str, Callable[[Any], int]] = {
@@ -100,11 +119,6 @@ def _action_source(mapping: StreamMapping, value: Any, currency: Any) -> str | N
     text = _as_text(value, "action_source")
     if text not in ACTION_SOURCES:
         return f"{text!r} is not an action source (one of {', '.join(ACTION_SOURCES)})"
-    if mapping.event_type in APP_EVENT_TYPES and text != "mobile_app":
-        return (
-            f"{text!r} is no source of {mapping.event_type} events: the API takes only "
-            "'mobile_app' for them (leave action_source unmapped: it is sent so)"
-        )
     return None
 
 
