@@ -37,9 +37,9 @@ def open_owner_only(path: Path) -> int:
     (`/dev/null`, a FIFO another process reads) is written to as it is: its mode is the
     system's, not the run's, and narrowing `/dev/null` would break it for every other user of
     the machine. The target's own standard output (its STATE messages) and error (its log) are
-    refused, and so are the files given to `protect` (the config files), a file or pipe of
-    another user (its owner reads it whatever its mode) and another user's symbolic link.
-    Raises OSError.
+    refused, and so are the files given to `protect` (the config files), and, in a folder every
+    user may write in, a file or pipe another user put there (its owner reads it whatever its
+    mode) or their symbolic link. Raises OSError.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +47,7 @@ def open_owner_only(path: Path) -> int:
         blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
         raise OSError(errno.ENOTDIR, f"{str(blocking)!r} is a file, not a folder") from None
     _refuse_another_user_s_link(path)
+    planted = _maybe_planted(path)  # (before the open: a file it creates is this run's own)
     try:
         fifo = stat.S_ISFIFO(os.stat(path).st_mode)
     except OSError:
@@ -76,7 +77,7 @@ def open_owner_only(path: Path) -> int:
                 )
         if (protected := _PROTECTED.get((found.st_dev, found.st_ino))) is not None:
             raise OSError(errno.EINVAL, f"it is {protected}: lines appended there would break it")
-        if not stat.S_ISCHR(found.st_mode) and found.st_uid != os.geteuid():
+        if planted and not stat.S_ISCHR(found.st_mode) and found.st_uid != os.geteuid():
             # (its owner reads every line, whatever its mode: one planted in a shared folder
             # before the run would collect the records; a device, /dev/null, is the system's)
             raise OSError(
@@ -103,15 +104,37 @@ def open_owner_only(path: Path) -> int:
     return fd
 
 
+def _shared_folder(path: Path) -> os.stat_result | None:
+    """The folder of `path` when every user may write in it (/tmp, a folder made with umask 0);
+    else None."""
+    try:
+        folder = os.stat(path.parent)
+    except OSError:
+        return None
+    return folder if folder.st_mode & stat.S_IWOTH else None
+
+
+def _maybe_planted(path: Path) -> bool:
+    """Whether a file at `path` may have been put there by another user: it exists already, in
+    a folder every user may write in. (A file on a volume of the host's user, as a container's
+    root finds it, or one this run creates on a share that shows another owner, is no one's
+    plant.)"""
+    return os.path.lexists(path) and _shared_folder(path) is not None
+
+
 def _refuse_another_user_s_link(path: Path) -> None:
-    """Raise OSError when `path` is a symbolic link another user made (in a shared folder, one
-    pointing at a file of this user's would have the records appended there): the rule of
-    Linux's fs.protected_symlinks, where it is off."""
+    """Raise OSError when `path` is a symbolic link another user made in a folder every user
+    may write in, and the folder is not theirs (one pointing at a file of this user's would
+    have the records appended there): the rule of Linux's fs.protected_symlinks, where it is
+    off. (/dev/stderr, root's link in root's folder, or an image's link, is followed.)"""
     try:
         found = os.lstat(path)
     except OSError:
         return
-    if stat.S_ISLNK(found.st_mode) and found.st_uid != os.geteuid():
+    if not stat.S_ISLNK(found.st_mode) or found.st_uid == os.geteuid():
+        return
+    folder = _shared_folder(path)
+    if folder is not None and found.st_uid != folder.st_uid:
         raise OSError(
             errno.EPERM,
             f"it is a symbolic link of another user (uid {found.st_uid}): name the file it "

@@ -267,33 +267,32 @@ def test_the_files_the_target_writes_keep_the_mode_of_a_pipe_and_narrow_a_file(s
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
 @pytest.mark.parametrize("setting", ["dead_letter_path", "request_log_path"])
-def test_a_file_or_link_another_user_put_in_the_output_s_place_is_refused(
-    setting, sandbox, tmp_path
-):
-    """A file another user made where the dead letters go (a shared folder, before the run) was
-    narrowed to 0600, which leaves its owner reading every record with its emails; a symbolic
-    link of theirs had the lines appended to the file it names, one of this user's."""
+def test_a_file_or_link_another_user_put_in_a_shared_folder_is_refused(setting, sandbox, tmp_path):
+    """A file another user made where the dead letters go, in a folder every user may write in
+    (/tmp), was narrowed to 0600, which leaves its owner reading every record with its emails;
+    a symbolic link of theirs there had the lines appended to the file it names, one of this
+    user's. Outside such a folder (a container's root writing to a volume of the host's user,
+    a link an image holds) both are used, as before."""
     nobody = 65534
     stale = record("orders", {"id": "o9", "timestamp": iso_minutes_ago(8 * 24 * 60)})
-    planted = tmp_path / "shared" / "out.jsonl"
-    planted.parent.mkdir()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    planted = shared / "out.jsonl"
     planted.write_text("")
     planted.chmod(0o666)
     os.chown(planted, nobody, nobody)
-    run = run_target(
-        config(sandbox.url, tmp_path, **{setting: str(planted)}), [SCHEMA, stale], tmp_path
-    )
+    cfg = config(sandbox.url, tmp_path, **{setting: str(planted)})
+    run = run_target(cfg, [SCHEMA, stale], tmp_path)
     assert run.returncode == 1
-    assert (
-        f"{setting} '{planted}' cannot be written (it belongs to another user (uid {nobody})"
-        in run.stderr
-    )
+    said = f"{setting} '{planted}' cannot be written (it belongs to another user (uid {nobody})"
+    assert said in run.stderr
     assert planted.read_text() == ""
     assert sandbox.stats()["requests"] == 0
 
     mine = tmp_path / "mine.txt"
     mine.write_text("my notes\n")
-    link = tmp_path / "shared" / "link.jsonl"
+    link = shared / "link.jsonl"
     link.symlink_to(mine)
     os.lchown(link, nobody, nobody)
     run = run_target(
@@ -302,13 +301,24 @@ def test_a_file_or_link_another_user_put_in_the_output_s_place_is_refused(
     assert run.returncode == 1
     assert f"it is a symbolic link of another user (uid {nobody})" in run.stderr
     assert mine.read_text() == "my notes\n"
-    # One's own link is followed, as before.
-    own = tmp_path / "shared" / "own.jsonl"
-    own.symlink_to(tmp_path / "kept.jsonl")
-    cfg = config(sandbox.url, tmp_path, dead_letter_path=str(own))
-    run = run_target(cfg, [SCHEMA, stale], tmp_path)
+
+    # A folder of one's own (a volume): another user's file and link there are used.
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    theirs = volume / "dead.jsonl"
+    theirs.write_text("")
+    theirs.chmod(0o640)
+    os.chown(theirs, nobody, nobody)
+    image_link = volume / "link.jsonl"
+    image_link.symlink_to(tmp_path / "kept.jsonl")
+    os.lchown(image_link, nobody, nobody)
+    cfg = config(
+        sandbox.url, tmp_path, dead_letter_path=str(theirs), request_log_path=str(image_link)
+    )
+    run = run_target(cfg, [SCHEMA, *ORDERS[:1], stale], tmp_path)
     assert run.returncode == 0, run.output
-    assert '"o9"' in (tmp_path / "kept.jsonl").read_text()
+    assert '"o9"' in theirs.read_text()
+    assert '"o1"' in (tmp_path / "kept.jsonl").read_text()
 
 
 # --- the sandbox's event stream page ------------------------------------------------------------
