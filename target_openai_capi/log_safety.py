@@ -20,14 +20,14 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from target_openai_capi.mapping.personal_text import AT_SIGNS, PHONE_SIGN
+from target_openai_capi.mapping.personal_text import AT_SIGNS, PHONE_SEPARATORS, PHONE_SIGN
 
 # (the at sign full-width or small too, as input methods write it: personal_text.py)
 _EMAIL = re.compile(rf"[^\s'\"<>()\[\],;:]+[{AT_SIGNS}][^\s'\"<>()\[\],;:]+")
 # Candidates for an IP address, each checked with ipaddress (so "10:00:00" stays).
 _IP_LIKE = re.compile(r"(?<![\w:.])[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*[0-9A-Fa-f](?![\w:.])")
 # A phone number written with its "+" outside quotes (an API message: "invalid value +1415...").
-_PLUS_PHONE = re.compile(rf"[{PHONE_SIGN}]\d[\d ().-]{{5,}}\d")
+_PLUS_PHONE = re.compile(rf"[{PHONE_SIGN}]\d[\d{PHONE_SEPARATORS}]{{5,}}\d")
 # A quoted date and time (a timestamp that failed a rule) is no personal data; a bare date may
 # be a date of birth.
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")

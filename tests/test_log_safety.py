@@ -25,6 +25,7 @@ from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_s
         ("amount 'Doe, Jane' is not a number", "amount '…' is not a number"),
         ("phone '+1 (415) 555-2671' is not a number", "phone '…' is not a number"),
         ("invalid value +14155552671 for events[0]", "invalid value … for events[0]"),
+        ("invalid value +1\u2011415\u2011555\u20112671 x", "invalid value … x"),  # (no-break -)
         (
             "events[0].user.ip_address: invalid ip 203.0.113.77",
             "events[0].user.ip_address: invalid ip …",

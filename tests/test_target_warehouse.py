@@ -1311,7 +1311,11 @@ def test_an_email_in_a_page_s_path_or_a_catalog_id_is_never_sent_raw(workers, sa
         "param": "https://shop.example.com/orders;email=jane.doe@example.com/thanks",
         "encoded": "https://shop.example.com/u/jane.doe%40example.com",
         "phone": "https://shop.example.com/call-back/+14155552671/done",
+        "encoded phone": "https://shop.example.com/call/%2B14155552671",
         "plain": "https://shop.example.com/products/red+shoes",
+        # (a + joining ids is no phone's sign; a handle, no address)
+        "bundle": "https://shop.example.com/bundles/4006381333931+4006381333948",
+        "handle": "https://shop.example.com/blog/@jane.doe/post-1",
     }
     lines += [
         record("signups", {**base, "id": key, "url": url, "items": [{"id": "sku-1"}]})
@@ -1322,7 +1326,17 @@ def test_an_email_in_a_page_s_path_or_a_catalog_id_is_never_sent_raw(workers, sa
         record(
             "signups",
             {**base, "id": "gift", "url": pages["plain"], "items": [gift], "plan": "a@b.example"},
-        )
+        ),
+        record(
+            "signups",
+            {
+                **base,
+                "id": "catalog",
+                "url": pages["plain"],
+                "items": [{"id": "SKU-1@WH.A1"}],
+                "plan": "plan@monthly.v2",
+            },
+        ),
     ]
     fields = {"timestamp": "at", "source_url": "url", "action_source": "'web'"}
     fields |= {"contents": "items", "plan_id": "plan"}
@@ -1337,17 +1351,55 @@ def test_an_email_in_a_page_s_path_or_a_catalog_id_is_never_sent_raw(workers, sa
         "param": "https://shop.example.com/orders",
         "encoded": "https://shop.example.com/u/",
         "phone": "https://shop.example.com/call-back/",
+        "encoded phone": "https://shop.example.com/call/",
         "plain": "https://shop.example.com/products/red+shoes",  # (a + with no number)
+        "bundle": "https://shop.example.com/bundles/4006381333931+4006381333948",
+        "handle": "https://shop.example.com/blog/@jane.doe/post-1",
     }
     assert events["path"]["data"]["plan_id"] == "gold"
     assert events["path"]["data"]["contents"] == [{"id": "sku-1"}]
+    # Catalog ids written with an @ whose end is no domain's are sent as they are.
+    assert events["catalog"]["data"]["plan_id"] == "plan@monthly.v2"
+    assert events["catalog"]["data"]["contents"] == [{"id": "SKU-1@WH.A1"}]
     assert events["gift"]["data"]["plan_id"] == h("a@b.example")
     assert events["gift"]["data"]["contents"] == [
         {"id": h("giftcard:Jane.Doe@Example.com"), "group_id": "gift", "name": "Gift card"}
     ]
     sent = log.read_text().lower()
-    for raw in ("jane.doe", "a@b", "4155552671"):
+    for raw in ("jane.doe%40", "jane.doe@example", "a@b", "4155552671"):
         assert raw not in sent
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_phone_written_with_unicode_dashes_is_personal_data_in_free_text(
+    workers, sandbox, tmp_path
+):
+    """A number with no-break hyphens or en dashes (as web pages write it) is hashed as the
+    phone it is (16e95e1), but free text holding one went to the API raw: a city, custom_data,
+    a content item's name. Its ASCII form was left out or hashed."""
+    text = {"type": "string"}
+    lines = [schema("calls", {"id": text, "at": text, "c": text}, ["id"])]
+    numbers = {"nb": "+1\u2011415\u2011555\u20112671", "en": "+1\u2013415\u2013555\u20132671"}
+    lines += [record("calls", {"id": key, "at": AT, "c": c}) for key, c in numbers.items()]
+    fields = {"timestamp": "at", "city": "c", "custom_data": "{note: c}"}
+    fields |= {"contents": "[{id: 'a', name: c}]", "action_source": "'phone_call'"}
+    fields["custom_event_name"] = "'call_back'"
+    streams = {"calls": {"event_type": "custom", "fields": fields}}
+    log = tmp_path / "requests.jsonl"
+    cfg = config(sandbox, tmp_path, streams, workers=workers, request_log_path=str(log))
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert sorted(events) == ["en", "nb"]
+    for key, number in numbers.items():
+        assert "user" not in events[key]  # (the city left out, said)
+        assert events[key]["data"]["note"] == h(number)
+        assert events[key]["data"]["contents"] == [{"id": "a", "name": h(number)}]
+    assert "city holds a phone number" in run.stderr
+    sent = log.read_text()
+    for number in numbers.values():
+        assert number not in sent
+        assert json.dumps(number)[1:-1] not in sent  # (as JSON escapes it)
 
 
 @pytest.mark.parametrize("workers", [0, 2])

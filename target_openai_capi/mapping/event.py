@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import jmespath
 import simplejson
@@ -256,22 +257,36 @@ def _without_personal_path(url: str) -> str:
     """The URL cut before the first part of its path that holds an email address or a +phone
     number (`/newsletter/confirm/jane@example.com` -> `/newsletter/confirm/`, `/orders;email=`
     -> `/orders`, percent-encoded too): a page's address as the guide asks, with no personal
-    data sent raw."""
+    data sent raw. A + between two words or numbers joins them (a bundle's ids), and a handle
+    (`/@jane.doe/`) is no address."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url  # (no page's URL: the contract refuses it)
     authority, slash, path = rest.partition("/")
-    if not slash or holds_personal_text(path) is None:
+    if not slash:
         return url
     kept: list[str] = []
     for segment in path.split("/"):
-        if holds_personal_text(segment) is not None:
+        if _personal_segment(segment):
             name = segment.partition(";")[0]  # (a parameter of the segment may be all it holds)
-            if ";" in segment and name and holds_personal_text(name) is None:
+            if ";" in segment and name and not _personal_segment(name):
                 return f"{scheme}://{authority}/{'/'.join([*kept, name])}"
             return f"{scheme}://{authority}/{'/'.join([*kept, ''])}"
         kept.append(segment)
-    return f"{scheme}://{authority}/"  # (found in the whole path only: across its slashes)
+    return url
+
+
+# A + after a letter or digit joins two ids (`4006381333931+4006381333948`), as a space written
+# in a URL: no phone number's sign.
+_JOINING_PLUS = re.compile(r"(?<=[0-9A-Za-z])\+")
+
+
+def _personal_segment(segment: str) -> bool:
+    """Whether one part of a URL's path holds an email address or a +phone number."""
+    text = unquote(segment) if "%" in segment else segment
+    if "+" in text:
+        text = _JOINING_PLUS.sub(" ", text)
+    return holds_personal_text(text) is not None
 
 
 # A path segment's session id parameter: ";jsessionid=" (Java servlets), ";phpsessid=", ...
@@ -573,8 +588,17 @@ def item_text(text: str) -> str:
 def catalog_text(text: str) -> str:
     """A content item's id, group id or content type, or a plan id, as sent: one holding an
     email address (a column mapped by mistake, a gift card keyed by its recipient) as its hash,
-    as an event id holding one is. (A + with digits is no phone number here: a bundle's ids.)"""
-    return _hash_text(text) if may_hold_email(text) and holds_email(text) else text
+    as an event id holding one is. An address's domain ends in letters (`.com`): catalog ids
+    written with an @ end otherwise (`plan@monthly.v2`, `SKU-1@WH.A1`) and are sent as they
+    are. (A + with digits is no phone number here: a bundle's ids.)"""
+    if not may_hold_email(text):
+        return text
+    folded = text if text.isascii() else unicodedata.normalize("NFKC", text)
+    return _hash_text(text) if _CATALOG_EMAIL.search(folded) else text
+
+
+# An email address in an id: a domain of labels whose last is letters (a top-level domain).
+_CATALOG_EMAIL = re.compile(r"[^\s@]@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}(?![\w.-])")
 
 
 def _json_value(value: object, where: str, depth: int = 0) -> Any:

@@ -37,9 +37,11 @@ _EMAIL = re.compile(
 
 # A phone number is written with its "+" (or a full-width one): digits alone are as likely an
 # order number. Between its digits, what people and spreadsheets put there: spaces (no-break,
-# narrow and thin ones too, as French and copied numbers have), brackets, dots and hyphens.
+# narrow and thin ones too, as French and copied numbers have), brackets, dots and hyphens (the
+# no-break one, U+2011, web pages write so that a number does not wrap; en and em dashes, the
+# minus sign: user_values.py reads such a number as the one it shows).
 PHONE_SIGN = "+\uff0b"
-PHONE_SEPARATORS = " ().\\-\u00a0\u2007\u2009\u202f"
+PHONE_SEPARATORS = " ().\\-\u00a0\u2007\u2009\u202f\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 # A date written after a + (`+2024-11-29`): no phone number (a real one, +4512-34-56-78, is).
 _DATE_AFTER_A_PLUS = r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\d-])"
 _PHONE = re.compile(rf"[{PHONE_SIGN}](?!{_DATE_AFTER_A_PLUS})\d[\d{PHONE_SEPARATORS}]{{6,22}}\d")
