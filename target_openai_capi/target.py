@@ -214,11 +214,13 @@ class StreamMapFailed(Exception):
 class TargetOpenAICapi(Target):
     """Delivers Singer records as conversion events to OpenAI's Conversions API."""
 
-    # (That line is the --about description.) The SDK keeps the CLI, the config, SCHEMA and
+    # (The docstring is the --about description, set again here: `python -OO` drops docstrings,
+    # and --about said "description": null.) The SDK keeps the CLI, the config, SCHEMA and
     # STATE messages and user stream maps. A RECORD of a stream without stream maps goes from
     # the reader (an envelope) to its sink and on to the pipeline, past the SDK's per-record
     # path. The private SDK hooks this relies on are listed at the singer-sdk pin (pyproject).
 
+    __doc__ = "Delivers Singer records as conversion events to OpenAI's Conversions API."
     name = "target-openai-capi"
     # A copy: the SDK adds its built-in settings to this dict in place, and CONFIG_SCHEMA (the
     # settings' defaults, the docs) must stay this target's own.

@@ -274,3 +274,22 @@ def test_the_workflow_schema_lint_catches_a_broken_workflow(tmp_path):
     )
     assert done.returncode != 0
     assert "runs-on" in done.stdout + done.stderr
+
+
+def test_about_says_what_the_target_is_also_under_python_oo():
+    """`python -OO` (PYTHONOPTIMIZE=2) drops docstrings, where the SDK reads the description:
+    --about said "description": null."""
+    import json
+    import os
+
+    done = subprocess.run(
+        [sys.executable, "-m", "target_openai_capi", "--about", "--format=json"],
+        capture_output=True,
+        env={**os.environ, "PYTHONOPTIMIZE": "2"},
+        check=True,
+        timeout=60,
+    )
+    about = json.loads(done.stdout)
+    assert about["description"] == (
+        "Delivers Singer records as conversion events to OpenAI's Conversions API."
+    )
