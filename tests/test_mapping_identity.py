@@ -231,10 +231,16 @@ def test_a_number_dialled_out_of_the_region_its_own_way_is_the_number_dialled(ra
         ("001 1 212 555 0123", "SG", "12125550123"),
         ("0011 32 12345678", "AU", "3212345678"),  # (+1 132 123 45678 is none either)
         ("0011 44 20 7946 0958", "BO", "442079460958"),  # (00 and 0010-0019, a carrier's)
-        # where 00 is the one way out, the documented rule, as for +: a 0 after the country
-        # code is kept, as in "+44 020 ..." (libphonenumber would drop it for 00 alone)
-        ("0044 020 7946 0958", "GB", "4402079460958"),
-        ("+44 020 7946 0958", "GB", "4402079460958"),
+        # A national trunk 0 written after the country code, as "+44 (0)20 ..." is: no digit
+        # of the number (libphonenumber's reading, E.164), where the country's numbers do not
+        # begin with 0. Kept, the hash was of 4402079460958, a number of no one, and the same
+        # person's "+44 (0)20 ..." another hash. Italy's 0 is its numbers' own.
+        ("0044 020 7946 0958", "GB", "442079460958"),
+        ("+44 020 7946 0958", "GB", "442079460958"),
+        ("+44 020 7946 0958", None, "442079460958"),
+        ("+33 06 12 34 56 78", None, "33612345678"),
+        ("+61 0412 345 678", None, "61412345678"),
+        ("+39 06 6982 1234", None, "390669821234"),
     ],
 )
 def test_a_number_written_00_and_its_country_code_is_that_number_in_every_region(
@@ -391,6 +397,27 @@ def test_in_italy_and_san_marino_the_zero_is_part_of_the_number(raw: str, digits
 
 
 @pytest.mark.parametrize(
+    ("raw", "region"),
+    [
+        # What is written around a number: an extension, a tel: link, the ".0" of a whole
+        # number pandas or a spreadsheet wrote as a float (its 0 was hashed as a digit:
+        # 141555526710, or refused), a German slash.
+        ("+1 415 555 2671 ext 12", None),
+        ("+1 415 555 2671 ext. 12", "US"),
+        ("+1 415 555 2671 x123", None),
+        ("+1 415 555 2671 #12", None),
+        ("tel:+1-415-555-2671", None),
+        ("14155552671.0", None),
+        ("4155552671.0", "US"),
+        ("+1 415/555 2671", None),
+    ],
+)
+def test_what_is_written_around_a_number_is_no_part_of_it(raw: str, region: str | None) -> None:
+    user = build_user({"phone": raw}, default_phone_region=region)
+    assert user == ({"phone_numbers_sha256": [h("14155552671")]}, [])
+
+
+@pytest.mark.parametrize(
     "raw",
     [
         "+971 50 123 4567",
@@ -410,7 +437,6 @@ def test_a_number_in_other_digits_or_dashes_is_the_number_it_shows(raw: str) -> 
     [
         ("+1 415", None),  # 4 digits: fewer than 8
         ("+1 415 555 2671 9999 99", None),  # 17 digits: more than 15
-        ("+1 415 555 2671 ext 12", None),
         ("call me", None),
         ("12", "US"),
         (True, None),

@@ -7,7 +7,9 @@ Rules (OpenAI's Conversions API page, newest version; the README's user identifi
 - phone: whitespace, parentheses, periods and hyphens removed, then a leading "+" and any leading
   zeroes: "+1 (415) 555-2671" and "001 415 555 2671" -> "14155552671"; 8 to 15 digits, the country
   calling code kept (full-width or other scripts' digits, Unicode dashes and invisible marks
-  read as the ASCII number they show). A number written without "+" or "00" is read as
+  read as the ASCII number they show; a trunk 0 after the country code, "+44 (0)20 ..." or
+  "+44 020 ...", left out where the country's numbers begin with no 0; an extension, a tel:
+  and a float's ".0" no part of it). A number written without "+" or "00" is read as
   starting with its country code, unless `default_phone_region` is set: then it is a national
   number of that region (libphonenumber adds the country code and drops a trunk prefix:
   "(415) 555-2671", US -> "14155552671"). Hashed.
@@ -56,7 +58,15 @@ from target_openai_capi.mapping.user_fields import USER_FIELD_STYLES
 # Normalised, then SHA-256; never sent raw.
 HASHED_FIELDS = frozenset({"email", "phone", "external_id", "first_name", "last_name"})
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-_PHONE_SEPARATORS = re.compile(r"[\s().-]")
+_PHONE_SEPARATORS = re.compile(r"[\s()./-]")  # (the slash of German numbers: 030/123456)
+# What is written around a number and no part of it: a tel: link's scheme, an extension
+# ("ext. 12", "x123", "#12"), and the ".0" of a whole number a spreadsheet or pandas wrote as a
+# float ("14155552671.0": its 0 is no digit of the number).
+_TEL_SCHEME = re.compile(r"tel:", re.IGNORECASE)
+_EXTENSION = re.compile(r"\s*(?:,|;)?\s*(?:ext\.?|extension|x|#)\s*\d{1,7}\s*$", re.IGNORECASE)
+_FLOAT_WRITTEN = re.compile(r"\+?\d+\.0+")
+# No number is written in more (libphonenumber refuses longer text too).
+_LONGEST_PHONE_TEXT = 250
 _TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
 _ZERO_KEEPING_CODES = ("39", "378", "379")  # Italy, San Marino, Vatican: "+39 06 ..."
 _POSTAL_CODE = re.compile(r"[A-Za-z0-9 -]{1,32}")
@@ -199,8 +209,18 @@ def _ascii_phone_text(text: str) -> str:
 
 def _phone(value: object, region: str | None) -> str:
     text = _text(value, _PHONE_RULE)
+    if len(text) > _LONGEST_PHONE_TEXT:
+        raise Rejected(_PHONE_RULE)
     if not text.isascii():
         text = _ascii_phone_text(text).strip()
+    if text[:1] in "tT" and _TEL_SCHEME.match(text):
+        text = text[4:].strip()
+    if _FLOAT_WRITTEN.fullmatch(text):
+        text = text.partition(".")[0]
+    elif not text[-1:].isdigit() or text[-1:] != text[-1:].rstrip():
+        pass  # (an extension ends in a digit)
+    elif not text.replace(" ", "").replace("-", "").lstrip("+").isdigit():
+        text = _EXTENSION.sub("", text)
     compact = _PHONE_SEPARATORS.sub("", text)
     dialled = None
     if region is not None and compact.startswith("00"):
@@ -216,6 +236,8 @@ def _phone(value: object, region: str | None) -> str:
             if not cut.lstrip("+0").startswith(_ZERO_KEEPING_CODES):
                 compact = cut
         digits = compact.removeprefix("+").lstrip("0")  # the documented rule, to the letter
+        if digits.isdigit():
+            digits = _without_trunk_prefix(digits)
     elif (
         region == "US"
         and len(compact) == 10
@@ -230,6 +252,31 @@ def _phone(value: object, region: str | None) -> str:
     if not (digits.isascii() and digits.isdigit() and low <= len(digits) <= high):
         raise Rejected(_PHONE_RULE)
     return digits
+
+
+def _without_trunk_prefix(digits: str) -> str:
+    """Digits of a number written with its country code and then its national trunk prefix
+    ("+44 020 7946 0958", as "+44 (0)20 ..." is): the number without it, as libphonenumber reads
+    it (E.164), where that is a valid number and the country's numbers do not begin with 0
+    (Italy's do: kept). Any other digits as they are."""
+    for length in (1, 2, 3):
+        code = digits[:length]
+        if int(code) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            if digits[length : length + 1] == "0" and code not in _ZERO_KEEPING_CODES:
+                return _e164_of(digits)
+            return digits
+    return digits
+
+
+@lru_cache(maxsize=256)
+def _e164_of(digits: str) -> str:
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return digits
+    if number.italian_leading_zero or not phonenumbers.is_valid_number(number):
+        return digits
+    return _e164_digits(number)
 
 
 # libphonenumber's parse costs ~20-60 us a number. The number as written is already cached with
