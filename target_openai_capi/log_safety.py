@@ -35,10 +35,11 @@ _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _QUOTE = re.compile(r"['\"]")
 _DIGIT = re.compile(r"\d")
 _WORDS = re.compile(r"\w\s+\w")
-# Several words with quotes or a comma at a space (Jane "JJ" Doe, Doe, Jane): a name too, unless
-# the text holds signs of an expression or code (stripe_amount(em, 'USD') is the user's own).
-_NAME_WORDS = re.compile(r"\w[\"',\u201c\u201d\u2018\u2019]*\s+[\"'\u201c\u201d\u2018\u2019]*\w")
-_CODE_SIGNS = re.compile(r"[()\[\]{}|`&=<>]")
+# Several words with signs at a space (Jane "JJ" Doe, Doe, Jane, Dr. Smith, Doe; Jane (JJ)): a
+# name too, unless the text holds signs of an expression (a function called, stripe_amount(em,
+# 'USD'), brackets, pipes, backticks, =: the user's own).
+_NAME_WORDS = re.compile(r"\w[^\w\s]*\s+[^\w\s]*\w")
+_CODE_SIGNS = re.compile(r"\w\(|[\[\]{}|`&=<>]")
 # One capitalised word of letters ("Smith", "Smith-Jones", "José"): a name, when a name column
 # is mapped to the wrong field; unless it is a code ("USD", "GB"). (Lowercase words are the
 # API's and the formats' own: 'custom', 'web', 'parquet'.)
@@ -46,9 +47,9 @@ _CODE = re.compile(r"[A-Z]{2,3}")
 
 HIDDEN = "…"
 # What joins the parts of one name: hyphens and apostrophes, ASCII and typographic (U+2019 and
-# U+2018, the single quotation marks, U+00B4 the acute accent typed for one; U+2010 and U+2011,
-# the hyphen and the no-break one, U+2013 the en dash).
-_JOINERS = "-'\u2019\u2018\u00b4\u2010\u2011\u2013"
+# U+2018, the single quotation marks, U+00B4 the acute accent typed for one; the dashes U+2010
+# to U+2015, the no-break hyphen and the en and em dashes among them, and the minus sign).
+_JOINERS = "-'\u2019\u2018\u00b4\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 
 
 def _is_word(char: str) -> bool:

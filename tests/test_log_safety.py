@@ -23,6 +23,20 @@ from target_openai_capi.log_safety import OneLine, hide_in_every_log_line, log_s
         # Several words with quotes or commas at their spaces: a name still.
         ("timestamp 'Jane \"JJ\" Doe' is not a date", "timestamp '…' is not a date"),
         ("amount 'Doe, Jane' is not a number", "amount '…' is not a number"),
+        ("amount 'Dr. Smith' is not a number", "amount '…' is not a number"),
+        ("amount 'J. Doe' is not a number", "amount '…' is not a number"),
+        ("amount 'Doe; Jane' is not a number", "amount '…' is not a number"),
+        ("amount 'Doe, Jane (JJ)' is not a number", "amount '…' is not a number"),
+        ("amount 'Jane-Doe (guest)' is not a number", "amount '…' is not a number"),
+        # (an expression, the user's own, is shown: a function called, brackets)
+        (
+            "phone: expression \"join('', [cc, num])\" failed",
+            "phone: expression \"join('', [cc, num])\" failed",
+        ),
+        (
+            "email: expression \"stripe_amount(em, 'USD')\" failed",
+            "email: expression \"stripe_amount(em, 'USD')\" failed",
+        ),
         ("phone '+1 (415) 555-2671' is not a number", "phone '…' is not a number"),
         ("invalid value +14155552671 for events[0]", "invalid value … for events[0]"),
         ("invalid value +1\u2011415\u2011555\u20112671 x", "invalid value … x"),  # (no-break -)
@@ -103,6 +117,7 @@ def test_log_safe_keeps_the_rule_and_leaves_out_personal_values(reason: str, log
         ("unknown currency 'O\u2018Brien'", "unknown currency '…'"),
         ("unknown currency 'O\u00b4Brien'", "unknown currency '…'"),
         ("unknown currency 'Smith\u2013Jones'", "unknown currency '…'"),
+        ("unknown currency 'Smith\u2014Jones'", "unknown currency '…'"),
         # (a time with a space before its offset is a time: shown)
         (
             "timestamp '2026-12-05 10:00:00 +25:00' has an invalid UTC offset",

@@ -46,6 +46,10 @@ FINE: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     "custom data": ({"custom_data": '`{"tier": "gold"}`'}, {}),
     "a fixed event name": ({}, {"event_type_from": "'Order Completed'"}),
     "a fixed event name of a custom event": ({}, {"event_type_from": "'quiz_done'"}),
+    "mobile_app with a space, as every record's is trimmed": (
+        {"action_source": "'mobile_app '"},
+        {"event_type": "app_opened"},
+    ),
     "null: no value": ({"opt_out": "`null`", "source_url": "`null`"}, {}),
     "not a literal": ({"id": "order_id || 'x'", "source_url": "page || '/x'"}, {}),
 }

@@ -1316,6 +1316,7 @@ def test_an_email_in_a_page_s_path_or_a_catalog_id_is_never_sent_raw(workers, sa
         # (a + joining ids is no phone's sign; a handle, no address)
         "bundle": "https://shop.example.com/bundles/4006381333931+4006381333948",
         "handle": "https://shop.example.com/blog/@jane.doe/post-1",
+        "word+phone": "https://shop.example.com/callback/sms+14155552671",
     }
     lines += [
         record("signups", {**base, "id": key, "url": url, "items": [{"id": "sku-1"}]})
@@ -1337,6 +1338,19 @@ def test_an_email_in_a_page_s_path_or_a_catalog_id_is_never_sent_raw(workers, sa
                 "plan": "plan@monthly.v2",
             },
         ),
+        record(
+            "signups",
+            {
+                **base,
+                "id": "hidden",
+                "url": pages["plain"],
+                "items": [
+                    {"id": "gift:jane@example.com_SKU1"},
+                    {"id": "jane@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444"},
+                ],
+                "plan": "jane%40example.com",
+            },
+        ),
     ]
     fields = {"timestamp": "at", "source_url": "url", "action_source": "'web'"}
     fields |= {"contents": "items", "plan_id": "plan"}
@@ -1355,9 +1369,16 @@ def test_an_email_in_a_page_s_path_or_a_catalog_id_is_never_sent_raw(workers, sa
         "plain": "https://shop.example.com/products/red+shoes",  # (a + with no number)
         "bundle": "https://shop.example.com/bundles/4006381333931+4006381333948",
         "handle": "https://shop.example.com/blog/@jane.doe/post-1",
+        "word+phone": "https://shop.example.com/callback/",
     }
     assert events["path"]["data"]["plan_id"] == "gold"
     assert events["path"]["data"]["contents"] == [{"id": "sku-1"}]
+    # Addresses in ids however written: encoded, with a suffix, of an IDN domain.
+    assert events["hidden"]["data"]["plan_id"] == h("jane%40example.com")
+    assert events["hidden"]["data"]["contents"] == [
+        {"id": h("gift:jane@example.com_SKU1")},
+        {"id": h("jane@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444")},
+    ]
     # Catalog ids written with an @ whose end is no domain's are sent as they are.
     assert events["catalog"]["data"]["plan_id"] == "plan@monthly.v2"
     assert events["catalog"]["data"]["contents"] == [{"id": "SKU-1@WH.A1"}]
@@ -1380,6 +1401,8 @@ def test_a_phone_written_with_unicode_dashes_is_personal_data_in_free_text(
     text = {"type": "string"}
     lines = [schema("calls", {"id": text, "at": text, "c": text}, ["id"])]
     numbers = {"nb": "+1\u2011415\u2011555\u20112671", "en": "+1\u2013415\u2013555\u20132671"}
+    numbers["full-width"] = full_width("+1") + "\u3000" + full_width("415-555-2671")
+    numbers["long mark"] = "+1 415\u30fc555\u30fc2671"
     lines += [record("calls", {"id": key, "at": AT, "c": c}) for key, c in numbers.items()]
     fields = {"timestamp": "at", "city": "c", "custom_data": "{note: c}"}
     fields |= {"contents": "[{id: 'a', name: c}]", "action_source": "'phone_call'"}
@@ -1390,7 +1413,7 @@ def test_a_phone_written_with_unicode_dashes_is_personal_data_in_free_text(
     run = run_target(cfg, lines, tmp_path)
     assert run.returncode == 0, run.output
     events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
-    assert sorted(events) == ["en", "nb"]
+    assert sorted(events) == sorted(numbers)
     for key, number in numbers.items():
         assert "user" not in events[key]  # (the city left out, said)
         assert events[key]["data"]["note"] == h(number)

@@ -56,7 +56,7 @@ def constant_problems(
             reason = str(exc)
         if reason is not None:
             problems.append(f"{where}: {reason}")
-        elif where == "fields.action_source" and value != "mobile_app":
+        elif where == "fields.action_source" and str(value).strip() != "mobile_app":
             app = _app_event_type(mapping, values.get("event_type_from"))
             if app is not None:
                 problems.append(

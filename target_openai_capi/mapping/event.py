@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -263,7 +262,7 @@ def _without_personal_path(url: str) -> str:
     if not separator:
         return url  # (no page's URL: the contract refuses it)
     authority, slash, path = rest.partition("/")
-    if not slash:
+    if not slash or len(url) > MAX_SOURCE_URL_CHARS:  # (refused as too long: no part sent)
         return url
     kept: list[str] = []
     for segment in path.split("/"):
@@ -276,9 +275,9 @@ def _without_personal_path(url: str) -> str:
     return url
 
 
-# A + after a letter or digit joins two ids (`4006381333931+4006381333948`), as a space written
-# in a URL: no phone number's sign.
-_JOINING_PLUS = re.compile(r"(?<=[0-9A-Za-z])\+")
+# A + after a digit joins two ids (`4006381333931+4006381333948`): no phone number's sign (after
+# a word it may be one: `/sms+14155552671`).
+_JOINING_PLUS = re.compile(r"(?<=[0-9])\+")
 
 
 def _personal_segment(segment: str) -> bool:
@@ -588,17 +587,17 @@ def item_text(text: str) -> str:
 def catalog_text(text: str) -> str:
     """A content item's id, group id or content type, or a plan id, as sent: one holding an
     email address (a column mapped by mistake, a gift card keyed by its recipient) as its hash,
-    as an event id holding one is. An address's domain ends in letters (`.com`): catalog ids
-    written with an @ end otherwise (`plan@monthly.v2`, `SKU-1@WH.A1`) and are sent as they
-    are. (A + with digits is no phone number here: a bundle's ids.)"""
-    if not may_hold_email(text):
+    as an event id holding one is. An id that is one word, an @ and a name whose last part
+    holds a digit (`plan@monthly.v2`, `SKU-1@WH.A1`: no top-level domain has one) is a
+    catalog's, sent as it is. (A + with digits is no phone number here: a bundle's ids.)"""
+    if not may_hold_email(text) or not holds_email(text) or _VERSIONED_ID.fullmatch(text):
         return text
-    folded = text if text.isascii() else unicodedata.normalize("NFKC", text)
-    return _hash_text(text) if _CATALOG_EMAIL.search(folded) else text
+    return _hash_text(text)
 
 
-# An email address in an id: a domain of labels whose last is letters (a top-level domain).
-_CATALOG_EMAIL = re.compile(r"[^\s@]@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}(?![\w.-])")
+# One id written with an @ whose last dotted part is letters and digits with a digit (v2, A1):
+# no domain ends so (a top-level domain is letters, or xn-- and letters and digits).
+_VERSIONED_ID = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z0-9]*\d[A-Za-z0-9]*")
 
 
 def _json_value(value: object, where: str, depth: int = 0) -> Any:

@@ -41,7 +41,12 @@ _EMAIL = re.compile(
 # no-break one, U+2011, web pages write so that a number does not wrap; en and em dashes, the
 # minus sign: user_values.py reads such a number as the one it shows).
 PHONE_SIGN = "+\uff0b"
-PHONE_SEPARATORS = " ().\\-\u00a0\u2007\u2009\u202f\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+PHONE_SEPARATORS = (
+    " ().\\-\u00a0\u2007\u2009\u202f\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+    # as Japanese and Chinese input writes them: the full-width hyphen and brackets, the
+    # katakana long mark, the ideographic space, the small hyphen; and zero-width marks
+    "\uff0d\uff08\uff09\u30fc\u3000\ufe63\u200b\u200c\u200d\u2060\ufeff"
+)
 # A date written after a + (`+2024-11-29`): no phone number (a real one, +4512-34-56-78, is).
 _DATE_AFTER_A_PLUS = r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\d-])"
 _PHONE = re.compile(rf"[{PHONE_SIGN}](?!{_DATE_AFTER_A_PLUS})\d[\d{PHONE_SEPARATORS}]{{6,22}}\d")
