@@ -4161,3 +4161,31 @@ def test_a_schema_s_enum_of_many_thousand_values_is_no_check_of_records(sandbox,
     reasons = {d["record"]["id"]: d["dead_letter"] for d in dead if d["type"] == "RECORD"}
     assert list(reasons) == ["r3"]
     assert reasons["r3"]["stage"] == "schema"
+
+
+def test_a_long_enum_under_not_or_if_is_checked_as_the_tap_wrote_it(sandbox, tmp_path):
+    """Left out under `not` (`not: {}`) or `if` (its `then` on every record), a long list made
+    the check stricter, not looser: every record refused while the run exits 0."""
+    banned = [f"x{n}" for n in range(1_001)]
+    lines = [
+        schema(
+            "c",
+            {
+                "id": {"type": "string", "not": {"enum": banned}},
+                "type": {
+                    "type": "string",
+                    "if": {"enum": [f"y{n}" for n in range(1_001)]},
+                    "then": {"maxLength": 1},
+                },
+            },
+            ["id"],
+        ),
+        rec(1),
+        rec(2, id="x7"),  # (a banned id: refused, as the tap wrote)
+    ]
+    run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
+    assert run.returncode == 0, run.output[-2000:]
+    assert_clean(run)
+    assert stored(sandbox) == ["r1"]
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert [d["record"]["id"] for d in dead if d["type"] == "RECORD"] == ["x7"]

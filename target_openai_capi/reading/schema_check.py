@@ -314,6 +314,32 @@ MAX_CHOICES_CHECKED = 1_000
 _LISTS_OF_CHOICES = ("enum", "anyOf", "oneOf", "allOf")
 
 
+# Where a list is kept whatever its length: under `not` and `if`, and in definitions (a `$ref`
+# may lead there from under one of them).
+_KEPT_UNDER = (".not", ".if", ".$defs", ".definitions")
+
+
+def _drop_long_choices(schema: Any) -> None:
+    """Take out, in place, the lists of more than MAX_CHOICES_CHECKED choices where that only
+    lets more records through: not under `not` or `if` (`not: {enum: [...]}` left as `not:
+    {}` would refuse every record), nor in definitions (a `$ref` may lead there from one)."""
+    stack: list[tuple[Any, bool]] = [(schema, False)]
+    seen: set[int] = set()
+    while stack:
+        node, inverted = stack.pop()
+        if not isinstance(node, dict) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if not inverted:
+            for word in _LISTS_OF_CHOICES:
+                listed = node.get(word)
+                if isinstance(listed, list) and len(listed) > MAX_CHOICES_CHECKED:
+                    del node[word]
+        for where, sub in subschemas(node):
+            # (where a list is dropped, what is under it is not walked: it is gone)
+            stack.append((sub, inverted or where.startswith(_KEPT_UNDER)))
+
+
 def for_record_checks(schema: Any) -> Any:
     """A copy of the schema to check records against (the module's docstring says why)."""
     declared = schema.get("$schema") if isinstance(schema, Mapping) else None
@@ -325,11 +351,11 @@ def for_record_checks(schema: Any) -> Any:
     )
 
     def change(node: dict[str, Any]) -> None:
-        for word in _LISTS_OF_CHOICES:  # (a list too long to check as code is not checked)
-            listed = node.get(word)
-            if isinstance(listed, list) and len(listed) > MAX_CHOICES_CHECKED:
-                del node[word]
-        merged = merged_alternatives(node) if merge else None
+        long_lists = any(
+            isinstance(listed := node.get(word), list) and len(listed) > MAX_CHOICES_CHECKED
+            for word in _LISTS_OF_CHOICES
+        )
+        merged = merged_alternatives(node) if merge and not long_lists else None
         if merged is not None:
             node.clear()
             node.update(merged)
@@ -349,6 +375,7 @@ def for_record_checks(schema: Any) -> Any:
                         node[exclusive] = node.pop(bound)
 
     checked = _changed_everywhere(schema, change)
+    _drop_long_choices(checked)
     required = checked.get("required") if isinstance(checked, dict) else None
     if isinstance(required, list) and any(name in SDC_METADATA for name in required):
         # Tap metadata is taken out of each record before it is checked (as the SDK takes it
