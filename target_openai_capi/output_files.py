@@ -77,7 +77,7 @@ def open_owner_only(path: Path) -> int:
                 )
         if (protected := _PROTECTED.get((found.st_dev, found.st_ino))) is not None:
             raise OSError(errno.EINVAL, f"it is {protected}: lines appended there would break it")
-        if planted and not stat.S_ISCHR(found.st_mode) and found.st_uid != os.geteuid():
+        if planted and not stat.S_ISCHR(found.st_mode) and _of_another_user(found.st_uid):
             # (its owner reads every line, whatever its mode: one planted in a shared folder
             # before the run would collect the records; a device, /dev/null, is the system's)
             raise OSError(
@@ -104,37 +104,45 @@ def open_owner_only(path: Path) -> int:
     return fd
 
 
-def _shared_folder(path: Path) -> os.stat_result | None:
-    """The folder of `path` when every user may write in it (/tmp, a folder made with umask 0);
-    else None."""
-    try:
-        folder = os.stat(path.parent)
-    except OSError:
-        return None
-    return folder if folder.st_mode & stat.S_IWOTH else None
+def _under_a_shared_folder(path: Path) -> bool:
+    """Whether a folder above `path` is one every user may write in (/tmp, a folder made with
+    umask 0): what lies below it, folders too, may be another user's making."""
+    for folder in Path(os.path.abspath(path)).parents:
+        try:
+            if os.stat(folder).st_mode & stat.S_IWOTH:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _of_another_user(uid: int) -> bool:
+    """An owner other than this user and root (root's files and links are the system's)."""
+    return uid not in (os.geteuid(), 0)
 
 
 def _maybe_planted(path: Path) -> bool:
-    """Whether a file at `path` may have been put there by another user: it exists already, in
-    a folder every user may write in. (A file on a volume of the host's user, as a container's
-    root finds it, or one this run creates on a share that shows another owner, is no one's
-    plant.)"""
-    return os.path.lexists(path) and _shared_folder(path) is not None
+    """Whether a file at `path` may have been put there by another user: it exists already,
+    under a folder every user may write in. (A file on a volume of the host's user, as a
+    container's root finds it, or one this run creates on a share that shows another owner,
+    is no one's plant.)"""
+    return os.path.lexists(path) and _under_a_shared_folder(path)
 
 
 def _refuse_another_user_s_link(path: Path) -> None:
-    """Raise OSError when `path` is a symbolic link another user made in a folder every user
-    may write in, and the folder is not theirs (one pointing at a file of this user's would
-    have the records appended there): the rule of Linux's fs.protected_symlinks, where it is
-    off. (/dev/stderr, root's link in root's folder, or an image's link, is followed.)"""
+    """Raise OSError when `path` is a symbolic link of another user under a folder every user
+    may write in (one pointing at a file of this user's would have the records appended
+    there): Linux's fs.protected_symlinks rule, where it is off, over every folder above it.
+    (/dev/stderr, root's link, or an image's link on a volume, is followed.)"""
     try:
         found = os.lstat(path)
     except OSError:
         return
-    if not stat.S_ISLNK(found.st_mode) or found.st_uid == os.geteuid():
-        return
-    folder = _shared_folder(path)
-    if folder is not None and found.st_uid != folder.st_uid:
+    if (
+        stat.S_ISLNK(found.st_mode)
+        and _of_another_user(found.st_uid)
+        and _under_a_shared_folder(path)
+    ):
         raise OSError(
             errno.EPERM,
             f"it is a symbolic link of another user (uid {found.st_uid}): name the file it "

@@ -9,6 +9,7 @@ import re
 import shutil
 import stat
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,9 @@ def test_the_files_the_target_writes_keep_the_mode_of_a_pipe_and_narrow_a_file(s
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
 @pytest.mark.parametrize("setting", ["dead_letter_path", "request_log_path"])
-def test_a_file_or_link_another_user_put_in_a_shared_folder_is_refused(setting, sandbox, tmp_path):
+def test_a_file_or_link_another_user_put_in_a_shared_folder_is_refused(
+    setting, sandbox, tmp_path, request
+):
     """A file another user made where the dead letters go, in a folder every user may write in
     (/tmp), was narrowed to 0600, which leaves its owner reading every record with its emails;
     a symbolic link of theirs there had the lines appended to the file it names, one of this
@@ -302,9 +305,24 @@ def test_a_file_or_link_another_user_put_in_a_shared_folder_is_refused(setting, 
     assert f"it is a symbolic link of another user (uid {nobody})" in run.stderr
     assert mine.read_text() == "my notes\n"
 
-    # A folder of one's own (a volume): another user's file and link there are used.
-    volume = tmp_path / "volume"
-    volume.mkdir()
+    # Under a folder others may write in, a folder another user made is theirs too: what is
+    # in it was refused only where the shared folder was its parent.
+    theirs_folder = shared / "evil"
+    theirs_folder.mkdir()
+    os.chown(theirs_folder, nobody, nobody)
+    deeper_link = theirs_folder / "link.jsonl"
+    deeper_link.symlink_to(mine)
+    os.lchown(deeper_link, nobody, nobody)
+    cfg = config(sandbox.url, tmp_path, **{setting: str(deeper_link)})
+    run = run_target(cfg, [SCHEMA, stale], tmp_path)
+    assert run.returncode == 1
+    assert f"it is a symbolic link of another user (uid {nobody})" in run.stderr
+    assert mine.read_text() == "my notes\n"
+
+    # A folder of one's own, under no folder others may write in (a volume): another user's
+    # file and link there are used. (tmp_path is under /tmp, which every user may write in.)
+    volume = Path(tempfile.mkdtemp(dir=Path.home()))
+    request.addfinalizer(lambda: shutil.rmtree(volume, ignore_errors=True))
     theirs = volume / "dead.jsonl"
     theirs.write_text("")
     theirs.chmod(0o640)
