@@ -1658,3 +1658,50 @@ def test_a_table_shaped_like_the_event_read_by_name_beside_mapped_fields_is_not_
     run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
     assert run.returncode == 0, run.output
     assert "also reads" not in run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_export_s_null_marker_is_no_value_in_fallbacks_and_event_names(
+    workers, sandbox, tmp_path
+):
+    """A Snowflake unload or a Postgres COPY writes NULL as \\N, which tap-csv passes on: it
+    was no value for a field, but a value inside `a || b` (`\\N` in total hid revenue, in
+    context_traits_email hid email, in context_app_name made a server's event a mobile app's,
+    in timestamp hid original_timestamp) and a custom event's name (`null`, `n`)."""
+    null = "\\N"
+    columns = ["id", "event", "event_text", "timestamp", "original_timestamp", "currency"]
+    columns += ["total", "revenue", "context_page_url", "context_app_name"]
+    columns += ["context_traits_email", "email"]
+    nullable = {"type": ["string", "null"]}
+    lines = [schema("order_completed", {c: nullable for c in columns}, ["id"])]
+    base = {c: null for c in columns} | {"event": "order_completed", "currency": "USD"}
+    rows = [
+        {"id": "m1", "event_text": "Order Completed", "timestamp": AT, "revenue": "20.00"}
+        | {"email": "jane@example.com"},
+        {"id": "m2", "timestamp": AT, "total": "25.00"},  # (event_text \N: the event's name)
+        {"id": "m3", "event_text": "Order Completed", "original_timestamp": AT, "total": "5"},
+        {"id": "m4", "event_text": "Order Completed", "timestamp": AT, "currency": null}
+        | {"total": "7.00"},  # (no currency: a sale goes without its amount, as documented)
+    ]
+    lines += [record("order_completed", base | row) for row in rows]
+    lines += [schema("events", {"id": nullable, "at": nullable, "name": nullable}, ["id"])]
+    lines += [record("events", {"id": "e1", "at": AT, "name": "NULL"})]
+    streams = {
+        "order_completed": {"preset": "segment/tracks"},
+        "events": {"event_type_from": "name", "fields": {"timestamp": "at"}},
+    }
+    cfg = config(sandbox, tmp_path, streams, workers=workers)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert sorted(events) == ["m1", "m2", "m3", "m4"], run.stderr[-3000:]
+    assert "action_source" not in events["m1"]  # (a server's event: neither page nor app)
+    assert events["m1"]["data"] == {"type": "contents", "amount": 2000, "currency": "USD"}
+    email = hashlib.sha256(b"jane@example.com").hexdigest()
+    assert events["m1"]["user"]["emails_sha256"] == [email]
+    assert events["m2"]["type"] == "order_created"  # (from `event`, not a custom "n")
+    assert events["m3"]["data"]["amount"] == 500  # (its original_timestamp read)
+    assert events["m4"]["data"] == {"type": "contents"}
+    letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    reasons = {m["record"]["id"]: m["dead_letter"]["reason"] for m in letters if "record" in m}
+    assert reasons == {"e1": "event name 'NULL' is an export's mark of no value"}

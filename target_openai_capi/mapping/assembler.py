@@ -50,10 +50,12 @@ from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
 from target_openai_capi.mapping.user_values import (
     ABSENT,
     MAX_CACHED_TEXT,
+    NO_VALUE_STARTS,
     Rejected,
     _normalise_text,
     blank,
     normalised,
+    text_of_no_value,
 )
 
 # (record, whole_record) -> (event, notes), as build_event returns them.
@@ -130,6 +132,8 @@ def compile_assembler(
         "_normalise_text": _normalise_text,
         "_list_values": _list_values,
         "_is_false": _is_false,
+        "text_of_no_value": text_of_no_value,
+        "NO_VALUE_STARTS": NO_VALUE_STARTS,
     }
     src = _Source()
 
@@ -146,12 +150,12 @@ def compile_assembler(
         else:
             namespace[f"GET_{name}"] = getter
             src.add(f"{into} = GET_{name}(record)")
-        src.add(  # "" and blanks are no value (event.py `_value`)
+        src.add(  # "", blanks and an export's NULL markers are no value (event.py `_value`)
             f"if type({into}) is str:",
-            f"    if not {into} or {into}.isspace():",
+            f"    if not {into} or ({into}[0] in NO_VALUE_STARTS and text_of_no_value({into})):",
             f"        {into} = None",
             f"elif {into} is not None and isinstance({into}, str) and (not {into} or "
-            f"{into}.isspace()):",
+            f"text_of_no_value({into})):",
             f"    {into} = None",
         )
 
@@ -320,9 +324,12 @@ def _inline_node(
 
 
 def _jmespath_false(name: str) -> str:
-    """Source of compiled.py `_is_false(name)`, asked only of values other than null and plain
-    strings (the usual values: no call)."""
-    return f"{name} is None or ((not {name}) if type({name}) is str else _is_false({name}))"
+    """Source of compiled.py `_is_false(name)` (a text of no value is false too: blank, or an
+    export's NULL marker), with no call for null and a plain text of a word or more."""
+    return (
+        f"{name} is None or ((not {name} or ({name}[0] in NO_VALUE_STARTS and "
+        f"text_of_no_value({name}))) if type({name}) is str else _is_false({name}))"
+    )
 
 
 def _inline_projection(

@@ -20,6 +20,7 @@ from typing import Any
 
 from target_openai_capi.mapping.compiled_calls import expression_reference, function_call
 from target_openai_capi.mapping.paths import Getter, Node, field_path, path_getter
+from target_openai_capi.mapping.user_values import text_of_no_value
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,16 @@ _EMPTY_WHEN_FALSE = (str, list, dict)
 
 
 def _is_false(value: Any) -> bool:
-    """JMESPath falsiness: null, false, "", [] and {} (0 is true)."""
+    """JMESPath falsiness: null, false, "", [] and {} (0 is true); and, as the target reads a
+    value everywhere, a text of no value: blank, or an export's mark of a missing one (`\\N`,
+    `NULL`, `N/A`: NULL_MARKERS). `a || b` takes b when a is one of them (a Snowflake unload's
+    `\\N` in `total` hid `revenue`), `a && b` stops at it, and `!a` is true of it."""
     if value is None or value is False:
         return True
     kind = type(value)
-    if kind is str or kind is list or kind is dict:  # the usual values: no comparisons
+    if kind is str:
+        return not value or text_of_no_value(value)
+    if kind is list or kind is dict:  # the usual values: no comparisons
         return not value
     if isinstance(value, _EMPTY_WHEN_FALSE):  # subclasses compare as jmespath compares them
         return value == "" or value == [] or value == {}
@@ -308,14 +314,12 @@ def _current(node: Node, runtime: Runtime) -> Getter:
 
 
 def _not_expression(node: Node, runtime: Runtime) -> Getter:
-    """`!a`: Python's `not`, except that `!0` is false (0 is true in JMESPath)."""
+    """`!a`: true of a JMESPath-false value (`_is_false`: a text of no value too), so `!0` is
+    false (0 is true in JMESPath)."""
     child = _compile(node["children"][0], runtime)
 
     def negate(value: Any) -> Any:
-        result = child(value)
-        if _is_actual_number(result) and result == 0:
-            return False
-        return not result
+        return _is_false(child(value))  # (0 is no JMESPath-false value: !0 is false)
 
     return negate
 

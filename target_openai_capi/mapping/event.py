@@ -48,7 +48,7 @@ from target_openai_capi.mapping.personal_text import (
 )
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
-from target_openai_capi.mapping.user_values import blank
+from target_openai_capi.mapping.user_values import blank, text_of_no_value
 
 _CONTENT_FIELDS = frozenset(
     {
@@ -88,7 +88,8 @@ def passes_filter(mapping: StreamMapping, record: Mapping[str, Any]) -> bool:
 
 def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
     """A mapped field, else the record's property of the same name; empty or blank strings are
-    absent (a CHAR(n) column or a CSV cell of spaces: no value, as "" is)."""
+    absent (a CHAR(n) column or a CSV cell of spaces: no value, as "" is), and so are an
+    export's marks of a missing value (`\\N`, `NULL`, `N/A`: user_values.py NULL_MARKERS)."""
     getter = mapping.fields.get(name)
     if getter is not None:
         value = getter(record)
@@ -97,8 +98,8 @@ def _value(mapping: StreamMapping, record: Mapping[str, Any], name: str) -> Any:
     else:
         value = record.get(name)
     if type(value) is str:  # the usual case, without comparing other types with ""
-        return None if not value or value.isspace() else value
-    return None if isinstance(value, str) and (not value or value.isspace()) else value
+        return None if not value or text_of_no_value(value) else value
+    return None if isinstance(value, str) and (not value or text_of_no_value(value)) else value
 
 
 def _user_value(

@@ -24,8 +24,9 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from target_openai_capi.contract import EVENT_TYPES
-from target_openai_capi.mapping.errors import MappingError, type_name
+from target_openai_capi.mapping.errors import MappingError, quote, type_name
 from target_openai_capi.mapping.personal_text import holds_personal_text
+from target_openai_capi.mapping.user_values import text_of_no_value
 
 CUSTOM = "custom"
 
@@ -220,6 +221,10 @@ def resolve_event_type(name: object, table: Mapping[str, str]) -> tuple[str, str
     key = normalise_event_name(name)
     if not key:
         raise MappingError("event name is empty", "event")
+    if len(name) <= 12 and text_of_no_value(name):  # (an export's NULL, \N: no name, as null)
+        raise MappingError(
+            f"event name {quote(name.strip())} is an export's mark of no value", "event"
+        )
     event_type = _merged(table).get(key) if table else _BUILTIN.get(key)
     if key == CUSTOM and event_type in (None, CUSTOM):
         # The type itself (a table shaped like the event: type "custom" beside a

@@ -51,7 +51,7 @@ from jmespath.visitor import TreeInterpreter, _Expression
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.money import money_value, parse_number, stripe_amount
 from target_openai_capi.mapping.timestamps import MAX_EPOCH_MS, MIN_EPOCH_MS
-from target_openai_capi.mapping.user_values import blank
+from target_openai_capi.mapping.user_values import blank, text_of_no_value
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -126,6 +126,17 @@ class DecimalInterpreter(TreeInterpreter):  # type: ignore[misc]  # jmespath shi
         "lte": _ordering(operator.le),
         "gte": _ordering(operator.ge),
     }
+
+    def _is_false(self, value: Any) -> bool:
+        """JMESPath falsiness, and a text of no value (compiled.py `_is_false`)."""
+        return bool(super()._is_false(value)) or (type(value) is str and text_of_no_value(value))
+
+    def visit_not_expression(self, node: dict[str, Any], value: Any) -> Any:
+        """`!a`: true of a false value (`_is_false`), so false of 0, as jmespath has it."""
+        result = self.visit(node["children"][0], value)
+        if isinstance(result, (int, float, Decimal)) and not isinstance(result, bool):
+            return False
+        return self._is_false(result)
 
     def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
         """Compare with our functions: float literals equal Decimals, mixed ordering is null."""

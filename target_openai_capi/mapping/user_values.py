@@ -531,6 +531,22 @@ def blank(value: object) -> bool:
     return not text or (len(text) <= 9 and text in NULL_MARKERS)
 
 
+_NO_VALUE_TEXTS = NULL_MARKERS - {"NaN", "nan", "NAN"}
+# The first characters of a text of no value (whitespace, or a marker's first): any other text
+# is a value at the cost of one set lookup.
+NO_VALUE_STARTS = frozenset(
+    {marker[0] for marker in NULL_MARKERS}
+    | set("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000")
+    | {chr(c) for c in range(0x2000, 0x200B)}  # (str.isspace's characters, all of them)
+)
+
+
+def text_of_no_value(text: str) -> bool:
+    """A field's text that is no value: blank, or an export's mark of a missing one (a
+    NULL_MARKERS' but NaN: in an amount, a number that is none is a rejection, money.py)."""
+    return text.isspace() or (len(text) <= 12 and text.strip() in _NO_VALUE_TEXTS)
+
+
 def _is_digest(name: str, text: str) -> bool:
     """A value that already is a SHA-256 digest: 64 hex characters. For external ids (whose
     case is kept and which may be hex themselves) only lowercase ones, as hashes are written."""
