@@ -20,7 +20,12 @@ from target_openai_capi.pipeline.schema_verdict import (
 )
 from target_openai_capi.pipeline.settling import RunFailed
 from target_openai_capi.reading.decoding import RecordDecoding, stream_decoding
-from target_openai_capi.reading.envelope import DELETED_AT, SDC_METADATA, strip_tap_metadata
+from target_openai_capi.reading.envelope import (
+    DELETED_AT,
+    SDC_METADATA,
+    SOFT_DELETES,
+    strip_tap_metadata,
+)
 from target_openai_capi.reading.schema_check import for_record_checks
 from target_openai_capi.reading.schema_paths import prune_schema
 
@@ -89,6 +94,11 @@ class ConversionsSink(BatchSink):
             self.pipeline.warn_of_an_id_from_part_of_the_key(stream_name, self.key_properties)
         if self._deletes:
             self.pipeline.tell_of_deletes(stream_name)
+        if self._mapped:
+            reads = self.pipeline.mappings[stream_name].reads
+            for column in SOFT_DELETES.keys() & (schema.get("properties") or {}).keys():
+                if reads is not None and column not in reads:
+                    self.pipeline.tell_of_soft_deletes(stream_name, column)
 
     @property
     def is_full(self) -> bool:

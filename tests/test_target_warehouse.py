@@ -1705,3 +1705,40 @@ def test_an_export_s_null_marker_is_no_value_in_fallbacks_and_event_names(
     letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
     reasons = {m["record"]["id"]: m["dead_letter"]["reason"] for m in letters if "record" in m}
     assert reasons == {"e1": "event name 'NULL' is an export's mark of no value"}
+
+
+def test_a_loader_s_soft_delete_column_is_told_with_the_filter_that_leaves_them_out(
+    sandbox, tmp_path
+):
+    """Fivetran keeps a deleted row with `_fivetran_deleted: true`, Airbyte's CDC with
+    `_ab_cdc_deleted_at`: such rows went out as conversions without a word (only tap-style
+    `_sdc_deleted_at` was known). The stream is told of at its SCHEMA, with the filter."""
+    text = {"type": ["string", "null"]}
+    columns = {"id": text, "at": text, "_fivetran_deleted": {"type": ["boolean", "null"]}}
+    lines = [schema("orders", columns, ["id"])]
+    lines += [record("orders", {"id": "o1", "at": AT, "_fivetran_deleted": False})]
+    lines += [record("orders", {"id": "o2", "at": AT, "_fivetran_deleted": True})]
+    lines += [schema("cdc", {"id": text, "at": text, "_ab_cdc_deleted_at": text}, ["id"])]
+    lines += [record("cdc", {"id": "c1", "at": AT, "_ab_cdc_deleted_at": None})]
+    lines += [record("cdc", {"id": "c2", "at": AT, "_ab_cdc_deleted_at": AT})]
+    fields = {"timestamp": "at", "action_source": "'other'"}
+    streams = {
+        "orders": {"event_type": "order_created", "fields": fields},
+        "cdc": {"event_type": "lead_created", "fields": fields},
+    }
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    for stream, column in (("orders", "_fivetran_deleted"), ("cdc", "_ab_cdc_deleted_at")):
+        assert (
+            f"Stream '{stream}' has {column}, a loader's mark of a row deleted at the source, "
+            f"which its mapping does not read: a deleted row is sent as a conversion. To leave "
+            f"them out, set streams.{stream}.filter: '!{column}'."
+        ) in run.stderr
+    # The filter it names does leave them out (and then nothing is told).
+    sandbox.reset()
+    streams["orders"]["filter"] = "!_fivetran_deleted"
+    streams["cdc"]["filter"] = "!_ab_cdc_deleted_at"
+    run = run_target(config(sandbox, tmp_path, streams), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["c1", "o1"]
+    assert "a loader's mark of a row deleted" not in run.stderr

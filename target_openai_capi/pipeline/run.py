@@ -58,6 +58,7 @@ from target_openai_capi.pipeline.settling import Settler
 from target_openai_capi.reading.envelope import (
     DELETED_AT,
     SDC_METADATA,
+    SOFT_DELETES,
     RecordEnvelope,
     properties_in_json,
     record_json_in_line,
@@ -113,7 +114,7 @@ class Pipeline:
         )
         self._unknown_reads_told: set[tuple[str, str, str]] = set()
         self._partial_ids_told: set[tuple[str, tuple[str, ...]]] = set()
-        self._deletes_told: set[str] = set()
+        self._deletes_told: set[str | tuple[str, str]] = set()
         # The input is a file other than the dead-letter file (`--input old.jsonl`, `< old.jsonl`).
         self._input_is_another_file = False
         self.mappings = mappings
@@ -288,6 +289,22 @@ class Pipeline:
             "deleted at the source is no conversion, and is counted filtered, not sent.",
             stream,
             DELETED_AT,
+        )
+
+    def tell_of_soft_deletes(self, stream: str, column: str) -> None:
+        """Once a stream: its SCHEMA has another loader's mark of a deleted row, which its
+        mapping does not read: such rows are sent as conversions unless filtered."""
+        if (stream, column) in self._deletes_told:
+            return
+        self._deletes_told.add((stream, column))
+        self._logger.warning(
+            "Stream '%s' has %s, a loader's mark of a row deleted at the source, which its "
+            "mapping does not read: a deleted row is sent as a conversion. To leave them out, "
+            "set streams.%s.filter: %r.",
+            stream,
+            column,
+            stream,
+            SOFT_DELETES[column],
         )
 
     def deleted_at_source(self, stream: str, *, listed: bool = True) -> None:

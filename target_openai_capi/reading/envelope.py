@@ -22,6 +22,13 @@ RECORD_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
 # setting of this target), so that a mapping never reads it.
 # Set on a record of a row deleted at the source (tap-postgres and others' LOG_BASED replication).
 DELETED_AT = "_sdc_deleted_at"
+# Other loaders' marks of a row deleted at the source, kept as a column (a soft delete): with
+# the filter that leaves such rows out. Not filtered unasked: a loader's table may keep them
+# for a reason the target cannot know; the stream is told of at its SCHEMA.
+SOFT_DELETES = {
+    "_fivetran_deleted": "!_fivetran_deleted",  # (Fivetran: true on a deleted row)
+    "_ab_cdc_deleted_at": "!_ab_cdc_deleted_at",  # (Airbyte's CDC: the time of the delete)
+}
 SDC_METADATA = (
     "_sdc_extracted_at",
     "_sdc_received_at",
