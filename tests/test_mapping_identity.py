@@ -911,3 +911,46 @@ def test_an_email_in_free_text_is_found_as_input_methods_write_it(text: str, why
     from target_openai_capi.mapping.personal_text import holds_personal_text
 
     assert holds_personal_text(text) == why
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "mailto:Jane@Example.com",  # (a link's address)
+        "<jane@example.com>",
+        "Jane Doe <jane@example.com>",  # (as mail programs write a sender)
+        '"jane@example.com"',
+        "jane@example.com.",  # (a sentence's full stop)
+    ],
+)
+def test_an_address_inside_what_is_written_around_it_is_the_address(raw: str) -> None:
+    """Hashed with its wrapper, it was counted as an email and could match no one."""
+    assert build_user({"email": raw}) == ({"emails_sha256": [h("jane@example.com")]}, [])
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "sent"),
+    [
+        # X-Forwarded-For as Azure's gateway writes it: each address with its client's port.
+        ("ip_address", "177.139.233.139:17085, 10.0.0.6", "177.139.233.139"),
+        ("ip_address", "[2001:db8::1]:443", "2001:db8::1"),
+        # Japan's postal mark, and the full-width digits and hyphen of Japanese input
+        ("zip", "\u3012100-0001", "100-0001"),
+        ("zip", "\uff11\uff10\uff10\uff0d\uff10\uff10\uff10\uff11", "100-0001"),
+        ("zip", "12345\u20106789", "12345-6789"),
+    ],
+)
+def test_a_raw_value_written_with_what_belongs_around_it_is_sent_without_it(
+    field: str, raw: str, sent: str
+) -> None:
+    user, notes = build_user({field: raw})
+    assert notes == []
+    assert list(user.values()) == [[sent]] or list(user.values()) == [sent]
+
+
+def test_an_email_in_a_user_agent_is_left_out_not_sent_raw() -> None:
+    """An app's user agent with a contact address went to the API raw, where a city or a
+    cookie holding one is left out."""
+    user, notes = build_user({"user_agent": "Mozilla/5.0 (Linux) MyShopApp/3.2 (jane@example.com)"})
+    assert user == {}
+    assert notes == ["user_agent holds an email address; sent without it"]

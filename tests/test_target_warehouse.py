@@ -1742,3 +1742,44 @@ def test_a_loader_s_soft_delete_column_is_told_with_the_filter_that_leaves_them_
     assert run.returncode == 0, run.output
     assert sorted(e["id"] for e in sandbox.events(PIXEL_ID)) == ["c1", "o1"]
     assert "a loader's mark of a row deleted" not in run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_identifiers_as_exports_and_gateways_write_them_are_sent_as_the_rules_say(
+    workers, sandbox, tmp_path
+):
+    """`Jane Doe <jane@example.com>` and `mailto:` were hashed whole (no match, counted as an
+    email); `14155552671.0` (pandas) hashed as a 12-digit number; an X-Forwarded-For with
+    ports (Azure) and a postal code with Japan's 〒 were left out."""
+    text = {"type": ["string", "null"]}
+    columns = ["id", "at", "email", "phone", "ip", "zip"]
+    lines = [schema("leads", {c: text for c in columns}, ["id"])]
+    rows = {
+        "l1": ["Jane Doe <jane@example.com>", "14155552671.0", "203.0.113.9:17085, 10.0.0.6"],
+        "l2": ["mailto:jane@example.com", "+1 415 555 2671 ext. 12", "[2001:db8::1]:443"],
+    }
+    for key, (email, phone, ip) in rows.items():
+        row = {
+            "id": key,
+            "at": AT,
+            "email": email,
+            "phone": phone,
+            "ip": ip,
+            "zip": "\u3012100-0001",
+        }
+        lines.append(record("leads", row))
+    fields = {"timestamp": "at", "email": "email", "phone": "phone", "ip_address": "ip"}
+    fields |= {"zip": "zip", "action_source": "'other'"}
+    streams = {"leads": {"event_type": "lead_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, streams, workers=workers), lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "sent without it" not in run.stderr
+    users = {e["id"]: e["user"] for e in sandbox.events(PIXEL_ID)}
+    digest = lambda text: hashlib.sha256(text.encode()).hexdigest()  # noqa: E731
+    for key, address in (("l1", "203.0.113.9"), ("l2", "2001:db8::1")):
+        assert users[key] == {
+            "emails_sha256": [digest("jane@example.com")],
+            "phone_numbers_sha256": [digest("14155552671")],
+            "ip_address": address,
+            "postal_codes": ["100-0001"],
+        }

@@ -166,11 +166,30 @@ def _email(value: object, region: str | None) -> str:
         text = _trim_invisible(text)  # address holds one, so the value is left out)
         if not text.isprintable():
             raise Rejected("is not an email address")
+    if not _PLAIN_EMAIL.fullmatch(text):
+        text = _unwrapped_email(text)
     local, at, domain = text.partition("@")
     # (Printable text holds no whitespace but the space: tests/test_mapping_identity.py.)
     if not at or not local or not domain or "@" in domain or " " in text:
         raise Rejected("is not an email address")
     return text
+
+
+# An address as most are written: no wrapper to take off.
+_PLAIN_EMAIL = re.compile(r"[^\s@<>\"':]+@[^\s@<>\"']*[^\s@<>\"'.]")
+# An address inside what mail programs and exports write around it: `Jane Doe <jane@x.com>`,
+# `<jane@x.com>`, `mailto:jane@x.com`, quotes.
+_ANGLED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+
+
+def _unwrapped_email(text: str) -> str:
+    """The address of `Name <address>`, `mailto:address`, `"address"`, `address.` (a sentence's
+    full stop): hashed wrapped, it could match no one, though counted as an email."""
+    angled = _ANGLED.fullmatch(text) or _ANGLED.search(text) if "<" in text else None
+    if angled is not None and text.endswith(">"):
+        text = angled.group(1)
+    text = text.removeprefix("mailto:").strip("\"'").strip()
+    return text.removesuffix(".") if text.count("@") == 1 else text
 
 
 _PHONE_RULE = "is not a phone number of 8 to 15 digits with its country code"
@@ -182,7 +201,7 @@ _PHONE_RULE = "is not a phone number of 8 to 15 digits with its country code"
 _DASH_LIKE = frozenset("\u2212\u30fc")
 
 
-def _ascii_phone_text(text: str) -> str:
+def _ascii_phone_text(text: str, dash: str = " ") -> str:
     """A phone number written with other characters than ASCII as the ASCII one it is: digits of
     any script (full-width, Arabic-Indic, Devanagari, ...) as 0-9, a full-width + and brackets
     as ASCII (NFKC), any dash a space, and invisible characters (zero-width spaces, direction
@@ -198,7 +217,7 @@ def _ascii_phone_text(text: str) -> str:
         if category == "Nd":
             out.append(str(unicodedata.decimal(ch)))
         elif category == "Pd" or ch in _DASH_LIKE:
-            out.append(" ")
+            out.append(dash)
         elif category != "Cf":
             folded = unicodedata.normalize("NFKC", ch)  # (full-width +, brackets, spaces)
             # A footnote's superscript, a circled or bracketed digit, is no digit of a number:
@@ -444,6 +463,10 @@ def _not_personal(text: str) -> str:
 def _postal_code(value: object, region: str | None) -> str:
     reason = "is not a postal code (letters, digits, spaces or hyphens, at most 32 characters)"
     text = _text(value, reason)
+    if not text.isascii() and len(text) <= 40:
+        # Japan's postal mark (〒), full-width digits and hyphens as Japanese input writes them,
+        # a Unicode hyphen: the code they show.
+        text = _ascii_phone_text(text.removeprefix("\u3012"), dash="-").strip()
     if not _POSTAL_CODE.fullmatch(text):
         raise Rejected(reason)
     return text
@@ -478,6 +501,9 @@ def _ip_address(value: object, region: str | None) -> str:
     first = _string(value, "is not an IPv4 or IPv6 address").split(",", 1)[0].strip()
     if is_ipv4_text(first):
         return first  # what ipaddress would give, at a fifth of the cost
+    first = _without_port(first)
+    if is_ipv4_text(first):
+        return first
     try:  # X-Forwarded-For: the client comes first. (Not IPv4: is_ipv4_text takes all of it.)
         address = ipaddress.IPv6Address(first)
     except ValueError:
@@ -488,8 +514,21 @@ def _ip_address(value: object, region: str | None) -> str:
     return str(address if mapped is None else mapped)
 
 
+def _without_port(address: str) -> str:
+    """An address with its client's port taken off, as Azure's gateway writes X-Forwarded-For
+    (`203.0.113.9:17085`, `[2001:db8::1]:443`); any other text as it is."""
+    if address.startswith("["):
+        inside, bracket, port = address[1:].partition("]")
+        return inside if bracket and (not port or _PORT.fullmatch(port)) else address
+    host, colon, port = address.partition(":")
+    return host if colon and ":" not in port and _PORT.fullmatch(colon + port) else address
+
+
+_PORT = re.compile(r":\d{1,5}")
+
+
 def _user_agent(value: object, region: str | None) -> str:
-    return _string(value, "is not text")
+    return _not_personal(_string(value, "is not text"))
 
 
 _NORMALISERS: dict[str, Callable[[object, str | None], str]] = {
