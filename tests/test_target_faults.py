@@ -448,7 +448,7 @@ def _blocked_signals(task: str) -> set[int] | None:
     None when the thread has ended (a request's deadline timer, once its answer came)."""
     try:
         status = (Path(task) / "status").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # (ended before, or while it was read)
         return None
     for line in status.splitlines():
         if line.startswith("SigBlk:"):
