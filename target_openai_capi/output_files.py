@@ -104,15 +104,21 @@ def open_owner_only(path: Path) -> int:
     return fd
 
 
-def _under_a_shared_folder(path: Path) -> bool:
+def _under_a_shared_folder(path: Path, *, follow: bool = True) -> bool:
     """Whether a folder above `path` is one every user may write in (/tmp, a folder made with
-    umask 0): what lies below it, folders too, may be another user's making."""
-    for folder in Path(os.path.abspath(path)).parents:
-        try:
-            if os.stat(folder).st_mode & stat.S_IWOTH:
-                return True
-        except OSError:
-            continue
+    umask 0): what lies below it, folders too, may be another user's making. Looked at as
+    named and resolved (a link to a folder under /tmp leads there): the path itself followed
+    too, or (`follow` false, for a link) only the folders it is in."""
+    resolved = (
+        os.path.realpath(path) if follow else os.path.join(os.path.realpath(path.parent), path.name)
+    )
+    for named in {os.path.abspath(path), resolved}:
+        for folder in Path(named).parents:
+            try:
+                if os.stat(folder).st_mode & stat.S_IWOTH:
+                    return True
+            except OSError:
+                continue
     return False
 
 
@@ -141,7 +147,7 @@ def _refuse_another_user_s_link(path: Path) -> None:
     if (
         stat.S_ISLNK(found.st_mode)
         and _of_another_user(found.st_uid)
-        and _under_a_shared_folder(path)
+        and _under_a_shared_folder(path, follow=False)
     ):
         raise OSError(
             errno.EPERM,

@@ -96,9 +96,10 @@ class ConversionsSink(BatchSink):
             self.pipeline.tell_of_deletes(stream_name)
         if self._mapped:
             reads = self.pipeline.mappings[stream_name].reads
-            for column in SOFT_DELETES.keys() & (schema.get("properties") or {}).keys():
+            properties = schema.get("properties") or {}
+            for column in SOFT_DELETES.keys() & properties.keys():
                 if reads is not None and column not in reads:
-                    self.pipeline.tell_of_soft_deletes(stream_name, column)
+                    self.pipeline.tell_of_soft_deletes(stream_name, column, properties[column])
 
     @property
     def is_full(self) -> bool:

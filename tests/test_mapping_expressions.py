@@ -709,3 +709,18 @@ def test_a_function_on_the_wrong_type_is_the_same_mapping_error(
 )
 def test_a_value_word_written_as_a_value_or_a_quoted_name_is_fine(text: str) -> None:
     compile_expression(text)
+
+
+@pytest.mark.parametrize(
+    ("expression", "record", "value"),
+    [
+        ("a || b", {"a": "NaN", "b": "x"}, "x"),  # (pandas' missing cell: no value in ||)
+        ("a || b", {"a": "NULL" + " " * 16, "b": "x"}, "x"),  # (a CHAR(20) column)
+        ("not_null(a, b)", {"a": "\\N", "b": 3}, 3),
+        ("not_null(a, b)", {"a": "x", "b": 3}, "x"),
+        ("!a", {"a": "N/A"}, True),
+    ],
+)
+def test_a_text_of_no_value_is_false_alike_compiled_and_interpreted(expression, record, value):
+    assert compile_expression(expression)(record) == value
+    assert interpret_expression(expression)(record) == value

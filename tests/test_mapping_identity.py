@@ -954,3 +954,46 @@ def test_an_email_in_a_user_agent_is_left_out_not_sent_raw() -> None:
     user, notes = build_user({"user_agent": "Mozilla/5.0 (Linux) MyShopApp/3.2 (jane@example.com)"})
     assert user == {}
     assert notes == ["user_agent holds an email address; sent without it"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "sent"),
+    [
+        ("+1 415 555 2671;ext=123", "14155552671"),  # (RFC 3966's extension)
+        ("+1 415 555 2671 ext: 12", "14155552671"),
+        (
+            "(" + "\t" * 240 + "1",
+            None,
+        ),  # (blanks the extension's pattern once tried every split of)
+        ("+1 415 555 2671 / 2672", None),  # (two numbers are none: a slash joins no digits here)
+        ("555-1234 / 555-5678", None),
+    ],
+)
+def test_a_phone_s_extension_and_slash_are_read_as_they_are_written(
+    raw: str, sent: str | None
+) -> None:
+    user, notes = build_user({"phone": raw})
+    if sent is None:
+        assert user == {}
+        assert notes[0].startswith("phone is not a phone number")
+    else:
+        assert user == {"phone_numbers_sha256": [h(sent)]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "address"),
+    [
+        ("mailto:jane@example.com?subject=Hi", "jane@example.com"),
+        ("jane@example.com,", "jane@example.com"),
+        ("<jane@example.com>.", "jane@example.com"),
+        ("'thooft@x.nl", "'thooft@x.nl"),  # (a quote that is part of the address)
+    ],
+)
+def test_what_is_around_an_address_goes_and_what_is_in_it_stays(raw: str, address: str) -> None:
+    assert build_user({"email": raw}) == ({"emails_sha256": [h(address)]}, [])
+
+
+def test_a_user_agent_of_a_log_that_writes_spaces_as_plus_is_sent() -> None:
+    """IIS logs write spaces as +: '+301.0.0.29.124' (a version) was taken for a phone."""
+    agent = "Mozilla/5.0+(iPhone;+CPU+iPhone+OS+16_6)+Instagram+301.0.0.29.124+(iPhone14,5)"
+    assert build_user({"user_agent": agent}) == ({"user_agent": agent}, [])

@@ -4163,6 +4163,34 @@ def test_a_schema_s_enum_of_many_thousand_values_is_no_check_of_records(sandbox,
     assert reasons["r3"]["stage"] == "schema"
 
 
+def test_a_long_enum_in_definitions_is_left_out_unless_a_not_reaches_it(sandbox, tmp_path):
+    """Kept whole in definitions, a pydantic model's enum (`$defs.Kind`, `$ref` from a
+    property) of 100,000 values cost 13 s and 900 MB at the SCHEMA again; and one in a oneOf
+    branch, left out, made a value match two branches (refused)."""
+    kinds = [f"k{n}" for n in range(100_000)]
+    schema_ = {
+        "type": "object",
+        "$defs": {"Kind": {"type": "string", "enum": kinds}, "Banned": {"enum": ["bad"] * 1_001}},
+        "properties": {
+            "id": {"type": "string", "not": {"$ref": "#/$defs/Banned"}},
+            "kind": {"$ref": "#/$defs/Kind"},
+            "type": {"oneOf": [{"enum": [f"x{n}" for n in range(1_001)]}, {"type": "string"}]},
+        },
+    }
+    lines = [
+        json.dumps({"type": "SCHEMA", "stream": "c", "schema": schema_, "key_properties": ["id"]}),
+        rec(1, kind="zzz"),  # (outside the long Kind: no check)
+        rec(2, id="bad"),  # (a banned id, through $ref under not: refused, as the tap wrote)
+    ]
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"external_id": "kind"}}})
+    run = run_target(cfg, lines, tmp_path, timeout=60)
+    assert run.returncode == 0, run.output[-2000:]
+    assert_clean(run)
+    assert stored(sandbox) == ["r1"]
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert [d["record"]["id"] for d in dead if d["type"] == "RECORD"] == ["bad"]
+
+
 def test_a_long_enum_under_not_or_if_is_checked_as_the_tap_wrote_it(sandbox, tmp_path):
     """Left out under `not` (`not: {}`) or `if` (its `then` on every record), a long list made
     the check stricter, not looser: every record refused while the run exits 0."""

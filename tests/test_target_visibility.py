@@ -323,6 +323,16 @@ def test_a_file_or_link_another_user_put_in_a_shared_folder_is_refused(
     # file and link there are used. (tmp_path is under /tmp, which every user may write in.)
     volume = Path(tempfile.mkdtemp(dir=Path.home()))
     request.addfinalizer(lambda: shutil.rmtree(volume, ignore_errors=True))
+    # ... but not when a link to a folder leads under /tmp: the folder is looked at resolved.
+    planted_deeper = theirs_folder / "dead.jsonl"
+    planted_deeper.write_text("")
+    os.chown(planted_deeper, nobody, nobody)
+    (volume / "logs").symlink_to(theirs_folder)
+    cfg = config(sandbox.url, tmp_path, **{setting: str(volume / "logs" / "dead.jsonl")})
+    run = run_target(cfg, [SCHEMA, stale], tmp_path)
+    assert run.returncode == 1
+    assert f"it belongs to another user (uid {nobody})" in run.stderr
+    assert planted_deeper.read_text() == ""
     theirs = volume / "dead.jsonl"
     theirs.write_text("")
     theirs.chmod(0o640)

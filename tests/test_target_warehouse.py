@@ -1346,6 +1346,7 @@ def test_an_email_in_a_page_s_path_or_a_catalog_id_is_never_sent_raw(workers, sa
                 "url": pages["plain"],
                 "items": [
                     {"id": "gift:jane@example.com_SKU1"},
+                    {"id": "jane@example.com.1"},
                     {"id": "jane@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444"},
                 ],
                 "plan": "jane%40example.com",
@@ -1377,6 +1378,7 @@ def test_an_email_in_a_page_s_path_or_a_catalog_id_is_never_sent_raw(workers, sa
     assert events["hidden"]["data"]["plan_id"] == h("jane%40example.com")
     assert events["hidden"]["data"]["contents"] == [
         {"id": h("gift:jane@example.com_SKU1")},
+        {"id": h("jane@example.com.1")},  # (an address and a suffix: no versioned id)
         {"id": h("jane@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444")},
     ]
     # Catalog ids written with an @ whose end is no domain's are sent as they are.
@@ -1732,8 +1734,21 @@ def test_a_loader_s_soft_delete_column_is_told_with_the_filter_that_leaves_them_
         assert (
             f"Stream '{stream}' has {column}, a loader's mark of a row deleted at the source, "
             f"which its mapping does not read: a deleted row is sent as a conversion. To leave "
-            f"them out, set streams.{stream}.filter: '!{column}'."
+            f'them out, set streams.{stream}.filter: "!{column}".'
         ) in run.stderr
+    # A column a CSV unload writes as text: '!_fivetran_deleted' would leave out every row
+    # ('false' is true to JMESPath); the filter named compares the text.
+    as_text = [schema("unload", {"id": text, "at": text, "_fivetran_deleted": text}, ["id"])]
+    as_text += [record("unload", {"id": "u1", "at": AT, "_fivetran_deleted": "false"})]
+    as_text += [record("unload", {"id": "u2", "at": AT, "_fivetran_deleted": "true"})]
+    unload = {"unload": {"event_type": "order_created", "fields": fields}}
+    run = run_target(config(sandbox, tmp_path, unload), as_text, tmp_path)
+    said = "set streams.unload.filter: \"_fivetran_deleted != 'true'\"."
+    assert said in run.stderr
+    unload["unload"]["filter"] = "_fivetran_deleted != 'true'"
+    sandbox.reset()
+    run = run_target(config(sandbox, tmp_path, unload), as_text, tmp_path)
+    assert [e["id"] for e in sandbox.events(PIXEL_ID)] == ["u1"]
     # The filter it names does leave them out (and then nothing is told).
     sandbox.reset()
     streams["orders"]["filter"] = "!_fivetran_deleted"

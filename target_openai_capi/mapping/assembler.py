@@ -54,6 +54,7 @@ from target_openai_capi.mapping.user_values import (
     Rejected,
     _normalise_text,
     blank,
+    false_text,
     normalised,
     text_of_no_value,
 )
@@ -133,6 +134,7 @@ def compile_assembler(
         "_list_values": _list_values,
         "_is_false": _is_false,
         "text_of_no_value": text_of_no_value,
+        "false_text": false_text,
         "NO_VALUE_STARTS": NO_VALUE_STARTS,
     }
     src = _Source()
@@ -328,7 +330,7 @@ def _jmespath_false(name: str) -> str:
     export's NULL marker), with no call for null and a plain text of a word or more."""
     return (
         f"{name} is None or ((not {name} or ({name}[0] in NO_VALUE_STARTS and "
-        f"text_of_no_value({name}))) if type({name}) is str else _is_false({name}))"
+        f"false_text({name}))) if type({name}) is str else _is_false({name}))"
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from target_openai_capi.mapping.compiled_calls import expression_reference, function_call
 from target_openai_capi.mapping.paths import Getter, Node, field_path, path_getter
-from target_openai_capi.mapping.user_values import text_of_no_value
+from target_openai_capi.mapping.user_values import false_text
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,14 @@ _EMPTY_WHEN_FALSE = (str, list, dict)
 def _is_false(value: Any) -> bool:
     """JMESPath falsiness: null, false, "", [] and {} (0 is true); and, as the target reads a
     value everywhere, a text of no value: blank, or an export's mark of a missing one (`\\N`,
-    `NULL`, `N/A`: NULL_MARKERS). `a || b` takes b when a is one of them (a Snowflake unload's
-    `\\N` in `total` hid `revenue`), `a && b` stops at it, and `!a` is true of it."""
+    `NULL`, `N/A`, pandas' `NaN`: NULL_MARKERS). `a || b` takes b when a is one of them (a
+    Snowflake unload's `\\N` in `total` hid `revenue`), `a && b` stops at it, and `!a` is true
+    of it."""
     if value is None or value is False:
         return True
     kind = type(value)
     if kind is str:
-        return not value or text_of_no_value(value)
+        return not value or false_text(value)
     if kind is list or kind is dict:  # the usual values: no comparisons
         return not value
     if isinstance(value, _EMPTY_WHEN_FALSE):  # subclasses compare as jmespath compares them

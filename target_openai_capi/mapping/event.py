@@ -39,6 +39,7 @@ from target_openai_capi.mapping.money import (
     to_minor_units,
 )
 from target_openai_capi.mapping.personal_text import (
+    DOMAIN_ENDS,
     PHONE_DIGITS,
     PHONE_SEPARATORS,
     PHONE_SIGN,
@@ -591,14 +592,19 @@ def catalog_text(text: str) -> str:
     as an event id holding one is. An id that is one word, an @ and a name whose last part
     holds a digit (`plan@monthly.v2`, `SKU-1@WH.A1`: no top-level domain has one) is a
     catalog's, sent as it is. (A + with digits is no phone number here: a bundle's ids.)"""
-    if not may_hold_email(text) or not holds_email(text) or _VERSIONED_ID.fullmatch(text):
+    if not may_hold_email(text) or not holds_email(text):
         return text
+    versioned = _VERSIONED_ID.fullmatch(text)
+    if versioned is not None and not _COMMON_ENDS.search(versioned.group(1)):
+        return text  # (but jane@example.com.1 is an address and a suffix)
     return _hash_text(text)
 
 
 # One id written with an @ whose last dotted part is letters and digits with a digit (v2, A1):
 # no domain ends so (a top-level domain is letters, or xn-- and letters and digits).
-_VERSIONED_ID = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z0-9]*\d[A-Za-z0-9]*")
+_VERSIONED_ID = re.compile(r"[\w.+-]+@[\w-]+((?:\.[\w-]+)*)\.[A-Za-z0-9]*\d[A-Za-z0-9]*")
+# A domain's common last parts: one among the parts after the first is an address's end.
+_COMMON_ENDS = re.compile(rf"\.(?i:{DOMAIN_ENDS})(?=\.|$)")
 
 
 def _json_value(value: object, where: str, depth: int = 0) -> Any:

@@ -51,7 +51,7 @@ from jmespath.visitor import TreeInterpreter, _Expression
 from target_openai_capi.mapping.errors import MappingError
 from target_openai_capi.mapping.money import money_value, parse_number, stripe_amount
 from target_openai_capi.mapping.timestamps import MAX_EPOCH_MS, MIN_EPOCH_MS
-from target_openai_capi.mapping.user_values import blank, text_of_no_value
+from target_openai_capi.mapping.user_values import blank, false_text
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -129,7 +129,7 @@ class DecimalInterpreter(TreeInterpreter):  # type: ignore[misc]  # jmespath shi
 
     def _is_false(self, value: Any) -> bool:
         """JMESPath falsiness, and a text of no value (compiled.py `_is_false`)."""
-        return bool(super()._is_false(value)) or (type(value) is str and text_of_no_value(value))
+        return bool(super()._is_false(value)) or (type(value) is str and false_text(value))
 
     def visit_not_expression(self, node: dict[str, Any], value: Any) -> Any:
         """`!a`: true of a false value (`_is_false`), so false of 0, as jmespath has it."""
@@ -293,6 +293,15 @@ class Functions(jmes_functions.Functions):  # type: ignore[misc]  # jmespath shi
         return (
             "number" if pyobject == "Decimal" else str(super()._convert_to_jmespath_type(pyobject))
         )
+
+    @_signature({"types": [], "variadic": True})
+    def _func_not_null(self, *arguments: Any) -> Any:
+        """The first argument that is not null, nor a text of no value (an export's `\\N` or
+        `NULL`, blank: as `||` takes them, compiled.py `_is_false`)."""
+        for argument in arguments:
+            if argument is not None and not (type(argument) is str and false_text(argument)):
+                return argument
+        return None
 
     @_signature({"types": []})
     def _func_type(self, arg: Any) -> str:

@@ -20,7 +20,7 @@ _LATIN = "A-Za-z0-9\\-\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\uff0d"
 # input method's dot): Japanese text puts one after a place's name too (a live show at WWW,
 # then "OPEN 18:00"), so only these end an address so written; not those that are English
 # words or abbreviations too (in, it, me, cd, id, am, tv).
-_DOMAIN_ENDS = (
+DOMAIN_ENDS = (
     "com|net|org|jp|cn|tw|hk|kr|sg|info|biz|io|edu|gov|co|uk|de|fr|ru|br|au|ca|nz|ch|nl|es"
 )
 # (anchored on the @, so that a long text with an @ and no dot costs one pass, not its square;
@@ -31,7 +31,7 @@ _EMAIL = re.compile(
     # only in a domain of Latin letters, digits and hyphens (taro U+FF20 example U+3002 jp): it ends
     # Japanese sentences, and a place after an at sign, then a sentence, is no address.
     rf"|(?<=[^\s{AT_SIGNS}])[{AT_SIGNS}][{_LATIN}]+"
-    rf"(?:[{_DOTS}\u3002\uff61][{_LATIN}]+)*[{_DOTS}\u3002\uff61](?i:{_DOMAIN_ENDS})"
+    rf"(?:[{_DOTS}\u3002\uff61][{_LATIN}]+)*[{_DOTS}\u3002\uff61](?i:{DOMAIN_ENDS})"
     rf"(?![{_LATIN}])"
 )
 

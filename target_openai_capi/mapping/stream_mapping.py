@@ -67,7 +67,7 @@ EVENT_FIELDS: dict[str, str] = {
         "Client IPv4/IPv6 address, raw: the first of an X-Forwarded-For list, ::ffff:a.b.c.d as "
         "IPv4."
     ),
-    "user_agent": "Client user agent, sent as is.",
+    "user_agent": "Client user agent, sent as is (left out when it holds an email address).",
     "date_of_birth": "Not sent: no version of OpenAI's user object has a date of birth.",
 }
 

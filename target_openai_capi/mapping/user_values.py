@@ -52,18 +52,26 @@ import phonenumbers
 
 from target_openai_capi.contract.built import user_value_rule
 from target_openai_capi.contract.schema import is_ipv4_text
-from target_openai_capi.mapping.personal_text import holds_personal_text
+from target_openai_capi.mapping.personal_text import (
+    holds_email,
+    holds_personal_text,
+    may_hold_email,
+)
 from target_openai_capi.mapping.user_fields import USER_FIELD_STYLES
 
 # Normalised, then SHA-256; never sent raw.
 HASHED_FIELDS = frozenset({"email", "phone", "external_id", "first_name", "last_name"})
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-_PHONE_SEPARATORS = re.compile(r"[\s()./-]")  # (the slash of German numbers: 030/123456)
+_PHONE_SEPARATORS = re.compile(r"[\s().-]")
+# The slash between digits German numbers are written with (030/123456); not one between two
+# numbers ("+1 415 555 2671 / 2672": two numbers are none).
+_SLASH_IN_A_NUMBER = re.compile(r"(?<=\d)/(?=\d)")
 # What is written around a number and no part of it: a tel: link's scheme, an extension
 # ("ext. 12", "x123", "#12"), and the ".0" of a whole number a spreadsheet or pandas wrote as a
 # float ("14155552671.0": its 0 is no digit of the number).
 _TEL_SCHEME = re.compile(r"tel:", re.IGNORECASE)
-_EXTENSION = re.compile(r"\s*(?:,|;)?\s*(?:ext\.?|extension|x|#)\s*\d{1,7}\s*$", re.IGNORECASE)
+# (found from its word on, which one look tells: not from every run of blanks before it)
+_EXTENSION = re.compile(r"(?:;ext=|ext\.?:?|extension:?|x|#)[ \t]*\d{1,7}$", re.IGNORECASE)
 _FLOAT_WRITTEN = re.compile(r"\+?\d+\.0+")
 # No number is written in more (libphonenumber refuses longer text too).
 _LONGEST_PHONE_TEXT = 250
@@ -176,20 +184,25 @@ def _email(value: object, region: str | None) -> str:
 
 
 # An address as most are written: no wrapper to take off.
-_PLAIN_EMAIL = re.compile(r"[^\s@<>\"':]+@[^\s@<>\"']*[^\s@<>\"'.]")
+_PLAIN_EMAIL = re.compile(r"[^\s@<>\"':]+@[^\s@<>\"']*[^\s@<>\"'.,;]")
 # An address inside what mail programs and exports write around it: `Jane Doe <jane@x.com>`,
 # `<jane@x.com>`, `mailto:jane@x.com`, quotes.
 _ANGLED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 
 
 def _unwrapped_email(text: str) -> str:
-    """The address of `Name <address>`, `mailto:address`, `"address"`, `address.` (a sentence's
-    full stop): hashed wrapped, it could match no one, though counted as an email."""
-    angled = _ANGLED.fullmatch(text) or _ANGLED.search(text) if "<" in text else None
-    if angled is not None and text.endswith(">"):
+    """The address of `Name <address>`, `mailto:address?subject=...`, `"address"`, `address.`
+    or `address,` (a sentence's or a list's sign after it): hashed wrapped, it could match no
+    one, though counted as an email. A quote inside an address (`'thooft@x.nl`) is its own."""
+    text = text.rstrip(".,;")
+    angled = _ANGLED.search(text) if "<" in text and text.endswith(">") else None
+    if angled is not None and angled.end() == len(text):
         text = angled.group(1)
-    text = text.removeprefix("mailto:").strip("\"'").strip()
-    return text.removesuffix(".") if text.count("@") == 1 else text
+    if text.startswith("mailto:"):
+        text = text[7:].partition("?")[0]
+    if len(text) > 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    return text.rstrip(".")
 
 
 _PHONE_RULE = "is not a phone number of 8 to 15 digits with its country code"
@@ -236,10 +249,12 @@ def _phone(value: object, region: str | None) -> str:
         text = text[4:].strip()
     if _FLOAT_WRITTEN.fullmatch(text):
         text = text.partition(".")[0]
-    elif not text[-1:].isdigit() or text[-1:] != text[-1:].rstrip():
-        pass  # (an extension ends in a digit)
-    elif not text.replace(" ", "").replace("-", "").lstrip("+").isdigit():
-        text = _EXTENSION.sub("", text)
+    elif "x" in text or "X" in text or "#" in text:
+        extension = _EXTENSION.search(text)
+        if extension is not None:
+            text = text[: extension.start()].rstrip(" \t,;")
+    if "/" in text:
+        text = _SLASH_IN_A_NUMBER.sub("", text)
     compact = _PHONE_SEPARATORS.sub("", text)
     dialled = None
     if region is not None and compact.startswith("00"):
@@ -528,7 +543,11 @@ _PORT = re.compile(r":\d{1,5}")
 
 
 def _user_agent(value: object, region: str | None) -> str:
-    return _not_personal(_string(value, "is not text"))
+    text = _string(value, "is not text")
+    # (an email address only: a log that writes spaces as + holds "+301.0.0.29.124", a version)
+    if may_hold_email(text) and holds_email(text):
+        raise Rejected("holds an email address")
+    return text
 
 
 _NORMALISERS: dict[str, Callable[[object, str | None], str]] = {
@@ -580,10 +599,19 @@ NO_VALUE_STARTS = frozenset(
 )
 
 
-def text_of_no_value(text: str) -> bool:
-    """A field's text that is no value: blank, or an export's mark of a missing one (a
-    NULL_MARKERS' but NaN: in an amount, a number that is none is a rejection, money.py)."""
-    return text.isspace() or (len(text) <= 12 and text.strip() in _NO_VALUE_TEXTS)
+def text_of_no_value(text: str, markers: frozenset[str] = _NO_VALUE_TEXTS) -> bool:
+    """A field's text that is no value: empty, blank, or an export's mark of a missing one,
+    padded too (a CHAR(20) column's `NULL` and spaces): NULL_MARKERS but NaN, which in an
+    amount is a number that is none, a rejection (money.py)."""
+    if text[:1].isspace() or text[-1:].isspace():
+        text = text.strip()
+    return not text or (len(text) <= 9 and text in markers)
+
+
+def false_text(text: str) -> bool:
+    """A text an expression's `||`, `&&`, `!` and filters take for false: one of no value, or
+    pandas' NaN (a missing cell: `em || em2` takes em2 then; NULL_MARKERS, as `blank`)."""
+    return text_of_no_value(text, NULL_MARKERS)
 
 
 def _is_digest(name: str, text: str) -> bool:

@@ -291,20 +291,30 @@ class Pipeline:
             DELETED_AT,
         )
 
-    def tell_of_soft_deletes(self, stream: str, column: str) -> None:
+    def tell_of_soft_deletes(self, stream: str, column: str, declared: object) -> None:
         """Once a stream: its SCHEMA has another loader's mark of a deleted row, which its
-        mapping does not read: such rows are sent as conversions unless filtered."""
+        mapping does not read: such rows are sent as conversions unless filtered. The filter
+        named fits the column's type as the SCHEMA declares it (`'false'` and 0 are true to
+        JMESPath: `!column` of a text or number column would leave out every row)."""
         if (stream, column) in self._deletes_told:
             return
         self._deletes_told.add((stream, column))
+        types = declared.get("type") if isinstance(declared, dict) else None
+        named = set(types) if isinstance(types, list) else {types}
+        if column == "_fivetran_deleted" and named & {"string"}:
+            hint = "_fivetran_deleted != 'true'"
+        elif column == "_fivetran_deleted" and named & {"integer", "number"}:
+            hint = "_fivetran_deleted != `1`"
+        else:
+            hint = SOFT_DELETES[column]
         self._logger.warning(
             "Stream '%s' has %s, a loader's mark of a row deleted at the source, which its "
             "mapping does not read: a deleted row is sent as a conversion. To leave them out, "
-            "set streams.%s.filter: %r.",
+            "set streams.%s.filter: %s.",
             stream,
             column,
             stream,
-            SOFT_DELETES[column],
+            json.dumps(hint),
         )
 
     def deleted_at_source(self, stream: str, *, listed: bool = True) -> None:

@@ -314,30 +314,47 @@ MAX_CHOICES_CHECKED = 1_000
 _LISTS_OF_CHOICES = ("enum", "anyOf", "oneOf", "allOf")
 
 
-# Where a list is kept whatever its length: under `not` and `if`, and in definitions (a `$ref`
-# may lead there from under one of them).
-_KEPT_UNDER = (".not", ".if", ".$defs", ".definitions")
+# Where a list is kept whatever its length: under `not` and `if`, and in `oneOf`'s branches
+# (a branch that matched more would make two match), and in definitions a `$ref` from one of
+# those leads to.
+_KEPT_UNDER = (".not", ".if", ".oneOf")
 
 
 def _drop_long_choices(schema: Any) -> None:
     """Take out, in place, the lists of more than MAX_CHOICES_CHECKED choices where that only
-    lets more records through: not under `not` or `if` (`not: {enum: [...]}` left as `not:
-    {}` would refuse every record), nor in definitions (a `$ref` may lead there from one)."""
+    lets more records through: not under `not`, `if` or a `oneOf` branch (`not: {enum: [...]}`
+    left as `not: {}` would refuse every record), nor in what a `$ref` from there leads to."""
+    kept: set[int] = set()  # nodes reached from a place where lists are kept
     stack: list[tuple[Any, bool]] = [(schema, False)]
-    seen: set[int] = set()
-    while stack:
+    seen: set[tuple[int, bool]] = set()
+    while stack:  # (each node once for each way it is reached, $refs followed)
         node, inverted = stack.pop()
-        if not isinstance(node, dict) or id(node) in seen:
+        if not isinstance(node, dict) or (id(node), inverted) in seen:
             continue
-        seen.add(id(node))
-        if not inverted:
+        seen.add((id(node), inverted))
+        if inverted:
+            kept.add(id(node))
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#"):
+            stack.append((_resolved(schema, ref), inverted))
+        for where, sub in subschemas(node):
+            definition = where.startswith((".$defs", ".definitions"))
+            # (a definition is reached by its $refs: walked here as kept or not by them)
+            if not definition:
+                stack.append((sub, inverted or where.startswith(_KEPT_UNDER)))
+    stack2: list[Any] = [schema]
+    done: set[int] = set()
+    while stack2:
+        node = stack2.pop()
+        if not isinstance(node, dict) or id(node) in done:
+            continue
+        done.add(id(node))
+        if id(node) not in kept:
             for word in _LISTS_OF_CHOICES:
                 listed = node.get(word)
                 if isinstance(listed, list) and len(listed) > MAX_CHOICES_CHECKED:
                     del node[word]
-        for where, sub in subschemas(node):
-            # (where a list is dropped, what is under it is not walked: it is gone)
-            stack.append((sub, inverted or where.startswith(_KEPT_UNDER)))
+        stack2.extend(sub for _, sub in subschemas(node))
 
 
 def for_record_checks(schema: Any) -> Any:
