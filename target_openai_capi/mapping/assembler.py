@@ -424,6 +424,14 @@ def _inline_contents(text: str, namespace: dict[str, Any]) -> list[str] | None:
     return _inline_projection(ast, "items", namespace, _content_item)
 
 
+# event.py `catalog_text`, called only for a text that may hold an email (personal_text.py
+# `may_hold_email`): an id's usual text costs no call.
+CATALOG_TEXT = (
+    "(catalog_text(text_) if ('@' in text_ or '%' in text_ or '\\uff20' in text_ "
+    "or '\\ufe6b' in text_) else text_)"
+)
+
+
 def _content_item(values: dict[str, str]) -> list[str]:
     """event.py `_contents` for one object whose keys' values are in `values` (variable names),
     unrolled over those keys; `currency` is the event's, `items` the list it appends to."""
@@ -438,7 +446,7 @@ def _content_item(values: dict[str, str]) -> list[str]:
                 f"_as_text({value}, {where}.{name}')",
                 "    if text_ and not (text_[0] == '(' and text_.lower() in PLACEHOLDERS):",
                 f"        item_[{name!r}] = "
-                f"{'item_text(text_)' if name == 'name' else 'catalog_text(text_)'}",
+                f"{'item_text(text_)' if name == 'name' else CATALOG_TEXT}",
             ]
     for name in ("quantity", "currency", "amount", "amount_minor"):
         value = values.get(name)

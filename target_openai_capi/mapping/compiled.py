@@ -20,7 +20,7 @@ from typing import Any
 
 from target_openai_capi.mapping.compiled_calls import expression_reference, function_call
 from target_openai_capi.mapping.paths import Getter, Node, field_path, path_getter
-from target_openai_capi.mapping.user_values import false_text
+from target_openai_capi.mapping.user_values import NO_VALUE_STARTS, false_text
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ def _is_false(value: Any) -> bool:
     if value is None or value is False:
         return True
     kind = type(value)
-    if kind is str:
-        return not value or false_text(value)
+    if kind is str:  # (a text of a word: one set lookup)
+        return not value or (value[0] in NO_VALUE_STARTS and false_text(value))
     if kind is list or kind is dict:  # the usual values: no comparisons
         return not value
     if isinstance(value, _EMPTY_WHEN_FALSE):  # subclasses compare as jmespath compares them
@@ -332,8 +332,11 @@ def _or_expression(node: Node, runtime: Runtime) -> Getter:
 
     def either(value: Any) -> Any:
         result = left(value)
-        if result is None or result is False or (type(result) is str and not result):
+        if result is None or result is False:
             return right(value)  # the usual false values, tested inline
+        if type(result) is str:
+            no_value = not result or (result[0] in NO_VALUE_STARTS and false_text(result))
+            return right(value) if no_value else result
         return right(value) if _is_false(result) else result
 
     return either

@@ -174,7 +174,7 @@ def _email(value: object, region: str | None) -> str:
         text = _trim_invisible(text)  # address holds one, so the value is left out)
         if not text.isprintable():
             raise Rejected("is not an email address")
-    if not _PLAIN_EMAIL.fullmatch(text):
+    if _WRAPPED.search(text) and not _PLAIN_EMAIL.fullmatch(text):  # (a wrapper's signs)
         text = _unwrapped_email(text)
     local, at, domain = text.partition("@")
     # (Printable text holds no whitespace but the space: tests/test_mapping_identity.py.)
@@ -183,6 +183,9 @@ def _email(value: object, region: str | None) -> str:
     return text
 
 
+# What only an address with something around it holds: a bracket, a quote, mailto:, or a sign
+# after it.
+_WRAPPED = re.compile(r"[<>\"']|^mailto:|[.,;]$")
 # An address as most are written: no wrapper to take off.
 _PLAIN_EMAIL = re.compile(r"[^\s@<>\"':]+@[^\s@<>\"']*[^\s@<>\"'.,;]")
 # An address inside what mail programs and exports write around it: `Jane Doe <jane@x.com>`,
@@ -247,7 +250,7 @@ def _phone(value: object, region: str | None) -> str:
         text = _ascii_phone_text(text).strip()
     if text[:1] in "tT" and _TEL_SCHEME.match(text):
         text = text[4:].strip()
-    if _FLOAT_WRITTEN.fullmatch(text):
+    if "." in text and _FLOAT_WRITTEN.fullmatch(text):
         text = text.partition(".")[0]
     elif "x" in text or "X" in text or "#" in text:
         extension = _EXTENSION.search(text)
@@ -293,6 +296,8 @@ def _without_trunk_prefix(digits: str) -> str:
     ("+44 020 7946 0958", as "+44 (0)20 ..." is): the number without it, as libphonenumber reads
     it (E.164), where that is a valid number and the country's numbers do not begin with 0
     (Italy's do: kept). Any other digits as they are."""
+    if "0" not in digits[1:4]:  # (no 0 after a country code of 1 to 3 digits)
+        return digits
     for length in (1, 2, 3):
         code = digits[:length]
         if int(code) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
@@ -603,9 +608,12 @@ def text_of_no_value(text: str, markers: frozenset[str] = _NO_VALUE_TEXTS) -> bo
     """A field's text that is no value: empty, blank, or an export's mark of a missing one,
     padded too (a CHAR(20) column's `NULL` and spaces): NULL_MARKERS but NaN, which in an
     amount is a number that is none, a rejection (money.py)."""
-    if text[:1].isspace() or text[-1:].isspace():
+    if len(text) <= 9 and text in markers:
+        return True
+    if not text or text[0].isspace() or text[-1].isspace():
         text = text.strip()
-    return not text or (len(text) <= 9 and text in markers)
+        return not text or (len(text) <= 9 and text in markers)
+    return False
 
 
 def false_text(text: str) -> bool:
