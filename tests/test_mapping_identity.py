@@ -965,7 +965,9 @@ def test_an_email_in_a_user_agent_is_left_out_not_sent_raw() -> None:
             "(" + "\t" * 240 + "1",
             None,
         ),  # (blanks the extension's pattern once tried every split of)
-        ("+1 415 555 2671 / 2672", None),  # (two numbers are none: a slash joins no digits here)
+        ("+1 415 555 2671 / 2672", None),  # (two numbers are none: a slash after a whole one)
+        ("+49 30 / 1234567", "49301234567"),  # (German: the area code, a slash, the number)
+        ("+49 (0)30 / 1234567", "49301234567"),
         ("555-1234 / 555-5678", None),
     ],
 )
@@ -987,6 +989,8 @@ def test_a_phone_s_extension_and_slash_are_read_as_they_are_written(
         ("jane@example.com,", "jane@example.com"),
         ("<jane@example.com>.", "jane@example.com"),
         ("'thooft@x.nl", "'thooft@x.nl"),  # (a quote that is part of the address)
+        ("jane@example.com'", "jane@example.com"),  # (none is in a domain)
+        ("mailto: jane@example.com", "jane@example.com"),
     ],
 )
 def test_what_is_around_an_address_goes_and_what_is_in_it_stays(raw: str, address: str) -> None:

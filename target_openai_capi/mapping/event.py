@@ -594,7 +594,7 @@ def catalog_text(text: str) -> str:
     catalog's, sent as it is. (A + with digits is no phone number here: a bundle's ids.)"""
     if not may_hold_email(text) or not holds_email(text):
         return text
-    versioned = _VERSIONED_ID.fullmatch(text)
+    versioned = _VERSIONED_ID.fullmatch(text) if len(text) <= 256 else None  # (an id's length)
     if versioned is not None and not _COMMON_ENDS.search(versioned.group(1)):
         return text  # (but jane@example.com.1 is an address and a suffix)
     return _hash_text(text)

@@ -65,7 +65,7 @@ _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
 # The slash between digits German numbers are written with (030/123456); not one between two
 # numbers ("+1 415 555 2671 / 2672": two numbers are none).
-_SLASH_IN_A_NUMBER = re.compile(r"(?<=\d)/(?=\d)")
+_SLASH_IN_A_NUMBER = re.compile(r"(?<=\d)\s*/\s*(?=\d)")
 # What is written around a number and no part of it: a tel: link's scheme, an extension
 # ("ext. 12", "x123", "#12"), and the ".0" of a whole number a spreadsheet or pandas wrote as a
 # float ("14155552671.0": its 0 is no digit of the number).
@@ -202,10 +202,11 @@ def _unwrapped_email(text: str) -> str:
     if angled is not None and angled.end() == len(text):
         text = angled.group(1)
     if text.startswith("mailto:"):
-        text = text[7:].partition("?")[0]
+        text = text[7:].partition("?")[0].strip()
     if len(text) > 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
-    return text.rstrip(".")
+    # (a quote is an address's own before its @, never in its domain: one at the end is not)
+    return text.rstrip(".\"'")
 
 
 _PHONE_RULE = "is not a phone number of 8 to 15 digits with its country code"
@@ -215,6 +216,16 @@ _PHONE_RULE = "is not a phone number of 8 to 15 digits with its country code"
 # hyphen U+2011 that web pages use so that a number does not wrap, en and em dashes, ...), the
 # minus sign, and the katakana prolonged sound mark (U+30FC) Japanese forms hold as a hyphen.
 _DASH_LIKE = frozenset("\u2212\u30fc")
+
+
+def _joined_at_its_slash(text: str) -> str:
+    """A number written with a slash after its area code (German: `030/123456`, `030 / 123456`,
+    `+49 30 / 1234567`) as one; a slash after a whole number (`+1 415 555 2671 / 2672`, another
+    number or line) is left, so that the text is refused: two numbers are none."""
+    found = _SLASH_IN_A_NUMBER.search(text)
+    if found is None or sum(ch.isdigit() for ch in text[: found.start()]) >= 7:
+        return text
+    return text[: found.start()] + text[found.end() :]
 
 
 def _ascii_phone_text(text: str, dash: str = " ") -> str:
@@ -257,7 +268,7 @@ def _phone(value: object, region: str | None) -> str:
         if extension is not None:
             text = text[: extension.start()].rstrip(" \t,;")
     if "/" in text:
-        text = _SLASH_IN_A_NUMBER.sub("", text)
+        text = _joined_at_its_slash(text.strip("/ "))
     compact = _PHONE_SEPARATORS.sub("", text)
     dialled = None
     if region is not None and compact.startswith("00"):
