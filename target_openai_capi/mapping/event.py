@@ -258,8 +258,8 @@ def _without_personal_path(url: str) -> str:
     """The URL cut before the first part of its path that holds an email address or a +phone
     number (`/newsletter/confirm/jane@example.com` -> `/newsletter/confirm/`, `/orders;email=`
     -> `/orders`, percent-encoded too): a page's address as the guide asks, with no personal
-    data sent raw. A + between two words or numbers joins them (a bundle's ids), and a handle
-    (`/@jane.doe/`) is no address."""
+    data sent raw. A + after a digit joins two ids (a bundle's), and a handle (`/@jane.doe/`)
+    is no address."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url  # (no page's URL: the contract refuses it)
