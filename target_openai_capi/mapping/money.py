@@ -18,7 +18,7 @@ from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 
 from target_openai_capi.contract.currencies import CURRENCY_EXPONENTS, WITHOUT_MINOR_UNIT
 from target_openai_capi.mapping.errors import MappingError, quote, type_name
-from target_openai_capi.mapping.user_values import NULL_MARKERS
+from target_openai_capi.mapping.user_values import text_of_no_value
 
 # Ten quadrillion minor units (ten trillion dollars) is no real order: a bigger value is a unit
 # mistake (cents mapped as dollars twice, a timestamp mapped as an amount), not a sale.
@@ -82,19 +82,13 @@ def stripe_amount(amount: object, currency: object) -> Decimal | None:
     return units.scaleb(-decimals, _CTX)
 
 
-# What exports write for a missing value, NaN aside: an amount of NaN is a sum made of
-# nothing, not a cell left empty, and stays a rejection.
-_NO_MONEY = NULL_MARKERS - {"NaN", "nan", "NAN"}
-
-
 def money_value(value: object) -> object:
     """An amount, amount_minor, currency or quantity as given, None for a text an export writes
     for a missing value ("NULL", "N/A", "\\N", a blank): a row without money has none, as null
-    is none (event.py, assembler.py and stripe_amount() read money through it)."""
-    if type(value) is str:
-        text = value.strip()
-        if not text or (len(text) <= 9 and text in _NO_MONEY):
-            return None
+    is none (event.py, assembler.py and stripe_amount() read money through it). NaN is no such
+    text: an amount of NaN is a sum made of nothing, and stays a rejection (text_of_no_value)."""
+    if type(value) is str and text_of_no_value(value):
+        return None
     return value
 
 

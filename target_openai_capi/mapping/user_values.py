@@ -599,10 +599,7 @@ def blank(value: object) -> bool:
     """Null, empty or blank, or one of the NULL_MARKERS: a user field skipped as absent."""
     if value is None:
         return True
-    if not isinstance(value, str):
-        return False
-    text = value.strip()
-    return not text or (len(text) <= 9 and text in NULL_MARKERS)
+    return isinstance(value, str) and false_text(value)
 
 
 _NO_VALUE_TEXTS = NULL_MARKERS - {"NaN", "nan", "NAN"}
