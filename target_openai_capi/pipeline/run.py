@@ -299,10 +299,7 @@ class Pipeline:
         if (stream, column) in self._deletes_told:
             return
         self._deletes_told.add((stream, column))
-        named: set[object] = set()
-        for node in [declared, *_alternatives(declared)]:
-            types = node.get("type") if isinstance(node, dict) else None
-            named |= set(types) if isinstance(types, list) else {types}
+        named = set(schema_types(declared) or ())
         if column == "_fivetran_deleted" and named & {"string"}:
             hint = "_fivetran_deleted != 'true'"
         elif column == "_fivetran_deleted" and named & {"integer", "number"}:
@@ -847,15 +844,3 @@ def _taken_by(mapping: StreamMapping, name: str) -> bool:
     if name == "custom_event_name":
         return mapping.event_type == "custom"
     return mapping.event_type not in DATA_SHAPE_BY_TYPE or carries(mapping.event_type, name)
-
-
-def _alternatives(schema: object) -> list[object]:
-    """A schema's anyOf and oneOf alternatives (a nullable column as singer-io taps write it)."""
-    if not isinstance(schema, dict):
-        return []
-    found: list[object] = []
-    for word in ("anyOf", "oneOf"):
-        listed = schema.get(word)
-        if isinstance(listed, list):
-            found += listed
-    return found
