@@ -581,14 +581,18 @@ def test_a_log_level_that_is_none_is_said_at_start(variable, sandbox, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(corpus_config(sandbox, tmp_path)))
     command = [*TARGET_CMD, "--config", str(tmp_path / "config.json")]
     env = {k: v for k, v in os.environ.items() if not k.endswith("LOGLEVEL")}
-    bad = subprocess.run(
-        command,
-        input=f"{SCHEMA}\n{good_record()}\n".encode(),
-        capture_output=True,
-        env={**env, variable: "verbose"},
-        check=False,
-        timeout=60,
-    )
+
+    def run_at(level: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            command,
+            input=f"{SCHEMA}\n{good_record()}\n".encode(),
+            capture_output=True,
+            env={**env, variable: level},
+            check=False,
+            timeout=60,
+        )
+
+    bad = run_at("verbose")
     err = bad.stderr.decode()
     assert bad.returncode == 1
     assert err.strip() == (
@@ -596,14 +600,7 @@ def test_a_log_level_that_is_none_is_said_at_start(variable, sandbox, tmp_path):
         "WARNING, ERROR, CRITICAL"
     )
     assert sandbox.stats()["requests"] == 0
-    good = subprocess.run(
-        command,
-        input=f"{SCHEMA}\n{good_record()}\n".encode(),
-        capture_output=True,
-        env={**env, variable: "warning"},
-        check=False,
-        timeout=60,
-    )
+    good = run_at("warning")
     assert good.returncode == 0, good.stderr.decode()
     assert " INFO " not in good.stderr.decode()
     assert sandbox.stats()["accepted"] == 1
