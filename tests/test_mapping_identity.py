@@ -732,6 +732,31 @@ def test_a_marker_of_a_missing_value_is_no_identifier(marker: str) -> None:
     assert notes == []
 
 
+_EVERY_WHITESPACE = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+
+
+@pytest.mark.parametrize("space", _EVERY_WHITESPACE, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_text_of_no_value_is_known_whatever_whitespace_pads_it(space: str) -> None:
+    """The rule, written plainly: a text is no value when, stripped, it is empty or a marker.
+    Every character str.strip takes counts, first or last (the check looks at a text's first
+    character before anything else)."""
+    for text, no_value in [
+        (space, True),
+        (space * 3, True),
+        (f"{space}NULL", True),
+        (f"NULL{space}", True),
+        (f"{space}-{space}", True),
+        (f"{space}nan", False),  # (NaN: a number that is none, not "no value", in a field)
+        (f"{space}Nancy", False),
+        (f"Nancy{space}", False),
+        (f"x{space}", False),
+        (f"{space}x", False),
+    ]:
+        assert user_values.text_of_no_value(text) is no_value, repr(text)
+        assert user_values.false_text(text) is (no_value or text.strip() == "nan"), repr(text)
+        assert user_values.blank(text) is user_values.false_text(text), repr(text)
+
+
 def test_names_and_codes_that_only_look_like_missing_values_are_kept() -> None:
     user, notes = build_user({"first_name": "Nan", "last_name": "Null", "country": "NA"})
     assert user == {

@@ -530,11 +530,10 @@ def _user(
         raw = f"u{index}"
         many = plural and name not in _ONE_VALUE_FIELDS
         sent = "[result]" if many else "result"
-        # A short plain string first (not blank: neither "" nor only whitespace; a marker of a
-        # missing value is found by the cached _normalise_text), then the rest.
+        # A short plain string first (fetch left no text of no value: "", blanks and markers
+        # are None by now), then the rest.
         src.add(
-            f"if type({raw}) is str and {raw} and not {raw}.isspace() "
-            f"and len({raw}) <= MAX_CACHED_TEXT:",
+            f"if type({raw}) is str and len({raw}) <= MAX_CACHED_TEXT:",
             f"    result, reason = _normalise_text({name!r}, {raw}, REGION)",
             "    if reason is None:",
             f"        user[{key!r}] = {sent}",

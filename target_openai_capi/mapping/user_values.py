@@ -599,6 +599,8 @@ def blank(value: object) -> bool:
     """Null, empty or blank, or one of the NULL_MARKERS: a user field skipped as absent."""
     if value is None:
         return True
+    if type(value) is str:  # (the usual text: one set lookup, no call)
+        return not value or (value[0] in NO_VALUE_STARTS and false_text(value))
     return isinstance(value, str) and false_text(value)
 
 
@@ -616,9 +618,13 @@ def text_of_no_value(text: str, markers: frozenset[str] = _NO_VALUE_TEXTS) -> bo
     """A field's text that is no value: empty, blank, or an export's mark of a missing one,
     padded too (a CHAR(20) column's `NULL` and spaces): NULL_MARKERS but NaN, which in an
     amount is a number that is none, a rejection (money.py)."""
+    if not text:
+        return True
+    if text[0] not in NO_VALUE_STARTS:  # (no marker, no blank, padded or not, begins so)
+        return False
     if len(text) <= 9 and text in markers:
         return True
-    if not text or text[0].isspace() or text[-1].isspace():
+    if text[0].isspace() or text[-1].isspace():
         text = text.strip()
         return not text or (len(text) <= 9 and text in markers)
     return False
