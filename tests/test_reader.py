@@ -14,6 +14,7 @@ import pytest
 from target_openai_capi.mapping.reads import read_paths
 from target_openai_capi.reading.decoding import record_decoding
 from target_openai_capi.reading.envelope import RecordEnvelope
+from target_openai_capi.reading.line_chunks import split_lines
 from target_openai_capi.reading.reader import BadLine, TolerantReader
 
 WHOLE = msgspec.json.Decoder(float_hook=Decimal)
@@ -50,6 +51,23 @@ RECORDS = [
     {"id": "6", "customer": {"email": None}, "attrs": None},
     {},
 ]
+
+
+@pytest.mark.parametrize(
+    ("chunk", "lines"),
+    [
+        (b"", []),
+        (b"\n", [b""]),
+        (b"a\n", [b"a"]),
+        (b"a\nb\n", [b"a", b"b"]),
+        (b"a\n\nb\n", [b"a", b"", b"b"]),
+        (b"a\r\nb\x0b\x0c\x1c\xe2\x80\xa8c\n", [b"a\r", b"b\x0b\x0c\x1c\xe2\x80\xa8c"]),
+        (b"a\nno newline yet", [b"a"]),  # (what follows the last newline is no line)
+    ],
+)
+def test_a_chunk_is_cut_into_lines_at_each_newline_only(chunk: bytes, lines: list[bytes]) -> None:
+    """As iterating a binary file cuts lines (on b"\\n" alone), without the newlines."""
+    assert split_lines(chunk) == lines
 
 
 @pytest.mark.parametrize("record", RECORDS)
