@@ -82,11 +82,17 @@ class LineDecoder:
         if last is not None and last[1] is None:
             # A stream decoded whole: one pass, and no envelope scan first.
             message = WHOLE_LINE_DECODER.decode(line)
-            if type(message) is dict:
-                stream = message.get("stream")
-                if message.get("type") == "RECORD" and type(stream) is str:
-                    self._last = (stream, plans.get(stream))  # (correct, if whole, either way)
-            return message
+            if type(message) is not dict:
+                return message
+            stream = message.get("stream")
+            if message.get("type") != "RECORD" or type(stream) is not str:
+                return message
+            last = self._last = (stream, plans.get(stream))
+            if last[1] is None:
+                return message
+            # A planned stream's record after one decoded whole (streams interleaved, as a
+            # log-based tap writes them): decoded as its plan reads after all, or a worker
+            # could not prepare it (parallel/prepared.py takes envelopes only).
         if last is not None and not self.keep_sources:
             envelope = self._decode_as(line, last[0], last[1])
             if envelope is not None:
