@@ -31,6 +31,7 @@ from target_openai_capi.pipeline.accounting import (
     STAGE_WINDOW,
     UNSETTLED,
 )
+from target_openai_capi.pipeline.dead_letter import DeadLetterError
 from target_openai_capi.pipeline.events import Built, EventBuilder, Rejection, StreamInfo
 from target_openai_capi.pipeline.log_limit import LimitedLog
 from target_openai_capi.pipeline.run import Pipeline
@@ -76,6 +77,10 @@ class FakeUploader:
             self.sent.append(batch)
         self.in_flight = []
         return results
+
+    def finished(self) -> list[BatchResult]:
+        """Every batch in flight has ended (as the quiet-input thread finds them)."""
+        return self.drain()
 
     def stop(self) -> None:
         pass
@@ -286,6 +291,38 @@ def test_every_record_is_counted_once(tmp_path):
     assert account.total(REJECTED) == 3  # mapping, api, the input line
     assert pipeline.checkpoints.numbered == len(records) + 2
     assert pipeline.count_unsettled() == 0  # (the held copy of o1 was settled as a duplicate)
+
+
+def test_a_copy_batched_again_holds_state_back_until_its_dead_letter_is_written(
+    tmp_path, monkeypatch
+):
+    """A copy of an event held behind its first copy is batched again when the API refuses that
+    one, into the open batch of later records. STATE was held back there from that batch's
+    first record on, and the copy's own hold was let go before its dead letter was written:
+    when the write failed (a full disk), the run stopped with a STATE past a record neither
+    sent nor in the file, which no rerun sends again."""
+    pipeline, uploader, states = make_pipeline(tmp_path, batch_size=5)
+    uploader.refuse = {"o0"}
+    for n in range(5):
+        pipeline.add(ORDERS, RecordEnvelope("orders", order(f"o{n}")))  # in flight
+    pipeline.add(ORDERS, RecordEnvelope("orders", order("o0", note="again")))  # record 5: held
+    pipeline.state_received({"at": 6})
+    for n in range(6, 10):
+        pipeline.add(ORDERS, RecordEnvelope("orders", order(f"o{n}")))  # an open batch
+    pipeline.deliver_when_quiet()  # o0 refused: its copy joins the open batch
+    assert [dead["record"].get("note") for dead in dead_letters(tmp_path)] == [None]
+    assert states == []
+
+    def full_disk(**_: object) -> None:
+        raise DeadLetterError(tmp_path / "dead.jsonl", OSError(28, "No space left on device"))
+
+    monkeypatch.setattr(pipeline.settler.dead_letters, "record", full_disk)
+    with pytest.raises(DeadLetterError):
+        pipeline.flush()  # the copy is refused too, and its dead letter cannot be written
+    pipeline.settle_after_failure()  # (as the target does when it stops)
+    assert states == []  # record 5 is neither sent nor in the file: no STATE past it
+    assert [e["id"] for e in uploader.sent[1].events] == ["o6", "o7", "o8", "o9", "o0"]
+    assert pipeline.account.total(UNSETTLED) == 1
 
 
 def test_records_not_settled_when_a_run_stops_are_counted_as_unsettled(tmp_path):

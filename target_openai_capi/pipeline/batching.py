@@ -55,6 +55,7 @@ class _OpenBatch:
     refs: list[RecordRef] = field(default_factory=list)
     since: float = 0.0
     kept_bytes: int = 0  # of the refs' kept records (RecordRef.line, record_json)
+    oldest: int = 0  # the lowest record number among the refs (STATE is held before it)
 
 
 class Batcher:
@@ -83,7 +84,10 @@ class Batcher:
         stream = ref.stream.name
         open_batch = self._open.get(stream)
         if open_batch is None:
-            open_batch = self._open[stream] = _OpenBatch(since=time.monotonic())
+            open_batch = self._open[stream] = _OpenBatch(since=time.monotonic(), oldest=ref.seq)
+            self._checkpoints.hold(("open", stream), ref.seq)
+        elif ref.seq < open_batch.oldest:  # a copy batched again, its first copy refused
+            open_batch.oldest = ref.seq
             self._checkpoints.hold(("open", stream), ref.seq)
         open_batch.events.append(event)
         open_batch.refs.append(ref)
@@ -144,5 +148,5 @@ class Batcher:
             times_ms=[ref.timestamp_ms for ref in open_batch.refs],
         )
         self._submitted += 1
-        self._checkpoints.hold(id(batch), open_batch.refs[0].seq)
+        self._checkpoints.hold(id(batch), open_batch.oldest)
         return self._uploader.submit(batch)

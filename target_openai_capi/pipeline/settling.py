@@ -262,19 +262,27 @@ class Settler:
         self._checkpoints.release(id(result.batch))
 
     def _reject_batched(self, ref: RecordRef, rejection: Rejection) -> None:
-        """Dead-letter the record of a batched event that was not accepted."""
+        """Dead-letter the record of a batched event that was not accepted; only then is it
+        settled (a copy held behind another may hold STATE back by itself: if its dead letter
+        cannot be written, the run stops with STATE still before it)."""
         self._forget_event(ref.event_name, ref.event_id)
-        self.on_event_settled(ref, False)
         record_json = ref.source_json()
         record = decode_record(record_json or b"{}") or {}  # (for its key)
-        self.reject(
-            ref.stream,
-            record,
-            rejection,
-            in_batch=True,
-            record_json=record_json,
-            written_as=ref.written_as,
-        )
+        try:
+            self.reject(
+                ref.stream,
+                record,
+                rejection,
+                in_batch=True,
+                record_json=record_json,
+                written_as=ref.written_as,
+            )
+        except DeadLetterError:
+            raise  # (not in the file: unsettled, and still holding STATE before it)
+        except BaseException:  # RunFailed (on_rejected: fail): rejected, the run stops
+            self.on_event_settled(ref, False)
+            raise
+        self.on_event_settled(ref, False)
 
     def _check_refusals_in_a_row(self, result: BatchResult) -> None:
         """Raise RunFailed, before its events are dead-lettered, when this batch makes
