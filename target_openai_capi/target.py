@@ -333,7 +333,11 @@ class TargetOpenAICapi(Target):
             reader.keep_sources = bool(self.pipeline.settings.dead_letter_path)
             reader.strict = self.pipeline.settings.on_rejected == "fail"
             if self.pipeline.settings.dead_letter_path:
-                reader.on_replay = self.pipeline.input_is_a_replay
+                # Under the message guard's lock: the quiet-input thread writes dead letters
+                # under it, into the file this swaps for another and closes.
+                reader.on_replay = functools.partial(
+                    self.guard.handle, lambda _: self.pipeline.input_is_a_replay(), None
+                )
             processes = self.pipeline.settings.worker_processes
             if processes > 0 and mappings:
                 reader.pool = WorkerPool(processes, self.logger, str(self.config.get("api_key")))
@@ -828,17 +832,20 @@ class TargetOpenAICapi(Target):
         self.logger.error("%s", log_safe(message))
         if not at_once:
             self.pipeline.settle_after_failure()  # (the requests in flight end first)
+            self.pipeline.close_dead_letters()
         elif self.guard.lock.acquire(blocking=False):
             # At once: only the batches already answered, and only while no other thread
             # settles (the quiet-input thread delivers under the lock); else they all count
             # as unsettled, which is safe: STATE stays before them.
             try:
                 self.pipeline.settle_after_failure(wait=False)
+                self.pipeline.close_dead_letters()
             finally:
                 self.guard.lock.release()
         else:  # (every request made counts, answered or not: the summary says how many)
+            # The dead-letter file stays open: the thread that holds the lock may be writing
+            # to it (the process exits next).
             self.pipeline.count_requests_made()
-        self.pipeline.close_dead_letters()
         self.logger.error(
             "Stopped. No STATE was written past the last delivered records: "
             "rerun with the last STATE to resume."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -811,6 +812,100 @@ def test_a_dead_letter_lock_held_for_good_delays_a_run_but_does_not_hang_it(sand
     assert done.returncode == 0, err
     assert "rejected=3" in err
     assert len(dead.read_text().splitlines()) == 4
+
+
+def test_a_replay_found_while_a_dead_letter_waits_for_its_lock_keeps_that_dead_letter(tmp_path):
+    """Input that turns out to hold dead letters (`cat new.jsonl dead.jsonl | ...`) makes the
+    run switch to a file of its own for rejections, closing the first. The quiet-input thread
+    writing a dead letter meanwhile (here: waiting for another run's lock on the shared file)
+    then wrote to the closed file: "Unexpected error (TypeError ...)", exit 1, and the refused
+    record counted nowhere. The switch now waits for that write."""
+    import fcntl
+    import time
+
+    from target_openai_capi.sandbox import start_sandbox
+
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, max_body_bytes=50_000) as api:
+        _replay_while_a_dead_letter_waits(api, tmp_path, fcntl, time)
+
+
+def _replay_while_a_dead_letter_waits(api, tmp_path, fcntl, time) -> None:
+    dead = tmp_path / "shared-dead.jsonl"
+    dead.touch()  # (another run's: this one did not create it)
+    config, path = _shared_config(api, tmp_path, "c", batch_size=5)
+    config["streams"] = {
+        "ev": {
+            "event_type": "custom",
+            "fields": {
+                "id": "id",
+                "timestamp_ms": "ts",
+                "custom_event_name": "'evt'",
+                "action_source": "'other'",
+                "custom_data": "{blob: blob}",
+            },
+        }
+    }
+    path.write_text(json.dumps(config))
+    stamp = now_ms() - 3_600_000
+
+    def rec(n: int, blob: str = "s") -> dict:
+        return {
+            "type": "RECORD",
+            "stream": "ev",
+            "record": {"n": n, "id": f"e{n}", "ts": stamp + n, "blob": blob},
+        }
+
+    properties = {
+        name: {"type": kind}
+        for name, kind in [
+            ("n", "integer"),
+            ("id", "string"),
+            ("ts", "integer"),
+            ("blob", "string"),
+        ]
+    }
+    proc = subprocess.Popen(
+        [*TARGET_CMD, "--config", str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+
+    def send(*messages: str | dict) -> None:
+        for message in messages:
+            text = message if isinstance(message, str) else json.dumps(message)
+            with contextlib.suppress(BrokenPipeError):  # (it stopped: its log says why)
+                proc.stdin.write(text.encode() + b"\n")
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.flush()
+
+    send(schema("ev", properties, ["n"]))
+    # A batch of five, one of whose events the API refuses alone (too large for its body).
+    send(*(rec(n, "x" * 120_000 if n == 2 else "s") for n in range(5)))
+    with open(dead, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # another run writing to the shared file
+        time.sleep(2.5)  # the quiet-input thread settles the batch: its dead letter waits
+        letter = {"stage": "api", "reason": "x", "rejected_at": "2026-12-01T00:00:00+00:00"}
+        replayed = {**rec(100), "dead_letter": letter}
+        send(replayed)
+        time.sleep(0.5)
+    send(*(rec(n) for n in range(6, 9)))
+    _, stderr = proc.communicate(timeout=120)
+    err = stderr.decode()
+    assert proc.returncode == 0, err
+    assert "Unexpected error" not in err
+    assert "The input holds dead letters (a replay)" in err
+    assert "received=9 sent=8" in err
+    assert "rejected=1" in err
+    # In the file it was meant for (or, on a machine too slow to settle the batch within the
+    # pause, in the replay's own file: the switch came first), whole, once.
+    letters = [
+        json.loads(line)
+        for written in (dead, *tmp_path.glob("shared-dead.replay-*.jsonl"))
+        for line in written.read_text().splitlines()
+    ]
+    assert [letter["record"]["n"] for letter in letters if letter["type"] == "RECORD"] == [2]
 
 
 def test_where_no_lock_is_taken_an_empty_file_is_closed_before_it_is_removed(tmp_path, monkeypatch):
