@@ -237,3 +237,79 @@ def test_alternatives_a_ref_points_into_and_draft_3_alternatives_stay() -> None:
         "type": ["null", "string"],
         "maxLength": 5,
     }
+
+
+MONEY = {"type": "object", "properties": {"amount": {"type": ["null", "number"]}}}
+
+
+@pytest.mark.parametrize(
+    ("schema", "inlined"),
+    [
+        (  # money as one definition, used twice: written out where it is used
+            {
+                **obj(total={"$ref": "#/definitions/money"}, tax={"$ref": "#/definitions/money"}),
+                "definitions": {"money": MONEY},
+            },
+            obj(total=MONEY, tax=MONEY),
+        ),
+        (  # a definition using another, under items, with an annotation beside the $ref
+            {
+                **obj(lines={"type": "array", "items": {"$ref": "#/$defs/line", "title": "L"}}),
+                "$defs": {"line": obj(price={"$ref": "#/$defs/money"}), "money": MONEY},
+            },
+            obj(lines={"type": "array", "items": obj(price=MONEY)}),
+        ),
+        # Kept as they are: a recursive definition, a $ref elsewhere, rules beside a $ref (in
+        # draft 2019-09 on they apply too), an $id (it moves where a $ref points)
+        (
+            {
+                **obj(a={"$ref": "#/definitions/t"}),
+                "definitions": {"t": obj(t={"$ref": "#/definitions/t"})},
+            },
+            None,
+        ),
+        (obj(a={"type": "string"}, b={"$ref": "#/properties/a"}), None),
+        (
+            {**obj(a={"$ref": "#/$defs/m", "maxLength": 3}), "$defs": {"m": {"type": "string"}}},
+            None,
+        ),
+        (
+            {**obj(a={"$ref": "#/$defs/m"}), "$defs": {"m": {"$id": "m.json", "type": "string"}}},
+            None,
+        ),
+    ],
+)
+def test_definitions_are_written_out_where_they_are_used(schema, inlined) -> None:
+    """So that a stream whose schema uses definitions is cut to the paths its mapping reads and
+    decoded there, in the worker processes: a `$ref` was left whole, and every record decoded
+    whole in the main process alone. Where they cannot be written out alike, they stay."""
+    assert for_record_checks(schema) == (inlined or schema)
+
+
+def test_written_out_definitions_accept_exactly_what_the_references_accept() -> None:
+    import fastjsonschema
+
+    line = obj(sku={"type": "string", "maxLength": 4}, price={"$ref": "#/definitions/money"})
+    schema = {
+        **obj(total={"$ref": "#/definitions/money"}, lines={"type": "array", "items": line}),
+        "definitions": {"money": {**MONEY, "required": ["amount"]}},
+    }
+    original, checked = (
+        fastjsonschema.compile(schema),
+        fastjsonschema.compile(for_record_checks(schema)),
+    )
+    assert "$ref" not in str(for_record_checks(schema))
+    values: list[Any] = [None, {}, {"amount": 1}, {"amount": "1"}, {"x": 1}, {"amount": None}]
+    for total in values:
+        for price in values:
+            for sku in ("abcd", "abcde", 5):
+                record = {"total": total, "lines": [{"sku": sku, "price": price}]}
+                accepted = []
+                for validate in (original, checked):
+                    try:
+                        validate(record)
+                    except fastjsonschema.JsonSchemaValueException:
+                        accepted.append(False)
+                    else:
+                        accepted.append(True)
+                assert accepted[0] == accepted[1], record

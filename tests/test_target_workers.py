@@ -806,6 +806,38 @@ def test_records_interleaved_with_an_unmapped_stream_are_still_prepared_in_worke
     assert sorted(event["id"] for event in sandbox.events()) == sorted(f"o{n}" for n in range(2000))
 
 
+def test_a_schema_that_uses_definitions_is_read_in_workers(sandbox, tmp_path):
+    """A tap that writes a type once and refers to it (`{"$ref": "#/definitions/line"}`): its
+    records were decoded whole and prepared in the main process alone (a `$ref` was left whole),
+    at half the speed. The definitions are written out where they are used now."""
+    properties = {
+        **PROPERTIES,
+        "total": {"$ref": "#/definitions/amount"},
+        "items": {"type": "array", "items": {"$ref": "#/definitions/line"}},
+    }
+    defined = json.loads(schema(STREAM, properties, ["id"]))
+    defined["schema"]["definitions"] = {
+        "amount": {"type": "number"},
+        "line": {
+            "type": "object",
+            "properties": {"sku": {"type": "string"}, "qty": {"$ref": "#/definitions/count"}},
+        },
+        "count": {"type": "integer"},
+    }
+    lines = [json.dumps(defined)]
+    lines += [record(STREAM, order(n, currency="USD")) for n in range(2000)]
+    lines.append(record(STREAM, order(2000, items=[{"sku": "a", "qty": "two"}])))  # refused
+    config = target_config(sandbox.url, tmp_path, {STREAM: MAPPING}, worker_processes=2)
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    match = PREPARED.search(run.stderr)
+    assert match, run.stderr
+    assert (match.group(2), match.group(3)) == ("2,001", "2,001")
+    assert "received=2001 sent=2000" in summary(run.stderr)[0]
+    assert "schema=1" in summary(run.stderr)[0]
+    assert len(sandbox.events()) == 2000
+
+
 def test_a_plan_dropped_and_set_again_mid_input_keeps_answers_with_their_chunks(tmp_path):
     """The only planned stream's SCHEMA is refused mid-chunk (its plan is dropped: the chunks
     after go on in the main process), a good one follows at the start of the next chunk (they

@@ -357,6 +357,90 @@ def _drop_long_choices(schema: Any) -> None:
         stack2.extend(sub for _, sub in subschemas(node))
 
 
+# What may stand beside a `$ref` that is inlined: words that say nothing of the values (in
+# draft 2019-09 and later a `$ref`'s other words apply too, so a node with any other keeps it).
+_BESIDE_A_REF = frozenset({"$ref", "description", "title", "$comment", "examples", "default"})
+# Schema nodes an inlining may make (each use of a definition is a copy of it): past this, as
+# a chain of definitions each using the next twice would make, the `$ref`s stay.
+MAX_INLINED_NODES = 20_000
+
+
+def _with_definitions_inlined(schema: Any) -> Any:
+    """The schema with each `$ref` to one of its `definitions` or `$defs` replaced by a copy of
+    what it names, and those lists of definitions dropped: a stream whose money is one
+    definition used everywhere (`{"$ref": "#/definitions/money"}`) is then cut to the paths
+    the mapping reads and decoded there, in the worker processes, as one written out is
+    (reading/schema_paths.py leaves a `$ref` whole, so such a record was decoded whole and
+    prepared in the main process alone, at half the speed). The schema as it is when any
+    `$ref` cannot be replaced so: a recursive one, one elsewhere, one with rules beside it,
+    an `$id` or draft 4's `id` anywhere (they move where a `$ref` points), or too many
+    copies."""
+    if not isinstance(schema, dict):
+        return schema
+    made = 0
+
+    class _Keep(Exception):
+        pass
+
+    def inlined(node: Any, chain: tuple[str, ...]) -> Any:
+        nonlocal made
+        made += 1
+        if made > MAX_INLINED_NODES:
+            raise _Keep
+        if isinstance(node, list):
+            return [inlined(item, chain) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$id" in node or isinstance(node.get("id"), str):
+            raise _Keep
+        ref = node.get("$ref")
+        if ref is not None:
+            if (
+                not isinstance(ref, str)
+                or not ref.startswith(("#/definitions/", "#/$defs/"))
+                or ref in chain
+                or not set(node) <= _BESIDE_A_REF
+            ):
+                raise _Keep
+            target = _resolved(schema, ref)
+            if target is _NOTHING:
+                raise _Keep
+            return inlined(target, (*chain, ref))
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in ("definitions", "$defs") and not chain and node is schema:
+                continue  # (each use is written out where it is)
+            if key in ("properties", "patternProperties", "dependentSchemas") and isinstance(
+                value, dict
+            ):
+                out[key] = {name: inlined(sub, chain) for name, sub in value.items()}
+            elif key in ("enum", "const", "default", "examples", "required"):
+                out[key] = value  # (data, never schemas)
+            else:
+                out[key] = inlined(value, chain)
+        return out
+
+    if not _holds_a_ref(schema):
+        return schema
+    try:
+        return inlined(schema, ())
+    except (_Keep, RecursionError):
+        return schema
+
+
+def _holds_a_ref(schema: Any) -> bool:
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def for_record_checks(schema: Any) -> Any:
     """A copy of the schema to check records against (the module's docstring says why)."""
     declared = schema.get("$schema") if isinstance(schema, Mapping) else None
@@ -393,6 +477,7 @@ def for_record_checks(schema: Any) -> Any:
 
     checked = _changed_everywhere(schema, change)
     _drop_long_choices(checked)
+    checked = _with_definitions_inlined(checked)
     required = checked.get("required") if isinstance(checked, dict) else None
     if isinstance(required, list) and any(name in SDC_METADATA for name in required):
         # Tap metadata is taken out of each record before it is checked (as the SDK takes it
