@@ -118,6 +118,8 @@ RULES = [
     '{"type": ["null", "number"], "exclusiveMinimum": 0, "exclusiveMaximum": 1000}',
     '{"type": ["integer", "number"], "exclusiveMaximum": 1.0}',
     '{"type": "number", "minimum": -1e400, "maximum": 1E+38}',
+    '{"type": "number", "maximum": 9007199254740995e0}',  # (an integer there, not a float)
+    '{"type": "number", "maximum": 5, "exclusiveMaximum": 10, "minimum": 0.5}',
     '{"type": ["null", "string"], "enum": [null, "x", "\\u00e9", "1.5"]}',
     '{"type": "string", "enum": ["x", null, "xyz"], "maxLength": 2}',
     '{"type": ["null", "string"], "enum": ["x"]}',
@@ -135,7 +137,8 @@ RULE_VALUES = [
     '"\\ud83d\\ude00\\ud83d\\ude00"',
     "-1", "-2", "1", "6", "7", "8", "0.0", "-0.0", "0.5", "1.4999999999999999999", "1.5",
     "0.3", "0.29999999999999998", "0.2999999999999999", "1E+38",
-    "100000000000000000000000000000000000001",
+    "100000000000000000000000000000000000001", "9007199254740995", "9007199254740996",
+    "9007199254740995.5", "4.9999", "5.0001", "9.99",
     "1.50000000000000000001", "999.99", "1000", "1e400", "-1e400", "12345678901234567890",
     '{"b": 1}', '{"a": "s", "b": 1}', '{"c": 1}', '{"a": 1.0}',
 ]  # fmt: skip
@@ -171,6 +174,24 @@ def test_a_checked_decode_accepts_exactly_what_the_rules_of_a_column_accept(text
         assert all(step(record) for step in steps) == decoding.leaves_ok(record), (rule, value)
 
 
+@pytest.mark.parametrize("draft", ["draft-04", "draft-03"])
+def test_draft_4_exclusive_bounds_are_left_to_the_validator(draft):
+    """Draft 4 reads exclusiveMaximum as a flag on maximum, a number too: `maximum: 5,
+    exclusiveMaximum: 10` refuses 5 there. Read as draft 6's bound, 5 went through."""
+    for rule in (
+        {"type": "number", "maximum": 5, "exclusiveMaximum": 10},
+        {"type": "number", "minimum": 0, "exclusiveMinimum": -3},
+        {"type": "integer", "maximum": 5, "exclusiveMaximum": True},
+    ):
+        schema = {
+            "$schema": f"http://json-schema.org/{draft}/schema#",
+            "type": "object",
+            "properties": {"v": rule},
+        }
+        decoding = record_decoding({"v": True}, prune_schema(schema, {"v": True}))
+        assert not decoding.checks_schema
+
+
 @pytest.mark.parametrize("rule", [{"required": ["a"]}, {"additionalProperties": False}])
 def test_an_object_used_whole_is_left_to_the_validator_when_its_names_are_ruled(rule):
     """Its names would have to be looked at one by one: the validator does that."""
@@ -183,6 +204,9 @@ def test_an_object_used_whole_is_left_to_the_validator_when_its_names_are_ruled(
     "field",
     [
         {"type": "integer", "minimum": 0.5},  # (msgspec takes integer bounds only)
+        {"type": "integer", "maximum": 5, "exclusiveMaximum": 10},  # (and one of le and lt)
+        {"type": "string", "maxLength": 2**63},  # (and lengths of an int64)
+        {"type": ["null", "null"]},  # (and no union of null with null)
         {"type": "integer", "maximum": 2**64},  # (and those of an int64)
         {"type": "number", "exclusiveMinimum": True},  # (draft 4's flag, in a draft-4 schema)
         {"type": "string", "enum": ["a", 1]},

@@ -92,15 +92,19 @@ def record_decoding(tree: Mapping[str, Any], schema: Any = None) -> RecordDecodi
     """The decoder for records read at `tree`; it also checks `schema` where that is possible."""
     if schema is not None:
         checks: list[LeafCheck] = []
+        declared = schema.get("$schema") if isinstance(schema, dict) else None
+        # Draft 3 and 4 read exclusiveMinimum/Maximum as flags on minimum/maximum (also when
+        # they are numbers): left to the validator there.
+        old_draft = isinstance(declared, str) and ("draft-04" in declared or "draft-03" in declared)
         try:
-            shape = _checked_type(tree, schema, (), checks)
+            shape = _checked_type(tree, schema, (), checks, old_draft)
+            return RecordDecoding(_decoder(shape), tuple(checks), _message_decoder(shape))
         except _NotTypeOnly:
             pass
-        else:
-            try:
-                return RecordDecoding(_decoder(shape), tuple(checks), _message_decoder(shape))
-            except (TypeError, ValueError):  # a union msgspec cannot tell apart (two str-like)
-                pass
+        # A type msgspec cannot build: a union it cannot tell apart (two str-like, null twice),
+        # bounds it takes one of (le and lt), a length past int64. The validator checks those.
+        except (TypeError, ValueError):
+            pass
     shape = _object_type(tree)
     return RecordDecoding(_decoder(shape), None, _message_decoder(shape))
 
@@ -142,9 +146,13 @@ def _path_type(tree: Mapping[str, Any] | bool) -> Any:
 # --- Reading and checking the schema's types -------------------------------------------------
 
 
-def _checked_type(tree: Any, schema: Any, path: Path, checks: list[LeafCheck]) -> Any:
+def _checked_type(
+    tree: Any, schema: Any, path: Path, checks: list[LeafCheck], old_draft: bool = False
+) -> Any:
     """The msgspec type of a value read at `tree` that holds only what `schema` allows."""
     if not isinstance(schema, dict) or set(schema) - _CHECKED:
+        raise _NotTypeOnly
+    if old_draft and ("exclusiveMinimum" in schema or "exclusiveMaximum" in schema):
         raise _NotTypeOnly
     types = schema.get("type")
     if types is None:  # any JSON value
@@ -170,9 +178,9 @@ def _checked_type(tree: Any, schema: Any, path: Path, checks: list[LeafCheck]) -
         if tree is True and (schema.get("properties") or "items" in schema):
             raise _NotTypeOnly  # used whole: every property would have to be kept and checked
         if kind == "object":
-            shapes.append(_checked_object(tree, schema, path, checks))
+            shapes.append(_checked_object(tree, schema, path, checks, old_draft))
         else:
-            shapes.append(_checked_array(tree, schema, path, checks))
+            shapes.append(_checked_array(tree, schema, path, checks, old_draft))
     shape = shapes[0]
     for other in shapes[1:]:
         shape = shape | other
@@ -187,7 +195,8 @@ def _bound(value: Any) -> int | float:
     if type(value) is int:
         return value
     if type(value) in (float, decimal.Decimal):
-        return float(str(value))
+        text = str(value)  # (what fastjsonschema writes: 9007199254740995e0 is an int there)
+        return int(text) if text.lstrip("-").isdigit() else float(text)
     raise _NotTypeOnly
 
 
@@ -237,7 +246,9 @@ def _checked_enum(schema: dict[str, Any], types: list[str]) -> Any:
     return shape | None if null else shape
 
 
-def _checked_object(tree: Any, schema: dict[str, Any], path: Path, checks: list[LeafCheck]) -> Any:
+def _checked_object(
+    tree: Any, schema: dict[str, Any], path: Path, checks: list[LeafCheck], old_draft: bool
+) -> Any:
     if tree is True:
         if not set(_OBJECT_RULES).isdisjoint(schema):
             raise _NotTypeOnly  # used whole: each name would have to be looked at
@@ -267,17 +278,20 @@ def _checked_object(tree: Any, schema: dict[str, Any], path: Path, checks: list[
         if rule is True or rule is False or rule == {}:
             fields[name] = _path_type(sub)  # any value is allowed (or none: absent, above)
         else:
-            fields[name] = _checked_type(sub, rule, (*path, name), checks)
+            fields[name] = _checked_type(sub, rule, (*path, name), checks, old_draft)
     return _typed_dict(fields)
 
 
-def _checked_array(tree: Any, schema: dict[str, Any], path: Path, checks: list[LeafCheck]) -> Any:
+def _checked_array(
+    tree: Any, schema: dict[str, Any], path: Path, checks: list[LeafCheck], old_draft: bool
+) -> Any:
     if "items" not in schema:
         if tree is True or "[]" not in tree:
             return list[Any]
         return list[_path_type(tree["[]"])]  # type: ignore[misc]
     items_tree = True if tree is True or "[]" not in tree else tree["[]"]
-    return list[_checked_type(items_tree, schema["items"], (*path, "[]"), checks)]  # type: ignore[misc]
+    items = _checked_type(items_tree, schema["items"], (*path, "[]"), checks, old_draft)
+    return list[items]  # type: ignore[valid-type]
 
 
 # Each kind of leaf check: the test that fails it, as source (of the value `{v}` and the
