@@ -141,7 +141,8 @@ class Settler:
                     record_json=record_json,
                 )
             except DeadLetterError:  # (not rejected, which says it is in the file: the run
-                self.account.count(stream.name, UNSETTLED)  # stops, STATE before it)
+                if not in_batch:  # stops, STATE before it; a batched one is still waiting,
+                    self.account.count(stream.name, UNSETTLED)  # counted with the others)
                 raise
         self.account.reject(stream.name, rejection.stage)
         # The record's key stays out of the log: a stream may be keyed by an email address.
