@@ -242,6 +242,22 @@ def test_alternatives_a_ref_points_into_and_draft_3_alternatives_stay() -> None:
 MONEY = {"type": "object", "properties": {"amount": {"type": ["null", "number"]}}}
 
 
+def chain(levels: int) -> dict[str, Any]:
+    """A definition in each level of an object, each using the next."""
+    definitions = {f"d{i}": obj(x={"$ref": f"#/definitions/d{i + 1}"}) for i in range(levels)}
+    definitions[f"d{levels}"] = {"type": "string"}
+    return {**obj(detail={"$ref": "#/definitions/d0"}), "definitions": definitions}
+
+
+WIDE = {  # 20 uses of a definition using another 20 times, holding 1,000 texts: 400 copies
+    **obj(a={"$ref": "#/$defs/b"}),
+    "$defs": {
+        "b": obj(**{f"p{i}": {"$ref": "#/$defs/c"} for i in range(20)}),
+        "c": obj(**{f"q{i}": {"enum": [f"t{j}" for j in range(1000)]} for i in range(20)}),
+    },
+}
+
+
 @pytest.mark.parametrize(
     ("schema", "inlined"),
     [
@@ -250,17 +266,21 @@ MONEY = {"type": "object", "properties": {"amount": {"type": ["null", "number"]}
                 **obj(total={"$ref": "#/definitions/money"}, tax={"$ref": "#/definitions/money"}),
                 "definitions": {"money": MONEY},
             },
-            obj(total=MONEY, tax=MONEY),
+            {**obj(total=MONEY, tax=MONEY), "definitions": {"money": MONEY}},
         ),
         (  # a definition using another, under items, with an annotation beside the $ref
             {
                 **obj(lines={"type": "array", "items": {"$ref": "#/$defs/line", "title": "L"}}),
                 "$defs": {"line": obj(price={"$ref": "#/$defs/money"}), "money": MONEY},
             },
-            obj(lines={"type": "array", "items": obj(price=MONEY)}),
+            {
+                **obj(lines={"type": "array", "items": obj(price=MONEY)}),
+                "$defs": {"line": obj(price={"$ref": "#/$defs/money"}), "money": MONEY},
+            },
         ),
         # Kept as they are: a recursive definition, a $ref elsewhere, rules beside a $ref (in
-        # draft 2019-09 on they apply too), an $id (it moves where a $ref points)
+        # draft 2019-09 on they apply too), an $id (it moves where a $ref points), a $ref
+        # that is no property's nor items' (under dependencies, in data), past the limits
         (
             {
                 **obj(a={"$ref": "#/definitions/t"}),
@@ -277,6 +297,25 @@ MONEY = {"type": "object", "properties": {"amount": {"type": ["null", "number"]}
             {**obj(a={"$ref": "#/$defs/m"}), "$defs": {"m": {"$id": "m.json", "type": "string"}}},
             None,
         ),
+        (
+            {
+                **obj(total={"$ref": "#/definitions/m"}),
+                "dependencies": {"enum": {"$ref": "#/definitions/m"}},
+                "definitions": {"m": {"type": ["number", "null"]}},
+            },
+            None,
+        ),
+        (
+            {
+                **obj(
+                    total={"$ref": "#/definitions/m"}, n={"default": {"$ref": "#/definitions/m"}}
+                ),
+                "definitions": {"m": {"type": ["number", "null"]}},
+            },
+            None,
+        ),
+        (chain(48), None),  # (written out, too deep for the validator's code to compile)
+        (WIDE, None),  # (written out: 400 copies of 1,000 texts, minutes to compile)
     ],
 )
 def test_definitions_are_written_out_where_they_are_used(schema, inlined) -> None:

@@ -360,39 +360,40 @@ def _drop_long_choices(schema: Any) -> None:
 # What may stand beside a `$ref` that is inlined: words that say nothing of the values (in
 # draft 2019-09 and later a `$ref`'s other words apply too, so a node with any other keeps it).
 _BESIDE_A_REF = frozenset({"$ref", "description", "title", "$comment", "examples", "default"})
-# Schema nodes an inlining may make (each use of a definition is a copy of it): past this, as
-# a chain of definitions each using the next twice would make, the `$ref`s stay.
-MAX_INLINED_NODES = 20_000
+# Limits of an inlining, past which the `$ref`s stay: the schema nodes (data items counted)
+# its copies hold in all, and how deep the properties and items it writes out go (the
+# validator's generated code holds each node's subtree again for its messages, and Python
+# compiles no code nested much deeper).
+MAX_INLINED_NODES = 5_000
+MAX_INLINED_DEPTH = 12
+
+
+class _KeepRefs(Exception):
+    """A `$ref` that cannot be written out as the same schema (or past the limits)."""
 
 
 def _with_definitions_inlined(schema: Any) -> Any:
-    """The schema with each `$ref` to one of its `definitions` or `$defs` replaced by a copy of
-    what it names, and those lists of definitions dropped: a stream whose money is one
-    definition used everywhere (`{"$ref": "#/definitions/money"}`) is then cut to the paths
-    the mapping reads and decoded there, in the worker processes, as one written out is
+    """The schema with each `$ref` to one of its `definitions` or `$defs` that a property or
+    an array's items is written as replaced by a copy of what it names: a stream whose money
+    is one definition used everywhere (`{"$ref": "#/definitions/money"}`) is then cut to the
+    paths the mapping reads and decoded there, in the worker processes, as one written out is
     (reading/schema_paths.py leaves a `$ref` whole, so such a record was decoded whole and
-    prepared in the main process alone, at half the speed). The schema as it is when any
-    `$ref` cannot be replaced so: a recursive one, one elsewhere, one with rules beside it,
-    an `$id` or draft 4's `id` anywhere (they move where a `$ref` points), or too many
-    copies."""
-    if not isinstance(schema, dict):
+    prepared in the main process alone, at half the speed). The definitions stay (data may
+    name them). The schema as it is when any `$ref` is left anywhere else, or cannot be
+    replaced so: a recursive one, one elsewhere than the definitions, one with rules beside
+    it, an `$id` or draft 4's `id` below the root (they move where a `$ref` points), or past
+    the limits."""
+    if not isinstance(schema, dict) or not _holds_a_ref(schema) or _moves_refs(schema):
         return schema
     made = 0
+    sizes: dict[int, int] = {}
 
-    class _Keep(Exception):
-        pass
-
-    def inlined(node: Any, chain: tuple[str, ...]) -> Any:
+    def spine(node: Any, chain: tuple[str, ...], depth: int) -> Any:
         nonlocal made
-        made += 1
-        if made > MAX_INLINED_NODES:
-            raise _Keep
-        if isinstance(node, list):
-            return [inlined(item, chain) for item in node]
+        if depth > MAX_INLINED_DEPTH:
+            raise _KeepRefs
         if not isinstance(node, dict):
             return node
-        if "$id" in node or isinstance(node.get("id"), str):
-            raise _Keep
         ref = node.get("$ref")
         if ref is not None:
             if (
@@ -401,31 +402,55 @@ def _with_definitions_inlined(schema: Any) -> Any:
                 or ref in chain
                 or not set(node) <= _BESIDE_A_REF
             ):
-                raise _Keep
+                raise _KeepRefs
             target = _resolved(schema, ref)
-            if target is _NOTHING:
-                raise _Keep
-            return inlined(target, (*chain, ref))
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in ("definitions", "$defs") and not chain and node is schema:
-                continue  # (each use is written out where it is)
-            if key in ("properties", "patternProperties", "dependentSchemas") and isinstance(
-                value, dict
-            ):
-                out[key] = {name: inlined(sub, chain) for name, sub in value.items()}
-            elif key in ("enum", "const", "default", "examples", "required"):
-                out[key] = value  # (data, never schemas)
-            else:
-                out[key] = inlined(value, chain)
+            if not isinstance(target, dict):
+                raise _KeepRefs
+            made += sizes.setdefault(id(target), _size(target))
+            if made > MAX_INLINED_NODES:
+                raise _KeepRefs
+            return spine(target, (*chain, ref), depth)
+        out = dict(node)
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            out["properties"] = {
+                name: spine(sub, chain, depth + 1) for name, sub in properties.items()
+            }
+        if isinstance(node.get("items"), dict):
+            out["items"] = spine(node["items"], chain, depth + 1)
         return out
 
-    if not _holds_a_ref(schema):
-        return schema
     try:
-        return inlined(schema, ())
-    except (_Keep, RecursionError):
+        inlined = spine(schema, (), 0)
+    except (_KeepRefs, RecursionError):
         return schema
+    rest = {key: value for key, value in inlined.items() if key not in ("definitions", "$defs")}
+    return schema if _holds_a_ref(rest) else inlined
+
+
+def _size(node: Any) -> int:
+    """Nodes in a JSON value, each item of a list (an enum's texts too) counted."""
+    count, stack = 0, [node]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count
+
+
+def _moves_refs(schema: dict[str, Any]) -> bool:
+    """An `$id` (or draft 4's `id`) below the root: a `$ref` under it points elsewhere."""
+    stack = [sub for _, sub in subschemas(schema)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "$id" in node or isinstance(node.get("id"), str):
+                return True
+            stack.extend(sub for _, sub in subschemas(node))
+    return False
 
 
 def _holds_a_ref(schema: Any) -> bool:
