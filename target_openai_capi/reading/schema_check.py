@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from target_openai_capi.reading.envelope import SDC_METADATA
-from target_openai_capi.reading.schema_paths import NOT_CHECKED_KEYWORDS
+from target_openai_capi.reading.schema_paths import NOT_CHECKED_KEYWORDS, any_ref
 
 # Deeper than any tap's schema; deeper is hostile or broken, and would exhaust the stack.
 MAX_SCHEMA_DEPTH = 32  # (fastjsonschema cannot compile ~45 levels of objects)
@@ -294,17 +294,9 @@ def merged_alternatives(node: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _refs_into_lists(schema: Any) -> bool:
     """True when a string `$ref` anywhere in the schema names a place inside an anyOf/oneOf."""
-    stack = [schema]
-    while stack:  # iterative: a deep schema must not exhaust the stack here
-        node = stack.pop()
-        if isinstance(node, Mapping):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ("/anyOf" in ref or "/oneOf" in ref):
-                return True
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
+    return any_ref(
+        schema, lambda ref: isinstance(ref, str) and ("/anyOf" in ref or "/oneOf" in ref)
+    )
 
 
 # An `enum` or a list of alternatives longer than this is left out of the record checks: the
@@ -383,7 +375,7 @@ def _with_definitions_inlined(schema: Any) -> Any:
     replaced so: a recursive one, one elsewhere than the definitions, one with rules beside
     it, an `$id` or draft 4's `id` below the root (they move where a `$ref` points), or past
     the limits."""
-    if not isinstance(schema, dict) or not _holds_a_ref(schema) or _moves_refs(schema):
+    if not isinstance(schema, dict) or not any_ref(schema) or _moves_refs(schema):
         return schema
     made = 0
     sizes: dict[int, int] = {}
@@ -425,7 +417,7 @@ def _with_definitions_inlined(schema: Any) -> Any:
     except (_KeepRefs, RecursionError):
         return schema
     rest = {key: value for key, value in inlined.items() if key not in ("definitions", "$defs")}
-    return schema if _holds_a_ref(rest) else inlined
+    return schema if any_ref(rest) else inlined
 
 
 def _size(node: Any) -> int:
@@ -450,19 +442,6 @@ def _moves_refs(schema: dict[str, Any]) -> bool:
             if "$id" in node or isinstance(node.get("id"), str):
                 return True
             stack.extend(sub for _, sub in subschemas(node))
-    return False
-
-
-def _holds_a_ref(schema: Any) -> bool:
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return True
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
     return False
 
 

@@ -10,6 +10,7 @@ arrays along the way, and leaves whole any schema node it does not fully underst
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from target_openai_capi.mapping.reads import Tree
@@ -131,16 +132,24 @@ def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> A
     return out
 
 
-def _refers_outside_definitions(schema: Any) -> bool:
-    """A `$ref` in the schema points elsewhere than into its `definitions` or `$defs`."""
+def any_ref(schema: Any, test: Callable[[object], bool] = lambda ref: True) -> bool:
+    """Whether an object anywhere in the JSON value (data too) has a `$ref` that passes
+    `test`. Iterative: a deep schema must not exhaust the stack here."""
     stack = [schema]
     while stack:
         node = stack.pop()
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and not ref.startswith(("#/definitions/", "#/$defs/")):
+        if isinstance(node, Mapping):
+            if "$ref" in node and test(node["$ref"]):
                 return True
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
     return False
+
+
+def _refers_outside_definitions(schema: Any) -> bool:
+    """A `$ref` in the schema points elsewhere than into its `definitions` or `$defs`."""
+    return any_ref(
+        schema,
+        lambda ref: isinstance(ref, str) and not ref.startswith(("#/definitions/", "#/$defs/")),
+    )
