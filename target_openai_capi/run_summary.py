@@ -17,6 +17,20 @@ def _metric(logger: logging.Logger, metric: str, value: int, **tags: str) -> Non
     logger.info("METRIC: %s", json.dumps(point))
 
 
+def log_counts(pipeline: Pipeline, logger: logging.Logger) -> None:
+    """The summary line, the match coverage, and both as METRIC lines: what every run ends
+    with, one that failed too (a dashboard counts its sends and rejections as well)."""
+    account = pipeline.account
+    logger.info(account.summary_line())
+    for stream, outcome, count in account.counts():
+        _metric(logger, "capi_records", count, stream=stream, outcome=outcome)
+    coverage = pipeline.coverage
+    for line in coverage.lines():
+        logger.info("%s", line)
+    for stream, kind, count in coverage.metrics():
+        _metric(logger, "capi_match_coverage", count, stream=stream, identifier=kind)
+
+
 def log_summary(
     pipeline: Pipeline,
     logger: logging.Logger,
@@ -30,14 +44,7 @@ def log_summary(
     nor does the run fail for records of streams without an entry (their entry's stream may
     have been to come): it says they were skipped with no STATE past them."""
     account = pipeline.account
-    logger.info(account.summary_line())
-    for stream, outcome, count in account.counts():
-        _metric(logger, "capi_records", count, stream=stream, outcome=outcome)
-    coverage = pipeline.coverage
-    for line in coverage.lines():
-        logger.info("%s", line)
-    for stream, kind, count in coverage.metrics():
-        _metric(logger, "capi_match_coverage", count, stream=stream, identifier=kind)
+    log_counts(pipeline, logger)
     arrived = [stream for stream in account.outcomes if stream != "(input)"]
     for stream in arrived:
         filtered = account.outcomes[stream][FILTERED]

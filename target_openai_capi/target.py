@@ -70,7 +70,7 @@ from target_openai_capi.reading.batch_files import BatchFileError, batch_records
 from target_openai_capi.reading.envelope import RecordEnvelope
 from target_openai_capi.reading.reader import BadLine, TolerantReader
 from target_openai_capi.reading.schema_check import schema_problem, with_properties
-from target_openai_capi.run_summary import log_summary
+from target_openai_capi.run_summary import log_counts, log_summary
 from target_openai_capi.sink import ConversionsSink
 from target_openai_capi.stream_maps import through_stream_maps
 from target_openai_capi.termination import MessageGuard
@@ -861,7 +861,7 @@ class TargetOpenAICapi(Target):
                 unsettled,
                 "s" if unsettled != 1 else "",
             )
-        self.logger.info(self.pipeline.account.summary_line())
+        log_counts(self.pipeline, self.logger)
         logging.shutdown()
         if at_once:  # (sys.exit would wait for the threads of the requests in flight)
             for stream in (sys.stdout, sys.stderr):

@@ -656,3 +656,33 @@ def test_a_run_stopped_by_a_bad_record_counts_and_bookmarks_what_was_already_del
     )
     assert run.states == [{"s": 1}]
     assert "Traceback" not in run.stderr
+
+
+def test_a_failed_run_ends_with_its_counts_as_metric_lines_too(skewed_sandbox, tmp_path):
+    """README: "At the end of every run, match coverage says ..., also as METRIC lines". A run
+    that failed wrote its summary line alone: a dashboard built on the METRIC lines never saw
+    what such a run sent or rejected. (on_rejected: fail, and an event the API refuses.)"""
+    stale = now_ms() - 2 * 3600 * 1000  # stale on the sandbox's clock, not on the target's
+    bad = record("conversions", {"id": "bad", "type": "lead_created", "timestamp_ms": stale})
+    lines = [schema("conversions", {"id": {}}, ["id"]), *conversions(3), bad, state({"p": 4})]
+    config = config_for(
+        skewed_sandbox.url, tmp_path, batch_size=1, max_concurrent_requests=1, on_rejected="fail"
+    )
+    run = run_target(config, lines, tmp_path)
+    assert run.returncode == 1, run.output
+    assert "Stopped." in run.stderr
+    metrics = [
+        json.loads(line.split("METRIC: ", 1)[1])
+        for line in run.stderr.splitlines()
+        if "METRIC: " in line
+    ]
+    records = {
+        (m["tags"]["stream"], m["tags"]["outcome"]): m["value"]
+        for m in metrics
+        if m["metric"] == "capi_records"
+    }
+    assert records[("conversions", "rejected")] == 1
+    assert records[("conversions", "sent")] == 3
+    coverage = [m for m in metrics if m["metric"] == "capi_match_coverage"]
+    assert {"stream": "conversions", "identifier": "events"} in [m["tags"] for m in coverage]
+    assert "Match coverage: conversions: 3 events" in run.stderr
