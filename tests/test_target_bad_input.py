@@ -820,16 +820,17 @@ def test_a_replay_found_while_a_dead_letter_waits_for_its_lock_keeps_that_dead_l
     writing a dead letter meanwhile (here: waiting for another run's lock on the shared file)
     then wrote to the closed file: "Unexpected error (TypeError ...)", exit 1, and the refused
     record counted nowhere. The switch now waits for that write."""
+    from target_openai_capi.sandbox import start_sandbox
+
+    # (a sandbox that refuses a body past 50 kB: an event of 120 kB is refused alone)
+    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, max_body_bytes=50_000) as api:
+        _replay_while_a_dead_letter_waits(api, tmp_path)
+
+
+def _replay_while_a_dead_letter_waits(api, tmp_path) -> None:
     import fcntl
     import time
 
-    from target_openai_capi.sandbox import start_sandbox
-
-    with start_sandbox(api_keys={API_KEY}, pixel_ids={PIXEL_ID}, max_body_bytes=50_000) as api:
-        _replay_while_a_dead_letter_waits(api, tmp_path, fcntl, time)
-
-
-def _replay_while_a_dead_letter_waits(api, tmp_path, fcntl, time) -> None:
     dead = tmp_path / "shared-dead.jsonl"
     dead.touch()  # (another run's: this one did not create it)
     config, path = _shared_config(api, tmp_path, "c", batch_size=5)
