@@ -792,7 +792,7 @@ def test_records_interleaved_with_an_unmapped_stream_are_still_prepared_in_worke
     """A log-based tap writes the tables it reads as their rows change: each order between two
     rows of a table with no entry under `streams`. Each order was decoded whole then (the line
     after a stream decoded whole was guessed to be one too), which a worker cannot prepare: the
-    main process did every record alone, at half the speed, and said "1 of 4,000" here."""
+    main process did every record alone, at half the speed, and said "2 of 4,000" here."""
     lines = [schema(STREAM, PROPERTIES, ["id"]), schema("audit_log", {"id": {"type": "integer"}})]
     for n in range(2000):
         lines += [record(STREAM, order(n, currency="USD")), record("audit_log", {"id": n})]
