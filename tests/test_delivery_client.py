@@ -486,3 +486,53 @@ def test_only_a_proxy_s_407_is_taken_for_one(monkeypatch: pytest.MonkeyPatch) ->
     assert not client._transport_error(refused).retryable
     assert "refused to carry the request" in str(client._transport_error(refused))
     client.close()
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Connection: close\r\n", b"Transfer-Encoding: chunked\r\n", b"Content-Length: 4000\r\n"],
+)
+def test_an_answer_cut_at_the_deadline_is_a_timeout_not_the_answer(framing: bytes) -> None:
+    """A server that sends its status, its headers and part of its body, then stalls: the part
+    read so far must not pass for the whole answer, whatever says where the answer ends (a 400
+    cut short reads as no API error, which stops the run; a timeout is retried)."""
+    chunked = b"chunked" in framing
+    part = b'{"error": {"message": "Invalid event at events[0].", "par'
+    release = threading.Event()
+
+    def serve(server: socket.socket) -> None:
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n" + framing
+            )
+            conn.sendall(b"\r\n" + (b"%x\r\n%s\r\n" % (len(part), part) if chunked else part))
+            release.wait(10)  # (stalls past the client's deadline)
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        thread = threading.Thread(target=serve, args=(server,), daemon=True)
+        thread.start()
+        client = Client(
+            ClientSettings(
+                api_url=f"http://127.0.0.1:{server.getsockname()[1]}/v1/events",
+                pixel_id="px_1",
+                api_key=SECRET,
+                user_agent="t",
+                connect_timeout_s=2.0,
+                read_timeout_s=0.5,
+            )
+        )
+        try:
+            with pytest.raises(TransportError) as caught:
+                client.post(b"{}")
+        finally:
+            release.set()
+            client.close()
+            thread.join(timeout=10)
+    assert caught.value.retryable is True
+    assert "took longer than 0.5 s (request_timeout_seconds)" in str(caught.value)
