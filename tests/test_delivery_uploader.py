@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 import time
@@ -664,6 +665,30 @@ def test_concurrent_fatal_error_reaches_the_caller(sandbox: Sandbox, sleeps: Sle
     # At most the batches already in flight when the first 401 came back were sent.
     assert sandbox.stats()["requests"] <= 3 + 1
     assert stored_ids(sandbox) == []
+
+
+def test_results_collected_before_a_thread_cannot_start_are_kept(
+    sandbox: Sandbox, sleeps: Sleeps
+) -> None:
+    """submit collects the batches that finished, then starts a thread for the new one: when
+    that start fails (`can't start new thread`, a container's pids limit), the delivered
+    batches it had collected must still reach the settling after the failure, not be lost
+    with the call (their events stored at OpenAI, counted nowhere)."""
+    up = Uploader(client_for(sandbox), policy=FAST, max_concurrent_requests=2, sleep=sleeps)
+    assert up.submit(batch(range(0, 5))) == []
+    concurrent.futures.wait(list(up._in_flight))  # delivered, its result not collected yet
+
+    def no_thread(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    assert up._executor is not None
+    up._executor.submit = no_thread  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        up.submit(batch(range(5, 10)))
+    kept = up.finish_after_failure()
+    up.close()
+    assert [r.batch.tags for r in kept] == [[f"tag{n}" for n in range(5)]]
+    assert stored_ids(sandbox) == [f"order_{n}" for n in range(5)]
 
 
 def test_close_interrupts_a_worker_waiting_to_retry(sandbox: Sandbox) -> None:

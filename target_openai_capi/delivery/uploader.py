@@ -136,8 +136,13 @@ class Uploader:
             return [self._run(batch)]
         results = self._collect(wait_for_slot=len(self._in_flight) >= self._limit)
         self._raise_failure(results)
-        with termination_signals_blocked():  # (a thread started here leaves them to the main one)
-            self._in_flight.add(self._executor.submit(self._run, batch))
+        try:
+            # (a thread started here leaves the termination signals to the main one)
+            with termination_signals_blocked():
+                self._in_flight.add(self._executor.submit(self._run, batch))
+        except BaseException:  # (no thread to start: `can't start new thread`)
+            self.keep_unclaimed(results)  # delivered: settled after the failure, not lost
+            raise
         return results
 
     @property
