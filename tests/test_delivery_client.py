@@ -536,3 +536,55 @@ def test_an_answer_cut_at_the_deadline_is_a_timeout_not_the_answer(framing: byte
             thread.join(timeout=10)
     assert caught.value.retryable is True
     assert "took longer than 0.5 s (request_timeout_seconds)" in str(caught.value)
+
+
+@pytest.mark.parametrize("framing", [b"Connection: close\r\n", b"Content-Length: 400\r\n"])
+def test_an_answer_trickling_its_body_cannot_hold_a_request_past_its_deadline(
+    framing: bytes,
+) -> None:
+    """request_timeout_seconds bounds the whole exchange, the answer's body too: a server that
+    sends a byte of its body just before each read of it would time out held the request for
+    up to twice the setting (each read waits that long; the deadline was checked between
+    reads only, and the timer's cut missed a socket the answer had taken over)."""
+    release = threading.Event()
+
+    def serve(server: socket.socket) -> None:
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            with contextlib.suppress(OSError):
+                conn.sendall(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n{")
+                for _ in range(20):
+                    if release.wait(0.9):
+                        break
+                    conn.sendall(b" ")
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        thread = threading.Thread(target=serve, args=(server,), daemon=True)
+        thread.start()
+        client = Client(
+            ClientSettings(
+                api_url=f"http://127.0.0.1:{server.getsockname()[1]}/v1/events",
+                pixel_id="px_1",
+                api_key=SECRET,
+                user_agent="t",
+                connect_timeout_s=2.0,
+                read_timeout_s=1.0,
+            )
+        )
+        started = time.monotonic()
+        try:
+            with pytest.raises(TransportError) as caught:
+                client.post(b"{}")
+            elapsed = time.monotonic() - started
+        finally:
+            release.set()
+            client.close()
+            thread.join(timeout=10)
+    assert caught.value.retryable is True
+    assert "took longer than 1 s (request_timeout_seconds)" in str(caught.value)
+    assert elapsed < 1.5  # (held to the next byte after the deadline, it took ~1.8 s)

@@ -317,6 +317,9 @@ class _Watch:
 
     def __init__(self) -> None:
         self.connection: Any = None  # the urllib3 connection the request goes out on
+        # Its socket once the request is sent: an answer that ends the connection takes the
+        # socket over (the connection forgets it), and its body is read from there.
+        self.sock: Any = None
         self.overdue = False
         self._done = False
         self._lock = threading.Lock()
@@ -327,7 +330,7 @@ class _Watch:
             if self._done:  # (the request ended as the timer fired: its connection may
                 return  # already carry the next request)
             self.overdue = True
-            sock = getattr(self.connection, "sock", None)
+            sock = getattr(self.connection, "sock", None) or self.sock
             while sock is not None and not isinstance(sock, socket.socket):
                 sock = getattr(sock, "socket", None)  # (TLS through an HTTPS proxy: a wrapper)
             if sock is not None:
@@ -357,7 +360,10 @@ def _watched(base: type[Any]) -> type[Any]:
             watch = getattr(_watches, "watch", None)
             if watch is not None:
                 watch.connection = self
-            return super().request(*args, **kwargs)
+            sent = super().request(*args, **kwargs)
+            if watch is not None:
+                watch.sock = self.sock
+            return sent
 
     # Named as its base in messages: "HTTPConnection(host=..., port=...): Failed to establish
     # a new connection", not this module's helper.
@@ -477,6 +483,8 @@ class Client:
                 content = _read_answer(reply, deadline)
             finally:
                 reply.close()
+            if watch.overdue:  # (the cut may read as the answer's end: it is no answer)
+                raise _Overdue
         except _Overdue:
             raise self._overdue(total) from None
         except ValueError as e:
