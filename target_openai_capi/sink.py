@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from singer_sdk.exceptions import InvalidRecord, MissingKeyPropertiesError
+import jsonschema
+from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord, MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
@@ -55,6 +56,34 @@ class FastRecordValidator(BaseJSONSchemaValidator):
         problem = fast_schema_problem(self._validate, record)
         if problem is not None:
             raise InvalidRecord(problem, record)
+
+
+class Draft3RecordValidator(BaseJSONSchemaValidator):
+    """jsonschema's Draft3Validator, for a schema that declares draft 3, which fastjsonschema
+    does not know (it reads such a schema as draft 7: `exclusiveMaximum: true` became a bound
+    of 1, and every record above it was refused). Formats are not checked, as above."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        super().__init__(schema)
+        try:
+            jsonschema.Draft3Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise InvalidJSONSchema(f"Schema Validation Error: {exc.message}") from exc
+        self._validator = jsonschema.Draft3Validator(
+            schema, format_checker=jsonschema.FormatChecker(formats=())
+        )
+
+    def validate(self, record: dict[str, Any]) -> None:
+        try:
+            self._validator.validate(record)
+        except jsonschema.ValidationError as exc:
+            raise InvalidRecord(exc.message, record) from exc
+
+
+def declares_draft_3(schema: Any) -> bool:
+    """Whether a schema says it is JSON Schema draft 3 (`$schema`)."""
+    declared = schema.get("$schema") if isinstance(schema, dict) else None
+    return isinstance(declared, str) and "draft-03" in declared
 
 
 class ConversionsSink(BatchSink):
@@ -221,6 +250,8 @@ class ConversionsSink(BatchSink):
             # A property the mapping never reads can neither break an event nor be sent, so it is
             # not checked (reading/schema_paths.py).
             schema = prune_schema(schema, reads)
+        if declares_draft_3(schema):
+            return Draft3RecordValidator(schema)
         try:
             return FastRecordValidator(schema)
         except fastjsonschema.JsonSchemaDefinitionException:

@@ -6,7 +6,11 @@ are checked against `for_record_checks(schema)`, which says what the tap meant i
 validator's terms: regular expressions are left out (a pattern such as `^(a+)+$` takes
 exponential time on some values, and no event field depends on one); draft-4 boolean
 `exclusiveMaximum`/`exclusiveMinimum` (SQL taps write them for NUMERIC columns) become the
-bounds they stand for; and `multipleOf` is left out: it is a column's declared precision
+bounds they stand for (a schema that declares draft 4 or 3 keeps them for its draft's
+validator: fastjsonschema's for draft 4, jsonschema's Draft3Validator for draft 3); where
+`patternProperties` is left out, so is `additionalProperties` beside it (which names are
+additional depends on the patterns); and `multipleOf` (draft 3's `divisibleBy`) is left
+out: it is a column's declared precision
 (`0.01`, or `1e-38` for any NUMERIC), which the validators can only apply to an exact decimal
 by dividing it by a float (a TypeError), and the money the target sends is held to its
 currency's minor unit by its own exact rule (mapping/money.py). And alternatives of types only,
@@ -464,8 +468,13 @@ def for_record_checks(schema: Any) -> Any:
         if merged is not None:
             node.clear()
             node.update(merged)
+        if "patternProperties" in node and node.get("additionalProperties", True) is not True:
+            # Which names are "additional" depends on the patterns, which are not checked: a
+            # property a pattern allows must not be refused as additional.
+            del node["additionalProperties"]
         _drop_patterns(node)
         node.pop("multipleOf", None)
+        node.pop("divisibleBy", None)  # (draft 3's multipleOf)
         if node.get("type") == []:  # (no type at all: the tap knows none, not that no value
             del node["type"]  # is allowed; every record was refused, a reason of nothing)
         if not draft4:  # (a schema that says it is draft 4 is checked as draft 4)

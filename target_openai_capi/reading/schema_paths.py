@@ -91,7 +91,7 @@ def prune_schema_exactly(schema: Any, tree: Tree | bool) -> Any | None:
 
 
 def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> Any:
-    if tree is True:
+    if tree is True or isinstance(schema, bool):  # (`true` takes any value, `false` none)
         return schema
     if not isinstance(schema, dict) or set(schema) - _UNDERSTOOD:
         whole_where_partial.append(True)
@@ -109,10 +109,12 @@ def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> A
             for name in names
             if name in properties
         }
-        if "required" in schema:
-            out["required"] = [name for name in schema["required"] if name in tree]
+    required = schema.get("required")
+    if isinstance(required, list):
+        # (a name not read is not checked: a record decoded at its read paths lacks it)
+        out["required"] = [name for name in required if name in tree]
     elif "required" in schema:
-        out["required"] = schema["required"]
+        out["required"] = required
     if not any(name not in (properties or {}) for name in names):
         # Every name read is a declared property: other properties are not read.
         out.pop("additionalProperties", None)
@@ -123,8 +125,10 @@ def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> A
         # unchecked however the record was decoded (whole, it holds them all).
         out.setdefault("properties", {})
         for name in names:
-            if name not in (properties or {}):
-                out["properties"][name] = schema["additionalProperties"]
+            if name not in (properties or {}):  # (cut to what is read of it, as a declared one)
+                out["properties"][name] = _prune(
+                    schema["additionalProperties"], tree[name], whole_where_partial
+                )
         out.pop("additionalProperties")
     if "items" in schema:
         items = schema["items"]
