@@ -30,6 +30,7 @@ def obj(**properties: Any) -> dict[str, Any]:
         obj(a={"dependencies": {"b": ["c"], "d": {"required": ["e"]}}}),
         {**obj(a={"$ref": "#/$defs/x"}), "$defs": {"x": {"type": "string"}}},
         {**obj(a={"$ref": "#"}), "additionalProperties": False},  # recursive
+        obj(a={"type": "string", "required": True}),  # draft 3's flag
     ],
 )
 def test_usable_schemas(schema: dict[str, Any]) -> None:
@@ -49,6 +50,9 @@ def test_usable_schemas(schema: dict[str, Any]) -> None:
         (obj(a={"allOf": {"type": "string"}}), "schema.properties.a.allOf is not a list"),
         (obj(a=5), "schema.properties.a is not a schema"),
         (obj(a={"patternProperties": {"(": {}}}), "patternProperties name is a regular"),
+        # (a name in `required` that is no text: the pruning compared it with the read names)
+        (obj(a={"type": "object", "required": [["x"]]}), "a.required is not a list of property"),
+        ({**obj(a={}), "required": "a"}, "schema.required is not a list of property names"),
         # A node reached by a $ref only (here under an unknown keyword) is checked too.
         ({**obj(a={"$ref": "#/x-extra/b"}), "x-extra": {"b": {"pattern": 5}}}, "not a string"),
     ],

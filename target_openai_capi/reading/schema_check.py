@@ -161,6 +161,11 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
         for key in _SCHEMA_LISTS:
             if key in node and not isinstance(node[key], list):
                 return f"{where}.{key} is not a list of schemas"
+        required = node.get("required", [])
+        if not isinstance(required, bool) and not (  # (draft 3: a flag on the property)
+            isinstance(required, list) and all(isinstance(name, str) for name in required)
+        ):
+            return f"{where}.required is not a list of property names"
         ref = node.get("$ref")
         if ref is not None:
             if not isinstance(ref, str):
