@@ -164,10 +164,6 @@ def _where_settings_come_from(error: str) -> str:
     return error
 
 
-# What schema_check says of a pattern Python's re cannot compile.
-_REGEX_PROBLEM = "a regular expression Python cannot use"
-
-
 def _taken_by_another_map(stream: str, maps: Mapping[str, Any]) -> bool:
     """Whether a stream map other than the stream's own takes its records: one that copies it
     (`__source__`), or one whose name is a pattern the stream's matches."""
@@ -176,16 +172,6 @@ def _taken_by_another_map(stream: str, maps: Mapping[str, Any]) -> bool:
         or (key != stream and fnmatch.fnmatchcase(stream, str(key)))
         for key, value in maps.items()
     )
-
-
-def _properties_named_only(message: Mapping[str, Any]) -> dict[str, Any]:
-    """The SCHEMA message with a schema that names its properties (and key properties) and
-    says nothing else of them: for a stream whose records are skipped, never read."""
-    schema = message.get("schema")
-    properties = schema.get("properties") if isinstance(schema, Mapping) else None
-    names = [str(name) for name in properties] if isinstance(properties, Mapping) else []
-    named = {"type": "object", "properties": {name: {} for name in names}}
-    return _with_its_keys_declared({**message, "schema": named})
 
 
 def _declares_its_keys(message: Mapping[str, Any]) -> bool:
@@ -441,17 +427,6 @@ class TargetOpenAICapi(Target):
             ) from None
         except Exception as exc:  # a schema the SDK or a validator cannot use is bad input
             problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        if problem is not None and _REGEX_PROBLEM in problem and self._never_sent(stream):
-            # A stream the run never sends (no entry, or its stream maps drop it) whose SCHEMA
-            # is valid JSON Schema but for a pattern of ECMA-262 Python cannot compile (\p{L}):
-            # taken with its properties' names only, its records skipped as any such stream's,
-            # not rejected (a table no one mapped stopped on_rejected: fail and put its rows in
-            # the dead-letter file). A SCHEMA that is no schema is refused as the SDK's targets
-            # refuse it, whatever the stream.
-            with contextlib.suppress(Exception):  # (key properties no list: refused as is)
-                super()._process_schema_message(_properties_named_only(message_dict))
-                self._let_replaced_sinks_go()
-                problem = None
         # (Refused or not, an entry whose stream's SCHEMA arrived is named right: a quiet
         # stream beside one without an entry is no misnamed entry.)
         maps = self.mapper.stream_maps.get(stream) or ()
@@ -468,19 +443,6 @@ class TargetOpenAICapi(Target):
             for other in {m.stream_alias for m in maps} - {stream}:
                 if other in self._chosen_for:
                     self._choose_route(other)
-
-    def _never_sent(self, stream: str) -> bool:
-        """No record of the stream would be sent: its stream maps drop it, or it has no entry
-        under `streams` and no stream map names it (an alias, a copy, a pattern could send it
-        as another's)."""
-        maps = self.mapper.stream_maps_dict
-        if maps and self._dropped_by_stream_maps(stream):
-            return True
-        if _taken_by_another_map(stream, maps):  # (it may be sent as another's)
-            return False
-        own = maps.get(stream)  # (its own map may rename it: the name its entry must have)
-        name = own.get("__alias__", stream) if isinstance(own, dict) else stream
-        return name not in (self.config.get("streams") or {})
 
     def _dropped_by_stream_maps(self, stream: str) -> bool:
         """The user's stream_maps drop the stream (`stream: null`, or `__else__: null` without

@@ -25,7 +25,6 @@ Tap metadata (`_sdc_sequence`...) is not required of a record: it is taken out f
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -100,16 +99,6 @@ def _resolved(root: Mapping[str, Any], ref: str) -> Any:
     return node
 
 
-def _pattern_problem(pattern: object, where: str) -> str | None:
-    if not isinstance(pattern, str):
-        return f"{where} is not a string"
-    try:
-        re.compile(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        return f"{where} is a regular expression Python cannot use ({exc})"
-    return None
-
-
 def describes_objects(schema: Mapping[str, Any]) -> bool:
     """Whether a schema allows JSON objects by its `type` (no `type`: any value)."""
     types = schema.get("type", "object")
@@ -179,11 +168,8 @@ def schema_problem(schema: object, key_properties: object) -> str | None:
             if target is _NOTHING:
                 return f"{where}.$ref {ref[:80]!r} points to nothing in the schema"
             stack.append((target, f"{where}.$ref", depth + 1))
-        if "pattern" in node and (problem := _pattern_problem(node["pattern"], f"{where}.pattern")):
-            return problem
-        for pattern in node.get("patternProperties") or ():
-            if problem := _pattern_problem(pattern, f"{where}.patternProperties name"):
-                return problem
+        # (A `pattern` Python cannot compile, `\p{L}` of ECMA-262, refuses nothing: no pattern
+        # is checked, for_record_checks leaves them all out.)
         stack.extend((sub, where + suffix, depth + 1) for suffix, sub in subschemas(node))
     return None
 
