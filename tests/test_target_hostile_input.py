@@ -4236,3 +4236,37 @@ def test_a_long_enum_under_not_or_if_is_checked_as_the_tap_wrote_it(sandbox, tmp
     assert stored(sandbox) == ["r1"]
     dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert [d["record"]["id"] for d in dead if d["type"] == "RECORD"] == ["x7"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_oppref_holding_an_email_or_a_phone_number_is_never_sent_raw(workers, sandbox, tmp_path):
+    """oppref is sent as written (the page: the original string, unmodified): a column mapped
+    to it by mistake sent an email address or a phone number to OpenAI raw, where every other
+    field sent raw (obref, a city, a user agent) leaves such a value out. The event goes
+    without it, and the log says why without the value."""
+    rows = {
+        "r1": "jane.doe@example.com",
+        "r2": "+1 415 555 2671",
+        "r3": "oppref_abc-123",  # an oppref as the page shows one
+        "r4": "jane%40example.com",  # (percent-encoded, from a landing page's URL)
+    }
+    lines = [SCHEMA, *(rec(int(rid[1:]), click=value) for rid, value in rows.items())]
+    lines.append(state({"bookmark": 4}))
+    streams = {"c": {"fields": {"oppref": "click"}}}
+    cfg = config(sandbox.url, tmp_path, streams=streams, worker_processes=workers)
+    run = run_target(cfg, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert_clean(run)
+    events = {e["id"]: e for e in sandbox.events(PIXEL_ID)}
+    assert sorted(events) == ["r1", "r2", "r3", "r4"]
+    assert {rid: e.get("oppref") for rid, e in events.items()} == {
+        "r1": None,
+        "r2": None,
+        "r3": "oppref_abc-123",
+        "r4": None,
+    }
+    assert "oppref holds an email address; sent without it" in run.stderr
+    assert "oppref holds a phone number; sent without it" in run.stderr
+    for value in ("jane.doe", "415 555", "jane%40"):
+        assert value not in run.output
+    assert run.states[-1] == {"bookmark": 4}

@@ -45,6 +45,7 @@ from target_openai_capi.mapping.money import (
     to_minor_units,
 )
 from target_openai_capi.mapping.paths import field_path
+from target_openai_capi.mapping.personal_text import holds_personal_text
 from target_openai_capi.mapping.stream_mapping import StreamMapping
 from target_openai_capi.mapping.timestamps import epoch_ms, to_epoch_ms
 from target_openai_capi.mapping.user_values import (
@@ -136,6 +137,8 @@ def compile_assembler(
         "text_of_no_value": text_of_no_value,
         "false_text": false_text,
         "NO_VALUE_STARTS": NO_VALUE_STARTS,
+        "holds_personal_text": holds_personal_text,
+        "OPPREF_NOTE": generic.OPPREF_NOTE,
     }
     src = _Source()
 
@@ -207,7 +210,11 @@ def compile_assembler(
     src.add(
         "if isinstance(v, str):",
         "    if not blank(v):",
-        "        event['oppref'] = v",
+        "        why_ = holds_personal_text(v)",
+        "        if why_ is None:",
+        "            event['oppref'] = v",
+        "        else:",
+        "            notes.append(OPPREF_NOTE.format(why_))",
         "elif v is not None:",
         "    event['oppref'] = _as_text(v, 'oppref')",
     )

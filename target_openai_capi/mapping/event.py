@@ -937,6 +937,10 @@ def _data(
     return data
 
 
+# An oppref holding an email address or a +phone number: left out, the event sent without it.
+OPPREF_NOTE = "oppref {}; sent without it"
+
+
 def build_event(
     mapping: StreamMapping,
     record: Mapping[str, Any],
@@ -972,9 +976,14 @@ def build_event(
         if custom_name is not None:
             event["custom_event_name"] = custom_name
         oppref = _value(mapping, record, "oppref")
+        early: list[str] = []  # (notes in the order the compiled builder makes them)
         if isinstance(oppref, str):
             if not blank(oppref):  # (nor "undefined", "null": what a missing cookie reads as)
-                event["oppref"] = oppref  # the original string, unmodified, as the docs ask
+                why = holds_personal_text(oppref)
+                if why is None:
+                    event["oppref"] = oppref  # the original string, unmodified, as the docs ask
+                else:  # (a column mapped wrongly: no email or phone number is sent raw)
+                    early.append(OPPREF_NOTE.format(why))
         elif oppref is not None:
             event["oppref"] = _as_text(oppref, "oppref")
         source_url = _value(mapping, record, "source_url")
@@ -994,7 +1003,7 @@ def build_event(
             name: _user_value(mapping, record, name, failed) for name in mapping.user_fields
         }
         user, notes = build_user(raw_user, user_field_style, default_phone_region)
-        notes[:0] = failed
+        notes[:0] = [*early, *failed]
         if user:
             event["user"] = user
         event["data"] = _data(mapping, record, event_type, notes)
