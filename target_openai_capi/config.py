@@ -281,6 +281,17 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
             "a slower one is retried like a network error."
         ),
     ),
+    th.Property(
+        "stop_grace_seconds",
+        th.NumberType(minimum=0, maximum=3_600),
+        default=20,
+        description=(
+            "After SIGTERM or Ctrl-C, how long the target goes on delivering what is batched: "
+            "no request or retry starts past it (one under way may take up to "
+            "request_timeout_seconds); what is not delivered by then is left to the next run, "
+            "which sends it again (exit 1, no STATE past it). A second signal stops at once."
+        ),
+    ),
 ).to_dict()
 
 

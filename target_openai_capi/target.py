@@ -41,6 +41,7 @@ from target_openai_capi.config import (
     environment_problems,
     fill_from_environment,
     flattening_from_environment,
+    setting,
     unknown_settings,
     unknown_variables,
     without_key,
@@ -312,6 +313,7 @@ class TargetOpenAICapi(Target):
             fail_at_once=functools.partial(self.fail, at_once=True),
             stop_sending=self.pipeline.uploader.stop,
             logger=self.logger,
+            grace_seconds=float(setting(self.config, "stop_grace_seconds")),
         )
         reader = self.message_reader
         if isinstance(reader, TolerantReader):

@@ -5,13 +5,16 @@ The main thread handles each Singer message inside `MessageGuard.handle`, holdin
   free, that is while the main thread waits for input; its failure stops the run at the next
   message.
 - SIGTERM / SIGINT (an orchestrator cancelling the run) deliver what is batched, write STATE, log
-  the summary and exit 0 (1 if that delivery fails). A signal that arrives while a message is
-  handled (or the end of input is delivered) takes effect once that is done, so batches and
-  checkpoints are never drained half-updated. A second signal stops at once, without waiting
-  for the requests in flight (their records are unsettled: the next run sends them again) and
-  without STATE past what is unsent; but the same signal again within SAME_SIGNAL_SECONDS is
-  the same request to stop (`meltano run`, cancelled by a SIGTERM to its process group, sends
-  its own SIGTERM to the target a fraction of a millisecond after the group's).
+  the summary and exit 0 (1 if that delivery fails). No request or retry starts past
+  `grace_seconds` after the signal (stop_grace_seconds: an API that keeps failing held a
+  cancelled run for max_retry_seconds, past any orchestrator's patience). A signal that
+  arrives while a message is handled (or the end of input is delivered) takes effect once
+  that is done, so batches and checkpoints are never drained half-updated. A second signal
+  stops at once, without waiting for the requests in flight (their records are unsettled: the
+  next run sends them again) and without STATE past what is unsent; but the same signal again
+  within SAME_SIGNAL_SECONDS is the same request to stop (`meltano run`, cancelled by a SIGTERM
+  to its process group, sends its own SIGTERM to the target a fraction of a millisecond after
+  the group's).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 from target_openai_capi.delivery import DeliveryError
+from target_openai_capi.main_thread_signals import termination_signals_blocked
 from target_openai_capi.pipeline.quiet_input import QuietInputDelivery
 from target_openai_capi.pipeline.settling import RunFailed
 
@@ -46,8 +50,10 @@ class MessageGuard:
         fail_at_once: Callable[[str], NoReturn],
         stop_sending: Callable[[], None],
         logger: logging.Logger,
+        grace_seconds: float = 20.0,
     ) -> None:
         self.lock = threading.Lock()
+        self._grace_seconds = grace_seconds
         self.quiet_input = QuietInputDelivery(deliver_when_quiet, self.lock)
         self._end_of_input = end_of_input  # deliver what is left and log the summary
         self._fail = fail  # log why, exit 1
@@ -58,6 +64,7 @@ class MessageGuard:
         self._pending_signal: int | None = None
         self._terminating = False
         self._first_signal: tuple[int, float] | None = None  # (signum, when)
+        self._grace: threading.Timer | None = None  # ends delivery stop_grace_seconds after it
 
     @property
     def stopped_by_signal(self) -> bool:
@@ -93,6 +100,8 @@ class MessageGuard:
                 process()
         finally:
             self._in_message = False
+            if self._grace is not None:  # (delivery is over, done or failed)
+                self._grace.cancel()
         self._pending_signal = None  # the run ends here anyway
 
     def signal(self, signum: int) -> None:
@@ -115,15 +124,44 @@ class MessageGuard:
         if self._terminating or self._pending_signal is not None:
             self._stop_sending()
             self._fail_at_once(f"Received signal {signum} again: stopping now.")
+        if self._grace is None:  # (the first signal: delivery goes on for so long at most)
+            self._grace = threading.Timer(self._grace_seconds, self._grace_over, (signum,))
+            self._grace.daemon = True
+            with termination_signals_blocked():  # (only the main thread takes them)
+                self._grace.start()
         if self._in_message:
             self._pending_signal = signum
-            self._logger.info("Received signal %d: stopping after the message in hand.", signum)
+            self._logger.info(
+                "Received signal %d: stopping after the message in hand (delivery goes on for "
+                "at most %g s: stop_grace_seconds; a second signal stops at once).",
+                signum,
+                self._grace_seconds,
+            )
             return
         self._terminating = True
-        self._logger.info("Received signal %d: delivering what is batched, then stopping.", signum)
+        self._logger.info(
+            "Received signal %d: delivering what is batched (for at most %g s: "
+            "stop_grace_seconds), then stopping; a second signal stops at once.",
+            signum,
+            self._grace_seconds,
+        )
         try:
             self._end_of_input()  # (handle_end, under the lock)
         except (DeliveryError, RunFailed) as exc:
             self._fail(str(exc))
+        self._grace.cancel()
         logging.shutdown()
         sys.exit(0)
+
+    def _grace_over(self, signum: int) -> None:
+        """stop_grace_seconds after the signal, delivery not done (the timer's thread): no
+        request or retry starts from now on; the run then fails with what was not delivered
+        left to the next run."""
+        self._logger.warning(
+            "Signal %d was %g s ago (stop_grace_seconds) and delivery is not done: no request "
+            "starts from now on. What is not delivered is sent again by the next run (no STATE "
+            "is written past it).",
+            signum,
+            self._grace_seconds,
+        )
+        self._stop_sending()

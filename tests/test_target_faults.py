@@ -391,6 +391,37 @@ def test_sigterm_while_a_batch_is_being_retried_waits_for_it(sandbox, tmp_path):
     assert "Run summary: received=5 sent=5" in log
 
 
+@pytest.mark.parametrize("at", ["in a message", "at the end of input"])
+def test_a_signal_while_the_api_keeps_failing_stops_within_the_grace(at, sandbox, tmp_path):
+    """An API that answers 503 to every request, the retries allowed 10 minutes: a SIGTERM
+    went on retrying for all of them (an orchestrator kills the run long before). No request
+    or retry starts past stop_grace_seconds after the signal; the run fails, its records left
+    to the next run, STATE not past them."""
+    sandbox.set_faults(FaultConfig(rate_503=1.0, retry_after=1))
+    config = config_for(
+        sandbox.url,
+        tmp_path,
+        batch_size=5,
+        max_concurrent_requests=1,
+        max_attempts=100,
+        max_retry_seconds=600,
+        stop_grace_seconds=2,
+    )
+    target = _OpenPipe(config, tmp_path, "HTTP 503")
+    lines = [schema("conversions", {"id": {}}, ["id"]), state({"pos": 0}), *conversions(5)]
+    target.send([*lines, state({"pos": 5}), *conversions(2, start=5)])
+    if at == "at the end of input":
+        target.proc.stdin.close()  # (the run delivers what is left: the signal comes then)
+    target.wait_for_notice()
+    started = time.monotonic()
+    code, states, log = target.exit_after(signal.SIGTERM)
+    assert time.monotonic() - started < 20, log  # (not 600 s of retries)
+    assert code == 1, log
+    assert "Signal 15 was 2 s ago (stop_grace_seconds) and delivery is not done" in log
+    assert states == [{"pos": 0}]
+    assert sandbox.events(PIXEL_ID) == []
+
+
 def test_a_second_signal_stops_at_once_while_a_request_hangs(sandbox, tmp_path):
     """The API takes a minute to answer; the orchestrator sends SIGTERM, then SIGTERM again.
     The second stops the run at once (not when the request times out): exit 1, no STATE past
