@@ -620,6 +620,29 @@ def test_a_bad_line_in_a_batch_file_is_rejected_and_the_rest_arrive(sandbox, tmp
     assert "Rejected input line" not in run.stderr
 
 
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_line_over_the_limit_in_a_batch_file_is_rejected_and_the_rest_arrive(
+    gzipped, sandbox, tmp_path
+):
+    """As on standard input, a line over 16 MiB is rejected, its first bytes kept: in a BATCH
+    file it stopped the run (exit 1, no STATE past it), and every rerun again, for good."""
+    huge = json.dumps({**ORDERS[1], "notes": "x" * (16 * 1024 * 1024)})
+    text = "\n".join([json.dumps(ORDERS[0]), huge, json.dumps(ORDERS[2])]) + "\n"
+    path = tmp_path / ("part.jsonl.gz" if gzipped else "part.jsonl")
+    path.write_bytes(gzip.compress(text.encode()) if gzipped else text.encode())
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
+    run = run_target(cfg, [SCHEMA, _batch([path.as_uri()], "none"), state({"s": 1})], tmp_path)
+    assert run.returncode == 0, run.output[-3000:]
+    assert stored(sandbox) == ["b0", "b2"]
+    assert run.states == [{"s": 1}]
+    [letter] = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert letter["dead_letter"]["reason"].startswith(
+        f"line 2 of BATCH file '{path.name}' is {len(huge):,} bytes long, over the limit of "
+        "16,777,216"
+    )
+    assert "rejected=1" in run.stderr
+
+
 @pytest.mark.parametrize(
     ("message", "expected"),
     [

@@ -22,7 +22,11 @@ import msgspec
 
 from target_openai_capi.log_safety import show_in_log
 from target_openai_capi.reading.envelope import RecordEnvelope
-from target_openai_capi.reading.line_chunks import MAX_LINE_BYTES  # (as for input)
+from target_openai_capi.reading.line_chunks import (  # (as for input)
+    MAX_LINE_BYTES,
+    overlong_line,
+    overlong_mark,
+)
 from target_openai_capi.reading.lines import (
     LONE_SURROGATE,
     NON_FINITE_NUMBER,
@@ -131,8 +135,9 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for each non-blank line; raises BatchFileError if unreadable, not a
-    regular file, or holding a line over MAX_LINE_BYTES."""
+    """(line number, line) for each non-blank line, a line over MAX_LINE_BYTES as the mark
+    that stands for it (line_chunks.py `overlong_line`: its size and first bytes); raises
+    BatchFileError if unreadable or not a regular file."""
     show_in_log(str(path)[:200], path.name)  # (a file's name, which holds a UUID, is shown)
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
@@ -143,15 +148,23 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 number += 1
                 if number == 1 and line.startswith(_BOM):  # (as the input's own first line)
                     line = line[len(_BOM) :]
-                if len(line) > MAX_LINE_BYTES:
-                    raise BatchFileError(
-                        f"its file {str(path)[:200]!r} has a line over {MAX_LINE_BYTES} bytes"
-                    )
-                if line.strip():
+                if len(line) - line.endswith(b"\n") > MAX_LINE_BYTES:  # (as on stdin: rejected)
+                    yield number, _skipped_to_its_end(handle, line)
+                elif line.strip():
                     yield number, line
     except (OSError, EOFError, zlib.error, ValueError) as exc:  # (BadGzipFile: an OSError)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise BatchFileError(f"its file {str(path)[:200]!r} cannot be read ({reason})") from None
+
+
+def _skipped_to_its_end(handle: IO[bytes], first: bytes) -> bytes:
+    """Read on to the end of a line over MAX_LINE_BYTES whose first part is `first`, keeping
+    none of it but its first bytes: the mark that stands for it (line_chunks.py)."""
+    size = len(first)
+    part = first
+    while not part.endswith(b"\n") and (part := handle.readline(MAX_LINE_BYTES + 1)):
+        size += len(part)
+    return overlong_mark(size - part.endswith(b"\n"), first)
 
 
 class BadBatchLine(NamedTuple):
@@ -172,6 +185,16 @@ def batch_records(stream: str, message: dict[str, Any]) -> Iterator[RecordEnvelo
     for path in check_batch_message(message):
         for number, line in read_lines(path):
             where = f"line {number} of BATCH file {path.name!r}"
+            if (overlong := overlong_line(line)) is not None:
+                size, head = overlong
+                reason = (
+                    f"{where} is {size:,} bytes long, over the limit of {MAX_LINE_BYTES:,}: no "
+                    "record an event is made of is that long (skipped; its first bytes are kept "
+                    "here)"
+                )
+                text = head if isinstance(head, str) else head.decode("utf-8", "replace")
+                yield BadBatchLine(number, text, reason)
+                continue
             try:
                 record = _RECORD_DECODER.decode(line)
             except (msgspec.DecodeError, decimal.InvalidOperation, RecursionError, UnicodeError):

@@ -43,6 +43,12 @@ def split_lines(segment: bytes) -> list[bytes]:
     return lines
 
 
+def overlong_mark(size: int, line_start: bytes) -> bytes:
+    """What stands for a line of `size` bytes over MAX_LINE_BYTES that begins with
+    `line_start`: its size and first bytes (`overlong_line` reads it)."""
+    return _OVERLONG + str(size).encode() + b":" + line_start[:_KEPT_BYTES]
+
+
 def overlong_line(line: str | bytes) -> tuple[int, bytes | str] | None:
     """For a line over MAX_LINE_BYTES, or the mark LineChunks puts where it skipped one (it
     may not see where a line ends in time to): (its length in bytes, its first bytes); None
@@ -149,7 +155,7 @@ class LineChunks:
                 self._rest = data[end + 1 :]
                 break
             size += len(data)
-        return _OVERLONG + str(size).encode() + b":" + head + b"\n"
+        return overlong_mark(size, head) + b"\n"
 
     def _wait_for_input(self) -> None:
         """Return once reading would not wait; a signal meanwhile runs its handler (which may
