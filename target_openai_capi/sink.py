@@ -14,6 +14,7 @@ from target_openai_capi.mapping.user_values import blank
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
 from target_openai_capi.pipeline.events import Rejection, StreamInfo
 from target_openai_capi.pipeline.schema_verdict import (
+    CANNOT_APPLY,
     LACKS_KEY_PROPERTIES,
     fast_schema_problem,
     key_rejection,
@@ -78,6 +79,10 @@ class Draft3RecordValidator(BaseJSONSchemaValidator):
             self._validator.validate(record)
         except jsonschema.ValidationError as exc:
             raise InvalidRecord(exc.message, record) from exc
+        except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+            # (`divisibleBy` under `extends`, a huge number against a float: as
+            # fast_schema_problem says it, the record refused, not the run stopped)
+            raise InvalidRecord(CANNOT_APPLY.format(type(exc).__name__), record) from None
 
 
 def declares_draft_3(schema: Any) -> bool:
@@ -244,14 +249,12 @@ class ConversionsSink(BatchSink):
         """fastjsonschema, over the parts of the schema the mapping reads; None if unmapped."""
         if not self.validate_schema or not self._mapped:
             return None
-        schema = for_record_checks(self.schema)  # (schema_check.py says why)
-        reads = self.record_reads()
-        if reads is not None:
-            # A property the mapping never reads can neither break an event nor be sent, so it is
-            # not checked (reading/schema_paths.py).
-            schema = prune_schema(schema, reads)
-        if declares_draft_3(schema):
-            return Draft3RecordValidator(schema)
+        if declares_draft_3(self.schema):
+            try:
+                return Draft3RecordValidator(self._checked_schema(draft_3_as_7=False))
+            except InvalidJSONSchema:  # (draft 3 in name only: read as draft 7, flags as bounds)
+                pass
+        schema = self._checked_schema(draft_3_as_7=True)
         try:
             return FastRecordValidator(schema)
         except fastjsonschema.JsonSchemaDefinitionException:
@@ -259,6 +262,14 @@ class ConversionsSink(BatchSink):
                 "Schema of '%s' needs the slower jsonschema validator.", self.stream_name
             )
             return JSONSchemaValidator(schema)
+
+    def _checked_schema(self, *, draft_3_as_7: bool) -> Any:
+        """The schema records are checked against (schema_check.py says why), cut down to what
+        the mapping reads: a property it never reads can neither break an event nor be sent,
+        so it is not checked (reading/schema_paths.py)."""
+        schema = for_record_checks(self.schema, draft_3_as_7=draft_3_as_7)
+        reads = self.record_reads()
+        return schema if reads is None else prune_schema(schema, reads)
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         """Not used: the target hands records to `add` (the SDK's per-record path is skipped)."""

@@ -422,6 +422,30 @@ _READ_SCHEMAS = {
         [("ok", {"v": 5, "w": "Ann"}), ("ok2", {"v": 99.5, "w": "Bo"})],
         [("at-bound", {"v": 100, "w": "Ann"}), ("no-w", {"v": 5})],
     ),
+    # draft 3's schemas among the types: kept whole, so the record is decoded whole for them
+    "draft 3, a schema among the types": (
+        {"c": {"type": [{"type": "object", "properties": {"b": {"required": True}}}, "null"]}},
+        {"$schema": "http://json-schema.org/draft-03/schema#"},
+        {"first_name": "c.name"},
+        [("ok", {"c": {"name": "Ann", "b": 2}}), ("ok2", {"c": None})],
+        [("no-b", {"c": {"name": "Ann"}})],
+    ),
+    # draft 3 in name only (a draft-4 `required` list): read as draft 7, the flags as bounds
+    "draft 3 in name only": (
+        {"v": {"type": "number", "maximum": 100, "exclusiveMaximum": True}},
+        {"$schema": "http://json-schema.org/draft-03/schema#", "required": ["v"]},
+        {"amount": "v", "currency": "'USD'"},
+        [("ok", {"v": 5})],
+        [("at-bound", {"v": 100}), ("no-v", {})],
+    ),
+    # a rule the validator cannot apply to a value refuses the record, never the run
+    "draft 3, divisibleBy under extends": (
+        {"v": {"type": "number", "extends": {"divisibleBy": 0.01}}},
+        {"$schema": "http://json-schema.org/draft-03/schema#"},
+        {"amount": "v", "currency": "'USD'"},
+        [("ok", {"v": 5})],
+        [("huge", {"v": 1e300})],
+    ),
 }
 
 

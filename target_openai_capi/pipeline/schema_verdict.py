@@ -28,8 +28,11 @@ def fast_schema_problem(validate: Callable[[Any], Any], record: Mapping[str, Any
     except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         # A rule of the tap's schema the check cannot apply to this record's values: the
         # record is rejected with that reason, not the run stopped at it on every rerun.
-        return f"the stream's SCHEMA could not be applied to the record ({type(exc).__name__})"
+        return CANNOT_APPLY.format(type(exc).__name__)
     return None
+
+
+CANNOT_APPLY = "the stream's SCHEMA could not be applied to the record ({})"
 
 
 # fastjsonschema names the properties `additionalProperties: false` refuses as a Python set,

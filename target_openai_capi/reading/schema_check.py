@@ -440,15 +440,16 @@ def _moves_refs(schema: dict[str, Any]) -> bool:
     return False
 
 
-def for_record_checks(schema: Any) -> Any:
-    """A copy of the schema to check records against (the module's docstring says why)."""
+def for_record_checks(schema: Any, *, draft_3_as_7: bool = False) -> Any:
+    """A copy of the schema to check records against (the module's docstring says why);
+    `draft_3_as_7`: one that declares draft 3 is made for a draft-7 validator (fastjsonschema
+    knows no draft 3) as one that declares none."""
     declared = schema.get("$schema") if isinstance(schema, Mapping) else None
-    draft4 = isinstance(declared, str) and ("draft-04" in declared or "draft-03" in declared)
+    draft3 = isinstance(declared, str) and "draft-03" in declared and not draft_3_as_7
+    draft4 = draft3 or (isinstance(declared, str) and "draft-04" in declared)
     # Alternatives stay as they are where a $ref may point into them (it would point to nothing
     # once they are one node), and in draft 3, which has no anyOf (its validator ignores it).
-    merge = not (isinstance(declared, str) and "draft-03" in declared) and not _refs_into_lists(
-        schema
-    )
+    merge = not draft3 and not _refs_into_lists(schema)
 
     def change(node: dict[str, Any]) -> None:
         long_lists = any(

@@ -93,7 +93,11 @@ def prune_schema_exactly(schema: Any, tree: Tree | bool) -> Any | None:
 def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> Any:
     if tree is True or isinstance(schema, bool):  # (`true` takes any value, `false` none)
         return schema
-    if not isinstance(schema, dict) or set(schema) - _UNDERSTOOD:
+    if (
+        not isinstance(schema, dict)
+        or set(schema) - _UNDERSTOOD
+        or (isinstance(types := schema.get("type"), list) and not all(map(_is_text, types)))
+    ):  # (draft 3's schemas among the types: their rules are not cut)
         whole_where_partial.append(True)
         return schema
     assert isinstance(tree, dict)
@@ -134,6 +138,10 @@ def _prune(schema: Any, tree: Tree | bool, whole_where_partial: list[bool]) -> A
         items = schema["items"]
         out["items"] = _prune(items, tree["[]"], whole_where_partial) if "[]" in tree else items
     return out
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
 
 
 def any_ref(schema: Any, test: Callable[[object], bool] = lambda ref: True) -> bool:
