@@ -248,6 +248,9 @@ class TargetOpenAICapi(Target):
         self._versions_seen: set[str] = set()  # streams whose ACTIVATE_VERSION was logged
         # Streams whose latest SCHEMA was refused: their records are rejected until one is not.
         self._refused: set[str] = set()
+        # Records rejected for a refused SCHEMA, of streams with an entry under `streams`.
+        self._refused_records: dict[str, int] = {}
+        self._sdk_ends_the_run = False  # (its last STATE is written without the checkpoints)
         self._failing = False  # fail() is stopping the run
         # With stream maps: each stream's own SCHEMA, for the dead letter of a record a map
         # fails on (the SDK's mapper changes its copy of the schema in place).
@@ -462,6 +465,30 @@ class TargetOpenAICapi(Target):
         problem = reader.refused_schemas.get(stream) if isinstance(reader, TolerantReader) else None
         return f"has a refused SCHEMA ({problem})" if problem else "has a refused SCHEMA"
 
+    def _has_an_entry(self, stream: str) -> bool:
+        """Whether the stream's records are for an entry under `streams` (by its name, or the
+        name its own stream map gives it)."""
+        own = (self.config.get("stream_maps") or {}).get(stream)
+        name = own.get("__alias__", stream) if isinstance(own, dict) else stream
+        return stream in self.pipeline.mappings or name in self.pipeline.mappings
+
+    def _refused_entries_failure(self) -> str | None:
+        """Why the run fails after all: records of a stream with an entry came under a refused
+        SCHEMA; or None."""
+        reader = self.message_reader
+        why = reader.refused_schemas if isinstance(reader, TolerantReader) else {}
+        return (
+            " ".join(
+                f"streams.{stream}: {count:,} record{'s' if count != 1 else ''} came under a "
+                f"SCHEMA that was refused ({why.get(stream, 'see above')}), so none was checked "
+                "or sent (each is in the dead-letter file, if one is set), and no STATE was "
+                "written past the first: fix the tap's SCHEMA, or remove the entry to skip the "
+                "stream, and run again."
+                for stream, count in sorted(self._refused_records.items())
+            )
+            or None
+        )
+
     def _refuse_schema(self, stream: str, problem: str) -> None:
         """Record the SCHEMA line as rejected; the stream's records then say why they are
         (not sent under the stream's earlier SCHEMA: the tap says they follow this one)."""
@@ -521,6 +548,13 @@ class TargetOpenAICapi(Target):
             return
         stream = envelope.stream
         if stream not in self.mapper.stream_maps or stream in self._refused:
+            if stream in self._refused and self._has_an_entry(stream):
+                # Rejected, it could not be replayed (its SCHEMA would be refused again): no
+                # STATE goes past it, and the run fails at its end (_refused_entries_failure).
+                if not self._refused_records:
+                    checkpoints = self.pipeline.checkpoints
+                    checkpoints.hold("a record under a refused SCHEMA", checkpoints.numbered)
+                self._refused_records[stream] = self._refused_records.get(stream, 0) + 1
             raise RecordsWithoutSchemaException(f"RECORD for stream {stream!r} before its SCHEMA")
         through_stream_maps(
             self.mapper.stream_maps[stream],
@@ -626,6 +660,8 @@ class TargetOpenAICapi(Target):
         """Write STATE to stdout as the tap wrote it (checkpoint.py `StateWriter`)."""
         if self.pipeline.nothing_matched or self.pipeline.misspelt_entries():
             return  # the run fails at its end (a misnamed stream entry): it reruns from here
+        if self._refused_records and self._sdk_ends_the_run:
+            return  # (the SDK's last STATE, past a record that came under a refused SCHEMA)
         if self.pipeline.holds_state_back():
             self._state_withheld = True
             return
@@ -649,10 +685,14 @@ class TargetOpenAICapi(Target):
 
     def _end_of_input(self) -> None:
         self.pipeline.flush()
-        super().process_endofpipe()  # the SDK's clean-up and its last STATE (all settled now)
+        # The SDK's clean-up and its last STATE (all settled now; but for records under a
+        # refused SCHEMA, which no STATE may pass: the checkpoints released what it could)
+        self._sdk_ends_the_run = True
+        super().process_endofpipe()
         failure = log_summary(
             self.pipeline, self.logger, self._refused, whole_input=not self.guard.stopped_by_signal
         )
+        failure = failure or self._refused_entries_failure()
         if self._state_withheld:
             records = self.pipeline.dry_run_records()
             self.logger.warning(

@@ -235,10 +235,9 @@ def test_a_schema_that_cannot_be_used_is_refused_with_its_reason(case, sandbox, 
     bad_schema, reason = HOSTILE_SCHEMAS[case]
     other = schema("ok", {"id": {"type": "string"}}, ["id"])
     good = record("ok", {"id": "g1", "timestamp": NOW, "type": "lead_created"})
-    lines = [other, good, bad_schema, rec(2), state({"bookmark": 2})]
+    lines = [other, good, state({"bookmark": 1}), bad_schema, rec(2), state({"bookmark": 2})]
     cfg = config(sandbox.url, tmp_path, streams={"c": {}, "ok": {}})
     run = run_target(cfg, lines, tmp_path)
-    assert run.returncode == 0, run.output
     assert_clean(run)
     assert stored(sandbox) == ["g1"]
     dead = (tmp_path / "dead.jsonl").read_text()
@@ -247,7 +246,14 @@ def test_a_schema_that_cannot_be_used_is_refused_with_its_reason(case, sandbox, 
         assert "RECORD for stream 'c', whose SCHEMA was refused" in dead
         # The end of the run says why the entry matched nothing (not "no records").
         assert "streams.c matched nothing; its SCHEMA was refused (see above)" in run.stderr
-    assert run.stdout.splitlines()[-1] == '{"bookmark": 2}'
+        # `c` has an entry: its record, which no replay can send, fails the run, and no STATE
+        # goes past it (the run went on, exit 0, STATE past the record: lost for good).
+        assert run.returncode == 1, run.output
+        assert run.states == [{"bookmark": 1}]
+        assert "streams.c: 1 record came under a SCHEMA that was refused (" in run.stderr
+    else:  # (its record comes before any SCHEMA of `c` was read: no stream the run knows)
+        assert run.returncode == 0, run.output
+        assert run.states[-1] == {"bookmark": 2}
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -1985,16 +1991,19 @@ def _dead_lines(tmp_path: Path) -> list[dict[str, Any]]:
 def test_records_after_a_refused_schema_are_rejected_not_sent_under_the_old_one(
     sandbox, tmp_path, refused
 ):
-    lines = [SCHEMA, rec(1), refused, rec(2), rec(3), state({"b": 1})]
+    lines = [SCHEMA, rec(1), state({"b": 0}), refused, rec(2), rec(3), state({"b": 1})]
     run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
-    assert run.returncode == 0, run.stderr
+    # The stream has an entry: its records, which no replay can send (their SCHEMA would be
+    # refused again), fail the run at its end, no STATE past the first of them.
+    assert run.returncode == 1, run.stderr
     assert_clean(run)
     assert stored(sandbox) == ["r1"]
     assert "received=4 sent=1 " in run.stderr
     assert "rejected=3 " in run.stderr
     reasons = [line["dead_letter"]["reason"] for line in _dead_lines(tmp_path)]
     assert sum("whose SCHEMA was refused" in reason for reason in reasons) == 2
-    assert run.states == [{"b": 1}]
+    assert run.states == [{"b": 0}]
+    assert "streams.c: 2 records came under a SCHEMA that was refused (" in run.stderr
     # A SCHEMA that is accepted again makes the stream's records go out again.
     lines = [SCHEMA, rec(1), refused, rec(2), SCHEMA, rec(4), state({"b": 2})]
     run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
