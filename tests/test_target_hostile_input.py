@@ -649,6 +649,53 @@ def test_a_line_over_the_limit_in_a_batch_file_is_rejected_and_the_rest_arrive(
     assert "rejected=1" in run.stderr
 
 
+MIB16 = 16 * 1024 * 1024
+
+
+def _record_of(size: int, order: dict[str, Any]) -> bytes:
+    """The order as a JSON line of exactly `size` bytes (a `notes` property fills it)."""
+    bare = json.dumps({**order, "notes": ""}).encode()
+    return json.dumps({**order, "notes": "x" * (size - len(bare))}).encode()
+
+
+@pytest.mark.parametrize(
+    ("first", "end", "size", "sent"),
+    [
+        (False, b"\n", MIB16, True),  # at the limit: a record like any other
+        (False, b"\r\n", MIB16 - 1, True),  # (the \r is the line's, as on stdin)
+        (False, b"\n", MIB16 + 1, False),
+        (True, b"\n", MIB16, True),  # the first line, after a BOM (which is not counted)
+        (True, b"\n", MIB16 + 100, False),
+    ],
+    ids=["at the limit", "at the limit, CRLF", "one over", "first, BOM", "first, BOM, over"],
+)
+def test_a_batch_file_s_lines_are_held_to_the_limit_as_standard_input_s(
+    first, end, size, sent, sandbox, tmp_path
+):
+    """A line of exactly 16 MiB was rejected in a BATCH file (its newline was counted) though
+    standard input takes it; a first line after a BOM, over the limit, was cut in two and made
+    two rejections, every later line's number off by one."""
+    big = _record_of(size, ORDERS[1]) + end
+    lines = [json.dumps(ORDERS[0]).encode() + b"\n", json.dumps(ORDERS[2]).encode() + b"\n"]
+    lines.insert(0 if first else 1, (b"\xef\xbb\xbf" if first else b"") + big)
+    path = tmp_path / "part.jsonl"
+    path.write_bytes(b"".join(lines))
+    cfg = config(sandbox.url, tmp_path, streams={"c": {"fields": {"currency": "'EUR'"}}})
+    run = run_target(cfg, [SCHEMA, _batch([path.as_uri()], "none"), state({"s": 1})], tmp_path)
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.states == [{"s": 1}]
+    assert stored(sandbox) == (["b0", "b1", "b2"] if sent else ["b0", "b2"])
+    dead = tmp_path / "dead.jsonl"
+    if sent:
+        assert not dead.exists()
+    else:
+        [letter] = [json.loads(line) for line in dead.read_text().splitlines()]
+        where = 1 if first else 2
+        assert letter["dead_letter"]["reason"].startswith(
+            f"line {where} of BATCH file 'part.jsonl' is {size + len(end) - 1:,} bytes long"
+        )
+
+
 @pytest.mark.parametrize(
     ("message", "expected"),
     [

@@ -144,12 +144,15 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             raise BatchFileError(f"its file {str(path)[:200]!r} is not a regular file")
         with _open(path) as handle:
             number = 0
-            while line := handle.readline(MAX_LINE_BYTES + 1):
+            limit = MAX_LINE_BYTES + 1 + len(_BOM)  # (the first line's BOM is not counted)
+            while line := handle.readline(limit):
                 number += 1
+                whole = line.endswith(b"\n") or len(line) < limit  # (its end, or the file's)
                 if number == 1 and line.startswith(_BOM):  # (as the input's own first line)
                     line = line[len(_BOM) :]
-                if len(line) - line.endswith(b"\n") > MAX_LINE_BYTES:  # (as on stdin: rejected)
-                    yield number, _skipped_to_its_end(handle, line)
+                limit = MAX_LINE_BYTES + 1
+                if not whole or len(line) - line.endswith(b"\n") > MAX_LINE_BYTES:
+                    yield number, _skipped_to_its_end(handle, line)  # (rejected, as on stdin)
                 elif line.strip():
                     yield number, line
     except (OSError, EOFError, zlib.error, ValueError) as exc:  # (BadGzipFile: an OSError)
@@ -185,7 +188,7 @@ def batch_records(stream: str, message: dict[str, Any]) -> Iterator[RecordEnvelo
     for path in check_batch_message(message):
         for number, line in read_lines(path):
             where = f"line {number} of BATCH file {path.name!r}"
-            if (overlong := overlong_line(line)) is not None:
+            if (overlong := overlong_line(line.removesuffix(b"\n"))) is not None:
                 size, head = overlong
                 reason = (
                     f"{where} is {size:,} bytes long, over the limit of {MAX_LINE_BYTES:,}: no "
