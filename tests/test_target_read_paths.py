@@ -430,6 +430,14 @@ _READ_SCHEMAS = {
         [("ok", {"c": {"name": "Ann", "b": 2}}), ("ok2", {"c": None})],
         [("no-b", {"c": {"name": "Ann"}})],
     ),
+    # and among the types of a value read whole (the mapping's own look at the SCHEMA failed)
+    "draft 3, a schema among a read value's types": (
+        {"op": {"type": ["string", {"type": "object"}]}},
+        {"$schema": "http://json-schema.org/draft-03/schema#"},
+        {"oppref": "op"},
+        [("ok", {"op": "oppref_1"})],
+        [("a-number", {"op": 5})],
+    ),
     # draft 3 in name only (a draft-4 `required` list): read as draft 7, the flags as bounds
     "draft 3 in name only": (
         {"v": {"type": "number", "maximum": 100, "exclusiveMaximum": True}},

@@ -247,9 +247,11 @@ def schema_types(declared: Any) -> list[str] | None:
             if not isinstance(option, Mapping) or not isinstance(option.get("type"), (str, list)):
                 return None
             found += [option["type"]] if isinstance(option["type"], str) else option["type"]
-        return found
+        types = found
     types = [types] if isinstance(types, str) else types
-    return types if isinstance(types, list) else None
+    if not isinstance(types, list) or not all(isinstance(name, str) for name in types):
+        return None  # (draft 3's schemas among the types say more than a type)
+    return types
 
 
 def _truth_traps(
