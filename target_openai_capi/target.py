@@ -466,9 +466,13 @@ class TargetOpenAICapi(Target):
         return f"has a refused SCHEMA ({problem})" if problem else "has a refused SCHEMA"
 
     def _has_an_entry(self, stream: str) -> bool:
-        """Whether the stream's records are for an entry under `streams` (by its name, or the
-        name its own stream map gives it)."""
-        own = (self.config.get("stream_maps") or {}).get(stream)
+        """Whether the stream's records may be for an entry under `streams`: by its name, the
+        name its own stream map gives it, or through another stream map that takes its records
+        (`__source__`, a pattern: its records may be sent as another stream's)."""
+        maps = self.config.get("stream_maps") or {}
+        if _taken_by_another_map(stream, maps):
+            return True
+        own = maps.get(stream)
         name = own.get("__alias__", stream) if isinstance(own, dict) else stream
         return stream in self.pipeline.mappings or name in self.pipeline.mappings
 
@@ -479,11 +483,11 @@ class TargetOpenAICapi(Target):
         why = reader.refused_schemas if isinstance(reader, TolerantReader) else {}
         return (
             " ".join(
-                f"streams.{stream}: {count:,} record{'s' if count != 1 else ''} came under a "
+                f"Stream '{stream}': {count:,} record{'s' if count != 1 else ''} came under a "
                 f"SCHEMA that was refused ({why.get(stream, 'see above')}), so none was checked "
                 "or sent (each is in the dead-letter file, if one is set), and no STATE was "
-                "written past the first: fix the tap's SCHEMA, or remove the entry to skip the "
-                "stream, and run again."
+                "written past the first: fix the tap's SCHEMA, or remove the entry (or stream "
+                "map) that takes the stream, and run again."
                 for stream, count in sorted(self._refused_records.items())
             )
             or None

@@ -250,7 +250,7 @@ def test_a_schema_that_cannot_be_used_is_refused_with_its_reason(case, sandbox, 
         # goes past it (the run went on, exit 0, STATE past the record: lost for good).
         assert run.returncode == 1, run.output
         assert run.states == [{"bookmark": 1}]
-        assert "streams.c: 1 record came under a SCHEMA that was refused (" in run.stderr
+        assert "Stream 'c': 1 record came under a SCHEMA that was refused (" in run.stderr
     else:  # (its record comes before any SCHEMA of `c` was read: no stream the run knows)
         assert run.returncode == 0, run.output
         assert run.states[-1] == {"bookmark": 2}
@@ -2050,12 +2050,41 @@ def test_records_after_a_refused_schema_are_rejected_not_sent_under_the_old_one(
     reasons = [line["dead_letter"]["reason"] for line in _dead_lines(tmp_path)]
     assert sum("whose SCHEMA was refused" in reason for reason in reasons) == 2
     assert run.states == [{"b": 0}]
-    assert "streams.c: 2 records came under a SCHEMA that was refused (" in run.stderr
+    assert "Stream 'c': 2 records came under a SCHEMA that was refused (" in run.stderr
     # A SCHEMA that is accepted again makes the stream's records go out again.
     lines = [SCHEMA, rec(1), refused, rec(2), SCHEMA, rec(4), state({"b": 2})]
     run = run_target(config(sandbox.url, tmp_path), lines, tmp_path)
     assert "received=4 sent=2 " in run.stderr
     assert stored(sandbox) == ["r1", "r4"]
+
+
+@pytest.mark.parametrize(
+    "maps",
+    [
+        {"c": {"__source__": "src"}, "src": None},  # a copy made under the entry's name
+        {"sr*": {"__alias__": "c"}},  # a map named by a pattern
+        {"src": {"__alias__": "c"}},  # its own map's alias
+    ],
+    ids=["source", "pattern", "alias"],
+)
+def test_records_for_an_entry_through_stream_maps_under_a_refused_schema_fail_the_run(
+    maps, sandbox, tmp_path
+):
+    """The stream reaches its entry through a stream map only: its records under a refused
+    SCHEMA went unnoticed (exit 0, STATE past them) where the stream's own name has no entry."""
+
+    def src(line: str) -> str:
+        return line.replace('"stream": "c"', '"stream": "src"')
+
+    refused = src(_schema_line({"id": {"$ref": "#/definitions/missing"}}))
+    lines = [src(SCHEMA), src(rec(1)), state({"n": 1}), refused, src(rec(2)), state({"n": 2})]
+    cfg = config(sandbox.url, tmp_path, stream_maps=maps)
+    run = run_target(cfg, lines, tmp_path)
+    assert_clean(run)
+    assert run.returncode == 1, run.output
+    assert stored(sandbox) == ["r1"]
+    assert run.states == [{"n": 1}]
+    assert "Stream 'src': 1 record came under a SCHEMA that was refused (" in run.stderr
 
 
 def test_a_number_too_large_for_a_decimal_in_an_unread_field_is_kept_exactly(sandbox, tmp_path):
