@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 import jsonschema
 from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord, MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
-from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
+from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR
 
 from target_openai_capi.mapping.user_values import blank
 from target_openai_capi.parallel.prepared import PlanSpec, PreparedRecord
@@ -59,30 +61,44 @@ class FastRecordValidator(BaseJSONSchemaValidator):
             raise InvalidRecord(problem, record)
 
 
-class Draft3RecordValidator(BaseJSONSchemaValidator):
-    """jsonschema's Draft3Validator, for a schema that declares draft 3, which fastjsonschema
-    does not know (it reads such a schema as draft 7: `exclusiveMaximum: true` became a bound
-    of 1, and every record above it was refused). Formats are not checked, as above."""
+class JsonschemaRecordValidator(BaseJSONSchemaValidator):
+    """jsonschema's validator of one draft: Draft3Validator for a schema that declares draft 3,
+    which fastjsonschema does not know (it reads such a schema as draft 7: `exclusiveMaximum:
+    true` became a bound of 1, and every record above it was refused); the SDK's 2020-12 one
+    for a schema fastjsonschema cannot compile. Formats are not checked, as above, and a
+    reason names the field and the rule, never the value (jsonschema's own quote it: a phone
+    number in the log)."""
 
-    def __init__(self, schema: dict[str, Any]) -> None:
+    def __init__(
+        self, schema: dict[str, Any], draft: type[Any] = DEFAULT_JSONSCHEMA_VALIDATOR
+    ) -> None:
         super().__init__(schema)
         try:
-            jsonschema.Draft3Validator.check_schema(schema)
+            draft.check_schema(schema)
         except jsonschema.SchemaError as exc:
-            raise InvalidJSONSchema(f"Schema Validation Error: {exc.message}") from exc
-        self._validator = jsonschema.Draft3Validator(
-            schema, format_checker=jsonschema.FormatChecker(formats=())
-        )
+            raise InvalidJSONSchema(f"Schema Validation Error: {exc}") from exc
+        self._validator = draft(schema, format_checker=jsonschema.FormatChecker(formats=()))
 
     def validate(self, record: dict[str, Any]) -> None:
         try:
-            self._validator.validate(record)
-        except jsonschema.ValidationError as exc:
-            raise InvalidRecord(exc.message, record) from exc
+            error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             # (`divisibleBy` under `extends`, a huge number against a float: as
             # fast_schema_problem says it, the record refused, not the run stopped)
             raise InvalidRecord(CANNOT_APPLY.format(type(exc).__name__), record) from None
+        if error is not None:
+            raise InvalidRecord(_named_not_quoted(error), record)
+
+
+def _named_not_quoted(error: jsonschema.ValidationError) -> str:
+    """A jsonschema error in words that name the field and the rule, not the value."""
+    where = "record" + "".join(
+        f"[{step}]" if isinstance(step, int) else f".{step}" for step in error.absolute_path
+    )
+    if error.validator in ("required", "additionalProperties", "dependencies"):
+        return f"{where}: {error.message}"  # (names, which are the SCHEMA's or the record's keys)
+    rule = json.dumps(error.validator_value, default=str)
+    return f"{where} does not meet the SCHEMA's {error.validator} {rule[:200]}"
 
 
 def declares_draft_3(schema: Any) -> bool:
@@ -251,7 +267,9 @@ class ConversionsSink(BatchSink):
             return None
         if declares_draft_3(self.schema):
             try:
-                return Draft3RecordValidator(self._checked_schema(draft_3_as_7=False))
+                return JsonschemaRecordValidator(
+                    self._checked_schema(draft_3_as_7=False), jsonschema.Draft3Validator
+                )
             except InvalidJSONSchema:  # (draft 3 in name only: read as draft 7, flags as bounds)
                 pass
         schema = self._checked_schema(draft_3_as_7=True)
@@ -261,7 +279,7 @@ class ConversionsSink(BatchSink):
             self.logger.info(
                 "Schema of '%s' needs the slower jsonschema validator.", self.stream_name
             )
-            return JSONSchemaValidator(schema)
+            return JsonschemaRecordValidator(schema)
 
     def _checked_schema(self, *, draft_3_as_7: bool) -> Any:
         """The schema records are checked against (schema_check.py says why), cut down to what

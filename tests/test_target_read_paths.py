@@ -492,3 +492,33 @@ def test_a_record_its_schema_allows_is_never_refused_for_what_is_not_read(
     dead = dead_records(tmp_path) if bad else {}
     assert set(dead) == {rid for rid, _ in bad}
     assert all(letter["dead_letter"]["stage"] == "schema" for letter in dead.values())
+
+
+@pytest.mark.parametrize("workers", [None, 0])
+def test_a_draft_3_schema_s_rejection_names_the_field_not_the_value(workers, sandbox, tmp_path):
+    """jsonschema's own words quote the value (`14155550123 is not of type 'string'`): a phone
+    number in the log, where fastjsonschema's name the field (`record.ph must be string`)."""
+    streams = {
+        "orders": {
+            "event_type": "order_created",
+            "fields": {"timestamp_ms": "ts", "phone": "ph", "action_source": "'offline'"},
+        }
+    }
+    settings = {**config(sandbox.url, tmp_path), "streams": streams}
+    if workers is not None:
+        settings["worker_processes"] = workers
+    full = {
+        "$schema": "http://json-schema.org/draft-03/schema#",
+        "type": "object",
+        "properties": {"id": _TEXT, "ts": {"type": "integer"}, "ph": _TEXT},
+    }
+    line = {"type": "SCHEMA", "stream": "orders", "schema": full, "key_properties": ["id"]}
+    lines = [json.dumps(line), record("orders", {"id": "o1", "ts": now_ms(), "ph": 14155550123})]
+    run = run_target(settings, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "14155550123" not in run.stderr
+    [letter] = dead_records(tmp_path).values()
+    assert letter["dead_letter"]["reason"] == (
+        "record does not match its schema: Record Message Validation Error: record.ph does not "
+        'meet the SCHEMA\'s type "string"'
+    )
