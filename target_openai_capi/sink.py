@@ -262,7 +262,9 @@ class ConversionsSink(BatchSink):
         )
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
-        """fastjsonschema, over the parts of the schema the mapping reads; None if unmapped."""
+        """The records' check over the parts of the schema the mapping reads: fastjsonschema's
+        (jsonschema's Draft3Validator for a draft-3 SCHEMA, jsonschema's 2020-12 validator for
+        one fastjsonschema cannot compile); None if unmapped."""
         if not self.validate_schema or not self._mapped:
             return None
         if declares_draft_3(self.schema):
