@@ -25,7 +25,7 @@ from singer_sdk.exceptions import (
     StreamMapConfigError,
 )
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
-from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
+from singer_sdk.mapper import PluginMapper, RemoveRecordTransform, SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
@@ -173,6 +173,33 @@ def _taken_by_another_map(stream: str, maps: Mapping[str, Any]) -> bool:
         or (key != stream and fnmatch.fnmatchcase(stream, str(key)))
         for key, value in maps.items()
     )
+
+
+def _names_made_by_stream_maps(
+    stream: str, maps: Mapping[str, Any], *, dropped_by_default: bool
+) -> list[str]:
+    """The streams the SDK's stream maps make of a stream's records, as its mapper registers
+    them (singer_sdk/mapper.py `register_raw_stream_schema`): its own (last) map's alias, or
+    its name; and each copy a `__source__` map makes; none where a map drops it (`null`)."""
+    own: str | None = None if dropped_by_default else stream
+    copies: list[str] = []
+    for key, value in maps.items():
+        source, alias, is_own = key, key, True
+        if isinstance(value, dict):
+            if "__source__" in value:
+                source, is_own = value["__source__"], False
+            elif "__alias__" in value:
+                alias = PluginMapper._eval_stream(value["__alias__"], stream)
+        if stream != source:
+            if not fnmatch.fnmatch(stream, str(source)):
+                continue
+            alias = stream if alias == source else alias
+        dropped = value is None or value == "__NULL__"
+        if is_own:
+            own = None if dropped else alias
+        elif not dropped:
+            copies.append(alias)
+    return [name for name in (own, *copies) if name is not None]
 
 
 def _declares_its_keys(message: Mapping[str, Any]) -> bool:
@@ -466,15 +493,17 @@ class TargetOpenAICapi(Target):
         return f"has a refused SCHEMA ({problem})" if problem else "has a refused SCHEMA"
 
     def _has_an_entry(self, stream: str) -> bool:
-        """Whether the stream's records may be for an entry under `streams`: by its name, the
-        name its own stream map gives it, or through another stream map that takes its records
-        (`__source__`, a pattern: its records may be sent as another stream's)."""
-        maps = self.config.get("stream_maps") or {}
-        if _taken_by_another_map(stream, maps):
+        """Whether the stream's records would go to an entry under `streams` (by its name, or
+        the names the stream maps give them), were its SCHEMA not refused."""
+        try:
+            names = _names_made_by_stream_maps(
+                stream,
+                self.mapper.stream_maps_dict,
+                dropped_by_default=self.mapper.default_mapper_type is RemoveRecordTransform,
+            )
+        except Exception:  # (an alias expression that fails: the maps would stop the run too)
             return True
-        own = maps.get(stream)
-        name = own.get("__alias__", stream) if isinstance(own, dict) else stream
-        return stream in self.pipeline.mappings or name in self.pipeline.mappings
+        return any(name in self.pipeline.mappings for name in names)
 
     def _refused_entries_failure(self) -> str | None:
         """Why the run fails after all: records of a stream with an entry came under a refused

@@ -2064,8 +2064,10 @@ def test_records_after_a_refused_schema_are_rejected_not_sent_under_the_old_one(
         {"c": {"__source__": "src"}, "src": None},  # a copy made under the entry's name
         {"sr*": {"__alias__": "c"}},  # a map named by a pattern
         {"src": {"__alias__": "c"}},  # its own map's alias
+        {"c": {"__source__": "sr*"}},  # a copy of every stream a pattern names
+        {"src": {"__alias__": "'c'"}},  # an alias written as an expression... (a name)
     ],
-    ids=["source", "pattern", "alias"],
+    ids=["source", "pattern", "alias", "source pattern", "alias expression"],
 )
 def test_records_for_an_entry_through_stream_maps_under_a_refused_schema_fail_the_run(
     maps, sandbox, tmp_path
@@ -2085,6 +2087,34 @@ def test_records_for_an_entry_through_stream_maps_under_a_refused_schema_fail_th
     assert stored(sandbox) == ["r1"]
     assert run.states == [{"n": 1}]
     assert "Stream 'src': 1 record came under a SCHEMA that was refused (" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "maps",
+    [
+        {"sr*": None},  # dropped by a pattern
+        {"src": None},  # dropped by its own map
+        {"audit": {"__source__": "src"}},  # copied to a stream with no entry
+        {"sr*": {"__alias__": "zzz"}},  # renamed to a stream with no entry
+    ],
+    ids=["dropped by a pattern", "dropped", "copied elsewhere", "renamed elsewhere"],
+)
+def test_records_for_no_entry_under_a_refused_schema_do_not_fail_the_run(maps, sandbox, tmp_path):
+    """Stream maps that send the stream's records to no entry: they are rejected, as any of a
+    refused SCHEMA, and the run goes on (they would not be sent anyway); a check that took any
+    map naming the stream for one that sends it failed these runs, and every rerun."""
+
+    def src(line: str) -> str:
+        return line.replace('"stream": "c"', '"stream": "src"')
+
+    refused = src(_schema_line({"id": {"$ref": "#/definitions/missing"}}))
+    lines = [SCHEMA, rec(1), refused, src(rec(2)), rec(3), state({"n": 3})]
+    cfg = config(sandbox.url, tmp_path, stream_maps=maps)
+    run = run_target(cfg, lines, tmp_path)
+    assert_clean(run)
+    assert run.returncode == 0, run.output
+    assert stored(sandbox) == ["r1", "r3"]
+    assert run.states == [{"n": 3}]
 
 
 def test_a_number_too_large_for_a_decimal_in_an_unread_field_is_kept_exactly(sandbox, tmp_path):
