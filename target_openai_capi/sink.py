@@ -81,12 +81,22 @@ class JsonschemaRecordValidator(BaseJSONSchemaValidator):
 
     def validate(self, record: dict[str, Any]) -> None:
         try:
-            error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
-        except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+            errors = list(self._validator.iter_errors(record))
+        except (
+            TypeError,
+            ValueError,
+            ArithmeticError,
+            RecursionError,
+            jsonschema.exceptions.UnknownType,  # (draft 3 allows type names of one's own)
+        ) as exc:
             # (`divisibleBy` under `extends`, a huge number against a float: as
             # fast_schema_problem says it, the record refused, not the run stopped)
             raise InvalidRecord(CANNOT_APPLY.format(type(exc).__name__), record) from None
-        if error is not None:
+        if errors:
+            try:
+                error = jsonschema.exceptions.best_match(errors)
+            except TypeError:  # (ranking draft 3's schemas among types compares dicts)
+                error = errors[0]
             raise InvalidRecord(_named_not_quoted(error), record)
 
 
@@ -97,6 +107,8 @@ def _named_not_quoted(error: jsonschema.ValidationError) -> str:
     )
     if error.validator in ("required", "additionalProperties", "dependencies"):
         return f"{where}: {error.message}"  # (names, which are the SCHEMA's or the record's keys)
+    if error.validator is None:  # (a `false` schema, which allows no value)
+        return f"{where} holds a value where the SCHEMA allows none (a false schema)"
     rule = json.dumps(error.validator_value, default=str)
     return f"{where} does not meet the SCHEMA's {error.validator} {rule[:200]}"
 

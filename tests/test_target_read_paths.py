@@ -522,3 +522,38 @@ def test_a_draft_3_schema_s_rejection_names_the_field_not_the_value(workers, san
         "record does not match its schema: Record Message Validation Error: record.ph does not "
         'meet the SCHEMA\'s type "string"'
     )
+
+
+@pytest.mark.parametrize(
+    ("ph", "reason"),
+    [
+        # draft 3 allows type names of one's own, which jsonschema cannot check: it raised,
+        # the run stopped ("This is a bug") with the value in the log
+        ({"type": "phone"}, "the stream's SCHEMA could not be applied to the record"),
+        # draft 3's schemas among the types: ranking the errors compared them and raised
+        ({"type": ["null", {"type": "string"}]}, "record.ph does not meet the SCHEMA's type"),
+    ],
+    ids=["a type of its own", "a schema among the types"],
+)
+def test_a_draft_3_rule_jsonschema_cannot_apply_refuses_the_record_not_the_run(
+    ph, reason, sandbox, tmp_path
+):
+    streams = {
+        "orders": {
+            "event_type": "order_created",
+            "fields": {"timestamp_ms": "ts", "phone": "ph", "action_source": "'offline'"},
+        }
+    }
+    settings = {**config(sandbox.url, tmp_path), "streams": streams}
+    full = {
+        "$schema": "http://json-schema.org/draft-03/schema#",
+        "type": "object",
+        "properties": {"id": _TEXT, "ts": {"type": "integer"}, "ph": ph},
+    }
+    line = {"type": "SCHEMA", "stream": "orders", "schema": full, "key_properties": ["id"]}
+    lines = [json.dumps(line), record("orders", {"id": "o1", "ts": now_ms(), "ph": 14155550123})]
+    run = run_target(settings, lines, tmp_path)
+    assert run.returncode == 0, run.output
+    assert "14155550123" not in run.stderr
+    [letter] = dead_records(tmp_path).values()
+    assert reason in letter["dead_letter"]["reason"]
