@@ -6,13 +6,13 @@ import logging
 
 import pytest
 from conftest import API_KEY, PIXEL_ID
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, InvalidRecord
 from support import now_ms
 
 from target_openai_capi.config import compile_streams, fill_from_environment, setting, without_key
 from target_openai_capi.pipeline.accounting import SKIPPED_STREAM, STAGE_SCHEMA
 from target_openai_capi.reading.envelope import RecordEnvelope
-from target_openai_capi.sink import ConversionsSink
+from target_openai_capi.sink import ConversionsSink, JsonschemaRecordValidator
 from target_openai_capi.target import TargetOpenAICapi
 
 # Nothing is sent in these tests: the URL is never called.
@@ -275,8 +275,6 @@ def test_a_schema_rule_the_check_cannot_apply_is_a_rejection_not_a_crash() -> No
     record is rejected with a reason instead of the run stopping at it."""
     from decimal import Decimal
 
-    from singer_sdk.exceptions import InvalidRecord
-
     from target_openai_capi.sink import FastRecordValidator
 
     check = FastRecordValidator({"properties": {"a": {"type": "number", "multipleOf": 0.01}}})
@@ -296,3 +294,23 @@ def test_properties_a_schema_does_not_allow_are_named_in_the_same_order_every_ru
     problem = fast_schema_problem(validate, {name: 1 for name in reversed(names)})
     listed = ", ".join(repr(name) for name in names)
     assert problem == f"record must not contain {{{listed}}} properties"
+
+
+@pytest.mark.parametrize(
+    ("schema", "record", "words"),
+    [
+        ({"properties": {"ph": {"type": "string"}}}, {"ph": 14155550123}, 'type "string"'),
+        ({"properties": {"ph": {"maxLength": 3}}}, {"ph": "+14155550123"}, "maxLength 3"),
+        ({"properties": {"ph": {"enum": ["a"]}}}, {"ph": "jane@example.com"}, 'enum ["a"]'),
+        ({"properties": {"ph": False}}, {"ph": "+14155550123"}, "a false schema"),
+    ],
+    ids=["type", "maxLength", "enum", "false"],
+)
+def test_jsonschema_s_rejections_name_the_field_and_rule_not_the_value(schema, record, words):
+    """jsonschema's own messages quote the value (`14155550123 is not of type 'string'`)."""
+    validator = JsonschemaRecordValidator({"type": "object", **schema})
+    with pytest.raises(InvalidRecord) as caught:
+        validator.validate(record)
+    message = str(caught.value)
+    assert words in message
+    assert str(record["ph"]).lstrip("+") not in message
