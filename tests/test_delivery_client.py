@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -488,17 +489,10 @@ def test_only_a_proxy_s_407_is_taken_for_one(monkeypatch: pytest.MonkeyPatch) ->
     client.close()
 
 
-@pytest.mark.parametrize(
-    "framing",
-    [b"Connection: close\r\n", b"Transfer-Encoding: chunked\r\n", b"Content-Length: 4000\r\n"],
-)
-def test_an_answer_cut_at_the_deadline_is_a_timeout_not_the_answer(framing: bytes) -> None:
-    """A server that sends its status, its headers and part of its body, then stalls: the part
-    read so far must not pass for the whole answer, whatever says where the answer ends (a 400
-    cut short reads as no API error, which stops the run; a timeout is retried)."""
-    chunked = b"chunked" in framing
-    part = b'{"error": {"message": "Invalid event at events[0].", "par'
-    release = threading.Event()
+def _post_to(answer: Callable[[socket.socket, threading.Event], None], read_timeout_s: float):
+    """Post to a loopback server that reads the request's head, then `answer`s on the
+    connection until the client is done (the event is set then); the TransportError the post
+    must raise, and the seconds it took."""
 
     def serve(server: socket.socket) -> None:
         conn, _ = server.accept()
@@ -506,12 +500,10 @@ def test_an_answer_cut_at_the_deadline_is_a_timeout_not_the_answer(framing: byte
             data = b""
             while b"\r\n\r\n" not in data:
                 data += conn.recv(65536)
-            conn.sendall(
-                b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n" + framing
-            )
-            conn.sendall(b"\r\n" + (b"%x\r\n%s\r\n" % (len(part), part) if chunked else part))
-            release.wait(10)  # (stalls past the client's deadline)
+            with contextlib.suppress(OSError):  # (until the client hangs up)
+                answer(conn, release)
 
+    release = threading.Event()
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
@@ -524,56 +516,7 @@ def test_an_answer_cut_at_the_deadline_is_a_timeout_not_the_answer(framing: byte
                 api_key=SECRET,
                 user_agent="t",
                 connect_timeout_s=2.0,
-                read_timeout_s=0.5,
-            )
-        )
-        try:
-            with pytest.raises(TransportError) as caught:
-                client.post(b"{}")
-        finally:
-            release.set()
-            client.close()
-            thread.join(timeout=10)
-    assert caught.value.retryable is True
-    assert "took longer than 0.5 s (request_timeout_seconds)" in str(caught.value)
-
-
-@pytest.mark.parametrize("framing", [b"Connection: close\r\n", b"Content-Length: 400\r\n"])
-def test_an_answer_trickling_its_body_cannot_hold_a_request_past_its_deadline(
-    framing: bytes,
-) -> None:
-    """request_timeout_seconds bounds the whole exchange, the answer's body too: a server that
-    sends a byte of its body just before each read of it would time out held the request for
-    up to twice the setting (each read waits that long; the deadline was checked between
-    reads only, and the timer's cut missed a socket the answer had taken over)."""
-    release = threading.Event()
-
-    def serve(server: socket.socket) -> None:
-        conn, _ = server.accept()
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            with contextlib.suppress(OSError):
-                conn.sendall(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n{")
-                for _ in range(20):
-                    if release.wait(0.9):
-                        break
-                    conn.sendall(b" ")
-
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        thread = threading.Thread(target=serve, args=(server,), daemon=True)
-        thread.start()
-        client = Client(
-            ClientSettings(
-                api_url=f"http://127.0.0.1:{server.getsockname()[1]}/v1/events",
-                pixel_id="px_1",
-                api_key=SECRET,
-                user_agent="t",
-                connect_timeout_s=2.0,
-                read_timeout_s=1.0,
+                read_timeout_s=read_timeout_s,
             )
         )
         started = time.monotonic()
@@ -585,6 +528,47 @@ def test_an_answer_trickling_its_body_cannot_hold_a_request_past_its_deadline(
             release.set()
             client.close()
             thread.join(timeout=10)
-    assert caught.value.retryable is True
-    assert "took longer than 1 s (request_timeout_seconds)" in str(caught.value)
+    return caught.value, elapsed
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Connection: close\r\n", b"Transfer-Encoding: chunked\r\n", b"Content-Length: 4000\r\n"],
+)
+def test_an_answer_cut_at_the_deadline_is_a_timeout_not_the_answer(framing: bytes) -> None:
+    """A server that sends its status, its headers and part of its body, then stalls: the part
+    read so far must not pass for the whole answer, whatever says where the answer ends (a 400
+    cut short reads as no API error, which stops the run; a timeout is retried)."""
+    part = b'{"error": {"message": "Invalid event at events[0].", "par'
+    body = b"%x\r\n%s\r\n" % (len(part), part) if b"chunked" in framing else part
+
+    def answer(conn: socket.socket, release: threading.Event) -> None:
+        head = b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+        conn.sendall(head + framing + b"\r\n" + body)
+        release.wait(10)  # (stalls past the client's deadline)
+
+    error, _ = _post_to(answer, read_timeout_s=0.5)
+    assert error.retryable is True
+    assert "took longer than 0.5 s (request_timeout_seconds)" in str(error)
+
+
+@pytest.mark.parametrize("framing", [b"Connection: close\r\n", b"Content-Length: 400\r\n"])
+def test_an_answer_trickling_its_body_cannot_hold_a_request_past_its_deadline(
+    framing: bytes,
+) -> None:
+    """request_timeout_seconds bounds the whole exchange, the answer's body too: a server that
+    sends a byte of its body just before each read of it would time out held the request for
+    up to twice the setting (each read waits that long; the deadline was checked between
+    reads only, and the timer's cut missed a socket the answer had taken over)."""
+
+    def answer(conn: socket.socket, release: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n{")
+        for _ in range(20):
+            if release.wait(0.9):
+                break
+            conn.sendall(b" ")
+
+    error, elapsed = _post_to(answer, read_timeout_s=1.0)
+    assert error.retryable is True
+    assert "took longer than 1 s (request_timeout_seconds)" in str(error)
     assert elapsed < 1.5  # (held to the next byte after the deadline, it took ~1.8 s)
