@@ -2058,6 +2058,11 @@ def test_records_after_a_refused_schema_are_rejected_not_sent_under_the_old_one(
     assert stored(sandbox) == ["r1", "r4"]
 
 
+def _as_src(line: str) -> str:
+    """A line of stream `c` as one of stream `src` (which stream maps then route)."""
+    return line.replace('"stream": "c"', '"stream": "src"')
+
+
 @pytest.mark.parametrize(
     "maps",
     [
@@ -2075,10 +2080,7 @@ def test_records_for_an_entry_through_stream_maps_under_a_refused_schema_fail_th
     """The stream reaches its entry through a stream map only: its records under a refused
     SCHEMA went unnoticed (exit 0, STATE past them) where the stream's own name has no entry."""
 
-    def src(line: str) -> str:
-        return line.replace('"stream": "c"', '"stream": "src"')
-
-    refused = src(_schema_line({"id": {"$ref": "#/definitions/missing"}}))
+    src, refused = _as_src, _as_src(_schema_line({"id": {"$ref": "#/definitions/missing"}}))
     lines = [src(SCHEMA), src(rec(1)), state({"n": 1}), refused, src(rec(2)), state({"n": 2})]
     cfg = config(sandbox.url, tmp_path, stream_maps=maps)
     run = run_target(cfg, lines, tmp_path)
@@ -2104,10 +2106,7 @@ def test_records_for_no_entry_under_a_refused_schema_do_not_fail_the_run(maps, s
     refused SCHEMA, and the run goes on (they would not be sent anyway); a check that took any
     map naming the stream for one that sends it failed these runs, and every rerun."""
 
-    def src(line: str) -> str:
-        return line.replace('"stream": "c"', '"stream": "src"')
-
-    refused = src(_schema_line({"id": {"$ref": "#/definitions/missing"}}))
+    src, refused = _as_src, _as_src(_schema_line({"id": {"$ref": "#/definitions/missing"}}))
     lines = [SCHEMA, rec(1), refused, src(rec(2)), rec(3), state({"n": 3})]
     cfg = config(sandbox.url, tmp_path, stream_maps=maps)
     run = run_target(cfg, lines, tmp_path)
