@@ -277,7 +277,8 @@ class TargetOpenAICapi(Target):
         self._refused: set[str] = set()
         # Records rejected for a refused SCHEMA, of streams with an entry under `streams`.
         self._refused_records: dict[str, int] = {}
-        self._sdk_ends_the_run = False  # (its last STATE is written without the checkpoints)
+        self._entry_for: dict[str, bool] = {}  # (_has_an_entry of each such stream, once)
+        self._sdk_ends_the_run = False  # (it writes its last STATE past every record)
         self._failing = False  # fail() is stopping the run
         # With stream maps: each stream's own SCHEMA, for the dead letter of a record a map
         # fails on (the SDK's mapper changes its copy of the schema in place).
@@ -494,7 +495,10 @@ class TargetOpenAICapi(Target):
 
     def _has_an_entry(self, stream: str) -> bool:
         """Whether the stream's records would go to an entry under `streams` (by its name, or
-        the names the stream maps give them), were its SCHEMA not refused."""
+        the names the stream maps give them), were its SCHEMA not refused; worked out once a
+        stream (neither changes in a run)."""
+        if stream in self._entry_for:
+            return self._entry_for[stream]
         try:
             names = _names_made_by_stream_maps(
                 stream,
@@ -502,8 +506,10 @@ class TargetOpenAICapi(Target):
                 dropped_by_default=self.mapper.default_mapper_type is RemoveRecordTransform,
             )
         except Exception:  # (an alias expression that fails: the maps would stop the run too)
-            return True
-        return any(name in self.pipeline.mappings for name in names)
+            names = None
+        has = names is None or any(name in self.pipeline.mappings for name in names)
+        self._entry_for[stream] = has
+        return has
 
     def _refused_entries_failure(self) -> str | None:
         """Why the run fails after all: records of a stream with an entry came under a refused
@@ -693,8 +699,9 @@ class TargetOpenAICapi(Target):
         """Write STATE to stdout as the tap wrote it (checkpoint.py `StateWriter`)."""
         if self.pipeline.nothing_matched or self.pipeline.misspelt_entries():
             return  # the run fails at its end (a misnamed stream entry): it reruns from here
-        if self._refused_records and self._sdk_ends_the_run:
-            return  # (the SDK's last STATE, past a record that came under a refused SCHEMA)
+        checkpoints = self.pipeline.checkpoints
+        if self._sdk_ends_the_run and checkpoints.low_water_mark() < checkpoints.numbered:
+            return  # (the SDK's last STATE, past a record still held: one under a refused SCHEMA)
         if self.pipeline.holds_state_back():
             self._state_withheld = True
             return
@@ -718,8 +725,9 @@ class TargetOpenAICapi(Target):
 
     def _end_of_input(self) -> None:
         self.pipeline.flush()
-        # The SDK's clean-up and its last STATE (all settled now; but for records under a
-        # refused SCHEMA, which no STATE may pass: the checkpoints released what it could)
+        # The SDK's clean-up and its last STATE, which it writes past every record: written
+        # only when the checkpoints hold none back (all is settled now, but a record that came
+        # under a refused SCHEMA holds STATE for good)
         self._sdk_ends_the_run = True
         super().process_endofpipe()
         failure = log_summary(
